@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what Watchkeeper needs on a fresh Debian machine with Python 3.11:
+#   scripts/setup.sh          the server and the SDK in .venv
+#   scripts/setup.sh dev      plus test tools, Chromium, Prometheus and Alertmanager
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-run}
+
+if [ "$mode" = dev ]; then
+  need=()
+  command -v chromium >/dev/null || need+=(chromium)
+  command -v prometheus >/dev/null || need+=(prometheus)
+  command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
+  if [ ${#need[@]} -gt 0 ]; then
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  fi
+fi
+
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+if [ "$mode" = dev ]; then
+  .venv/bin/python -m pip install -q -e '.[dev]'
+else
+  .venv/bin/python -m pip install -q -e '.[server]'
+fi

@@ -1,0 +1,51 @@
+"""The one exception hierarchy of Watchkeeper. Messages say what to do about the problem."""
+
+from __future__ import annotations
+
+
+class WatchkeeperError(Exception):
+    """Base of every error Watchkeeper raises on purpose."""
+
+
+class ConfigError(WatchkeeperError):
+    """A configuration value is wrong; the message names the key and how to fix it."""
+
+
+class DataDirError(ConfigError):
+    """The data directory cannot be created, written or locked."""
+
+
+class DecodeError(WatchkeeperError):
+    """An OTLP body could not be decoded (sent back as 400 with this message)."""
+
+
+class PayloadTooLarge(WatchkeeperError):
+    """A body is over the configured limit once decompressed (sent back as 413)."""
+
+
+class UnsupportedContentType(WatchkeeperError):
+    """A body came with a content type we do not read (sent back as 415)."""
+
+
+class Overloaded(WatchkeeperError):
+    """The server cannot take more now; the client should retry after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class AuthError(WatchkeeperError):
+    """A request carried no API key, or one we do not know (sent back as 401)."""
+
+
+class NotFound(WatchkeeperError):
+    """The thing asked for does not exist (sent back as 404)."""
+
+
+class StoreError(WatchkeeperError):
+    """The span store failed a read or a write."""
+
+
+class ValidationError(WatchkeeperError):
+    """A rule, SLO, channel or query parameter is invalid; the message says which and why."""

@@ -1,0 +1,1 @@
+"""`watchkeeper serve`: OTLP receiver, query API, UI, alerting, all in one process."""

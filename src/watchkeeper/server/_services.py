@@ -1,0 +1,57 @@
+"""The services one server process runs, built once by the app factory and passed in.
+
+Route modules reach them through `services(request)`; nothing is a module-level global.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+from prometheus_client import CollectorRegistry
+
+from watchkeeper.config import Config
+from watchkeeper.server._auth import KeyRing
+from watchkeeper.store import Store
+from watchkeeper.store.meta import MetaStore
+
+
+@dataclass
+class Services:
+    """Everything a request handler may need."""
+
+    config: Config
+    store: Store
+    meta: MetaStore
+    keys: KeyRing
+    registry: CollectorRegistry
+    ingest: Any = None  # watchkeeper.ingest.IngestService
+    alerting: Any = None  # watchkeeper.alerting engine, when enabled
+    clock: Callable[[], float] = time.time
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def services(request: Request) -> Services:
+    """The `Services` of the app serving this request."""
+    svc: Services = request.app.state.services
+    return svc
+
+
+def current_project(request: Request) -> str:
+    """The project this request acts for, from its API key (FastAPI dependency).
+
+    Raises AuthError (answered with 401) when keys are required and the key is missing or
+    wrong. Without keys, `?project=` or `X-Watchkeeper-Project` pick a project.
+    """
+    svc = services(request)
+    default = (
+        request.headers.get("x-watchkeeper-project")
+        or request.query_params.get("project")
+        or svc.config.auth.default_project
+    )
+    return svc.keys.authenticate(
+        request.headers.get("authorization"), request.headers.get("x-api-key"), default
+    )

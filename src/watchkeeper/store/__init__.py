@@ -1,0 +1,31 @@
+"""Span stores (OLAP) and the metadata store (OLTP)."""
+
+from watchkeeper.store._protocol import (
+    Activity,
+    Dimension,
+    Group,
+    Heatmap,
+    Page,
+    Point,
+    ScoreSummary,
+    Scope,
+    SpanFilter,
+    Store,
+    Summary,
+    TraceDetail,
+)
+
+__all__ = [
+    "Activity",
+    "Dimension",
+    "Group",
+    "Heatmap",
+    "Page",
+    "Point",
+    "ScoreSummary",
+    "Scope",
+    "SpanFilter",
+    "Store",
+    "Summary",
+    "TraceDetail",
+]
