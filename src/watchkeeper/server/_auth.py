@@ -17,6 +17,7 @@ from watchkeeper.errors import AuthError, ValidationError
 from watchkeeper.store.meta import METADATA, MetaStore
 
 KEY_PREFIX = "wk_"
+HAS_KEYS_TTL_S = 2.0
 
 api_keys = sa.Table(
     "api_keys",
@@ -60,7 +61,8 @@ class KeyRing:
     def __init__(self, meta: MetaStore, required: bool | None = None) -> None:
         self._meta = meta
         self._required = required
-        self._cache: dict[str, str | None] = {}
+        self._cache: dict[str, str] = {}  # token -> project; hits only, so new keys work
+        self._has_keys: tuple[float, bool] = (0.0, False)
 
     def create(self, project: str, name: str = "") -> tuple[ApiKey, str]:
         """Make a new key for `project`; return it with the secret token (shown only once)."""
@@ -77,7 +79,7 @@ class KeyRing:
                     created_at=key.created_at,
                 )
             )
-        self._cache.clear()
+        self._forget()
         return key, token
 
     def list(self) -> list[ApiKey]:
@@ -102,15 +104,23 @@ class KeyRing:
                 .where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
                 .values(revoked_at=time.time())
             )
-        self._cache.clear()
+        self._forget()
         return bool(res.rowcount)
 
+    def _forget(self) -> None:
+        self._cache.clear()
+        self._has_keys = (0.0, False)
+
     def has_keys(self) -> bool:
-        """True when at least one active key exists."""
+        """True when at least one active key exists (re-read at most every few seconds)."""
+        checked, answer = self._has_keys
+        if time.monotonic() - checked < HAS_KEYS_TTL_S:
+            return answer
         with self._meta.engine.connect() as conn:
             n = conn.execute(
                 sa.select(sa.func.count()).where(api_keys.c.revoked_at.is_(None))
             ).scalar_one()
+        self._has_keys = (time.monotonic(), bool(n))
         return bool(n)
 
     @property
@@ -120,17 +130,19 @@ class KeyRing:
 
     def project_for(self, token: str) -> str | None:
         """The project of an active key, or None."""
-        if token in self._cache:
-            return self._cache[token]
+        cached = self._cache.get(token)
+        if cached is not None:
+            return cached
         with self._meta.engine.connect() as conn:
             project = conn.execute(
                 sa.select(api_keys.c.project).where(
                     api_keys.c.key_hash == _hash(token), api_keys.c.revoked_at.is_(None)
                 )
             ).scalar_one_or_none()
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[token] = project
+        if project is not None:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[token] = project
         return project
 
     def authenticate(self, authorization: str | None, api_key: str | None, default: str) -> str:

@@ -1,0 +1,208 @@
+"""The sub-commands of `watchkeeper`, each a small function over parsed arguments."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from watchkeeper.errors import WatchkeeperError
+
+log = logging.getLogger("watchkeeper.cli")
+
+
+@dataclass(frozen=True)
+class Command:
+    """A sub-command: how to declare its options and how to run it."""
+
+    name: str
+    help: str
+    options: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int] | None = None
+    passthrough: Callable[[Sequence[str]], int] | None = None
+
+    def add_to(self, sub: Any) -> None:
+        """Declare this command on the sub-parser set."""
+        self.options(sub.add_parser(self.name, help=self.help))
+
+
+def _server_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="YAML config file (or WATCHKEEPER_CONFIG)")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port for OTLP, API and UI (default 4318)")
+    p.add_argument("--data-dir", type=Path, help="where data is kept")
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from watchkeeper.config import load_config
+
+    server = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    if args.data_dir is not None:
+        server["data_dir"] = args.data_dir
+    return load_config(args.config, overrides={"server": server} if server else None)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from watchkeeper.server._logging import configure_logging
+    from watchkeeper.server.app import create_app
+
+    config = _load(args)
+    configure_logging(config.server.log_level)
+    app = create_app(config)
+    host = config.server.host
+    keys = app.state.services.keys
+    if not keys.required and not _is_loopback(host):
+        log.warning(
+            "no API keys configured: listening on 127.0.0.1 only instead of %s; "
+            "create a key with 'watchkeeper keys create --project NAME' to listen elsewhere",
+            host,
+        )
+        host = "127.0.0.1"
+    elif not keys.required:
+        log.warning("no API keys configured: listening on %s only, without auth", host)
+    log.info(
+        "watchkeeper listening",
+        extra={"url": f"http://{host}:{config.server.port}", "data_dir": str(config.server.data_dir)},
+    )
+    uvicorn.run(
+        app, host=host, port=config.server.port, log_config=None, access_log=False,
+        timeout_graceful_shutdown=10,
+    )  # fmt: skip
+    return 0
+
+
+def _keys_options(p: argparse.ArgumentParser) -> None:
+    _server_options(p)
+    p.add_argument("action", choices=["create", "list", "revoke"])
+    p.add_argument("--project", help="project the new key writes to and reads from")
+    p.add_argument("--name", default="", help="a label for the key")
+    p.add_argument("--key-id", help="key to revoke")
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from watchkeeper.server._auth import KeyRing
+    from watchkeeper.store.meta import MetaStore
+
+    config = _load(args)
+    meta = MetaStore(config.meta_url)
+    meta.create_all()
+    ring = KeyRing(meta)
+    if args.action == "create":
+        if not args.project:
+            print("keys create needs --project NAME", file=sys.stderr)
+            return 2
+        key, token = ring.create(args.project, args.name)
+        print(f"created key {key.key_id} for project {key.project} (shown once):\n{token}")
+    elif args.action == "list":
+        for k in ring.list():
+            state = "revoked" if k.revoked_at else "active"
+            print(f"{k.key_id}\t{k.project}\t{k.name}\t{state}")
+    else:
+        if not args.key_id or not ring.revoke(args.key_id):
+            print(f"no active key {args.key_id!r}; see: watchkeeper keys list", file=sys.stderr)
+            return 1
+        print(f"revoked {args.key_id}")
+    return 0
+
+
+def _demo_options(p: argparse.ArgumentParser) -> None:
+    _server_options(p)
+    p.add_argument("--rate", type=float, default=8.0, help="demo requests per second")
+    p.add_argument("--duration", type=float, default=0.0, help="seconds to run (0: forever)")
+    p.add_argument("--demo-port", type=int, default=8000, help="port of the demo AI service")
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise WatchkeeperError(f"the server exited with status {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise WatchkeeperError(f"the server did not become ready at {url} in {timeout_s:.0f} s")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from watchkeeper.demo import main as demo_main
+
+    config = _load(args)
+    url = f"http://127.0.0.1:{config.server.port}"
+    cmd = [sys.executable, "-m", "watchkeeper", "serve", "--port", str(config.server.port)]
+    cmd += ["--data-dir", str(config.server.data_dir)]
+    if args.config:
+        cmd += ["--config", str(args.config)]
+    server = subprocess.Popen(cmd)
+    try:
+        _wait_ready(url, server)
+        print(f"\n  Watchkeeper UI: {url}\n  demo AI service: http://127.0.0.1:{args.demo_port}\n")
+        return demo_main(
+            ["--server-url", url, "--rate", str(args.rate), "--duration", str(args.duration),
+             "--port", str(args.demo_port)]
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def _report(argv: Sequence[str]) -> int:
+    from watchkeeper.alerting import report_main
+
+    return report_main(list(argv))
+
+
+def _export(argv: Sequence[str]) -> int:
+    from watchkeeper.alerting.exports import export_main
+
+    return export_main(list(argv))
+
+
+def _no_options(_p: argparse.ArgumentParser) -> None:
+    return None
+
+
+def _guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except WatchkeeperError as exc:
+            print(f"watchkeeper: {exc}", file=sys.stderr)
+            return 2
+
+    return wrapper
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("serve", "run the server: OTLP ingest, API, UI", _server_options, _guarded(_serve)),
+    Command("keys", "create, list or revoke project API keys", _keys_options, _guarded(_keys)),
+    Command("demo", "run the server with a demo AI service and load", _demo_options, _guarded(_demo)),
+    Command("report", "print the daily or weekly digest", _no_options, passthrough=_report),
+    Command("export", "export Prometheus rules, Alertmanager config, Grafana", _no_options,
+            passthrough=_export),
+)  # fmt: skip

@@ -1,0 +1,37 @@
+"""Retention: drop data older than the policy, on a schedule (pure schedule, I/O loop)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from watchkeeper.config import RetentionConfig
+from watchkeeper.store import Store
+
+log = logging.getLogger("watchkeeper.retention")
+DAY_NS = 86_400 * 1_000_000_000
+
+
+def cutoff_ns(now_s: float, days: int) -> int:
+    """The start time before which spans are dropped."""
+    return int(now_s * 1e9) - days * DAY_NS
+
+
+async def retention_loop(
+    store: Store, policy: RetentionConfig, clock: Callable[[], float], stop: asyncio.Event
+) -> None:
+    """Apply the policy now, then every `check_interval_s`, until `stop` is set."""
+    while not stop.is_set():
+        try:
+            dropped = await asyncio.to_thread(
+                store.delete_before, None, cutoff_ns(clock(), policy.days)
+            )
+            if dropped:
+                log.info("retention dropped spans", extra={"dropped": dropped})
+        except Exception:
+            log.exception("retention pass failed; will retry at the next interval")
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=policy.check_interval_s)
+        except TimeoutError:
+            pass

@@ -1,0 +1,161 @@
+"""The app factory: builds the services of one server process and the FastAPI app on them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import IO
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+
+from watchkeeper.config import Config
+from watchkeeper.errors import (
+    AuthError,
+    DataDirError,
+    NotFound,
+    Overloaded,
+    PayloadTooLarge,
+    UnsupportedContentType,
+    ValidationError,
+    WatchkeeperError,
+)
+from watchkeeper.server._auth import KeyRing
+from watchkeeper.server._metered_store import MeteredStore
+from watchkeeper.server._retention import retention_loop
+from watchkeeper.server._services import Services
+from watchkeeper.store import Store
+from watchkeeper.store.meta import MetaStore
+
+log = logging.getLogger("watchkeeper.server")
+
+
+def open_data_dir(path: Path) -> IO[str]:
+    """Create and lock the data directory; one server process owns it (DuckDB's rule)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        lock = (path / ".lock").open("a+")
+    except OSError as exc:
+        raise DataDirError(
+            f"data directory {path} cannot be created or written ({exc.strerror}); "
+            "pick another with --data-dir or fix its permissions"
+        ) from None
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        raise DataDirError(
+            f"data directory {path} is in use by another watchkeeper process; "
+            "stop it or pick another with --data-dir"
+        ) from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(str(os.getpid()))
+    lock.flush()
+    return lock
+
+
+def open_store(config: Config) -> Store:
+    """The span store the configuration names."""
+    backend = config.store.backend
+    if backend == "duckdb":
+        from watchkeeper.store.duckdb import DuckDBStore
+
+        return DuckDBStore(config.span_store_path)
+    raise DataDirError(
+        f"store.backend {backend!r} is not available in this build; use 'duckdb'"
+    )
+
+
+def build_services(config: Config, *, store: Store | None = None) -> Services:
+    """Open the stores and create every service of one server process (not yet started)."""
+    from watchkeeper.ingest import IngestService
+
+    lock = open_data_dir(config.server.data_dir)
+    registry = CollectorRegistry()
+    for collector in (ProcessCollector, PlatformCollector, GCCollector):
+        collector(registry=registry)
+    meta = MetaStore(config.meta_url)
+    meta.create_all()
+    metered = MeteredStore(store or open_store(config), registry)
+    svc = Services(
+        config=config,
+        store=metered,
+        meta=meta,
+        keys=KeyRing(meta, config.auth.required),
+        registry=registry,
+        extras={"data_dir_lock": lock},
+    )
+    svc.ingest = IngestService(config, metered, registry)
+    from watchkeeper.alerting import build_alerting
+
+    svc.alerting = build_alerting(svc)
+    meta.create_all()  # tables declared by the packages imported above
+    return svc
+
+
+def _error_handlers(app: FastAPI) -> None:
+    statuses: dict[type[WatchkeeperError], int] = {
+        AuthError: 401,
+        NotFound: 404,
+        ValidationError: 400,
+        PayloadTooLarge: 413,
+        UnsupportedContentType: 415,
+    }
+
+    async def handle(_request: Request, exc: Exception) -> JSONResponse:
+        status = next((s for t, s in statuses.items() if isinstance(exc, t)), 500)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if isinstance(exc, Overloaded):
+            status, headers = 503, {"Retry-After": str(max(1, round(exc.retry_after)))}
+        return JSONResponse({"error": str(exc)}, status_code=status, headers=headers)
+
+    app.add_exception_handler(WatchkeeperError, handle)
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    svc: Services = app.state.services
+    stop = asyncio.Event()
+    svc.ingest.start()
+    if svc.alerting is not None:
+        await svc.alerting.start()
+    retention = asyncio.create_task(
+        retention_loop(svc.store, svc.config.retention, svc.clock, stop)
+    )
+    try:
+        yield
+    finally:
+        stop.set()
+        await retention
+        if svc.alerting is not None:
+            await svc.alerting.stop()
+        await asyncio.to_thread(svc.ingest.stop)
+        svc.store.close()
+        svc.meta.close()
+        svc.extras["data_dir_lock"].close()
+
+
+def create_app(config: Config, *, services: Services | None = None) -> FastAPI:
+    """The FastAPI app of `watchkeeper serve`: OTLP ingest, APIs, UI and /metrics."""
+    from watchkeeper.server import _alerts_api, _ops, _otlp, _query_api
+    from watchkeeper.ui import mount_ui
+
+    app = FastAPI(
+        title="Watchkeeper",
+        version="0.1.0",
+        description="Observability for AI services: OTLP ingest, query, alerting and SLO API.",
+        lifespan=_lifespan,
+    )
+    app.state.services = services or build_services(config)
+    _error_handlers(app)
+    for module in (_ops, _otlp, _query_api, _alerts_api):
+        app.include_router(module.router)
+    mount_ui(app)
+    return app
