@@ -1,0 +1,127 @@
+"""Prometheus Alertmanager: `POST /api/v2/alerts`.
+
+Alertmanager identifies an alert by its label set, so labels hold only what is stable for the
+alert's life (name, severity, rule, fingerprint, group labels); the value, links and example
+traces go into annotations. A resolved alert is the same label set with `endsAt` set to the
+resolution time.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from watchkeeper.alerting._notification import Notification
+from watchkeeper.alerting.channels import _render
+from watchkeeper.alerting.channels._http import post
+from watchkeeper.alerting.channels._specs import AlertmanagerSpec
+
+_LABEL_NAME = re.compile(r"[^A-Za-z0-9_]")
+
+
+def label_name(name: str) -> str:
+    """A Prometheus-valid label name: letters, digits and '_', not starting with a digit."""
+    cleaned = _LABEL_NAME.sub("_", name) or "_"
+    return "_" + cleaned if cleaned[0].isdigit() else cleaned
+
+
+def alert_labels(n: Notification, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The label set: group labels, then ours (which win on a clash)."""
+    out = {label_name(k): v for k, v in n.labels.items() if v != ""}
+    out.update(extra or {})
+    out.update(
+        {
+            "alertname": n.rule_name,
+            "severity": n.severity,
+            "watchkeeper_rule_id": n.rule_id,
+            "watchkeeper_fingerprint": n.fingerprint,
+        }
+    )
+    if n.kind != "alert":
+        out["watchkeeper_kind"] = n.kind
+    return out
+
+
+def alert_annotations(n: Notification) -> dict[str, str]:
+    """Annotations: what a person reads, and the links."""
+    out = {label_name(k): v for k, v in n.annotations.items()}
+    out["summary"] = n.summary
+    body = n.body_markdown if n.kind in ("digest", "summary") else n.description
+    if body:
+        out["description"] = body
+    if n.value is not None:
+        out["value"] = _render.format_number(n.value, n.unit)
+        out["value_text"] = _render.value_text(n)
+    if n.threshold is not None:
+        out["threshold"] = f"{n.comparison} {_render.format_number(n.threshold, n.unit)}"
+    if n.window_s:
+        out["window"] = _render.format_window(n.window_s)
+    if n.url:
+        out["watchkeeper_url"] = n.url
+    traces = _render.trace_links(n)
+    if traces:
+        out["example_traces"] = "\n".join(t.url or t.text for t in traces)
+    return out
+
+
+def render(
+    n: Notification, spec: AlertmanagerSpec, now: float | None = None
+) -> list[dict[str, Any]]:
+    """The request body: a list holding the one alert."""
+    alert: dict[str, Any] = {
+        "labels": alert_labels(n, spec.extra_labels),
+        "annotations": alert_annotations(n),
+        "startsAt": _render.rfc3339(n.started_at or (now or time.time())),
+    }
+    if n.status == "resolved":
+        alert["endsAt"] = _render.rfc3339(n.ended_at or now or time.time())
+    elif spec.firing_ttl_s is not None:
+        alert["endsAt"] = _render.rfc3339((now or time.time()) + spec.firing_ttl_s)
+    if n.url:
+        alert["generatorURL"] = n.url
+    return [alert]
+
+
+class AlertmanagerChannel:
+    """Pushes alerts into an Alertmanager, which then routes, groups and silences them."""
+
+    type = "alertmanager"
+
+    def __init__(
+        self,
+        spec: AlertmanagerSpec,
+        http: httpx.AsyncClient | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.name = spec.name
+        self._spec = spec
+        self._http = http
+        self._clock = clock
+
+    def _headers(self) -> dict[str, str]:
+        spec = self._spec
+        if spec.bearer_token is not None:
+            return {"Authorization": f"Bearer {spec.bearer_token.get_secret_value()}"}
+        if spec.username is not None:
+            password = spec.password.get_secret_value() if spec.password else ""
+            token = base64.b64encode(f"{spec.username}:{password}".encode()).decode()
+            return {"Authorization": f"Basic {token}"}
+        return {}
+
+    async def send(self, notification: Notification) -> None:
+        """Deliver one notification, or raise DeliveryError."""
+        if notification.status == "resolved" and not self._spec.send_resolved:
+            return
+        await post(
+            self._http,
+            f"{self._spec.url.rstrip('/')}/api/v2/alerts",
+            what=f"alertmanager {self.name}",
+            timeout_s=self._spec.timeout_s,
+            json=render(notification, self._spec, self._clock()),
+            headers=self._headers(),
+        )

@@ -1,0 +1,192 @@
+"""Channel specifications: one validated pydantic model per channel type.
+
+Specs come from the `alerting.channels` list of the config file or from the API. Any string may
+reference the environment as `${NAME}`, so secrets (webhook URLs, tokens, passwords) stay out
+of the file; references are expanded before validation, and secrets are `SecretStr` so they
+never show in a repr or a log line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
+
+from watchkeeper import errors
+from watchkeeper.alerting._notification import Severity
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+ALL_SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "info")
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    severities: tuple[Severity, ...] = ALL_SEVERITIES  # which alerts this channel receives
+    send_resolved: bool = True
+    timeout_s: float = Field(10.0, gt=0, le=120)
+
+
+class WebhookSpec(_Spec):
+    """Generic webhook: our JSON body, HMAC-signed when `secret` is set."""
+
+    type: Literal["webhook"] = "webhook"
+    url: SecretStr
+    secret: SecretStr | None = None
+    headers: dict[str, str] = {}
+
+
+class SlackSpec(_Spec):
+    """Slack incoming webhook."""
+
+    type: Literal["slack"] = "slack"
+    webhook_url: SecretStr
+    channel: str | None = None  # only legacy webhooks honour an override
+
+
+class TelegramSpec(_Spec):
+    """Telegram Bot API sendMessage."""
+
+    type: Literal["telegram"] = "telegram"
+    bot_token: SecretStr
+    chat_id: str
+    message_thread_id: int | None = None  # forum topic
+    api_base: str = "https://api.telegram.org"
+    disable_notification: bool = False
+
+
+class PagerDutySpec(_Spec):
+    """PagerDuty Events API v2."""
+
+    type: Literal["pagerduty"] = "pagerduty"
+    routing_key: SecretStr
+    api_base: str = "https://events.pagerduty.com"
+    source: str = "watchkeeper"
+    component: str | None = None
+    group: str | None = None
+
+
+class GoogleChatSpec(_Spec):
+    """Google Chat incoming webhook, one thread per alert."""
+
+    type: Literal["google_chat"] = "google_chat"
+    webhook_url: SecretStr
+    cards: bool = True  # cardsV2 message; False sends formatted text only
+
+
+class TeamsSpec(_Spec):
+    """Microsoft Teams via a Workflows (Power Automate) webhook, as an Adaptive Card."""
+
+    type: Literal["teams"] = "teams"
+    webhook_url: SecretStr
+
+
+class EmailSpec(_Spec):
+    """E-mail over SMTP, multipart text and HTML."""
+
+    type: Literal["email"] = "email"
+    host: str
+    port: int = Field(587, ge=1, le=65535)
+    sender: str
+    to: tuple[str, ...] = Field(min_length=1)
+    username: str | None = None
+    password: SecretStr | None = None
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    ca_file: Path | None = None  # extra CA to trust (a private or self-signed server cert)
+    subject_prefix: str = "[Watchkeeper]"
+
+
+class AlertmanagerSpec(_Spec):
+    """Prometheus Alertmanager `POST /api/v2/alerts`."""
+
+    type: Literal["alertmanager"] = "alertmanager"
+    url: str  # base URL, e.g. http://alertmanager:9093
+    username: str | None = None
+    password: SecretStr | None = None
+    bearer_token: SecretStr | None = None
+    # Alertmanager resolves an alert it has not heard of for resolve_timeout; when the engine
+    # re-sends firing alerts less often than that, set endsAt this far ahead instead.
+    firing_ttl_s: float | None = Field(None, gt=0)
+    extra_labels: dict[str, str] = {}
+
+
+ChannelSpec = Annotated[
+    WebhookSpec
+    | SlackSpec
+    | TelegramSpec
+    | PagerDutySpec
+    | GoogleChatSpec
+    | TeamsSpec
+    | EmailSpec
+    | AlertmanagerSpec,
+    Field(discriminator="type"),
+]
+_ADAPTER: TypeAdapter[ChannelSpec] = TypeAdapter(ChannelSpec)
+CHANNEL_TYPES = (
+    "webhook",
+    "slack",
+    "telegram",
+    "pagerduty",
+    "google_chat",
+    "teams",
+    "email",
+    "alertmanager",
+)
+
+
+def expand_env(value: Any, env: Mapping[str, str], where: str = "") -> Any:
+    """Replace every `${NAME}` in the strings of a nested structure with env[NAME]."""
+    if isinstance(value, str):
+
+        def lookup(match: re.Match[str]) -> str:
+            var = match.group(1)
+            if var not in env:
+                raise errors.ValidationError(
+                    f"{where or 'channel'}: environment variable {var} is not set "
+                    f"(referenced as ${{{var}}}); export it or write the value in the file"
+                )
+            return env[var]
+
+        return _ENV_REF.sub(lookup, value)
+    if isinstance(value, Mapping):
+        return {k: expand_env(v, env, where) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [expand_env(v, env, where) for v in value]
+    return value
+
+
+def parse_channel_spec(
+    data: Mapping[str, Any], env: Mapping[str, str] | None = None
+) -> ChannelSpec:
+    """Validate one channel spec (after expanding `${ENV}` references)."""
+    env = os.environ if env is None else env
+    where = f"channel {data.get('name', '?')!s}"
+    expanded = expand_env(dict(data), env, where)
+    try:
+        return _ADAPTER.validate_python(expanded)
+    except PydanticValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
+            for e in exc.errors()
+        )
+        kinds = ", ".join(CHANNEL_TYPES)
+        raise errors.ValidationError(f"{where}: {problems} (types: {kinds})") from None
+
+
+def parse_channel_specs(
+    items: Sequence[Mapping[str, Any]], env: Mapping[str, str] | None = None
+) -> list[ChannelSpec]:
+    """Validate a list of channel specs; names must be unique."""
+    specs = [parse_channel_spec(item, env) for item in items]
+    seen: set[str] = set()
+    for spec in specs:
+        if spec.name in seen:
+            raise errors.ValidationError(f"channel {spec.name}: two channels share this name")
+        seen.add(spec.name)
+    return specs

@@ -1,0 +1,108 @@
+"""Microsoft Teams through a Workflows webhook: one Adaptive Card as a message attachment.
+
+Workflows ("Post to a channel when a webhook request is received") expects
+`{"type": "message", "attachments": [{"contentType":
+"application/vnd.microsoft.card.adaptive", "content": <AdaptiveCard>}]}` and answers 202.
+Adaptive Card 1.4 is the newest version Teams renders in every client.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from watchkeeper.alerting._notification import Notification
+from watchkeeper.alerting.channels import _render
+from watchkeeper.alerting.channels._http import post
+from watchkeeper.alerting.channels._specs import TeamsSpec
+
+CARD_VERSION = "1.4"
+CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
+#: Adaptive Card colour names per tone.
+COLOUR = {"critical": "Attention", "warning": "Warning", "info": "Accent", "resolved": "Good"}
+
+
+def _escape(text: str) -> str:
+    # TextBlock renders a Markdown subset: keep user text from turning into links or lists.
+    for char in "\\*_[]`#":
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def _body(n: Notification) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "TextBlock",
+            "text": f"{_render.emoji(n)} {_escape(_render.title(n))}",
+            "size": "Large",
+            "weight": "Bolder",
+            "color": COLOUR[_render.tone(n)],
+            "wrap": True,
+        }
+    ]
+    if n.summary:
+        blocks.append({"type": "TextBlock", "text": _escape(n.summary), "wrap": True})
+    body = n.body_markdown if n.kind in ("digest", "summary") else n.description
+    if body:
+        blocks.append({"type": "TextBlock", "text": body, "wrap": True, "isSubtle": True})
+    if _render.value_text(n):
+        text = _escape(_render.value_text(n))
+        blocks.append({"type": "TextBlock", "text": text, "wrap": True, "weight": "Bolder"})
+    facts = [{"title": k, "value": _escape(v)} for k, v in _render.facts(n)]
+    blocks.append({"type": "FactSet", "facts": facts})
+    traces = _render.trace_links(n)
+    if traces:
+        items = [f"- [{t.text}]({t.url})" if t.url else f"- {t.text}" for t in traces]
+        text = "**Example traces**\n\n" + "\n".join(items)
+        blocks.append({"type": "TextBlock", "text": text, "wrap": True})
+    return blocks
+
+
+def render(n: Notification) -> dict[str, Any]:
+    """The webhook body: a message with one Adaptive Card attachment."""
+    card: dict[str, Any] = {
+        "$schema": CARD_SCHEMA,
+        "type": "AdaptiveCard",
+        "version": CARD_VERSION,
+        "msteams": {"width": "Full"},
+        "body": _body(n),
+    }
+    actions = [
+        {"type": "Action.OpenUrl", "title": link.text, "url": link.url} for link in _render.links(n)
+    ]
+    if actions:
+        card["actions"] = actions
+    return {
+        "type": "message",
+        "attachments": [
+            {
+                "contentType": "application/vnd.microsoft.card.adaptive",
+                "contentUrl": None,
+                "content": card,
+            }
+        ],
+    }
+
+
+class TeamsChannel:
+    """Posts an Adaptive Card to a Teams Workflows webhook."""
+
+    type = "teams"
+
+    def __init__(self, spec: TeamsSpec, http: httpx.AsyncClient | None = None) -> None:
+        self.name = spec.name
+        self._spec = spec
+        self._http = http
+
+    async def send(self, notification: Notification) -> None:
+        """Deliver one notification, or raise DeliveryError."""
+        if notification.status == "resolved" and not self._spec.send_resolved:
+            return
+        await post(
+            self._http,
+            self._spec.webhook_url.get_secret_value(),
+            what=f"teams {self.name}",
+            timeout_s=self._spec.timeout_s,
+            json=render(notification),
+        )

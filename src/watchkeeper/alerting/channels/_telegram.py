@@ -1,0 +1,168 @@
+"""Telegram Bot API `sendMessage` with `parse_mode=HTML`.
+
+A message holds at most 4,096 characters after entity parsing. We build the message as lines
+that are each complete HTML (every tag opened and closed on its line) and split only between
+lines, so no tag is ever cut; a line of free text longer than the limit is cut as plain text
+before it is escaped, so no `&amp;` is cut either. Length is counted in UTF-16 units, which
+is never less than what Telegram counts.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from watchkeeper.alerting._notification import DeliveryError, Notification
+from watchkeeper.alerting.channels import _render
+from watchkeeper.alerting.channels._http import error_for_response, request
+from watchkeeper.alerting.channels._specs import TelegramSpec
+
+MESSAGE_LIMIT = 4096
+VALUE_MAX = 512  # one fact or label value; keeps structured lines far below the limit
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One line of a message: ready HTML, or plain text still to be escaped (and cuttable)."""
+
+    content: str
+    plain: bool = False
+
+
+def units(text: str) -> int:
+    """Length in UTF-16 code units."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def esc(text: str, limit: int = VALUE_MAX) -> str:
+    """Escape for Telegram HTML (also quotes, for attributes), cutting the raw text first."""
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return html.escape(text, quote=True)
+
+
+def _link(text: str, url: str) -> str:
+    if not url:
+        return f"<code>{esc(text)}</code>"
+    return f'<a href="{esc(url, 2048)}">{esc(text)}</a>'
+
+
+def lines(n: Notification) -> list[Line]:
+    """The message as lines, each balanced HTML or plain text."""
+    out = [Line(f"{_render.emoji(n)} <b>{esc(_render.title(n))}</b>")]
+    if n.summary:
+        out.append(Line(f"<b>{esc(n.summary)}</b>"))
+    body = n.body_markdown if n.kind in ("digest", "summary") else n.description
+    out.extend(Line(text, plain=True) for text in body.splitlines())
+    if _render.value_text(n):
+        out.append(Line(f"<i>{esc(_render.value_text(n))}</i>"))
+    out.append(Line(""))
+    out.extend(Line(f"<b>{esc(k)}:</b> {esc(v)}") for k, v in _render.facts(n))
+    traces = _render.trace_links(n)
+    if traces:
+        out.append(Line("<b>Example traces:</b>"))
+        out.extend(Line(f"• {_link(t.text, t.url)}") for t in traces)
+    link_line = " | ".join(_link(link.text, link.url) for link in _render.links(n))
+    if link_line:
+        out.append(Line(link_line))
+    return out
+
+
+def _plain_pieces(text: str, limit: int) -> list[str]:
+    # Cut the raw text so each escaped piece fits; escaping can only grow a piece (≤ 6×).
+    pieces: list[str] = []
+    while text:
+        size = min(len(text), limit)
+        while size > 1 and units(html.escape(text[:size], quote=True)) > limit:
+            size = max(1, size * 3 // 4)
+        pieces.append(html.escape(text[:size], quote=True))
+        text = text[size:]
+    return pieces or [""]
+
+
+def split_messages(message_lines: list[Line], limit: int = MESSAGE_LIMIT) -> list[str]:
+    """Pack lines into as few messages as possible, each at most `limit` units long."""
+    messages: list[str] = []
+    current: list[str] = []
+    size = 0
+    for line in message_lines:
+        pieces = _plain_pieces(line.content, limit) if line.plain else [line.content]
+        for piece in pieces:
+            extra = units(piece) + (1 if current else 0)
+            if current and size + extra > limit:
+                messages.append("\n".join(current))
+                current, size = [], 0
+                extra = units(piece)
+            current.append(piece)
+            size += extra
+    if current:
+        messages.append("\n".join(current))
+    return [m for m in messages if m.strip()]
+
+
+def render(n: Notification, spec: TelegramSpec, limit: int = MESSAGE_LIMIT) -> list[dict[str, Any]]:
+    """The `sendMessage` bodies, in order (usually one)."""
+    bodies = []
+    for text in split_messages(lines(n), limit):
+        body: dict[str, Any] = {
+            "chat_id": spec.chat_id,
+            "text": text,
+            "parse_mode": "HTML",
+            "link_preview_options": {"is_disabled": True},
+        }
+        if spec.message_thread_id is not None:
+            body["message_thread_id"] = spec.message_thread_id
+        if spec.disable_notification or n.status == "resolved":
+            body["disable_notification"] = True
+        bodies.append(body)
+    return bodies
+
+
+def _failure(what: str, response: httpx.Response) -> DeliveryError:
+    exc = error_for_response(what, response)
+    # Telegram puts the wait of a 429 in the body (parameters.retry_after), not always a header.
+    data = _safe_json(response)
+    params = data.get("parameters") if isinstance(data, dict) else None
+    if exc.retryable and exc.retry_after is None and isinstance(params, dict):
+        wait = params.get("retry_after")
+        if isinstance(wait, int | float):
+            return DeliveryError(str(exc), True, float(wait))
+    return exc
+
+
+class TelegramChannel:
+    """Sends messages through a Telegram bot."""
+
+    type = "telegram"
+
+    def __init__(self, spec: TelegramSpec, http: httpx.AsyncClient | None = None) -> None:
+        self.name = spec.name
+        self._spec = spec
+        self._http = http
+
+    def _url(self) -> str:
+        token = self._spec.bot_token.get_secret_value()
+        return f"{self._spec.api_base.rstrip('/')}/bot{token}/sendMessage"
+
+    async def send(self, notification: Notification) -> None:
+        """Deliver one notification (in several messages when long), or raise DeliveryError."""
+        what = f"telegram {self.name}"
+        for body in render(notification, self._spec):
+            response = await request(
+                self._http, self._url(), what=what, timeout_s=self._spec.timeout_s, json=body
+            )
+            if not response.is_success:
+                raise _failure(what, response)
+            data = _safe_json(response)
+            if not (isinstance(data, dict) and data.get("ok") is True):
+                raise DeliveryError(f"{what}: unexpected answer {response.text[:300]!r}", False)
+
+
+def _safe_json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
