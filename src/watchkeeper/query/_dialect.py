@@ -1,0 +1,78 @@
+"""SQL dialects: the few places where DuckDB and ClickHouse spell the same thing differently.
+
+The renderer writes every query once and asks the dialect for these spellings, so a new
+backend adds a `Dialect`, not a second copy of the queries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+def _ch_type(value: object) -> str:
+    if isinstance(value, bool):
+        return "Bool"
+    if isinstance(value, int):
+        return "Int64"
+    if isinstance(value, float):
+        return "Float64"
+    if isinstance(value, (list, tuple)):
+        return "Array(String)"
+    return "String"
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """How one SQL engine spells placeholders, percentiles, conditional counts and division."""
+
+    name: str
+
+    def placeholder(self, name: str, value: object) -> str:
+        """The text that binds parameter `name` (typed in ClickHouse, named in DuckDB)."""
+        if self.name == "clickhouse":
+            return "{" + f"{name}:{_ch_type(value)}" + "}"
+        return f"${name}"
+
+    def quantiles(self, expr: str, qs: Sequence[float]) -> str:
+        """An array of exact quantiles of `expr`, in the order of `qs` (1-based when indexed)."""
+        levels = ", ".join(repr(float(q)) for q in qs)
+        if self.name == "clickhouse":
+            return f"quantilesExact({levels})({expr})"
+        return f"quantile_cont({expr}, [{levels}])"
+
+    def quantile(self, expr: str, q: float) -> str:
+        """One exact quantile of `expr`."""
+        if self.name == "clickhouse":
+            return f"quantileExact({float(q)!r})({expr})"
+        return f"quantile_cont({expr}, {float(q)!r})"
+
+    def count_if(self, cond: str) -> str:
+        """Number of rows where `cond` holds."""
+        return f"countIf({cond})" if self.name == "clickhouse" else f"count_if({cond})"
+
+    def int_div(self, num: str, den: str) -> str:
+        """Integer division rounding toward minus infinity for our non-negative times."""
+        return f"intDiv({num}, {den})" if self.name == "clickhouse" else f"({num} // {den})"
+
+
+DUCKDB = Dialect("duckdb")
+CLICKHOUSE = Dialect("clickhouse")
+
+
+@dataclass(slots=True)
+class Params:
+    """Collects bound parameters while a query is rendered; user input never enters the SQL."""
+
+    dialect: Dialect
+    values: dict[str, object] = field(default_factory=dict)
+
+    def __call__(self, value: object) -> str:
+        """Bind `value` and return its placeholder."""
+        name = f"p{len(self.values)}"
+        self.values[name] = value
+        return self.dialect.placeholder(name, value)
+
+    def many(self, values: Sequence[object]) -> str:
+        """Bind each value; return `(ph1, ph2, ...)` for an IN list."""
+        return "(" + ", ".join(self(v) for v in values) + ")"

@@ -1,0 +1,115 @@
+"""The DuckDB schema of the span store: ordered migrations recorded in `schema_version`.
+
+Each step runs once, in order, in its own transaction; a file written by an older version
+is upgraded when it is opened. Never edit a released step: append a new one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import fields
+from typing import Any
+
+from watchkeeper.model import ScoreRow, SpanRow
+
+_INT = {"start_ns", "duration_ns", "created_ns"} | {
+    f"{t}_tokens" for t in ("input", "output", "cache_read", "cache_write", "reasoning")
+}
+_FLOAT = {"cost_usd", "value"}
+_SMALLINT = {"http_status_code"}
+_REQUIRED = {
+    "project",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "name",
+    "start_ns",
+    "duration_ns",
+    "service",
+    "environment",
+    "span_kind",
+    "operation",
+    "status_code",
+    "outcome",
+    "cost_source",
+    "score_id",
+    "created_ns",
+    "source",
+}
+
+
+def sql_type(column: str) -> str:
+    """The DuckDB type of a `SpanRow`/`ScoreRow` column (times are BIGINT nanoseconds)."""
+    if column in _INT:
+        return "BIGINT"
+    if column in _FLOAT:
+        return "DOUBLE"
+    if column in _SMALLINT:
+        return "INTEGER"
+    return "VARCHAR"
+
+
+def _columns(row_type: Any) -> str:
+    cols = []
+    for f in fields(row_type):
+        null = " NOT NULL" if f.name in _REQUIRED else ""
+        cols.append(f"{f.name} {sql_type(f.name)}{null}")
+    return ", ".join(cols)
+
+
+#: (version, what it does, statements). Version 1 is the first released layout.
+MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
+    (
+        1,
+        "spans, compressed payloads, scores",
+        (
+            f"CREATE TABLE spans ({_columns(SpanRow)})",
+            "CREATE TABLE payloads (project VARCHAR NOT NULL, trace_id VARCHAR NOT NULL, "
+            "span_id VARCHAR NOT NULL, start_ns BIGINT NOT NULL, io BLOB, meta BLOB)",
+            f"CREATE TABLE scores ({_columns(ScoreRow)}, PRIMARY KEY (score_id))",
+        ),
+    ),
+    (
+        2,
+        "traces side table (trace id -> first/last span start) for trace lookups",
+        (
+            "CREATE TABLE traces (trace_id VARCHAR NOT NULL, project VARCHAR NOT NULL, "
+            "min_start_ns BIGINT NOT NULL, max_start_ns BIGINT NOT NULL, "
+            "PRIMARY KEY (trace_id, project))",
+            "INSERT INTO traces SELECT trace_id, project, min(start_ns), max(start_ns) "
+            "FROM spans GROUP BY trace_id, project",
+        ),
+    ),
+)
+LATEST = MIGRATIONS[-1][0]
+
+
+def current_version(con: Any) -> int:
+    """The schema version of an open database (0 when empty)."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version "
+        "(version INTEGER NOT NULL, description VARCHAR, applied_ns BIGINT)"
+    )
+    row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def migrate(con: Any, target: int = LATEST) -> int:
+    """Apply every step above the current version up to `target`; return the new version."""
+    version = current_version(con)
+    for step, description, statements in MIGRATIONS:
+        if version < step <= target:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for sql in statements:
+                    con.execute(sql)
+                con.execute(
+                    "INSERT INTO schema_version VALUES ($v, $d, $t)",
+                    {"v": step, "d": description, "t": time.time_ns()},
+                )
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
+            version = step
+    return version

@@ -1,0 +1,341 @@
+"""The DuckDB span store: one file (or memory), one writer thread, queries from any thread.
+
+Spans live in a narrow append-only table with times as BIGINT ns, so DuckDB's per-row-group
+min/max (zone maps) skip the data outside a time range; ingest order is close to time order.
+Payloads are zstd blobs in their own table, read when a trace is opened or text searched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import zstandard
+
+from watchkeeper.errors import StoreError, ValidationError
+from watchkeeper.model import PayloadRow, ScoreRow, SpanBatch, SpanRow
+from watchkeeper.query import _render as r
+from watchkeeper.query import _results as res
+from watchkeeper.query._dialect import DUCKDB
+from watchkeeper.store._duckdb_arrow import keys_table, payloads_table, scores_table, spans_table
+from watchkeeper.store._duckdb_schema import migrate
+from watchkeeper.store._payload import PayloadCodec, decode_payload, matches
+from watchkeeper.store._protocol import (
+    Activity,
+    Dimension,
+    Group,
+    Heatmap,
+    Page,
+    Point,
+    ScoreSummary,
+    SpanFilter,
+    Summary,
+    TraceDetail,
+)
+
+TEXT_CHUNK = 2_000  # candidates fetched (and payloads decompressed) per round of a text search
+TEXT_BUDGET = 20_000  # candidates one text-search call examines at most before it pages
+_Key = tuple[str, str, str]
+
+
+def _key(row: SpanRow | PayloadRow) -> _Key:
+    return (row.project, row.trace_id, row.span_id)
+
+
+def _unique(rows: Sequence[Any]) -> list[Any]:
+    seen: dict[_Key, Any] = {}
+    for row in rows:
+        seen.setdefault(_key(row), row)
+    return list(seen.values())
+
+
+class DuckDBStore:
+    """The `Store` on DuckDB; `path=None` keeps everything in memory (tests)."""
+
+    dialect = DUCKDB
+
+    def __init__(self, path: Path | None = None, *, text_budget: int = TEXT_BUDGET) -> None:
+        try:
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            self._con = duckdb.connect(":memory:" if path is None else str(path))
+            migrate(self._con)
+        except (duckdb.Error, OSError) as exc:
+            raise StoreError(f"cannot open span store {path}: {exc}") from exc
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        self._cursors: list[Any] = []
+        self._cursors_lock = threading.Lock()
+        self._codec = PayloadCodec()
+        self._text_budget = text_budget
+
+    # -- plumbing ----------------------------------------------------------------------------
+    def _cursor(self) -> Any:
+        """This thread's own connection to the database (DuckDB cursors are not shared)."""
+        cur = getattr(self._local, "cursor", None)
+        if cur is None:
+            with self._cursors_lock:
+                cur = self._con.cursor()
+                self._cursors.append(cur)
+            self._local.cursor = cur
+        return cur
+
+    def _rows(self, q: r.Query) -> list[tuple[Any, ...]]:
+        try:
+            rows: list[tuple[Any, ...]] = self._cursor().execute(q.sql, q.params).fetchall()
+        except duckdb.Error as exc:
+            raise StoreError(f"span store query failed: {exc}") from exc
+        return rows
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        with self._write_lock:
+            cur = self._cursor()
+            try:
+                cur.execute("BEGIN TRANSACTION")
+                yield cur
+                cur.execute("COMMIT")
+            except duckdb.Error as exc:
+                cur.execute("ROLLBACK")
+                raise StoreError(f"span store write failed: {exc}") from exc
+
+    # -- writes ------------------------------------------------------------------------------
+    def _existing(self, cur: Any, spans: Sequence[SpanRow]) -> set[_Key]:
+        """Keys of the batch already stored; the batch's time range bounds the scan."""
+        cur.register("wk_batch_keys", keys_table(spans))
+        try:
+            rows = cur.execute(
+                "SELECT s.project, s.trace_id, s.span_id FROM spans s "
+                "SEMI JOIN wk_batch_keys b ON s.span_id = b.span_id "
+                "AND s.trace_id = b.trace_id AND s.project = b.project "
+                "WHERE s.start_ns BETWEEN $lo AND $hi",
+                {"lo": min(s.start_ns for s in spans), "hi": max(s.start_ns for s in spans)},
+            ).fetchall()
+        finally:
+            cur.unregister("wk_batch_keys")
+        return {(a, b, c) for a, b, c in rows}
+
+    def write(self, batch: SpanBatch) -> int:
+        """Store the spans (and payloads) not stored yet; return how many were new."""
+        spans = _unique(batch.spans)
+        if not spans:
+            return 0
+        with self._transaction() as cur:
+            old = self._existing(cur, spans)
+            new = [s for s in spans if _key(s) not in old]
+            if not new:
+                return 0
+            keys = {_key(s) for s in new}
+            payloads = [p for p in _unique(batch.payloads) if _key(p) in keys]
+            self._append(cur, "spans", spans_table(new))
+            if payloads:
+                self._append(cur, "payloads", payloads_table(payloads, self._codec))
+            cur.execute(
+                "INSERT INTO traces SELECT trace_id, project, min(start_ns), max(start_ns) "
+                "FROM wk_new_spans GROUP BY trace_id, project ON CONFLICT DO UPDATE SET "
+                "min_start_ns = least(traces.min_start_ns, excluded.min_start_ns), "
+                "max_start_ns = greatest(traces.max_start_ns, excluded.max_start_ns)"
+            )
+            cur.unregister("wk_new_spans")
+        return len(new)
+
+    @staticmethod
+    def _append(cur: Any, table: str, data: Any) -> None:
+        view = f"wk_new_{table}"
+        cur.register(view, data)
+        cols = ", ".join(data.column_names)
+        cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {view}")
+        if table != "spans":  # the traces upsert still reads the new spans
+            cur.unregister(view)
+
+    def write_scores(self, scores: Sequence[ScoreRow]) -> None:
+        """Store scores; a score_id already stored is left as it is."""
+        unique = list({s.score_id: s for s in reversed(scores)}.values())
+        if not unique:
+            return
+        with self._transaction() as cur:
+            data = scores_table(unique)
+            cur.register("wk_new_scores", data)
+            cols = ", ".join(data.column_names)
+            cur.execute(f"INSERT OR IGNORE INTO scores ({cols}) SELECT {cols} FROM wk_new_scores")
+            cur.unregister("wk_new_scores")
+
+    def delete_before(self, project: str | None, before_ns: int) -> int:
+        """Drop spans, payloads, scores and trace entries older than `before_ns`."""
+        where = "project = $p AND " if project is not None else ""
+        params: dict[str, object] = {"t": before_ns}
+        if project is not None:
+            params["p"] = project
+        with self._transaction() as cur:
+            row = cur.execute(
+                f"SELECT count(*) FROM spans WHERE {where}start_ns < $t", params
+            ).fetchone()
+            for table, col in (
+                ("spans", "start_ns"),
+                ("payloads", "start_ns"),
+                ("scores", "created_ns"),
+                ("traces", "max_start_ns"),
+            ):
+                cur.execute(f"DELETE FROM {table} WHERE {where}{col} < $t", params)
+        return int(row[0]) if row else 0
+
+    # -- queries -----------------------------------------------------------------------------
+    def summary(self, f: SpanFilter, last_n: int | None = None) -> Summary:
+        """Summary of the filtered spans (or of the `last_n` newest)."""
+        return res.summary_from_row(self._rows(r.summary_query(f, DUCKDB, last_n))[0])
+
+    def breakdown(
+        self, f: SpanFilter, by: Dimension, limit: int = 20, order: str = "count"
+    ) -> list[Group]:
+        """Summaries per value of `by`."""
+        rows = self._rows(r.breakdown_query(f, DUCKDB, by, limit, order))
+        return [Group(row[0], res.summary_from_row(row[1:])) for row in rows]
+
+    def timeseries(
+        self, f: SpanFilter, step_s: int, by: Dimension | None = None, limit: int = 10
+    ) -> list[Point]:
+        """Summaries per time bucket (buckets without spans are left out)."""
+        keys: list[str | None] = []
+        if by is not None:
+            keys = [row[0] for row in self._rows(r.top_keys_query(f, DUCKDB, by, limit))]
+            if not keys:
+                return []
+        rows = self._rows(r.timeseries_query(f, DUCKDB, step_s * 1_000_000_000, by, keys))
+        return [Point(int(row[0]), res.summary_from_row(row[2:]), row[1]) for row in rows]
+
+    def heatmap(self, f: SpanFilter, step_s: int, bounds_ms: Sequence[float]) -> Heatmap:
+        """Span counts per time bucket and latency bucket (the last one: above every bound)."""
+        step = step_s * 1_000_000_000
+        bounds_ns = [round(b * 1e6) for b in bounds_ms]
+        rows = self._rows(r.heatmap_query(f, DUCKDB, step, bounds_ns))
+        if f.start_ns is not None and f.end_ns is not None:
+            span = (f.start_ns // step * step, (f.end_ns - 1) // step * step)
+        else:
+            span = (
+                (min(int(b) for b, _, _ in rows), max(int(b) for b, _, _ in rows))
+                if rows
+                else (0, 0)
+            )
+        return res.heatmap_from_rows(rows, step, bounds_ms, span)
+
+    def search_spans(self, f: SpanFilter, limit: int = 50, cursor: str | None = None) -> Page:
+        """Spans newest first; with `f.text`, at most `text_budget` candidates per call."""
+        if not 1 <= limit <= 1000:
+            raise ValidationError(f"limit must be between 1 and 1000 (got {limit})")
+        after = res.decode_cursor(cursor) if cursor else None
+        if f.text:
+            return self._text_search(f, limit, after)
+        rows = self._rows(r.search_query(f, DUCKDB, limit + 1, after))
+        items = [res.span_from_row(row) for row in rows[:limit]]
+        more = len(rows) > limit
+        return Page(
+            items, res.encode_cursor(items[-1].start_ns, items[-1].span_id) if more else None
+        )
+
+    def _text_search(self, f: SpanFilter, limit: int, after: tuple[int, str] | None) -> Page:
+        needle = (f.text or "").lower()
+        dz = zstandard.ZstdDecompressor()
+        found: list[SpanRow] = []
+        scanned = 0
+        while True:
+            chunk = [
+                res.span_from_row(row)
+                for row in self._rows(r.search_query(f, DUCKDB, TEXT_CHUNK, after))
+            ]
+            blobs = self._io_blobs(f.project, chunk)
+            for i, span in enumerate(chunk):
+                if matches(blobs.get(span.span_id), needle, dz):
+                    found.append(span)
+                    if len(found) == limit:
+                        last = i == len(chunk) - 1 and len(chunk) < TEXT_CHUNK
+                        cursor = None if last else res.encode_cursor(span.start_ns, span.span_id)
+                        return Page(found, cursor)
+            scanned += len(chunk)
+            if len(chunk) < TEXT_CHUNK:
+                return Page(found, None)
+            after = (chunk[-1].start_ns, chunk[-1].span_id)
+            if scanned >= self._text_budget:  # bound the work: the client asks for more
+                return Page(found, res.encode_cursor(*after))
+
+    def _io_blobs(self, project: str, spans: Sequence[SpanRow]) -> dict[str, bytes | None]:
+        if not spans:
+            return {}
+        q = r.Query(
+            "SELECT span_id, trace_id, io FROM payloads WHERE project = $p "
+            "AND start_ns BETWEEN $lo AND $hi AND list_contains($ids, span_id)",
+            {
+                "p": project,
+                "lo": min(s.start_ns for s in spans),
+                "hi": max(s.start_ns for s in spans),
+                "ids": [s.span_id for s in spans],
+            },
+        )
+        traces = {s.span_id: s.trace_id for s in spans}
+        return {sid: io for sid, tid, io in self._rows(q) if traces.get(sid) == tid}
+
+    def trace(self, project: str, trace_id: str) -> TraceDetail | None:
+        """Every span of one trace, found through the `traces` side table."""
+        lo, hi = self._rows(r.trace_range_query(project, trace_id, DUCKDB))[0]
+        if lo is None:
+            return None
+        spans = [
+            res.span_from_row(row)
+            for row in self._rows(r.trace_spans_query(project, trace_id, lo, hi, DUCKDB))
+        ]
+        if not spans:
+            return None
+        q = r.Query(
+            "SELECT project, trace_id, span_id, start_ns, io, meta FROM payloads "
+            "WHERE project = $p AND start_ns BETWEEN $lo AND $hi AND trace_id = $t",
+            {"p": project, "lo": lo, "hi": hi, "t": trace_id},
+        )
+        dz = zstandard.ZstdDecompressor()
+        payloads = {row[2]: decode_payload(row, dz) for row in self._rows(q)}
+        scores = [
+            res.score_from_row(row)
+            for row in self._rows(r.trace_scores_query(project, trace_id, DUCKDB))
+        ]
+        return TraceDetail(trace_id, spans, payloads, scores)
+
+    def scores_summary(self, f: SpanFilter, name: str | None = None) -> list[ScoreSummary]:
+        """Aggregates per score name."""
+        rows = self._rows(r.scores_summary_query(f, DUCKDB, name))
+        return [res.score_summary_from_row(row) for row in rows]
+
+    def scores(self, f: SpanFilter, limit: int = 100) -> list[ScoreRow]:
+        """Newest scores first."""
+        return [res.score_from_row(row) for row in self._rows(r.scores_query(f, DUCKDB, limit))]
+
+    def sessions(self, f: SpanFilter, limit: int = 50) -> list[Activity]:
+        """Sessions active in the range, most recent first."""
+        rows = self._rows(r.activity_query(f, DUCKDB, "session", limit))
+        return [res.activity_from_row(row) for row in rows]
+
+    def users(self, f: SpanFilter, limit: int = 50) -> list[Activity]:
+        """Users active in the range, most recent first."""
+        rows = self._rows(r.activity_query(f, DUCKDB, "user", limit))
+        return [res.activity_from_row(row) for row in rows]
+
+    def count(self, project: str | None = None) -> int:
+        """Number of stored spans."""
+        return int(self._rows(r.count_query(project, DUCKDB))[0][0])
+
+    def ping(self) -> None:
+        """Raise StoreError when the database does not answer."""
+        self._rows(r.Query("SELECT 1", {}))
+
+    def close(self) -> None:
+        """Checkpoint the WAL into the file and close every connection."""
+        with self._write_lock, self._cursors_lock:
+            # an in-memory or already-closed database has nothing to flush
+            with contextlib.suppress(duckdb.Error):
+                self._con.execute("CHECKPOINT")
+            for cur in self._cursors:
+                cur.close()
+            self._cursors.clear()
+            self._con.close()
