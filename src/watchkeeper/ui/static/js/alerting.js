@@ -1,0 +1,78 @@
+// Helpers for alerting objects whose exact field names the UI reads leniently, and the
+// form that creates a silence.
+
+import { h, mount } from "./dom.js";
+import * as api from "./api.js";
+
+/** The first present field among `keys`. */
+export function pick(obj, ...keys) {
+  for (const k of keys) if (obj && obj[k] !== undefined && obj[k] !== null) return obj[k];
+  return undefined;
+}
+
+/** Unix seconds, unix ms or ISO-8601 to unix ms. */
+export function toMs(v) {
+  if (v === undefined || v === null || v === "") return null;
+  if (typeof v === "number") return v > 1e11 ? v : v * 1000;
+  const n = Number(v);
+  if (!Number.isNaN(n)) return toMs(n);
+  const t = Date.parse(v);
+  return Number.isNaN(t) ? null : t;
+}
+
+export function labelsOf(x) {
+  const l = pick(x, "labels", "group_labels") || {};
+  return typeof l === "object" ? l : {};
+}
+
+const DURATIONS = [["30m", 1800], ["1h", 3600], ["2h", 7200], ["4h", 14400], ["12h", 43200], ["1d", 86400], ["7d", 604800]];
+const OPS = ["=", "!=", "=~", "!~"];
+
+function matcherRow(remove) {
+  const row = h("div", { class: "matcher" },
+    h("input", { name: "m-name", placeholder: "label (e.g. alertname)", "aria-label": "Matcher label", required: true }),
+    h("select", { name: "m-op", "aria-label": "Matcher operator" }, OPS.map((o) => h("option", { value: o }, o))),
+    h("input", { name: "m-value", placeholder: "value", "aria-label": "Matcher value", required: true }),
+    h("button", { type: "button", class: "btn small ghost", "aria-label": "Remove matcher", onclick: () => remove(row) }, "×"));
+  return row;
+}
+
+/** A form posting a silence: matchers, duration, comment, author; calls `done` on success. */
+export function silenceForm(done) {
+  const rows = h("div", { class: "matchers" });
+  const remove = (row) => { if (rows.children.length > 1) row.remove(); };
+  rows.append(matcherRow(remove));
+  const status = h("div", { role: "status", "aria-live": "polite" });
+  const form = h("form", { class: "silence-form", "aria-label": "New silence", onsubmit: async (ev) => {
+    ev.preventDefault();
+    const fd = new FormData(form);
+    const names = fd.getAll("m-name");
+    const ops = fd.getAll("m-op");
+    const values = fd.getAll("m-value");
+    const matchers = names.map((name, i) => ({ name: String(name).trim(), value: String(values[i]).trim(), op: ops[i],
+      is_regex: ops[i].includes("~"), is_equal: !ops[i].startsWith("!") }));
+    const duration = Number(fd.get("duration"));
+    const now = Date.now();
+    const body = {
+      matchers, duration_s: duration, starts_at: now / 1000, ends_at: now / 1000 + duration,
+      comment: String(fd.get("comment") || ""), created_by: String(fd.get("created_by") || "ui"),
+    };
+    try {
+      await api.post("/api/v1/silences", body);
+      mount(status, h("div", { class: "notice" }, "Silence created"));
+      form.reset();
+      await done();
+    } catch (err) {
+      mount(status, h("div", { class: "error" }, "Could not create the silence: " + err.message));
+    }
+  } },
+  h("div", { class: "field" }, "Matchers", rows,
+    h("button", { type: "button", class: "btn small", onclick: () => rows.append(matcherRow(remove)) }, "+ Add matcher")),
+  h("label", { class: "field" }, "Duration", h("select", { name: "duration" },
+    DURATIONS.map(([l, s]) => h("option", { value: s, selected: s === 7200 }, l)))),
+  h("label", { class: "field" }, "Comment", h("input", { name: "comment", placeholder: "why (e.g. deploy in progress)", required: true })),
+  h("label", { class: "field" }, "Created by", h("input", { name: "created_by", placeholder: "your name", value: "" })),
+  h("div", { class: "row-end" }, h("button", { type: "submit", class: "btn primary" }, "Create silence")),
+  status);
+  return form;
+}

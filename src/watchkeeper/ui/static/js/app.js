@@ -1,0 +1,150 @@
+// The shell: navigation, theme, API key prompt, client routing and live refresh.
+
+import { h, mount } from "./dom.js";
+import * as api from "./api.js";
+import * as url from "./url.js";
+import * as range from "./range.js";
+
+const ROUTES = [
+  { re: /^\/(overview)?$/, page: "overview", nav: "overview" },
+  { re: /^\/traces\/([0-9a-fA-F-]+)$/, page: "trace", nav: "traces" },
+  { re: /^\/traces$/, page: "traces", nav: "traces" },
+  { re: /^\/sessions$/, page: "activity", nav: "sessions" },
+  { re: /^\/users$/, page: "activity", nav: "users" },
+  { re: /^\/alerts(\/\w+)?$/, page: "alerts", nav: "alerts" },
+  { re: /^\/slos(\/[\w.-]+)?$/, page: "slos", nav: "slos" },
+  { re: /^\/review$/, page: "review", nav: "review" },
+];
+
+const NAV = [
+  { id: "overview", label: "Overview", href: "/", icon: "M3 13h4v8H3zM10 8h4v13h-4zM17 3h4v18h-4z" },
+  { id: "traces", label: "Traces", href: "/traces", icon: "M3 5h12M6 10h12M9 15h10M5 20h8" },
+  { id: "sessions", label: "Sessions", href: "/sessions", icon: "M4 5h16v10H8l-4 4z" },
+  { id: "users", label: "Users", href: "/users", icon: "M12 12a4 4 0 1 0 0-8 4 4 0 0 0 0 8zM4 21c0-4 4-6 8-6s8 2 8 6" },
+  { id: "alerts", label: "Alerts", href: "/alerts", icon: "M12 3a6 6 0 0 0-6 6v4l-2 3h16l-2-3V9a6 6 0 0 0-6-6zM10 19a2 2 0 0 0 4 0" },
+  { id: "slos", label: "SLOs", href: "/slos", icon: "M12 3a9 9 0 1 0 9 9h-9z" },
+  { id: "review", label: "Review", href: "/review", icon: "M5 12l4 4 10-10" },
+];
+
+const LIVE_MS = 10_000;
+const THEME_KEY = "watchkeeper.theme";
+
+let active = null; // {controller, refresh, timer}
+
+function renderNav(current) {
+  const carry = range.carry();
+  mount(document.getElementById("nav"), h("ul", {}, NAV.map((n) => {
+    const keep = ["overview", "traces", "sessions", "users"].includes(n.id) ? carry : {};
+    return h("li", {}, h("a", {
+      href: url.href(n.href, keep), class: ["nav-link", n.id === current && "active"],
+      "aria-current": n.id === current ? "page" : null,
+    }, svgIcon(n.icon), h("span", {}, n.label)));
+  })));
+}
+
+function svgIcon(d) {
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("aria-hidden", "true");
+  svg.setAttribute("class", "icon");
+  const p = document.createElementNS("http://www.w3.org/2000/svg", "path");
+  p.setAttribute("d", d);
+  svg.append(p);
+  return svg;
+}
+
+function stop() {
+  if (!active) return;
+  active.controller.abort();
+  clearInterval(active.timer);
+  active = null;
+}
+
+async function route() {
+  stop();
+  const path = location.pathname.replace(/\/+$/, "") || "/";
+  const match = ROUTES.find((r) => r.re.test(path));
+  renderNav(match ? match.nav : null);
+  const main = document.getElementById("main");
+  if (!match) {
+    mount(main, h("div", { class: "page" }, h("h1", {}, "Not found"), h("p", {}, h("a", { href: "/" }, "Back to the overview"))));
+    return;
+  }
+  const controller = new AbortController();
+  const state = { controller, refresh: null, timer: null };
+  active = state;
+  const ctx = {
+    signal: controller.signal,
+    path,
+    match: match.re.exec(path),
+    nav: match.nav,
+    /** A page that can refresh in place registers it; the shell calls it while live. */
+    live(fn) { state.refresh = fn; },
+  };
+  const page = await import(`./pages/${match.page}.js`);
+  if (active !== state) return;
+  const root = h("div", { class: "page", "data-page": match.page });
+  mount(main, root);
+  document.title = `${NAV.find((n) => n.id === match.nav)?.label || "Watchkeeper"} · Watchkeeper`;
+  try {
+    await page.render(root, ctx);
+  } catch (err) {
+    if (err.name !== "AbortError") console.error(err);
+  }
+  if (range.current().live) {
+    state.timer = setInterval(() => {
+      if (document.visibilityState === "visible" && state.refresh && !document.querySelector("details[open], dialog[open]")) {
+        state.refresh();
+      }
+    }, LIVE_MS);
+  }
+}
+
+function initTheme() {
+  const root = document.documentElement;
+  const saved = localStorage.getItem(THEME_KEY);
+  if (saved) root.dataset.theme = saved;
+  const btn = document.getElementById("theme-toggle");
+  const isDark = () => root.dataset.theme ? root.dataset.theme === "dark" : matchMedia("(prefers-color-scheme: dark)").matches;
+  const label = () => {
+    btn.textContent = isDark() ? "☀ Light theme" : "☾ Dark theme";
+    btn.setAttribute("aria-pressed", String(isDark()));
+  };
+  label();
+  btn.addEventListener("click", () => {
+    root.dataset.theme = isDark() ? "light" : "dark";
+    localStorage.setItem(THEME_KEY, root.dataset.theme);
+    label();
+    route(); // charts read colours from CSS variables; redraw them
+  });
+}
+
+function initAuth() {
+  const dialog = document.getElementById("auth-dialog");
+  const input = document.getElementById("auth-key");
+  const open = (message) => {
+    if (dialog.open) return;
+    document.getElementById("auth-message").textContent = message || "This server asks for an API key.";
+    input.value = api.getKey();
+    dialog.showModal();
+    input.focus();
+  };
+  api.onAuthRequired(open);
+  document.getElementById("key-button").addEventListener("click", () => open("Paste an API key for this server."));
+  document.getElementById("auth-form").addEventListener("submit", () => {
+    api.setKey(input.value.trim());
+    route();
+  });
+  document.getElementById("auth-clear").addEventListener("click", () => {
+    api.setKey("");
+    input.value = "";
+    dialog.close();
+    route();
+  });
+}
+
+initTheme();
+initAuth();
+url.interceptLinks(document.body);
+url.onNavigate(route);
+route();

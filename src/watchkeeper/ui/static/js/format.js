@@ -1,0 +1,92 @@
+// Number, time and money formatting shared by every page.
+
+const nf = new Intl.NumberFormat("en-US");
+
+export function int(n) {
+  return n === null || n === undefined ? "–" : nf.format(Math.round(n));
+}
+
+/** Compact counts: 1.2k, 3.4M. */
+export function compact(n) {
+  if (n === null || n === undefined) return "–";
+  const a = Math.abs(n);
+  if (a >= 1e9) return (n / 1e9).toFixed(a >= 1e10 ? 0 : 1) + "B";
+  if (a >= 1e6) return (n / 1e6).toFixed(a >= 1e7 ? 0 : 1) + "M";
+  if (a >= 1e3) return (n / 1e3).toFixed(a >= 1e4 ? 0 : 1) + "k";
+  return String(Math.round(n * 100) / 100);
+}
+
+export function ms(v) {
+  if (v === null || v === undefined || Number.isNaN(v)) return "–";
+  if (v === 0) return "0 ms";
+  if (v >= 60000) return (v / 60000).toFixed(1) + " min";
+  if (v >= 10000) return (v / 1000).toFixed(1) + " s";
+  if (v >= 1000) return (v / 1000).toFixed(2) + " s";
+  if (v >= 10) return Math.round(v) + " ms";
+  return v.toFixed(1) + " ms";
+}
+
+export function pct(r, digits = 1) {
+  if (r === null || r === undefined || Number.isNaN(r)) return "–";
+  const p = r * 100;
+  if (p > 99.9 && p < 100) return p.toFixed(Math.max(digits, 2)) + "%";
+  return p.toFixed(digits) + "%";
+}
+
+export function usd(v) {
+  if (v === null || v === undefined) return "–";
+  if (v === 0) return "$0";
+  if (Math.abs(v) < 0.01) return "$" + v.toFixed(4);
+  if (Math.abs(v) < 100) return "$" + v.toFixed(2);
+  return "$" + nf.format(Math.round(v));
+}
+
+const timeFmt = new Intl.DateTimeFormat(undefined, {
+  hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
+});
+const dayFmt = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
+const fullFmt = new Intl.DateTimeFormat(undefined, {
+  month: "short", day: "numeric",
+  hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
+});
+
+/** A unix-ms timestamp as "Nov 23, 18:04:05". */
+export function dateTime(tMs) {
+  return tMs ? fullFmt.format(new Date(tMs)) : "–";
+}
+
+export function time(tMs) {
+  return timeFmt.format(new Date(tMs));
+}
+
+/** Axis label of a time tick: hh:mm for short spans, "Nov 23" across days. */
+export function tick(tMs, spanMs) {
+  const d = new Date(tMs);
+  if (spanMs > 3 * 86400e3) return dayFmt.format(d);
+  const hhmm = String(d.getHours()).padStart(2, "0") + ":" + String(d.getMinutes()).padStart(2, "0");
+  if (spanMs > 86400e3) return dayFmt.format(d) + " " + hhmm;
+  return hhmm;
+}
+
+export function ago(tMs, now = Date.now()) {
+  if (!tMs) return "–";
+  const s = Math.max(0, (now - tMs) / 1000);
+  if (s < 60) return Math.round(s) + "s ago";
+  if (s < 3600) return Math.round(s / 60) + "m ago";
+  if (s < 86400) return Math.round(s / 3600) + "h ago";
+  return Math.round(s / 86400) + "d ago";
+}
+
+/** A duration in seconds as "5m", "2h", "1d 3h". */
+export function seconds(s) {
+  if (s === null || s === undefined) return "–";
+  if (s < 60) return Math.round(s) + "s";
+  if (s < 3600) return Math.round(s / 60) + "m";
+  if (s < 86400) return (s / 3600).toFixed(s % 3600 ? 1 : 0) + "h";
+  return (s / 86400).toFixed(s % 86400 ? 1 : 0) + "d";
+}
+
+/** Nanoseconds (number or numeric string) to milliseconds. */
+export function nsToMs(ns) {
+  return ns === null || ns === undefined ? null : Number(ns) / 1e6;
+}

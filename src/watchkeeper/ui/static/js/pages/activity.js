@@ -1,0 +1,55 @@
+// Sessions and Users: who and which conversations were active, each linking to its traces.
+
+import { h, mount } from "../dom.js";
+import * as api from "../api.js";
+import * as url from "../url.js";
+import * as range from "../range.js";
+import * as fmt from "../format.js";
+import { failed, loading, pageHeader, table, empty } from "../ui.js";
+
+const KINDS = {
+  sessions: { title: "Sessions", sub: "Conversations active in the range, most recent first", param: "session", noun: "session" },
+  users: { title: "Users", sub: "End users active in the range, most recent first", param: "user", noun: "user" },
+};
+
+export async function render(root, ctx) {
+  const kind = KINDS[ctx.nav];
+  const q = url.params();
+  const list = h("div", {}, loading());
+  mount(root, pageHeader(kind.title, kind.sub, range.picker()), list);
+  const load = async () => {
+    const r = range.current(q);
+    try {
+      const body = await api.get("/api/v1/" + ctx.nav, { ...range.filters(q), ...range.apiRange(r, 1), limit: 200 }, ctx.signal);
+      draw(list, api.itemsOf(body), kind);
+    } catch (err) {
+      failed(list, err, kind.title.toLowerCase());
+    }
+  };
+  ctx.live(load);
+  await load();
+}
+
+function draw(el, items, kind) {
+  if (!items.length) {
+    mount(el, empty(`No ${kind.noun}s in this range`, `Spans carry a ${kind.noun} when the app sets ${kind.noun === "user" ? "user.id" : "session.id"}.`));
+    return;
+  }
+  const tracesOf = (row) => url.href("/traces", { ...range.carry(), [kind.param]: row.key });
+  const ms = (ns) => fmt.nsToMs(ns);
+  const cols = [
+    { title: kind.noun, render: (r) => h("a", { href: tracesOf(r), class: "mono" }, r.key) },
+    { title: "Traces", align: "right", render: (r) => fmt.int(r.traces) },
+    { title: "Spans", align: "right", render: (r) => fmt.int(r.spans) },
+    { title: "Errors", align: "right", render: (r) => r.errors ? h("span", { class: "badge tone-bad" }, fmt.int(r.errors)) : "0" },
+    { title: "Tokens in → out", align: "right", render: (r) => `${fmt.compact(r.input_tokens)} → ${fmt.compact(r.output_tokens)}` },
+    { title: "Spend", align: "right", render: (r) => fmt.usd(r.cost_usd) },
+    { title: "First seen", render: (r) => fmt.dateTime(ms(r.first_ns)) },
+    { title: "Last seen", render: (r) => h("span", { title: fmt.dateTime(ms(r.last_ns)) }, fmt.ago(ms(r.last_ns))) },
+  ];
+  mount(el, table(cols, items, {
+    caption: kind.noun + "s",
+    onRow: (r) => url.navigate("/traces", { ...range.carry(), [kind.param]: r.key }),
+    rowLabel: (r) => `${kind.noun} ${r.key}: ${r.traces} traces, ${r.errors} errors`,
+  }));
+}

@@ -1,0 +1,201 @@
+// Alerts: what fires now, what fired before, the rules, silences and notification channels.
+
+import { h, mount } from "../dom.js";
+import * as api from "../api.js";
+import * as url from "../url.js";
+import * as fmt from "../format.js";
+import { badge, card, empty, failed, loading, pageHeader, table, tabs } from "../ui.js";
+import { pick, toMs, labelsOf, silenceForm } from "../alerting.js";
+
+const TABS = [["active", "Active"], ["history", "History"], ["rules", "Rules"], ["silences", "Silences"],
+  ["channels", "Channels"], ["notifications", "Deliveries"]];
+const SEVERITY_TONE = { critical: "bad", warning: "warn", info: "accent" };
+const STATE_TONE = { firing: "bad", pending: "warn", resolved: "ok", inactive: "muted" };
+
+export async function render(root, ctx) {
+  const tab = TABS.some(([t]) => "/alerts/" + t === ctx.path) ? ctx.path.split("/")[2] : "active";
+  const body = h("div", {}, loading());
+  mount(root, pageHeader("Alerts", "Rules over spans and scores, silences and notification channels"),
+    tabs(TABS.map(([id, label]) => ({ id, label, href: id === "active" ? "/alerts" : "/alerts/" + id })), tab, "Alert views"),
+    body);
+  const load = () => VIEWS[tab](body, ctx.signal).catch((err) => failed(body, err, label(tab)));
+  ctx.live(load);
+  await load();
+}
+
+const label = (tab) => TABS.find(([t]) => t === tab)[1].toLowerCase();
+const VIEWS = { active, history, rules, silences, channels, notifications };
+
+function severity(x) {
+  const s = pick(x, "severity") || "info";
+  return badge(s, SEVERITY_TONE[s] || "muted");
+}
+
+function stateBadge(x) {
+  const s = pick(x, "state", "status") || "unknown";
+  return badge(s, STATE_TONE[s] || "muted");
+}
+
+function labelChips(x) {
+  const l = labelsOf(x);
+  return h("span", { class: "score-list" }, Object.entries(l).map(([k, v]) => badge(`${k}=${v}`)));
+}
+
+function traceLinks(x) {
+  const ids = pick(x, "trace_ids", "example_trace_ids") || [];
+  return ids.length ? h("span", { class: "score-list" }, ids.slice(0, 3).map((id) => h("a", { href: "/traces/" + id, class: "mono" }, id.slice(0, 8)))) : "–";
+}
+
+function valueCell(x) {
+  const v = pick(x, "value", "observed");
+  const t = pick(x, "threshold");
+  if (v == null) return "–";
+  const unit = pick(x, "unit") || "";
+  const f = (n) => (typeof n === "number" ? (Math.abs(n) < 10 ? n.toFixed(3) : fmt.compact(n)) : String(n)) + (unit && unit !== "%" ? " " + unit : unit);
+  return t == null ? f(v) : `${f(v)} (${pick(x, "comparison") || ">"} ${f(t)})`;
+}
+
+async function active(el, signal) {
+  const items = api.itemsOf(await api.get("/api/v1/alerts", {}, signal), "alerts")
+    .filter((a) => ["firing", "pending"].includes(pick(a, "state", "status")));
+  if (!items.length) return mount(el, empty("All clear", "No alert is firing or pending."));
+  mount(el, table([
+    { title: "State", render: stateBadge },
+    { title: "Severity", render: severity },
+    { title: "Alert", render: (a) => [h("div", { class: "cell-main" }, pick(a, "rule_name", "name", "rule_id")),
+      h("div", { class: "cell-sub" }, pick(a, "summary", "description") || "")] },
+    { title: "Value", render: valueCell },
+    { title: "Labels", render: labelChips },
+    { title: "Since", render: (a) => fmt.ago(toMs(pick(a, "started_at", "active_at", "since", "fired_at"))) },
+    { title: "Examples", render: traceLinks },
+  ], items, { caption: "Active alerts" }));
+}
+
+async function history(el, signal) {
+  const items = api.itemsOf(await api.get("/api/v1/alerts/history", { limit: 200 }, signal), "alerts", "events");
+  if (!items.length) return mount(el, empty("No alert history yet"));
+  mount(el, table([
+    { title: "State", render: stateBadge },
+    { title: "Severity", render: severity },
+    { title: "Alert", render: (a) => pick(a, "rule_name", "name", "rule_id") },
+    { title: "Value", render: valueCell },
+    { title: "Labels", render: labelChips },
+    { title: "Started", render: (a) => fmt.dateTime(toMs(pick(a, "started_at", "at", "ts", "time"))) },
+    { title: "Ended", render: (a) => fmt.dateTime(toMs(pick(a, "ended_at", "resolved_at"))) },
+  ], items, { caption: "Alert history" }));
+}
+
+function ruleQuery(r) {
+  const q = pick(r, "query", "expr", "expression");
+  if (!q) return "–";
+  if (typeof q === "string") return h("code", {}, q);
+  return h("code", {}, Object.entries(q).map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`).join(" "));
+}
+
+async function rules(el, signal) {
+  const items = api.itemsOf(await api.get("/api/v1/rules", {}, signal), "rules");
+  if (!items.length) return mount(el, empty("No alert rules", "Define rules in the config file (alerting.rules) or POST /api/v1/rules."));
+  const result = h("div", { role: "status", "aria-live": "polite" });
+  const reload = () => rules(el, signal).catch((err) => failed(el, err, "rules"));
+  mount(el, result, table([
+    { title: "Rule", render: (r) => [h("div", { class: "cell-main" }, pick(r, "name", "id")),
+      h("div", { class: "cell-sub" }, pick(r, "description", "summary") || pick(r, "id"))] },
+    { title: "Severity", render: severity },
+    { title: "Query", render: ruleQuery },
+    { title: "Threshold", align: "right", render: (r) => `${pick(r, "comparison", "op") || ">"} ${pick(r, "threshold") ?? "–"}` },
+    { title: "Window", align: "right", render: (r) => fmt.seconds(pick(r, "window_s", "window")) },
+    { title: "For", align: "right", render: (r) => fmt.seconds(pick(r, "for_s", "for")) },
+    { title: "Enabled", render: (r) => (pick(r, "enabled") === false ? badge("disabled") : badge("enabled", "ok")) },
+    { title: "", render: (r) => ruleActions(r, result, reload) },
+  ], items, { caption: "Alert rules" }));
+}
+
+function ruleActions(r, result, reload) {
+  const id = encodeURIComponent(pick(r, "id", "rule_id", "name"));
+  const enabled = pick(r, "enabled") !== false;
+  const run = (fn) => async (ev) => {
+    ev.target.disabled = true;
+    try {
+      await fn();
+    } catch (err) {
+      mount(result, h("div", { class: "error" }, err.message));
+    } finally {
+      ev.target.disabled = false;
+    }
+  };
+  return h("span", { class: "page-tools" },
+    h("button", { type: "button", class: "btn small", "aria-label": `Test rule ${pick(r, "name")}`, onclick: run(async () => {
+      const res = await api.post(`/api/v1/rules/${id}/test`, {});
+      mount(result, h("div", { class: "notice" }, h("b", {}, `Test of ${pick(r, "name", "id")}: `), testSummary(res)));
+    }) }, "Test"),
+    h("button", { type: "button", class: "btn small", onclick: run(async () => {
+      await api.post(`/api/v1/rules/${id}/${enabled ? "disable" : "enable"}`, {});
+      await reload();
+    }) }, enabled ? "Disable" : "Enable"));
+}
+
+function testSummary(res) {
+  if (!res || typeof res !== "object") return String(res);
+  const state = pick(res, "state", "status", "decision");
+  const v = pick(res, "value");
+  const parts = [state ? `would be ${typeof state === "string" ? state : JSON.stringify(state)}` : null,
+    v != null ? `value ${typeof v === "number" ? v.toFixed(4) : v}` : null,
+    pick(res, "threshold") != null ? `threshold ${pick(res, "threshold")}` : null].filter(Boolean);
+  return parts.length ? parts.join(", ") : JSON.stringify(res);
+}
+
+async function silences(el, signal) {
+  const items = api.itemsOf(await api.get("/api/v1/silences", {}, signal), "silences");
+  const reload = () => silences(el, signal).catch((err) => failed(el, err, "silences"));
+  const list = items.length ? table([
+    { title: "State", render: (s) => badge(pick(s, "state", "status") || (toMs(pick(s, "ends_at")) > Date.now() ? "active" : "expired"),
+      toMs(pick(s, "ends_at")) > Date.now() ? "warn" : "muted") },
+    { title: "Matchers", render: (s) => h("code", {}, (pick(s, "matchers") || []).map((m) =>
+      `${m.name}${m.op || (m.is_regex ? "=~" : "=")}"${m.value}"`).join(", ")) },
+    { title: "Comment", render: (s) => pick(s, "comment") || "–" },
+    { title: "By", render: (s) => pick(s, "created_by", "author") || "–" },
+    { title: "Ends", render: (s) => fmt.dateTime(toMs(pick(s, "ends_at"))) },
+    { title: "", render: (s) => toMs(pick(s, "ends_at")) > Date.now() ? h("button", { type: "button", class: "btn small danger",
+      onclick: async () => { await api.del("/api/v1/silences/" + encodeURIComponent(pick(s, "id", "silence_id"))); await reload(); } }, "Expire") : null },
+  ], items, { caption: "Silences" }) : empty("No silences", "Create one to mute matching alerts for a while.");
+  mount(el, h("div", { class: "grid" },
+    h("div", { class: "span-8" }, list),
+    h("div", { class: "span-4" }, card("New silence", silenceForm(reload)))));
+}
+
+async function channels(el, signal) {
+  const items = api.itemsOf(await api.get("/api/v1/channels", {}, signal), "channels");
+  if (!items.length) return mount(el, empty("No channels", "Add Slack, PagerDuty, webhook, e-mail… under alerting.channels in the config file."));
+  const result = h("div", { role: "status", "aria-live": "polite" });
+  mount(el, result, table([
+    { title: "Channel", render: (c) => h("b", {}, pick(c, "name")) },
+    { title: "Type", render: (c) => badge(pick(c, "type") || "?", "accent") },
+    { title: "Target", render: (c) => pick(c, "target", "url", "description") || "–" },
+    { title: "", render: (c) => h("button", { type: "button", class: "btn small", "aria-label": `Send test notification to ${pick(c, "name")}`,
+      onclick: async (ev) => {
+        ev.target.disabled = true;
+        try {
+          const res = await api.post(`/api/v1/channels/${encodeURIComponent(pick(c, "name"))}/test`, {});
+          mount(result, h("div", { class: "notice" }, `Test notification sent to ${pick(c, "name")}`, res && pick(res, "status") ? ` (${pick(res, "status")})` : ""));
+        } catch (err) {
+          mount(result, h("div", { class: "error" }, `Test to ${pick(c, "name")} failed: ${err.message}`));
+        } finally {
+          ev.target.disabled = false;
+        }
+      } }, "Send test notification") },
+  ], items, { caption: "Notification channels" }));
+}
+
+async function notifications(el, signal) {
+  const items = api.itemsOf(await api.get("/api/v1/notifications", { limit: 200 }, signal), "notifications", "deliveries");
+  if (!items.length) return mount(el, empty("No deliveries yet"));
+  mount(el, table([
+    { title: "Time", render: (n) => fmt.dateTime(toMs(pick(n, "created_at", "at", "ts", "sent_at"))) },
+    { title: "Channel", render: (n) => pick(n, "channel", "channel_name") },
+    { title: "Alert", render: (n) => pick(n, "rule_name", "summary", "rule_id") || "–" },
+    { title: "Kind", render: (n) => pick(n, "status_kind", "notification_status", "kind") || "–" },
+    { title: "Delivery", render: (n) => { const s = pick(n, "state", "status", "delivery_status") || "?"; return badge(s, s === "sent" || s === "delivered" ? "ok" : s === "failed" || s === "dead" ? "bad" : "warn"); } },
+    { title: "Attempts", align: "right", render: (n) => pick(n, "attempts") ?? "–" },
+    { title: "Error", render: (n) => pick(n, "last_error", "error") || "" },
+  ], items, { caption: "Notification deliveries" }));
+}

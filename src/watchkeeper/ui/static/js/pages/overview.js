@@ -1,0 +1,225 @@
+// Overview: the last N requests in one sentence, system health, AI quality, cost.
+
+import { h, mount } from "../dom.js";
+import * as api from "../api.js";
+import * as url from "../url.js";
+import * as range from "../range.js";
+import * as fmt from "../format.js";
+import * as chart from "../chart.js";
+import { cssVar, outcomeColor, palette } from "../colors.js";
+import { card, stat, failed, loading, pageHeader, empty } from "../ui.js";
+
+const LAST_N = [100, 1000, 10000];
+const BOUNDS = [50, 100, 250, 500, 750, 1000, 1500, 2000, 3000, 5000, 8000, 12000, 20000, 30000];
+const DEFAULT_DEADLINE_MS = 8000;
+
+export async function render(root, ctx) {
+  const q = url.params();
+  const services = h("div", { class: "filters-inline" });
+  mount(root,
+    pageHeader("Overview", "Requests, quality and cost of your AI services", services, range.picker()),
+    h("div", { id: "headline" }, loading()),
+    sectionTitle("System health", "root spans of each trace (requests)"),
+    h("div", { class: "grid" },
+      box("vol", "Request volume", "requests per bucket, by outcome", "span-6"),
+      box("rates", "Error and timeout rate", "share of requests", "span-6"),
+      box("lat", "Latency", "p50 / p95 / p99 of requests", "span-6"),
+      box("heat", "Latency heatmap", "requests per latency band; dashed line = deadline", "span-6")),
+    sectionTitle("AI quality", "evaluation scores and user feedback"),
+    h("div", { class: "grid" }, box("quality", "Scores", null, "span-12")),
+    sectionTitle("Cost and efficiency", "model calls (LLM spans)"),
+    h("div", { class: "grid" },
+      box("usage", "Usage", null, "span-12"),
+      box("bymodel", "Spend by model", null, "span-4"),
+      box("byuser", "Spend by user", null, "span-4"),
+      box("byfeature", "Spend by feature", null, "span-4")));
+  const load = () => loadAll(root, ctx, q, services);
+  ctx.live(load);
+  await load();
+}
+
+function sectionTitle(title, sub) {
+  return h("div", { class: "section-title" }, h("h2", {}, title), h("span", { class: "sub" }, sub));
+}
+
+function box(id, title, subtitle, span) {
+  const c = card(title, h("div", { class: "chart-box", id: "box-" + id }, loading()), { subtitle });
+  c.classList.add(span);
+  return c;
+}
+
+async function loadAll(root, ctx, q, servicesEl) {
+  const r = range.current(q);
+  const stepS = range.stepFor(r);
+  const base = { ...range.filters(q), ...range.apiRange(r, stepS) };
+  const sig = ctx.signal;
+  const slos = api.get("/api/v1/slos", {}, sig).then((b) => api.itemsOf(b, "slos")).catch(() => []);
+  const tasks = [
+    renderFilters(servicesEl, base, sig),
+    renderHeadline(root.querySelector("#headline"), q, slos, sig),
+    renderHealth(root, { ...base, scope: "requests" }, r, stepS, slos, sig),
+    renderQuality(root.querySelector("#box-quality"), base, sig),
+    renderCost(root, { ...base, scope: "llm" }, sig),
+  ];
+  await Promise.allSettled(tasks);
+}
+
+async function renderFilters(el, base, sig) {
+  try {
+    const body = await api.get("/api/v1/services", { start: base.start, end: base.end }, sig);
+    const sel = (name, label, values) => range.selectFilter(name, label, values || [], { allLabel: "All " + label.toLowerCase() + "s" });
+    mount(el, h("div", { class: "range-picker" }, sel("service", "Service", body.items),
+      (body.environments || []).length ? sel("environment", "Environment", body.environments) : null));
+  } catch (err) {
+    mount(el);
+  }
+}
+
+function lastN(q) {
+  const n = Number(q.get("last_n"));
+  return LAST_N.includes(n) ? n : 1000;
+}
+
+async function renderHeadline(el, q, slosP, sig) {
+  const n = lastN(q);
+  try {
+    const [sm, slos] = await Promise.all([
+      api.get("/api/v1/summary", { ...range.filters(q), scope: "requests", last_n: n }, sig), slosP]);
+    const sel = h("select", { "aria-label": "Number of recent requests", onchange: (ev) => url.update({ last_n: ev.target.value }, { replace: true }) },
+      LAST_N.map((v) => h("option", { value: v, selected: v === n }, fmt.int(v))));
+    const num = (v, cls, id) => h("b", { class: v ? cls : null, "data-testid": id }, fmt.int(v));
+    const text = h("div", { class: "headline-text", "data-testid": "headline" },
+      sm.count < n ? ["Last ", num(sm.count, null, "hl-count"), " requests"] : ["Last ", sel, " requests"],
+      " → ", num(sm.timeouts, "n-timeout", "hl-timeouts"), " timeouts, ", num(sm.errors, "n-bad", "hl-errors"),
+      " errors, ", num(sm.fallbacks, "n-warn", "hl-fallbacks"), " fallbacks",
+      sm.rejected ? [", ", num(sm.rejected, "n-bad", "hl-rejected"), " rejected"] : null);
+    mount(el, h("div", { class: "headline" }, text, sloGauge(sm, slos),
+      sm.count < n && sm.count >= 0 ? null : null));
+  } catch (err) {
+    failed(el, err, "the summary");
+  }
+}
+
+/** The availability SLO if one exists, else nothing: success rate is compared with it. */
+function availabilitySlo(slos) {
+  return slos.find((s) => /avail|success|error/i.test(String(s.sli || s.kind || s.type || s.name || ""))) || null;
+}
+
+function objectiveOf(slo) {
+  const v = Number(slo.objective ?? slo.target ?? slo.objective_percent);
+  if (!Number.isFinite(v)) return null;
+  return v > 1 ? v / 100 : v;
+}
+
+function sloGauge(sm, slos) {
+  const rate = sm.success_rate;
+  const slo = availabilitySlo(slos);
+  const target = slo ? objectiveOf(slo) : null;
+  const ok = target === null || rate === null || rate >= target;
+  const bar = h("div", { class: "slo-bar", "aria-hidden": "true" },
+    h("span", { class: ["fill", !ok && "bad"], style: { width: ((rate ?? 0) * 100).toFixed(2) + "%" } }),
+    target !== null ? h("span", { class: "target", style: { left: (target * 100).toFixed(2) + "%" } }) : null);
+  return h("div", { class: "slo-gauge" },
+    h("div", {}, h("div", { class: "stat-label" }, "Success rate"),
+      h("div", { class: ["headline-text", ok ? "n-ok" : "n-bad"], "data-testid": "hl-success-rate" }, h("b", {}, fmt.pct(rate, 2)))),
+    bar,
+    h("div", { class: "sub" }, target !== null ? [`SLO ${fmt.pct(target, 2)} `, h("a", { href: "/slos" }, slo.name || "")] : h("a", { href: "/slos" }, "no availability SLO")));
+}
+
+function tracesLink(extra) {
+  return (params) => url.navigate("/traces", { ...range.carry(), ...extra, ...params });
+}
+
+function pickBucket(stepS, extra) {
+  return (t) => url.navigate("/traces", {
+    ...range.filters(), ...extra, start: new Date(t).toISOString(), end: new Date(t + stepS * 1000).toISOString(),
+  });
+}
+
+async function renderHealth(root, params, r, stepS, slosP, sig) {
+  const volEl = root.querySelector("#box-vol");
+  const ratesEl = root.querySelector("#box-rates");
+  const latEl = root.querySelector("#box-lat");
+  const heatEl = root.querySelector("#box-heat");
+  const slos = await slosP;
+  const lat = slos.find((s) => Number(s.threshold_ms) > 0);
+  const deadline = lat ? Number(lat.threshold_ms) : DEFAULT_DEADLINE_MS;
+  const span = { start: params.start, end: r.endMs, stepMs: stepS * 1000 };
+  const ts = api.get("/api/v1/timeseries", { ...params, step: stepS }, sig).then((body) => {
+    const pts = body.points.filter((p) => p.key === null || p.key === undefined);
+    const times = pts.map((p) => p.t);
+    const stepMs = (body.step_s || stepS) * 1000;
+    const pick = pickBucket(stepS, {});
+    chart.timeChart(volEl, { ...span, stepMs, times, kind: "stacked", label: "Request volume", yFormat: fmt.compact, onPick: pick,
+      series: [["success", "success"], ["fallbacks", "fallback"], ["errors", "error"], ["timeouts", "timeout"], ["rejected", "rejected"]]
+        .filter(([k], i) => i < 4 || pts.some((p) => p[k]))
+        .map(([k, o]) => ({ name: o, color: outcomeColor(o), values: pts.map((p) => p[k]) })) });
+    const share = (k) => pts.map((p) => (p.count ? p[k] / p.count : null));
+    chart.timeChart(ratesEl, { ...span, stepMs, times, kind: "line", label: "Error and timeout rate",
+      yFormat: (v) => fmt.pct(v, v < 0.1 ? 1 : 0), tipFormat: (v) => fmt.pct(v, 2), onPick: (t) => pickBucket(stepS, { outcome: "error,timeout" })(t),
+      series: [{ name: "errors", color: outcomeColor("error"), values: share("errors") },
+        { name: "timeouts", color: outcomeColor("timeout"), values: share("timeouts") }] });
+    chart.timeChart(latEl, { ...span, stepMs, times, kind: "line", label: "Latency percentiles", yFormat: (v) => (v ? fmt.ms(v) : "0"), tipFormat: fmt.ms, onPick: pick,
+      markers: [{ value: deadline, label: "deadline " + fmt.ms(deadline) }],
+      series: [{ name: "p50", color: palette(1), values: pts.map((p) => p.p50_ms) },
+        { name: "p95", color: palette(0), values: pts.map((p) => p.p95_ms) },
+        { name: "p99", color: palette(2), values: pts.map((p) => p.p99_ms) }] });
+  }).catch((err) => [volEl, ratesEl, latEl].forEach((el) => failed(el, err, "the time series")));
+  const hm = api.get("/api/v1/heatmap", { ...params, step: stepS, bounds: BOUNDS.join(",") }, sig).then((body) => {
+    chart.heatmap(heatEl, body, { ...span, stepMs: (body.step_s || stepS) * 1000, deadlineMs: deadline, label: "Latency heatmap",
+      onPick: (t, lo, hi) => url.navigate("/traces", { ...range.filters(), start: new Date(t).toISOString(),
+        end: new Date(t + stepS * 1000).toISOString(), min_duration_ms: lo, max_duration_ms: hi }) });
+  }).catch((err) => failed(heatEl, err, "the heatmap"));
+  await Promise.allSettled([ts, hm]);
+}
+
+async function renderQuality(el, base, sig) {
+  try {
+    const items = api.itemsOf(await api.get("/api/v1/scores/summary", base, sig));
+    if (!items.length) {
+      mount(el, empty("No scores in this range", "Evaluations and user feedback (POST /api/v1/scores) show up here."));
+      return;
+    }
+    const fb = items.find((s) => s.name === "user_feedback");
+    const total = items.reduce((a, s) => a + s.count, 0);
+    const lowN = items.reduce((a, s) => a + (s.low_share ?? 0) * s.count, 0);
+    mount(el, h("div", { class: "stats", "data-testid": "quality-stats" },
+      stat("Scores", fmt.int(total)),
+      stat("Low-score share", fmt.pct(total ? lowN / total : null), { tone: total && lowN / total > 0.2 ? "bad" : null, note: "scores below 0.5" }),
+      stat("User feedback", fb ? fmt.pct(fb.pass_rate, 0) : "–", { note: fb ? `positive of ${fmt.int(fb.count)}` : "none yet" })),
+    h("h3", {}, "Pass rate by evaluation"),
+    h("div", { id: "score-bars" }));
+    chart.barList(el.querySelector("#score-bars"), items.map((s) => ({
+      label: s.name, value: s.pass_rate ?? 0,
+      note: `avg ${s.avg == null ? "–" : s.avg.toFixed(2)} · ${fmt.int(s.count)} scores · ${fmt.pct(s.low_share, 0)} low`,
+      color: (s.pass_rate ?? 0) < 0.8 ? cssVar("--c-warn") : cssVar("--c-ok"),
+    })), { format: (v) => fmt.pct(v, 0) });
+  } catch (err) {
+    failed(el, err, "scores");
+  }
+}
+
+async function renderCost(root, params, sig) {
+  const usageEl = root.querySelector("#box-usage");
+  const usage = api.get("/api/v1/summary", params, sig).then((sm) => {
+    const inTok = sm.input_tokens || 0;
+    mount(usageEl, h("div", { class: "stats", "data-testid": "cost-stats" },
+      stat("Spend", fmt.usd(sm.cost_usd), { note: `${fmt.int(sm.count)} model calls` }),
+      stat("Input tokens", fmt.compact(inTok)),
+      stat("Output tokens", fmt.compact(sm.output_tokens), { note: sm.reasoning_tokens ? `${fmt.compact(sm.reasoning_tokens)} reasoning` : null }),
+      stat("Cached input", fmt.pct(inTok ? (sm.cache_read_tokens || 0) / inTok : null), { note: `${fmt.compact(sm.cache_read_tokens)} tokens read from cache` }),
+      stat("Missing price", fmt.int(sm.missing_price), { tone: sm.missing_price ? "warn" : null, note: "calls without a known price" }),
+      stat("Cost / call", fmt.usd(sm.count ? sm.cost_usd / sm.count : null))));
+  }).catch((err) => failed(usageEl, err, "usage"));
+  const groups = [["model", "#box-bymodel"], ["user", "#box-byuser"], ["feature", "#box-byfeature"]].map(([by, sel]) => {
+    const el = root.querySelector(sel);
+    return api.get("/api/v1/breakdown", { ...params, by, order: "cost", limit: 8 }, sig).then((body) => {
+      const gs = body.groups.filter((g) => g.key !== null && g.key !== "");
+      chart.barList(el, gs.map((g, i) => ({ label: g.key, value: g.cost_usd, color: palette(i),
+        note: `${fmt.compact(g.input_tokens + g.output_tokens)} tok` })), {
+        format: fmt.usd, empty: `No ${by} tagged on model calls`,
+        onPick: (it) => tracesLink({ scope: "llm", [by]: it.label })() });
+    }).catch((err) => failed(el, err, "spend by " + by));
+  });
+  await Promise.allSettled([usage, ...groups]);
+}
