@@ -286,8 +286,9 @@ LOW_LABELS = ("fail", "bad", "negative")
 def scores_summary_query(f: SpanFilter, d: Dialect, name: str | None) -> Query:
     """Count, mean, pass share and low share per score name."""
     p = Params(d)
-    passed = f"value >= 0.5 OR (value IS NULL AND lower(label) IN {p.many(PASS_LABELS)})"
-    low = f"value < 0.5 OR (value IS NULL AND lower(label) IN {p.many(LOW_LABELS)})"
+    # coalesce: a label-only score has a NULL value, and NULL conditions count as nothing
+    passed = f"coalesce(value >= 0.5, lower(label) IN {p.many(PASS_LABELS)}, false)"
+    low = f"coalesce(value < 0.5, lower(label) IN {p.many(LOW_LABELS)}, false)"
     sql = (
         f"SELECT name, count(*), avg(value), {d.count_if(passed)}, {d.count_if(low)} "
         f"FROM scores WHERE {scores_where(f, p, name)} GROUP BY name ORDER BY name"

@@ -79,8 +79,8 @@ def score_summary_from_row(row: Sequence[Any]) -> ScoreSummary:
         name=str(name),
         count=count,
         avg=None if avg is None else float(avg),
-        pass_rate=int(passed) / count if count else None,
-        low_share=int(low) / count if count else None,
+        pass_rate=int(passed or 0) / count if count else None,
+        low_share=int(low or 0) / count if count else None,
     )
 
 

@@ -32,10 +32,8 @@ _REQUIRED = {
     "status_code",
     "outcome",
     "cost_source",
-    "score_id",
-    "created_ns",
-    "source",
 }
+_SCORE_REQUIRED = {"project", "score_id", "trace_id", "name", "created_ns", "source"}
 
 
 def sql_type(column: str) -> str:
@@ -49,10 +47,10 @@ def sql_type(column: str) -> str:
     return "VARCHAR"
 
 
-def _columns(row_type: Any) -> str:
+def _columns(row_type: Any, required: set[str]) -> str:
     cols = []
     for f in fields(row_type):
-        null = " NOT NULL" if f.name in _REQUIRED else ""
+        null = " NOT NULL" if f.name in required else ""
         cols.append(f"{f.name} {sql_type(f.name)}{null}")
     return ", ".join(cols)
 
@@ -63,10 +61,10 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         1,
         "spans, compressed payloads, scores",
         (
-            f"CREATE TABLE spans ({_columns(SpanRow)})",
+            f"CREATE TABLE spans ({_columns(SpanRow, _REQUIRED)})",
             "CREATE TABLE payloads (project VARCHAR NOT NULL, trace_id VARCHAR NOT NULL, "
             "span_id VARCHAR NOT NULL, start_ns BIGINT NOT NULL, io BLOB, meta BLOB)",
-            f"CREATE TABLE scores ({_columns(ScoreRow)}, PRIMARY KEY (score_id))",
+            f"CREATE TABLE scores ({_columns(ScoreRow, _SCORE_REQUIRED)}, PRIMARY KEY (score_id))",
         ),
     ),
     (

@@ -59,7 +59,13 @@ class DuckDBStore:
 
     dialect = DUCKDB
 
-    def __init__(self, path: Path | None = None, *, text_budget: int = TEXT_BUDGET) -> None:
+    def __init__(
+        self,
+        path: Path | None = None,
+        *,
+        text_chunk: int = TEXT_CHUNK,
+        text_budget: int = TEXT_BUDGET,
+    ) -> None:
         try:
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,6 +78,7 @@ class DuckDBStore:
         self._cursors: list[Any] = []
         self._cursors_lock = threading.Lock()
         self._codec = PayloadCodec()
+        self._text_chunk = text_chunk
         self._text_budget = text_budget
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -245,18 +252,18 @@ class DuckDBStore:
         while True:
             chunk = [
                 res.span_from_row(row)
-                for row in self._rows(r.search_query(f, DUCKDB, TEXT_CHUNK, after))
+                for row in self._rows(r.search_query(f, DUCKDB, self._text_chunk, after))
             ]
             blobs = self._io_blobs(f.project, chunk)
             for i, span in enumerate(chunk):
                 if matches(blobs.get(span.span_id), needle, dz):
                     found.append(span)
                     if len(found) == limit:
-                        last = i == len(chunk) - 1 and len(chunk) < TEXT_CHUNK
+                        last = i == len(chunk) - 1 and len(chunk) < self._text_chunk
                         cursor = None if last else res.encode_cursor(span.start_ns, span.span_id)
                         return Page(found, cursor)
             scanned += len(chunk)
-            if len(chunk) < TEXT_CHUNK:
+            if len(chunk) < self._text_chunk:
                 return Page(found, None)
             after = (chunk[-1].start_ns, chunk[-1].span_id)
             if scanned >= self._text_budget:  # bound the work: the client asks for more
