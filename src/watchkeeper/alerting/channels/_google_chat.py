@@ -109,11 +109,13 @@ class GoogleChatChannel:
         """Deliver one notification, or raise DeliveryError."""
         if notification.status == "resolved" and not self._spec.send_resolved:
             return
+        # The webhook URL already carries key and token: merge, never replace, its query.
+        url = httpx.URL(self._spec.webhook_url.get_secret_value())
+        url = url.copy_merge_params({"messageReplyOption": REPLY_OPTION})
         await post(
             self._http,
-            self._spec.webhook_url.get_secret_value(),
+            str(url),
             what=f"google chat {self.name}",
             timeout_s=self._spec.timeout_s,
             json=render(notification, self._spec.cards),
-            params={"messageReplyOption": REPLY_OPTION},
         )

@@ -24,9 +24,10 @@ COLOUR = {"critical": "Attention", "warning": "Warning", "info": "Accent", "reso
 
 
 def _escape(text: str) -> str:
-    # TextBlock renders a Markdown subset: keep user text from turning into links or lists.
-    for char in "\\*_[]`#":
-        text = text.replace(char, "\\" + char)
+    # TextBlock renders a Markdown subset, and Teams does not honour backslash escapes: break
+    # only what would turn user text into a link or emphasis, with an invisible joiner.
+    for seq in ("](", "**", "__"):
+        text = text.replace(seq, seq[0] + "\u2060" + seq[1:])
     return text
 
 
