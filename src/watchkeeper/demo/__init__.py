@@ -1,0 +1,1 @@
+"""The demo AI service, its load generator and fake LLM providers."""
