@@ -1,0 +1,185 @@
+"""A real Watchkeeper server (create_app + uvicorn on an ephemeral loopback port) loaded with a
+known workload — bulk through the store, the rest through the real OTLP exporter — and a
+headless Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from watchkeeper.config import load_config
+from watchkeeper.server.app import build_services, create_app
+
+from . import _data
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
+OTLP_PLAN = ["success"] * 10 + ["timeout"] * 2  # requests sent through OTLP by service search-api
+
+
+@dataclass
+class Server:
+    """The running server, its API key and what was loaded into it."""
+
+    url: str
+    token: str
+    expected: _data.Expected
+
+    def api(self, path: str, **params: Any) -> Any:
+        """GET an API path with the key; the parsed JSON."""
+        r = httpx.get(
+            self.url + path, params=params, headers={"Authorization": f"Bearer {self.token}"}
+        )
+        r.raise_for_status()
+        return r.json()
+
+
+def _send_otlp(url: str, token: str) -> None:
+    """Requests of a second service through the OpenTelemetry SDK and its OTLP/HTTP exporter."""
+    exporter = OTLPSpanExporter(
+        endpoint=f"{url}/v1/traces", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    provider = TracerProvider(
+        resource=Resource.create(
+            {"service.name": "search-api", "deployment.environment.name": "prod"}
+        )
+    )
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("ui-tests")
+    for i, outcome in enumerate(OTLP_PLAN):
+        attrs = {
+            "http.request.method": "GET",
+            "http.route": "/search",
+            "watchkeeper.outcome": outcome,
+            "user.id": "otlp-user",
+        }
+        with tracer.start_as_current_span(
+            "GET /search", kind=SpanKind.SERVER, attributes=attrs
+        ) as root:
+            with tracer.start_as_current_span(
+                "embeddings text-embedding-3-small",
+                kind=SpanKind.CLIENT,
+                attributes={
+                    "gen_ai.operation.name": "embeddings",
+                    "gen_ai.provider.name": "openai",
+                    "gen_ai.request.model": "text-embedding-3-small",
+                    "gen_ai.usage.input_tokens": 20 + i,
+                },
+            ):
+                pass
+            if outcome == "timeout":
+                root.set_status(Status(StatusCode.ERROR, "deadline exceeded"))
+                root.set_attribute("error.type", "TimeoutError")
+    provider.shutdown()
+
+
+def _wait_for(server: Server, service: str, count: int, timeout_s: float = 30.0) -> None:
+    """Ingest is asynchronous (spool, then writer): wait until the spans are queryable."""
+    deadline = time.monotonic() + timeout_s
+    got = -1
+    while time.monotonic() < deadline:
+        got = server.api("/api/v1/summary", scope="requests", service=service, range="24h")["count"]
+        if got >= count:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"only {got} of {count} OTLP requests of {service} became queryable")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One keyed server for the whole UI suite."""
+    data_dir = tmp_path_factory.mktemp("ui-data")
+    config = load_config(env={}, overrides={"server": {"data_dir": str(data_dir), "port": 0}})
+    svc = build_services(config)
+    batch, scores, expected = _data.build(time.time_ns())
+    svc.store.write(batch)
+    svc.store.write_scores(scores)
+    _, token = svc.keys.create(_data.PROJECT, "ui-tests")
+    app = create_app(config, services=svc)
+    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=uv.run, name="ui-test-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not uv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.05)
+    port = uv.servers[0].sockets[0].getsockname()[1]
+    srv = Server(f"http://127.0.0.1:{port}", token, expected)
+    _send_otlp(srv.url, token)
+    for outcome in OTLP_PLAN:
+        expected.requests[outcome] += 1
+        expected.services["search-api"] += 1
+    _wait_for(srv, "search-api", expected.services["search-api"])
+    yield srv
+    uv.should_exit = True
+    thread.join(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, headless, through Playwright (no browser download)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def _context(browser: Any, server: Server, scheme: str, with_key: bool) -> Any:
+    ctx = browser.new_context(
+        base_url=server.url, viewport={"width": 1440, "height": 900}, color_scheme=scheme
+    )
+    if with_key:
+        ctx.add_init_script(f"localStorage.setItem('watchkeeper.apiKey', {server.token!r})")
+    return ctx
+
+
+@pytest.fixture
+def page(browser: Any, server: Server) -> Iterator[Any]:
+    """A fresh light-theme page that already holds the API key; fails the test on JS errors."""
+    ctx = _context(browser, server, "light", with_key=True)
+    pg = ctx.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield pg
+    ctx.close()
+    assert not errors, f"JavaScript errors: {errors}"
+
+
+@pytest.fixture
+def make_page(browser: Any, server: Server) -> Iterator[Any]:
+    """Factory of pages with a chosen colour scheme and with or without the API key."""
+    contexts: list[Any] = []
+
+    def make(scheme: str = "light", with_key: bool = True) -> Any:
+        ctx = _context(browser, server, scheme, with_key)
+        contexts.append(ctx)
+        return ctx.new_page()
+
+    yield make
+    for ctx in contexts:
+        ctx.close()

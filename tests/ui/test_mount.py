@@ -1,0 +1,72 @@
+"""mount_ui serves the app shell and assets without shadowing the server's own paths."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from watchkeeper.ui import CLIENT_ROUTES, mount_ui
+
+from .conftest import Server
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/traces",
+        "/traces/0123456789abcdef0123456789abcdef",
+        "/alerts/silences",
+        "/slos",
+        "/sessions",
+        "/users",
+        "/review",
+    ],
+)
+def test_client_routes_serve_the_shell(server: Server, path: str) -> None:
+    r = httpx.get(server.url + path)
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/html")
+    assert '<script type="module" src="/ui/js/app.js">' in r.text
+    assert r.headers["cache-control"] == "no-cache"
+
+
+def test_assets_are_served_with_their_types(server: Server) -> None:
+    js = httpx.get(server.url + "/ui/js/app.js")
+    css = httpx.get(server.url + "/ui/css/app.css")
+    svg = httpx.get(server.url + "/ui/favicon.svg")
+    assert js.status_code == css.status_code == svg.status_code == 200
+    assert "javascript" in js.headers["content-type"]
+    assert css.headers["content-type"].startswith("text/css")
+    assert svg.headers["content-type"].startswith("image/svg+xml")
+    again = httpx.get(server.url + "/ui/js/app.js", headers={"If-None-Match": js.headers["etag"]})
+    assert again.status_code == 304
+    assert httpx.get(server.url + "/ui/js/nope.js").status_code == 404
+
+
+def test_server_paths_are_not_shadowed(server: Server) -> None:
+    assert httpx.get(server.url + "/healthz").json() == {"status": "ok"}
+    assert httpx.get(server.url + "/openapi.json").json()["info"]["title"] == "Watchkeeper"
+    assert "text/plain" in httpx.get(server.url + "/metrics").headers["content-type"]
+    assert httpx.get(server.url + "/docs").status_code == 200
+    unknown = httpx.get(server.url + "/api/v1/no-such-endpoint")
+    assert unknown.status_code == 404
+    assert not unknown.headers["content-type"].startswith("text/html")
+    assert httpx.get(server.url + "/v1/traces").status_code != 200  # POST-only ingest path
+
+
+def test_mounting_first_does_not_shadow_routes_added_later() -> None:
+    app = FastAPI()
+    mount_ui(app)
+
+    @app.get("/api/v1/ping")
+    def ping() -> dict[str, str]:
+        return {"pong": "yes"}
+
+    client = TestClient(app)
+    assert client.get("/api/v1/ping").json() == {"pong": "yes"}
+    assert client.get("/traces").headers["content-type"].startswith("text/html")
+    assert "/" in CLIENT_ROUTES
+    assert all(not p.startswith(("/api", "/v1", "/metrics", "/docs")) for p in CLIENT_ROUTES)
