@@ -1,1 +1,33 @@
-"""ingest."""
+"""The ingest path: OTLP decode → durable spool → normalize and price → batch writer."""
+
+from watchkeeper.ingest._cost import Pricer, Rates, Tokens, cost_of, genai_prices_lookup
+from watchkeeper.ingest._decode import Decoded, RawSpan, Resource, decode, decompress, encoding_of
+from watchkeeper.ingest._normalize import DEFAULT_STEPS, Draft, DropSpan, Settings, Step, normalize
+from watchkeeper.ingest._service import IngestResult, IngestService
+from watchkeeper.ingest._spool import Entry, Position, Record, Spool
+
+__all__ = [
+    "DEFAULT_STEPS",
+    "Decoded",
+    "Draft",
+    "DropSpan",
+    "Entry",
+    "IngestResult",
+    "IngestService",
+    "Position",
+    "Pricer",
+    "Rates",
+    "RawSpan",
+    "Record",
+    "Resource",
+    "Settings",
+    "Spool",
+    "Step",
+    "Tokens",
+    "cost_of",
+    "decode",
+    "decompress",
+    "encoding_of",
+    "genai_prices_lookup",
+    "normalize",
+]

@@ -1,0 +1,361 @@
+"""Normalization: decoded spans → `SpanRow` + `PayloadRow`, through a pipeline of steps.
+
+Like structlog's processors, every step has the same signature, `step(draft) -> None`, fills
+some fields of the draft's rows from the span's attributes, and may raise `DropSpan`. The
+pipeline is a plain list, so a deployment can add a step (PII redaction) or test one alone.
+Attribute names come only from `watchkeeper.model.conventions`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from watchkeeper.ingest._cost import Pricer, Tokens
+from watchkeeper.ingest._decode import RawSpan, Resource
+from watchkeeper.model import OPERATIONS, OUTCOMES, PayloadRow, SpanBatch, SpanRow
+from watchkeeper.model import conventions as c
+
+_NO_VALUE: Any = None
+_TIMEOUT_WORDS = ("timeout", "timed out", "timedout", "deadline")
+_STATUS = ("unset", "ok", "error")
+_INPUT_EVENTS = frozenset(
+    {
+        "gen_ai.content.prompt",
+        "gen_ai.system.message",
+        "gen_ai.user.message",
+        "gen_ai.tool.message",
+    }
+)
+_OUTPUT_EVENTS = frozenset({"gen_ai.content.completion", "gen_ai.choice"})
+_ASSISTANT_EVENT = "gen_ai.assistant.message"  # a past assistant turn: part of the input
+
+
+class DropSpan(Exception):
+    """Raised by a step to leave a span out of the batch (counted, not an error)."""
+
+
+@dataclass(slots=True)
+class Settings:
+    """What the steps need besides the span: the project and how to price."""
+
+    project: str
+    project_from_resource: bool = False  # only when auth is off
+    pricer: Pricer | None = None
+
+
+@dataclass(slots=True)
+class Draft:
+    """One span being normalized: the raw span and the rows the steps fill in."""
+
+    raw: RawSpan
+    row: SpanRow
+    payload: PayloadRow
+    settings: Settings
+    used: set[str] = field(default_factory=set)  # attributes moved into input/output
+
+
+Step = Callable[[Draft], None]
+
+
+def first(attrs: dict[str, Any], key: str) -> Any:
+    """The value of the first attribute present among `conventions.READ[key]`."""
+    for name in c.READ[key]:
+        v = attrs.get(name)
+        if v is not None:
+            return v
+    return _NO_VALUE
+
+
+def _first_named(attrs: dict[str, Any], key: str) -> tuple[str, Any]:
+    for name in c.READ[key]:
+        v = attrs.get(name)
+        if v is not None:
+            return name, v
+    return "", None
+
+
+def _int(v: Any) -> int | None:
+    if v is None or isinstance(v, bool):
+        return None
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        try:
+            return int(float(v))
+        except (TypeError, ValueError):
+            return None
+
+
+def _float(v: Any) -> float | None:
+    if v is None or isinstance(v, bool):
+        return None
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def _str(v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, list):
+        return ",".join(str(x) for x in v) if v else None
+    return str(v)
+
+
+def _text(v: Any) -> str:
+    return v if isinstance(v, str) else orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+# --- steps --------------------------------------------------------------------------------
+
+
+def resource_fields(d: Draft) -> None:
+    """Service, environment, and the project from the resource when auth allows it."""
+    res = d.raw.resource.attributes
+    d.row.service = _str(first(res, "service")) or "unknown_service"
+    d.row.environment = _str(first(res, "environment")) or ""
+    if d.settings.project_from_resource:
+        project = _str(first(res, "project")) or _str(first(d.raw.attributes, "project"))
+        if project:
+            d.row.project = d.payload.project = project
+
+
+def gen_ai_fields(d: Draft) -> None:
+    """Provider, models, tokens, agent, tool, finish reason (GenAI and OpenInference names)."""
+    a, row = d.raw.attributes, d.row
+    row.provider = _str(first(a, "provider"))
+    row.request_model = _str(first(a, "request_model"))
+    row.response_model = _str(first(a, "response_model"))
+    row.agent_name = _str(first(a, "agent_name"))
+    row.tool_name = _str(first(a, "tool_name"))
+    row.finish_reason = _str(first(a, "finish_reason"))
+    row.input_tokens = _int(first(a, "input_tokens"))
+    row.output_tokens = _int(first(a, "output_tokens"))
+    row.cache_read_tokens = _int(first(a, "cache_read_tokens"))
+    row.cache_write_tokens = _int(first(a, "cache_write_tokens"))
+    row.reasoning_tokens = _int(first(a, "reasoning_tokens"))
+    _inclusive_tokens(row)
+
+
+def _inclusive_tokens(row: SpanRow) -> None:
+    """Make input include cache tokens and output include reasoning (our convention).
+
+    Anthropic-style instrumentations report cache tokens apart from input tokens; when the
+    cache counts exceed the input count, they cannot be included in it, so we add them.
+    """
+    cached = (row.cache_read_tokens or 0) + (row.cache_write_tokens or 0)
+    if cached and (row.input_tokens is None or row.input_tokens < cached):
+        row.input_tokens = (row.input_tokens or 0) + cached
+    reasoning = row.reasoning_tokens or 0
+    if reasoning and (row.output_tokens is None or row.output_tokens < reasoning):
+        row.output_tokens = (row.output_tokens or 0) + reasoning
+
+
+def context_fields(d: Draft) -> None:
+    """User, session and the app's feature tag."""
+    a, row = d.raw.attributes, d.row
+    row.user_id = _str(first(a, "user_id"))
+    row.session_id = _str(first(a, "session_id"))
+    row.feature = _str(first(a, "feature"))
+
+
+def http_fields(d: Draft) -> None:
+    """HTTP method, route and status code (current and old HTTP semconv names)."""
+    a, row = d.raw.attributes, d.row
+    row.http_method = _str(first(a, "http_method"))
+    row.http_route = _str(first(a, "http_route"))
+    row.http_status_code = _int(first(a, "http_status_code"))
+
+
+def operation(d: Draft) -> None:
+    """What kind of work the span did: our attribute, GenAI, OpenInference, HTTP, model, other."""
+    a, row = d.raw.attributes, d.row
+    op = _str(first(a, "operation"))
+    if op not in OPERATIONS:
+        op = c.GEN_AI_OPERATIONS.get(_str(first(a, "gen_ai_operation")) or "")
+    if op is None:
+        op = c.OPENINFERENCE_KINDS.get((_str(first(a, "openinference_kind")) or "").upper())
+    if op is None and row.http_method is not None:
+        op = "http"
+    if op is None and (row.request_model or row.response_model) and row.provider:
+        op = "llm"  # older instrumentations set gen_ai.system + model but no operation
+    row.operation = op or "other"
+
+
+def _exception_type(events: Sequence[dict[str, Any]]) -> str | None:
+    for e in events:
+        if e.get("name") == "exception":
+            t = e.get("attributes", {}).get("exception.type")
+            if t:
+                return str(t)
+    return None
+
+
+def _looks_like_timeout(error_type: str | None, message: str) -> bool:
+    text = f"{error_type or ''} {message}".lower()
+    return any(w in text for w in _TIMEOUT_WORDS)
+
+
+def outcome(d: Draft) -> None:
+    """success / error / timeout / fallback / rejected, and the error type."""
+    a, row, raw = d.raw.attributes, d.row, d.raw
+    row.status_code = _STATUS[raw.status_code] if 0 <= raw.status_code < 3 else "unset"
+    error_type = _str(first(a, "error_type")) or _exception_type(raw.events)
+    code = row.http_status_code
+    if error_type is None and raw.status_code == 2 and code is not None and code >= 400:
+        error_type = str(code)
+    row.error_type = error_type
+    declared = _str(first(a, "outcome"))
+    if declared in OUTCOMES:
+        row.outcome = declared
+    elif code in (408, 504) or (
+        error_type is not None and _looks_like_timeout(error_type, raw.status_message)
+    ):
+        row.outcome = "timeout"
+    elif raw.status_code == 2 or (code is not None and code >= 500 and row.span_kind == "server"):
+        row.outcome = "error"
+    else:
+        row.outcome = "success"
+
+
+def cost(d: Draft) -> None:
+    """Reported cost if the span carried one, else estimated from tokens, else missing/none."""
+    a, row = d.raw.attributes, d.row
+    reported = _float(first(a, "cost_usd"))
+    if reported is not None:
+        row.cost_usd, row.cost_source = reported, "reported"
+        return
+    model = row.response_model or row.request_model
+    tokens = (row.input_tokens or 0) + (row.output_tokens or 0)
+    if model is None or tokens == 0:
+        row.cost_source = "missing" if model is not None and row.operation == "llm" else "none"
+        return
+    pricer = d.settings.pricer
+    price = None
+    if pricer is not None:
+        usage = Tokens(
+            row.input_tokens or 0,
+            row.output_tokens or 0,
+            row.cache_read_tokens or 0,
+            row.cache_write_tokens or 0,
+            row.reasoning_tokens or 0,
+        )
+        price = pricer.cost(row.provider, model, usage)
+        if price is None and row.request_model and row.request_model != model:
+            price = pricer.cost(row.provider, row.request_model, usage)
+    if price is None:
+        row.cost_source = "missing"
+    else:
+        row.cost_usd, row.cost_source = price, "estimated"
+
+
+def _event_messages(events: Iterable[dict[str, Any]], names: frozenset[str]) -> list[Any]:
+    out: list[Any] = []
+    for e in events:
+        name = e.get("name")
+        if name not in names and not (name == _ASSISTANT_EVENT and "gen_ai.choice" not in names):
+            continue
+        attrs = e.get("attributes", {})
+        value = attrs.get("gen_ai.prompt") or attrs.get("gen_ai.completion")
+        if value is None:
+            value = {"event": name, **attrs}
+        out.append(value)
+    return out
+
+
+def payload(d: Draft) -> None:
+    """Input/output text (attributes, else deprecated GenAI events), raw attributes, events."""
+    a, p, raw = d.raw.attributes, d.payload, d.raw
+    in_name, in_value = _first_named(a, "input")
+    out_name, out_value = _first_named(a, "output")
+    if in_value is None and raw.events:
+        found = _event_messages(raw.events, _INPUT_EVENTS)
+        in_value = (found[0] if len(found) == 1 else found) if found else None
+    if out_value is None and raw.events:
+        found = _event_messages(raw.events, _OUTPUT_EVENTS)
+        out_value = (found[0] if len(found) == 1 else found) if found else None
+    p.input = None if in_value is None else _text(in_value)
+    p.output = None if out_value is None else _text(out_value)
+    d.used.update(n for n in (in_name, out_name) if n)
+    if raw.status_message:
+        p.status_message = raw.status_message
+
+
+DEFAULT_STEPS: tuple[Step, ...] = (
+    resource_fields,
+    gen_ai_fields,
+    context_fields,
+    http_fields,
+    operation,
+    outcome,
+    cost,
+    payload,
+)
+
+
+def _dumps(v: Any) -> str:
+    return orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _draft(raw: RawSpan, settings: Settings, resource_json: str) -> Draft:
+    row = SpanRow(
+        project=settings.project,
+        trace_id=raw.trace_id,
+        span_id=raw.span_id,
+        parent_span_id=raw.parent_span_id,
+        name=raw.name,
+        start_ns=raw.start_ns,
+        duration_ns=raw.end_ns - raw.start_ns,
+        span_kind=raw.span_kind,
+    )
+    p = PayloadRow(settings.project, raw.trace_id, raw.span_id, raw.start_ns)
+    p.resource = resource_json
+    return Draft(raw, row, p, settings)
+
+
+def _finish(d: Draft) -> None:
+    raw = d.raw
+    attrs = raw.attributes
+    if d.used:
+        attrs = {k: v for k, v in attrs.items() if k not in d.used}
+    d.payload.attributes = _dumps(attrs) if attrs else "{}"
+    if raw.events:
+        d.payload.events = _dumps(raw.events)
+    if raw.links:
+        d.payload.links = _dumps(raw.links)
+
+
+def normalize(
+    spans: Iterable[RawSpan], settings: Settings, steps: Sequence[Step] = DEFAULT_STEPS
+) -> tuple[SpanBatch, int]:
+    """Run every span through the steps; return the batch and how many spans were dropped."""
+    batch = SpanBatch()
+    dropped = 0
+    resource_json: dict[int, tuple[Resource, str]] = {}
+    for raw in spans:
+        res = raw.resource
+        cached = resource_json.get(id(res))
+        if cached is None:
+            doc = dict(res.attributes)
+            if res.scope_name:
+                doc["otel.scope.name"] = res.scope_name
+            if res.scope_version:
+                doc["otel.scope.version"] = res.scope_version
+            cached = (res, _dumps(doc))
+            resource_json[id(res)] = cached
+        d = _draft(raw, settings, cached[1])
+        try:
+            for step in steps:
+                step(d)
+        except DropSpan:
+            dropped += 1
+            continue
+        _finish(d)
+        batch.spans.append(d.row)
+        batch.payloads.append(d.payload)
+    return batch, dropped

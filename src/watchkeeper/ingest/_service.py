@@ -1,0 +1,277 @@
+"""`IngestService`: accept (validate + spool durably) → process (decode, normalize) → write.
+
+Threads: the group committer appends accepted bodies to the spool; one processor reads the
+spool from the checkpoint, decodes and normalizes into `SpanBatch`es; ONE writer calls
+`store.write` (DuckDB's rule) and then moves the checkpoint. Between processor and writer
+the queue holds two batches; when it is full the processor waits and the spool (bounded by
+`spool_max_backlog_bytes`, above which requests get 503) absorbs the difference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry
+
+from watchkeeper.config import Config
+from watchkeeper.errors import DecodeError, Overloaded
+from watchkeeper.ingest._commit import GroupCommitter
+from watchkeeper.ingest._cost import Pricer
+from watchkeeper.ingest._decode import (
+    Decoded,
+    Encoding,
+    count_protobuf,
+    decode,
+    decompress,
+    encoding_of,
+    parse_protobuf,
+)
+from watchkeeper.ingest._metrics import IngestMetrics
+from watchkeeper.ingest._normalize import DEFAULT_STEPS, Settings, Step, normalize
+from watchkeeper.ingest._spool import FLAG_PROJECT_FROM_RESOURCE, Entry, Position, Record, Spool
+from watchkeeper.model import SpanBatch
+from watchkeeper.store import Store
+
+log = logging.getLogger("watchkeeper.ingest")
+
+_READ_CHUNK = 8 * 1024 * 1024  # bytes of spool read per processor pass
+_RETRY_MAX_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What an export request gets back: counts for OTLP `partial_success`."""
+
+    accepted: int
+    rejected: int = 0
+    error_message: str = ""
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A batch under construction in the processor."""
+
+    batch: SpanBatch = field(default_factory=SpanBatch)
+    end: Position | None = None
+    appended_ns: list[int] = field(default_factory=list)
+    started: float = 0.0
+
+
+def check(body: bytes, encoding: Encoding) -> Decoded:
+    """Validate a decompressed body and count its spans (cheap for protobuf)."""
+    if encoding == "protobuf":
+        return count_protobuf(parse_protobuf(body))
+    return decode(body, "json")
+
+
+class IngestService:
+    """The ingest path of one server process; see the module docstring."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        registry: CollectorRegistry,
+        *,
+        prices: Pricer | None = None,
+        clock: Callable[[], float] = time.time,
+        steps: Sequence[Step] = DEFAULT_STEPS,
+    ) -> None:
+        self._cfg = config.ingest
+        self._store = store
+        self._clock = clock
+        self._steps = tuple(steps)
+        self._pricer = prices if prices is not None else Pricer(config.prices)
+        self.spool = Spool(
+            config.server.data_dir / "spool",
+            segment_bytes=self._cfg.spool_segment_bytes,
+            clock=clock,
+        )
+        self._committer = GroupCommitter(self.spool, group_commit_s=self._cfg.group_commit_ms / 1e3)
+        self.metrics = IngestMetrics(registry, self.backlog_bytes, self.backlog_age_s)
+        self._batches: queue.Queue[_Pending | None] = queue.Queue(maxsize=2)
+        self._stopping = threading.Event()
+        self._cut_now = threading.Event()  # flush(): hand the partial batch over at once
+        self._written = threading.Condition()
+        self._threads: list[threading.Thread] = []
+        self._started = False
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the spool (recovering it), then start the committer, processor and writer."""
+        if self._started:
+            return
+        self.spool.open()
+        if self.spool.truncated_bytes:
+            log.warning("spool: cut a torn record of %d bytes", self.spool.truncated_bytes)
+        self._committer.start()
+        for target, name in (
+            (self._process, "wk-ingest-process"),
+            (self._write, "wk-ingest-write"),
+        ):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+        self._started = True
+
+    def stop(self) -> None:
+        """Refuse new requests, write everything spooled, checkpoint, and stop the threads."""
+        if not self._started:
+            return
+        self._committer.stop()
+        self._stopping.set()
+        for t in self._threads:
+            t.join()
+        self._threads.clear()
+        self.spool.close()
+        self._started = False
+
+    # --- the request path -----------------------------------------------------------------
+
+    async def accept(
+        self,
+        project: str,
+        body: bytes,
+        content_type: str,
+        content_encoding: str | None,
+        *,
+        project_from_resource: bool = False,
+    ) -> IngestResult:
+        """Validate, spool durably, and return the counts; raises the errors of the route."""
+        encoding = encoding_of(content_type)
+        raw = decompress(body, content_encoding, self._cfg.max_body_bytes)
+        if self.backlog_bytes() > self._cfg.spool_max_backlog_bytes:
+            self.metrics.queue_drops.labels("spool_backlog").inc()
+            raise Overloaded("ingest backlog is full; retry later", retry_after=5.0)
+        checked = check(raw, encoding)
+        if checked.rejected:
+            self.metrics.spans_rejected.labels("invalid_span").inc(checked.rejected)
+        result = IngestResult(checked.accepted, checked.rejected, checked.error_message)
+        if not checked.accepted:
+            return result
+        flags = FLAG_PROJECT_FROM_RESOURCE if project_from_resource else 0
+        try:
+            fut = self._committer.submit(Entry(project, encoding, raw, flags))
+        except Overloaded:
+            self.metrics.queue_drops.labels("spool_commit").inc()
+            raise
+        await asyncio.wrap_future(fut)
+        self.metrics.spans_accepted.inc(checked.accepted)
+        return result
+
+    def count_request(self, code: int) -> None:
+        """Count one export request by the status code it got (the route calls this)."""
+        self.metrics.requests.labels(str(code)).inc()
+
+    # --- backlog and flush ----------------------------------------------------------------
+
+    def backlog_bytes(self) -> float:
+        """Bytes spooled and not yet in the store."""
+        return float(self.spool.backlog_bytes()) if self._started else 0.0
+
+    def backlog_age_s(self) -> float:
+        """Age of the oldest spooled request not yet in the store (0 when none)."""
+        oldest = self.spool.oldest_unstored_ns() if self._started else None
+        return 0.0 if oldest is None else max(self._clock() - oldest / 1e9, 0.0)
+
+    def flush(self, timeout: float) -> bool:
+        """Block until everything acknowledged so far is in the store; False on timeout."""
+        target = self.spool.end
+        deadline = time.monotonic() + timeout
+        self._cut_now.set()
+        with self._written:
+            while not self.spool.is_stored(target):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cut_now.set()
+                self._written.wait(min(remaining, 0.05))
+        return True
+
+    # --- processor thread -----------------------------------------------------------------
+
+    def _process(self) -> None:
+        cursor = self.spool.checkpoint
+        pending = _Pending(started=time.monotonic())
+        wait_s = self._cfg.batch_max_wait_ms / 1e3
+        while True:
+            stopping = self._stopping.is_set()
+            for rec in self.spool.read(cursor, _READ_CHUNK):
+                self._add(pending, rec)
+                cursor = rec.end
+                if len(pending.batch) >= self._cfg.batch_max_spans:
+                    pending = self._hand_over(pending)
+            due = time.monotonic() - pending.started >= wait_s or self._cut_now.is_set()
+            if pending.end is not None and (due or stopping):
+                self._cut_now.clear()
+                pending = self._hand_over(pending)
+            if stopping and not self.spool.has_after(cursor):
+                break
+            if pending.end is None:
+                self._cut_now.clear()
+                pending.started = time.monotonic()
+            self.spool.wait_for(cursor, min(wait_s, 0.05))
+        self._batches.put(None)
+
+    def _add(self, pending: _Pending, rec: Record) -> None:
+        try:
+            decoded = decode(rec.body, "json" if rec.content_type == "json" else "protobuf")
+        except DecodeError:
+            log.exception("spool record at %s no longer decodes; skipped", rec.end)
+            self.metrics.spans_rejected.labels("undecodable_in_spool").inc()
+            decoded = Decoded()
+        settings = Settings(rec.project, bool(rec.flags & FLAG_PROJECT_FROM_RESOURCE), self._pricer)
+        batch, dropped = normalize(decoded.spans, settings, self._steps)
+        if dropped:
+            self.metrics.spans_rejected.labels("dropped_by_pipeline").inc(dropped)
+        pending.batch.spans.extend(batch.spans)
+        pending.batch.payloads.extend(batch.payloads)
+        pending.appended_ns.append(rec.appended_ns)
+        pending.end = rec.end
+
+    def _hand_over(self, pending: _Pending) -> _Pending:
+        self._batches.put(pending)  # blocks when the writer is behind: the spool buffers
+        return _Pending(started=time.monotonic())
+
+    # --- writer thread --------------------------------------------------------------------
+
+    def _write(self) -> None:
+        gave_up = False
+        while (item := self._batches.get()) is not None:
+            if gave_up or (item.batch.spans and not self._write_with_retry(item.batch)):
+                # Gave up at shutdown: no checkpoint past it; the spool replays it next start.
+                gave_up = True
+                continue
+            assert item.end is not None
+            self.spool.set_checkpoint(item.end)
+            now = self._clock()
+            for ns in item.appended_ns:
+                self.metrics.lag_seconds.observe(max(now - ns / 1e9, 0.0))
+            with self._written:
+                self._written.notify_all()
+
+    def _write_with_retry(self, batch: SpanBatch) -> bool:
+        delay = 0.1
+        for attempt in range(1_000_000):
+            if attempt >= 3 and self._stopping.is_set():
+                return False
+            started = time.perf_counter()
+            try:
+                self._store.write(batch)
+            except Exception:  # the store is down or full: keep the batch, retry, count
+                self.metrics.store_write_errors.inc()
+                log.exception("store write of %d spans failed; retrying", len(batch))
+                time.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX_S)
+                continue
+            self.metrics.batch_write_seconds.observe(time.perf_counter() - started)
+            self.metrics.spans_written.inc(len(batch))
+            return True
+        return False

@@ -1,0 +1,113 @@
+"""OTLP/HTTP receiver: `POST /v1/traces` (protobuf or JSON, optionally gzip).
+
+Answers follow the OTLP/HTTP spec: 200 with an `ExportTraceServiceResponse` in the request's
+encoding (with `partial_success` when spans were rejected); errors carry a `google.rpc.Status`
+in that encoding: 400 undecodable, 401 auth, 413 too large, 415 content type, 503 with
+`Retry-After` under overload (a status OTLP exporters retry).
+"""
+
+from __future__ import annotations
+
+import orjson
+from fastapi import APIRouter, Request, Response
+from google.protobuf import json_format
+from google.rpc import code_pb2, status_pb2  # type: ignore[import-untyped]
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from watchkeeper.errors import (
+    AuthError,
+    DecodeError,
+    Overloaded,
+    PayloadTooLarge,
+    UnsupportedContentType,
+)
+from watchkeeper.server._services import current_project, services
+
+router = APIRouter(tags=["otlp"])
+
+_PROTOBUF = "application/x-protobuf"
+_JSON = "application/json"
+_GZIP_SLACK = 64 * 1024  # incompressible data grows a little under gzip
+
+
+def _is_json(content_type: str | None) -> bool:
+    return (content_type or "").split(";", 1)[0].strip().lower() == _JSON
+
+
+def _status_response(
+    http_status: int, grpc_code: int, message: str, as_json: bool, headers: dict[str, str] | None
+) -> Response:
+    status = status_pb2.Status(code=grpc_code, message=message)
+    if as_json:
+        body = orjson.dumps(json_format.MessageToDict(status))
+        return Response(body, http_status, headers, media_type=_JSON)
+    return Response(status.SerializeToString(), http_status, headers, media_type=_PROTOBUF)
+
+
+def _export_response(rejected: int, error_message: str, as_json: bool) -> Response:
+    msg = ExportTraceServiceResponse()
+    if rejected or error_message:
+        msg.partial_success.rejected_spans = rejected
+        msg.partial_success.error_message = error_message
+    if as_json:
+        return Response(orjson.dumps(json_format.MessageToDict(msg)), 200, media_type=_JSON)
+    return Response(msg.SerializeToString(), 200, media_type=_PROTOBUF)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, read as a stream and cut off with `PayloadTooLarge` past `limit`."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body of {declared} bytes is over the {limit} byte limit")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body is over the {limit} byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post("/v1/traces", summary="OTLP/HTTP trace export (protobuf or JSON)")
+async def export_traces(request: Request) -> Response:
+    """Receive an OTLP trace export; acknowledge once the spans are durable in the spool."""
+    svc = services(request)
+    content_type = request.headers.get("content-type")
+    encoding = request.headers.get("content-encoding")
+    as_json = _is_json(content_type)
+    response = await _handle(request, content_type, encoding, as_json)
+    svc.ingest.count_request(response.status_code)
+    return response
+
+
+async def _handle(
+    request: Request, content_type: str | None, encoding: str | None, as_json: bool
+) -> Response:
+    svc = services(request)
+    limit = svc.config.ingest.max_body_bytes
+    compressed = (encoding or "identity").strip().lower() not in ("identity", "")
+    try:
+        project = current_project(request)
+        body = await read_body(request, limit + _GZIP_SLACK if compressed else limit)
+        result = await svc.ingest.accept(
+            project,
+            body,
+            content_type or "",
+            encoding,
+            project_from_resource=not svc.keys.required,
+        )
+    except AuthError as exc:
+        return _status_response(
+            401, code_pb2.UNAUTHENTICATED, str(exc), as_json, {"WWW-Authenticate": "Bearer"}
+        )
+    except DecodeError as exc:
+        return _status_response(400, code_pb2.INVALID_ARGUMENT, str(exc), as_json, None)
+    except PayloadTooLarge as exc:
+        return _status_response(413, code_pb2.RESOURCE_EXHAUSTED, str(exc), as_json, None)
+    except UnsupportedContentType as exc:
+        return _status_response(415, code_pb2.INVALID_ARGUMENT, str(exc), True, None)
+    except Overloaded as exc:
+        retry = {"Retry-After": str(max(1, round(exc.retry_after)))}
+        return _status_response(503, code_pb2.UNAVAILABLE, str(exc), as_json, retry)
+    return _export_response(result.rejected, result.error_message, as_json)
