@@ -1,0 +1,265 @@
+"""The query API (docs/api.md): summaries, breakdowns, series, spans, traces, sessions, scores.
+
+Endpoints are plain `def`s, so FastAPI runs the blocking store calls in its threadpool and
+the event loop keeps serving. Every query is scoped to the project of the caller's key.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, replace
+from typing import Annotated, Any
+
+import orjson
+import pydantic
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from watchkeeper.errors import NotFound, ValidationError
+from watchkeeper.model import ScoreRow
+from watchkeeper.query import _api_models as m
+from watchkeeper.query._params import parse_filter, parse_int, parse_number, split_values
+from watchkeeper.query._render import DIMENSIONS
+from watchkeeper.server._services import current_project, services
+from watchkeeper.store import SpanFilter, Store
+
+router = APIRouter(prefix="/api/v1", tags=["query"])
+DEFAULT_BOUNDS_MS = (50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
+Project = Annotated[str, Depends(current_project)]
+Text = Annotated[str | None, Query()]
+Many = Annotated[list[str], Query(description="repeatable or comma-separated")]
+
+
+def _filter(
+    request: Request,
+    project: Project,
+    start: Annotated[str | None, Query(description="unix s, unix ms or ISO-8601")] = None,
+    end: Annotated[str | None, Query(description="unix s, unix ms or ISO-8601")] = None,
+    window: Annotated[
+        str | None, Query(alias="range", description="15m|1h|6h|24h|7d|30d (ends now)")
+    ] = None,
+    scope: Annotated[str | None, Query(description="requests|spans|llm")] = None,
+    service: Many = [],  # noqa: B006  (FastAPI copies defaults)
+    environment: Many = [],  # noqa: B006
+    operation: Many = [],  # noqa: B006
+    provider: Many = [],  # noqa: B006
+    model: Many = [],  # noqa: B006
+    outcome: Many = [],  # noqa: B006
+    route: Many = [],  # noqa: B006
+    agent: Many = [],  # noqa: B006
+    feature: Many = [],  # noqa: B006
+    user: Text = None,
+    session: Text = None,
+    trace_id: Text = None,
+    name: Text = None,
+    min_duration_ms: Text = None,
+    max_duration_ms: Text = None,
+    q: Annotated[str | None, Query(description="text in prompts/completions")] = None,
+) -> SpanFilter:
+    """The `SpanFilter` of a request's common query parameters."""
+    # every parameter but the first two, by its query-string name
+    given = {k: v for k, v in locals().items() if k not in ("request", "project")}
+    given["range"] = given.pop("window")
+    params = {k: (v if isinstance(v, list) else [v]) for k, v in given.items() if v}
+    return parse_filter(project, params, services(request).clock())
+
+
+Filter = Annotated[SpanFilter, Depends(_filter)]
+
+
+def _store(request: Request) -> Store:
+    return services(request).store
+
+
+def _dimension(by: str | None, required: bool = True) -> Any:
+    if by is None or by == "":
+        if required:
+            raise ValidationError(f"by is required: one of {', '.join(DIMENSIONS)}")
+        return None
+    if by not in DIMENSIONS:
+        raise ValidationError(f"by={by!r} is not one of {', '.join(DIMENSIONS)}")
+    return by
+
+
+def _step(value: str | None) -> int:
+    return parse_int(value, "step", 60, low=1, high=366 * 86_400)
+
+
+@router.get("/summary", response_model=m.SummaryOut)
+def summary(request: Request, f: Filter, last_n: Text = None) -> dict[str, Any]:
+    """Counts by outcome, latency percentiles (exact), tokens and cost."""
+    n = None if last_n is None else parse_int(last_n, "last_n", 0, high=1_000_000)
+    return m.summary_json(_store(request).summary(f, n))
+
+
+@router.get("/breakdown", response_model=m.Breakdown)
+def breakdown(
+    request: Request, f: Filter, by: Text = None, limit: Text = None, order: Text = None
+) -> dict[str, Any]:
+    """Summaries per value of a dimension, top `limit` by `order` (count|cost|errors|p95)."""
+    dim = _dimension(by)
+    groups = _store(request).breakdown(
+        f, dim, parse_int(limit, "limit", 20, high=1000), order or "count"
+    )
+    return {"by": dim, "groups": [{"key": g.key, **m.summary_json(g.summary)} for g in groups]}
+
+
+@router.get("/timeseries", response_model=m.Timeseries)
+def timeseries(
+    request: Request, f: Filter, step: Text = None, by: Text = None, limit: Text = None
+) -> dict[str, Any]:
+    """Summaries per `step` seconds, optionally per top-`limit` values of `by`."""
+    step_s = _step(step)
+    points = _store(request).timeseries(
+        f, step_s, _dimension(by, False), parse_int(limit, "limit", 10, high=100)
+    )
+    return {
+        "step_s": step_s,
+        "points": [
+            {"t": p.bucket_ns // 1_000_000, "key": p.key, **m.summary_json(p.summary)}
+            for p in points
+        ],
+    }
+
+
+@router.get("/heatmap", response_model=m.HeatmapOut)
+def heatmap(request: Request, f: Filter, step: Text = None, bounds: Text = None) -> dict[str, Any]:
+    """Span counts per time bucket and latency bucket."""
+    step_s = _step(step)
+    raw = split_values([bounds], "bounds") if bounds else [str(b) for b in DEFAULT_BOUNDS_MS]
+    levels = [parse_number(b, "bounds") for b in raw]
+    h = _store(request).heatmap(f, step_s, [b for b in levels if b is not None])
+    starts = [b // 1_000_000 for b in h.bucket_starts_ns]
+    return {"step_s": step_s, "t": starts, "bounds_ms": h.bounds_ms, "counts": h.counts}
+
+
+def _page(store: Store, f: SpanFilter, limit: str | None, cursor: str | None) -> dict[str, Any]:
+    page = store.search_spans(f, parse_int(limit, "limit", 50, high=1000), cursor or None)
+    return {"items": [m.span_json(s) for s in page.items], "next_cursor": page.next_cursor}
+
+
+@router.get("/spans", response_model=m.SpanPage)
+def spans(request: Request, f: Filter, limit: Text = None, cursor: Text = None) -> dict[str, Any]:
+    """Spans newest first, paged; with `q`, a page may be short and still have a cursor."""
+    return _page(_store(request), f, limit, cursor)
+
+
+@router.get("/traces", response_model=m.SpanPage)
+def traces(request: Request, f: Filter, limit: Text = None, cursor: Text = None) -> dict[str, Any]:
+    """Root spans (one per trace), newest first, paged."""
+    return _page(_store(request), replace(f, scope="requests"), limit, cursor)
+
+
+@router.get("/traces/{trace_id}", response_model=m.TraceOut)
+def trace(request: Request, trace_id: str, project: Project) -> dict[str, Any]:
+    """Every span of one trace with its payload, and the trace's scores."""
+    detail = _store(request).trace(project, trace_id)
+    if detail is None:
+        raise NotFound(f"no trace {trace_id} in project {project}")
+    spans = [
+        {**m.span_json(s), "payload": _payload(detail.payloads.get(s.span_id))}
+        for s in detail.spans
+    ]
+    return {"trace_id": trace_id, "spans": spans, "scores": [asdict(s) for s in detail.scores]}
+
+
+def _payload(p: Any) -> dict[str, Any] | None:
+    return None if p is None else asdict(p)
+
+
+@router.get("/sessions", response_model=m.Activities)
+def sessions(request: Request, f: Filter, limit: Text = None) -> dict[str, Any]:
+    """Sessions active in the range, most recent first."""
+    rows = _store(request).sessions(f, parse_int(limit, "limit", 50, high=1000))
+    return {"items": [asdict(a) for a in rows]}
+
+
+@router.get("/users", response_model=m.Activities)
+def users(request: Request, f: Filter, limit: Text = None) -> dict[str, Any]:
+    """Users active in the range, most recent first."""
+    rows = _store(request).users(f, parse_int(limit, "limit", 50, high=1000))
+    return {"items": [asdict(a) for a in rows]}
+
+
+@router.get("/scores/summary", response_model=m.ScoreSummaries)
+def scores_summary(request: Request, f: Filter) -> dict[str, Any]:
+    """Count, mean, pass rate and low share per score name (`name` narrows to one)."""
+    rows = _store(request).scores_summary(replace(f, name=None), f.name)
+    return {"items": [asdict(s) for s in rows]}
+
+
+@router.get("/scores", response_model=m.Scores)
+def scores(request: Request, f: Filter, limit: Text = None) -> dict[str, Any]:
+    """Newest scores in the range (and of `trace_id`, when given)."""
+    rows = _store(request).scores(f, parse_int(limit, "limit", 100, high=1000))
+    return {"items": [asdict(s) for s in rows]}
+
+
+_SCORE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": m.ScoreIn.model_json_schema()}},
+    }
+}
+
+
+@router.post("/scores", status_code=201, response_model=m.ScoreOut, openapi_extra=_SCORE_BODY)
+async def add_score(request: Request, project: Project) -> JSONResponse:
+    """Record feedback or an evaluation on a trace."""
+    try:
+        body = m.ScoreIn.model_validate(orjson.loads(await request.body()))
+    except (orjson.JSONDecodeError, pydantic.ValidationError) as exc:
+        raise ValidationError(f"invalid score: {_first_error(exc)}") from None
+    if body.value is None and body.label is None:
+        raise ValidationError("a score needs a value, a label, or both")
+    svc = services(request)
+    row = ScoreRow(
+        project=project,
+        score_id=uuid.uuid4().hex,
+        trace_id=body.trace_id,
+        name=body.name,
+        created_ns=round(svc.clock() * 1e9),
+        span_id=body.span_id,
+        value=body.value,
+        label=body.label,
+        comment=body.comment,
+        source=body.source,
+        user_id=body.user_id,
+    )
+    await run_in_threadpool(svc.store.write_scores, [row])
+    return JSONResponse(asdict(row), status_code=201)
+
+
+def _first_error(exc: Exception) -> str:
+    if isinstance(exc, pydantic.ValidationError):
+        e = exc.errors()[0]
+        return f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
+    return "the body is not JSON"
+
+
+def _values(store: Store, f: SpanFilter, by: Any) -> list[str]:
+    return sorted(g.key for g in store.breakdown(f, by, limit=1000) if g.key)
+
+
+@router.get("/services", response_model=m.ServiceValues)
+def services_list(request: Request, f: Filter) -> dict[str, Any]:
+    """Services seen in the range, with the environments and models seen there."""
+    store = _store(request)
+    return {
+        "items": _values(store, f, "service"),
+        "environments": _values(store, f, "environment"),
+        "models": _values(store, f, "model"),
+    }
+
+
+@router.get("/environments", response_model=m.Values)
+def environments_list(request: Request, f: Filter) -> dict[str, Any]:
+    """Deployment environments seen in the range."""
+    return {"items": _values(_store(request), f, "environment")}
+
+
+@router.get("/models", response_model=m.Values)
+def models_list(request: Request, f: Filter) -> dict[str, Any]:
+    """Models (response model, else request model) seen in the range."""
+    return {"items": _values(_store(request), f, "model")}
