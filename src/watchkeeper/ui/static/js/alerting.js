@@ -30,7 +30,7 @@ const OPS = ["=", "!=", "=~", "!~"];
 
 function matcherRow(remove) {
   const row = h("div", { class: "matcher" },
-    h("input", { name: "m-name", placeholder: "label (e.g. alertname)", "aria-label": "Matcher label", required: true }),
+    h("input", { name: "m-name", placeholder: "label", "aria-label": "Matcher label", required: true }),
     h("select", { name: "m-op", "aria-label": "Matcher operator" }, OPS.map((o) => h("option", { value: o }, o))),
     h("input", { name: "m-value", placeholder: "value", "aria-label": "Matcher value", required: true }),
     h("button", { type: "button", class: "btn small ghost", "aria-label": "Remove matcher", onclick: () => remove(row) }, "×"));
