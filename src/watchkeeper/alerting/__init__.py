@@ -1,1 +1,48 @@
-"""alerting."""
+"""Alerting: rules as data, a pure evaluator and state machine, SLOs, the outbox, digests.
+
+`build_alerting(services)` gives the `AlertingEngine` the server starts in its lifespan;
+`report_main(argv)` is `watchkeeper report`.
+"""
+
+from watchkeeper.alerting._config import (
+    AlertingConfig,
+    Filters,
+    Matcher,
+    Route,
+    Rule,
+    Slo,
+    load_alerting_config,
+    parse_duration,
+    parse_rule,
+)
+from watchkeeper.alerting._evaluate import Decision, Observation, RuleData, evaluate
+from watchkeeper.alerting._notification import Channel, DeliveryError, Notification
+from watchkeeper.alerting._report import report_main
+from watchkeeper.alerting._service import AlertingEngine, build_alerting
+from watchkeeper.alerting._state import AlertState, Event, Timing, transition
+
+__all__ = [
+    "AlertState",
+    "AlertingConfig",
+    "AlertingEngine",
+    "Channel",
+    "Decision",
+    "DeliveryError",
+    "Event",
+    "Filters",
+    "Matcher",
+    "Notification",
+    "Observation",
+    "Route",
+    "Rule",
+    "RuleData",
+    "Slo",
+    "Timing",
+    "build_alerting",
+    "evaluate",
+    "load_alerting_config",
+    "parse_duration",
+    "parse_rule",
+    "report_main",
+    "transition",
+]

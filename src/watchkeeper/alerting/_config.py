@@ -1,0 +1,367 @@
+"""The `alerting:` section of the config file: rules, SLOs, channels, routes, silences, caps.
+
+Everything here is data validated by pydantic; errors name the key and say how to fix it.
+Durations are written as `30s`, `5m`, `1h30m`, `7d` (or plain seconds); ratio thresholds as
+`0.05` or `5%`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from watchkeeper.errors import ConfigError, ValidationError
+from watchkeeper.store._protocol import Scope
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_ID = r"^[A-Za-z0-9_.:-]+$"
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from `90`, `"90"`, `"5m"`, `"1h30m"` or `"7d"`; raise ValueError otherwise."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or a text like 30s, 5m, 1h, 7d")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return float(value)
+    text = str(value).strip().replace(" ", "")
+    try:
+        return parse_duration(float(text))
+    except ValueError:
+        pass
+    parts = _DURATION.findall(text)
+    if not text or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"{value!r} is not a duration: write it like 30s, 5m, 1h30m or 7d")
+    return sum(float(n) * _UNIT_S[u] for n, u in parts)
+
+
+def parse_ratio(value: Any) -> Any:
+    """`"5%"` → 0.05; anything else is left to the number validator."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        return float(value.strip()[:-1]) / 100.0
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Comparison = Literal[">", ">=", "<", "<=", "==", "!="]
+Severity = Literal["critical", "warning", "info"]
+RuleKind = Literal[
+    "outcome_ratio", "latency", "sum", "count", "score", "absence", "anomaly", "burn_rate"
+]
+#: Dimensions an alert may be grouped by: low-cardinality ones only (never user or session).
+GroupBy = Literal[
+    "service",
+    "environment",
+    "operation",
+    "provider",
+    "model",
+    "route",
+    "agent",
+    "outcome",
+    "feature",
+    "error_type",
+]
+Statistic = Literal["p50", "p90", "p95", "p99", "avg", "max"]
+SumField = Literal["cost_usd", "input_tokens", "output_tokens", "total_tokens"]
+AnomalyMetric = Literal["cost_usd", "count", "errors", "timeouts", "total_tokens", "p95"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Filters(_Model):
+    """Which spans a rule or SLO looks at; empty lists mean any."""
+
+    scope: Scope = "spans"
+    services: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    routes: tuple[str, ...] = ()
+    agents: tuple[str, ...] = ()
+    environments: tuple[str, ...] = ()
+    operations: tuple[str, ...] = ()
+    providers: tuple[str, ...] = ()
+    features: tuple[str, ...] = ()
+    outcomes: tuple[str, ...] = ()  # only for `count` and `sum` kinds
+    name: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _singular(cls, data: Any) -> Any:
+        # People write `service: chat`; accept the singular and a bare string for every list.
+        if not isinstance(data, Mapping):
+            return data
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            plural = key not in cls.model_fields and key + "s" in cls.model_fields
+            name = key + "s" if plural else key
+            listy = name not in ("scope", "name")
+            out[name] = [value] if listy and isinstance(value, str) else value
+        return out
+
+
+class Rule(_Model):
+    """One alert rule: a query over spans or scores, a threshold, and how to notify."""
+
+    id: str = Field(min_length=1, max_length=120, pattern=_ID)
+    name: str = ""
+    description: str = ""
+    kind: RuleKind
+    enabled: bool = True
+    project: str = "default"
+    filters: Filters = Filters()
+    window: Duration = 300.0
+    threshold: Annotated[float, BeforeValidator(parse_ratio)] = 0.0
+    comparison: Comparison = ">"
+    for_: Duration = Field(default=0.0, alias="for")
+    keep_firing_for: Duration = 0.0
+    severity: Severity = "warning"
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}  # runbook_url, summary (a template), dashboard_url
+    group_by: GroupBy | None = None
+    max_groups: int = Field(default=20, ge=1, le=200)
+    repeat_interval: Duration = 4 * 3600.0
+    channels: tuple[str, ...] = ()  # empty: the routes decide
+    min_count: int = Field(default=0, ge=0)  # fewer spans: a ratio or percentile is not judged
+    # kind-specific parameters
+    outcomes: tuple[str, ...] = ("error",)  # outcome_ratio: the "bad" outcomes
+    statistic: Statistic = "p95"  # latency
+    field: SumField = "cost_usd"  # sum
+    score_name: str = ""  # score
+    lookback: Duration = 86400.0  # absence: how far back a group counts as known
+    metric: AnomalyMetric = "cost_usd"  # anomaly
+    baseline_days: int = Field(default=7, ge=1, le=28)  # anomaly
+    factor: float = Field(default=1.5, gt=0)  # anomaly: value > factor × baseline median
+    min_value: float = 0.0  # anomaly: ignore values below this (noise at low traffic)
+    slo: str = ""  # burn_rate: the SLO whose error budget burns (window = the long window)
+    short_window: Duration = 0.0  # burn_rate: the short window that must burn too
+
+    @model_validator(mode="after")
+    def _check(self) -> Rule:
+        if self.window <= 0:
+            raise ValueError("window must be longer than 0s (e.g. 5m)")
+        if self.kind == "score" and not self.score_name:
+            raise ValueError("a score rule needs score_name (e.g. hallucination, user_feedback)")
+        if self.kind in ("score", "anomaly") and self.group_by is not None:
+            raise ValueError(f"{self.kind} rules cannot use group_by; drop it")
+        bad = set(self.outcomes) - {"success", "error", "timeout", "fallback", "rejected"}
+        if bad:
+            raise ValueError(f"unknown outcomes {sorted(bad)}: use error, timeout, fallback, ...")
+        if self.kind == "burn_rate" and not (self.slo and 0 < self.short_window < self.window):
+            raise ValueError("burn_rate needs slo and a short_window shorter than window")
+        if self.kind == "absence" and self.lookback <= self.window:
+            raise ValueError("absence: lookback must be longer than window (e.g. 24h vs 10m)")
+        return self
+
+    @property
+    def title(self) -> str:
+        """The name people read: `name`, else the id."""
+        return self.name or self.id
+
+
+BurnWindow = tuple[float, float, float, Severity]  # long_s, short_s, factor, severity
+#: Google SRE workbook multi-window multi-burn-rate table: page at 14.4× and 6×, ticket below.
+DEFAULT_BURN_WINDOWS: tuple[BurnWindow, ...] = (
+    (3600.0, 300.0, 14.4, "critical"),
+    (6 * 3600.0, 1800.0, 6.0, "critical"),
+    (86400.0, 7200.0, 3.0, "warning"),
+    (3 * 86400.0, 6 * 3600.0, 1.0, "warning"),
+)
+
+
+class Slo(_Model):
+    """A service level objective: an SLI, an objective over a period, burn-rate alerts."""
+
+    id: str = Field(min_length=1, max_length=120, pattern=_ID)
+    name: str = ""
+    description: str = ""
+    project: str = "default"
+    filters: Filters = Filters(scope="requests")
+    sli: Literal["availability", "latency"] = "availability"
+    objective: Annotated[float, BeforeValidator(parse_ratio)] = Field(default=0.99, gt=0, lt=1)
+    latency_threshold_ms: float | None = Field(default=None, gt=0)
+    period: Duration = 30 * 86400.0
+    alerting: bool = True
+    channels: tuple[str, ...] = ()
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
+    min_count: int = Field(default=10, ge=0)  # fewer requests in a short window: no page
+
+    @model_validator(mode="after")
+    def _check(self) -> Slo:
+        if self.sli == "latency" and self.latency_threshold_ms is None:
+            raise ValueError("a latency SLO needs latency_threshold_ms (e.g. 8000)")
+        return self
+
+    @property
+    def title(self) -> str:
+        """The name people read."""
+        return self.name or self.id
+
+
+class Matcher(_Model):
+    """A label matcher: `name=value`, `!=`, `=~` (regex, anchored) or `!~`."""
+
+    name: str = Field(min_length=1)
+    op: Literal["=", "!=", "=~", "!~"] = "="
+    value: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, data: Any) -> Any:
+        if not isinstance(data, str):
+            return data
+        m = re.fullmatch(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*\"?(.*?)\"?\s*", data)
+        if m is None:
+            raise ValueError(f"matcher {data!r}: write it like service=chat or model=~gpt-4.*")
+        return {"name": m.group(1), "op": m.group(2), "value": m.group(3)}
+
+    @model_validator(mode="after")
+    def _regex(self) -> Matcher:
+        if self.op in ("=~", "!~"):
+            try:
+                re.compile(self.value)
+            except re.error as exc:
+                raise ValueError(f"matcher {self.name}: bad regular expression: {exc}") from None
+        return self
+
+
+class SilenceSpec(_Model):
+    """A silence from the config file: matchers and a time window (unix seconds)."""
+
+    matchers: tuple[Matcher, ...] = Field(min_length=1)
+    starts_at: float = 0.0
+    ends_at: float
+    comment: str = ""
+    created_by: str = "config"
+
+
+class MaintenanceWindow(_Model):
+    """A weekly window (UTC) during which matching alerts do not notify."""
+
+    name: str = ""
+    matchers: tuple[Matcher, ...] = ()  # empty: every alert
+    days: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = (
+        "mon", "tue", "wed", "thu", "fri", "sat", "sun",
+    )  # fmt: skip
+    start: str = Field(default="00:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    duration: Duration = 3600.0
+
+
+class Route(_Model):
+    """Notification policy: alerts whose labels match go to these channels."""
+
+    matchers: tuple[Matcher, ...] = ()
+    channels: tuple[str, ...] = Field(min_length=1)
+    continue_: bool = Field(default=False, alias="continue")
+
+
+class ReportSchedule(_Model):
+    """When digests are sent (UTC) and to which channels."""
+
+    daily: bool = False
+    weekly: bool = False
+    at: str = Field(default="08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    weekday: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "mon"
+    channels: tuple[str, ...] = ()
+    project: str = "default"
+
+
+class AlertingConfig(_Model):
+    """The whole `alerting:` section."""
+
+    enabled: bool = True
+    interval: Duration = Field(default=5.0, ge=1.0)
+    starter_rules: bool = True  # load the rules shipped with the package
+    rules: tuple[Rule, ...] = ()
+    slos: tuple[Slo, ...] = ()
+    channels: tuple[dict[str, Any], ...] = ()  # validated by alerting.channels
+    routes: tuple[Route, ...] = ()
+    default_channels: tuple[str, ...] | None = None  # None: every channel
+    silences: tuple[SilenceSpec, ...] = ()
+    maintenance: tuple[MaintenanceWindow, ...] = ()
+    inhibit_equal: tuple[str, ...] = ("service",)
+    max_notifications_per_rule_per_hour: int = Field(default=20, ge=1)
+    max_outbox: int = Field(default=100_000, ge=100)
+    outbox_max_age: Duration = 3 * 86400.0
+    retry_base: Duration = 1.0
+    retry_max: Duration = 300.0
+    example_traces: int = Field(default=5, ge=0, le=5)
+    resolved_retention: Duration = 86400.0
+    reports: ReportSchedule = ReportSchedule()
+
+
+def _describe(err: PydanticValidationError, where: str) -> str:
+    lines = [f"invalid {where}:"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        hint = "remove it or check its spelling" if e["type"] == "extra_forbidden" else e["msg"]
+        lines.append(f"  {loc}: {hint} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def load_starter_rules() -> list[dict[str, Any]]:
+    """The rules shipped in `alerting/starter_rules.yaml`, as raw mappings."""
+    text = resources.files("watchkeeper.alerting").joinpath("starter_rules.yaml").read_text()
+    loaded = yaml.safe_load(text) or {}
+    rules: list[dict[str, Any]] = loaded.get("rules", [])
+    return rules
+
+
+def _with_starters(data: dict[str, Any]) -> dict[str, Any]:
+    if not data.get("starter_rules", True):
+        return data
+    own = list(data.get("rules") or [])
+    ids = {r.get("id") for r in own if isinstance(r, Mapping)}
+    # A rule of the config with a starter rule's id replaces it (that is how to override one).
+    merged = [r for r in load_starter_rules() if r.get("id") not in ids] + own
+    return {**data, "rules": merged}
+
+
+def load_alerting_config(raw: Mapping[str, Any] | None) -> AlertingConfig:
+    """Validate the raw `alerting:` mapping of the config file (starter rules merged in)."""
+    data = _with_starters(dict(raw or {}))
+    try:
+        cfg = AlertingConfig.model_validate(data)
+    except PydanticValidationError as exc:
+        raise ConfigError(_describe(exc, "alerting configuration")) from None
+    _unique([r.id for r in cfg.rules], "rule")
+    _unique([s.id for s in cfg.slos], "slo")
+    return cfg
+
+
+def _unique(ids: Sequence[str], what: str) -> None:
+    seen: set[str] = set()
+    for i in ids:
+        if i in seen:
+            raise ConfigError(f"alerting: two {what}s share the id {i!r}; give each its own id")
+        seen.add(i)
+
+
+def parse_rule(data: Mapping[str, Any]) -> Rule:
+    """Validate one rule from the API; raise ValidationError saying what to fix."""
+    try:
+        return Rule.model_validate(dict(data))
+    except PydanticValidationError as exc:
+        raise ValidationError(_describe(exc, f"rule {data.get('id', '?')!s}")) from None
+
+
+def parse_silence(data: Mapping[str, Any]) -> SilenceSpec:
+    """Validate one silence from the API."""
+    try:
+        return SilenceSpec.model_validate(dict(data))
+    except PydanticValidationError as exc:
+        raise ValidationError(_describe(exc, "silence")) from None
+
+
+def rule_to_data(rule: Rule) -> dict[str, Any]:
+    """A rule as the JSON/YAML mapping it was written as (aliases like `for`)."""
+    return rule.model_dump(mode="json", by_alias=True)

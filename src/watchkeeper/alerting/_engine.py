@@ -1,0 +1,296 @@
+"""The alerting engine: the I/O edge around the pure evaluation and state machine.
+
+One evaluation cycle (in a worker thread, since the store and meta DB block): query the store
+per rule, `evaluate`, `transition`, persist changed states, then mute (silences, maintenance,
+inhibition, hourly cap) and enqueue the remaining events in the persistent outbox. The
+delivery worker (`_delivery.py`) drains the outbox.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from watchkeeper.alerting import _repo as repo
+from watchkeeper.alerting._config import AlertingConfig, Rule, Slo
+from watchkeeper.alerting._evaluate import Decision, alert_labels, evaluate, fingerprint
+from watchkeeper.alerting._fetch import example_traces, fetch
+from watchkeeper.alerting._metrics import AlertMetrics
+from watchkeeper.alerting._notification import Notification
+from watchkeeper.alerting._notify import build_notification, held_line, held_summary
+from watchkeeper.alerting._policy import (
+    Silence,
+    inhibited,
+    maintenance_for,
+    recent,
+    route,
+    silenced_by,
+    under_cap,
+)
+from watchkeeper.alerting._slo import burn_rules
+from watchkeeper.alerting._state import AlertState, Event, Timing, transition
+from watchkeeper.store._protocol import Store
+from watchkeeper.store.meta import MetaStore
+
+log = logging.getLogger("watchkeeper.alerting")
+Outgoing = tuple[str, str, Notification]  # project, channel, notification
+
+
+def timing(rule: Rule) -> Timing:
+    """The state-machine durations of a rule."""
+    return Timing(rule.for_, rule.keep_firing_for, rule.repeat_interval)
+
+
+@dataclass
+class CycleResult:
+    """What one evaluation cycle did (for tests, the bench and logs)."""
+
+    evaluated: int = 0
+    errors: int = 0
+    events: list[Event] = field(default_factory=list)
+    enqueued: list[Outgoing] = field(default_factory=list)
+    muted: dict[str, str] = field(default_factory=dict)  # fingerprint → reason
+
+
+class Evaluator:
+    """Runs evaluation cycles against a store and the meta DB; keeps alert state in memory."""
+
+    def __init__(
+        self,
+        config: AlertingConfig,
+        store: Store,
+        meta: MetaStore,
+        metrics: AlertMetrics,
+        *,
+        channel_names: Sequence[str] = (),
+        channel_severities: Mapping[str, Sequence[str]] | None = None,
+        base_url: str = "",
+    ) -> None:
+        self.config = config
+        self._store = store
+        self._meta = meta
+        self._metrics = metrics
+        self._channels = tuple(channel_names)
+        self._severities = dict(channel_severities or {})
+        self._base_url = base_url
+        self._states: dict[str, AlertState] = repo.load_states(meta)
+        self._sent: dict[str, list[float]] = {}
+        self._held: dict[str, list[str]] = {}
+        self._baselines: dict[tuple[str, int], Any] = {}
+
+    # --- rules and SLOs ----------------------------------------------------------------------
+
+    def slos(self) -> dict[str, Slo]:
+        """Every SLO of the configuration by id."""
+        return {s.id: s for s in self.config.slos}
+
+    def rules(self) -> list[Rule]:
+        """The effective rules: config and starter rules, SLO burn rules, then the API's."""
+        by_id: dict[str, Rule] = {r.id: r for r in self.config.rules}
+        for slo in self.config.slos:
+            by_id.update((r.id, r) for r in burn_rules(slo))
+        for row in repo.load_rule_rows(self._meta):
+            if row.deleted:
+                by_id.pop(row.id, None)
+                continue
+            rule = row.rule or by_id.get(row.id)
+            if rule is None:
+                continue
+            if row.enabled is not None:
+                rule = rule.model_copy(update={"enabled": row.enabled})
+            by_id[row.id] = rule
+        return list(by_id.values())
+
+    def states(self) -> list[AlertState]:
+        """Current alert states (pending, firing, recently resolved)."""
+        return list(self._states.values())
+
+    # --- one cycle ---------------------------------------------------------------------------
+
+    def test(self, rule: Rule, now: float) -> Decision:
+        """Evaluate a rule now without touching state or notifying."""
+        return evaluate(rule, fetch(self._store, rule, now, self.slos()), now)
+
+    def cycle(self, now: float) -> CycleResult:
+        """Evaluate every enabled rule once, persist state, enqueue notifications."""
+        result = CycleResult()
+        rules = {r.id: r for r in self.rules() if r.enabled}
+        before = dict(self._states)
+        for rule in rules.values():
+            decision = self._evaluate(rule, now, result)
+            if decision is not None:
+                result.events.extend(self._apply(rule, decision, now))
+        self._forget(rules, now)
+        changed = [s for fp, s in self._states.items() if before.get(fp) != s]
+        gone = [fp for fp in before if fp not in self._states]
+        repo.save_states(self._meta, changed, gone)
+        self._notify(rules, result, now)
+        return result
+
+    def _evaluate(self, rule: Rule, now: float, result: CycleResult) -> Decision | None:
+        started = time.perf_counter()
+        try:
+            data = fetch(self._store, rule, now, self.slos())
+            decision = evaluate(rule, data, now)
+        except Exception:  # one broken rule or store hiccup must not stop the others
+            log.exception("alert rule %s failed to evaluate", rule.id)
+            self._metrics.evaluations.labels(result="error").inc()
+            result.errors += 1
+            return None
+        finally:
+            self._metrics.evaluation_seconds.observe(time.perf_counter() - started)
+        self._metrics.evaluations.labels(result="ok").inc()
+        result.evaluated += 1
+        return decision
+
+    def _apply(self, rule: Rule, decision: Decision, now: float) -> list[Event]:
+        events: list[Event] = []
+        seen = set()
+        for obs in decision.observations:
+            fp = fingerprint(rule.id, obs.labels)
+            seen.add(fp)
+            prev = self._states.get(fp) or AlertState(
+                fp, rule.id, rule.project, alert_labels(rule, obs.labels)
+            )
+            events.extend(self._step(rule, prev, obs, now))
+        for fp, state in list(self._states.items()):
+            active = state.status in ("pending", "firing")
+            if state.rule_id == rule.id and fp not in seen and active:
+                events.extend(self._step(rule, state, None, now))
+        return events
+
+    def _step(self, rule: Rule, prev: AlertState, obs: Any, now: float) -> list[Event]:
+        state, events = transition(prev, obs, now, timing(rule))
+        if any(e.kind == "firing" for e in events):
+            state = self._with_traces(rule, state, now)
+            events = [dataclasses.replace(e, state=state) for e in events]
+        if state.status == "inactive":
+            self._states.pop(state.fingerprint, None)
+        else:
+            self._states[state.fingerprint] = state
+        return events
+
+    def _with_traces(self, rule: Rule, state: AlertState, now: float) -> AlertState:
+        group: dict[str, str] = {k: v for k, v in state.labels.items() if k == rule.group_by}
+        try:
+            ids = example_traces(self._store, rule, group, now, self.config.example_traces)
+        except Exception:  # examples are a help; the alert goes out without them
+            log.exception("example traces for rule %s failed", rule.id)
+            ids = ()
+        return dataclasses.replace(state, trace_ids=ids)
+
+    def _forget(self, rules: Mapping[str, Rule], now: float) -> None:
+        keep = self.config.resolved_retention
+        for fp, state in list(self._states.items()):
+            stale = state.status == "resolved" and now - (state.resolved_at or now) > keep
+            if state.rule_id not in rules or stale:
+                del self._states[fp]
+
+    # --- muting and enqueueing ---------------------------------------------------------------
+
+    def _silences(self, now: float) -> list[Silence]:
+        own = [
+            Silence(f"config-{i}", s.matchers, s.starts_at, s.ends_at, s.comment, s.created_by)
+            for i, s in enumerate(self.config.silences)
+        ]
+        return own + repo.load_silences(self._meta, None, now)
+
+    def _mute_reason(
+        self,
+        event: Event,
+        silences: Sequence[Silence],
+        critical: Sequence[Mapping[str, str]],
+        now: float,
+    ) -> str | None:
+        labels = event.state.labels
+        silence = silenced_by(
+            [s for s in silences if s.project == event.state.project], labels, now
+        )
+        if silence is not None:
+            return f"silenced by {silence.id}"
+        window = maintenance_for(self.config.maintenance, labels, now)
+        if window is not None:
+            return f"maintenance {window.name}".strip()
+        if inhibited(labels, critical, self.config.inhibit_equal):
+            return "inhibited by a critical alert"
+        return None
+
+    def _notify(self, rules: Mapping[str, Rule], result: CycleResult, now: float) -> None:
+        silences = self._silences(now) if result.events else []
+        critical = [
+            s.labels
+            for s in self._states.values()
+            if s.status == "firing" and s.labels.get("severity") == "critical"
+        ]
+        history = []
+        for event in result.events:
+            rule = rules[event.state.rule_id]
+            reason = self._mute_reason(event, silences, critical, now)
+            if reason is None:
+                reason = self._enqueue(rule, event, now, result)
+            if reason is not None:
+                result.muted[event.state.fingerprint] = reason
+            history.append(_history_row(rule, event, reason))
+        self._release_held(rules, now, result)
+        repo.append_history(self._meta, history)
+        repo.enqueue(self._meta, result.enqueued, now)
+
+    def _channels_for(self, rule: Rule, labels: Mapping[str, str]) -> tuple[str, ...]:
+        default = self.config.default_channels
+        chosen = route(labels, rule.channels, self.config.routes, default or self._channels)
+        return tuple(
+            c for c in chosen if rule.severity in self._severities.get(c, (rule.severity,))
+        )
+
+    def _enqueue(self, rule: Rule, event: Event, now: float, result: CycleResult) -> str | None:
+        cap = self.config.max_notifications_per_rule_per_hour
+        sent = self._sent[rule.id] = recent(self._sent.get(rule.id, []), now)
+        if not under_cap(sent, now, cap):
+            self._held.setdefault(rule.id, []).append(held_line(event.kind, event.state.labels))
+            return f"held back by the cap of {cap} per hour"
+        sent.append(now)
+        resolved = event.kind == "resolved"
+        n = build_notification(
+            rule, event.state, "resolved" if resolved else "firing", self._base_url
+        )
+        for channel in self._channels_for(rule, event.state.labels):
+            result.enqueued.append((rule.project, channel, n))
+        return None
+
+    def _release_held(self, rules: Mapping[str, Rule], now: float, result: CycleResult) -> None:
+        cap = self.config.max_notifications_per_rule_per_hour
+        for rule_id, held in list(self._held.items()):
+            rule = rules.get(rule_id)
+            sent = recent(self._sent.get(rule_id, []), now)
+            if rule is None or not under_cap(sent, now, cap):
+                continue
+            n = held_summary(rule, held, now, cap)
+            for channel in self._channels_for(rule, {"rule": rule.id, **rule.labels}):
+                result.enqueued.append((rule.project, channel, n))
+            self._sent[rule_id] = [*sent, now]
+            del self._held[rule_id]
+
+
+def _history_row(rule: Rule, event: Event, muted: str | None) -> dict[str, Any]:
+    import json
+
+    s = event.state
+    return {
+        "at": event.at,
+        "project": s.project,
+        "rule_id": rule.id,
+        "fingerprint": s.fingerprint,
+        "event": event.kind,
+        "severity": rule.severity,
+        "labels": json.dumps(dict(s.labels), sort_keys=True),
+        "value": s.value,
+        "threshold": s.threshold,
+        "muted": muted,
+    }
+
+
+Clock = Callable[[], float]

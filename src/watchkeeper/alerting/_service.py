@@ -1,0 +1,216 @@
+"""`AlertingEngine`: the evaluator, the delivery worker and the digest schedule as tasks.
+
+`build_alerting(services)` makes one from the server's services; the app starts it in its
+lifespan with `await engine.start()` and stops it with `await engine.stop()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
+
+import httpx
+from prometheus_client import CollectorRegistry
+
+from watchkeeper.alerting import _repo as repo
+from watchkeeper.alerting._config import AlertingConfig, Rule, load_alerting_config
+from watchkeeper.alerting._delivery import Deliverer
+from watchkeeper.alerting._engine import CycleResult, Evaluator
+from watchkeeper.alerting._metrics import AlertMetrics
+from watchkeeper.alerting._notification import Channel, DeliveryError
+from watchkeeper.alerting._notify import test_notification
+from watchkeeper.alerting._report import build_digest, next_run
+from watchkeeper.store._protocol import Store
+from watchkeeper.store.meta import MetaStore
+
+log = logging.getLogger("watchkeeper.alerting")
+
+
+class AlertingEngine:
+    """Evaluates rules every `interval` seconds and delivers notifications from the outbox."""
+
+    def __init__(
+        self,
+        config: AlertingConfig,
+        store: Store,
+        meta: MetaStore,
+        registry: CollectorRegistry,
+        channels: Mapping[str, Channel],
+        *,
+        channel_specs: Mapping[str, Any] | None = None,
+        clock: Callable[[], float] = time.time,
+        base_url: str = "",
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.meta = meta
+        self.channels = dict(channels)
+        self.channel_specs = dict(channel_specs or {})
+        self.clock = clock
+        self.base_url = base_url
+        self.metrics = AlertMetrics(registry)
+        severities = {n: tuple(s.severities) for n, s in self.channel_specs.items()}
+        self.evaluator = Evaluator(
+            config,
+            store,
+            meta,
+            self.metrics,
+            channel_names=list(self.channels),
+            channel_severities=severities,
+            base_url=base_url,
+        )
+        self.deliverer = Deliverer(config, meta, self.channels, self.metrics, clock)
+        self._http = http
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._lock = asyncio.Lock()  # one cycle at a time (loop, API test, bench)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the evaluation loop, the delivery worker and the digest schedule."""
+        if self._tasks or not self.config.enabled:
+            return
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        loops: list[Coroutine[Any, Any, None]] = [self._evaluate_loop(), self._deliver_loop()]
+        if self.config.reports.daily or self.config.reports.weekly:
+            loops.append(self._report_loop())
+        self._tasks = [asyncio.create_task(c) for c in loops]
+
+    async def stop(self) -> None:
+        """Stop the loops (an unsent notification stays in the outbox for next time)."""
+        self._stop.set()
+        self._wake.set()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        if self._http is not None:
+            await self._http.aclose()
+
+    async def _sleep(self, seconds: float, wake: bool = False) -> None:
+        waits = [asyncio.ensure_future(self._stop.wait())]
+        if wake:
+            waits.append(asyncio.ensure_future(self._wake.wait()))
+        timeout = max(0.0, seconds)
+        _done, rest = await asyncio.wait(waits, timeout=timeout, return_when="FIRST_COMPLETED")
+        for w in rest:
+            w.cancel()
+
+    async def _evaluate_loop(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                await self.run_cycle()
+            except Exception:  # the loop must survive a bad cycle (meta DB busy, ...)
+                log.exception("alert evaluation cycle failed")
+            await self._sleep(self.config.interval - (time.monotonic() - started))
+
+    async def _deliver_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                await self.deliverer.deliver_due()
+            except Exception:
+                log.exception("outbox delivery round failed")
+            await self._sleep(1.0, wake=True)
+
+    async def _report_loop(self) -> None:
+        while not self._stop.is_set():
+            now = self.clock()
+            when, period = next_run(self.config.reports, now)
+            await self._sleep(when - now)
+            if self._stop.is_set():
+                return
+            try:
+                await asyncio.to_thread(self._enqueue_digest, period, when)
+                self._wake.set()
+            except Exception:
+                log.exception("sending the %s digest failed", period)
+
+    def _enqueue_digest(self, period: str, now: float) -> None:
+        r = self.config.reports
+        n = build_digest(self.store, r.project, period, now, list(self.config.slos), self.base_url)
+        names = r.channels or tuple(self.channels)
+        repo.enqueue(self.meta, [(r.project, c, n) for c in names], now)
+
+    # --- operations the API and tests call ----------------------------------------------------
+
+    async def run_cycle(self, now: float | None = None) -> CycleResult:
+        """Evaluate every rule once now and wake the delivery worker."""
+        async with self._lock:
+            at = self.clock() if now is None else now
+            result = await asyncio.to_thread(self.evaluator.cycle, at)
+        if result.enqueued:
+            self._wake.set()
+        firing = sum(1 for s in self.evaluator.states() if s.status == "firing")
+        self.metrics.firing.set(firing)
+        return result
+
+    def rules(self, project: str | None = None) -> list[Rule]:
+        """Effective rules, of one project or all."""
+        rules = self.evaluator.rules()
+        return [r for r in rules if project is None or r.project == project]
+
+    def rule(self, project: str, rule_id: str) -> Rule | None:
+        """One effective rule of a project."""
+        return next((r for r in self.rules(project) if r.id == rule_id), None)
+
+    async def send_test(self, channel_name: str) -> dict[str, Any]:
+        """Send a test notification straight to a channel; say whether it arrived."""
+        channel = self.channels[channel_name]
+        n = test_notification(channel_name, self.clock(), self.base_url)
+        started = time.perf_counter()
+        try:
+            await channel.send(n)
+        except DeliveryError as exc:
+            self.metrics.notifications.labels(channel=channel_name, result="test_failed").inc()
+            return {"ok": False, "error": str(exc), "retryable": exc.retryable}
+        self.metrics.notifications.labels(channel=channel_name, result="test_ok").inc()
+        return {"ok": True, "duration_ms": (time.perf_counter() - started) * 1000.0}
+
+
+def build_alerting(services: Any) -> AlertingEngine | None:
+    """The engine for a server's services (None when `alerting.enabled` is false)."""
+    from watchkeeper.alerting.channels import build_channel, parse_channel_specs
+
+    config = load_alerting_config(services.config.alerting)
+    if not config.enabled:
+        return None
+    specs = parse_channel_specs(list(config.channels))
+    http = httpx.AsyncClient(timeout=30.0)
+    channels = {s.name: build_channel(s, http) for s in specs}
+    _check_channel_names(config, set(channels))
+    return AlertingEngine(
+        config,
+        services.store,
+        services.meta,
+        services.registry,
+        channels,
+        channel_specs={s.name: s for s in specs},
+        clock=services.clock,
+        base_url=services.config.base_url,
+        http=http,
+    )
+
+
+def _check_channel_names(config: AlertingConfig, known: set[str]) -> None:
+    from watchkeeper.errors import ConfigError
+
+    named = [(f"rule {r.id}", c) for r in config.rules for c in r.channels]
+    named += [(f"slo {s.id}", c) for s in config.slos for c in s.channels]
+    named += [("routes", c) for route in config.routes for c in route.channels]
+    named += [("reports", c) for c in config.reports.channels]
+    for where, name in named:
+        if name not in known:
+            raise ConfigError(
+                f"alerting: {where} names channel {name!r}, which is not configured; "
+                f"add it under alerting.channels (known: {sorted(known) or 'none'})"
+            )

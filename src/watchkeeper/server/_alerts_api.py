@@ -1,0 +1,300 @@
+"""The alerting endpoints of docs/api.md: rules, alerts, silences, channels, SLOs, outbox log.
+
+Handlers are thin: they validate, call the `AlertingEngine` in `Services.alerting` (or the
+alerting repository on the meta DB), and shape JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi.responses import JSONResponse
+
+from watchkeeper.alerting import AlertingEngine, Rule, parse_rule
+from watchkeeper.alerting import _repo as repo
+from watchkeeper.alerting._config import parse_silence, rule_to_data
+from watchkeeper.alerting._policy import Silence
+from watchkeeper.alerting._slo import burn_rules, slo_status
+from watchkeeper.errors import NotFound, ValidationError
+from watchkeeper.server._services import current_project, services
+
+router = APIRouter(prefix="/api/v1", tags=["alerting"])
+Project = Depends(current_project)
+
+
+def _engine(request: Request) -> AlertingEngine:
+    engine: AlertingEngine | None = services(request).alerting
+    if engine is None:
+        raise NotFound("alerting is disabled (alerting.enabled: false in the config file)")
+    return engine
+
+
+def _now(request: Request) -> float:
+    return services(request).clock()
+
+
+def _file_rule_ids(engine: AlertingEngine) -> set[str]:
+    ids = {r.id for r in engine.config.rules}
+    ids.update(r.id for s in engine.config.slos for r in burn_rules(s))
+    return ids
+
+
+def _rule_json(engine: AlertingEngine, rule: Rule) -> dict[str, Any]:
+    source = "config" if rule.id in _file_rule_ids(engine) else "api"
+    return {**rule_to_data(rule), "source": source}
+
+
+def _get_rule(engine: AlertingEngine, project: str, rule_id: str) -> Rule:
+    rule = engine.rule(project, rule_id)
+    if rule is None:
+        raise NotFound(f"no rule {rule_id!r} in project {project!r}; see GET /api/v1/rules")
+    return rule
+
+
+def _validated(engine: AlertingEngine, data: dict[str, Any], project: str) -> Rule:
+    if not isinstance(data, dict):
+        raise ValidationError("the body must be a JSON object describing a rule")
+    rule = parse_rule({**data, "project": project})
+    unknown = [c for c in rule.channels if c not in engine.channels]
+    if unknown:
+        raise ValidationError(
+            f"rule {rule.id}: unknown channels {unknown}; configured: {sorted(engine.channels)}"
+        )
+    return rule
+
+
+# --- rules -------------------------------------------------------------------------------------
+
+
+@router.get("/rules")
+def list_rules(request: Request, project: str = Project) -> dict[str, Any]:
+    """Every rule of the project (config, starter, SLO burn-rate and API rules)."""
+    engine = _engine(request)
+    return {"items": [_rule_json(engine, r) for r in engine.rules(project)]}
+
+
+@router.post("/rules", status_code=201)
+def create_rule(
+    request: Request, body: dict[str, Any] = Body(...), project: str = Project
+) -> dict[str, Any]:
+    """Create a rule; 400 when its id is taken."""
+    engine = _engine(request)
+    rule = _validated(engine, body, project)
+    if any(r.id == rule.id for r in engine.rules()):
+        raise ValidationError(f"a rule with id {rule.id!r} exists; PUT /api/v1/rules/{rule.id}")
+    repo.upsert_rule_row(
+        engine.meta, repo.RuleRow(rule.id, project, rule, None, False), _now(request)
+    )
+    return _rule_json(engine, rule)
+
+
+@router.get("/rules/{rule_id}")
+def get_rule(request: Request, rule_id: str, project: str = Project) -> dict[str, Any]:
+    """One rule."""
+    engine = _engine(request)
+    return _rule_json(engine, _get_rule(engine, project, rule_id))
+
+
+@router.put("/rules/{rule_id}")
+def update_rule(
+    request: Request, rule_id: str, body: dict[str, Any] = Body(...), project: str = Project
+) -> dict[str, Any]:
+    """Replace a rule (a rule of the config file is overridden in the meta DB)."""
+    engine = _engine(request)
+    _get_rule(engine, project, rule_id)
+    rule = _validated(engine, {**body, "id": rule_id}, project)
+    repo.upsert_rule_row(
+        engine.meta, repo.RuleRow(rule_id, project, rule, None, False), _now(request)
+    )
+    return _rule_json(engine, rule)
+
+
+@router.delete("/rules/{rule_id}", status_code=204)
+def delete_rule(request: Request, rule_id: str, project: str = Project) -> None:
+    """Delete a rule (a config rule is hidden until deleted from the file too)."""
+    engine = _engine(request)
+    _get_rule(engine, project, rule_id)
+    if rule_id in _file_rule_ids(engine):
+        row = repo.RuleRow(rule_id, project, None, None, True)
+        repo.upsert_rule_row(engine.meta, row, _now(request))
+    else:
+        repo.delete_rule_row(engine.meta, rule_id)
+
+
+def _set_enabled(request: Request, rule_id: str, project: str, enabled: bool) -> dict[str, Any]:
+    engine = _engine(request)
+    rule = _get_rule(engine, project, rule_id)
+    rows = {r.id: r for r in repo.load_rule_rows(engine.meta)}
+    stored = rows[rule_id].rule if rule_id in rows else None
+    row = repo.RuleRow(rule_id, project, stored, enabled, False)
+    repo.upsert_rule_row(engine.meta, row, _now(request))
+    return _rule_json(engine, rule.model_copy(update={"enabled": enabled}))
+
+
+@router.post("/rules/{rule_id}/enable")
+def enable_rule(request: Request, rule_id: str, project: str = Project) -> dict[str, Any]:
+    """Enable a rule."""
+    return _set_enabled(request, rule_id, project, True)
+
+
+@router.post("/rules/{rule_id}/disable")
+def disable_rule(request: Request, rule_id: str, project: str = Project) -> dict[str, Any]:
+    """Disable a rule (its alerts are forgotten without a notification)."""
+    return _set_enabled(request, rule_id, project, False)
+
+
+@router.post("/rules/{rule_id}/test")
+def test_rule(request: Request, rule_id: str, project: str = Project) -> dict[str, Any]:
+    """Evaluate a rule now, without changing alert state or notifying."""
+    engine = _engine(request)
+    rule = _get_rule(engine, project, rule_id)
+    decision = engine.evaluator.test(rule, _now(request))
+    return {
+        "rule_id": rule.id,
+        "at": decision.at,
+        "breaching": any(o.breaching for o in decision.observations),
+        "observations": [
+            {**dataclasses.asdict(o), "labels": dict(o.labels)} for o in decision.observations
+        ],
+    }
+
+
+# --- alerts ----------------------------------------------------------------------------------
+
+
+@router.get("/alerts")
+def list_alerts(
+    request: Request,
+    state: str | None = Query(None, pattern="^(firing|pending|resolved)$"),
+    project: str = Project,
+) -> dict[str, Any]:
+    """Current alerts (pending, firing, recently resolved) of the project."""
+    engine = _engine(request)
+    items = [
+        {**dataclasses.asdict(s), "labels": dict(s.labels)}
+        for s in engine.evaluator.states()
+        if s.project == project and (state is None or s.status == state)
+    ]
+    items.sort(key=lambda s: (s["status"] != "firing", -(s["firing_since"] or 0.0)))
+    return {"items": items}
+
+
+@router.get("/alerts/history")
+def alert_history(
+    request: Request,
+    limit: int = Query(200, ge=1, le=5000),
+    rule: str | None = None,
+    project: str = Project,
+) -> dict[str, Any]:
+    """Alert events (firing, resolved, repeat), newest first, with why any was muted."""
+    return {"items": repo.history(_engine(request).meta, project, limit, rule)}
+
+
+# --- silences --------------------------------------------------------------------------------
+
+
+def _silence_json(s: Silence, now: float) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "matchers": [m.model_dump() for m in s.matchers],
+        "starts_at": s.starts_at,
+        "ends_at": s.ends_at,
+        "comment": s.comment,
+        "created_by": s.created_by,
+        "active": s.starts_at <= now < s.ends_at,
+    }
+
+
+@router.get("/silences")
+def list_silences(request: Request, project: str = Project) -> dict[str, Any]:
+    """Active and future silences of the project."""
+    now = _now(request)
+    items = repo.load_silences(_engine(request).meta, project, now)
+    return {"items": [_silence_json(s, now) for s in items]}
+
+
+@router.post("/silences", status_code=201)
+def create_silence(
+    request: Request, body: dict[str, Any] = Body(...), project: str = Project
+) -> dict[str, Any]:
+    """Create a silence: `{matchers: ["service=chat", ...], ends_at | duration, comment}`."""
+    now = _now(request)
+    data = dict(body)
+    if "duration" in data and "ends_at" not in data:
+        from watchkeeper.alerting import parse_duration
+
+        try:
+            data["ends_at"] = data.get("starts_at", now) + parse_duration(data.pop("duration"))
+        except ValueError as exc:
+            raise ValidationError(f"silence duration: {exc}") from None
+    data.setdefault("starts_at", now)
+    spec = parse_silence(data)
+    if spec.ends_at <= spec.starts_at:
+        raise ValidationError("silence: ends_at must be after starts_at")
+    silence = Silence(
+        "", spec.matchers, spec.starts_at, spec.ends_at, spec.comment, spec.created_by, project
+    )
+    silence = repo.add_silence(_engine(request).meta, silence, now)
+    return _silence_json(silence, now)
+
+
+@router.delete("/silences/{silence_id}")
+def expire_silence(request: Request, silence_id: str, project: str = Project) -> dict[str, Any]:
+    """End a silence now."""
+    if not repo.expire_silence(_engine(request).meta, project, silence_id, _now(request)):
+        raise NotFound(f"no active silence {silence_id!r}; see GET /api/v1/silences")
+    return {"id": silence_id, "expired": True}
+
+
+# --- channels, SLOs, notifications -----------------------------------------------------------
+
+
+@router.get("/channels")
+def list_channels(request: Request, _project: str = Project) -> dict[str, Any]:
+    """Configured channels (names, types and severities; never their secrets)."""
+    engine = _engine(request)
+    items = []
+    for name, channel in engine.channels.items():
+        spec = engine.channel_specs.get(name)
+        severities = list(spec.severities) if spec is not None else []
+        items.append({"name": name, "type": channel.type, "severities": severities})
+    return {"items": items}
+
+
+@router.post("/channels/{name}/test")
+async def test_channel(request: Request, name: str, _project: str = Project) -> JSONResponse:
+    """Send a test notification to a channel now; 502 with the reason when it fails."""
+    engine = _engine(request)
+    if name not in engine.channels:
+        raise NotFound(f"no channel {name!r}; configured: {sorted(engine.channels)}")
+    result = await engine.send_test(name)
+    return JSONResponse(result, status_code=200 if result["ok"] else 502)
+
+
+@router.get("/slos")
+def list_slos(request: Request, project: str = Project) -> dict[str, Any]:
+    """SLOs of the project with SLI, budget left and burn rates (no series)."""
+    engine = _engine(request)
+    now = _now(request)
+    slos = [s for s in engine.config.slos if s.project == project]
+    return {"items": [slo_status(engine.store, s, now, series=False) for s in slos]}
+
+
+@router.get("/slos/{slo_id}")
+def get_slo(request: Request, slo_id: str, project: str = Project) -> dict[str, Any]:
+    """One SLO with its burn-down series."""
+    engine = _engine(request)
+    slo = next((s for s in engine.config.slos if s.id == slo_id and s.project == project), None)
+    if slo is None:
+        raise NotFound(f"no SLO {slo_id!r} in project {project!r}; see GET /api/v1/slos")
+    return slo_status(engine.store, slo, _now(request))
+
+
+@router.get("/notifications")
+def list_notifications(
+    request: Request, limit: int = Query(100, ge=1, le=1000), project: str = Project
+) -> dict[str, Any]:
+    """The outbox: notifications with their state and every delivery attempt."""
+    return {"items": repo.notification_log(_engine(request).meta, project, limit)}
