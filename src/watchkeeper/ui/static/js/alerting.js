@@ -49,12 +49,11 @@ export function silenceForm(done) {
     const names = fd.getAll("m-name");
     const ops = fd.getAll("m-op");
     const values = fd.getAll("m-value");
-    const matchers = names.map((name, i) => ({ name: String(name).trim(), value: String(values[i]).trim(), op: ops[i],
-      is_regex: ops[i].includes("~"), is_equal: !ops[i].startsWith("!") }));
+    const matchers = names.map((name, i) => ({ name: String(name).trim(), op: ops[i], value: String(values[i]).trim() }));
     const duration = Number(fd.get("duration"));
     const now = Date.now();
     const body = {
-      matchers, duration_s: duration, starts_at: now / 1000, ends_at: now / 1000 + duration,
+      matchers, starts_at: now / 1000, ends_at: now / 1000 + duration,
       comment: String(fd.get("comment") || ""), created_by: String(fd.get("created_by") || "ui"),
     };
     try {

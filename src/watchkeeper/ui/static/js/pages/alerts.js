@@ -85,11 +85,24 @@ async function history(el, signal) {
   ], items, { caption: "Alert history" }));
 }
 
+const KIND_DETAIL = {
+  outcome_ratio: (r) => `share of ${(pick(r, "outcomes") || ["error"]).join("/")}`,
+  latency: (r) => `${pick(r, "statistic") || "p95"} latency`,
+  sum: (r) => `sum of ${pick(r, "field") || "cost_usd"}`,
+  score: (r) => `score ${pick(r, "score_name")}`,
+  anomaly: (r) => `${pick(r, "metric")} vs ${pick(r, "baseline_days")}d baseline`,
+  burn_rate: (r) => `burn rate of SLO ${pick(r, "slo")}`,
+};
+
 function ruleQuery(r) {
   const q = pick(r, "query", "expr", "expression");
-  if (!q) return "–";
   if (typeof q === "string") return h("code", {}, q);
-  return h("code", {}, Object.entries(q).map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`).join(" "));
+  const kind = pick(r, "kind");
+  const what = kind && KIND_DETAIL[kind] ? KIND_DETAIL[kind](r) : kind || "–";
+  const f = pick(r, "filters") || q || {};
+  const where = Object.entries(f).filter(([, v]) => v !== null && v !== "" && !(Array.isArray(v) && !v.length))
+    .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(",") : typeof v === "object" ? JSON.stringify(v) : v}`).join(" ");
+  return [h("div", {}, what), where ? h("div", { class: "cell-sub mono" }, where) : null];
 }
 
 async function rules(el, signal) {
@@ -104,7 +117,7 @@ async function rules(el, signal) {
     { title: "Query", render: ruleQuery },
     { title: "Threshold", align: "right", render: (r) => `${pick(r, "comparison", "op") || ">"} ${pick(r, "threshold") ?? "–"}` },
     { title: "Window", align: "right", render: (r) => fmt.seconds(pick(r, "window_s", "window")) },
-    { title: "For", align: "right", render: (r) => fmt.seconds(pick(r, "for_s", "for")) },
+    { title: "For", align: "right", render: (r) => fmt.seconds(pick(r, "for_s", "for", "for_")) },
     { title: "Enabled", render: (r) => (pick(r, "enabled") === false ? badge("disabled") : badge("enabled", "ok")) },
     { title: "", render: (r) => ruleActions(r, result, reload) },
   ], items, { caption: "Alert rules" }));

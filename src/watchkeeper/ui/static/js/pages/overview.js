@@ -102,7 +102,8 @@ async function renderHeadline(el, q, slosP, sig) {
 
 /** The availability SLO if one exists, else nothing: success rate is compared with it. */
 function availabilitySlo(slos) {
-  return slos.find((s) => /avail|success|error/i.test(String(s.sli || s.kind || s.type || s.name || ""))) || null;
+  return slos.find((s) => s.sli === "availability") ||
+    slos.find((s) => /avail|success|error/i.test(String(s.kind || s.type || s.name || s.id || ""))) || null;
 }
 
 function objectiveOf(slo) {
@@ -142,8 +143,8 @@ async function renderHealth(root, params, r, stepS, slosP, sig) {
   const latEl = root.querySelector("#box-lat");
   const heatEl = root.querySelector("#box-heat");
   const slos = await slosP;
-  const lat = slos.find((s) => Number(s.threshold_ms) > 0);
-  const deadline = lat ? Number(lat.threshold_ms) : DEFAULT_DEADLINE_MS;
+  const lat = slos.find((s) => Number(s.latency_threshold_ms ?? s.threshold_ms) > 0);
+  const deadline = lat ? Number(lat.latency_threshold_ms ?? lat.threshold_ms) : DEFAULT_DEADLINE_MS;
   const span = { start: params.start, end: r.endMs, stepMs: stepS * 1000 };
   const ts = api.get("/api/v1/timeseries", { ...params, step: stepS }, sig).then((body) => {
     const pts = body.points.filter((p) => p.key === null || p.key === undefined);

@@ -54,16 +54,17 @@ async function renderSlo(el, slo, signal) {
         stat("Current", Number.isFinite(sli) ? fmt.pct(sli, 3) : "–", { tone: Number.isFinite(sli) && obj !== null && sli < obj ? "bad" : "ok" }),
         stat("Budget left", Number.isFinite(remaining) ? fmt.pct(remaining, 1) : "–", { tone, testid: "budget-remaining" })),
       h("h3", {}, "Definition"),
-      kv([["SLI", pick(detail, "sli_kind", "kind", "type", "indicator")], ["Description", pick(detail, "description")],
-        ["Threshold", pick(detail, "threshold_ms") ? fmt.ms(pick(detail, "threshold_ms")) : null],
-        ["Window", pick(detail, "window_s", "window_days") ? (pick(detail, "window_s") ? fmt.seconds(pick(detail, "window_s")) : pick(detail, "window_days") + "d") : pick(detail, "window")],
-        ["Filter", pick(detail, "filter") ? JSON.stringify(pick(detail, "filter")) : null]]),
+      kv([["SLI", sliText(detail)],
+        ["Period", pick(detail, "period", "window_s") != null ? fmt.seconds(Number(pick(detail, "period", "window_s"))) : null],
+        ["Requests", pick(detail, "total") != null ? `${fmt.int(pick(detail, "total"))} (${fmt.int(pick(detail, "bad"))} bad)` : null],
+        ["Filters", filtersText(pick(detail, "filters", "filter"))]]),
       burnTable(burn)),
     h("div", { class: "span-8" }, h("h3", {}, "Error budget burn-down"), chartBox)),
   { subtitle: pick(detail, "description") || null, actions: remaining < 0 ? badge("budget exhausted", "bad") : null }));
   const series = pick(detail, "burn_down", "burndown", "series", "budget_series") || [];
-  const pts = series.map((p) => Array.isArray(p) ? { t: toMs(p[0]), v: p[1] } : { t: toMs(pick(p, "t", "time", "ts")), v: Number(pick(p, "remaining", "budget_remaining", "value", "v")) })
-    .filter((p) => p.t !== null && Number.isFinite(p.v));
+  const pts = series.map((p) => Array.isArray(p) ? { t: toMs(p[0]), v: p[1] } : { t: toMs(pick(p, "t", "time", "ts")), v: pick(p, "budget_remaining", "remaining", "value", "v") })
+    .filter((p) => p.t !== null && p.v !== null && p.v !== undefined && Number.isFinite(Number(p.v)))
+    .map((p) => ({ t: p.t, v: Number(p.v) }));
   if (!pts.length) return mount(chartBox, h("div", { class: "chart-empty" }, "No burn-down series yet"));
   const stepMs = pts.length > 1 ? pts[1].t - pts[0].t : 3600e3;
   chart.timeChart(chartBox, { times: pts.map((p) => p.t), stepMs, start: pts[0].t, end: pts.at(-1).t + stepMs, kind: "area",
@@ -72,11 +73,39 @@ async function renderSlo(el, slo, signal) {
     series: [{ name: "budget remaining", color: cssVar(remaining < 0 ? "--c-bad" : "--c-1"), values: pts.map((p) => Math.max(p.v, 0)) }] });
 }
 
+function sliText(slo) {
+  const kind = pick(slo, "sli", "sli_kind", "kind");
+  const thr = pick(slo, "latency_threshold_ms", "threshold_ms");
+  if (kind === "latency" && thr) return `latency: requests faster than ${fmt.ms(thr)}`;
+  if (kind === "availability") return "availability: requests answered (success or fallback)";
+  return typeof kind === "string" ? kind : null;
+}
+
+function filtersText(f) {
+  if (!f || typeof f !== "object") return null;
+  const parts = Object.entries(f).filter(([, v]) => v !== null && v !== "" && !(Array.isArray(v) && !v.length))
+    .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(",") : v}`);
+  return parts.length ? h("code", {}, parts.join(" ")) : null;
+}
+
 function burnTable(burn) {
-  const rows = Array.isArray(burn) ? burn.map((b) => [pick(b, "window", "name", "long") + (pick(b, "short") ? "/" + pick(b, "short") : ""), pick(b, "rate", "burn_rate", "value"), pick(b, "threshold", "factor")])
-    : Object.entries(burn).map(([w, v]) => [w, typeof v === "object" ? pick(v, "rate", "value") : v, typeof v === "object" ? pick(v, "threshold") : null]);
+  const rows = Array.isArray(burn) ? burn : Object.entries(burn).map(([w, v]) => ({ window: w, ...(typeof v === "object" ? v : { rate: v }) }));
   if (!rows.length) return null;
-  return [h("h3", {}, "Burn rates"), h("table", { class: "attr-table" }, h("tbody", {}, rows.map(([w, r, t]) =>
-    h("tr", {}, h("td", {}, String(w)), h("td", {}, r == null ? "–" : h("b", { class: t != null && r >= t ? "n-bad" : null }, Number(r).toFixed(2) + "×"),
-      t != null ? h("span", { class: "sub" }, ` (alert at ${t}×)`) : null)))))];
+  const rate = (v) => (v == null ? "–" : Number(v).toFixed(2) + "×");
+  const win = (b) => {
+    const long = pick(b, "long_window_s");
+    return long != null ? `${fmt.seconds(long)} / ${fmt.seconds(pick(b, "short_window_s"))}` : String(pick(b, "window", "name") ?? "–");
+  };
+  return [h("h3", {}, "Burn rates"), h("table", { class: "attr-table burn-table" },
+    h("thead", {}, h("tr", {}, ["Windows", "Long", "Short", "Alert at"].map((c) => h("th", {}, c)))),
+    h("tbody", {}, rows.map((b) => {
+      const factor = pick(b, "factor", "threshold");
+      const long = pick(b, "long_burn_rate", "rate", "burn_rate", "value");
+      const short = pick(b, "short_burn_rate");
+      const over = (v) => v != null && factor != null && v > factor;
+      return h("tr", {}, h("td", {}, win(b)),
+        h("td", {}, h("b", { class: over(long) ? "n-bad" : null }, rate(long))),
+        h("td", {}, h("b", { class: over(short) ? "n-bad" : null }, rate(short))),
+        h("td", {}, factor != null ? `${factor}×` : "–", " ", pick(b, "firing") ? badge("firing", "bad") : pick(b, "severity") ? badge(pick(b, "severity")) : null));
+    })))];
 }
