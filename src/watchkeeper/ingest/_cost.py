@@ -131,11 +131,11 @@ def genai_prices_lookup(provider: str | None, model: str) -> Rates | None:
             continue
         mp = found.model_price.__dict__
         text_in, text_out = _per_token(mp.get("input_mtok")), _per_token(mp.get("output_mtok"))
-        if text_in is None or text_out is None:
-            return None  # not priced by tokens (images, audio seconds...)
+        if text_in is None:
+            return None  # not priced by input tokens (images, audio seconds...)
         return Rates(
             input=text_in,
-            output=text_out,
+            output=0.0 if text_out is None else text_out,  # embeddings have no output price
             cache_read=_per_token(mp.get("cache_read_mtok")),
             cache_write=_per_token(mp.get("cache_write_mtok")),
             reasoning=_per_token(mp.get("output_reasoning_mtok")),

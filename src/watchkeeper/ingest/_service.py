@@ -149,7 +149,7 @@ class IngestService:
         raw = decompress(body, content_encoding, self._cfg.max_body_bytes)
         if self.backlog_bytes() > self._cfg.spool_max_backlog_bytes:
             self.metrics.queue_drops.labels("spool_backlog").inc()
-            raise Overloaded("ingest backlog is full; retry later", retry_after=5.0)
+            raise Overloaded("ingest backlog is full; retry later", retry_after=2.0)
         checked = check(raw, encoding)
         if checked.rejected:
             self.metrics.spans_rejected.labels("invalid_span").inc(checked.rejected)
