@@ -1,0 +1,264 @@
+"""Query benchmark of the DuckDB span store: `python bench/query/run.py [--rows N]`.
+
+Generates N realistic spans (default 10M, cached under --dir so reruns skip it), then times
+the dashboard queries through `DuckDBStore` (p50/p95 of --runs runs each), the idempotent
+write path on top of the data, writes beside a running query, and an SQLite baseline of
+the same percentile group-by on a smaller sample.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from generate import SPANS_PER_TRACE, Shape, chunk, payload_pool, payloads_for  # noqa: E402
+
+from watchkeeper.model import SpanBatch, SpanRow  # noqa: E402
+from watchkeeper.store import SpanFilter  # noqa: E402
+from watchkeeper.store._payload import PayloadCodec  # noqa: E402
+from watchkeeper.store.duckdb import DuckDBStore  # noqa: E402
+
+CHUNK_TRACES = 250_000
+HOUR_NS = 3600 * 1_000_000_000
+
+
+def build(path: Path, shape: Shape) -> dict[str, float]:
+    """Write the data file (schema through DuckDBStore, rows through DuckDB's Arrow bulk path)."""
+    tmp = path.with_suffix(".part")
+    tmp.unlink(missing_ok=True)
+    DuckDBStore(tmp).close()  # creates the schema at the latest version
+    con = duckdb.connect(str(tmp))
+    pool = payload_pool(PayloadCodec())
+    t0 = time.perf_counter()
+    gen_s = 0.0
+    for first in range(0, shape.traces, CHUNK_TRACES):
+        g = time.perf_counter()
+        spans = chunk(shape, first, min(CHUNK_TRACES, shape.traces - first))
+        payloads = payloads_for(spans, pool, first)
+        gen_s += time.perf_counter() - g
+        con.register("new_spans", spans)
+        con.execute("INSERT INTO spans SELECT * FROM new_spans")
+        con.register("new_payloads", payloads)
+        con.execute("INSERT INTO payloads SELECT * FROM new_payloads")
+        print(f"  {first + CHUNK_TRACES:>9,} traces written", file=sys.stderr, flush=True)
+    con.execute(
+        "INSERT INTO traces SELECT trace_id, project, min(start_ns), max(start_ns) "
+        "FROM spans GROUP BY trace_id, project"
+    )
+    con.execute("CHECKPOINT")
+    con.close()
+    tmp.rename(path)
+    total = time.perf_counter() - t0
+    return {"build_s": total, "generate_s": gen_s, "insert_s": total - gen_s}
+
+
+def timed(fn: Callable[[], object], runs: int) -> dict[str, float]:
+    """Cold (first) run, then p50/p95 of `runs` runs, in ms."""
+    t = time.perf_counter()
+    fn()
+    cold = (time.perf_counter() - t) * 1000
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    times.sort()
+    p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
+    return {"cold_ms": cold, "p50_ms": statistics.median(times), "p95_ms": p95}
+
+
+def queries(
+    store: DuckDBStore, end_ns: int, trace_ids: list[str]
+) -> dict[str, Callable[[], object]]:
+    """The benchmark's dashboard queries over the last 7 days of project "bench"."""
+    week = SpanFilter("bench", start_ns=end_ns - 7 * 24 * HOUR_NS, end_ns=end_ns)
+    day = SpanFilter("bench", start_ns=end_ns - 24 * HOUR_NS, end_ns=end_ns)
+    llm = SpanFilter("bench", start_ns=week.start_ns, end_ns=end_ns, scope="llm")
+    errors = SpanFilter("bench", outcomes=("error",))
+    it = iter(trace_ids * 1000)
+    return {
+        "summary, 7 days (all spans)": lambda: store.summary(week),
+        "summary, 24 hours (all spans)": lambda: store.summary(day),
+        "percentiles by model, 7 days": lambda: store.breakdown(llm, "model"),
+        "hourly series, 7 days": lambda: store.timeseries(week, 3600),
+        "hourly series by model, 7 days": lambda: store.timeseries(llm, 3600, "model", 5),
+        "cost of top 20 users, 7 days": lambda: store.breakdown(week, "user", 20, "cost"),
+        "one trace by id (with payloads)": lambda: store.trace("bench", next(it)),
+        "latest 50 errors": lambda: store.search_spans(errors, 50),
+        "latest 50 spans, text search": lambda: store.search_spans(
+            SpanFilter("bench", text="warranty please"), 50
+        ),
+    }
+
+
+def rows_of(table: pa.Table) -> list[SpanRow]:
+    """SpanRow objects of an Arrow table (as ingest hands them to the store)."""
+    return [SpanRow(**d) for d in table.to_pylist()]
+
+
+def middle_rows(path: Path, n: int = 10_000) -> list[SpanRow]:
+    """`n` stored spans from the middle of the week (a late client retry resends these)."""
+    con = duckdb.connect(str(path), read_only=True)
+    mid = con.execute("SELECT (min(start_ns) + max(start_ns)) // 2 FROM spans").fetchone()
+    table = con.sql(
+        "SELECT * FROM spans WHERE start_ns >= $m ORDER BY start_ns LIMIT $n",
+        params={"m": mid[0] if mid else 0, "n": n},
+    ).to_arrow_table()
+    con.close()
+    return rows_of(table)
+
+
+def write_path(
+    store: DuckDBStore, shape: Shape, batches: int, old: list[SpanRow]
+) -> dict[str, float]:
+    """Idempotent writes of new 10k-span batches at "now", a replay, and a late retry."""
+    later = Shape(traces=shape.traces, end_ns=shape.end_ns + 24 * HOUR_NS, seed=99)
+    per = 10_000 // SPANS_PER_TRACE
+    data = [rows_of(chunk(later, i * per, per)) for i in range(batches)]
+    times = []
+    for rows in data:
+        t = time.perf_counter()
+        assert store.write(SpanBatch(rows)) == len(rows)
+        times.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    assert store.write(SpanBatch(data[-1])) == 0
+    replay = time.perf_counter() - t
+    t = time.perf_counter()
+    assert store.write(SpanBatch(old)) == 0
+    late = time.perf_counter() - t
+    spans = sum(len(d) for d in data)
+    return {
+        "write_rows_per_s": spans / sum(times),
+        "write_batch_p50_ms": statistics.median(times) * 1000,
+        "replay_10k_ms": replay * 1000,
+        "late_retry_10k_ms": late * 1000,
+    }
+
+
+def writes_beside_reads(store: DuckDBStore, shape: Shape, batches: int) -> dict[str, float]:
+    """Write latency while another thread runs 7-day summaries back to back."""
+    later = Shape(traces=shape.traces, end_ns=shape.end_ns + 48 * HOUR_NS, seed=98)
+    per = 10_000 // SPANS_PER_TRACE
+    data = [rows_of(chunk(later, i * per, per)) for i in range(batches)]
+    stop = threading.Event()
+    reads = [0]
+
+    def reader() -> None:
+        f = SpanFilter("bench", start_ns=shape.end_ns - 7 * 24 * HOUR_NS)
+        while not stop.is_set():
+            store.summary(f)
+            reads[0] += 1
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    times = []
+    for rows in data:
+        t = time.perf_counter()
+        store.write(SpanBatch(rows))
+        times.append(time.perf_counter() - t)
+    stop.set()
+    thread.join()
+    times.sort()
+    return {
+        "write_beside_reads_p50_ms": statistics.median(times) * 1000,
+        "write_beside_reads_max_ms": times[-1] * 1000,
+        "summaries_meanwhile": reads[0],
+    }
+
+
+def sqlite_baseline(path: Path, rows: int) -> dict[str, float]:
+    """The percentiles-by-model group-by in SQLite (window functions: it has no percentile)."""
+    con = duckdb.connect(str(path), read_only=True)
+    sample = con.execute(
+        "SELECT coalesce(response_model, request_model), duration_ns, start_ns FROM spans "
+        "WHERE project = 'bench' AND operation = 'llm' LIMIT $n",
+        {"n": rows},
+    ).fetchall()
+    con.close()
+    lite = sqlite3.connect(":memory:")
+    lite.execute("CREATE TABLE spans (model TEXT, duration_ns INTEGER, start_ns INTEGER)")
+    lite.executemany("INSERT INTO spans VALUES (?, ?, ?)", sample)
+    sql = """
+        SELECT model, count(*),
+          max(CASE WHEN rn <= 0.50 * n THEN duration_ns END),
+          max(CASE WHEN rn <= 0.95 * n THEN duration_ns END),
+          max(CASE WHEN rn <= 0.99 * n THEN duration_ns END)
+        FROM (SELECT model, duration_ns,
+                row_number() OVER (PARTITION BY model ORDER BY duration_ns) AS rn,
+                count(*) OVER (PARTITION BY model) AS n FROM spans)
+        GROUP BY model"""
+    t = time.perf_counter()
+    lite.execute(sql).fetchall()
+    return {
+        "sqlite_rows": len(sample),
+        "sqlite_percentiles_by_model_ms": (time.perf_counter() - t) * 1000,
+    }
+
+
+def main() -> None:
+    """Build or reuse the data file, run every measurement, print and save the figures."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=10_000_000, help="spans to generate")
+    ap.add_argument("--runs", type=int, default=20, help="timed runs per query")
+    ap.add_argument("--dir", type=Path, default=Path("/tmp/watchkeeper-bench"))
+    ap.add_argument("--sqlite-rows", type=int, default=200_000)
+    args = ap.parse_args()
+    shape = Shape(traces=args.rows // SPANS_PER_TRACE)
+    args.dir.mkdir(parents=True, exist_ok=True)
+    path = args.dir / f"spans-{args.rows}.duckdb"
+    out: dict[str, Any] = {"rows": shape.traces * SPANS_PER_TRACE}
+    if not path.exists():
+        print(f"generating {out['rows']:,} spans into {path} ...", file=sys.stderr)
+        out.update(build(path, shape))
+    out["file_mb"] = path.stat().st_size / 1e6
+    out["sqlite"] = sqlite_baseline(path, args.sqlite_rows)
+    work = args.dir / "work.duckdb"  # the write measurements add rows: work on a copy
+    work.write_bytes(path.read_bytes())
+    old = middle_rows(work)
+    store = DuckDBStore(work)
+    t = time.perf_counter()
+    ids = [r.trace_id for r in store.search_spans(SpanFilter("bench", scope="requests"), 20).items]
+    out["open_and_first_page_ms"] = (time.perf_counter() - t) * 1000
+    out["queries"] = {
+        name: timed(fn, args.runs) for name, fn in queries(store, shape.end_ns, ids).items()
+    }
+    out["writes"] = write_path(store, shape, 10, old) | writes_beside_reads(store, shape, 10)
+    store.close()
+    work.unlink()
+    report(out)
+    results = Path(__file__).resolve().parent / "results"
+    results.mkdir(exist_ok=True)
+    (results / f"query-{out['rows']}.json").write_text(json.dumps(out, indent=2) + "\n")
+
+
+def report(out: dict[str, Any]) -> None:
+    """Print the figures as a table."""
+    print(f"\nDuckDB span store, {out['rows']:,} spans, file {out['file_mb']:,.0f} MB")
+    if "build_s" in out:
+        print(f"build {out['build_s']:.0f} s (generate {out['generate_s']:.0f} s, "
+              f"insert {out['insert_s']:.0f} s = {out['rows'] / out['insert_s']:,.0f} rows/s)")  # fmt: skip
+    print(f"\n{'query':<36} {'cold ms':>9} {'p50 ms':>9} {'p95 ms':>9}")
+    for name, q in out["queries"].items():
+        print(f"{name:<36} {q['cold_ms']:>9.1f} {q['p50_ms']:>9.1f} {q['p95_ms']:>9.1f}")
+    print("\nwrites (10k-span batches of SpanRow objects, idempotent):")
+    for key, value in out["writes"].items():
+        print(f"  {key:<30} {value:>12,.1f}")
+    s = out["sqlite"]
+    print(f"\nBASELINE SQLite (in-memory, {s['sqlite_rows']:,} rows, not {out['rows']:,}): "
+          f"percentiles by model {s['sqlite_percentiles_by_model_ms']:,.0f} ms")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
