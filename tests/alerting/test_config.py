@@ -1,0 +1,90 @@
+"""The `alerting:` section: durations, ratios, starter rules, and errors that say what to fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from watchkeeper.alerting import Matcher, load_alerting_config, parse_duration, parse_rule
+from watchkeeper.errors import ConfigError, ValidationError
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [(30, 30.0), ("90", 90.0), ("30s", 30.0), ("5m", 300.0), ("1h30m", 5400.0), ("7d", 604800.0),
+     ("250ms", 0.25), ("2w", 1209600.0)],
+)  # fmt: skip
+def test_durations(text: object, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["5 minutes", "m5", "", "-3", "1h-2m", True])
+def test_bad_durations(bad: object) -> None:
+    with pytest.raises(ValueError, match=r"duration|negative"):
+        parse_duration(bad)
+
+
+def test_starter_rules_load_by_default_and_can_be_overridden_or_dropped() -> None:
+    ids = [r.id for r in load_alerting_config({}).rules]
+    assert ids == [
+        "high-timeout-rate",
+        "error-spike",
+        "p95-near-deadline",
+        "cost-anomaly",
+        "hallucination-score-drop",
+        "service-down",
+    ]
+    own = {"id": "high-timeout-rate", "kind": "outcome_ratio", "outcomes": ["timeout"],
+           "threshold": "25%"}  # fmt: skip
+    cfg = load_alerting_config({"rules": [own]})
+    [timeouts] = [r for r in cfg.rules if r.id == "high-timeout-rate"]
+    assert timeouts.threshold == 0.25 and len(cfg.rules) == 6
+    assert load_alerting_config({"starter_rules": False}).rules == ()
+
+
+def test_rule_shorthands() -> None:
+    r = parse_rule({"id": "x", "kind": "count", "for": "2m", "filters": {"service": "chat",
+                    "model": ["a", "b"], "scope": "llm"}})  # fmt: skip
+    assert r.for_ == 120.0
+    assert r.filters.services == ("chat",) and r.filters.models == ("a", "b")
+    assert r.filters.scope == "llm"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"id": "x", "kind": "nope"}, "kind"),
+        ({"id": "x", "kind": "count", "window": "soon"}, "duration"),
+        ({"id": "x", "kind": "score"}, "score_name"),
+        ({"id": "x", "kind": "count", "group_by": "user"}, "group_by"),
+        ({"id": "x", "kind": "count", "colour": "red"}, "remove it or check its spelling"),
+        ({"id": "x", "kind": "outcome_ratio", "outcomes": ["oops"]}, "unknown outcomes"),
+        ({"id": "has space", "kind": "count"}, "id"),
+    ],
+)
+def test_rule_errors_say_what_to_fix(data: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        parse_rule(data)
+
+
+def test_config_errors_name_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"slos\.0\.latency_threshold_ms|latency_threshold_ms"):
+        load_alerting_config({"slos": [{"id": "lat", "sli": "latency"}]})
+    with pytest.raises(ConfigError, match="share the id"):
+        load_alerting_config({"rules": [{"id": "a", "kind": "count"}] * 2})
+    with pytest.raises(ConfigError, match="interval"):
+        load_alerting_config({"interval": "0.5s"})
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "op", "value"),
+    [("service=chat", "service", "=", "chat"), ('model=~"gpt-4.*"', "model", "=~", "gpt-4.*"),
+     ("env!=prod", "env", "!=", "prod"), ("severity!~warn.*", "severity", "!~", "warn.*")],
+)  # fmt: skip
+def test_matchers_from_text(text: str, name: str, op: str, value: str) -> None:
+    m = Matcher.model_validate(text)
+    assert (m.name, m.op, m.value) == (name, op, value)
+
+
+def test_bad_regex_matcher() -> None:
+    with pytest.raises(ValueError, match="regular expression"):
+        Matcher.model_validate("model=~gpt(")
