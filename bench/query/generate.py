@@ -140,14 +140,46 @@ def chunk(shape: Shape, first: int, count: int) -> pa.Table:
 def payload_pool(codec: PayloadCodec) -> tuple[pa.Array, pa.Array]:
     """PAYLOAD_POOL distinct compressed (io, meta) blobs of about 2 KB of chat text each."""
     rng = np.random.default_rng(7)
-    words = ("the customer asked about refund policy order shipping invoice account password "
-             "reset delivery late broken item warranty please help thanks answer explain").split()  # fmt: skip
+    words = [
+        *[
+            "the",
+            "customer",
+            "asked",
+            "about",
+            "refund",
+            "policy",
+            "order",
+            "shipping",
+            "invoice",
+            "account",
+            "password",
+        ],
+        *[
+            "reset",
+            "delivery",
+            "late",
+            "broken",
+            "item",
+            "warranty",
+            "please",
+            "help",
+            "thanks",
+            "answer",
+            "explain",
+        ],
+    ]
     io, meta = [], []
     for i in range(PAYLOAD_POOL):
         text = " ".join(rng.choice(words, 300))
-        p = PayloadRow("x", "t", "s", 0, input=f'[{{"role":"user","content":"{text}"}}]',
-                       output=" ".join(rng.choice(words, 80)),
-                       attributes=f'{{"gen_ai.request.model":"{MODELS[i % 6]}","i":{i}}}')  # fmt: skip
+        p = PayloadRow(
+            "x",
+            "t",
+            "s",
+            0,
+            input=f'[{{"role":"user","content":"{text}"}}]',
+            output=" ".join(rng.choice(words, 80)),
+            attributes=f'{{"gen_ai.request.model":"{MODELS[i % 6]}","i":{i}}}',
+        )
         io.append(codec.io(p))
         meta.append(codec.meta(p))
     return pa.array(io, pa.binary()), pa.array(meta, pa.binary())
