@@ -1,0 +1,38 @@
+"""Exports for teams on Prometheus: alerting rules, Sloth-compatible SLO rules, an
+Alertmanager configuration from our channels, and Grafana provisioning with dashboards.
+"""
+
+from watchkeeper.alerting.exports._alertmanager import (
+    AlertmanagerExport,
+    render_alertmanager_config,
+)
+from watchkeeper.alerting.exports._cli import (
+    alertmanager_files,
+    export_main,
+    grafana_files,
+    prometheus_rules_files,
+)
+from watchkeeper.alerting.exports._dashboards import all_dashboards
+from watchkeeper.alerting.exports._inputs import FiltersInput, RuleInput, SloInput
+from watchkeeper.alerting.exports._promql import Skipped
+from watchkeeper.alerting.exports._rules import RulesExport, render_alert_rules, rule_expression
+from watchkeeper.alerting.exports._slo_rules import SloExport, render_slo_rules
+
+__all__ = [
+    "AlertmanagerExport",
+    "FiltersInput",
+    "RuleInput",
+    "RulesExport",
+    "Skipped",
+    "SloExport",
+    "SloInput",
+    "alertmanager_files",
+    "all_dashboards",
+    "export_main",
+    "grafana_files",
+    "prometheus_rules_files",
+    "render_alert_rules",
+    "render_alertmanager_config",
+    "render_slo_rules",
+    "rule_expression",
+]

@@ -1,0 +1,191 @@
+"""An Alertmanager configuration from our channels: receivers, a route tree, inhibit rules.
+
+Alertmanager has no integration for Google Chat, and Teams Workflows only from 0.28
+(`msteamsv2_configs`); such channels are listed as skipped instead of being mapped onto a
+receiver that would post a payload the service does not read. Secrets are written as values:
+Alertmanager does not expand environment variables, so keep the file private.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from watchkeeper.alerting.channels import (
+    ChannelSpec,
+    EmailSpec,
+    PagerDutySpec,
+    SlackSpec,
+    TeamsSpec,
+    TelegramSpec,
+    WebhookSpec,
+)
+from watchkeeper.alerting.exports._promql import Skipped
+
+NULL_RECEIVER = "watchkeeper-null"
+SEVERITIES = ("critical", "warning", "info")
+#: Per severity: how long to wait for a group to fill, and how often to repeat.
+TIMING = {
+    "critical": {"group_wait": "10s", "repeat_interval": "1h"},
+    "warning": {"group_wait": "30s", "repeat_interval": "4h"},
+    "info": {"group_wait": "1m", "repeat_interval": "24h"},
+}
+TITLE = "[{{ .Status | toUpper }}] {{ .CommonLabels.alertname }} ({{ .CommonLabels.severity }})"
+TEXT = (
+    "{{ range .Alerts }}{{ .Annotations.summary }}"
+    "{{ if .Annotations.value }} (value {{ .Annotations.value }}){{ end }}"
+    "{{ if .Annotations.runbook_url }} runbook: {{ .Annotations.runbook_url }}{{ end }}\n"
+    "{{ end }}"
+)
+SLACK_COLOUR = (
+    '{{ if eq .Status "firing" }}{{ if eq .CommonLabels.severity "critical" }}danger'
+    "{{ else }}warning{{ end }}{{ else }}good{{ end }}"
+)
+TELEGRAM_MESSAGE = (
+    "<b>{{ .Status | toUpper }}</b> {{ .CommonLabels.alertname }}\n"
+    "{{ range .Alerts }}{{ .Annotations.summary }}\n{{ end }}"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertmanagerExport:
+    """The configuration as data, and the channels left out."""
+
+    document: dict[str, Any]
+    skipped: tuple[Skipped, ...]
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in text.split(".")[:2] if p.isdigit())
+
+
+def receiver_config(spec: ChannelSpec, version: str) -> tuple[str, dict[str, Any]] | str:
+    """(`*_configs` key, one config) for a channel, or why Alertmanager cannot send to it."""
+    resolved = spec.send_resolved
+    match spec:
+        case SlackSpec():
+            cfg: dict[str, Any] = {"api_url": spec.webhook_url.get_secret_value()}
+            if spec.channel:
+                cfg["channel"] = spec.channel
+            cfg.update({"send_resolved": resolved, "title": TITLE, "text": TEXT})
+            cfg.update(
+                {"color": SLACK_COLOUR, "title_link": "{{ (index .Alerts 0).GeneratorURL }}"}
+            )
+            return "slack_configs", cfg
+        case PagerDutySpec():
+            return "pagerduty_configs", {
+                "routing_key": spec.routing_key.get_secret_value(),
+                "url": f"{spec.api_base.rstrip('/')}/v2/enqueue",
+                "severity": "{{ .CommonLabels.severity }}",
+                "send_resolved": resolved,
+            }
+        case WebhookSpec():
+            # Alertmanager posts its own JSON (version 4), unsigned: the receiver must expect it.
+            return "webhook_configs", {
+                "url": spec.url.get_secret_value(),
+                "send_resolved": resolved,
+            }
+        case EmailSpec():
+            return "email_configs", _email(spec)
+        case TelegramSpec():
+            return _telegram(spec)
+        case TeamsSpec():
+            if _version(version) < (0, 28):
+                return f"Teams Workflows needs Alertmanager 0.28 (msteamsv2_configs), not {version}"
+            return "msteamsv2_configs", {
+                "webhook_url": spec.webhook_url.get_secret_value(),
+                "send_resolved": resolved,
+                "title": TITLE,
+                "text": TEXT,
+            }
+        case _:
+            return f"Alertmanager has no integration for {spec.type} channels"
+
+
+def _email(spec: EmailSpec) -> dict[str, Any]:
+    cfg: dict[str, Any] = {
+        "to": ", ".join(spec.to),
+        "from": spec.sender,
+        "smarthost": f"{spec.host}:{spec.port}",
+        "require_tls": spec.security == "starttls",
+        "send_resolved": spec.send_resolved,
+    }
+    if spec.username:
+        cfg["auth_username"] = spec.username
+        cfg["auth_password"] = spec.password.get_secret_value() if spec.password else ""
+    if spec.ca_file:
+        cfg["tls_config"] = {"ca_file": str(spec.ca_file)}
+    return cfg
+
+
+def _telegram(spec: TelegramSpec) -> tuple[str, dict[str, Any]] | str:
+    try:
+        chat_id = int(spec.chat_id)
+    except ValueError:
+        return "Alertmanager's telegram_configs takes a numeric chat_id only"
+    return "telegram_configs", {
+        "bot_token": spec.bot_token.get_secret_value(),
+        "chat_id": chat_id,
+        "api_url": spec.api_base,
+        "parse_mode": "HTML",
+        "message": TELEGRAM_MESSAGE,
+        "send_resolved": spec.send_resolved,
+    }
+
+
+def _route_tree(receivers: dict[str, ChannelSpec]) -> dict[str, Any]:
+    routes = []
+    for severity in SEVERITIES:
+        children = [
+            {"receiver": name, "continue": True}
+            for name, spec in receivers.items()
+            if severity in spec.severities
+        ]
+        if not children:
+            continue
+        node: dict[str, Any] = {
+            "matchers": [f'severity="{severity}"'],
+            "receiver": NULL_RECEIVER,
+            **TIMING[severity],
+            "routes": children,
+        }
+        routes.append(node)
+    return {
+        "receiver": NULL_RECEIVER,
+        "group_by": ["alertname", "service", "sloth_service"],
+        "group_wait": "30s",
+        "group_interval": "5m",
+        "repeat_interval": "4h",
+        "routes": routes,
+    }
+
+
+def render_alertmanager_config(
+    channels: Sequence[ChannelSpec], version: str = "0.28"
+) -> AlertmanagerExport:
+    """An `alertmanager.yml` for the channels, for Alertmanager `version` (e.g. '0.25')."""
+    receivers: list[dict[str, Any]] = [{"name": NULL_RECEIVER}]
+    routed: dict[str, ChannelSpec] = {}
+    skipped: list[Skipped] = []
+    for spec in channels:
+        result = receiver_config(spec, version)
+        if isinstance(result, str):
+            skipped.append(Skipped(spec.name, result))
+            continue
+        key, cfg = result
+        receivers.append({"name": spec.name, key: [cfg]})
+        routed[spec.name] = spec
+    document = {
+        "global": {"resolve_timeout": "5m"},
+        "route": _route_tree(routed),
+        "inhibit_rules": [
+            {
+                "source_matchers": ['severity="critical"'],
+                "target_matchers": ['severity="warning"'],
+                "equal": ["alertname", "service"],
+            }
+        ],
+        "receivers": receivers,
+    }
+    return AlertmanagerExport(document, tuple(skipped))
