@@ -19,6 +19,8 @@ GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
 GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
 GEN_AI_REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
 GEN_AI_REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
+GEN_AI_REQUEST_TOP_P: Final = "gen_ai.request.top_p"
+GEN_AI_EMBEDDINGS_DIMENSION_COUNT: Final = "gen_ai.embeddings.dimension.count"
 GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
 GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
 GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
@@ -44,6 +46,7 @@ HTTP_REQUEST_METHOD: Final = "http.request.method"
 HTTP_ROUTE: Final = "http.route"
 HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
 URL_PATH: Final = "url.path"
+HTTP_REQUEST_RESEND_COUNT: Final = "http.request.resend_count"  # retries inside one client call
 
 # Watchkeeper's own attributes (set by our SDK; any app may set them).
 WK_PROJECT: Final = "watchkeeper.project"
@@ -57,6 +60,8 @@ WK_COST_USD: Final = "watchkeeper.cost.usd"
 WK_FEATURE: Final = "watchkeeper.feature"
 WK_INPUT: Final = "watchkeeper.input"
 WK_OUTPUT: Final = "watchkeeper.output"
+WK_LLM_STREAMING: Final = "watchkeeper.llm.streaming"  # the response was streamed
+WK_LLM_TIME_TO_FIRST_CHUNK_S: Final = "watchkeeper.llm.time_to_first_chunk_s"
 
 # --- what the normalizer reads, field by field (first present wins) ------------------------
 READ: Final[dict[str, tuple[str, ...]]] = {
