@@ -122,6 +122,7 @@ class Spool:
         self._checkpoint = Position(1, len(MAGIC))
         self._file: BinaryIO | None = None
         self.truncated_bytes = 0  # torn tail removed at open (for tests and logs)
+        self.commits = 0  # fsynced appends: requests / commits is the group-commit factor
         self.committed = threading.Condition(self._lock)
 
     # --- open and recovery ----------------------------------------------------------------
@@ -199,6 +200,7 @@ class Spool:
             raise
         with self._lock:
             self._sizes[segment] = size + len(data)
+            self.commits += 1
             self.committed.notify_all()
         return Position(segment, size + len(data))
 
