@@ -226,6 +226,7 @@ class Evaluator:
             for s in self._states.values()
             if s.status == "firing" and s.labels.get("severity") == "critical"
         ]
+        self._release_held(rules, now, result)  # last hour's summary before new events
         history = []
         for event in result.events:
             rule = rules[event.state.rule_id]
@@ -235,7 +236,6 @@ class Evaluator:
             if reason is not None:
                 result.muted[event.state.fingerprint] = reason
             history.append(_history_row(rule, event, reason))
-        self._release_held(rules, now, result)
         repo.append_history(self._meta, history)
         repo.enqueue(self._meta, result.enqueued, now)
 

@@ -53,6 +53,7 @@ class AlertingEngine:
         self.channel_specs = dict(channel_specs or {})
         self.clock = clock
         self.base_url = base_url
+        self.registry = registry
         self.metrics = AlertMetrics(registry)
         severities = {n: tuple(s.severities) for n, s in self.channel_specs.items()}
         self.evaluator = Evaluator(

@@ -1,0 +1,224 @@
+"""The engine against real parts: DuckDB store, SQLite meta DB, webhook channel, HTTP receiver.
+
+Time is a fake clock passed to the engine; cycles and delivery rounds are driven by the test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from tests.alerting._receiver import Receiver
+from tests.alerting._spans import requests
+from watchkeeper.alerting import AlertingEngine, load_alerting_config
+from watchkeeper.alerting import _repo as repo
+from watchkeeper.alerting._policy import Silence
+from watchkeeper.alerting.channels import WebhookChannel, parse_channel_spec
+from watchkeeper.alerting.channels._webhook import WebhookSpec
+from watchkeeper.store.duckdb import DuckDBStore
+from watchkeeper.store.meta import MetaStore
+
+T0 = 1_800_000_000.0
+TIMEOUT_RULE = {
+    "id": "timeouts",
+    "kind": "outcome_ratio",
+    "outcomes": ["timeout"],
+    "threshold": "10%",
+    "group_by": "service",
+    "severity": "critical",
+    "window": "5m",
+    "annotations": {"summary": "{service}: {value} timed out", "runbook_url": "http://rb"},
+}
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver().start()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def store() -> Iterator[DuckDBStore]:
+    s = DuckDBStore(None)
+    yield s
+    s.close()
+
+
+def make_engine(
+    tmp_path: Path, store: DuckDBStore, receiver: Receiver, clock: Clock, **cfg: Any
+) -> AlertingEngine:
+    meta = MetaStore(f"sqlite:///{tmp_path / 'meta.sqlite'}")
+    meta.create_all()
+    config = load_alerting_config(
+        {"starter_rules": False, "rules": [TIMEOUT_RULE], "retry_base": 2, **cfg}
+    )
+    spec = parse_channel_spec({"type": "webhook", "name": "hook", "url": receiver.url})
+    assert isinstance(spec, WebhookSpec)
+    return AlertingEngine(
+        config,
+        store,
+        meta,
+        CollectorRegistry(),
+        {"hook": WebhookChannel(spec)},
+        channel_specs={"hook": spec},
+        clock=clock,
+        base_url="http://wk.test",
+    )
+
+
+@pytest.fixture
+async def engine(
+    tmp_path: Path, store: DuckDBStore, receiver: Receiver
+) -> AsyncIterator[AlertingEngine]:
+    e = make_engine(tmp_path, store, receiver, Clock(T0))
+    yield e
+    await e.stop()
+
+
+async def test_fires_with_traces_then_resolves(
+    engine: AlertingEngine, store: DuckDBStore, receiver: Receiver
+) -> None:
+    clock: Clock = engine.clock  # type: ignore[assignment]
+    store.write(requests(T0, 100, timeouts=30, service="chat"))
+    store.write(requests(T0, 100, timeouts=2, service="search"))
+    result = await engine.run_cycle()
+    assert [(e.kind, e.state.labels["service"]) for e in result.events] == [("firing", "chat")]
+    assert await engine.deliverer.deliver_due() == 1
+    [body] = receiver.received
+    assert body["status"] == "firing" and body["severity"] == "critical"
+    assert body["summary"] == "chat: 30% timed out"
+    assert body["value"] == pytest.approx(30.0) and body["threshold"] == pytest.approx(10.0)
+    assert body["labels"]["service"] == "chat" and body["annotations"]["runbook_url"] == "http://rb"
+    assert len(body["traces"]) == 5
+    assert body["traces"][0]["url"].startswith("http://wk.test/traces/")
+    # Nothing new while it keeps firing.
+    clock.now = T0 + 5
+    assert (await engine.run_cycle(clock.now)).events == []
+    # Healthy traffic later: the window no longer holds the timeouts.
+    clock.now = T0 + 400
+    store.write(requests(clock.now, 100, service="chat"))
+    result = await engine.run_cycle()
+    assert [e.kind for e in result.events] == ["resolved"]
+    await engine.deliverer.deliver_due()
+    assert [b["status"] for b in receiver.received] == ["firing", "resolved"]
+    assert receiver.received[1]["ended_at"] is not None
+    events = repo.history(engine.meta, "default")
+    assert [(h["event"], h["muted"]) for h in events] == [("resolved", None), ("firing", None)]
+
+
+async def test_channel_down_then_back_across_a_restart(
+    tmp_path: Path, store: DuckDBStore, receiver: Receiver
+) -> None:
+    clock = Clock(T0)
+    first = make_engine(tmp_path, store, receiver, clock)
+    receiver.status, receiver.retry_after = 503, "7"
+    store.write(requests(T0, 50, timeouts=25))
+    await first.run_cycle()
+    assert await first.deliverer.deliver_due() == 0
+    [entry] = repo.pending(first.meta, 10)
+    assert entry.attempts == 1 and entry.next_attempt_at == pytest.approx(T0 + 7)  # Retry-After
+    clock.now = T0 + 3
+    assert await first.deliverer.deliver_due() == 0 and receiver.refused == 1  # not due yet
+    await first.stop()
+    first.meta.close()
+
+    # A new engine on the same meta DB (a restart): the alert is still firing, not re-fired,
+    # and the outbox entry is delivered once the receiver answers again.
+    receiver.status = 200
+    clock.now = T0 + 8
+    second = make_engine(tmp_path, store, receiver, clock)
+    assert [s.status for s in second.evaluator.states()] == ["firing"]
+    assert (await second.run_cycle()).events == []
+    assert await second.deliverer.deliver_due() == 1
+    assert [b["status"] for b in receiver.received] == ["firing"]
+    log = repo.notification_log(second.meta, "default")
+    assert log[0]["state"] == "delivered"
+    assert [a["result"] for a in log[0]["attempt_log"]] == ["retry", "ok"]
+    await second.stop()
+
+
+async def test_refused_for_good_is_not_retried(
+    engine: AlertingEngine, store: DuckDBStore, receiver: Receiver
+) -> None:
+    receiver.status = 400
+    store.write(requests(T0, 50, timeouts=25))
+    await engine.run_cycle()
+    await engine.deliverer.deliver_due()
+    assert repo.pending(engine.meta, 10) == []
+    assert repo.notification_log(engine.meta, "default")[0]["state"] == "failed"
+
+
+async def test_silence_mutes_and_history_says_why(
+    engine: AlertingEngine, store: DuckDBStore, receiver: Receiver
+) -> None:
+    from watchkeeper.alerting import Matcher
+
+    matcher = Matcher.model_validate("service=chat")
+    repo.add_silence(engine.meta, Silence("", (matcher,), T0 - 1, T0 + 60), T0)
+    store.write(requests(T0, 50, timeouts=25))
+    result = await engine.run_cycle()
+    assert [e.kind for e in result.events] == ["firing"] and result.enqueued == []
+    [h] = repo.history(engine.meta, "default")
+    assert h["muted"].startswith("silenced by ")
+
+
+async def test_inhibition_and_hourly_cap(
+    tmp_path: Path, store: DuckDBStore, receiver: Receiver
+) -> None:
+    warn = {**TIMEOUT_RULE, "id": "timeouts-warn", "severity": "warning", "threshold": "5%"}
+    errors = {
+        "id": "any-spans",
+        "kind": "count",
+        "group_by": "service",
+        "threshold": 0,
+        "repeat_interval": "1m",
+    }
+    clock = Clock(T0)
+    e = make_engine(
+        tmp_path, store, receiver, clock, rules=[TIMEOUT_RULE, warn, errors],
+        max_notifications_per_rule_per_hour=2,
+    )  # fmt: skip
+    for i, svc in enumerate("abcd"):
+        store.write(requests(T0, 20, timeouts=10 if i == 0 else 0, service=svc))
+    result = await e.run_cycle()
+    muted = {(ev.state.rule_id, ev.state.labels["service"]): result.muted.get(ev.state.fingerprint)
+             for ev in result.events}  # fmt: skip
+    assert muted[("timeouts", "a")] is None
+    assert muted[("timeouts-warn", "a")] == "inhibited by a critical alert"
+    assert [muted[("any-spans", s)] for s in "abcd"] == [
+        "inhibited by a critical alert", None, None, "held back by the cap of 2 per hour"
+    ]  # fmt: skip
+    # An hour later the cap frees and a summary of what was held goes out.
+    clock.now = T0 + 3601
+    for svc in "abcd":
+        store.write(requests(clock.now, 5, service=svc))
+    result = await e.run_cycle()
+    summaries = [n for _, _, n in result.enqueued if n.kind == "summary"]
+    assert len(summaries) == 1 and "firing: rule=any-spans" in summaries[0].body_markdown
+    await e.stop()
+
+
+async def test_metrics_are_exposed(engine: AlertingEngine, store: DuckDBStore) -> None:
+    from prometheus_client import generate_latest
+
+    store.write(requests(T0, 50, timeouts=25))
+    await engine.run_cycle()
+    await engine.deliverer.deliver_due()
+    text = generate_latest(engine.registry)
+    assert b'watchkeeper_alert_evaluations_total{result="ok"} 1.0' in text
+    assert b'watchkeeper_alert_notifications_total{channel="hook",result="ok"} 1.0' in text
+    assert b"watchkeeper_alert_outbox_depth 0.0" in text
+    assert b"watchkeeper_alert_evaluation_seconds_count 1.0" in text
