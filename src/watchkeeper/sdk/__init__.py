@@ -1,1 +1,44 @@
-"""sdk."""
+"""The Watchkeeper SDK: what an app imports to instrument itself (re-exported by `watchkeeper`).
+
+It imports only `watchkeeper.model`/`errors`, OpenTelemetry and prometheus-client, never a
+server dependency. The LLM client wrappers and `feedback` load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from watchkeeper.sdk._context import context
+from watchkeeper.sdk._observe import observe
+from watchkeeper.sdk._runtime import flush, init, registry, shutdown
+from watchkeeper.sdk._span import ObservedSpan
+
+# Public names defined in modules loaded lazily (they pull in more code).
+_LAZY: dict[str, str] = {
+    "instrument_openai": "watchkeeper.sdk._openai",
+    "instrument_anthropic": "watchkeeper.sdk._anthropic",
+    "feedback": "watchkeeper.sdk._feedback",
+}
+
+__all__ = [
+    "ObservedSpan",
+    "context",
+    "feedback",
+    "flush",
+    "init",
+    "instrument_anthropic",
+    "instrument_openai",
+    "observe",
+    "registry",
+    "shutdown",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'watchkeeper.sdk' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,182 @@
+"""Prometheus metrics the SDK records on the app (one set per registry).
+
+Names and buckets follow the OpenTelemetry semantic conventions (HTTP and GenAI) as Prometheus
+exposes them. Durations that have a deadline (guards, HTTP requests) use `DeadlineHistogram`,
+whose series each carry their own deadline as a bucket boundary, so "share of calls under the
+deadline" is an exact bucket ratio. No user id, session id or prompt is ever a label.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import HistogramMetricFamily, Metric
+
+#: GenAI semconv `gen_ai.client.operation.duration` boundaries, plus our default deadline (8 s).
+GENAI_DURATION_BUCKETS: tuple[float, ...] = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 8.0, 10.24, 20.48, 40.96, 81.92,
+)  # fmt: skip
+#: GenAI semconv `gen_ai.client.token.usage` boundaries.
+GENAI_TOKEN_BUCKETS: tuple[float, ...] = (
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+)  # fmt: skip
+#: HTTP semconv `http.server.request.duration` boundaries.
+HTTP_DURATION_BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+)  # fmt: skip
+#: Guard durations: fine below a second (where fast calls live), then every second to 10 s.
+GUARD_DURATION_BUCKETS: tuple[float, ...] = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0,
+    7.0, 8.0, 9.0, 10.0,
+)  # fmt: skip
+
+BREAKER_STATES: dict[str, int] = {"closed": 0, "open": 1, "half_open": 2}
+
+
+def _le(bound: float) -> str:
+    """A bucket bound as Prometheus writes it ("0.005", "8.0", "+Inf")."""
+    return "+Inf" if bound == float("inf") else repr(float(bound))
+
+
+class _Series:
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
+        self.total = 0.0
+
+
+class DeadlineHistogram:
+    """A labelled histogram whose series each add their own deadline to the base buckets."""
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str],
+        base_buckets: Sequence[float],
+        registry: CollectorRegistry,
+    ) -> None:
+        self.name = name
+        self._doc = documentation
+        self._labelnames = tuple(labelnames)
+        self._base = tuple(sorted(base_buckets))
+        self._series: dict[tuple[str, ...], _Series] = {}
+        self._lock = threading.Lock()
+        registry.register(self)
+
+    def observe(self, labels: tuple[str, ...], value: float, deadline: float | None) -> None:
+        """Count `value` (seconds) in the series for `labels`, created with `deadline` a bound."""
+        with self._lock:
+            series = self._series.get(labels)
+            if series is None:
+                bounds = self._base
+                if deadline is not None and deadline not in bounds:
+                    bounds = tuple(sorted((*bounds, float(deadline))))
+                series = self._series[labels] = _Series(bounds)
+            series.counts[bisect_left(series.bounds, value)] += 1
+            series.total += value
+
+    def describe(self) -> Iterable[Metric]:
+        """The family without samples (lets the registry check for name clashes)."""
+        return [HistogramMetricFamily(self.name, self._doc, labels=self._labelnames)]
+
+    def collect(self) -> Iterable[Metric]:
+        """Cumulative buckets of every series, in the exposition format's shape."""
+        family = HistogramMetricFamily(self.name, self._doc, labels=self._labelnames)
+        with self._lock:
+            snapshot = [(k, s.bounds, list(s.counts), s.total) for k, s in self._series.items()]
+        for labels, bounds, counts, total in snapshot:
+            cumulative, buckets = 0, []
+            for bound, count in zip((*bounds, float("inf")), counts, strict=True):
+                cumulative += count
+                buckets.append((_le(bound), float(cumulative)))
+            family.add_metric(list(labels), buckets, total)
+        return [family]
+
+
+class SdkMetrics:
+    """Every metric the SDK records, registered once on one registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        genai = ["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model"]
+        self.genai_duration = Histogram(
+            "gen_ai_client_operation_duration_seconds",
+            "Duration of GenAI client operations (LLM and embedding calls).",
+            [*genai, "error_type"],
+            buckets=GENAI_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.genai_tokens = Histogram(
+            "gen_ai_client_token_usage",
+            "Tokens used per GenAI client operation, by token type (input, output).",
+            [*genai, "gen_ai_token_type"],
+            buckets=GENAI_TOKEN_BUCKETS,
+            registry=r,
+        )
+        self.http_duration = DeadlineHistogram(
+            "http_server_request_duration_seconds",
+            "Duration of HTTP server requests; the request deadline is a bucket boundary.",
+            ["http_request_method", "http_route", "http_response_status_code"],
+            HTTP_DURATION_BUCKETS,
+            r,
+        )
+        self.http_active = Gauge(
+            "http_server_active_requests",
+            "HTTP server requests in flight.",
+            ["http_request_method"],
+            registry=r,
+        )
+        self.guard_calls = Counter(
+            "watchkeeper_guard_calls",
+            "Guarded calls by outcome (success, timeout, error, fallback, rejected).",
+            ["name", "outcome"],
+            registry=r,
+        )
+        self.guard_duration = DeadlineHistogram(
+            "watchkeeper_guard_duration_seconds",
+            "Duration of guarded calls; the guard's deadline is a bucket boundary.",
+            ["name"],
+            GUARD_DURATION_BUCKETS,
+            r,
+        )
+        self.guard_retries = Counter(
+            "watchkeeper_guard_retries", "Retries made by guards.", ["name"], registry=r
+        )
+        self.guard_breaker_state = Gauge(
+            "watchkeeper_guard_breaker_state",
+            "Circuit breaker state per guard: 0 closed, 1 open, 2 half-open.",
+            ["name"],
+            registry=r,
+        )
+        self.cache_requests = Counter(
+            "watchkeeper_cache_requests",
+            "Cache lookups by cache name and result (hit, miss).",
+            ["name", "result"],
+            registry=r,
+        )
+        self.sdk_errors = Counter(
+            "watchkeeper_sdk_errors",
+            "Failures inside the Watchkeeper SDK that were swallowed to protect the app.",
+            ["kind"],
+            registry=r,
+        )
+
+
+_BY_REGISTRY: weakref.WeakKeyDictionary[CollectorRegistry, SdkMetrics] = weakref.WeakKeyDictionary()
+_BY_REGISTRY_LOCK = threading.Lock()
+
+
+def metrics_for(registry: CollectorRegistry) -> SdkMetrics:
+    """The SDK's metrics on `registry`, registering them the first time (init may repeat)."""
+    with _BY_REGISTRY_LOCK:
+        metrics = _BY_REGISTRY.get(registry)
+        if metrics is None:
+            metrics = _BY_REGISTRY[registry] = SdkMetrics(registry)
+        return metrics

@@ -1,0 +1,248 @@
+"""`observe()`: trace a function (sync, async, generator, async generator) or a block.
+
+Before `init()` it only calls the function (or yields a no-op handle). A failure inside the SDK
+is reported once and the app's code runs anyway; the app's own exceptions pass through unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
+from types import TracebackType
+from typing import Any, TypeVar, cast
+
+from watchkeeper.errors import ConfigError
+from watchkeeper.sdk import _runtime
+from watchkeeper.sdk._safe import report_failure
+from watchkeeper.sdk._span import INTERNAL_KINDS, KINDS, NOOP, ObservedSpan, start_span
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class observe:  # lower case: used like a function, `@observe()` / `with observe("x")`
+    """Decorator and context manager that records a span of the given kind."""
+
+    __slots__ = ("_active", "_attributes", "_capture_in", "_capture_out", "_kind", "_name", "_sig")
+
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        kind: str = "workflow",
+        attributes: Mapping[str, Any] | None = None,
+        capture_input: bool | None = None,
+        capture_output: bool | None = None,
+    ) -> None:
+        if kind not in KINDS and kind not in INTERNAL_KINDS:
+            report_failure("observe.kind", ConfigError(f"kind={kind!r}: use one of {KINDS}"))
+            kind = "workflow"
+        self._name = name
+        self._kind = kind
+        self._attributes = dict(attributes) if attributes else None
+        self._capture_in = capture_input
+        self._capture_out = capture_output
+        self._active: list[ObservedSpan] = []
+        self._sig: inspect.Signature | None = None
+
+    # --- context manager ------------------------------------------------------------------------
+    def _start(self, name: str, activate: bool = True) -> ObservedSpan:
+        rt = _runtime._current
+        if rt is None:
+            return NOOP
+        try:
+            return start_span(
+                rt,
+                name,
+                self._kind,
+                self._attributes,
+                capture_input=self._capture_in,
+                capture_output=self._capture_out,
+                activate=activate,
+            )
+        except Exception as exc:
+            report_failure("observe.start", exc)
+            return NOOP
+
+    def __enter__(self) -> ObservedSpan:
+        obs = self._start(self._name or self._kind)
+        self._active.append(obs)
+        return obs
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._active.pop().end(exc)
+
+    async def __aenter__(self) -> ObservedSpan:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    # --- decorator ------------------------------------------------------------------------------
+    def __call__(self, fn: F) -> F:
+        """Wrap `fn` so each call is recorded as a span."""
+        if self._name is None:
+            self._name = getattr(fn, "__qualname__", None) or repr(fn)
+        if inspect.isasyncgenfunction(fn):
+            return cast(F, self._wrap_async_gen(fn))
+        if inspect.isgeneratorfunction(fn):
+            return cast(F, self._wrap_gen(fn))
+        if inspect.iscoroutinefunction(fn):
+            return cast(F, self._wrap_async(fn))
+        return cast(F, self._wrap_sync(fn))
+
+    def _begin(
+        self, fn: Callable[..., Any], args: Any, kwargs: Any, activate: bool = True
+    ) -> ObservedSpan:
+        obs = self._start(cast(str, self._name), activate)
+        if obs._capture_in:
+            obs.set_input(self._arguments(fn, args, kwargs))
+        return obs
+
+    def _arguments(self, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+        """The call's arguments by parameter name (without self/cls), for content capture."""
+        try:
+            if self._sig is None:
+                self._sig = inspect.signature(fn)
+            bound = self._sig.bind_partial(*args, **kwargs).arguments
+            return {k: v for k, v in bound.items() if k not in ("self", "cls")}
+        except (TypeError, ValueError):
+            return {"args": list(args), "kwargs": kwargs}
+
+    def _wrap_sync(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if _runtime._current is None:
+                return fn(*args, **kwargs)
+            obs = self._begin(fn, args, kwargs)
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                obs.end(exc)
+                raise
+            if obs._capture_out:
+                obs.set_output(result)
+            obs.end()
+            return result
+
+        return wrapper
+
+    def _wrap_async(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if _runtime._current is None:
+                return await fn(*args, **kwargs)
+            obs = self._begin(fn, args, kwargs)
+            try:
+                result = await fn(*args, **kwargs)
+            except BaseException as exc:
+                obs.end(exc)
+                raise
+            if obs._capture_out:
+                obs.set_output(result)
+            obs.end()
+            return result
+
+        return wrapper
+
+    def _wrap_gen(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if _runtime._current is None:
+                return (yield from fn(*args, **kwargs))
+            obs = self._begin(fn, args, kwargs, activate=False)
+            return (yield from _drive_gen(fn(*args, **kwargs), obs))
+
+        return wrapper
+
+    def _wrap_async_gen(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        async def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
+            # An async generator cannot `yield from`, so the forwarding loop lives here.
+            obs = NOOP if _runtime._current is None else self._begin(fn, args, kwargs, False)
+            agen = fn(*args, **kwargs)
+            sent: Any = None
+            thrown: BaseException | None = None
+            items: list[Any] = []
+            while True:
+                token = obs.attach() if obs is not NOOP else None
+                try:
+                    step = agen.athrow(thrown) if thrown is not None else agen.asend(sent)
+                    item = await step
+                except StopAsyncIteration:
+                    _end_gen(obs, None, items)
+                    return
+                except BaseException as exc:
+                    obs.end(exc)
+                    raise
+                finally:
+                    if token is not None:
+                        _detach_quietly(token)
+                if obs._capture_out and len(items) < 1000:
+                    items.append(item)
+                thrown = None
+                try:
+                    sent = yield item
+                except GeneratorExit:
+                    await agen.aclose()
+                    _end_gen(obs, None, items)
+                    raise
+                except BaseException as exc:
+                    thrown = exc
+
+        return wrapper
+
+
+def _drive_gen(gen: Generator[Any, Any, Any], obs: ObservedSpan) -> Generator[Any, Any, Any]:
+    """Run `gen` with `obs` current only while `gen` runs (never while the caller does)."""
+    sent: Any = None
+    thrown: BaseException | None = None
+    items: list[Any] = []
+    while True:
+        token = obs.attach()
+        try:
+            item = gen.throw(thrown) if thrown is not None else gen.send(sent)
+        except StopIteration as stop:
+            _end_gen(obs, stop.value, items)
+            return stop.value
+        except BaseException as exc:
+            obs.end(exc)
+            raise
+        finally:
+            _detach_quietly(token)
+        if obs._capture_out and len(items) < 1000:
+            items.append(item)
+        thrown = None
+        try:
+            sent = yield item
+        except GeneratorExit:
+            gen.close()
+            _end_gen(obs, None, items)
+            raise
+        except BaseException as exc:
+            thrown = exc
+
+
+def _end_gen(obs: ObservedSpan, value: Any, items: list[Any]) -> None:
+    if obs._capture_out:
+        obs.set_output(items if value is None else {"items": items, "return": value})
+    obs.end()
+
+
+def _detach_quietly(token: object) -> None:
+    from opentelemetry import context as otel_context
+
+    # Detaching in another context (a generator finalised elsewhere) has nothing to undo.
+    with contextlib.suppress(Exception):
+        otel_context.detach(token)  # type: ignore[arg-type]

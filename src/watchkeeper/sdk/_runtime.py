@@ -1,0 +1,226 @@
+"""`init()`, `shutdown()`, `flush()`, `registry()`: the SDK's one piece of process state.
+
+Like OpenTelemetry's global tracer provider, the SDK's state is process-wide (an app calls
+`init()` once at start-up); everything else in the SDK reads it through `current()`, which is
+`None` before `init()` so every entry point can be a cheap no-op. We do not replace the global
+OpenTelemetry provider: the host app may have its own. Spans still nest across both, because
+the active-span context is shared.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from watchkeeper.sdk import _logs
+from watchkeeper.sdk._context import ATTRS
+from watchkeeper.sdk._safe import REPORTER, report_failure
+from watchkeeper.sdk._settings import Settings, resolve
+from watchkeeper.sdk.redact import Redactor
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.trace import Tracer
+    from prometheus_client import CollectorRegistry
+
+    from watchkeeper.sdk._metrics import SdkMetrics
+
+INSTRUMENTATION_NAME = "watchkeeper"
+
+
+@dataclass(slots=True)
+class Runtime:
+    """What `init()` built: settings, the tracer, the metrics and the redactor."""
+
+    settings: Settings
+    provider: TracerProvider
+    tracer: Tracer
+    registry: CollectorRegistry
+    metrics: SdkMetrics
+    redactor: Callable[[str], str] | None
+    key: tuple[Any, ...]
+
+
+_current: Runtime | None = None
+_lock = threading.Lock()
+
+
+def current() -> Runtime | None:
+    """The SDK's state, or None before `init()` (every entry point is then a no-op)."""
+    return _current
+
+
+def init(
+    service_name: str | None = None,
+    *,
+    endpoint: str | None = None,
+    api_key: str | None = None,
+    project: str | None = None,
+    environment: str | None = None,
+    sample_rate: float = 1.0,
+    capture_content: bool = False,
+    redact: bool = True,
+    redaction_patterns: Sequence[str | re.Pattern[str]] = (),
+    json_logs: bool = True,
+    log_level: str = "INFO",
+    registry: CollectorRegistry | None = None,
+    exporter: SpanExporter | None = None,
+    span_processor: SpanProcessor | None = None,
+    raise_errors: bool | None = None,
+) -> None:
+    """Start the SDK: tracing to the Watchkeeper server (OTLP/HTTP), metrics, JSON logs.
+
+    Calling it again with the same arguments does nothing; with different ones it flushes and
+    replaces the previous set-up. It never raises into the app unless `raise_errors` is on.
+    """
+    global _current
+    if raise_errors is not None:
+        REPORTER.raise_errors = raise_errors
+    try:
+        settings = resolve(
+            os.environ,
+            service_name=service_name,
+            endpoint=endpoint,
+            api_key=api_key,
+            project=project,
+            environment=environment,
+            sample_rate=sample_rate,
+            capture_content=capture_content,
+            redact=redact,
+            redaction_patterns=redaction_patterns,
+            json_logs=json_logs,
+            log_level=log_level,
+            raise_errors=raise_errors,
+        )
+        REPORTER.raise_errors = settings.raise_errors
+        reg = registry if registry is not None else _default_registry()
+        key = (settings, id(reg), id(exporter), id(span_processor))
+        with _lock:
+            if _current is not None and _current.key == key:
+                return
+            previous, _current = _current, None
+            if previous is not None:
+                previous.provider.shutdown()
+            _current = _build(settings, reg, exporter, span_processor, key)
+    except Exception as exc:
+        report_failure("init", exc)
+
+
+def _build(
+    settings: Settings,
+    reg: CollectorRegistry,
+    exporter: SpanExporter | None,
+    span_processor: SpanProcessor | None,
+    key: tuple[Any, ...],
+) -> Runtime:
+    from watchkeeper.sdk._metrics import metrics_for
+
+    provider = _provider(settings, exporter, span_processor)
+    metrics = metrics_for(reg)
+    REPORTER.reset()
+    REPORTER.counter = lambda kind: metrics.sdk_errors.labels(kind).inc()
+    if settings.json_logs:
+        _logs.install_json_logging(settings.service_name, settings.log_level)
+    redactor = Redactor(settings.redaction_patterns) if settings.redact else None
+    return Runtime(
+        settings=settings,
+        provider=provider,
+        tracer=provider.get_tracer(INSTRUMENTATION_NAME),
+        registry=reg,
+        metrics=metrics,
+        redactor=redactor,
+        key=key,
+    )
+
+
+def _provider(
+    settings: Settings, exporter: SpanExporter | None, span_processor: SpanProcessor | None
+) -> TracerProvider:
+    # Imported here, not at module level, so `import watchkeeper` stays cheap.
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
+
+    from watchkeeper.model import conventions as c
+
+    attrs: dict[str, str] = {c.SERVICE_NAME: settings.service_name}
+    if settings.environment:
+        attrs[c.DEPLOYMENT_ENVIRONMENT_NAME] = settings.environment
+    if settings.project:
+        attrs[c.WK_PROJECT] = settings.project
+    root = TraceIdRatioBased(settings.sample_rate) if settings.sample_rate < 1.0 else ALWAYS_ON
+    provider = TracerProvider(resource=Resource.create(attrs), sampler=ParentBased(root))
+    provider.add_span_processor(_context_processor())
+    if span_processor is None:
+        if exporter is None:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            exporter = OTLPSpanExporter(
+                endpoint=settings.traces_endpoint, headers=dict(settings.headers)
+            )
+        span_processor = BatchSpanProcessor(exporter)
+    provider.add_span_processor(span_processor)
+    return provider
+
+
+def _context_processor() -> SpanProcessor:
+    """A processor copying `context()` attributes onto every span as it starts."""
+    from opentelemetry.context import Context
+    from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+    class ContextAttributesProcessor(SpanProcessor):
+        def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+            attrs = ATTRS.get()
+            if attrs:
+                span.set_attributes(attrs)
+
+        def on_end(self, span: ReadableSpan) -> None:
+            pass
+
+    return ContextAttributesProcessor()
+
+
+def shutdown() -> None:
+    """Flush and stop the SDK; entry points become no-ops again until the next `init()`."""
+    global _current
+    try:
+        with _lock:
+            previous, _current = _current, None
+        if previous is not None:
+            previous.provider.shutdown()
+            REPORTER.counter = None
+            if previous.settings.json_logs:
+                _logs.uninstall_json_logging()
+    except Exception as exc:
+        report_failure("shutdown", exc)
+
+
+def flush(timeout_s: float = 5.0) -> bool:
+    """Export every finished span now; False if that did not finish within `timeout_s`."""
+    rt = _current
+    if rt is None:
+        return True
+    try:
+        return bool(rt.provider.force_flush(int(timeout_s * 1000)))
+    except Exception as exc:
+        report_failure("flush", exc)
+        return False
+
+
+def registry() -> CollectorRegistry:
+    """The Prometheus registry the SDK records its metrics on (the default one before init)."""
+    rt = _current
+    return rt.registry if rt is not None else _default_registry()
+
+
+def _default_registry() -> CollectorRegistry:
+    # prometheus_client costs ~60 ms to import: load it when metrics are first needed.
+    from prometheus_client import REGISTRY
+
+    return REGISTRY
