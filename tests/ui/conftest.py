@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+import watchkeeper.alerting._tables  # noqa: F401  (declare the alert tables before create_all)
 from watchkeeper.config import load_config
 from watchkeeper.server.app import build_services, create_app
 

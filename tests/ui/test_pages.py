@@ -17,9 +17,11 @@ ROWS = "#trace-list tbody tr"
 
 
 def _loaded(page: Any) -> None:
-    """Wait until the page has no loading placeholder left."""
-    page.wait_for_load_state("networkidle")
-    page.wait_for_function("() => !document.querySelector('.loading')")
+    """Wait until the app has rendered the current route and nothing is loading any more."""
+    page.wait_for_function(
+        "() => document.querySelector('main').getAttribute('aria-busy') === 'false'"
+        " && !document.querySelector('.loading')"
+    )
 
 
 def test_overview_shows_the_exact_ingested_counts(page: Any, server: Server) -> None:
@@ -40,7 +42,7 @@ def test_overview_shows_the_exact_ingested_counts(page: Any, server: Server) -> 
     assert page.locator("#box-vol svg rect.bar").count() > 0
     assert page.locator("#box-lat svg path.line").count() == 3
     assert page.locator("#box-heat svg rect.cell").count() > 0
-    assert page.locator("#box-heat .marker-label").inner_text().startswith("deadline")
+    assert page.locator("#box-heat .marker-label").text_content().startswith("deadline")
     models = page.locator("#box-bymodel .barrow-label").all_inner_texts()
     assert set(_data.MODELS) <= set(models)
 

@@ -66,7 +66,10 @@ async function route() {
   const match = ROUTES.find((r) => r.re.test(path));
   renderNav(match ? match.nav : null);
   const main = document.getElementById("main");
+  // aria-busy tells assistive technology (and the browser tests) that the page is loading.
+  main.setAttribute("aria-busy", "true");
   if (!match) {
+    main.setAttribute("aria-busy", "false");
     mount(main, h("div", { class: "page" }, h("h1", {}, "Not found"), h("p", {}, h("a", { href: "/" }, "Back to the overview"))));
     return;
   }
@@ -91,6 +94,8 @@ async function route() {
   } catch (err) {
     if (err.name !== "AbortError") console.error(err);
   }
+  if (active !== state) return;
+  main.setAttribute("aria-busy", "false");
   if (range.current().live) {
     state.timer = setInterval(() => {
       if (document.visibilityState === "visible" && state.refresh && !document.querySelector("details[open], dialog[open]")) {

@@ -33,15 +33,16 @@ export async function render(root, ctx) {
   const r = range.current(q);
   const params = { ...range.apiRange(r, 1), limit: PAGE, cursor: q.get("cursor") };
   for (const k of PASSED) if (q.get(k)) params[k] = q.get(k);
-  renderFilters(filterBox, q, params, ctx.signal);
+  const filtersDone = renderFilters(filterBox, q, params, ctx.signal);
   const path = scope === "requests" ? "/api/v1/traces" : "/api/v1/spans";
-  if (scope !== "requests") params.scope = scope;
+  const listParams = scope === "requests" ? params : { ...params, scope };
   try {
-    const body = await api.get(path, params, ctx.signal);
+    const body = await api.get(path, listParams, ctx.signal);
     renderList(list, body, q, scope);
   } catch (err) {
     failed(list, err, "traces");
   }
+  await filtersDone;
 }
 
 async function renderFilters(el, q, params, sig) {
