@@ -49,3 +49,11 @@ class StoreError(WatchkeeperError):
 
 class ValidationError(WatchkeeperError):
     """A rule, SLO, channel or query parameter is invalid; the message says which and why."""
+
+
+class GuardTimeout(WatchkeeperError, TimeoutError):
+    """A guarded call did not answer within its deadline (retries and fallbacks included)."""
+
+
+class CircuitOpen(WatchkeeperError):
+    """A guard refused a call without trying: its circuit breaker is open, or its workers busy."""
