@@ -230,6 +230,7 @@ def create_silence(
         except ValueError as exc:
             raise ValidationError(f"silence duration: {exc}") from None
     data.setdefault("starts_at", now)
+    data.setdefault("created_by", "api")
     spec = parse_silence(data)
     if spec.ends_at <= spec.starts_at:
         raise ValidationError("silence: ends_at must be after starts_at")

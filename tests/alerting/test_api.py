@@ -1,0 +1,159 @@
+"""The alerting HTTP API on the real app (lifespan, meta DB, DuckDB store, webhook channel)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.alerting._receiver import Receiver
+from tests.alerting._spans import requests
+from watchkeeper.config import load_config
+from watchkeeper.server.app import create_app
+
+SLO = {"id": "chat-avail", "objective": "99%", "filters": {"service": "chat", "scope": "requests"}}
+LAT = {"id": "chat-latency", "sli": "latency", "latency_threshold_ms": 1000, "objective": 0.9}
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver().start()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def client(tmp_path: Path, receiver: Receiver) -> Iterator[TestClient]:
+    alerting = {
+        "interval": 3600,  # the loop runs once at start; tests drive the rest
+        "channels": [{"type": "webhook", "name": "hook", "url": receiver.url}],
+        "slos": [SLO, LAT],
+    }
+    cfg = load_config(None, env={}, overrides={"server": {"data_dir": tmp_path / "d"},
+                                               "alerting": alerting})  # fmt: skip
+    with TestClient(create_app(cfg)) as c:
+        yield c
+
+
+def test_rule_crud_enable_disable_and_test(client: TestClient) -> None:
+    rule = {"id": "slow", "kind": "latency", "statistic": "p95", "threshold": 500, "window": "5m"}
+    created = client.post("/api/v1/rules", json=rule)
+    assert created.status_code == 201 and created.json()["source"] == "api"
+    assert client.post("/api/v1/rules", json=rule).status_code == 400  # id taken
+    ids = [r["id"] for r in client.get("/api/v1/rules").json()["items"]]
+    assert "slow" in ids and "high-timeout-rate" in ids and "slo-chat-avail-burn-1h" in ids
+    updated = client.put("/api/v1/rules/slow", json={**rule, "threshold": 900}).json()
+    assert updated["threshold"] == 900 and updated["id"] == "slow"
+    assert client.post("/api/v1/rules/slow/disable").json()["enabled"] is False
+    assert client.get("/api/v1/rules/slow").json()["enabled"] is False
+    assert client.post("/api/v1/rules/slow/enable").json()["enabled"] is True
+    assert client.get("/api/v1/rules/slow").json()["threshold"] == 900  # enable kept the edit
+
+    svc = client.app.state.services  # type: ignore[attr-defined]
+    svc.store.write(requests(time.time(), 20, duration_ms=800.0))
+    tested = client.post("/api/v1/rules/slow/test").json()
+    assert tested["breaching"] is False  # 800 ms < 900
+    client.put("/api/v1/rules/slow", json={**rule, "threshold": 700})
+    tested = client.post("/api/v1/rules/slow/test").json()
+    assert tested["breaching"] is True and tested["observations"][0]["value"] == pytest.approx(800)
+    assert client.get("/api/v1/notifications").json()["items"] == []  # test never notifies
+
+    assert client.delete("/api/v1/rules/slow").status_code == 204
+    assert client.get("/api/v1/rules/slow").status_code == 404
+    # A rule of the config file is hidden on delete.
+    assert client.delete("/api/v1/rules/error-spike").status_code == 204
+    assert "error-spike" not in [r["id"] for r in client.get("/api/v1/rules").json()["items"]]
+
+
+def test_rule_errors(client: TestClient) -> None:
+    bad = client.post("/api/v1/rules", json={"id": "x", "kind": "count", "window": "soon"})
+    assert bad.status_code == 400 and "30s, 5m" in bad.json()["error"]
+    unknown = client.post("/api/v1/rules", json={"id": "x", "kind": "count", "channels": ["nope"]})
+    assert unknown.status_code == 400 and "unknown channels" in unknown.json()["error"]
+    assert client.post("/api/v1/rules/missing/test").status_code == 404
+
+
+def test_silences(client: TestClient) -> None:
+    made = client.post("/api/v1/silences", json={"matchers": ["service=~chat.*"], "duration": "1h",
+                                                "comment": "deploy"})  # fmt: skip
+    assert made.status_code == 201
+    silence = made.json()
+    assert silence["active"] and silence["created_by"] == "api"
+    assert silence["matchers"] == [{"name": "service", "op": "=~", "value": "chat.*"}]
+    assert [s["id"] for s in client.get("/api/v1/silences").json()["items"]] == [silence["id"]]
+    assert client.delete(f"/api/v1/silences/{silence['id']}").status_code == 200
+    assert client.get("/api/v1/silences").json()["items"] == []
+    assert client.delete(f"/api/v1/silences/{silence['id']}").status_code == 404
+    bad = client.post("/api/v1/silences", json={"matchers": ["x=~("], "duration": "1h"})
+    assert bad.status_code == 400
+
+
+def test_channels_and_test_notification(client: TestClient, receiver: Receiver) -> None:
+    assert client.get("/api/v1/channels").json()["items"] == [
+        {"name": "hook", "type": "webhook", "severities": ["critical", "warning", "info"]}
+    ]
+    ok = client.post("/api/v1/channels/hook/test")
+    assert ok.status_code == 200 and ok.json()["ok"] is True
+    assert receiver.received[0]["kind"] == "test"
+    receiver.status = 500
+    failed = client.post("/api/v1/channels/hook/test")
+    assert failed.status_code == 502 and "HTTP 500" in failed.json()["error"]
+    assert client.post("/api/v1/channels/nope/test").status_code == 404
+
+
+def test_slos_with_budget_and_burndown(client: TestClient) -> None:
+    svc = client.app.state.services  # type: ignore[attr-defined]
+    now = time.time()
+    svc.store.write(requests(now - 7200, 1000, errors=5, duration_ms=500.0))
+    svc.store.write(requests(now - 60, 100, errors=2, duration_ms=1500.0))
+    items = {s["id"]: s for s in client.get("/api/v1/slos").json()["items"]}
+    avail = items["chat-avail"]
+    assert (avail["total"], avail["bad"]) == (1100, 7)
+    assert avail["budget_remaining"] == pytest.approx(1 - 7 / 11)
+    assert "burndown" not in avail
+    assert items["chat-latency"]["bad"] == 100  # the slow ones
+    one_hour = avail["burn_rates"][0]
+    assert one_hour["long_window_s"] == 3600 and one_hour["long_burn_rate"] == pytest.approx(2.0)
+    detail = client.get("/api/v1/slos/chat-avail").json()
+    points = detail["burndown"]
+    assert points and points[-1]["total"] == 1100
+    assert points[-1]["budget_remaining"] == pytest.approx(1 - 7 / 11)
+    assert client.get("/api/v1/slos/nope").status_code == 404
+
+
+def test_alerts_history_and_notifications(client: TestClient, receiver: Receiver) -> None:
+    svc = client.app.state.services  # type: ignore[attr-defined]
+    rule = {
+        "kind": "outcome_ratio",
+        "outcomes": ["timeout"],
+        "threshold": "10%",
+        "group_by": "service",
+        "severity": "critical",
+        "filters": {"scope": "requests"},
+    }
+    client.put("/api/v1/rules/high-timeout-rate", json=rule)  # no `for`, no min_count
+    svc.store.write(requests(time.time(), 40, timeouts=20))
+    client.portal.call(svc.alerting.run_cycle)  # type: ignore[union-attr]
+    # 50% timeouts also burn the availability SLO's budget in every window.
+    expected = ["high-timeout-rate", "slo-chat-avail-burn-1d", "slo-chat-avail-burn-1h",
+                "slo-chat-avail-burn-3d", "slo-chat-avail-burn-6h"]  # fmt: skip
+    firing = {a["rule_id"]: a for a in client.get("/api/v1/alerts?state=firing").json()["items"]}
+    assert sorted(firing) == expected
+    timeouts = firing["high-timeout-rate"]
+    assert timeouts["labels"]["service"] == "chat" and len(timeouts["trace_ids"]) == 5
+    history = client.get("/api/v1/alerts/history").json()["items"]
+    assert sorted(h["rule_id"] for h in history if h["event"] == "firing") == expected
+    assert client.get("/api/v1/alerts?state=pending").json()["items"] == []
+    received = receiver.wait_for(5, timeout=10)
+    assert sorted(b["rule_id"] for b in received) == expected
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        log = client.get("/api/v1/notifications").json()["items"]
+        if all(item["state"] == "delivered" for item in log):
+            break
+        time.sleep(0.1)
+    assert len(log) == 5 and {item["channel"] for item in log} == {"hook"}
+    assert all(item["attempt_log"][0]["result"] == "ok" for item in log)
