@@ -35,16 +35,16 @@ class Dialect:
         return f"${name}"
 
     def quantiles(self, expr: str, qs: Sequence[float]) -> str:
-        """An array of exact quantiles of `expr`, in the order of `qs` (1-based when indexed)."""
+        """Exact quantiles of `expr`, linearly interpolated (R7) so both engines agree."""
         levels = ", ".join(repr(float(q)) for q in qs)
         if self.name == "clickhouse":
-            return f"quantilesExact({levels})({expr})"
+            return f"quantilesExactInclusive({levels})({expr})"
         return f"quantile_cont({expr}, [{levels}])"
 
     def quantile(self, expr: str, q: float) -> str:
         """One exact quantile of `expr`."""
         if self.name == "clickhouse":
-            return f"quantileExact({float(q)!r})({expr})"
+            return f"quantileExactInclusive({float(q)!r})({expr})"
         return f"quantile_cont({expr}, {float(q)!r})"
 
     def count_if(self, cond: str) -> str:
