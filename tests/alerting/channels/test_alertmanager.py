@@ -12,9 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
+
 from tests.alerting.channels._support import notification, resolved
 from tests.alerting.channels.conftest import Receiver
-
 from watchkeeper.alerting.channels import AlertmanagerChannel, AlertmanagerSpec
 
 NOW = 1_763_900_100.0

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from tests.alerting.channels._support import notification, resolved
 
+from tests.alerting.channels._support import notification, resolved
 from watchkeeper.alerting._notification import DeliveryError
 from watchkeeper.alerting.channels import EmailChannel, EmailSpec
 

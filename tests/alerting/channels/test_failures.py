@@ -7,9 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
+
 from tests.alerting.channels._support import notification
 from tests.alerting.channels.conftest import Receiver, Reply
-
 from watchkeeper.alerting._notification import Channel, DeliveryError
 from watchkeeper.alerting.channels import build_channel, parse_channel_spec
 

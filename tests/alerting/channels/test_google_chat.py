@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import httpx
+
 from tests.alerting.channels._support import notification, resolved
 from tests.alerting.channels.conftest import Receiver
-
 from watchkeeper.alerting.channels import GoogleChatChannel, GoogleChatSpec
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from tests.alerting.channels._support import notification
 
+from tests.alerting.channels._support import notification
 from watchkeeper.alerting.channels._http import parse_retry_after
 from watchkeeper.alerting.channels._render import format_number, format_window, value_text
 

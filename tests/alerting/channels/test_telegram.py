@@ -7,9 +7,9 @@ from html.parser import HTMLParser
 
 import httpx
 import pytest
+
 from tests.alerting.channels._support import notification, resolved
 from tests.alerting.channels.conftest import Receiver, Reply
-
 from watchkeeper.alerting._notification import DeliveryError
 from watchkeeper.alerting.channels import TelegramChannel, TelegramSpec
 from watchkeeper.alerting.channels._telegram import MESSAGE_LIMIT, units

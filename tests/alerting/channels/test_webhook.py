@@ -6,9 +6,9 @@ import hashlib
 import hmac
 
 import httpx
+
 from tests.alerting.channels._support import notification, resolved
 from tests.alerting.channels.conftest import Receiver
-
 from watchkeeper.alerting.channels import WebhookChannel, WebhookSpec, verify_signature
 
 NOW = 1_763_900_100.0

@@ -140,7 +140,10 @@ def _burn_condition(sel: str, windows: tuple[tuple[int, int, float], ...], budge
             f"    and ignoring (sloth_window)\n"
             f"    (slo:sli_error:ratio_rate{duration(long)}{{{sel}}} > {limit})\n)"
         )
-    return "\nor ignoring (sloth_window)\n".join(parts)
+    # Without the outer `max`, the alert would carry the `sloth_window` of whichever pair
+    # matched, and Alertmanager would see a new alert each time the pair changed.
+    body = "\nor ignoring (sloth_window)\n".join(parts)
+    return f"max without (sloth_window) (\n{body}\n)"
 
 
 def _alert_group(slo: SloInput, approximate: bool) -> dict[str, Any]:

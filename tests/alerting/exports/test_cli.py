@@ -1,0 +1,72 @@
+"""`watchkeeper export ...` from a config file, as the CLI runs it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from watchkeeper.alerting.exports import export_main
+from watchkeeper.cli import main as cli_main
+
+CONFIG = """
+alerting:
+  starter_rules: false
+  rules:
+    - id: error-spike
+      name: Error spike
+      kind: outcome_ratio
+      group_by: service
+      window: 5m
+      threshold: 5%
+      for: 2m
+    - id: hallucination
+      kind: score
+      score_name: hallucination
+      threshold: 0.7
+      comparison: "<"
+  slos:
+    - id: chat-availability
+      filters: {service: chat}
+      objective: 99.5%
+  channels:
+    - {name: pager, type: pagerduty, routing_key: "${PD_KEY}", severities: [critical]}
+    - {name: ops, type: slack, webhook_url: "https://hooks.slack.com/services/T/B/x"}
+"""
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "watchkeeper.yaml"
+    path.write_text(CONFIG)
+    return path
+
+
+def test_prometheus_rules_are_written_and_what_is_left_out_is_said(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert export_main(["prometheus-rules", "--config", str(config), "--out", str(out)]) == 0
+    rules = (out / "watchkeeper-rules.yml").read_text()
+    assert "alert: ErrorSpike" in rules
+    assert "# Not exported: hallucination: evaluation scores" in rules
+    assert "record: slo:objective:ratio" in (out / "watchkeeper-slos.yml").read_text()
+    err = capsys.readouterr().err
+    assert "not exported: hallucination" in err
+
+
+def test_alertmanager_config_reads_secrets_from_the_environment(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = {"PD_KEY": "k" * 32}
+    assert export_main(["alertmanager-config", "--config", str(config)], env=env) == 0
+    text = capsys.readouterr().out
+    assert "routing_key: " + "k" * 32 in text
+    assert export_main(["alertmanager-config", "--config", str(config)], env={}) == 2
+    assert "environment variable PD_KEY is not set" in capsys.readouterr().err
+
+
+def test_the_watchkeeper_command_runs_the_export(tmp_path: Path) -> None:
+    assert cli_main(["export", "grafana", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "dashboards" / "watchkeeper-cost.json").is_file()
+    assert (tmp_path / "provisioning" / "datasources" / "watchkeeper.yaml").is_file()

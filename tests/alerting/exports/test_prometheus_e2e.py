@@ -1,0 +1,151 @@
+"""The real Prometheus scrapes our metric names, loads the exported rules, and fires them."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+
+from tests.alerting.exports._inputs import ALL_RULES, AVAILABILITY, LATENCY
+from tests.alerting.exports.conftest import tool
+from watchkeeper.alerting.exports import prometheus_rules_files
+from watchkeeper.alerting.exports._promql import SPAN_DURATION_BUCKETS
+
+LIMIT_S = 90.0
+
+
+class App:
+    """A /metrics endpoint with the server's span-derived metrics, driven into a bad state."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        labels = ["project", "service", "operation", "outcome"]
+        self.spans = Counter("watchkeeper_spans", "spans", labels, registry=self.registry)
+        self.duration = Histogram(
+            "watchkeeper_span_duration_seconds",
+            "duration",
+            ["project", "service", "operation"],
+            buckets=SPAN_DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.cost = Counter(
+            "watchkeeper_cost_usd", "cost", ["project", "service", "model"], registry=self.registry
+        )
+        self.stop = threading.Event()
+        self.server, _ = start_http_server(0, addr="127.0.0.1", registry=self.registry)
+        self.port = self.server.server_port
+        self.thread = threading.Thread(target=self._drive, daemon=True)
+
+    def _drive(self) -> None:
+        # Half the calls fail and each costs 0.5 USD: every rule below is breached.
+        while not self.stop.wait(0.05):
+            self.spans.labels("default", "chat", "llm", "success").inc()
+            self.spans.labels("default", "chat", "llm", "error").inc()
+            self.duration.labels("default", "chat", "llm").observe(9.0)
+            self.cost.labels("default", "chat", "gpt-4o").inc(0.5)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[tuple[str, App]]:
+    binary = tool("prometheus")
+    app = App()
+    app.thread.start()
+    files, _ = prometheus_rules_files(ALL_RULES, [AVAILABILITY, LATENCY], interval_s=1, for_s=0)
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "prometheus.yml").write_text(
+        f"""
+global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+rule_files: [{", ".join(files)}]
+scrape_configs:
+  - job_name: app
+    static_configs:
+      - targets: ["127.0.0.1:{app.port}"]
+"""
+    )
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        app.close()
+
+
+def _get(url: str) -> Any:
+    try:
+        response = httpx.get(url, timeout=2)
+    except httpx.HTTPError:
+        return None
+    return response.json()["data"] if response.status_code == 200 else None
+
+
+def _firing(base: str) -> dict[str, list[dict[str, Any]]]:
+    data = _get(f"{base}/api/v1/alerts") or {"alerts": []}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for alert in data["alerts"]:
+        if alert["state"] == "firing":
+            out.setdefault(alert["labels"]["alertname"], []).append(alert)
+    return out
+
+
+def test_exported_rules_fire_in_a_real_prometheus(prometheus: tuple[str, App]) -> None:
+    base, _ = prometheus
+    wanted = {"ErrorSpike", "SpendPerHour", "ChatAvailabilityErrorBudgetBurn", "P95Slow"}
+    deadline = time.monotonic() + LIMIT_S
+    firing = _firing(base)
+    while not wanted <= set(firing):
+        assert time.monotonic() < deadline, f"still not firing: {wanted - set(firing)}"
+        time.sleep(0.5)
+        firing = _firing(base)
+    (spike,) = firing["ErrorSpike"]
+    assert spike["labels"]["service"] == "chat"
+    assert spike["labels"]["severity"] == "warning"
+    assert spike["annotations"]["summary"] == "chat: 50% of requests failed over 5m"
+    (spend,) = firing["SpendPerHour"]
+    assert spend["labels"]["model"] == "gpt-4o" and spend["labels"]["severity"] == "critical"
+    pages = [
+        a
+        for a in firing["ChatAvailabilityErrorBudgetBurn"]
+        if a["labels"]["severity"] == "critical"
+    ]
+    assert pages and "sloth_window" not in pages[0]["labels"]
+    # Every exported rule, recording or alerting, evaluates without error.
+    groups = _get(f"{base}/api/v1/rules")["groups"]
+    broken = [
+        (r["name"], r.get("lastError")) for g in groups for r in g["rules"] if r["health"] != "ok"
+    ]
+    assert broken == []
+    assert sum(len(g["rules"]) for g in groups) == 7 + 34
