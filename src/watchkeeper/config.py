@@ -28,7 +28,7 @@ class ServerConfig(_Section):
     """Where the server listens and keeps its files."""
 
     host: str = "127.0.0.1"
-    port: int = Field(4318, ge=0, le=65535)
+    port: int = Field(default=4318, ge=0, le=65535)
     data_dir: Path = Path("./watchkeeper-data")
     public_url: str = ""  # base URL used in links of notifications; default http://host:port
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -37,13 +37,13 @@ class ServerConfig(_Section):
 class IngestConfig(_Section):
     """Limits and batching of the OTLP receiver and the spool."""
 
-    max_body_bytes: int = Field(16 * 1024 * 1024, gt=0)  # decompressed
-    spool_segment_bytes: int = Field(64 * 1024 * 1024, gt=0)
-    spool_max_backlog_bytes: int = Field(2 * 1024 * 1024 * 1024, gt=0)  # 503 above this
-    group_commit_ms: float = Field(2.0, ge=0)
-    batch_max_spans: int = Field(20_000, gt=0)
-    batch_max_wait_ms: float = Field(250.0, gt=0)
-    workers: int = Field(0, ge=0)  # decode/normalize worker processes; 0 = in-process
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0)  # decompressed
+    spool_segment_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    spool_max_backlog_bytes: int = Field(default=2 * 1024 * 1024 * 1024, gt=0)  # 503 above this
+    group_commit_ms: float = Field(default=2.0, ge=0)
+    batch_max_spans: int = Field(default=20_000, gt=0)
+    batch_max_wait_ms: float = Field(default=250.0, gt=0)
+    workers: int = Field(default=0, ge=0)  # decode/normalize worker processes; 0 = in-process
 
 
 class StoreConfig(_Section):
@@ -69,16 +69,16 @@ class PriceOverride(_Section):
     provider: str | None = None
     input: float = Field(ge=0)
     output: float = Field(ge=0)
-    cache_read: float | None = Field(None, ge=0)
-    cache_write: float | None = Field(None, ge=0)
-    reasoning: float | None = Field(None, ge=0)  # default: the output price
+    cache_read: float | None = Field(default=None, ge=0)
+    cache_write: float | None = Field(default=None, ge=0)
+    reasoning: float | None = Field(default=None, ge=0)  # default: the output price
 
 
 class RetentionConfig(_Section):
     """How long data is kept."""
 
-    days: int = Field(30, ge=1)
-    check_interval_s: float = Field(3600.0, gt=0)
+    days: int = Field(default=30, ge=1)
+    check_interval_s: float = Field(default=3600.0, gt=0)
 
 
 class Config(_Section):
@@ -159,7 +159,9 @@ def load_config(
         try:
             loaded = yaml.safe_load(Path(path).read_text()) or {}
         except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist; create it or drop --config")
+            raise ConfigError(
+                f"config file {path} does not exist; create it or drop --config"
+            ) from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
         if not isinstance(loaded, dict):

@@ -85,7 +85,9 @@ def test_sigkill_mid_stream_loses_no_acknowledged_span(tmp_path: Path) -> None:
         stored = _stored_ids(server.url)
     finally:
         server.stop()
-    expected = {(format(s.context.trace_id, "032x"), format(s.context.span_id, "016x")) for s in acked}
+    expected = {
+        (format(s.context.trace_id, "032x"), format(s.context.span_id, "016x")) for s in acked
+    }
     missing = expected - stored.keys()
     duplicated = [k for k, n in stored.items() if n > 1]
     assert not missing, f"{len(missing)} acknowledged spans lost"

@@ -80,7 +80,10 @@ def _serve(args: argparse.Namespace) -> int:
         log.warning("no API keys configured: listening on %s only, without auth", host)
     log.info(
         "watchkeeper listening",
-        extra={"url": f"http://{host}:{config.server.port}", "data_dir": str(config.server.data_dir)},
+        extra={
+            "url": f"http://{host}:{config.server.port}",
+            "data_dir": str(config.server.data_dir),
+        },
     )
     uvicorn.run(
         app, host=host, port=config.server.port, log_config=None, access_log=False,
@@ -201,7 +204,7 @@ def _guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
 COMMANDS: tuple[Command, ...] = (
     Command("serve", "run the server: OTLP ingest, API, UI", _server_options, _guarded(_serve)),
     Command("keys", "create, list or revoke project API keys", _keys_options, _guarded(_keys)),
-    Command("demo", "run the server with a demo AI service and load", _demo_options, _guarded(_demo)),
+    Command("demo", "run the server, a demo AI service and load", _demo_options, _guarded(_demo)),
     Command("report", "print the daily or weekly digest", _no_options, passthrough=_report),
     Command("export", "export Prometheus rules, Alertmanager config, Grafana", _no_options,
             passthrough=_export),

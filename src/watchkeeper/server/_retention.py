@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -31,7 +32,5 @@ async def retention_loop(
                 log.info("retention dropped spans", extra={"dropped": dropped})
         except Exception:
             log.exception("retention pass failed; will retry at the next interval")
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=policy.check_interval_s)
-        except TimeoutError:
-            pass

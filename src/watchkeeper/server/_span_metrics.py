@@ -81,9 +81,7 @@ class SpanMetrics:
                 if not self._admit(key):
                     continue
                 self.spans.labels(*key).inc()
-                self.duration.labels(s.project, s.service, s.operation).observe(
-                    s.duration_ns / 1e9
-                )
+                self.duration.labels(s.project, s.service, s.operation).observe(s.duration_ns / 1e9)
                 model = s.response_model or s.request_model
                 if model is None:
                     continue

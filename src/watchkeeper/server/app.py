@@ -68,9 +68,7 @@ def open_store(config: Config) -> Store:
         from watchkeeper.store.duckdb import DuckDBStore
 
         return DuckDBStore(config.span_store_path)
-    raise DataDirError(
-        f"store.backend {backend!r} is not available in this build; use 'duckdb'"
-    )
+    raise DataDirError(f"store.backend {backend!r} is not available in this build; use 'duckdb'")
 
 
 def build_services(config: Config, *, store: Store | None = None) -> Services:
