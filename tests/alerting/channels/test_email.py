@@ -174,3 +174,19 @@ async def test_server_down_is_retryable() -> None:
     with pytest.raises(DeliveryError) as err:
         await EmailChannel(spec(_free_port(), None)).send(notification())
     assert err.value.retryable
+
+
+async def test_implicit_tls_without_auth(cert: tuple[Path, Path]) -> None:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(cert[0]), str(cert[1]))
+    box, port = Mailbox(), _free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port, ssl_context=context)
+    controller.start()
+    try:
+        channel = EmailChannel(spec(port, cert[0], security="ssl", username=None, password=None))
+        await channel.send(notification())
+    finally:
+        controller.stop()
+    ((_, rcpts, msg),) = box.messages
+    assert rcpts == ["oncall@example.com", "lead@example.com"]
+    assert msg["X-Watchkeeper-Status"] == "firing"

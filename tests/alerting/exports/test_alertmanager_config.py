@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import re
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
+import pytest
 import yaml
 
+from tests.alerting.channels.conftest import Receiver
 from tests.alerting.exports.conftest import run, tool
-from watchkeeper.alerting.channels import parse_channel_specs
+from watchkeeper.alerting._notification import Notification
+from watchkeeper.alerting.channels import build_channel, parse_channel_spec, parse_channel_specs
 from watchkeeper.alerting.exports import alertmanager_files
 
 CHANNELS = [
@@ -82,3 +91,88 @@ def test_teams_needs_alertmanager_0_28() -> None:
     config = yaml.safe_load(new["alertmanager.yml"])
     (teams,) = [r for r in config["receivers"] if r["name"] == "teams"]
     assert teams["msteamsv2_configs"][0]["webhook_url"] == "https://prod.example/workflows/1"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _until(check: Callable[[], Any], limit_s: float = 30.0) -> Any:
+    deadline = time.monotonic() + limit_s
+    while not (result := check()):
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
+    return result
+
+
+@pytest.fixture
+def routed_alertmanager(tmp_path: Path) -> Iterator[tuple[str, Receiver]]:
+    """A real Alertmanager running our exported config, its webhook receiver local."""
+    binary = tool("prometheus-alertmanager")
+    receiver = Receiver().start()
+    channels = parse_channel_specs(
+        [{"name": "hook", "type": "webhook", "url": f"{receiver.url}/am"}], env={}
+    )
+    files, _ = alertmanager_files(channels, amtool_version())
+    config = yaml.safe_load(files["alertmanager.yml"])
+    for node in [config["route"], *config["route"]["routes"]]:
+        node.update(group_wait="0s", group_interval="1s")  # deliver at once in a test
+    (tmp_path / "am.yml").write_text(yaml.safe_dump(config))
+    port = _free_port()
+    proc = subprocess.Popen(
+        [binary, f"--config.file={tmp_path / 'am.yml'}", f"--storage.path={tmp_path / 'd'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
+         "--log.level=warn"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _until(lambda: _status(f"{url}/-/ready") == 200)
+        yield url, receiver
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        receiver.stop()
+
+
+def _status(url: str) -> int:
+    try:
+        return httpx.get(url, timeout=1).status_code
+    except httpx.HTTPError:
+        return 0
+
+
+async def test_real_alertmanager_routes_by_severity_and_inhibits_the_warning(
+    routed_alertmanager: tuple[str, Receiver],
+) -> None:
+    url, receiver = routed_alertmanager
+    channel = build_channel(parse_channel_spec({"name": "am", "type": "alertmanager", "url": url}))
+    base: dict[str, Any] = {
+        "rule_id": "r",
+        "rule_name": "Chat errors",
+        "status": "firing",
+        "summary": "chat fails",
+        "labels": {"service": "chat"},
+        "started_at": time.time(),
+    }
+
+    def delivered() -> list[dict[str, Any]]:
+        return [a for r in list(receiver.requests) for a in r.json()["alerts"]]
+
+    await channel.send(Notification(severity="critical", fingerprint="f-crit", **base))
+    (sent,) = _until(delivered)  # the critical is active before the warning arrives
+    assert sent["labels"]["severity"] == "critical"
+    assert sent["labels"]["watchkeeper_fingerprint"] == "f-crit"
+    await channel.send(Notification(severity="warning", fingerprint="f-warn", **base))
+
+    def warning_state() -> dict[str, Any] | None:
+        alerts = httpx.get(f"{url}/api/v2/alerts", timeout=2).json()
+        warn = [a for a in alerts if a["labels"]["severity"] == "warning"]
+        return warn[0]["status"] if warn and warn[0]["status"]["inhibitedBy"] else None
+
+    status = _until(warning_state)
+    assert status["state"] == "suppressed"
+    assert all(a["labels"]["severity"] == "critical" for a in delivered())

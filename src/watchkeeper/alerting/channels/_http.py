@@ -73,7 +73,6 @@ async def request(
     json: Any = None,
     content: bytes | None = None,
     headers: Mapping[str, str] | None = None,
-    params: Mapping[str, str] | None = None,
 ) -> httpx.Response:
     """POST and return the response whatever its status; raise DeliveryError if none came."""
     try:
@@ -83,7 +82,6 @@ async def request(
                 json=json,
                 content=content,
                 headers=headers,
-                params=params,
                 timeout=timeout_s,
             )
     except httpx.TimeoutException as exc:
@@ -101,7 +99,6 @@ async def post(
     json: Any = None,
     content: bytes | None = None,
     headers: Mapping[str, str] | None = None,
-    params: Mapping[str, str] | None = None,
 ) -> httpx.Response:
     """POST and return the 2xx response, or raise DeliveryError saying what went wrong."""
     response = await request(
@@ -112,7 +109,6 @@ async def post(
         json=json,
         content=content,
         headers=headers,
-        params=params,
     )
     if response.is_success:
         return response
