@@ -9,8 +9,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client import CollectorRegistry
 from tests.sdk.integrations._receiver import receiver
 
-from watchkeeper.sdk._feedback import FeedbackSender, feedback, flush_feedback, scores_url
-from watchkeeper.sdk._runtime import init, shutdown
+from watchkeeper import feedback, init, shutdown
+from watchkeeper.sdk._feedback import FeedbackSender, flush_feedback, scores_url
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 SPAN = "b7ad6b7169203331"

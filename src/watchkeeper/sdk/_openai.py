@@ -1,0 +1,604 @@
+"""`instrument_openai()`: spans for OpenAI client calls; the LLM-call tracing both wrappers share.
+
+A wrapped `create` starts one span of kind llm/embedding per call (retries inside the client are
+attempts of that call: `http.request.resend_count` and one event each), passes the client's return
+value and exceptions through unchanged, and for a stream ends the span when the stream is consumed
+or closed, with the time to the first chunk. Responses are read defensively: a field the client
+does not have is skipped, never an error. The Anthropic wrapper reuses the machinery here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from watchkeeper.model import conventions as c
+from watchkeeper.sdk import _runtime
+from watchkeeper.sdk._safe import report_failure
+from watchkeeper.sdk._span import ObservedSpan, start_span, to_text
+
+_WRAPPED = "__watchkeeper_wrapped__"
+#: The LLM span of the call in progress (hooks add attempts to it; nested wrappers pass through).
+_CALL: ContextVar[ObservedSpan | None] = ContextVar("watchkeeper_llm_call", default=None)
+
+
+@dataclass
+class StreamState:
+    """What a provider adapter accumulates from the chunks of one streamed response."""
+
+    text: list[str] = field(default_factory=list)
+    finish_reasons: list[str] = field(default_factory=list)
+    response_id: str | None = None
+    response_model: str | None = None
+    usage: dict[str, int | None] = field(default_factory=dict)
+
+
+class Adapter(Protocol):
+    """How one provider endpoint's requests and responses map to span attributes."""
+
+    provider: str
+    kind: str  # "llm" | "embedding"
+
+    def request(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """Span attributes of the request (model, parameters)."""
+
+    def input(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """Captured content of the request: attribute name → value."""
+
+    def response(self, obs: ObservedSpan, result: Any) -> list[dict[str, Any]] | None:
+        """Record a complete response; returns the output messages (for capture)."""
+
+    def chunk(self, state: StreamState, chunk: Any) -> None:
+        """Fold one stream chunk/event into `state`."""
+
+
+# --- recording ------------------------------------------------------------------------------
+
+
+def set_content(obs: ObservedSpan, attributes: Mapping[str, Any]) -> None:
+    """Set captured content attributes, only when capture is on, redacted like `set_input`."""
+    rt = _runtime.current()
+    if rt is None or not rt.settings.capture_content:
+        return
+    redactor = rt.redactor
+    for key, value in attributes.items():
+        if value is not None:
+            text = to_text(value)
+            obs.set({key: redactor(text) if redactor is not None else text})
+
+
+def record_usage(obs: ObservedSpan, usage: Mapping[str, int | None]) -> None:
+    """Set token counts from provider-neutral names (input includes cached tokens)."""
+    obs.set_usage(
+        input_tokens=usage.get("input"),
+        output_tokens=usage.get("output"),
+        cache_read_tokens=usage.get("cache_read"),
+        cache_write_tokens=usage.get("cache_write"),
+        reasoning_tokens=usage.get("reasoning"),
+    )
+
+
+def record_response_basics(
+    obs: ObservedSpan, provider: str, rid: Any, model: Any, finish: list[str]
+) -> None:
+    """Response id, response model and finish reasons."""
+    if isinstance(model, str):
+        obs.set_model(response=model, provider=provider)
+    obs.set({c.GEN_AI_RESPONSE_ID: rid if isinstance(rid, str) else None})
+    if finish:
+        obs.set({c.GEN_AI_RESPONSE_FINISH_REASONS: finish})
+
+
+def _finish_stream(obs: ObservedSpan, adapter: Adapter, state: StreamState) -> None:
+    record_response_basics(
+        obs, adapter.provider, state.response_id, state.response_model, state.finish_reasons
+    )
+    record_usage(obs, state.usage)
+    message = {"role": "assistant", "parts": [{"type": "text", "content": "".join(state.text)}]}
+    if state.finish_reasons:
+        message["finish_reason"] = state.finish_reasons[0]
+    set_content(obs, {c.GEN_AI_OUTPUT_MESSAGES: [message]})
+
+
+def _record_error(obs: ObservedSpan, exc: BaseException) -> None:
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int):
+        obs.set({c.HTTP_RESPONSE_STATUS_CODE: status})
+
+
+def _begin(adapter: Adapter, kwargs: Mapping[str, Any]) -> ObservedSpan | None:
+    """Start the call's span, or None when the SDK is off or this call is already traced."""
+    rt = _runtime.current()
+    if rt is None or _CALL.get() is not None:
+        return None
+    try:
+        attrs = adapter.request(kwargs)
+        model = attrs.get(c.GEN_AI_REQUEST_MODEL)
+        op = "embeddings" if adapter.kind == "embedding" else "chat"
+        name = f"{op} {model}" if model else op
+        obs = start_span(rt, name, adapter.kind, attrs, activate=False)
+        obs.set_model(request=model if isinstance(model, str) else None, provider=adapter.provider)
+        if kwargs.get("stream"):
+            obs.set({c.WK_LLM_STREAMING: True})
+        set_content(obs, adapter.input(kwargs))
+        return obs
+    except Exception as exc:
+        report_failure(f"{adapter.provider}.request", exc)
+        return None
+
+
+def _complete(obs: ObservedSpan, adapter: Adapter, result: Any) -> None:
+    try:
+        output = adapter.response(obs, result)
+        if output:
+            set_content(obs, {c.GEN_AI_OUTPUT_MESSAGES: output})
+    except Exception as exc:
+        report_failure(f"{adapter.provider}.response", exc)
+    obs.end()
+
+
+def _safe_chunk(adapter: Adapter, state: StreamState, chunk: Any) -> None:
+    try:
+        adapter.chunk(state, chunk)
+    except Exception as exc:
+        report_failure(f"{adapter.provider}.chunk", exc)
+
+
+class _StreamTracker:
+    """Ends a stream's span once: when it is exhausted, fails, or is closed early."""
+
+    def __init__(self, obs: ObservedSpan, adapter: Adapter, t0: float) -> None:
+        self.obs, self.adapter, self.t0 = obs, adapter, t0
+        self.state = StreamState()
+        self.first = True
+        self.ended = False
+
+    def item(self, chunk: Any) -> None:
+        if self.first:
+            self.first = False
+            ttfc = time.perf_counter() - self.t0
+            self.obs.set({c.WK_LLM_TIME_TO_FIRST_CHUNK_S: round(ttfc, 6)})
+            self.obs.add_event("gen_ai.first_chunk", time_to_first_chunk_s=round(ttfc, 6))
+        _safe_chunk(self.adapter, self.state, chunk)
+
+    def done(self, error: BaseException | None = None, closed: bool = False) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        if closed:
+            self.obs.add_event("gen_ai.stream.closed", chunks_read=not self.first)
+        try:
+            _finish_stream(self.obs, self.adapter, self.state)
+        except Exception as exc:
+            report_failure(f"{self.adapter.provider}.stream", exc)
+        if error is not None:
+            _record_error(self.obs, error)
+        self.obs.end(error)
+
+
+def _wrap_sync_stream(stream: Any, tracker: _StreamTracker) -> Any:
+    """Trace a client Stream in place (same object and type): its iterator and `close`."""
+    inner: Iterator[Any] = stream._iterator
+
+    def traced() -> Iterator[Any]:
+        try:
+            for chunk in inner:
+                tracker.item(chunk)
+                yield chunk
+        except GeneratorExit:
+            tracker.done(closed=True)
+            raise
+        except BaseException as exc:
+            tracker.done(exc)
+            raise
+        tracker.done()
+
+    original_close = stream.close
+
+    def close() -> None:
+        try:
+            original_close()
+        finally:
+            tracker.done(closed=True)
+
+    stream._iterator = traced()
+    stream.close = close
+    return stream
+
+
+def _wrap_async_stream(stream: Any, tracker: _StreamTracker) -> Any:
+    """Trace a client AsyncStream in place: its async iterator and `close`."""
+    inner: AsyncIterator[Any] = stream._iterator
+
+    async def traced() -> AsyncIterator[Any]:
+        try:
+            async for chunk in inner:
+                tracker.item(chunk)
+                yield chunk
+        except GeneratorExit:
+            tracker.done(closed=True)
+            raise
+        except BaseException as exc:
+            tracker.done(exc)
+            raise
+        tracker.done()
+
+    original_close = stream.close
+
+    async def close() -> None:
+        try:
+            await original_close()
+        finally:
+            tracker.done(closed=True)
+
+    stream._iterator = traced()
+    stream.close = close
+    return stream
+
+
+def _is_stream(result: Any) -> bool:
+    return hasattr(result, "_iterator") and hasattr(result, "response")
+
+
+def wrap_sync(fn: Callable[..., Any], adapter: Adapter) -> Callable[..., Any]:
+    """Trace a sync `create`; the result and any exception pass through unchanged."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        obs = _begin(adapter, kwargs)
+        if obs is None:
+            return fn(*args, **kwargs)
+        t0 = time.perf_counter()
+        token, call = obs.attach(), _CALL.set(obs)
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            _record_error(obs, exc)
+            obs.end(exc)
+            raise
+        finally:
+            _CALL.reset(call)
+            _detach(token)
+        if kwargs.get("stream") and _is_stream(result):
+            return _wrap_sync_stream(result, _StreamTracker(obs, adapter, t0))
+        _complete(obs, adapter, result)
+        return result
+
+    setattr(wrapper, _WRAPPED, True)
+    return wrapper
+
+
+def wrap_async(fn: Callable[..., Any], adapter: Adapter) -> Callable[..., Any]:
+    """Trace an async `create`; the result and any exception pass through unchanged."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        obs = _begin(adapter, kwargs)
+        if obs is None:
+            return await fn(*args, **kwargs)
+        t0 = time.perf_counter()
+        token, call = obs.attach(), _CALL.set(obs)
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as exc:
+            _record_error(obs, exc)
+            obs.end(exc)
+            raise
+        finally:
+            _CALL.reset(call)
+            _detach(token)
+        if kwargs.get("stream") and _is_stream(result):
+            return _wrap_async_stream(result, _StreamTracker(obs, adapter, t0))
+        _complete(obs, adapter, result)
+        return result
+
+    setattr(wrapper, _WRAPPED, True)
+    return wrapper
+
+
+def _detach(token: object) -> None:
+    from opentelemetry import context as otel_context
+
+    with contextlib.suppress(Exception):  # attached in another context: nothing to undo
+        otel_context.detach(token)  # type: ignore[arg-type]
+
+
+# --- attempts (retries inside one call) -------------------------------------------------------
+
+
+def _attempt(response: Any) -> None:
+    obs = _CALL.get()
+    if obs is None:
+        return
+    try:
+        resend = int(response.request.headers.get("x-stainless-retry-count", "0"))
+        status = int(response.status_code)
+        obs.add_event("http.attempt", **{c.HTTP_RESPONSE_STATUS_CODE: status,
+                                         c.HTTP_REQUEST_RESEND_COUNT: resend})  # fmt: skip
+        if resend:
+            obs.set({c.HTTP_REQUEST_RESEND_COUNT: resend})
+    except Exception as exc:
+        report_failure("llm.attempt", exc)
+
+
+async def _attempt_async(response: Any) -> None:
+    _attempt(response)
+
+
+def hook_attempts(client: Any) -> None:
+    """Add a response hook to the client's HTTP client so each attempt shows on the call span."""
+    http = getattr(client, "_client", None)
+    hooks = getattr(http, "event_hooks", None)
+    if http is None or not isinstance(hooks, dict):
+        return
+    is_async = type(http).__name__.startswith("Async")
+    hook = _attempt_async if is_async else _attempt
+    responses = list(hooks.get("response", []))
+    if hook not in responses:
+        http.event_hooks = {**hooks, "response": [*responses, hook]}
+
+
+# --- patching -------------------------------------------------------------------------------
+
+
+def patch_method(owner: Any, adapter: Adapter, is_async: bool) -> bool:
+    """Replace `owner.create` (an instance or a class) with its traced version, once."""
+    original = getattr(owner, "create", None)
+    if original is None or getattr(original, _WRAPPED, False):
+        return False
+    wrapped = wrap_async(original, adapter) if is_async else wrap_sync(original, adapter)
+    setattr(owner, "create", wrapped)  # noqa: B010 - the attribute is patched on purpose
+    return True
+
+
+def instrument_resources(
+    target: Any, resources: Mapping[str, tuple[str, str, str, Adapter]], provider: str
+) -> Any:
+    """Patch a client instance, a client class or the module (every client of the provider).
+
+    `resources` maps an attribute path on a client (e.g. "chat.completions") to the module and
+    the sync/async class names of that resource, and its adapter.
+    """
+    try:
+        if isinstance(target, type) or hasattr(target, "__path__"):
+            for module_name, sync_name, async_name, adapter in resources.values():
+                module = importlib.import_module(module_name)
+                patch_method(getattr(module, sync_name), adapter, is_async=False)
+                patch_method(getattr(module, async_name), adapter, is_async=True)
+            return target
+        for path, (_, _, _, adapter) in resources.items():
+            owner = functools.reduce(getattr, path.split("."), target)
+            patch_method(owner, adapter, type(owner).__name__.startswith("Async"))
+        hook_attempts(target)
+        _trace_copies(target, resources, provider)
+    except Exception as exc:
+        report_failure(f"instrument_{provider}", exc)
+    return target
+
+
+def _trace_copies(
+    client: Any, resources: Mapping[str, tuple[str, str, str, Adapter]], provider: str
+) -> None:
+    """Make `client.with_options(...)` / `client.copy(...)` return traced clients too."""
+    for name in ("copy", "with_options"):
+        method = getattr(client, name, None)
+        if method is None or getattr(method, _WRAPPED, False):
+            continue
+
+        def traced_copy(*args: Any, _m: Any = method, **kwargs: Any) -> Any:
+            return instrument_resources(_m(*args, **kwargs), resources, provider)
+
+        setattr(traced_copy, _WRAPPED, True)
+        setattr(client, name, traced_copy)
+
+
+# --- OpenAI ---------------------------------------------------------------------------------
+
+
+def _get(obj: Any, name: str) -> Any:
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def messages_to_semconv(messages: Any) -> list[dict[str, Any]]:
+    """Chat messages as GenAI semconv input messages: role and text/other parts."""
+    out: list[dict[str, Any]] = []
+    for m in messages if isinstance(messages, list | tuple) else []:
+        role, content = _get(m, "role"), _get(m, "content")
+        if isinstance(content, str):
+            parts: list[dict[str, Any]] = [{"type": "text", "content": content}]
+        else:
+            parts = [_part(p) for p in content or []] if isinstance(content, list) else []
+        out.append({"role": role, "parts": parts})
+    return out
+
+
+def tool_part(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
+    """A GenAI semconv tool-call message part."""
+    return {"type": "tool_call", "id": call_id, "name": name, "arguments": arguments}
+
+
+def _part(block: Any) -> dict[str, Any]:
+    kind = _get(block, "type") or "unknown"
+    text = _get(block, "text")
+    if isinstance(text, str):
+        return {"type": "text", "content": text}
+    return {"type": str(kind)}
+
+
+def _request_params(kwargs: Mapping[str, Any], *max_names: str) -> dict[str, Any]:
+    max_tokens = next((kwargs[n] for n in max_names if _int(kwargs.get(n)) is not None), None)
+    return {
+        c.GEN_AI_REQUEST_MODEL: kwargs.get("model"),
+        c.GEN_AI_REQUEST_TEMPERATURE: _number(kwargs.get("temperature")),
+        c.GEN_AI_REQUEST_TOP_P: _number(kwargs.get("top_p")),
+        c.GEN_AI_REQUEST_MAX_TOKENS: max_tokens,
+    }
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def _openai_usage(usage: Any) -> dict[str, int | None]:
+    """Chat (prompt/completion) or Responses (input/output) usage, provider-neutral."""
+    if usage is None:
+        return {}
+    prompt = _int(_get(usage, "prompt_tokens"))
+    if prompt is not None or _int(_get(usage, "completion_tokens")) is not None:
+        details_in, details_out = "prompt_tokens_details", "completion_tokens_details"
+        tokens_in, tokens_out = prompt, _int(_get(usage, "completion_tokens"))
+    else:
+        details_in, details_out = "input_tokens_details", "output_tokens_details"
+        tokens_in, tokens_out = (
+            _int(_get(usage, "input_tokens")),
+            _int(_get(usage, "output_tokens")),
+        )
+    return {
+        "input": tokens_in,
+        "output": tokens_out,
+        "cache_read": _int(_get(_get(usage, details_in), "cached_tokens")),
+        "reasoning": _int(_get(_get(usage, details_out), "reasoning_tokens")),
+    }
+
+
+class ChatCompletions:
+    """`chat.completions.create`."""
+
+    provider, kind = "openai", "llm"
+
+    def request(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        return _request_params(kwargs, "max_completion_tokens", "max_tokens")
+
+    def input(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        return {c.GEN_AI_INPUT_MESSAGES: messages_to_semconv(kwargs.get("messages"))}
+
+    def response(self, obs: ObservedSpan, result: Any) -> list[dict[str, Any]] | None:
+        choices = _get(result, "choices") or []
+        finish = [str(f) for f in (_get(ch, "finish_reason") for ch in choices) if f]
+        record_response_basics(
+            obs, self.provider, _get(result, "id"), _get(result, "model"), finish
+        )
+        record_usage(obs, _openai_usage(_get(result, "usage")))
+        output = []
+        for ch in choices:
+            content = _get(_get(ch, "message"), "content")
+            parts = [{"type": "text", "content": content}] if isinstance(content, str) else []
+            for call in _get(_get(ch, "message"), "tool_calls") or []:
+                fn = _get(call, "function")
+                parts.append(tool_part(_get(call, "id"), _get(fn, "name"), _get(fn, "arguments")))
+            finish_reason = _get(ch, "finish_reason")
+            output.append({"role": "assistant", "parts": parts, "finish_reason": finish_reason})
+        return output
+
+    def chunk(self, state: StreamState, chunk: Any) -> None:
+        state.response_id = state.response_id or _get(chunk, "id")
+        state.response_model = state.response_model or _get(chunk, "model")
+        for ch in _get(chunk, "choices") or []:
+            text = _get(_get(ch, "delta"), "content")
+            if isinstance(text, str):
+                state.text.append(text)
+            if _get(ch, "finish_reason"):
+                state.finish_reasons.append(str(_get(ch, "finish_reason")))
+        if _get(chunk, "usage") is not None:
+            state.usage = _openai_usage(_get(chunk, "usage"))
+
+
+class Responses:
+    """`responses.create` (the Responses API)."""
+
+    provider, kind = "openai", "llm"
+
+    def request(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        return _request_params(kwargs, "max_output_tokens")
+
+    def input(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        value = kwargs.get("input")
+        messages = [{"role": "user", "content": value}] if isinstance(value, str) else value
+        return {
+            c.GEN_AI_INPUT_MESSAGES: messages_to_semconv(messages),
+            c.GEN_AI_SYSTEM_INSTRUCTIONS: kwargs.get("instructions"),
+        }
+
+    def response(self, obs: ObservedSpan, result: Any) -> list[dict[str, Any]] | None:
+        status = _get(result, "status")
+        finish = [str(status)] if status else []
+        record_response_basics(
+            obs, self.provider, _get(result, "id"), _get(result, "model"), finish
+        )
+        record_usage(obs, _openai_usage(_get(result, "usage")))
+        text = getattr(result, "output_text", None)
+        if not isinstance(text, str):
+            return None
+        return [{"role": "assistant", "parts": [{"type": "text", "content": text}],
+                 "finish_reason": status}]  # fmt: skip
+
+    def chunk(self, state: StreamState, event: Any) -> None:
+        kind = _get(event, "type")
+        if kind == "response.output_text.delta" and isinstance(_get(event, "delta"), str):
+            state.text.append(_get(event, "delta"))
+        elif kind in ("response.completed", "response.incomplete", "response.failed"):
+            response = _get(event, "response")
+            state.response_id = _get(response, "id")
+            state.response_model = _get(response, "model")
+            if _get(response, "status"):
+                state.finish_reasons = [str(_get(response, "status"))]
+            state.usage = _openai_usage(_get(response, "usage"))
+
+
+class Embeddings:
+    """`embeddings.create`."""
+
+    provider, kind = "openai", "embedding"
+
+    def request(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            c.GEN_AI_REQUEST_MODEL: kwargs.get("model"),
+            c.GEN_AI_EMBEDDINGS_DIMENSION_COUNT: _int(kwargs.get("dimensions")),
+        }
+
+    def input(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        return {c.WK_INPUT: kwargs.get("input")}
+
+    def response(self, obs: ObservedSpan, result: Any) -> list[dict[str, Any]] | None:
+        record_response_basics(obs, self.provider, None, _get(result, "model"), [])
+        usage = _get(result, "usage")
+        obs.set_usage(input_tokens=_int(_get(usage, "prompt_tokens")))
+        data = _get(result, "data") or []
+        vector = _get(data[0], "embedding") if data else None
+        if isinstance(vector, list):
+            obs.set({c.GEN_AI_EMBEDDINGS_DIMENSION_COUNT: len(vector)})
+        return None
+
+    def chunk(self, state: StreamState, chunk: Any) -> None:
+        return None  # embeddings do not stream
+
+
+OPENAI_RESOURCES: dict[str, tuple[str, str, str, Adapter]] = {
+    "chat.completions": (
+        "openai.resources.chat.completions",
+        "Completions",
+        "AsyncCompletions",
+        ChatCompletions(),
+    ),
+    "responses": ("openai.resources.responses", "Responses", "AsyncResponses", Responses()),
+    "embeddings": ("openai.resources.embeddings", "Embeddings", "AsyncEmbeddings", Embeddings()),
+}
+
+
+def instrument_openai(client: Any) -> Any:
+    """Trace an OpenAI client (sync or async), a client class or the `openai` module; returns it."""
+    return instrument_resources(client, OPENAI_RESOURCES, "openai")
