@@ -17,6 +17,7 @@ OUTCOME_PLAN = (
 )
 MODELS = ("gpt-4o", "claude-sonnet-4")
 FALLBACK_TRACE = "f" * 31 + "1"  # the one trace whose guard retried and then fell back
+FALLBACK_ANSWER_SPAN = "a" * 15 + "4"  # its model call that answered (chat messages)
 
 
 @dataclass

@@ -4,10 +4,12 @@ headless Chromium driven by Playwright."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,7 @@ class Server:
     url: str
     token: str
     expected: _data.Expected
+    webhook_bodies: list[dict[str, Any]] = field(default_factory=list)
 
     def api(self, path: str, **params: Any) -> Any:
         """GET an API path with the key; the parsed JSON."""
@@ -55,6 +58,41 @@ class Server:
         )
         r.raise_for_status()
         return r.json()
+
+
+SLOS = [
+    {
+        "id": "chat-availability",
+        "name": "Chat availability",
+        "objective": 0.99,
+        "filters": {"scope": "requests", "services": ["chat-api"]},
+    },
+    {
+        "id": "chat-latency",
+        "name": "Chat under 8 s",
+        "sli": "latency",
+        "objective": 0.95,
+        "latency_threshold_ms": 8000,
+    },
+]
+
+
+def _webhook_receiver(bodies: list[dict[str, Any]]) -> ThreadingHTTPServer:
+    """A real HTTP endpoint on an ephemeral port that records what a webhook channel posts."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("content-length", "0"))
+            bodies.append(json.loads(self.rfile.read(length) or b"{}"))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, name="webhook-receiver", daemon=True).start()
+    return httpd
 
 
 def _send_otlp(url: str, token: str) -> None:
@@ -112,7 +150,17 @@ def _wait_for(server: Server, service: str, count: int, timeout_s: float = 30.0)
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One keyed server for the whole UI suite."""
     data_dir = tmp_path_factory.mktemp("ui-data")
-    config = load_config(env={}, overrides={"server": {"data_dir": str(data_dir), "port": 0}})
+    bodies: list[dict[str, Any]] = []
+    receiver = _webhook_receiver(bodies)
+    hook = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
+    alerting = {
+        "slos": SLOS,
+        "channels": [{"name": "team-webhook", "type": "webhook", "url": hook}],
+    }
+    config = load_config(
+        env={},
+        overrides={"server": {"data_dir": str(data_dir), "port": 0}, "alerting": alerting},
+    )
     svc = build_services(config)
     batch, scores, expected = _data.build(time.time_ns())
     svc.store.write(batch)
@@ -128,7 +176,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             raise RuntimeError("the test server did not start")
         time.sleep(0.05)
     port = uv.servers[0].sockets[0].getsockname()[1]
-    srv = Server(f"http://127.0.0.1:{port}", token, expected)
+    srv = Server(f"http://127.0.0.1:{port}", token, expected, bodies)
     _send_otlp(srv.url, token)
     for outcome in OTLP_PLAN:
         expected.requests[outcome] += 1
@@ -137,6 +185,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     yield srv
     uv.should_exit = True
     thread.join(timeout=30)
+    receiver.shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
@@ -47,14 +48,19 @@ def test_overview_shows_the_exact_ingested_counts(page: Any, server: Server) -> 
     assert set(_data.MODELS) <= set(models)
 
 
-def test_chart_click_opens_the_traces_of_that_bucket(page: Any) -> None:
+def test_chart_click_opens_the_traces_of_that_bucket(page: Any, server: Server) -> None:
     page.goto("/?range=1h")
     _loaded(page)
     overlay = page.locator("#box-vol svg rect.overlay")
     box = overlay.bounding_box()
     overlay.click(position={"x": box["width"] * 0.9, "y": box["height"] / 2})
     page.wait_for_url(re.compile(r"/traces\?.*start=.*end="))
+    _loaded(page)
     assert page.locator(".chip", has_text="start").count() == 1
+    query = parse_qs(urlparse(page.url).query)
+    bucket = server.api("/api/v1/traces", start=query["start"][0], end=query["end"][0])
+    assert bucket["items"], "the clicked bucket (36 min into the hour) holds requests"
+    assert page.locator(ROWS).count() == len(bucket["items"])
 
 
 def test_spend_bar_click_filters_model_calls(page: Any) -> None:
@@ -209,10 +215,49 @@ def test_a_silence_can_be_created(page: Any, server: Server) -> None:
     assert any("HighErrorRate" in str(s.get("matchers")) for s in items)
 
 
+def test_slos_show_objective_and_budget(page: Any, server: Server) -> None:
+    page.goto("/slos")
+    _loaded(page)
+    blocks = page.locator(".slo-block")
+    assert blocks.count() == 2
+    for slo in server.api("/api/v1/slos")["items"]:
+        block = page.locator(f'.slo-block[data-slo="{slo["id"]}"]')
+        left = block.get_by_test_id("budget-remaining").locator(".stat-value").inner_text()
+        assert left == f"{slo['budget_remaining'] * 100:.1f}%"
+        assert block.locator("svg.chart path.line").count() == 1  # the burn-down
+    page.goto("/?range=1h")
+    assert "SLO 99.00%" in page.locator(".slo-gauge").inner_text()
+
+
+def test_channel_test_notification_reaches_the_receiver(page: Any, server: Server) -> None:
+    before = len(server.webhook_bodies)
+    page.goto("/alerts/channels")
+    _loaded(page)
+    page.get_by_role("button", name="Send test notification to team-webhook").click()
+    page.locator(".notice", has_text="delivered to team-webhook").wait_for()
+    assert len(server.webhook_bodies) == before + 1
+
+
+def test_rules_can_be_tested_and_disabled(page: Any, server: Server) -> None:
+    page.goto("/alerts/rules")
+    _loaded(page)
+    row = page.locator("tbody tr", has_text="error-spike")
+    row.get_by_role("button", name="Test rule").click()
+    page.locator(".notice", has_text="would").wait_for()
+    row.get_by_role("button", name="Disable").click()
+    page.locator("tbody tr", has_text="error-spike").get_by_role("button", name="Enable").wait_for()
+    assert server.api("/api/v1/rules/error-spike")["enabled"] is False
+    page.locator("tbody tr", has_text="error-spike").get_by_role("button", name="Enable").click()
+    page.locator("tbody tr", has_text="error-spike").get_by_role(
+        "button", name="Disable"
+    ).wait_for()
+    assert server.api("/api/v1/rules/error-spike")["enabled"] is True
+
+
 PAGES = {
     "overview": "/?range=1h",
     "traces": "/traces?range=1h",
-    "trace": f"/traces/{_data.FALLBACK_TRACE}",
+    "trace": f"/traces/{_data.FALLBACK_TRACE}?span={_data.FALLBACK_ANSWER_SPAN}",
     "sessions": "/sessions?range=1h",
     "users": "/users?range=1h",
     "alerts": "/alerts",

@@ -26,6 +26,13 @@ export function ms(v) {
   return v.toFixed(1) + " ms";
 }
 
+/** Axis labels of durations: short and without needless decimals ("0", "250 ms", "2.5 s"). */
+export function msAxis(v) {
+  if (!v) return "0";
+  if (v >= 1000) return Number((v / 1000).toFixed(2)) + " s";
+  return Number(v.toFixed(1)) + " ms";
+}
+
 export function pct(r, digits = 1) {
   if (r === null || r === undefined || Number.isNaN(r)) return "–";
   const p = r * 100;

@@ -46,42 +46,76 @@ function traceLinks(x) {
   return ids.length ? h("span", { class: "score-list" }, ids.slice(0, 3).map((id) => h("a", { href: "/traces/" + id, class: "mono" }, id.slice(0, 8)))) : "–";
 }
 
+/** A rule value in its unit: a share for ratios, a duration for latency, money for cost. */
+function valueFormat(x) {
+  const kind = pick(x, "kind");
+  const unit = pick(x, "unit");
+  if (kind === "outcome_ratio" || unit === "%") return (v) => fmt.pct(v, 1);
+  if (kind === "latency" || unit === "ms") return fmt.ms;
+  if ((kind === "sum" || kind === "anomaly") && /cost/.test(pick(x, "field", "metric") || "cost")) return fmt.usd;
+  if (kind === "burn_rate") return (v) => Number(v).toFixed(2) + "×";
+  return (v) => (Math.abs(v) < 10 ? String(Math.round(v * 1000) / 1000) : fmt.compact(v));
+}
+
 function valueCell(x) {
   const v = pick(x, "value", "observed");
   const t = pick(x, "threshold");
-  if (v == null) return "–";
-  const unit = pick(x, "unit") || "";
-  const f = (n) => (typeof n === "number" ? (Math.abs(n) < 10 ? n.toFixed(3) : fmt.compact(n)) : String(n)) + (unit && unit !== "%" ? " " + unit : unit);
+  const f = valueFormat(x);
+  if (v == null) return t == null ? "–" : `– (${pick(x, "comparison") || ">"} ${f(t)})`;
   return t == null ? f(v) : `${f(v)} (${pick(x, "comparison") || ">"} ${f(t)})`;
 }
 
+async function rulesById(signal) {
+  try {
+    const rules = api.itemsOf(await api.get("/api/v1/rules", {}, signal), "rules");
+    return new Map(rules.map((r) => [pick(r, "id", "rule_id"), r]));
+  } catch (err) {
+    if (err instanceof api.AuthRequired) throw err;
+    return new Map();
+  }
+}
+
+function ruleName(x, rules) {
+  const r = rules.get(pick(x, "rule_id"));
+  return pick(x, "rule_name", "name") || (r && pick(r, "name")) || pick(x, "rule_id");
+}
+
+function withRule(x, rules) {
+  const r = rules.get(pick(x, "rule_id")) || {};
+  return { ...r, ...x, severity: pick(x, "severity") || pick(r, "severity"), kind: pick(r, "kind") };
+}
+
 async function active(el, signal) {
-  const items = api.itemsOf(await api.get("/api/v1/alerts", {}, signal), "alerts")
-    .filter((a) => ["firing", "pending"].includes(pick(a, "state", "status")));
+  const [body, rules] = await Promise.all([api.get("/api/v1/alerts", {}, signal), rulesById(signal)]);
+  const items = api.itemsOf(body, "alerts")
+    .filter((a) => ["firing", "pending"].includes(pick(a, "status", "state"))).map((a) => withRule(a, rules));
   if (!items.length) return mount(el, empty("All clear", "No alert is firing or pending."));
   mount(el, table([
     { title: "State", render: stateBadge },
     { title: "Severity", render: severity },
-    { title: "Alert", render: (a) => [h("div", { class: "cell-main" }, pick(a, "rule_name", "name", "rule_id")),
-      h("div", { class: "cell-sub" }, pick(a, "summary", "description") || "")] },
+    { title: "Alert", render: (a) => [h("div", { class: "cell-main" }, ruleName(a, rules)),
+      h("div", { class: "cell-sub" }, pick(a, "summary", "description") || pick(a, "rule_id"))] },
     { title: "Value", render: valueCell },
     { title: "Labels", render: labelChips },
-    { title: "Since", render: (a) => fmt.ago(toMs(pick(a, "started_at", "active_at", "since", "fired_at"))) },
+    { title: "Since", render: (a) => fmt.ago(toMs(pick(a, "firing_since", "pending_since", "started_at"))) },
     { title: "Examples", render: traceLinks },
   ], items, { caption: "Active alerts" }));
 }
 
+const EVENT_TONE = { firing: "bad", repeat: "warn", resolved: "ok" };
+
 async function history(el, signal) {
-  const items = api.itemsOf(await api.get("/api/v1/alerts/history", { limit: 200 }, signal), "alerts", "events");
-  if (!items.length) return mount(el, empty("No alert history yet"));
+  const [body, rules] = await Promise.all([api.get("/api/v1/alerts/history", { limit: 200 }, signal), rulesById(signal)]);
+  const items = api.itemsOf(body, "alerts", "events").map((a) => withRule(a, rules));
+  if (!items.length) return mount(el, empty("No alert history yet", "Alerts that fire or resolve are listed here."));
   mount(el, table([
-    { title: "State", render: stateBadge },
+    { title: "Time", render: (a) => fmt.dateTime(toMs(pick(a, "at", "started_at", "ts"))) },
+    { title: "Event", render: (a) => { const e = pick(a, "event", "status", "state") || "?"; return badge(e, EVENT_TONE[e] || "muted"); } },
     { title: "Severity", render: severity },
-    { title: "Alert", render: (a) => pick(a, "rule_name", "name", "rule_id") },
+    { title: "Alert", render: (a) => ruleName(a, rules) },
     { title: "Value", render: valueCell },
     { title: "Labels", render: labelChips },
-    { title: "Started", render: (a) => fmt.dateTime(toMs(pick(a, "started_at", "at", "ts", "time"))) },
-    { title: "Ended", render: (a) => fmt.dateTime(toMs(pick(a, "ended_at", "resolved_at"))) },
+    { title: "Muted", render: (a) => pick(a, "muted") ? badge(pick(a, "muted"), "muted") : "" },
   ], items, { caption: "Alert history" }));
 }
 
@@ -115,9 +149,9 @@ async function rules(el, signal) {
       h("div", { class: "cell-sub" }, pick(r, "description", "summary") || pick(r, "id"))] },
     { title: "Severity", render: severity },
     { title: "Query", render: ruleQuery },
-    { title: "Threshold", align: "right", render: (r) => `${pick(r, "comparison", "op") || ">"} ${pick(r, "threshold") ?? "–"}` },
+    { title: "Threshold", align: "right", render: (r) => `${pick(r, "comparison", "op") || ">"} ${pick(r, "threshold") == null ? "–" : valueFormat(r)(pick(r, "threshold"))}` },
     { title: "Window", align: "right", render: (r) => fmt.seconds(pick(r, "window_s", "window")) },
-    { title: "For", align: "right", render: (r) => fmt.seconds(pick(r, "for_s", "for", "for_")) },
+    { title: "For", align: "right", render: (r) => (pick(r, "for_s", "for", "for_") ? fmt.seconds(pick(r, "for_s", "for", "for_")) : "–") },
     { title: "Enabled", render: (r) => (pick(r, "enabled") === false ? badge("disabled") : badge("enabled", "ok")) },
     { title: "", render: (r) => ruleActions(r, result, reload) },
   ], items, { caption: "Alert rules" }));
@@ -149,24 +183,32 @@ function ruleActions(r, result, reload) {
 
 function testSummary(res) {
   if (!res || typeof res !== "object") return String(res);
-  const state = pick(res, "state", "status", "decision");
-  const v = pick(res, "value");
-  const parts = [state ? `would be ${typeof state === "string" ? state : JSON.stringify(state)}` : null,
-    v != null ? `value ${typeof v === "number" ? v.toFixed(4) : v}` : null,
-    pick(res, "threshold") != null ? `threshold ${pick(res, "threshold")}` : null].filter(Boolean);
-  return parts.length ? parts.join(", ") : JSON.stringify(res);
+  const obs = pick(res, "observations") || [];
+  const verdict = pick(res, "breaching") ? badge("would fire", "bad") : badge("would not fire", "ok");
+  if (!obs.length) return [verdict, " no data in the window"];
+  return [verdict, " ", obs.slice(0, 5).map((o) => {
+    const labels = Object.entries(pick(o, "labels") || {}).map(([k, v]) => `${k}=${v}`).join(" ") || "all";
+    const v = pick(o, "value");
+    return h("span", { class: "obs" }, `${labels}: ${v == null ? "no value" : Math.round(v * 10000) / 10000}` +
+      (pick(o, "count") != null ? ` over ${fmt.int(pick(o, "count"))} spans` : "") + (pick(o, "breaching") ? " ⚠" : ""));
+  })];
+}
+
+function silenceActive(s) {
+  const a = pick(s, "active");
+  return a !== undefined ? Boolean(a) : toMs(pick(s, "ends_at")) > Date.now();
 }
 
 async function silences(el, signal) {
   const items = api.itemsOf(await api.get("/api/v1/silences", {}, signal), "silences");
   const reload = () => silences(el, signal).catch((err) => failed(el, err, "silences"));
   const list = items.length ? table([
-    { title: "State", render: (s) => badge(pick(s, "state", "status") || (toMs(pick(s, "ends_at")) > Date.now() ? "active" : "expired"),
-      toMs(pick(s, "ends_at")) > Date.now() ? "warn" : "muted") },
+    { title: "State", render: (s) => silenceActive(s) ? badge("active", "warn") : badge(toMs(pick(s, "starts_at")) > Date.now() ? "pending" : "expired") },
     { title: "Matchers", render: (s) => h("code", {}, (pick(s, "matchers") || []).map((m) =>
       `${m.name}${m.op || (m.is_regex ? "=~" : "=")}"${m.value}"`).join(", ")) },
     { title: "Comment", render: (s) => pick(s, "comment") || "–" },
     { title: "By", render: (s) => pick(s, "created_by", "author") || "–" },
+    { title: "Starts", render: (s) => fmt.dateTime(toMs(pick(s, "starts_at"))) },
     { title: "Ends", render: (s) => fmt.dateTime(toMs(pick(s, "ends_at"))) },
     { title: "", render: (s) => toMs(pick(s, "ends_at")) > Date.now() ? h("button", { type: "button", class: "btn small danger",
       onclick: async () => { await api.del("/api/v1/silences/" + encodeURIComponent(pick(s, "id", "silence_id"))); await reload(); } }, "Expire") : null },
@@ -183,13 +225,14 @@ async function channels(el, signal) {
   mount(el, result, table([
     { title: "Channel", render: (c) => h("b", {}, pick(c, "name")) },
     { title: "Type", render: (c) => badge(pick(c, "type") || "?", "accent") },
-    { title: "Target", render: (c) => pick(c, "target", "url", "description") || "–" },
+    { title: "Severities", render: (c) => { const s = pick(c, "severities"); return Array.isArray(s) && s.length ? h("span", { class: "score-list" }, s.map((x) => badge(x, SEVERITY_TONE[x] || "muted"))) : "all"; } },
     { title: "", render: (c) => h("button", { type: "button", class: "btn small", "aria-label": `Send test notification to ${pick(c, "name")}`,
       onclick: async (ev) => {
         ev.target.disabled = true;
         try {
           const res = await api.post(`/api/v1/channels/${encodeURIComponent(pick(c, "name"))}/test`, {});
-          mount(result, h("div", { class: "notice" }, `Test notification sent to ${pick(c, "name")}`, res && pick(res, "status") ? ` (${pick(res, "status")})` : ""));
+          const took = res && pick(res, "duration_ms") != null ? ` in ${fmt.ms(pick(res, "duration_ms"))}` : "";
+          mount(result, h("div", { class: "notice" }, `Test notification delivered to ${pick(c, "name")}${took}`));
         } catch (err) {
           mount(result, h("div", { class: "error" }, `Test to ${pick(c, "name")} failed: ${err.message}`));
         } finally {
@@ -199,16 +242,20 @@ async function channels(el, signal) {
   ], items, { caption: "Notification channels" }));
 }
 
+const DELIVERY_TONE = { delivered: "ok", sent: "ok", failed: "bad", dead: "bad", pending: "warn", retrying: "warn" };
+
 async function notifications(el, signal) {
   const items = api.itemsOf(await api.get("/api/v1/notifications", { limit: 200 }, signal), "notifications", "deliveries");
-  if (!items.length) return mount(el, empty("No deliveries yet"));
+  if (!items.length) return mount(el, empty("No deliveries yet", "Every notification sent to a channel, with its retries, is logged here."));
+  const note = (n) => pick(n, "notification") || {};
   mount(el, table([
-    { title: "Time", render: (n) => fmt.dateTime(toMs(pick(n, "created_at", "at", "ts", "sent_at"))) },
-    { title: "Channel", render: (n) => pick(n, "channel", "channel_name") },
-    { title: "Alert", render: (n) => pick(n, "rule_name", "summary", "rule_id") || "–" },
-    { title: "Kind", render: (n) => pick(n, "status_kind", "notification_status", "kind") || "–" },
-    { title: "Delivery", render: (n) => { const s = pick(n, "state", "status", "delivery_status") || "?"; return badge(s, s === "sent" || s === "delivered" ? "ok" : s === "failed" || s === "dead" ? "bad" : "warn"); } },
+    { title: "Time", render: (n) => fmt.dateTime(toMs(pick(n, "created_at", "at", "ts"))) },
+    { title: "Channel", render: (n) => h("b", {}, pick(n, "channel", "channel_name")) },
+    { title: "Alert", render: (n) => [h("div", { class: "cell-main" }, pick(note(n), "rule_name") || pick(n, "rule_id")),
+      h("div", { class: "cell-sub" }, pick(note(n), "summary") || "")] },
+    { title: "Kind", render: (n) => { const s = pick(note(n), "status") || pick(n, "kind"); return s ? badge(s, s === "firing" ? "bad" : s === "resolved" ? "ok" : "muted") : "–"; } },
+    { title: "Delivery", render: (n) => { const s = pick(n, "state", "status") || "?"; return badge(s, DELIVERY_TONE[s] || "muted"); } },
     { title: "Attempts", align: "right", render: (n) => pick(n, "attempts") ?? "–" },
-    { title: "Error", render: (n) => pick(n, "last_error", "error") || "" },
+    { title: "Last error", render: (n) => h("span", { class: "cell-sub" }, pick(n, "last_error", "error") || "") },
   ], items, { caption: "Notification deliveries" }));
 }

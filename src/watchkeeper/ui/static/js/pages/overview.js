@@ -147,24 +147,23 @@ async function renderHealth(root, params, r, stepS, slosP, sig) {
   const deadline = lat ? Number(lat.latency_threshold_ms ?? lat.threshold_ms) : DEFAULT_DEADLINE_MS;
   const span = { start: params.start, end: r.endMs, stepMs: stepS * 1000 };
   const ts = api.get("/api/v1/timeseries", { ...params, step: stepS }, sig).then((body) => {
-    const pts = body.points.filter((p) => p.key === null || p.key === undefined);
-    const times = pts.map((p) => p.t);
     const stepMs = (body.step_s || stepS) * 1000;
+    const { times, pts } = densify(body.points.filter((p) => p.key == null), params.start, r.endMs, stepMs);
     const pick = pickBucket(stepS, {});
     chart.timeChart(volEl, { ...span, stepMs, times, kind: "stacked", label: "Request volume", yFormat: fmt.compact, onPick: pick,
       series: [["success", "success"], ["fallbacks", "fallback"], ["errors", "error"], ["timeouts", "timeout"], ["rejected", "rejected"]]
-        .filter(([k], i) => i < 4 || pts.some((p) => p[k]))
-        .map(([k, o]) => ({ name: o, color: outcomeColor(o), values: pts.map((p) => p[k]) })) });
-    const share = (k) => pts.map((p) => (p.count ? p[k] / p.count : null));
+        .filter(([k], i) => i < 4 || pts.some((p) => p && p[k]))
+        .map(([k, o]) => ({ name: o, color: outcomeColor(o), values: pts.map((p) => (p ? p[k] : 0)) })) });
+    const share = (k) => pts.map((p) => (p && p.count ? p[k] / p.count : null));
     chart.timeChart(ratesEl, { ...span, stepMs, times, kind: "line", label: "Error and timeout rate",
       yFormat: (v) => fmt.pct(v, v < 0.1 ? 1 : 0), tipFormat: (v) => fmt.pct(v, 2), onPick: (t) => pickBucket(stepS, { outcome: "error,timeout" })(t),
       series: [{ name: "errors", color: outcomeColor("error"), values: share("errors") },
         { name: "timeouts", color: outcomeColor("timeout"), values: share("timeouts") }] });
-    chart.timeChart(latEl, { ...span, stepMs, times, kind: "line", label: "Latency percentiles", yFormat: (v) => (v ? fmt.ms(v) : "0"), tipFormat: fmt.ms, onPick: pick,
+    chart.timeChart(latEl, { ...span, stepMs, times, kind: "line", label: "Latency percentiles", yFormat: fmt.msAxis, tipFormat: fmt.ms, onPick: pick,
       markers: [{ value: deadline, label: "deadline " + fmt.ms(deadline) }],
-      series: [{ name: "p50", color: palette(1), values: pts.map((p) => p.p50_ms) },
-        { name: "p95", color: palette(0), values: pts.map((p) => p.p95_ms) },
-        { name: "p99", color: palette(2), values: pts.map((p) => p.p99_ms) }] });
+      series: [{ name: "p50", color: palette(1), values: pts.map((p) => p?.p50_ms ?? null) },
+        { name: "p95", color: palette(0), values: pts.map((p) => p?.p95_ms ?? null) },
+        { name: "p99", color: palette(2), values: pts.map((p) => p?.p99_ms ?? null) }] });
   }).catch((err) => [volEl, ratesEl, latEl].forEach((el) => failed(el, err, "the time series")));
   const hm = api.get("/api/v1/heatmap", { ...params, step: stepS, bounds: BOUNDS.join(",") }, sig).then((body) => {
     chart.heatmap(heatEl, body, { ...span, stepMs: (body.step_s || stepS) * 1000, deadlineMs: deadline, label: "Latency heatmap",
@@ -172,6 +171,17 @@ async function renderHealth(root, params, r, stepS, slosP, sig) {
         end: new Date(t + stepS * 1000).toISOString(), min_duration_ms: lo, max_duration_ms: hi }) });
   }).catch((err) => failed(heatEl, err, "the heatmap"));
   await Promise.allSettled([ts, hm]);
+}
+
+/** Every bucket of the range, in order; buckets without requests hold null (the API omits them). */
+export function densify(points, startMs, endMs, stepMs) {
+  const byT = new Map(points.map((p) => [p.t, p]));
+  const first = Math.floor(startMs / stepMs) * stepMs;
+  const times = [];
+  for (let t = first; t < endMs; t += stepMs) times.push(t);
+  for (const p of points) if (!byT.has(p.t) || p.t < first || p.t >= endMs) times.push(p.t);
+  const uniq = [...new Set(times)].sort((a, b) => a - b);
+  return { times: uniq, pts: uniq.map((t) => byT.get(t) || null) };
 }
 
 async function renderQuality(el, base, sig) {
