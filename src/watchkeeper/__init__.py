@@ -8,13 +8,31 @@ from __future__ import annotations
 
 from typing import Any
 
-from watchkeeper.sdk import ObservedSpan, context, flush, init, observe, registry, shutdown
+from watchkeeper.sdk import (
+    Breaker,
+    CircuitOpen,
+    GuardEvent,
+    GuardTimeout,
+    ObservedSpan,
+    context,
+    flush,
+    guard,
+    init,
+    observe,
+    registry,
+    shutdown,
+)
 
 __all__ = [
+    "Breaker",
+    "CircuitOpen",
+    "GuardEvent",
+    "GuardTimeout",
     "ObservedSpan",
     "context",
     "feedback",
     "flush",
+    "guard",
     "init",
     "instrument_anthropic",
     "instrument_openai",

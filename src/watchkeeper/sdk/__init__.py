@@ -9,7 +9,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from watchkeeper.errors import CircuitOpen, GuardTimeout
+from watchkeeper.sdk._breaker import Breaker
 from watchkeeper.sdk._context import context
+from watchkeeper.sdk._guard import guard
+from watchkeeper.sdk._guard_run import GuardEvent
 from watchkeeper.sdk._observe import observe
 from watchkeeper.sdk._runtime import flush, init, registry, shutdown
 from watchkeeper.sdk._span import ObservedSpan
@@ -22,10 +26,15 @@ _LAZY: dict[str, str] = {
 }
 
 __all__ = [
+    "Breaker",
+    "CircuitOpen",
+    "GuardEvent",
+    "GuardTimeout",
     "ObservedSpan",
     "context",
     "feedback",
     "flush",
+    "guard",
     "init",
     "instrument_anthropic",
     "instrument_openai",

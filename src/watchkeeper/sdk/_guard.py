@@ -1,0 +1,333 @@
+"""`guard()`: a deadline, retries, fallbacks and a circuit breaker around a call.
+
+The deadline holds end to end: every attempt gets only the time left, backoff never sleeps past
+it. Async calls are cancelled at the deadline (`asyncio.timeout`). A sync call cannot be
+interrupted, only abandoned, and handing it to a thread costs tens of microseconds, so
+`sync_mode` chooses:
+
+* ``"thread"``: always run on a bounded worker pool; the caller stops waiting at the deadline
+  (the call itself runs on until it returns, then its result is dropped).
+* ``"inline"``: run in the caller's thread; a late answer is detected when it returns and
+  counted as a timeout (the caller was held up: the deadline is not enforced).
+* ``"auto"`` (default): inline while the guard's calls stay well inside the deadline, and on a
+  worker thread for a while (60 s) after any call took over half of it or timed out. Fast calls
+  pay no thread hop; a dependency that starts hanging costs at most one overrun, then its calls
+  are cut at the deadline.
+
+Guard logic works before `init()` too; only its spans and metrics wait for `init()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
+from types import TracebackType
+from typing import Any, TypeVar, cast
+
+from watchkeeper.errors import CircuitOpen, GuardTimeout
+from watchkeeper.sdk._breaker import BREAKERS, Breaker
+from watchkeeper.sdk._guard_run import (
+    SUSPECT_HOLD_S,
+    GuardCall,
+    GuardEvent,
+    GuardPolicy,
+    RetryOn,
+    fallback_values,
+)
+from watchkeeper.sdk._span import ObservedSpan
+from watchkeeper.sdk._workers import WORKERS, Workers
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+__all__ = ["Breaker", "CircuitOpen", "GuardEvent", "GuardTimeout", "guard"]
+
+
+def _invoke_sync(
+    policy: GuardPolicy,
+    workers: Workers,
+    fn: Callable[..., Any],
+    args: Any,
+    kwargs: Any,
+    left: float,
+) -> Any:
+    """One sync attempt within `left` seconds (see the module docstring for the modes)."""
+    clock, health = policy.clock, policy.health
+    threaded = policy.sync_mode == "thread" or (
+        policy.sync_mode == "auto" and clock() < health.suspect_until
+    )
+    start = clock()
+    try:
+        if threaded:
+            return workers.call(fn, args, kwargs, left)
+        result = fn(*args, **kwargs)
+    except GuardTimeout:
+        health.suspect_until = clock() + SUSPECT_HOLD_S
+        raise
+    finally:
+        if clock() - start > policy.deadline / 2:
+            health.suspect_until = clock() + SUSPECT_HOLD_S
+    if clock() - start > left:
+        raise GuardTimeout(f"answered after the deadline ({clock() - start:.3f}s > {left:.3f}s)")
+    return result
+
+
+def run_sync(
+    policy: GuardPolicy, workers: Workers, fn: Callable[..., Any], args: Any, kwargs: Any
+) -> Any:
+    """Call `fn` under the guard's policy (sync)."""
+    call = GuardCall(policy)
+    try:
+        if call.admit():
+            while True:
+                left = call.remaining()
+                if left <= 0:
+                    call.mark_timeout()
+                    break
+                obs = call.begin_attempt()
+                try:
+                    result = _invoke_sync(policy, workers, fn, args, kwargs, left)
+                except Exception as exc:
+                    delay = call.attempt_failed(obs, exc)
+                    if delay is None:
+                        break
+                    policy.sleep(delay)
+                    continue
+                call.attempt_ok(obs)
+                return call.succeeded(result)
+        for label, fb in fallback_values(policy.fallbacks):
+            try:
+                value = fb(*args, **kwargs) if callable(fb) else fb
+            except Exception as exc:
+                call.fallback_failed(label, exc)
+                continue
+            return call.fell_back(label, value)
+        raise call.failed()
+    except BaseException as exc:
+        call.abort(exc)
+        raise
+
+
+async def _invoke_async(fn: Callable[..., Any], args: Any, kwargs: Any, left: float) -> Any:
+    """One async attempt, cancelled when `left` seconds have passed."""
+    try:
+        async with asyncio.timeout(left) as scope:
+            return await fn(*args, **kwargs)
+    except TimeoutError:
+        if scope.expired():
+            raise GuardTimeout(f"no answer within {left:.3f}s") from None
+        raise
+
+
+async def run_async(policy: GuardPolicy, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    """Call the coroutine function `fn` under the guard's policy."""
+    call = GuardCall(policy)
+    try:
+        if call.admit():
+            while True:
+                left = call.remaining()
+                if left <= 0:
+                    call.mark_timeout()
+                    break
+                obs = call.begin_attempt()
+                try:
+                    result = await _invoke_async(fn, args, kwargs, left)
+                except Exception as exc:
+                    delay = call.attempt_failed(obs, exc)
+                    if delay is None:
+                        break
+                    await asyncio.sleep(delay)
+                    continue
+                call.attempt_ok(obs)
+                return call.succeeded(result)
+        for label, fb in fallback_values(policy.fallbacks):
+            try:
+                value = fb(*args, **kwargs) if callable(fb) else fb
+                if inspect.isawaitable(value):
+                    value = await value
+            except Exception as exc:
+                call.fallback_failed(label, exc)
+                continue
+            return call.fell_back(label, value)
+        raise call.failed()
+    except BaseException as exc:
+        call.abort(exc)
+        raise
+
+
+class GuardBlock:
+    """What `with guard(...) as g:` yields: set `g.result`; a fallback replaces it on failure."""
+
+    __slots__ = ("_call", "_scope", "attempt", "outcome", "result")
+
+    def __init__(self, call: GuardCall, attempt: ObservedSpan) -> None:
+        self._call = call
+        self._scope: asyncio.Timeout | None = None
+        self.attempt = attempt
+        self.result: Any = None
+        self.outcome: str | None = None
+
+
+_BLOCKS: ContextVar[tuple[tuple[int, GuardBlock], ...]] = ContextVar(
+    "watchkeeper_guard_blocks", default=()
+)
+
+
+class guard:  # lower case: used like a function, `@guard("llm", deadline=5)`
+    """Decorator (sync and async) and context manager enforcing a deadline with fallbacks."""
+
+    __slots__ = ("_policy", "_workers")
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        deadline: float = 8.0,
+        retries: int = 2,
+        retry_on: RetryOn = None,
+        backoff: float = 0.2,
+        fallbacks: Sequence[Callable[..., Any] | Any] = (),
+        breaker: Breaker | bool | None = True,
+        on_timeout: Callable[[GuardEvent], None] | None = None,
+        on_fallback: Callable[[GuardEvent], None] | None = None,
+        sync_mode: str = "auto",
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], None] | None = None,
+        rng: Callable[[], float] | None = None,
+        workers: Workers | None = None,
+    ) -> None:
+        chosen = BREAKERS.get(name) if breaker is True else breaker or None
+        extra: dict[str, Any] = {}
+        if clock is not None:
+            extra["clock"] = clock
+        if sleep is not None:
+            extra["sleep"] = sleep
+        if rng is not None:
+            extra["rng"] = rng
+        self._policy = GuardPolicy(
+            name=name,
+            deadline=deadline,
+            retries=retries,
+            retry_on=retry_on,
+            backoff=backoff,
+            fallbacks=tuple(fallbacks),
+            breaker=chosen,
+            on_timeout=on_timeout,
+            on_fallback=on_fallback,
+            sync_mode=sync_mode,
+            **extra,
+        )
+        self._workers = workers or WORKERS
+
+    @property
+    def policy(self) -> GuardPolicy:
+        """The guard's validated settings."""
+        return self._policy
+
+    def __call__(self, fn: F) -> F:
+        """Wrap `fn` (sync or async) so every call goes through the guard."""
+        policy, workers = self._policy, self._workers
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                return await run_async(policy, fn, args, kwargs)
+
+            return cast(F, async_wrapper)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return run_sync(policy, workers, fn, args, kwargs)
+
+        return cast(F, wrapper)
+
+    def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Call sync `fn(*args, **kwargs)` through the guard."""
+        return run_sync(self._policy, self._workers, fn, args, kwargs)
+
+    async def acall(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Call async `fn(*args, **kwargs)` through the guard."""
+        return await run_async(self._policy, fn, args, kwargs)
+
+    # --- block form: one attempt (a block cannot be re-run), fallbacks give `g.result` --------
+    def _enter(self) -> GuardBlock:
+        call = GuardCall(self._policy)
+        if not call.admit():
+            exc = call.failed()
+            raise exc
+        block = GuardBlock(call, call.begin_attempt())
+        _BLOCKS.set((*_BLOCKS.get(), (id(self), block)))
+        return block
+
+    def _pop(self) -> GuardBlock:
+        stack = _BLOCKS.get()
+        for i in range(len(stack) - 1, -1, -1):
+            if stack[i][0] == id(self):
+                _BLOCKS.set(stack[:i] + stack[i + 1 :])
+                return stack[i][1]
+        raise RuntimeError("guard block exited without being entered")
+
+    def _exit(
+        self, block: GuardBlock, exc: BaseException | None, original: BaseException | None
+    ) -> bool:
+        """Settle a block: `exc` is what it failed with, `original` what Python handed us."""
+        call = block._call
+        if exc is not None and not isinstance(exc, Exception):
+            call.abort(exc)
+            return False
+        if exc is None and call.remaining() < 0:
+            exc = GuardTimeout(f"guard {self._policy.name!r}: block overran its deadline")
+        if exc is None:
+            call.attempt_ok(block.attempt)
+            call.succeeded(None)
+            block.outcome = "success"
+            return False
+        call.attempt_failed(block.attempt, exc)
+        for label, fb in fallback_values(self._policy.fallbacks):
+            try:
+                block.result = fb() if callable(fb) else fb
+            except Exception as failure:
+                call.fallback_failed(label, failure)
+                continue
+            call.fell_back(label, block.result)
+            block.outcome = "fallback"
+            return True  # the fallback answered: the block's exception is handled
+        error = call.failed()
+        block.outcome = "rejected" if call.rejected else "timeout" if call.timed_out else "error"
+        if error is original:
+            return False
+        raise error from original
+
+    def __enter__(self) -> GuardBlock:
+        return self._enter()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        return self._exit(self._pop(), exc, exc)
+
+    async def __aenter__(self) -> GuardBlock:
+        block = self._enter()
+        block._scope = asyncio.timeout(block._call.remaining())
+        await block._scope.__aenter__()
+        return block
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        block = self._pop()
+        scope, original = block._scope, exc
+        if scope is not None:
+            try:
+                await scope.__aexit__(exc_type, exc, tb)
+            except TimeoutError:
+                exc = GuardTimeout(f"guard {self._policy.name!r}: block overran its deadline")
+        return self._exit(block, exc, original)

@@ -1,0 +1,272 @@
+"""The guard's machinery: policy, one call's attempts/retries/fallbacks, and its telemetry.
+
+Pure decisions (is an error retryable, how long to back off, which outcome) are functions;
+`GuardCall` holds one call's state and records spans and metrics as it goes.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from watchkeeper.errors import CircuitOpen, ConfigError, GuardTimeout
+from watchkeeper.model import conventions as c
+from watchkeeper.sdk import _runtime
+from watchkeeper.sdk._breaker import Breaker
+from watchkeeper.sdk._context import report_to_request
+from watchkeeper.sdk._span import NOOP, ObservedSpan, start_span
+
+_log = logging.getLogger("watchkeeper.sdk.guard")
+
+MAX_DEADLINE_S = 10.0
+SUSPECT_HOLD_S = 60.0  # how long "auto" keeps using a worker thread after a slow call
+SYNC_MODES = ("auto", "thread", "inline")
+RetryOn = tuple[type[BaseException], ...] | Callable[[BaseException], bool] | None
+
+
+@dataclass(frozen=True, slots=True)
+class GuardEvent:
+    """What happened to a guarded call, given to `on_timeout` / `on_fallback`."""
+
+    name: str
+    outcome: str  # timeout (on_timeout) or fallback (on_fallback)
+    attempts: int
+    elapsed_s: float
+    deadline_s: float
+    error: BaseException | None = None  # the last error of the primary call
+    fallback: str | None = None  # which fallback answered
+
+
+@dataclass(slots=True)
+class Health:
+    """Whether a guard's sync calls lately came close to the deadline (then: use a thread)."""
+
+    suspect_until: float = float("-inf")
+
+
+@dataclass(frozen=True, slots=True)
+class GuardPolicy:
+    """A guard's validated settings, plus the clock/sleep/random it runs on."""
+
+    name: str
+    deadline: float = 8.0
+    retries: int = 2
+    retry_on: RetryOn = None
+    backoff: float = 0.2
+    fallbacks: tuple[Any, ...] = ()
+    breaker: Breaker | None = None
+    on_timeout: Callable[[GuardEvent], None] | None = None
+    on_fallback: Callable[[GuardEvent], None] | None = None
+    sync_mode: str = "auto"
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    rng: Callable[[], float] = random.random
+    health: Health = field(default_factory=Health)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.deadline < MAX_DEADLINE_S:
+            raise ConfigError(
+                f"guard {self.name!r}: deadline={self.deadline!r}; give seconds > 0 and < "
+                f"{MAX_DEADLINE_S:g} (a guard answers, or falls back, within the request's time)"
+            )
+        if self.retries < 0 or self.backoff < 0:
+            raise ConfigError(f"guard {self.name!r}: retries and backoff must be >= 0")
+        if self.sync_mode not in SYNC_MODES:
+            raise ConfigError(f"guard {self.name!r}: sync_mode must be one of {SYNC_MODES}")
+
+
+def _status_of(exc: BaseException) -> int | None:
+    for holder in (exc, getattr(exc, "response", None)):
+        for attr in ("status_code", "status"):
+            value = getattr(holder, attr, None)
+            if isinstance(value, int):
+                return value
+    return None
+
+
+def is_retryable(exc: BaseException, retry_on: RetryOn = None) -> bool:
+    """Timeouts, connection errors, HTTP 408/429/5xx; `retry_on` adds types or decides."""
+    if callable(retry_on) and not isinstance(retry_on, tuple):
+        return bool(retry_on(exc))
+    if isinstance(retry_on, tuple) and isinstance(exc, retry_on):
+        return True
+    if isinstance(exc, GuardTimeout | CircuitOpen):
+        return False
+    if isinstance(exc, TimeoutError | ConnectionError):
+        return True
+    name = type(exc).__name__
+    if "Timeout" in name or "Connect" in name:
+        return True
+    status = _status_of(exc)
+    return status is not None and (status in (408, 429) or 500 <= status <= 599)
+
+
+def backoff_delay(base: float, retry_index: int, rng: Callable[[], float]) -> float:
+    """Exponential backoff with "equal jitter": half fixed, half random."""
+    step = base * (2.0**retry_index)
+    return step / 2 + rng() * step / 2
+
+
+def fallback_label(fallback: Any, index: int) -> str:
+    """A readable name for a fallback (its function name, or "static:<i>")."""
+    if callable(fallback):
+        return str(getattr(fallback, "__qualname__", None) or f"fallback:{index}")
+    return f"static:{index}"
+
+
+def fire(callback: Callable[[GuardEvent], None] | None, event: GuardEvent) -> None:
+    """Call an app callback; its exceptions are logged and swallowed (never our problem)."""
+    if callback is None:
+        return
+    try:
+        callback(event)
+    except Exception:
+        _log.exception("guard %r: the %s callback raised; ignored", event.name, event.outcome)
+
+
+class GuardCall:
+    """One call through a guard: its deadline, attempts, outcome, span and metrics."""
+
+    def __init__(self, policy: GuardPolicy) -> None:
+        self.p = policy
+        self.t0 = policy.clock()
+        self.end_at = self.t0 + policy.deadline
+        self.attempts = 0
+        self.error: BaseException | None = None
+        self.timed_out = False
+        self.rejected = False
+        self.rt = _runtime._current
+        self.span = NOOP
+        if self.rt is not None:
+            attrs = {c.WK_GUARD_NAME: policy.name, c.WK_GUARD_DEADLINE_S: policy.deadline}
+            self.span = start_span(self.rt, f"guard {policy.name}", "guard", attrs)
+
+    def remaining(self) -> float:
+        """Seconds left before the deadline."""
+        return self.end_at - self.p.clock()
+
+    def admit(self) -> bool:
+        """Ask the breaker; a refused call is marked rejected."""
+        breaker = self.p.breaker
+        if breaker is not None and not breaker.allow():
+            self.rejected = True
+            self.error = CircuitOpen(f"guard {self.p.name!r}: circuit breaker is open")
+            return False
+        return True
+
+    def begin_attempt(self) -> ObservedSpan:
+        """Start the next attempt's span (current, so the callee's spans nest under it)."""
+        self.attempts += 1
+        if self.rt is None:
+            return NOOP
+        attrs = {c.WK_GUARD_NAME: self.p.name, c.WK_GUARD_ATTEMPT: self.attempts}
+        return start_span(self.rt, f"guard {self.p.name} attempt", "other", attrs)
+
+    def attempt_ok(self, obs: ObservedSpan) -> None:
+        """The attempt answered in time."""
+        obs.end()
+        if self.p.breaker is not None:
+            self.p.breaker.record_success()
+
+    def attempt_failed(self, obs: ObservedSpan, exc: BaseException) -> float | None:
+        """Record a failed attempt; return the backoff before the next one, or None to stop."""
+        self.error = exc
+        if isinstance(exc, GuardTimeout):
+            obs.set_outcome("timeout", "GuardTimeout")
+        obs.end(exc)
+        breaker = self.p.breaker
+        if breaker is not None and not isinstance(exc, CircuitOpen):
+            breaker.record_failure()
+        if isinstance(exc, GuardTimeout):
+            self.mark_timeout()
+            return None
+        if self.attempts > self.p.retries or not is_retryable(exc, self.p.retry_on):
+            return None
+        if breaker is not None and breaker.is_open():
+            return None
+        delay = backoff_delay(self.p.backoff, self.attempts - 1, self.p.rng)
+        if delay >= self.remaining():  # no time left for the wait and another try
+            return None
+        if self.rt is not None:
+            self.rt.metrics.guard_retries.labels(self.p.name).inc()
+        return delay
+
+    def mark_timeout(self) -> None:
+        """The deadline passed: say so at once (on_timeout), fallbacks may still answer."""
+        if self.timed_out:
+            return
+        self.timed_out = True
+        if not isinstance(self.error, GuardTimeout):
+            cause = self.error
+            self.error = GuardTimeout(f"guard {self.p.name!r}: deadline {self.p.deadline}s")
+            self.error.__cause__ = cause
+        fire(self.p.on_timeout, self.event("timeout"))
+
+    def event(self, outcome: str, fallback: str | None = None) -> GuardEvent:
+        """A GuardEvent describing this call so far."""
+        return GuardEvent(
+            self.p.name,
+            outcome,
+            self.attempts,
+            self.p.clock() - self.t0,
+            self.p.deadline,
+            self.error,
+            fallback,
+        )
+
+    def succeeded(self, result: Any) -> Any:
+        """The primary call answered: finish with outcome success."""
+        self.finish("success")
+        return result
+
+    def fell_back(self, label: str, value: Any) -> Any:
+        """A fallback answered: finish with outcome fallback."""
+        self.span.set({c.WK_GUARD_FALLBACK: label})
+        fire(self.p.on_fallback, self.event("fallback", label))
+        report_to_request("fallback")
+        self.finish("fallback")
+        return value
+
+    def fallback_failed(self, label: str, exc: BaseException) -> None:
+        """A fallback raised: note it on the span and try the next one."""
+        self.span.add_event("fallback_failed", fallback=label, error=type(exc).__qualname__)
+
+    def failed(self) -> BaseException:
+        """No answer at all: finish and return the exception to raise."""
+        error = self.error or RuntimeError(f"guard {self.p.name!r} got no answer")
+        if self.rejected:
+            self.finish("rejected", "CircuitOpen")
+        elif self.timed_out:
+            report_to_request("timeout")
+            self.finish("timeout", "GuardTimeout")
+        else:
+            self.finish("error", type(error).__qualname__)
+        return error
+
+    def finish(self, outcome: str, error_type: str | None = None) -> None:
+        """End the guard span and record the guard metrics."""
+        rt = self.rt
+        if rt is None:
+            return
+        self.span.set_outcome(outcome, error_type)
+        self.span.end()
+        m, name = rt.metrics, self.p.name
+        m.guard_calls.labels(name, outcome).inc()
+        m.guard_duration.observe((name,), self.p.clock() - self.t0, self.p.deadline)
+        if self.p.breaker is not None:
+            from watchkeeper.sdk._metrics import BREAKER_STATES
+
+            m.guard_breaker_state.labels(name).set(BREAKER_STATES[self.p.breaker.state])
+
+    def abort(self, exc: BaseException) -> None:
+        """A BaseException (cancellation, KeyboardInterrupt) went through: end the span."""
+        self.span.end(exc)
+
+
+def fallback_values(fallbacks: Sequence[Any]) -> list[tuple[str, Any]]:
+    """Fallbacks with their labels, in order."""
+    return [(fallback_label(fb, i), fb) for i, fb in enumerate(fallbacks)]

@@ -1,0 +1,191 @@
+"""Guard deadlines in real time: sync calls abandoned on a worker, async calls cancelled.
+
+Timing asserts are only "did not run past the deadline plus generous slack".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import pytest
+
+import watchkeeper
+from watchkeeper import CircuitOpen, GuardTimeout
+from watchkeeper.model import conventions as c
+from watchkeeper.sdk._workers import Workers
+
+from .conftest import Sdk
+
+DEADLINE = 0.2
+SLACK = 1.0  # a loaded 2-core CI machine
+
+
+def test_thread_mode_stops_waiting_at_the_deadline(sdk: Sdk) -> None:
+    release = threading.Event()
+
+    @watchkeeper.guard("slow-sync", deadline=DEADLINE, sync_mode="thread", breaker=False)
+    def slow() -> str:
+        release.wait(10)
+        return "late"
+
+    start = time.monotonic()
+    with pytest.raises(GuardTimeout):
+        slow()
+    assert time.monotonic() - start < DEADLINE + SLACK
+    release.set()
+    assert sdk.span("guard slow-sync").attributes[c.WK_OUTCOME] == "timeout"  # type: ignore[index]
+
+
+def test_thread_mode_passes_results_errors_and_the_current_span() -> None:
+    from .conftest import start_sdk
+
+    sdk = start_sdk()
+    guarded = watchkeeper.guard("t", deadline=2.0, sync_mode="thread", breaker=False, retries=0)
+
+    @guarded
+    def inner(x: int) -> int:
+        with watchkeeper.observe("inside-worker"):
+            if x < 0:
+                raise ValueError("negative")
+            return x * 2
+
+    assert inner(4) == 8
+    with pytest.raises(ValueError, match="negative"):
+        inner(-1)
+    attempts = {s.context.span_id for s in sdk.spans() if s.name == "guard t attempt"}
+    inside = [s for s in sdk.spans() if s.name == "inside-worker"]
+    assert len(inside) == 2 and all(s.parent.span_id in attempts for s in inside)  # type: ignore[union-attr]
+    watchkeeper.shutdown()
+
+
+def test_auto_mode_moves_a_slow_dependency_to_a_worker_thread(sdk: Sdk) -> None:
+    release = threading.Event()
+    delays = [0.0, 0.3, 10.0]
+
+    @watchkeeper.guard("auto", deadline=DEADLINE, breaker=False, retries=0, fallbacks=["fb"])
+    def call() -> str:
+        delay = delays.pop(0)
+        if delay > 1:
+            release.wait(delay)
+        else:
+            time.sleep(delay)
+        return "ok"
+
+    assert call() == "ok"  # fast: inline, no thread
+    assert call() == "fb"  # overran inline: counted as a timeout once it returned
+    start = time.monotonic()
+    assert call() == "fb"  # now on a worker: cut at the deadline
+    assert time.monotonic() - start < DEADLINE + SLACK
+    release.set()
+    outcomes = [s.attributes[c.WK_OUTCOME] for s in sdk.spans() if s.name == "guard auto"]  # type: ignore[index]
+    assert outcomes == ["success", "fallback", "fallback"]
+
+
+async def test_async_call_is_cancelled_at_the_deadline(sdk: Sdk) -> None:
+    cancelled = asyncio.Event()
+    timeouts: list[Any] = []
+
+    @watchkeeper.guard("slow-async", deadline=DEADLINE, breaker=False, on_timeout=timeouts.append)
+    async def slow() -> str:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return "late"
+
+    start = time.monotonic()
+    with pytest.raises(GuardTimeout):
+        await slow()
+    assert time.monotonic() - start < DEADLINE + SLACK
+    assert cancelled.is_set()
+    assert [e.outcome for e in timeouts] == ["timeout"]
+
+
+async def test_async_retries_then_fallback_and_request_outcome(sdk: Sdk) -> None:
+    calls = 0
+
+    @watchkeeper.guard("flaky", deadline=2.0, backoff=0.01, breaker=False)
+    async def flaky() -> str:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise ConnectionError("reset")
+        return "ok"
+
+    async def cheap() -> str:
+        return "cheap answer"
+
+    @watchkeeper.guard("down", deadline=2.0, backoff=0.01, breaker=False, fallbacks=[cheap])
+    async def down() -> str:
+        raise ConnectionError("down")
+
+    async with watchkeeper.observe("request"):
+        assert await flaky() == "ok"
+        assert await down() == "cheap answer"
+    assert calls == 3
+    assert sdk.span("request").attributes[c.WK_OUTCOME] == "fallback"  # type: ignore[index]
+    assert (
+        sdk.span("guard down").attributes[c.WK_GUARD_FALLBACK]
+        == "test_async_retries_then_fallback_and_request_outcome.<locals>.cheap"
+    )  # type: ignore[index]
+
+
+async def test_async_task_cancellation_passes_through(sdk: Sdk) -> None:
+    @watchkeeper.guard("cancel-me", deadline=5.0, breaker=False)
+    async def wait() -> None:
+        await asyncio.sleep(10)
+
+    task = asyncio.create_task(wait())
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+def test_block_form_sync(sdk: Sdk) -> None:
+    with watchkeeper.guard("blk", deadline=2.0, breaker=False) as g:
+        g.result = "computed"
+    assert (g.result, g.outcome) == ("computed", "success")
+    with watchkeeper.guard("blk2", deadline=2.0, breaker=False, fallbacks=["fb"]) as g:
+        raise ConnectionError("down")
+    assert (g.result, g.outcome) == ("fb", "fallback")
+    with pytest.raises(GuardTimeout), watchkeeper.guard("blk3", deadline=DEADLINE, breaker=False):
+        time.sleep(DEADLINE + 0.05)
+    with pytest.raises(KeyError), watchkeeper.guard("blk4", deadline=2.0, breaker=False):
+        raise KeyError("k")
+    assert sdk.span("guard blk3").attributes[c.WK_OUTCOME] == "timeout"  # type: ignore[index]
+    assert sdk.span("guard blk4").attributes[c.WK_OUTCOME] == "error"  # type: ignore[index]
+
+
+async def test_block_form_async_enforces_the_deadline(sdk: Sdk) -> None:
+    start = time.monotonic()
+    async with watchkeeper.guard("ablk", deadline=DEADLINE, breaker=False, fallbacks=["fb"]) as g:
+        await asyncio.sleep(10)
+        g.result = "never"
+    assert (g.result, g.outcome) == ("fb", "fallback")
+    assert time.monotonic() - start < DEADLINE + SLACK
+    with pytest.raises(GuardTimeout):
+        async with watchkeeper.guard("ablk2", deadline=DEADLINE, breaker=False):
+            await asyncio.sleep(10)
+
+
+def test_saturated_workers_refuse_calls() -> None:
+    workers = Workers(max_workers=1, max_queue=1)
+    release = threading.Event()
+    guarded = watchkeeper.guard(
+        "sat", deadline=DEADLINE, sync_mode="thread", breaker=False, retries=0, workers=workers
+    )
+    results: list[str] = []
+    for _ in range(3):
+        try:
+            guarded.call(release.wait, 10)
+        except GuardTimeout:
+            results.append("timeout")
+        except CircuitOpen:
+            results.append("refused")
+    release.set()
+    assert results == ["timeout", "timeout", "refused"]
