@@ -76,7 +76,7 @@ def test_route_tree_by_severity_and_inhibition() -> None:
     assert config["inhibit_rules"] == [
         {
             "source_matchers": ['severity="critical"'],
-            "target_matchers": ['severity="warning"'],
+            "target_matchers": ['severity=~"warning|info"'],
             "equal": ["alertname", "service"],
         }
     ]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from watchkeeper.alerting.exports import export_main
 from watchkeeper.cli import main as cli_main
@@ -20,6 +23,7 @@ alerting:
       window: 5m
       threshold: 5%
       for: 2m
+      channels: [pager]
     - id: hallucination
       kind: score
       score_name: hallucination
@@ -32,6 +36,11 @@ alerting:
   channels:
     - {name: pager, type: pagerduty, routing_key: "${PD_KEY}", severities: [critical]}
     - {name: ops, type: slack, webhook_url: "https://hooks.slack.com/services/T/B/x"}
+  routes:
+    - matchers: ['service=~"chat|search"']
+      channels: [ops]
+      continue: true
+  default_channels: [ops]
 """
 
 
@@ -48,7 +57,7 @@ def test_prometheus_rules_are_written_and_what_is_left_out_is_said(
     out = tmp_path / "out"
     assert export_main(["prometheus-rules", "--config", str(config), "--out", str(out)]) == 0
     rules = (out / "watchkeeper-rules.yml").read_text()
-    assert "alert: ErrorSpike" in rules
+    assert "alert: Error spike" in rules
     assert "# Not exported: hallucination: evaluation scores" in rules
     assert "record: slo:objective:ratio" in (out / "watchkeeper-slos.yml").read_text()
     err = capsys.readouterr().err
@@ -70,3 +79,23 @@ def test_the_watchkeeper_command_runs_the_export(tmp_path: Path) -> None:
     assert cli_main(["export", "grafana", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "dashboards" / "watchkeeper-cost.json").is_file()
     assert (tmp_path / "provisioning" / "datasources" / "watchkeeper.yaml").is_file()
+
+
+def test_alertmanager_routes_follow_the_engines_policy(config: Path, tmp_path: Path) -> None:
+    env = {"PD_KEY": "k" * 32}
+    out = tmp_path / "am"
+    assert export_main(["alertmanager-config", "--config", str(config), "--out", str(out),
+                        "--alertmanager-version", "0.25"], env=env) == 0  # fmt: skip
+    route = yaml.safe_load((out / "alertmanager.yml").read_text())["route"]
+    own, configured, *by_severity = route["routes"]
+    assert own["matchers"] == ['rule="error-spike"'] and own["continue"] is False
+    assert [r["receiver"] for r in own["routes"]] == ["pager"]
+    assert configured["matchers"] == ['service=~"chat|search"'] and configured["continue"]
+    assert [r["receiver"] for r in configured["routes"]] == ["ops"]
+    # default_channels: only 'ops' receives what nothing else routed
+    assert {r["receiver"] for node in by_severity for r in node["routes"]} == {"ops"}
+    amtool = shutil.which("amtool")
+    if amtool is not None:
+        check = subprocess.run([amtool, "check-config", str(out / "alertmanager.yml")],
+                               capture_output=True, text=True)  # fmt: skip
+        assert check.returncode == 0, check.stdout + check.stderr

@@ -123,18 +123,23 @@ def _firing(base: str) -> dict[str, list[dict[str, Any]]]:
 
 def test_exported_rules_fire_in_a_real_prometheus(prometheus: tuple[str, App]) -> None:
     base, _ = prometheus
-    wanted = {"ErrorSpike", "SpendPerHour", "ChatAvailabilityErrorBudgetBurn", "P95Slow"}
+    wanted = {
+        "Error spike",
+        "Spend above 1 USD per minute",
+        "ChatAvailabilityErrorBudgetBurn",
+        "Slow",
+    }
     deadline = time.monotonic() + LIMIT_S
     firing = _firing(base)
     while not wanted <= set(firing):
         assert time.monotonic() < deadline, f"still not firing: {wanted - set(firing)}"
         time.sleep(0.5)
         firing = _firing(base)
-    (spike,) = firing["ErrorSpike"]
+    (spike,) = firing["Error spike"]
     assert spike["labels"]["service"] == "chat"
     assert spike["labels"]["severity"] == "warning"
     assert spike["annotations"]["summary"] == "chat: 50% of requests failed over 5m"
-    (spend,) = firing["SpendPerHour"]
+    (spend,) = firing["Spend above 1 USD per minute"]
     assert spend["labels"]["model"] == "gpt-4o" and spend["labels"]["severity"] == "critical"
     pages = [
         a

@@ -49,15 +49,15 @@ def test_promtool_unit_test_fires_the_error_ratio_and_the_slo_page(tmp_path: Pat
                     },
                 ],
                 "alert_rule_test": [
-                    {"eval_time": "1m", "alertname": "ErrorSpike", "exp_alerts": []},  # pending
+                    {"eval_time": "1m", "alertname": "Error spike", "exp_alerts": []},  # pending
                     {
                         "eval_time": "10m",
-                        "alertname": "ErrorSpike",
+                        "alertname": "Error spike",
                         "exp_alerts": [
                             {
                                 "exp_labels": {
                                     "severity": "warning",
-                                    "watchkeeper_rule_id": "error-spike",
+                                    "rule": "error-spike",
                                     "project": "default",
                                     "service": "chat",
                                 },
@@ -76,7 +76,7 @@ def test_promtool_unit_test_fires_the_error_ratio_and_the_slo_page(tmp_path: Pat
                                 "exp_labels": {
                                     "severity": "critical",
                                     "sloth_severity": "page",
-                                    "watchkeeper_slo_id": "chat-availability",
+                                    "slo": "chat-availability",
                                     "sloth_id": "chat-chat-availability",
                                     "sloth_service": "chat",
                                     "sloth_slo": "chat-availability",
@@ -92,7 +92,7 @@ def test_promtool_unit_test_fires_the_error_ratio_and_the_slo_page(tmp_path: Pat
                                 "exp_labels": {
                                     "severity": "warning",
                                     "sloth_severity": "ticket",
-                                    "watchkeeper_slo_id": "chat-availability",
+                                    "slo": "chat-availability",
                                     "sloth_id": "chat-chat-availability",
                                     "sloth_service": "chat",
                                     "sloth_slo": "chat-availability",

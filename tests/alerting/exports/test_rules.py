@@ -39,7 +39,8 @@ def test_every_supported_kind_is_rendered() -> None:
     assert export.skipped == ()
     names = [r["alert"] for r in export.document["groups"][0]["rules"]]
     assert names == [
-        "ErrorSpike", "SpendPerHour", "P95Slow", "Tokens", "Quiet", "Timeouts", "AvgLatency",
+        "Error spike", "Spend above 1 USD per minute", "Slow", "Tokens", "Quiet", "Timeouts",
+        "AvgLatency",
     ]  # fmt: skip
 
 
@@ -89,7 +90,7 @@ def test_disabled_rules_are_left_out_and_overrides_apply() -> None:
     assert group["interval"] == "1s"
     (rule,) = group["rules"]
     assert rule["for"] == "0s"
-    assert rule["labels"] == {"severity": "warning", "watchkeeper_rule_id": "error-spike"}
+    assert rule["labels"] == {"severity": "warning", "rule": "error-spike"}
     assert rule["annotations"]["summary"] == (
         "{{ $labels.service }}: {{ $value | humanizePercentage }} of requests failed over 5m"
     )

@@ -8,7 +8,7 @@ Alertmanager does not expand environment variables, so keep the file private.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +21,8 @@ from watchkeeper.alerting.channels import (
     TelegramSpec,
     WebhookSpec,
 )
-from watchkeeper.alerting.exports._promql import Skipped
+from watchkeeper.alerting.exports._inputs import MatcherInput, RouteInput
+from watchkeeper.alerting.exports._promql import Skipped, quote
 
 NULL_RECEIVER = "watchkeeper-null"
 SEVERITIES = ("critical", "warning", "info")
@@ -134,23 +135,47 @@ def _telegram(spec: TelegramSpec) -> tuple[str, dict[str, Any]] | str:
     }
 
 
-def _route_tree(receivers: dict[str, ChannelSpec]) -> dict[str, Any]:
-    routes = []
+def _matcher(m: MatcherInput) -> str:
+    return f"{m.name}{m.op}{quote(m.value)}"
+
+
+def _fan_out(matchers: list[str], names: Sequence[str], known: set[str]) -> dict[str, Any] | None:
+    # One node per policy; its children (no matchers, `continue`) send to every channel.
+    children = [{"receiver": n, "continue": True} for n in names if n in known]
+    if not children:
+        return None
+    return {"matchers": matchers, "receiver": NULL_RECEIVER, "routes": children}
+
+
+def _policy_routes(
+    routes: Sequence[RouteInput], own: Mapping[str, Sequence[str]], known: set[str]
+) -> list[dict[str, Any]]:
+    """The engine's policy in its order: a rule's own channels, then the configured routes."""
+    out = []
+    for selector, names in own.items():
+        node = _fan_out([selector], names, known)
+        if node is not None:
+            out.append(node | {"continue": False})
+    for route in routes:
+        node = _fan_out([_matcher(m) for m in route.matchers], route.channels, known)
+        if node is not None:
+            out.append(node | {"continue": route.continue_})
+    return out
+
+
+def _severity_routes(receivers: Mapping[str, ChannelSpec]) -> list[dict[str, Any]]:
+    """The default: by severity, to every channel that takes that severity."""
+    out = []
     for severity in SEVERITIES:
-        children = [
-            {"receiver": name, "continue": True}
-            for name, spec in receivers.items()
-            if severity in spec.severities
-        ]
-        if not children:
-            continue
-        node: dict[str, Any] = {
-            "matchers": [f'severity="{severity}"'],
-            "receiver": NULL_RECEIVER,
-            **TIMING[severity],
-            "routes": children,
-        }
-        routes.append(node)
+        names = [name for name, spec in receivers.items() if severity in spec.severities]
+        node = _fan_out([f'severity="{severity}"'], names, set(receivers))
+        if node is not None:
+            node.update(TIMING[severity])
+            out.append(node)
+    return out
+
+
+def _route_tree(routes: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "receiver": NULL_RECEIVER,
         "group_by": ["alertname", "service", "sloth_service"],
@@ -162,9 +187,18 @@ def _route_tree(receivers: dict[str, ChannelSpec]) -> dict[str, Any]:
 
 
 def render_alertmanager_config(
-    channels: Sequence[ChannelSpec], version: str = "0.28"
+    channels: Sequence[ChannelSpec],
+    version: str = "0.28",
+    routes: Sequence[RouteInput] = (),
+    own_channels: Mapping[str, Sequence[str]] | None = None,
+    default_channels: Sequence[str] | None = None,
 ) -> AlertmanagerExport:
-    """An `alertmanager.yml` for the channels, for Alertmanager `version` (e.g. '0.25')."""
+    """An `alertmanager.yml` for the channels, for Alertmanager `version` (e.g. '0.25').
+
+    `own_channels` maps a matcher (e.g. `rule="error-spike"`) to the channels a rule names
+    itself; `routes` are the engine's routes; `default_channels` (None: all) receive what
+    nothing else routed, by severity.
+    """
     receivers: list[dict[str, Any]] = [{"name": NULL_RECEIVER}]
     routed: dict[str, ChannelSpec] = {}
     skipped: list[Skipped] = []
@@ -176,13 +210,17 @@ def render_alertmanager_config(
         key, cfg = result
         receivers.append({"name": spec.name, key: [cfg]})
         routed[spec.name] = spec
+    defaults = {
+        n: s for n, s in routed.items() if default_channels is None or n in default_channels
+    }
+    tree = _policy_routes(routes, own_channels or {}, set(routed)) + _severity_routes(defaults)
     document = {
         "global": {"resolve_timeout": "5m"},
-        "route": _route_tree(routed),
+        "route": _route_tree(tree),
         "inhibit_rules": [
             {
                 "source_matchers": ['severity="critical"'],
-                "target_matchers": ['severity="warning"'],
+                "target_matchers": ['severity=~"warning|info"'],
                 "equal": ["alertname", "service"],
             }
         ],

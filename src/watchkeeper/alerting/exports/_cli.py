@@ -17,8 +17,8 @@ from watchkeeper.alerting.channels import ChannelSpec, parse_channel_specs
 from watchkeeper.alerting.exports._alertmanager import render_alertmanager_config
 from watchkeeper.alerting.exports._dashboards import all_dashboards
 from watchkeeper.alerting.exports._grafana import datasource_yaml, provider_yaml
-from watchkeeper.alerting.exports._inputs import RuleInput, SloInput
-from watchkeeper.alerting.exports._promql import Skipped
+from watchkeeper.alerting.exports._inputs import RouteInput, RuleInput, SloInput
+from watchkeeper.alerting.exports._promql import Skipped, quote
 from watchkeeper.alerting.exports._rules import render_alert_rules
 from watchkeeper.alerting.exports._slo_rules import render_slo_rules
 from watchkeeper.alerting.exports._yaml import dump
@@ -56,10 +56,14 @@ def prometheus_rules_files(
 
 
 def alertmanager_files(
-    channels: Sequence[ChannelSpec], version: str
+    channels: Sequence[ChannelSpec],
+    version: str,
+    routes: Sequence[RouteInput] = (),
+    own_channels: Mapping[str, Sequence[str]] | None = None,
+    default_channels: Sequence[str] | None = None,
 ) -> tuple[dict[str, str], list[Skipped]]:
     """`alertmanager.yml`, and the channels left out."""
-    export = render_alertmanager_config(channels, version)
+    export = render_alertmanager_config(channels, version, routes, own_channels, default_channels)
     header = _header(f"Alertmanager {version} configuration", export.skipped)
     return {AM_FILE: dump(export.document, header)}, list(export.skipped)
 
@@ -97,6 +101,15 @@ def _alerting(config: Path | None, env: Mapping[str, str] | None) -> Any:
     return load_alerting_config(load_config(config, env=env).alerting)
 
 
+def _alertmanager_from(
+    alerting: Any, version: str, env: Mapping[str, str] | None
+) -> tuple[dict[str, str], list[Skipped]]:
+    channels = parse_channel_specs(alerting.channels, env)
+    own = {f"rule={quote(r.id)}": r.channels for r in alerting.rules if r.channels}
+    own.update({f"slo={quote(s.id)}": s.channels for s in alerting.slos if s.channels})
+    return alertmanager_files(channels, version, alerting.routes, own, alerting.default_channels)
+
+
 def _write(files: Mapping[str, str], out: Path | None) -> None:
     if out is None:
         for name, text in files.items():
@@ -121,8 +134,7 @@ def export_main(argv: Sequence[str], env: Mapping[str, str] | None = None) -> in
             if args.target == "prometheus-rules":
                 files, skipped = prometheus_rules_files(alerting.rules, alerting.slos)
             else:
-                channels = parse_channel_specs(alerting.channels, env)
-                files, skipped = alertmanager_files(channels, args.alertmanager_version)
+                files, skipped = _alertmanager_from(alerting, args.alertmanager_version, env)
         _write(files, args.out)
     except (WatchkeeperError, OSError) as exc:
         print(f"watchkeeper export: {exc}", file=sys.stderr)

@@ -188,7 +188,9 @@ def alert_rule(
 ) -> dict[str, Any]:
     """One entry of a rule group's `rules:` list."""
     labels = {_NOT_NAME.sub("_", k): v for k, v in rule.labels.items()}
-    labels.update({"severity": rule.severity, "watchkeeper_rule_id": rule.id})
+    # The same `alertname`, `rule` and `severity` labels as the engine's own alerts, so routes
+    # and silences written for one work for the other.
+    labels.update({"severity": rule.severity, "rule": rule.id})
     summary = rule.annotations.get("summary") or f"{rule.title}: {{value}}"
     notes = {k: v for k, v in rule.annotations.items() if k != "summary"}
     notes["summary"] = template(summary, rule, expression.unit)
@@ -197,7 +199,7 @@ def alert_rule(
         notes.setdefault("description", rule.description)
     if expression.approximate:
         notes["watchkeeper_note"] = SCOPE_NOTE
-    out: dict[str, Any] = {"alert": alert_name(rule.id), "expr": expression.expr}
+    out: dict[str, Any] = {"alert": rule.title or alert_name(rule.id), "expr": expression.expr}
     wait = rule.for_ if for_s is None else for_s
     out["for"] = duration(wait)
     if rule.keep_firing_for:

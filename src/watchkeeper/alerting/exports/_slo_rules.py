@@ -169,7 +169,7 @@ def _alert_group(slo: SloInput, approximate: bool) -> dict[str, Any]:
                     **{_NOT_NAME.sub("_", k): v for k, v in slo.labels.items()},
                     "severity": severity,
                     "sloth_severity": sloth_severity,
-                    "watchkeeper_slo_id": slo.id,
+                    "slo": slo.id,
                 },
                 "annotations": notes,
             }
