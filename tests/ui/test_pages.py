@@ -48,6 +48,15 @@ def test_overview_shows_the_exact_ingested_counts(page: Any, server: Server) -> 
     assert set(_data.MODELS) <= set(models)
 
 
+def test_headline_counts_link_to_those_requests(page: Any, server: Server) -> None:
+    page.goto("/?range=1h")
+    page.get_by_test_id("hl-timeouts").click()
+    page.wait_for_url(re.compile(r"/traces\?.*outcome=timeout"))
+    _loaded(page)
+    assert page.locator(ROWS).count() == server.expected.requests["timeout"]
+    assert set(page.locator(f"{ROWS} .badge").all_inner_texts()) == {"timeout"}
+
+
 def test_chart_click_opens_the_traces_of_that_bucket(page: Any, server: Server) -> None:
     page.goto("/?range=1h")
     _loaded(page)
@@ -84,6 +93,8 @@ def test_filters_narrow_the_trace_list(page: Any, server: Server) -> None:
     page.wait_for_url(re.compile(r"service=search-api"))
     _loaded(page)
     assert page.locator(ROWS).count() == server.expected.services["search-api"]
+    totals = page.get_by_test_id("totals").inner_text()
+    assert totals.startswith(f"{server.expected.services['search-api']} requests match")
     page.get_by_label("Outcome").select_option("timeout")
     page.wait_for_url(re.compile(r"outcome=timeout"))
     _loaded(page)

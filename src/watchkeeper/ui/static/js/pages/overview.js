@@ -87,14 +87,21 @@ async function renderHeadline(el, q, slosP, sig) {
       api.get("/api/v1/summary", { ...range.filters(q), scope: "requests", last_n: n }, sig), slosP]);
     const sel = h("select", { "aria-label": "Number of recent requests", onchange: (ev) => url.update({ last_n: ev.target.value }, { replace: true }) },
       LAST_N.map((v) => h("option", { value: v, selected: v === n }, fmt.int(v))));
-    const num = (v, cls, id) => h("b", { class: v ? cls : null, "data-testid": id }, fmt.int(v));
+    // Each count links to the requests behind it (same filters, the range they fall in).
+    const num = (v, cls, id, outcome) => {
+      const b = h("b", { class: v ? cls : null, "data-testid": id }, fmt.int(v));
+      if (!outcome || !v || !sm.first_ns) return b;
+      return h("a", { class: "plain", href: url.href("/traces", { ...range.filters(q), outcome,
+        start: new Date(sm.first_ns / 1e6).toISOString(), end: new Date(sm.last_ns / 1e6 + 1).toISOString() }),
+        title: `Show the ${outcome} requests` }, b);
+    };
     const text = h("div", { class: "headline-text", "data-testid": "headline" },
       sm.count < n ? ["Last ", num(sm.count, null, "hl-count"), " requests"] : ["Last ", sel, " requests"],
-      " → ", num(sm.timeouts, "n-timeout", "hl-timeouts"), " timeouts, ", num(sm.errors, "n-bad", "hl-errors"),
-      " errors, ", num(sm.fallbacks, "n-warn", "hl-fallbacks"), " fallbacks",
-      sm.rejected ? [", ", num(sm.rejected, "n-bad", "hl-rejected"), " rejected"] : null);
-    mount(el, h("div", { class: "headline" }, text, sloGauge(sm, slos),
-      sm.count < n && sm.count >= 0 ? null : null));
+      " → ", num(sm.timeouts, "n-timeout", "hl-timeouts", "timeout"), " timeouts, ",
+      num(sm.errors, "n-bad", "hl-errors", "error"), " errors, ",
+      num(sm.fallbacks, "n-warn", "hl-fallbacks", "fallback"), " fallbacks",
+      sm.rejected ? [", ", num(sm.rejected, "n-bad", "hl-rejected", "rejected"), " rejected"] : null);
+    mount(el, h("div", { class: "headline" }, text, sloGauge(sm, slos)));
   } catch (err) {
     failed(el, err, "the summary");
   }

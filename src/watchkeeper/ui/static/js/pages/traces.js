@@ -22,6 +22,7 @@ export async function render(root, ctx) {
   const scope = SCOPES.some(([s]) => s === q.get("scope")) ? q.get("scope") : "requests";
   const list = h("div", { id: "trace-list" }, loading());
   const filterBox = h("div");
+  const totalsBox = h("div", { class: "totals", "aria-live": "polite" });
   mount(root,
     pageHeader("Traces", scope === "requests" ? "One row per request (root span)" : scope === "llm" ? "Every model call" : "Every span",
       range.picker({ showLive: false })),
@@ -29,20 +30,23 @@ export async function render(root, ctx) {
       h("button", { type: "button", class: ["seg-btn", id === scope && "active"], "aria-pressed": String(id === scope),
         onclick: () => url.update({ scope: id === "requests" ? null : id, cursor: null }) }, label))),
     h("div", { class: "spacer-8" }),
-    filterBox, activeChips(q), list);
+    filterBox, activeChips(q), totalsBox, list);
   const r = range.current(q);
   const params = { ...range.apiRange(r, 1), limit: PAGE, cursor: q.get("cursor") };
   for (const k of PASSED) if (q.get(k)) params[k] = q.get(k);
   const filtersDone = renderFilters(filterBox, q, params, ctx.signal);
   const path = scope === "requests" ? "/api/v1/traces" : "/api/v1/spans";
   const listParams = scope === "requests" ? params : { ...params, scope };
+  const { limit, cursor, ...summaryParams } = listParams;
+  const totals = api.get("/api/v1/summary", { ...summaryParams, scope }, ctx.signal)
+    .then((sm) => mount(totalsBox, totalsLine(sm, scope))).catch(() => mount(totalsBox));
   try {
     const body = await api.get(path, listParams, ctx.signal);
     renderList(list, body, q, scope);
   } catch (err) {
     failed(list, err, "traces");
   }
-  await filtersDone;
+  await Promise.allSettled([filtersDone, totals]);
 }
 
 async function renderFilters(el, q, params, sig) {
@@ -82,6 +86,19 @@ function activeChips(q) {
   if (!chips.length) return null;
   return h("div", { class: "chips", "aria-label": "Active filters" }, chips,
     h("button", { type: "button", class: "btn small ghost", onclick: () => url.navigate("/traces", { range: q.get("range"), scope: q.get("scope") }) }, "Clear all"));
+}
+
+/** One line over the list: how many match, how they ended, how slow, what they cost. */
+function totalsLine(sm, scope) {
+  const noun = scope === "requests" ? "requests" : scope === "llm" ? "model calls" : "spans";
+  const bad = [["errors", sm.errors], ["timeouts", sm.timeouts], ["fallbacks", sm.fallbacks], ["rejected", sm.rejected]]
+    .filter(([, v]) => v).map(([k, v]) => `${fmt.int(v)} ${k}`);
+  return h("p", { class: "sub", "data-testid": "totals" },
+    h("b", {}, fmt.int(sm.count)), ` ${noun} match`,
+    sm.count ? ` · success ${fmt.pct(sm.success_rate, 1)}` : "",
+    bad.length ? ` · ${bad.join(", ")}` : "",
+    sm.count ? ` · p50 ${fmt.ms(sm.p50_ms)}, p95 ${fmt.ms(sm.p95_ms)}` : "",
+    sm.cost_usd ? ` · ${fmt.usd(sm.cost_usd)}` : "");
 }
 
 function openTrace(row) {
