@@ -5,6 +5,10 @@ that are each complete HTML (every tag opened and closed on its line) and split 
 lines, so no tag is ever cut; a line of free text longer than the limit is cut as plain text
 before it is escaped, so no `&amp;` is cut either. Length is counted in UTF-16 units, which
 is never less than what Telegram counts.
+
+A split notification is sent as consecutive messages; if a later part fails, the retry of the
+delivery sends every part again (Telegram has no idempotency key), so a reader may see the
+first part twice.
 """
 
 from __future__ import annotations

@@ -1,5 +1,12 @@
 """Exports for teams on Prometheus: alerting rules, Sloth-compatible SLO rules, an
 Alertmanager configuration from our channels, and Grafana provisioning with dashboards.
+
+    watchkeeper export prometheus-rules [--config FILE] [--out DIR]
+    watchkeeper export alertmanager-config [--config FILE] [--out DIR] [--alertmanager-version V]
+    watchkeeper export grafana [--out DIR] [--prometheus-url URL] [--dashboards-path PATH]
+
+Rules are translated only where the exposed metrics can answer them; the others are named,
+with the reason, in the file header and on stderr.
 """
 
 from watchkeeper.alerting.exports._alertmanager import (
