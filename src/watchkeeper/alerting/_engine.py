@@ -18,7 +18,7 @@ from typing import Any
 from watchkeeper.alerting import _repo as repo
 from watchkeeper.alerting._config import AlertingConfig, Rule, Slo
 from watchkeeper.alerting._evaluate import Decision, alert_labels, evaluate, fingerprint
-from watchkeeper.alerting._fetch import example_traces, fetch
+from watchkeeper.alerting._fetch import BaselineCache, CycleQueries, Reader, example_traces, fetch
 from watchkeeper.alerting._metrics import AlertMetrics
 from watchkeeper.alerting._notification import Notification
 from watchkeeper.alerting._notify import build_notification, held_line, held_summary
@@ -80,7 +80,8 @@ class Evaluator:
         self._states: dict[str, AlertState] = repo.load_states(meta)
         self._sent: dict[str, list[float]] = {}
         self._held: dict[str, list[str]] = {}
-        self._baselines: dict[tuple[str, int], Any] = {}
+        self._baselines: BaselineCache = {}
+        self.last_queries = 0  # store queries of the last cycle (bench and logs)
 
     # --- rules and SLOs ----------------------------------------------------------------------
 
@@ -120,10 +121,12 @@ class Evaluator:
         result = CycleResult()
         rules = {r.id: r for r in self.rules() if r.enabled}
         before = dict(self._states)
+        queries = CycleQueries(self._store)
         for rule in rules.values():
-            decision = self._evaluate(rule, now, result)
+            decision = self._evaluate(queries, rule, now, result)
             if decision is not None:
-                result.events.extend(self._apply(rule, decision, now))
+                result.events.extend(self._apply(queries, rule, decision, now))
+        self.last_queries = queries.asked
         self._forget(rules, now)
         changed = [s for fp, s in self._states.items() if before.get(fp) != s]
         gone = [fp for fp in before if fp not in self._states]
@@ -131,10 +134,12 @@ class Evaluator:
         self._notify(rules, result, now)
         return result
 
-    def _evaluate(self, rule: Rule, now: float, result: CycleResult) -> Decision | None:
+    def _evaluate(
+        self, queries: Reader, rule: Rule, now: float, result: CycleResult
+    ) -> Decision | None:
         started = time.perf_counter()
         try:
-            data = fetch(self._store, rule, now, self.slos())
+            data = fetch(queries, rule, now, self.slos(), self._baselines)
             decision = evaluate(rule, data, now)
         except Exception:  # one broken rule or store hiccup must not stop the others
             log.exception("alert rule %s failed to evaluate", rule.id)
@@ -147,7 +152,7 @@ class Evaluator:
         result.evaluated += 1
         return decision
 
-    def _apply(self, rule: Rule, decision: Decision, now: float) -> list[Event]:
+    def _apply(self, q: Reader, rule: Rule, decision: Decision, now: float) -> list[Event]:
         events: list[Event] = []
         seen = set()
         for obs in decision.observations:
@@ -156,17 +161,17 @@ class Evaluator:
             prev = self._states.get(fp) or AlertState(
                 fp, rule.id, rule.project, alert_labels(rule, obs.labels)
             )
-            events.extend(self._step(rule, prev, obs, now))
+            events.extend(self._step(q, rule, prev, obs, now))
         for fp, state in list(self._states.items()):
             active = state.status in ("pending", "firing")
             if state.rule_id == rule.id and fp not in seen and active:
-                events.extend(self._step(rule, state, None, now))
+                events.extend(self._step(q, rule, state, None, now))
         return events
 
-    def _step(self, rule: Rule, prev: AlertState, obs: Any, now: float) -> list[Event]:
+    def _step(self, q: Reader, rule: Rule, prev: AlertState, obs: Any, now: float) -> list[Event]:
         state, events = transition(prev, obs, now, timing(rule))
         if any(e.kind == "firing" for e in events):
-            state = self._with_traces(rule, state, now)
+            state = self._with_traces(q, rule, state, now)
             events = [dataclasses.replace(e, state=state) for e in events]
         if state.status == "inactive":
             self._states.pop(state.fingerprint, None)
@@ -174,10 +179,10 @@ class Evaluator:
             self._states[state.fingerprint] = state
         return events
 
-    def _with_traces(self, rule: Rule, state: AlertState, now: float) -> AlertState:
+    def _with_traces(self, q: Reader, rule: Rule, state: AlertState, now: float) -> AlertState:
         group: dict[str, str] = {k: v for k, v in state.labels.items() if k == rule.group_by}
         try:
-            ids = example_traces(self._store, rule, group, now, self.config.example_traces)
+            ids = example_traces(q, rule, group, now, self.config.example_traces)
         except Exception:  # examples are a help; the alert goes out without them
             log.exception("example traces for rule %s failed", rule.id)
             ids = ()

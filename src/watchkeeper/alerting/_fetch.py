@@ -1,17 +1,28 @@
 """Asking the store what a rule needs (the I/O edge before the pure `evaluate`).
 
 Filters are built by pure functions; `fetch` and `example_traces` are the only calls out.
+Within one cycle every rule sees the same `now`, so identical queries are asked once
+(`CycleQueries`), and a rule narrowed to one service or model reads its row from the shared
+breakdown by that dimension: 200 rules cost a few dozen queries, not 200 (bench/alerts).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from watchkeeper.alerting._config import Filters, Rule, Slo
 from watchkeeper.alerting._evaluate import RuleData, Window
-from watchkeeper.store._protocol import SpanFilter, Store, Summary
+from watchkeeper.store._protocol import (
+    Dimension,
+    Group,
+    Page,
+    ScoreSummary,
+    SpanFilter,
+    Store,
+    Summary,
+)
 
 NS = 1_000_000_000
 DAY_S = 86400.0
@@ -27,6 +38,90 @@ _GROUP_FIELD = {
     "outcome": "outcomes",
     "feature": "features",
 }
+
+
+SHARED_LIMIT = 200  # groups of a shared breakdown (service and model are low-cardinality)
+#: Single-valued filters a rule may read from a shared breakdown instead of its own query.
+# (Only service: a model filter matches request or response model, its breakdown only one.)
+_SHARED = (("services", "service"),)
+
+
+class Reader(Protocol):
+    """The part of the `Store` a rule's queries use."""
+
+    def summary(self, f: SpanFilter, last_n: int | None = None) -> Summary:
+        """See `Store.summary`."""
+        ...
+
+    def breakdown(
+        self, f: SpanFilter, by: Dimension, limit: int = 20, order: str = "count"
+    ) -> list[Group]:
+        """See `Store.breakdown`."""
+        ...
+
+    def scores_summary(self, f: SpanFilter, name: str | None = None) -> list[ScoreSummary]:
+        """See `Store.scores_summary`."""
+        ...
+
+    def search_spans(self, f: SpanFilter, limit: int = 50, cursor: str | None = None) -> Page:
+        """See `Store.search_spans`."""
+        ...
+
+
+class CycleQueries:
+    """A `Reader` that asks the store each distinct query once (for one cycle's `now`)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._memo: dict[tuple[Any, ...], Any] = {}
+        self.asked = 0  # queries that reached the store
+
+    def _once(self, key: tuple[Any, ...], ask: Any) -> Any:
+        if key not in self._memo:
+            self.asked += 1
+            self._memo[key] = ask()
+        return self._memo[key]
+
+    def summary(self, f: SpanFilter, last_n: int | None = None) -> Summary:
+        """The store's summary, asked once per filter."""
+        shared = _shared_row(self, f) if last_n is None else None
+        if shared is not None:
+            return shared
+        result: Summary = self._once(("s", f, last_n), lambda: self._store.summary(f, last_n))
+        return result
+
+    def breakdown(
+        self, f: SpanFilter, by: Dimension, limit: int = 20, order: str = "count"
+    ) -> list[Group]:
+        """The store's breakdown, asked once per (filter, dimension, limit, order)."""
+        key = ("b", f, by, limit, order)
+        result: list[Group] = self._once(key, lambda: self._store.breakdown(f, by, limit, order))
+        return result
+
+    def scores_summary(self, f: SpanFilter, name: str | None = None) -> list[ScoreSummary]:
+        """The store's score aggregates, asked once per filter."""
+        key = ("sc", f, name)
+        result: list[ScoreSummary] = self._once(key, lambda: self._store.scores_summary(f, name))
+        return result
+
+    def search_spans(self, f: SpanFilter, limit: int = 50, cursor: str | None = None) -> Page:
+        """Spans, straight from the store (example traces are not shared)."""
+        return self._store.search_spans(f, limit, cursor)
+
+
+def _shared_row(q: CycleQueries, f: SpanFilter) -> Summary | None:
+    # A filter on exactly one service (or model) is one row of the breakdown by service of
+    # the same filter without it; that breakdown is shared by every such rule of the cycle.
+    for fld, dim in _SHARED:
+        values: Sequence[str] = getattr(f, fld)
+        if len(values) != 1:
+            continue
+        groups = q.breakdown(dataclasses.replace(f, **{fld: ()}), dim, SHARED_LIMIT)  # type: ignore[arg-type]
+        row = next((g.summary for g in groups if g.key == values[0]), None)
+        if row is not None:
+            return row
+        return Summary() if len(groups) < SHARED_LIMIT else None
+    return None
 
 
 def span_filter(project: str, filters: Filters, start_s: float, end_s: float) -> SpanFilter:
@@ -59,14 +154,14 @@ def narrow(f: SpanFilter, labels: Mapping[str, str]) -> SpanFilter:
     return dataclasses.replace(f, **changes)
 
 
-def _summaries(store: Store, rule: Rule, f: SpanFilter) -> dict[str | None, Summary]:
+def _summaries(store: Reader, rule: Rule, f: SpanFilter) -> dict[str | None, Summary]:
     if rule.group_by is None:
         return {None: store.summary(f)}
     groups = store.breakdown(f, rule.group_by, limit=rule.max_groups)
     return {g.key: g.summary for g in groups}
 
 
-def _baseline(store: Store, rule: Rule, now: float) -> list[float]:
+def _baseline(store: Reader, rule: Rule, now: float) -> list[float]:
     values = []
     for day in range(1, rule.baseline_days + 1):
         end = now - day * DAY_S
@@ -84,7 +179,7 @@ def _metric(s: Summary, metric: str) -> float:
     return float(getattr(s, metric))
 
 
-def slo_window(store: Store, slo: Slo, start_s: float, end_s: float) -> Window:
+def slo_window(store: Reader, slo: Slo, start_s: float, end_s: float) -> Window:
     """All and bad requests of an SLO's SLI over [start, end)."""
     f = span_filter(slo.project, slo.filters, start_s, end_s)
     s = store.summary(f)
@@ -94,7 +189,17 @@ def slo_window(store: Store, slo: Slo, start_s: float, end_s: float) -> Window:
     return Window(s.count, s.count - good.count)
 
 
-def fetch(store: Store, rule: Rule, now: float, slos: Mapping[str, Slo]) -> RuleData:
+BaselineCache = dict[tuple[str, int], list[float]]
+BASELINE_REUSE_S = 300  # the same-hour median of past days moves slowly: reuse it 5 minutes
+
+
+def fetch(
+    store: Reader,
+    rule: Rule,
+    now: float,
+    slos: Mapping[str, Slo],
+    baselines: BaselineCache | None = None,
+) -> RuleData:
     """Query the store for everything `evaluate(rule, ...)` reads at `now`."""
     if rule.kind == "score":
         f = span_filter(rule.project, rule.filters, now - rule.window, now)
@@ -109,7 +214,13 @@ def fetch(store: Store, rule: Rule, now: float, slos: Mapping[str, Slo]) -> Rule
     start = now - (rule.lookback if rule.kind == "absence" else rule.window)
     groups = _summaries(store, rule, span_filter(rule.project, rule.filters, start, now))
     if rule.kind == "anomaly":
-        return RuleData(groups=groups, baseline=_baseline(store, rule, now))
+        key = (rule.id, int(now // BASELINE_REUSE_S))
+        cache = {} if baselines is None else baselines
+        if key not in cache:
+            for old in [k for k in cache if k[0] == rule.id]:
+                del cache[old]
+            cache[key] = _baseline(store, rule, now)
+        return RuleData(groups=groups, baseline=cache[key])
     return RuleData(groups=groups)
 
 
@@ -124,7 +235,7 @@ def trace_filter(rule: Rule, labels: Mapping[str, str], now: float) -> SpanFilte
 
 
 def example_traces(
-    store: Store, rule: Rule, labels: Mapping[str, str], now: float, limit: int
+    store: Reader, rule: Rule, labels: Mapping[str, str], now: float, limit: int
 ) -> tuple[str, ...]:
     """Up to `limit` distinct trace ids of spans behind an alert."""
     if limit <= 0 or rule.kind in ("score", "absence", "burn_rate"):
