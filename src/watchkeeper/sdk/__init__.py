@@ -11,9 +11,11 @@ from typing import Any
 
 from watchkeeper.errors import CircuitOpen, GuardTimeout
 from watchkeeper.sdk._breaker import Breaker
+from watchkeeper.sdk._cache import count_cache
 from watchkeeper.sdk._context import context
 from watchkeeper.sdk._guard import guard
 from watchkeeper.sdk._guard_run import GuardEvent
+from watchkeeper.sdk._middleware import WatchkeeperMiddleware, metrics_app
 from watchkeeper.sdk._observe import observe
 from watchkeeper.sdk._runtime import flush, init, registry, shutdown
 from watchkeeper.sdk._span import ObservedSpan
@@ -31,13 +33,16 @@ __all__ = [
     "GuardEvent",
     "GuardTimeout",
     "ObservedSpan",
+    "WatchkeeperMiddleware",
     "context",
+    "count_cache",
     "feedback",
     "flush",
     "guard",
     "init",
     "instrument_anthropic",
     "instrument_openai",
+    "metrics_app",
     "observe",
     "registry",
     "shutdown",
