@@ -43,6 +43,10 @@ class Rule:
     statistic: str = "p95"
     field: str = "cost_usd"
     lookback: float = 86400.0
+    metric: str = "cost_usd"
+    baseline_days: int = 7
+    factor: float = 1.5
+    min_value: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,17 @@ TOKENS = Rule(id="tokens", kind="sum", field="total_tokens", threshold=1e6, wind
 QUIET = Rule(id="quiet", kind="absence", group_by="service", window=600.0)
 COUNT = Rule(id="timeouts", kind="count", filters=Filters(outcomes=("timeout",)), threshold=10)
 AVG = Rule(id="avg-latency", kind="latency", statistic="avg", threshold=1000)
-ALL_RULES = (ERROR_SPIKE, EXPENSIVE, SLOW, TOKENS, QUIET, COUNT, AVG)
+SPEND_ANOMALY = Rule(
+    id="spend-anomaly",
+    kind="anomaly",
+    title="Spend above the usual",
+    metric="cost_usd",
+    window=3600.0,
+    factor=1.5,
+    min_value=1.0,
+    filters=Filters(scope="llm"),
+)
+ALL_RULES = (ERROR_SPIKE, EXPENSIVE, SLOW, TOKENS, QUIET, COUNT, AVG, SPEND_ANOMALY)
 
 AVAILABILITY = Slo(
     id="chat-availability",

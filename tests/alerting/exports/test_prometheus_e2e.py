@@ -153,4 +153,4 @@ def test_exported_rules_fire_in_a_real_prometheus(prometheus: tuple[str, App]) -
         (r["name"], r.get("lastError")) for g in groups for r in g["rules"] if r["health"] != "ok"
     ]
     assert broken == []
-    assert sum(len(g["rules"]) for g in groups) == 7 + 34
+    assert sum(len(g["rules"]) for g in groups) == len(ALL_RULES) + 34

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import yaml
 
-from tests.alerting.exports._inputs import ALL_RULES, AVAILABILITY, ERROR_SPIKE, LATENCY
+from tests.alerting.exports._inputs import (
+    ALL_RULES,
+    AVAILABILITY,
+    ERROR_SPIKE,
+    LATENCY,
+    SPEND_ANOMALY,
+)
 from tests.alerting.exports.conftest import run, tool
 from watchkeeper.alerting.exports import prometheus_rules_files
 
@@ -23,7 +29,7 @@ def test_exported_rules_pass_promtool_check(tmp_path: Path) -> None:
     files, skipped = prometheus_rules_files(ALL_RULES, [AVAILABILITY, LATENCY])
     assert skipped == []
     out = run(tool("promtool"), "check", "rules", *write(files, tmp_path))
-    assert "SUCCESS: 7 rules found" in out  # the alert rules
+    assert "SUCCESS: 8 rules found" in out  # the alert rules
     assert "SUCCESS: 34 rules found" in out  # 2 SLOs × (8 SLI + 7 meta + 2 alerts)
 
 
@@ -113,3 +119,40 @@ def test_promtool_unit_test_fires_the_error_ratio_and_the_slo_page(tmp_path: Pat
     (tmp_path / "unit.yml").write_text(yaml.safe_dump(unit, sort_keys=False))
     out = run(tool("promtool"), "test", "rules", "unit.yml", cwd=tmp_path)
     assert "SUCCESS" in out
+
+
+def test_promtool_unit_test_fires_the_spend_anomaly(tmp_path: Path) -> None:
+    files, _ = prometheus_rules_files([SPEND_ANOMALY], [])
+    write(files, tmp_path)
+    spend = {"project": "default", "service": "chat", "model": "gpt-4o"}
+    expected = {
+        "exp_labels": {"severity": "warning", "rule": "spend-anomaly", "project": "default"},
+        "exp_annotations": {
+            "summary": "Spend above the usual: 5.00 USD",
+            "title": "Spend above the usual",
+        },
+    }
+    unit = {
+        "rule_files": ["watchkeeper-rules.yml"],
+        "evaluation_interval": "1h",
+        "tests": [
+            {
+                "interval": "1h",
+                # 1 USD an hour for a week, then 5 USD an hour
+                "input_series": [
+                    {
+                        "series": "watchkeeper_cost_usd_total"
+                        + "{" + ",".join(f'{k}="{v}"' for k, v in spend.items()) + "}",
+                        "values": "0+1x168 173+5x5",
+                    }
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "160h", "alertname": "Spend above the usual", "exp_alerts": []},
+                    {"eval_time": "171h", "alertname": "Spend above the usual",
+                     "exp_alerts": [expected]},
+                ],
+            }
+        ],
+    }  # fmt: skip
+    (tmp_path / "unit.yml").write_text(yaml.safe_dump(unit, sort_keys=False))
+    assert "SUCCESS" in run(tool("promtool"), "test", "rules", "unit.yml", cwd=tmp_path)

@@ -40,7 +40,7 @@ def test_every_supported_kind_is_rendered() -> None:
     names = [r["alert"] for r in export.document["groups"][0]["rules"]]
     assert names == [
         "Error spike", "Spend above 1 USD per minute", "Slow", "Tokens", "Quiet", "Timeouts",
-        "AvgLatency",
+        "AvgLatency", "Spend above the usual",
     ]  # fmt: skip
 
 

@@ -7,7 +7,7 @@ dataclass with the same fields: the exporters never import the engine, only its 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class FiltersInput(Protocol):
@@ -133,3 +133,17 @@ class RouteInput(Protocol):
     def channels(self) -> Sequence[str]: ...
     @property
     def continue_(self) -> bool: ...
+
+
+@runtime_checkable
+class AnomalyRuleInput(RuleInput, Protocol):
+    """An anomaly rule: the window's metric against the median of past days."""
+
+    @property
+    def metric(self) -> str: ...
+    @property
+    def baseline_days(self) -> int: ...
+    @property
+    def factor(self) -> float: ...
+    @property
+    def min_value(self) -> float: ...

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from watchkeeper.alerting.exports._inputs import RuleInput
+from watchkeeper.alerting.exports._inputs import AnomalyRuleInput, RuleInput
 from watchkeeper.alerting.exports._promql import (
     COST,
     DURATION,
@@ -21,11 +21,13 @@ from watchkeeper.alerting.exports._promql import (
     duration,
     filter_matchers,
     group_labels,
+    matcher,
     selector,
 )
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_]")
+TOTAL_TOKENS = {"type": TOKEN_FIELDS["total_tokens"]}
 VALUE_TEMPLATES = {
     "ratio": "{{ $value | humanizePercentage }}",
     "ms": '{{ $value | printf "%.0f" }} ms',
@@ -142,16 +144,66 @@ def _absence(rule: RuleInput) -> Expression | str:
     return Expression(expr, "")
 
 
+def _anomaly_value(rule: AnomalyRuleInput, offset: str) -> tuple[str, str, str] | str:
+    """(value, days-with-data condition, unit) of the rule's metric over the window `offset` ago."""
+    w = duration(rule.window) + "]" + (f" offset {offset}" if offset else "")
+    spans = filter_matchers(rule.project, rule.filters, SPANS)
+    if isinstance(spans, str):
+        return spans
+    total = f"sum by (project) (increase({selector(SPANS, spans)}[{w}))"
+    if rule.metric in ("cost_usd", "total_tokens"):
+        metric, extra = (COST, {}) if rule.metric == "cost_usd" else (TOKENS, TOTAL_TOKENS)
+        base = filter_matchers(rule.project, rule.filters, metric, extra)
+        if isinstance(base, str):
+            return base
+        value = f"sum by (project) (increase({selector(metric, base)}[{w}))"
+        return value, f"{value} > 0", "USD" if metric == COST else "tokens"
+    if rule.metric == "count":
+        return total, f"{total} > 0", "spans"
+    if rule.metric in ("errors", "timeouts"):
+        bad = [*spans, matcher("outcome", [rule.metric.rstrip("s")])]
+        value = f"(sum by (project) (increase({selector(SPANS, bad)}[{w})) or 0 * {total})"
+        return value, f"{total} > 0", "spans"
+    if rule.metric == "p95":
+        buckets = selector(f"{DURATION}_bucket", spans)
+        value = f"histogram_quantile(0.95, sum by (project, le) (rate({buckets}[{w}))) * 1000"
+        return value, f"{total} > 0", "ms"
+    return f"anomaly metric {rule.metric} has no metric"
+
+
+def _anomaly(rule: RuleInput) -> Expression | str:
+    if not isinstance(rule, AnomalyRuleInput):
+        return "anomaly rule without metric, factor, baseline_days and min_value"
+    now = _anomaly_value(rule, "")
+    if isinstance(now, str):
+        return now
+    days = []
+    for day in range(1, rule.baseline_days + 1):
+        past = _anomaly_value(rule, f"{day}d")
+        assert not isinstance(past, str)  # same matchers as `now`
+        term = f"({past[0]}) and on (project) ({past[1]})"
+        days.append(f'label_replace({term}, "baseline_day", "{day}", "", "")')
+    past_days = "\n  or ".join(days)
+    # The engine's rule: above factor × the median of the same window on past days that had
+    # traffic, at least min_value, and only once three such days exist.
+    expr = (
+        f"({now[0]})\n> {number(rule.factor)} * quantile by (project) (0.5,\n  {past_days}\n)\n"
+        f"and on (project) ({now[0]}) >= {number(rule.min_value)}\n"
+        f"and on (project) count by (project) (\n  {past_days}\n) >= 3"
+    )
+    return Expression(expr, now[2], rule.filters.scope == "requests")
+
+
 KINDS: dict[str, Callable[[RuleInput], Expression | str]] = {
     "outcome_ratio": _outcome_ratio,
     "latency": _latency,
     "sum": _sum,
     "count": _count,
     "absence": _absence,
+    "anomaly": _anomaly,
 }
 NOT_EXPRESSIBLE = {
     "score": "evaluation scores are not exposed as Prometheus metrics",
-    "anomaly": "the hour-of-week baseline has no PromQL equivalent here",
     "burn_rate": "exported with its SLO as multi-window burn-rate alerts",
 }
 
