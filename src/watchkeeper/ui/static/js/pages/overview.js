@@ -7,6 +7,7 @@ import * as range from "../range.js";
 import * as fmt from "../format.js";
 import * as chart from "../chart.js";
 import { cssVar, outcomeColor, palette } from "../colors.js";
+import { filterValues } from "../lookups.js";
 import { card, stat, failed, loading, pageHeader, empty } from "../ui.js";
 
 const LAST_N = [100, 1000, 10000];
@@ -54,8 +55,8 @@ async function loadAll(root, ctx, q, servicesEl) {
   const base = { ...range.filters(q), ...range.apiRange(r, stepS) };
   const sig = ctx.signal;
   const slos = api.get("/api/v1/slos", {}, sig).then((b) => api.itemsOf(b, "slos")).catch(() => []);
+  if (!servicesEl.firstChild) renderFilters(servicesEl, sig); // not awaited: never holds the page
   const tasks = [
-    renderFilters(servicesEl, base, sig),
     renderHeadline(root.querySelector("#headline"), q, slos, sig),
     renderHealth(root, { ...base, scope: "requests" }, r, stepS, slos, sig),
     renderQuality(root.querySelector("#box-quality"), base, sig),
@@ -64,9 +65,9 @@ async function loadAll(root, ctx, q, servicesEl) {
   await Promise.allSettled(tasks);
 }
 
-async function renderFilters(el, base, sig) {
+async function renderFilters(el, sig) {
   try {
-    const body = await api.get("/api/v1/services", { start: base.start, end: base.end }, sig);
+    const body = await filterValues(sig);
     const sel = (name, label, values) => range.selectFilter(name, label, values || [], { allLabel: "All " + label.toLowerCase() + "s" });
     mount(el, h("div", { class: "range-picker" }, sel("service", "Service", body.items),
       (body.environments || []).length ? sel("environment", "Environment", body.environments) : null));

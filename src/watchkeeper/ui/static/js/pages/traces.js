@@ -5,6 +5,7 @@ import * as api from "../api.js";
 import * as url from "../url.js";
 import * as range from "../range.js";
 import * as fmt from "../format.js";
+import { filterValues } from "../lookups.js";
 import { failed, loading, outcomeBadge, pageHeader, table, empty } from "../ui.js";
 
 const SCOPES = [["requests", "Requests"], ["llm", "Model calls"], ["spans", "All spans"]];
@@ -34,7 +35,7 @@ export async function render(root, ctx) {
   const r = range.current(q);
   const params = { ...range.apiRange(r, 1), limit: PAGE, cursor: q.get("cursor") };
   for (const k of PASSED) if (q.get(k)) params[k] = q.get(k);
-  const filtersDone = renderFilters(filterBox, q, params, ctx.signal);
+  const filtersDone = renderFilters(filterBox, q, ctx.signal);
   const path = scope === "requests" ? "/api/v1/traces" : "/api/v1/spans";
   const listParams = scope === "requests" ? params : { ...params, scope };
   const { limit, cursor, ...summaryParams } = listParams;
@@ -49,10 +50,10 @@ export async function render(root, ctx) {
   await Promise.allSettled([filtersDone, totals]);
 }
 
-async function renderFilters(el, q, params, sig) {
+async function renderFilters(el, q, sig) {
   let svc = { items: [], models: [], environments: [] };
   try {
-    svc = await api.get("/api/v1/services", { start: params.start, end: params.end }, sig);
+    svc = await filterValues(sig);
   } catch {
     /* the selects still work with typed values from the URL */
   }
