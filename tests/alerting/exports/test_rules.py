@@ -71,7 +71,7 @@ def test_filters_become_matchers_and_llm_scope_is_exact_for_cost() -> None:
 def test_what_cannot_be_expressed_is_refused_with_a_reason() -> None:
     cases = [
         (Rule(id="a", kind="score"), "scores are not exposed"),
-        (Rule(id="b", kind="anomaly"), "no PromQL equivalent"),
+        (Rule(id="b", kind="anomaly", filters=Filters(agents=("x",))), "agents"),
         (Rule(id="c", kind="outcome_ratio", filters=Filters(routes=("/chat",))), "routes"),
         (Rule(id="d", kind="outcome_ratio", group_by="model"), "group_by model"),
         (Rule(id="e", kind="latency", statistic="max"), "histogram"),
