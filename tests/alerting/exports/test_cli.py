@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from watchkeeper.alerting._config import load_starter_rules
 from watchkeeper.alerting.exports import export_main
 from watchkeeper.cli import main as cli_main
 
@@ -99,3 +100,26 @@ def test_alertmanager_routes_follow_the_engines_policy(config: Path, tmp_path: P
         check = subprocess.run([amtool, "check-config", str(out / "alertmanager.yml")],
                                capture_output=True, text=True)  # fmt: skip
         assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_the_shipped_starter_rules_export_and_pass_promtool(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("alerting: {}\n")
+    out = tmp_path / "rules"
+    assert export_main(["prometheus-rules", "--config", str(empty), "--out", str(out)]) == 0
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed")
+    check = subprocess.run(
+        [promtool, "check", "rules", str(out / "watchkeeper-rules.yml")],
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    exported = yaml.safe_load((out / "watchkeeper-rules.yml").read_text())["groups"][0]["rules"]
+    skipped = [line for line in capsys.readouterr().err.splitlines() if "not exported" in line]
+    # every starter rule is either exported or named as left out
+    assert len(exported) + len(skipped) == len(load_starter_rules())
+    assert all("scores are not exposed" in line for line in skipped)
