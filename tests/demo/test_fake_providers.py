@@ -10,6 +10,7 @@ import anthropic
 import openai
 import pytest
 
+from watchkeeper.demo._wire import EMBEDDING_DIM
 from watchkeeper.demo.fake_providers import (
     FakeRequest,
     FakeServer,
@@ -86,7 +87,7 @@ def test_embeddings_similar_texts_are_close(oai_server: FakeServer, encoding: st
         encoding_format=encoding,  # type: ignore[arg-type]
     )
     a, b, c = (_vector(d.embedding) for d in r.data)
-    assert len(a) == 64 and r.usage.prompt_tokens > 0
+    assert len(a) == EMBEDDING_DIM and r.usage.prompt_tokens > 0
     dot = lambda x, y: sum(p * q for p, q in zip(x, y, strict=True))  # noqa: E731
     assert dot(a, b) > dot(a, c)
 

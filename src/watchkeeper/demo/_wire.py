@@ -15,7 +15,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-EMBEDDING_DIM = 64
+EMBEDDING_DIM = 256
+_STOP_WORDS = (
+    "a an and are at be by can do does for from how i in is it my of on or the to what when "
+    "where which who why with you your"
+)
+_STOP = frozenset(_STOP_WORDS.split())
 
 _TEXT = (
     "the answer depends on the context you gave and the documents retrieved for this question "
@@ -61,7 +66,8 @@ def embed(text: str, dim: int = EMBEDDING_DIM) -> list[float]:
     vec = [0.0] * dim
     for word in text.lower().split():
         token = word.strip(".,;:!?\"'()")
-        if token:
+        if token and token not in _STOP:
+            token = token[:5]  # a crude stem: "signed"/"signature", "limits"/"limit" meet
             vec[int.from_bytes(hashlib.md5(token.encode()).digest()[:2], "big") % dim] += 1.0
     norm = math.sqrt(sum(v * v for v in vec)) or 1.0
     return [v / norm for v in vec]

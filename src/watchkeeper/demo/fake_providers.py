@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 from starlette.applications import Starlette
@@ -329,16 +329,26 @@ def _words(b: Behaviour, max_tokens: Any) -> int:
 
 
 class FakeServer:
-    """A real HTTP server on 127.0.0.1 (an ephemeral port unless given) running in a thread."""
+    """A real HTTP server on 127.0.0.1 (an ephemeral port unless given) running in a thread.
 
-    def __init__(self, app: Starlette, requests: deque[FakeRequest], port: int = 0) -> None:
-        self.requests = requests  # every request received, newest last (bounded)
+    Used for the fake providers (which log their requests) and for the demo app itself.
+    """
+
+    def __init__(
+        self,
+        app: Starlette,
+        requests: deque[FakeRequest] | None = None,
+        port: int = 0,
+        *,
+        lifespan: Literal["on", "off"] = "off",
+    ) -> None:
+        self.requests = requests if requests is not None else deque(maxlen=1000)
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", port))
         self.port: int = self._sock.getsockname()[1]
         config = uvicorn.Config(
-            app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1
+            app, log_level="warning", lifespan=lifespan, timeout_graceful_shutdown=1
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
@@ -350,13 +360,13 @@ class FakeServer:
         """The server's base URL (no trailing slash, no `/v1`)."""
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> FakeServer:
-        """Start serving; returns once the server accepts connections."""
+    def start(self, timeout_s: float = 30.0) -> FakeServer:
+        """Start serving; returns once the app started up and the server accepts connections."""
         self._thread.start()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + timeout_s
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("fake provider server did not start")
+                raise RuntimeError(f"the server on port {self.port} did not start")
             time.sleep(0.01)
         return self
 

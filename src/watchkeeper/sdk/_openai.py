@@ -9,6 +9,7 @@ does not have is skipped, never an error. The Anthropic wrapper reuses the machi
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import importlib
@@ -106,10 +107,19 @@ def _finish_stream(obs: ObservedSpan, adapter: Adapter, state: StreamState) -> N
     set_content(obs, {c.GEN_AI_OUTPUT_MESSAGES: [message]})
 
 
-def _record_error(obs: ObservedSpan, exc: BaseException) -> None:
+def end_with_error(obs: ObservedSpan, exc: BaseException) -> None:
+    """End the span of a failed call: HTTP status if any; a cancelled call is a timeout."""
     status = getattr(exc, "status_code", None)
     if isinstance(status, int):
         obs.set({c.HTTP_RESPONSE_STATUS_CODE: status})
+    if isinstance(exc, asyncio.CancelledError):
+        # The caller gave up (almost always a deadline, e.g. a guard's): the provider was too
+        # slow for it, which is a timeout rather than a provider error.
+        obs.add_event("cancelled")
+        obs.set_outcome("timeout", "cancelled")
+        obs.end()
+        return
+    obs.end(exc)
 
 
 def _begin(adapter: Adapter, kwargs: Mapping[str, Any]) -> ObservedSpan | None:
@@ -178,8 +188,8 @@ class _StreamTracker:
         except Exception as exc:
             report_failure(f"{self.adapter.provider}.stream", exc)
         if error is not None:
-            _record_error(self.obs, error)
-        self.obs.end(error)
+            end_with_error(self.obs, error)
+        self.obs.end()
 
 
 def _wrap_sync_stream(stream: Any, tracker: _StreamTracker) -> Any:
@@ -259,8 +269,7 @@ def wrap_sync(fn: Callable[..., Any], adapter: Adapter) -> Callable[..., Any]:
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            _record_error(obs, exc)
-            obs.end(exc)
+            end_with_error(obs, exc)
             raise
         finally:
             _CALL.reset(call)
@@ -287,8 +296,7 @@ def wrap_async(fn: Callable[..., Any], adapter: Adapter) -> Callable[..., Any]:
         try:
             result = await fn(*args, **kwargs)
         except BaseException as exc:
-            _record_error(obs, exc)
-            obs.end(exc)
+            end_with_error(obs, exc)
             raise
         finally:
             _CALL.reset(call)

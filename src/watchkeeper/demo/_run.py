@@ -1,0 +1,119 @@
+"""Run the demo: fake providers, the instrumented demo service, and load against it."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import watchkeeper
+from watchkeeper.demo._app import Upstreams, create_demo_app
+from watchkeeper.demo._load import LoadStats, run_load
+from watchkeeper.demo._service import DemoOptions
+from watchkeeper.demo.fake_providers import (
+    FakeServer,
+    Profile,
+    RandomProfile,
+    fake_anthropic,
+    fake_openai,
+)
+from watchkeeper.sdk._feedback import flush_feedback
+
+SERVICE_NAME = "demo-ai-service"
+
+
+@dataclass
+class DemoResult:
+    """What a demo run did, and whether its telemetry was flushed."""
+
+    load: LoadStats
+    demo_url: str
+    flushed: bool
+
+
+def run_demo(
+    server_url: str = "http://127.0.0.1:4318",
+    *,
+    api_key: str | None = None,
+    rate: float = 8.0,
+    duration: float = 0.0,
+    port: int = 8000,
+    stop_event: threading.Event | None = None,
+    profile: Profile | None = None,
+    options: DemoOptions = DemoOptions(),
+    seed: int | None = None,
+    json_logs: bool = True,
+) -> DemoResult:
+    """Run the demo until `stop_event` is set or `duration` seconds passed (0: until stopped).
+
+    Starts the fake providers (realistic random failures unless `profile` is given), sends the
+    demo service's telemetry to `server_url`, serves the service on 127.0.0.1:`port` (0: any
+    free port) and drives it at `rate` requests a second. Blocks; returns what it did.
+    """
+    stop = stop_event or threading.Event()
+    profile = profile or RandomProfile(seed=seed)
+    watchkeeper.init(
+        SERVICE_NAME,
+        endpoint=server_url,
+        api_key=api_key,
+        environment="demo",
+        capture_content=True,
+        json_logs=json_logs,
+    )
+    with fake_openai(profile) as oai, fake_anthropic(profile) as ant:
+        upstreams = Upstreams(openai_url=oai.url + "/v1", anthropic_url=ant.url)
+        app = create_demo_app(upstreams, options, seed)
+        with FakeServer(app, port=port, lifespan="on") as demo:
+            load = asyncio.run(
+                run_load(demo.url, rate=rate, stop=stop, duration=duration, seed=seed)
+            )
+    flushed = watchkeeper.flush(10.0)
+    flushed = flush_feedback(10.0) and flushed
+    return DemoResult(load=load, demo_url=demo.url, flushed=flushed)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="watchkeeper-demo",
+        description="A sample AI service (RAG + agent) on fake LLM providers, under load, "
+        "sending its telemetry to a Watchkeeper server.",
+    )
+    p.add_argument("--server-url", default="http://127.0.0.1:4318", help="Watchkeeper server")
+    p.add_argument("--api-key", default=None, help="API key for the server (if it needs one)")
+    p.add_argument("--rate", type=float, default=8.0, help="requests a second (default 8)")
+    p.add_argument("--duration", type=float, default=0.0, help="seconds to run; 0 = forever")
+    p.add_argument("--port", type=int, default=8000, help="port of the demo service")
+    p.add_argument("--seed", type=int, default=None, help="seed for a repeatable run")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point: run the demo until Ctrl-C or `--duration`; 0 on success."""
+    args = _parser().parse_args(list(argv) if argv is not None else None)
+    if not 0 < args.rate <= 200:
+        print(f"--rate {args.rate}: give 0 < rate <= 200 requests a second", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    print(f"demo: service on http://127.0.0.1:{args.port}, telemetry to {args.server_url}")
+    try:
+        result = run_demo(
+            args.server_url,
+            api_key=args.api_key,
+            rate=args.rate,
+            duration=args.duration,
+            port=args.port,
+            stop_event=stop,
+            seed=args.seed,
+        )
+    except KeyboardInterrupt:
+        stop.set()
+        print("demo: stopped")
+        return 0
+    finally:
+        watchkeeper.shutdown()
+    load = result.load
+    print(f"demo: sent {load.sent} requests {dict(load.statuses)}, feedback {load.feedback}")
+    return 0
