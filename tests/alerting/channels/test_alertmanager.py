@@ -54,7 +54,7 @@ async def test_body_and_auth(receiver: Receiver, http: httpx.AsyncClient) -> Non
     assert notes["runbook_url"] == "https://runbooks.example/latency"
     assert notes["example_traces"].count("http://wk.example/traces/") == 5
     assert alert["startsAt"] == "2025-11-23T12:13:20.000Z"
-    assert "endsAt" not in alert
+    assert alert["endsAt"] == "2025-11-24T12:15:00.000Z"  # now + 24 h: outlives resolve_timeout
     assert alert["generatorURL"] == "http://wk.example/alerts/r-latency"
     (ended,) = done.json()
     assert ended["endsAt"] == "2025-11-23T12:23:20.000Z"
@@ -161,3 +161,11 @@ async def test_real_alertmanager_routes_trigger_and_resolve(
     (done,) = _webhook_alerts(receiver, "resolved")
     assert done["labels"] == fired["labels"]
     assert done["endsAt"] != "0001-01-01T00:00:00Z"
+
+
+async def test_without_ttl_resolve_timeout_decides(
+    receiver: Receiver, http: httpx.AsyncClient
+) -> None:
+    spec = AlertmanagerSpec(name="am", url=receiver.url, firing_ttl_s=None)
+    await AlertmanagerChannel(spec, http, clock=lambda: NOW).send(notification())
+    assert "endsAt" not in receiver.requests[0].json()[0]

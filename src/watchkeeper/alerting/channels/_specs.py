@@ -110,9 +110,11 @@ class AlertmanagerSpec(_Spec):
     username: str | None = None
     password: SecretStr | None = None
     bearer_token: SecretStr | None = None
-    # Alertmanager resolves an alert it has not heard of for resolve_timeout; when the engine
-    # re-sends firing alerts less often than that, set endsAt this far ahead instead.
-    firing_ttl_s: float | None = Field(None, gt=0)
+    # A firing alert without endsAt is resolved by Alertmanager after its resolve_timeout
+    # (5m by default), while the engine re-sends a firing alert only every repeat_interval
+    # (4h by default): so a firing alert says it lasts this long, longer than any usual
+    # repeat interval; the engine's resolve ends it earlier. None: leave it to resolve_timeout.
+    firing_ttl_s: float | None = Field(24 * 3600.0, gt=0)
     extra_labels: dict[str, str] = {}
 
 
