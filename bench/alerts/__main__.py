@@ -34,7 +34,7 @@ def _config(path: Path, hook: str) -> Path:
         "filters": {"scope": "requests"},
         "group_by": "service",
         "max_groups": 50,
-        "window": "10s",
+        "window": "30s",  # the breach spans last 8 s: they start well before they arrive
         "threshold": "50%",
         "min_count": 5,
         "severity": "critical",

@@ -96,34 +96,41 @@ def breach_body(service: str, n: int = 20) -> bytes:
 class Load:
     """Background ingest at a steady number of spans per second (requests of 200 spans)."""
 
-    def __init__(self, url: str, spans_per_s: int, spans_per_request: int = 200) -> None:
+    def __init__(
+        self, url: str, spans_per_s: int, spans_per_request: int = 200, senders: int = 3
+    ) -> None:
         self.url = url
         self.per_request = spans_per_request
-        self.interval = spans_per_request / spans_per_s
+        self.interval = spans_per_request * senders / spans_per_s
         self.bodies = [template(seed, spans_per_request) for seed in range(4)]
         self.sent = 0
         self.refused = 0
+        self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._threads = [
+            threading.Thread(target=self._run, args=(k,), daemon=True) for k in range(senders)
+        ]
 
     def start(self) -> Load:
         """Start sending."""
         self.started = time.monotonic()
-        self._thread.start()
+        for t in self._threads:
+            t.start()
         return self
 
-    def _run(self) -> None:
-        run_id = int(time.time()) & 0x7FFFFFFF
+    def _run(self, sender: int) -> None:
+        run_id = (int(time.time()) + sender * 7919) & 0x7FFFFFFF
         next_at = time.monotonic()
         no = 0
         with httpx.Client(timeout=30) as client:
             while not self._stop.is_set():
                 body = stamp(self.bodies[no % len(self.bodies)], no, run_id)
                 r = client.post(f"{self.url}/v1/traces", content=body, headers=PROTOBUF)
-                if r.status_code == 200:
-                    self.sent += self.per_request
-                else:
-                    self.refused += 1
+                with self._lock:
+                    if r.status_code == 200:
+                        self.sent += self.per_request
+                    else:
+                        self.refused += 1
                 no += 1
                 next_at += self.interval
                 self._stop.wait(max(0.0, next_at - time.monotonic()))
@@ -131,5 +138,6 @@ class Load:
     def stop(self) -> float:
         """Stop; return the achieved spans per second."""
         self._stop.set()
-        self._thread.join()
+        for t in self._threads:
+            t.join()
         return self.sent / (time.monotonic() - self.started)
