@@ -210,7 +210,13 @@ def _pb_value(v: Any) -> Any:
 
 
 def _pb_attrs(kvs: Any) -> dict[str, Any]:
-    return {kv.key: _pb_value(kv.value) for kv in kvs}
+    # The hot loop of ingest: strings (most values) skip the generic converter's call.
+    out: dict[str, Any] = {}
+    for kv in kvs:
+        v = kv.value
+        kind = v.WhichOneof("value")
+        out[kv.key] = v.string_value if kind == "string_value" else _pb_value(v)
+    return out
 
 
 def _pb_events(events: Any) -> list[dict[str, Any]]:

@@ -49,13 +49,45 @@ class Settings:
 
 @dataclass(slots=True)
 class Draft:
-    """One span being normalized: the raw span and the rows the steps fill in."""
+    """One span being normalized: the raw span and the rows the steps fill in.
+
+    `found` maps each field of `conventions.READ` present on the span to the (attribute
+    name, value) that wins for it, computed once so steps do not probe every name.
+    """
 
     raw: RawSpan
     row: SpanRow
     payload: PayloadRow
     settings: Settings
+    found: dict[str, tuple[str, Any]]
     used: set[str] = field(default_factory=set)  # attributes moved into input/output
+
+    def get(self, key: str) -> Any:
+        """The span's value for a field of `conventions.READ`, or None."""
+        hit = self.found.get(key)
+        return None if hit is None else hit[1]
+
+
+#: attribute name -> ((field, rank), ...): the READ table turned inside out.
+_REVERSE: dict[str, tuple[tuple[str, int], ...]] = {}
+for _field, _names in c.READ.items():
+    for _rank, _name in enumerate(_names):
+        _REVERSE[_name] = (*_REVERSE.get(_name, ()), (_field, _rank))
+
+
+def find_fields(attrs: dict[str, Any]) -> dict[str, tuple[str, Any]]:
+    """For every READ field present in `attrs`, the first-preferred (name, value)."""
+    found: dict[str, tuple[str, Any]] = {}
+    ranks: dict[str, int] = {}
+    for name, value in attrs.items():
+        targets = _REVERSE.get(name)
+        if targets is None or value is None:
+            continue
+        for key, rank in targets:
+            if rank < ranks.get(key, 1 << 30):
+                ranks[key] = rank
+                found[key] = (name, value)
+    return found
 
 
 Step = Callable[[Draft], None]
@@ -68,14 +100,6 @@ def first(attrs: dict[str, Any], key: str) -> Any:
         if v is not None:
             return v
     return _NO_VALUE
-
-
-def _first_named(attrs: dict[str, Any], key: str) -> tuple[str, Any]:
-    for name in c.READ[key]:
-        v = attrs.get(name)
-        if v is not None:
-            return name, v
-    return "", None
 
 
 def _int(v: Any) -> int | None:
@@ -120,25 +144,25 @@ def resource_fields(d: Draft) -> None:
     d.row.service = _str(first(res, "service")) or "unknown_service"
     d.row.environment = _str(first(res, "environment")) or ""
     if d.settings.project_from_resource:
-        project = _str(first(res, "project")) or _str(first(d.raw.attributes, "project"))
+        project = _str(first(res, "project")) or _str(d.get("project"))
         if project:
             d.row.project = d.payload.project = project
 
 
 def gen_ai_fields(d: Draft) -> None:
     """Provider, models, tokens, agent, tool, finish reason (GenAI and OpenInference names)."""
-    a, row = d.raw.attributes, d.row
-    row.provider = _str(first(a, "provider"))
-    row.request_model = _str(first(a, "request_model"))
-    row.response_model = _str(first(a, "response_model"))
-    row.agent_name = _str(first(a, "agent_name"))
-    row.tool_name = _str(first(a, "tool_name"))
-    row.finish_reason = _str(first(a, "finish_reason"))
-    row.input_tokens = _int(first(a, "input_tokens"))
-    row.output_tokens = _int(first(a, "output_tokens"))
-    row.cache_read_tokens = _int(first(a, "cache_read_tokens"))
-    row.cache_write_tokens = _int(first(a, "cache_write_tokens"))
-    row.reasoning_tokens = _int(first(a, "reasoning_tokens"))
+    row = d.row
+    row.provider = _str(d.get("provider"))
+    row.request_model = _str(d.get("request_model"))
+    row.response_model = _str(d.get("response_model"))
+    row.agent_name = _str(d.get("agent_name"))
+    row.tool_name = _str(d.get("tool_name"))
+    row.finish_reason = _str(d.get("finish_reason"))
+    row.input_tokens = _int(d.get("input_tokens"))
+    row.output_tokens = _int(d.get("output_tokens"))
+    row.cache_read_tokens = _int(d.get("cache_read_tokens"))
+    row.cache_write_tokens = _int(d.get("cache_write_tokens"))
+    row.reasoning_tokens = _int(d.get("reasoning_tokens"))
     _inclusive_tokens(row)
 
 
@@ -158,28 +182,28 @@ def _inclusive_tokens(row: SpanRow) -> None:
 
 def context_fields(d: Draft) -> None:
     """User, session and the app's feature tag."""
-    a, row = d.raw.attributes, d.row
-    row.user_id = _str(first(a, "user_id"))
-    row.session_id = _str(first(a, "session_id"))
-    row.feature = _str(first(a, "feature"))
+    row = d.row
+    row.user_id = _str(d.get("user_id"))
+    row.session_id = _str(d.get("session_id"))
+    row.feature = _str(d.get("feature"))
 
 
 def http_fields(d: Draft) -> None:
     """HTTP method, route and status code (current and old HTTP semconv names)."""
-    a, row = d.raw.attributes, d.row
-    row.http_method = _str(first(a, "http_method"))
-    row.http_route = _str(first(a, "http_route"))
-    row.http_status_code = _int(first(a, "http_status_code"))
+    row = d.row
+    row.http_method = _str(d.get("http_method"))
+    row.http_route = _str(d.get("http_route"))
+    row.http_status_code = _int(d.get("http_status_code"))
 
 
 def operation(d: Draft) -> None:
     """What kind of work the span did: our attribute, GenAI, OpenInference, HTTP, model, other."""
-    a, row = d.raw.attributes, d.row
-    op = _str(first(a, "operation"))
+    row = d.row
+    op = _str(d.get("operation"))
     if op not in OPERATIONS:
-        op = c.GEN_AI_OPERATIONS.get(_str(first(a, "gen_ai_operation")) or "")
+        op = c.GEN_AI_OPERATIONS.get(_str(d.get("gen_ai_operation")) or "")
     if op is None:
-        op = c.OPENINFERENCE_KINDS.get((_str(first(a, "openinference_kind")) or "").upper())
+        op = c.OPENINFERENCE_KINDS.get((_str(d.get("openinference_kind")) or "").upper())
     if op is None and row.http_method is not None:
         op = "http"
     if op is None and (row.request_model or row.response_model) and row.provider:
@@ -203,14 +227,14 @@ def _looks_like_timeout(error_type: str | None, message: str) -> bool:
 
 def outcome(d: Draft) -> None:
     """success / error / timeout / fallback / rejected, and the error type."""
-    a, row, raw = d.raw.attributes, d.row, d.raw
+    row, raw = d.row, d.raw
     row.status_code = _STATUS[raw.status_code] if 0 <= raw.status_code < 3 else "unset"
-    error_type = _str(first(a, "error_type")) or _exception_type(raw.events)
+    error_type = _str(d.get("error_type")) or _exception_type(raw.events)
     code = row.http_status_code
     if error_type is None and raw.status_code == 2 and code is not None and code >= 400:
         error_type = str(code)
     row.error_type = error_type
-    declared = _str(first(a, "outcome"))
+    declared = _str(d.get("outcome"))
     if declared in OUTCOMES:
         row.outcome = declared
     elif code in (408, 504) or (
@@ -225,8 +249,8 @@ def outcome(d: Draft) -> None:
 
 def cost(d: Draft) -> None:
     """Reported cost if the span carried one, else estimated from tokens, else missing/none."""
-    a, row = d.raw.attributes, d.row
-    reported = _float(first(a, "cost_usd"))
+    row = d.row
+    reported = _float(d.get("cost_usd"))
     if reported is not None:
         row.cost_usd, row.cost_source = reported, "reported"
         return
@@ -270,9 +294,9 @@ def _event_messages(events: Iterable[dict[str, Any]], names: frozenset[str]) -> 
 
 def payload(d: Draft) -> None:
     """Input/output text (attributes, else deprecated GenAI events), raw attributes, events."""
-    a, p, raw = d.raw.attributes, d.payload, d.raw
-    in_name, in_value = _first_named(a, "input")
-    out_name, out_value = _first_named(a, "output")
+    p, raw = d.payload, d.raw
+    in_name, in_value = d.found.get("input", ("", None))
+    out_name, out_value = d.found.get("output", ("", None))
     if in_value is None and raw.events:
         found = _event_messages(raw.events, _INPUT_EVENTS)
         in_value = (found[0] if len(found) == 1 else found) if found else None
@@ -315,7 +339,7 @@ def _draft(raw: RawSpan, settings: Settings, resource_json: str) -> Draft:
     )
     p = PayloadRow(settings.project, raw.trace_id, raw.span_id, raw.start_ns)
     p.resource = resource_json
-    return Draft(raw, row, p, settings)
+    return Draft(raw, row, p, settings, find_fields(raw.attributes))
 
 
 def _finish(d: Draft) -> None:

@@ -1,0 +1,267 @@
+"""Ingest benchmark: realistic OTLP protobuf spans into a real `watchkeeper serve` process.
+
+    .venv/bin/python -m bench.ingest            # 1,000,000 spans
+    .venv/bin/python -m bench.ingest --quick    # 100,000 spans
+
+Prints sustained throughput (acknowledged, and written to the store), the lag from a
+request's acknowledgement to its spans being queryable (p50/p99, from probe traces polled
+through the query API and from the server's own lag histogram), and the server's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+from bench.ingest._workload import stamp, template
+
+_PROTOBUF = {"Content-Type": "application/x-protobuf"}
+
+
+@dataclass
+class Stats:
+    """What the senders and probes saw."""
+
+    acked_spans: int = 0
+    requests: int = 0
+    overloaded: int = 0
+    errors: int = 0
+    probe_lags: list[float] = field(default_factory=list)
+    peak_rss: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _start_server(data_dir: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "watchkeeper", "serve", "--port", str(port)]
+    cmd += ["--data-dir", str(data_dir)]
+    log = (data_dir.parent / "server.log").open("ab")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"server exited; see {data_dir.parent / 'server.log'}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    sys.exit("server did not become ready")
+
+
+def _sender(
+    url: str,
+    bodies: list[bytes],
+    next_no: list[int],
+    total_requests: int,
+    run_id: int,
+    spans_per_request: int,
+    stats: Stats,
+) -> None:
+    with httpx.Client(timeout=60) as client:
+        while True:
+            with stats.lock:
+                no = next_no[0]
+                next_no[0] += 1
+            if no >= total_requests:
+                return
+            body = stamp(bodies[no % len(bodies)], no, run_id)
+            while True:
+                r = client.post(f"{url}/v1/traces", content=body, headers=_PROTOBUF)
+                if r.status_code in (429, 503):
+                    with stats.lock:
+                        stats.overloaded += 1
+                    time.sleep(float(r.headers.get("retry-after", "1")))
+                    continue
+                break
+            with stats.lock:
+                stats.requests += 1
+                if r.status_code == 200:
+                    stats.acked_spans += spans_per_request
+                else:
+                    stats.errors += 1
+
+
+def _probe(url: str, run_id: int, stop: threading.Event, stats: Stats) -> None:
+    """Every half second: send one small trace, poll the query API until it is there."""
+    probe = template(10_000, 4, service="bench-probe")
+    no = 0
+    with httpx.Client(timeout=30) as client:
+        while not stop.wait(0.5):
+            no += 1
+            body = stamp(probe, no, run_id ^ 0x7FFFFFFF)
+            r = client.post(f"{url}/v1/traces", content=body, headers=_PROTOBUF)
+            if r.status_code != 200:
+                continue
+            acked = time.perf_counter()
+            trace_id = (run_id ^ 0x7FFFFFFF).to_bytes(4, "big").hex() + f"{no:016x}" + "00000000"
+            while not stop.is_set():
+                if client.get(f"{url}/api/v1/traces/{trace_id}").status_code == 200:
+                    with stats.lock:
+                        stats.probe_lags.append(time.perf_counter() - acked)
+                    break
+                time.sleep(0.05)  # gentle: the probe must not load the store itself
+
+
+def _watch_rss(pid: int, stop: threading.Event, stats: Stats) -> None:
+    proc = psutil.Process(pid)
+    while not stop.wait(0.2):
+        try:
+            rss = proc.memory_info().rss + sum(
+                c.memory_info().rss for c in proc.children(recursive=True)
+            )
+        except psutil.Error:
+            return
+        stats.peak_rss = max(stats.peak_rss, rss)
+
+
+def _metric(url: str, name: str) -> float:
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and (line[len(name)] in " {"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def _histogram_quantiles(url: str, name: str, qs: tuple[float, ...]) -> list[float | None]:
+    buckets: list[tuple[float, float]] = []
+    for line in httpx.get(f"{url}/metrics", timeout=30).text.splitlines():
+        if line.startswith(f"{name}_bucket{{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float(le), float(line.rsplit(" ", 1)[1])))
+    if not buckets or buckets[-1][1] == 0:
+        return [None for _ in qs]
+    total = buckets[-1][1]
+    out: list[float | None] = []
+    for q in qs:
+        rank, lo, below = q * total, 0.0, 0.0
+        for le, count in buckets:
+            if count >= rank:
+                frac = 0.0 if count == below else (rank - below) / (count - below)
+                out.append(le if le == float("inf") else lo + (le - lo) * frac)
+                break
+            lo, below = le, count
+    return out
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def _fmt_s(v: float | None) -> str:
+    return "n/a" if v is None else f"{v * 1000:.0f} ms"
+
+
+def main() -> None:
+    """Run the benchmark and print its figures."""
+    ap = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__)
+    ap.add_argument("--spans", type=int, default=1_000_000)
+    ap.add_argument("--quick", action="store_true", help="100,000 spans")
+    ap.add_argument("--senders", type=int, default=4)
+    ap.add_argument("--spans-per-request", type=int, default=512)
+    ap.add_argument("--workers", type=int, default=None, help="ingest.workers of the server")
+    ap.add_argument("--url", help="an already running server (default: start one)")
+    args = ap.parse_args()
+    spans = 100_000 if args.quick else args.spans
+    per = args.spans_per_request
+    total_requests = -(-spans // per)
+    run_id = int(time.time()) & 0x7FFFFFFF
+    bodies = [template(seed, per) for seed in range(8)]
+    print(
+        f"workload: {total_requests} requests x {per} spans, {args.senders} senders, "
+        f"{sum(map(len, bodies)) / len(bodies) / per:.0f} bytes/span on the wire"
+    )
+
+    tmp = Path(tempfile.mkdtemp(prefix="wk-bench-ingest-"))
+    env = {} if args.workers is None else {"WATCHKEEPER_INGEST__WORKERS": str(args.workers)}
+    proc = None
+    if args.url:
+        url = args.url.rstrip("/")
+    else:
+        port = _free_port()
+        proc = _start_server(tmp / "data", port, env)
+        url = f"http://127.0.0.1:{port}"
+    written_before = _metric(url, "watchkeeper_ingest_spans_written_total")
+    stats, stop = Stats(), threading.Event()
+    watchers = [threading.Thread(target=_probe, args=(url, run_id, stop, stats), daemon=True)]
+    if proc is not None:
+        watchers.append(
+            threading.Thread(target=_watch_rss, args=(proc.pid, stop, stats), daemon=True)
+        )
+    for w in watchers:
+        w.start()
+    next_no = [0]
+    started = time.perf_counter()
+    senders = [
+        threading.Thread(
+            target=_sender, args=(url, bodies, next_no, total_requests, run_id, per, stats)
+        )
+        for _ in range(args.senders)
+    ]
+    for s in senders:
+        s.start()
+    for s in senders:
+        s.join()
+    acked_at = time.perf_counter()
+    target = written_before + stats.acked_spans
+    while _metric(url, "watchkeeper_ingest_spans_written_total") < target:
+        time.sleep(0.1)
+    written_at = time.perf_counter()
+    stop.set()
+    for w in watchers:
+        w.join(timeout=30)
+    p50, p99 = _histogram_quantiles(url, "watchkeeper_ingest_lag_seconds", (0.5, 0.99))
+    print(
+        f"acknowledged: {stats.acked_spans} spans in {acked_at - started:.1f} s = "
+        f"{stats.acked_spans / (acked_at - started):,.0f} spans/s "
+        f"({stats.overloaded} answers 503/429 retried, {stats.errors} errors)"
+    )
+    print(
+        f"written to the store: {stats.acked_spans / (written_at - started):,.0f} spans/s "
+        f"sustained ({written_at - started:.1f} s until all were written)"
+    )
+    print(
+        f"ack -> queryable (probe traces via the query API, n={len(stats.probe_lags)}): "
+        f"p50 {_fmt_s(_pct(stats.probe_lags, 0.5))}, p99 {_fmt_s(_pct(stats.probe_lags, 0.99))}"
+    )
+    print(f"ack -> written (server histogram, all requests): p50 {_fmt_s(p50)}, p99 {_fmt_s(p99)}")
+    write_s = _metric(url, "watchkeeper_ingest_batch_write_seconds_sum")
+    batches = _metric(url, "watchkeeper_ingest_batch_write_seconds_count")
+    written = _metric(url, "watchkeeper_ingest_spans_written_total")
+    if batches:
+        print(
+            f"store writes: {batches:.0f} batches of {written / batches:,.0f} spans on average, "
+            f"{write_s / written * 1e6:.0f} µs/span inside store.write "
+            f"({write_s:.1f} s in all)"
+        )
+    if proc is not None:
+        print(f"server peak RSS: {stats.peak_rss / 2**20:.0f} MiB (incl. worker processes)")
+        proc.terminate()
+        proc.wait(timeout=60)
+    print(f"data and server log: {tmp}")
+
+
+if __name__ == "__main__":
+    main()
