@@ -222,3 +222,28 @@ async def test_metrics_are_exposed(engine: AlertingEngine, store: DuckDBStore) -
     assert b'watchkeeper_alert_notifications_total{channel="hook",result="ok"} 1.0' in text
     assert b"watchkeeper_alert_outbox_depth 0.0" in text
     assert b"watchkeeper_alert_evaluation_seconds_count 1.0" in text
+
+
+async def test_digest_goes_through_the_outbox(
+    engine: AlertingEngine, store: DuckDBStore, receiver: Receiver
+) -> None:
+    store.write(requests(T0, 200, timeouts=20, errors=10, service="chat"))
+    assert await engine.send_digest("daily", T0) == 1
+    assert await engine.deliverer.deliver_due() == 1
+    [body] = receiver.received
+    assert body["kind"] == "digest"
+    assert body["summary"].startswith("200 requests, 10.00% timeouts, 5.00% errors")
+    assert "| Requests | 200 |" in body["body_markdown"]
+
+
+def test_outbox_is_bounded(tmp_path: Path) -> None:
+    from watchkeeper.alerting._notify import test_notification
+
+    meta = MetaStore(f"sqlite:///{tmp_path / 'meta.sqlite'}")
+    meta.create_all()
+    items = [("default", "hook", test_notification(f"c{i}", T0, "")) for i in range(150)]
+    repo.enqueue(meta, items, T0)
+    assert repo.drop_oldest(meta, 100) == 50
+    assert repo.depth(meta) == 100
+    assert repo.pending(meta, 1)[0].notification.rule_name == "Test of channel c50"
+    meta.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -93,3 +95,26 @@ def test_digest_notification() -> None:
     assert n.kind == "digest" and n.severity == "info"
     assert n.summary == "1,000 requests, 5.00% timeouts, 4.00% errors, p95 6,200 ms, spend $12.35"
     assert n.body_markdown == render_markdown(DIGEST)
+
+
+def test_collect_from_a_real_store_and_the_cli(tmp_path: Path, capsys: Any) -> None:
+    import time
+
+    from tests.alerting._spans import requests
+    from watchkeeper.alerting import report_main
+    from watchkeeper.alerting._report import collect_digest
+    from watchkeeper.store.duckdb import DuckDBStore
+
+    data = tmp_path / "data"
+    data.mkdir()
+    store = DuckDBStore(data / "spans.duckdb")
+    store.write(requests(time.time() - 60, 100, timeouts=7, errors=3, service="chat"))
+    digest = collect_digest(store, "default", "daily", time.time())
+    assert (digest.requests.count, digest.requests.timeouts, digest.requests.errors) == (100, 7, 3)
+    store.close()
+    assert report_main(["--period", "weekly", "--format", "markdown", "--data-dir", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("## Watchkeeper weekly digest — default")
+    assert "| Timeouts | 7 (7.00%) |" in out
+    assert report_main(["--data-dir", str(tmp_path / "nowhere")]) == 1
+    assert "no span store" in capsys.readouterr().err

@@ -242,7 +242,13 @@ class Evaluator:
                 result.muted[event.state.fingerprint] = reason
             history.append(_history_row(rule, event, reason))
         repo.append_history(self._meta, history)
-        repo.enqueue(self._meta, result.enqueued, now)
+        if result.enqueued:
+            repo.enqueue(self._meta, result.enqueued, now)
+            # Bounded: past max_outbox pending entries the oldest go (counted, logged).
+            dropped = repo.drop_oldest(self._meta, self.config.max_outbox)
+            if dropped:
+                log.error("outbox full: dropped the %d oldest undelivered notifications", dropped)
+                self._metrics.outbox_dropped.inc(dropped)
 
     def _channels_for(self, rule: Rule, labels: Mapping[str, str]) -> tuple[str, ...]:
         default = self.config.default_channels

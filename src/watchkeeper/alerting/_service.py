@@ -131,16 +131,22 @@ class AlertingEngine:
             if self._stop.is_set():
                 return
             try:
-                await asyncio.to_thread(self._enqueue_digest, period, when)
-                self._wake.set()
+                await self.send_digest(period, when)
             except Exception:
                 log.exception("sending the %s digest failed", period)
 
-    def _enqueue_digest(self, period: str, now: float) -> None:
+    async def send_digest(self, period: str, now: float | None = None) -> int:
+        """Put the digest of the period ending now in the outbox for the report channels."""
         r = self.config.reports
-        n = build_digest(self.store, r.project, period, now, list(self.config.slos), self.base_url)
+        at = self.clock() if now is None else now
+        slos = list(self.config.slos)
+        n = await asyncio.to_thread(
+            build_digest, self.store, r.project, period, at, slos, self.base_url
+        )
         names = r.channels or tuple(self.channels)
-        repo.enqueue(self.meta, [(r.project, c, n) for c in names], now)
+        await asyncio.to_thread(repo.enqueue, self.meta, [(r.project, c, n) for c in names], at)
+        self._wake.set()
+        return len(names)
 
     # --- operations the API and tests call ----------------------------------------------------
 
