@@ -190,3 +190,15 @@ async def test_implicit_tls_without_auth(cert: tuple[Path, Path]) -> None:
     ((_, rcpts, msg),) = box.messages
     assert rcpts == ["oncall@example.com", "lead@example.com"]
     assert msg["X-Watchkeeper-Status"] == "firing"
+
+
+async def test_line_breaks_in_names_do_not_break_headers(
+    smtp: tuple[Mailbox, int], cert: tuple[Path, Path]
+) -> None:
+    box, port = smtp
+    n = notification(rule_name="Bad\r\nBcc: victim@example.com", summary="two\nlines")
+    await EmailChannel(spec(port, cert[0])).send(n)
+    ((_, rcpts, msg),) = box.messages
+    assert rcpts == ["oncall@example.com", "lead@example.com"]
+    assert msg["Bcc"] is None
+    assert "Bad Bcc: victim@example.com" in msg["Subject"]

@@ -14,6 +14,7 @@ from watchkeeper.alerting.channels import (
     SlackSpec,
     TeamsChannel,
     TelegramChannel,
+    TelegramSpec,
     WebhookChannel,
     build_channel,
     parse_channel_spec,
@@ -63,3 +64,10 @@ def test_invalid_specs_say_which_field() -> None:
         parse_channel_spec({"name": "t", "type": "fax"}, env={})
     with pytest.raises(errors.ValidationError, match=r"two channels share"):
         parse_channel_specs([{"name": "a", "type": "pagerduty", "routing_key": "k"}] * 2, env={})
+
+
+def test_numeric_telegram_chat_id_as_yaml_reads_it() -> None:
+    spec = parse_channel_spec(
+        {"name": "t", "type": "telegram", "bot_token": "1:a", "chat_id": -1001234}, env={}
+    )
+    assert isinstance(spec, TelegramSpec) and spec.chat_id == -1001234

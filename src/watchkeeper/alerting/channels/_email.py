@@ -63,7 +63,8 @@ def render_html(n: Notification) -> str:
 def render(n: Notification, spec: EmailSpec, now: float) -> EmailMessage:
     """The multipart/alternative message (text first, HTML preferred by clients)."""
     msg = EmailMessage()
-    msg["Subject"] = f"{spec.subject_prefix} {_render.title(n)}: {n.summary}".strip()
+    subject = f"{spec.subject_prefix} {_render.title(n)}: {n.summary}".strip()
+    msg["Subject"] = " ".join(subject.split())  # a line break would be a header injection
     msg["From"] = spec.sender
     msg["To"] = ", ".join(spec.to)
     msg["Date"] = format_datetime(datetime.fromtimestamp(now, UTC))

@@ -55,7 +55,7 @@ class TelegramSpec(_Spec):
 
     type: Literal["telegram"] = "telegram"
     bot_token: SecretStr
-    chat_id: str
+    chat_id: int | str  # numeric id (YAML reads it as a number) or "@channelname"
     message_thread_id: int | None = None  # forum topic
     api_base: str = "https://api.telegram.org"
     disable_notification: bool = False

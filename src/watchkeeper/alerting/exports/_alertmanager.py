@@ -123,7 +123,7 @@ def _email(spec: EmailSpec) -> dict[str, Any]:
 def _telegram(spec: TelegramSpec) -> tuple[str, dict[str, Any]] | str:
     try:
         chat_id = int(spec.chat_id)
-    except ValueError:
+    except ValueError:  # "@channelname"
         return "Alertmanager's telegram_configs takes a numeric chat_id only"
     return "telegram_configs", {
         "bot_token": spec.bot_token.get_secret_value(),
