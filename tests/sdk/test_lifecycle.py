@@ -77,24 +77,25 @@ def test_everything_is_a_noop_before_init(not_initialised: None) -> None:
 
 
 def test_init_twice_with_the_same_arguments_keeps_the_setup() -> None:
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from prometheus_client import CollectorRegistry
+
     from watchkeeper.sdk import _runtime
 
-    sdk = start_sdk()
+    exporter, registry = InMemorySpanExporter(), CollectorRegistry()
+    processor = SimpleSpanProcessor(exporter)
+    options: dict[str, object] = {"registry": registry, "span_processor": processor}
+    watchkeeper.init("svc", json_logs=False, raise_errors=True, **options)  # type: ignore[arg-type]
     first = _runtime.current()
-    watchkeeper.init(
-        "test-svc",
-        registry=sdk.registry,
-        span_processor=first.provider._active_span_processor._span_processors[1],  # type: ignore[union-attr]
-        json_logs=False,
-        raise_errors=True,
-    )
+    watchkeeper.init("svc", json_logs=False, raise_errors=True, **options)  # type: ignore[arg-type]
     assert _runtime.current() is first
     other = start_sdk(environment="prod")
     assert _runtime.current() is not first
     with watchkeeper.observe("after-reinit"):
         pass
     assert other.names() == ["after-reinit"]
-    assert sdk.names() == []
+    assert exporter.get_finished_spans() == ()
     watchkeeper.shutdown()
 
 

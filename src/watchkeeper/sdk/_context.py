@@ -1,7 +1,7 @@
 """Request-scoped context: user/session/metadata attributes and the request's outcome.
 
-`context()` puts attributes in a contextvar; a span processor (see `_runtime`) copies them onto
-every span started beneath it (ours and any other instrumentation sharing our tracer provider).
+`context()` puts attributes in a contextvar; every span the SDK starts beneath it copies them,
+and the enclosing request span gets them too when it ends (see `RequestState`).
 `RequestState` lets a guard deep in the call tree tell the request span it fell back or timed out.
 """
 
@@ -19,12 +19,17 @@ _REQUEST_RANK = {"success": 0, "fallback": 1, "timeout": 2}
 
 
 class RequestState:
-    """What guards beneath a request reported: the worst of fallback/timeout."""
+    """What happened beneath a request: the worst guard outcome, and `context()` attributes.
 
-    __slots__ = ("outcome",)
+    The request span starts before the handler calls `context(user_id=...)`; keeping those
+    attributes here lets the request span carry them too, so requests count per user/session.
+    """
+
+    __slots__ = ("attributes", "outcome")
 
     def __init__(self) -> None:
         self.outcome: str | None = None
+        self.attributes: dict[str, str] | None = None
 
     def escalate(self, outcome: str) -> None:
         """Remember `outcome` if it is worse than what was reported so far."""
@@ -77,6 +82,9 @@ class context:  # lower case: used like a function, `with watchkeeper.context(us
         outer = ATTRS.get()
         merged = {**outer, **self._attrs} if outer else dict(self._attrs)
         self._tokens.append(ATTRS.set(merged))
+        state = REQUEST.get()
+        if state is not None:
+            state.attributes = {**(state.attributes or {}), **self._attrs}
         return self
 
     def __exit__(

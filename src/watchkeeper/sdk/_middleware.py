@@ -21,7 +21,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from watchkeeper.errors import ConfigError
 from watchkeeper.model import conventions as c
 from watchkeeper.sdk import _runtime
-from watchkeeper.sdk._context import REQUEST, RequestState
+from watchkeeper.sdk._context import ATTRS, REQUEST, RequestState
 from watchkeeper.sdk._safe import report_failure
 from watchkeeper.sdk._span import classify_error
 
@@ -110,6 +110,9 @@ class _ServerSpan:
         self.rt = rt
         self.method = method
         self.root_path = str(scope.get("root_path", ""))
+        ctx_attrs = ATTRS.get()
+        if ctx_attrs:
+            attrs = {**ctx_attrs, **attrs}
         self.span = rt.tracer.start_span(method, parent, SpanKind.SERVER, attrs)
         self.token = otel_context.attach(trace.set_span_in_context(self.span, parent))
         self.state = RequestState()
@@ -138,6 +141,8 @@ class _ServerSpan:
         if outcome == "success" and self.state.outcome is not None:
             outcome = self.state.outcome
         span.set_attribute(c.WK_OUTCOME, outcome)
+        if self.state.attributes:
+            span.set_attributes(self.state.attributes)
         if error is not None and not isinstance(error, asyncio.CancelledError):
             span.record_exception(error)
             span.set_attribute(c.ERROR_TYPE, type(error).__qualname__)

@@ -16,7 +16,15 @@ from typing import Any, TypeVar, cast
 from watchkeeper.errors import ConfigError
 from watchkeeper.sdk import _runtime
 from watchkeeper.sdk._safe import report_failure
-from watchkeeper.sdk._span import INTERNAL_KINDS, KINDS, NOOP, ObservedSpan, start_span
+from watchkeeper.sdk._span import (
+    INTERNAL_KINDS,
+    KINDS,
+    NOOP,
+    ObservedSpan,
+    default_span_kind,
+    open_span,
+    span_attributes,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -24,7 +32,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 class observe:  # lower case: used like a function, `@observe()` / `with observe("x")`
     """Decorator and context manager that records a span of the given kind."""
 
-    __slots__ = ("_active", "_attributes", "_capture_in", "_capture_out", "_kind", "_name", "_sig")
+    __slots__ = (
+        "_active",
+        "_attributes",
+        "_base",
+        "_capture_in",
+        "_capture_out",
+        "_kind",
+        "_name",
+        "_sig",
+        "_span_kind",
+    )
 
     def __init__(
         self,
@@ -45,6 +63,8 @@ class observe:  # lower case: used like a function, `@observe()` / `with observe
         self._capture_out = capture_output
         self._active: list[ObservedSpan] = []
         self._sig: inspect.Signature | None = None
+        self._base: dict[str, Any] | None = None  # the decorator's attributes, built once
+        self._span_kind = default_span_kind(kind)
 
     # --- context manager ------------------------------------------------------------------------
     def _start(self, name: str, activate: bool = True) -> ObservedSpan:
@@ -52,14 +72,20 @@ class observe:  # lower case: used like a function, `@observe()` / `with observe
         if rt is None:
             return NOOP
         try:
-            return start_span(
+            base = self._base
+            if base is None or name != self._name:
+                base = span_attributes(name, self._kind, self._attributes)
+                if name == self._name:
+                    self._base = base
+            return open_span(
                 rt,
                 name,
                 self._kind,
-                self._attributes,
-                capture_input=self._capture_in,
-                capture_output=self._capture_out,
-                activate=activate,
+                base,
+                self._span_kind,
+                self._capture_in,
+                self._capture_out,
+                activate,
             )
         except Exception as exc:
             report_failure("observe.start", exc)

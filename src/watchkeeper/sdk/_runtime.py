@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from watchkeeper.sdk import _logs
-from watchkeeper.sdk._context import ATTRS
 from watchkeeper.sdk._safe import REPORTER, report_failure
 from watchkeeper.sdk._settings import Settings, resolve
 from watchkeeper.sdk.redact import Redactor
@@ -156,7 +155,6 @@ def _provider(
         attrs[c.WK_PROJECT] = settings.project
     root = TraceIdRatioBased(settings.sample_rate) if settings.sample_rate < 1.0 else ALWAYS_ON
     provider = TracerProvider(resource=Resource.create(attrs), sampler=ParentBased(root))
-    provider.add_span_processor(_context_processor())
     if span_processor is None:
         if exporter is None:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -167,23 +165,6 @@ def _provider(
         span_processor = BatchSpanProcessor(exporter)
     provider.add_span_processor(span_processor)
     return provider
-
-
-def _context_processor() -> SpanProcessor:
-    """A processor copying `context()` attributes onto every span as it starts."""
-    from opentelemetry.context import Context
-    from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-
-    class ContextAttributesProcessor(SpanProcessor):
-        def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-            attrs = ATTRS.get()
-            if attrs:
-                span.set_attributes(attrs)
-
-        def on_end(self, span: ReadableSpan) -> None:
-            pass
-
-    return ContextAttributesProcessor()
 
 
 def shutdown() -> None:

@@ -19,7 +19,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from watchkeeper.model import OUTCOMES
 from watchkeeper.model import conventions as c
-from watchkeeper.sdk._context import REQUEST, RequestState
+from watchkeeper.sdk._context import ATTRS, REQUEST, RequestState
 from watchkeeper.sdk._runtime import Runtime
 from watchkeeper.sdk._safe import report_failure
 
@@ -117,7 +117,7 @@ class ObservedSpan:
         self._kind = kind
         self._capture_in = capture_in
         self._capture_out = capture_out
-        self._t0 = time.perf_counter()
+        self._t0 = time.perf_counter() if kind in _CLIENT_KINDS else 0.0
         self._ended = span is None
         self._outcome: str | None = None
         self._error_type: str | None = None
@@ -280,6 +280,8 @@ class ObservedSpan:
             self.record_error(error)
         state = self._request_state
         outcome = self._outcome or (state.outcome if state is not None else None) or "success"
+        if state is not None and state.attributes:
+            span.set_attributes(state.attributes)
         span.set_attribute(c.WK_OUTCOME, outcome)
         if outcome == "timeout" and error is None:
             span.set_status(Status(StatusCode.ERROR, "timeout"))
@@ -314,6 +316,30 @@ def _detach(token: object) -> None:
 NOOP = ObservedSpan(None, None)
 
 
+def span_attributes(
+    name: str, kind: str, attributes: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The attributes a span of `kind` starts with (before the `context()` ones)."""
+    attrs: dict[str, Any] = {c.WK_OPERATION: kind}
+    op = GEN_AI_OPERATION.get(kind)
+    if op is not None:
+        attrs[c.GEN_AI_OPERATION_NAME] = op
+    if kind == "tool":
+        attrs[c.GEN_AI_TOOL_NAME] = name
+    elif kind == "agent":
+        attrs[c.GEN_AI_AGENT_NAME] = name
+    if attributes:
+        for key, value in attributes.items():
+            if value is not None:
+                attrs[key] = attribute_value(value)
+    return attrs
+
+
+def default_span_kind(kind: str) -> SpanKind:
+    """CLIENT for model calls (GenAI semconv), INTERNAL otherwise."""
+    return SpanKind.CLIENT if kind in _CLIENT_KINDS else SpanKind.INTERNAL
+
+
 def start_span(
     rt: Runtime,
     name: str,
@@ -330,21 +356,32 @@ def start_span(
     Content is captured only when `init(capture_content=True)`; the per-span flags can turn
     it off for one span, not on. A root span (no parent) tracks guard outcomes beneath it.
     """
-    attrs: dict[str, Any] = {c.WK_OPERATION: kind}
-    op = GEN_AI_OPERATION.get(kind)
-    if op is not None:
-        attrs[c.GEN_AI_OPERATION_NAME] = op
-    if kind == "tool":
-        attrs[c.GEN_AI_TOOL_NAME] = name
-    elif kind == "agent":
-        attrs[c.GEN_AI_AGENT_NAME] = name
-    if attributes:
-        for key, value in attributes.items():
-            if value is not None:
-                attrs[key] = attribute_value(value)
-    is_root = not trace.get_current_span().get_span_context().is_valid
-    if span_kind is None:
-        span_kind = SpanKind.CLIENT if kind in _CLIENT_KINDS else SpanKind.INTERNAL
+    return open_span(
+        rt,
+        name,
+        kind,
+        span_attributes(name, kind, attributes),
+        span_kind or default_span_kind(kind),
+        capture_input,
+        capture_output,
+        activate,
+    )
+
+
+def open_span(
+    rt: Runtime,
+    name: str,
+    kind: str,
+    attrs: dict[str, Any],
+    span_kind: SpanKind,
+    capture_input: bool | None,
+    capture_output: bool | None,
+    activate: bool,
+) -> ObservedSpan:
+    """`start_span` with the attributes already built (the decorator's fast path)."""
+    ctx_attrs = ATTRS.get()
+    if ctx_attrs:
+        attrs = {**ctx_attrs, **attrs}  # what the span says about itself wins
     span = rt.tracer.start_span(name, kind=span_kind, attributes=attrs)
     capture = rt.settings.capture_content
     obs = ObservedSpan(
@@ -355,8 +392,10 @@ def start_span(
         capture and capture_output is not False,
     )
     if activate:
-        obs._token = obs.attach()
-        if is_root and REQUEST.get() is None:
+        # A span with no request around it (no server span, no enclosing root) is a request
+        # of its own: guards beneath it report fallbacks/timeouts to it.
+        if REQUEST.get() is None and not trace.get_current_span().get_span_context().is_valid:
             obs._request_state = RequestState()
             obs._request_token = REQUEST.set(obs._request_state)
+        obs._token = obs.attach()
     return obs
