@@ -71,3 +71,13 @@ def test_numeric_telegram_chat_id_as_yaml_reads_it() -> None:
         {"name": "t", "type": "telegram", "bot_token": "1:a", "chat_id": -1001234}, env={}
     )
     assert isinstance(spec, TelegramSpec) and spec.chat_id == -1001234
+
+
+def test_urls_must_be_http() -> None:
+    with pytest.raises(errors.ValidationError, match=r"webhook_url: Value error, must be an http"):
+        parse_channel_spec({"name": "s", "type": "slack", "webhook_url": "hooks.slack.com/x"}, {})
+    with pytest.raises(errors.ValidationError, match=r"api_base"):
+        parse_channel_spec(
+            {"name": "p", "type": "pagerduty", "routing_key": "k", "api_base": "ftp://x.example"},
+            {},
+        )

@@ -84,6 +84,8 @@ async def request(
                 headers=headers,
                 timeout=timeout_s,
             )
+    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+        raise DeliveryError(f"{what}: the URL is not usable: {exc}", retryable=False) from exc
     except httpx.TimeoutException as exc:
         raise DeliveryError(f"{what}: timed out after {timeout_s:g}s ({exc!r})") from exc
     except httpx.TransportError as exc:

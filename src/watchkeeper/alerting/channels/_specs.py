@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from watchkeeper import errors
@@ -33,7 +33,22 @@ class _Spec(BaseModel):
     timeout_s: float = Field(10.0, gt=0, le=120)
 
 
-class WebhookSpec(_Spec):
+def _check_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")) or len(value) < 10:
+        raise ValueError("must be an http:// or https:// URL")
+    return value
+
+
+class _UrlChecks(_Spec):
+    # Every URL-like field of every spec; a typo is a config error, not a delivery to retry.
+    @field_validator("url", "webhook_url", "api_base", check_fields=False)
+    @classmethod
+    def _url(cls, value: SecretStr | str) -> SecretStr | str:
+        _check_url(value.get_secret_value() if isinstance(value, SecretStr) else value)
+        return value
+
+
+class WebhookSpec(_UrlChecks):
     """Generic webhook: our JSON body, HMAC-signed when `secret` is set."""
 
     type: Literal["webhook"] = "webhook"
@@ -42,7 +57,7 @@ class WebhookSpec(_Spec):
     headers: dict[str, str] = {}
 
 
-class SlackSpec(_Spec):
+class SlackSpec(_UrlChecks):
     """Slack incoming webhook."""
 
     type: Literal["slack"] = "slack"
@@ -50,7 +65,7 @@ class SlackSpec(_Spec):
     channel: str | None = None  # only legacy webhooks honour an override
 
 
-class TelegramSpec(_Spec):
+class TelegramSpec(_UrlChecks):
     """Telegram Bot API sendMessage."""
 
     type: Literal["telegram"] = "telegram"
@@ -61,7 +76,7 @@ class TelegramSpec(_Spec):
     disable_notification: bool = False
 
 
-class PagerDutySpec(_Spec):
+class PagerDutySpec(_UrlChecks):
     """PagerDuty Events API v2."""
 
     type: Literal["pagerduty"] = "pagerduty"
@@ -72,7 +87,7 @@ class PagerDutySpec(_Spec):
     group: str | None = None
 
 
-class GoogleChatSpec(_Spec):
+class GoogleChatSpec(_UrlChecks):
     """Google Chat incoming webhook, one thread per alert."""
 
     type: Literal["google_chat"] = "google_chat"
@@ -80,7 +95,7 @@ class GoogleChatSpec(_Spec):
     cards: bool = True  # cardsV2 message; False sends formatted text only
 
 
-class TeamsSpec(_Spec):
+class TeamsSpec(_UrlChecks):
     """Microsoft Teams via a Workflows (Power Automate) webhook, as an Adaptive Card."""
 
     type: Literal["teams"] = "teams"
@@ -102,7 +117,7 @@ class EmailSpec(_Spec):
     subject_prefix: str = "[Watchkeeper]"
 
 
-class AlertmanagerSpec(_Spec):
+class AlertmanagerSpec(_UrlChecks):
     """Prometheus Alertmanager `POST /api/v2/alerts`."""
 
     type: Literal["alertmanager"] = "alertmanager"
