@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from watchkeeper.ui import CLIENT_ROUTES, mount_ui
+from watchkeeper.ui import CLIENT_ROUTES, STATIC_DIR, mount_ui
 
 from .conftest import Server
 
@@ -70,3 +72,19 @@ def test_mounting_first_does_not_shadow_routes_added_later() -> None:
     assert client.get("/traces").headers["content-type"].startswith("text/html")
     assert "/" in CLIENT_ROUTES
     assert all(not p.startswith(("/api", "/v1", "/metrics", "/docs")) for p in CLIENT_ROUTES)
+
+
+def test_every_module_is_preloaded_and_every_preload_exists() -> None:
+    index = (STATIC_DIR / "index.html").read_text()
+    preloaded = set(re.findall(r'rel="modulepreload" href="/ui/([^"]+)"', index))
+    modules = {str(p.relative_to(STATIC_DIR)) for p in STATIC_DIR.rglob("*.js")}
+    assert preloaded == modules - {"js/app.js"}
+
+
+def test_no_asset_is_fetched_from_another_origin() -> None:
+    for path in STATIC_DIR.rglob("*"):
+        if path.suffix in {".html", ".js", ".css"}:
+            text = path.read_text()
+            assert not re.search(
+                r"(src|href)=\"https?://|url\(https?://|import .* from \"https?://", text
+            ), path

@@ -48,18 +48,18 @@ async function renderSlo(el, slo, signal) {
   const chartBox = h("div", { class: "chart-box" });
   const tone = remaining < 0 ? "bad" : remaining < 0.25 ? "warn" : "ok";
   mount(el, card(pick(detail, "name", "id"), h("div", { class: "grid slo-grid" },
-    h("div", { class: "span-4" },
+    h("div", { class: "span-5" },
       h("div", { class: "stats" },
         stat("Objective", fmt.pct(obj, 2)),
         stat("Current", Number.isFinite(sli) ? fmt.pct(sli, 3) : "–", { tone: Number.isFinite(sli) && obj !== null && sli < obj ? "bad" : "ok" }),
-        stat("Budget left", Number.isFinite(remaining) ? fmt.pct(remaining, 1) : "–", { tone, testid: "budget-remaining" })),
+        stat("Budget left", Number.isFinite(remaining) ? budgetText(remaining) : "–", { tone, testid: "budget-remaining" })),
       h("h3", {}, "Definition"),
       kv([["SLI", sliText(detail)],
         ["Period", pick(detail, "period", "window_s") != null ? fmt.seconds(Number(pick(detail, "period", "window_s"))) : null],
         ["Requests", pick(detail, "total") != null ? `${fmt.int(pick(detail, "total"))} (${fmt.int(pick(detail, "bad"))} bad)` : null],
         ["Filters", filtersText(pick(detail, "filters", "filter"))]]),
       burnTable(burn)),
-    h("div", { class: "span-8" }, h("h3", {}, "Error budget burn-down"), chartBox)),
+    h("div", { class: "span-7" }, h("h3", {}, "Error budget burn-down"), chartBox)),
   { subtitle: pick(detail, "description") || null, actions: remaining < 0 ? badge("budget exhausted", "bad") : null }));
   const series = pick(detail, "burn_down", "burndown", "series", "budget_series") || [];
   const pts = series.map((p) => Array.isArray(p) ? { t: toMs(p[0]), v: p[1] } : { t: toMs(pick(p, "t", "time", "ts")), v: pick(p, "budget_remaining", "remaining", "value", "v") })
@@ -67,10 +67,19 @@ async function renderSlo(el, slo, signal) {
     .map((p) => ({ t: p.t, v: Number(p.v) }));
   if (!pts.length) return mount(chartBox, h("div", { class: "chart-empty" }, "No burn-down series yet"));
   const stepMs = pts.length > 1 ? pts[1].t - pts[0].t : 3600e3;
-  chart.timeChart(chartBox, { times: pts.map((p) => p.t), stepMs, start: pts[0].t, end: pts.at(-1).t + stepMs, kind: "area",
+  // The axis spans the SLO's whole period, so the burn-down reads against the time left.
+  const periodMs = Number(pick(detail, "period", "window_s")) * 1000 || null;
+  const end = Math.max(Date.now(), pts.at(-1).t + stepMs);
+  const start = periodMs ? Math.min(end - periodMs, pts[0].t) : pts[0].t;
+  chart.timeChart(chartBox, { times: pts.map((p) => p.t), stepMs, start, end, kind: "area",
     label: "Error budget remaining", yFormat: (v) => fmt.pct(v, 0), tipFormat: (v) => fmt.pct(v, 2),
     markers: [{ value: 0, label: "budget exhausted" }],
     series: [{ name: "budget remaining", color: cssVar(remaining < 0 ? "--c-bad" : "--c-1"), values: pts.map((p) => Math.max(p.v, 0)) }] });
+}
+
+/** Budget left as a percentage; whole numbers once it is far overspent (-2523%). */
+export function budgetText(v) {
+  return fmt.pct(v, Math.abs(v) >= 10 ? 0 : 1);
 }
 
 function sliText(slo) {
@@ -97,7 +106,7 @@ function burnTable(burn) {
     return long != null ? `${fmt.seconds(long)} / ${fmt.seconds(pick(b, "short_window_s"))}` : String(pick(b, "window", "name") ?? "–");
   };
   return [h("h3", {}, "Burn rates"), h("table", { class: "attr-table burn-table" },
-    h("thead", {}, h("tr", {}, ["Windows", "Long", "Short", "Alert at"].map((c) => h("th", {}, c)))),
+    h("thead", {}, h("tr", {}, ["Windows", "Long", "Short", "Alert at", ""].map((c) => h("th", {}, c)))),
     h("tbody", {}, rows.map((b) => {
       const factor = pick(b, "factor", "threshold");
       const long = pick(b, "long_burn_rate", "rate", "burn_rate", "value");
@@ -106,6 +115,8 @@ function burnTable(burn) {
       return h("tr", {}, h("td", {}, win(b)),
         h("td", {}, h("b", { class: over(long) ? "n-bad" : null }, rate(long))),
         h("td", {}, h("b", { class: over(short) ? "n-bad" : null }, rate(short))),
-        h("td", {}, factor != null ? `${factor}×` : "–", " ", pick(b, "firing") ? badge("firing", "bad") : pick(b, "severity") ? badge(pick(b, "severity")) : null));
+        h("td", { title: pick(b, "severity") ? `pages as ${pick(b, "severity")}` : null }, factor != null ? `${factor}×` : "–",
+          pick(b, "severity") ? h("span", { class: "sub" }, ` ${pick(b, "severity")}`) : null),
+        h("td", {}, pick(b, "firing") ? badge("firing", "bad") : badge("ok", "ok")));
     })))];
 }
