@@ -24,7 +24,7 @@ from watchkeeper.sdk import _runtime
 from watchkeeper.sdk._safe import report_failure
 from watchkeeper.sdk._span import ObservedSpan, start_span, to_text
 
-_WRAPPED = "__watchkeeper_wrapped__"
+WRAPPED = "__watchkeeper_wrapped__"
 #: The LLM span of the call in progress (hooks add attempts to it; nested wrappers pass through).
 _CALL: ContextVar[ObservedSpan | None] = ContextVar("watchkeeper_llm_call", default=None)
 
@@ -122,7 +122,7 @@ def end_with_error(obs: ObservedSpan, exc: BaseException) -> None:
     obs.end(exc)
 
 
-def _begin(adapter: Adapter, kwargs: Mapping[str, Any]) -> ObservedSpan | None:
+def begin_call(adapter: Adapter, kwargs: Mapping[str, Any]) -> ObservedSpan | None:
     """Start the call's span, or None when the SDK is off or this call is already traced."""
     rt = _runtime.current()
     if rt is None or _CALL.get() is not None:
@@ -160,7 +160,7 @@ def _safe_chunk(adapter: Adapter, state: StreamState, chunk: Any) -> None:
         report_failure(f"{adapter.provider}.chunk", exc)
 
 
-class _StreamTracker:
+class StreamTracker:
     """Ends a stream's span once: when it is exhausted, fails, or is closed early."""
 
     def __init__(self, obs: ObservedSpan, adapter: Adapter, t0: float) -> None:
@@ -192,7 +192,7 @@ class _StreamTracker:
         self.obs.end()
 
 
-def _wrap_sync_stream(stream: Any, tracker: _StreamTracker) -> Any:
+def trace_sync_stream(stream: Any, tracker: StreamTracker) -> Any:
     """Trace a client Stream in place (same object and type): its iterator and `close`."""
     inner: Iterator[Any] = stream._iterator
 
@@ -222,7 +222,7 @@ def _wrap_sync_stream(stream: Any, tracker: _StreamTracker) -> Any:
     return stream
 
 
-def _wrap_async_stream(stream: Any, tracker: _StreamTracker) -> Any:
+def trace_async_stream(stream: Any, tracker: StreamTracker) -> Any:
     """Trace a client AsyncStream in place: its async iterator and `close`."""
     inner: AsyncIterator[Any] = stream._iterator
 
@@ -261,25 +261,22 @@ def wrap_sync(fn: Callable[..., Any], adapter: Adapter) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        obs = _begin(adapter, kwargs)
+        obs = begin_call(adapter, kwargs)
         if obs is None:
             return fn(*args, **kwargs)
         t0 = time.perf_counter()
-        token, call = obs.attach(), _CALL.set(obs)
         try:
-            result = fn(*args, **kwargs)
+            with active_call(obs):
+                result = fn(*args, **kwargs)
         except BaseException as exc:
             end_with_error(obs, exc)
             raise
-        finally:
-            _CALL.reset(call)
-            _detach(token)
         if kwargs.get("stream") and _is_stream(result):
-            return _wrap_sync_stream(result, _StreamTracker(obs, adapter, t0))
+            return trace_sync_stream(result, StreamTracker(obs, adapter, t0))
         _complete(obs, adapter, result)
         return result
 
-    setattr(wrapper, _WRAPPED, True)
+    setattr(wrapper, WRAPPED, True)
     return wrapper
 
 
@@ -288,26 +285,34 @@ def wrap_async(fn: Callable[..., Any], adapter: Adapter) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        obs = _begin(adapter, kwargs)
+        obs = begin_call(adapter, kwargs)
         if obs is None:
             return await fn(*args, **kwargs)
         t0 = time.perf_counter()
-        token, call = obs.attach(), _CALL.set(obs)
         try:
-            result = await fn(*args, **kwargs)
+            with active_call(obs):
+                result = await fn(*args, **kwargs)
         except BaseException as exc:
             end_with_error(obs, exc)
             raise
-        finally:
-            _CALL.reset(call)
-            _detach(token)
         if kwargs.get("stream") and _is_stream(result):
-            return _wrap_async_stream(result, _StreamTracker(obs, adapter, t0))
+            return trace_async_stream(result, StreamTracker(obs, adapter, t0))
         _complete(obs, adapter, result)
         return result
 
-    setattr(wrapper, _WRAPPED, True)
+    setattr(wrapper, WRAPPED, True)
     return wrapper
+
+
+@contextlib.contextmanager
+def active_call(obs: ObservedSpan) -> Iterator[None]:
+    """Make `obs` the current span (and the call attempts are added to) while it runs."""
+    token, call = obs.attach(), _CALL.set(obs)
+    try:
+        yield
+    finally:
+        _CALL.reset(call)
+        _detach(token)
 
 
 def _detach(token: object) -> None:
@@ -358,7 +363,7 @@ def hook_attempts(client: Any) -> None:
 def patch_method(owner: Any, adapter: Adapter, is_async: bool) -> bool:
     """Replace `owner.create` (an instance or a class) with its traced version, once."""
     original = getattr(owner, "create", None)
-    if original is None or getattr(original, _WRAPPED, False):
+    if original is None or getattr(original, WRAPPED, False):
         return False
     wrapped = wrap_async(original, adapter) if is_async else wrap_sync(original, adapter)
     setattr(owner, "create", wrapped)  # noqa: B010 - the attribute is patched on purpose
@@ -366,12 +371,15 @@ def patch_method(owner: Any, adapter: Adapter, is_async: bool) -> bool:
 
 
 def instrument_resources(
-    target: Any, resources: Mapping[str, tuple[str, str, str, Adapter]], provider: str
+    target: Any,
+    resources: Mapping[str, tuple[str, str, str, Adapter]],
+    provider: str,
+    extra: Callable[[Any], None] | None = None,
 ) -> Any:
     """Patch a client instance, a client class or the module (every client of the provider).
 
     `resources` maps an attribute path on a client (e.g. "chat.completions") to the module and
-    the sync/async class names of that resource, and its adapter.
+    the sync/async class names of that resource, and its adapter; `extra` patches more.
     """
     try:
         if isinstance(target, type) or hasattr(target, "__path__"):
@@ -379,43 +387,50 @@ def instrument_resources(
                 module = importlib.import_module(module_name)
                 patch_method(getattr(module, sync_name), adapter, is_async=False)
                 patch_method(getattr(module, async_name), adapter, is_async=True)
+            if extra is not None:
+                extra(target)
             return target
         for path, (_, _, _, adapter) in resources.items():
             owner = functools.reduce(getattr, path.split("."), target)
             patch_method(owner, adapter, type(owner).__name__.startswith("Async"))
         hook_attempts(target)
-        _trace_copies(target, resources, provider)
+        if extra is not None:
+            extra(target)
+        _trace_copies(target, resources, provider, extra)
     except Exception as exc:
         report_failure(f"instrument_{provider}", exc)
     return target
 
 
 def _trace_copies(
-    client: Any, resources: Mapping[str, tuple[str, str, str, Adapter]], provider: str
+    client: Any,
+    resources: Mapping[str, tuple[str, str, str, Adapter]],
+    provider: str,
+    extra: Callable[[Any], None] | None,
 ) -> None:
     """Make `client.with_options(...)` / `client.copy(...)` return traced clients too."""
     for name in ("copy", "with_options"):
         method = getattr(client, name, None)
-        if method is None or getattr(method, _WRAPPED, False):
+        if method is None or getattr(method, WRAPPED, False):
             continue
 
         def traced_copy(*args: Any, _m: Any = method, **kwargs: Any) -> Any:
-            return instrument_resources(_m(*args, **kwargs), resources, provider)
+            return instrument_resources(_m(*args, **kwargs), resources, provider, extra)
 
-        setattr(traced_copy, _WRAPPED, True)
+        setattr(traced_copy, WRAPPED, True)
         setattr(client, name, traced_copy)
 
 
 # --- OpenAI ---------------------------------------------------------------------------------
 
 
-def _get(obj: Any, name: str) -> Any:
+def get_field(obj: Any, name: str) -> Any:
     if isinstance(obj, Mapping):
         return obj.get(name)
     return getattr(obj, name, None)
 
 
-def _int(value: Any) -> int | None:
+def as_int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
@@ -423,7 +438,7 @@ def messages_to_semconv(messages: Any) -> list[dict[str, Any]]:
     """Chat messages as GenAI semconv input messages: role and text/other parts."""
     out: list[dict[str, Any]] = []
     for m in messages if isinstance(messages, list | tuple) else []:
-        role, content = _get(m, "role"), _get(m, "content")
+        role, content = get_field(m, "role"), get_field(m, "content")
         if isinstance(content, str):
             parts: list[dict[str, Any]] = [{"type": "text", "content": content}]
         else:
@@ -438,15 +453,15 @@ def tool_part(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
 
 
 def _part(block: Any) -> dict[str, Any]:
-    kind = _get(block, "type") or "unknown"
-    text = _get(block, "text")
+    kind = get_field(block, "type") or "unknown"
+    text = get_field(block, "text")
     if isinstance(text, str):
         return {"type": "text", "content": text}
     return {"type": str(kind)}
 
 
-def _request_params(kwargs: Mapping[str, Any], *max_names: str) -> dict[str, Any]:
-    max_tokens = next((kwargs[n] for n in max_names if _int(kwargs.get(n)) is not None), None)
+def request_params(kwargs: Mapping[str, Any], *max_names: str) -> dict[str, Any]:
+    max_tokens = next((kwargs[n] for n in max_names if as_int(kwargs.get(n)) is not None), None)
     return {
         c.GEN_AI_REQUEST_MODEL: kwargs.get("model"),
         c.GEN_AI_REQUEST_TEMPERATURE: _number(kwargs.get("temperature")),
@@ -465,21 +480,21 @@ def _openai_usage(usage: Any) -> dict[str, int | None]:
     """Chat (prompt/completion) or Responses (input/output) usage, provider-neutral."""
     if usage is None:
         return {}
-    prompt = _int(_get(usage, "prompt_tokens"))
-    if prompt is not None or _int(_get(usage, "completion_tokens")) is not None:
+    prompt = as_int(get_field(usage, "prompt_tokens"))
+    if prompt is not None or as_int(get_field(usage, "completion_tokens")) is not None:
         details_in, details_out = "prompt_tokens_details", "completion_tokens_details"
-        tokens_in, tokens_out = prompt, _int(_get(usage, "completion_tokens"))
+        tokens_in, tokens_out = prompt, as_int(get_field(usage, "completion_tokens"))
     else:
         details_in, details_out = "input_tokens_details", "output_tokens_details"
         tokens_in, tokens_out = (
-            _int(_get(usage, "input_tokens")),
-            _int(_get(usage, "output_tokens")),
+            as_int(get_field(usage, "input_tokens")),
+            as_int(get_field(usage, "output_tokens")),
         )
     return {
         "input": tokens_in,
         "output": tokens_out,
-        "cache_read": _int(_get(_get(usage, details_in), "cached_tokens")),
-        "reasoning": _int(_get(_get(usage, details_out), "reasoning_tokens")),
+        "cache_read": as_int(get_field(get_field(usage, details_in), "cached_tokens")),
+        "reasoning": as_int(get_field(get_field(usage, details_out), "reasoning_tokens")),
     }
 
 
@@ -489,40 +504,44 @@ class ChatCompletions:
     provider, kind = "openai", "llm"
 
     def request(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        return _request_params(kwargs, "max_completion_tokens", "max_tokens")
+        return request_params(kwargs, "max_completion_tokens", "max_tokens")
 
     def input(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         return {c.GEN_AI_INPUT_MESSAGES: messages_to_semconv(kwargs.get("messages"))}
 
     def response(self, obs: ObservedSpan, result: Any) -> list[dict[str, Any]] | None:
-        choices = _get(result, "choices") or []
-        finish = [str(f) for f in (_get(ch, "finish_reason") for ch in choices) if f]
+        choices = get_field(result, "choices") or []
+        finish = [str(f) for f in (get_field(ch, "finish_reason") for ch in choices) if f]
         record_response_basics(
-            obs, self.provider, _get(result, "id"), _get(result, "model"), finish
+            obs, self.provider, get_field(result, "id"), get_field(result, "model"), finish
         )
-        record_usage(obs, _openai_usage(_get(result, "usage")))
+        record_usage(obs, _openai_usage(get_field(result, "usage")))
         output = []
         for ch in choices:
-            content = _get(_get(ch, "message"), "content")
+            content = get_field(get_field(ch, "message"), "content")
             parts = [{"type": "text", "content": content}] if isinstance(content, str) else []
-            for call in _get(_get(ch, "message"), "tool_calls") or []:
-                fn = _get(call, "function")
-                parts.append(tool_part(_get(call, "id"), _get(fn, "name"), _get(fn, "arguments")))
-            finish_reason = _get(ch, "finish_reason")
+            for call in get_field(get_field(ch, "message"), "tool_calls") or []:
+                fn = get_field(call, "function")
+                parts.append(
+                    tool_part(
+                        get_field(call, "id"), get_field(fn, "name"), get_field(fn, "arguments")
+                    )
+                )
+            finish_reason = get_field(ch, "finish_reason")
             output.append({"role": "assistant", "parts": parts, "finish_reason": finish_reason})
         return output
 
     def chunk(self, state: StreamState, chunk: Any) -> None:
-        state.response_id = state.response_id or _get(chunk, "id")
-        state.response_model = state.response_model or _get(chunk, "model")
-        for ch in _get(chunk, "choices") or []:
-            text = _get(_get(ch, "delta"), "content")
+        state.response_id = state.response_id or get_field(chunk, "id")
+        state.response_model = state.response_model or get_field(chunk, "model")
+        for ch in get_field(chunk, "choices") or []:
+            text = get_field(get_field(ch, "delta"), "content")
             if isinstance(text, str):
                 state.text.append(text)
-            if _get(ch, "finish_reason"):
-                state.finish_reasons.append(str(_get(ch, "finish_reason")))
-        if _get(chunk, "usage") is not None:
-            state.usage = _openai_usage(_get(chunk, "usage"))
+            if get_field(ch, "finish_reason"):
+                state.finish_reasons.append(str(get_field(ch, "finish_reason")))
+        if get_field(chunk, "usage") is not None:
+            state.usage = _openai_usage(get_field(chunk, "usage"))
 
 
 class Responses:
@@ -531,7 +550,7 @@ class Responses:
     provider, kind = "openai", "llm"
 
     def request(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        return _request_params(kwargs, "max_output_tokens")
+        return request_params(kwargs, "max_output_tokens")
 
     def input(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         value = kwargs.get("input")
@@ -542,12 +561,12 @@ class Responses:
         }
 
     def response(self, obs: ObservedSpan, result: Any) -> list[dict[str, Any]] | None:
-        status = _get(result, "status")
+        status = get_field(result, "status")
         finish = [str(status)] if status else []
         record_response_basics(
-            obs, self.provider, _get(result, "id"), _get(result, "model"), finish
+            obs, self.provider, get_field(result, "id"), get_field(result, "model"), finish
         )
-        record_usage(obs, _openai_usage(_get(result, "usage")))
+        record_usage(obs, _openai_usage(get_field(result, "usage")))
         text = getattr(result, "output_text", None)
         if not isinstance(text, str):
             return None
@@ -555,16 +574,16 @@ class Responses:
                  "finish_reason": status}]  # fmt: skip
 
     def chunk(self, state: StreamState, event: Any) -> None:
-        kind = _get(event, "type")
-        if kind == "response.output_text.delta" and isinstance(_get(event, "delta"), str):
-            state.text.append(_get(event, "delta"))
+        kind = get_field(event, "type")
+        if kind == "response.output_text.delta" and isinstance(get_field(event, "delta"), str):
+            state.text.append(get_field(event, "delta"))
         elif kind in ("response.completed", "response.incomplete", "response.failed"):
-            response = _get(event, "response")
-            state.response_id = _get(response, "id")
-            state.response_model = _get(response, "model")
-            if _get(response, "status"):
-                state.finish_reasons = [str(_get(response, "status"))]
-            state.usage = _openai_usage(_get(response, "usage"))
+            response = get_field(event, "response")
+            state.response_id = get_field(response, "id")
+            state.response_model = get_field(response, "model")
+            if get_field(response, "status"):
+                state.finish_reasons = [str(get_field(response, "status"))]
+            state.usage = _openai_usage(get_field(response, "usage"))
 
 
 class Embeddings:
@@ -575,18 +594,18 @@ class Embeddings:
     def request(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         return {
             c.GEN_AI_REQUEST_MODEL: kwargs.get("model"),
-            c.GEN_AI_EMBEDDINGS_DIMENSION_COUNT: _int(kwargs.get("dimensions")),
+            c.GEN_AI_EMBEDDINGS_DIMENSION_COUNT: as_int(kwargs.get("dimensions")),
         }
 
     def input(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         return {c.WK_INPUT: kwargs.get("input")}
 
     def response(self, obs: ObservedSpan, result: Any) -> list[dict[str, Any]] | None:
-        record_response_basics(obs, self.provider, None, _get(result, "model"), [])
-        usage = _get(result, "usage")
-        obs.set_usage(input_tokens=_int(_get(usage, "prompt_tokens")))
-        data = _get(result, "data") or []
-        vector = _get(data[0], "embedding") if data else None
+        record_response_basics(obs, self.provider, None, get_field(result, "model"), [])
+        usage = get_field(result, "usage")
+        obs.set_usage(input_tokens=as_int(get_field(usage, "prompt_tokens")))
+        data = get_field(result, "data") or []
+        vector = get_field(data[0], "embedding") if data else None
         if isinstance(vector, list):
             obs.set({c.GEN_AI_EMBEDDINGS_DIMENSION_COUNT: len(vector)})
         return None

@@ -127,3 +127,41 @@ def test_spans_nest_under_the_apps_span(sdk: Sdk, anthropic_server: FakeServer) 
     llm, parent = sdk.spans()
     assert llm.parent is not None and llm.parent.span_id == parent.context.span_id
     assert format(llm.context.trace_id, "032x") == outer.trace_id
+
+
+def test_stream_helper_is_traced(sdk_capture: Sdk, anthropic_server: FakeServer) -> None:
+    with client(anthropic_server).messages.stream(
+        model="claude-sonnet-4", max_tokens=100, messages=MSG
+    ) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    [span] = sdk_capture.spans()
+    a = attrs(span)
+    assert a[c.GEN_AI_RESPONSE_ID] == final.id and a[c.WK_LLM_STREAMING] is True
+    assert a[c.GEN_AI_USAGE_OUTPUT_TOKENS] == final.usage.output_tokens
+    assert json.loads(a[c.GEN_AI_OUTPUT_MESSAGES])[0]["parts"][0]["content"] == text
+    assert "gen_ai.stream.closed" not in [e.name for e in span.events]
+
+
+async def test_async_stream_helper_left_early_still_ends(
+    sdk: Sdk, anthropic_server: FakeServer
+) -> None:
+    async with aclient(anthropic_server).messages.stream(
+        model="claude-sonnet-4", max_tokens=100, messages=MSG
+    ) as stream:
+        async for _ in stream:
+            break
+    [span] = sdk.spans()
+    assert "gen_ai.stream.closed" in [e.name for e in span.events]
+    assert attrs(span)[c.WK_LLM_TIME_TO_FIRST_CHUNK_S] > 0
+
+
+def test_stream_helper_error_passes_through(sdk: Sdk, anthropic_server: FakeServer) -> None:
+    manager = client(anthropic_server).messages.stream(
+        model="claude-sonnet-4", max_tokens=10, messages=MSG,
+        extra_headers={"x-fake-status": "500"},
+    )  # fmt: skip
+    with pytest.raises(anthropic.InternalServerError), manager:
+        pass
+    [span] = sdk.spans()
+    assert attrs(span)[c.WK_OUTCOME] == "error" and attrs(span)[c.HTTP_RESPONSE_STATUS_CODE] == 500

@@ -227,3 +227,18 @@ async def test_call_cancelled_by_a_deadline_is_a_timeout(
     a = attrs(span)
     assert a[c.WK_OUTCOME] == "timeout" and a[c.ERROR_TYPE] == "cancelled"
     assert span.status.status_code is StatusCode.ERROR
+
+
+def test_chat_stream_helper_goes_through_the_traced_create(
+    sdk: Sdk, openai_server: FakeServer
+) -> None:
+    with client(openai_server).chat.completions.stream(
+        model="gpt-4o-mini", messages=MSG, stream_options={"include_usage": True}
+    ) as stream:
+        final = stream.get_final_completion()
+    [span] = sdk.spans()
+    a = attrs(span)
+    assert a[c.GEN_AI_RESPONSE_ID] == final.id and a[c.WK_LLM_STREAMING] is True
+    assert (
+        final.usage is not None and a[c.GEN_AI_USAGE_OUTPUT_TOKENS] == final.usage.completion_tokens
+    )
