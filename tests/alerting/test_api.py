@@ -144,6 +144,8 @@ def test_alerts_history_and_notifications(client: TestClient, receiver: Receiver
     assert sorted(firing) == expected
     timeouts = firing["high-timeout-rate"]
     assert timeouts["labels"]["service"] == "chat" and len(timeouts["trace_ids"]) == 5
+    assert timeouts["severity"] == "critical" and timeouts["value"] == pytest.approx(0.5)
+    assert timeouts["summary"] == "high-timeout-rate: 50% > 10%"  # the default template
     history = client.get("/api/v1/alerts/history").json()["items"]
     assert sorted(h["rule_id"] for h in history if h["event"] == "firing") == expected
     assert client.get("/api/v1/alerts?state=pending").json()["items"] == []

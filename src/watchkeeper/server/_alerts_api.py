@@ -15,8 +15,10 @@ from fastapi.responses import JSONResponse
 from watchkeeper.alerting import AlertingEngine, Rule, parse_rule
 from watchkeeper.alerting import _repo as repo
 from watchkeeper.alerting._config import parse_silence, rule_to_data
+from watchkeeper.alerting._notify import render_summary
 from watchkeeper.alerting._policy import Silence
 from watchkeeper.alerting._slo import burn_rules, slo_status
+from watchkeeper.alerting._state import AlertState
 from watchkeeper.errors import NotFound, ValidationError
 from watchkeeper.server._services import current_project, services
 
@@ -172,13 +174,27 @@ def list_alerts(
 ) -> dict[str, Any]:
     """Current alerts (pending, firing, recently resolved) of the project."""
     engine = _engine(request)
+    rules = {r.id: r for r in engine.rules(project)}
     items = [
-        {**dataclasses.asdict(s), "labels": dict(s.labels)}
+        _alert_json(s, rules.get(s.rule_id))
         for s in engine.evaluator.states()
         if s.project == project and (state is None or s.status == state)
     ]
     items.sort(key=lambda s: (s["status"] != "firing", -(s["firing_since"] or 0.0)))
     return {"items": items}
+
+
+def _alert_json(state: AlertState, rule: Rule | None) -> dict[str, Any]:
+    out = {**dataclasses.asdict(state), "labels": dict(state.labels)}
+    if rule is not None:
+        out.update(
+            rule_name=rule.title,
+            severity=rule.severity,
+            kind=rule.kind,
+            comparison=rule.comparison,
+            summary=render_summary(rule, state),
+        )
+    return out
 
 
 @router.get("/alerts/history")
