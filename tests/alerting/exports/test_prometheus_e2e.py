@@ -1,4 +1,4 @@
-"""The real Prometheus scrapes our metric names, loads the exported rules, and fires them."""
+"""Real Prometheus scrapes the server's span metrics, loads the exported rules, fires them."""
 
 from __future__ import annotations
 
@@ -12,45 +12,53 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, start_http_server
 
 from tests.alerting.exports._inputs import ALL_RULES, AVAILABILITY, LATENCY
 from tests.alerting.exports.conftest import tool
 from watchkeeper.alerting.exports import prometheus_rules_files
-from watchkeeper.alerting.exports._promql import SPAN_DURATION_BUCKETS
+from watchkeeper.model import SpanBatch, SpanRow
+from watchkeeper.server._span_metrics import SpanMetrics
 
 LIMIT_S = 90.0
 
 
 class App:
-    """A /metrics endpoint with the server's span-derived metrics, driven into a bad state."""
+    """The server's own span-derived metrics on /metrics, fed spans that breach every rule."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        labels = ["project", "service", "operation", "outcome"]
-        self.spans = Counter("watchkeeper_spans", "spans", labels, registry=self.registry)
-        self.duration = Histogram(
-            "watchkeeper_span_duration_seconds",
-            "duration",
-            ["project", "service", "operation"],
-            buckets=SPAN_DURATION_BUCKETS,
-            registry=self.registry,
-        )
-        self.cost = Counter(
-            "watchkeeper_cost_usd", "cost", ["project", "service", "model"], registry=self.registry
-        )
+        self.metrics = SpanMetrics(self.registry)
         self.stop = threading.Event()
         self.server, _ = start_http_server(0, addr="127.0.0.1", registry=self.registry)
         self.port = self.server.server_port
         self.thread = threading.Thread(target=self._drive, daemon=True)
 
     def _drive(self) -> None:
-        # Half the calls fail and each costs 0.5 USD: every rule below is breached.
+        # Half the model calls fail, each takes 9 s and costs 0.5 USD.
+        n = 0
         while not self.stop.wait(0.05):
-            self.spans.labels("default", "chat", "llm", "success").inc()
-            self.spans.labels("default", "chat", "llm", "error").inc()
-            self.duration.labels("default", "chat", "llm").observe(9.0)
-            self.cost.labels("default", "chat", "gpt-4o").inc(0.5)
+            spans = [self._span(n := n + 1, outcome) for outcome in ("success", "error")]
+            self.metrics.observe(SpanBatch(spans=spans))
+
+    @staticmethod
+    def _span(n: int, outcome: str) -> SpanRow:
+        return SpanRow(
+            project="default",
+            trace_id=f"{n:032x}",
+            span_id=f"{n:016x}",
+            parent_span_id="",
+            name="chat gpt-4o",
+            start_ns=n,
+            duration_ns=9_000_000_000,
+            service="chat",
+            operation="llm",
+            outcome=outcome,
+            request_model="gpt-4o",
+            cost_usd=0.5,
+            input_tokens=100,
+            output_tokens=50,
+        )
 
     def close(self) -> None:
         self.stop.set()
