@@ -160,3 +160,27 @@ def _unix(rfc3339: str) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
+
+
+def test_report_cli_asks_the_running_server(tmp_path: Path, capsys: Any) -> None:
+    from watchkeeper.alerting import report_main
+
+    slo = {"id": "e2e-avail", "name": "E2E availability", "objective": "99%"}
+    config = tmp_path / "wk.yaml"
+    config.write_text(yaml.safe_dump({"alerting": {"starter_rules": False, "slos": [slo]}}))
+    server = ServerProcess(tmp_path / "data", None, "--config", str(config)).start()
+    try:
+        send(server.url, make_spans(40, timeouts=4))
+        deadline = time.monotonic() + 15
+        out = ""
+        while time.monotonic() < deadline and "Requests     40" not in out:
+            assert report_main(["--url", server.url, "--format", "text"]) == 0
+            out = capsys.readouterr().out
+            time.sleep(0.2)
+        assert "Requests     40" in out and "Timeouts     4 (10.00%)" in out
+        assert "E2E availability: SLI 90.00% (objective 99.00%), budget left -900.00%" in out
+        # The store file is locked by the server: the direct mode says what to do instead.
+        assert report_main(["--data-dir", str(tmp_path / "data")]) == 1
+        assert "--url" in capsys.readouterr().err
+    finally:
+        server.stop()

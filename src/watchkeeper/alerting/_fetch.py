@@ -46,8 +46,8 @@ SHARED_LIMIT = 200  # groups of a shared breakdown (service and model are low-ca
 _SHARED = (("services", "service"),)
 
 
-class Reader(Protocol):
-    """The part of the `Store` a rule's queries use."""
+class SummaryReader(Protocol):
+    """Summaries and breakdowns: what SLO windows and digests read."""
 
     def summary(self, f: SpanFilter, last_n: int | None = None) -> Summary:
         """See `Store.summary`."""
@@ -58,6 +58,10 @@ class Reader(Protocol):
     ) -> list[Group]:
         """See `Store.breakdown`."""
         ...
+
+
+class Reader(SummaryReader, Protocol):
+    """The part of the `Store` a rule's queries use."""
 
     def scores_summary(self, f: SpanFilter, name: str | None = None) -> list[ScoreSummary]:
         """See `Store.scores_summary`."""
@@ -179,7 +183,7 @@ def _metric(s: Summary, metric: str) -> float:
     return float(getattr(s, metric))
 
 
-def slo_window(store: Reader, slo: Slo, start_s: float, end_s: float) -> Window:
+def slo_window(store: SummaryReader, slo: Slo, start_s: float, end_s: float) -> Window:
     """All and bad requests of an SLO's SLI over [start, end)."""
     f = span_filter(slo.project, slo.filters, start_s, end_s)
     s = store.summary(f)

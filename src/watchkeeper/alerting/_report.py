@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from watchkeeper.alerting._config import Filters, ReportSchedule, Slo
-from watchkeeper.alerting._fetch import slo_window, span_filter
+from watchkeeper.alerting._fetch import SummaryReader, slo_window, span_filter
 from watchkeeper.alerting._notification import Notification
 from watchkeeper.store._protocol import Group, Store, Summary
 
@@ -49,7 +49,7 @@ class Digest:
 
 
 def collect_digest(
-    store: Store, project: str, period: str, now: float, slos: Sequence[Slo] = ()
+    store: SummaryReader, project: str, period: str, now: float, slos: Sequence[Slo] = ()
 ) -> Digest:
     """Query the store for a digest of the `period` that ends at `now`."""
     from watchkeeper.alerting._slo import budget_remaining, sli
