@@ -183,9 +183,19 @@ def main() -> None:
     ap.add_argument("--spans-per-request", type=int, default=512)
     ap.add_argument("--workers", type=int, default=None, help="ingest.workers of the server")
     ap.add_argument("--url", help="an already running server (default: start one)")
+    ap.add_argument(
+        "--in-process",
+        choices=["null", "duckdb"],
+        help="no server: drive IngestService directly with this store (null = count only)",
+    )
     args = ap.parse_args()
     spans = 100_000 if args.quick else args.spans
     per = args.spans_per_request
+    if args.in_process:
+        from bench.ingest._inprocess import run
+
+        run(spans, per, args.in_process)
+        return
     total_requests = -(-spans // per)
     run_id = int(time.time()) & 0x7FFFFFFF
     bodies = [template(seed, per) for seed in range(8)]

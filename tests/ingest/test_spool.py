@@ -166,7 +166,7 @@ def test_service_replays_unstored_records_exactly_once(tmp_path: Path) -> None:
     restarted.start()
     try:
         assert restarted.flush(30)
-        assert restarted.backlog_bytes() == 0
+        assert restarted.backlog_bytes == 0
     finally:
         restarted.stop()
     assert store.count("default") == 9

@@ -110,9 +110,12 @@ class IngestService:
             clock=clock,
         )
         self._committer = GroupCommitter(self.spool, group_commit_s=self._cfg.group_commit_ms / 1e3)
-        self.metrics = IngestMetrics(registry, self.backlog_bytes, self.backlog_age_s)
+        self.metrics = IngestMetrics(
+            registry, lambda: self.backlog_bytes, lambda: self.backlog_age_s
+        )
         self._batches: queue.Queue[_Pending | None] = queue.Queue(maxsize=2)
         self._stopping = threading.Event()
+        self._failed = threading.Event()  # the processor stopped on an unexpected error
         self._cut_now = threading.Event()  # flush(): hand the partial batch over at once
         self._written = threading.Condition()
         self._threads: list[threading.Thread] = []
@@ -170,7 +173,7 @@ class IngestService:
         """Validate, spool durably, and return the counts; raises the errors of the route."""
         encoding = encoding_of(content_type)
         raw = decompress(body, content_encoding, self._cfg.max_body_bytes)
-        if self.backlog_bytes() > self._cfg.spool_max_backlog_bytes:
+        if self.backlog_bytes > self._cfg.spool_max_backlog_bytes:
             self.metrics.queue_drops.labels("spool_backlog").inc()
             raise Overloaded("ingest backlog is full; retry later", retry_after=2.0)
         checked = check(raw, encoding)
@@ -195,10 +198,12 @@ class IngestService:
 
     # --- backlog and flush ----------------------------------------------------------------
 
-    def backlog_bytes(self) -> float:
+    @property
+    def backlog_bytes(self) -> int:
         """Bytes spooled and not yet in the store."""
-        return float(self.spool.backlog_bytes()) if self._started else 0.0
+        return self.spool.backlog_bytes() if self._started else 0
 
+    @property
     def backlog_age_s(self) -> float:
         """Age of the oldest spooled request not yet in the store (0 when none)."""
         oldest = self.spool.oldest_unstored_ns() if self._started else None
@@ -206,11 +211,15 @@ class IngestService:
 
     def flush(self, timeout: float) -> bool:
         """Block until everything acknowledged so far is in the store; False on timeout."""
+        if not self._started:
+            return True  # nothing runs, so nothing acknowledged by this instance is pending
         target = self.spool.end
         deadline = time.monotonic() + timeout
         self._cut_now.set()
         with self._written:
             while not self.spool.is_stored(target):
+                if self._failed.is_set():
+                    return False
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -221,6 +230,14 @@ class IngestService:
     # --- processor thread -----------------------------------------------------------------
 
     def _process(self) -> None:
+        try:
+            self._process_loop()
+        except Exception:  # a corrupt spool segment: stop loudly, keep what is stored
+            log.critical("ingest processing stopped; spooled data is kept", exc_info=True)
+            self._failed.set()
+            self._batches.put(None)
+
+    def _process_loop(self) -> None:
         cursor = self.spool.checkpoint
         pending = _Pending(started=time.monotonic())
         wait_s = self._cfg.batch_max_wait_ms / 1e3
@@ -244,14 +261,15 @@ class IngestService:
         self._batches.put(None)
 
     def _add(self, pending: _Pending, rec: Record) -> None:
+        settings = Settings(rec.project, bool(rec.flags & FLAG_PROJECT_FROM_RESOURCE), self._pricer)
         try:
             decoded = decode(rec.body, "json" if rec.content_type == "json" else "protobuf")
-        except DecodeError:
-            log.exception("spool record at %s no longer decodes; skipped", rec.end)
-            self.metrics.spans_rejected.labels("undecodable_in_spool").inc()
-            decoded = Decoded()
-        settings = Settings(rec.project, bool(rec.flags & FLAG_PROJECT_FROM_RESOURCE), self._pricer)
-        batch, dropped = normalize(decoded.spans, settings, self._steps)
+            batch, dropped = normalize(decoded.spans, settings, self._steps)
+        except Exception as exc:  # one poisoned record must not stall everything behind it
+            log.exception("spool record before %s cannot be processed; skipped", rec.end)
+            reason = "undecodable_in_spool" if isinstance(exc, DecodeError) else "normalize_error"
+            self.metrics.spans_rejected.labels(reason).inc()
+            batch, dropped = SpanBatch(), 0
         if dropped:
             self.metrics.spans_rejected.labels("dropped_by_pipeline").inc(dropped)
         pending.batch.spans.extend(batch.spans)
