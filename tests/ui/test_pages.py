@@ -72,6 +72,28 @@ def test_chart_click_opens_the_traces_of_that_bucket(page: Any, server: Server) 
     assert page.locator(ROWS).count() == len(bucket["items"])
 
 
+def test_chart_tooltips_follow_pointer_and_keyboard(page: Any) -> None:
+    page.goto("/?range=1h")
+    _loaded(page)
+    overlay = page.locator("#box-vol svg rect.overlay")
+    box = overlay.bounding_box()
+    overlay.hover(position={"x": box["width"] * 0.9, "y": box["height"] / 2})
+    tip = page.locator(".tooltip")
+    assert tip.is_visible()
+    text = tip.inner_text()
+    assert "success" in text and "total" in text and "click to see these traces" in text
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    card = page.locator("#box-vol").bounding_box()
+    clip = {"x": card["x"], "y": card["y"], "width": card["width"] + 240, "height": card["height"]}
+    page.screenshot(path=str(ARTIFACTS / "tooltip-light.png"), clip=clip)
+    # Keyboard: the latency chart is one tab stop; arrows move the crosshair, Enter opens.
+    page.locator("#box-lat svg").focus()
+    page.keyboard.press("ArrowRight")
+    assert "p95" in tip.inner_text()
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/traces\?.*start="))
+
+
 def test_spend_bar_click_filters_model_calls(page: Any) -> None:
     page.goto("/?range=1h")
     _loaded(page)
