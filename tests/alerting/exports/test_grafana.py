@@ -70,3 +70,25 @@ def test_every_dashboard_query_is_valid_promql(tmp_path: Path) -> None:
     )
     out = run(tool("promtool"), "check", "rules", tmp_path / "queries.yml")
     assert f"SUCCESS: {len(rules)} rules found" in out
+
+
+def test_dashboard_metrics_are_the_ones_server_and_sdk_register() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from watchkeeper.alerting.exports import _promql
+    from watchkeeper.sdk._metrics import SdkMetrics
+    from watchkeeper.server._span_metrics import SpanMetrics
+
+    registry = CollectorRegistry()
+    SpanMetrics(registry)
+    SdkMetrics(registry)
+    registered = {family.name for family in registry.collect()}
+    used = [
+        _promql.SPANS, _promql.DURATION, _promql.COST, _promql.TOKENS, _promql.HTTP_DURATION,
+        _promql.GENAI_DURATION, _promql.GENAI_TOKENS, _promql.GUARD_CALLS, _promql.GUARD_DURATION,
+    ]  # fmt: skip
+    # prometheus-client names a counter family without its `_total` suffix
+    assert {name.removesuffix("_total") for name in used} <= registered
+    queries = " ".join(t["expr"] for b in dashboards().values() for p in b["panels"]
+                       for t in p["targets"])  # fmt: skip
+    assert all(name in queries for name in used)
