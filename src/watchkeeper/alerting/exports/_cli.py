@@ -89,8 +89,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="watchkeeper YAML config (or WATCHKEEPER_CONFIG)")
     p.add_argument("--out", type=Path, help="directory to write into (default: print)")
     p.add_argument("--alertmanager-version", default="0.28", help="target version (default 0.28)")
-    p.add_argument("--prometheus-url", default="http://localhost:9090")
-    p.add_argument("--dashboards-path", default="/var/lib/grafana/dashboards/watchkeeper")
+    p.add_argument(
+        "--prometheus-url",
+        default="http://localhost:9090",
+        help="URL Grafana uses for the Prometheus datasource",
+    )
+    p.add_argument(
+        "--dashboards-path",
+        default="/var/lib/grafana/dashboards/watchkeeper",
+        help="where Grafana will find the dashboard JSON files",
+    )
     return p
 
 
