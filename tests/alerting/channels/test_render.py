@@ -39,8 +39,8 @@ def test_value_text_without_threshold_or_value() -> None:
 
 @pytest.mark.parametrize(
     ("header", "seconds"),
-    [("5", 5.0), ("0.5", 0.5), ("-3", 0.0), ("soon", None), (None, None),
-     ("Wed, 21 Oct 2015 07:28:00 GMT", 10.0)],
+    [("5", 5.0), ("0.5", 0.5), ("-3", 0.0), ("soon", None), (None, None), ("inf", None),
+     ("nan", None), ("Wed, 21 Oct 2015 07:28:00 GMT", 10.0)],
 )  # fmt: skip
 def test_parse_retry_after(header: str | None, seconds: float | None) -> None:
     assert parse_retry_after(header, now=1445412470.0) == seconds
