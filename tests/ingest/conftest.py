@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from watchkeeper.config import Config, load_config
 from watchkeeper.ingest import IngestService
+from watchkeeper.model import SpanBatch
 from watchkeeper.server import _otlp
 from watchkeeper.server._auth import KeyRing
 from watchkeeper.server._services import Services
@@ -41,6 +42,22 @@ class Receiver:
     def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
         """A sample of the registry (0 when absent)."""
         return self.registry.get_sample_value(name, labels or {}) or 0.0
+
+
+class GatedStore:
+    """A real DuckDB store whose writes wait for a gate: makes a backlog on demand."""
+
+    def __init__(self) -> None:
+        self.inner = DuckDBStore(None)
+        self.gate = threading.Event()
+
+    def write(self, batch: SpanBatch) -> int:
+        """Wait for the gate, then write."""
+        self.gate.wait(30)
+        return self.inner.write(batch)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
 
 def make_config(data_dir: Path, **ingest: Any) -> Config:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import threading
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 import orjson
@@ -23,10 +22,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from tests.ingest.conftest import DATA, Receiver
-from watchkeeper.model import SpanBatch
+from tests.ingest.conftest import DATA, GatedStore, Receiver
 from watchkeeper.store import SpanFilter
-from watchkeeper.store.duckdb import DuckDBStore
 
 
 def _spans(n: int, service: str = "http-test") -> list[ReadableSpan]:
@@ -169,22 +166,6 @@ def test_missing_key_is_401_when_keys_are_required(make_receiver: Callable[..., 
     assert exporter.export(_spans(3, "keyed")) is SpanExportResult.SUCCESS
     assert rec.ingest.flush(30)
     assert rec.store.count("team-a") == 3
-
-
-class GatedStore:
-    """A real DuckDB store whose writes wait for a gate: makes a backlog on demand."""
-
-    def __init__(self) -> None:
-        self.inner = DuckDBStore(None)
-        self.gate = threading.Event()
-
-    def write(self, batch: SpanBatch) -> int:
-        """Wait for the gate, then write."""
-        self.gate.wait(30)
-        return self.inner.write(batch)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 def test_overload_gets_503_retry_after_and_the_exporter_retries(
