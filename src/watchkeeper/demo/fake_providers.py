@@ -175,10 +175,27 @@ def _size_class(request: FakeRequest) -> str:
 class _Handler:
     """The shared request handling of both fake providers."""
 
-    def __init__(self, provider: str, profile: Profile, log: deque[FakeRequest]) -> None:
+    def __init__(
+        self,
+        provider: str,
+        profile: Profile,
+        log: deque[FakeRequest] | None,
+        closing: threading.Event | None,
+    ) -> None:
         self.provider = provider
         self.profile = profile
-        self.log = log
+        self.log = log if log is not None else deque(maxlen=1000)
+        self.closing = closing or threading.Event()
+
+    async def pause(self, seconds: float) -> bool:
+        """Sleep up to `seconds`; False if the server began closing meanwhile."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            if self.closing.is_set():
+                return False
+            # Short naps so a slow answer never holds up the server's shutdown.
+            await asyncio.sleep(min(left, 0.05))
+        return not self.closing.is_set()
 
     async def read(self, request: Request, endpoint: str) -> tuple[FakeRequest, dict[str, Any]]:
         body: dict[str, Any] = await request.json()
@@ -218,6 +235,9 @@ def _prompt(endpoint: str, body: Mapping[str, Any]) -> str:
     return (prefix + "\n" + wire.prompt_of_messages(body.get("messages") or [])).strip()
 
 
+_CLOSING = Behaviour(status=503)
+
+
 def _error_response(b: Behaviour, payload: dict[str, Any]) -> Response:
     headers = {}
     if b.retry_after_s is not None:
@@ -242,14 +262,19 @@ def _sse(
     return StreamingResponse(body(), media_type="text/event-stream")
 
 
-def openai_app(profile: Profile = scripted, log: deque[FakeRequest] | None = None) -> Starlette:
-    """The ASGI app of the fake OpenAI API (mounted at `/v1`)."""
-    h = _Handler("openai", profile, log if log is not None else deque(maxlen=1000))
+def openai_app(
+    profile: Profile = scripted,
+    log: deque[FakeRequest] | None = None,
+    closing: threading.Event | None = None,
+) -> Starlette:
+    """The ASGI app of the fake OpenAI API (mounted at `/v1`); `closing` cuts sleeps short."""
+    h = _Handler("openai", profile, log, closing)
 
     async def chat(request: Request) -> Response:
         fake, body = await h.read(request, "chat")
         b = h.profile(fake)
-        await asyncio.sleep(b.latency_s)
+        if not await h.pause(b.latency_s):
+            b = _CLOSING
         if b.status != 200:
             return _error_response(b, wire.openai_error(b.status))
         model = SNAPSHOTS.get(fake.model, fake.model)
@@ -268,7 +293,8 @@ def openai_app(profile: Profile = scripted, log: deque[FakeRequest] | None = Non
     async def responses(request: Request) -> Response:
         fake, body = await h.read(request, "responses")
         b = h.profile(fake)
-        await asyncio.sleep(b.latency_s)
+        if not await h.pause(b.latency_s):
+            b = _CLOSING
         if b.status != 200:
             return _error_response(b, wire.openai_error(b.status))
         model = SNAPSHOTS.get(fake.model, fake.model)
@@ -285,7 +311,8 @@ def openai_app(profile: Profile = scripted, log: deque[FakeRequest] | None = Non
     async def embeddings(request: Request) -> Response:
         fake, body = await h.read(request, "embeddings")
         b = h.profile(fake)
-        await asyncio.sleep(b.latency_s)
+        if not await h.pause(b.latency_s):
+            b = _CLOSING
         if b.status != 200:
             return _error_response(b, wire.openai_error(b.status))
         value = body.get("input")
@@ -302,14 +329,19 @@ def openai_app(profile: Profile = scripted, log: deque[FakeRequest] | None = Non
     )
 
 
-def anthropic_app(profile: Profile = scripted, log: deque[FakeRequest] | None = None) -> Starlette:
-    """The ASGI app of the fake Anthropic API (`/v1/messages`)."""
-    h = _Handler("anthropic", profile, log if log is not None else deque(maxlen=1000))
+def anthropic_app(
+    profile: Profile = scripted,
+    log: deque[FakeRequest] | None = None,
+    closing: threading.Event | None = None,
+) -> Starlette:
+    """The ASGI app of the fake Anthropic API (`/v1/messages`); `closing` cuts sleeps short."""
+    h = _Handler("anthropic", profile, log, closing)
 
     async def messages(request: Request) -> Response:
         fake, body = await h.read(request, "messages")
         b = h.profile(fake)
-        await asyncio.sleep(b.latency_s)
+        if not await h.pause(b.latency_s):
+            b = _CLOSING
         if b.status != 200:
             return _error_response(b, wire.anthropic_error(b.status))
         model = SNAPSHOTS.get(fake.model, fake.model)
@@ -341,7 +373,9 @@ class FakeServer:
         port: int = 0,
         *,
         lifespan: Literal["on", "off"] = "off",
+        closing: threading.Event | None = None,
     ) -> None:
+        self.closing = closing or threading.Event()
         self.requests = requests if requests is not None else deque(maxlen=1000)
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -371,7 +405,8 @@ class FakeServer:
         return self
 
     def stop(self) -> None:
-        """Stop serving and wait for the thread."""
+        """Stop serving (slow answers are cut short) and wait for the thread."""
+        self.closing.set()
         self._server.should_exit = True
         self._thread.join(timeout=5)
         self._sock.close()
@@ -388,10 +423,12 @@ class FakeServer:
 def fake_openai(profile: Profile = scripted, port: int = 0) -> FakeServer:
     """A (not yet started) fake OpenAI server; clients use `base_url=server.url + '/v1'`."""
     log: deque[FakeRequest] = deque(maxlen=1000)
-    return FakeServer(openai_app(profile, log), log, port)
+    closing = threading.Event()
+    return FakeServer(openai_app(profile, log, closing), log, port, closing=closing)
 
 
 def fake_anthropic(profile: Profile = scripted, port: int = 0) -> FakeServer:
     """A (not yet started) fake Anthropic server; clients use `base_url=server.url`."""
     log: deque[FakeRequest] = deque(maxlen=1000)
-    return FakeServer(anthropic_app(profile, log), log, port)
+    closing = threading.Event()
+    return FakeServer(anthropic_app(profile, log, closing), log, port, closing=closing)
