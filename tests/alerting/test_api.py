@@ -149,6 +149,12 @@ def test_alerts_history_and_notifications(client: TestClient, receiver: Receiver
     history = client.get("/api/v1/alerts/history").json()["items"]
     assert sorted(h["rule_id"] for h in history if h["event"] == "firing") == expected
     assert client.get("/api/v1/alerts?state=pending").json()["items"] == []
+    # Burn-rate alerts show requests that spent the budget (the timed-out ones).
+    from watchkeeper.store import SpanFilter
+
+    burn_ids = firing["slo-chat-avail-burn-1h"]["trace_ids"]
+    page = svc.store.search_spans(SpanFilter("default", outcomes=("timeout",)), limit=100)
+    assert len(burn_ids) == 5 and set(burn_ids) <= {s.trace_id for s in page.items}
     received = receiver.wait_for(5, timeout=10)
     assert sorted(b["rule_id"] for b in received) == expected
     deadline = time.monotonic() + 10

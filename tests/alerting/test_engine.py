@@ -247,3 +247,16 @@ def test_outbox_is_bounded(tmp_path: Path) -> None:
     assert repo.depth(meta) == 100
     assert repo.pending(meta, 1)[0].notification.rule_name == "Test of channel c50"
     meta.close()
+
+
+async def test_old_history_and_deliveries_are_pruned(
+    engine: AlertingEngine, store: DuckDBStore
+) -> None:
+    store.write(requests(T0, 50, timeouts=25))
+    await engine.run_cycle()
+    await engine.deliverer.deliver_due()
+    assert repo.history(engine.meta, "default") and repo.notification_log(engine.meta, "default")
+    assert repo.prune(engine.meta, T0 - 1) == 0
+    assert repo.prune(engine.meta, T0 + 31 * 86400) == 3  # history, outbox entry, attempt
+    assert repo.history(engine.meta, "default") == []
+    assert repo.notification_log(engine.meta, "default") == []

@@ -295,7 +295,8 @@ class AlertingConfig(_Model):
     retry_base: Duration = 1.0
     retry_max: Duration = 300.0
     example_traces: int = Field(default=5, ge=0, le=5)
-    resolved_retention: Duration = 86400.0
+    resolved_retention: Duration = 86400.0  # resolved alerts stay listed this long
+    history_retention: Duration = 30 * 86400.0  # alert history and delivery log
     reports: ReportSchedule = ReportSchedule()
 
 

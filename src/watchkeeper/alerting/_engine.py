@@ -38,6 +38,7 @@ from watchkeeper.store.meta import MetaStore
 
 log = logging.getLogger("watchkeeper.alerting")
 Outgoing = tuple[str, str, Notification]  # project, channel, notification
+PRUNE_EVERY_S = 3600.0
 
 
 def timing(rule: Rule) -> Timing:
@@ -82,6 +83,7 @@ class Evaluator:
         self._held: dict[str, list[str]] = {}
         self._baselines: BaselineCache = {}
         self.last_queries = 0  # store queries of the last cycle (bench and logs)
+        self._pruned_at = 0.0
 
     # --- rules and SLOs ----------------------------------------------------------------------
 
@@ -132,6 +134,9 @@ class Evaluator:
         gone = [fp for fp in before if fp not in self._states]
         repo.save_states(self._meta, changed, gone)
         self._notify(rules, result, now)
+        if now - self._pruned_at >= PRUNE_EVERY_S:
+            self._pruned_at = now
+            repo.prune(self._meta, now - self.config.history_retention)
         return result
 
     def _evaluate(
@@ -182,7 +187,8 @@ class Evaluator:
     def _with_traces(self, q: Reader, rule: Rule, state: AlertState, now: float) -> AlertState:
         group: dict[str, str] = {k: v for k, v in state.labels.items() if k == rule.group_by}
         try:
-            ids = example_traces(q, rule, group, now, self.config.example_traces)
+            slo = self.slos().get(rule.slo) if rule.kind == "burn_rate" else None
+            ids = example_traces(q, rule, group, now, self.config.example_traces, slo)
         except Exception:  # examples are a help; the alert goes out without them
             log.exception("example traces for rule %s failed", rule.id)
             ids = ()

@@ -238,13 +238,33 @@ def trace_filter(rule: Rule, labels: Mapping[str, str], now: float) -> SpanFilte
     return f
 
 
+BAD_OUTCOMES = ("error", "timeout", "rejected")
+
+
+def slo_trace_filter(slo: Slo, start_s: float, end_s: float) -> SpanFilter:
+    """Requests that spent an SLO's error budget in [start, end)."""
+    f = span_filter(slo.project, slo.filters, start_s, end_s)
+    if slo.sli == "availability":
+        return dataclasses.replace(f, outcomes=BAD_OUTCOMES)
+    return dataclasses.replace(f, min_duration_ms=slo.latency_threshold_ms)
+
+
 def example_traces(
-    store: Reader, rule: Rule, labels: Mapping[str, str], now: float, limit: int
+    store: Reader,
+    rule: Rule,
+    labels: Mapping[str, str],
+    now: float,
+    limit: int,
+    slo: Slo | None = None,
 ) -> tuple[str, ...]:
     """Up to `limit` distinct trace ids of spans behind an alert."""
-    if limit <= 0 or rule.kind in ("score", "absence", "burn_rate"):
+    if limit <= 0 or rule.kind in ("score", "absence") or (rule.kind == "burn_rate" and not slo):
         return ()
-    page = store.search_spans(trace_filter(rule, labels, now), limit=limit * 4)
+    if slo is not None and rule.kind == "burn_rate":
+        f = slo_trace_filter(slo, now - rule.short_window, now)
+    else:
+        f = trace_filter(rule, labels, now)
+    page = store.search_spans(f, limit=limit * 4)
     seen: dict[str, None] = {}
     for span in page.items:
         seen.setdefault(span.trace_id, None)

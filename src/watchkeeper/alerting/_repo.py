@@ -333,3 +333,14 @@ def notification_log(meta: MetaStore, project: str, limit: int = 100) -> list[di
         item["attempt_log"] = by_entry.get(r["id"], [])
         out.append(item)
     return out
+
+
+def prune(meta: MetaStore, before: float) -> int:
+    """Forget history, finished outbox entries and attempts older than `before`."""
+    with meta.engine.begin() as conn:
+        n = conn.execute(alert_history.delete().where(alert_history.c.at < before)).rowcount
+        n += conn.execute(
+            outbox.delete().where(outbox.c.state != "pending", outbox.c.created_at < before)
+        ).rowcount
+        n += conn.execute(attempts.delete().where(attempts.c.at < before)).rowcount
+    return int(n)
