@@ -30,7 +30,7 @@ export function ms(v) {
 export function msAxis(v) {
   if (!v) return "0";
   if (v >= 1000) return Number((v / 1000).toFixed(2)) + " s";
-  return Number(v.toFixed(1)) + " ms";
+  return Number(v.toFixed(v < 1 ? 2 : 1)) + " ms";
 }
 
 export function pct(r, digits = 1) {

@@ -86,6 +86,14 @@ async function renderHeadline(el, q, slosP, sig) {
   try {
     const [sm, slos] = await Promise.all([
       api.get("/api/v1/summary", { ...range.filters(q), scope: "requests", last_n: n }, sig), slosP]);
+    if (!sm.count) {
+      mount(el, h("div", { class: "headline" }, h("div", { class: "headline-main", "data-testid": "headline" },
+        h("div", { class: "headline-text" }, "No requests yet"),
+        h("p", { class: "sub" }, "Point any OpenTelemetry SDK at this server: ",
+          h("code", {}, `OTEL_EXPORTER_OTLP_ENDPOINT=${location.origin}`),
+          " (traces go to ", h("code", {}, "/v1/traces"), ").")), sloGauge(sm, slos)));
+      return;
+    }
     const sel = h("select", { "aria-label": "Number of recent requests", onchange: (ev) => url.update({ last_n: ev.target.value }, { replace: true }) },
       LAST_N.map((v) => h("option", { value: v, selected: v === n }, fmt.int(v))));
     // Each count links to the requests behind it (same filters, the range they fall in).
@@ -157,6 +165,10 @@ async function renderHealth(root, params, r, stepS, slosP, sig) {
   const ts = api.get("/api/v1/timeseries", { ...params, step: stepS }, sig).then((body) => {
     const stepMs = (body.step_s || stepS) * 1000;
     const { times, pts } = densify(body.points.filter((p) => p.key == null), params.start, r.endMs, stepMs);
+    if (!pts.some((p) => p && p.count)) {
+      [volEl, ratesEl, latEl].forEach((el) => mount(el, h("div", { class: "chart-empty" }, "No requests in this range")));
+      return;
+    }
     const pick = pickBucket(stepS, {});
     chart.timeChart(volEl, { ...span, stepMs, times, kind: "stacked", label: "Request volume", yFormat: fmt.compact, onPick: pick,
       series: [["success", "success"], ["fallbacks", "fallback"], ["errors", "error"], ["timeouts", "timeout"], ["rejected", "rejected"]]
