@@ -31,6 +31,10 @@ QUERIES: dict[str, Any] = {
     "breakdown model by p95": lambda d: r.breakdown_query(F, d, "model", 10, "p95"),
     "breakdown user by cost": lambda d: r.breakdown_query(F, d, "user", 3, "cost"),
     "top keys": lambda d: r.top_keys_query(F, d, "service", 5),
+    "top keys by cost": lambda d: r.top_keys_query(F, d, "user", 3, "cost"),
+    "breakdown of given keys": lambda d: r.breakdown_query(
+        F, d, "provider", 5, "errors", ["openai", None]
+    ),
     "series": lambda d: r.timeseries_query(F, d, 1800 * 10**9, "service", ["chat-api"]),
     "series with nulls": lambda d: r.timeseries_query(F, d, 3600 * 10**9, "provider", [None]),
     "heatmap": lambda d: r.heatmap_query(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import pytest
 
 from tests.datagen import MINUTE_NS, NEEDLE, Dataset, generate, quantile_cont
 from watchkeeper.errors import ValidationError
-from watchkeeper.model import SpanRow
+from watchkeeper.model import SpanBatch, SpanRow
 from watchkeeper.store import SpanFilter, Store, Summary
 
 Pred = Callable[[SpanRow], bool]
@@ -295,3 +296,18 @@ def test_projects_are_isolated(store: Store, demo: Dataset, other: Dataset) -> N
     assert {s.name for s in store.scores_summary(f)} == {"user_feedback", "relevance"}
     assert store.scores_summary(f, name="user_feedback")[0].count == 3
     assert store.summary(SpanFilter("nobody")).count == 0
+
+
+def test_a_trace_shared_by_two_projects(empty_store: Store) -> None:
+    a = generate("a", 3).spans
+    shared = a[0].trace_id
+    b = [replace(s, project="b", span_id="b" + s.span_id[1:]) for s in a if s.trace_id == shared]
+    b = [replace(s, start_ns=s.start_ns + 3600 * 10**9) for s in b]  # an hour later
+    empty_store.write(SpanBatch(a))
+    empty_store.write(SpanBatch(b))
+    ta, tb = empty_store.trace("a", shared), empty_store.trace("b", shared)
+    assert ta is not None and {s.project for s in ta.spans} == {"a"}
+    assert tb is not None and tb.spans == sorted(b, key=lambda s: (s.start_ns, s.span_id))
+    assert empty_store.delete_before("a", b[0].start_ns) == len(a)
+    assert empty_store.trace("a", shared) is None
+    assert empty_store.trace("b", shared) == tb

@@ -142,13 +142,33 @@ def _order_expr(order: str, d: Dialect) -> str:
         raise ValidationError(f"unknown order {order!r}; use one of: {', '.join(ORDERS)}") from None
 
 
-def breakdown_query(f: SpanFilter, d: Dialect, by: Dimension, limit: int, order: str) -> Query:
-    """Summary per value of `by`, top `limit` by `order` (errors = error+timeout+rejected)."""
+def _keys_in(key: str, keys: Sequence[str | None], p: Params) -> str:
+    named = [k for k in keys if k is not None]
+    alts = [f"{key} IN {p.many(named)}"] if named else []
+    alts += [f"{key} IS NULL"] if None in keys else []
+    return f"({' OR '.join(alts) or 'false'})"
+
+
+def breakdown_query(
+    f: SpanFilter,
+    d: Dialect,
+    by: Dimension,
+    limit: int,
+    order: str,
+    keys: Sequence[str | None] | None = None,
+) -> Query:
+    """Summary per value of `by`, top `limit` by `order` (errors = error+timeout+rejected).
+
+    With `keys` (from `top_keys_query`), only those values are summarized.
+    """
     p = Params(d)
     key = dimension_expr(by)
+    where = span_where(f, p)
+    if keys is not None:
+        where += f" AND {_keys_in(key, keys, p)}"
     sql = (
         f"SELECT {key} AS k, {', '.join(summary_exprs(d))} FROM spans "
-        f"WHERE {span_where(f, p)} GROUP BY k "
+        f"WHERE {where} GROUP BY k "
         f"ORDER BY {_order_expr(order, d)} DESC NULLS LAST, k NULLS LAST LIMIT {p(_limit(limit))}"
     )
     return Query(sql, p.values)
@@ -188,10 +208,7 @@ def timeseries_query(
     where = span_where(f, p)
     key = "NULL" if by is None else dimension_expr(by)
     if by is not None:
-        named = [k for k in keys if k is not None]
-        alts = [f"{key} IN {p.many(named)}"] if named else []
-        alts += [f"{key} IS NULL"] if None in keys else []
-        where += f" AND ({' OR '.join(alts) or 'false'})"
+        where += f" AND {_keys_in(key, keys, p)}"
     sql = (
         f"SELECT {bucket} AS b, {key} AS k, {', '.join(summary_exprs(d))} FROM spans "
         f"WHERE {where} GROUP BY b, k ORDER BY b, k NULLS LAST"
@@ -199,13 +216,16 @@ def timeseries_query(
     return Query(sql, p.values)
 
 
-def top_keys_query(f: SpanFilter, d: Dialect, by: Dimension, limit: int) -> Query:
-    """The `limit` most frequent values of `by` in the filter (a series splits by them)."""
+def top_keys_query(
+    f: SpanFilter, d: Dialect, by: Dimension, limit: int, order: str = "count"
+) -> Query:
+    """The top `limit` values of `by` by `order` (a series splits by them)."""
     p = Params(d)
     key = dimension_expr(by)
     sql = (
-        f"SELECT {key} AS k FROM spans WHERE {span_where(f, p)} "
-        f"GROUP BY k ORDER BY count(*) DESC, k NULLS LAST LIMIT {p(_limit(limit, 1000))}"
+        f"SELECT {key} AS k FROM spans WHERE {span_where(f, p)} GROUP BY k "
+        f"ORDER BY {_order_expr(order, d)} DESC NULLS LAST, k NULLS LAST "
+        f"LIMIT {p(_limit(limit, 1000))}"
     )
     return Query(sql, p.values)
 
@@ -242,13 +262,10 @@ def search_query(
     return Query(sql, p.values)
 
 
-def trace_range_query(project: str, trace_id: str, d: Dialect) -> Query:
-    """First and last span start of one trace, from the `traces` side table."""
+def trace_range_query(trace_id: str, d: Dialect) -> Query:
+    """First and last span start of one trace (over every project), from `traces`."""
     p = Params(d)
-    sql = (
-        f"SELECT min(min_start_ns), max(max_start_ns) FROM traces "
-        f"WHERE trace_id = {p(trace_id)} AND project = {p(project)}"
-    )
+    sql = f"SELECT min(min_start_ns), max(max_start_ns) FROM traces WHERE trace_id = {p(trace_id)}"
     return Query(sql, p.values)
 
 

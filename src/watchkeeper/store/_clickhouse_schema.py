@@ -47,8 +47,8 @@ def create_statements(ttl_days: int | None = None) -> list[str]:
         f"ORDER BY (project, start_ns, trace_id, span_id){ttl}",
         f"CREATE TABLE IF NOT EXISTS scores ({scores}) ENGINE = ReplacingMergeTree "
         "ORDER BY (project, created_ns, score_id)",
-        "CREATE TABLE IF NOT EXISTS traces (trace_id String, project LowCardinality(String), "
+        "CREATE TABLE IF NOT EXISTS traces (trace_id String, "
         "min_start_ns SimpleAggregateFunction(min, Int64), "
         "max_start_ns SimpleAggregateFunction(max, Int64)) "
-        "ENGINE = AggregatingMergeTree ORDER BY (trace_id, project)",
+        "ENGINE = AggregatingMergeTree ORDER BY trace_id",
     ]

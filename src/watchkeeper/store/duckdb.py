@@ -41,6 +41,9 @@ from watchkeeper.store._protocol import (
 TEXT_CHUNK = 2_000  # candidates fetched (and payloads decompressed) per round of a text search
 TEXT_BUDGET = 20_000  # candidates one text-search call examines at most before it pages
 _Key = tuple[str, str, str]
+#: Dimensions of unbounded cardinality: a breakdown first picks the top keys with a cheap
+#: aggregate, then computes percentiles for those only (10M spans, 50k users: 976 -> 101 ms).
+TWO_STAGE = frozenset({"user", "session"})
 
 
 def _key(row: SpanRow | PayloadRow) -> _Key:
@@ -143,8 +146,8 @@ class DuckDBStore:
             if payloads:
                 self._append(cur, "payloads", payloads_table(payloads, self._codec))
             cur.execute(
-                "INSERT INTO traces SELECT trace_id, project, min(start_ns), max(start_ns) "
-                "FROM wk_new_spans GROUP BY trace_id, project ON CONFLICT DO UPDATE SET "
+                "INSERT INTO traces SELECT trace_id, min(start_ns), max(start_ns) "
+                "FROM wk_new_spans GROUP BY trace_id ON CONFLICT DO UPDATE SET "
                 "min_start_ns = least(traces.min_start_ns, excluded.min_start_ns), "
                 "max_start_ns = greatest(traces.max_start_ns, excluded.max_start_ns)"
             )
@@ -179,16 +182,17 @@ class DuckDBStore:
         if project is not None:
             params["p"] = project
         with self._transaction() as cur:
-            row = cur.execute(
+            (row,) = cur.execute(
                 f"SELECT count(*) FROM spans WHERE {where}start_ns < $t", params
-            ).fetchone()
+            ).fetchall()
             for table, col in (
                 ("spans", "start_ns"),
                 ("payloads", "start_ns"),
                 ("scores", "created_ns"),
-                ("traces", "max_start_ns"),
             ):
                 cur.execute(f"DELETE FROM {table} WHERE {where}{col} < $t", params)
+            if project is None:  # a trace's range may cover other projects' spans: keep it
+                cur.execute("DELETE FROM traces WHERE max_start_ns < $t", {"t": before_ns})
         return int(row[0]) if row else 0
 
     # -- queries -----------------------------------------------------------------------------
@@ -200,7 +204,12 @@ class DuckDBStore:
         self, f: SpanFilter, by: Dimension, limit: int = 20, order: str = "count"
     ) -> list[Group]:
         """Summaries per value of `by`."""
-        rows = self._rows(r.breakdown_query(f, DUCKDB, by, limit, order))
+        keys = None
+        if by in TWO_STAGE and order != "p95":  # summaries of the top keys only
+            keys = [row[0] for row in self._rows(r.top_keys_query(f, DUCKDB, by, limit, order))]
+            if not keys:
+                return []
+        rows = self._rows(r.breakdown_query(f, DUCKDB, by, limit, order, keys))
         return [Group(row[0], res.summary_from_row(row[1:])) for row in rows]
 
     def timeseries(
@@ -287,7 +296,7 @@ class DuckDBStore:
 
     def trace(self, project: str, trace_id: str) -> TraceDetail | None:
         """Every span of one trace, found through the `traces` side table."""
-        lo, hi = self._rows(r.trace_range_query(project, trace_id, DUCKDB))[0]
+        lo, hi = self._rows(r.trace_range_query(trace_id, DUCKDB))[0]
         if lo is None:
             return None
         spans = [
