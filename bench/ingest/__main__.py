@@ -75,9 +75,14 @@ def _sender(
     run_id: int,
     spans_per_request: int,
     stats: Stats,
+    interval: float,
 ) -> None:
+    next_at = time.perf_counter()
     with httpx.Client(timeout=60) as client:
         while True:
+            if interval:  # paced: this sender's share of --rate
+                next_at += interval
+                time.sleep(max(next_at - time.perf_counter(), 0.0))
             with stats.lock:
                 no = next_no[0]
                 next_no[0] += 1
@@ -181,7 +186,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="100,000 spans")
     ap.add_argument("--senders", type=int, default=4)
     ap.add_argument("--spans-per-request", type=int, default=512)
-    ap.add_argument("--workers", type=int, default=None, help="ingest.workers of the server")
+    ap.add_argument("--rate", type=float, default=0, help="spans/s to offer (0 = flat out)")
     ap.add_argument("--url", help="an already running server (default: start one)")
     ap.add_argument(
         "--in-process",
@@ -205,7 +210,7 @@ def main() -> None:
     )
 
     tmp = Path(tempfile.mkdtemp(prefix="wk-bench-ingest-"))
-    env = {} if args.workers is None else {"WATCHKEEPER_INGEST__WORKERS": str(args.workers)}
+    env: dict[str, str] = {}
     proc = None
     if args.url:
         url = args.url.rstrip("/")
@@ -223,10 +228,12 @@ def main() -> None:
     for w in watchers:
         w.start()
     next_no = [0]
+    interval = per * args.senders / args.rate if args.rate else 0.0
     started = time.perf_counter()
     senders = [
         threading.Thread(
-            target=_sender, args=(url, bodies, next_no, total_requests, run_id, per, stats)
+            target=_sender,
+            args=(url, bodies, next_no, total_requests, run_id, per, stats, interval),
         )
         for _ in range(args.senders)
     ]
@@ -267,7 +274,7 @@ def main() -> None:
             f"({write_s:.1f} s in all)"
         )
     if proc is not None:
-        print(f"server peak RSS: {stats.peak_rss / 2**20:.0f} MiB (incl. worker processes)")
+        print(f"server peak RSS: {stats.peak_rss / 2**20:.0f} MiB")
         proc.terminate()
         proc.wait(timeout=60)
     print(f"data and server log: {tmp}")
