@@ -4,6 +4,12 @@ Every attribute name Watchkeeper reads or writes is here. For each normalized fi
 names are listed in order of preference: the OpenTelemetry GenAI name our SDK emits (v1.41)
 first, then older GenAI names (v1.36+), then OpenInference and other widespread names. The
 ingest normalizer reads the first one present; the SDK writes the first one.
+
+Token counts follow the GenAI semantic conventions: `input_tokens` counts *all* input tokens,
+cache reads and cache writes included (OpenAI reports cached tokens inside prompt_tokens this
+way; an SDK wrapping Anthropic, which reports them apart, must add them up before setting
+`gen_ai.usage.input_tokens`), and `output_tokens` includes reasoning tokens. The ingest path
+repairs the obvious violation (cache counts larger than the input count) by adding them.
 """
 
 from __future__ import annotations
@@ -156,3 +162,21 @@ OPENINFERENCE_KINDS: Final[dict[str, str]] = {
     "GUARDRAIL": "other",
     "EVALUATOR": "other",
 }
+
+# --- span events read by the normalizer ---------------------------------------------------
+EXCEPTION_EVENT: Final = "exception"
+EXCEPTION_TYPE: Final = "exception.type"
+#: Deprecated GenAI content events (before gen_ai.input/output.messages): prompt side.
+GEN_AI_INPUT_EVENTS: Final = frozenset(
+    {"gen_ai.content.prompt", "gen_ai.system.message", "gen_ai.user.message", "gen_ai.tool.message"}
+)
+#: ... and completion side.
+GEN_AI_OUTPUT_EVENTS: Final = frozenset({"gen_ai.content.completion", "gen_ai.choice"})
+#: A past assistant turn sent with a request: part of the input.
+GEN_AI_ASSISTANT_EVENT: Final = "gen_ai.assistant.message"
+#: Attributes of those events that carry the text.
+GEN_AI_EVENT_PROMPT: Final = "gen_ai.prompt"
+GEN_AI_EVENT_COMPLETION: Final = "gen_ai.completion"
+#: Where the payload's resource document keeps the instrumentation scope.
+OTEL_SCOPE_NAME: Final = "otel.scope.name"
+OTEL_SCOPE_VERSION: Final = "otel.scope.version"
