@@ -22,16 +22,8 @@ from watchkeeper.model import conventions as c
 _NO_VALUE: Any = None
 _TIMEOUT_WORDS = ("timeout", "timed out", "timedout", "deadline")
 _STATUS = ("unset", "ok", "error")
-_INPUT_EVENTS = frozenset(
-    {
-        "gen_ai.content.prompt",
-        "gen_ai.system.message",
-        "gen_ai.user.message",
-        "gen_ai.tool.message",
-    }
-)
-_OUTPUT_EVENTS = frozenset({"gen_ai.content.completion", "gen_ai.choice"})
-_ASSISTANT_EVENT = "gen_ai.assistant.message"  # a past assistant turn: part of the input
+_INPUT: frozenset[str] = c.GEN_AI_INPUT_EVENTS
+_OUTPUT: frozenset[str] = c.GEN_AI_OUTPUT_EVENTS
 
 
 class DropSpan(Exception):
@@ -213,8 +205,8 @@ def operation(d: Draft) -> None:
 
 def _exception_type(events: Sequence[dict[str, Any]]) -> str | None:
     for e in events:
-        if e.get("name") == "exception":
-            t = e.get("attributes", {}).get("exception.type")
+        if e.get("name") == c.EXCEPTION_EVENT:
+            t = e.get("attributes", {}).get(c.EXCEPTION_TYPE)
             if t:
                 return str(t)
     return None
@@ -248,7 +240,9 @@ def outcome(d: Draft) -> None:
 
 
 def cost(d: Draft) -> None:
-    """Reported cost if the span carried one, else estimated from tokens, else missing/none."""
+    """Reported cost, else estimated from tokens; "missing" for a model call we cannot price
+    (no price known, or no token counts), "none" for spans that used no model.
+    """
     row = d.row
     reported = _float(d.get("cost_usd"))
     if reported is not None:
@@ -282,10 +276,11 @@ def _event_messages(events: Iterable[dict[str, Any]], names: frozenset[str]) -> 
     out: list[Any] = []
     for e in events:
         name = e.get("name")
-        if name not in names and not (name == _ASSISTANT_EVENT and "gen_ai.choice" not in names):
+        wanted = name in names or (name == c.GEN_AI_ASSISTANT_EVENT and names is _INPUT)
+        if not wanted:
             continue
         attrs = e.get("attributes", {})
-        value = attrs.get("gen_ai.prompt") or attrs.get("gen_ai.completion")
+        value = attrs.get(c.GEN_AI_EVENT_PROMPT) or attrs.get(c.GEN_AI_EVENT_COMPLETION)
         if value is None:
             value = {"event": name, **attrs}
         out.append(value)
@@ -298,10 +293,10 @@ def payload(d: Draft) -> None:
     in_name, in_value = d.found.get("input", ("", None))
     out_name, out_value = d.found.get("output", ("", None))
     if in_value is None and raw.events:
-        found = _event_messages(raw.events, _INPUT_EVENTS)
+        found = _event_messages(raw.events, _INPUT)
         in_value = (found[0] if len(found) == 1 else found) if found else None
     if out_value is None and raw.events:
-        found = _event_messages(raw.events, _OUTPUT_EVENTS)
+        found = _event_messages(raw.events, _OUTPUT)
         out_value = (found[0] if len(found) == 1 else found) if found else None
     p.input = None if in_value is None else _text(in_value)
     p.output = None if out_value is None else _text(out_value)
@@ -367,9 +362,9 @@ def normalize(
         if cached is None:
             doc = dict(res.attributes)
             if res.scope_name:
-                doc["otel.scope.name"] = res.scope_name
+                doc[c.OTEL_SCOPE_NAME] = res.scope_name
             if res.scope_version:
-                doc["otel.scope.version"] = res.scope_version
+                doc[c.OTEL_SCOPE_VERSION] = res.scope_version
             cached = (res, _dumps(doc))
             resource_json[id(res)] = cached
         d = _draft(raw, settings, cached[1])
