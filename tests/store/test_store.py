@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from tests.datagen import MINUTE_NS, NEEDLE, Dataset, generate, quantile_cont
-from watchkeeper.errors import ValidationError
+from watchkeeper.errors import StoreError, ValidationError
 from watchkeeper.model import SpanBatch, SpanRow
 from watchkeeper.store import SpanFilter, Store, Summary
 
@@ -311,3 +311,12 @@ def test_a_trace_shared_by_two_projects(empty_store: Store) -> None:
     assert empty_store.delete_before("a", b[0].start_ns) == len(a)
     assert empty_store.trace("a", shared) is None
     assert empty_store.trace("b", shared) == tb
+
+
+def test_a_bad_batch_changes_nothing(empty_store: Store, demo: Dataset) -> None:
+    good = demo.spans[:20]
+    bad = replace(demo.spans[20], duration_ns="slow")  # type: ignore[arg-type]
+    with pytest.raises(StoreError):
+        empty_store.write(SpanBatch([*good, bad]))
+    assert empty_store.count() == 0
+    assert empty_store.write(SpanBatch(good)) == 20  # and the store still writes

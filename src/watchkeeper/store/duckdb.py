@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 import zstandard
 
 from watchkeeper.errors import StoreError, ValidationError
@@ -106,13 +107,17 @@ class DuckDBStore:
     def _transaction(self) -> Iterator[Any]:
         with self._write_lock:
             cur = self._cursor()
+            cur.execute("BEGIN TRANSACTION")
             try:
-                cur.execute("BEGIN TRANSACTION")
                 yield cur
                 cur.execute("COMMIT")
-            except duckdb.Error as exc:
-                cur.execute("ROLLBACK")
-                raise StoreError(f"span store write failed: {exc}") from exc
+            except BaseException as exc:
+                # whatever failed (bad rows, the database), leave no transaction open
+                with contextlib.suppress(duckdb.Error):
+                    cur.execute("ROLLBACK")
+                if isinstance(exc, (duckdb.Error, pa.ArrowException)):
+                    raise StoreError(f"span store write failed: {exc}") from exc
+                raise
 
     # -- writes ------------------------------------------------------------------------------
     def _existing(self, cur: Any, spans: Sequence[SpanRow]) -> set[_Key]:
