@@ -1,7 +1,9 @@
 """Cost of a model call: `genai-prices` for the price table, user overrides first.
 
-Token convention of our normalized columns (the OpenTelemetry GenAI rule, which genai-prices
-shares): `input_tokens` counts *all* input tokens, cache reads and cache writes included;
+Token convention of our normalized columns (the OpenTelemetry GenAI rule: input_tokens "SHOULD
+include all types of input tokens, including cached tokens", and cache_read/cache_creation
+counts "SHOULD be included in gen_ai.usage.input_tokens"; genai-prices reads usage the same
+way): `input_tokens` counts *all* input tokens, cache reads and cache writes included;
 `output_tokens` counts all output tokens, reasoning included. So the uncached input is
 `input - cache_read - cache_write`, and plain output is `output - reasoning`.
 

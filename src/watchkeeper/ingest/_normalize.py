@@ -240,8 +240,9 @@ def outcome(d: Draft) -> None:
 
 
 def cost(d: Draft) -> None:
-    """Reported cost, else estimated from tokens; "missing" for a model call we cannot price
-    (no price known, or no token counts), "none" for spans that used no model.
+    """Cost: reported, else estimated; "missing" when a model call cannot be priced, else "none".
+
+    A model call cannot be priced when its model has no known price or it carries no tokens.
     """
     row = d.row
     reported = _float(d.get("cost_usd"))
