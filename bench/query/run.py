@@ -92,6 +92,9 @@ def queries(
     return {
         "summary, 7 days (all spans)": lambda: store.summary(week),
         "summary, 24 hours (all spans)": lambda: store.summary(day),
+        "summary, newest 1000 requests": lambda: store.summary(
+            SpanFilter("bench", scope="requests"), 1000
+        ),
         "percentiles by model, 7 days": lambda: store.breakdown(llm, "model"),
         "hourly series, 7 days": lambda: store.timeseries(week, 3600),
         "hourly series by model, 7 days": lambda: store.timeseries(llm, 3600, "model", 5),

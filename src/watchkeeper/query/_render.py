@@ -40,6 +40,11 @@ DIMENSIONS: dict[str, str] = {
 ORDERS: tuple[str, ...] = ("count", "cost", "errors", "p95")
 OUTCOME_ORDER: tuple[str, ...] = ("success", "error", "timeout", "fallback", "rejected")
 SUMMARY_WIDTH = 18
+#: The columns `summary_exprs` reads.
+SUMMARY_INPUTS: tuple[str, ...] = (
+    "outcome", "duration_ns", "start_ns", "cost_usd", "cost_source", "input_tokens",
+    "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens",
+)  # fmt: skip
 _FAILED = "outcome IN ('error', 'timeout', 'rejected')"
 
 
@@ -125,7 +130,8 @@ def summary_query(f: SpanFilter, d: Dialect, last_n: int | None = None) -> Query
     if last_n is not None:
         if last_n < 1:
             raise ValidationError(f"last_n must be at least 1 (got {last_n})")
-        source = f"(SELECT * FROM {source} ORDER BY start_ns DESC LIMIT {p(last_n)}) AS newest"
+        cols = ", ".join(SUMMARY_INPUTS)  # not *: the top-N carries only what it sums
+        source = f"(SELECT {cols} FROM {source} ORDER BY start_ns DESC LIMIT {p(last_n)}) AS newest"
     return Query(f"SELECT {', '.join(summary_exprs(d))} FROM {source}", p.values)
 
 
