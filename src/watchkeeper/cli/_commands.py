@@ -148,7 +148,7 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60.0
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from watchkeeper.demo import main as demo_main
+    from watchkeeper.demo._run import main as demo_main
 
     config = _load(args)
     url = f"http://127.0.0.1:{config.server.port}"
