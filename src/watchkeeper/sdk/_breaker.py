@@ -13,6 +13,8 @@ from collections.abc import Callable
 from watchkeeper.errors import ConfigError
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+#: Values of the `watchkeeper_guard_breaker_state` gauge.
+BREAKER_STATES: dict[str, int] = {CLOSED: 0, OPEN: 1, HALF_OPEN: 2}
 
 
 class Breaker:

@@ -11,14 +11,22 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.trace import SpanKind
 
 from watchkeeper.errors import CircuitOpen, ConfigError, GuardTimeout
+from watchkeeper.model import OUTCOMES
 from watchkeeper.model import conventions as c
 from watchkeeper.sdk import _runtime
-from watchkeeper.sdk._breaker import Breaker
+from watchkeeper.sdk._breaker import BREAKER_STATES, Breaker
 from watchkeeper.sdk._context import report_to_request
-from watchkeeper.sdk._span import NOOP, ObservedSpan, start_span
+from watchkeeper.sdk._span import NOOP, ObservedSpan, open_span, span_attributes
+
+if TYPE_CHECKING:
+    from watchkeeper.sdk._metrics import SdkMetrics
+
+INTERNAL = SpanKind.INTERNAL
 
 _log = logging.getLogger("watchkeeper.sdk.guard")
 
@@ -41,11 +49,30 @@ class GuardEvent:
     fallback: str | None = None  # which fallback answered
 
 
+class GuardTelemetry:
+    """A guard's labelled metric children and span attributes, built once per `init()`."""
+
+    def __init__(self, metrics: SdkMetrics, name: str, deadline: float) -> None:
+        self.metrics = metrics
+        self.calls = {o: metrics.guard_calls.labels(name, o) for o in OUTCOMES}
+        self.retries = metrics.guard_retries.labels(name)
+        self.breaker_state = metrics.guard_breaker_state.labels(name)
+        self.last_breaker_state: str | None = None
+        self.span_attrs = span_attributes(
+            f"guard {name}", "guard", {c.WK_GUARD_NAME: name, c.WK_GUARD_DEADLINE_S: deadline}
+        )
+        self.attempt_attrs = span_attributes(
+            f"guard {name} attempt", "other", {c.WK_GUARD_NAME: name}
+        )
+
+
 @dataclass(slots=True)
 class Health:
-    """Whether a guard's sync calls lately came close to the deadline (then: use a thread)."""
+    """A guard's mutable state: whether its sync calls lately came close to the deadline (then
+    "auto" uses a thread), and its telemetry handles."""
 
     suspect_until: float = float("-inf")
+    telemetry: GuardTelemetry | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,11 +166,19 @@ class GuardCall:
         self.error: BaseException | None = None
         self.timed_out = False
         self.rejected = False
-        self.rt = _runtime._current
+        self.rt = rt = _runtime._current
         self.span = NOOP
-        if self.rt is not None:
-            attrs = {c.WK_GUARD_NAME: policy.name, c.WK_GUARD_DEADLINE_S: policy.deadline}
-            self.span = start_span(self.rt, f"guard {policy.name}", "guard", attrs)
+        self.tele: GuardTelemetry | None = None
+        if rt is not None:
+            tele = policy.health.telemetry
+            if tele is None or tele.metrics is not rt.metrics:
+                tele = policy.health.telemetry = GuardTelemetry(
+                    rt.metrics, policy.name, policy.deadline
+                )
+            self.tele = tele
+            self.span = open_span(
+                rt, f"guard {policy.name}", "guard", tele.span_attrs, INTERNAL, None, None, True
+            )
 
     def remaining(self) -> float:
         """Seconds left before the deadline."""
@@ -161,10 +196,11 @@ class GuardCall:
     def begin_attempt(self) -> ObservedSpan:
         """Start the next attempt's span (current, so the callee's spans nest under it)."""
         self.attempts += 1
-        if self.rt is None:
+        if self.rt is None or self.tele is None:
             return NOOP
-        attrs = {c.WK_GUARD_NAME: self.p.name, c.WK_GUARD_ATTEMPT: self.attempts}
-        return start_span(self.rt, f"guard {self.p.name} attempt", "other", attrs)
+        attrs = {**self.tele.attempt_attrs, c.WK_GUARD_ATTEMPT: self.attempts}
+        name = f"guard {self.p.name} attempt"
+        return open_span(self.rt, name, "other", attrs, INTERNAL, None, None, True)
 
     def attempt_ok(self, obs: ObservedSpan) -> None:
         """The attempt answered in time."""
@@ -191,8 +227,8 @@ class GuardCall:
         delay = backoff_delay(self.p.backoff, self.attempts - 1, self.p.rng)
         if delay >= self.remaining():  # no time left for the wait and another try
             return None
-        if self.rt is not None:
-            self.rt.metrics.guard_retries.labels(self.p.name).inc()
+        if self.tele is not None:
+            self.tele.retries.inc()
         return delay
 
     def mark_timeout(self) -> None:
@@ -249,18 +285,19 @@ class GuardCall:
 
     def finish(self, outcome: str, error_type: str | None = None) -> None:
         """End the guard span and record the guard metrics."""
-        rt = self.rt
-        if rt is None:
+        tele = self.tele
+        if tele is None:
             return
         self.span.set_outcome(outcome, error_type)
         self.span.end()
-        m, name = rt.metrics, self.p.name
-        m.guard_calls.labels(name, outcome).inc()
-        m.guard_duration.observe((name,), self.p.clock() - self.t0, self.p.deadline)
+        tele.calls[outcome].inc()
+        elapsed = self.p.clock() - self.t0
+        tele.metrics.guard_duration.observe((self.p.name,), elapsed, self.p.deadline)
         if self.p.breaker is not None:
-            from watchkeeper.sdk._metrics import BREAKER_STATES
-
-            m.guard_breaker_state.labels(name).set(BREAKER_STATES[self.p.breaker.state])
+            state = self.p.breaker.state
+            if state != tele.last_breaker_state:
+                tele.last_breaker_state = state
+                tele.breaker_state.set(BREAKER_STATES[state])
 
     def abort(self, exc: BaseException) -> None:
         """A BaseException (cancellation, KeyboardInterrupt) went through: end the span."""

@@ -34,8 +34,6 @@ GUARD_DURATION_BUCKETS: tuple[float, ...] = (
     7.0, 8.0, 9.0, 10.0,
 )  # fmt: skip
 
-BREAKER_STATES: dict[str, int] = {"closed": 0, "open": 1, "half_open": 2}
-
 
 def _le(bound: float) -> str:
     """A bucket bound as Prometheus writes it ("0.005", "8.0", "+Inf")."""
