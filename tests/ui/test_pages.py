@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from . import _data
 from .conftest import ARTIFACTS, Server
@@ -205,6 +206,23 @@ def test_live_refresh_can_be_paused_and_theme_toggled(page: Any) -> None:
     assert page.evaluate("() => document.documentElement.dataset.theme") == "dark"
 
 
+def test_custom_range_is_applied_and_kept_in_the_url(page: Any, server: Server) -> None:
+    page.goto("/traces?range=1h")
+    _loaded(page)
+    page.locator(".custom-range summary").click()
+    page.get_by_label("From", exact=True).fill("2020-01-01T00:00")
+    page.get_by_label("To", exact=True).fill("2020-01-02T00:00")
+    page.get_by_role("button", name="Apply").first.click()
+    page.wait_for_url(re.compile(r"start=2020-01-01.*end=2020-01-02"))
+    _loaded(page)
+    assert page.locator(ROWS).count() == 0  # nothing was sent in 2020
+    assert "No traces match" in page.locator("#trace-list").inner_text()
+    assert "→" in page.locator(".custom-range summary").inner_text()
+    page.reload()
+    _loaded(page)
+    assert "start=2020-01-01" in page.url
+
+
 def test_sessions_and_users_link_to_their_traces(page: Any) -> None:
     page.goto("/users?range=1h")
     _loaded(page)
@@ -245,7 +263,16 @@ def test_a_silence_can_be_created(page: Any, server: Server) -> None:
     assert "deploy in progress" in row.inner_text()
     body = server.api("/api/v1/silences")
     items = body["items"] if isinstance(body, dict) else body
-    assert any("HighErrorRate" in str(s.get("matchers")) for s in items)
+    mine = [s for s in items if "HighErrorRate" in str(s.get("matchers"))]
+    assert len(mine) == 1 and mine[0]["active"]
+    assert mine[0]["matchers"] == [{"name": "alertname", "op": "=", "value": "HighErrorRate"}]
+    assert 7190 <= mine[0]["ends_at"] - mine[0]["starts_at"] <= 7210  # the default 2 h
+    row.get_by_role("button", name="Expire").click()
+    # An expired silence is shown as expired, or dropped from the list of current ones.
+    active = page.locator("tbody tr", has_text="HighErrorRate").locator(".badge", has_text="active")
+    expect(active).to_have_count(0)
+    expired = [s for s in server.api("/api/v1/silences")["items"] if s["id"] == mine[0]["id"]]
+    assert not expired or not expired[0]["active"]
 
 
 def test_slos_show_objective_and_budget(page: Any, server: Server) -> None:
