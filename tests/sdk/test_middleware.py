@@ -166,3 +166,11 @@ def test_metrics_app_can_be_mounted_on_its_own(sdk: Sdk) -> None:
     with serve_asgi(watchkeeper.metrics_app(sdk.registry)) as url:
         text = httpx.get(url + "/").text
     assert "gen_ai_client_operation_duration_seconds_bucket" in text
+
+
+def test_before_init_the_deadline_still_holds() -> None:
+    watchkeeper.shutdown()
+    with serve_asgi(build_app()) as url:
+        assert httpx.get(f"{url}/items/3").json() == {"id": 3}
+        assert httpx.get(f"{url}/slow", timeout=10).status_code == 504
+        assert httpx.get(f"{url}/metrics").status_code == 200

@@ -21,6 +21,7 @@ from watchkeeper.model import conventions as c
 from watchkeeper.sdk import _runtime
 from watchkeeper.sdk._breaker import BREAKER_STATES, Breaker
 from watchkeeper.sdk._context import report_to_request
+from watchkeeper.sdk._safe import report_failure
 from watchkeeper.sdk._span import NOOP, ObservedSpan, open_span, span_attributes
 
 if TYPE_CHECKING:
@@ -170,15 +171,18 @@ class GuardCall:
         self.span = NOOP
         self.tele: GuardTelemetry | None = None
         if rt is not None:
-            tele = policy.health.telemetry
-            if tele is None or tele.metrics is not rt.metrics:
-                tele = policy.health.telemetry = GuardTelemetry(
-                    rt.metrics, policy.name, policy.deadline
+            try:
+                tele = policy.health.telemetry
+                if tele is None or tele.metrics is not rt.metrics:
+                    tele = policy.health.telemetry = GuardTelemetry(
+                        rt.metrics, policy.name, policy.deadline
+                    )
+                self.span = open_span(
+                    rt, f"guard {policy.name}", "guard", tele.span_attrs, INTERNAL, None, None, True
                 )
-            self.tele = tele
-            self.span = open_span(
-                rt, f"guard {policy.name}", "guard", tele.span_attrs, INTERNAL, None, None, True
-            )
+                self.tele = tele
+            except Exception as exc:  # telemetry off for this call; the call itself goes on
+                report_failure("guard.start", exc)
 
     def remaining(self) -> float:
         """Seconds left before the deadline."""
@@ -200,7 +204,11 @@ class GuardCall:
             return NOOP
         attrs = {**self.tele.attempt_attrs, c.WK_GUARD_ATTEMPT: self.attempts}
         name = f"guard {self.p.name} attempt"
-        return open_span(self.rt, name, "other", attrs, INTERNAL, None, None, True)
+        try:
+            return open_span(self.rt, name, "other", attrs, INTERNAL, None, None, True)
+        except Exception as exc:
+            report_failure("guard.attempt", exc)
+            return NOOP
 
     def attempt_ok(self, obs: ObservedSpan) -> None:
         """The attempt answered in time."""
@@ -290,6 +298,12 @@ class GuardCall:
             return
         self.span.set_outcome(outcome, error_type)
         self.span.end()
+        try:
+            self._record(tele, outcome)
+        except Exception as exc:
+            report_failure("guard.metrics", exc)
+
+    def _record(self, tele: GuardTelemetry, outcome: str) -> None:
         tele.calls[outcome].inc()
         elapsed = self.p.clock() - self.t0
         tele.metrics.guard_duration.observe((self.p.name,), elapsed, self.p.deadline)
