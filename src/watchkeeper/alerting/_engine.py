@@ -9,9 +9,10 @@ delivery worker (`_delivery.py`) drains the outbox.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +80,8 @@ class Evaluator:
         self._severities = dict(channel_severities or {})
         self._base_url = base_url
         self._states: dict[str, AlertState] = repo.load_states(meta)
+        # What API threads read: replaced whole after each cycle, never mutated in place.
+        self._published: tuple[AlertState, ...] = tuple(self._states.values())
         self._sent: dict[str, list[float]] = {}
         self._held: dict[str, list[str]] = {}
         self._baselines: BaselineCache = {}
@@ -109,8 +112,8 @@ class Evaluator:
         return list(by_id.values())
 
     def states(self) -> list[AlertState]:
-        """Current alert states (pending, firing, recently resolved)."""
-        return list(self._states.values())
+        """Alert states (pending, firing, recently resolved) as of the last cycle."""
+        return list(self._published)
 
     # --- one cycle ---------------------------------------------------------------------------
 
@@ -133,6 +136,7 @@ class Evaluator:
         changed = [s for fp, s in self._states.items() if before.get(fp) != s]
         gone = [fp for fp in before if fp not in self._states]
         repo.save_states(self._meta, changed, gone)
+        self._published = tuple(self._states.values())
         self._notify(rules, result, now)
         if now - self._pruned_at >= PRUNE_EVERY_S:
             self._pruned_at = now
@@ -293,8 +297,6 @@ class Evaluator:
 
 
 def _history_row(rule: Rule, event: Event, muted: str | None) -> dict[str, Any]:
-    import json
-
     s = event.state
     return {
         "at": event.at,
@@ -308,6 +310,3 @@ def _history_row(rule: Rule, event: Event, muted: str | None) -> dict[str, Any]:
         "threshold": s.threshold,
         "muted": muted,
     }
-
-
-Clock = Callable[[], float]
