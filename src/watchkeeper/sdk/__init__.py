@@ -2,6 +2,25 @@
 
 It imports only `watchkeeper.model`/`errors`, OpenTelemetry and prometheus-client, never a
 server dependency. The LLM client wrappers and `feedback` load on first use.
+
+    import watchkeeper
+
+    watchkeeper.init("support-bot", endpoint="http://127.0.0.1:4318", capture_content=True)
+    app.add_middleware(watchkeeper.WatchkeeperMiddleware, deadline=8.0)   # FastAPI
+
+    @watchkeeper.guard("answer", deadline=6.0, fallbacks=[cheaper_model, "Try again later."])
+    @watchkeeper.observe("answer", kind="agent")
+    async def answer(question: str) -> str:
+        with watchkeeper.observe("chat", kind="llm") as span:
+            span.set_model("gpt-4o-mini", provider="openai")
+            ...
+            span.set_usage(input_tokens=812, output_tokens=95)
+
+    async with watchkeeper.context(user_id=user, session_id=session, feature="support"):
+        await answer(question)
+
+Context (`context()`, the current span) follows `await` and asyncio tasks; a thread started by
+the app starts without it unless the app copies it (`contextvars.copy_context().run`).
 """
 
 from __future__ import annotations

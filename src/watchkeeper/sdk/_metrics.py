@@ -102,7 +102,10 @@ class SdkMetrics:
     """Every metric the SDK records, registered once on one registry."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        r = registry
+        self._register_request_metrics(registry)
+        self._register_guard_cache_sdk_metrics(registry)
+
+    def _register_request_metrics(self, r: CollectorRegistry) -> None:
         genai = ["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model"]
         self.genai_duration = Histogram(
             "gen_ai_client_operation_duration_seconds",
@@ -131,6 +134,8 @@ class SdkMetrics:
             ["http_request_method"],
             registry=r,
         )
+
+    def _register_guard_cache_sdk_metrics(self, r: CollectorRegistry) -> None:
         self.guard_calls = Counter(
             "watchkeeper_guard_calls",
             "Guarded calls by outcome (success, timeout, error, fallback, rejected).",
