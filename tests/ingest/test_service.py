@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from prometheus_client import CollectorRegistry
 
 from tests.ingest.conftest import GatedStore, make_config
+from watchkeeper.errors import Overloaded
 from watchkeeper.ingest import DEFAULT_STEPS, Draft, DropSpan, IngestService
+from watchkeeper.ingest._service import MAX_IN_FLIGHT
 from watchkeeper.model import SpanBatch
 from watchkeeper.store.duckdb import DuckDBStore
 
@@ -161,3 +165,22 @@ def test_backlog_age_while_the_store_is_behind(tmp_path: Path) -> None:
     finally:
         store.gate.set()
         service.stop()
+
+
+def test_admission_bounds_requests_in_flight(tmp_path: Path) -> None:
+    registry = CollectorRegistry()
+    service = IngestService(make_config(tmp_path), DuckDBStore(None), registry)
+    with contextlib.ExitStack() as held:
+        for _ in range(MAX_IN_FLIGHT):
+            held.enter_context(service.admission())
+        with pytest.raises(Overloaded):
+            held.enter_context(service.admission())
+    with service.admission():  # slots come back
+        pass
+    assert _sample(registry, "watchkeeper_ingest_queue_drops_total", queue="in_flight") == 1
+
+
+def test_accept_before_start_is_overloaded_not_a_hang(tmp_path: Path) -> None:
+    service = IngestService(make_config(tmp_path), DuckDBStore(None), CollectorRegistry())
+    with pytest.raises(Overloaded):
+        asyncio.run(service.accept("default", _body(["x"]), "application/json", None))

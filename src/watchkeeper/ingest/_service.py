@@ -10,12 +10,13 @@ the queue holds two batches; when it is full the processor waits and the spool (
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
@@ -43,6 +44,7 @@ log = logging.getLogger("watchkeeper.ingest")
 
 _READ_CHUNK = 8 * 1024 * 1024  # bytes of spool read per processor pass
 _RETRY_MAX_S = 5.0
+MAX_IN_FLIGHT = 64  # requests being read or decoded at once; bodies are up to max_body_bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +123,8 @@ class IngestService:
         self._threads: list[threading.Thread] = []
         self._started = False
         self._tune_gc = tune_gc
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -171,6 +175,8 @@ class IngestService:
         project_from_resource: bool = False,
     ) -> IngestResult:
         """Validate, spool durably, and return the counts; raises the errors of the route."""
+        if not self._started:
+            raise Overloaded("ingest is not running (starting or stopping); retry shortly", 1.0)
         encoding = encoding_of(content_type)
         raw = decompress(body, content_encoding, self._cfg.max_body_bytes)
         if self.backlog_bytes > self._cfg.spool_max_backlog_bytes:
@@ -191,6 +197,20 @@ class IngestService:
         await asyncio.wrap_future(fut)
         self.metrics.spans_accepted.inc(checked.accepted)
         return result
+
+    @contextlib.contextmanager
+    def admission(self) -> Iterator[None]:
+        """Hold one of `MAX_IN_FLIGHT` request slots (body read to spool); `Overloaded` if none."""
+        with self._in_flight_lock:
+            if self._in_flight >= MAX_IN_FLIGHT:
+                self.metrics.queue_drops.labels("in_flight").inc()
+                raise Overloaded("too many export requests in flight; retry shortly", 1.0)
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._in_flight_lock:
+                self._in_flight -= 1
 
     def count_request(self, code: int) -> None:
         """Count one export request by the status code it got (the route calls this)."""

@@ -89,14 +89,15 @@ async def _handle(
     compressed = (encoding or "identity").strip().lower() not in ("identity", "")
     try:
         project = current_project(request)
-        body = await read_body(request, limit + _GZIP_SLACK if compressed else limit)
-        result = await svc.ingest.accept(
-            project,
-            body,
-            content_type or "",
-            encoding,
-            project_from_resource=not svc.keys.required,
-        )
+        with svc.ingest.admission():  # bounds the bodies held in memory at once
+            body = await read_body(request, limit + _GZIP_SLACK if compressed else limit)
+            result = await svc.ingest.accept(
+                project,
+                body,
+                content_type or "",
+                encoding,
+                project_from_resource=not svc.keys.required,
+            )
     except AuthError as exc:
         return _status_response(
             401, code_pb2.UNAUTHENTICATED, str(exc), as_json, {"WWW-Authenticate": "Bearer"}
