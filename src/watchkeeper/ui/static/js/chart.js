@@ -40,11 +40,13 @@ export function niceTicks(min, max, count = 4) {
   const raw = (max - min) / count;
   const mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((st) => st >= raw) || raw;
+  // The axis ends on the first tick at or above the data, so the top gridline has a label.
+  const top = Math.ceil(max / step - 1e-9) * step;
   const out = [];
-  for (let v = Math.ceil(min / step) * step; v <= max + step * 1e-9; v += step) {
+  for (let v = Math.ceil(min / step) * step; v <= top + step * 1e-9; v += step) {
     out.push(Math.round(v * 1e9) / 1e9);
   }
-  return { ticks: out, max: Math.max(max, out[out.length - 1] ?? max) };
+  return { ticks: out, max: top };
 }
 
 const TIME_STEPS = [1, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800,
