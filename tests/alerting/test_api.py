@@ -59,6 +59,10 @@ def test_rule_crud_enable_disable_and_test(client: TestClient) -> None:
     client.put("/api/v1/rules/slow", json={**rule, "threshold": 700})
     tested = client.post("/api/v1/rules/slow/test").json()
     assert tested["breaching"] is True and tested["observations"][0]["value"] == pytest.approx(800)
+    draft = {**rule, "id": "draft", "threshold": 100}
+    tested = client.post("/api/v1/rules/test", json=draft).json()
+    assert tested["rule_id"] == "draft" and tested["breaching"] is True
+    assert client.get("/api/v1/rules/draft").status_code == 404  # a draft is not stored
     assert client.get("/api/v1/notifications").json()["items"] == []  # test never notifies
 
     assert client.delete("/api/v1/rules/slow").status_code == 204

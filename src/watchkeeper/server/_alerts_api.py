@@ -147,12 +147,24 @@ def disable_rule(request: Request, rule_id: str, project: str = Project) -> dict
     return _set_enabled(request, rule_id, project, False)
 
 
+@router.post("/rules/test")
+def test_draft_rule(
+    request: Request, body: dict[str, Any] = Body(...), project: str = Project
+) -> dict[str, Any]:
+    """Evaluate a rule that is not saved (a draft from an editor) now; nothing is stored."""
+    engine = _engine(request)
+    return _test_json(engine, _validated(engine, body, project), _now(request))
+
+
 @router.post("/rules/{rule_id}/test")
 def test_rule(request: Request, rule_id: str, project: str = Project) -> dict[str, Any]:
     """Evaluate a rule now, without changing alert state or notifying."""
     engine = _engine(request)
-    rule = _get_rule(engine, project, rule_id)
-    decision = engine.evaluator.test(rule, _now(request))
+    return _test_json(engine, _get_rule(engine, project, rule_id), _now(request))
+
+
+def _test_json(engine: AlertingEngine, rule: Rule, now: float) -> dict[str, Any]:
+    decision = engine.evaluator.test(rule, now)
     return {
         "rule_id": rule.id,
         "at": decision.at,
