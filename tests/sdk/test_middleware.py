@@ -174,3 +174,19 @@ def test_before_init_the_deadline_still_holds() -> None:
         assert httpx.get(f"{url}/items/3").json() == {"id": 3}
         assert httpx.get(f"{url}/slow", timeout=10).status_code == 504
         assert httpx.get(f"{url}/metrics").status_code == 200
+
+
+def test_routes_of_mounted_apps_keep_their_prefix(sdk: Sdk) -> None:
+    sub = FastAPI()
+
+    @sub.get("/things/{thing_id}")
+    async def thing(thing_id: int) -> dict[str, int]:
+        return {"thing": thing_id}
+
+    app = FastAPI()
+    app.mount("/v2", sub)
+    app.add_middleware(watchkeeper.WatchkeeperMiddleware)  # type: ignore[arg-type]
+    with serve_asgi(app) as url:
+        assert httpx.get(f"{url}/v2/things/3").json() == {"thing": 3}
+    attrs = server_span(sdk, "GET /v2/things/{thing_id}")
+    assert attrs[c.HTTP_ROUTE] == "/v2/things/{thing_id}"
