@@ -89,6 +89,7 @@ async def test_async_call_is_cancelled_at_the_deadline(sdk: Sdk) -> None:
     timeouts: list[Any] = []
 
     @watchkeeper.guard("slow-async", deadline=DEADLINE, breaker=False, on_timeout=timeouts.append)
+    @watchkeeper.observe("llm call", kind="llm")
     async def slow() -> str:
         try:
             await asyncio.sleep(10)
@@ -103,6 +104,11 @@ async def test_async_call_is_cancelled_at_the_deadline(sdk: Sdk) -> None:
     assert time.monotonic() - start < DEADLINE + SLACK
     assert cancelled.is_set()
     assert [e.outcome for e in timeouts] == ["timeout"]
+    attempt = sdk.span("guard slow-async attempt")
+    assert attempt.attributes[c.WK_OUTCOME] == "timeout"  # type: ignore[index]
+    llm = sdk.span("llm call")  # cut short by the guard's deadline: a timeout, not an error
+    assert llm.attributes[c.WK_OUTCOME] == "timeout"  # type: ignore[index]
+    assert llm.parent is not None and llm.parent.span_id == attempt.context.span_id
 
 
 async def test_async_retries_then_fallback_and_request_outcome(sdk: Sdk) -> None:

@@ -6,6 +6,7 @@ Every method is safe to call on the no-op handle used before `init()`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
@@ -76,8 +77,12 @@ def attribute_value(value: Any) -> Any:
 
 
 def classify_error(exc: BaseException) -> str:
-    """The outcome an exception means: "timeout" for timeouts of any library, else "error"."""
-    if isinstance(exc, TimeoutError) or "Timeout" in type(exc).__name__:
+    """The outcome an exception means: "timeout" for timeouts of any library, else "error".
+
+    A cancelled task counts as a timeout: here cancellation nearly always comes from a deadline
+    (a guard's or the request's) cutting the operation short.
+    """
+    if isinstance(exc, TimeoutError | asyncio.CancelledError) or "Timeout" in type(exc).__name__:
         return "timeout"
     return "error"
 
