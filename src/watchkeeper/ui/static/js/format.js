@@ -62,6 +62,13 @@ export function dateTime(tMs) {
   return tMs ? fullFmt.format(new Date(tMs)) : "–";
 }
 
+/** A row timestamp: the time of day for today, else the date and minute. */
+export function when(tMs, now = Date.now()) {
+  const d = new Date(tMs);
+  if (d.toDateString() === new Date(now).toDateString()) return timeFmt.format(d);
+  return dayFmt.format(d) + ", " + timeFmt.format(d).slice(0, 5);
+}
+
 export function time(tMs) {
   return timeFmt.format(new Date(tMs));
 }

@@ -113,8 +113,11 @@ function renderList(el, body, q, scope) {
     return;
   }
   const maxDur = Math.max(...items.map((r) => r.duration_ms || 0), 1);
+  // Root spans of instrumented apps often carry no usage (their model calls do): no empty columns.
+  const hasTokens = items.some((r) => r.input_tokens != null || r.output_tokens != null);
+  const hasCost = items.some((r) => r.cost_usd != null || r.cost_source === "missing");
   const cols = [
-    { title: "Time", render: (r) => h("span", { title: fmt.dateTime(r.start_ms) }, fmt.dateTime(r.start_ms)), class: "nowrap" },
+    { title: "Time", render: (r) => h("span", { title: fmt.dateTime(r.start_ms) }, fmt.when(r.start_ms)), class: "nowrap" },
     { title: scope === "requests" ? "Request" : "Span", render: (r) => [
       h("div", { class: "cell-main" }, h("a", { href: "/traces/" + r.trace_id + (r.parent_span_id ? "?span=" + r.span_id : "") }, r.name)),
       h("div", { class: "cell-sub" }, [r.http_route, r.response_model || r.request_model, r.error_type].filter(Boolean).join(" · ") || r.trace_id)] },
@@ -122,10 +125,10 @@ function renderList(el, body, q, scope) {
     { title: "Outcome", render: (r) => outcomeBadge(r.outcome) },
     { title: "Duration", align: "right", render: (r) => h("span", { class: "dur" }, fmt.ms(r.duration_ms),
       h("span", { class: "dur-bar", "aria-hidden": "true" }, h("i", { class: r.duration_ms >= 8000 ? "slow" : null, style: { width: ((r.duration_ms / maxDur) * 100).toFixed(1) + "%" } }))) },
-    { title: "Tokens", align: "right", render: (r) => (r.input_tokens != null || r.output_tokens != null) ? `${fmt.compact(r.input_tokens ?? 0)} → ${fmt.compact(r.output_tokens ?? 0)}` : "–" },
-    { title: "Cost", align: "right", render: (r) => r.cost_source === "missing" ? h("span", { class: "badge tone-warn", title: "no price known for this model" }, "no price") : fmt.usd(r.cost_usd) },
+    hasTokens && { title: "Tokens", align: "right", render: (r) => (r.input_tokens != null || r.output_tokens != null) ? `${fmt.compact(r.input_tokens ?? 0)} → ${fmt.compact(r.output_tokens ?? 0)}` : "–" },
+    hasCost && { title: "Cost", align: "right", render: (r) => r.cost_source === "missing" ? h("span", { class: "badge tone-warn", title: "no price known for this model" }, "no price") : fmt.usd(r.cost_usd) },
     { title: "User", render: (r) => r.user_id ? h("a", { href: url.href("/traces", { ...range.carry(), user: r.user_id }) }, r.user_id) : "–" },
-  ];
+  ].filter(Boolean);
   const pager = h("div", { class: "pager" },
     h("span", {}, `${fmt.int(items.length)} shown${q.get("cursor") ? " (later page)" : ""} · ↑/↓ to move, Enter to open`),
     h("div", { class: "page-tools" },
