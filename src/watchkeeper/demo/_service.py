@@ -68,6 +68,10 @@ class DemoService:
             retries=options.retries,
             fallbacks=[self._cheaper_answer, self._stale_answer, CANNED_ANSWER],
         )(self._generate)
+        # Planning is optional: past its deadline the agent goes on with the rule-based plan.
+        self.plan = watchkeeper.guard(
+            "agent.plan", deadline=options.deadline_s, retries=0, fallbacks=[""]
+        )(self._plan)
         self.write_up = watchkeeper.guard(
             "agent.answer",
             deadline=options.deadline_s,
@@ -164,12 +168,16 @@ class DemoService:
         """Plan with a small model, run the tools, write the answer with a large one."""
         async with watchkeeper.observe("support-agent", kind="agent") as span:
             span.set_input(task)
-            await self._ask(self.oai, PLANNER_MODEL, "Plan the tool calls for the task.", task)
+            await self.plan(task)
             results = [await self._tool(call) for call in plan(task)]
             summary = "\n".join(f"{r['tool']}: {r.get('result', r.get('error'))}" for r in results)
             answer = await self.write_up(task, [summary], WRITER_MODEL)
             span.set_output(answer)
             return {"answer": answer, "tools": results, "trace_id": span.trace_id}
+
+    async def _plan(self, task: str) -> str:
+        """Ask the small model for a plan (the tools run from the rule-based planner)."""
+        return await self._ask(self.oai, PLANNER_MODEL, "Plan the tool calls for the task.", task)
 
     async def _tool(self, call: ToolCall) -> dict[str, Any]:
         """Run one tool as a tool span; a failing tool is reported, the agent carries on."""
