@@ -260,3 +260,36 @@ async def test_old_history_and_deliveries_are_pruned(
     assert repo.prune(engine.meta, T0 + 31 * 86400) == 3  # history, outbox entry, attempt
     assert repo.history(engine.meta, "default") == []
     assert repo.notification_log(engine.meta, "default") == []
+
+
+async def test_one_replica_leads_and_another_takes_over(
+    tmp_path: Path, store: DuckDBStore, receiver: Receiver
+) -> None:
+    clock = Clock(T0)
+    a = make_engine(tmp_path, store, receiver, clock)
+    b = make_engine(tmp_path, store, receiver, clock)  # same meta DB: another replica
+    store.write(requests(T0, 50, timeouts=25))
+    first = await a.tick()
+    assert first is not None and [e.kind for e in first.events] == ["firing"]
+    assert await b.tick() is None and not b.is_leader
+    # The leader stops cleanly: the other takes over at once, with the firing state.
+    await a.start()
+    await a.stop()
+    clock.now = T0 + 5
+    taken = await b.tick()
+    assert taken is not None and taken.events == [] and b.is_leader
+    assert [s.status for s in b.evaluator.states()] == ["firing"]
+    assert await a.tick() is None  # the old leader does not get it back while b renews
+
+
+async def test_a_silent_leader_loses_the_lease_after_its_ttl(
+    tmp_path: Path, store: DuckDBStore, receiver: Receiver
+) -> None:
+    clock = Clock(T0)
+    a = make_engine(tmp_path, store, receiver, clock, lease_ttl=30)
+    b = make_engine(tmp_path, store, receiver, clock, lease_ttl=30)
+    assert await a.tick() is not None
+    clock.now = T0 + 29
+    assert await b.tick() is None
+    clock.now = T0 + 30  # a crashed: no renewal
+    assert await b.tick() is not None

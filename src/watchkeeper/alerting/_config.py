@@ -297,6 +297,7 @@ class AlertingConfig(_Model):
     example_traces: int = Field(default=5, ge=0, le=5)
     resolved_retention: Duration = 86400.0  # resolved alerts stay listed this long
     history_retention: Duration = 30 * 86400.0  # alert history and delivery log
+    lease_ttl: Duration = Field(default=30.0, ge=2.0)  # replicas: how long a leader's lease lasts
     reports: ReportSchedule = ReportSchedule()
 
 

@@ -111,6 +111,11 @@ class Evaluator:
             by_id[row.id] = rule
         return list(by_id.values())
 
+    def reload(self) -> None:
+        """Read alert state back from the meta DB (after another replica evaluated)."""
+        self._states = repo.load_states(self._meta)
+        self._published = tuple(self._states.values())
+
     def states(self) -> list[AlertState]:
         """Alert states (pending, firing, recently resolved) as of the last cycle."""
         return list(self._published)

@@ -20,6 +20,7 @@ from watchkeeper.alerting._tables import (
     alert_rules,
     alert_state,
     attempts,
+    lease,
     outbox,
     silences,
 )
@@ -344,3 +345,38 @@ def prune(meta: MetaStore, before: float) -> int:
         ).rowcount
         n += conn.execute(attempts.delete().where(attempts.c.at < before)).rowcount
     return int(n)
+
+
+# --- the evaluation lease (one replica evaluates and delivers) ------------------------------
+
+
+def acquire_lease(meta: MetaStore, name: str, holder: str, now: float, ttl: float) -> bool:
+    """Take or renew the lease `name` for `holder` until now + ttl; False if another holds it."""
+    with meta.engine.begin() as conn:
+        done = conn.execute(
+            lease.update()
+            .where(
+                lease.c.name == name, sa.or_(lease.c.holder == holder, lease.c.expires_at <= now)
+            )
+            .values(holder=holder, expires_at=now + ttl)
+        )
+        if done.rowcount:
+            return True
+        if conn.execute(sa.select(lease.c.name).where(lease.c.name == name)).first():
+            return False
+        try:
+            with conn.begin_nested():
+                conn.execute(lease.insert().values(name=name, holder=holder, expires_at=now + ttl))
+        except sa.exc.IntegrityError:  # another replica inserted it first
+            return False
+    return True
+
+
+def release_lease(meta: MetaStore, name: str, holder: str) -> None:
+    """Give the lease up now (on a clean stop), so another replica takes over at once."""
+    with meta.engine.begin() as conn:
+        conn.execute(
+            lease.update()
+            .where(lease.c.name == name, lease.c.holder == holder)
+            .values(expires_at=0.0)
+        )

@@ -9,6 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
+import socket
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
@@ -28,6 +31,7 @@ from watchkeeper.store._protocol import Store
 from watchkeeper.store.meta import MetaStore
 
 log = logging.getLogger("watchkeeper.alerting")
+LEASE = "alert-evaluation"
 
 
 class AlertingEngine:
@@ -71,6 +75,9 @@ class AlertingEngine:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._lock = asyncio.Lock()  # one cycle at a time (loop, API test, bench)
+        # Replicas sharing a meta DB: only the holder of the lease evaluates and delivers.
+        self.holder = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+        self.is_leader = False
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -105,20 +112,36 @@ class AlertingEngine:
         for w in rest:
             w.cancel()
 
+    async def tick(self) -> CycleResult | None:
+        """Hold (or try to take) the lease, then run one cycle; None when another leads."""
+        now = self.clock()
+        leading = await asyncio.to_thread(
+            repo.acquire_lease, self.meta, LEASE, self.holder, now, self.config.lease_ttl
+        )
+        if leading and not self.is_leader:
+            log.info("alerting: this replica (%s) now evaluates rules", self.holder)
+            await asyncio.to_thread(self.evaluator.reload)  # the last leader's view
+        self.is_leader = leading
+        return await self.run_cycle() if leading else None
+
     async def _evaluate_loop(self) -> None:
         while not self._stop.is_set():
             started = time.monotonic()
             try:
-                await self.run_cycle()
+                await self.tick()
             except Exception:  # the loop must survive a bad cycle (meta DB busy, ...)
                 log.exception("alert evaluation cycle failed")
             await self._sleep(self.config.interval - (time.monotonic() - started))
+        if self.is_leader:
+            await asyncio.to_thread(repo.release_lease, self.meta, LEASE, self.holder)
+            self.is_leader = False
 
     async def _deliver_loop(self) -> None:
         while not self._stop.is_set():
             self._wake.clear()
             try:
-                await self.deliverer.deliver_due()
+                if self.is_leader:
+                    await self.deliverer.deliver_due()
             except Exception:
                 log.exception("outbox delivery round failed")
             await self._sleep(1.0, wake=True)
@@ -130,6 +153,8 @@ class AlertingEngine:
             await self._sleep(when - now)
             if self._stop.is_set():
                 return
+            if not self.is_leader:  # another replica sends it
+                continue
             try:
                 await self.send_digest(period, when)
             except Exception:

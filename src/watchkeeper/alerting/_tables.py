@@ -96,3 +96,11 @@ attempts = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("duration_ms", sa.Float, nullable=False),
 )
+
+lease = sa.Table(
+    "alert_lease",
+    METADATA,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(200), nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+)
