@@ -28,6 +28,11 @@ from watchkeeper.sdk._span import (
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# `with observe("name")` builds a new observe object per use: their start attributes are shared
+# per (name, kind) so the block form costs what the decorator costs. Bounded: names are code.
+_SHARED_BASE: dict[tuple[str, str], dict[str, Any]] = {}
+_SHARED_BASE_MAX = 4096
+
 
 class observe:  # lower case: used like a function, `@observe()` / `with observe("x")`
     """Decorator and context manager that records a span of the given kind."""
@@ -74,9 +79,7 @@ class observe:  # lower case: used like a function, `@observe()` / `with observe
         try:
             base = self._base
             if base is None or name != self._name:
-                base = span_attributes(name, self._kind, self._attributes)
-                if name == self._name:
-                    self._base = base
+                base = self._attributes_for(name)
             return open_span(
                 rt,
                 name,
@@ -90,6 +93,19 @@ class observe:  # lower case: used like a function, `@observe()` / `with observe
         except Exception as exc:
             report_failure("observe.start", exc)
             return NOOP
+
+    def _attributes_for(self, name: str) -> dict[str, Any]:
+        """Start attributes for `name`; shared between observe() calls with the same name/kind."""
+        if self._attributes is not None:
+            base = span_attributes(name, self._kind, self._attributes)
+        else:
+            key = (name, self._kind)
+            base = _SHARED_BASE.get(key) or span_attributes(name, self._kind)
+            if len(_SHARED_BASE) < _SHARED_BASE_MAX:
+                _SHARED_BASE[key] = base
+        if name == self._name:
+            self._base = base
+        return base
 
     def __enter__(self) -> ObservedSpan:
         obs = self._start(self._name or self._kind)
