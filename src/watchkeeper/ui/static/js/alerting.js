@@ -28,20 +28,30 @@ export function labelsOf(x) {
 const DURATIONS = [["30m", 1800], ["1h", 3600], ["2h", 7200], ["4h", 14400], ["12h", 43200], ["1d", 86400], ["7d", 604800]];
 const OPS = ["=", "!=", "=~", "!~"];
 
-function matcherRow(remove) {
+function matcherRow(remove, preset = {}) {
   const row = h("div", { class: "matcher" },
-    h("input", { name: "m-name", placeholder: "label", "aria-label": "Matcher label", required: true }),
-    h("select", { name: "m-op", "aria-label": "Matcher operator" }, OPS.map((o) => h("option", { value: o }, o))),
-    h("input", { name: "m-value", placeholder: "value", "aria-label": "Matcher value", required: true }),
+    h("input", { name: "m-name", placeholder: "label", "aria-label": "Matcher label", required: true, value: preset.name || "" }),
+    h("select", { name: "m-op", "aria-label": "Matcher operator" }, OPS.map((o) => h("option", { value: o, selected: o === (preset.op || "=") }, o))),
+    h("input", { name: "m-value", placeholder: "value", "aria-label": "Matcher value", required: true, value: preset.value || "" }),
     h("button", { type: "button", class: "btn small ghost", "aria-label": "Remove matcher", onclick: () => remove(row) }, "×"));
   return row;
 }
 
-/** A form posting a silence: matchers, duration, comment, author; calls `done` on success. */
-export function silenceForm(done) {
+/** Parse "name=value", "name!=value", "name=~re" into a matcher. */
+export function parseMatcher(text) {
+  const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$/.exec(text || "");
+  return m ? { name: m[1], op: m[2], value: m[3].replace(/^"(.*)"$/, "$1") } : null;
+}
+
+/**
+ * A form posting a silence: matchers (pre-filled from "name=value" strings), duration,
+ * comment, author; calls `done` on success.
+ */
+export function silenceForm(done, presets = []) {
   const rows = h("div", { class: "matchers" });
   const remove = (row) => { if (rows.children.length > 1) row.remove(); };
-  rows.append(matcherRow(remove));
+  const parsed = presets.map(parseMatcher).filter(Boolean);
+  (parsed.length ? parsed : [{}]).forEach((p) => rows.append(matcherRow(remove, p)));
   const status = h("div", { role: "status", "aria-live": "polite" });
   const form = h("form", { class: "silence-form", "aria-label": "New silence", onsubmit: async (ev) => {
     ev.preventDefault();

@@ -36,14 +36,28 @@ function stateBadge(x) {
   return badge(s, STATE_TONE[s] || "muted");
 }
 
+// Labels every alert of a rule shares (its name, id, severity) are shown elsewhere in the row.
+const SHOWN_ELSEWHERE = new Set(["alertname", "rule", "severity"]);
+
 function labelChips(x) {
-  const l = labelsOf(x);
-  return h("span", { class: "score-list" }, Object.entries(l).map(([k, v]) => badge(`${k}=${v}`)));
+  const l = Object.entries(labelsOf(x)).filter(([k]) => !SHOWN_ELSEWHERE.has(k));
+  return l.length ? h("span", { class: "score-list" }, l.map(([k, v]) => badge(`${k}=${v}`))) : "–";
 }
 
 function traceLinks(x) {
   const ids = pick(x, "trace_ids", "example_trace_ids") || [];
-  return ids.length ? h("span", { class: "score-list" }, ids.slice(0, 3).map((id) => h("a", { href: "/traces/" + id, class: "mono" }, id.slice(0, 8)))) : "–";
+  if (!ids.length) return "–";
+  return h("span", { class: "examples" }, h("a", { href: "/traces/" + ids[0], class: "mono", title: "an example trace" }, ids[0].slice(0, 8)),
+    ids.length > 1 ? h("span", { class: "sub", title: ids.slice(1).join("\n") }, ` +${ids.length - 1}`) : null);
+}
+
+/** A link to the silence form, pre-filled to match this alert's labels. */
+function silenceLink(x) {
+  const labels = labelsOf(x);
+  const keys = labels.rule ? ["rule"] : Object.keys(labels);
+  const q = new URLSearchParams();
+  keys.forEach((k) => q.append("m", `${k}=${labels[k]}`));
+  return h("a", { class: "btn small", href: "/alerts/silences?" + q.toString(), "aria-label": `Silence ${pick(x, "rule_id")}` }, "Silence");
 }
 
 /** A rule value in its unit: a share for ratios, a duration for latency, money for cost. */
@@ -61,8 +75,8 @@ function valueCell(x) {
   const v = pick(x, "value", "observed");
   const t = pick(x, "threshold");
   const f = valueFormat(x);
-  if (v == null) return t == null ? "–" : `– (${pick(x, "comparison") || ">"} ${f(t)})`;
-  return t == null ? f(v) : `${f(v)} (${pick(x, "comparison") || ">"} ${f(t)})`;
+  return h("span", { class: "nowrap" }, h("b", {}, v == null ? "–" : f(v)),
+    t == null ? null : h("div", { class: "cell-sub" }, `threshold ${pick(x, "comparison") || ">"} ${f(t)}`));
 }
 
 async function rulesById(signal) {
@@ -97,8 +111,9 @@ async function active(el, signal) {
       h("div", { class: "cell-sub" }, pick(a, "summary", "description") || pick(a, "rule_id"))] },
     { title: "Value", render: valueCell },
     { title: "Labels", render: labelChips },
-    { title: "Since", render: (a) => fmt.ago(toMs(pick(a, "firing_since", "pending_since", "started_at"))) },
+    { title: "Since", render: (a) => h("span", { class: "nowrap" }, fmt.ago(toMs(pick(a, "firing_since", "pending_since", "started_at")))) },
     { title: "Examples", render: traceLinks },
+    { title: "", render: silenceLink },
   ], items, { caption: "Active alerts" }));
 }
 
@@ -215,7 +230,7 @@ async function silences(el, signal) {
   ], items, { caption: "Silences" }) : empty("No silences", "Create one to mute matching alerts for a while.");
   mount(el, h("div", { class: "grid" },
     h("div", { class: "span-8" }, list),
-    h("div", { class: "span-4" }, card("New silence", silenceForm(reload)))));
+    h("div", { class: "span-4" }, card("New silence", silenceForm(reload, url.params().getAll("m"))))));
 }
 
 async function channels(el, signal) {
