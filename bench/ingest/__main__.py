@@ -176,11 +176,21 @@ def _pct(values: list[float], q: float) -> float | None:
 
 
 def _fmt_s(v: float | None) -> str:
-    return "n/a" if v is None else f"{v * 1000:.0f} ms"
+    if v is None:
+        return "n/a"
+    return "over the top bucket" if v == float("inf") else f"{v * 1000:.0f} ms"
 
 
-def main() -> None:
-    """Run the benchmark and print its figures."""
+@dataclass
+class Timing:
+    """When the run started, when the last request was acknowledged, and written."""
+
+    started: float
+    acked_at: float
+    written_at: float
+
+
+def _args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__)
     ap.add_argument("--spans", type=int, default=1_000_000)
     ap.add_argument("--quick", action="store_true", help="100,000 spans")
@@ -193,14 +203,12 @@ def main() -> None:
         choices=["null", "duckdb"],
         help="no server: drive IngestService directly with this store (null = count only)",
     )
-    args = ap.parse_args()
-    spans = 100_000 if args.quick else args.spans
-    per = args.spans_per_request
-    if args.in_process:
-        from bench.ingest._inprocess import run
+    return ap.parse_args()
 
-        run(spans, per, args.in_process)
-        return
+
+def _drive(url: str, args: argparse.Namespace, spans: int, pid: int | None) -> tuple[Stats, Timing]:
+    """Send the workload with the senders, probe lag, watch RSS; wait until all is written."""
+    per = args.spans_per_request
     total_requests = -(-spans // per)
     run_id = int(time.time()) & 0x7FFFFFFF
     bodies = [template(seed, per) for seed in range(8)]
@@ -208,23 +216,11 @@ def main() -> None:
         f"workload: {total_requests} requests x {per} spans, {args.senders} senders, "
         f"{sum(map(len, bodies)) / len(bodies) / per:.0f} bytes/span on the wire"
     )
-
-    tmp = Path(tempfile.mkdtemp(prefix="wk-bench-ingest-"))
-    env: dict[str, str] = {}
-    proc = None
-    if args.url:
-        url = args.url.rstrip("/")
-    else:
-        port = _free_port()
-        proc = _start_server(tmp / "data", port, env)
-        url = f"http://127.0.0.1:{port}"
     written_before = _metric(url, "watchkeeper_ingest_spans_written_total")
     stats, stop = Stats(), threading.Event()
     watchers = [threading.Thread(target=_probe, args=(url, run_id, stop, stats), daemon=True)]
-    if proc is not None:
-        watchers.append(
-            threading.Thread(target=_watch_rss, args=(proc.pid, stop, stats), daemon=True)
-        )
+    if pid is not None:
+        watchers.append(threading.Thread(target=_watch_rss, args=(pid, stop, stats), daemon=True))
     for w in watchers:
         w.start()
     next_no = [0]
@@ -242,26 +238,33 @@ def main() -> None:
     for s in senders:
         s.join()
     acked_at = time.perf_counter()
-    target = written_before + stats.acked_spans
-    while _metric(url, "watchkeeper_ingest_spans_written_total") < target:
+    while (
+        _metric(url, "watchkeeper_ingest_spans_written_total") < written_before + stats.acked_spans
+    ):
         time.sleep(0.1)
     written_at = time.perf_counter()
     stop.set()
     for w in watchers:
         w.join(timeout=30)
+    return stats, Timing(started, acked_at, written_at)
+
+
+def _report(url: str, stats: Stats, t: Timing) -> None:
     p50, p99 = _histogram_quantiles(url, "watchkeeper_ingest_lag_seconds", (0.5, 0.99))
+    acked_s, written_s = t.acked_at - t.started, t.written_at - t.started
     print(
-        f"acknowledged: {stats.acked_spans} spans in {acked_at - started:.1f} s = "
-        f"{stats.acked_spans / (acked_at - started):,.0f} spans/s "
+        f"acknowledged: {stats.acked_spans} spans in {acked_s:.1f} s = "
+        f"{stats.acked_spans / acked_s:,.0f} spans/s "
         f"({stats.overloaded} answers 503/429 retried, {stats.errors} errors)"
     )
     print(
-        f"written to the store: {stats.acked_spans / (written_at - started):,.0f} spans/s "
-        f"sustained ({written_at - started:.1f} s until all were written)"
+        f"written to the store: {stats.acked_spans / written_s:,.0f} spans/s "
+        f"sustained ({written_s:.1f} s until all were written)"
     )
+    lags = stats.probe_lags
     print(
-        f"ack -> queryable (probe traces via the query API, n={len(stats.probe_lags)}): "
-        f"p50 {_fmt_s(_pct(stats.probe_lags, 0.5))}, p99 {_fmt_s(_pct(stats.probe_lags, 0.99))}"
+        f"ack -> queryable (probe traces via the query API, n={len(lags)}): "
+        f"p50 {_fmt_s(_pct(lags, 0.5))}, p99 {_fmt_s(_pct(lags, 0.99))}"
     )
     print(f"ack -> written (server histogram, all requests): p50 {_fmt_s(p50)}, p99 {_fmt_s(p99)}")
     write_s = _metric(url, "watchkeeper_ingest_batch_write_seconds_sum")
@@ -270,9 +273,29 @@ def main() -> None:
     if batches:
         print(
             f"store writes: {batches:.0f} batches of {written / batches:,.0f} spans on average, "
-            f"{write_s / written * 1e6:.0f} µs/span inside store.write "
-            f"({write_s:.1f} s in all)"
+            f"{write_s / written * 1e6:.0f} µs/span inside store.write ({write_s:.1f} s in all)"
         )
+
+
+def main() -> None:
+    """Run the benchmark and print its figures."""
+    args = _args()
+    spans = 100_000 if args.quick else args.spans
+    if args.in_process:
+        from bench.ingest._inprocess import run
+
+        run(spans, args.spans_per_request, args.in_process)
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="wk-bench-ingest-"))
+    proc = None
+    if args.url:
+        url = args.url.rstrip("/")
+    else:
+        port = _free_port()
+        proc = _start_server(tmp / "data", port, {})
+        url = f"http://127.0.0.1:{port}"
+    stats, timing = _drive(url, args, spans, proc.pid if proc else None)
+    _report(url, stats, timing)
     if proc is not None:
         print(f"server peak RSS: {stats.peak_rss / 2**20:.0f} MiB")
         proc.terminate()
