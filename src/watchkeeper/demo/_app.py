@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import anthropic
 import openai
 from fastapi import FastAPI, Header, Request
+from fastapi.responses import JSONResponse
 from opentelemetry import trace
 from pydantic import BaseModel, Field
 
@@ -106,5 +107,11 @@ def create_demo_app(
     async def healthz() -> dict[str, str]:
         """Liveness."""
         return {"status": "ok"}
+
+    @app.exception_handler(openai.APIError)
+    @app.exception_handler(anthropic.APIError)
+    async def upstream_failed(request: Request, exc: Exception) -> JSONResponse:
+        """A provider call nothing could stand in for (e.g. retrieval): 502, not a crash."""
+        return JSONResponse({"error": f"upstream model provider failed: {exc}"}, status_code=502)
 
     return app

@@ -21,14 +21,14 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
@@ -262,6 +262,18 @@ def _sse(
     return StreamingResponse(body(), media_type="text/event-stream")
 
 
+def _quiet(handler: Callable[[Request], Awaitable[Response]]) -> Callable[..., Any]:
+    """A client that gave up mid-request (a guard's deadline) is normal here, not an error."""
+
+    async def route(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except ClientDisconnect:
+            return Response(status_code=499)
+
+    return route
+
+
 def openai_app(
     profile: Profile = scripted,
     log: deque[FakeRequest] | None = None,
@@ -322,9 +334,9 @@ def openai_app(
 
     return Starlette(
         routes=[
-            Route("/v1/chat/completions", chat, methods=["POST"]),
-            Route("/v1/responses", responses, methods=["POST"]),
-            Route("/v1/embeddings", embeddings, methods=["POST"]),
+            Route("/v1/chat/completions", _quiet(chat), methods=["POST"]),
+            Route("/v1/responses", _quiet(responses), methods=["POST"]),
+            Route("/v1/embeddings", _quiet(embeddings), methods=["POST"]),
         ]
     )
 
@@ -351,7 +363,7 @@ def anthropic_app(
             return JSONResponse(wire.message(rid, model, text, usage))
         return _sse(wire.message_events(rid, model, text, usage), b, named=True, done=False)
 
-    return Starlette(routes=[Route("/v1/messages", messages, methods=["POST"])])
+    return Starlette(routes=[Route("/v1/messages", _quiet(messages), methods=["POST"])])
 
 
 def _words(b: Behaviour, max_tokens: Any) -> int:
