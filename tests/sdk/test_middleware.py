@@ -152,7 +152,6 @@ def test_metrics_route_serves_red_metrics_and_is_not_traced(sdk: Sdk, base_url: 
     }
     assert sdk.metric("http_server_request_duration_seconds_count", labels) == 3
     slow = {"http_request_method": "GET", "http_route": "/slow", "http_response_status_code": "504"}
-    assert sdk.metric("http_server_request_duration_seconds_bucket", {**slow, "le": "0.25"}) == 0
     deadline_bucket = {**slow, "le": "0.5"}  # the deadline is a bucket of this series
     assert sdk.metric("http_server_request_duration_seconds_bucket", deadline_bucket) is not None
     assert sdk.metric("http_server_request_duration_seconds_bucket", {**slow, "le": "+Inf"}) == 1
