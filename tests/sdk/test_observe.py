@@ -273,3 +273,22 @@ def test_root_spans_carry_guard_outcomes_reported_beneath_them(sdk: Sdk) -> None
     assert sdk.span("request").attributes[c.WK_OUTCOME] == "fallback"  # type: ignore[index]
     assert sdk.span("inner").attributes[c.WK_OUTCOME] == "success"  # type: ignore[index]
     assert sdk.span("request2").attributes[c.WK_OUTCOME] == "timeout"  # type: ignore[index]
+
+
+async def test_one_observe_object_shared_by_concurrent_tasks(sdk: Sdk) -> None:
+    shared = watchkeeper.observe("shared")
+
+    async def task(i: int, delay: float) -> str:
+        async with shared as span:
+            span.set(task=i)
+            await asyncio.sleep(delay)
+            if i == 0:
+                raise KeyError("first task fails")
+            return span.span_id
+
+    results = await asyncio.gather(task(0, 0.0), task(1, 0.05), return_exceptions=True)
+    assert isinstance(results[0], KeyError)
+    spans = {s.attributes["task"]: s for s in sdk.spans()}  # type: ignore[index]
+    assert spans[0].attributes[c.WK_OUTCOME] == "error"  # type: ignore[index]
+    assert spans[1].attributes[c.WK_OUTCOME] == "success"  # type: ignore[index]
+    assert format(spans[1].context.span_id, "016x") == results[1]

@@ -10,6 +10,7 @@ import contextlib
 import functools
 import inspect
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
+from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
@@ -32,6 +33,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 # per (name, kind) so the block form costs what the decorator costs. Bounded: names are code.
 _SHARED_BASE: dict[tuple[str, str], dict[str, Any]] = {}
 _SHARED_BASE_MAX = 4096
+# Spans opened by `with observe(...)` in this task/thread, so one observe object can be shared
+# by concurrent tasks and each `with` still ends its own span.
+_OPEN: ContextVar[tuple[tuple[int, ObservedSpan], ...]] = ContextVar(
+    "watchkeeper_open_spans", default=()
+)
 
 
 class observe:  # lower case: used like a function, `@observe()` / `with observe("x")`
@@ -110,6 +116,7 @@ class observe:  # lower case: used like a function, `@observe()` / `with observe
     def __enter__(self) -> ObservedSpan:
         obs = self._start(self._name or self._kind)
         self._active.append(obs)
+        _OPEN.set((*_OPEN.get(), (id(self), obs)))
         return obs
 
     def __exit__(
@@ -118,7 +125,19 @@ class observe:  # lower case: used like a function, `@observe()` / `with observe
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._active.pop().end(exc)
+        self._pop().end(exc)
+
+    def _pop(self) -> ObservedSpan:
+        """The span this object opened last in this task/thread (objects may be shared)."""
+        stack = _OPEN.get()
+        for i in range(len(stack) - 1, -1, -1):
+            if stack[i][0] == id(self):
+                obs = stack[i][1]
+                _OPEN.set(stack[:i] + stack[i + 1 :])
+                self._active.remove(obs)
+                return obs
+        # Exited in another context than it was entered (e.g. across a generator's yield).
+        return self._active.pop()
 
     async def __aenter__(self) -> ObservedSpan:
         return self.__enter__()
