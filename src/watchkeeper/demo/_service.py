@@ -62,21 +62,29 @@ class DemoService:
         self.answers: TTLCache[str] = TTLCache(options.cache_ttl_s)
         self.last_good: TTLCache[str] = TTLCache(ttl_s=3600.0)  # the stale-answer fallback
         self.store = VectorStore()
+        # Each service owns its breakers (not the process-wide ones by guard name), so two
+        # services in one process (tests) never trip each other's.
         self.answer = watchkeeper.guard(
             "rag.answer",
             deadline=options.deadline_s,
             retries=options.retries,
             fallbacks=[self._cheaper_answer, self._stale_answer, CANNED_ANSWER],
+            breaker=watchkeeper.Breaker(failure_threshold=8, reset_timeout=10.0),
         )(self._generate)
         # Planning is optional: past its deadline the agent goes on with the rule-based plan.
         self.plan = watchkeeper.guard(
-            "agent.plan", deadline=options.deadline_s, retries=0, fallbacks=[""]
+            "agent.plan",
+            deadline=options.deadline_s,
+            retries=0,
+            fallbacks=[""],
+            breaker=watchkeeper.Breaker(failure_threshold=8, reset_timeout=10.0),
         )(self._plan)
         self.write_up = watchkeeper.guard(
             "agent.answer",
             deadline=options.deadline_s,
             retries=options.retries,
             fallbacks=[self._cheaper_answer, CANNED_ANSWER],
+            breaker=watchkeeper.Breaker(failure_threshold=8, reset_timeout=10.0),
         )(self._generate)
 
     async def load_documents(self) -> None:
