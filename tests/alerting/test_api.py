@@ -169,3 +169,28 @@ def test_alerts_history_and_notifications(client: TestClient, receiver: Receiver
         time.sleep(0.1)
     assert len(log) == 5 and {item["channel"] for item in log} == {"hook"}
     assert all(item["attempt_log"][0]["result"] == "ok" for item in log)
+
+
+def test_starter_rules_apply_to_every_project_separately(client: TestClient) -> None:
+    svc = client.app.state.services  # type: ignore[attr-defined]
+    _, acme_key = svc.keys.create("acme")
+    _, default_key = svc.keys.create("default")
+    acme = {"Authorization": f"Bearer {acme_key}"}
+    mine = {"Authorization": f"Bearer {default_key}"}
+    acme_rules = client.get("/api/v1/rules", headers=acme).json()["items"]
+    assert {r["id"] for r in acme_rules} >= {"high-timeout-rate", "service-down"}
+    assert all(r["project"] == "acme" for r in acme_rules)
+    assert not any(r["id"].startswith("slo-") for r in acme_rules)  # the SLOs are default's
+    # Disabling a starter rule in one project leaves it on in the other.
+    client.post("/api/v1/rules/service-down/disable", headers=acme)
+    assert client.get("/api/v1/rules/service-down", headers=acme).json()["enabled"] is False
+    assert client.get("/api/v1/rules/service-down", headers=mine).json()["enabled"] is True
+    # Each project's spans fire its own alert.
+    svc.store.write(requests(time.time(), 40, timeouts=20, project="acme"))
+    client.put("/api/v1/rules/high-timeout-rate", headers=acme, json={
+        "kind": "outcome_ratio", "outcomes": ["timeout"], "threshold": "10%",
+        "group_by": "service", "filters": {"scope": "requests"}})  # fmt: skip
+    client.portal.call(svc.alerting.run_cycle)
+    firing = client.get("/api/v1/alerts?state=firing", headers=acme).json()["items"]
+    assert [(a["rule_id"], a["project"]) for a in firing] == [("high-timeout-rate", "acme")]
+    assert client.get("/api/v1/alerts?state=firing", headers=mine).json()["items"] == []

@@ -129,3 +129,4 @@ def test_labels_and_fingerprints() -> None:
                       "team": "ai"}  # fmt: skip
     assert fingerprint("r", {"service": "a"}) != fingerprint("r", {"service": "b"})
     assert fingerprint("r", {"service": "a"}) == fingerprint("r", {"service": "a"})
+    assert fingerprint("r", {}, "acme") != fingerprint("r", {}, "default")

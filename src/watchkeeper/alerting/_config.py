@@ -116,7 +116,7 @@ class Rule(_Model):
     description: str = ""
     kind: RuleKind
     enabled: bool = True
-    project: str = "default"
+    project: str = "default"  # "*": every project (each evaluated on its own spans)
     filters: Filters = Filters()
     window: Duration = 300.0
     threshold: Annotated[float, BeforeValidator(parse_ratio)] = 0.0

@@ -12,7 +12,7 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +39,8 @@ from watchkeeper.store.meta import MetaStore
 
 log = logging.getLogger("watchkeeper.alerting")
 Outgoing = tuple[str, str, Notification]  # project, channel, notification
+RuleKey = tuple[str, str]  # project, rule id
+EVERY_PROJECT = "*"
 PRUNE_EVERY_S = 3600.0
 
 
@@ -71,6 +73,7 @@ class Evaluator:
         channel_names: Sequence[str] = (),
         channel_severities: Mapping[str, Sequence[str]] | None = None,
         base_url: str = "",
+        projects: Callable[[], Iterable[str]] | None = None,
     ) -> None:
         self.config = config
         self._store = store
@@ -79,11 +82,12 @@ class Evaluator:
         self._channels = tuple(channel_names)
         self._severities = dict(channel_severities or {})
         self._base_url = base_url
+        self._projects = projects or (lambda: ("default",))
         self._states: dict[str, AlertState] = repo.load_states(meta)
         # What API threads read: replaced whole after each cycle, never mutated in place.
         self._published: tuple[AlertState, ...] = tuple(self._states.values())
-        self._sent: dict[str, list[float]] = {}
-        self._held: dict[str, list[str]] = {}
+        self._sent: dict[RuleKey, list[float]] = {}
+        self._held: dict[RuleKey, list[str]] = {}
         self._baselines: BaselineCache = {}
         self.last_queries = 0  # store queries of the last cycle (bench and logs)
         self._pruned_at = 0.0
@@ -95,21 +99,28 @@ class Evaluator:
         return {s.id: s for s in self.config.slos}
 
     def rules(self) -> list[Rule]:
-        """The effective rules: config and starter rules, SLO burn rules, then the API's."""
-        by_id: dict[str, Rule] = {r.id: r for r in self.config.rules}
-        for slo in self.config.slos:
-            by_id.update((r.id, r) for r in burn_rules(slo))
+        """The effective rules: config and starter rules, SLO burn rules, then the API's.
+
+        A rule of project "*" becomes one rule per project; the API may override, disable or
+        hide it in one project without touching the others.
+        """
+        projects = sorted(set(self._projects()))
+        by_key: dict[RuleKey, Rule] = {}
+        for own in [*self.config.rules, *(r for s in self.config.slos for r in burn_rules(s))]:
+            for p in projects if own.project == EVERY_PROJECT else [own.project]:
+                by_key[(p, own.id)] = own.model_copy(update={"project": p})
         for row in repo.load_rule_rows(self._meta):
+            key = (row.project, row.id)
             if row.deleted:
-                by_id.pop(row.id, None)
+                by_key.pop(key, None)
                 continue
-            rule = row.rule or by_id.get(row.id)
+            rule = row.rule or by_key.get(key)
             if rule is None:
                 continue
             if row.enabled is not None:
                 rule = rule.model_copy(update={"enabled": row.enabled})
-            by_id[row.id] = rule
-        return list(by_id.values())
+            by_key[key] = rule
+        return list(by_key.values())
 
     def reload(self) -> None:
         """Read alert state back from the meta DB (after another replica evaluated)."""
@@ -129,7 +140,7 @@ class Evaluator:
     def cycle(self, now: float) -> CycleResult:
         """Evaluate every enabled rule once, persist state, enqueue notifications."""
         result = CycleResult()
-        rules = {r.id: r for r in self.rules() if r.enabled}
+        rules = {(r.project, r.id): r for r in self.rules() if r.enabled}
         before = dict(self._states)
         queries = CycleQueries(self._store)
         for rule in rules.values():
@@ -170,7 +181,7 @@ class Evaluator:
         events: list[Event] = []
         seen = set()
         for obs in decision.observations:
-            fp = fingerprint(rule.id, obs.labels)
+            fp = fingerprint(rule.id, obs.labels, rule.project)
             seen.add(fp)
             prev = self._states.get(fp) or AlertState(
                 fp, rule.id, rule.project, alert_labels(rule, obs.labels)
@@ -178,7 +189,8 @@ class Evaluator:
             events.extend(self._step(q, rule, prev, obs, now))
         for fp, state in list(self._states.items()):
             active = state.status in ("pending", "firing")
-            if state.rule_id == rule.id and fp not in seen and active:
+            ours = state.rule_id == rule.id and state.project == rule.project
+            if ours and fp not in seen and active:
                 events.extend(self._step(q, rule, state, None, now))
         return events
 
@@ -203,11 +215,11 @@ class Evaluator:
             ids = ()
         return dataclasses.replace(state, trace_ids=ids)
 
-    def _forget(self, rules: Mapping[str, Rule], now: float) -> None:
+    def _forget(self, rules: Mapping[RuleKey, Rule], now: float) -> None:
         keep = self.config.resolved_retention
         for fp, state in list(self._states.items()):
             stale = state.status == "resolved" and now - (state.resolved_at or now) > keep
-            if state.rule_id not in rules or stale:
+            if (state.project, state.rule_id) not in rules or stale:
                 del self._states[fp]
 
     # --- muting and enqueueing ---------------------------------------------------------------
@@ -239,7 +251,7 @@ class Evaluator:
             return "inhibited by a critical alert"
         return None
 
-    def _notify(self, rules: Mapping[str, Rule], result: CycleResult, now: float) -> None:
+    def _notify(self, rules: Mapping[RuleKey, Rule], result: CycleResult, now: float) -> None:
         silences = self._silences(now) if result.events else []
         critical = [
             s.labels
@@ -249,7 +261,7 @@ class Evaluator:
         self._release_held(rules, now, result)  # last hour's summary before new events
         history = []
         for event in result.events:
-            rule = rules[event.state.rule_id]
+            rule = rules[(event.state.project, event.state.rule_id)]
             reason = self._mute_reason(event, silences, critical, now)
             if reason is None:
                 reason = self._enqueue(rule, event, now, result)
@@ -274,9 +286,10 @@ class Evaluator:
 
     def _enqueue(self, rule: Rule, event: Event, now: float, result: CycleResult) -> str | None:
         cap = self.config.max_notifications_per_rule_per_hour
-        sent = self._sent[rule.id] = recent(self._sent.get(rule.id, []), now)
+        key = (rule.project, rule.id)
+        sent = self._sent[key] = recent(self._sent.get(key, []), now)
         if not under_cap(sent, now, cap):
-            self._held.setdefault(rule.id, []).append(held_line(event.kind, event.state.labels))
+            self._held.setdefault(key, []).append(held_line(event.kind, event.state.labels))
             return f"held back by the cap of {cap} per hour"
         sent.append(now)
         resolved = event.kind == "resolved"
@@ -287,18 +300,18 @@ class Evaluator:
             result.enqueued.append((rule.project, channel, n))
         return None
 
-    def _release_held(self, rules: Mapping[str, Rule], now: float, result: CycleResult) -> None:
+    def _release_held(self, rules: Mapping[RuleKey, Rule], now: float, result: CycleResult) -> None:
         cap = self.config.max_notifications_per_rule_per_hour
-        for rule_id, held in list(self._held.items()):
-            rule = rules.get(rule_id)
-            sent = recent(self._sent.get(rule_id, []), now)
+        for key, held in list(self._held.items()):
+            rule = rules.get(key)
+            sent = recent(self._sent.get(key, []), now)
             if rule is None or not under_cap(sent, now, cap):
                 continue
             n = held_summary(rule, held, now, cap)
             for channel in self._channels_for(rule, {"rule": rule.id, **rule.labels}):
                 result.enqueued.append((rule.project, channel, n))
-            self._sent[rule_id] = [*sent, now]
-            del self._held[rule_id]
+            self._sent[key] = [*sent, now]
+            del self._held[key]
 
 
 def _history_row(rule: Rule, event: Event, muted: str | None) -> dict[str, Any]:

@@ -201,9 +201,10 @@ def alert_labels(rule: Rule, group: Mapping[str, str]) -> dict[str, str]:
     return labels
 
 
-def fingerprint(rule_id: str, group: Mapping[str, str]) -> str:
-    """Stable id of one alert: the rule and its group labels."""
-    text = rule_id + "\x00" + "\x00".join(f"{k}={v}" for k, v in sorted(group.items()))
+def fingerprint(rule_id: str, group: Mapping[str, str], project: str = "default") -> str:
+    """Stable id of one alert: the project, the rule and its group labels."""
+    parts = [project, rule_id, *(f"{k}={v}" for k, v in sorted(group.items()))]
+    text = "\x00".join(parts)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

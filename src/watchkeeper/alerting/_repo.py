@@ -72,22 +72,26 @@ def load_rule_rows(meta: MetaStore) -> list[RuleRow]:
 def upsert_rule_row(meta: MetaStore, row: RuleRow, now: float) -> None:
     """Write one rule row (insert or replace)."""
     values = {
-        "project": row.project,
         "data": json.dumps(rule_to_data(row.rule)) if row.rule else None,
         "enabled": row.enabled,
         "deleted": row.deleted,
         "updated_at": now,
     }
     with meta.engine.begin() as conn:
-        done = conn.execute(alert_rules.update().where(alert_rules.c.id == row.id).values(values))
+        which = (alert_rules.c.id == row.id, alert_rules.c.project == row.project)
+        done = conn.execute(alert_rules.update().where(*which).values(values))
         if not done.rowcount:
-            conn.execute(alert_rules.insert().values(id=row.id, **values))
+            conn.execute(alert_rules.insert().values(id=row.id, project=row.project, **values))
 
 
-def delete_rule_row(meta: MetaStore, rule_id: str) -> None:
-    """Forget a rule row."""
+def delete_rule_row(meta: MetaStore, project: str, rule_id: str) -> None:
+    """Forget a rule row of a project."""
     with meta.engine.begin() as conn:
-        conn.execute(alert_rules.delete().where(alert_rules.c.id == rule_id))
+        conn.execute(
+            alert_rules.delete().where(
+                alert_rules.c.id == rule_id, alert_rules.c.project == project
+            )
+        )
 
 
 # --- alert state and history ---------------------------------------------------------------

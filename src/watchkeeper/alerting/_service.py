@@ -13,7 +13,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 import httpx
@@ -49,6 +49,7 @@ class AlertingEngine:
         clock: Callable[[], float] = time.time,
         base_url: str = "",
         http: httpx.AsyncClient | None = None,
+        projects: Callable[[], Iterable[str]] | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -68,6 +69,7 @@ class AlertingEngine:
             channel_names=list(self.channels),
             channel_severities=severities,
             base_url=base_url,
+            projects=projects,
         )
         self.deliverer = Deliverer(config, meta, self.channels, self.metrics, clock)
         self._http = http
@@ -230,7 +232,19 @@ def build_alerting(services: Any) -> AlertingEngine | None:
         clock=services.clock,
         base_url=services.config.base_url,
         http=http,
+        projects=_projects_of(services),
     )
+
+
+def _projects_of(services: Any) -> Callable[[], list[str]]:
+    """Projects rules of project "*" apply to: the default one and every active key's."""
+    default = services.config.auth.default_project
+
+    def projects() -> list[str]:
+        keys = services.keys.list() if services.keys is not None else []
+        return sorted({default} | {k.project for k in keys if k.revoked_at is None})
+
+    return projects
 
 
 def _check_channel_names(config: AlertingConfig, known: set[str]) -> None:

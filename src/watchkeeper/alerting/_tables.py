@@ -13,8 +13,8 @@ from watchkeeper.store.meta import METADATA
 alert_rules = sa.Table(
     "alert_rules",
     METADATA,
+    sa.Column("project", sa.String(200), primary_key=True),
     sa.Column("id", sa.String(120), primary_key=True),
-    sa.Column("project", sa.String(200), nullable=False, index=True),
     sa.Column("data", sa.Text, nullable=True),  # the rule as JSON; NULL: only `enabled` is set
     sa.Column("enabled", sa.Boolean, nullable=True),  # overrides the rule's own flag
     sa.Column("deleted", sa.Boolean, nullable=False, default=False),  # hides a config rule

@@ -84,7 +84,7 @@ def create_rule(
     """Create a rule; 400 when its id is taken."""
     engine = _engine(request)
     rule = _validated(engine, body, project)
-    if any(r.id == rule.id for r in engine.rules()):
+    if any(r.id == rule.id for r in engine.rules(project)):
         raise ValidationError(f"a rule with id {rule.id!r} exists; PUT /api/v1/rules/{rule.id}")
     repo.upsert_rule_row(
         engine.meta, repo.RuleRow(rule.id, project, rule, None, False), _now(request)
@@ -122,16 +122,17 @@ def delete_rule(request: Request, rule_id: str, project: str = Project) -> None:
         row = repo.RuleRow(rule_id, project, None, None, True)
         repo.upsert_rule_row(engine.meta, row, _now(request))
     else:
-        repo.delete_rule_row(engine.meta, rule_id)
+        repo.delete_rule_row(engine.meta, project, rule_id)
 
 
 def _set_enabled(request: Request, rule_id: str, project: str, enabled: bool) -> dict[str, Any]:
     engine = _engine(request)
     rule = _get_rule(engine, project, rule_id)
-    rows = {r.id: r for r in repo.load_rule_rows(engine.meta)}
-    stored = rows[rule_id].rule if rule_id in rows else None
-    row = repo.RuleRow(rule_id, project, stored, enabled, False)
-    repo.upsert_rule_row(engine.meta, row, _now(request))
+    rows = {(r.project, r.id): r for r in repo.load_rule_rows(engine.meta)}
+    row = rows.get((project, rule_id))
+    stored = row.rule if row is not None else None
+    new = repo.RuleRow(rule_id, project, stored, enabled, False)
+    repo.upsert_rule_row(engine.meta, new, _now(request))
     return _rule_json(engine, rule.model_copy(update={"enabled": enabled}))
 
 
