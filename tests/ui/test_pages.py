@@ -293,6 +293,9 @@ def test_active_alert_can_be_silenced_from_its_row(page: Any, server: Server) ->
     page.goto("/alerts")
     _loaded(page)
     assert page.locator("tbody tr").count() >= len(firing)
+    badge = page.locator('#nav a[href="/alerts"] .nav-count')
+    badge.wait_for()
+    assert int(badge.inner_text()) >= len(firing)
     page.get_by_role("link", name=f"Silence {rule}").click()
     page.wait_for_url(re.compile(r"/alerts/silences\?m=rule"))
     _loaded(page)
@@ -356,6 +359,8 @@ PAGES = {
     "alerts-rules": "/alerts/rules",
     "alerts-silences": "/alerts/silences",
     "alerts-channels": "/alerts/channels",
+    "alerts-history": "/alerts/history",
+    "alerts-deliveries": "/alerts/notifications",
     "slos": "/slos",
     "review": "/review?range=1h",
 }

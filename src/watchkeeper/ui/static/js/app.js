@@ -42,6 +42,31 @@ function renderNav(current) {
   })));
 }
 
+// How many alerts fire, on the Alerts link of every page: asked at most every 30 s (the
+// engine answers from its in-memory snapshot), never blocking a page.
+let firing = { at: 0, count: 0 };
+
+async function refreshFiring() {
+  if (Date.now() - firing.at < 30_000) return showFiring();
+  firing.at = Date.now();
+  try {
+    const body = await api.get("/api/v1/alerts", { state: "firing" });
+    firing.count = api.itemsOf(body).length;
+  } catch {
+    firing.count = 0;
+  }
+  showFiring();
+}
+
+function showFiring() {
+  const link = document.querySelector('#nav a[href="/alerts"]');
+  if (!link) return;
+  link.querySelector(".nav-count")?.remove();
+  if (firing.count) {
+    link.append(h("span", { class: "nav-count", "aria-label": `${firing.count} firing` }, String(firing.count)));
+  }
+}
+
 function svgIcon(d) {
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
   svg.setAttribute("viewBox", "0 0 24 24");
@@ -65,6 +90,7 @@ async function route() {
   const path = location.pathname.replace(/\/+$/, "") || "/";
   const match = ROUTES.find((r) => r.re.test(path));
   renderNav(match ? match.nav : null);
+  refreshFiring();
   const main = document.getElementById("main");
   // aria-busy tells assistive technology (and the browser tests) that the page is loading.
   main.setAttribute("aria-busy", "true");
