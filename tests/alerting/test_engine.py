@@ -293,3 +293,31 @@ async def test_a_silent_leader_loses_the_lease_after_its_ttl(
     assert await b.tick() is None
     clock.now = T0 + 30  # a crashed: no renewal
     assert await b.tick() is not None
+
+
+async def test_a_backlog_on_a_down_channel_does_not_block_another(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    from tests.server._process import free_port
+    from watchkeeper.alerting._delivery import Deliverer
+    from watchkeeper.alerting._metrics import AlertMetrics
+    from watchkeeper.alerting._notify import test_notification
+
+    meta = MetaStore(f"sqlite:///{tmp_path / 'meta.sqlite'}")
+    meta.create_all()
+    specs = {
+        "down": parse_channel_spec({"type": "webhook", "name": "down",
+                                    "url": f"http://127.0.0.1:{free_port()}/x"}),
+        "hook": parse_channel_spec({"type": "webhook", "name": "hook", "url": receiver.url}),
+    }  # fmt: skip
+    channels = {n: WebhookChannel(s) for n, s in specs.items() if isinstance(s, WebhookSpec)}
+    backlog = [("default", "down", test_notification(f"d{i}", T0, "")) for i in range(300)]
+    repo.enqueue(meta, [*backlog, ("default", "hook", test_notification("h", T0, ""))], T0)
+    config = load_alerting_config({"starter_rules": False})
+    deliverer = Deliverer(config, meta, channels, AlertMetrics(CollectorRegistry()), Clock(T0))
+    assert await deliverer.deliver_due() == 1
+    assert [b["rule_name"] for b in receiver.received] == ["Test of channel h"]
+    assert repo.depth(meta) == 300
+    down = repo.notification_log(meta, "default", limit=1000)
+    assert sum(1 for e in down if e["attempts"]) == 2  # one try at each channel
+    meta.close()

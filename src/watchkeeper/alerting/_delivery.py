@@ -21,7 +21,7 @@ from watchkeeper.alerting._notify import retry_delay
 from watchkeeper.store.meta import MetaStore
 
 log = logging.getLogger("watchkeeper.alerting.delivery")
-BATCH = 500
+BATCH = 200  # entries per channel looked at per round
 
 
 class Deliverer:
@@ -44,7 +44,7 @@ class Deliverer:
     async def deliver_due(self) -> int:
         """Try every due entry once; return how many were delivered."""
         now = self._clock()
-        entries = await asyncio.to_thread(repo.pending, self._meta, BATCH)
+        entries = await asyncio.to_thread(self._pending)
         due: dict[str, list[repo.OutboxEntry]] = {}
         waiting: set[tuple[str, str]] = set()
         for e in entries:
@@ -59,6 +59,13 @@ class Deliverer:
         depth = await asyncio.to_thread(repo.depth, self._meta)
         self._metrics.outbox_depth.set(depth)
         return sum(done)
+
+    def _pending(self) -> list[repo.OutboxEntry]:
+        # Per channel, so a backlog for a channel that is down never hides the others' entries.
+        entries = []
+        for channel in repo.pending_channels(self._meta):
+            entries.extend(repo.pending(self._meta, BATCH, channel))
+        return entries
 
     async def _drain(self, channel_name: str, entries: list[repo.OutboxEntry]) -> int:
         delivered = 0

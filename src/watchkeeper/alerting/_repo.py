@@ -243,9 +243,19 @@ def enqueue(meta: MetaStore, items: Sequence[tuple[str, str, Notification]], now
         conn.execute(outbox.insert(), rows)
 
 
-def pending(meta: MetaStore, limit: int) -> list[OutboxEntry]:
-    """Undelivered entries, oldest first."""
-    q = sa.select(outbox).where(outbox.c.state == "pending").order_by(outbox.c.id).limit(limit)
+def pending_channels(meta: MetaStore) -> list[str]:
+    """Channels that have undelivered entries."""
+    q = sa.select(outbox.c.channel).where(outbox.c.state == "pending").distinct()
+    with meta.engine.connect() as conn:
+        return sorted(r[0] for r in conn.execute(q).all())
+
+
+def pending(meta: MetaStore, limit: int, channel: str | None = None) -> list[OutboxEntry]:
+    """Undelivered entries (of one channel, or all), oldest first."""
+    q = sa.select(outbox).where(outbox.c.state == "pending")
+    if channel is not None:
+        q = q.where(outbox.c.channel == channel)
+    q = q.order_by(outbox.c.id).limit(limit)
     with meta.engine.connect() as conn:
         rows = conn.execute(q).all()
     return [
