@@ -77,6 +77,13 @@ def test_responses_api_plain_and_streamed(oai_server: FakeServer) -> None:
     assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
     assert "response.output_text.delta" in kinds
     assert [e.sequence_number for e in events] == list(range(len(events)))
+    with client.responses.stream(model="gpt-4.1", input="hello") as stream:  # the SDK's helper
+        final = stream.get_final_response()
+    assert final.output_text == "".join(
+        e.delta
+        for e in events
+        if e.type == "response.output_text.delta"  # type: ignore[union-attr]
+    )
 
 
 @pytest.mark.parametrize("encoding", ["float", "base64"])

@@ -196,23 +196,29 @@ def response_object(
 def response_events(
     rid: str, model: str, text: str, u: Usage, created: float, body: dict[str, Any]
 ) -> Iterator[dict[str, Any]]:
-    """The stream events of a Responses API call, created → deltas → completed."""
+    """The stream events of a Responses API call, in the order the live API sends them."""
     item_id = "msg_" + rid[5:]
     start = response_object(rid, model, "", u, created, done=False, body=body)
-    events: list[dict[str, Any]] = [{"type": "response.created", "response": start}]
+    done = response_object(rid, model, text, u, created, done=True, body=body)
+    item = {**done["output"][0], "status": "in_progress", "content": []}
+    where = {"item_id": item_id, "output_index": 0, "content_index": 0}
+    part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": start},
+        {"type": "response.in_progress", "response": start},
+        {"type": "response.output_item.added", "output_index": 0, "item": item},
+        {"type": "response.content_part.added", **where, "part": part},
+    ]
     for piece in split_chunks(text, 6):
         events.append(
-            {
-                "type": "response.output_text.delta",
-                "item_id": item_id,
-                "output_index": 0,
-                "content_index": 0,
-                "delta": piece,
-                "logprobs": [],
-            }
+            {"type": "response.output_text.delta", **where, "delta": piece, "logprobs": []}
         )
-    done = response_object(rid, model, text, u, created, done=True, body=body)
-    events.append({"type": "response.completed", "response": done})
+    events += [
+        {"type": "response.output_text.done", **where, "text": text, "logprobs": []},
+        {"type": "response.content_part.done", **where, "part": {**part, "text": text}},
+        {"type": "response.output_item.done", "output_index": 0, "item": done["output"][0]},
+        {"type": "response.completed", "response": done},
+    ]
     for seq, event in enumerate(events):
         yield {**event, "sequence_number": seq}
 

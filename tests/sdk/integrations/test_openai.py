@@ -242,3 +242,12 @@ def test_chat_stream_helper_goes_through_the_traced_create(
     assert (
         final.usage is not None and a[c.GEN_AI_USAGE_OUTPUT_TOKENS] == final.usage.completion_tokens
     )
+
+
+async def test_async_responses_stream_helper(sdk: Sdk, openai_server: FakeServer) -> None:
+    async with aclient(openai_server).responses.stream(model="gpt-4.1", input="hi") as stream:
+        final = await stream.get_final_response()
+    [span] = sdk.spans()
+    a = attrs(span)
+    assert a[c.GEN_AI_RESPONSE_ID] == final.id and a[c.WK_LLM_STREAMING] is True
+    assert final.usage is not None and a[c.GEN_AI_USAGE_OUTPUT_TOKENS] == final.usage.output_tokens
