@@ -88,3 +88,37 @@ def test_matchers_from_text(text: str, name: str, op: str, value: str) -> None:
 def test_bad_regex_matcher() -> None:
     with pytest.raises(ValueError, match="regular expression"):
         Matcher.model_validate("model=~gpt(")
+
+
+def test_config_silences_take_iso_times() -> None:
+    cfg = load_alerting_config(
+        {
+            "silences": [
+                {
+                    "matchers": ["service=checkout"],
+                    "starts_at": "2026-03-01T02:00:00Z",
+                    "ends_at": "2026-03-01T04:00:00+02:00",
+                }
+            ]
+        }
+    )
+    [s] = cfg.silences
+    assert s.starts_at == 1772330400.0 and s.ends_at - s.starts_at == 0.0
+    with pytest.raises(ConfigError, match="not a time"):
+        load_alerting_config({"silences": [{"matchers": ["a=b"], "ends_at": "tomorrow"}]})
+
+
+def test_the_documented_example_is_valid() -> None:
+    import yaml
+
+    from watchkeeper.alerting import _config
+
+    doc = _config.__doc__ or ""
+    example = doc[doc.index("    alerting:") :]
+    data = yaml.safe_load("\n".join(line[4:] for line in example.splitlines()))
+    env = {"SLACK_WEBHOOK_URL": "https://hooks.slack.com/x", "PD_KEY": "k"}
+    from watchkeeper.alerting.channels import parse_channel_specs
+
+    cfg = load_alerting_config(data["alerting"])
+    assert [s.name for s in parse_channel_specs(list(cfg.channels), env)] == ["team", "pager"]
+    assert cfg.rules[-1].id == "checkout-timeouts" and cfg.slos[0].objective == 0.99

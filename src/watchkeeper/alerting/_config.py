@@ -2,13 +2,43 @@
 
 Everything here is data validated by pydantic; errors name the key and say how to fix it.
 Durations are written as `30s`, `5m`, `1h30m`, `7d` (or plain seconds); ratio thresholds as
-`0.05` or `5%`.
+`0.05` or `5%`; times as unix seconds or ISO-8601. For example:
+
+    alerting:
+      interval: 5s
+      channels:
+        - {type: slack, name: team, webhook_url: "${SLACK_WEBHOOK_URL}"}
+        - {type: pagerduty, name: pager, routing_key: "${PD_KEY}", severities: [critical]}
+      routes:
+        - {matchers: ["severity=critical"], channels: [pager], continue: true}
+        - {channels: [team]}
+      rules:
+        - id: checkout-timeouts
+          kind: outcome_ratio          # outcome_ratio latency sum count score absence anomaly
+          outcomes: [timeout]
+          filters: {service: checkout, scope: requests}
+          group_by: route
+          window: 5m
+          threshold: 10%
+          for: 2m
+          severity: critical
+          annotations: {summary: "{route}: {value} timed out", runbook_url: https://…}
+      slos:
+        - {id: checkout-latency, sli: latency, latency_threshold_ms: 8000, objective: 99%,
+           filters: {service: checkout, scope: requests}}
+      silences:
+        - {matchers: ["service=checkout"], starts_at: 2026-03-01T02:00:00Z,
+           ends_at: 2026-03-01T04:00:00Z, comment: migration}
+      maintenance:
+        - {name: nightly, days: [sun], start: "02:00", duration: 1h}
+      reports: {daily: true, at: "08:00", channels: [team]}
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Annotated, Any, Literal
 
@@ -43,6 +73,28 @@ def parse_duration(value: Any) -> float:
     return sum(float(n) * _UNIT_S[u] for n, u in parts)
 
 
+def parse_time(value: Any) -> Any:
+    """Unix seconds from a number or an ISO-8601 text (UTC unless it says otherwise)."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str) and not _is_number(value):
+        try:
+            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{value!r} is not a time: use unix seconds or ISO-8601") from None
+    else:
+        return value
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def parse_ratio(value: Any) -> Any:
     """`"5%"` → 0.05; anything else is left to the number validator."""
     if isinstance(value, str) and value.strip().endswith("%"):
@@ -51,6 +103,7 @@ def parse_ratio(value: Any) -> Any:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+Time = Annotated[float, BeforeValidator(parse_time)]
 Comparison = Literal[">", ">=", "<", "<=", "==", "!="]
 Severity = Literal["critical", "warning", "info"]
 RuleKind = Literal[
@@ -238,8 +291,8 @@ class SilenceSpec(_Model):
     """A silence from the config file: matchers and a time window (unix seconds)."""
 
     matchers: tuple[Matcher, ...] = Field(min_length=1)
-    starts_at: float = 0.0
-    ends_at: float
+    starts_at: Time = 0.0
+    ends_at: Time
     comment: str = ""
     created_by: str = "config"
 
