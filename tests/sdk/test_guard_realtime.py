@@ -195,3 +195,31 @@ def test_saturated_workers_refuse_calls() -> None:
             results.append("refused")
     release.set()
     assert results == ["timeout", "timeout", "refused"]
+
+
+def test_watchdog_reacts_at_the_deadline_of_a_hung_inline_call(sdk: Sdk) -> None:
+    fired = threading.Event()
+    release = threading.Event()
+    calls = 0
+
+    def on_timeout(event: Any) -> None:
+        fired.set()
+
+    @watchkeeper.guard("hang", deadline=DEADLINE, breaker=False, retries=0, on_timeout=on_timeout)
+    def hang() -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            # Runs inline (the guard has been healthy): only the watchdog can notice in time.
+            assert fired.wait(10), "on_timeout did not fire while the call was stuck"
+            return "late"
+        release.wait(10)
+        return "stuck"
+
+    with pytest.raises(GuardTimeout):
+        hang()  # returns only after the watchdog fired: its late answer is a timeout
+    start = time.monotonic()
+    with pytest.raises(GuardTimeout):
+        hang()  # the guard moved to a worker thread: cut at the deadline
+    assert time.monotonic() - start < DEADLINE + SLACK
+    release.set()

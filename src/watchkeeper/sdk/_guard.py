@@ -11,8 +11,10 @@ interrupted, only abandoned, and handing it to a thread costs tens of microsecon
   counted as a timeout (the caller was held up: the deadline is not enforced).
 * ``"auto"`` (default): inline while the guard's calls stay well inside the deadline, and on a
   worker thread for a while (60 s) after any call took over half of it or timed out. Fast calls
-  pay no thread hop; a dependency that starts hanging costs at most one overrun, then its calls
-  are cut at the deadline.
+  pay no thread hop. A watchdog thread notices an inline call still running at its deadline:
+  it fires `on_timeout` then and there and switches the guard to worker threads at once, so a
+  dependency that starts hanging holds up only the calls already in flight (they return late,
+  counted as timeouts); every later call is cut at the deadline.
 
 Guard logic works before `init()` too; only its spans and metrics wait for `init()`.
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import time
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from types import TracebackType
@@ -38,6 +41,7 @@ from watchkeeper.sdk._guard_run import (
     fallback_values,
 )
 from watchkeeper.sdk._span import ObservedSpan
+from watchkeeper.sdk._watchdog import WATCHDOG
 from watchkeeper.sdk._workers import WORKERS, Workers
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -46,7 +50,7 @@ __all__ = ["Breaker", "CircuitOpen", "GuardEvent", "GuardTimeout", "guard"]
 
 
 def _invoke_sync(
-    policy: GuardPolicy,
+    call: GuardCall,
     workers: Workers,
     fn: Callable[..., Any],
     args: Any,
@@ -54,19 +58,26 @@ def _invoke_sync(
     left: float,
 ) -> Any:
     """One sync attempt within `left` seconds (see the module docstring for the modes)."""
+    policy = call.p
     clock, health = policy.clock, policy.health
     threaded = policy.sync_mode == "thread" or (
         policy.sync_mode == "auto" and clock() < health.suspect_until
     )
+    # The watchdog runs on real time: with an injected (test) clock, only the check on return.
+    watched = not threaded and policy.clock is time.monotonic
     start = clock()
     try:
         if threaded:
             return workers.call(fn, args, kwargs, left)
+        if watched:
+            WATCHDOG.enter(call)
         result = fn(*args, **kwargs)
     except GuardTimeout:
         health.suspect_until = clock() + SUSPECT_HOLD_S
         raise
     finally:
+        if watched:
+            WATCHDOG.leave(call)
         if clock() - start > policy.deadline / 2:
             health.suspect_until = clock() + SUSPECT_HOLD_S
     if clock() - start > left:
@@ -88,7 +99,7 @@ def run_sync(
                     break
                 obs = call.begin_attempt()
                 try:
-                    result = _invoke_sync(policy, workers, fn, args, kwargs, left)
+                    result = _invoke_sync(call, workers, fn, args, kwargs, left)
                 except Exception as exc:
                     delay = call.attempt_failed(obs, exc)
                     if delay is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from watchkeeper.sdk._metrics import SdkMetrics
 
 INTERNAL = SpanKind.INTERNAL
+_FIRE_LOCK = threading.Lock()
 
 _log = logging.getLogger("watchkeeper.sdk.guard")
 
@@ -166,6 +168,7 @@ class GuardCall:
         self.attempts = 0
         self.error: BaseException | None = None
         self.timed_out = False
+        self.timeout_fired = False
         self.rejected = False
         self.rt = rt = _runtime._current
         self.span = NOOP
@@ -248,6 +251,18 @@ class GuardCall:
             cause = self.error
             self.error = GuardTimeout(f"guard {self.p.name!r}: deadline {self.p.deadline}s")
             self.error.__cause__ = cause
+        self._fire_timeout()
+
+    def overran(self) -> None:
+        """The watchdog saw this call still running at its deadline (called from its thread)."""
+        self.p.health.suspect_until = self.p.clock() + SUSPECT_HOLD_S
+        self._fire_timeout()
+
+    def _fire_timeout(self) -> None:
+        with _FIRE_LOCK:  # the watchdog and the caller may both get here: fire once
+            if self.timeout_fired:
+                return
+            self.timeout_fired = True
         fire(self.p.on_timeout, self.event("timeout"))
 
     def event(self, outcome: str, fallback: str | None = None) -> GuardEvent:

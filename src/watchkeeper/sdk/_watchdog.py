@@ -1,0 +1,69 @@
+"""Watches sync guarded calls that run inline, in the caller's thread.
+
+An inline call cannot be cut at its deadline, but its guard can still react at once: when the
+deadline of a call that is still running passes, the watchdog fires the guard's `on_timeout`
+and marks the guard suspect, so its next and concurrent calls run on a worker thread and are cut
+at their deadline, even if the stuck call never returns. The watchdog sleeps while no inline
+call is in flight; it holds only in-flight calls, so its memory is bounded by concurrency.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+
+class Watched(Protocol):
+    """What the watchdog needs from a guarded call."""
+
+    end_at: float
+
+    def overran(self) -> None:
+        """Called (once, from the watchdog thread) when the deadline passed mid-call."""
+
+
+class Watchdog:
+    """One daemon thread waking at the earliest deadline of the inline calls in flight."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._inflight: dict[int, Watched] = {}
+        self._next_at = float("inf")
+        self._thread: threading.Thread | None = None
+
+    def enter(self, call: Watched) -> None:
+        """Watch `call` until `leave(call)`."""
+        with self._cond:
+            self._inflight[id(call)] = call
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="watchkeeper-watchdog", daemon=True
+                )
+                self._thread.start()
+            if call.end_at < self._next_at:
+                self._cond.notify()
+
+    def leave(self, call: Watched) -> None:
+        """Stop watching `call` (it returned or raised)."""
+        self._inflight.pop(id(call), None)  # a dict pop is atomic under the GIL
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                now = time.monotonic()
+                due = [c for c in self._inflight.values() if c.end_at <= now]
+                for call in due:
+                    del self._inflight[id(call)]
+                pending = [c.end_at for c in self._inflight.values()]
+                self._next_at = min(pending, default=float("inf"))
+                if not due:
+                    wait = None if not pending else max(self._next_at - now, 0.0)
+                    self._cond.wait(wait)
+                    continue
+            for call in due:  # outside the lock: callbacks are app code
+                call.overran()
+
+
+#: The process's watchdog (its thread starts with the first inline guarded call).
+WATCHDOG = Watchdog()
