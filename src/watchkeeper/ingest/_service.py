@@ -3,7 +3,7 @@
 Threads: the group committer appends accepted bodies to the spool; one processor reads the
 spool from the checkpoint, decodes and normalizes into `SpanBatch`es; ONE writer calls
 `store.write` (DuckDB's rule) and then moves the checkpoint. Between processor and writer
-the queue holds two batches; when it is full the processor waits and the spool (bounded by
+the queue holds one batch (one more is being built, one written); when it is full the processor waits and the spool (bounded by
 `spool_max_backlog_bytes`, above which requests get 503) absorbs the difference.
 """
 
@@ -115,7 +115,7 @@ class IngestService:
         self.metrics = IngestMetrics(
             registry, lambda: self.backlog_bytes, lambda: self.backlog_age_s
         )
-        self._batches: queue.Queue[_Pending | None] = queue.Queue(maxsize=2)
+        self._batches: queue.Queue[_Pending | None] = queue.Queue(maxsize=1)
         self._stopping = threading.Event()
         self._failed = threading.Event()  # the processor stopped on an unexpected error
         self._cut_now = threading.Event()  # flush(): hand the partial batch over at once
