@@ -3,8 +3,9 @@
 Threads: the group committer appends accepted bodies to the spool; one processor reads the
 spool from the checkpoint, decodes and normalizes into `SpanBatch`es; ONE writer calls
 `store.write` (DuckDB's rule) and then moves the checkpoint. Between processor and writer
-the queue holds one batch (one more is being built, one written); when it is full the processor waits and the spool (bounded by
-`spool_max_backlog_bytes`, above which requests get 503) absorbs the difference.
+the queue holds one batch (one more is being built, one written); when it is full the
+processor waits and the spool (bounded by `spool_max_backlog_bytes`, above which requests
+get 503) absorbs the difference.
 """
 
 from __future__ import annotations
