@@ -150,6 +150,8 @@ async def test_async_task_cancellation_passes_through(sdk: Sdk) -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    assert sdk.span("guard cancel-me attempt").attributes[c.WK_OUTCOME] == "timeout"  # type: ignore[index]
+    assert sdk.span("guard cancel-me").end_time is not None
 
 
 def test_block_form_sync(sdk: Sdk) -> None:

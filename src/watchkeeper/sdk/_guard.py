@@ -100,7 +100,10 @@ def run_sync(
                 obs = call.begin_attempt()
                 try:
                     result = _invoke_sync(call, workers, fn, args, kwargs, left)
-                except Exception as exc:
+                except BaseException as exc:
+                    if not isinstance(exc, Exception):  # interrupted: end the attempt, go up
+                        obs.end(exc)
+                        raise
                     delay = call.attempt_failed(obs, exc)
                     if delay is None:
                         break
@@ -145,7 +148,10 @@ async def run_async(policy: GuardPolicy, fn: Callable[..., Any], args: Any, kwar
                 obs = call.begin_attempt()
                 try:
                     result = await _invoke_async(fn, args, kwargs, left)
-                except Exception as exc:
+                except BaseException as exc:
+                    if not isinstance(exc, Exception):  # cancelled from outside: end, go up
+                        obs.end(exc)
+                        raise
                     delay = call.attempt_failed(obs, exc)
                     if delay is None:
                         break

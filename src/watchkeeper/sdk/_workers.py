@@ -22,7 +22,7 @@ from watchkeeper.errors import CircuitOpen, GuardTimeout
 class Workers:
     """Runs callables on up to `max_workers` threads with at most `max_queue` waiting."""
 
-    def __init__(self, max_workers: int = 16, max_queue: int = 32) -> None:
+    def __init__(self, max_workers: int = 32, max_queue: int = 64) -> None:
         self.max_workers = max_workers
         self._queue: queue.Queue[tuple[Future[Any], Callable[[], Any]]] = queue.Queue(max_queue)
         self._lock = threading.Lock()
