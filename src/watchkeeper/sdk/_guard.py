@@ -292,6 +292,7 @@ class guard:  # lower case: used like a function, `@guard("llm", deadline=5)`
         """Settle a block: `exc` is what it failed with, `original` what Python handed us."""
         call = block._call
         if exc is not None and not isinstance(exc, Exception):
+            block.attempt.end(exc)
             call.abort(exc)
             return False
         if exc is None and call.remaining() < 0:
