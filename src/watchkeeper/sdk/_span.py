@@ -288,8 +288,8 @@ class ObservedSpan:
         if state is not None and state.attributes:
             span.set_attributes(state.attributes)
         span.set_attribute(c.WK_OUTCOME, outcome)
-        if outcome == "timeout" and error is None:
-            span.set_status(Status(StatusCode.ERROR, "timeout"))
+        if outcome in ("error", "timeout") and error is None:
+            span.set_status(Status(StatusCode.ERROR, self._error_type or outcome))
         if self._token is not None:
             _detach(self._token)
             self._token = None
