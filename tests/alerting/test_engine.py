@@ -5,6 +5,7 @@ Time is a fake clock passed to the engine; cycles and delivery rounds are driven
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -321,3 +322,26 @@ async def test_a_backlog_on_a_down_channel_does_not_block_another(
     down = repo.notification_log(meta, "default", limit=1000)
     assert sum(1 for e in down if e["attempts"]) == 2  # one try at each channel
     meta.close()
+
+
+async def test_the_daily_digest_goes_out_at_its_time(
+    tmp_path: Path, store: DuckDBStore, receiver: Receiver
+) -> None:
+    from datetime import UTC, datetime
+
+    due = datetime(2027, 1, 15, 8, 0, tzinfo=UTC).timestamp()
+    clock = Clock(due - 0.5)  # half a second before 08:00
+    e = make_engine(tmp_path, store, receiver, clock, reports={"daily": True, "at": "08:00"})
+    store.write(requests(due - 60, 10, service="chat"))
+    await e.start()
+    try:
+        for _ in range(150):  # the loops run on this event loop: wait without blocking it
+            if receiver.received:
+                break
+            await asyncio.sleep(0.1)
+        [body] = receiver.received
+        assert body["kind"] == "digest" and body["summary"].startswith("10 requests")
+        assert body["started_at"] == "2027-01-15T08:00:00.000Z"
+    finally:
+        await e.stop()
+    assert len(receiver.received) == 1  # once, though the clock still reads 07:59:59.5

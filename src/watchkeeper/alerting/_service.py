@@ -149,12 +149,16 @@ class AlertingEngine:
             await self._sleep(1.0, wake=True)
 
     async def _report_loop(self) -> None:
+        last = 0.0  # the time of the last digest: never send one twice
         while not self._stop.is_set():
             now = self.clock()
-            when, period = next_run(self.config.reports, now)
+            when, period = next_run(self.config.reports, max(now, last))
             await self._sleep(when - now)
             if self._stop.is_set():
                 return
+            if self.clock() < when - 1.0:  # the wall clock was set back: wait again
+                continue
+            last = when
             if not self.is_leader:  # another replica sends it
                 continue
             try:
@@ -171,7 +175,9 @@ class AlertingEngine:
             build_digest, self.store, r.project, period, at, slos, self.base_url
         )
         names = r.channels or tuple(self.channels)
-        await asyncio.to_thread(repo.enqueue, self.meta, [(r.project, c, n) for c in names], at)
+        await asyncio.to_thread(
+            repo.enqueue, self.meta, [(r.project, c, n) for c in names], self.clock()
+        )
         self._wake.set()
         return len(names)
 
