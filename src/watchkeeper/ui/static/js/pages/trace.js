@@ -135,13 +135,16 @@ function flatten(model, collapsed) {
 function tags(span, inRow = true) {
   const a = attrsOf(span);
   const out = [];
-  if (span.operation === "guard") out.push(h("span", { class: "wf-tag guard" }, "guard"));
+  if (span.operation === "guard") out.push(h("span", { class: "wf-tag guard", title: "the SDK guard (deadline, retries, fallback)" }, "guard"));
   const attempt = Number(a[GUARD_ATTEMPT]);
   if (attempt > 1) out.push(h("span", { class: "wf-tag retry", title: "the guard retried this call" }, `retry ${attempt - 1}`));
   if (a[GUARD_FALLBACK] || (inRow && span.outcome === "fallback")) {
-    out.push(h("span", { class: "wf-tag fallback", title: "answered by a fallback" }, a[GUARD_FALLBACK] ? `fallback: ${a[GUARD_FALLBACK]}` : "fallback"));
+    const label = a[GUARD_FALLBACK] ? `fallback: ${a[GUARD_FALLBACK]}` : "fallback";
+    out.push(h("span", { class: "wf-tag fallback", title: `answered by a fallback (${label})` }, label));
   }
-  if (inRow && (span.outcome === "error" || span.outcome === "timeout")) out.push(h("span", { class: "wf-tag " + span.outcome }, span.error_type || span.outcome));
+  if (inRow && (span.outcome === "error" || span.outcome === "timeout")) {
+    out.push(h("span", { class: "wf-tag " + span.outcome, title: `${span.outcome}: ${span.error_type || "no error type"}` }, span.error_type || span.outcome));
+  }
   return out;
 }
 
