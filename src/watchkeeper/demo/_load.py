@@ -55,8 +55,10 @@ def next_request(rng: random.Random) -> tuple[str, dict[str, Any]]:
     """The path and JSON body of the next request (70% RAG, 30% agent)."""
     if rng.random() < 0.7:
         model = rng.choices(list(RAG_MODELS), weights=list(RAG_MODELS.values()))[0]
-        # A few popular questions come back often, so the answer cache gets hits.
-        question = rng.choice(QUESTIONS[:4] if rng.random() < 0.4 else QUESTIONS)
+        question = rng.choice(QUESTIONS)
+        if rng.random() < 0.6:
+            # Most questions carry the asker's details, so only some repeat (cache hits).
+            question += f" (order {rng.randrange(100_000):05d})"
         return "/rag", {"question": question, "model": model}
     return "/agent", {"task": rng.choice(TASKS)}
 
