@@ -95,7 +95,7 @@ def time_page(page: Any, url: str, runs: int) -> dict[str, Any]:
         "slowest_request": slowest["url"],
         "slowest_request_ms": round(slowest["ms"], 1),
         "median_request_ms": round(statistics.median(r["ms"] for r in reqs), 1) if reqs else 0,
-        "each_ms": {r["url"]: round(r["ms"], 1) for r in reqs},
+        "each_ms": sorted((r["url"], round(r["ms"], 1)) for r in reqs),
     }
 
 
