@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import httpx
 from fastapi import FastAPI
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from prometheus_client import CollectorRegistry
 
 import watchkeeper
 
@@ -12,8 +17,10 @@ from ._servers import OtlpReceiver, serve_asgi
 
 def test_spans_reach_an_otlp_receiver_with_key_project_and_resource() -> None:
     with OtlpReceiver() as receiver:
+        registry = CollectorRegistry()
         watchkeeper.init(
             "export-svc",
+            registry=registry,
             endpoint=receiver.url,
             api_key="wk_test_key",
             project="proj-a",
@@ -49,3 +56,30 @@ def test_spans_reach_an_otlp_receiver_with_key_project_and_resource() -> None:
         assert resource["service.name"] == "export-svc"
         assert resource["deployment.environment.name"] == "test"
         assert resource["watchkeeper.project"] == "proj-a"
+        assert registry.get_sample_value("watchkeeper_sdk_spans_ended_total") == 2
+        exported = {"result": "success"}
+        assert registry.get_sample_value("watchkeeper_sdk_spans_exported_total", exported) == 2
+
+
+class RefusingExporter(SpanExporter):
+    """An exporter whose server always says no."""
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.FAILURE
+
+
+def test_failed_exports_are_counted() -> None:
+    registry = CollectorRegistry()
+    watchkeeper.init(
+        "x", exporter=RefusingExporter(), registry=registry, json_logs=False, raise_errors=True
+    )
+    try:
+        for _ in range(3):
+            with watchkeeper.observe("work"):
+                pass
+        watchkeeper.flush()
+    finally:
+        watchkeeper.shutdown()
+    failed = {"result": "failure"}
+    assert registry.get_sample_value("watchkeeper_sdk_spans_ended_total") == 3
+    assert registry.get_sample_value("watchkeeper_sdk_spans_exported_total", failed) == 3

@@ -164,6 +164,18 @@ class SdkMetrics:
             ["name", "result"],
             registry=r,
         )
+        self.spans_ended = Counter(
+            "watchkeeper_sdk_spans_ended",
+            "Sampled spans handed to the export queue.",
+            registry=r,
+        )
+        self.spans_exported = Counter(
+            "watchkeeper_sdk_spans_exported",
+            "Spans sent to the server, by result (success, failure); ended minus these were "
+            "dropped by the bounded export queue or are still in it.",
+            ["result"],
+            registry=r,
+        )
         self.sdk_errors = Counter(
             "watchkeeper_sdk_errors",
             "Failures inside the Watchkeeper SDK that were swallowed to protect the app.",

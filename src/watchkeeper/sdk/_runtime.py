@@ -119,8 +119,8 @@ def _build(
 ) -> Runtime:
     from watchkeeper.sdk._metrics import metrics_for
 
-    provider = _provider(settings, exporter, span_processor)
     metrics = metrics_for(reg)
+    provider = _provider(settings, exporter, span_processor, metrics)
     REPORTER.reset()
     REPORTER.counter = lambda kind: metrics.sdk_errors.labels(kind).inc()
     if settings.json_logs:
@@ -138,15 +138,18 @@ def _build(
 
 
 def _provider(
-    settings: Settings, exporter: SpanExporter | None, span_processor: SpanProcessor | None
+    settings: Settings,
+    exporter: SpanExporter | None,
+    span_processor: SpanProcessor | None,
+    metrics: SdkMetrics,
 ) -> TracerProvider:
     # Imported here, not at module level, so `import watchkeeper` stays cheap.
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
     from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 
     from watchkeeper.model import conventions as c
+    from watchkeeper.sdk._export import CountingBatchProcessor
 
     attrs: dict[str, str] = {c.SERVICE_NAME: settings.service_name}
     if settings.environment:
@@ -162,7 +165,7 @@ def _provider(
             exporter = OTLPSpanExporter(
                 endpoint=settings.traces_endpoint, headers=dict(settings.headers)
             )
-        span_processor = BatchSpanProcessor(exporter)
+        span_processor = CountingBatchProcessor(exporter, metrics)
     provider.add_span_processor(span_processor)
     return provider
 
