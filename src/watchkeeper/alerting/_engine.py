@@ -235,10 +235,11 @@ class Evaluator:
         self,
         event: Event,
         silences: Sequence[Silence],
-        critical: Sequence[Mapping[str, str]],
+        critical: Sequence[tuple[str, Mapping[str, str]]],
         now: float,
     ) -> str | None:
         labels = event.state.labels
+        same_project = [c for p, c in critical if p == event.state.project]
         silence = silenced_by(
             [s for s in silences if s.project == event.state.project], labels, now
         )
@@ -247,14 +248,14 @@ class Evaluator:
         window = maintenance_for(self.config.maintenance, labels, now)
         if window is not None:
             return f"maintenance {window.name}".strip()
-        if inhibited(labels, critical, self.config.inhibit_equal):
+        if inhibited(labels, same_project, self.config.inhibit_equal):
             return "inhibited by a critical alert"
         return None
 
     def _notify(self, rules: Mapping[RuleKey, Rule], result: CycleResult, now: float) -> None:
         silences = self._silences(now) if result.events else []
         critical = [
-            s.labels
+            (s.project, s.labels)
             for s in self._states.values()
             if s.status == "firing" and s.labels.get("severity") == "critical"
         ]
@@ -291,13 +292,15 @@ class Evaluator:
         if not under_cap(sent, now, cap):
             self._held.setdefault(key, []).append(held_line(event.kind, event.state.labels))
             return f"held back by the cap of {cap} per hour"
+        channels = self._channels_for(rule, event.state.labels)
+        if not channels:
+            return "no channel takes it (configure alerting.channels or routes)"
         sent.append(now)
         resolved = event.kind == "resolved"
         n = build_notification(
             rule, event.state, "resolved" if resolved else "firing", self._base_url
         )
-        for channel in self._channels_for(rule, event.state.labels):
-            result.enqueued.append((rule.project, channel, n))
+        result.enqueued.extend((rule.project, channel, n) for channel in channels)
         return None
 
     def _release_held(self, rules: Mapping[RuleKey, Rule], now: float, result: CycleResult) -> None:
