@@ -134,6 +134,20 @@ def test_filters_narrow_the_trace_list(page: Any, server: Server) -> None:
     )
 
 
+def test_model_filter_lists_that_models_calls(page: Any) -> None:
+    page.goto("/traces?range=1h")
+    _loaded(page)
+    page.get_by_label("Model").select_option("claude-sonnet-4")
+    page.wait_for_url(re.compile(r"model=claude-sonnet-4"))
+    _loaded(page)
+    assert "scope=llm" in page.url
+    names = page.locator(f"{ROWS} .cell-main").all_inner_texts()
+    expected = sum(
+        1 for i in range(len(_data.OUTCOME_PLAN)) if _data.MODELS[i % 2] == "claude-sonnet-4"
+    )
+    assert names == ["chat claude-sonnet-4"] * expected
+
+
 def test_paging_with_the_cursor_reaches_every_request(page: Any, server: Server) -> None:
     page.goto("/traces?range=1h")
     _loaded(page)

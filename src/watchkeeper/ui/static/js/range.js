@@ -102,12 +102,13 @@ function shortRange(r) {
 }
 
 /** A select bound to one URL param, options from `values`. */
-export function selectFilter(name, label, values, { allLabel = "All" } = {}) {
+export function selectFilter(name, label, values, { allLabel = "All", also = () => ({}) } = {}) {
   const q = url.params();
   const cur = q.get(name) || "";
   const opts = [...new Set([...(cur ? [cur] : []), ...values])];
+  const onchange = (ev) => url.update({ [name]: ev.target.value, cursor: null, ...also(ev.target.value) });
   return h("label", { class: "filter" }, h("span", {}, label),
-    h("select", { "aria-label": label, onchange: (ev) => url.update({ [name]: ev.target.value, cursor: null }) },
+    h("select", { "aria-label": label, onchange },
       h("option", { value: "" }, allLabel),
       opts.map((v) => h("option", { value: v, selected: v === cur }, v))));
 }

@@ -67,7 +67,9 @@ async function renderFilters(el, q, sig) {
     url.update(changes);
   } },
   range.selectFilter("service", "Service", svc.items || []),
-  range.selectFilter("model", "Model", svc.models || []),
+  // Requests rarely carry a model themselves (their model calls do): picking one lists those calls.
+  range.selectFilter("model", "Model", svc.models || [], {
+    also: (v) => (v && (q.get("scope") || "requests") === "requests" ? { scope: "llm" } : {}) }),
   range.selectFilter("outcome", "Outcome", OUTCOMES),
   TEXT_FILTERS.map(([n, l, p]) => input(n, l, p)),
   input("min_duration_ms", "Min ms", "0", "narrow"),
