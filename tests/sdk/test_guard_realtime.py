@@ -225,3 +225,27 @@ def test_watchdog_reacts_at_the_deadline_of_a_hung_inline_call(sdk: Sdk) -> None
         hang()  # the guard moved to a worker thread: cut at the deadline
     assert time.monotonic() - start < DEADLINE + SLACK
     release.set()
+
+
+def _child_guard_results(out: Any) -> None:
+    guarded = watchkeeper.guard("forked", deadline=DEADLINE, sync_mode="thread", breaker=False)
+    results = [guarded.call(lambda: "fast")]
+    try:
+        guarded.call(time.sleep, 5)
+    except GuardTimeout:
+        results.append("timeout")
+    out.put(results)
+
+
+def test_guard_threads_work_in_a_forked_child() -> None:
+    import multiprocessing
+
+    watchkeeper.guard("parent", sync_mode="thread", breaker=False).call(lambda: None)
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    child = ctx.Process(target=_child_guard_results, args=(out,))
+    child.start()
+    try:
+        assert out.get(timeout=20) == ["fast", "timeout"]
+    finally:
+        child.join(10)

@@ -9,6 +9,7 @@ call is in flight; it holds only in-flight calls, so its memory is bounded by co
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Protocol
@@ -27,6 +28,10 @@ class Watchdog:
     """One daemon thread waking at the earliest deadline of the inline calls in flight."""
 
     def __init__(self) -> None:
+        self.reset_after_fork()
+
+    def reset_after_fork(self) -> None:
+        """No thread and no calls in flight (a forked child has none of the parent's)."""
         self._cond = threading.Condition(threading.Lock())
         self._inflight: dict[int, Watched] = {}
         self._next_at = float("inf")
@@ -67,3 +72,4 @@ class Watchdog:
 
 #: The process's watchdog (its thread starts with the first inline guarded call).
 WATCHDOG = Watchdog()
+os.register_at_fork(after_in_child=WATCHDOG.reset_after_fork)

@@ -10,6 +10,7 @@ queue are bounded: when every worker is stuck and the queue is full, calls are r
 from __future__ import annotations
 
 import contextvars
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -24,7 +25,14 @@ class Workers:
 
     def __init__(self, max_workers: int = 32, max_queue: int = 64) -> None:
         self.max_workers = max_workers
-        self._queue: queue.Queue[tuple[Future[Any], Callable[[], Any]]] = queue.Queue(max_queue)
+        self.max_queue = max_queue
+        self.reset_after_fork()
+
+    def reset_after_fork(self) -> None:
+        """Start with no threads and an empty queue (a forked child has none of the parent's)."""
+        self._queue: queue.Queue[tuple[Future[Any], Callable[[], Any]]] = queue.Queue(
+            self.max_queue
+        )
         self._lock = threading.Lock()
         self._threads = 0
         self._idle = 0
@@ -73,3 +81,4 @@ class Workers:
 
 #: The process's guard workers (threads start on first need).
 WORKERS = Workers()
+os.register_at_fork(after_in_child=WORKERS.reset_after_fork)
