@@ -39,14 +39,15 @@ class HttpError(Exception):
 
 
 class Response:
-    def __init__(self, status: int) -> None:
+    def __init__(self, status: int, headers: dict[str, str]) -> None:
         self.status_code = status
+        self.headers = headers
 
 
 class WrappedHttpError(Exception):
-    def __init__(self, status: int) -> None:
+    def __init__(self, status: int, headers: dict[str, str] | None = None) -> None:
         super().__init__(f"HTTP {status}")
-        self.response = Response(status)
+        self.response = Response(status, headers or {})
 
 
 @dataclass
@@ -151,6 +152,21 @@ CASES = [
         {"retry_on": lambda exc: False},
     ),
     Case("retries=0", [(0.1, HttpError(503))], HttpError, "error", 1, {"retries": 0}),
+    Case(
+        "Retry-After that fits is honoured",
+        [(0.1, WrappedHttpError(429, {"retry-after": "2"})), (0.1, "ok")],
+        "ok",
+        "success",
+        2,
+        sleeps=1,
+    ),
+    Case(
+        "Retry-After past the deadline stops retrying",
+        [(0.1, WrappedHttpError(429, {"retry-after": "30"}))],
+        WrappedHttpError,
+        "error",
+        1,
+    ),
 ]
 
 
@@ -195,6 +211,16 @@ def test_guard_decisions(sdk: Sdk, case: Case) -> None:
     kinds = [e.outcome for e in events]
     assert ("timeout" in kinds) == (case.outcome == "timeout" or "late" in case.id)
     assert ("fallback" in kinds) == (case.outcome == "fallback")
+
+
+def test_retry_after_sets_the_wait() -> None:
+    clock = FakeClock()
+    script = Script(clock, [(0.1, WrappedHttpError(429, {"Retry-After": "1.5"})), (0.1, "ok")])
+    guarded = watchkeeper.guard(
+        "ra", breaker=False, clock=clock, sleep=clock.sleep, rng=lambda: 0.0, sync_mode="inline"
+    )(script)
+    assert guarded(1) == "ok"
+    assert clock.sleeps == [1.5]
 
 
 def test_backoff_grows_and_stays_inside_the_deadline() -> None:

@@ -118,6 +118,19 @@ def _status_of(exc: BaseException) -> int | None:
     return None
 
 
+def retry_after_s(exc: BaseException) -> float | None:
+    """Seconds from a `Retry-After` header on the error's response (delta-seconds form)."""
+    headers = getattr(getattr(exc, "response", None), "headers", None)
+    if headers is None:
+        return None
+    try:
+        value = headers.get("retry-after") or headers.get("Retry-After")
+        seconds = float(value) if value is not None else None
+    except (AttributeError, TypeError, ValueError):  # an HTTP date or an odd headers object
+        return None
+    return seconds if seconds is not None and seconds >= 0 else None
+
+
 def is_retryable(exc: BaseException, retry_on: RetryOn = None) -> bool:
     """Timeouts, connection errors, HTTP 408/429/5xx; `retry_on` adds types or decides."""
     if callable(retry_on) and not isinstance(retry_on, tuple):
@@ -236,6 +249,9 @@ class GuardCall:
         if breaker is not None and breaker.is_open():
             return None
         delay = backoff_delay(self.p.backoff, self.attempts - 1, self.p.rng)
+        asked = retry_after_s(exc)  # the server said when to come back (429/503)
+        if asked is not None:
+            delay = max(delay, asked)
         if delay >= self.remaining():  # no time left for the wait and another try
             return None
         if self.tele is not None:
