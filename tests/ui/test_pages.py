@@ -380,6 +380,18 @@ PAGES = {
 }
 
 
+UNNAMED_CONTROLS = """() => [...document.querySelectorAll(
+    'button, a[href], input, select, textarea, [tabindex="0"]')]
+  .filter((el) => el.getClientRects().length > 0)
+  .filter((el) => {
+    const named = (el.getAttribute('aria-label') || '').trim()
+      || (el.labels && el.labels.length && el.labels[0].textContent.trim())
+      || (el.tagName !== 'INPUT' && el.tagName !== 'SELECT' && el.textContent.trim());
+    return !named;
+  })
+  .map((el) => el.outerHTML.slice(0, 120))"""
+
+
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_screenshots_of_every_page(make_page: Any, scheme: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -393,5 +405,6 @@ def test_screenshots_of_every_page(make_page: Any, scheme: str) -> None:
         assert pg.locator(".error").count() == 0, (
             f"{name}: {pg.locator('.error').first.inner_text()}"
         )
+        assert pg.evaluate(UNNAMED_CONTROLS) == [], f"{name}: controls without an accessible name"
         pg.screenshot(path=str(ARTIFACTS / f"{name}-{scheme}.png"), full_page=True)
     assert not errors, errors
