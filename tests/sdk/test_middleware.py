@@ -80,6 +80,8 @@ def server_span(sdk: Sdk, name: str) -> dict[str, object]:
 def test_server_span_has_http_semconv_and_the_route(sdk: Sdk, base_url: str) -> None:
     response = httpx.get(f"{base_url}/items/42", headers={"user-agent": "test-agent"})
     assert response.json() == {"id": 42}
+    trace_id = format(sdk.span("GET /items/{item_id}").context.trace_id, "032x")
+    assert response.headers["x-trace-id"] == trace_id
     attrs = server_span(sdk, "GET /items/{item_id}")
     assert attrs[c.HTTP_REQUEST_METHOD] == "GET"
     assert attrs[c.HTTP_ROUTE] == "/items/{item_id}"
@@ -132,6 +134,7 @@ def test_deadline_answers_504_in_time(sdk: Sdk, base_url: str) -> None:
     response = httpx.get(f"{base_url}/slow", timeout=10)
     assert response.status_code == 504
     assert "deadline" in response.json()["error"]
+    assert len(response.headers["x-trace-id"]) == 32
     assert response.elapsed.total_seconds() < DEADLINE + 2.0
 
 

@@ -171,6 +171,7 @@ class WatchkeeperMiddleware:
         metrics_path: str | None = "/metrics",
         exclude_paths: Sequence[str] = (),
         registry: Any = None,
+        trace_header: str | None = "x-trace-id",
     ) -> None:
         if deadline is not None and deadline <= 0:
             raise ConfigError(
@@ -182,6 +183,8 @@ class WatchkeeperMiddleware:
         self.metrics_path = metrics_path
         self.exclude_paths = frozenset(exclude_paths)
         self.registry = registry
+        # The trace id goes back to the client, which can then attach feedback to the trace.
+        self.trace_header = trace_header.lower().encode("latin-1") if trace_header else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI connection."""
@@ -213,8 +216,12 @@ class WatchkeeperMiddleware:
         active = rt.metrics.http_active.labels(method)
         active.inc()
         ex, error, timed_out = _Exchange(), None, False
+        extra: tuple[tuple[bytes, bytes], ...] = ()
+        if self.trace_header is not None:
+            trace_id = format(server.span.get_span_context().trace_id, "032x").encode()
+            extra = ((self.trace_header, trace_id),)
         try:
-            timed_out = await self._run(scope, receive, send, ex)
+            timed_out = await self._run(scope, receive, send, ex, extra)
         except BaseException as exc:
             error = exc
             raise
@@ -225,12 +232,21 @@ class WatchkeeperMiddleware:
             except Exception as exc:
                 report_failure("middleware.finish", exc)
 
-    async def _run(self, scope: Scope, receive: Receive, send: Send, ex: _Exchange) -> bool:
+    async def _run(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        ex: _Exchange,
+        extra_headers: tuple[tuple[bytes, bytes], ...] = (),
+    ) -> bool:
         """Run the app within the deadline; True when the deadline cut it short."""
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 ex.started, ex.status = True, int(message["status"])
+                if extra_headers:
+                    message = {**message, "headers": [*message.get("headers", ()), *extra_headers]}
             await send(message)
 
         if self.deadline is None:
