@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -132,6 +133,23 @@ def test_agent_runs_tools_between_llm_calls(demo: tuple[TestClient, Sdk, Switchb
     order = sorted((s for group in spans.values() for s in group), key=lambda s: s.start_time or 0)
     kinds = [attrs(s)[c.WK_OPERATION] for s in order if attrs(s)[c.WK_OPERATION] in ("llm", "tool")]
     assert kinds == ["llm", "tool", "tool", "llm"]  # plan, tools, write-up
+    planner = attrs(spans["chat claude-3-5-haiku"][0])
+    assert planner[c.GEN_AI_RESPONSE_FINISH_REASONS] == ("tool_use",)
+    parts = json.loads(planner[c.GEN_AI_OUTPUT_MESSAGES])[0]["parts"]
+    assert [(p["name"], p["arguments"]) for p in parts if p["type"] == "tool_call"] == [
+        ("weather", {"argument": "Paris"}), ("calculator", {"argument": "18 * 3.5"}),
+    ]  # fmt: skip
+
+
+def test_slow_planner_falls_back_to_the_rule_based_plan(
+    demo: tuple[TestClient, Sdk, Switchboard],
+) -> None:
+    client, sdk, board = demo
+    board.rules.append(model_is("claude-3-5-haiku", Behaviour(latency_s=3.0)))
+    r = client.post("/agent", json={"task": "Check the weather in Lisbon and Oslo."})
+    assert [t["tool"] for t in r.json()["tools"]] == ["weather", "weather"]
+    guard = attrs(by_name(sdk, r.json()["trace_id"])["guard agent.plan"][0])
+    assert guard[c.WK_OUTCOME] == "fallback" and guard[c.WK_GUARD_FALLBACK] == "plan"
 
 
 def test_failing_tool_is_an_error_span_and_the_agent_carries_on(

@@ -26,6 +26,22 @@ FALLBACK_MODEL = "gpt-4o-mini"
 EMBEDDING_MODEL = "text-embedding-3-small"
 PLANNER_MODEL = "claude-3-5-haiku"
 WRITER_MODEL = "gpt-4.1"
+AGENT_TOOLS: Any = [
+    {
+        "name": name,
+        "description": description,
+        "input_schema": {
+            "type": "object",
+            "properties": {"argument": {"type": "string"}},
+            "required": ["argument"],
+        },
+    }
+    for name, description in (
+        ("search", "Search the product documentation."),
+        ("calculator", "Evaluate an arithmetic expression."),
+        ("weather", "Current weather in a city."),
+    )
+]
 CANNED_ANSWER = "Sorry, I cannot answer that right now; a human will follow up."
 
 
@@ -71,12 +87,12 @@ class DemoService:
             fallbacks=[self._cheaper_answer, self._stale_answer, CANNED_ANSWER],
             breaker=watchkeeper.Breaker(failure_threshold=8, reset_timeout=10.0),
         )(self._generate)
-        # Planning is optional: past its deadline the agent goes on with the rule-based plan.
+        # Planning by the model is optional: past its deadline the rule-based plan stands in.
         self.plan = watchkeeper.guard(
             "agent.plan",
             deadline=options.deadline_s,
             retries=0,
-            fallbacks=[""],
+            fallbacks=[plan],
             breaker=watchkeeper.Breaker(failure_threshold=8, reset_timeout=10.0),
         )(self._plan)
         self.write_up = watchkeeper.guard(
@@ -176,16 +192,27 @@ class DemoService:
         """Plan with a small model, run the tools, write the answer with a large one."""
         async with watchkeeper.observe("support-agent", kind="agent") as span:
             span.set_input(task)
-            await self.plan(task)
-            results = [await self._tool(call) for call in plan(task)]
+            calls: list[ToolCall] = await self.plan(task)
+            results = [await self._tool(call) for call in calls]
             summary = "\n".join(f"{r['tool']}: {r.get('result', r.get('error'))}" for r in results)
             answer = await self.write_up(task, [summary], WRITER_MODEL)
             span.set_output(answer)
             return {"answer": answer, "tools": results, "trace_id": span.trace_id}
 
-    async def _plan(self, task: str) -> str:
-        """Ask the small model for a plan (the tools run from the rule-based planner)."""
-        return await self._ask(self.oai, PLANNER_MODEL, "Plan the tool calls for the task.", task)
+    async def _plan(self, task: str) -> list[ToolCall]:
+        """Ask the small model which tools to call (Anthropic tool use)."""
+        message = await self.ant.messages.create(
+            model=PLANNER_MODEL,
+            max_tokens=300,
+            system="Call the tools the task needs.",
+            tools=AGENT_TOOLS,
+            messages=[{"role": "user", "content": task}],
+        )
+        return [
+            ToolCall(block.name, str(block.input.get("argument", "")))
+            for block in message.content
+            if block.type == "tool_use" and isinstance(block.input, dict)
+        ]
 
     async def _tool(self, call: ToolCall) -> dict[str, Any]:
         """Run one tool as a tool span; a failing tool is reported, the agent carries on."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import math
 import struct
 from collections.abc import Iterator, Sequence
@@ -113,8 +114,24 @@ def openai_usage(u: Usage) -> dict[str, Any]:
     }
 
 
-def chat_completion(rid: str, model: str, text: str, u: Usage, created: int) -> dict[str, Any]:
-    """A `chat.completion` object."""
+ToolUse = tuple[str, str, dict[str, Any]]  # (call id, tool name, arguments)
+
+
+def chat_completion(
+    rid: str, model: str, text: str, u: Usage, created: int, tool_calls: Sequence[ToolUse] = ()
+) -> dict[str, Any]:
+    """A `chat.completion` object; with `tool_calls`, the model asks for tools instead."""
+    message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+    if tool_calls:
+        message["content"] = None
+        message["tool_calls"] = [
+            {
+                "id": cid,
+                "type": "function",
+                "function": {"name": name, "arguments": json.dumps(args)},
+            }
+            for cid, name, args in tool_calls
+        ]
     return {
         "id": rid,
         "object": "chat.completion",
@@ -125,9 +142,9 @@ def chat_completion(rid: str, model: str, text: str, u: Usage, created: int) -> 
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": text, "refusal": None},
+                "message": message,
                 "logprobs": None,
-                "finish_reason": "stop",
+                "finish_reason": "tool_calls" if tool_calls else "stop",
             }
         ],
         "usage": openai_usage(u),
@@ -258,15 +275,22 @@ def anthropic_usage(u: Usage) -> dict[str, Any]:
     }
 
 
-def message(rid: str, model: str, text: str, u: Usage) -> dict[str, Any]:
-    """An Anthropic `message` object."""
+def message(
+    rid: str, model: str, text: str, u: Usage, tool_uses: Sequence[ToolUse] = ()
+) -> dict[str, Any]:
+    """An Anthropic `message` object; with `tool_uses`, the model asks for tools."""
+    content: list[dict[str, Any]] = [{"type": "text", "text": text}]
+    content += [
+        {"type": "tool_use", "id": cid, "name": name, "input": args}
+        for cid, name, args in tool_uses
+    ]
     return {
         "id": rid,
         "type": "message",
         "role": "assistant",
         "model": model,
-        "content": [{"type": "text", "text": text}],
-        "stop_reason": "end_turn",
+        "content": content,
+        "stop_reason": "tool_use" if tool_uses else "end_turn",
         "stop_sequence": None,
         "usage": anthropic_usage(u),
     }

@@ -33,6 +33,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from watchkeeper.demo import _wire as wire
+from watchkeeper.demo._tools import plan
 
 #: The snapshot a provider reports for a model alias (request model ≠ response model, as live).
 SNAPSHOTS: Mapping[str, str] = {
@@ -297,7 +298,8 @@ def openai_app(
             int(time.time()),
         )
         if not fake.stream:
-            return JSONResponse(wire.chat_completion(rid, model, text, usage, now))
+            calls = tool_requests(body, "openai", "call_")
+            return JSONResponse(wire.chat_completion(rid, model, text, usage, now, calls))
         include = bool((body.get("stream_options") or {}).get("include_usage"))
         chunks = wire.chat_chunks(rid, model, text, usage, now, include_usage=include)
         return _sse(chunks, b, named=False, done=True)
@@ -360,10 +362,46 @@ def anthropic_app(
         text = wire.answer_text(fake.prompt, _words(b, body.get("max_tokens")))
         usage, rid = h.usage(fake, b, text), f"msg_{uuid.uuid4().hex[:24]}"
         if not fake.stream:
-            return JSONResponse(wire.message(rid, model, text, usage))
+            calls = tool_requests(body, "anthropic", "toolu_")
+            return JSONResponse(wire.message(rid, model, text, usage, calls))
         return _sse(wire.message_events(rid, model, text, usage), b, named=True, done=False)
 
     return Starlette(routes=[Route("/v1/messages", _quiet(messages), methods=["POST"])])
+
+
+def tool_requests(body: Mapping[str, Any], provider: str, prefix: str) -> list[wire.ToolUse]:
+    """The tool calls a fake model makes: offered tools its task needs, unless it has results.
+
+    The plan comes from the demo's rule-based planner over the last user message; a request
+    whose last message carries tool results gets a text answer instead (and streams never call
+    tools here).
+    """
+    tools = body.get("tools") or []
+    offered = {
+        (t.get("function") or {}).get("name") if provider == "openai" else t.get("name")
+        for t in tools
+        if isinstance(t, dict)
+    }
+    messages = body.get("messages") or []
+    if not offered or not messages or _has_tool_results(messages[-1]):
+        return []
+    task = wire.prompt_of_messages([m for m in messages if m.get("role") == "user"][-1:])
+    return [
+        (f"{prefix}{uuid.uuid4().hex[:16]}", call.tool, {"argument": call.argument})
+        for call in plan(task)
+        if call.tool in offered
+    ]
+
+
+def _has_tool_results(message: Any) -> bool:
+    if not isinstance(message, dict):
+        return False
+    if message.get("role") == "tool":
+        return True
+    content = message.get("content")
+    return isinstance(content, list) and any(
+        isinstance(b, dict) and b.get("type") == "tool_result" for b in content
+    )
 
 
 def _words(b: Behaviour, max_tokens: Any) -> int:

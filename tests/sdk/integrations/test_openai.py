@@ -251,3 +251,19 @@ async def test_async_responses_stream_helper(sdk: Sdk, openai_server: FakeServer
     a = attrs(span)
     assert a[c.GEN_AI_RESPONSE_ID] == final.id and a[c.WK_LLM_STREAMING] is True
     assert final.usage is not None and a[c.GEN_AI_USAGE_OUTPUT_TOKENS] == final.usage.output_tokens
+
+
+def test_tool_calls_are_captured_as_output_parts(
+    sdk_capture: Sdk, openai_server: FakeServer
+) -> None:
+    tools: Any = [{"type": "function", "function": {"name": "weather", "parameters": {}}}]
+    question = [{"role": "user", "content": "What is the weather in Oslo?"}]
+    r = client(openai_server).chat.completions.create(
+        model="gpt-4o-mini", messages=question, tools=tools
+    )
+    [call] = r.choices[0].message.tool_calls or []
+    a = attrs(only(sdk_capture))
+    assert a[c.GEN_AI_RESPONSE_FINISH_REASONS] == ("tool_calls",)
+    [message] = json.loads(a[c.GEN_AI_OUTPUT_MESSAGES])
+    assert message["parts"] == [{"type": "tool_call", "id": call.id, "name": "weather",
+                                 "arguments": '{"argument": "Oslo"}'}]  # fmt: skip
