@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from watchkeeper.alerting import RuleData, evaluate, parse_rule
-from watchkeeper.alerting._evaluate import Window, alert_labels, fingerprint
+from watchkeeper.alerting._evaluate import Window, alert_labels, display_value, fingerprint
 from watchkeeper.store._protocol import ScoreSummary, Summary
 
 NOW = 1_800_000_000.0
@@ -76,6 +76,13 @@ def test_score_average_below_threshold() -> None:
     assert verdicts(r, RuleData(scores=low)) == [(None, 0.55, True)]
     few = [ScoreSummary("hallucination", 2, 0.1, 0.0, 1.0)]
     assert verdicts(r, RuleData(scores=few)) == [(None, None, False)]
+
+
+def test_feedback_given_as_labels_uses_the_failing_share() -> None:
+    r = rule(kind="score", score_name="user_feedback", score_stat="low_share", threshold="20%")
+    thumbs = [ScoreSummary("user_feedback", 50, None, 0.7, 0.3)]
+    assert verdicts(r, RuleData(scores=thumbs)) == [(None, 0.3, True)]
+    assert display_value(r, 0.3) == (30.0, "%")
 
 
 def test_absence_per_service() -> None:

@@ -189,6 +189,9 @@ class Rule(_Model):
     statistic: Statistic = "p95"  # latency
     field: SumField = "cost_usd"  # sum
     score_name: str = ""  # score
+    # score: the mean value, or the share of passing (>= 0.5, or a label like "positive")
+    # or failing scores (feedback given as labels has no mean)
+    score_stat: Literal["avg", "pass_rate", "low_share"] = "avg"
     lookback: Duration = 86400.0  # absence: how far back a group counts as known
     metric: AnomalyMetric = "cost_usd"  # anomaly
     baseline_days: int = Field(default=7, ge=1, le=28)  # anomaly

@@ -141,8 +141,8 @@ def _score(rule: Rule, data: RuleData) -> list[Observation]:
     found = next((s for s in data.scores if s.name == rule.score_name), None)
     count = 0 if found is None else found.count
     value = None
-    if found is not None and found.avg is not None and count >= max(rule.min_count, 1):
-        value = found.avg
+    if found is not None and count >= max(rule.min_count, 1):
+        value = getattr(found, rule.score_stat)
     return [_threshold_obs(rule, None, value, count)]
 
 
@@ -222,4 +222,6 @@ def display_value(rule: Rule, value: float | None) -> tuple[float | None, str]:
         unit = "USD" if (rule.field if rule.kind == "sum" else rule.metric) == "cost_usd" else ""
     if rule.kind == "anomaly" and rule.metric == "p95":
         unit = "ms"
+    if rule.kind == "score" and rule.score_stat != "avg":
+        unit = "%"
     return (value * 100.0 if unit == "%" else value), unit
