@@ -19,6 +19,7 @@ def requests(
     errors: int = 0,
     duration_ms: float = 200.0,
     project: str = "default",
+    cost_usd: float | None = None,
 ) -> SpanBatch:
     """`n` root spans of `service` just before `at` (unix s): the first ones time out or fail."""
     spans = []
@@ -39,6 +40,7 @@ def requests(
                 operation="http",
                 outcome=outcome,
                 status_code="error" if outcome != "success" else "ok",
+                cost_usd=cost_usd,
             )
         )
     return SpanBatch(spans)

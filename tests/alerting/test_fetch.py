@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from tests.alerting._spans import requests
 from watchkeeper.alerting._config import Filters
 from watchkeeper.alerting._fetch import CycleQueries, span_filter
@@ -28,5 +30,28 @@ def test_single_service_reads_the_shared_breakdown() -> None:
         q.summary(base)
         q.summary(base)
         assert q.asked == 2
+    finally:
+        store.close()
+
+
+def test_anomaly_against_the_same_hour_of_past_days() -> None:
+    from watchkeeper.alerting import evaluate, parse_rule
+    from watchkeeper.alerting._fetch import fetch
+
+    rule = parse_rule({"id": "spend", "kind": "anomaly", "metric": "cost_usd", "window": "1h",
+                       "factor": 1.5, "min_value": 1.0})  # fmt: skip
+    store = DuckDBStore(None)
+    try:
+        for day, spend in zip(range(1, 8), (2.0, 2.2, 1.8, 2.0, 9.0, 2.1, 1.9), strict=True):
+            store.write(requests(T0 - day * 86400 - 600, 10, cost_usd=spend / 10))
+        store.write(requests(T0 - 86400 - 7200, 10, cost_usd=5.0))  # another hour: not counted
+        store.write(requests(T0 - 600, 10, cost_usd=0.35))  # $3.50 in the last hour
+        cache: dict[tuple[str, int], list[float]] = {}
+        data = fetch(store, rule, T0, {}, cache)
+        assert sorted(round(b, 2) for b in data.baseline) == [1.8, 1.9, 2.0, 2.0, 2.1, 2.2, 9.0]
+        [obs] = evaluate(rule, data, T0).observations
+        assert obs.value == pytest.approx(3.5) and obs.threshold == pytest.approx(3.0)
+        assert obs.breaching
+        assert fetch(store, rule, T0 + 60, {}, cache).baseline is data.baseline  # reused
     finally:
         store.close()
