@@ -210,6 +210,23 @@ def test_keyboard_navigation_on_the_trace_list(page: Any) -> None:
     page.wait_for_url(re.compile(r"/traces\?range=1h$"))
 
 
+def test_tab_order_starts_with_skip_link_then_navigation(page: Any) -> None:
+    page.goto("/traces?range=1h")
+    _loaded(page)
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.className") == "skip"
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.textContent") == "Overview"
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Enter")  # the skip link moves focus into the page
+    assert page.evaluate("() => document.activeElement.id") == "main"
+    assert page.url.endswith("/traces?range=1h")
+    page.keyboard.press("Tab")  # the first control of the page: the range picker
+    assert page.evaluate("() => document.activeElement.textContent") == "15m"
+
+
 def test_live_refresh_can_be_paused_and_theme_toggled(page: Any) -> None:
     page.goto("/?range=15m")
     live = page.locator("button.live")

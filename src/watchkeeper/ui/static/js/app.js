@@ -174,8 +174,17 @@ function initAuth() {
   });
 }
 
+function initSkipLink() {
+  // Focus the content without a fragment navigation (which would re-route the app).
+  document.querySelector(".skip").addEventListener("click", (ev) => {
+    ev.preventDefault();
+    document.getElementById("main").focus();
+  });
+}
+
 initTheme();
 initAuth();
+initSkipLink();
 url.interceptLinks(document.body);
 url.onNavigate(route);
 route();

@@ -62,7 +62,7 @@ export function href(path, query) {
 export function interceptLinks(root) {
   root.addEventListener("click", (ev) => {
     const a = ev.target.closest && ev.target.closest("a[href]");
-    if (!a || a.target || a.hasAttribute("download")) return;
+    if (!a || a.target || a.hasAttribute("download") || a.getAttribute("href").startsWith("#")) return;
     if (ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) return;
     const url = new URL(a.href, location.href);
     if (url.origin !== location.origin || url.pathname.startsWith("/api")) return;
