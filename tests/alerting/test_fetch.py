@@ -55,3 +55,19 @@ def test_anomaly_against_the_same_hour_of_past_days() -> None:
         assert fetch(store, rule, T0 + 60, {}, cache).baseline is data.baseline  # reused
     finally:
         store.close()
+
+
+def test_absence_finds_the_silent_service() -> None:
+    from watchkeeper.alerting import evaluate, parse_rule
+    from watchkeeper.alerting._fetch import fetch
+
+    rule = parse_rule({"id": "down", "kind": "absence", "group_by": "service", "window": "10m"})
+    store = DuckDBStore(None)
+    try:
+        store.write(requests(T0 - 30, 5, service="alive"))
+        store.write(requests(T0 - 3600, 5, service="gone"))
+        store.write(requests(T0 - 3 * 86400, 5, service="long-gone"))  # past the 24h lookback
+        obs = evaluate(rule, fetch(store, rule, T0, {}), T0).observations
+        assert [(o.key, o.breaching) for o in obs] == [("alive", False), ("gone", True)]
+    finally:
+        store.close()
