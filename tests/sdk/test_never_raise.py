@@ -101,3 +101,30 @@ def test_sampling_drops_spans_but_keeps_metrics() -> None:
         assert sdk.metric("gen_ai_client_operation_duration_seconds_count", labels) == 5
     finally:
         watchkeeper.shutdown()
+
+
+class FailsAtEnd(SpanProcessor):
+    """Starts spans fine, fails when they end."""
+
+    def on_end(self, span: ReadableSpan) -> None:
+        raise RuntimeError("export bug")
+
+
+def test_a_failure_at_span_end_still_restores_the_apps_context(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from opentelemetry import trace
+
+    monkeypatch.delenv("WATCHKEEPER_RAISE_ERRORS", raising=False)
+    watchkeeper.init(
+        "x", span_processor=FailsAtEnd(), registry=CollectorRegistry(), json_logs=False,
+        raise_errors=False,
+    )  # fmt: skip
+    try:
+        with watchkeeper.observe("outer"):
+            with watchkeeper.observe("inner"):
+                pass
+            assert trace.get_current_span().is_recording()  # "outer" is current again
+        assert not trace.get_current_span().get_span_context().is_valid
+    finally:
+        watchkeeper.shutdown()

@@ -281,15 +281,23 @@ class ObservedSpan:
     def _finish(self, error: BaseException | None) -> None:
         span = self._span
         assert span is not None
-        if error is not None:
-            self.record_error(error)
-        state = self._request_state
-        outcome = self._outcome or (state.outcome if state is not None else None) or "success"
-        if state is not None and state.attributes:
-            span.set_attributes(state.attributes)
-        span.set_attribute(c.WK_OUTCOME, outcome)
-        if outcome in ("error", "timeout") and error is None:
-            span.set_status(Status(StatusCode.ERROR, self._error_type or outcome))
+        try:
+            if error is not None:
+                self.record_error(error)
+            state = self._request_state
+            outcome = self._outcome or (state.outcome if state is not None else None) or "success"
+            if state is not None and state.attributes:
+                span.set_attributes(state.attributes)
+            span.set_attribute(c.WK_OUTCOME, outcome)
+            if outcome in ("error", "timeout") and error is None:
+                span.set_status(Status(StatusCode.ERROR, self._error_type or outcome))
+        finally:  # whatever failed above, the app's context must be restored
+            self._restore_context()
+        span.end()
+        if self._kind in _CLIENT_KINDS and self._rt is not None:
+            self._record_metrics(self._rt, time.perf_counter() - self._t0)
+
+    def _restore_context(self) -> None:
         if self._token is not None:
             _detach(self._token)
             self._token = None
@@ -298,9 +306,6 @@ class ObservedSpan:
             with contextlib.suppress(ValueError):
                 REQUEST.reset(self._request_token)
             self._request_token = None
-        span.end()
-        if self._kind in _CLIENT_KINDS and self._rt is not None:
-            self._record_metrics(self._rt, time.perf_counter() - self._t0)
 
     def _record_metrics(self, rt: Runtime, duration: float) -> None:
         op = GEN_AI_OPERATION[self._kind]
