@@ -40,8 +40,18 @@ def test_import_pulls_in_no_server_dependency() -> None:
 def test_public_names_are_sorted_and_importable() -> None:
     assert watchkeeper.__all__ == sorted(watchkeeper.__all__)
     for name in watchkeeper.__all__:
-        if name not in ("feedback", "instrument_openai", "instrument_anthropic"):
-            assert getattr(watchkeeper, name) is not None
+        assert getattr(watchkeeper, name) is not None
+
+
+def test_lazy_names_load_without_server_dependencies() -> None:
+    code = (
+        "import sys, watchkeeper\n"
+        "watchkeeper.feedback, watchkeeper.instrument_openai, watchkeeper.instrument_anthropic\n"
+        f"bad = [m for m in {SERVER_MODULES!r} if m in sys.modules]\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
 
 
 @pytest.fixture
