@@ -6,6 +6,7 @@ Sending uses the stdlib only (the SDK pulls in no HTTP client) on one daemon thr
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import logging
@@ -28,6 +29,7 @@ _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 _SPAN_ID = re.compile(r"^[0-9a-f]{16}$")
 _RETRY_STATUSES = frozenset({408, 429, 502, 503, 504})
 _MAX_BACKOFF_S = 5.0
+_EXIT_FLUSH_S = 2.0
 
 
 def scores_url(endpoint: str) -> str:
@@ -217,6 +219,9 @@ class _Senders:
 
     def for_runtime(self, runtime: Runtime) -> FeedbackSender:
         with self._lock:
+            if self._sender is None:
+                # The sender thread is a daemon: give queued scores a moment at exit.
+                atexit.register(flush_feedback, _EXIT_FLUSH_S)
             if self._sender is None or self._owner is not runtime:
                 old = self._sender
                 errors = runtime.metrics.sdk_errors

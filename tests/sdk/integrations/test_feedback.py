@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -131,3 +133,17 @@ def test_full_queue_drops_and_counts() -> None:
 )
 def test_scores_url(endpoint: str, url: str) -> None:
     assert scores_url(endpoint) == url
+
+
+def test_queued_feedback_is_delivered_when_the_app_exits() -> None:
+    script = (
+        "import sys, watchkeeper\n"
+        "from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter\n"
+        "watchkeeper.init('x', endpoint=sys.argv[1], exporter=InMemorySpanExporter(),"
+        " json_logs=False)\n"
+        f"for _ in range(5): watchkeeper.feedback('{TRACE}', 1.0)\n"
+    )
+    with receiver() as rx:
+        done = subprocess.run([sys.executable, "-c", script, rx.url], timeout=60)
+        assert done.returncode == 0
+        assert len(rx.wait_for(5, timeout_s=5)) == 5
