@@ -1,0 +1,76 @@
+"""The SDK against the real server process: what it sends is stored as the SDK meant it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import watchkeeper
+from tests.server._process import ServerProcess
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    proc = ServerProcess(tmp_path / "data").start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def wait_for_trace(url: str, trace_id: str, spans: int, timeout_s: float = 30.0) -> dict[str, Any]:
+    """Poll the trace API until the trace has `spans` spans."""
+    give_up = time.monotonic() + timeout_s
+    while True:
+        response = httpx.get(f"{url}/api/v1/traces/{trace_id}", timeout=5)
+        if response.status_code == 200 and len(response.json()["spans"]) >= spans:
+            return dict(response.json())
+        if time.monotonic() > give_up:
+            raise AssertionError(f"trace {trace_id} incomplete: {response.text[:500]}")
+        time.sleep(0.2)
+
+
+def test_outcomes_models_and_usage_arrive_as_sent(server: ServerProcess) -> None:
+    watchkeeper.init("e2e-svc", endpoint=server.url, json_logs=False, raise_errors=True)
+    try:
+
+        @watchkeeper.guard("llm", deadline=0.2, breaker=False, fallbacks=["cached answer"])
+        async def slow_llm() -> str:
+            await asyncio.sleep(5)
+            return "fresh"
+
+        async def request() -> str:
+            user = watchkeeper.context(user_id="u-42", session_id="s-1")
+            async with user, watchkeeper.observe("answer", kind="agent") as root:
+                with watchkeeper.observe("chat", kind="llm") as llm:
+                    llm.set_model("gpt-4o-mini", "gpt-4o-mini-2024-07-18", "openai")
+                    llm.set_usage(input_tokens=120, output_tokens=30, cache_read_tokens=20)
+                assert await slow_llm() == "cached answer"
+                return root.trace_id
+
+        trace_id = asyncio.run(request())
+        assert watchkeeper.flush(10.0)
+    finally:
+        watchkeeper.shutdown()
+    # answer, chat, guard llm, guard llm attempt
+    trace = wait_for_trace(server.url, trace_id, spans=4)
+    by_name = {s["name"]: s for s in trace["spans"]}
+    root, chat = by_name["answer"], by_name["chat"]
+    assert root["outcome"] == "fallback"
+    assert root["operation"] == "agent"
+    assert root["user_id"] == "u-42" and root["session_id"] == "s-1"
+    assert root["service"] == "e2e-svc"
+    assert chat["operation"] == "llm"
+    assert chat["provider"] == "openai" and chat["request_model"] == "gpt-4o-mini"
+    assert (chat["input_tokens"], chat["output_tokens"], chat["cache_read_tokens"]) == (120, 30, 20)
+    assert by_name["guard llm"]["operation"] == "guard"
+    assert by_name["guard llm"]["outcome"] == "fallback"
+    assert by_name["guard llm attempt"]["outcome"] == "timeout"
