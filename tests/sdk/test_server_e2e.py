@@ -74,3 +74,34 @@ def test_outcomes_models_and_usage_arrive_as_sent(server: ServerProcess) -> None
     assert by_name["guard llm"]["operation"] == "guard"
     assert by_name["guard llm"]["outcome"] == "fallback"
     assert by_name["guard llm attempt"]["outcome"] == "timeout"
+
+
+def test_request_spans_carry_route_status_and_outcome(server: ServerProcess) -> None:
+    from fastapi import FastAPI
+
+    from ._servers import serve_asgi
+
+    watchkeeper.init("e2e-web", endpoint=server.url, json_logs=False, raise_errors=True)
+    try:
+        app = FastAPI()
+
+        @app.get("/ask/{topic}")
+        async def ask(topic: str) -> dict[str, str]:
+            if topic == "slow":
+                await asyncio.sleep(5)
+            return {"topic": topic}
+
+        app.add_middleware(watchkeeper.WatchkeeperMiddleware, deadline=0.3)  # type: ignore[arg-type]
+        with serve_asgi(app) as url:
+            fast = httpx.get(f"{url}/ask/fast")
+            slow = httpx.get(f"{url}/ask/slow", timeout=10)
+        assert watchkeeper.flush(10.0)
+    finally:
+        watchkeeper.shutdown()
+    assert (fast.status_code, slow.status_code) == (200, 504)
+    fast_span = wait_for_trace(server.url, fast.headers["x-trace-id"], spans=1)["spans"][0]
+    slow_span = wait_for_trace(server.url, slow.headers["x-trace-id"], spans=1)["spans"][0]
+    assert fast_span["http_route"] == "/ask/{topic}"
+    assert (fast_span["http_status_code"], fast_span["outcome"]) == (200, "success")
+    assert (slow_span["http_status_code"], slow_span["outcome"]) == (504, "timeout")
+    assert slow_span["span_kind"] == "server" and slow_span["operation"] == "http"
