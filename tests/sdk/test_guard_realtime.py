@@ -181,7 +181,7 @@ async def test_block_form_async_enforces_the_deadline(sdk: Sdk) -> None:
             await asyncio.sleep(10)
 
 
-def test_saturated_workers_refuse_calls() -> None:
+def test_saturated_workers_refuse_calls(sdk: Sdk) -> None:
     workers = Workers(max_workers=1, max_queue=1)
     release = threading.Event()
     guarded = watchkeeper.guard(
@@ -197,6 +197,8 @@ def test_saturated_workers_refuse_calls() -> None:
             results.append("refused")
     release.set()
     assert results == ["timeout", "timeout", "refused"]
+    outcomes = [s.attributes[c.WK_OUTCOME] for s in sdk.spans() if s.name == "guard sat"]  # type: ignore[index]
+    assert outcomes == ["timeout", "timeout", "rejected"]
 
 
 def test_watchdog_reacts_at_the_deadline_of_a_hung_inline_call(sdk: Sdk) -> None:

@@ -239,7 +239,9 @@ class GuardCall:
             obs.set_outcome("timeout", "GuardTimeout")
         obs.end(exc)
         breaker = self.p.breaker
-        if breaker is not None and not isinstance(exc, CircuitOpen):
+        if isinstance(exc, CircuitOpen):  # refused without trying (all workers busy)
+            self.rejected = True
+        elif breaker is not None:
             breaker.record_failure()
         if isinstance(exc, GuardTimeout):
             self.mark_timeout()
