@@ -192,3 +192,22 @@ def test_routes_of_mounted_apps_keep_their_prefix(sdk: Sdk) -> None:
         assert httpx.get(f"{url}/v2/things/3").json() == {"thing": 3}
     attrs = server_span(sdk, "GET /v2/things/{thing_id}")
     assert attrs[c.HTTP_ROUTE] == "/v2/things/{thing_id}"
+
+
+def test_excluded_paths_are_served_but_not_traced(sdk: Sdk) -> None:
+    app = FastAPI()
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    @app.get("/work")
+    async def work() -> dict[str, str]:
+        return {"done": "yes"}
+
+    app.add_middleware(watchkeeper.WatchkeeperMiddleware, exclude_paths=["/healthz"])  # type: ignore[arg-type]
+    with serve_asgi(app) as url:
+        assert httpx.get(f"{url}/healthz").json() == {"ok": "yes"}
+        assert httpx.get(f"{url}/work").json() == {"done": "yes"}
+    sdk.span("GET /work")
+    assert sdk.names() == ["GET /work"]
