@@ -159,3 +159,13 @@ def test_headers_api_key_and_service_from_environment() -> None:
     assert (s.service_name, s.api_key, s.raise_errors) == ("from-env", "wk_secret", True)
     assert resolve(env, service_name="arg", api_key="k2").api_key == "k2"
     assert parse_headers("novalue,=x, k = v ") == {"k": "v"}
+
+
+def test_otel_sdk_disabled_keeps_everything_a_noop(monkeypatch: pytest.MonkeyPatch) -> None:
+    from watchkeeper.sdk import _runtime
+
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    start_sdk()
+    assert _runtime.current() is None
+    with watchkeeper.observe("x") as span:
+        assert span.trace_id == ""

@@ -97,6 +97,9 @@ def init(
             raise_errors=raise_errors,
         )
         REPORTER.raise_errors = settings.raise_errors
+        if settings.disabled:
+            shutdown()
+            return
         reg = registry if registry is not None else _default_registry()
         key = (settings, id(reg), id(exporter), id(span_processor))
         with _lock:

@@ -32,6 +32,7 @@ class Settings:
     json_logs: bool = True
     log_level: str = "INFO"
     raise_errors: bool = False
+    disabled: bool = False  # OTEL_SDK_DISABLED=true: init() leaves everything a no-op
 
 
 def parse_headers(value: str) -> dict[str, str]:
@@ -120,4 +121,5 @@ def resolve(
         raise_errors=bool(
             raise_errors if raise_errors is not None else _flag(env.get("WATCHKEEPER_RAISE_ERRORS"))
         ),
+        disabled=bool(_flag(env.get("OTEL_SDK_DISABLED"))),
     )
