@@ -95,19 +95,19 @@ def _webhook_receiver(bodies: list[dict[str, Any]]) -> ThreadingHTTPServer:
     return httpd
 
 
-def _send_otlp(url: str, token: str) -> None:
-    """Requests of a second service through the OpenTelemetry SDK and its OTLP/HTTP exporter."""
+def send_otlp(
+    url: str, token: str, service: str = "search-api", plan: list[str] = OTLP_PLAN
+) -> None:
+    """Requests of a service through the OpenTelemetry SDK and its OTLP/HTTP exporter."""
     exporter = OTLPSpanExporter(
         endpoint=f"{url}/v1/traces", headers={"Authorization": f"Bearer {token}"}, timeout=10
     )
     provider = TracerProvider(
-        resource=Resource.create(
-            {"service.name": "search-api", "deployment.environment.name": "prod"}
-        )
+        resource=Resource.create({"service.name": service, "deployment.environment.name": "prod"})
     )
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("ui-tests")
-    for i, outcome in enumerate(OTLP_PLAN):
+    for i, outcome in enumerate(plan):
         attrs = {
             "http.request.method": "GET",
             "http.route": "/search",
@@ -134,7 +134,7 @@ def _send_otlp(url: str, token: str) -> None:
     provider.shutdown()
 
 
-def _wait_for(server: Server, service: str, count: int, timeout_s: float = 30.0) -> None:
+def wait_for(server: Server, service: str, count: int, timeout_s: float = 30.0) -> None:
     """Ingest is asynchronous (spool, then writer): wait until the spans are queryable."""
     deadline = time.monotonic() + timeout_s
     got = -1
@@ -177,11 +177,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         time.sleep(0.05)
     port = uv.servers[0].sockets[0].getsockname()[1]
     srv = Server(f"http://127.0.0.1:{port}", token, expected, bodies)
-    _send_otlp(srv.url, token)
+    send_otlp(srv.url, token)
     for outcome in OTLP_PLAN:
         expected.requests[outcome] += 1
         expected.services["search-api"] += 1
-    _wait_for(srv, "search-api", expected.services["search-api"])
+    wait_for(srv, "search-api", expected.services["search-api"])
     yield srv
     uv.should_exit = True
     thread.join(timeout=30)

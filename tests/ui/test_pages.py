@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from . import _data
-from .conftest import ARTIFACTS, Server
+from .conftest import ARTIFACTS, Server, send_otlp, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -227,13 +227,25 @@ def test_tab_order_starts_with_skip_link_then_navigation(page: Any) -> None:
     assert page.evaluate("() => document.activeElement.textContent") == "15m"
 
 
+def test_overview_refreshes_live_with_new_requests(page: Any, server: Server) -> None:
+    page.goto("/?range=1h")
+    count = page.get_by_test_id("hl-count")
+    before = int(count.inner_text())
+    send_otlp(server.url, server.token, service="live-api", plan=["success"])
+    server.expected.requests["success"] += 1  # later tests count it too
+    server.expected.services["live-api"] += 1
+    wait_for(server, "live-api", 1)
+    # No reload: the page's own 10 s refresh picks the new request up.
+    expect(count).to_have_text(str(before + 1), timeout=30_000)
+
+
 def test_live_refresh_can_be_paused_and_theme_toggled(page: Any) -> None:
     page.goto("/?range=15m")
     live = page.locator("button.live")
     assert live.inner_text().strip() == "Live"
     live.click()
     page.wait_for_url(re.compile(r"live=0"))
-    assert page.locator("button.live").inner_text().strip() == "Paused"
+    expect(page.locator("button.live")).to_have_text("Paused")
     page.locator("#theme-toggle").click()
     assert page.evaluate("() => document.documentElement.dataset.theme") == "dark"
 
