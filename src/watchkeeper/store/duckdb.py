@@ -43,7 +43,8 @@ TEXT_CHUNK = 2_000  # candidates fetched (and payloads decompressed) per round o
 TEXT_BUDGET = 20_000  # candidates one text-search call examines at most before it pages
 _Key = tuple[str, str, str]
 #: Dimensions of unbounded cardinality: a breakdown first picks the top keys with a cheap
-#: aggregate, then computes percentiles for those only (10M spans, 50k users: 976 -> 101 ms).
+#: aggregate, then computes percentiles for those only. Measured at 10M spans, 50k users
+#: (zipf: the top 20 hold most spans), runs alternating: about 25% faster, not more.
 TWO_STAGE = frozenset({"user", "session"})
 
 
