@@ -104,6 +104,9 @@ def queries(
         "latest 50 spans, text search": lambda: store.search_spans(
             SpanFilter("bench", text="warranty please"), 50
         ),
+        "text search, no match (one budget)": lambda: store.search_spans(
+            SpanFilter("bench", text="no such phrase"), 50
+        ),
     }
 
 
