@@ -16,7 +16,7 @@ from typing import Any
 from watchkeeper.model import conventions as c
 from watchkeeper.sdk._openai import (
     WRAPPED,
-    Adapter,
+    Resource,
     StreamState,
     StreamTracker,
     active_call,
@@ -220,9 +220,9 @@ def _patch_stream_helpers(target: Any) -> None:
             owner.stream = _wrap_stream_helper(original)
 
 
-ANTHROPIC_RESOURCES: dict[str, tuple[str, str, str, Adapter]] = {
-    "messages": ("anthropic.resources.messages", "Messages", "AsyncMessages", MESSAGES),
-}
+ANTHROPIC_RESOURCES = (
+    Resource("messages", "anthropic.resources.messages", "Messages", "AsyncMessages", MESSAGES),
+)
 
 
 def instrument_anthropic(client: Any) -> Any:

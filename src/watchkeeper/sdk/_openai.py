@@ -14,7 +14,7 @@ import contextlib
 import functools
 import importlib
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -360,43 +360,53 @@ def hook_attempts(client: Any) -> None:
 # --- patching -------------------------------------------------------------------------------
 
 
-def patch_method(owner: Any, adapter: Adapter, is_async: bool) -> bool:
-    """Replace `owner.create` (an instance or a class) with its traced version, once."""
-    original = getattr(owner, "create", None)
+@dataclass(frozen=True)
+class Resource:
+    """A client resource to trace: where it hangs on a client, its classes, its methods."""
+
+    path: str  # attribute path on a client, e.g. "chat.completions"
+    module: str
+    sync_class: str
+    async_class: str
+    adapter: Adapter
+    methods: tuple[str, ...] = ("create",)
+
+
+def patch_method(owner: Any, name: str, adapter: Adapter, is_async: bool) -> bool:
+    """Replace `owner.<name>` (on an instance or a class) with its traced version, once."""
+    original = getattr(owner, name, None)
     if original is None or getattr(original, WRAPPED, False):
         return False
     wrapped = wrap_async(original, adapter) if is_async else wrap_sync(original, adapter)
-    setattr(owner, "create", wrapped)  # noqa: B010 - the attribute is patched on purpose
+    setattr(owner, name, wrapped)
     return True
 
 
 def instrument_resources(
     target: Any,
-    resources: Mapping[str, tuple[str, str, str, Adapter]],
+    resources: Sequence[Resource],
     provider: str,
     extra: Callable[[Any], None] | None = None,
 ) -> Any:
-    """Patch a client instance, a client class or the module (every client of the provider).
-
-    `resources` maps an attribute path on a client (e.g. "chat.completions") to the module and
-    the sync/async class names of that resource, and its adapter; `extra` patches more.
-    """
+    """Patch a client instance, a client class or the module (every client of the provider);
+    `extra` patches what is not a plain method of a resource."""
     try:
         if isinstance(target, type) or hasattr(target, "__path__"):
-            for module_name, sync_name, async_name, adapter in resources.values():
-                module = importlib.import_module(module_name)
-                patch_method(getattr(module, sync_name), adapter, is_async=False)
-                patch_method(getattr(module, async_name), adapter, is_async=True)
-            if extra is not None:
-                extra(target)
-            return target
-        for path, (_, _, _, adapter) in resources.items():
-            owner = functools.reduce(getattr, path.split("."), target)
-            patch_method(owner, adapter, type(owner).__name__.startswith("Async"))
-        hook_attempts(target)
+            for r in resources:
+                module = importlib.import_module(r.module)
+                for name in r.methods:
+                    patch_method(getattr(module, r.sync_class), name, r.adapter, is_async=False)
+                    patch_method(getattr(module, r.async_class), name, r.adapter, is_async=True)
+        else:
+            for r in resources:
+                owner = functools.reduce(getattr, r.path.split("."), target)
+                is_async = type(owner).__name__.startswith("Async")
+                for name in r.methods:
+                    patch_method(owner, name, r.adapter, is_async)
+            hook_attempts(target)
+            _trace_copies(target, resources, provider, extra)
         if extra is not None:
             extra(target)
-        _trace_copies(target, resources, provider, extra)
     except Exception as exc:
         report_failure(f"instrument_{provider}", exc)
     return target
@@ -404,7 +414,7 @@ def instrument_resources(
 
 def _trace_copies(
     client: Any,
-    resources: Mapping[str, tuple[str, str, str, Adapter]],
+    resources: Sequence[Resource],
     provider: str,
     extra: Callable[[Any], None] | None,
 ) -> None:
@@ -614,16 +624,16 @@ class Embeddings:
         return None  # embeddings do not stream
 
 
-OPENAI_RESOURCES: dict[str, tuple[str, str, str, Adapter]] = {
-    "chat.completions": (
-        "openai.resources.chat.completions",
-        "Completions",
-        "AsyncCompletions",
-        ChatCompletions(),
-    ),
-    "responses": ("openai.resources.responses", "Responses", "AsyncResponses", Responses()),
-    "embeddings": ("openai.resources.embeddings", "Embeddings", "AsyncEmbeddings", Embeddings()),
-}
+_CHAT = "openai.resources.chat.completions"
+OPENAI_RESOURCES = (
+    # `parse` (structured output) posts directly; `stream()` helpers go through `create`.
+    Resource("chat.completions", _CHAT, "Completions", "AsyncCompletions", ChatCompletions(),
+             ("create", "parse")),
+    Resource("responses", "openai.resources.responses", "Responses", "AsyncResponses",
+             Responses(), ("create", "parse")),
+    Resource("embeddings", "openai.resources.embeddings", "Embeddings", "AsyncEmbeddings",
+             Embeddings()),
+)  # fmt: skip
 
 
 def instrument_openai(client: Any) -> Any:

@@ -165,3 +165,23 @@ def test_stream_helper_error_passes_through(sdk: Sdk, anthropic_server: FakeServ
         pass
     [span] = sdk.spans()
     assert attrs(span)[c.WK_OUTCOME] == "error" and attrs(span)[c.HTTP_RESPONSE_STATUS_CODE] == 500
+
+
+def test_instrumenting_the_module_traces_every_client(
+    sdk: Sdk, anthropic_server: FakeServer
+) -> None:
+    from anthropic.resources import messages as module
+
+    try:
+        watchkeeper.instrument_anthropic(anthropic)
+        ac = anthropic.Anthropic(base_url=anthropic_server.url, api_key="k", max_retries=0)
+        ac.messages.create(model="claude-sonnet-4", max_tokens=10, messages=MSG)
+        with ac.messages.stream(model="claude-sonnet-4", max_tokens=10, messages=MSG) as s:
+            s.until_done()
+        assert sdk.names() == ["chat claude-sonnet-4"] * 2
+    finally:  # put the classes back as they were, for the other tests
+        for cls in (module.Messages, module.AsyncMessages):
+            for name in ("create", "stream"):
+                method = cls.__dict__.get(name)
+                if getattr(method, "__watchkeeper_wrapped__", False):
+                    setattr(cls, name, method.__wrapped__)

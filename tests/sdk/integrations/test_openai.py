@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 from typing import Any
 
@@ -15,6 +16,7 @@ from tests.sdk.conftest import Sdk
 import watchkeeper
 from watchkeeper.demo.fake_providers import FakeServer
 from watchkeeper.model import conventions as c
+from watchkeeper.sdk._openai import OPENAI_RESOURCES
 
 MSG: Any = [
     {"role": "system", "content": "You are terse."},
@@ -192,9 +194,6 @@ def test_no_spans_before_init_and_no_double_wrapping(openai_server: FakeServer) 
 
 
 def test_instrumenting_the_class_traces_every_client(sdk: Sdk, openai_server: FakeServer) -> None:
-    from openai.resources.embeddings import Embeddings
-
-    original = Embeddings.create
     try:
         watchkeeper.instrument_openai(openai)
         oc = openai.OpenAI(base_url=openai_server.url + "/v1", api_key="k", max_retries=0)
@@ -202,16 +201,14 @@ def test_instrumenting_the_class_traces_every_client(sdk: Sdk, openai_server: Fa
         watchkeeper.instrument_openai(oc)  # instance on top of the class: still one span
         oc.embeddings.create(model="text-embedding-3-small", input="y")
         assert sdk.names() == ["embeddings text-embedding-3-small"] * 2
-    finally:
-        from openai.resources import chat, responses
-
-        Embeddings.create = original  # type: ignore[method-assign]
-        for cls in (chat.completions.Completions, chat.completions.AsyncCompletions,
-                    responses.Responses, responses.AsyncResponses, Embeddings,
-                    __import__("openai").resources.embeddings.AsyncEmbeddings):  # fmt: skip
-            create = cls.__dict__.get("create")
-            if getattr(create, "__watchkeeper_wrapped__", False):
-                cls.create = create.__wrapped__
+    finally:  # put the classes back as they were, for the other tests
+        for r in OPENAI_RESOURCES:
+            module = importlib.import_module(r.module)
+            for cls in (getattr(module, r.sync_class), getattr(module, r.async_class)):
+                for name in r.methods:
+                    method = cls.__dict__.get(name)
+                    if getattr(method, "__watchkeeper_wrapped__", False):
+                        setattr(cls, name, method.__wrapped__)
 
 
 async def test_call_cancelled_by_a_deadline_is_a_timeout(
@@ -267,3 +264,10 @@ def test_tool_calls_are_captured_as_output_parts(
     [message] = json.loads(a[c.GEN_AI_OUTPUT_MESSAGES])
     assert message["parts"] == [{"type": "tool_call", "id": call.id, "name": "weather",
                                  "arguments": '{"argument": "Oslo"}'}]  # fmt: skip
+
+
+def test_parse_is_traced_like_create(sdk: Sdk, openai_server: FakeServer) -> None:
+    r = client(openai_server).chat.completions.parse(model="gpt-4o-mini", messages=MSG)
+    a = attrs(only(sdk))
+    assert a[c.GEN_AI_RESPONSE_ID] == r.id and a[c.GEN_AI_OPERATION_NAME] == "chat"
+    assert r.usage is not None and a[c.GEN_AI_USAGE_INPUT_TOKENS] == r.usage.prompt_tokens
