@@ -215,6 +215,11 @@ def page(browser: Any, server: Server) -> Iterator[Any]:
     pg = ctx.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    # The shell sends a strict Content-Security-Policy: any violation is a bug of ours.
+    pg.on(
+        "console",
+        lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None,
+    )
     yield pg
     ctx.close()
     assert not errors, f"JavaScript errors: {errors}"
