@@ -345,3 +345,28 @@ async def test_the_daily_digest_goes_out_at_its_time(
     finally:
         await e.stop()
     assert len(receiver.received) == 1  # once, though the clock still reads 07:59:59.5
+
+
+@pytest.mark.parametrize(
+    ("window", "every", "interval", "period"),
+    [("5m", None, 5, 5.0), ("10m", None, 5, 10.0), ("1h", None, 5, 60.0), ("3d", None, 5, 300.0),
+     ("5s", None, 1, 1.0), ("1h", "15s", 5, 15.0), ("1h", "1s", 5, 5.0), ("3d", None, 600, 600.0)],
+)  # fmt: skip
+def test_evaluation_period(window: str, every: str | None, interval: float, period: float) -> None:
+    from watchkeeper.alerting import parse_rule
+    from watchkeeper.alerting._engine import evaluation_period
+
+    data = {"id": "r", "kind": "count", "window": window}
+    rule = parse_rule(data if every is None else {**data, "evaluate_every": every})
+    assert evaluation_period(rule, interval) == period
+
+
+async def test_long_windows_are_evaluated_less_often(
+    tmp_path: Path, store: DuckDBStore, receiver: Receiver
+) -> None:
+    rules = [{"id": "short", "kind": "count", "window": "5m"},
+             {"id": "long", "kind": "count", "window": "1h"}]  # fmt: skip
+    e = make_engine(tmp_path, store, receiver, Clock(T0), rules=rules)
+    counts = [(await e.run_cycle(T0 + 5 * k, force=False)).evaluated for k in range(13)]
+    assert counts == [2] + [1] * 11 + [2]  # the 1h rule every 60 s, the 5m rule every 5 s
+    assert (await e.run_cycle(T0 + 66)).evaluated == 2  # forced (API, tests): every rule

@@ -182,6 +182,9 @@ class Rule(_Model):
     group_by: GroupBy | None = None
     max_groups: int = Field(default=20, ge=1, le=200)
     repeat_interval: Duration = 4 * 3600.0
+    # How often to evaluate; default window/60 between the engine's interval and 5 minutes:
+    # a 3-day window read every 5 s would rescan days of spans to move by a few seconds.
+    evaluate_every: Duration | None = None
     channels: tuple[str, ...] = ()  # empty: the routes decide
     min_count: int = Field(default=0, ge=0)  # fewer spans: a ratio or percentile is not judged
     # kind-specific parameters

@@ -44,6 +44,16 @@ EVERY_PROJECT = "*"
 PRUNE_EVERY_S = 3600.0
 
 
+MAX_AUTO_EVERY_S = 300.0
+
+
+def evaluation_period(rule: Rule, interval: float) -> float:
+    """Seconds between evaluations of a rule: its own setting, else window/60, clamped."""
+    if rule.evaluate_every is not None:
+        return max(interval, rule.evaluate_every)
+    return min(max(interval, rule.window / 60.0), max(interval, MAX_AUTO_EVERY_S))
+
+
 def timing(rule: Rule) -> Timing:
     """The state-machine durations of a rule."""
     return Timing(rule.for_, rule.keep_firing_for, rule.repeat_interval)
@@ -91,6 +101,7 @@ class Evaluator:
         self._baselines: BaselineCache = {}
         self.last_queries = 0  # store queries of the last cycle (bench and logs)
         self._pruned_at = 0.0
+        self._evaluated: dict[RuleKey, tuple[float, Rule]] = {}  # when, and the rule as it was
 
     # --- rules and SLOs ----------------------------------------------------------------------
 
@@ -137,13 +148,15 @@ class Evaluator:
         """Evaluate a rule now without touching state or notifying."""
         return evaluate(rule, fetch(self._store, rule, now, self.slos()), now)
 
-    def cycle(self, now: float) -> CycleResult:
-        """Evaluate every enabled rule once, persist state, enqueue notifications."""
+    def cycle(self, now: float, force: bool = True) -> CycleResult:
+        """Evaluate enabled rules (all, or those due), persist state, enqueue notifications."""
         result = CycleResult()
         rules = {(r.project, r.id): r for r in self.rules() if r.enabled}
         before = dict(self._states)
         queries = CycleQueries(self._store)
-        for rule in rules.values():
+        for key, rule in rules.items():
+            if not self._due(key, rule, now, force):
+                continue
             decision = self._evaluate(queries, rule, now, result)
             if decision is not None:
                 result.events.extend(self._apply(queries, rule, decision, now))
@@ -158,6 +171,17 @@ class Evaluator:
             self._pruned_at = now
             repo.prune(self._meta, now - self.config.history_retention)
         return result
+
+    def _due(self, key: RuleKey, rule: Rule, now: float, force: bool) -> bool:
+        last = self._evaluated.get(key)
+        # A little slack so a cycle that starts a hair early does not skip a whole period;
+        # an edited rule is due at once.
+        slack = 0.5 * self.config.interval
+        period = evaluation_period(rule, self.config.interval)
+        if not force and last is not None and last[1] == rule and now - last[0] < period - slack:
+            return False
+        self._evaluated[key] = (now, rule)
+        return True
 
     def _evaluate(
         self, queries: Reader, rule: Rule, now: float, result: CycleResult
@@ -216,6 +240,8 @@ class Evaluator:
         return dataclasses.replace(state, trace_ids=ids)
 
     def _forget(self, rules: Mapping[RuleKey, Rule], now: float) -> None:
+        for key in [k for k in self._evaluated if k not in rules]:
+            del self._evaluated[key]
         keep = self.config.resolved_retention
         for fp, state in list(self._states.items()):
             stale = state.status == "resolved" and now - (state.resolved_at or now) > keep

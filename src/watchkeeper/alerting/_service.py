@@ -124,7 +124,7 @@ class AlertingEngine:
             log.info("alerting: this replica (%s) now evaluates rules", self.holder)
             await asyncio.to_thread(self.evaluator.reload)  # the last leader's view
         self.is_leader = leading
-        return await self.run_cycle() if leading else None
+        return await self.run_cycle(force=False) if leading else None
 
     async def _evaluate_loop(self) -> None:
         while not self._stop.is_set():
@@ -183,11 +183,11 @@ class AlertingEngine:
 
     # --- operations the API and tests call ----------------------------------------------------
 
-    async def run_cycle(self, now: float | None = None) -> CycleResult:
-        """Evaluate every rule once now and wake the delivery worker."""
+    async def run_cycle(self, now: float | None = None, force: bool = True) -> CycleResult:
+        """Evaluate every rule (or, with force=False, those due) now; wake the deliverer."""
         async with self._lock:
             at = self.clock() if now is None else now
-            result = await asyncio.to_thread(self.evaluator.cycle, at)
+            result = await asyncio.to_thread(self.evaluator.cycle, at, force)
         if result.enqueued:
             self._wake.set()
         firing = sum(1 for s in self.evaluator.states() if s.status == "firing")
