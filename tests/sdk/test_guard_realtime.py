@@ -251,3 +251,21 @@ def test_guard_threads_work_in_a_forked_child() -> None:
         assert out.get(timeout=20) == ["fast", "timeout"]
     finally:
         child.join(10)
+
+
+def test_concurrent_thread_mode_calls_each_get_a_worker() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = Workers(max_workers=8, max_queue=8)
+    barrier = threading.Barrier(6, timeout=5)
+    guarded = watchkeeper.guard(
+        "many", deadline=2.0, sync_mode="thread", breaker=False, retries=0, workers=workers
+    )
+
+    def meet() -> str:
+        barrier.wait()  # passes only when all six calls run at the same time
+        return "met"
+
+    with ThreadPoolExecutor(6) as callers:
+        results = list(callers.map(lambda _: guarded.call(meet), range(6)))
+    assert results == ["met"] * 6
