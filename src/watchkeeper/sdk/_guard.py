@@ -6,7 +6,9 @@ interrupted, only abandoned, and handing it to a thread costs tens of microsecon
 `sync_mode` chooses:
 
 * ``"thread"``: always run on a bounded worker pool; the caller stops waiting at the deadline
-  (the call itself runs on until it returns, then its result is dropped).
+  (the call itself runs on until it returns, then its result is dropped). The pool has 32
+  daemon threads and 64 queue slots; when abandoned calls fill it, calls are refused at once
+  (`CircuitOpen`, outcome rejected, fallbacks still answer) instead of queueing without bound.
 * ``"inline"``: run in the caller's thread; a late answer is detected when it returns and
   counted as a timeout (the caller was held up: the deadline is not enforced).
 * ``"auto"`` (default): inline while the guard's calls stay well inside the deadline, and on a
