@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 
 import anthropic
@@ -52,10 +52,10 @@ def tag_request(user_id: str | None, session_id: str | None, feature: str) -> No
             span.set_attribute(key, value)
 
 
-def create_demo_app(
-    upstreams: Upstreams, options: DemoOptions = DemoOptions(), seed: int | None = None
-) -> FastAPI:
-    """The demo app; its LLM clients are made in the app's own event loop at start-up."""
+def _lifespan(
+    upstreams: Upstreams, options: DemoOptions, seed: int | None
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Start-up: clients made in the app's own event loop, documents indexed; then close."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -74,6 +74,15 @@ def create_demo_app(
             await oai.close()
             await ant.close()
 
+    return lifespan
+
+
+def create_demo_app(
+    upstreams: Upstreams, options: DemoOptions = DemoOptions(), seed: int | None = None
+) -> FastAPI:
+    """The demo app; its LLM clients are made in the app's own event loop at start-up."""
+
+    lifespan = _lifespan(upstreams, options, seed)
     app = FastAPI(title="Watchkeeper demo AI service", lifespan=lifespan)
     # The middleware also serves /metrics (the SDK's registry) and answers 504 past the deadline.
     app.add_middleware(watchkeeper.WatchkeeperMiddleware, deadline=options.request_deadline_s)

@@ -13,6 +13,7 @@ What a request meets is decided by a *profile*, a function of the request to a `
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import random
@@ -198,7 +199,18 @@ class _Handler:
             await asyncio.sleep(min(left, 0.05))
         return not self.closing.is_set()
 
+    async def begin(
+        self, request: Request, endpoint: str
+    ) -> tuple[FakeRequest, dict[str, Any], Behaviour]:
+        """Read the request, draw its behaviour and wait out its latency."""
+        fake, body = await self.read(request, endpoint)
+        behaviour = self.profile(fake)
+        if not await self.pause(behaviour.latency_s):
+            behaviour = _CLOSING
+        return fake, body, behaviour
+
     async def read(self, request: Request, endpoint: str) -> tuple[FakeRequest, dict[str, Any]]:
+        """The request as a profile sees it, and its JSON body (logged)."""
         body: dict[str, Any] = await request.json()
         headers = {k.lower(): v for k, v in request.headers.items()}
         prompt = _prompt(endpoint, body)
@@ -215,6 +227,7 @@ class _Handler:
         return fake, body
 
     def usage(self, fake: FakeRequest, b: Behaviour, text: str) -> wire.Usage:
+        """Token counts of an answer (cache and reasoning shares from the behaviour)."""
         tokens_in = wire.count_tokens(fake.prompt) + 8
         return wire.Usage(
             input_tokens=tokens_in,
@@ -275,6 +288,59 @@ def _quiet(handler: Callable[[Request], Awaitable[Response]]) -> Callable[..., A
     return route
 
 
+async def _chat(h: _Handler, request: Request) -> Response:
+    fake, body, b = await h.begin(request, "chat")
+    if b.status != 200:
+        return _error_response(b, wire.openai_error(b.status))
+    model = SNAPSHOTS.get(fake.model, fake.model)
+    text = wire.answer_text(fake.prompt, _words(b, body.get("max_tokens")))
+    usage, rid, now = h.usage(fake, b, text), f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+    if not fake.stream:
+        calls = tool_requests(body, "openai", "call_")
+        return JSONResponse(wire.chat_completion(rid, model, text, usage, now, calls))
+    include = bool((body.get("stream_options") or {}).get("include_usage"))
+    chunks = wire.chat_chunks(rid, model, text, usage, now, include_usage=include)
+    return _sse(chunks, b, named=False, done=True)
+
+
+async def _responses(h: _Handler, request: Request) -> Response:
+    fake, body, b = await h.begin(request, "responses")
+    if b.status != 200:
+        return _error_response(b, wire.openai_error(b.status))
+    model = SNAPSHOTS.get(fake.model, fake.model)
+    text = wire.answer_text(fake.prompt, _words(b, body.get("max_output_tokens")))
+    usage, rid, now = h.usage(fake, b, text), f"resp_{uuid.uuid4().hex[:24]}", time.time()
+    if not fake.stream:
+        return JSONResponse(
+            wire.response_object(rid, model, text, usage, now, done=True, body=body)
+        )
+    events = wire.response_events(rid, model, text, usage, now, body)
+    return _sse(events, b, named=True, done=False)
+
+
+async def _embeddings(h: _Handler, request: Request) -> Response:
+    fake, body, b = await h.begin(request, "embeddings")
+    if b.status != 200:
+        return _error_response(b, wire.openai_error(b.status))
+    value = body.get("input")
+    inputs = [str(v) for v in value] if isinstance(value, list) else [str(value or "")]
+    encoding = str(body.get("encoding_format") or "float")
+    return JSONResponse(wire.embeddings(fake.model, inputs, encoding))
+
+
+async def _messages(h: _Handler, request: Request) -> Response:
+    fake, body, b = await h.begin(request, "messages")
+    if b.status != 200:
+        return _error_response(b, wire.anthropic_error(b.status))
+    model = SNAPSHOTS.get(fake.model, fake.model)
+    text = wire.answer_text(fake.prompt, _words(b, body.get("max_tokens")))
+    usage, rid = h.usage(fake, b, text), f"msg_{uuid.uuid4().hex[:24]}"
+    if not fake.stream:
+        calls = tool_requests(body, "anthropic", "toolu_")
+        return JSONResponse(wire.message(rid, model, text, usage, calls))
+    return _sse(wire.message_events(rid, model, text, usage), b, named=True, done=False)
+
+
 def openai_app(
     profile: Profile = scripted,
     log: deque[FakeRequest] | None = None,
@@ -282,63 +348,11 @@ def openai_app(
 ) -> Starlette:
     """The ASGI app of the fake OpenAI API (mounted at `/v1`); `closing` cuts sleeps short."""
     h = _Handler("openai", profile, log, closing)
-
-    async def chat(request: Request) -> Response:
-        fake, body = await h.read(request, "chat")
-        b = h.profile(fake)
-        if not await h.pause(b.latency_s):
-            b = _CLOSING
-        if b.status != 200:
-            return _error_response(b, wire.openai_error(b.status))
-        model = SNAPSHOTS.get(fake.model, fake.model)
-        text = wire.answer_text(fake.prompt, _words(b, body.get("max_tokens")))
-        usage, rid, now = (
-            h.usage(fake, b, text),
-            f"chatcmpl-{uuid.uuid4().hex[:24]}",
-            int(time.time()),
-        )
-        if not fake.stream:
-            calls = tool_requests(body, "openai", "call_")
-            return JSONResponse(wire.chat_completion(rid, model, text, usage, now, calls))
-        include = bool((body.get("stream_options") or {}).get("include_usage"))
-        chunks = wire.chat_chunks(rid, model, text, usage, now, include_usage=include)
-        return _sse(chunks, b, named=False, done=True)
-
-    async def responses(request: Request) -> Response:
-        fake, body = await h.read(request, "responses")
-        b = h.profile(fake)
-        if not await h.pause(b.latency_s):
-            b = _CLOSING
-        if b.status != 200:
-            return _error_response(b, wire.openai_error(b.status))
-        model = SNAPSHOTS.get(fake.model, fake.model)
-        text = wire.answer_text(fake.prompt, _words(b, body.get("max_output_tokens")))
-        usage, rid, now = h.usage(fake, b, text), f"resp_{uuid.uuid4().hex[:24]}", time.time()
-        if not fake.stream:
-            return JSONResponse(
-                wire.response_object(rid, model, text, usage, now, done=True, body=body)
-            )
-        return _sse(
-            wire.response_events(rid, model, text, usage, now, body), b, named=True, done=False
-        )
-
-    async def embeddings(request: Request) -> Response:
-        fake, body = await h.read(request, "embeddings")
-        b = h.profile(fake)
-        if not await h.pause(b.latency_s):
-            b = _CLOSING
-        if b.status != 200:
-            return _error_response(b, wire.openai_error(b.status))
-        value = body.get("input")
-        inputs = [str(v) for v in value] if isinstance(value, list) else [str(value or "")]
-        encoding = str(body.get("encoding_format") or "float")
-        return JSONResponse(wire.embeddings(fake.model, inputs, encoding))
-
     return Starlette(
         routes=[
-            Route("/v1/chat/completions", _quiet(chat), methods=["POST"]),
-            Route("/v1/responses", _quiet(responses), methods=["POST"]),
-            Route("/v1/embeddings", _quiet(embeddings), methods=["POST"]),
+            Route("/v1/chat/completions", _quiet(functools.partial(_chat, h)), methods=["POST"]),
+            Route("/v1/responses", _quiet(functools.partial(_responses, h)), methods=["POST"]),
+            Route("/v1/embeddings", _quiet(functools.partial(_embeddings, h)), methods=["POST"]),
         ]
     )
 
@@ -350,23 +364,8 @@ def anthropic_app(
 ) -> Starlette:
     """The ASGI app of the fake Anthropic API (`/v1/messages`); `closing` cuts sleeps short."""
     h = _Handler("anthropic", profile, log, closing)
-
-    async def messages(request: Request) -> Response:
-        fake, body = await h.read(request, "messages")
-        b = h.profile(fake)
-        if not await h.pause(b.latency_s):
-            b = _CLOSING
-        if b.status != 200:
-            return _error_response(b, wire.anthropic_error(b.status))
-        model = SNAPSHOTS.get(fake.model, fake.model)
-        text = wire.answer_text(fake.prompt, _words(b, body.get("max_tokens")))
-        usage, rid = h.usage(fake, b, text), f"msg_{uuid.uuid4().hex[:24]}"
-        if not fake.stream:
-            calls = tool_requests(body, "anthropic", "toolu_")
-            return JSONResponse(wire.message(rid, model, text, usage, calls))
-        return _sse(wire.message_events(rid, model, text, usage), b, named=True, done=False)
-
-    return Starlette(routes=[Route("/v1/messages", _quiet(messages), methods=["POST"])])
+    route = Route("/v1/messages", _quiet(functools.partial(_messages, h)), methods=["POST"])
+    return Starlette(routes=[route])
 
 
 def tool_requests(body: Mapping[str, Any], provider: str, prefix: str) -> list[wire.ToolUse]:

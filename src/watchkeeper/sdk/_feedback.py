@@ -218,6 +218,7 @@ class _Senders:
         self._sender: FeedbackSender | None = None
 
     def for_runtime(self, runtime: Runtime) -> FeedbackSender:
+        """The sender for `runtime`'s endpoint and key (made on first use)."""
         with self._lock:
             if self._sender is None:
                 # The sender thread is a daemon: give queued scores a moment at exit.
@@ -236,6 +237,7 @@ class _Senders:
             return self._sender
 
     def current(self) -> FeedbackSender | None:
+        """The latest sender, if any feedback was given yet."""
         with self._lock:
             return self._sender
 

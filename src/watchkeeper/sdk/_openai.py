@@ -170,6 +170,7 @@ class StreamTracker:
         self.ended = False
 
     def item(self, chunk: Any) -> None:
+        """One chunk arrived (the first one sets the time to first chunk)."""
         if self.first:
             self.first = False
             ttfc = time.perf_counter() - self.t0
@@ -178,6 +179,7 @@ class StreamTracker:
         _safe_chunk(self.adapter, self.state, chunk)
 
     def done(self, error: BaseException | None = None, closed: bool = False) -> None:
+        """The stream ended, failed with `error`, or was `closed` early: end the span once."""
         if self.ended:
             return
         self.ended = True
@@ -435,12 +437,14 @@ def _trace_copies(
 
 
 def get_field(obj: Any, name: str) -> Any:
+    """A field of a client model or a dict (None when absent)."""
     if isinstance(obj, Mapping):
         return obj.get(name)
     return getattr(obj, name, None)
 
 
 def as_int(value: Any) -> int | None:
+    """`value` if it is an int (not a bool), else None."""
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
@@ -471,6 +475,7 @@ def _part(block: Any) -> dict[str, Any]:
 
 
 def request_params(kwargs: Mapping[str, Any], *max_names: str) -> dict[str, Any]:
+    """Model, temperature, top_p and the first max-tokens parameter given, as attributes."""
     max_tokens = next((kwargs[n] for n in max_names if as_int(kwargs.get(n)) is not None), None)
     return {
         c.GEN_AI_REQUEST_MODEL: kwargs.get("model"),
