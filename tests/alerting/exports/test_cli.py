@@ -123,3 +123,5 @@ def test_the_shipped_starter_rules_export_and_pass_promtool(
     # every starter rule is either exported or named as left out
     assert len(exported) + len(skipped) == len(load_starter_rules())
     assert all("scores are not exposed" in line for line in skipped)
+    # starter rules hold for every project ("*"): no literal project matcher may remain
+    assert not any('project="*"' in r["expr"] for r in exported)

@@ -128,7 +128,8 @@ def filter_matchers(
             return f"filter '{name}' has no label in the exposed metrics"
     if filters.name:
         return "filter 'name' (span name) has no label in the exposed metrics"
-    wanted: dict[str, Sequence[str]] = {"project": [project]}
+    # "*" (the starter rules) means every project: no matcher, and `project` stays a label.
+    wanted: dict[str, Sequence[str]] = {} if project == "*" else {"project": [project]}
     for field, label in FILTER_LABELS.items():
         values = getattr(filters, field)
         if values:
