@@ -361,3 +361,11 @@ def test_guard_works_before_init() -> None:
         Script(clock, [(9.0, "late")])
     )
     assert guarded(1) == "fb"
+
+
+def test_an_async_fallback_for_a_sync_function_is_a_config_error() -> None:
+    async def later() -> str:
+        return "x"
+
+    with pytest.raises(ConfigError, match="async"):
+        watchkeeper.guard("mixed", fallbacks=[later])(lambda: "y")

@@ -32,7 +32,7 @@ from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
-from watchkeeper.errors import CircuitOpen, GuardTimeout
+from watchkeeper.errors import CircuitOpen, ConfigError, GuardTimeout
 from watchkeeper.sdk._breaker import BREAKERS, Breaker
 from watchkeeper.sdk._guard_run import (
     SUSPECT_HOLD_S,
@@ -177,7 +177,11 @@ async def run_async(policy: GuardPolicy, fn: Callable[..., Any], args: Any, kwar
 
 
 class GuardBlock:
-    """What `with guard(...) as g:` yields: set `g.result`; a fallback replaces it on failure."""
+    """What `with guard(...) as g:` yields: set `g.result`; a fallback replaces it on failure.
+
+    A block runs once (it cannot be retried) and its fallbacks are called without arguments.
+    An open breaker makes `with` raise `CircuitOpen` before the block runs.
+    """
 
     __slots__ = ("_call", "_scope", "attempt", "outcome", "result")
 
@@ -255,6 +259,13 @@ class guard:  # lower case: used like a function, `@guard("llm", deadline=5)`
                 return await run_async(policy, fn, args, kwargs)
 
             return cast(F, async_wrapper)
+
+        for fb in policy.fallbacks:
+            if inspect.iscoroutinefunction(fb):
+                raise ConfigError(
+                    f"guard {policy.name!r}: fallback {fb.__qualname__} is async but "
+                    f"{fn.__qualname__} is sync; give a sync fallback (or guard an async function)"
+                )
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
