@@ -39,13 +39,33 @@ def other() -> Dataset:
     return generate("other", 120, seed=3)
 
 
-@pytest.fixture
-def store(empty_store: Store, demo: Dataset, other: Dataset) -> Store:
-    """A store of each backend holding "demo" and "other" (written in batches) and scores."""
+def _fill(store: Store, demo: Dataset, other: Dataset) -> Store:
     for data in (demo, other):
         for batch in data.batches(97):
-            empty_store.write(batch)
+            store.write(batch)
     traces = sorted({s.trace_id for s in demo.spans})[:10]
-    empty_store.write_scores(scores_for("demo", traces))
-    empty_store.write_scores(scores_for("other", sorted({s.trace_id for s in other.spans})[:3]))
-    return empty_store
+    store.write_scores(scores_for("demo", traces))
+    store.write_scores(scores_for("other", sorted({s.trace_id for s in other.spans})[:3]))
+    return store
+
+
+@pytest.fixture(scope="module", params=sorted(BACKENDS))
+def store(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    demo: Dataset,
+    other: Dataset,
+) -> Iterator[Store]:
+    """A store of each backend holding "demo" and "other" (written in batches) and scores.
+
+    Shared by the tests of a module: they only read it.
+    """
+    store = _fill(BACKENDS[request.param](tmp_path_factory.mktemp("store")), demo, other)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def fresh_store(empty_store: Store, demo: Dataset, other: Dataset) -> Store:
+    """Like `store`, but for a test that changes the data."""
+    return _fill(empty_store, demo, other)

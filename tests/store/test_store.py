@@ -266,7 +266,8 @@ def test_sessions_and_users(store: Store, demo: Dataset) -> None:
     )
 
 
-def test_retention(store: Store, demo: Dataset, other: Dataset) -> None:
+def test_retention(fresh_store: Store, demo: Dataset, other: Dataset) -> None:
+    store = fresh_store
     cut = demo.spans[0].start_ns + 100 * MINUTE_NS
     old_demo = sum(s.start_ns < cut for s in demo.spans)
     old_other = sum(s.start_ns < cut for s in other.spans)
