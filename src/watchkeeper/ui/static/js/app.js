@@ -4,6 +4,7 @@ import { h, mount } from "./dom.js";
 import * as api from "./api.js";
 import * as url from "./url.js";
 import * as range from "./range.js";
+import { hideTip } from "./chart.js";
 
 const ROUTES = [
   { re: /^\/(overview)?$/, page: "overview", nav: "overview" },
@@ -79,6 +80,7 @@ function svgIcon(d) {
 }
 
 function stop() {
+  hideTip(); // its chart is about to go
   if (!active) return;
   active.controller.abort();
   clearInterval(active.timer);
