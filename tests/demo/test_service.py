@@ -91,7 +91,7 @@ def test_rag_request_builds_the_whole_trace(demo: tuple[TestClient, Sdk, Switchb
 
 
 def test_slow_model_falls_back_to_the_cheaper_one(
-    demo: tuple[TestClient, Sdk, Switchboard],
+    demo: tuple[TestClient, Sdk, Switchboard], caplog: pytest.LogCaptureFixture
 ) -> None:
     client, sdk, board = demo
     board.rules.append(model_is("gpt-4.1", Behaviour(latency_s=3.0)))
@@ -104,6 +104,8 @@ def test_slow_model_falls_back_to_the_cheaper_one(
     assert all(attrs(s)[c.WK_OUTCOME] == "timeout" for s in spans["chat gpt-4.1"])
     assert attrs(spans["chat gpt-4o-mini"][0])[c.WK_OUTCOME] == "success"
     assert attrs(spans["POST /rag"][0])[c.WK_OUTCOME] == "fallback"
+    assert "rag.answer answered by DemoService._cheaper_answer" in caplog.text
+    assert "GuardTimeout" in caplog.text
 
 
 def test_stale_answer_then_canned_answer(demo: tuple[TestClient, Sdk, Switchboard]) -> None:

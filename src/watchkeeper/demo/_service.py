@@ -7,6 +7,7 @@ the client wrappers), the way an app would use it. The LLM clients are passed in
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import uuid
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import anthropic
 import openai
 
 import watchkeeper
+from watchkeeper import GuardEvent
 from watchkeeper.demo._knowledge import DOCUMENTS, TTLCache, VectorStore
 from watchkeeper.demo._tools import ToolCall, ToolError, plan, run_tool
 from watchkeeper.model import conventions as c
@@ -60,6 +62,18 @@ class DemoOptions:
     responses_share: float = 0.15  # share of OpenAI answers through the Responses API
 
 
+log = logging.getLogger("watchkeeper.demo")
+
+
+def _log_fallback(event: GuardEvent) -> None:
+    """Say in the app's log (JSON, with the trace id) which fallback answered and why."""
+    reason = type(event.error).__name__ if event.error is not None else "breaker open"
+    log.warning(
+        "%s answered by %s after %d attempt(s) in %.2fs (%s)",
+        event.name, event.fallback, event.attempts, event.elapsed_s, reason,
+    )  # fmt: skip
+
+
 class DemoService:
     """The service's logic; the HTTP layer is in `_app`."""
 
@@ -86,6 +100,7 @@ class DemoService:
             retries=options.retries,
             fallbacks=[self._cheaper_answer, self._stale_answer, CANNED_ANSWER],
             breaker=watchkeeper.Breaker(failure_threshold=8, reset_timeout=10.0),
+            on_fallback=_log_fallback,
         )(self._generate)
         # Planning by the model is optional: past its deadline the rule-based plan stands in.
         self.plan = watchkeeper.guard(
@@ -94,6 +109,7 @@ class DemoService:
             retries=0,
             fallbacks=[plan],
             breaker=watchkeeper.Breaker(failure_threshold=8, reset_timeout=10.0),
+            on_fallback=_log_fallback,
         )(self._plan)
         self.write_up = watchkeeper.guard(
             "agent.answer",
@@ -101,6 +117,7 @@ class DemoService:
             retries=options.retries,
             fallbacks=[self._cheaper_answer, CANNED_ANSWER],
             breaker=watchkeeper.Breaker(failure_threshold=8, reset_timeout=10.0),
+            on_fallback=_log_fallback,
         )(self._generate)
 
     async def load_documents(self) -> None:
