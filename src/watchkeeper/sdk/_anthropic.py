@@ -11,7 +11,7 @@ import importlib
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from watchkeeper.model import conventions as c
 from watchkeeper.sdk._openai import (
@@ -35,6 +35,8 @@ from watchkeeper.sdk._openai import (
 )
 from watchkeeper.sdk._safe import report_failure
 from watchkeeper.sdk._span import ObservedSpan
+
+T = TypeVar("T")
 
 
 def anthropic_usage(usage: Any) -> dict[str, int | None]:
@@ -225,6 +227,7 @@ ANTHROPIC_RESOURCES = (
 )
 
 
-def instrument_anthropic(client: Any) -> Any:
+def instrument_anthropic(client: T) -> T:
     """Trace an Anthropic client (sync or async), a client class, or the module; returns it."""
-    return instrument_resources(client, ANTHROPIC_RESOURCES, "anthropic", _patch_stream_helpers)
+    instrument_resources(client, ANTHROPIC_RESOURCES, "anthropic", _patch_stream_helpers)
+    return client

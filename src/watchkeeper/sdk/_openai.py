@@ -17,13 +17,14 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from watchkeeper.model import conventions as c
 from watchkeeper.sdk import _runtime
 from watchkeeper.sdk._safe import report_failure
 from watchkeeper.sdk._span import ObservedSpan, start_span, to_text
 
+T = TypeVar("T")
 WRAPPED = "__watchkeeper_wrapped__"
 #: The LLM span of the call in progress (hooks add attempts to it; nested wrappers pass through).
 _CALL: ContextVar[ObservedSpan | None] = ContextVar("watchkeeper_llm_call", default=None)
@@ -641,6 +642,7 @@ OPENAI_RESOURCES = (
 )  # fmt: skip
 
 
-def instrument_openai(client: Any) -> Any:
+def instrument_openai(client: T) -> T:
     """Trace an OpenAI client (sync or async), a client class or the `openai` module; returns it."""
-    return instrument_resources(client, OPENAI_RESOURCES, "openai")
+    instrument_resources(client, OPENAI_RESOURCES, "openai")
+    return client
