@@ -321,3 +321,18 @@ def test_a_bad_batch_changes_nothing(empty_store: Store, demo: Dataset) -> None:
         empty_store.write(SpanBatch([*good, bad]))
     assert empty_store.count() == 0
     assert empty_store.write(SpanBatch(good)) == 20  # and the store still writes
+
+
+def test_open_ranges_are_closed_by_the_data(
+    store: Store, demo: Dataset, empty_store: Store
+) -> None:
+    empty_store.write(generate("wide", 30, spacing_ns=1000 * 10**9).batch())
+    with pytest.raises(ValidationError):  # 8 hours in 1 s steps: too many buckets
+        empty_store.heatmap(SpanFilter("wide"), 1, [100.0])
+    with pytest.raises(ValidationError):
+        empty_store.timeseries(SpanFilter("wide", end_ns=10**20), 1)
+    h = store.heatmap(SpanFilter("demo", start_ns=demo.spans[0].start_ns), 3600, [100.0])
+    assert sum(map(sum, h.counts)) == len(demo.spans)
+    assert h.bucket_starts_ns[0] == demo.spans[0].start_ns // (3600 * 10**9) * 3600 * 10**9
+    assert store.timeseries(SpanFilter("nobody"), 1) == []
+    assert store.heatmap(SpanFilter("nobody"), 1, [1.0]).counts == []

@@ -353,6 +353,14 @@ def activity_query(f: SpanFilter, d: Dialect, by: Dimension, limit: int) -> Quer
     return Query(sql, p.values)
 
 
+def time_range_query(f: SpanFilter, d: Dialect) -> Query:
+    """First and last start of the filtered spans."""
+    p = Params(d)
+    return Query(
+        f"SELECT min(start_ns), max(start_ns) FROM spans WHERE {span_where(f, p)}", p.values
+    )
+
+
 def count_query(project: str | None, d: Dialect) -> Query:
     """Number of stored spans (of one project, or all)."""
     p = Params(d)

@@ -11,6 +11,7 @@ import contextlib
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -222,6 +223,7 @@ class DuckDBStore:
         self, f: SpanFilter, step_s: int, by: Dimension | None = None, limit: int = 10
     ) -> list[Point]:
         """Summaries per time bucket (buckets without spans are left out)."""
+        f = self._bounded(f)
         keys: list[str | None] = []
         if by is not None:
             keys = [row[0] for row in self._rows(r.top_keys_query(f, DUCKDB, by, limit))]
@@ -234,16 +236,22 @@ class DuckDBStore:
         """Span counts per time bucket and latency bucket (the last one: above every bound)."""
         step = step_s * 1_000_000_000
         bounds_ns = [round(b * 1e6) for b in bounds_ms]
+        f = self._bounded(f)
         rows = self._rows(r.heatmap_query(f, DUCKDB, step, bounds_ns))
-        if f.start_ns is not None and f.end_ns is not None:
+        span = (0, 0)
+        if f.start_ns is not None and f.end_ns is not None and rows:
             span = (f.start_ns // step * step, (f.end_ns - 1) // step * step)
-        else:
-            span = (
-                (min(int(b) for b, _, _ in rows), max(int(b) for b, _, _ in rows))
-                if rows
-                else (0, 0)
-            )
         return res.heatmap_from_rows(rows, step, bounds_ms, span)
+
+    def _bounded(self, f: SpanFilter) -> SpanFilter:
+        """`f` with an open time range closed at its first/last span, so buckets are bounded."""
+        if f.start_ns is not None and f.end_ns is not None:
+            return f
+        first, last = self._rows(r.time_range_query(f, DUCKDB))[0]
+        if first is None:
+            return f  # nothing matches: every query answers empty
+        start = first if f.start_ns is None else f.start_ns
+        return replace(f, start_ns=start, end_ns=last + 1 if f.end_ns is None else f.end_ns)
 
     def search_spans(self, f: SpanFilter, limit: int = 50, cursor: str | None = None) -> Page:
         """Spans newest first; with `f.text`, at most `text_budget` candidates per call."""
