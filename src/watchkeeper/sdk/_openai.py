@@ -66,8 +66,8 @@ class Adapter(Protocol):
 def set_content(obs: ObservedSpan, attributes: Mapping[str, Any]) -> None:
     """Set captured content attributes, only when capture is on, redacted like `set_input`."""
     rt = _runtime.current()
-    if rt is None or not rt.settings.capture_content:
-        return
+    if rt is None or not rt.settings.capture_content or not obs.otel_span.is_recording():
+        return  # off, or a span sampled out: no serialising and redacting for nothing
     redactor = rt.redactor
     for key, value in attributes.items():
         if value is not None:

@@ -11,7 +11,7 @@ import openai
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
-from tests.sdk.conftest import Sdk
+from tests.sdk.conftest import Sdk, start_sdk
 
 import watchkeeper
 from watchkeeper.demo.fake_providers import FakeServer
@@ -271,3 +271,12 @@ def test_parse_is_traced_like_create(sdk: Sdk, openai_server: FakeServer) -> Non
     a = attrs(only(sdk))
     assert a[c.GEN_AI_RESPONSE_ID] == r.id and a[c.GEN_AI_OPERATION_NAME] == "chat"
     assert r.usage is not None and a[c.GEN_AI_USAGE_INPUT_TOKENS] == r.usage.prompt_tokens
+
+
+def test_sampled_out_calls_still_work_and_export_nothing(openai_server: FakeServer) -> None:
+    sdk = start_sdk(capture_content=True, sample_rate=0.0)
+    try:
+        r = client(openai_server).chat.completions.create(model="gpt-4o-mini", messages=MSG)
+        assert r.choices[0].message.content and sdk.spans() == []
+    finally:
+        watchkeeper.shutdown()
