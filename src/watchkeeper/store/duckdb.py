@@ -40,6 +40,7 @@ from watchkeeper.store._protocol import (
     TraceDetail,
 )
 
+CHECKPOINT_THRESHOLD = "1GiB"  # WAL size that triggers a checkpoint (also done on close)
 TEXT_CHUNK = 2_000  # candidates fetched (and payloads decompressed) per round of a text search
 TEXT_BUDGET = 20_000  # candidates one text-search call examines at most before it pages
 _Key = tuple[str, str, str]
@@ -77,6 +78,9 @@ class DuckDBStore:
                 path.parent.mkdir(parents=True, exist_ok=True)
             self._con = duckdb.connect(":memory:" if path is None else str(path))
             migrate(self._con)
+            # The default (16 MiB) checkpointed on nearly every ingest batch: measured 15k
+            # spans/s falling as the file grew, 42k/s flat with 1 GiB (bench: /tmp/wperf).
+            self._con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
         except (duckdb.Error, OSError) as exc:
             raise StoreError(f"cannot open span store {path}: {exc}") from exc
         self._write_lock = threading.Lock()
