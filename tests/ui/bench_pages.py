@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +40,7 @@ ARGS = [
 ]
 RESOURCE_TIMES = """() => performance.getEntriesByType('resource')
   .filter((e) => e.name.includes('/api/'))
-  .map((e) => ({url: e.name.split('/api/v1/')[1].split('?')[0],
+  .map((e) => ({url: e.name.split('/api/v1/')[1].split('?')[0], full: e.name,
                 ms: e.responseEnd - e.requestStart}))"""
 
 
@@ -73,6 +74,17 @@ def serve(data_dir: Path) -> tuple[uvicorn.Server, str]:
     return server, f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
 
 
+def one_at_a_time(urls: list[str]) -> list[float]:
+    """The same requests again, sequentially (no contention between them), in ms."""
+    out = []
+    with httpx.Client(timeout=60) as client:
+        for u in urls:
+            t0 = time.perf_counter()
+            client.get(u).raise_for_status()
+            out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
 def time_page(page: Any, url: str, runs: int) -> dict[str, Any]:
     """Median page-data time and the slowest request of the median run."""
     results = []
@@ -96,6 +108,13 @@ def time_page(page: Any, url: str, runs: int) -> dict[str, Any]:
         "slowest_request_ms": round(slowest["ms"], 1),
         "median_request_ms": round(statistics.median(r["ms"] for r in reqs), 1) if reqs else 0,
         "each_ms": sorted((r["url"], round(r["ms"], 1)) for r in reqs),
+        "sequential_ms": sorted(
+            zip(
+                [r["url"] for r in reqs],
+                [round(x, 1) for x in one_at_a_time([r["full"] for r in reqs])],
+                strict=True,
+            )
+        ),
     }
 
 
@@ -114,7 +133,6 @@ def main() -> None:
         print(f"generating {args.rows:,} spans ...", file=sys.stderr)
         build(spans, Shape(traces=args.rows // SPANS_PER_TRACE, end_ns=end_ns))
     server, base = serve(data_dir)
-    import httpx
     from playwright.sync_api import sync_playwright
 
     first = httpx.get(f"{base}/api/v1/traces", params={"range": "24h", "limit": 1}).json()
