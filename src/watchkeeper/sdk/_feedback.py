@@ -60,7 +60,8 @@ def score_body(
         raise ValueError(f"span_id must be 16 hex characters, got {span_id!r}")
     if value is None and label is None:
         raise ValueError("feedback needs a value, a label or both")
-    if value is not None and (isinstance(value, bool) or not math.isfinite(float(value))):
+    # A bool is a thumbs up/down: True → 1.0, False → 0.0.
+    if value is not None and (not isinstance(value, int | float) or not math.isfinite(value)):
         raise ValueError(f"value must be a finite number, got {value!r}")
     if not name:
         raise ValueError("name must not be empty")

@@ -93,6 +93,7 @@ def test_bad_arguments_raise_under_tests_and_are_swallowed_otherwise() -> None:
         start(rx.url, raise_errors=False)
         assert feedback("not-a-trace", 1.0) is False
         assert feedback(TRACE, float("nan")) is False
+        assert feedback(TRACE, "1") is False  # type: ignore[arg-type]
         assert rx.requests == []
 
 
@@ -147,3 +148,12 @@ def test_queued_feedback_is_delivered_when_the_app_exits() -> None:
         done = subprocess.run([sys.executable, "-c", script, rx.url], timeout=60)
         assert done.returncode == 0
         assert len(rx.wait_for(5, timeout_s=5)) == 5
+
+
+def test_a_bool_value_is_a_thumbs_up_or_down() -> None:
+    with receiver() as rx:
+        start(rx.url)
+        assert feedback(TRACE, True) and feedback(TRACE, False)
+        assert flush_feedback(10)
+        values = sorted(r.json()["value"] for r in rx.wait_for(2))
+    assert values == [0.0, 1.0]
