@@ -1,6 +1,6 @@
 """SDK overhead benchmark: `observe` vs a bare OpenTelemetry span, and `guard` overhead.
 
-Run: .venv/bin/python bench/sdk/bench_sdk.py [--quick]
+Run: .venv/bin/python -m bench.sdk [--quick]
 
 * span cost: the same attributes, the same BatchSpanProcessor, an exporter that discards.
   Rounds alternate between them so machine noise hits both; the figure is the median over
