@@ -242,7 +242,9 @@ def outcome(d: Draft) -> None:
 def cost(d: Draft) -> None:
     """Cost: reported, else estimated; "missing" when a model call cannot be priced, else "none".
 
-    A model call cannot be priced when its model has no known price or it carries no tokens.
+    A model call cannot be priced when its model has no known price, or when it succeeded but
+    carries no tokens. A failed call without usage is "none": nothing says it was billed, and
+    counting it as a missing price would hide the models whose price we really lack.
     """
     row = d.row
     reported = _float(d.get("cost_usd"))
@@ -252,7 +254,8 @@ def cost(d: Draft) -> None:
     model = row.response_model or row.request_model
     tokens = (row.input_tokens or 0) + (row.output_tokens or 0)
     if model is None or tokens == 0:
-        row.cost_source = "missing" if model is not None and row.operation == "llm" else "none"
+        unpriced = model is not None and row.operation == "llm" and row.outcome == "success"
+        row.cost_source = "missing" if unpriced else "none"
         return
     pricer = d.settings.pricer
     price = None
