@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shutil
+from pathlib import Path
 
 import httpx
 import pytest
@@ -10,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from watchkeeper.ui import CLIENT_ROUTES, STATIC_DIR, mount_ui
+from watchkeeper.ui._mount import asset_version, render_index
 
 from .conftest import Server
 
@@ -31,8 +34,9 @@ def test_client_routes_serve_the_shell(server: Server, path: str) -> None:
     r = httpx.get(server.url + path)
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/html")
-    assert '<script type="module" src="/ui/js/app.js">' in r.text
+    assert re.search(r'<script type="module" src="/ui/v/[0-9a-f]{12}/js/app.js">', r.text)
     assert r.headers["cache-control"] == "no-cache"
+    assert "default-src 'self'" in r.headers["content-security-policy"]
 
 
 def test_assets_are_served_with_their_types(server: Server) -> None:
@@ -46,6 +50,26 @@ def test_assets_are_served_with_their_types(server: Server) -> None:
     again = httpx.get(server.url + "/ui/js/app.js", headers={"If-None-Match": js.headers["etag"]})
     assert again.status_code == 304
     assert httpx.get(server.url + "/ui/js/nope.js").status_code == 404
+
+
+def test_versioned_assets_are_immutable_and_change_with_content(
+    server: Server, tmp_path: Path
+) -> None:
+    index = httpx.get(server.url + "/").text
+    version = re.search(r"/ui/v/([0-9a-f]{12})/", index)
+    assert version and version.group(1) == asset_version()
+    js = httpx.get(f"{server.url}/ui/v/{version.group(1)}/js/pages/trace.js")
+    assert js.status_code == 200 and "immutable" in js.headers["cache-control"]
+    assert "/ui/v/" not in js.text  # modules import relatively: the prefix carries through
+    assert '"/ui/js/' not in index and '"/ui/css/' not in index
+    # Another release (a changed file) gets another prefix.
+    copy = tmp_path / "static"
+    shutil.copytree(STATIC_DIR, copy)
+    (copy / "css" / "app.css").write_text((copy / "css" / "app.css").read_text() + "\n")
+    assert asset_version(copy) != asset_version()
+    assert (
+        f"/ui/v/{asset_version(copy)}/js/app.js" in render_index(asset_version(copy), copy).decode()
+    )
 
 
 def test_server_paths_are_not_shadowed(server: Server) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
@@ -27,9 +28,9 @@ CLIENT_ROUTES: tuple[str, ...] = (
     "/review",
 )
 
-# The shell must never be cached stale after an upgrade; assets revalidate by ETag, which
-# costs one 304 per file and keeps the no-build-step setup free of fingerprinted names.
-_NO_CACHE = {"Cache-Control": "no-cache"}
+_NO_CACHE = "no-cache"
+# Versioned asset URLs change whenever any asset changes, so browsers may keep them forever.
+_IMMUTABLE = "public, max-age=31536000, immutable"
 _SECURITY = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
@@ -40,8 +41,12 @@ _SECURITY = {
 }
 
 
-class _RevalidatedFiles(StaticFiles):
-    """Static files that browsers revalidate on each load (cheap 304s via ETag)."""
+class _Assets(StaticFiles):
+    """Static files with one Cache-Control policy for all of them."""
+
+    def __init__(self, directory: Path, cache_control: str) -> None:
+        super().__init__(directory=directory)
+        self._cache_control = cache_control
 
     def file_response(
         self,
@@ -50,28 +55,50 @@ class _RevalidatedFiles(StaticFiles):
         scope: Scope,
         status_code: int = 200,
     ) -> Response:
-        """Serve one asset with `Cache-Control: no-cache`."""
+        """Serve one asset with this mount's caching policy."""
         response = super().file_response(full_path, stat_result, scope, status_code)
-        response.headers.update(_NO_CACHE)
+        response.headers["Cache-Control"] = self._cache_control
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
 
-def _index() -> FileResponse:
-    return FileResponse(
-        STATIC_DIR / "index.html", media_type="text/html", headers={**_NO_CACHE, **_SECURITY}
-    )
+def asset_version(directory: Path = STATIC_DIR) -> str:
+    """A short hash of every asset's path and content: it changes when any file changes."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(directory)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def render_index(version: str, directory: Path = STATIC_DIR) -> bytes:
+    """index.html with its asset URLs under `/ui/v/<version>/`.
+
+    Modules import each other by relative paths, so the whole import graph (and the pages
+    loaded later) resolves under the same versioned prefix and is cached as one release.
+    """
+    html = (directory / "index.html").read_text(encoding="utf-8")
+    return html.replace('"/ui/', f'"/ui/v/{version}/').encode()
 
 
 def mount_ui(app: FastAPI) -> None:
-    """Serve the UI: assets under `/ui/`, index.html on each client route."""
+    """Serve the UI: index.html on each client route, assets under `/ui/` and `/ui/v/<hash>/`."""
+    version = asset_version()
+    index = render_index(version)
+    headers = {"Cache-Control": _NO_CACHE, **_SECURITY}
+
+    def shell() -> HTMLResponse:
+        return HTMLResponse(index, headers=headers)
+
     for path in CLIENT_ROUTES:
         app.add_api_route(
             path,
-            _index,
+            shell,
             methods=["GET", "HEAD"],
             include_in_schema=False,
             name=f"ui:{path}",
-            response_class=FileResponse,
+            response_class=HTMLResponse,
         )
-    app.mount("/ui", _RevalidatedFiles(directory=STATIC_DIR), name="ui")
+    app.mount(f"/ui/v/{version}", _Assets(STATIC_DIR, _IMMUTABLE), name="ui-versioned")
+    # Unversioned paths stay valid (bookmarks, tools) and revalidate on every use.
+    app.mount("/ui", _Assets(STATIC_DIR, _NO_CACHE), name="ui")
