@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -80,4 +82,22 @@ def test_readers_in_other_threads_see_whole_batches(tmp_path: Path) -> None:
     assert not errors
     assert seen and set(seen) <= totals  # never half a batch
     assert store.count() == len(data.spans)
+    store.close()
+
+
+def test_a_second_process_gets_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    store = DuckDBStore(path)
+    code = (
+        "import sys; from pathlib import Path\n"
+        "from watchkeeper.errors import StoreError\n"
+        "from watchkeeper.store.duckdb import DuckDBStore\n"
+        "try:\n    DuckDBStore(Path(sys.argv[1]))\n"
+        "except StoreError as e:\n    print(e)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.startswith(f"cannot open span store {path}")
+    assert "stop the other process" in out.stdout
     store.close()

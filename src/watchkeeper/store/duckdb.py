@@ -82,7 +82,13 @@ class DuckDBStore:
             # spans/s falling as the file grew, 42k/s flat with 1 GiB (bench: /tmp/wperf).
             self._con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
         except (duckdb.Error, OSError) as exc:
-            raise StoreError(f"cannot open span store {path}: {exc}") from exc
+            hint = ""
+            if "lock" in str(exc).lower():
+                hint = (
+                    " (DuckDB lets one process open the file: stop the other process using it,"
+                    " or query through its server)"
+                )
+            raise StoreError(f"cannot open span store {path}: {exc}{hint}") from exc
         self._write_lock = threading.Lock()
         self._local = threading.local()
         self._cursors: list[Any] = []
