@@ -18,7 +18,7 @@ import httpx
 
 from watchkeeper.alerting._notification import Notification
 from watchkeeper.alerting.channels import _render
-from watchkeeper.alerting.channels._http import post
+from watchkeeper.alerting.channels._base import HttpChannel
 from watchkeeper.alerting.channels._specs import AlertmanagerSpec
 
 _LABEL_NAME = re.compile(r"[^A-Za-z0-9_]")
@@ -51,7 +51,7 @@ def alert_annotations(n: Notification) -> dict[str, str]:
     """Annotations: what a person reads, and the links."""
     out = {label_name(k): v for k, v in n.annotations.items()}
     out["summary"] = n.summary
-    body = n.body_markdown if n.kind in ("digest", "summary") else n.description
+    body = _render.body_text(n)
     if body:
         out["description"] = body
     if n.value is not None:
@@ -87,7 +87,7 @@ def render(
     return [alert]
 
 
-class AlertmanagerChannel:
+class AlertmanagerChannel(HttpChannel[AlertmanagerSpec]):
     """Pushes alerts into an Alertmanager, which then routes, groups and silences them."""
 
     type = "alertmanager"
@@ -98,10 +98,14 @@ class AlertmanagerChannel:
         http: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.name = spec.name
-        self._spec = spec
-        self._http = http
+        super().__init__(spec, http)
         self._clock = clock
+
+    def _url(self) -> str:
+        return f"{self._spec.url.rstrip('/')}/api/v2/alerts"
+
+    def _json(self, notification: Notification) -> list[dict[str, Any]]:
+        return render(notification, self._spec, self._clock())
 
     def _headers(self) -> dict[str, str]:
         spec = self._spec
@@ -112,16 +116,3 @@ class AlertmanagerChannel:
             token = base64.b64encode(f"{spec.username}:{password}".encode()).decode()
             return {"Authorization": f"Basic {token}"}
         return {}
-
-    async def send(self, notification: Notification) -> None:
-        """Deliver one notification, or raise DeliveryError."""
-        if notification.status == "resolved" and not self._spec.send_resolved:
-            return
-        await post(
-            self._http,
-            f"{self._spec.url.rstrip('/')}/api/v2/alerts",
-            what=f"alertmanager {self.name}",
-            timeout_s=self._spec.timeout_s,
-            json=render(notification, self._spec, self._clock()),
-            headers=self._headers(),
-        )

@@ -37,7 +37,7 @@ def render_html(n: Notification) -> str:
         f'<h2 style="color:#{colour};margin:0 0 8px">{_esc(_render.title(n))}</h2>',
         f"<p><strong>{_esc(n.summary)}</strong></p>" if n.summary else "",
     ]
-    body = n.body_markdown if n.kind in ("digest", "summary") else n.description
+    body = _render.body_text(n)
     if body:
         parts.append(f'<pre style="white-space:pre-wrap;font-family:inherit">{_esc(body)}</pre>')
     if _render.value_text(n):

@@ -15,7 +15,7 @@ import httpx
 
 from watchkeeper.alerting._notification import Notification
 from watchkeeper.alerting.channels import _render
-from watchkeeper.alerting.channels._http import post
+from watchkeeper.alerting.channels._base import HttpChannel
 from watchkeeper.alerting.channels._specs import GoogleChatSpec
 
 REPLY_OPTION = "REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD"
@@ -32,7 +32,7 @@ def _headline(n: Notification) -> str:
 
 def _intro(n: Notification) -> str:
     parts = [f"<b>{_esc(n.summary)}</b>"] if n.summary else []
-    body = n.body_markdown if n.kind in ("digest", "summary") else n.description
+    body = _render.body_text(n)
     if body:
         parts.append(_esc(body[:TEXT_MAX]).replace("\n", "<br>"))
     if _render.value_text(n):
@@ -65,7 +65,7 @@ def _sections(n: Notification) -> list[dict[str, Any]]:
 def _text(n: Notification) -> str:
     # Chat's text markup: *bold*, _italic_, <url|label> links.
     lines = [f"*{_headline(n)}*", n.summary]
-    body = n.body_markdown if n.kind in ("digest", "summary") else n.description
+    body = _render.body_text(n)
     if body:
         lines.append(body)
     if _render.value_text(n):
@@ -95,27 +95,15 @@ def render(n: Notification, cards: bool = True) -> dict[str, Any]:
     }
 
 
-class GoogleChatChannel:
+class GoogleChatChannel(HttpChannel[GoogleChatSpec]):
     """Posts to a Google Chat space's incoming webhook."""
 
     type = "google_chat"
 
-    def __init__(self, spec: GoogleChatSpec, http: httpx.AsyncClient | None = None) -> None:
-        self.name = spec.name
-        self._spec = spec
-        self._http = http
-
-    async def send(self, notification: Notification) -> None:
-        """Deliver one notification, or raise DeliveryError."""
-        if notification.status == "resolved" and not self._spec.send_resolved:
-            return
+    def _url(self) -> str:
         # The webhook URL already carries key and token: merge, never replace, its query.
         url = httpx.URL(self._spec.webhook_url.get_secret_value())
-        url = url.copy_merge_params({"messageReplyOption": REPLY_OPTION})
-        await post(
-            self._http,
-            str(url),
-            what=f"google chat {self.name}",
-            timeout_s=self._spec.timeout_s,
-            json=render(notification, self._spec.cards),
-        )
+        return str(url.copy_merge_params({"messageReplyOption": REPLY_OPTION}))
+
+    def _json(self, notification: Notification) -> dict[str, Any]:
+        return render(notification, self._spec.cards)

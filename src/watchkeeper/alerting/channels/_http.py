@@ -9,7 +9,7 @@ from __future__ import annotations
 import email.utils
 import math
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -67,7 +67,7 @@ async def client_for(
         yield own
 
 
-async def request(
+async def post(
     client: httpx.AsyncClient | None,
     url: str,
     *,
@@ -76,11 +76,15 @@ async def request(
     json: Any = None,
     content: bytes | None = None,
     headers: Mapping[str, str] | None = None,
+    failure: Callable[[str, httpx.Response], DeliveryError] = error_for_response,
 ) -> httpx.Response:
-    """POST and return the response whatever its status; raise DeliveryError if none came."""
+    """POST and return the 2xx response, or raise DeliveryError saying what went wrong.
+
+    `failure` makes the error of a non-2xx response, for receivers that say more in the body.
+    """
     try:
         async with client_for(client, timeout_s) as http:
-            return await http.post(
+            response = await http.post(
                 url,
                 json=json,
                 content=content,
@@ -93,31 +97,9 @@ async def request(
         raise DeliveryError(f"{what}: timed out after {timeout_s:g}s ({exc!r})") from exc
     except httpx.TransportError as exc:
         raise DeliveryError(f"{what}: cannot reach {_origin(url)}: {exc!r}") from exc
-
-
-async def post(
-    client: httpx.AsyncClient | None,
-    url: str,
-    *,
-    what: str,
-    timeout_s: float,
-    json: Any = None,
-    content: bytes | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> httpx.Response:
-    """POST and return the 2xx response, or raise DeliveryError saying what went wrong."""
-    response = await request(
-        client,
-        url,
-        what=what,
-        timeout_s=timeout_s,
-        json=json,
-        content=content,
-        headers=headers,
-    )
     if response.is_success:
         return response
-    raise error_for_response(what, response)
+    raise failure(what, response)
 
 
 def _origin(url: str) -> str:

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from watchkeeper.alerting._notification import Notification
 from watchkeeper.alerting.channels import _render
-from watchkeeper.alerting.channels._http import post
+from watchkeeper.alerting.channels._base import HttpChannel
 from watchkeeper.alerting.channels._specs import PagerDutySpec
 
 SUMMARY_MAX = 1024
@@ -75,24 +73,13 @@ def render(n: Notification, spec: PagerDutySpec) -> dict[str, Any]:
     return event
 
 
-class PagerDutyChannel:
+class PagerDutyChannel(HttpChannel[PagerDutySpec]):
     """Sends events to a PagerDuty service integration."""
 
     type = "pagerduty"
 
-    def __init__(self, spec: PagerDutySpec, http: httpx.AsyncClient | None = None) -> None:
-        self.name = spec.name
-        self._spec = spec
-        self._http = http
+    def _url(self) -> str:
+        return f"{self._spec.api_base.rstrip('/')}/v2/enqueue"
 
-    async def send(self, notification: Notification) -> None:
-        """Deliver one notification, or raise DeliveryError."""
-        if notification.status == "resolved" and not self._spec.send_resolved:
-            return
-        await post(
-            self._http,
-            f"{self._spec.api_base.rstrip('/')}/v2/enqueue",
-            what=f"pagerduty {self.name}",
-            timeout_s=self._spec.timeout_s,
-            json=render(notification, self._spec),
-        )
+    def _json(self, notification: Notification) -> dict[str, Any]:
+        return render(notification, self._spec)

@@ -113,6 +113,11 @@ def rfc3339(unix_s: float) -> str:
     )
 
 
+def body_text(n: Notification) -> str:
+    """The free text under the summary: a digest's or summary's body, else the description."""
+    return n.body_markdown if n.kind in ("digest", "summary") else n.description
+
+
 def value_text(n: Notification) -> str:
     """'observed 12.5% > threshold 5% over 5m', or '' when the rule has no value."""
     if n.value is None:

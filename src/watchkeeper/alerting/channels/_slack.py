@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from watchkeeper.alerting._notification import Notification
 from watchkeeper.alerting.channels import _render
-from watchkeeper.alerting.channels._http import post
+from watchkeeper.alerting.channels._base import HttpChannel
 from watchkeeper.alerting.channels._specs import SlackSpec
 
 HEADER_MAX = 150
@@ -43,7 +41,7 @@ def _section(text: str) -> dict[str, Any]:
 
 def _main_text(n: Notification) -> str:
     parts = [f"*{escape(n.summary)}*"] if n.summary else []
-    body = n.body_markdown if n.kind in ("digest", "summary") else n.description
+    body = _render.body_text(n)
     if body:
         parts.append(escape(body))
     if _render.value_text(n):
@@ -92,24 +90,13 @@ def render(n: Notification, channel: str | None = None) -> dict[str, Any]:
     return payload
 
 
-class SlackChannel:
+class SlackChannel(HttpChannel[SlackSpec]):
     """Posts to a Slack incoming webhook."""
 
     type = "slack"
 
-    def __init__(self, spec: SlackSpec, http: httpx.AsyncClient | None = None) -> None:
-        self.name = spec.name
-        self._spec = spec
-        self._http = http
+    def _url(self) -> str:
+        return self._spec.webhook_url.get_secret_value()
 
-    async def send(self, notification: Notification) -> None:
-        """Deliver one notification, or raise DeliveryError."""
-        if notification.status == "resolved" and not self._spec.send_resolved:
-            return
-        await post(
-            self._http,
-            self._spec.webhook_url.get_secret_value(),
-            what=f"slack {self.name}",
-            timeout_s=self._spec.timeout_s,
-            json=render(notification, self._spec.channel),
-        )
+    def _json(self, notification: Notification) -> dict[str, Any]:
+        return render(notification, self._spec.channel)

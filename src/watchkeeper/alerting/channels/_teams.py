@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from watchkeeper.alerting._notification import Notification
 from watchkeeper.alerting.channels import _render
-from watchkeeper.alerting.channels._http import post
+from watchkeeper.alerting.channels._base import HttpChannel
 from watchkeeper.alerting.channels._specs import TeamsSpec
 
 CARD_VERSION = "1.4"
@@ -44,7 +42,7 @@ def _body(n: Notification) -> list[dict[str, Any]]:
     ]
     if n.summary:
         blocks.append({"type": "TextBlock", "text": _escape(n.summary), "wrap": True})
-    body = n.body_markdown if n.kind in ("digest", "summary") else n.description
+    body = _render.body_text(n)
     if body:
         blocks.append({"type": "TextBlock", "text": body, "wrap": True, "isSubtle": True})
     if _render.value_text(n):
@@ -86,24 +84,13 @@ def render(n: Notification) -> dict[str, Any]:
     }
 
 
-class TeamsChannel:
+class TeamsChannel(HttpChannel[TeamsSpec]):
     """Posts an Adaptive Card to a Teams Workflows webhook."""
 
     type = "teams"
 
-    def __init__(self, spec: TeamsSpec, http: httpx.AsyncClient | None = None) -> None:
-        self.name = spec.name
-        self._spec = spec
-        self._http = http
+    def _url(self) -> str:
+        return self._spec.webhook_url.get_secret_value()
 
-    async def send(self, notification: Notification) -> None:
-        """Deliver one notification, or raise DeliveryError."""
-        if notification.status == "resolved" and not self._spec.send_resolved:
-            return
-        await post(
-            self._http,
-            self._spec.webhook_url.get_secret_value(),
-            what=f"teams {self.name}",
-            timeout_s=self._spec.timeout_s,
-            json=render(notification),
-        )
+    def _json(self, notification: Notification) -> dict[str, Any]:
+        return render(notification)

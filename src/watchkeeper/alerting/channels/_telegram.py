@@ -21,7 +21,8 @@ import httpx
 
 from watchkeeper.alerting._notification import DeliveryError, Notification
 from watchkeeper.alerting.channels import _render
-from watchkeeper.alerting.channels._http import error_for_response, request
+from watchkeeper.alerting.channels._base import HttpChannel
+from watchkeeper.alerting.channels._http import error_for_response, post
 from watchkeeper.alerting.channels._specs import TelegramSpec
 
 MESSAGE_LIMIT = 4096
@@ -59,7 +60,7 @@ def lines(n: Notification) -> list[Line]:
     out = [Line(f"{_render.emoji(n)} <b>{esc(_render.title(n))}</b>")]
     if n.summary:
         out.append(Line(f"<b>{esc(n.summary)}</b>"))
-    body = n.body_markdown if n.kind in ("digest", "summary") else n.description
+    body = _render.body_text(n)
     out.extend(Line(text, plain=True) for text in body.splitlines())
     if _render.value_text(n):
         out.append(Line(f"<i>{esc(_render.value_text(n))}</i>"))
@@ -137,15 +138,10 @@ def _failure(what: str, response: httpx.Response) -> DeliveryError:
     return exc
 
 
-class TelegramChannel:
+class TelegramChannel(HttpChannel[TelegramSpec]):
     """Sends messages through a Telegram bot."""
 
     type = "telegram"
-
-    def __init__(self, spec: TelegramSpec, http: httpx.AsyncClient | None = None) -> None:
-        self.name = spec.name
-        self._spec = spec
-        self._http = http
 
     def _url(self) -> str:
         token = self._spec.bot_token.get_secret_value()
@@ -153,13 +149,17 @@ class TelegramChannel:
 
     async def send(self, notification: Notification) -> None:
         """Deliver one notification (in several messages when long), or raise DeliveryError."""
-        what = f"telegram {self.name}"
+        # Unlike HttpChannel.send, no `send_resolved` check: resolutions always go (silently).
+        what = self._what
         for body in render(notification, self._spec):
-            response = await request(
-                self._http, self._url(), what=what, timeout_s=self._spec.timeout_s, json=body
+            response = await post(
+                self._http,
+                self._url(),
+                what=what,
+                timeout_s=self._spec.timeout_s,
+                json=body,
+                failure=_failure,
             )
-            if not response.is_success:
-                raise _failure(what, response)
             data = _safe_json(response)
             if not (isinstance(data, dict) and data.get("ok") is True):
                 raise DeliveryError(f"{what}: unexpected answer {response.text[:300]!r}", False)

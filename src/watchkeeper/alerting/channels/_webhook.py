@@ -27,6 +27,7 @@ import httpx
 
 from watchkeeper.alerting._notification import Notification
 from watchkeeper.alerting.channels import _render
+from watchkeeper.alerting.channels._base import HttpChannel
 from watchkeeper.alerting.channels._http import post
 from watchkeeper.alerting.channels._specs import WebhookSpec
 
@@ -97,7 +98,7 @@ def verify_signature(
     return hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
-class WebhookChannel:
+class WebhookChannel(HttpChannel[WebhookSpec]):
     """POSTs the notification as signed JSON to a URL."""
 
     type = "webhook"
@@ -108,9 +109,7 @@ class WebhookChannel:
         http: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.name = spec.name
-        self._spec = spec
-        self._http = http
+        super().__init__(spec, http)
         self._clock = clock
 
     def request(self, n: Notification) -> tuple[bytes, dict[str, str]]:
@@ -127,15 +126,19 @@ class WebhookChannel:
             headers[SIGNATURE_HEADER] = sign(self._spec.secret.get_secret_value(), timestamp, body)
         return body, headers
 
+    def _url(self) -> str:
+        return self._spec.url.get_secret_value()
+
     async def send(self, notification: Notification) -> None:
         """Deliver one notification, or raise DeliveryError."""
-        if notification.status == "resolved" and not self._spec.send_resolved:
+        # Not the JSON of HttpChannel.send: the bytes signed are the bytes sent.
+        if not self._wants(notification):
             return
         body, headers = self.request(notification)
         await post(
             self._http,
-            self._spec.url.get_secret_value(),
-            what=f"webhook {self.name}",
+            self._url(),
+            what=self._what,
             timeout_s=self._spec.timeout_s,
             content=body,
             headers=headers,
