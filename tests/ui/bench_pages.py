@@ -124,6 +124,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--dir", type=Path, default=Path("/tmp/watchkeeper-ui-bench"))
+    ap.add_argument("--only", default="", help="time only pages whose name contains this")
     args = ap.parse_args()
     data_dir = args.dir / f"data-{args.rows}"
     spans = data_dir / "spans.duckdb"
@@ -141,6 +142,8 @@ def main() -> None:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)
         page = browser.new_page(viewport={"width": 1440, "height": 900})
         for name, path in pages(first["items"][0]["trace_id"]).items():
+            if args.only not in name:
+                continue
             out["pages"][name] = r = time_page(page, base + path, args.runs)
             print(
                 f"{name:32} ready {r['page_ready_ms']:8.1f} ms   {r['requests']:2} requests, "
