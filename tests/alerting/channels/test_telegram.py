@@ -81,6 +81,14 @@ async def test_resolved_is_sent_silently(receiver: Receiver, http: httpx.AsyncCl
     assert body["text"].startswith("✅ <b>[RESOLVED]")
 
 
+async def test_resolved_is_not_sent_when_the_spec_says_so(
+    receiver: Receiver, http: httpx.AsyncClient
+) -> None:
+    receiver.default = OK
+    await make(receiver, http, send_resolved=False).send(resolved())
+    assert receiver.requests == []
+
+
 async def test_long_message_is_split_without_breaking_tags_or_entities(
     receiver: Receiver, http: httpx.AsyncClient
 ) -> None:

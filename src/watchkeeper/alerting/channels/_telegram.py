@@ -149,7 +149,8 @@ class TelegramChannel(HttpChannel[TelegramSpec]):
 
     async def send(self, notification: Notification) -> None:
         """Deliver one notification (in several messages when long), or raise DeliveryError."""
-        # Unlike HttpChannel.send, no `send_resolved` check: resolutions always go (silently).
+        if not self._wants(notification):
+            return
         what = self._what
         for body in render(notification, self._spec):
             response = await post(
