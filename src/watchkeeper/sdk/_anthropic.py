@@ -14,17 +14,15 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from watchkeeper.model import conventions as c
-from watchkeeper.sdk._openai import (
+from watchkeeper.sdk._instrument import Resource, instrument_resources
+from watchkeeper.sdk._llm import (
     WRAPPED,
-    Resource,
     StreamState,
     StreamTracker,
     active_call,
     as_int,
     begin_call,
-    end_with_error,
     get_field,
-    instrument_resources,
     messages_to_semconv,
     record_response_basics,
     record_usage,
@@ -158,12 +156,8 @@ class TracedStreamManager:
         obs, t0 = self._begin()
         if obs is None:
             return self._manager.__enter__()
-        try:
-            with active_call(obs):
-                stream = self._manager.__enter__()
-        except BaseException as exc:
-            end_with_error(obs, exc)
-            raise
+        with active_call(obs):
+            stream = self._manager.__enter__()
         return self._started(obs, t0, stream)
 
     def __exit__(
@@ -178,12 +172,8 @@ class TracedStreamManager:
         obs, t0 = self._begin()
         if obs is None:
             return await self._manager.__aenter__()
-        try:
-            with active_call(obs):
-                stream = await self._manager.__aenter__()
-        except BaseException as exc:
-            end_with_error(obs, exc)
-            raise
+        with active_call(obs):
+            stream = await self._manager.__aenter__()
         return self._started(obs, t0, stream)
 
     async def __aexit__(

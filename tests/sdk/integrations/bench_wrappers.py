@@ -21,7 +21,8 @@ from tests.sdk.integrations._receiver import receiver
 
 import watchkeeper
 from watchkeeper.sdk._feedback import flush_feedback
-from watchkeeper.sdk._openai import ChatCompletions, wrap_sync
+from watchkeeper.sdk._llm import wrap_sync
+from watchkeeper.sdk._openai import ChatCompletions
 
 RESPONSE = ChatCompletion.model_validate(
     {
