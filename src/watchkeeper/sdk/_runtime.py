@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -173,9 +175,13 @@ def _provider(
     return provider
 
 
-def shutdown() -> None:
-    """Flush and stop the SDK; entry points become no-ops again until the next `init()`."""
+def shutdown(timeout_s: float = 5.0) -> None:
+    """Flush and stop the SDK; entry points become no-ops again until the next `init()`.
+
+    Queued feedback is then sent within what is left of `timeout_s`.
+    """
     global _current
+    deadline = time.monotonic() + timeout_s
     try:
         with _lock:
             previous, _current = _current, None
@@ -184,20 +190,31 @@ def shutdown() -> None:
             REPORTER.counter = None
             if previous.settings.json_logs:
                 _logs.uninstall_json_logging()
+        _flush_feedback(deadline)
     except Exception as exc:
         report_failure("shutdown", exc)
 
 
 def flush(timeout_s: float = 5.0) -> bool:
-    """Export every finished span now; False if that did not finish within `timeout_s`."""
+    """Export every finished span, then send queued feedback; False if that took over
+    `timeout_s` in all."""
+    deadline = time.monotonic() + timeout_s
     rt = _current
-    if rt is None:
-        return True
     try:
-        return bool(rt.provider.force_flush(int(timeout_s * 1000)))
+        spans_ok = rt is None or bool(rt.provider.force_flush(int(timeout_s * 1000)))
+        return _flush_feedback(deadline) and spans_ok
     except Exception as exc:
         report_failure("flush", exc)
         return False
+
+
+def _flush_feedback(deadline: float) -> bool:
+    """Wait, until `deadline` at most, for feedback scores still queued to be sent."""
+    if "watchkeeper.sdk._feedback" not in sys.modules:
+        return True  # no feedback was given, so none is queued: no need to import it
+    from watchkeeper.sdk._feedback import flush_feedback
+
+    return flush_feedback(max(0.0, deadline - time.monotonic()))
 
 
 def registry() -> CollectorRegistry:

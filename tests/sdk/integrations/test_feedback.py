@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +12,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client import CollectorRegistry
 from tests.sdk.integrations._receiver import receiver
 
+import watchkeeper
 from watchkeeper import feedback, init, shutdown
 from watchkeeper.sdk._feedback import FeedbackSender, flush_feedback, scores_url
 
@@ -157,3 +159,37 @@ def test_a_bool_value_is_a_thumbs_up_or_down() -> None:
         assert flush_feedback(10)
         values = sorted(r.json()["value"] for r in rx.wait_for(2))
     assert values == [0.0, 1.0]
+
+
+def test_flush_returns_only_once_queued_feedback_was_delivered() -> None:
+    with receiver(hold=True) as rx:
+        registry = start(rx.url)
+        assert feedback(TRACE, 1.0)
+        rx.wait_for(1)  # in flight: the receiver holds its answer
+        assert watchkeeper.flush(0.05) is False  # spans are out, the score is not
+        answer = threading.Timer(0.2, rx.release.set)
+        answer.start()
+        try:
+            assert watchkeeper.flush(10)
+            assert rx.release.is_set()  # flush waited for the receiver's answer
+        finally:
+            rx.release.set()
+            answer.cancel()
+    assert [r.json()["value"] for r in rx.requests] == [1.0]
+    lost = registry.get_sample_value("watchkeeper_sdk_errors_total", {"kind": "feedback_failed"})
+    assert lost is None
+
+
+def test_shutdown_sends_queued_feedback_within_its_timeout() -> None:
+    with receiver(hold=True) as rx:
+        start(rx.url)
+        assert feedback(TRACE, 0.0)
+        answer = threading.Timer(0.2, rx.release.set)
+        answer.start()
+        try:
+            shutdown(10)
+            assert rx.release.is_set()  # shutdown waited for the receiver's answer
+        finally:
+            rx.release.set()
+            answer.cancel()
+    assert [r.json()["value"] for r in rx.requests] == [0.0]
