@@ -148,6 +148,20 @@ def test_model_filter_lists_that_models_calls(page: Any) -> None:
     assert names == ["chat claude-sonnet-4"] * expected
 
 
+def test_text_search_finds_the_span_whose_prompt_matches(page: Any) -> None:
+    page.goto("/traces?range=1h")
+    _loaded(page)
+    page.get_by_label("Text in prompts").fill("issued on monday")
+    page.get_by_role("button", name="Apply").click()
+    page.wait_for_url(re.compile(r"q=issued"))
+    _loaded(page)
+    assert "scope=spans" in page.url
+    assert page.locator(f"{ROWS} .cell-main").all_inner_texts() == ["chat claude-haiku"]
+    page.locator(ROWS).first.click()
+    page.wait_for_url(f"**/traces/{_data.FALLBACK_TRACE}?span={_data.FALLBACK_ANSWER_SPAN}")
+    assert "Your refund was issued on Monday." in page.get_by_test_id("span-detail").inner_text()
+
+
 def test_paging_with_the_cursor_reaches_every_request(page: Any, server: Server) -> None:
     page.goto("/traces?range=1h")
     _loaded(page)

@@ -64,6 +64,8 @@ async function renderFilters(el, q, sig) {
     const data = new FormData(ev.target);
     const changes = { cursor: null };
     for (const [k, v] of data) changes[k] = String(v).trim();
+    // Prompts live on the model and tool spans, not on the request's root span.
+    if (changes.q && (q.get("scope") || "requests") === "requests") changes.scope = "spans";
     url.update(changes);
   } },
   range.selectFilter("service", "Service", svc.items || []),
