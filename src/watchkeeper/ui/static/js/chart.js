@@ -368,14 +368,3 @@ function drawHeatmap(container, data, opts) {
     h("span", { class: "legend-item" }, h("i", { class: "swatch heat-lo" }), "few"),
     h("span", { class: "legend-item" }, h("i", { class: "swatch heat-hi" }), "many requests (log scale)")));
 }
-
-/** A tiny inline sparkline for tables and cards. */
-export function sparkline(values, { width = 90, height = 24, color = "var(--accent)" } = {}) {
-  const vals = values.map((v) => v ?? 0);
-  const max = Math.max(...vals, 1e-9);
-  const step = width / Math.max(1, vals.length - 1);
-  const d = vals.map((v, i) => (i ? "L" : "M") + (i * step).toFixed(1) + "," +
-    (height - 2 - (v / max) * (height - 4)).toFixed(1)).join("");
-  return s("svg", { class: "sparkline", width, height, "aria-hidden": "true" },
-    s("path", { d, stroke: color, fill: "none" }));
-}

@@ -16,13 +16,6 @@ export function params() {
   return new URLSearchParams(location.search);
 }
 
-/** The URL params as an object of strings (repeated keys joined by commas). */
-export function paramObject() {
-  const out = {};
-  for (const [k, v] of params()) out[k] = out[k] ? out[k] + "," + v : v;
-  return out;
-}
-
 /** Go to a path (with params); `replace` keeps the history entry. */
 export function navigate(path, query, { replace = false } = {}) {
   const q = query instanceof URLSearchParams ? query : new URLSearchParams();
