@@ -4,7 +4,7 @@ import { h, mount } from "../dom.js";
 import * as api from "../api.js";
 import * as url from "../url.js";
 import * as fmt from "../format.js";
-import { badge, card, empty, failed, loading, pageHeader, table, tabs } from "../ui.js";
+import { badge, card, empty, failed, kv, loading, pageHeader, table, tabs } from "../ui.js";
 import { pick, toMs, labelsOf, silenceForm } from "../alerting.js";
 
 const TABS = [["active", "Active"], ["history", "History"], ["rules", "Rules"], ["silences", "Silences"],
@@ -160,8 +160,7 @@ async function rules(el, signal) {
   const result = h("div", { role: "status", "aria-live": "polite" });
   const reload = () => rules(el, signal).catch((err) => failed(el, err, "rules"));
   mount(el, result, table([
-    { title: "Rule", render: (r) => [h("div", { class: "cell-main" }, pick(r, "name", "id")),
-      h("div", { class: "cell-sub" }, pick(r, "description", "summary") || pick(r, "id"))] },
+    { title: "Rule", render: ruleCell },
     { title: "Severity", render: severity },
     { title: "Query", render: ruleQuery },
     { title: "Threshold", align: "right", render: (r) => `${pick(r, "comparison", "op") || ">"} ${pick(r, "threshold") == null ? "–" : valueFormat(r)(pick(r, "threshold"))}` },
@@ -170,6 +169,21 @@ async function rules(el, signal) {
     { title: "Enabled", render: (r) => (pick(r, "enabled") === false ? badge("disabled") : badge("enabled", "ok")) },
     { title: "", render: (r) => ruleActions(r, result, reload) },
   ], items, { caption: "Alert rules" }));
+}
+
+/** The rule's name; unfolds to everything else it says (labels, runbook, routing). */
+function ruleCell(r) {
+  const ann = pick(r, "annotations") || {};
+  const labels = Object.entries(pick(r, "labels") || {}).map(([k, v]) => `${k}=${v}`).join(" ");
+  const runbook = ann.runbook_url ? h("a", { href: ann.runbook_url, target: "_blank", rel: "noopener" }, ann.runbook_url) : null;
+  return h("details", { class: "rule-details" },
+    h("summary", {}, h("span", { class: "cell-main" }, pick(r, "name", "id")),
+      h("div", { class: "cell-sub" }, pick(r, "description") || pick(r, "id"))),
+    kv([["Id", pick(r, "id")], ["Source", pick(r, "source")], ["Summary", ann.summary],
+      ["Runbook", runbook], ["Group by", pick(r, "group_by")], ["Labels", labels],
+      ["Channels", (pick(r, "channels") || []).join(", ") || "by routes"],
+      ["Repeat every", pick(r, "repeat_interval") ? fmt.seconds(pick(r, "repeat_interval")) : null],
+      ["Min. spans", pick(r, "min_count") || null]]));
 }
 
 function ruleActions(r, result, reload) {
