@@ -163,12 +163,20 @@ async function rules(el, signal) {
     { title: "Rule", render: ruleCell },
     { title: "Severity", render: severity },
     { title: "Query", render: ruleQuery },
-    { title: "Threshold", align: "right", render: (r) => `${pick(r, "comparison", "op") || ">"} ${pick(r, "threshold") == null ? "–" : valueFormat(r)(pick(r, "threshold"))}` },
+    { title: "Threshold", align: "right", render: thresholdText },
     { title: "Window", align: "right", render: (r) => fmt.seconds(pick(r, "window_s", "window")) },
     { title: "For", align: "right", render: (r) => (pick(r, "for_s", "for", "for_") ? fmt.seconds(pick(r, "for_s", "for", "for_")) : "–") },
     { title: "Enabled", render: (r) => (pick(r, "enabled") === false ? badge("disabled") : badge("enabled", "ok")) },
     { title: "", render: (r) => ruleActions(r, result, reload) },
   ], items, { caption: "Alert rules" }));
+}
+
+function thresholdText(r) {
+  const kind = pick(r, "kind");
+  if (kind === "anomaly") return `> ${pick(r, "factor") ?? 1.5}× baseline`;
+  if (kind === "absence") return "no spans";
+  const t = pick(r, "threshold");
+  return `${pick(r, "comparison", "op") || ">"} ${t == null ? "–" : valueFormat(r)(t)}`;
 }
 
 /** The rule's name; unfolds to everything else it says (labels, runbook, routing). */
