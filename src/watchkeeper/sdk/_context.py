@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from contextvars import ContextVar, Token
 from types import TracebackType
+from typing import Generic, TypeVar
 
 from watchkeeper.model import conventions as c
+
+T = TypeVar("T")
 
 ATTRS: ContextVar[dict[str, str] | None] = ContextVar("watchkeeper_context", default=None)
 
@@ -67,7 +70,36 @@ def context_attributes(
     return attrs
 
 
-class context:  # lower case: used like a function, `with watchkeeper.context(user_id=...)`
+class AsyncWith(Generic[T]):
+    """`async with` for a context manager whose `__enter__`/`__exit__` never block."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> T:
+        raise NotImplementedError
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> T:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+# Lower case: used like a function, `with watchkeeper.context(user_id=...)`.
+class context(AsyncWith["context"]):
     """Context manager (sync and async) tagging every span started beneath it."""
 
     __slots__ = ("_attrs", "_tokens")
@@ -94,14 +126,3 @@ class context:  # lower case: used like a function, `with watchkeeper.context(us
         tb: TracebackType | None,
     ) -> None:
         ATTRS.reset(self._tokens.pop())
-
-    async def __aenter__(self) -> context:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)

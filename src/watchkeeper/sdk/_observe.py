@@ -16,6 +16,7 @@ from typing import Any, TypeVar, cast
 
 from watchkeeper.errors import ConfigError
 from watchkeeper.sdk import _runtime
+from watchkeeper.sdk._context import AsyncWith
 from watchkeeper.sdk._safe import report_failure
 from watchkeeper.sdk._span import (
     INTERNAL_KINDS,
@@ -40,7 +41,8 @@ _OPEN: ContextVar[tuple[tuple[int, ObservedSpan], ...]] = ContextVar(
 )
 
 
-class observe:  # lower case: used like a function, `@observe()` / `with observe("x")`
+# Lower case: used like a function, `@observe()` / `with observe("x")`.
+class observe(AsyncWith[ObservedSpan]):
     """Decorator and context manager that records a span of the given kind."""
 
     __slots__ = (
@@ -138,17 +140,6 @@ class observe:  # lower case: used like a function, `@observe()` / `with observe
                 return obs
         # Exited in another context than it was entered (e.g. across a generator's yield).
         return self._active.pop()
-
-    async def __aenter__(self) -> ObservedSpan:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
 
     # --- decorator ------------------------------------------------------------------------------
     def __call__(self, fn: F) -> F:
