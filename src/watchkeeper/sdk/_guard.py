@@ -82,8 +82,11 @@ def _invoke_sync(
             WATCHDOG.leave(call)
         if clock() - start > policy.deadline / 2:
             health.suspect_until = clock() + SUSPECT_HOLD_S
-    if clock() - start > left:
-        raise GuardTimeout(f"answered after the deadline ({clock() - start:.3f}s > {left:.3f}s)")
+    # Late is past the call's deadline, as for the watchdog: `left` was measured before the
+    # attempt's span opened, so `clock() - start > left` missed answers just after the deadline.
+    now = clock()
+    if now > call.end_at:
+        raise GuardTimeout(f"answered after the deadline ({now - start:.3f}s > {left:.3f}s)")
     return result
 
 
@@ -94,12 +97,8 @@ def run_sync(
     call = GuardCall(policy)
     try:
         if call.admit():
-            while True:
-                left = call.remaining()
-                if left <= 0:
-                    call.mark_timeout()
-                    break
-                obs = call.begin_attempt()
+            while (attempt := call.next_attempt()) is not None:
+                obs, left = attempt
                 try:
                     result = _invoke_sync(call, workers, fn, args, kwargs, left)
                 except BaseException as exc:
@@ -142,12 +141,8 @@ async def run_async(policy: GuardPolicy, fn: Callable[..., Any], args: Any, kwar
     call = GuardCall(policy)
     try:
         if call.admit():
-            while True:
-                left = call.remaining()
-                if left <= 0:
-                    call.mark_timeout()
-                    break
-                obs = call.begin_attempt()
+            while (attempt := call.next_attempt()) is not None:
+                obs, left = attempt
                 try:
                     result = await _invoke_async(fn, args, kwargs, left)
                 except BaseException as exc:

@@ -213,6 +213,14 @@ class GuardCall:
             return False
         return True
 
+    def next_attempt(self) -> tuple[ObservedSpan, float] | None:
+        """The next attempt's span and the seconds it has, or None: the deadline has passed."""
+        left = self.remaining()
+        if left <= 0:
+            self.mark_timeout()
+            return None
+        return self.begin_attempt(), left
+
     def begin_attempt(self) -> ObservedSpan:
         """Start the next attempt's span (current, so the callee's spans nest under it)."""
         self.attempts += 1
