@@ -222,6 +222,9 @@ def test_keyboard_navigation_on_the_trace_list(page: Any) -> None:
     page.locator(".wf-row").first.wait_for()
     page.go_back()
     page.wait_for_url(re.compile(r"/traces\?range=1h$"))
+    _loaded(page)
+    page.keyboard.press("/")
+    assert page.evaluate("() => document.activeElement.name") == "q"
 
 
 def test_tab_order_starts_with_skip_link_then_navigation(page: Any) -> None:

@@ -48,6 +48,15 @@ export async function render(root, ctx) {
     failed(list, err, "traces");
   }
   await Promise.allSettled([filtersDone, totals]);
+  if (ctx.signal.aborted) return;
+  // "/" jumps to the text search, as in most log and trace viewers.
+  const slash = (ev) => {
+    if (ev.key !== "/" || ev.target.closest("input, textarea, select")) return;
+    ev.preventDefault();
+    root.querySelector('input[name="q"]')?.focus();
+  };
+  document.addEventListener("keydown", slash);
+  ctx.signal.addEventListener("abort", () => document.removeEventListener("keydown", slash));
 }
 
 async function renderFilters(el, q, sig) {
@@ -134,7 +143,7 @@ function renderList(el, body, q, scope) {
     { title: "User", render: (r) => r.user_id ? h("a", { href: url.href("/traces", { ...range.carry(), user: r.user_id }) }, r.user_id) : "–" },
   ].filter(Boolean);
   const pager = h("div", { class: "pager" },
-    h("span", {}, `${fmt.int(items.length)} shown${q.get("cursor") ? " (later page)" : ""} · ↑/↓ to move, Enter to open`),
+    h("span", {}, `${fmt.int(items.length)} shown${q.get("cursor") ? " (later page)" : ""} · ↑/↓ to move, Enter to open, / to search`),
     h("div", { class: "page-tools" },
       q.get("cursor") ? h("button", { type: "button", class: "btn", onclick: () => url.update({ cursor: null }) }, "⇤ Newest") : null,
       body.next_cursor ? h("button", { type: "button", class: "btn", "data-testid": "next-page", onclick: () => url.update({ cursor: body.next_cursor }) }, "Older →") : null));
