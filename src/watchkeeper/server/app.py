@@ -73,6 +73,8 @@ def open_store(config: Config) -> Store:
 
 def build_services(config: Config, *, store: Store | None = None) -> Services:
     """Open the stores and create every service of one server process (not yet started)."""
+    # Imported before the metadata tables are created: they declare tables of their own.
+    from watchkeeper.alerting import build_alerting
     from watchkeeper.ingest import IngestService
 
     lock = open_data_dir(config.server.data_dir)
@@ -91,10 +93,7 @@ def build_services(config: Config, *, store: Store | None = None) -> Services:
         extras={"data_dir_lock": lock},
     )
     svc.ingest = IngestService(config, metered, registry)
-    from watchkeeper.alerting import build_alerting
-
     svc.alerting = build_alerting(svc)
-    meta.create_all()  # tables declared by the packages imported above
     return svc
 
 
