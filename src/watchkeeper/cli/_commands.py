@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -85,11 +87,17 @@ def _serve(args: argparse.Namespace) -> int:
             "data_dir": str(config.server.data_dir),
         },
     )
-    uvicorn.run(
-        app, host=host, port=config.server.port, log_config=None, access_log=False,
-        timeout_graceful_shutdown=10,
-    )  # fmt: skip
-    return 0
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the SIGINT it handled
+        uvicorn.run(
+            app, host=host, port=config.server.port, log_config=None, access_log=False,
+            timeout_graceful_shutdown=10,
+        )  # fmt: skip
+    # Everything is closed by now. Skip the interpreter's teardown, where DuckDB's nanobind
+    # bindings print a screenful of harmless "leaked functions" warnings over our last logs.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _keys_options(p: argparse.ArgumentParser) -> None:

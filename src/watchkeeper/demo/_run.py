@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 import threading
 from collections.abc import Sequence
@@ -97,6 +98,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"--rate {args.rate}: give 0 < rate <= 200 requests a second", file=sys.stderr)
         return 2
     stop = threading.Event()
+    # Ctrl-C (or SIGTERM) asks the load loop to stop and the servers to close cleanly; a
+    # KeyboardInterrupt raised mid-request would leave them waiting on in-flight calls.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     print(f"demo: service on http://127.0.0.1:{args.port}, telemetry to {args.server_url}")
     try:
         result = run_demo(
