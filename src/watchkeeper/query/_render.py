@@ -148,7 +148,8 @@ def _order_expr(order: str, d: Dialect) -> str:
         raise ValidationError(f"unknown order {order!r}; use one of: {', '.join(ORDERS)}") from None
 
 
-def _keys_in(key: str, keys: Sequence[str | None], p: Params) -> str:
+def keys_in(key: str, keys: Sequence[str | None], p: Params) -> str:
+    """`key` is one of `keys` (None among them: or NULL)."""
     named = [k for k in keys if k is not None]
     alts = [f"{key} IN {p.many(named)}"] if named else []
     alts += [f"{key} IS NULL"] if None in keys else []
@@ -171,7 +172,7 @@ def breakdown_query(
     key = dimension_expr(by)
     where = span_where(f, p)
     if keys is not None:
-        where += f" AND {_keys_in(key, keys, p)}"
+        where += f" AND {keys_in(key, keys, p)}"
     sql = (
         f"SELECT {key} AS k, {', '.join(summary_exprs(d))} FROM spans "
         f"WHERE {where} GROUP BY k "
@@ -214,7 +215,7 @@ def timeseries_query(
     where = span_where(f, p)
     key = "NULL" if by is None else dimension_expr(by)
     if by is not None:
-        where += f" AND {_keys_in(key, keys, p)}"
+        where += f" AND {keys_in(key, keys, p)}"
     sql = (
         f"SELECT {bucket} AS b, {key} AS k, {', '.join(summary_exprs(d))} FROM spans "
         f"WHERE {where} GROUP BY b, k ORDER BY b, k NULLS LAST"

@@ -11,6 +11,7 @@ from dataclasses import fields
 from typing import Any
 
 from watchkeeper.model import ScoreRow, SpanRow
+from watchkeeper.store import _rollup
 
 _INT = {"start_ns", "duration_ns", "created_ns"} | {
     f"{t}_tokens" for t in ("input", "output", "cache_read", "cache_write", "reasoning")
@@ -79,6 +80,11 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "INSERT INTO traces SELECT trace_id, min(start_ns), max(start_ns) "
             "FROM spans GROUP BY trace_id",
         ),
+    ),
+    (
+        3,
+        "hourly rollup (counts, sums, latency histogram) backfilled from the spans",
+        (_rollup.TABLE, _rollup.insert_sql("spans")),
     ),
 )
 LATEST = MIGRATIONS[-1][0]

@@ -24,6 +24,7 @@ from watchkeeper.model import PayloadRow, ScoreRow, SpanBatch, SpanRow
 from watchkeeper.query import _render as r
 from watchkeeper.query import _results as res
 from watchkeeper.query._dialect import DUCKDB
+from watchkeeper.store import _rollup as ru
 from watchkeeper.store._duckdb_arrow import keys_table, payloads_table, scores_table, spans_table
 from watchkeeper.store._duckdb_schema import migrate
 from watchkeeper.store._payload import PayloadCodec, decode_payload, matches
@@ -43,6 +44,9 @@ from watchkeeper.store._protocol import (
 CHECKPOINT_THRESHOLD = "1GiB"  # WAL size that triggers a checkpoint (also done on close)
 TEXT_CHUNK = 2_000  # candidates fetched (and payloads decompressed) per round of a text search
 TEXT_BUDGET = 20_000  # candidates one text-search call examines at most before it pages
+#: Writes between two merges of the rollup's partial rows (one set per batch) of the hours
+#: written meanwhile; merging keeps the rollup small when batches are small and frequent.
+COMPACT_EVERY = 100
 _Key = tuple[str, str, str]
 #: Dimensions of unbounded cardinality: a breakdown first picks the top keys with a cheap
 #: aggregate, then computes percentiles for those only. Measured at 10M spans, 50k users
@@ -61,6 +65,12 @@ def _unique(rows: Sequence[Any]) -> list[Any]:
     return list(seen.values())
 
 
+def _check_limit(limit: int, most: int = 10_000) -> int:
+    if not 1 <= limit <= most:
+        raise ValidationError(f"limit must be between 1 and {most} (got {limit})")
+    return limit
+
+
 class DuckDBStore:
     """The `Store` on DuckDB; `path=None` keeps everything in memory (tests)."""
 
@@ -72,6 +82,8 @@ class DuckDBStore:
         *,
         text_chunk: int = TEXT_CHUNK,
         text_budget: int = TEXT_BUDGET,
+        use_rollup: bool = True,
+        compact_every: int = COMPACT_EVERY,
     ) -> None:
         try:
             if path is not None:
@@ -96,6 +108,11 @@ class DuckDBStore:
         self._codec = PayloadCodec()
         self._text_chunk = text_chunk
         self._text_budget = text_budget
+        # False answers every query from the spans: exact percentiles, slower over days
+        self.use_rollup = use_rollup
+        self._compact_every = compact_every
+        self._dirty_hours: set[int] = set()
+        self._writes = 0
 
     # -- plumbing ----------------------------------------------------------------------------
     def _cursor(self) -> Any:
@@ -168,8 +185,22 @@ class DuckDBStore:
                 "min_start_ns = least(traces.min_start_ns, excluded.min_start_ns), "
                 "max_start_ns = greatest(traces.max_start_ns, excluded.max_start_ns)"
             )
+            self._roll_up(cur)
             cur.unregister("wk_new_spans")
         return len(new)
+
+    def _roll_up(self, cur: Any) -> None:
+        """Append the new spans' partial rollup rows; now and then merge the partial rows."""
+        cur.execute(ru.insert_sql("wk_new_spans"))
+        hours = cur.execute(
+            f"SELECT DISTINCT start_ns // {ru.HOUR_NS} * {ru.HOUR_NS} FROM wk_new_spans"
+        ).fetchall()
+        self._dirty_hours.update(int(h) for (h,) in hours)
+        self._writes += 1
+        if self._writes % self._compact_every == 0:
+            for sql in ru.compact_sql(sorted(self._dirty_hours)):
+                cur.execute(sql)
+            self._dirty_hours.clear()
 
     @staticmethod
     def _append(cur: Any, table: str, data: Any) -> None:
@@ -210,17 +241,37 @@ class DuckDBStore:
                 cur.execute(f"DELETE FROM {table} WHERE {where}{col} < $t", params)
             if project is None:  # a trace's range may cover other projects' spans: keep it
                 cur.execute("DELETE FROM traces WHERE max_start_ns < $t", {"t": before_ns})
+            self._cut_rollup(cur, where, params, before_ns)
         return int(row[0]) if row else 0
+
+    @staticmethod
+    def _cut_rollup(cur: Any, where: str, params: dict[str, object], before_ns: int) -> None:
+        """Drop the rollup's hours before the cut; the hour it cuts is rebuilt from its spans."""
+        hour = before_ns // ru.HOUR_NS * ru.HOUR_NS
+        bind = {k: v for k, v in params.items() if k != "t"} | {"h": hour}
+        cur.execute(f"DELETE FROM rollup WHERE {where}hour_ns < $h", bind)
+        if hour < before_ns:
+            cur.execute(f"DELETE FROM rollup WHERE {where}hour_ns = $h", bind)
+            cond = f"{where}start_ns >= $h AND start_ns < $e"
+            cur.execute(ru.insert_sql("spans", cond), bind | {"e": hour + ru.HOUR_NS})
 
     # -- queries -----------------------------------------------------------------------------
     def summary(self, f: SpanFilter, last_n: int | None = None) -> Summary:
         """Summary of the filtered spans (or of the `last_n` newest)."""
+        if last_n is None and self._rolled(f):
+            rows = self._rows(ru.summaries_query(f, ru.Shape()))
+            return res.summary_from_row(rows[0][2:]) if rows else Summary()
         return res.summary_from_row(self._rows(r.summary_query(f, DUCKDB, last_n))[0])
 
     def breakdown(
         self, f: SpanFilter, by: Dimension, limit: int = 20, order: str = "count"
     ) -> list[Group]:
         """Summaries per value of `by`."""
+        if self._rolled(f, by):
+            if order not in r.ORDERS:
+                raise ValidationError(f"unknown order {order!r}; use one of: {', '.join(r.ORDERS)}")
+            q = ru.summaries_query(f, ru.Shape(key=by), order, _check_limit(limit))
+            return [Group(row[0], res.summary_from_row(row[2:])) for row in self._rows(q)]
         keys = None
         if by in TWO_STAGE and order != "p95":  # summaries of the top keys only
             keys = [row[0] for row in self._rows(r.top_keys_query(f, DUCKDB, by, limit, order))]
@@ -234,6 +285,8 @@ class DuckDBStore:
     ) -> list[Point]:
         """Summaries per time bucket (buckets without spans are left out)."""
         f = self._bounded(f)
+        if self._rolled(f, by) and step_s % 3600 == 0:  # hour-aligned buckets of whole hours
+            return self._rolled_series(f, step_s, by, limit)
         keys: list[str | None] = []
         if by is not None:
             keys = [row[0] for row in self._rows(r.top_keys_query(f, DUCKDB, by, limit))]
@@ -241,6 +294,22 @@ class DuckDBStore:
                 return []
         rows = self._rows(r.timeseries_query(f, DUCKDB, step_s * 1_000_000_000, by, keys))
         return [Point(int(row[0]), res.summary_from_row(row[2:]), row[1]) for row in rows]
+
+    def _rolled(self, f: SpanFilter, by: str | None = None) -> bool:
+        return self.use_rollup and ru.eligible(f, by)
+
+    def _rolled_series(
+        self, f: SpanFilter, step_s: int, by: Dimension | None, limit: int
+    ) -> list[Point]:
+        keys: list[str | None] | None = None
+        if by is not None:
+            q = ru.top_keys_query(f, by, _check_limit(limit, 1000))
+            keys = [row[0] for row in self._rows(q)]
+            if not keys:
+                return []
+        shape = ru.Shape(key=by, step_ns=step_s * 1_000_000_000, keys=keys)
+        rows = self._rows(ru.summaries_query(f, shape))
+        return [Point(int(row[1]), res.summary_from_row(row[2:]), row[0]) for row in rows]
 
     def heatmap(self, f: SpanFilter, step_s: int, bounds_ms: Sequence[float]) -> Heatmap:
         """Span counts per time bucket and latency bucket (the last one: above every bound)."""

@@ -1,0 +1,187 @@
+"""The DuckDB store's hourly rollup answers as the spans do: sums exact, percentiles in bound."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.datagen import MINUTE_NS, Dataset, generate
+from watchkeeper.errors import ValidationError
+from watchkeeper.store import SpanFilter, Summary
+from watchkeeper.store._duckdb_arrow import spans_table
+from watchkeeper.store._duckdb_schema import migrate
+from watchkeeper.store._rollup import REL_ERROR
+from watchkeeper.store.duckdb import DuckDBStore
+
+HOUR_NS = 3600 * 10**9
+
+
+@pytest.fixture(scope="module")
+def long() -> Dataset:
+    """700 traces of project "roll", one every 4 minutes: about 47 hours."""
+    return generate("roll", 700, spacing_ns=4 * MINUTE_NS)
+
+
+def _filled(data: Dataset, **kwargs: object) -> DuckDBStore:
+    store = DuckDBStore(None, **kwargs)  # type: ignore[arg-type]
+    for batch in data.batches(97):
+        store.write(batch)
+    store.write(generate("other", 200, seed=3, spacing_ns=10 * MINUTE_NS).batch())
+    return store
+
+
+@pytest.fixture(scope="module")
+def stores(long: Dataset) -> Iterator[tuple[DuckDBStore, DuckDBStore]]:
+    """(rollup store whose partial rows are merged every 3 writes, spans-only store)."""
+    rolled, raw = _filled(long, compact_every=3), _filled(long, use_rollup=False)
+    yield rolled, raw
+    rolled.close()
+    raw.close()
+
+
+def _range(data: Dataset) -> SpanFilter:
+    """Mid-hour edges on both sides (the data starts 800 s into an hour)."""
+    first = min(s.start_ns for s in data.spans)
+    last = max(s.start_ns for s in data.spans)
+    return SpanFilter("roll", start_ns=first + 17 * MINUTE_NS, end_ns=last - 23 * MINUTE_NS)
+
+
+def same(got: Summary, want: Summary) -> None:
+    """Counts, sums, max and first/last exact; percentiles within the documented bound."""
+    exact = ("count", "success", "errors", "timeouts", "fallbacks", "rejected", "input_tokens",
+             "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens",
+             "missing_price", "first_ns", "last_ns", "max_ms")  # fmt: skip
+    assert {k: getattr(got, k) for k in exact} == {k: getattr(want, k) for k in exact}
+    assert got.cost_usd == pytest.approx(want.cost_usd)
+    assert got.avg_ms == pytest.approx(want.avg_ms)
+    for q in ("p50_ms", "p90_ms", "p95_ms", "p99_ms"):
+        g, w = getattr(got, q), getattr(want, q)
+        assert (g is None) == (w is None)
+        if w is not None:
+            assert abs(g - w) <= REL_ERROR * w + 1e-9, (q, g, w)
+
+
+FILTERS: list[dict[str, object]] = [
+    {},
+    {"scope": "requests"},
+    {"scope": "llm"},
+    {"services": ("chat-api",)},
+    {"environments": ("staging",), "outcomes": ("success", "error")},
+    {"models": ("gpt-4o",)},
+    {"providers": ("anthropic",), "operations": ("llm",)},
+    {"models": ("nobody",)},
+]
+
+
+@pytest.mark.parametrize("kwargs", FILTERS)
+def test_summary(
+    stores: tuple[DuckDBStore, DuckDBStore], long: Dataset, kwargs: dict[str, object]
+) -> None:
+    rolled, raw = stores
+    f = replace(_range(long), **kwargs)  # type: ignore[arg-type]
+    same(rolled.summary(f), raw.summary(f))
+
+
+def test_the_rollup_answers_long_ranges_only(
+    stores: tuple[DuckDBStore, DuckDBStore], long: Dataset
+) -> None:
+    rolled, raw = stores
+    f = _range(long)
+    quantiles = ("p50_ms", "p90_ms", "p95_ms", "p99_ms")
+    got, want = rolled.summary(f), raw.summary(f)
+    assert any(getattr(got, q) != getattr(want, q) for q in quantiles)  # approximate: rolled up
+    for short in (
+        replace(f, end_ns=f.start_ns + 24 * HOUR_NS),  # a day, not more
+        replace(f, start_ns=None),  # open
+        replace(f, user_id="user-3"),  # not a rollup column
+        replace(f, routes=("/v1/chat",)),
+        replace(f, min_duration_ms=100.0),
+    ):
+        assert rolled.summary(short) == raw.summary(short)  # exact, from spans
+    assert rolled.summary(f, last_n=30) == raw.summary(f, last_n=30)
+
+
+@pytest.mark.parametrize("by", ["model", "service", "outcome", "provider", "environment"])
+@pytest.mark.parametrize("order", ["count", "cost", "errors"])
+def test_breakdown(
+    stores: tuple[DuckDBStore, DuckDBStore], long: Dataset, by: str, order: str
+) -> None:
+    rolled, raw = stores
+    f = _range(long)
+    got = rolled.breakdown(f, by, limit=3, order=order)  # type: ignore[arg-type]
+    want = raw.breakdown(f, by, limit=3, order=order)  # type: ignore[arg-type]
+    assert [g.key for g in got] == [g.key for g in want]
+    for g, w in zip(got, want, strict=True):
+        same(g.summary, w.summary)
+
+
+def test_breakdown_by_p95_and_by_other_dimensions(
+    stores: tuple[DuckDBStore, DuckDBStore], long: Dataset
+) -> None:
+    rolled, raw = stores
+    f = replace(_range(long), scope="llm")
+    got = {g.key: g.summary for g in rolled.breakdown(f, "model", order="p95")}
+    want = {g.key: g.summary for g in raw.breakdown(f, "model", order="p95")}
+    assert set(got) == set(want)
+    for key, summary in got.items():
+        same(summary, want[key])
+    for by in ("user", "route", "feature"):  # from spans: exact, equal
+        assert rolled.breakdown(f, by, limit=5) == raw.breakdown(f, by, limit=5)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError):
+        rolled.breakdown(f, "model", order="loudest")
+    with pytest.raises(ValidationError):
+        rolled.breakdown(f, "model", limit=0)
+
+
+@pytest.mark.parametrize(("step_s", "by"), [(3600, None), (7200, None), (3600, "model")])
+def test_timeseries(
+    stores: tuple[DuckDBStore, DuckDBStore], long: Dataset, step_s: int, by: str | None
+) -> None:
+    rolled, raw = stores
+    f = _range(long)
+    got = rolled.timeseries(f, step_s, by, limit=2)  # type: ignore[arg-type]
+    want = raw.timeseries(f, step_s, by, limit=2)  # type: ignore[arg-type]
+    assert [(p.bucket_ns, p.key) for p in got] == [(p.bucket_ns, p.key) for p in want]
+    for g, w in zip(got, want, strict=True):
+        same(g.summary, w.summary)
+    odd = rolled.timeseries(f, 5400)  # buckets that are not whole hours: from spans
+    assert odd == raw.timeseries(f, 5400)
+
+
+@pytest.mark.parametrize("project", ["roll", None])
+def test_retention_keeps_the_rollup_right(long: Dataset, project: str | None) -> None:
+    rolled, raw = _filled(long), _filled(long, use_rollup=False)
+    cut = min(s.start_ns for s in long.spans) + 7 * HOUR_NS + 11 * MINUTE_NS  # mid-hour
+    assert rolled.delete_before(project, cut) == raw.delete_before(project, cut)
+    f = _range(long)
+    same(rolled.summary(f), raw.summary(f))
+    assert rolled.summary(f).first_ns == min(s.start_ns for s in long.spans if s.start_ns >= cut)
+    f = replace(f, start_ns=cut - 3 * HOUR_NS)  # covers the cut hour from the rollup
+    same(rolled.summary(f), raw.summary(f))
+    aligned = cut // HOUR_NS * HOUR_NS + 2 * HOUR_NS
+    rolled.delete_before(project, aligned)
+    raw.delete_before(project, aligned)
+    same(rolled.summary(f), raw.summary(f))
+    rolled.close()
+    raw.close()
+
+
+def test_a_version_2_file_gets_its_rollup_backfilled(tmp_path: Path, long: Dataset) -> None:
+    path = tmp_path / "v2.duckdb"
+    con = duckdb.connect(str(path))
+    assert migrate(con, target=2) == 2  # the layout before the rollup
+    con.register("old_rows", spans_table(long.spans))
+    con.execute("INSERT INTO spans SELECT * FROM old_rows")
+    con.close()
+    rolled, raw = DuckDBStore(path), DuckDBStore(None, use_rollup=False)
+    raw.write(long.batch())
+    f = _range(long)
+    same(rolled.summary(f), raw.summary(f))
+    assert rolled.write(long.batch()) == 0  # nothing rolled up twice
+    same(rolled.summary(f), raw.summary(f))
+    rolled.close()
+    raw.close()
