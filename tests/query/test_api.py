@@ -41,6 +41,11 @@ def test_breakdown_and_value_lists(api: Api) -> None:
     body: Any = api.get("/api/v1/breakdown", by="model", scope="llm", order="cost", limit=2)
     assert body["by"] == "model" and len(body["groups"]) == 2
     assert body["groups"][0]["cost_usd"] >= body["groups"][1]["cost_usd"]
+    lean: Any = api.get(
+        "/api/v1/breakdown", by="model", scope="llm", order="cost", limit=2, percentiles="false"
+    )
+    assert [g["key"] for g in lean["groups"]] == [g["key"] for g in body["groups"]]
+    assert lean["groups"][0]["p95_ms"] is None and body["groups"][0]["p95_ms"] is not None
     lists: Any = api.get("/api/v1/services")
     assert lists["items"] == ["chat-api", "search-api"]
     assert lists["environments"] == ["prod", "staging"]
@@ -120,6 +125,7 @@ def test_sessions_users_and_scores(api: Api) -> None:
         ("/api/v1/breakdown", {"by": "colour"}),
         ("/api/v1/breakdown", {}),
         ("/api/v1/breakdown", {"by": "model", "order": "loudest"}),
+        ("/api/v1/breakdown", {"by": "model", "percentiles": "maybe"}),
         ("/api/v1/timeseries", {"step": "0"}),
         ("/api/v1/timeseries", {"step": "1", "range": "30d"}),
         ("/api/v1/heatmap", {"bounds": "100,50"}),

@@ -11,7 +11,7 @@ import pytest
 from tests.datagen import MINUTE_NS, NEEDLE, Dataset, generate, quantile_cont
 from watchkeeper.errors import StoreError, ValidationError
 from watchkeeper.model import SpanBatch, SpanRow
-from watchkeeper.store import SpanFilter, Store, Summary
+from watchkeeper.store import Dimension, SpanFilter, Store, Summary
 
 Pred = Callable[[SpanRow], bool]
 
@@ -120,6 +120,19 @@ def test_breakdown_by_model(store: Store, demo: Dataset) -> None:
     )
     for g in groups:
         expect([s for s in llm if (s.response_model or s.request_model) == g.key], g.summary)
+
+
+@pytest.mark.parametrize("by", ["user", "model"])
+def test_breakdown_without_percentiles_is_the_same_but_for_them(
+    store: Store, demo: Dataset, by: Dimension
+) -> None:
+    full = store.breakdown(SpanFilter("demo"), by, limit=10, order="cost")
+    lean = store.breakdown(SpanFilter("demo"), by, limit=10, order="cost", percentiles=False)
+    assert [g.key for g in lean] == [g.key for g in full]
+    for a, b in zip(full, lean, strict=True):
+        assert b.summary.p95_ms is None and a.summary.p95_ms is not None
+        a.summary.p50_ms = a.summary.p90_ms = a.summary.p95_ms = a.summary.p99_ms = None
+        assert a.summary == b.summary
 
 
 @pytest.mark.parametrize("order", ["count", "cost", "errors", "p95"])

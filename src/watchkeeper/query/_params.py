@@ -90,6 +90,18 @@ def parse_int(value: str | None, param: str, default: int, low: int = 1, high: i
     return number
 
 
+def parse_bool(value: str | None, param: str, default: bool) -> bool:
+    """true/false (also 1/0, yes/no), or `default` when absent."""
+    if value is None or value.strip() == "":
+        return default
+    text = value.strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise ValidationError(f"{param}={value!r} must be true or false")
+
+
 def split_values(values: Sequence[str], param: str) -> tuple[str, ...]:
     """Repeated and comma-separated values, stripped, empty ones dropped, order kept."""
     out = [v.strip() for raw in values for v in raw.split(",") if v.strip()]

@@ -106,13 +106,17 @@ def span_where(f: SpanFilter, p: Params) -> str:
     return " AND ".join(cond)
 
 
-def summary_exprs(d: Dialect) -> list[str]:
-    """The select list `results.summary_from_row` reads (SUMMARY_WIDTH columns)."""
+def summary_exprs(d: Dialect, percentiles: bool = True) -> list[str]:
+    """The select list `results.summary_from_row` reads (SUMMARY_WIDTH columns).
+
+    Without `percentiles` the quantiles column is NULL: exact quantiles are the costliest
+    part of a summary, and a ranking by cost or count does not need them.
+    """
     tokens = ["input", "output", "cache_read", "cache_write", "reasoning"]
     return [
         "count(*)",
         *(d.count_if(f"outcome = '{o}'") for o in OUTCOME_ORDER),
-        d.quantiles("duration_ns", QUANTILES),
+        d.quantiles("duration_ns", QUANTILES) if percentiles else "NULL",
         "avg(duration_ns)",
         "max(duration_ns)",
         *(f"sum({t}_tokens)" for t in tokens),
@@ -163,6 +167,8 @@ def breakdown_query(
     limit: int,
     order: str,
     keys: Sequence[str | None] | None = None,
+    *,
+    percentiles: bool = True,
 ) -> Query:
     """Summary per value of `by`, top `limit` by `order` (errors = error+timeout+rejected).
 
@@ -174,7 +180,7 @@ def breakdown_query(
     if keys is not None:
         where += f" AND {keys_in(key, keys, p)}"
     sql = (
-        f"SELECT {key} AS k, {', '.join(summary_exprs(d))} FROM spans "
+        f"SELECT {key} AS k, {', '.join(summary_exprs(d, percentiles))} FROM spans "
         f"WHERE {where} GROUP BY k "
         f"ORDER BY {_order_expr(order, d)} DESC NULLS LAST, k NULLS LAST LIMIT {p(_limit(limit))}"
     )

@@ -53,11 +53,17 @@ class MeteredStore:
             return self.inner.summary(f, last_n)
 
     def breakdown(
-        self, f: SpanFilter, by: Dimension, limit: int = 20, order: str = "count"
+        self,
+        f: SpanFilter,
+        by: Dimension,
+        limit: int = 20,
+        order: str = "count",
+        *,
+        percentiles: bool = True,
     ) -> list[Group]:
         """Timed `Store.breakdown`."""
         with self._query_seconds.labels("breakdown").time():
-            return self.inner.breakdown(f, by, limit, order)
+            return self.inner.breakdown(f, by, limit, order, percentiles=percentiles)
 
     def timeseries(
         self, f: SpanFilter, step_s: int, by: Dimension | None = None, limit: int = 10

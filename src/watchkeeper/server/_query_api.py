@@ -19,7 +19,13 @@ from starlette.concurrency import run_in_threadpool
 from watchkeeper.errors import NotFound, ValidationError
 from watchkeeper.model import ScoreRow
 from watchkeeper.query import _api_models as m
-from watchkeeper.query._params import parse_filter, parse_int, parse_number, split_values
+from watchkeeper.query._params import (
+    parse_bool,
+    parse_filter,
+    parse_int,
+    parse_number,
+    split_values,
+)
 from watchkeeper.query._render import DIMENSIONS
 from watchkeeper.server._services import current_project, services
 from watchkeeper.store import SpanFilter, Store
@@ -95,12 +101,24 @@ def summary(request: Request, f: Filter, last_n: Text = None) -> dict[str, Any]:
 
 @router.get("/breakdown", response_model=m.Breakdown)
 def breakdown(
-    request: Request, f: Filter, by: Text = None, limit: Text = None, order: Text = None
+    request: Request,
+    f: Filter,
+    by: Text = None,
+    limit: Text = None,
+    order: Text = None,
+    percentiles: Text = None,
 ) -> dict[str, Any]:
-    """Summaries per value of a dimension, top `limit` by `order` (count|cost|errors|p95)."""
+    """Summaries per value of a dimension, top `limit` by `order` (count|cost|errors|p95).
+
+    `percentiles=false` leaves p50-p99 out, for rankings that show no latency (much faster).
+    """
     dim = _dimension(by)
     groups = _store(request).breakdown(
-        f, dim, parse_int(limit, "limit", 20, high=1000), order or "count"
+        f,
+        dim,
+        parse_int(limit, "limit", 20, high=1000),
+        order or "count",
+        percentiles=parse_bool(percentiles, "percentiles", True),
     )
     return {"by": dim, "groups": [{"key": g.key, **m.summary_json(g.summary)} for g in groups]}
 
@@ -239,7 +257,8 @@ def _first_error(exc: Exception) -> str:
 
 
 def _values(store: Store, f: SpanFilter, by: Any) -> list[str]:
-    return sorted(g.key for g in store.breakdown(f, by, limit=1000) if g.key)
+    groups = store.breakdown(f, by, limit=1000, percentiles=False)
+    return sorted(g.key for g in groups if g.key)
 
 
 @router.get("/services", response_model=m.ServiceValues)

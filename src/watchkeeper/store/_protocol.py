@@ -195,9 +195,19 @@ class Store(Protocol):
         ...
 
     def breakdown(
-        self, f: SpanFilter, by: Dimension, limit: int = 20, order: str = "count"
+        self,
+        f: SpanFilter,
+        by: Dimension,
+        limit: int = 20,
+        order: str = "count",
+        *,
+        percentiles: bool = True,
     ) -> list[Group]:
-        """Summaries per value of `by`, the top `limit` by `order` (count, cost, errors, p95)."""
+        """Summaries per value of `by`, the top `limit` by `order` (count, cost, errors, p95).
+
+        With `percentiles=False` the p50-p99 fields are left None: a ranking by cost or count
+        then skips the one expensive part of the scan.
+        """
         ...
 
     def timeseries(

@@ -264,9 +264,15 @@ class DuckDBStore:
         return res.summary_from_row(self._rows(r.summary_query(f, DUCKDB, last_n))[0])
 
     def breakdown(
-        self, f: SpanFilter, by: Dimension, limit: int = 20, order: str = "count"
+        self,
+        f: SpanFilter,
+        by: Dimension,
+        limit: int = 20,
+        order: str = "count",
+        *,
+        percentiles: bool = True,
     ) -> list[Group]:
-        """Summaries per value of `by`."""
+        """Summaries per value of `by` (without p50-p99 when `percentiles` is False)."""
         if self._rolled(f, by):
             if order not in r.ORDERS:
                 raise ValidationError(f"unknown order {order!r}; use one of: {', '.join(r.ORDERS)}")
@@ -277,8 +283,8 @@ class DuckDBStore:
             keys = [row[0] for row in self._rows(r.top_keys_query(f, DUCKDB, by, limit, order))]
             if not keys:
                 return []
-        rows = self._rows(r.breakdown_query(f, DUCKDB, by, limit, order, keys))
-        return [Group(row[0], res.summary_from_row(row[1:])) for row in rows]
+        q = r.breakdown_query(f, DUCKDB, by, limit, order, keys, percentiles=percentiles)
+        return [Group(row[0], res.summary_from_row(row[1:])) for row in self._rows(q)]
 
     def timeseries(
         self, f: SpanFilter, step_s: int, by: Dimension | None = None, limit: int = 10

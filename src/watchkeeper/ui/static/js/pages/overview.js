@@ -244,7 +244,7 @@ async function renderCost(root, params, sig) {
   }).catch((err) => failed(usageEl, err, "usage"));
   const groups = [["model", "#box-bymodel"], ["user", "#box-byuser"], ["feature", "#box-byfeature"]].map(([by, sel]) => {
     const el = root.querySelector(sel);
-    return api.get("/api/v1/breakdown", { ...params, by, order: "cost", limit: 8 }, sig).then((body) => {
+    return api.get("/api/v1/breakdown", { ...params, by, order: "cost", limit: 8, percentiles: false }, sig).then((body) => {
       const gs = body.groups.filter((g) => g.key !== null && g.key !== "");
       chart.barList(el, gs.map((g, i) => ({ label: g.key, value: g.cost_usd, color: palette(i),
         note: `${fmt.compact(g.input_tokens + g.output_tokens)} tok` })), {
