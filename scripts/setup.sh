@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Watchkeeper needs on a fresh Debian machine with Python 3.11:
-#   scripts/setup.sh          the server and the SDK in .venv
+#   scripts/setup.sh          the server, the SDK and the demo in .venv
 #   scripts/setup.sh dev      plus test tools, Chromium, Prometheus and Alertmanager
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,5 +24,5 @@ PY=${PYTHON:-python3}
 if [ "$mode" = dev ]; then
   .venv/bin/python -m pip install -q -e '.[dev]'
 else
-  .venv/bin/python -m pip install -q -e '.[server]'
+  .venv/bin/python -m pip install -q -e '.[demo]'
 fi

@@ -156,7 +156,12 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60.0
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from watchkeeper.demo._run import main as demo_main
+    try:
+        from watchkeeper.demo._run import main as demo_main
+    except ImportError as exc:  # the demo's LLM clients come with the [demo] extra
+        raise WatchkeeperError(
+            f"the demo needs {exc.name}: pip install 'watchkeeper[demo]' (or scripts/setup.sh)"
+        ) from None
 
     config = _load(args)
     url = f"http://127.0.0.1:{config.server.port}"
