@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.ingest            # 1,000,000 spans
     .venv/bin/python -m bench.ingest --quick    # 100,000 spans
+    .venv/bin/python -m bench.ingest --workers 1  # decode/normalize in a worker process
 
 Prints sustained throughput (acknowledged, and written to the store), the lag from a
 request's acknowledgement to its spans being queryable (p50/p99, from probe traces polled
@@ -199,6 +200,9 @@ def _args() -> argparse.Namespace:
     ap.add_argument("--rate", type=float, default=0, help="spans/s to offer (0 = flat out)")
     ap.add_argument("--url", help="an already running server (default: start one)")
     ap.add_argument(
+        "--workers", type=int, help="the server's ingest.workers (default: its config default)"
+    )
+    ap.add_argument(
         "--in-process",
         choices=["null", "duckdb"],
         help="no server: drive IngestService directly with this store (null = count only)",
@@ -292,7 +296,8 @@ def main() -> None:
         url = args.url.rstrip("/")
     else:
         port = _free_port()
-        proc = _start_server(tmp / "data", port, {})
+        env = {} if args.workers is None else {"WATCHKEEPER_INGEST__WORKERS": str(args.workers)}
+        proc = _start_server(tmp / "data", port, env)
         url = f"http://127.0.0.1:{port}"
     stats, timing = _drive(url, args, spans, proc.pid if proc else None)
     _report(url, stats, timing)

@@ -175,6 +175,14 @@ class Pricer:
         self._lookup = lookup
         self.rates = functools.lru_cache(maxsize=cache_size)(self._resolve)
 
+    def __getstate__(self) -> tuple[Any, ...]:
+        # sent to ingest worker processes: the cache stays behind
+        return self._overrides, self._lookup, self.rates.cache_parameters()["maxsize"]
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        self._overrides, self._lookup, size = state
+        self.rates = functools.lru_cache(maxsize=size)(self._resolve)
+
     def _resolve(self, provider: str | None, model: str) -> Rates | None:
         key_model = model.lower()
         prov = provider.lower() if provider else None

@@ -1,7 +1,9 @@
 """`IngestService`: accept (validate + spool durably) → process (decode, normalize) → write.
 
 Threads: the group committer appends accepted bodies to the spool; one processor reads the
-spool from the checkpoint, decodes and normalizes into `SpanBatch`es; ONE writer calls
+spool from the checkpoint, has each record decoded and normalized (in worker processes when
+`ingest.workers` > 0, results taken back in spool order; see `_workers`) and builds
+`SpanBatch`es; ONE writer calls
 `store.write` (DuckDB's rule) and then moves the checkpoint. Between processor and writer
 the queue holds one batch (one more is being built, one written); when it is full the
 processor waits and the spool (bounded by `spool_max_backlog_bytes`, above which requests
@@ -23,7 +25,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry
 
 from watchkeeper.config import Config
-from watchkeeper.errors import DecodeError, Overloaded
+from watchkeeper.errors import Overloaded
 from watchkeeper.ingest._commit import GroupCommitter
 from watchkeeper.ingest._cost import Pricer
 from watchkeeper.ingest._decode import (
@@ -36,8 +38,9 @@ from watchkeeper.ingest._decode import (
     parse_protobuf,
 )
 from watchkeeper.ingest._metrics import IngestMetrics
-from watchkeeper.ingest._normalize import DEFAULT_STEPS, Settings, Step, normalize
+from watchkeeper.ingest._normalize import DEFAULT_STEPS, Step
 from watchkeeper.ingest._spool import FLAG_PROJECT_FROM_RESOURCE, Entry, Position, Record, Spool
+from watchkeeper.ingest._workers import Outcome, Processing, processing
 from watchkeeper.model import SpanBatch
 from watchkeeper.store import Store
 
@@ -135,10 +138,6 @@ class IngestService:
             return
         if self._tune_gc:
             tune_gc()
-        if self._cfg.workers:
-            # Measured (bench/ingest): the store write, not decode/normalize (~22 µs/span),
-            # bounds throughput, so worker processes would add copying and win nothing.
-            log.warning("ingest.workers=%d ignored: decoding runs in-process", self._cfg.workers)
         self.spool.open()
         if self.spool.truncated_bytes:
             log.warning("spool: cut a torn record of %d bytes", self.spool.truncated_bytes)
@@ -251,24 +250,32 @@ class IngestService:
     # --- processor thread -----------------------------------------------------------------
 
     def _process(self) -> None:
+        work = processing(self._pricer, self._steps, self._cfg.workers)
         try:
-            self._process_loop()
+            self._process_loop(work)
         except Exception:  # a corrupt spool segment: stop loudly, keep what is stored
             log.critical("ingest processing stopped; spooled data is kept", exc_info=True)
             self._failed.set()
             self._batches.put(None)
+        finally:
+            work.close()
 
-    def _process_loop(self) -> None:
-        cursor = self.spool.checkpoint
+    def _process_loop(self, work: Processing) -> None:
+        cursor = self.spool.checkpoint  # read up to here; `pending.end`: processed up to there
         pending = _Pending(started=time.monotonic())
         wait_s = self._cfg.batch_max_wait_ms / 1e3
         while True:
             stopping = self._stopping.is_set()
             for rec in self.spool.read(cursor, _READ_CHUNK):
-                self._add(pending, rec)
+                while work.full:
+                    pending = self._take(work, pending)
+                work.submit(rec)
                 cursor = rec.end
-                if len(pending.batch) >= self._cfg.batch_max_spans:
-                    pending = self._hand_over(pending)
+            while work.ready():
+                pending = self._take(work, pending)
+            if work and (stopping or self._cut_now.is_set() or not self.spool.has_after(cursor)):
+                while work:  # caught up, cut or stopping: everything read goes to the batch
+                    pending = self._take(work, pending)
             due = time.monotonic() - pending.started >= wait_s or self._cut_now.is_set()
             if due and not stopping and self.spool.has_after(cursor) and not self._cut_now.is_set():
                 # A backlog: fill the batch to batch_max_spans first. Fewer, larger store
@@ -285,16 +292,19 @@ class IngestService:
             self.spool.wait_for(cursor, min(wait_s, 0.05))
         self._batches.put(None)
 
-    def _add(self, pending: _Pending, rec: Record) -> None:
-        settings = Settings(rec.project, bool(rec.flags & FLAG_PROJECT_FROM_RESOURCE), self._pricer)
-        try:
-            decoded = decode(rec.body, "json" if rec.content_type == "json" else "protobuf")
-            batch, dropped = normalize(decoded.spans, settings, self._steps)
-        except Exception as exc:  # one poisoned record must not stall everything behind it
-            log.exception("spool record before %s cannot be processed; skipped", rec.end)
-            reason = "undecodable_in_spool" if isinstance(exc, DecodeError) else "normalize_error"
-            self.metrics.spans_rejected.labels(reason).inc()
-            batch, dropped = SpanBatch(), 0
+    def _take(self, work: Processing, pending: _Pending) -> _Pending:
+        """Add the oldest processed record to the batch; hand the batch over when full."""
+        rec, out = work.take()
+        self._add(pending, rec, out)
+        if len(pending.batch) >= self._cfg.batch_max_spans:
+            return self._hand_over(pending)
+        return pending
+
+    def _add(self, pending: _Pending, rec: Record, out: Outcome) -> None:
+        batch, dropped = out.batch, out.dropped
+        if out.reason:  # one poisoned record must not stall everything behind it
+            log.error("spool record before %s cannot be processed; skipped\n%s", rec.end, out.error)
+            self.metrics.spans_rejected.labels(out.reason).inc()
         if dropped:
             self.metrics.spans_rejected.labels("dropped_by_pipeline").inc(dropped)
         pending.batch.spans.extend(batch.spans)

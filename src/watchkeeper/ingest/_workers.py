@@ -1,0 +1,230 @@
+"""Decode + normalize of spool records, in this process or in worker processes.
+
+The processor thread hands records to a `Processing` in spool order and takes the results
+back in the same order, so the writer (and the checkpoint behind it) sees exactly what the
+in-process path would. Workers hand back columns (a tuple of value tuples per row type),
+not row objects: pickling 30-field slotted dataclasses cost about what the worker saved.
+A worker that dies breaks the pool; the pool is replaced and the records in flight are
+processed again, one at a time, so a record that kills its worker twice is skipped like
+any poisoned record (counted), and nothing else is lost or written twice.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import multiprocessing
+import os
+import pickle
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, fields
+from operator import attrgetter
+from typing import Any
+
+from watchkeeper.errors import DecodeError
+from watchkeeper.ingest._cost import Pricer
+from watchkeeper.ingest._decode import decode
+from watchkeeper.ingest._normalize import Settings, Step, normalize
+from watchkeeper.ingest._spool import FLAG_PROJECT_FROM_RESOURCE, Record
+from watchkeeper.model import PayloadRow, SpanBatch, SpanRow
+
+log = logging.getLogger("watchkeeper.ingest")
+
+_SPAN_FIELDS = attrgetter(*(f.name for f in fields(SpanRow)))
+_PAYLOAD_FIELDS = attrgetter(*(f.name for f in fields(PayloadRow)))
+_CRASHES_TO_SKIP = 2  # a record that breaks a fresh worker this often, alone, is poisoned
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What processing one record gave: its batch, spans dropped, or why it failed."""
+
+    batch: SpanBatch
+    dropped: int = 0
+    reason: str = ""  # set when the record could not be processed (then batch is empty)
+    error: str = ""  # the traceback, for the log
+
+
+def process(record: Record, pricer: Pricer, steps: Sequence[Step]) -> Outcome:
+    """Decode and normalize one spool record; a failure is an `Outcome`, never raised."""
+    settings = Settings(record.project, bool(record.flags & FLAG_PROJECT_FROM_RESOURCE), pricer)
+    try:
+        decoded = decode(record.body, "json" if record.content_type == "json" else "protobuf")
+        batch, dropped = normalize(decoded.spans, settings, steps)
+    except Exception as exc:  # one poisoned record must not stall everything behind it
+        reason = "undecodable_in_spool" if isinstance(exc, DecodeError) else "normalize_error"
+        return Outcome(SpanBatch(), 0, reason, traceback.format_exc())
+    return Outcome(batch, dropped)
+
+
+# --- the worker side ----------------------------------------------------------------------
+
+Columns = tuple[tuple[tuple[Any, ...], ...], tuple[tuple[Any, ...], ...], int, str, str]
+_worker_pricer: Pricer | None = None
+_worker_steps: Sequence[Step] = ()
+
+
+def _init_worker(pricer: Pricer, steps: Sequence[Step], parent: int) -> None:
+    global _worker_pricer, _worker_steps
+    from watchkeeper.ingest._service import tune_gc
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the server, which stops us
+    threading.Thread(target=_exit_with, args=(parent,), name="wk-parent", daemon=True).start()
+    tune_gc()
+    _worker_pricer, _worker_steps = pricer, steps
+
+
+def _exit_with(parent: int) -> None:
+    # A server killed with SIGKILL cannot stop its pool, and the worker holds both ends of
+    # its task queue, so it would wait forever: leave once the parent is gone.
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
+
+
+def _process_in_worker(record: Record) -> Columns:
+    assert _worker_pricer is not None
+    out = process(record, _worker_pricer, _worker_steps)
+    spans = tuple(map(_SPAN_FIELDS, out.batch.spans))
+    payloads = tuple(map(_PAYLOAD_FIELDS, out.batch.payloads))
+    return spans, payloads, out.dropped, out.reason, out.error
+
+
+def _outcome(cols: Columns) -> Outcome:
+    spans, payloads, dropped, reason, error = cols
+    batch = SpanBatch(
+        [SpanRow(*v) for v in spans],
+        [PayloadRow(*v) for v in payloads],
+    )
+    return Outcome(batch, dropped, reason, error)
+
+
+# --- the processor side -------------------------------------------------------------------
+
+
+class Processing:
+    """Records in, `Outcome`s out in the same order; inline here (workers=0)."""
+
+    def __init__(self, pricer: Pricer, steps: Sequence[Step]) -> None:
+        self._pricer = pricer
+        self._steps = steps
+        self._done: collections.deque[tuple[Record, Outcome]] = collections.deque()
+
+    @property
+    def full(self) -> bool:
+        """True when `take` should be called before the next `submit`."""
+        return bool(self._done)
+
+    def __len__(self) -> int:
+        return len(self._done)
+
+    def submit(self, record: Record) -> None:
+        """Start processing a record (here: process it now)."""
+        self._done.append((record, process(record, self._pricer, self._steps)))
+
+    def ready(self) -> bool:
+        """True when `take` would not wait."""
+        return bool(self._done)
+
+    def take(self) -> tuple[Record, Outcome]:
+        """The oldest record and its outcome, waiting for it if need be."""
+        return self._done.popleft()
+
+    def close(self) -> None:
+        """Release the workers (none here)."""
+
+
+class PoolProcessing(Processing):
+    """Records processed by `workers` processes, at most `window` of them in flight."""
+
+    def __init__(self, pricer: Pricer, steps: Sequence[Step], workers: int, window: int) -> None:
+        super().__init__(pricer, steps)
+        self._workers = workers
+        self._window = window
+        self._flight: collections.deque[tuple[Record, Future[Columns]]] = collections.deque()
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        # never fork: this process runs threads (committer, writer, DuckDB's own)
+        return ProcessPoolExecutor(
+            max_workers=self._workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(self._pricer, tuple(self._steps), os.getpid()),
+        )
+
+    @property
+    def full(self) -> bool:
+        """True when the window of records in flight is full."""
+        return len(self._flight) >= self._window
+
+    def __len__(self) -> int:
+        return len(self._flight)
+
+    def submit(self, record: Record) -> None:
+        """Send a record to a worker."""
+        self._flight.append((record, self._submit(record)))
+
+    def _submit(self, record: Record) -> Future[Columns]:
+        try:
+            return self._pool.submit(_process_in_worker, record)
+        except BrokenProcessPool:
+            fut: Future[Columns] = Future()
+            fut.set_exception(BrokenProcessPool("pool broken at submit"))
+            return fut
+
+    def ready(self) -> bool:
+        """True when the oldest record in flight is done."""
+        return bool(self._flight) and self._flight[0][1].done()
+
+    def take(self) -> tuple[Record, Outcome]:
+        """The oldest record and its outcome; replaces the pool if a worker died."""
+        record, fut = self._flight.popleft()
+        try:
+            return record, _outcome(fut.result())
+        except BrokenProcessPool:
+            log.error("an ingest worker died; restarting the pool and reprocessing")
+            return record, self._recover(record)
+
+    def _recover(self, head: Record) -> Outcome:
+        rest = [r for r, _ in self._flight]
+        self._flight.clear()
+        self._restart()
+        outcome = self._alone(head)
+        for record in rest:  # resubmitted in order, after the head is known to be done
+            self.submit(record)
+        return outcome
+
+    def _alone(self, record: Record) -> Outcome:
+        for _ in range(_CRASHES_TO_SKIP):
+            try:
+                return _outcome(self._submit(record).result())
+            except BrokenProcessPool:
+                self._restart()
+        return Outcome(SpanBatch(), 0, "worker_crash", "the record killed its worker each time")
+
+    def _restart(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool = self._new_pool()
+
+    def close(self) -> None:
+        """Stop the workers."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def processing(pricer: Pricer, steps: Sequence[Step], workers: int) -> Processing:
+    """Worker processes when asked for and the pricer and steps can be sent to them."""
+    if workers <= 0:
+        return Processing(pricer, steps)
+    try:
+        pickle.dumps((pricer, tuple(steps)))
+    except Exception:  # e.g. a step that is a lambda or a closure
+        log.warning("ingest.workers=%d: steps or pricer cannot go to a process; inline", workers)
+        return Processing(pricer, steps)
+    return PoolProcessing(pricer, steps, workers, window=4 * workers)

@@ -1,0 +1,130 @@
+"""Decode + normalize in a worker process: same rows as in-process, and crash recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import psutil
+from prometheus_client import CollectorRegistry
+
+from tests.ingest.conftest import DATA, make_config
+from watchkeeper.ingest import DEFAULT_STEPS, Draft, IngestService, Position, Pricer, Record
+from watchkeeper.ingest._workers import PoolProcessing, Processing
+from watchkeeper.store.duckdb import DuckDBStore
+
+VECTORS = sorted((DATA / "otlp").glob("*.json"))
+
+
+def _record(body: bytes, n: int) -> Record:
+    return Record(Position(0, n), "p1", "json", body, 0)
+
+
+def test_worker_rows_equal_in_process_rows_on_the_conformance_vectors() -> None:
+    records = [
+        _record(orjson.dumps(orjson.loads(p.read_bytes())["request"]), i)
+        for i, p in enumerate(VECTORS)
+    ]
+    records.append(_record(b"{not json", len(records)))  # poisoned: same outcome both ways
+    inline, pool = (
+        Processing(Pricer(), DEFAULT_STEPS),
+        PoolProcessing(Pricer(), DEFAULT_STEPS, workers=1, window=2),
+    )
+    try:
+        for rec in records:
+            inline.submit(rec)
+            while pool.full:
+                _compare(inline, pool)
+            pool.submit(rec)
+        while pool:
+            _compare(inline, pool)
+    finally:
+        pool.close()
+
+
+def _compare(inline: Processing, pool: Processing) -> None:
+    rec_a, want = inline.take()
+    rec_b, got = pool.take()
+    assert rec_a == rec_b
+    assert got.batch == want.batch
+    assert (got.dropped, got.reason) == (want.dropped, want.reason)
+
+
+def crash_once(d: Draft) -> None:
+    """A step that kills its process the first time it sees the marked span."""
+    marker = d.raw.attributes.get("test.crash_marker")
+    if marker and not os.path.exists(marker):
+        Path(marker).touch()
+        os._exit(1)
+
+
+def _body(seed: int, spans: int, marker: str = "") -> bytes:
+    attrs = [{"key": "test.crash_marker", "value": {"stringValue": marker}}] if marker else []
+    rows = [
+        {
+            "traceId": f"{seed:032x}",
+            "spanId": f"{i + 1:016x}",
+            "name": f"s{i}",
+            "startTimeUnixNano": "1763900000000000000",
+            "endTimeUnixNano": "1763900001000000000",
+            "attributes": attrs if i == spans // 2 else [],
+        }
+        for i in range(spans)
+    ]
+    return orjson.dumps({"resourceSpans": [{"scopeSpans": [{"spans": rows}]}]})
+
+
+def test_a_worker_that_dies_mid_batch_is_replaced_and_nothing_is_lost_or_duplicated(
+    tmp_path: Path,
+) -> None:
+    store, registry = DuckDBStore(None), CollectorRegistry()
+    marker = tmp_path / "crashed"
+    config = make_config(tmp_path, batch_max_wait_ms=10, workers=1)
+    service = IngestService(config, store, registry, steps=(*DEFAULT_STEPS, crash_once))
+    bodies = [_body(seed, 50, str(marker) if seed == 5 else "") for seed in range(1, 11)]
+
+    async def send() -> None:
+        for body in bodies:
+            await service.accept("default", body, "application/json", None)
+
+    service.start()
+    try:
+        asyncio.run(send())
+        assert service.flush(60)
+    finally:
+        service.stop()
+    assert marker.exists()  # the worker did die
+    assert store.count("default") == 500
+    rejected = registry.get_sample_value("watchkeeper_ingest_spans_rejected_total", {}) or 0.0
+    assert rejected == 0
+    assert registry.get_sample_value("watchkeeper_ingest_spans_written_total") == 500
+    store.close()
+
+
+_KILLED_PARENT = """
+import sys, time
+from watchkeeper.ingest import DEFAULT_STEPS, Position, Pricer, Record
+from watchkeeper.ingest._workers import PoolProcessing
+pool = PoolProcessing(Pricer(), DEFAULT_STEPS, workers=1, window=1)
+pool.submit(Record(Position(0, 1), "p", "json", b'{"resourceSpans": []}', 0))
+pool.take()
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def test_workers_leave_when_the_server_is_killed() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_PARENT], stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert children
+    finally:
+        proc.kill()
+        proc.wait()
+    _, alive = psutil.wait_procs(children, timeout=15)
+    assert not alive
