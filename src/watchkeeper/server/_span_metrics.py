@@ -8,10 +8,11 @@ the number of label sets is capped; spans past the cap are counted, not dropped 
 from __future__ import annotations
 
 import threading
+from collections import defaultdict
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from watchkeeper.model import SpanBatch
+from watchkeeper.model import SpanBatch, SpanRow
 
 #: Latency buckets (seconds): HTTP semconv's, plus the 8 s default deadline.
 DURATION_BUCKETS = (
@@ -64,32 +65,46 @@ class SpanMetrics:
             registry=registry,
         )
 
-    def _admit(self, key: tuple[str, ...]) -> bool:
+    def _admit(self, key: tuple[str, ...], spans: int) -> bool:
         if key in self._seen:
             return True
         if len(self._seen) >= self._max_series:
-            self.over_cap.inc()
+            self.over_cap.inc(spans)
             return False
         self._seen.add(key)
         return True
 
     def observe(self, batch: SpanBatch) -> None:
-        """Count every span of a stored batch."""
+        """Count every span of a stored batch.
+
+        Spans are grouped by label set first, so `.labels()` (a locked dict lookup) runs
+        once per label set and batch instead of several times per span: this runs in the
+        store's writer thread, on the ingest hot path.
+        """
+        spans: dict[tuple[str, ...], list[float]] = defaultdict(list)
+        models: dict[tuple[str, ...], list[SpanRow]] = defaultdict(list)
+        for s in batch.spans:
+            spans[(s.project, s.service, s.operation, s.outcome)].append(s.duration_ns / 1e9)
+            model = s.response_model or s.request_model
+            if model is not None:
+                models[(s.project, s.service, model)].append(s)
         with self._lock:
-            for s in batch.spans:
-                key = (s.project, s.service, s.operation, s.outcome)
-                if not self._admit(key):
+            for key, durations in spans.items():
+                if not self._admit(key, len(durations)):
                     continue
-                self.spans.labels(*key).inc()
-                self.duration.labels(s.project, s.service, s.operation).observe(s.duration_ns / 1e9)
-                model = s.response_model or s.request_model
-                if model is None:
-                    continue
-                if not self._admit((s.project, s.service, model)):
-                    continue
-                if s.cost_usd:
-                    self.cost.labels(s.project, s.service, model).inc(s.cost_usd)
-                for kind, column in TOKEN_TYPES:
-                    n = getattr(s, column)
-                    if n:
-                        self.tokens.labels(s.project, s.service, model, kind).inc(n)
+                self.spans.labels(*key).inc(len(durations))
+                histogram = self.duration.labels(*key[:3])
+                for seconds in durations:
+                    histogram.observe(seconds)
+            for key, rows in models.items():
+                if self._admit(key, len(rows)):
+                    self._count_model_use(key, rows)
+
+    def _count_model_use(self, key: tuple[str, ...], rows: list[SpanRow]) -> None:
+        cost = sum(s.cost_usd or 0.0 for s in rows)
+        if cost:
+            self.cost.labels(*key).inc(cost)
+        for kind, column in TOKEN_TYPES:
+            n = sum(getattr(s, column) or 0 for s in rows)
+            if n:
+                self.tokens.labels(*key, kind).inc(n)

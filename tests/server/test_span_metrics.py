@@ -1,0 +1,42 @@
+"""Span-derived RED metrics: what a stored batch adds to the Prometheus registry."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry
+
+from watchkeeper.model import SpanBatch, SpanRow
+from watchkeeper.server._span_metrics import SpanMetrics
+
+
+def _span(i: int, outcome: str = "success", model: str | None = None) -> SpanRow:
+    return SpanRow(
+        project="p", trace_id=f"{i:032x}", span_id=f"{i:016x}", parent_span_id="",
+        name="x", start_ns=i, duration_ns=(i + 1) * 1_000_000_000, service="svc",
+        operation="llm" if model else "http", outcome=outcome, request_model=model,
+        input_tokens=10 if model else None, cost_usd=0.5 if model else None,
+    )  # fmt: skip
+
+
+def test_a_batch_counts_spans_durations_cost_and_tokens() -> None:
+    registry = CollectorRegistry()
+    metrics = SpanMetrics(registry)
+    batch = SpanBatch([_span(0), _span(1, "timeout"), _span(2, model="m"), _span(3, model="m")])
+    metrics.observe(batch)
+    metrics.observe(SpanBatch([_span(4)]))
+    value = registry.get_sample_value
+    http = {"project": "p", "service": "svc", "operation": "http"}
+    assert value("watchkeeper_spans_total", {**http, "outcome": "success"}) == 2
+    assert value("watchkeeper_spans_total", {**http, "outcome": "timeout"}) == 1
+    assert value("watchkeeper_span_duration_seconds_count", http) == 3
+    assert value("watchkeeper_span_duration_seconds_sum", http) == 1 + 2 + 5
+    assert value("watchkeeper_span_duration_seconds_bucket", {**http, "le": "2.5"}) == 2
+    by_model = {"project": "p", "service": "svc", "model": "m"}
+    assert value("watchkeeper_cost_usd_total", by_model) == 1.0
+    assert value("watchkeeper_tokens_total", {**by_model, "type": "input"}) == 20
+
+
+def test_label_sets_past_the_cap_are_counted_not_kept() -> None:
+    registry = CollectorRegistry()
+    metrics = SpanMetrics(registry, max_series=1)
+    metrics.observe(SpanBatch([_span(0), _span(1, "error"), _span(2, "error")]))
+    assert registry.get_sample_value("watchkeeper_span_metrics_over_cap_total") == 2
