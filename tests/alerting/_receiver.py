@@ -29,17 +29,18 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 status = receiver.status
-                self.send_response(status)
-                if status != 200 and receiver.retry_after is not None:
-                    self.send_header("Retry-After", receiver.retry_after)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                # Record before answering: a sender that saw the answer may look at once.
                 with receiver.arrived:
                     if status == 200:
                         receiver.received.append(json.loads(body))
                     else:
                         receiver.refused += 1
                     receiver.arrived.notify_all()
+                self.send_response(status)
+                if status != 200 and receiver.retry_after is not None:
+                    self.send_header("Retry-After", receiver.retry_after)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def log_message(self, *_args: Any) -> None:
                 return None
