@@ -1,4 +1,4 @@
-"""How fast each UI page gets its data on a large store: `python tests/ui/bench_pages.py`.
+"""How fast each UI page gets its data on a large store: `python -m bench.ui`.
 
 Builds (or reuses) a DuckDB file of --rows realistic spans ending now (with the query
 benchmark's generator, bench/query), serves it with the real app (create_app + uvicorn on an
