@@ -66,6 +66,29 @@ def dimension_expr(by: str) -> str:
         ) from None
 
 
+def list_conditions(f: SpanFilter, p: Params, *, span_columns: bool = True) -> list[str]:
+    """`IN` conditions of the filter's value lists, models included.
+
+    The spans table and the hourly rollup share these columns; `span_columns` adds the
+    ones only spans have (route, agent, feature).
+    """
+    lists = [
+        ("service", f.services),
+        ("environment", f.environments),
+        ("operation", f.operations),
+        ("provider", f.providers),
+        ("outcome", f.outcomes),
+    ]
+    if span_columns:
+        lists += [("http_route", f.routes), ("agent_name", f.agents), ("feature", f.features)]
+    cond = [f"{col} IN {p.many(vals)}" for col, vals in lists if vals]
+    if f.models:
+        cond.append(
+            f"(response_model IN {p.many(f.models)} OR request_model IN {p.many(f.models)})"
+        )
+    return cond
+
+
 def span_where(f: SpanFilter, p: Params) -> str:
     """The WHERE condition of a filter (without its text search, done on payloads)."""
     cond = [f"project = {p(f.project)}"]
@@ -77,21 +100,7 @@ def span_where(f: SpanFilter, p: Params) -> str:
         cond.append("parent_span_id = ''")
     elif f.scope == "llm":
         cond.append("operation = 'llm'")
-    lists = (
-        ("service", f.services),
-        ("environment", f.environments),
-        ("operation", f.operations),
-        ("provider", f.providers),
-        ("outcome", f.outcomes),
-        ("http_route", f.routes),
-        ("agent_name", f.agents),
-        ("feature", f.features),
-    )
-    cond += [f"{col} IN {p.many(vals)}" for col, vals in lists if vals]
-    if f.models:
-        cond.append(
-            f"(response_model IN {p.many(f.models)} OR request_model IN {p.many(f.models)})"
-        )
+    cond += list_conditions(f, p)
     exact = (
         ("user_id", f.user_id),
         ("session_id", f.session_id),

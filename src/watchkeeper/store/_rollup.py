@@ -37,6 +37,7 @@ from watchkeeper.query._render import (
     check_buckets,
     dimension_expr,
     keys_in,
+    list_conditions,
     span_where,
 )
 from watchkeeper.store._protocol import SpanFilter
@@ -132,18 +133,7 @@ def _rollup_where(f: SpanFilter, p: Params, lo: int, hi: int) -> str:
         cond.append("is_root")
     elif f.scope == "llm":
         cond.append("operation = 'llm'")
-    lists = (
-        ("service", f.services),
-        ("environment", f.environments),
-        ("operation", f.operations),
-        ("provider", f.providers),
-        ("outcome", f.outcomes),
-    )
-    cond += [f"{col} IN {p.many(vals)}" for col, vals in lists if vals]
-    if f.models:
-        cond.append(
-            f"(response_model IN {p.many(f.models)} OR request_model IN {p.many(f.models)})"
-        )
+    cond += list_conditions(f, p, span_columns=False)  # eligible() rules out the others
     return " AND ".join(cond)
 
 
