@@ -29,7 +29,7 @@ from generate import SPANS_PER_TRACE, Shape, chunk, payload_pool, payloads_for
 from watchkeeper.model import SpanBatch, SpanRow
 from watchkeeper.store import SpanFilter
 from watchkeeper.store._payload import PayloadCodec
-from watchkeeper.store._rollup import insert_sql
+from watchkeeper.store._rollup import TABLES, insert_sql
 from watchkeeper.store.duckdb import DuckDBStore
 
 CHUNK_TRACES = 250_000
@@ -59,7 +59,8 @@ def build(path: Path, shape: Shape) -> dict[str, float]:
         "INSERT INTO traces SELECT trace_id, min(start_ns), max(start_ns) "
         "FROM spans GROUP BY trace_id"
     )
-    con.execute(insert_sql("spans"))  # what DuckDBStore.write maintains batch by batch
+    for table in TABLES:  # what DuckDBStore.write maintains batch by batch
+        con.execute(insert_sql("spans", table=table))
     con.execute("CHECKPOINT")
     con.close()
     tmp.rename(path)

@@ -14,7 +14,7 @@ from watchkeeper.errors import ValidationError
 from watchkeeper.store import SpanFilter, Summary
 from watchkeeper.store._duckdb_arrow import spans_table
 from watchkeeper.store._duckdb_schema import migrate
-from watchkeeper.store._rollup import REL_ERROR
+from watchkeeper.store._rollup import REL_ERROR, USERS
 from watchkeeper.store.duckdb import DuckDBStore
 
 HOUR_NS = 3600 * 10**9
@@ -84,6 +84,9 @@ def test_summary(
     rolled, raw = stores
     f = replace(_range(long), **kwargs)  # type: ignore[arg-type]
     same(rolled.summary(f), raw.summary(f))
+    lean = rolled.summary(f, percentiles=False)  # sums straight from the rollup rows
+    assert lean.p50_ms is None
+    same(lean, raw.summary(f, percentiles=False))
 
 
 def test_the_rollup_answers_long_ranges_only(
@@ -137,6 +140,46 @@ def test_breakdown_by_p95_and_by_other_dimensions(
         rolled.breakdown(f, "model", limit=0)
 
 
+USER_FILTERS: list[dict[str, object]] = [
+    {},
+    {"scope": "llm"},
+    {"scope": "requests", "services": ("chat-api",)},
+    {"outcomes": ("error", "timeout"), "environments": ("prod",)},
+]
+
+
+@pytest.mark.parametrize("kwargs", USER_FILTERS)
+@pytest.mark.parametrize("order", ["count", "cost", "errors"])
+def test_user_breakdown_without_percentiles_reads_the_user_rollup(
+    stores: tuple[DuckDBStore, DuckDBStore], long: Dataset, kwargs: dict[str, object], order: str
+) -> None:
+    rolled, raw = stores
+    f = replace(_range(long), **kwargs)  # type: ignore[arg-type]
+    assert rolled._rollup_for(f, "user", percentiles=False) is USERS
+    got = rolled.breakdown(f, "user", limit=4, order=order, percentiles=False)
+    want = raw.breakdown(f, "user", limit=4, order=order, percentiles=False)
+    assert want and [g.key for g in got] == [g.key for g in want]
+    for g, w in zip(got, want, strict=True):
+        same(g.summary, w.summary)  # every figure exact; no percentiles on either side
+
+
+def test_user_breakdowns_the_user_rollup_cannot_answer_read_spans(
+    stores: tuple[DuckDBStore, DuckDBStore], long: Dataset
+) -> None:
+    rolled, raw = stores
+    f = _range(long)
+    for other in (
+        replace(f, models=("gpt-4o",)),  # not a user_rollup column
+        replace(f, providers=("anthropic",)),
+        replace(f, end_ns=f.start_ns + 24 * HOUR_NS),  # a day: the exact path
+    ):
+        assert rolled._rollup_for(other, "user", percentiles=False) is None
+        assert rolled.breakdown(other, "user", percentiles=False) == raw.breakdown(
+            other, "user", percentiles=False
+        )
+    assert rolled._rollup_for(f, "user", percentiles=True) is None  # no latency buckets
+
+
 @pytest.mark.parametrize(("step_s", "by"), [(3600, None), (7200, None), (3600, "model")])
 def test_timeseries(
     stores: tuple[DuckDBStore, DuckDBStore], long: Dataset, step_s: int, by: str | None
@@ -162,6 +205,10 @@ def test_retention_keeps_the_rollup_right(long: Dataset, project: str | None) ->
     assert rolled.summary(f).first_ns == min(s.start_ns for s in long.spans if s.start_ns >= cut)
     f = replace(f, start_ns=cut - 3 * HOUR_NS)  # covers the cut hour from the rollup
     same(rolled.summary(f), raw.summary(f))
+    got = rolled.breakdown(f, "user", percentiles=False)
+    for g, w in zip(got, raw.breakdown(f, "user", percentiles=False), strict=True):
+        assert g.key == w.key
+        same(g.summary, w.summary)
     aligned = cut // HOUR_NS * HOUR_NS + 2 * HOUR_NS
     rolled.delete_before(project, aligned)
     raw.delete_before(project, aligned)
@@ -183,5 +230,24 @@ def test_a_version_2_file_gets_its_rollup_backfilled(tmp_path: Path, long: Datas
     same(rolled.summary(f), raw.summary(f))
     assert rolled.write(long.batch()) == 0  # nothing rolled up twice
     same(rolled.summary(f), raw.summary(f))
+    rolled.close()
+    raw.close()
+
+
+def test_a_version_3_file_gets_its_user_rollup_backfilled(tmp_path: Path, long: Dataset) -> None:
+    path = tmp_path / "v3.duckdb"
+    con = duckdb.connect(str(path))
+    assert migrate(con, target=3) == 3  # the layout before the per-user rollup
+    con.register("old_rows", spans_table(long.spans))
+    con.execute("INSERT INTO spans SELECT * FROM old_rows")
+    con.close()
+    rolled, raw = DuckDBStore(path), DuckDBStore(None, use_rollup=False)
+    raw.write(long.batch())
+    f = _range(long)
+    got = rolled.breakdown(f, "user", limit=5, order="cost", percentiles=False)
+    want = raw.breakdown(f, "user", limit=5, order="cost", percentiles=False)
+    assert want and [g.key for g in got] == [g.key for g in want]
+    for g, w in zip(got, want, strict=True):
+        same(g.summary, w.summary)
     rolled.close()
     raw.close()

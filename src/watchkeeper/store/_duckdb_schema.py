@@ -84,7 +84,12 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (
         3,
         "hourly rollup (counts, sums, latency histogram) backfilled from the spans",
-        (_rollup.TABLE, _rollup.insert_sql("spans")),
+        (_rollup.MAIN.ddl(), _rollup.insert_sql("spans")),
+    ),
+    (
+        4,
+        "hourly sums per user (user_rollup) backfilled from the spans",
+        (_rollup.USERS.ddl(), _rollup.insert_sql("spans", table=_rollup.USERS)),
     ),
 )
 LATEST = MIGRATIONS[-1][0]

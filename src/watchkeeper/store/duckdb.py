@@ -191,15 +191,17 @@ class DuckDBStore:
 
     def _roll_up(self, cur: Any) -> None:
         """Append the new spans' partial rollup rows; now and then merge the partial rows."""
-        cur.execute(ru.insert_sql("wk_new_spans"))
+        for table in ru.TABLES:
+            cur.execute(ru.insert_sql("wk_new_spans", table=table))
         hours = cur.execute(
             f"SELECT DISTINCT start_ns // {ru.HOUR_NS} * {ru.HOUR_NS} FROM wk_new_spans"
         ).fetchall()
         self._dirty_hours.update(int(h) for (h,) in hours)
         self._writes += 1
         if self._writes % self._compact_every == 0:
-            for sql in ru.compact_sql(sorted(self._dirty_hours)):
-                cur.execute(sql)
+            for table in ru.TABLES:
+                for sql in ru.compact_sql(sorted(self._dirty_hours), table):
+                    cur.execute(sql)
             self._dirty_hours.clear()
 
     @staticmethod
@@ -249,19 +251,26 @@ class DuckDBStore:
         """Drop the rollup's hours before the cut; the hour it cuts is rebuilt from its spans."""
         hour = before_ns // ru.HOUR_NS * ru.HOUR_NS
         bind = {k: v for k, v in params.items() if k != "t"} | {"h": hour}
-        cur.execute(f"DELETE FROM rollup WHERE {where}hour_ns < $h", bind)
-        if hour < before_ns:
-            cur.execute(f"DELETE FROM rollup WHERE {where}hour_ns = $h", bind)
-            cond = f"{where}start_ns >= $h AND start_ns < $e"
-            cur.execute(ru.insert_sql("spans", cond), bind | {"e": hour + ru.HOUR_NS})
+        for table in ru.TABLES:
+            cur.execute(f"DELETE FROM {table.name} WHERE {where}hour_ns < $h", bind)
+            if hour < before_ns:
+                cur.execute(f"DELETE FROM {table.name} WHERE {where}hour_ns = $h", bind)
+                cond = f"{where}start_ns >= $h AND start_ns < $e"
+                insert = ru.insert_sql("spans", cond, table)
+                cur.execute(insert, bind | {"e": hour + ru.HOUR_NS})
 
     # -- queries -----------------------------------------------------------------------------
-    def summary(self, f: SpanFilter, last_n: int | None = None) -> Summary:
-        """Summary of the filtered spans (or of the `last_n` newest)."""
+    def summary(
+        self, f: SpanFilter, last_n: int | None = None, *, percentiles: bool = True
+    ) -> Summary:
+        """Summary of the filtered spans (or of the `last_n` newest); p50-p99 if asked."""
         if last_n is None and self._rolled(f):
-            rows = self._rows(ru.summaries_query(f, ru.Shape()))
+            shape = ru.Shape()
+            q = ru.summaries_query(f, shape) if percentiles else ru.totals_query(f, shape)
+            rows = self._rows(q)
             return res.summary_from_row(rows[0][2:]) if rows else Summary()
-        return res.summary_from_row(self._rows(r.summary_query(f, DUCKDB, last_n))[0])
+        q = r.summary_query(f, DUCKDB, last_n, percentiles=percentiles)
+        return res.summary_from_row(self._rows(q)[0])
 
     def breakdown(
         self,
@@ -273,10 +282,15 @@ class DuckDBStore:
         percentiles: bool = True,
     ) -> list[Group]:
         """Summaries per value of `by` (without p50-p99 when `percentiles` is False)."""
-        if self._rolled(f, by):
-            if order not in r.ORDERS:
-                raise ValidationError(f"unknown order {order!r}; use one of: {', '.join(r.ORDERS)}")
-            q = ru.summaries_query(f, ru.Shape(key=by), order, _check_limit(limit))
+        if order not in r.ORDERS:
+            raise ValidationError(f"unknown order {order!r}; use one of: {', '.join(r.ORDERS)}")
+        table = self._rollup_for(f, by, percentiles=percentiles or order == "p95")
+        if table is not None:
+            shape, limit = ru.Shape(key=by), _check_limit(limit)
+            if table.buckets and (percentiles or order == "p95"):
+                q = ru.summaries_query(f, shape, order, limit)
+            else:  # sums only: one GROUP BY over the rollup rows
+                q = ru.totals_query(f, shape, table, order, limit)
             return [Group(row[0], res.summary_from_row(row[2:])) for row in self._rows(q)]
         keys = None
         if by in TWO_STAGE and order != "p95":  # summaries of the top keys only
@@ -303,6 +317,14 @@ class DuckDBStore:
 
     def _rolled(self, f: SpanFilter, by: str | None = None) -> bool:
         return self.use_rollup and ru.eligible(f, by)
+
+    def _rollup_for(self, f: SpanFilter, by: str, *, percentiles: bool) -> ru.Table | None:
+        """The rollup table that answers a breakdown, or None: read the spans."""
+        if self.use_rollup:
+            for table in ru.TABLES:
+                if ru.eligible(f, by, table, percentiles=percentiles):
+                    return table
+        return None
 
     def _rolled_series(
         self, f: SpanFilter, step_s: int, by: Dimension | None, limit: int
