@@ -35,6 +35,8 @@ def test_filters_from_query_parameters(api: Api) -> None:
     t0 = api.demo.spans[0].start_ns
     window: Any = api.get("/api/v1/summary", start=str(t0 // 1_000_000), end=t0 / 1e9 + 600)
     assert window["count"] == sum(t0 <= s.start_ns < t0 + 600e9 for s in api.demo.spans)
+    lean: Any = api.get("/api/v1/summary", service="chat-api", scope="llm", percentiles="no")
+    assert lean["count"] == one["count"] and lean["p95_ms"] is None and one["p95_ms"] is not None
 
 
 def test_breakdown_and_value_lists(api: Api) -> None:
@@ -126,6 +128,7 @@ def test_sessions_users_and_scores(api: Api) -> None:
         ("/api/v1/breakdown", {}),
         ("/api/v1/breakdown", {"by": "model", "order": "loudest"}),
         ("/api/v1/breakdown", {"by": "model", "percentiles": "maybe"}),
+        ("/api/v1/summary", {"percentiles": "maybe"}),
         ("/api/v1/timeseries", {"step": "0"}),
         ("/api/v1/timeseries", {"step": "1", "range": "30d"}),
         ("/api/v1/heatmap", {"bounds": "100,50"}),

@@ -135,6 +135,17 @@ def test_breakdown_without_percentiles_is_the_same_but_for_them(
         assert a.summary == b.summary
 
 
+@pytest.mark.parametrize("last_n", [None, 7])
+def test_summary_without_percentiles_is_the_same_but_for_them(
+    store: Store, last_n: int | None
+) -> None:
+    f = SpanFilter("demo", scope="llm")
+    full, lean = store.summary(f, last_n), store.summary(f, last_n, percentiles=False)
+    assert lean.p50_ms is None and full.p50_ms is not None
+    full.p50_ms = full.p90_ms = full.p95_ms = full.p99_ms = None
+    assert lean == full
+
+
 @pytest.mark.parametrize("order", ["count", "cost", "errors", "p95"])
 def test_breakdown_orders_and_limits(store: Store, demo: Dataset, order: str) -> None:
     groups = store.breakdown(SpanFilter("demo"), "user", limit=3, order=order)

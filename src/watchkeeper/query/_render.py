@@ -136,7 +136,9 @@ def summary_exprs(d: Dialect, percentiles: bool = True) -> list[str]:
     ]
 
 
-def summary_query(f: SpanFilter, d: Dialect, last_n: int | None = None) -> Query:
+def summary_query(
+    f: SpanFilter, d: Dialect, last_n: int | None = None, *, percentiles: bool = True
+) -> Query:
     """Summary of the filtered spans, or of the `last_n` newest of them."""
     p = Params(d)
     source = f"spans WHERE {span_where(f, p)}"
@@ -145,7 +147,7 @@ def summary_query(f: SpanFilter, d: Dialect, last_n: int | None = None) -> Query
             raise ValidationError(f"last_n must be at least 1 (got {last_n})")
         cols = ", ".join(SUMMARY_INPUTS)  # not *: the top-N carries only what it sums
         source = f"(SELECT {cols} FROM {source} ORDER BY start_ns DESC LIMIT {p(last_n)}) AS newest"
-    return Query(f"SELECT {', '.join(summary_exprs(d))} FROM {source}", p.values)
+    return Query(f"SELECT {', '.join(summary_exprs(d, percentiles))} FROM {source}", p.values)
 
 
 def _order_expr(order: str, d: Dialect) -> str:

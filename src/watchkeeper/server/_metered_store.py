@@ -47,10 +47,12 @@ class MeteredStore:
         """Store scores."""
         self.inner.write_scores(scores)
 
-    def summary(self, f: SpanFilter, last_n: int | None = None) -> Summary:
+    def summary(
+        self, f: SpanFilter, last_n: int | None = None, *, percentiles: bool = True
+    ) -> Summary:
         """Timed `Store.summary`."""
         with self._query_seconds.labels("summary").time():
-            return self.inner.summary(f, last_n)
+            return self.inner.summary(f, last_n, percentiles=percentiles)
 
     def breakdown(
         self,

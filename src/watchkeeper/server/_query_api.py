@@ -93,10 +93,16 @@ def _step(value: str | None) -> int:
 
 
 @router.get("/summary", response_model=m.SummaryOut)
-def summary(request: Request, f: Filter, last_n: Text = None) -> dict[str, Any]:
-    """Counts by outcome, latency percentiles (exact), tokens and cost."""
+def summary(
+    request: Request, f: Filter, last_n: Text = None, percentiles: Text = None
+) -> dict[str, Any]:
+    """Counts by outcome, latency percentiles, tokens and cost.
+
+    `percentiles=false` leaves p50-p99 out (null), for views that show no latency (faster).
+    """
     n = None if last_n is None else parse_int(last_n, "last_n", 0, high=1_000_000)
-    return m.summary_json(_store(request).summary(f, n))
+    with_percentiles = parse_bool(percentiles, "percentiles", True)
+    return m.summary_json(_store(request).summary(f, n, percentiles=with_percentiles))
 
 
 @router.get("/breakdown", response_model=m.Breakdown)

@@ -190,8 +190,13 @@ class Store(Protocol):
         """Store scores; idempotent on score_id."""
         ...
 
-    def summary(self, f: SpanFilter, last_n: int | None = None) -> Summary:
-        """Summarize the filtered spans, or only the `last_n` newest of them."""
+    def summary(
+        self, f: SpanFilter, last_n: int | None = None, *, percentiles: bool = True
+    ) -> Summary:
+        """Summarize the filtered spans, or only the `last_n` newest of them.
+
+        Without `percentiles` p50-p99 are None (the costliest part of a summary).
+        """
         ...
 
     def breakdown(

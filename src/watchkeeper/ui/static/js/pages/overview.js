@@ -232,7 +232,7 @@ async function renderQuality(el, base, sig) {
 
 async function renderCost(root, params, sig) {
   const usageEl = root.querySelector("#box-usage");
-  const usage = api.get("/api/v1/summary", params, sig).then((sm) => {
+  const usage = api.get("/api/v1/summary", { ...params, percentiles: false }, sig).then((sm) => {
     const inTok = sm.input_tokens || 0;
     mount(usageEl, h("div", { class: "stats", "data-testid": "cost-stats" },
       stat("Spend", fmt.usd(sm.cost_usd), { note: `${fmt.int(sm.count)} model calls` }),
