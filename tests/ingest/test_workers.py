@@ -10,11 +10,14 @@ from pathlib import Path
 
 import orjson
 import psutil
+import zstandard
 from prometheus_client import CollectorRegistry
 
 from tests.ingest.conftest import DATA, make_config
 from watchkeeper.ingest import DEFAULT_STEPS, Draft, IngestService, Position, Pricer, Record
 from watchkeeper.ingest._workers import PoolProcessing, Processing
+from watchkeeper.model import PackedPayload
+from watchkeeper.store._payload import PayloadCodec, decode_payload
 from watchkeeper.store.duckdb import DuckDBStore
 
 VECTORS = sorted((DATA / "otlp").glob("*.json"))
@@ -52,6 +55,34 @@ def _compare(inline: Processing, pool: Processing) -> None:
     assert rec_a == rec_b
     assert got.batch == want.batch
     assert (got.dropped, got.reason) == (want.dropped, want.reason)
+
+
+def test_workers_compress_payloads_with_the_store_codec() -> None:
+    records = [
+        _record(orjson.dumps(orjson.loads(p.read_bytes())["request"]), i)
+        for i, p in enumerate(VECTORS)
+    ]
+    inline = Processing(Pricer(), DEFAULT_STEPS)
+    pool = PoolProcessing(Pricer(), DEFAULT_STEPS, workers=1, window=2, packer=PayloadCodec)
+    dz = zstandard.ZstdDecompressor()
+    try:
+        payloads = 0
+        for rec in records:
+            inline.submit(rec)
+            pool.submit(rec)
+            (_, want), (_, got) = inline.take(), pool.take()
+            assert got.batch.spans == want.batch.spans
+            assert all(isinstance(p, PackedPayload) for p in got.batch.payloads)
+            unpacked = [
+                decode_payload((p.project, p.trace_id, p.span_id, p.start_ns, p.io, p.meta), dz)
+                for p in got.batch.payloads
+                if isinstance(p, PackedPayload)
+            ]
+            assert unpacked == want.batch.payloads
+            payloads += len(unpacked)
+        assert payloads > 0
+    finally:
+        pool.close()
 
 
 def crash_once(d: Draft) -> None:

@@ -250,7 +250,9 @@ class IngestService:
     # --- processor thread -----------------------------------------------------------------
 
     def _process(self) -> None:
-        work = processing(self._pricer, self._steps, self._cfg.workers)
+        # A store that keeps payloads in its own encoding lets the workers encode them.
+        packer = getattr(self._store, "payload_codec", None)
+        work = processing(self._pricer, self._steps, self._cfg.workers, packer)
         try:
             self._process_loop(work)
         except Exception:  # a corrupt spool segment: stop loudly, keep what is stored

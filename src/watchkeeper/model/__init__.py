@@ -7,6 +7,7 @@ from watchkeeper.model._outcome import OUTCOMES, Outcome
 from watchkeeper.model._span import (
     COST_SOURCES,
     OPERATIONS,
+    PackedPayload,
     PayloadRow,
     ScoreRow,
     SpanBatch,
@@ -18,6 +19,7 @@ __all__ = [
     "OPERATIONS",
     "OUTCOMES",
     "Outcome",
+    "PackedPayload",
     "PayloadRow",
     "ScoreRow",
     "SpanBatch",

@@ -91,6 +91,22 @@ class PayloadRow:
 
 
 @dataclass(slots=True)
+class PackedPayload:
+    """A `PayloadRow` already encoded by the store's payload codec (`io` and `meta` blobs).
+
+    Ingest workers encode payloads ahead of the store writer when the store offers a codec
+    (`payload_codec`): compression then runs in the workers, not in the writer thread.
+    """
+
+    project: str
+    trace_id: str
+    span_id: str
+    start_ns: int
+    io: bytes | None
+    meta: bytes
+
+
+@dataclass(slots=True)
 class ScoreRow:
     """An evaluation or a piece of human feedback attached to a trace (or one span of it)."""
 
@@ -112,7 +128,7 @@ class SpanBatch:
     """A batch handed from ingest to the store writer: spans and their payloads."""
 
     spans: list[SpanRow] = field(default_factory=list)
-    payloads: list[PayloadRow] = field(default_factory=list)
+    payloads: list[PayloadRow | PackedPayload] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.spans)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram
 
@@ -36,6 +37,11 @@ class MeteredStore:
             ["query"],
             registry=registry,
         )
+
+    @property
+    def payload_codec(self) -> Any:
+        """The inner store's payload codec, if it offers one (see `DuckDBStore`)."""
+        return getattr(self.inner, "payload_codec", None)
 
     def write(self, batch: SpanBatch) -> int:
         """Store the batch, then count its new spans into the metrics."""

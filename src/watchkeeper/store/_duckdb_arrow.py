@@ -9,7 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from watchkeeper.model import PayloadRow, ScoreRow, SpanRow
+from watchkeeper.model import PackedPayload, PayloadRow, ScoreRow, SpanRow
 from watchkeeper.store._duckdb_schema import sql_type
 from watchkeeper.store._payload import PayloadCodec
 
@@ -49,15 +49,16 @@ def keys_table(rows: Sequence[SpanRow]) -> pa.Table:
     )
 
 
-def payloads_table(rows: Sequence[PayloadRow], codec: PayloadCodec) -> pa.Table:
+def payloads_table(rows: Sequence[PayloadRow | PackedPayload], codec: PayloadCodec) -> pa.Table:
     """The `payloads` columns of these rows, text and documents compressed."""
+    io, meta = codec.blobs(rows)
     return pa.table(
         {
             "project": pa.array([r.project for r in rows], pa.string()),
             "trace_id": pa.array([r.trace_id for r in rows], pa.string()),
             "span_id": pa.array([r.span_id for r in rows], pa.string()),
             "start_ns": pa.array([r.start_ns for r in rows], pa.int64()),
-            "io": pa.array([codec.io(r) for r in rows], pa.binary()),
-            "meta": pa.array([codec.meta(r) for r in rows], pa.binary()),
+            "io": pa.array(io, pa.binary()),
+            "meta": pa.array(meta, pa.binary()),
         }
     )

@@ -20,7 +20,7 @@ import pyarrow as pa
 import zstandard
 
 from watchkeeper.errors import StoreError, ValidationError
-from watchkeeper.model import PayloadRow, ScoreRow, SpanBatch, SpanRow
+from watchkeeper.model import PackedPayload, PayloadRow, ScoreRow, SpanBatch, SpanRow
 from watchkeeper.query import _render as r
 from watchkeeper.query import _results as res
 from watchkeeper.query._dialect import DUCKDB
@@ -54,7 +54,7 @@ _Key = tuple[str, str, str]
 TWO_STAGE = frozenset({"user", "session"})
 
 
-def _key(row: SpanRow | PayloadRow) -> _Key:
+def _key(row: SpanRow | PayloadRow | PackedPayload) -> _Key:
     return (row.project, row.trace_id, row.span_id)
 
 
@@ -75,6 +75,8 @@ class DuckDBStore:
     """The `Store` on DuckDB; `path=None` keeps everything in memory (tests)."""
 
     dialect = DUCKDB
+    #: Ingest workers may `pack` payloads with this codec before they reach `write`.
+    payload_codec = PayloadCodec
 
     def __init__(
         self,
