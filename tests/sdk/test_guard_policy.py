@@ -7,12 +7,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace import ReadableSpan
 
 import watchkeeper
 from watchkeeper import Breaker, CircuitOpen, GuardEvent, GuardTimeout
 from watchkeeper.errors import ConfigError
 from watchkeeper.model import conventions as c
-from watchkeeper.sdk._guard_run import backoff_delay, is_retryable
+from watchkeeper.sdk._guard_run import WK_GUARD_ATTEMPTS, backoff_delay, is_retryable
 
 from .conftest import Sdk
 
@@ -89,6 +90,14 @@ def broken(x: int) -> str:
 CASES = [
     Case("first try", [(0.1, "ok")], "ok", "success", 1),
     Case("5xx then ok", [(0.1, HttpError(503)), (0.1, "ok")], "ok", "success", 2, sleeps=1),
+    Case(
+        "timeout error then ok",
+        [(0.1, TimeoutError()), (0.1, "ok")],
+        "ok",
+        "success",
+        2,
+        sleeps=1,
+    ),
     Case(
         "429 in .response",
         [(0.1, WrappedHttpError(429)), (0.1, "ok")],
@@ -198,11 +207,8 @@ def test_guard_decisions(sdk: Sdk, case: Case) -> None:
     guard_span = sdk.span("guard dep")
     assert guard_span.attributes[c.WK_OUTCOME] == case.outcome  # type: ignore[index]
     assert guard_span.attributes[c.WK_OPERATION] == "guard"  # type: ignore[index]
-    attempts = [s for s in sdk.spans() if s.name == "guard dep attempt"]
-    assert [s.attributes[c.WK_GUARD_ATTEMPT] for s in attempts] == list(  # type: ignore[index]
-        range(1, case.attempts + 1)
-    )
-    assert all(s.parent.span_id == guard_span.context.span_id for s in attempts)  # type: ignore[union-attr]
+    assert guard_span.attributes[WK_GUARD_ATTEMPTS] == case.attempts  # type: ignore[index]
+    _assert_attempt_spans(sdk, case, guard_span)
     assert (
         sdk.metric("watchkeeper_guard_calls_total", {"name": "dep", "outcome": case.outcome}) == 1
     )
@@ -211,6 +217,65 @@ def test_guard_decisions(sdk: Sdk, case: Case) -> None:
     kinds = [e.outcome for e in events]
     assert ("timeout" in kinds) == (case.outcome == "timeout" or "late" in case.id)
     assert ("fallback" in kinds) == (case.outcome == "fallback")
+
+
+def _outcome_of(answer: Any) -> str:
+    if isinstance(answer, TimeoutError):
+        return "timeout"
+    return "error" if isinstance(answer, Exception) else "success"
+
+
+def _assert_attempt_spans(sdk: Sdk, case: Case, guard_span: ReadableSpan) -> None:
+    """One attempt: the guard span alone (with the error). Retries: a child span per attempt."""
+    attempts = [s for s in sdk.spans() if s.name == "guard dep attempt"]
+    guard_events = [e.name for e in guard_span.events]
+    if case.attempts == 1:
+        assert attempts == []
+        assert ("exception" in guard_events) == (case.outcome != "success")
+        return
+    assert [s.attributes[c.WK_GUARD_ATTEMPT] for s in attempts] == list(  # type: ignore[index]
+        range(1, case.attempts + 1)
+    )
+    assert all(s.parent.span_id == guard_span.context.span_id for s in attempts)  # type: ignore[union-attr]
+    answers = [answer for _, answer in case.steps[: case.attempts]]
+    outcomes = [s.attributes[c.WK_OUTCOME] for s in attempts]  # type: ignore[index]
+    assert outcomes == [_outcome_of(a) for a in answers]
+    assert attempts[0].attributes[c.ERROR_TYPE] == type(answers[0]).__qualname__  # type: ignore[index]
+    assert "exception" in [e.name for e in attempts[0].events]
+    assert "exception" not in guard_events
+
+
+def test_each_attempt_keeps_its_callee_spans_and_its_times(sdk: Sdk) -> None:
+    clock = FakeClock()
+    answers: list[Any] = [HttpError(503), HttpError(503), "ok"]
+
+    def dep() -> str:
+        with watchkeeper.observe("callee"):
+            answer = answers.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return str(answer)
+
+    guarded = watchkeeper.guard(
+        "nest", breaker=False, clock=clock, sleep=clock.sleep, rng=lambda: 0.0, sync_mode="inline"
+    )(dep)
+    assert guarded() == "ok"
+    guard_span = sdk.span("guard nest")
+    attempts = [s for s in sdk.spans() if s.name == "guard nest attempt"]
+    callees = [s for s in sdk.spans() if s.name == "callee"]
+    assert [s.attributes[c.WK_GUARD_ATTEMPT] for s in attempts] == [1, 2, 3]  # type: ignore[index]
+    # Attempt 1's callee stays under the guard span; a retry's callee nests under its attempt.
+    assert [s.parent.span_id for s in callees] == [  # type: ignore[union-attr]
+        guard_span.context.span_id,
+        attempts[1].context.span_id,
+        attempts[2].context.span_id,
+    ]
+    # Attempt 1 was recorded after the fact with the times it ran: around its callee, inside
+    # the guard span, before attempt 2.
+    first = attempts[0]
+    assert guard_span.start_time <= first.start_time <= callees[0].start_time  # type: ignore[operator]
+    assert callees[0].end_time <= first.end_time <= attempts[1].start_time  # type: ignore[operator]
+    assert attempts[2].end_time <= guard_span.end_time  # type: ignore[operator]
 
 
 def test_retry_after_sets_the_wait() -> None:

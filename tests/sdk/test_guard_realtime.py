@@ -15,6 +15,7 @@ import pytest
 import watchkeeper
 from watchkeeper import CircuitOpen, GuardTimeout
 from watchkeeper.model import conventions as c
+from watchkeeper.sdk._guard_run import WK_GUARD_ATTEMPTS
 from watchkeeper.sdk._workers import Workers
 
 from .conftest import Sdk
@@ -55,9 +56,11 @@ def test_thread_mode_passes_results_errors_and_the_current_span() -> None:
     assert inner(4) == 8
     with pytest.raises(ValueError, match="negative"):
         inner(-1)
-    attempts = {s.context.span_id for s in sdk.spans() if s.name == "guard t attempt"}
+    # One attempt each: the worker's spans nest directly under the guard span.
+    guards = {s.context.span_id for s in sdk.spans() if s.name == "guard t"}
     inside = [s for s in sdk.spans() if s.name == "inside-worker"]
-    assert len(inside) == 2 and all(s.parent.span_id in attempts for s in inside)  # type: ignore[union-attr]
+    assert len(inside) == 2 and all(s.parent.span_id in guards for s in inside)  # type: ignore[union-attr]
+    assert "guard t attempt" not in sdk.names()
     watchkeeper.shutdown()
 
 
@@ -105,11 +108,13 @@ async def test_async_call_is_cancelled_at_the_deadline(sdk: Sdk) -> None:
     assert time.monotonic() - start < deadline + SLACK
     assert cancelled.is_set()
     assert [e.outcome for e in timeouts] == ["timeout"]
-    attempt = sdk.span("guard slow-async attempt")
-    assert attempt.attributes[c.WK_OUTCOME] == "timeout"  # type: ignore[index]
+    guard_span = sdk.span("guard slow-async")  # a timeout is not retried: one attempt, one span
+    assert guard_span.attributes[c.WK_OUTCOME] == "timeout"  # type: ignore[index]
+    assert guard_span.attributes[WK_GUARD_ATTEMPTS] == 1  # type: ignore[index]
+    assert "guard slow-async attempt" not in sdk.names()
     llm = sdk.span("llm call")  # cut short by the guard's deadline: a timeout, not an error
     assert llm.attributes[c.WK_OUTCOME] == "timeout"  # type: ignore[index]
-    assert llm.parent is not None and llm.parent.span_id == attempt.context.span_id
+    assert llm.parent is not None and llm.parent.span_id == guard_span.context.span_id
 
 
 async def test_async_retries_then_fallback_and_request_outcome(sdk: Sdk) -> None:
@@ -135,6 +140,14 @@ async def test_async_retries_then_fallback_and_request_outcome(sdk: Sdk) -> None
         assert await down() == "cheap answer"
     assert calls == 3
     assert sdk.span("request").attributes[c.WK_OUTCOME] == "fallback"  # type: ignore[index]
+    flaky_span = sdk.span("guard flaky")
+    assert flaky_span.attributes[WK_GUARD_ATTEMPTS] == 3  # type: ignore[index]
+    attempts = [s for s in sdk.spans() if s.name == "guard flaky attempt"]
+    assert [s.attributes[c.WK_GUARD_ATTEMPT] for s in attempts] == [1, 2, 3]  # type: ignore[index]
+    assert [s.attributes[c.WK_OUTCOME] for s in attempts] == ["error", "error", "success"]  # type: ignore[index]
+    assert all(s.parent.span_id == flaky_span.context.span_id for s in attempts)  # type: ignore[union-attr]
+    first = attempts[0]  # recorded after the fact, inside the guard span, before attempt 2
+    assert flaky_span.start_time <= first.start_time <= first.end_time <= attempts[1].start_time  # type: ignore[operator]
     assert (
         sdk.span("guard down").attributes[c.WK_GUARD_FALLBACK]
         == "test_async_retries_then_fallback_and_request_outcome.<locals>.cheap"
@@ -151,8 +164,10 @@ async def test_async_task_cancellation_passes_through(sdk: Sdk) -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert sdk.span("guard cancel-me attempt").attributes[c.WK_OUTCOME] == "timeout"  # type: ignore[index]
-    assert sdk.span("guard cancel-me").end_time is not None
+    guard_span = sdk.span("guard cancel-me")  # ended, as a timeout, with its one attempt
+    assert guard_span.attributes[c.WK_OUTCOME] == "timeout"  # type: ignore[index]
+    assert guard_span.attributes[WK_GUARD_ATTEMPTS] == 1  # type: ignore[index]
+    assert "guard cancel-me attempt" not in sdk.names()
 
 
 def test_block_form_sync(sdk: Sdk) -> None:
@@ -167,7 +182,11 @@ def test_block_form_sync(sdk: Sdk) -> None:
     with pytest.raises(KeyError), watchkeeper.guard("blk4", deadline=2.0, breaker=False):
         raise KeyError("k")
     assert sdk.span("guard blk3").attributes[c.WK_OUTCOME] == "timeout"  # type: ignore[index]
-    assert sdk.span("guard blk4").attributes[c.WK_OUTCOME] == "error"  # type: ignore[index]
+    blk4 = sdk.span("guard blk4")  # a block's one attempt is the guard span: the error is on it
+    assert blk4.attributes[c.WK_OUTCOME] == "error"  # type: ignore[index]
+    assert [e.name for e in blk4.events] == ["exception"]
+    assert not [name for name in sdk.names() if name.endswith(" attempt")]
+    assert sdk.metric("watchkeeper_guard_retries_total", {"name": "blk2"}) == 0  # cannot re-run
 
 
 async def test_block_form_async_enforces_the_deadline(sdk: Sdk) -> None:

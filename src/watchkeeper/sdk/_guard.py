@@ -18,6 +18,14 @@ interrupted, only abandoned, and handing it to a thread costs tens of microsecon
   dependency that starts hanging holds up only the calls already in flight (they return late,
   counted as timeouts); every later call is cut at the deadline.
 
+Spans: a call whose first attempt answers makes one span, "guard NAME", which stands for that
+attempt; the callee's spans nest directly under it and `watchkeeper.guard.attempts` says how many
+attempts were made. Only a retry adds attempt spans ("guard NAME attempt", children of the guard
+span, `watchkeeper.guard.attempt` = 1..n): attempt 1's span is recorded after the fact, with the
+times it ran, once it failed and a retry is coming, while its callee's spans stay under the guard
+span; attempts 2..n are current while they run, so their callee's spans nest under them. An
+attempt 1 that fails with no retry after it leaves its exception on the guard span.
+
 Guard logic works before `init()` too; only its spans and metrics wait for `init()`.
 """
 
@@ -62,12 +70,12 @@ def _invoke_sync(
     """One sync attempt within `left` seconds (see the module docstring for the modes)."""
     policy = call.p
     clock, health = policy.clock, policy.health
+    start = clock()
     threaded = policy.sync_mode == "thread" or (
-        policy.sync_mode == "auto" and clock() < health.suspect_until
+        policy.sync_mode == "auto" and start < health.suspect_until
     )
     # The watchdog runs on real time: with an injected (test) clock, only the check on return.
-    watched = not threaded and policy.clock is time.monotonic
-    start = clock()
+    watched = not threaded and clock is time.monotonic
     try:
         if threaded:
             return workers.call(fn, args, kwargs, left)
@@ -80,11 +88,11 @@ def _invoke_sync(
     finally:
         if watched:
             WATCHDOG.leave(call)
-        if clock() - start > policy.deadline / 2:
-            health.suspect_until = clock() + SUSPECT_HOLD_S
+        now = clock()
+        if now - start > policy.deadline / 2:
+            health.suspect_until = now + SUSPECT_HOLD_S
     # Late is past the call's deadline, as for the watchdog: `left` was measured before the
-    # attempt's span opened, so `clock() - start > left` missed answers just after the deadline.
-    now = clock()
+    # attempt began, so `now - start > left` missed answers just after the deadline.
     if now > call.end_at:
         raise GuardTimeout(f"answered after the deadline ({now - start:.3f}s > {left:.3f}s)")
     return result
@@ -183,7 +191,7 @@ class GuardBlock:
     def __init__(self, call: GuardCall, attempt: ObservedSpan) -> None:
         self._call = call
         self._scope: asyncio.Timeout | None = None
-        self.attempt = attempt
+        self.attempt = attempt  # the no-op handle: a block's one attempt is the guard span
         self.result: Any = None
         self.outcome: str | None = None
 
@@ -310,7 +318,7 @@ class guard:  # lower case: used like a function, `@guard("llm", deadline=5)`
             call.succeeded(None)
             block.outcome = "success"
             return False
-        call.attempt_failed(block.attempt, exc)
+        call.attempt_failed(block.attempt, exc, can_retry=False)
         for label, fb in fallback_values(self._policy.fallbacks):
             try:
                 block.result = fb() if callable(fb) else fb

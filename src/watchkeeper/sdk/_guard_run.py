@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry.trace import SpanKind
 
@@ -37,6 +37,9 @@ MAX_DEADLINE_S = 10.0
 SUSPECT_HOLD_S = 60.0  # how long "auto" keeps using a worker thread after a slow call
 SYNC_MODES = ("auto", "thread", "inline")
 RetryOn = tuple[type[BaseException], ...] | Callable[[BaseException], bool] | None
+# How many attempts a guarded call made, on its guard span. Only the SDK sets it and nothing on
+# the server reads it yet, so it is not in `model.conventions` (next to WK_GUARD_ATTEMPT).
+WK_GUARD_ATTEMPTS: Final = "watchkeeper.guard.attempts"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +64,13 @@ class GuardTelemetry:
         self.retries = metrics.guard_retries.labels(name)
         self.breaker_state = metrics.guard_breaker_state.labels(name)
         self.last_breaker_state: str | None = None
+        self.span_name = f"guard {name}"
         self.span_attrs = span_attributes(
-            f"guard {name}", "guard", {c.WK_GUARD_NAME: name, c.WK_GUARD_DEADLINE_S: deadline}
+            self.span_name, "guard", {c.WK_GUARD_NAME: name, c.WK_GUARD_DEADLINE_S: deadline}
         )
-        self.attempt_attrs = span_attributes(
-            f"guard {name} attempt", "other", {c.WK_GUARD_NAME: name}
-        )
+        self.attempt_name = f"guard {name} attempt"
+        self.attempt_attrs = span_attributes(self.attempt_name, "other", {c.WK_GUARD_NAME: name})
+        self.first_attempt_attrs = {**self.attempt_attrs, c.WK_GUARD_ATTEMPT: 1}
 
 
 @dataclass(slots=True)
@@ -172,17 +176,38 @@ def fire(callback: Callable[[GuardEvent], None] | None, event: GuardEvent) -> No
 
 
 class GuardCall:
-    """One call through a guard: its deadline, attempts, outcome, span and metrics."""
+    """One call through a guard: its deadline, attempts, outcome, span and metrics.
+
+    The guard span stands for attempt 1; attempts 2..n get spans of their own (see `_guard`).
+    """
+
+    __slots__ = (
+        "attempts",
+        "end_at",
+        "ended",
+        "error",
+        "first_start_ns",
+        "p",
+        "rejected",
+        "rt",
+        "span",
+        "t0",
+        "tele",
+        "timed_out",
+        "timeout_fired",
+    )
 
     def __init__(self, policy: GuardPolicy) -> None:
         self.p = policy
         self.t0 = policy.clock()
         self.end_at = self.t0 + policy.deadline
         self.attempts = 0
+        self.first_start_ns = 0  # wall-clock start of attempt 1, for its span after the fact
         self.error: BaseException | None = None
         self.timed_out = False
         self.timeout_fired = False
         self.rejected = False
+        self.ended = False  # the guard span
         self.rt = rt = _runtime._current
         self.span = NOOP
         self.tele: GuardTelemetry | None = None
@@ -194,7 +219,7 @@ class GuardCall:
                         rt.metrics, policy.name, policy.deadline
                     )
                 self.span = open_span(
-                    rt, f"guard {policy.name}", "guard", tele.span_attrs, INTERNAL, None, None, True
+                    rt, tele.span_name, "guard", tele.span_attrs, INTERNAL, None, None, True
                 )
                 self.tele = tele
             except Exception as exc:  # telemetry off for this call; the call itself goes on
@@ -222,14 +247,22 @@ class GuardCall:
         return self.begin_attempt(), left
 
     def begin_attempt(self) -> ObservedSpan:
-        """Start the next attempt's span (current, so the callee's spans nest under it)."""
+        """Start the next attempt and return its span handle.
+
+        Attempt 1 runs under the guard span (the no-op handle: one span per call when the first
+        attempt answers). A retry gets a span of its own, current, so the callee's spans nest
+        under it.
+        """
         self.attempts += 1
-        if self.rt is None or self.tele is None:
+        rt, tele = self.rt, self.tele
+        if rt is None or tele is None:
             return NOOP
-        attrs = {**self.tele.attempt_attrs, c.WK_GUARD_ATTEMPT: self.attempts}
-        name = f"guard {self.p.name} attempt"
+        if self.attempts == 1:
+            self.first_start_ns = time.time_ns()
+            return NOOP
+        attrs = {**tele.attempt_attrs, c.WK_GUARD_ATTEMPT: self.attempts}
         try:
-            return open_span(self.rt, name, "other", attrs, INTERNAL, None, None, True)
+            return open_span(rt, tele.attempt_name, "other", attrs, INTERNAL, None, None, True)
         except Exception as exc:
             report_failure("guard.attempt", exc)
             return NOOP
@@ -240,12 +273,50 @@ class GuardCall:
         if self.p.breaker is not None:
             self.p.breaker.record_success()
 
-    def attempt_failed(self, obs: ObservedSpan, exc: BaseException) -> float | None:
-        """Record a failed attempt; return the backoff before the next one, or None to stop."""
+    def attempt_failed(
+        self, obs: ObservedSpan, exc: BaseException, can_retry: bool = True
+    ) -> float | None:
+        """Record a failed attempt; return the backoff before the next one, or None to stop.
+
+        `can_retry` is False where the caller cannot run the work again (a `with` block).
+        """
+        ended_ns = time.time_ns()
         self.error = exc
-        if isinstance(exc, GuardTimeout):
-            obs.set_outcome("timeout", "GuardTimeout")
-        obs.end(exc)
+        _end_attempt(obs, exc)
+        delay = self._retry_delay(exc, can_retry)
+        if self.attempts == 1 and self.tele is not None:
+            self._first_attempt_failed(self.tele, exc, ended_ns, delay is not None)
+        return delay
+
+    def _first_attempt_failed(
+        self, tele: GuardTelemetry, exc: BaseException, ended_ns: int, retrying: bool
+    ) -> None:
+        """Attempt 1 ran under the guard span. With a retry to follow, it becomes a span of its
+        own after the fact, a sibling of the retries; else its error goes on the guard span."""
+        guard_span = self.span.otel_span
+        try:
+            if not retrying:
+                guard_span.record_exception(exc)
+                return
+            assert self.rt is not None  # telemetry implies a runtime
+            obs = open_span(
+                self.rt,
+                tele.attempt_name,
+                "other",
+                tele.first_attempt_attrs,
+                INTERNAL,
+                None,
+                None,
+                False,
+                parent=guard_span,
+                start_time=self.first_start_ns,
+            )
+            _end_attempt(obs, exc, ended_ns)
+        except Exception as failure:
+            report_failure("guard.attempt", failure)
+
+    def _retry_delay(self, exc: BaseException, can_retry: bool) -> float | None:
+        """Feed the breaker; the backoff before the next attempt, or None: no retry."""
         breaker = self.p.breaker
         if isinstance(exc, CircuitOpen):  # refused without trying (all workers busy)
             self.rejected = True
@@ -254,7 +325,9 @@ class GuardCall:
         if isinstance(exc, GuardTimeout):
             self.mark_timeout()
             return None
-        if self.attempts > self.p.retries or not is_retryable(exc, self.p.retry_on):
+        if not can_retry or self.attempts > self.p.retries:
+            return None
+        if not is_retryable(exc, self.p.retry_on):
             return None
         if breaker is not None and breaker.is_open():
             return None
@@ -338,7 +411,7 @@ class GuardCall:
         if tele is None:
             return
         self.span.set_outcome(outcome, error_type)
-        self.span.end()
+        self._end_span()
         try:
             self._record(tele, outcome)
         except Exception as exc:
@@ -356,7 +429,20 @@ class GuardCall:
 
     def abort(self, exc: BaseException) -> None:
         """A BaseException (cancellation, KeyboardInterrupt) went through: end the span."""
-        self.span.end(exc)
+        if not self.ended:  # a failure `finish` ended raises through here too
+            self._end_span(exc)
+
+    def _end_span(self, error: BaseException | None = None) -> None:
+        self.ended = True
+        self.span.otel_span.set_attribute(WK_GUARD_ATTEMPTS, self.attempts)
+        self.span.end(error)
+
+
+def _end_attempt(obs: ObservedSpan, exc: BaseException, end_time: int | None = None) -> None:
+    """End a failed attempt's span; our own deadline's error reads as outcome timeout."""
+    if isinstance(exc, GuardTimeout):
+        obs.set_outcome("timeout", "GuardTimeout")
+    obs.end(exc, end_time)
 
 
 def fallback_values(fallbacks: Sequence[Any]) -> list[tuple[str, Any]]:

@@ -268,17 +268,20 @@ class ObservedSpan:
         """Make this span the current one; returns a token for `detach`."""
         return otel_context.attach(trace.set_span_in_context(self.otel_span))
 
-    def end(self, error: BaseException | None = None) -> None:
-        """End the span (once), with `error` if the operation raised it; records metrics."""
+    def end(self, error: BaseException | None = None, end_time: int | None = None) -> None:
+        """End the span (once), with `error` if the operation raised it; records metrics.
+
+        `end_time` (ns since the epoch) ends it at a moment already past (default: now).
+        """
         if self._ended:
             return
         self._ended = True
         try:
-            self._finish(error)
+            self._finish(error, end_time)
         except Exception as exc:
             report_failure("span.end", exc)
 
-    def _finish(self, error: BaseException | None) -> None:
+    def _finish(self, error: BaseException | None, end_time: int | None) -> None:
         span = self._span
         assert span is not None
         try:
@@ -293,7 +296,7 @@ class ObservedSpan:
                 span.set_status(Status(StatusCode.ERROR, self._error_type or outcome))
         finally:  # whatever failed above, the app's context must be restored
             self._restore_context()
-        span.end()
+        span.end(end_time)
         if self._kind in _CLIENT_KINDS and self._rt is not None:
             self._record_metrics(self._rt, time.perf_counter() - self._t0)
 
@@ -387,12 +390,22 @@ def open_span(
     capture_input: bool | None,
     capture_output: bool | None,
     activate: bool,
+    *,
+    parent: Span | None = None,
+    start_time: int | None = None,
 ) -> ObservedSpan:
-    """`start_span` with the attributes already built (the decorator's fast path)."""
+    """`start_span` with the attributes already built (the decorator's fast path).
+
+    `parent` (default: the current span) and `start_time` (ns since the epoch) record a span
+    after the fact, as the guard does for a first attempt that failed.
+    """
     ctx_attrs = ATTRS.get()
     if ctx_attrs:
         attrs = {**ctx_attrs, **attrs}  # what the span says about itself wins
-    span = rt.tracer.start_span(name, kind=span_kind, attributes=attrs)
+    context = None if parent is None else trace.set_span_in_context(parent)
+    span = rt.tracer.start_span(
+        name, context=context, kind=span_kind, attributes=attrs, start_time=start_time
+    )
     capture = rt.settings.capture_content
     obs = ObservedSpan(
         rt,
