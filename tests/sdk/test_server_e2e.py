@@ -60,8 +60,8 @@ def test_outcomes_models_and_usage_arrive_as_sent(server: ServerProcess) -> None
         assert watchkeeper.flush(10.0)
     finally:
         watchkeeper.shutdown()
-    # answer, chat, guard llm, guard llm attempt
-    trace = wait_for_trace(server.url, trace_id, spans=4)
+    # answer, chat, guard llm (its one attempt: a timeout is not retried)
+    trace = wait_for_trace(server.url, trace_id, spans=3)
     by_name = {s["name"]: s for s in trace["spans"]}
     root, chat = by_name["answer"], by_name["chat"]
     assert root["outcome"] == "fallback"
@@ -73,7 +73,7 @@ def test_outcomes_models_and_usage_arrive_as_sent(server: ServerProcess) -> None
     assert (chat["input_tokens"], chat["output_tokens"], chat["cache_read_tokens"]) == (120, 30, 20)
     assert by_name["guard llm"]["operation"] == "guard"
     assert by_name["guard llm"]["outcome"] == "fallback"
-    assert by_name["guard llm attempt"]["outcome"] == "timeout"
+    assert "guard llm attempt" not in by_name
 
 
 def test_request_spans_carry_route_status_and_outcome(server: ServerProcess) -> None:

@@ -18,7 +18,7 @@ OPERATIONS: tuple[str, ...] = (
     "tool",
     "agent",
     "workflow",
-    "guard",  # the SDK guard around a call (its attempts are children)
+    "guard",  # the SDK guard around a call (attempt spans are its children when it retried)
     "other",
 )
 
