@@ -5,6 +5,11 @@ benchmark's generator, bench/query), serves it with the real app (create_app + u
 ephemeral loopback port), loads every page in headless Chromium and reports, per page, the
 slowest API request it made (server time + transfer, from the browser's resource timing)
 and the time until the page had rendered all of its data (`main[aria-busy=false]`).
+
+The goal (issue 5: "every page's data under 200 ms") is read on `data`: from the start of
+the page's first API request to the end of its last one, i.e. how long the page waits for
+its data, requests running at once as the page makes them. `ready` adds loading the page's
+own files and drawing, in the same browser on the same two cores.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ ARGS = [
 RESOURCE_TIMES = """() => performance.getEntriesByType('resource')
   .filter((e) => e.name.includes('/api/'))
   .map((e) => ({url: e.name.split('/api/v1/')[1].split('?')[0], full: e.name,
-                ms: e.responseEnd - e.requestStart}))"""
+                ms: e.responseEnd - e.requestStart, start: e.startTime, end: e.responseEnd}))"""
 
 
 def pages(trace_id: str) -> dict[str, str]:
@@ -87,7 +92,7 @@ def one_at_a_time(urls: list[str]) -> list[float]:
 
 def time_page(page: Any, url: str, runs: int) -> dict[str, Any]:
     """Median page-data time and the slowest request of the median run."""
-    results = []
+    results: list[tuple[float, list[dict[str, Any]]]] = []
     for _ in range(runs + 1):  # the first load warms caches (files, DuckDB buffers)
         page.goto("about:blank")
         t0 = time.perf_counter()
@@ -101,8 +106,10 @@ def time_page(page: Any, url: str, runs: int) -> dict[str, Any]:
     timed = sorted(results[1:], key=lambda r: r[0])
     ready, reqs = timed[len(timed) // 2]
     slowest = max(reqs, key=lambda r: r["ms"]) if reqs else {"url": "-", "ms": 0.0}
+    data = max(r["end"] for r in reqs) - min(r["start"] for r in reqs) if reqs else 0.0
     return {
         "page_ready_ms": round(ready, 1),
+        "data_ms": round(data, 1),
         "requests": len(reqs),
         "slowest_request": slowest["url"],
         "slowest_request_ms": round(slowest["ms"], 1),
@@ -146,8 +153,9 @@ def main() -> None:
                 continue
             out["pages"][name] = r = time_page(page, base + path, args.runs)
             print(
-                f"{name:32} ready {r['page_ready_ms']:8.1f} ms   {r['requests']:2} requests, "
-                f"slowest {r['slowest_request']} {r['slowest_request_ms']:.1f} ms",
+                f"{name:32} data {r['data_ms']:6.1f} ms  ready {r['page_ready_ms']:6.1f} ms  "
+                f"{r['requests']:2} requests, slowest {r['slowest_request']} "
+                f"{r['slowest_request_ms']:.1f} ms  (goal: data < 200 ms)",
                 flush=True,
             )
         browser.close()

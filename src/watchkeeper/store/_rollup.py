@@ -34,6 +34,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from watchkeeper.errors import ValidationError
 from watchkeeper.query._dialect import DUCKDB, Params
 from watchkeeper.query._render import (
     OUTCOME_ORDER,
@@ -228,73 +229,105 @@ def _rep(bucket: str) -> str:
     return f"CASE WHEN {bucket} = 0 THEN 5e5 ELSE pow({GAMMA!r}, {bucket} - 0.5) * 1e6 END"
 
 
-def _quantile(q: float) -> str:
-    """`quantile_cont` over the histogram: interpolate between the two order statistics."""
-    pos = f"({q!r} * (tot - 1))"
-    lo = f"min(bucket) FILTER (WHERE cum > floor{pos})"
-    hi = f"min(bucket) FILTER (WHERE cum > ceil{pos})"
+def _quantile(i: int) -> str:
+    """`quantile_cont` of QUANTILES[i] over the histogram, from a group's `_group_columns`:
+    interpolate between the representatives of the buckets of its two order statistics."""
+    pos = f"({QUANTILES[i]!r} * (g_tot - 1))"
 
     def clamp(v: str) -> str:
-        return f"greatest(min(dur_min), least(max(dur_max), {v}))"
+        return f"greatest(g_dmin, least(g_dmax, {v}))"
 
-    frac = f"(max{pos} - floor(max{pos}))"
-    return f"{clamp(_rep(lo))} + ({clamp(_rep(hi))} - {clamp(_rep(lo))}) * {frac}"
+    lo, hi = clamp(_rep(f"g_lo{i}")), clamp(_rep(f"g_hi{i}"))
+    return f"{lo} + ({hi} - {lo}) * ({pos} - floor{pos})"
 
 
-def _summary_cols() -> list[str]:
-    """The SUMMARY_WIDTH columns `summary_from_row` reads, over the per-bucket rows."""
-    qs = ", ".join(_quantile(q) for q in QUANTILES)
+def _sum_columns() -> list[str]:
+    """Per (k, b), straight from the source rows: counts by outcome and the other sums."""
     return [
-        "sum(n)",
-        *(f"coalesce(sum(n_{o}), 0)" for o in OUTCOME_ORDER),
-        f"[{qs}]",
-        "sum(dur_sum) / sum(n)",
-        "max(dur_max)",
-        *(f"sum({t}_tokens)" for t in _TOKENS),
-        "sum(cost_usd)",
-        "sum(missing_price)",
-        "min(first_ns)",
-        "max(last_ns)",
+        "sum(n) AS g_n",
+        *(f"coalesce(sum(n) FILTER (WHERE outcome = '{o}'), 0) AS g_{o}" for o in OUTCOME_ORDER),
+        "sum(dur_sum) / sum(n) AS g_avg",
+        "max(dur_max) AS g_dmax",
+        "min(dur_min) AS g_dmin",
+        *(f"sum({t}_tokens) AS g_{t}" for t in _TOKENS),
+        "sum(cost_usd) AS g_cost",
+        "sum(missing_price) AS g_missing",
+        "min(first_ns) AS g_first",
+        "max(last_ns) AS g_last",
+    ]
+
+
+def _order_columns() -> list[str]:
+    """Per (k, b) over the cumulative histogram: for each quantile the buckets holding its
+    two order statistics."""
+    return [
+        "max(tot) AS g_tot",
+        *(
+            f"min(bucket) FILTER (WHERE cum > {fn}({q!r} * (tot - 1))) AS g_{name}{i}"
+            for i, q in enumerate(QUANTILES)
+            for fn, name in (("floor", "lo"), ("ceil", "hi"))
+        ),
+    ]
+
+
+def _summary_cols(percentiles: bool = True) -> list[str]:
+    """The SUMMARY_WIDTH columns `summary_from_row` reads, over the `g_` columns."""
+    qs = ", ".join(_quantile(i) for i in range(len(QUANTILES)))
+    return [
+        "g_n",
+        *(f"g_{o}" for o in OUTCOME_ORDER),
+        f"[{qs}]" if percentiles else "NULL",
+        "g_avg",
+        "g_dmax",
+        *(f"g_{t}" for t in _TOKENS),
+        "g_cost",
+        "g_missing",
+        "g_first",
+        "g_last",
     ]
 
 
 _ORDERS = {
-    "count": "sum(n)",
-    "cost": "sum(cost_usd)",
-    "errors": " + ".join(f"coalesce(sum(n_{o}), 0)" for o in ("error", "timeout", "rejected")),
+    "count": "g_n",
+    "cost": "g_cost",
+    "errors": "g_error + g_timeout + g_rejected",
+    "p95": _quantile(QUANTILES.index(0.95)),
 }
+
+
+def _ordered(sql: str, p: Params, order: str | None, limit: int | None) -> str:
+    if order is not None:
+        sql += f" ORDER BY {_ORDERS[order]} DESC NULLS LAST, k NULLS LAST"
+    else:
+        sql += " ORDER BY b, k NULLS LAST"
+    if limit is not None:
+        sql += f" LIMIT {p(limit)}"
+    return sql
 
 
 def summaries_query(
     f: SpanFilter, shape: Shape, order: str | None = None, limit: int | None = None
 ) -> Query:
-    """Summaries per (k, b) from the rollup and the edges: k, b, then the summary columns."""
+    """Summaries per (k, b) from the rollup and the edges: k, b, then the summary columns.
+
+    The sums come from one GROUP BY of the source rows; the percentiles from a second one
+    over (k, b, bucket) counts only. Carrying every sum through the per-bucket step cost
+    twice as much (measured: 27 ms against 13 ms, 7-day series at 1M spans).
+    """
     if shape.step_ns is not None:
         check_buckets(f, shape.step_ns)
     p = Params(DUCKDB)
-    merged = ", ".join(f"{agg} AS {col}" for col, _, agg in VALUES[1:])
-    outcomes = ", ".join(f"sum(n) FILTER (WHERE outcome = '{o}') AS n_{o}" for o in OUTCOME_ORDER)
+    same = "s.k IS NOT DISTINCT FROM o.k AND s.b IS NOT DISTINCT FROM o.b"
     sql = (
         f"WITH src AS ({_source(f, p, shape)}), "
-        f"h AS (SELECT k, b, bucket, sum(n) AS n, {outcomes}, {merged} "
-        "FROM src GROUP BY k, b, bucket), "
+        f"s AS (SELECT k, b, {', '.join(_sum_columns())} FROM src GROUP BY k, b), "
+        "h AS (SELECT k, b, bucket, sum(n) AS n FROM src GROUP BY k, b, bucket), "
         "w AS (SELECT *, sum(n) OVER (PARTITION BY k, b ORDER BY bucket) AS cum, "
-        "sum(n) OVER (PARTITION BY k, b) AS tot FROM h) "
-        f"SELECT k, b, {', '.join(_summary_cols())} FROM w GROUP BY k, b"
+        "sum(n) OVER (PARTITION BY k, b) AS tot FROM h), "
+        f"o AS (SELECT k, b, {', '.join(_order_columns())} FROM w GROUP BY k, b) "
+        f"SELECT s.k AS k, s.b AS b, {', '.join(_summary_cols())} FROM s JOIN o ON {same}"
     )
-    if order is not None:
-        by = _quantile(0.95) if order == "p95" else _ORDERS[order]
-        sql += f" ORDER BY {by} DESC NULLS LAST, k NULLS LAST"
-    else:
-        sql += " ORDER BY b, k NULLS LAST"
-    if limit is not None:
-        sql += f" LIMIT {p(limit)}"
-    return Query(sql, p.values)
-
-
-_ERRORS = "sum(n) FILTER (WHERE outcome IN ('error', 'timeout', 'rejected'))"
-#: Orders over rows that still carry their outcome (the edges and rollup rows themselves).
-_ROW_ORDERS = {"count": "sum(n)", "cost": "sum(cost_usd)", "errors": _ERRORS}
+    return Query(_ordered(sql, p, order, limit), p.values)
 
 
 def totals_query(
@@ -310,27 +343,20 @@ def totals_query(
     """
     if shape.step_ns is not None:
         check_buckets(f, shape.step_ns)
+    if order == "p95":
+        raise ValidationError("order p95 needs percentiles")
     p = Params(DUCKDB)
-    cols = [
-        "sum(n)",
-        *(f"coalesce(sum(n) FILTER (WHERE outcome = '{o}'), 0)" for o in OUTCOME_ORDER),
-        "NULL",
-        "sum(dur_sum) / sum(n)",
-        "max(dur_max)",
-        *(f"sum({t}_tokens)" for t in _TOKENS),
-        "sum(cost_usd)",
-        "sum(missing_price)",
-        "min(first_ns)",
-        "max(last_ns)",
-    ]
-    sql = f"SELECT k, b, {', '.join(cols)} FROM ({_source(f, p, shape, table)}) GROUP BY k, b"
-    if order is not None:
-        sql += f" ORDER BY {_ROW_ORDERS[order]} DESC NULLS LAST, k NULLS LAST"
-    else:
-        sql += " ORDER BY b, k NULLS LAST"
-    if limit is not None:
-        sql += f" LIMIT {p(limit)}"
-    return Query(sql, p.values)
+    sql = (
+        f"WITH s AS (SELECT k, b, {', '.join(_sum_columns())} "
+        f"FROM ({_source(f, p, shape, table)}) GROUP BY k, b) "
+        f"SELECT k, b, {', '.join(_summary_cols(percentiles=False))} FROM s"
+    )
+    return Query(_ordered(sql, p, order, limit), p.values)
+
+
+_ERRORS = "sum(n) FILTER (WHERE outcome IN ('error', 'timeout', 'rejected'))"
+#: Orders over rows that still carry their outcome (the edges and rollup rows themselves).
+_ROW_ORDERS = {"count": "sum(n)", "cost": "sum(cost_usd)", "errors": _ERRORS}
 
 
 def top_keys_query(f: SpanFilter, by: str, limit: int, order: str = "count") -> Query:

@@ -158,11 +158,15 @@ async function renderHealth(root, params, r, stepS, slosP, sig) {
   const ratesEl = root.querySelector("#box-rates");
   const latEl = root.querySelector("#box-lat");
   const heatEl = root.querySelector("#box-heat");
-  const slos = await slosP;
-  const lat = slos.find((s) => Number(s.latency_threshold_ms ?? s.threshold_ms) > 0);
-  const deadline = lat ? Number(lat.latency_threshold_ms ?? lat.threshold_ms) : DEFAULT_DEADLINE_MS;
+  // Both queries start at once, not after the SLOs (which only give the deadline marker).
+  const tsBody = api.get("/api/v1/timeseries", { ...params, step: stepS }, sig);
+  const hmBody = api.get("/api/v1/heatmap", { ...params, step: stepS, bounds: BOUNDS.join(",") }, sig);
+  const deadlineP = slosP.then((slos) => {
+    const lat = slos.find((s) => Number(s.latency_threshold_ms ?? s.threshold_ms) > 0);
+    return lat ? Number(lat.latency_threshold_ms ?? lat.threshold_ms) : DEFAULT_DEADLINE_MS;
+  });
   const span = { start: params.start, end: r.endMs, stepMs: stepS * 1000 };
-  const ts = api.get("/api/v1/timeseries", { ...params, step: stepS }, sig).then((body) => {
+  const ts = Promise.all([tsBody, deadlineP]).then(([body, deadline]) => {
     const stepMs = (body.step_s || stepS) * 1000;
     const { times, pts } = densify(body.points.filter((p) => p.key == null), params.start, r.endMs, stepMs);
     if (!pts.some((p) => p && p.count)) {
@@ -185,7 +189,7 @@ async function renderHealth(root, params, r, stepS, slosP, sig) {
         { name: "p95", color: palette(0), values: pts.map((p) => p?.p95_ms ?? null) },
         { name: "p99", color: palette(2), values: pts.map((p) => p?.p99_ms ?? null) }] });
   }).catch((err) => [volEl, ratesEl, latEl].forEach((el) => failed(el, err, "the time series")));
-  const hm = api.get("/api/v1/heatmap", { ...params, step: stepS, bounds: BOUNDS.join(",") }, sig).then((body) => {
+  const hm = Promise.all([hmBody, deadlineP]).then(([body, deadline]) => {
     chart.heatmap(heatEl, body, { ...span, stepMs: (body.step_s || stepS) * 1000, deadlineMs: deadline, label: "Latency heatmap",
       onPick: (t, lo, hi) => url.navigate("/traces", { ...range.filters(), start: new Date(t).toISOString(),
         end: new Date(t + stepS * 1000).toISOString(), min_duration_ms: lo, max_duration_ms: hi }) });
