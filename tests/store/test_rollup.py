@@ -14,7 +14,7 @@ from watchkeeper.errors import ValidationError
 from watchkeeper.store import SpanFilter, Summary
 from watchkeeper.store._duckdb_arrow import spans_table
 from watchkeeper.store._duckdb_schema import migrate
-from watchkeeper.store._rollup import REL_ERROR, USERS
+from watchkeeper.store._rollup import MAIN, REL_ERROR, TOTALS, USERS
 from watchkeeper.store.duckdb import DuckDBStore
 
 HOUR_NS = 3600 * 10**9
@@ -180,6 +180,28 @@ def test_user_breakdowns_the_user_rollup_cannot_answer_read_spans(
     assert rolled._rollup_for(f, "user", percentiles=True) is None  # no latency buckets
 
 
+@pytest.mark.parametrize("by", ["model", "feature", "provider", "service"])
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"scope": "llm"}, {"features": ("answer",)}, {"models": ("gpt-4o",)}]
+)
+def test_breakdowns_without_percentiles_read_the_totals_rollup(
+    stores: tuple[DuckDBStore, DuckDBStore], long: Dataset, by: str, kwargs: dict[str, object]
+) -> None:
+    rolled, raw = stores
+    f = replace(_range(long), **kwargs)  # type: ignore[arg-type]
+    assert rolled._rollup_for(f, by, percentiles=False) is TOTALS
+    assert rolled._rollup_for(f, None, percentiles=False) is TOTALS
+    got = rolled.breakdown(f, by, limit=3, order="cost", percentiles=False)  # type: ignore[arg-type]
+    want = raw.breakdown(f, by, limit=3, order="cost", percentiles=False)  # type: ignore[arg-type]
+    assert want and [g.key for g in got] == [g.key for g in want]
+    for g, w in zip(got, want, strict=True):
+        same(g.summary, w.summary)
+    same(rolled.summary(f, percentiles=False), raw.summary(f, percentiles=False))
+    # percentiles come from the table with latency buckets, or (by feature) from spans
+    want_table = None if by == "feature" or kwargs.get("features") else MAIN
+    assert rolled._rollup_for(f, by, percentiles=True) is want_table
+
+
 @pytest.mark.parametrize(("step_s", "by"), [(3600, None), (7200, None), (3600, "model")])
 def test_timeseries(
     stores: tuple[DuckDBStore, DuckDBStore], long: Dataset, step_s: int, by: str | None
@@ -246,6 +268,25 @@ def test_a_version_3_file_gets_its_user_rollup_backfilled(tmp_path: Path, long: 
     f = _range(long)
     got = rolled.breakdown(f, "user", limit=5, order="cost", percentiles=False)
     want = raw.breakdown(f, "user", limit=5, order="cost", percentiles=False)
+    assert want and [g.key for g in got] == [g.key for g in want]
+    for g, w in zip(got, want, strict=True):
+        same(g.summary, w.summary)
+    rolled.close()
+    raw.close()
+
+
+def test_a_version_4_file_gets_its_totals_rollup_backfilled(tmp_path: Path, long: Dataset) -> None:
+    path = tmp_path / "v4.duckdb"
+    con = duckdb.connect(str(path))
+    assert migrate(con, target=4) == 4  # the layout before the bucket-less totals
+    con.register("old_rows", spans_table(long.spans))
+    con.execute("INSERT INTO spans SELECT * FROM old_rows")
+    con.close()
+    rolled, raw = DuckDBStore(path), DuckDBStore(None, use_rollup=False)
+    raw.write(long.batch())
+    f = _range(long)
+    got = rolled.breakdown(f, "feature", order="cost", percentiles=False)
+    want = raw.breakdown(f, "feature", order="cost", percentiles=False)
     assert want and [g.key for g in got] == [g.key for g in want]
     for g, w in zip(got, want, strict=True):
         same(g.summary, w.summary)

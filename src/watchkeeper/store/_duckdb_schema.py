@@ -91,6 +91,11 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         "hourly sums per user (user_rollup) backfilled from the spans",
         (_rollup.USERS.ddl(), _rollup.insert_sql("spans", table=_rollup.USERS)),
     ),
+    (
+        5,
+        "hourly sums without latency buckets (totals_rollup) backfilled from the spans",
+        (_rollup.TOTALS.ddl(), _rollup.insert_sql("spans", table=_rollup.TOTALS)),
+    ),
 )
 LATEST = MIGRATIONS[-1][0]
 

@@ -118,8 +118,26 @@ USERS = Table(
     frozenset({"services", "environments", "operations", "outcomes"}),
     False,
 )  # fmt: skip
-TABLES = (MAIN, USERS)
-_LIST_FILTERS = ("services", "environments", "operations", "providers", "models", "outcomes")
+TOTALS = Table(
+    "totals_rollup",
+    (
+        "project", "hour_ns", "service", "environment", "operation", "provider",
+        "request_model", "response_model", "outcome", "is_root", "feature",
+    ),
+    "project VARCHAR NOT NULL, hour_ns BIGINT NOT NULL, service VARCHAR, environment VARCHAR, "
+    "operation VARCHAR, provider VARCHAR, request_model VARCHAR, response_model VARCHAR, "
+    "outcome VARCHAR, is_root BOOLEAN, feature VARCHAR",
+    frozenset({"service", "environment", "operation", "provider", "model", "outcome", "feature"}),
+    frozenset(
+        {"services", "environments", "operations", "providers", "models", "outcomes", "features"}
+    ),
+    False,
+)  # fmt: skip
+#: Every rollup table, smallest first: a query takes the first one that answers it.
+TABLES = (TOTALS, USERS, MAIN)
+_LIST_FILTERS = (
+    "services", "environments", "operations", "providers", "models", "outcomes", "features",
+)  # fmt: skip
 
 
 def bucket_sql(duration: str = "duration_ns") -> str:
@@ -169,7 +187,7 @@ def eligible(
     if any(getattr(f, name) for name in _LIST_FILTERS if name not in table.filters):
         return False
     unsupported = (
-        f.routes, f.agents, f.features, f.user_id, f.session_id, f.trace_id, f.name,
+        f.routes, f.agents, f.user_id, f.session_id, f.trace_id, f.name,
         f.min_duration_ms, f.max_duration_ms, f.text,
     )  # fmt: skip
     return not any(unsupported)
@@ -182,6 +200,8 @@ def _rollup_where(f: SpanFilter, p: Params, lo: int, hi: int) -> str:
     elif f.scope == "llm":
         cond.append("operation = 'llm'")
     cond += list_conditions(f, p, span_columns=False)  # eligible() rules out the others
+    if f.features:  # only a table that keeps the feature is eligible then
+        cond.append(f"feature IN {p.many(f.features)}")
     return " AND ".join(cond)
 
 
@@ -359,11 +379,13 @@ _ERRORS = "sum(n) FILTER (WHERE outcome IN ('error', 'timeout', 'rejected'))"
 _ROW_ORDERS = {"count": "sum(n)", "cost": "sum(cost_usd)", "errors": _ERRORS}
 
 
-def top_keys_query(f: SpanFilter, by: str, limit: int, order: str = "count") -> Query:
+def top_keys_query(
+    f: SpanFilter, by: str, limit: int, order: str = "count", table: Table = MAIN
+) -> Query:
     """The top `limit` values of `by` by count, cost or errors, from the rollup and edges."""
     p = Params(DUCKDB)
     sql = (
-        f"SELECT k FROM ({_source(f, p, Shape(key=by))}) GROUP BY k "
+        f"SELECT k FROM ({_source(f, p, Shape(key=by), table)}) GROUP BY k "
         f"ORDER BY {_ROW_ORDERS[order]} DESC NULLS LAST, k NULLS LAST LIMIT {p(limit)}"
     )
     return Query(sql, p.values)
