@@ -55,6 +55,15 @@ def test_breakdown_and_value_lists(api: Api) -> None:
     assert "mystery-model" in models["items"] and "gpt-4o" in lists["models"]
 
 
+def test_several_breakdowns_in_one_request(api: Api) -> None:
+    params = {"scope": "llm", "order": "cost", "limit": 3, "percentiles": "false"}
+    body: Any = api.get("/api/v1/breakdowns", by="model,user", feature=["answer"], **params)
+    assert [b["by"] for b in body["items"]] == ["model", "user"]
+    for item in body["items"]:
+        alone: Any = api.get("/api/v1/breakdown", by=item["by"], feature=["answer"], **params)
+        assert item == alone and item["groups"]
+
+
 def test_timeseries_and_heatmap(api: Api) -> None:
     series: Any = api.get("/api/v1/timeseries", step=3600, scope="requests")
     assert series["step_s"] == 3600 and sum(p["count"] for p in series["points"]) == 300
@@ -129,6 +138,9 @@ def test_sessions_users_and_scores(api: Api) -> None:
         ("/api/v1/breakdown", {"by": "model", "order": "loudest"}),
         ("/api/v1/breakdown", {"by": "model", "percentiles": "maybe"}),
         ("/api/v1/summary", {"percentiles": "maybe"}),
+        ("/api/v1/breakdowns", {}),
+        ("/api/v1/breakdowns", {"by": "model,colour"}),
+        ("/api/v1/breakdowns", {"by": "model,user,feature,service,route,provider"}),
         ("/api/v1/timeseries", {"step": "0"}),
         ("/api/v1/timeseries", {"step": "1", "range": "30d"}),
         ("/api/v1/heatmap", {"bounds": "100,50"}),

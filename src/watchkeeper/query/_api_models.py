@@ -46,6 +46,12 @@ class Breakdown(BaseModel):
     groups: list[GroupOut]
 
 
+class Breakdowns(BaseModel):
+    """Several breakdowns of the same spans, in the order asked."""
+
+    items: list[Breakdown]
+
+
 class Timeseries(BaseModel):
     """Summaries per time bucket (buckets without spans are left out)."""
 

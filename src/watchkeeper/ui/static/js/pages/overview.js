@@ -246,10 +246,13 @@ async function renderCost(root, params, sig) {
       stat("Missing price", fmt.int(sm.missing_price), { tone: sm.missing_price ? "warn" : null, note: "calls without a known price" }),
       stat("Cost / call", fmt.usd(sm.count ? sm.cost_usd / sm.count : null))));
   }).catch((err) => failed(usageEl, err, "usage"));
-  const groups = [["model", "#box-bymodel"], ["user", "#box-byuser"], ["feature", "#box-byfeature"]].map(([by, sel]) => {
+  // One request for the three rankings: a browser runs at most six requests to a server at once.
+  const dims = [["model", "#box-bymodel"], ["user", "#box-byuser"], ["feature", "#box-byfeature"]];
+  const all = api.get("/api/v1/breakdowns", { ...params, by: dims.map(([by]) => by).join(","), order: "cost", limit: 8, percentiles: false }, sig);
+  const groups = dims.map(([by, sel], i) => {
     const el = root.querySelector(sel);
-    return api.get("/api/v1/breakdown", { ...params, by, order: "cost", limit: 8, percentiles: false }, sig).then((body) => {
-      const gs = body.groups.filter((g) => g.key !== null && g.key !== "");
+    return all.then((body) => {
+      const gs = body.items[i].groups.filter((g) => g.key !== null && g.key !== "");
       chart.barList(el, gs.map((g, i) => ({ label: g.key, value: g.cost_usd, color: palette(i),
         note: `${fmt.compact(g.input_tokens + g.output_tokens)} tok` })), {
         format: fmt.usd, empty: `No ${by} tagged on model calls`,
