@@ -22,10 +22,13 @@ statistic is replaced by the geometric middle of its bucket clamped to the group
 is at most REL_ERROR (sqrt(1.1) - 1 = 4.9%) for durations of 1 ms to ~48 h, and at most
 0.5 ms below 1 ms.
 
-A second table, `user_rollup`, keeps the same sums per (project, hour, service, environment,
-operation, outcome, root or not, user) without latency buckets: the per-user breakdowns
-(spend by user) read it instead of scanning every span of the range. At 10M spans over a
-week and 47k users it holds 2.0M rows; without buckets it answers no percentiles.
+Two more tables keep the same sums without latency buckets (so they answer no percentiles):
+`totals_rollup` per the rollup's keys plus feature (40k rows at 1M spans a week, against
+335k with buckets) answers sums-only summaries and breakdowns and gives every rollup summary
+its sums, the bucketed `rollup` adding only the bucket counts; `user_rollup` per (project,
+hour, service, environment, operation, outcome, root or not, user) answers per-user
+rankings (2.2M rows at 10M spans a week and 47k users, against 5.9M spans to scan).
+A query takes the first table in TABLES (smallest first) that answers it.
 """
 
 from __future__ import annotations
@@ -250,8 +253,9 @@ def _rep(bucket: str) -> str:
 
 
 def _quantile(i: int) -> str:
-    """`quantile_cont` of QUANTILES[i] over the histogram, from a group's `_group_columns`:
-    interpolate between the representatives of the buckets of its two order statistics."""
+    """`quantile_cont` of QUANTILES[i] over the histogram, from a group's `g_` columns
+    (`_order_columns`, `_sum_columns`): interpolate between the representatives of the
+    buckets of its two order statistics, clamped to the group's [min, max]."""
     pos = f"({QUANTILES[i]!r} * (g_tot - 1))"
 
     def clamp(v: str) -> str:
