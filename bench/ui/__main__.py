@@ -43,10 +43,15 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-RESOURCE_TIMES = """() => performance.getEntriesByType('resource')
-  .filter((e) => e.name.includes('/api/'))
+# The page's API requests: those started before it had drawn its data (the app marks that
+# moment; the nav badge asks after it).
+RESOURCE_TIMES = """() => {
+  const ready = performance.getEntriesByName('wk-page-ready').at(-1)?.startTime ?? Infinity;
+  return performance.getEntriesByType('resource')
+  .filter((e) => e.name.includes('/api/') && e.startTime < ready)
   .map((e) => ({url: e.name.split('/api/v1/')[1].split('?')[0], full: e.name,
-                ms: e.responseEnd - e.requestStart, start: e.startTime, end: e.responseEnd}))"""
+                ms: e.responseEnd - e.requestStart, start: e.startTime, end: e.responseEnd}));
+}"""
 
 
 def pages(trace_id: str) -> dict[str, str]:

@@ -56,11 +56,12 @@ async function loadAll(root, ctx, q, servicesEl) {
   const sig = ctx.signal;
   const slos = api.get("/api/v1/slos", {}, sig).then((b) => api.itemsOf(b, "slos")).catch(() => []);
   if (!servicesEl.firstChild) renderFilters(servicesEl, sig); // not awaited: never holds the page
+  // Heaviest queries first: the browser sends six requests at once, the rest wait their turn.
   const tasks = [
     renderHeadline(root.querySelector("#headline"), q, slos, sig),
     renderHealth(root, { ...base, scope: "requests" }, r, stepS, slos, sig),
-    renderQuality(root.querySelector("#box-quality"), base, sig),
     renderCost(root, { ...base, scope: "llm" }, sig),
+    renderQuality(root.querySelector("#box-quality"), base, sig),
   ];
   await Promise.allSettled(tasks);
 }
@@ -235,6 +236,9 @@ async function renderQuality(el, base, sig) {
 }
 
 async function renderCost(root, params, sig) {
+  // One request for the three rankings: a browser runs at most six requests to a server at once.
+  const dims = [["model", "#box-bymodel"], ["user", "#box-byuser"], ["feature", "#box-byfeature"]];
+  const all = api.get("/api/v1/breakdowns", { ...params, by: dims.map(([by]) => by).join(","), order: "cost", limit: 8, percentiles: false }, sig);
   const usageEl = root.querySelector("#box-usage");
   const usage = api.get("/api/v1/summary", { ...params, percentiles: false }, sig).then((sm) => {
     const inTok = sm.input_tokens || 0;
@@ -246,9 +250,6 @@ async function renderCost(root, params, sig) {
       stat("Missing price", fmt.int(sm.missing_price), { tone: sm.missing_price ? "warn" : null, note: "calls without a known price" }),
       stat("Cost / call", fmt.usd(sm.count ? sm.cost_usd / sm.count : null))));
   }).catch((err) => failed(usageEl, err, "usage"));
-  // One request for the three rankings: a browser runs at most six requests to a server at once.
-  const dims = [["model", "#box-bymodel"], ["user", "#box-byuser"], ["feature", "#box-byfeature"]];
-  const all = api.get("/api/v1/breakdowns", { ...params, by: dims.map(([by]) => by).join(","), order: "cost", limit: 8, percentiles: false }, sig);
   const groups = dims.map(([by, sel], i) => {
     const el = root.querySelector(sel);
     return all.then((body) => {
