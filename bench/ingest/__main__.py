@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.ingest            # 1,000,000 spans
     .venv/bin/python -m bench.ingest --quick    # 100,000 spans
-    .venv/bin/python -m bench.ingest --workers 1  # one decode/normalize/compress worker (default 2)
+    .venv/bin/python -m bench.ingest --workers 1  # one decode/normalize/compress worker (default 3)
 
 Prints sustained throughput (acknowledged, and written to the store), the lag from a
 request's acknowledgement to its spans being queryable (p50/p99, from probe traces polled
