@@ -47,12 +47,11 @@ __all__ = [
     "shutdown",
 ]
 
-_LAZY = ("feedback", "instrument_anthropic", "instrument_openai")
-
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        from watchkeeper import sdk
+    # The SDK's lazily loaded names (`feedback`, the client wrappers) load on first use here too.
+    from watchkeeper import sdk
 
+    if name in sdk._LAZY:
         return getattr(sdk, name)
     raise AttributeError(f"module 'watchkeeper' has no attribute {name!r}")

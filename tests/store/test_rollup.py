@@ -11,7 +11,7 @@ import pytest
 
 from tests.datagen import MINUTE_NS, Dataset, generate
 from watchkeeper.errors import ValidationError
-from watchkeeper.store import SpanFilter, Summary
+from watchkeeper.store import Group, SpanFilter, Summary
 from watchkeeper.store._duckdb_arrow import spans_table
 from watchkeeper.store._duckdb_schema import migrate
 from watchkeeper.store._rollup import MAIN, REL_ERROR, TOTALS, USERS
@@ -63,6 +63,13 @@ def same(got: Summary, want: Summary) -> None:
         assert (g is None) == (w is None)
         if w is not None:
             assert abs(g - w) <= REL_ERROR * w + 1e-9, (q, g, w)
+
+
+def same_groups(got: list[Group], want: list[Group]) -> None:
+    """The same keys in the same order, each summary as `same` says."""
+    assert want and [g.key for g in got] == [g.key for g in want]
+    for g, w in zip(got, want, strict=True):
+        same(g.summary, w.summary)
 
 
 FILTERS: list[dict[str, object]] = [
@@ -158,9 +165,7 @@ def test_user_breakdown_without_percentiles_reads_the_user_rollup(
     assert rolled._rollup_for(f, "user", percentiles=False) is USERS
     got = rolled.breakdown(f, "user", limit=4, order=order, percentiles=False)
     want = raw.breakdown(f, "user", limit=4, order=order, percentiles=False)
-    assert want and [g.key for g in got] == [g.key for g in want]
-    for g, w in zip(got, want, strict=True):
-        same(g.summary, w.summary)  # every figure exact; no percentiles on either side
+    same_groups(got, want)
 
 
 def test_user_breakdowns_the_user_rollup_cannot_answer_read_spans(
@@ -193,9 +198,7 @@ def test_breakdowns_without_percentiles_read_the_totals_rollup(
     assert rolled._rollup_for(f, None, percentiles=False) is TOTALS
     got = rolled.breakdown(f, by, limit=3, order="cost", percentiles=False)  # type: ignore[arg-type]
     want = raw.breakdown(f, by, limit=3, order="cost", percentiles=False)  # type: ignore[arg-type]
-    assert want and [g.key for g in got] == [g.key for g in want]
-    for g, w in zip(got, want, strict=True):
-        same(g.summary, w.summary)
+    same_groups(got, want)
     same(rolled.summary(f, percentiles=False), raw.summary(f, percentiles=False))
     # percentiles come from the table with latency buckets, or (by feature) from spans
     want_table = None if by == "feature" or kwargs.get("features") else MAIN
@@ -239,13 +242,19 @@ def test_retention_keeps_the_rollup_right(long: Dataset, project: str | None) ->
     raw.close()
 
 
-def test_a_version_2_file_gets_its_rollup_backfilled(tmp_path: Path, long: Dataset) -> None:
-    path = tmp_path / "v2.duckdb"
+def _file_at(tmp_path: Path, version: int, data: Dataset) -> Path:
+    """A data file of an older schema `version` holding the spans of `data`."""
+    path = tmp_path / f"v{version}.duckdb"
     con = duckdb.connect(str(path))
-    assert migrate(con, target=2) == 2  # the layout before the rollup
-    con.register("old_rows", spans_table(long.spans))
+    assert migrate(con, target=version) == version
+    con.register("old_rows", spans_table(data.spans))
     con.execute("INSERT INTO spans SELECT * FROM old_rows")
     con.close()
+    return path
+
+
+def test_a_version_2_file_gets_its_rollup_backfilled(tmp_path: Path, long: Dataset) -> None:
+    path = _file_at(tmp_path, 2, long)  # the layout before the rollup
     rolled, raw = DuckDBStore(path), DuckDBStore(None, use_rollup=False)
     raw.write(long.batch())
     f = _range(long)
@@ -256,39 +265,19 @@ def test_a_version_2_file_gets_its_rollup_backfilled(tmp_path: Path, long: Datas
     raw.close()
 
 
-def test_a_version_3_file_gets_its_user_rollup_backfilled(tmp_path: Path, long: Dataset) -> None:
-    path = tmp_path / "v3.duckdb"
-    con = duckdb.connect(str(path))
-    assert migrate(con, target=3) == 3  # the layout before the per-user rollup
-    con.register("old_rows", spans_table(long.spans))
-    con.execute("INSERT INTO spans SELECT * FROM old_rows")
-    con.close()
-    rolled, raw = DuckDBStore(path), DuckDBStore(None, use_rollup=False)
+@pytest.mark.parametrize(
+    ("version", "by", "limit"),
+    [(3, "user", 5), (4, "feature", 20)],  # before the per-user, the bucket-less rollup
+)
+def test_a_file_gets_its_later_rollups_backfilled(
+    tmp_path: Path, long: Dataset, version: int, by: str, limit: int
+) -> None:
+    rolled = DuckDBStore(_file_at(tmp_path, version, long))
+    raw = DuckDBStore(None, use_rollup=False)
     raw.write(long.batch())
     f = _range(long)
-    got = rolled.breakdown(f, "user", limit=5, order="cost", percentiles=False)
-    want = raw.breakdown(f, "user", limit=5, order="cost", percentiles=False)
-    assert want and [g.key for g in got] == [g.key for g in want]
-    for g, w in zip(got, want, strict=True):
-        same(g.summary, w.summary)
-    rolled.close()
-    raw.close()
-
-
-def test_a_version_4_file_gets_its_totals_rollup_backfilled(tmp_path: Path, long: Dataset) -> None:
-    path = tmp_path / "v4.duckdb"
-    con = duckdb.connect(str(path))
-    assert migrate(con, target=4) == 4  # the layout before the bucket-less totals
-    con.register("old_rows", spans_table(long.spans))
-    con.execute("INSERT INTO spans SELECT * FROM old_rows")
-    con.close()
-    rolled, raw = DuckDBStore(path), DuckDBStore(None, use_rollup=False)
-    raw.write(long.batch())
-    f = _range(long)
-    got = rolled.breakdown(f, "feature", order="cost", percentiles=False)
-    want = raw.breakdown(f, "feature", order="cost", percentiles=False)
-    assert want and [g.key for g in got] == [g.key for g in want]
-    for g, w in zip(got, want, strict=True):
-        same(g.summary, w.summary)
+    got = rolled.breakdown(f, by, limit=limit, order="cost", percentiles=False)  # type: ignore[arg-type]
+    want = raw.breakdown(f, by, limit=limit, order="cost", percentiles=False)  # type: ignore[arg-type]
+    same_groups(got, want)
     rolled.close()
     raw.close()

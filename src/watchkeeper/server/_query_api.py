@@ -120,13 +120,15 @@ def breakdown(
     `percentiles=false` leaves p50-p99 out, for rankings that show no latency (much faster).
     """
     dim = _dimension(by)
-    groups = _store(request).breakdown(
-        f,
-        dim,
-        parse_int(limit, "limit", 20, high=1000),
-        order or "count",
-        percentiles=parse_bool(percentiles, "percentiles", True),
-    )
+    limit_n = parse_int(limit, "limit", 20, high=1000)
+    with_p = parse_bool(percentiles, "percentiles", True)
+    return _breakdown_json(_store(request), f, dim, limit_n, order, with_p)
+
+
+def _breakdown_json(
+    store: Store, f: SpanFilter, dim: Any, limit: int, order: str | None, percentiles: bool
+) -> dict[str, Any]:
+    groups = store.breakdown(f, dim, limit, order or "count", percentiles=percentiles)
     return {"by": dim, "groups": [{"key": g.key, **m.summary_json(g.summary)} for g in groups]}
 
 
@@ -152,12 +154,9 @@ async def breakdowns(
         raise ValidationError(f"by takes 1 to {MAX_BREAKDOWNS} dimensions (got {len(dims)})")
     store, n = _store(request), parse_int(limit, "limit", 20, high=1000)
     with_p = parse_bool(percentiles, "percentiles", True)
-
-    def one(dim: Any) -> dict[str, Any]:
-        groups = store.breakdown(f, dim, n, order or "count", percentiles=with_p)
-        return {"by": dim, "groups": [{"key": g.key, **m.summary_json(g.summary)} for g in groups]}
-
-    items = await asyncio.gather(*(run_in_threadpool(one, dim) for dim in dims))
+    items = await asyncio.gather(
+        *(run_in_threadpool(_breakdown_json, store, f, d, n, order, with_p) for d in dims)
+    )
     return {"items": list(items)}
 
 

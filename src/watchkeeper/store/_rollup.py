@@ -79,63 +79,62 @@ _VALUE_TYPES = (
 )
 
 
+#: Key columns that are not VARCHAR (NULL allowed unless said).
+_KEY_TYPES = {
+    "project": "VARCHAR NOT NULL",
+    "hour_ns": "BIGINT NOT NULL",
+    "is_root": "BOOLEAN",
+    "bucket": "SMALLINT NOT NULL",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Table:
     """A rollup table: its key columns, and the group keys and filters it can answer."""
 
     name: str
     keys: tuple[str, ...]  # project, hour_ns, then span columns (is_root, bucket derived)
-    key_types: str  # the key columns' DDL
     dimensions: frozenset[str]  # what a breakdown or series may group by
     #: value-list filters it answers (besides the range and the scope)
     filters: frozenset[str]
-    buckets: bool  # has latency buckets: answers percentiles
+
+    @property
+    def buckets(self) -> bool:
+        """Whether it keeps latency buckets (answers percentiles)."""
+        return "bucket" in self.keys
 
     def ddl(self) -> str:
         """CREATE TABLE statement."""
-        return f"CREATE TABLE {self.name} ({self.key_types}, {_VALUE_TYPES})"
+        keys = ", ".join(f"{k} {_KEY_TYPES.get(k, 'VARCHAR')}" for k in self.keys)
+        return f"CREATE TABLE {self.name} ({keys}, {_VALUE_TYPES})"
 
 
-MAIN = Table(
-    "rollup",
-    (
-        "project", "hour_ns", "service", "environment", "operation", "provider",
-        "request_model", "response_model", "outcome", "is_root", "bucket",
-    ),
-    "project VARCHAR NOT NULL, hour_ns BIGINT NOT NULL, service VARCHAR, environment VARCHAR, "
-    "operation VARCHAR, provider VARCHAR, request_model VARCHAR, response_model VARCHAR, "
-    "outcome VARCHAR, is_root BOOLEAN, bucket SMALLINT NOT NULL",
-    frozenset({"service", "environment", "operation", "provider", "model", "outcome"}),
-    frozenset({"services", "environments", "operations", "providers", "models", "outcomes"}),
-    True,
+_SPAN_KEYS = (
+    "project", "hour_ns", "service", "environment", "operation", "provider", "request_model",
+    "response_model", "outcome", "is_root",
 )  # fmt: skip
+_SPAN_DIMENSIONS = frozenset(
+    {"service", "environment", "operation", "provider", "model", "outcome"}
+)
+_SPAN_FILTERS = frozenset(
+    {"services", "environments", "operations", "providers", "models", "outcomes"}
+)
+MAIN = Table("rollup", (*_SPAN_KEYS, "bucket"), _SPAN_DIMENSIONS, _SPAN_FILTERS)
 USERS = Table(
     "user_rollup",
     (
         "project", "hour_ns", "service", "environment", "operation", "outcome", "is_root",
         "user_id",
     ),
-    "project VARCHAR NOT NULL, hour_ns BIGINT NOT NULL, service VARCHAR, environment VARCHAR, "
-    "operation VARCHAR, outcome VARCHAR, is_root BOOLEAN, user_id VARCHAR",
     frozenset({"user"}),
     frozenset({"services", "environments", "operations", "outcomes"}),
-    False,
 )  # fmt: skip
 TOTALS = Table(
     "totals_rollup",
-    (
-        "project", "hour_ns", "service", "environment", "operation", "provider",
-        "request_model", "response_model", "outcome", "is_root", "feature",
-    ),
-    "project VARCHAR NOT NULL, hour_ns BIGINT NOT NULL, service VARCHAR, environment VARCHAR, "
-    "operation VARCHAR, provider VARCHAR, request_model VARCHAR, response_model VARCHAR, "
-    "outcome VARCHAR, is_root BOOLEAN, feature VARCHAR",
-    frozenset({"service", "environment", "operation", "provider", "model", "outcome", "feature"}),
-    frozenset(
-        {"services", "environments", "operations", "providers", "models", "outcomes", "features"}
-    ),
-    False,
-)  # fmt: skip
+    (*_SPAN_KEYS, "feature"),
+    _SPAN_DIMENSIONS | {"feature"},
+    _SPAN_FILTERS | {"features"},
+)
 #: Every rollup table, smallest first: a query takes the first one that answers it.
 TABLES = (TOTALS, USERS, MAIN)
 _LIST_FILTERS = (
@@ -296,7 +295,7 @@ def _order_columns() -> list[str]:
 
 def _summary_cols(percentiles: bool = True) -> list[str]:
     """The SUMMARY_WIDTH columns `summary_from_row` reads, over the `g_` columns."""
-    qs = ", ".join(_quantile(i) for i in range(len(QUANTILES)))
+    qs = ", ".join(_quantile(i) for i in range(len(QUANTILES))) if percentiles else ""
     return [
         "g_n",
         *(f"g_{o}" for o in OUTCOME_ORDER),

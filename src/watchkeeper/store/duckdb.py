@@ -289,10 +289,11 @@ class DuckDBStore:
         """Summaries per value of `by` (without p50-p99 when `percentiles` is False)."""
         if order not in r.ORDERS:
             raise ValidationError(f"unknown order {order!r}; use one of: {', '.join(r.ORDERS)}")
-        table = self._rollup_for(f, by, percentiles=percentiles or order == "p95")
+        with_p = percentiles or order == "p95"
+        table = self._rollup_for(f, by, percentiles=with_p)
         if table is not None:
             shape, limit = ru.Shape(key=by), _check_limit(limit)
-            if table.buckets and (percentiles or order == "p95"):
+            if with_p:  # only a table with latency buckets answers then
                 q = ru.summaries_query(f, shape, order, limit)
             else:  # sums only: one GROUP BY over the rollup rows
                 if by in TWO_STAGE:  # rank by one sum, then every sum of the top keys only
@@ -316,7 +317,8 @@ class DuckDBStore:
     ) -> list[Point]:
         """Summaries per time bucket (buckets without spans are left out)."""
         f = self._bounded(f)
-        if self._rolled(f, by) and step_s % 3600 == 0:  # hour-aligned buckets of whole hours
+        rolled = self._rollup_for(f, by, percentiles=True) is not None
+        if rolled and step_s % 3600 == 0:  # hour-aligned buckets of whole hours
             return self._rolled_series(f, step_s, by, limit)
         keys: list[str | None] = []
         if by is not None:
@@ -326,11 +328,8 @@ class DuckDBStore:
         rows = self._rows(r.timeseries_query(f, DUCKDB, step_s * 1_000_000_000, by, keys))
         return [Point(int(row[0]), res.summary_from_row(row[2:]), row[1]) for row in rows]
 
-    def _rolled(self, f: SpanFilter, by: str | None = None) -> bool:
-        return self.use_rollup and ru.eligible(f, by)
-
     def _rollup_for(self, f: SpanFilter, by: str | None, *, percentiles: bool) -> ru.Table | None:
-        """The rollup table that answers a breakdown, or None: read the spans."""
+        """The rollup table that answers a query, or None: read the spans."""
         if self.use_rollup:
             for table in ru.TABLES:
                 if ru.eligible(f, by, table, percentiles=percentiles):
