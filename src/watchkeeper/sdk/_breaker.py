@@ -44,9 +44,15 @@ class Breaker:
         self._opened_at = 0.0
         self._trials = 0
 
+    # The closed breaker's common case (a call allowed, a success after successes) is read and
+    # left without the lock: attribute reads are atomic, and a transition racing with it orders
+    # the two events one way or the other, as the lock would.
+
     @property
     def state(self) -> str:
         """closed, open or half_open (an open breaker past its reset timeout reads half_open)."""
+        if self._state is CLOSED:
+            return CLOSED
         with self._lock:
             self._advance()
             return self._state
@@ -57,6 +63,8 @@ class Breaker:
 
     def allow(self) -> bool:
         """Whether a call may go ahead now (a half-open breaker lets a few trials through)."""
+        if self._state is CLOSED:
+            return True
         with self._lock:
             self._advance()
             if self._state == CLOSED:
@@ -74,6 +82,8 @@ class Breaker:
 
     def record_success(self) -> None:
         """A call succeeded: close the breaker and forget past failures."""
+        if self._state is CLOSED and not self._failures:
+            return
         with self._lock:
             self._state, self._failures, self._trials = CLOSED, 0, 0
 

@@ -65,8 +65,17 @@ class GuardTelemetry:
         self.breaker_state = metrics.guard_breaker_state.labels(name)
         self.last_breaker_state: str | None = None
         self.span_name = f"guard {name}"
+        # The outcome and attempt count of a call that answers at once go on with the start
+        # attributes (cheaper there than set later); the call rewrites them only if they change.
         self.span_attrs = span_attributes(
-            self.span_name, "guard", {c.WK_GUARD_NAME: name, c.WK_GUARD_DEADLINE_S: deadline}
+            self.span_name,
+            "guard",
+            {
+                c.WK_GUARD_NAME: name,
+                c.WK_GUARD_DEADLINE_S: deadline,
+                c.WK_OUTCOME: "success",
+                WK_GUARD_ATTEMPTS: 1,
+            },
         )
         self.attempt_name = f"guard {name} attempt"
         self.attempt_attrs = span_attributes(self.attempt_name, "other", {c.WK_GUARD_NAME: name})
@@ -434,7 +443,8 @@ class GuardCall:
 
     def _end_span(self, error: BaseException | None = None) -> None:
         self.ended = True
-        self.span.otel_span.set_attribute(WK_GUARD_ATTEMPTS, self.attempts)
+        if self.attempts != 1:  # 1 went on with the start attributes
+            self.span.otel_span.set_attribute(WK_GUARD_ATTEMPTS, self.attempts)
         self.span.end(error)
 
 

@@ -6,7 +6,6 @@ is reported once and the app's code runs anyway; the app's own exceptions pass t
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
@@ -24,6 +23,7 @@ from watchkeeper.sdk._span import (
     NOOP,
     ObservedSpan,
     default_span_kind,
+    detach_quietly,
     open_span,
     span_attributes,
 )
@@ -240,7 +240,7 @@ class observe(AsyncWith[ObservedSpan]):
                     raise
                 finally:
                     if token is not None:
-                        _detach_quietly(token)
+                        detach_quietly(token)
                 if obs._capture_out and len(items) < 1000:
                     items.append(item)
                 thrown = None
@@ -272,7 +272,7 @@ def _drive_gen(gen: Generator[Any, Any, Any], obs: ObservedSpan) -> Generator[An
             obs.end(exc)
             raise
         finally:
-            _detach_quietly(token)
+            detach_quietly(token)
         if obs._capture_out and len(items) < 1000:
             items.append(item)
         thrown = None
@@ -290,11 +290,3 @@ def _end_gen(obs: ObservedSpan, value: Any, items: list[Any]) -> None:
     if obs._capture_out:
         obs.set_output(items if value is None else {"items": items, "return": value})
     obs.end()
-
-
-def _detach_quietly(token: object) -> None:
-    from opentelemetry import context as otel_context
-
-    # Detaching in another context (a generator finalised elsewhere) has nothing to undo.
-    with contextlib.suppress(Exception):
-        otel_context.detach(token)  # type: ignore[arg-type]

@@ -151,18 +151,17 @@ def _provider(
     # Imported here, not at module level, so `import watchkeeper` stays cheap.
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
-
     from watchkeeper.model import conventions as c
     from watchkeeper.sdk._export import CountingBatchProcessor
+    from watchkeeper.sdk._sampling import ParentOrRatio
 
     attrs: dict[str, str] = {c.SERVICE_NAME: settings.service_name}
     if settings.environment:
         attrs[c.DEPLOYMENT_ENVIRONMENT_NAME] = settings.environment
     if settings.project:
         attrs[c.WK_PROJECT] = settings.project
-    root = TraceIdRatioBased(settings.sample_rate) if settings.sample_rate < 1.0 else ALWAYS_ON
-    provider = TracerProvider(resource=Resource.create(attrs), sampler=ParentBased(root))
+    sampler = ParentOrRatio(settings.sample_rate)
+    provider = TracerProvider(resource=Resource.create(attrs), sampler=sampler)
     if span_processor is None:
         if exporter is None:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter

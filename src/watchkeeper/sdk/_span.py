@@ -7,7 +7,6 @@ Every method is safe to call on the no-op handle used before `init()`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import Mapping
@@ -107,6 +106,7 @@ class ObservedSpan:
         "_span",
         "_t0",
         "_token",
+        "_written_outcome",
     )
 
     def __init__(
@@ -125,6 +125,9 @@ class ObservedSpan:
         self._t0 = time.perf_counter() if kind in _CLIENT_KINDS else 0.0
         self._ended = span is None
         self._outcome: str | None = None
+        # The outcome attribute the span already carries (set with its start attributes by a
+        # caller that expects it, as the guard does); written again at the end only if it changed.
+        self._written_outcome: str | None = None
         self._error_type: str | None = None
         self._provider: str | None = None
         self._model: str | None = None
@@ -291,7 +294,8 @@ class ObservedSpan:
             outcome = self._outcome or (state.outcome if state is not None else None) or "success"
             if state is not None and state.attributes:
                 span.set_attributes(state.attributes)
-            span.set_attribute(c.WK_OUTCOME, outcome)
+            if outcome != self._written_outcome:
+                span.set_attribute(c.WK_OUTCOME, outcome)
             if outcome in ("error", "timeout") and error is None:
                 span.set_status(Status(StatusCode.ERROR, self._error_type or outcome))
         finally:  # whatever failed above, the app's context must be restored
@@ -301,14 +305,16 @@ class ObservedSpan:
             self._record_metrics(self._rt, time.perf_counter() - self._t0)
 
     def _restore_context(self) -> None:
-        if self._token is not None:
-            _detach(self._token)
-            self._token = None
-        if self._request_token is not None:
-            # ValueError: ended in another context (e.g. a generator's finaliser).
-            with contextlib.suppress(ValueError):
-                REQUEST.reset(self._request_token)
-            self._request_token = None
+        token, self._token = self._token, None
+        if token is not None:
+            detach_quietly(token)
+        request_token, self._request_token = self._request_token, None
+        if request_token is not None:
+            # Not contextlib.suppress: on every span's end, and a try costs nothing unraised.
+            try:  # noqa: SIM105
+                REQUEST.reset(request_token)
+            except ValueError:  # ended in another context (e.g. a generator's finaliser)
+                pass
 
     def _record_metrics(self, rt: Runtime, duration: float) -> None:
         op = GEN_AI_OPERATION[self._kind]
@@ -321,9 +327,13 @@ class ObservedSpan:
             m.genai_tokens.labels(op, provider, model, "output").observe(self._output_tokens)
 
 
-def _detach(token: object) -> None:
-    with contextlib.suppress(Exception):  # detached in another context: nothing to undo
+def detach_quietly(token: object) -> None:
+    """Restore the context `token` came from; in another context there is nothing to undo."""
+    # Not contextlib.suppress: on every span's end, and a try costs nothing unraised.
+    try:  # noqa: SIM105
         otel_context.detach(token)  # type: ignore[arg-type]
+    except Exception:
+        pass
 
 
 NOOP = ObservedSpan(None, None)
@@ -414,11 +424,21 @@ def open_span(
         capture and capture_input is not False,
         capture and capture_output is not False,
     )
+    obs._written_outcome = attrs.get(c.WK_OUTCOME)
     if activate:
         # A span with no request around it (no server span, no enclosing root) is a request
         # of its own: guards beneath it report fallbacks/timeouts to it.
-        if REQUEST.get() is None and not trace.get_current_span().get_span_context().is_valid:
+        if REQUEST.get() is None and _is_root(span, parent):
             obs._request_state = RequestState()
             obs._request_token = REQUEST.set(obs._request_state)
         obs._token = obs.attach()
     return obs
+
+
+def _is_root(span: Span, parent: Span | None) -> bool:
+    """Whether `span` has no valid parent (a recording SDK span knows; else ask the context)."""
+    parent_context = getattr(span, "parent", False)  # the SDK's span: None when it is a root
+    if parent_context is not False:
+        return parent_context is None
+    outer = parent if parent is not None else trace.get_current_span()
+    return not outer.get_span_context().is_valid

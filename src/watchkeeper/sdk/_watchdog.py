@@ -32,14 +32,15 @@ class Watchdog:
 
     def reset_after_fork(self) -> None:
         """No thread and no calls in flight (a forked child has none of the parent's)."""
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()  # `with` on the bare lock: cheaper than on the Condition
+        self._cond = threading.Condition(self._lock)
         self._inflight: dict[int, Watched] = {}
         self._next_at = float("inf")
         self._thread: threading.Thread | None = None
 
     def enter(self, call: Watched) -> None:
         """Watch `call` until `leave(call)`."""
-        with self._cond:
+        with self._lock:
             self._inflight[id(call)] = call
             if self._thread is None:
                 self._thread = threading.Thread(
@@ -57,10 +58,13 @@ class Watchdog:
         while True:
             with self._cond:
                 now = time.monotonic()
-                due = [c for c in self._inflight.values() if c.end_at <= now]
+                # A copy first: `leave` pops without the lock, which would break an iteration
+                # (list() of a dict's values runs without a thread switch under the GIL).
+                inflight = list(self._inflight.values())
+                due = [c for c in inflight if c.end_at <= now]
                 for call in due:
-                    del self._inflight[id(call)]
-                pending = [c.end_at for c in self._inflight.values()]
+                    self._inflight.pop(id(call), None)
+                pending = [c.end_at for c in inflight if c.end_at > now]
                 self._next_at = min(pending, default=float("inf"))
                 if not due:
                     wait = None if not pending else max(self._next_at - now, 0.0)
