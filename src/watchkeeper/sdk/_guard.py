@@ -1,9 +1,9 @@
 """`guard()`: a deadline, retries, fallbacks and a circuit breaker around a call.
 
 The deadline holds end to end: every attempt gets only the time left, backoff never sleeps past
-it. Async calls are cancelled at the deadline (`asyncio.timeout`). A sync call cannot be
-interrupted, only abandoned, and handing it to a thread costs tens of microseconds, so
-`sync_mode` chooses:
+it. Async calls are cancelled at the deadline, as by `asyncio.timeout` but with one timer per
+event loop (`_deadlines`). A sync call cannot be interrupted, only abandoned, and handing it to
+a thread costs tens of microseconds, so `sync_mode` chooses:
 
 * ``"thread"``: always run on a bounded worker pool; the caller stops waiting at the deadline
   (the call itself runs on until it returns, then its result is dropped). The pool has 32
@@ -42,6 +42,8 @@ from typing import Any, TypeVar, cast
 
 from watchkeeper.errors import CircuitOpen, ConfigError, GuardTimeout
 from watchkeeper.sdk._breaker import BREAKERS, Breaker
+from watchkeeper.sdk._deadlines import Watch
+from watchkeeper.sdk._deadlines import watch as watch_deadline
 from watchkeeper.sdk._guard_run import (
     SUSPECT_HOLD_S,
     GuardCall,
@@ -135,13 +137,15 @@ def run_sync(
 
 async def _invoke_async(fn: Callable[..., Any], args: Any, kwargs: Any, left: float) -> Any:
     """One async attempt, cancelled when `left` seconds have passed."""
+    deadline = watch_deadline(left)
     try:
-        async with asyncio.timeout(left) as scope:
-            return await fn(*args, **kwargs)
-    except TimeoutError:
-        if scope.expired():
+        return await fn(*args, **kwargs)
+    except asyncio.CancelledError:
+        if deadline.end():  # our deadline cancelled it, and nobody else asked to
             raise GuardTimeout(f"no answer within {left:.3f}s") from None
         raise
+    finally:
+        deadline.end()
 
 
 async def run_async(policy: GuardPolicy, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
@@ -186,11 +190,11 @@ class GuardBlock:
     An open breaker makes `with` raise `CircuitOpen` before the block runs.
     """
 
-    __slots__ = ("_call", "_scope", "attempt", "outcome", "result")
+    __slots__ = ("_call", "_deadline", "attempt", "outcome", "result")
 
     def __init__(self, call: GuardCall, attempt: ObservedSpan) -> None:
         self._call = call
-        self._scope: asyncio.Timeout | None = None
+        self._deadline: Watch | None = None  # `async with` only
         self.attempt = attempt  # the no-op handle: a block's one attempt is the guard span
         self.result: Any = None
         self.outcome: str | None = None
@@ -347,8 +351,7 @@ class guard:  # lower case: used like a function, `@guard("llm", deadline=5)`
 
     async def __aenter__(self) -> GuardBlock:
         block = self._enter()
-        block._scope = asyncio.timeout(block._call.remaining())
-        await block._scope.__aenter__()
+        block._deadline = watch_deadline(block._call.remaining())
         return block
 
     async def __aexit__(
@@ -358,10 +361,8 @@ class guard:  # lower case: used like a function, `@guard("llm", deadline=5)`
         tb: TracebackType | None,
     ) -> bool:
         block = self._pop()
-        scope, original = block._scope, exc
-        if scope is not None:
-            try:
-                await scope.__aexit__(exc_type, exc, tb)
-            except TimeoutError:
-                exc = GuardTimeout(f"guard {self._policy.name!r}: block overran its deadline")
+        original = exc
+        expired = block._deadline is not None and block._deadline.end()
+        if expired and isinstance(exc, asyncio.CancelledError):
+            exc = GuardTimeout(f"guard {self._policy.name!r}: block overran its deadline")
         return self._exit(block, exc, original)

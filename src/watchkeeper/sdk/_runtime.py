@@ -151,6 +151,7 @@ def _provider(
     # Imported here, not at module level, so `import watchkeeper` stays cheap.
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
+
     from watchkeeper.model import conventions as c
     from watchkeeper.sdk._export import CountingBatchProcessor
     from watchkeeper.sdk._sampling import ParentOrRatio
