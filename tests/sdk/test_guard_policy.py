@@ -8,10 +8,13 @@ from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 import watchkeeper
 from watchkeeper import Breaker, CircuitOpen, GuardEvent, GuardTimeout
 from watchkeeper.errors import ConfigError
+from watchkeeper.model import OUTCOMES
 from watchkeeper.model import conventions as c
 from watchkeeper.sdk._guard_run import WK_GUARD_ATTEMPTS, backoff_delay, is_retryable
 
@@ -404,6 +407,20 @@ def test_guard_duration_histogram_has_the_deadline_as_a_bucket(sdk: Sdk) -> None
     labels = {"name": "hist", "le": "2.5"}
     assert sdk.metric("watchkeeper_guard_duration_seconds_bucket", labels) == 2
     assert sdk.metric("watchkeeper_guard_duration_seconds_bucket", {**labels, "le": "1.0"}) == 1
+    assert sdk.metric("watchkeeper_guard_duration_seconds_count", {"name": "hist"}) == 2
+    assert sdk.metric("watchkeeper_guard_duration_seconds_sum", {"name": "hist"}) == pytest.approx(
+        2.41
+    )
+    # Every outcome is exposed from the first call on, at 0 until it happens (rates need it).
+    calls = {
+        o: sdk.metric("watchkeeper_guard_calls_total", {"name": "hist", "outcome": o})
+        for o in OUTCOMES
+    }
+    assert calls == {"success": 2, "timeout": 0, "error": 0, "fallback": 0, "rejected": 0}
+    exposition = generate_latest(sdk.registry).decode()
+    families = {f.name: f.type for f in text_string_to_metric_families(exposition)}
+    assert families["watchkeeper_guard_calls"] == "counter"
+    assert families["watchkeeper_guard_duration_seconds"] == "histogram"
 
 
 def test_callback_exceptions_are_swallowed(sdk: Sdk) -> None:

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, Final
 from opentelemetry.trace import SpanKind
 
 from watchkeeper.errors import CircuitOpen, ConfigError, GuardTimeout
-from watchkeeper.model import OUTCOMES
 from watchkeeper.model import conventions as c
 from watchkeeper.sdk import _runtime
 from watchkeeper.sdk._breaker import BREAKER_STATES, Breaker
@@ -60,7 +59,7 @@ class GuardTelemetry:
 
     def __init__(self, metrics: SdkMetrics, name: str, deadline: float) -> None:
         self.metrics = metrics
-        self.calls = {o: metrics.guard_calls.labels(name, o) for o in OUTCOMES}
+        self.calls = metrics.guard.series(name, deadline)
         self.retries = metrics.guard_retries.labels(name)
         self.breaker_state = metrics.guard_breaker_state.labels(name)
         self.last_breaker_state: str | None = None
@@ -427,9 +426,7 @@ class GuardCall:
             report_failure("guard.metrics", exc)
 
     def _record(self, tele: GuardTelemetry, outcome: str) -> None:
-        tele.calls[outcome].inc()
-        elapsed = self.p.clock() - self.t0
-        tele.metrics.guard_duration.observe((self.p.name,), elapsed, self.p.deadline)
+        tele.calls.record(outcome, self.p.clock() - self.t0)
         if self.p.breaker is not None:
             state = self.p.breaker.state
             if state != tele.last_breaker_state:

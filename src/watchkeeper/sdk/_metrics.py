@@ -14,7 +14,9 @@ from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+
+from watchkeeper.model import OUTCOMES
 
 #: GenAI semconv `gen_ai.client.operation.duration` boundaries, plus our default deadline (8 s).
 GENAI_DURATION_BUCKETS: tuple[float, ...] = (
@@ -40,6 +42,22 @@ def _le(bound: float) -> str:
     return "+Inf" if bound == float("inf") else repr(float(bound))
 
 
+def _bounds_with(base: tuple[float, ...], deadline: float | None) -> tuple[float, ...]:
+    """The base bucket bounds with `deadline` added as one of them."""
+    if deadline is None or deadline in base:
+        return base
+    return tuple(sorted((*base, float(deadline))))
+
+
+def _cumulative(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str, float]]:
+    """Per-bucket counts (the last one +Inf) as the exposition format's cumulative buckets."""
+    total, buckets = 0, []
+    for bound, count in zip((*bounds, float("inf")), counts, strict=True):
+        total += count
+        buckets.append((_le(bound), float(total)))
+    return buckets
+
+
 class _Series:
     __slots__ = ("bounds", "counts", "total")
 
@@ -47,6 +65,11 @@ class _Series:
         self.bounds = bounds
         self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
         self.total = 0.0
+
+    def add(self, value: float) -> None:
+        """Count `value` (the caller holds the lock)."""
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
 
 
 class DeadlineHistogram:
@@ -73,12 +96,8 @@ class DeadlineHistogram:
         with self._lock:
             series = self._series.get(labels)
             if series is None:
-                bounds = self._base
-                if deadline is not None and deadline not in bounds:
-                    bounds = tuple(sorted((*bounds, float(deadline))))
-                series = self._series[labels] = _Series(bounds)
-            series.counts[bisect_left(series.bounds, value)] += 1
-            series.total += value
+                series = self._series[labels] = _Series(_bounds_with(self._base, deadline))
+            series.add(value)
 
     def describe(self) -> Iterable[Metric]:
         """The family without samples (lets the registry check for name clashes)."""
@@ -90,12 +109,80 @@ class DeadlineHistogram:
         with self._lock:
             snapshot = [(k, s.bounds, list(s.counts), s.total) for k, s in self._series.items()]
         for labels, bounds, counts, total in snapshot:
-            cumulative, buckets = 0, []
-            for bound, count in zip((*bounds, float("inf")), counts, strict=True):
-                cumulative += count
-                buckets.append((_le(bound), float(cumulative)))
-            family.add_metric(list(labels), buckets, total)
+            family.add_metric(list(labels), _cumulative(bounds, counts), total)
         return [family]
+
+
+class GuardSeries:
+    """One guard's calls by outcome and its duration buckets (see `GuardMetrics`)."""
+
+    __slots__ = ("_lock", "duration", "outcomes")
+
+    def __init__(self, lock: threading.Lock, bounds: tuple[float, ...]) -> None:
+        self._lock = lock
+        self.outcomes = dict.fromkeys(OUTCOMES, 0)  # every outcome shows, at 0 until it happens
+        self.duration = _Series(bounds)
+
+    def record(self, outcome: str, seconds: float) -> None:
+        """Count one call that ended in `outcome` after `seconds`."""
+        with self._lock:
+            self.outcomes[outcome] += 1
+            self.duration.add(seconds)
+
+
+class GuardMetrics:
+    """`watchkeeper_guard_calls_total{name,outcome}` and `watchkeeper_guard_duration_seconds{name}`
+    (the guard's deadline a bucket bound), recorded together: one call and one lock per guarded
+    call, where a Counter and a histogram take two of each."""
+
+    CALLS = "watchkeeper_guard_calls"
+    DURATION = "watchkeeper_guard_duration_seconds"
+    _CALLS_DOC = "Guarded calls by outcome (success, timeout, error, fallback, rejected)."
+    _DURATION_DOC = "Duration of guarded calls; the guard's deadline is a bucket boundary."
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._lock = threading.Lock()
+        self._series: dict[str, GuardSeries] = {}
+        registry.register(self)
+
+    def series(self, name: str, deadline: float) -> GuardSeries:
+        """The series of guard `name` (its buckets are fixed by the first deadline seen)."""
+        with self._lock:
+            found = self._series.get(name)
+            if found is None:
+                bounds = _bounds_with(GUARD_DURATION_BUCKETS, deadline)
+                found = self._series[name] = GuardSeries(self._lock, bounds)
+            return found
+
+    def _families(self) -> tuple[CounterMetricFamily, HistogramMetricFamily]:
+        return (
+            CounterMetricFamily(self.CALLS, self._CALLS_DOC, labels=("name", "outcome")),
+            HistogramMetricFamily(self.DURATION, self._DURATION_DOC, labels=("name",)),
+        )
+
+    def describe(self) -> Iterable[Metric]:
+        """The families without samples (lets the registry check for name clashes)."""
+        return self._families()
+
+    def collect(self) -> Iterable[Metric]:
+        """Both families, from one consistent snapshot."""
+        calls, duration = self._families()
+        with self._lock:
+            snapshot = [
+                (
+                    name,
+                    dict(s.outcomes),
+                    s.duration.bounds,
+                    list(s.duration.counts),
+                    s.duration.total,
+                )
+                for name, s in self._series.items()
+            ]
+        for name, outcomes, bounds, counts, total in snapshot:
+            for outcome, count in outcomes.items():
+                calls.add_metric([name, outcome], count)
+            duration.add_metric([name], _cumulative(bounds, counts), total)
+        return [calls, duration]
 
 
 class SdkMetrics:
@@ -136,19 +223,7 @@ class SdkMetrics:
         )
 
     def _register_guard_cache_sdk_metrics(self, r: CollectorRegistry) -> None:
-        self.guard_calls = Counter(
-            "watchkeeper_guard_calls",
-            "Guarded calls by outcome (success, timeout, error, fallback, rejected).",
-            ["name", "outcome"],
-            registry=r,
-        )
-        self.guard_duration = DeadlineHistogram(
-            "watchkeeper_guard_duration_seconds",
-            "Duration of guarded calls; the guard's deadline is a bucket boundary.",
-            ["name"],
-            GUARD_DURATION_BUCKETS,
-            r,
-        )
+        self.guard = GuardMetrics(r)
         self.guard_retries = Counter(
             "watchkeeper_guard_retries", "Retries made by guards.", ["name"], registry=r
         )
