@@ -120,8 +120,7 @@ def run_sync(
                         break
                     policy.sleep(delay)
                     continue
-                call.attempt_ok(obs)
-                return call.succeeded(result)
+                return call.succeeded(obs, result)
         for label, fb in fallback_values(policy.fallbacks):
             try:
                 value = fb(*args, **kwargs) if callable(fb) else fb
@@ -166,8 +165,7 @@ async def run_async(policy: GuardPolicy, fn: Callable[..., Any], args: Any, kwar
                         break
                     await asyncio.sleep(delay)
                     continue
-                call.attempt_ok(obs)
-                return call.succeeded(result)
+                return call.succeeded(obs, result)
         for label, fb in fallback_values(policy.fallbacks):
             try:
                 value = fb(*args, **kwargs) if callable(fb) else fb
@@ -318,8 +316,7 @@ class guard:  # lower case: used like a function, `@guard("llm", deadline=5)`
         if exc is None and call.remaining() < 0:
             exc = GuardTimeout(f"guard {self._policy.name!r}: block overran its deadline")
         if exc is None:
-            call.attempt_ok(block.attempt)
-            call.succeeded(None)
+            call.succeeded(block.attempt, None)
             block.outcome = "success"
             return False
         call.attempt_failed(block.attempt, exc, can_retry=False)

@@ -194,7 +194,6 @@ class GuardCall:
         "end_at",
         "ended",
         "error",
-        "first_start_ns",
         "p",
         "rejected",
         "rt",
@@ -210,7 +209,6 @@ class GuardCall:
         self.t0 = policy.clock()
         self.end_at = self.t0 + policy.deadline
         self.attempts = 0
-        self.first_start_ns = 0  # wall-clock start of attempt 1, for its span after the fact
         self.error: BaseException | None = None
         self.timed_out = False
         self.timeout_fired = False
@@ -248,7 +246,7 @@ class GuardCall:
 
     def next_attempt(self) -> tuple[ObservedSpan, float] | None:
         """The next attempt's span and the seconds it has, or None: the deadline has passed."""
-        left = self.remaining()
+        left = self.end_at - self.p.clock()
         if left <= 0:
             self.mark_timeout()
             return None
@@ -263,10 +261,7 @@ class GuardCall:
         """
         self.attempts += 1
         rt, tele = self.rt, self.tele
-        if rt is None or tele is None:
-            return NOOP
-        if self.attempts == 1:
-            self.first_start_ns = time.time_ns()
+        if rt is None or tele is None or self.attempts == 1:
             return NOOP
         attrs = {**tele.attempt_attrs, c.WK_GUARD_ATTEMPT: self.attempts}
         try:
@@ -274,12 +269,6 @@ class GuardCall:
         except Exception as exc:
             report_failure("guard.attempt", exc)
             return NOOP
-
-    def attempt_ok(self, obs: ObservedSpan) -> None:
-        """The attempt answered in time."""
-        obs.end()
-        if self.p.breaker is not None:
-            self.p.breaker.record_success()
 
     def attempt_failed(
         self, obs: ObservedSpan, exc: BaseException, can_retry: bool = True
@@ -317,7 +306,7 @@ class GuardCall:
                 None,
                 False,
                 parent=guard_span,
-                start_time=self.first_start_ns,
+                start_time=getattr(guard_span, "start_time", None),  # attempt 1 began with it
             )
             _end_attempt(obs, exc, ended_ns)
         except Exception as failure:
@@ -384,8 +373,13 @@ class GuardCall:
             fallback,
         )
 
-    def succeeded(self, result: Any) -> Any:
-        """The primary call answered: finish with outcome success."""
+    def succeeded(self, obs: ObservedSpan, result: Any) -> Any:
+        """The attempt `obs` answered in time: finish with outcome success."""
+        if obs is not NOOP:
+            obs.end()
+        breaker = self.p.breaker
+        if breaker is not None:
+            breaker.record_success()
         self.finish("success")
         return result
 

@@ -431,7 +431,7 @@ def open_span(
         if REQUEST.get() is None and _is_root(span, parent):
             obs._request_state = RequestState()
             obs._request_token = REQUEST.set(obs._request_state)
-        obs._token = obs.attach()
+        obs._token = otel_context.attach(trace.set_span_in_context(span))
     return obs
 
 
