@@ -110,7 +110,7 @@ async def test_async_call_is_cancelled_at_the_deadline(sdk: Sdk) -> None:
     assert [e.outcome for e in timeouts] == ["timeout"]
     guard_span = sdk.span("guard slow-async")  # a timeout is not retried: one attempt, one span
     assert guard_span.attributes[c.WK_OUTCOME] == "timeout"  # type: ignore[index]
-    assert guard_span.attributes[WK_GUARD_ATTEMPTS] == 1  # type: ignore[index]
+    assert WK_GUARD_ATTEMPTS not in guard_span.attributes  # type: ignore[operator]  # one attempt
     assert "guard slow-async attempt" not in sdk.names()
     llm = sdk.span("llm call")  # cut short by the guard's deadline: a timeout, not an error
     assert llm.attributes[c.WK_OUTCOME] == "timeout"  # type: ignore[index]
@@ -166,7 +166,7 @@ async def test_async_task_cancellation_passes_through(sdk: Sdk) -> None:
         await task
     guard_span = sdk.span("guard cancel-me")  # ended, as a timeout, with its one attempt
     assert guard_span.attributes[c.WK_OUTCOME] == "timeout"  # type: ignore[index]
-    assert guard_span.attributes[WK_GUARD_ATTEMPTS] == 1  # type: ignore[index]
+    assert WK_GUARD_ATTEMPTS not in guard_span.attributes  # type: ignore[operator]  # one attempt
     assert "guard cancel-me attempt" not in sdk.names()
 
 

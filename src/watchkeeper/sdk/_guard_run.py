@@ -36,8 +36,10 @@ MAX_DEADLINE_S = 10.0
 SUSPECT_HOLD_S = 60.0  # how long "auto" keeps using a worker thread after a slow call
 SYNC_MODES = ("auto", "thread", "inline")
 RetryOn = tuple[type[BaseException], ...] | Callable[[BaseException], bool] | None
-# How many attempts a guarded call made, on its guard span. Only the SDK sets it and nothing on
-# the server reads it yet, so it is not in `model.conventions` (next to WK_GUARD_ATTEMPT).
+# How many attempts a guarded call made, on its guard span when that is not one (like semconv's
+# `http.request.resend_count`, set only on a resent request): absent means one attempt, and the
+# common call pays for one attribute fewer. Only the SDK sets it and nothing on the server reads
+# it yet, so it is not in `model.conventions` (next to WK_GUARD_ATTEMPT).
 WK_GUARD_ATTEMPTS: Final = "watchkeeper.guard.attempts"
 
 
@@ -64,8 +66,8 @@ class GuardTelemetry:
         self.breaker_state = metrics.guard_breaker_state.labels(name)
         self.last_breaker_state: str | None = None
         self.span_name = f"guard {name}"
-        # The outcome and attempt count of a call that answers at once go on with the start
-        # attributes (cheaper there than set later); the call rewrites them only if they change.
+        # The outcome of a call that answers at once goes on with the start attributes (cheaper
+        # there than set later); the call rewrites it only if it changes.
         self.span_attrs = span_attributes(
             self.span_name,
             "guard",
@@ -73,7 +75,6 @@ class GuardTelemetry:
                 c.WK_GUARD_NAME: name,
                 c.WK_GUARD_DEADLINE_S: deadline,
                 c.WK_OUTCOME: "success",
-                WK_GUARD_ATTEMPTS: 1,
             },
         )
         self.attempt_name = f"guard {name} attempt"
@@ -434,7 +435,7 @@ class GuardCall:
 
     def _end_span(self, error: BaseException | None = None) -> None:
         self.ended = True
-        if self.attempts != 1:  # 1 went on with the start attributes
+        if self.attempts != 1:
             self.span.otel_span.set_attribute(WK_GUARD_ATTEMPTS, self.attempts)
         self.span.end(error)
 
