@@ -379,11 +379,14 @@ def test_open_breaker_skips_to_fallbacks_or_rejects(sdk: Sdk) -> None:
         with pytest.raises(HttpError):
             plain(1)
     assert breaker.state == "open"
+    state = {"name": "svc"}
+    assert sdk.metric("watchkeeper_guard_breaker_state", state) == 1
     with pytest.raises(CircuitOpen):
         plain(1)
     assert with_fallback(1) == "cached"
     assert script.calls == 2  # the open breaker kept the dependency out of it
     clock.sleep(10.0)
+    assert sdk.metric("watchkeeper_guard_breaker_state", state) == 2  # read when scraped
     assert plain(1) == "recovered"
     assert breaker.state == "closed"
     assert sdk.metric("watchkeeper_guard_calls_total", {"name": "svc", "outcome": "rejected"}) == 1

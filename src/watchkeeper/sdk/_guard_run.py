@@ -19,7 +19,7 @@ from opentelemetry.trace import SpanKind
 from watchkeeper.errors import CircuitOpen, ConfigError, GuardTimeout
 from watchkeeper.model import conventions as c
 from watchkeeper.sdk import _runtime
-from watchkeeper.sdk._breaker import BREAKER_STATES, Breaker
+from watchkeeper.sdk._breaker import Breaker
 from watchkeeper.sdk._context import report_to_request
 from watchkeeper.sdk._safe import report_failure
 from watchkeeper.sdk._span import NOOP, ObservedSpan, open_span, span_attributes
@@ -59,12 +59,12 @@ class GuardEvent:
 class GuardTelemetry:
     """A guard's labelled metric children and span attributes, built once per `init()`."""
 
-    def __init__(self, metrics: SdkMetrics, name: str, deadline: float) -> None:
+    def __init__(
+        self, metrics: SdkMetrics, name: str, deadline: float, breaker: Breaker | None
+    ) -> None:
         self.metrics = metrics
-        self.calls = metrics.guard.series(name, deadline)
+        self.calls = metrics.guard.series(name, deadline, breaker)
         self.retries = metrics.guard_retries.labels(name)
-        self.breaker_state = metrics.guard_breaker_state.labels(name)
-        self.last_breaker_state: str | None = None
         self.span_name = f"guard {name}"
         # The outcome of a call that answers at once goes on with the start attributes (cheaper
         # there than set later); the call rewrites it only if it changes.
@@ -223,7 +223,7 @@ class GuardCall:
                 tele = policy.health.telemetry
                 if tele is None or tele.metrics is not rt.metrics:
                     tele = policy.health.telemetry = GuardTelemetry(
-                        rt.metrics, policy.name, policy.deadline
+                        rt.metrics, policy.name, policy.deadline, policy.breaker
                     )
                 self.span = open_span(
                     rt, tele.span_name, "guard", tele.span_attrs, INTERNAL, None, None, True
@@ -422,11 +422,6 @@ class GuardCall:
 
     def _record(self, tele: GuardTelemetry, outcome: str) -> None:
         tele.calls.record(outcome, self.p.clock() - self.t0)
-        if self.p.breaker is not None:
-            state = self.p.breaker.state
-            if state != tele.last_breaker_state:
-                tele.last_breaker_state = state
-                tele.breaker_state.set(BREAKER_STATES[state])
 
     def abort(self, exc: BaseException) -> None:
         """A BaseException (cancellation, KeyboardInterrupt) went through: end the span."""

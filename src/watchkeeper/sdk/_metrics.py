@@ -14,9 +14,15 @@ from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 
 from watchkeeper.model import OUTCOMES
+from watchkeeper.sdk._breaker import BREAKER_STATES, Breaker
 
 #: GenAI semconv `gen_ai.client.operation.duration` boundaries, plus our default deadline (8 s).
 GENAI_DURATION_BUCKETS: tuple[float, ...] = (
@@ -114,50 +120,60 @@ class DeadlineHistogram:
 
 
 class GuardSeries:
-    """One guard's calls by outcome and its duration buckets (see `GuardMetrics`)."""
+    """One guard's calls by outcome, its duration buckets and its breaker (see `GuardMetrics`)."""
 
-    __slots__ = ("_lock", "duration", "outcomes")
+    __slots__ = ("_lock", "breaker", "duration", "outcomes")
 
-    def __init__(self, lock: threading.Lock, bounds: tuple[float, ...]) -> None:
+    def __init__(
+        self, lock: threading.Lock, bounds: tuple[float, ...], breaker: Breaker | None
+    ) -> None:
         self._lock = lock
         self.outcomes = dict.fromkeys(OUTCOMES, 0)  # every outcome shows, at 0 until it happens
         self.duration = _Series(bounds)
+        self.breaker = breaker
 
     def record(self, outcome: str, seconds: float) -> None:
         """Count one call that ended in `outcome` after `seconds`."""
+        duration = self.duration
         with self._lock:
             self.outcomes[outcome] += 1
-            self.duration.add(seconds)
+            duration.counts[bisect_left(duration.bounds, seconds)] += 1
+            duration.total += seconds
 
 
 class GuardMetrics:
     """`watchkeeper_guard_calls_total{name,outcome}` and `watchkeeper_guard_duration_seconds{name}`
     (the guard's deadline a bucket bound), recorded together: one call and one lock per guarded
-    call, where a Counter and a histogram take two of each."""
+    call, where a Counter and a histogram take two of each. `watchkeeper_guard_breaker_state`
+    is read from the breakers when scraped: nothing per call, and an open breaker whose reset
+    timeout has passed reads half-open before any call tries it."""
 
     CALLS = "watchkeeper_guard_calls"
     DURATION = "watchkeeper_guard_duration_seconds"
     _CALLS_DOC = "Guarded calls by outcome (success, timeout, error, fallback, rejected)."
     _DURATION_DOC = "Duration of guarded calls; the guard's deadline is a bucket boundary."
+    BREAKER = "watchkeeper_guard_breaker_state"
+    _BREAKER_DOC = "Circuit breaker state per guard: 0 closed, 1 open, 2 half-open."
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self._lock = threading.Lock()
         self._series: dict[str, GuardSeries] = {}
         registry.register(self)
 
-    def series(self, name: str, deadline: float) -> GuardSeries:
-        """The series of guard `name` (its buckets are fixed by the first deadline seen)."""
+    def series(self, name: str, deadline: float, breaker: Breaker | None) -> GuardSeries:
+        """The series of guard `name` (its buckets and breaker are the first guard's)."""
         with self._lock:
             found = self._series.get(name)
             if found is None:
                 bounds = _bounds_with(GUARD_DURATION_BUCKETS, deadline)
-                found = self._series[name] = GuardSeries(self._lock, bounds)
+                found = self._series[name] = GuardSeries(self._lock, bounds, breaker)
             return found
 
-    def _families(self) -> tuple[CounterMetricFamily, HistogramMetricFamily]:
+    def _families(self) -> tuple[CounterMetricFamily, HistogramMetricFamily, GaugeMetricFamily]:
         return (
             CounterMetricFamily(self.CALLS, self._CALLS_DOC, labels=("name", "outcome")),
             HistogramMetricFamily(self.DURATION, self._DURATION_DOC, labels=("name",)),
+            GaugeMetricFamily(self.BREAKER, self._BREAKER_DOC, labels=("name",)),
         )
 
     def describe(self) -> Iterable[Metric]:
@@ -165,8 +181,8 @@ class GuardMetrics:
         return self._families()
 
     def collect(self) -> Iterable[Metric]:
-        """Both families, from one consistent snapshot."""
-        calls, duration = self._families()
+        """The three families, calls and durations from one consistent snapshot."""
+        calls, duration, breakers = self._families()
         with self._lock:
             snapshot = [
                 (
@@ -178,11 +194,14 @@ class GuardMetrics:
                 )
                 for name, s in self._series.items()
             ]
+            with_breakers = [(name, s.breaker) for name, s in self._series.items() if s.breaker]
         for name, outcomes, bounds, counts, total in snapshot:
             for outcome, count in outcomes.items():
                 calls.add_metric([name, outcome], count)
             duration.add_metric([name], _cumulative(bounds, counts), total)
-        return [calls, duration]
+        for name, breaker in with_breakers:
+            breakers.add_metric([name], BREAKER_STATES[breaker.state])
+        return [calls, duration, breakers]
 
 
 class SdkMetrics:
@@ -226,12 +245,6 @@ class SdkMetrics:
         self.guard = GuardMetrics(r)
         self.guard_retries = Counter(
             "watchkeeper_guard_retries", "Retries made by guards.", ["name"], registry=r
-        )
-        self.guard_breaker_state = Gauge(
-            "watchkeeper_guard_breaker_state",
-            "Circuit breaker state per guard: 0 closed, 1 open, 2 half-open.",
-            ["name"],
-            registry=r,
         )
         self.cache_requests = Counter(
             "watchkeeper_cache_requests",

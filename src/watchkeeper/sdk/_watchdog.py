@@ -35,19 +35,23 @@ class Watchdog:
         self._lock = threading.Lock()  # `with` on the bare lock: cheaper than on the Condition
         self._cond = threading.Condition(self._lock)
         self._inflight: dict[int, Watched] = {}
-        self._next_at = float("inf")
+        self._next_at = float("inf")  # when the thread wakes next (it may wake sooner)
+        self._latest = float("-inf")  # the latest deadline of any call watched so far
         self._thread: threading.Thread | None = None
 
     def enter(self, call: Watched) -> None:
         """Watch `call` until `leave(call)`."""
         with self._lock:
             self._inflight[id(call)] = call
+            if call.end_at > self._latest:
+                self._latest = call.end_at
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="watchkeeper-watchdog", daemon=True
                 )
                 self._thread.start()
-            if call.end_at < self._next_at:
+            if call.end_at < self._next_at:  # the thread must wake sooner: it looks again now
+                self._next_at = call.end_at
                 self._cond.notify()
 
     def leave(self, call: Watched) -> None:
@@ -65,6 +69,11 @@ class Watchdog:
                 for call in due:
                     self._inflight.pop(id(call), None)
                 pending = [c.end_at for c in inflight if c.end_at > now]
+                # With no call in flight, still wake at the latest deadline handed out: calls
+                # that keep coming are each due after it, so they need not wake this thread
+                # (which, woken by every call, would compete with it for the GIL).
+                if self._latest > now:
+                    pending.append(self._latest)
                 self._next_at = min(pending, default=float("inf"))
                 if not due:
                     wait = None if not pending else max(self._next_at - now, 0.0)
