@@ -93,13 +93,21 @@ _BY_LOOP: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopDeadlines] = 
     weakref.WeakKeyDictionary()
 )
 _BY_LOOP_LOCK = threading.Lock()
+# The loop last watched on (weakly) and its deadlines: a process nearly always runs one loop,
+# and this skips the weak dictionary's lookup. Threads with loops of their own just miss it.
+_last: tuple[weakref.ref[asyncio.AbstractEventLoop], LoopDeadlines] | None = None
 
 
 def watch(seconds: float) -> Watch:
     """Watch the current task for `seconds` (call `Watch.end` when the await is over)."""
+    global _last
     loop = asyncio.get_running_loop()
+    last = _last
+    if last is not None and last[0]() is loop:
+        return last[1].watch(loop, seconds)
     deadlines = _BY_LOOP.get(loop)
     if deadlines is None:
         with _BY_LOOP_LOCK:
             deadlines = _BY_LOOP.setdefault(loop, LoopDeadlines())
+    _last = (weakref.ref(loop), deadlines)
     return deadlines.watch(loop, seconds)

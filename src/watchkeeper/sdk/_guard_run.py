@@ -416,12 +416,9 @@ class GuardCall:
         self.span.set_outcome(outcome, error_type)
         self._end_span()
         try:
-            self._record(tele, outcome)
+            tele.calls.record(outcome, self.p.clock() - self.t0)
         except Exception as exc:
             report_failure("guard.metrics", exc)
-
-    def _record(self, tele: GuardTelemetry, outcome: str) -> None:
-        tele.calls.record(outcome, self.p.clock() - self.t0)
 
     def abort(self, exc: BaseException) -> None:
         """A BaseException (cancellation, KeyboardInterrupt) went through: end the span."""

@@ -275,46 +275,44 @@ class ObservedSpan:
         """End the span (once), with `error` if the operation raised it; records metrics.
 
         `end_time` (ns since the epoch) ends it at a moment already past (default: now).
+        One flat method: it runs on every span, and each call level costs.
         """
         if self._ended:
             return
         self._ended = True
-        try:
-            self._finish(error, end_time)
-        except Exception as exc:
-            report_failure("span.end", exc)
-
-    def _finish(self, error: BaseException | None, end_time: int | None) -> None:
         span = self._span
         assert span is not None
         try:
-            if error is not None:
-                self.record_error(error)
-            state = self._request_state
-            outcome = self._outcome or (state.outcome if state is not None else None) or "success"
-            if state is not None and state.attributes:
-                span.set_attributes(state.attributes)
-            if outcome != self._written_outcome:
-                span.set_attribute(c.WK_OUTCOME, outcome)
-            if outcome in ("error", "timeout") and error is None:
-                span.set_status(Status(StatusCode.ERROR, self._error_type or outcome))
-        finally:  # whatever failed above, the app's context must be restored
-            self._restore_context()
-        span.end(end_time)
-        if self._kind in _CLIENT_KINDS and self._rt is not None:
-            self._record_metrics(self._rt, time.perf_counter() - self._t0)
+            try:
+                if error is not None:
+                    self.record_error(error)
+                state = self._request_state
+                outcome = self._outcome or (state and state.outcome) or "success"
+                if state is not None and state.attributes:
+                    span.set_attributes(state.attributes)
+                if outcome != self._written_outcome:
+                    span.set_attribute(c.WK_OUTCOME, outcome)
+                if outcome in ("error", "timeout") and error is None:
+                    span.set_status(Status(StatusCode.ERROR, self._error_type or outcome))
+            finally:  # whatever failed above, the app's context must be restored
+                token, self._token = self._token, None
+                if token is not None:
+                    detach_quietly(token)
+                if self._request_token is not None:
+                    self._end_request()
+            span.end(end_time)
+            if self._kind in _CLIENT_KINDS and self._rt is not None:
+                self._record_metrics(self._rt, time.perf_counter() - self._t0)
+        except Exception as exc:
+            report_failure("span.end", exc)
 
-    def _restore_context(self) -> None:
-        token, self._token = self._token, None
-        if token is not None:
-            detach_quietly(token)
-        request_token, self._request_token = self._request_token, None
-        if request_token is not None:
-            # Not contextlib.suppress: on every span's end, and a try costs nothing unraised.
-            try:  # noqa: SIM105
-                REQUEST.reset(request_token)
-            except ValueError:  # ended in another context (e.g. a generator's finaliser)
-                pass
+    def _end_request(self) -> None:
+        token, self._request_token = self._request_token, None
+        # Not contextlib.suppress: on every root span's end, and a try costs nothing unraised.
+        try:  # noqa: SIM105
+            REQUEST.reset(token)  # type: ignore[arg-type]
+        except ValueError:  # ended in another context (e.g. a generator's finaliser)
+            pass
 
     def _record_metrics(self, rt: Runtime, duration: float) -> None:
         op = GEN_AI_OPERATION[self._kind]
