@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import time
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from types import TracebackType
@@ -73,12 +72,9 @@ def _invoke_sync(
     """One sync attempt within `left` seconds (see the module docstring for the modes)."""
     policy = call.p
     clock, health = policy.clock, policy.health
-    start = clock()
-    threaded = policy.sync_mode == "thread" or (
-        policy.sync_mode == "auto" and start < health.suspect_until
-    )
-    # The watchdog runs on real time: with an injected (test) clock, only the check on return.
-    watched = not threaded and clock is time.monotonic
+    start = call.end_at - left  # the clock's reading when the attempt was given `left`
+    threaded = policy.threads_always or (policy.threads_if_suspect and start < health.suspect_until)
+    watched = not threaded and policy.watchable
     try:
         if threaded:
             return workers.call(fn, args, kwargs, left)
@@ -92,7 +88,7 @@ def _invoke_sync(
         if watched:
             WATCHDOG.leave(call)
         now = clock()
-        if now - start > policy.deadline / 2:
+        if now - start > policy.half_deadline:
             health.suspect_until = now + SUSPECT_HOLD_S
     # Late is past the call's deadline, as for the watchdog: `left` was measured before the
     # attempt began, so `now - start > left` missed answers just after the deadline.

@@ -109,6 +109,12 @@ class GuardPolicy:
     sleep: Callable[[float], None] = time.sleep
     rng: Callable[[], float] = random.random
     health: Health = field(default_factory=Health)
+    # Derived from the above, read by every sync call (see `_guard._invoke_sync`).
+    threads_always: bool = field(init=False, repr=False, default=False)
+    threads_if_suspect: bool = field(init=False, repr=False, default=False)
+    # The watchdog runs on real time: with an injected (test) clock, only the check on return.
+    watchable: bool = field(init=False, repr=False, default=False)
+    half_deadline: float = field(init=False, repr=False, default=0.0)
 
     def __post_init__(self) -> None:
         if not 0 < self.deadline < MAX_DEADLINE_S:
@@ -120,6 +126,14 @@ class GuardPolicy:
             raise ConfigError(f"guard {self.name!r}: retries and backoff must be >= 0")
         if self.sync_mode not in SYNC_MODES:
             raise ConfigError(f"guard {self.name!r}: sync_mode must be one of {SYNC_MODES}")
+        derived = {
+            "threads_always": self.sync_mode == "thread",
+            "threads_if_suspect": self.sync_mode == "auto",
+            "watchable": self.clock is time.monotonic,
+            "half_deadline": self.deadline / 2,
+        }
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)
 
 
 def _status_of(exc: BaseException) -> int | None:

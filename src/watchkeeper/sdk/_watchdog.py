@@ -40,18 +40,28 @@ class Watchdog:
         self._thread: threading.Thread | None = None
 
     def enter(self, call: Watched) -> None:
-        """Watch `call` until `leave(call)`."""
+        """Watch `call` until `leave(call)`.
+
+        Without the lock unless the thread must start or wake sooner. The thread marks
+        `_next_at` -inf while it looks at the calls, so a call entering then takes the lock and
+        looks again once the thread has chosen when to wake (see `_run`).
+        """
+        self._inflight[id(call)] = call  # a dict store is atomic under the GIL
+        end_at = call.end_at
+        if end_at > self._latest:  # racy between callers: it only sets the idle wake-up
+            self._latest = end_at
+        if end_at < self._next_at or self._thread is None:
+            self._wake_for(end_at)
+
+    def _wake_for(self, end_at: float) -> None:
         with self._lock:
-            self._inflight[id(call)] = call
-            if call.end_at > self._latest:
-                self._latest = call.end_at
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="watchkeeper-watchdog", daemon=True
                 )
                 self._thread.start()
-            if call.end_at < self._next_at:  # the thread must wake sooner: it looks again now
-                self._next_at = call.end_at
+            if end_at < self._next_at:  # the thread must wake sooner: it looks again now
+                self._next_at = end_at
                 self._cond.notify()
 
     def leave(self, call: Watched) -> None:
@@ -61,6 +71,7 @@ class Watchdog:
     def _run(self) -> None:
         while True:
             with self._cond:
+                self._next_at = float("-inf")  # looking: entering calls wait for the lock
                 now = time.monotonic()
                 # A copy first: `leave` pops without the lock, which would break an iteration
                 # (list() of a dict's values runs without a thread switch under the GIL).
