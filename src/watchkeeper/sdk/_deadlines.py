@@ -37,7 +37,7 @@ class Watch:
         deadlines, self._loop_deadlines = self._loop_deadlines, None
         if deadlines is None:
             return False
-        deadlines.watches.pop(id(self), None)
+        deadlines.watches.discard(self)
         return self.expired and self.task.uncancel() <= self._cancelling
 
 
@@ -51,7 +51,7 @@ class LoopDeadlines:
     __slots__ = ("__weakref__", "_next_timer", "_timers", "watches")
 
     def __init__(self) -> None:
-        self.watches: dict[int, Watch] = {}
+        self.watches: set[Watch] = set()
         self._timers: set[float] = set()  # loop times at which a timer of ours will run
         self._next_timer = float("inf")
 
@@ -61,7 +61,7 @@ class LoopDeadlines:
         if task is None:
             raise RuntimeError("a guarded await must run inside an asyncio task")
         w = Watch(self, task, loop.time() + seconds)
-        self.watches[id(w)] = w
+        self.watches.add(w)
         if w.end_at < self._next_timer:
             self._schedule(loop, w.end_at)
         return w
@@ -78,9 +78,9 @@ class LoopDeadlines:
         # was due by the timer's own time is due now.
         due_by = max(loop.time(), at)
         pending = float("inf")
-        for w in list(self.watches.values()):
+        for w in list(self.watches):
             if w.end_at <= due_by:
-                del self.watches[id(w)]
+                self.watches.discard(w)
                 w.expired = True
                 w.task.cancel()
             else:

@@ -131,19 +131,6 @@ def run_sync(
         raise
 
 
-async def _invoke_async(fn: Callable[..., Any], args: Any, kwargs: Any, left: float) -> Any:
-    """One async attempt, cancelled when `left` seconds have passed."""
-    deadline = watch_deadline(left)
-    try:
-        return await fn(*args, **kwargs)
-    except asyncio.CancelledError:
-        if deadline.end():  # our deadline cancelled it, and nobody else asked to
-            raise GuardTimeout(f"no answer within {left:.3f}s") from None
-        raise
-    finally:
-        deadline.end()
-
-
 async def run_async(policy: GuardPolicy, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
     """Call the coroutine function `fn` under the guard's policy."""
     call = GuardCall(policy)
@@ -151,10 +138,14 @@ async def run_async(policy: GuardPolicy, fn: Callable[..., Any], args: Any, kwar
         if call.admit():
             while (attempt := call.next_attempt()) is not None:
                 obs, left = attempt
+                deadline = watch_deadline(left)  # cancels the task when `left` has passed
                 try:
-                    result = await _invoke_async(fn, args, kwargs, left)
+                    result = await fn(*args, **kwargs)
                 except BaseException as exc:
-                    if not isinstance(exc, Exception):  # cancelled from outside: end, go up
+                    # Our deadline cancelled it, and nobody else asked to: a timeout.
+                    if deadline.end() and isinstance(exc, asyncio.CancelledError):
+                        exc = GuardTimeout(f"no answer within {left:.3f}s")
+                    elif not isinstance(exc, Exception):  # cancelled from outside: end, go up
                         obs.end(exc)
                         raise
                     delay = call.attempt_failed(obs, exc)
@@ -162,6 +153,7 @@ async def run_async(policy: GuardPolicy, fn: Callable[..., Any], args: Any, kwar
                         break
                     await asyncio.sleep(delay)
                     continue
+                deadline.end()
                 return call.succeeded(obs, result)
         for label, fb in fallback_values(policy.fallbacks):
             try:
