@@ -52,7 +52,7 @@ from watchkeeper.sdk._guard_run import (
     RetryOn,
     fallback_values,
 )
-from watchkeeper.sdk._span import ObservedSpan
+from watchkeeper.sdk._span import NOOP, ObservedSpan
 from watchkeeper.sdk._watchdog import WATCHDOG
 from watchkeeper.sdk._workers import WORKERS, Workers
 
@@ -281,7 +281,8 @@ class guard:  # lower case: used like a function, `@guard("llm", deadline=5)`
         if not call.admit():
             exc = call.failed()
             raise exc
-        block = GuardBlock(call, call.begin_attempt())
+        attempt = call.next_attempt()  # None only for a deadline too short to start in
+        block = GuardBlock(call, attempt[0] if attempt is not None else NOOP)
         _BLOCKS.set((*_BLOCKS.get(), (id(self), block)))
         return block
 

@@ -260,24 +260,25 @@ class GuardCall:
         return True
 
     def next_attempt(self) -> tuple[ObservedSpan, float] | None:
-        """The next attempt's span and the seconds it has, or None: the deadline has passed."""
-        left = self.end_at - self.p.clock()
-        if left <= 0:
-            self.mark_timeout()
-            return None
-        return self.begin_attempt(), left
-
-    def begin_attempt(self) -> ObservedSpan:
-        """Start the next attempt and return its span handle.
+        """Start the next attempt: its span handle and the seconds it has, or None: the
+        deadline has passed.
 
         Attempt 1 runs under the guard span (the no-op handle: one span per call when the first
         attempt answers). A retry gets a span of its own, current, so the callee's spans nest
         under it.
         """
+        left = self.end_at - self.p.clock()
+        if left <= 0:
+            self.mark_timeout()
+            return None
         self.attempts += 1
-        rt, tele = self.rt, self.tele
-        if rt is None or tele is None or self.attempts == 1:
-            return NOOP
+        if self.attempts == 1 or self.tele is None:
+            return NOOP, left
+        return self._retry_span(self.tele), left
+
+    def _retry_span(self, tele: GuardTelemetry) -> ObservedSpan:
+        assert self.rt is not None  # telemetry implies a runtime
+        rt = self.rt
         attrs = {**tele.attempt_attrs, c.WK_GUARD_ATTEMPT: self.attempts}
         try:
             return open_span(rt, tele.attempt_name, "other", attrs, INTERNAL, None, None, True)
@@ -427,8 +428,12 @@ class GuardCall:
         tele = self.tele
         if tele is None:
             return
-        self.span.set_outcome(outcome, error_type)
-        self._end_span()
+        span = self.span
+        span.set_outcome(outcome, error_type)
+        self.ended = True
+        if self.attempts != 1:
+            span.otel_span.set_attribute(WK_GUARD_ATTEMPTS, self.attempts)
+        span.end()
         try:
             tele.calls.record(outcome, self.p.clock() - self.t0)
         except Exception as exc:
@@ -437,13 +442,10 @@ class GuardCall:
     def abort(self, exc: BaseException) -> None:
         """A BaseException (cancellation, KeyboardInterrupt) went through: end the span."""
         if not self.ended:  # a failure `finish` ended raises through here too
-            self._end_span(exc)
-
-    def _end_span(self, error: BaseException | None = None) -> None:
-        self.ended = True
-        if self.attempts != 1:
-            self.span.otel_span.set_attribute(WK_GUARD_ATTEMPTS, self.attempts)
-        self.span.end(error)
+            self.ended = True
+            if self.attempts != 1:
+                self.span.otel_span.set_attribute(WK_GUARD_ATTEMPTS, self.attempts)
+            self.span.end(exc)
 
 
 def _end_attempt(obs: ObservedSpan, exc: BaseException, end_time: int | None = None) -> None:
