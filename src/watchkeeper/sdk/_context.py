@@ -28,11 +28,9 @@ class RequestState:
     attributes here lets the request span carry them too, so requests count per user/session.
     """
 
-    __slots__ = ("attributes", "outcome")
-
-    def __init__(self) -> None:
-        self.outcome: str | None = None
-        self.attributes: dict[str, str] | None = None
+    # Defaults on the class, no __init__: every root span makes one.
+    outcome: str | None = None
+    attributes: dict[str, str] | None = None
 
     def escalate(self, outcome: str) -> None:
         """Remember `outcome` if it is worse than what was reported so far."""

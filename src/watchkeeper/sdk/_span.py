@@ -298,21 +298,19 @@ class ObservedSpan:
                 token, self._token = self._token, None
                 if token is not None:
                     detach_quietly(token)
-                if self._request_token is not None:
-                    self._end_request()
+                request_token = self._request_token
+                if request_token is not None:
+                    self._request_token = None
+                    # Not contextlib.suppress: on every root span's end; a try costs nothing.
+                    try:  # noqa: SIM105
+                        REQUEST.reset(request_token)
+                    except ValueError:  # ended in another context (a generator's finaliser)
+                        pass
             span.end(end_time)
             if self._kind in _CLIENT_KINDS and self._rt is not None:
                 self._record_metrics(self._rt, time.perf_counter() - self._t0)
         except Exception as exc:
             report_failure("span.end", exc)
-
-    def _end_request(self) -> None:
-        token, self._request_token = self._request_token, None
-        # Not contextlib.suppress: on every root span's end, and a try costs nothing unraised.
-        try:  # noqa: SIM105
-            REQUEST.reset(token)  # type: ignore[arg-type]
-        except ValueError:  # ended in another context (e.g. a generator's finaliser)
-            pass
 
     def _record_metrics(self, rt: Runtime, duration: float) -> None:
         op = GEN_AI_OPERATION[self._kind]
