@@ -20,10 +20,10 @@ a thread costs tens of microseconds, so `sync_mode` chooses:
 
 Spans: a call whose first attempt answers makes one span, "guard NAME", which stands for that
 attempt; the callee's spans nest directly under it. `watchkeeper.guard.attempts` says how many
-attempts were made when that is not one (a retry, or none for a call the breaker refused).
-Only a retry adds attempt spans ("guard NAME attempt", children of the guard
-span, `watchkeeper.guard.attempt` = 1..n): attempt 1's span is recorded after the fact, with the
-times it ran, once it failed and a retry is coming, while its callee's spans stay under the guard
+attempts were made when that is not one (a retry, or none for a call the breaker refused). Only
+a retry adds attempt spans ("guard NAME attempt", children of the guard span,
+`watchkeeper.guard.attempt` = 1..n): attempt 1's span is recorded after the fact, with the times
+it ran, once it failed and a retry is coming, while its callee's spans stay under the guard
 span; attempts 2..n are current while they run, so their callee's spans nest under them. An
 attempt 1 that fails with no retry after it leaves its exception on the guard span.
 

@@ -428,12 +428,8 @@ class GuardCall:
         tele = self.tele
         if tele is None:
             return
-        span = self.span
-        span.set_outcome(outcome, error_type)
-        self.ended = True
-        if self.attempts != 1:
-            span.otel_span.set_attribute(WK_GUARD_ATTEMPTS, self.attempts)
-        span.end()
+        self.span.set_outcome(outcome, error_type)
+        self._end_span()
         try:
             tele.calls.record(outcome, self.p.clock() - self.t0)
         except Exception as exc:
@@ -442,10 +438,13 @@ class GuardCall:
     def abort(self, exc: BaseException) -> None:
         """A BaseException (cancellation, KeyboardInterrupt) went through: end the span."""
         if not self.ended:  # a failure `finish` ended raises through here too
-            self.ended = True
-            if self.attempts != 1:
-                self.span.otel_span.set_attribute(WK_GUARD_ATTEMPTS, self.attempts)
-            self.span.end(exc)
+            self._end_span(exc)
+
+    def _end_span(self, error: BaseException | None = None) -> None:
+        self.ended = True
+        if self.attempts != 1:
+            self.span.otel_span.set_attribute(WK_GUARD_ATTEMPTS, self.attempts)
+        self.span.end(error)
 
 
 def _end_attempt(obs: ObservedSpan, exc: BaseException, end_time: int | None = None) -> None:
