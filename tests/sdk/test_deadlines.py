@@ -120,3 +120,33 @@ def test_a_loops_deadlines_go_with_the_loop() -> None:
     assert asyncio.run(call()) + asyncio.run(call()) == 2
     gc.collect()
     assert [ref() for ref in loops] == [None, None]  # the timers left behind do not hold them
+
+
+class ShiftedClockLoop(asyncio.SelectorEventLoop):
+    """A loop whose clock is not time.monotonic (as uvloop's is its own)."""
+
+    def time(self) -> float:
+        return super().time() + 1000.0
+
+
+def test_a_loop_with_its_own_clock_is_watched_on_that_clock() -> None:
+    @watchkeeper.guard("own-clock", deadline=0.3, breaker=False)
+    async def slow() -> None:
+        await asyncio.sleep(30)
+
+    async def timed() -> float:
+        start = time.monotonic()
+        with pytest.raises(GuardTimeout):
+            await slow()
+        return time.monotonic() - start
+
+    loop = ShiftedClockLoop()
+    try:
+        elapsed = loop.run_until_complete(timed())
+    finally:
+        loop.close()
+    assert 0.3 <= elapsed < 0.3 + SLACK  # on monotonic time it would have expired at once
+    ref = weakref.ref(loop)
+    del loop
+    gc.collect()
+    assert ref() is None  # kept unbound, the loop's clock does not hold the loop

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import weakref
+from collections.abc import Callable
 
 
 class Watch:
@@ -48,19 +50,26 @@ class LoopDeadlines:
     the loop is this object's weak key.
     """
 
-    __slots__ = ("__weakref__", "_next_timer", "_timers", "watches")
+    __slots__ = ("__weakref__", "_loop_time", "_next_timer", "_timers", "watches")
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.watches: set[Watch] = set()
         self._timers: set[float] = set()  # loop times at which a timer of ours will run
         self._next_timer = float("inf")
+        # The loop's clock. asyncio's own loops read time.monotonic: read it here directly.
+        # Another loop's `time` is kept unbound, as a bound method would hold the loop.
+        loop_time = type(loop).time
+        self._loop_time: Callable[[asyncio.AbstractEventLoop], float] | None = (
+            None if loop_time is asyncio.BaseEventLoop.time else loop_time
+        )
 
     def watch(self, loop: asyncio.AbstractEventLoop, seconds: float) -> Watch:
         """Cancel the current task if it is still watched `seconds` from now."""
         task = asyncio.current_task(loop)
         if task is None:
             raise RuntimeError("a guarded await must run inside an asyncio task")
-        w = Watch(self, task, loop.time() + seconds)
+        now = time.monotonic() if self._loop_time is None else self._loop_time(loop)
+        w = Watch(self, task, now + seconds)
         self.watches.add(w)
         if w.end_at < self._next_timer:
             self._schedule(loop, w.end_at)
@@ -108,6 +117,6 @@ def watch(seconds: float) -> Watch:
     deadlines = _BY_LOOP.get(loop)
     if deadlines is None:
         with _BY_LOOP_LOCK:
-            deadlines = _BY_LOOP.setdefault(loop, LoopDeadlines())
+            deadlines = _BY_LOOP.setdefault(loop, LoopDeadlines(loop))
     _last = (weakref.ref(loop), deadlines)
     return deadlines.watch(loop, seconds)

@@ -122,17 +122,18 @@ class ObservedSpan:
         self._kind = kind
         self._capture_in = capture_in
         self._capture_out = capture_out
-        self._t0 = time.perf_counter() if kind in _CLIENT_KINDS else 0.0
+        if kind in _CLIENT_KINDS:  # what a model call's metrics need; no other span reads it
+            self._t0 = time.perf_counter()
+            self._provider: str | None = None
+            self._model: str | None = None
+            self._input_tokens: int | None = None
+            self._output_tokens: int | None = None
         self._ended = span is None
         self._outcome: str | None = None
         # The outcome attribute the span already carries (set with its start attributes by a
         # caller that expects it, as the guard does); written again at the end only if it changed.
         self._written_outcome: str | None = None
         self._error_type: str | None = None
-        self._provider: str | None = None
-        self._model: str | None = None
-        self._input_tokens: int | None = None
-        self._output_tokens: int | None = None
         self._token: object | None = None
         self._request_state: RequestState | None = None
         self._request_token: Token[RequestState | None] | None = None
