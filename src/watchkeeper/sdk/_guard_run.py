@@ -204,31 +204,19 @@ class GuardCall:
     The guard span stands for attempt 1; attempts 2..n get spans of their own (see `_guard`).
     """
 
-    __slots__ = (
-        "attempts",
-        "end_at",
-        "ended",
-        "error",
-        "p",
-        "rejected",
-        "rt",
-        "span",
-        "t0",
-        "tele",
-        "timed_out",
-        "timeout_fired",
-    )
+    # No __slots__: the flags below start as class attributes, so a call that answers at once
+    # never sets them (each store is a cost on every guarded call).
+    error: BaseException | None = None
+    timed_out = False
+    timeout_fired = False
+    rejected = False
+    ended = False  # the guard span
 
     def __init__(self, policy: GuardPolicy) -> None:
         self.p = policy
         self.t0 = policy.clock()
         self.end_at = self.t0 + policy.deadline
         self.attempts = 0
-        self.error: BaseException | None = None
-        self.timed_out = False
-        self.timeout_fired = False
-        self.rejected = False
-        self.ended = False  # the guard span
         self.rt = rt = _runtime._current
         self.span = NOOP
         self.tele: GuardTelemetry | None = None
