@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, TypeVar, cast
@@ -131,43 +131,50 @@ def run_sync(
         raise
 
 
-async def run_async(policy: GuardPolicy, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
-    """Call the coroutine function `fn` under the guard's policy."""
-    call = GuardCall(policy)
-    try:
-        if call.admit():
-            while (attempt := call.next_attempt()) is not None:
-                obs, left = attempt
-                deadline = watch_deadline(left)  # cancels the task when `left` has passed
+def async_guarded(
+    policy: GuardPolicy, fn: Callable[..., Awaitable[Any]]
+) -> Callable[..., Coroutine[Any, Any, Any]]:
+    """The coroutine function `fn` under the guard's policy (its body is the wrapper's own:
+    one coroutine per call, not a wrapper awaiting another)."""
+
+    async def guarded(*args: Any, **kwargs: Any) -> Any:
+        call = GuardCall(policy)
+        try:
+            if call.admit():
+                while (attempt := call.next_attempt()) is not None:
+                    obs, left = attempt
+                    deadline = watch_deadline(left)  # cancels the task when `left` has passed
+                    try:
+                        result = await fn(*args, **kwargs)
+                    except BaseException as exc:
+                        # Our deadline cancelled it, and nobody else asked to: a timeout.
+                        if deadline.end() and isinstance(exc, asyncio.CancelledError):
+                            exc = GuardTimeout(f"no answer within {left:.3f}s")
+                        elif not isinstance(exc, Exception):  # cancelled from outside: end, go up
+                            obs.end(exc)
+                            raise
+                        delay = call.attempt_failed(obs, exc)
+                        if delay is None:
+                            break
+                        await asyncio.sleep(delay)
+                        continue
+                    deadline.end()
+                    return call.succeeded(obs, result)
+            for label, fb in fallback_values(policy.fallbacks):
                 try:
-                    result = await fn(*args, **kwargs)
-                except BaseException as exc:
-                    # Our deadline cancelled it, and nobody else asked to: a timeout.
-                    if deadline.end() and isinstance(exc, asyncio.CancelledError):
-                        exc = GuardTimeout(f"no answer within {left:.3f}s")
-                    elif not isinstance(exc, Exception):  # cancelled from outside: end, go up
-                        obs.end(exc)
-                        raise
-                    delay = call.attempt_failed(obs, exc)
-                    if delay is None:
-                        break
-                    await asyncio.sleep(delay)
+                    value = fb(*args, **kwargs) if callable(fb) else fb
+                    if inspect.isawaitable(value):
+                        value = await value
+                except Exception as exc:
+                    call.fallback_failed(label, exc)
                     continue
-                deadline.end()
-                return call.succeeded(obs, result)
-        for label, fb in fallback_values(policy.fallbacks):
-            try:
-                value = fb(*args, **kwargs) if callable(fb) else fb
-                if inspect.isawaitable(value):
-                    value = await value
-            except Exception as exc:
-                call.fallback_failed(label, exc)
-                continue
-            return call.fell_back(label, value)
-        raise call.failed()
-    except BaseException as exc:
-        call.abort(exc)
-        raise
+                return call.fell_back(label, value)
+            raise call.failed()
+        except BaseException as exc:
+            call.abort(exc)
+            raise
+
+    return guarded
 
 
 class GuardBlock:
@@ -247,12 +254,7 @@ class guard:  # lower case: used like a function, `@guard("llm", deadline=5)`
         """Wrap `fn` (sync or async) so every call goes through the guard."""
         policy, workers = self._policy, self._workers
         if inspect.iscoroutinefunction(fn):
-
-            @functools.wraps(fn)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                return await run_async(policy, fn, args, kwargs)
-
-            return cast(F, async_wrapper)
+            return cast(F, functools.wraps(fn)(async_guarded(policy, fn)))
 
         for fb in policy.fallbacks:
             if inspect.iscoroutinefunction(fb):
@@ -273,7 +275,7 @@ class guard:  # lower case: used like a function, `@guard("llm", deadline=5)`
 
     async def acall(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Call async `fn(*args, **kwargs)` through the guard."""
-        return await run_async(self._policy, fn, args, kwargs)
+        return await async_guarded(self._policy, fn)(*args, **kwargs)
 
     # --- block form: one attempt (a block cannot be re-run), fallbacks give `g.result` --------
     def _enter(self) -> GuardBlock:
