@@ -456,3 +456,26 @@ def test_an_async_fallback_for_a_sync_function_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match="async"):
         watchkeeper.guard("mixed", fallbacks=[later])(lambda: "y")
+
+
+def test_a_guard_is_a_dependency_call_not_a_request(sdk: Sdk) -> None:
+    """Under a request span a guard's fallback marks the request; a guard with no request
+    around it is not one itself: `context()` inside it tags the spans beneath, not the guard."""
+
+    @watchkeeper.guard("dep", breaker=False, retries=0, fallbacks=["cached"])
+    def dep(fail: bool) -> str:
+        with watchkeeper.context(user_id="u1"), watchkeeper.observe("inner"):
+            if fail:
+                raise ConnectionError("down")
+            return "fresh"
+
+    with watchkeeper.observe("request"):
+        assert dep(True) == "cached"
+    assert sdk.span("request").attributes[c.WK_OUTCOME] == "fallback"  # type: ignore[index]
+    sdk.exporter.clear()
+    assert dep(False) == "fresh"  # a root guard
+    guard_span = sdk.span("guard dep")
+    assert guard_span.parent is None
+    assert guard_span.attributes[c.WK_OUTCOME] == "success"  # type: ignore[index]
+    assert c.USER_ID not in guard_span.attributes  # type: ignore[operator]
+    assert sdk.span("inner").attributes[c.USER_ID] == "u1"  # type: ignore[index]

@@ -227,8 +227,18 @@ class GuardCall:
                     tele = policy.health.telemetry = GuardTelemetry(
                         rt.metrics, policy.name, policy.deadline, policy.breaker
                     )
+                # Not a request of its own even as a root: a guard wraps a dependency call, and
+                # its outcome is its own (what guards beneath it report would not change it).
                 self.span = open_span(
-                    rt, tele.span_name, "guard", tele.span_attrs, INTERNAL, None, None, True
+                    rt,
+                    tele.span_name,
+                    "guard",
+                    tele.span_attrs,
+                    INTERNAL,
+                    None,
+                    None,
+                    True,
+                    request=False,
                 )
                 self.tele = tele
             except Exception as exc:  # telemetry off for this call; the call itself goes on

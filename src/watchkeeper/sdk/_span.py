@@ -400,11 +400,13 @@ def open_span(
     *,
     parent: Span | None = None,
     start_time: int | None = None,
+    request: bool = True,
 ) -> ObservedSpan:
     """`start_span` with the attributes already built (the decorator's fast path).
 
     `parent` (default: the current span) and `start_time` (ns since the epoch) record a span
-    after the fact, as the guard does for a first attempt that failed.
+    after the fact, as the guard does for a first attempt that failed. With `request` an active
+    root span is a request of its own (see below); a guard span never is.
     """
     ctx_attrs = ATTRS.get()
     if ctx_attrs:
@@ -425,7 +427,7 @@ def open_span(
     if activate:
         # A span with no request around it (no server span, no enclosing root) is a request
         # of its own: guards beneath it report fallbacks/timeouts to it.
-        if REQUEST.get() is None and _is_root(span, parent):
+        if request and REQUEST.get() is None and _is_root(span, parent):
             obs._request_state = RequestState()
             obs._request_token = REQUEST.set(obs._request_state)
         obs._token = otel_context.attach(trace.set_span_in_context(span))
