@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import random
 import time
 import weakref
 
@@ -150,3 +151,27 @@ def test_a_loop_with_its_own_clock_is_watched_on_that_clock() -> None:
     del loop
     gc.collect()
     assert ref() is None  # kept unbound, the loop's clock does not hold the loop
+
+
+async def test_many_concurrent_guarded_calls_each_keep_their_deadline() -> None:
+    rng = random.Random(7)
+    cases = [(rng.uniform(0.05, 0.4), rng.uniform(0.0, 0.5)) for _ in range(300)]
+
+    async def one(i: int, deadline: float, sleep: float) -> tuple[str, float]:
+        @watchkeeper.guard(f"many-{i % 5}", deadline=deadline, breaker=False, retries=0)
+        async def call() -> str:
+            await asyncio.sleep(sleep)
+            return "ok"
+
+        start = time.monotonic()
+        try:
+            return await call(), time.monotonic() - start
+        except GuardTimeout:
+            return "timeout", time.monotonic() - start
+
+    results = await asyncio.gather(*(one(i, d, s) for i, (d, s) in enumerate(cases)))
+    for (deadline, sleep), (outcome, elapsed) in zip(cases, results, strict=True):
+        if abs(sleep - deadline) > 0.1:  # clear cases only: a loaded machine blurs the edge
+            assert outcome == ("ok" if sleep < deadline else "timeout"), (deadline, sleep)
+        if outcome == "timeout":
+            assert deadline <= elapsed < deadline + SLACK
