@@ -11,6 +11,7 @@ import gc
 import random
 import time
 import weakref
+from collections.abc import Awaitable, Callable, Sequence
 
 import pytest
 
@@ -79,28 +80,29 @@ async def test_another_cancellation_is_not_a_timeout() -> None:
     assert await task is False
 
 
-async def test_nested_guards_each_keep_their_own_deadline(sdk: Sdk) -> None:
-    @watchkeeper.guard("inner", deadline=0.2, breaker=False, fallbacks=["inner fallback"])
-    async def inner() -> str:
+def nested(
+    outer: tuple[str, float], inner: tuple[str, float], fallbacks: Sequence[str] = ()
+) -> Callable[[], Awaitable[str]]:
+    """A guarded call (name, deadline) whose work is a guarded call that hangs."""
+
+    @watchkeeper.guard(inner[0], deadline=inner[1], breaker=False, fallbacks=fallbacks)
+    async def hang() -> str:
         await asyncio.sleep(30)
         return "never"
 
-    @watchkeeper.guard("outer", deadline=5.0, breaker=False)
-    async def outer() -> str:
-        return await inner()
+    @watchkeeper.guard(outer[0], deadline=outer[1], breaker=False)
+    async def call() -> str:
+        return await hang()
 
+    return call
+
+
+async def test_nested_guards_each_keep_their_own_deadline(sdk: Sdk) -> None:
+    outer = nested(("outer", 5.0), ("inner", 0.2), fallbacks=["inner fallback"])
     assert await outer() == "inner fallback"  # the inner deadline does not reach the outer call
     assert sdk.span("guard outer").attributes[c.WK_OUTCOME] == "success"  # type: ignore[index]
 
-    @watchkeeper.guard("slow inner", deadline=5.0, breaker=False)
-    async def slow_inner() -> str:
-        await asyncio.sleep(30)
-        return "never"
-
-    @watchkeeper.guard("short outer", deadline=0.2, breaker=False)
-    async def short_outer() -> str:
-        return await slow_inner()
-
+    short_outer = nested(("short outer", 0.2), ("slow inner", 5.0))
     start = time.monotonic()
     with pytest.raises(GuardTimeout, match="no answer within"):
         await short_outer()

@@ -134,11 +134,9 @@ class GuardSeries:
 
     def record(self, outcome: str, seconds: float) -> None:
         """Count one call that ended in `outcome` after `seconds`."""
-        duration = self.duration
         with self._lock:
             self.outcomes[outcome] += 1
-            duration.counts[bisect_left(duration.bounds, seconds)] += 1
-            duration.total += seconds
+            self.duration.add(seconds)
 
 
 class GuardMetrics:

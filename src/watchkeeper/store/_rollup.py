@@ -227,7 +227,7 @@ def _source(f: SpanFilter, p: Params, shape: Shape, table: Table = MAIN) -> str:
     rb = "NULL" if step is None else f"hour_ns // {step} * {step}"
     restrict = "" if shape.keys is None else f" AND {keys_in(key, shape.keys, p)}"
     cols = [col for col, _, _ in VALUES]
-    bucket = "bucket" if table.buckets else "NULL"
+    bucket, edge_bucket = ("bucket", bucket_sql()) if table.buckets else ("NULL", "NULL")
     rollup = (
         f"SELECT {key} AS k, {rb} AS b, {bucket} AS bucket, outcome, {', '.join(cols)} "
         f"FROM {table.name} "
@@ -238,8 +238,7 @@ def _source(f: SpanFilter, p: Params, shape: Shape, table: Table = MAIN) -> str:
         "cost_usd", "CAST(cost_source = 'missing' AS BIGINT)", "start_ns", "start_ns",
     ]  # fmt: skip
     edges = [
-        f"SELECT {key} AS k, {b} AS b, {bucket_sql() if table.buckets else 'NULL'} AS bucket, "
-        f"outcome, {', '.join(raw_cols)} "
+        f"SELECT {key} AS k, {b} AS b, {edge_bucket} AS bucket, outcome, {', '.join(raw_cols)} "
         f"FROM spans WHERE {span_where(f, p)} AND start_ns {edge}{restrict}"
         for edge in (f"< {p(lo)}", f">= {p(hi)}")
     ]
