@@ -40,6 +40,8 @@ class IngestConfig(_Section):
     max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0)  # decompressed
     spool_segment_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
     spool_max_backlog_bytes: int = Field(default=2 * 1024 * 1024 * 1024, gt=0)  # 503 above this
+    # 503 + Retry-After while the oldest record not yet stored is older than this (0: off)
+    lag_budget_s: float = Field(default=5.0, ge=0)
     group_commit_ms: float = Field(default=2.0, ge=0)
     batch_max_spans: int = Field(default=20_000, gt=0)
     batch_max_wait_ms: float = Field(default=250.0, gt=0)

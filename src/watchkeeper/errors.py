@@ -47,6 +47,11 @@ class StoreError(WatchkeeperError):
     """The span store failed a read or a write."""
 
 
+class StoreDataError(StoreError):
+    """The store refused a write for what it holds (a value it cannot keep): a retry of the
+    same rows fails again, so the ingest writer sets their records aside (dead letter)."""
+
+
 class ValidationError(WatchkeeperError):
     """A rule, SLO, channel or query parameter is invalid; the message says which and why."""
 

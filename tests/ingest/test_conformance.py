@@ -27,7 +27,8 @@ PRICER = Pricer()
 def _rows(request: bytes, encoding: str) -> dict[str, tuple[SpanRow, PayloadRow]]:
     decoded = decode(request, encoding)  # type: ignore[arg-type]
     assert decoded.rejected == 0, decoded.error_message
-    batch, dropped = normalize(decoded.spans, Settings("p1", pricer=PRICER))
+    done = normalize(decoded.spans, Settings("p1", pricer=PRICER))
+    batch, dropped = done.batch, done.dropped
     assert dropped == 0
     return {s.span_id: (s, p) for s, p in zip(batch.spans, batch.payloads, strict=True)}
 
@@ -122,7 +123,7 @@ def test_project_from_resource_only_when_allowed() -> None:
         ]
     }
     spans = decode(orjson.dumps(doc), "json").spans
-    keyed, _ = normalize(spans, Settings("from-key", project_from_resource=False))
-    open_, _ = normalize(spans, Settings("default", project_from_resource=True))
+    keyed = normalize(spans, Settings("from-key", project_from_resource=False)).batch
+    open_ = normalize(spans, Settings("default", project_from_resource=True)).batch
     assert keyed.spans[0].project == "from-key"
     assert open_.spans[0].project == open_.payloads[0].project == "x"

@@ -57,7 +57,7 @@ def explode_on_poison(d: Draft) -> None:
         raise RuntimeError("bug in a step")
 
 
-def test_extra_steps_drop_spans_and_a_failing_step_skips_only_its_record(tmp_path: Path) -> None:
+def test_extra_steps_drop_spans_and_a_failing_step_costs_only_its_span(tmp_path: Path) -> None:
     store = DuckDBStore(None)
     registry = CollectorRegistry()
     steps = (*DEFAULT_STEPS, drop_health_checks, explode_on_poison)
@@ -75,7 +75,7 @@ def test_extra_steps_drop_spans_and_a_failing_step_skips_only_its_record(tmp_pat
         assert service.flush(30)
     finally:
         service.stop()
-    assert store.count("default") == 3  # 2 of the first request, none of the second, 1 after
+    assert store.count("default") == 4  # 2 of the first request, 'innocent', 1 after
     assert (
         _sample(registry, "watchkeeper_ingest_spans_rejected_total", reason="dropped_by_pipeline")
         == 1

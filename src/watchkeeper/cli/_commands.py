@@ -134,6 +134,35 @@ def _keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dead_letter_options(p: argparse.ArgumentParser) -> None:
+    _server_options(p)
+    p.add_argument("action", choices=["list", "replay"])
+
+
+def _dead_letter(args: argparse.Namespace) -> int:
+    """List the records ingest set aside, or put them back into the spool (server stopped)."""
+    from watchkeeper.ingest import DeadLetter, Spool
+
+    data_dir = _load(args).server.data_dir
+    letters = DeadLetter(data_dir / "dead-letter")
+    if args.action == "list":
+        held = list(letters.letters())
+        for letter in held:
+            at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(letter.at))
+            rec = letter.record
+            print(f"{at}\t{rec.project}\t{len(rec.body)} bytes\t{letter.reason}")
+        print(f"{len(held)} records set aside in {letters.directory}", file=sys.stderr)
+        return 0
+    spool = Spool(data_dir / "spool")
+    spool.open()  # refuses while a server holds the spool
+    try:
+        n = letters.replay(spool)
+    finally:
+        spool.close()
+    print(f"put {n} records back into the spool; the server stores them when it starts")
+    return 0
+
+
 def _demo_options(p: argparse.ArgumentParser) -> None:
     _server_options(p)
     p.add_argument("--rate", type=float, default=8.0, help="demo requests per second")
@@ -218,6 +247,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("serve", "run the server: OTLP ingest, API, UI", _server_options, _guarded(_serve)),
     Command("keys", "create, list or revoke project API keys", _keys_options, _guarded(_keys)),
     Command("demo", "run the server, a demo AI service and load", _demo_options, _guarded(_demo)),
+    Command("dead-letter", "list or replay the records ingest set aside", _dead_letter_options,
+            _guarded(_dead_letter)),
     Command("report", "print the daily or weekly digest", _no_options, passthrough=_report),
     Command("export", "export Prometheus rules, Alertmanager config, Grafana", _no_options,
             passthrough=_export),

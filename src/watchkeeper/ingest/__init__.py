@@ -1,19 +1,31 @@
 """The ingest path: OTLP decode → durable spool → normalize and price → batch writer."""
 
 from watchkeeper.ingest._cost import Pricer, Rates, Tokens, cost_of, genai_prices_lookup
+from watchkeeper.ingest._dead_letter import DeadLetter, Letter
 from watchkeeper.ingest._decode import Decoded, RawSpan, Resource, decode, decompress, encoding_of
-from watchkeeper.ingest._normalize import DEFAULT_STEPS, Draft, DropSpan, Settings, Step, normalize
+from watchkeeper.ingest._normalize import (
+    DEFAULT_STEPS,
+    Draft,
+    DropSpan,
+    Normalized,
+    Settings,
+    Step,
+    normalize,
+)
 from watchkeeper.ingest._service import IngestResult, IngestService
 from watchkeeper.ingest._spool import Entry, Position, Record, Spool
 
 __all__ = [
     "DEFAULT_STEPS",
+    "DeadLetter",
     "Decoded",
     "Draft",
     "DropSpan",
     "Entry",
     "IngestResult",
     "IngestService",
+    "Letter",
+    "Normalized",
     "Position",
     "Pricer",
     "Rates",

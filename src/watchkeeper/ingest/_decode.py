@@ -1,14 +1,17 @@
 """Decoding OTLP trace requests (protobuf and OTLP/JSON) into plain Python spans.
 
 Pure functions: bytes in, `RawSpan`s out. Request-level problems raise `DecodeError`;
-per-span problems (bad id, end before start) reject that span only and are counted for the
-OTLP `partial_success` answer.
+per-span problems (bad id, end before start, a time past int64) reject that span only and
+are counted for the OTLP `partial_success` answer; a bad attribute value (an OTLP/JSON
+`intValue` outside int64) costs that attribute only and is reported as a warning
+(`partial_success` with `rejected_spans` 0, as the OTLP spec provides).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import math
 import zlib
 from dataclasses import dataclass, field
@@ -28,6 +31,10 @@ _SPAN_KINDS = ("unspecified", "internal", "server", "client", "producer", "consu
 _STATUS_NAMES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
 _KIND_NAMES = {f"SPAN_KIND_{k.upper()}": i for i, k in enumerate(_SPAN_KINDS)}
 _MAX_ERRORS = 5  # distinct per-span messages kept for partial_success.error_message
+#: Times are nanoseconds in int64 (the store's columns): 2262-04-11 is the last instant.
+MAX_TIME_NS = (1 << 63) - 1
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+_UINT64_MAX = (1 << 64) - 1
 
 
 @dataclass(slots=True)
@@ -72,19 +79,34 @@ class Decoded:
     accepted: int = 0  # valid spans (also set by the cheap check, which keeps no spans)
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
+    dropped_values: int = 0  # attribute values left out (their spans are kept)
+    warnings: list[str] = field(default_factory=list)
 
     def reject(self, message: str) -> None:
         """Count one rejected span, keeping a few distinct messages."""
         self.rejected += 1
-        if len(self.errors) < _MAX_ERRORS and message not in self.errors:
-            self.errors.append(message)
+        _keep(self.errors, message)
+
+    def drop_value(self, message: str) -> None:
+        """Count one attribute value left out of its span, keeping a few distinct messages."""
+        self.dropped_values += 1
+        _keep(self.warnings, message)
 
     @property
     def error_message(self) -> str:
-        """The `partial_success.error_message` for this request ("" when nothing was rejected)."""
-        if not self.rejected:
-            return ""
-        return f"{self.rejected} spans rejected: " + "; ".join(self.errors)
+        """The `partial_success.error_message` ("" when nothing was rejected or dropped)."""
+        parts = []
+        if self.rejected:
+            parts.append(f"{self.rejected} spans rejected: " + "; ".join(self.errors))
+        if self.dropped_values:
+            what = f"{self.dropped_values} attribute values dropped (their spans are kept): "
+            parts.append(what + "; ".join(self.warnings))
+        return "; ".join(parts)
+
+
+def _keep(messages: list[str], message: str) -> None:
+    if len(messages) < _MAX_ERRORS and message not in messages:
+        messages.append(message)
 
 
 def encoding_of(content_type: str | None) -> Encoding:
@@ -112,19 +134,25 @@ def decompress(body: bytes, content_encoding: str | None, limit: int) -> bytes:
             f"content encoding {content_encoding!r} is not supported: use gzip or none"
         )
     wbits = 31 if "gzip" in encoding else 15
-    inflater = zlib.decompressobj(wbits)
+    out = bytearray()
+    rest = body
     try:
-        out = inflater.decompress(body, limit + 1)
-        if len(out) > limit or inflater.unconsumed_tail:
-            raise PayloadTooLarge(f"body inflates to more than the {limit} byte limit")
-        out += inflater.flush()
+        while True:  # gzip may hold several members (RFC 1952 2.2): read them all
+            inflater = zlib.decompressobj(wbits)
+            out += inflater.decompress(rest, limit + 1 - len(out))
+            if len(out) > limit or inflater.unconsumed_tail:
+                raise PayloadTooLarge(f"body inflates to more than the {limit} byte limit")
+            out += inflater.flush()
+            if not inflater.eof:
+                raise DecodeError(f"{encoding} body is truncated")
+            rest = inflater.unused_data
+            if wbits != 31 or not rest.strip(b"\0"):  # trailing zero padding is allowed
+                break
     except zlib.error as exc:
         raise DecodeError(f"body is not valid {encoding}: {exc}") from None
     if len(out) > limit:
         raise PayloadTooLarge(f"body inflates to more than the {limit} byte limit")
-    if not inflater.eof:
-        raise DecodeError(f"{encoding} body is truncated")
-    return out
+    return bytes(out)
 
 
 def decode(body: bytes, encoding: Encoding) -> Decoded:
@@ -168,6 +196,8 @@ def span_problem(trace_id: bytes, span_id: bytes, parent: bytes, start: int, end
         return "start_time_unix_nano is missing"
     if end < start:
         return "end_time_unix_nano is before start_time_unix_nano"
+    if end > MAX_TIME_NS:
+        return f"end_time_unix_nano {end} is out of range (after 2262-04-11, the int64 limit)"
     return ""
 
 
@@ -284,19 +314,23 @@ def _get(d: dict[str, Any], camel: str, snake: str, default: Any = None) -> Any:
     return default if v is None else v
 
 
-def _json_int(v: Any, what: str) -> int:
+def _json_int(v: Any, what: str, lo: int = 0, hi: int = _UINT64_MAX) -> int:
+    """An integer field (a number or a decimal string) within [lo, hi] (uint64 by default)."""
+    n: int | None = None
     if isinstance(v, bool):
-        raise DecodeError(f"{what} must be an integer, got {v!r}")
-    if isinstance(v, int):
-        return v
-    if isinstance(v, str):
-        try:
-            return int(v)
-        except ValueError:
-            pass
-    if isinstance(v, float) and v.is_integer():
-        return int(v)
-    raise DecodeError(f"{what} must be an integer (number or decimal string), got {v!r}")
+        pass
+    elif isinstance(v, int):
+        n = v
+    elif isinstance(v, str) and len(v) <= 24:  # no int64 needs more; bounds int() work
+        with contextlib.suppress(ValueError):
+            n = int(v)
+    elif isinstance(v, float) and v.is_integer():
+        n = int(v)
+    if n is None:
+        raise DecodeError(f"{what} must be an integer (number or decimal string), got {v!r:.40}")
+    if not lo <= n <= hi:
+        raise DecodeError(f"{what} {n} is out of range [{lo}, {hi}]")
+    return n
 
 
 def _json_float(v: Any) -> float:
@@ -306,7 +340,8 @@ def _json_float(v: Any) -> float:
     return float(v)
 
 
-def _json_value(v: Any) -> Any:
+def _json_value(v: Any, out: Decoded) -> Any:
+    """An AnyValue; `DecodeError` (or ValueError) when it is not a valid one."""
     if not isinstance(v, dict):
         return None
     for key, val in v.items():
@@ -315,26 +350,30 @@ def _json_value(v: Any) -> Any:
         if key in ("boolValue", "bool_value"):
             return bool(val)
         if key in ("intValue", "int_value"):
-            return _json_int(val, "intValue")
+            return _json_int(val, "intValue", *_INT64)
         if key in ("doubleValue", "double_value"):
             return _json_float(val)
         if key in ("arrayValue", "array_value"):
-            return [_json_value(x) for x in (val or {}).get("values") or ()]
+            return [_json_value(x, out) for x in (val or {}).get("values") or ()]
         if key in ("kvlistValue", "kvlist_value"):
-            return _json_attrs((val or {}).get("values") or ())
+            return _json_attrs((val or {}).get("values") or (), out)
         if key in ("bytesValue", "bytes_value"):
             return str(val)
     return None  # an empty AnyValue, or only unknown fields
 
 
-def _json_attrs(kvs: Any) -> dict[str, Any]:
-    if not isinstance(kvs, list):
+def _json_attrs(kvs: Any, out: Decoded) -> dict[str, Any]:
+    """Attributes by key; a value that is not a valid AnyValue costs its attribute only."""
+    if not isinstance(kvs, (list, tuple)):
         raise DecodeError("attributes must be a list of {key, value}")
-    out: dict[str, Any] = {}
+    attrs: dict[str, Any] = {}
     for kv in kvs:
         if isinstance(kv, dict) and isinstance(kv.get("key"), str):
-            out[kv["key"]] = _json_value(kv.get("value"))
-    return out
+            try:
+                attrs[kv["key"]] = _json_value(kv.get("value"), out)
+            except (DecodeError, ValueError, TypeError, AttributeError) as exc:
+                out.drop_value(f"attribute {kv['key']!r:.80}: {exc}")
+    return attrs
 
 
 def _json_id(v: Any) -> bytes:
@@ -359,24 +398,24 @@ def _json_enum(v: Any, names: dict[str, int], what: str) -> int:
     return _json_int(v, what) if v is not None else 0
 
 
-def _json_events(events: Any) -> list[dict[str, Any]]:
+def _json_events(events: Any, out: Decoded) -> list[dict[str, Any]]:
     return [
         {
             "time_ns": _json_int(_get(e, "timeUnixNano", "time_unix_nano", 0), "timeUnixNano"),
             "name": str(e.get("name", "")),
-            "attributes": _json_attrs(e.get("attributes") or []),
+            "attributes": _json_attrs(e.get("attributes") or [], out),
         }
         for e in events or ()
         if isinstance(e, dict)
     ]
 
 
-def _json_links(links: Any) -> list[dict[str, Any]]:
+def _json_links(links: Any, out: Decoded) -> list[dict[str, Any]]:
     return [
         {
             "trace_id": _json_id(_get(link, "traceId", "trace_id", "")).hex(),
             "span_id": _json_id(_get(link, "spanId", "span_id", "")).hex(),
-            "attributes": _json_attrs(link.get("attributes") or []),
+            "attributes": _json_attrs(link.get("attributes") or [], out),
         }
         for link in links or ()
         if isinstance(link, dict)
@@ -385,7 +424,7 @@ def _json_links(links: Any) -> list[dict[str, Any]]:
 
 def _json_span(s: dict[str, Any], res: Resource, out: Decoded) -> None:
     try:
-        span = _json_span_or_problem(s, res)
+        span = _json_span_or_problem(s, res, out)
     except DecodeError as exc:
         span = str(exc)
     if isinstance(span, str):
@@ -394,7 +433,7 @@ def _json_span(s: dict[str, Any], res: Resource, out: Decoded) -> None:
         out.spans.append(span)
 
 
-def _json_span_or_problem(s: dict[str, Any], res: Resource) -> RawSpan | str:
+def _json_span_or_problem(s: dict[str, Any], res: Resource, out: Decoded) -> RawSpan | str:
     tid = _json_id(_get(s, "traceId", "trace_id", ""))
     sid = _json_id(_get(s, "spanId", "span_id", ""))
     pid = _json_id(_get(s, "parentSpanId", "parent_span_id", ""))
@@ -412,9 +451,9 @@ def _json_span_or_problem(s: dict[str, Any], res: Resource) -> RawSpan | str:
         _json_enum(s.get("kind"), _KIND_NAMES, "kind"),
         start,
         end,
-        _json_attrs(s.get("attributes") or []),
-        _json_events(s.get("events")),
-        _json_links(s.get("links")),
+        _json_attrs(s.get("attributes") or [], out),
+        _json_events(s.get("events"), out),
+        _json_links(s.get("links"), out),
         _json_enum(status.get("code"), _STATUS_NAMES, "status.code"),
         str(status.get("message") or ""),
         res,
@@ -432,7 +471,7 @@ def _decode_json(doc: dict[str, Any]) -> Decoded:
     out = Decoded()
     try:
         for rs in _list(doc, "resourceSpans", "resource_spans"):
-            resource_attrs = _json_attrs((rs.get("resource") or {}).get("attributes") or [])
+            resource_attrs = _json_attrs((rs.get("resource") or {}).get("attributes") or [], out)
             scope_groups = _list(rs, "scopeSpans", "scope_spans") or _list(
                 rs, "instrumentationLibrarySpans", "instrumentation_library_spans"
             )

@@ -34,6 +34,7 @@ class IngestMetrics:
         registry: CollectorRegistry,
         backlog_bytes: Callable[[], float],
         backlog_age_s: Callable[[], float],
+        dead_letter_count: Callable[[], float],
     ) -> None:
         self.spans_accepted = Counter(
             "watchkeeper_ingest_spans_accepted",
@@ -92,3 +93,20 @@ class IngestMetrics:
             registry=registry,
         )
         age.set_function(backlog_age_s)
+        self.dead_letter_records = Counter(
+            "watchkeeper_ingest_dead_letter_records",
+            "Spool records set aside (could not be processed or stored), by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.dead_letter_spans = Counter(
+            "watchkeeper_ingest_dead_letter_spans",
+            "Spans in records set aside because the store refused them.",
+            registry=registry,
+        )
+        held = Gauge(
+            "watchkeeper_ingest_dead_letter_held_records",
+            "Records in the dead letter now (replay: watchkeeper dead-letter replay).",
+            registry=registry,
+        )
+        held.set_function(dead_letter_count)

@@ -4,10 +4,15 @@ Like structlog's processors, every step has the same signature, `step(draft) -> 
 some fields of the draft's rows from the span's attributes, and may raise `DropSpan`. The
 pipeline is a plain list, so a deployment can add a step (PII redaction) or test one alone.
 Attribute names come only from `watchkeeper.model.conventions`.
+
+Every value that reaches a typed column is checked against a range the store and its sums
+can hold (tokens, status codes, costs): a value outside it is left out (NULL), so no span
+can make the store writer fail. A step that raises on one span costs that span only.
 """
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +25,11 @@ from watchkeeper.model import OPERATIONS, OUTCOMES, PayloadRow, SpanBatch, SpanR
 from watchkeeper.model import conventions as c
 
 _NO_VALUE: Any = None
+#: Most tokens one span may report: no model call comes near it, and the rollup's sums of
+#: it cannot overflow (a u64 JSON answer holds 4 billion such spans).
+MAX_TOKENS = 1 << 32
+MAX_COST_USD = 1e9  # per span
+_HTTP_STATUS = range(100, 1000)
 _TIMEOUT_WORDS = ("timeout", "timed out", "timedout", "deadline")
 _STATUS = ("unset", "ok", "error")
 _INPUT: frozenset[str] = c.GEN_AI_INPUT_EVENTS
@@ -102,8 +112,14 @@ def _int(v: Any) -> int | None:
     except (TypeError, ValueError):
         try:
             return int(float(v))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return None
+
+
+def _count(v: Any) -> int | None:
+    """A token count, or None when absent or outside [0, MAX_TOKENS]."""
+    n = _int(v)
+    return n if n is not None and 0 <= n <= MAX_TOKENS else None
 
 
 def _float(v: Any) -> float | None:
@@ -111,7 +127,7 @@ def _float(v: Any) -> float | None:
         return None
     try:
         return float(v)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
 
 
@@ -150,11 +166,11 @@ def gen_ai_fields(d: Draft) -> None:
     row.agent_name = _str(d.get("agent_name"))
     row.tool_name = _str(d.get("tool_name"))
     row.finish_reason = _str(d.get("finish_reason"))
-    row.input_tokens = _int(d.get("input_tokens"))
-    row.output_tokens = _int(d.get("output_tokens"))
-    row.cache_read_tokens = _int(d.get("cache_read_tokens"))
-    row.cache_write_tokens = _int(d.get("cache_write_tokens"))
-    row.reasoning_tokens = _int(d.get("reasoning_tokens"))
+    row.input_tokens = _count(d.get("input_tokens"))
+    row.output_tokens = _count(d.get("output_tokens"))
+    row.cache_read_tokens = _count(d.get("cache_read_tokens"))
+    row.cache_write_tokens = _count(d.get("cache_write_tokens"))
+    row.reasoning_tokens = _count(d.get("reasoning_tokens"))
     _inclusive_tokens(row)
 
 
@@ -185,7 +201,8 @@ def http_fields(d: Draft) -> None:
     row = d.row
     row.http_method = _str(d.get("http_method"))
     row.http_route = _str(d.get("http_route"))
-    row.http_status_code = _int(d.get("http_status_code"))
+    code = _int(d.get("http_status_code"))
+    row.http_status_code = code if code in _HTTP_STATUS else None
 
 
 def operation(d: Draft) -> None:
@@ -248,6 +265,8 @@ def cost(d: Draft) -> None:
     """
     row = d.row
     reported = _float(d.get("cost_usd"))
+    if reported is not None and not -MAX_COST_USD <= reported <= MAX_COST_USD:  # NaN too
+        reported = None
     if reported is not None:
         row.cost_usd, row.cost_source = reported, "reported"
         return
@@ -353,12 +372,22 @@ def _finish(d: Draft) -> None:
         d.payload.links = _dumps(raw.links)
 
 
+@dataclass(slots=True)
+class Normalized:
+    """What `normalize` made: the batch, spans steps dropped, spans that failed and why."""
+
+    batch: SpanBatch
+    dropped: int = 0  # left out on purpose by a step (`DropSpan`)
+    failed: int = 0  # a step raised: the span is left out, the others go on
+    error: str = ""  # the first failure's traceback, for the log
+
+
 def normalize(
     spans: Iterable[RawSpan], settings: Settings, steps: Sequence[Step] = DEFAULT_STEPS
-) -> tuple[SpanBatch, int]:
-    """Run every span through the steps; return the batch and how many spans were dropped."""
-    batch = SpanBatch()
-    dropped = 0
+) -> Normalized:
+    """Run every span through the steps; a span whose steps raise is left out and counted."""
+    out = Normalized(SpanBatch())
+    batch = out.batch
     resource_json: dict[int, tuple[Resource, str]] = {}
     for raw in spans:
         res = raw.resource
@@ -375,10 +404,14 @@ def normalize(
         try:
             for step in steps:
                 step(d)
+            _finish(d)
         except DropSpan:
-            dropped += 1
+            out.dropped += 1
             continue
-        _finish(d)
+        except Exception:  # one bad span (or a buggy step) must not cost its neighbours
+            out.failed += 1
+            out.error = out.error or traceback.format_exc()
+            continue
         batch.spans.append(d.row)
         batch.payloads.append(d.payload)
-    return batch, dropped
+    return out

@@ -6,8 +6,17 @@ spool from the checkpoint, has each record decoded and normalized (in worker pro
 `SpanBatch`es; ONE writer calls
 `store.write` (DuckDB's rule) and then moves the checkpoint. Between processor and writer
 the queue holds one batch (one more is being built, one written); when it is full the
-processor waits and the spool (bounded by `spool_max_backlog_bytes`, above which requests
-get 503) absorbs the difference.
+processor waits and the spool absorbs the difference.
+
+Admission follows the writer: requests get 503 with `Retry-After` (which OTLP exporters
+retry) when the oldest record not yet stored is older than `lag_budget_s`, or when the
+spool's backlog passes `spool_max_backlog_bytes`; so under overload the lag stays near the
+budget and the senders slow down, instead of the dashboards going stale.
+
+No record stops the ones behind it: one that cannot be processed, or whose rows the store
+refuses after bounded retries (found by halving the batch down to single records), is set
+aside whole in the dead letter (`_dead_letter`), counted, and the checkpoint moves on.
+A store that is down or full is retried without end: nothing is set aside for that.
 """
 
 from __future__ import annotations
@@ -25,9 +34,10 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry
 
 from watchkeeper.config import Config
-from watchkeeper.errors import Overloaded
+from watchkeeper.errors import Overloaded, StoreDataError, StoreError
 from watchkeeper.ingest._commit import GroupCommitter
 from watchkeeper.ingest._cost import Pricer
+from watchkeeper.ingest._dead_letter import DeadLetter
 from watchkeeper.ingest._decode import (
     Decoded,
     Encoding,
@@ -48,6 +58,8 @@ log = logging.getLogger("watchkeeper.ingest")
 
 _READ_CHUNK = 8 * 1024 * 1024  # bytes of spool read per processor pass
 _RETRY_MAX_S = 5.0
+_DATA_ATTEMPTS = 3  # writes of a batch the store refuses for its rows, before halving it
+_AGE_EVERY_S = 0.2  # how often admission re-reads the age of the backlog
 MAX_IN_FLIGHT = 64  # requests being read or decoded at once; bodies are up to max_body_bytes
 
 
@@ -62,12 +74,33 @@ class IngestResult:
 
 @dataclass(slots=True)
 class _Pending:
-    """A batch under construction in the processor."""
+    """A batch under construction in the processor, and where each record's rows end."""
 
+    start: Position  # where its first record starts (the previous batch's end)
     batch: SpanBatch = field(default_factory=SpanBatch)
     end: Position | None = None
     appended_ns: list[int] = field(default_factory=list)
     started: float = 0.0
+    #: per record, in spool order: (its end, the index in `batch` after its last row)
+    records: list[tuple[Position, int]] = field(default_factory=list)
+
+    def part(self, lo: int, hi: int) -> SpanBatch:
+        """The rows of records lo..hi-1 (spans and payloads are appended in step)."""
+        first = self.records[lo - 1][1] if lo else 0
+        last = self.records[hi - 1][1]
+        b = self.batch
+        return SpanBatch(b.spans[first:last], b.payloads[first:last])
+
+    def record_start(self, i: int) -> Position:
+        """Where record i starts in the spool."""
+        return self.records[i - 1][0] if i else self.start
+
+
+def _retryable(exc: BaseException) -> bool:
+    """Whether a failed write may pass later (store down, disk full) or never will (its rows)."""
+    if isinstance(exc, StoreDataError):
+        return False
+    return isinstance(exc, (StoreError, OSError, MemoryError))
 
 
 def check(body: bytes, encoding: Encoding) -> Decoded:
@@ -116,8 +149,12 @@ class IngestService:
             clock=clock,
         )
         self._committer = GroupCommitter(self.spool, group_commit_s=self._cfg.group_commit_ms / 1e3)
+        self.dead_letter = DeadLetter(config.server.data_dir / "dead-letter")
         self.metrics = IngestMetrics(
-            registry, lambda: self.backlog_bytes, lambda: self.backlog_age_s
+            registry,
+            lambda: self.backlog_bytes,
+            lambda: self.backlog_age_s,
+            self.dead_letter.count,
         )
         self._batches: queue.Queue[_Pending | None] = queue.Queue(maxsize=1)
         self._stopping = threading.Event()
@@ -129,6 +166,8 @@ class IngestService:
         self._tune_gc = tune_gc
         self._in_flight = 0
         self._in_flight_lock = threading.Lock()
+        self._age: tuple[float, float] = (-1e9, 0.0)  # (when read, backlog age then)
+        self._failing_since: float | None = None  # monotonic time store writes began failing
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -182,6 +221,7 @@ class IngestService:
         if self.backlog_bytes > self._cfg.spool_max_backlog_bytes:
             self.metrics.queue_drops.labels("spool_backlog").inc()
             raise Overloaded("ingest backlog is full; retry later", retry_after=2.0)
+        self._check_lag()
         checked = check(raw, encoding)
         if checked.rejected:
             self.metrics.spans_rejected.labels("invalid_span").inc(checked.rejected)
@@ -197,6 +237,23 @@ class IngestService:
         await asyncio.wrap_future(fut)
         self.metrics.spans_accepted.inc(checked.accepted)
         return result
+
+    def _check_lag(self) -> None:
+        """`Overloaded` when the oldest record not yet stored is older than the lag budget."""
+        budget = self._cfg.lag_budget_s
+        if budget <= 0:
+            return
+        now = time.monotonic()
+        read_at, age = self._age
+        if now - read_at >= _AGE_EVERY_S:  # a file read: not on every request
+            age = self.backlog_age_s
+            self._age = (now, age)
+        if age > budget:
+            self.metrics.queue_drops.labels("lag_budget").inc()
+            raise Overloaded(
+                f"the store is {age:.1f} s behind, over the {budget:g} s lag budget; retry shortly",
+                retry_after=max(1.0, min(budget, 5.0)),
+            )
 
     @contextlib.contextmanager
     def admission(self) -> Iterator[None]:
@@ -228,6 +285,16 @@ class IngestService:
         """Age of the oldest spooled request not yet in the store (0 when none)."""
         oldest = self.spool.oldest_unstored_ns() if self._started else None
         return 0.0 if oldest is None else max(self._clock() - oldest / 1e9, 0.0)
+
+    def problems(self) -> list[str]:
+        """Why ingest is not keeping up, for readiness ([] when it is)."""
+        out = []
+        if self._failed.is_set():
+            out.append("ingest processing stopped on an error; spooled data is kept (see the log)")
+        since = self._failing_since
+        if since is not None and time.monotonic() - since > 10:
+            out.append(f"store writes have failed for {time.monotonic() - since:.0f} s")
+        return out
 
     def flush(self, timeout: float) -> bool:
         """Block until everything acknowledged so far is in the store; False on timeout."""
@@ -264,7 +331,7 @@ class IngestService:
 
     def _process_loop(self, work: Processing) -> None:
         cursor = self.spool.checkpoint  # read up to here; `pending.end`: processed up to there
-        pending = _Pending(started=time.monotonic())
+        pending = _Pending(cursor, started=time.monotonic())
         wait_s = self._cfg.batch_max_wait_ms / 1e3
         while True:
             stopping = self._stopping.is_set()
@@ -305,25 +372,35 @@ class IngestService:
     def _add(self, pending: _Pending, rec: Record, out: Outcome) -> None:
         batch, dropped = out.batch, out.dropped
         if out.reason:  # one poisoned record must not stall everything behind it
-            log.error("spool record before %s cannot be processed; skipped\n%s", rec.end, out.error)
+            log.error("spool record before %s cannot be processed\n%s", rec.end, out.error)
             self.metrics.spans_rejected.labels(out.reason).inc()
+            self._set_aside(rec, f"{out.reason}: {(out.error.strip().splitlines() or [''])[-1]}")
+        if out.failed:
+            log.error("%d spans failed normalization; left out\n%s", out.failed, out.error)
+            self.metrics.spans_rejected.labels("normalize_error").inc(out.failed)
         if dropped:
             self.metrics.spans_rejected.labels("dropped_by_pipeline").inc(dropped)
         pending.batch.spans.extend(batch.spans)
         pending.batch.payloads.extend(batch.payloads)
         pending.appended_ns.append(rec.appended_ns)
         pending.end = rec.end
+        pending.records.append((rec.end, len(pending.batch.spans)))
+
+    def _set_aside(self, rec: Record, reason: str) -> None:
+        self.dead_letter.add(rec, reason)
+        self.metrics.dead_letter_records.labels(reason.split(":", 1)[0]).inc()
 
     def _hand_over(self, pending: _Pending) -> _Pending:
         self._batches.put(pending)  # blocks when the writer is behind: the spool buffers
-        return _Pending(started=time.monotonic())
+        assert pending.end is not None
+        return _Pending(pending.end, started=time.monotonic())
 
     # --- writer thread --------------------------------------------------------------------
 
     def _write(self) -> None:
         gave_up = False
         while (item := self._batches.get()) is not None:
-            if gave_up or (item.batch.spans and not self._write_with_retry(item.batch)):
+            if gave_up or (item.batch.spans and not self._keep(item)):
                 # Gave up at shutdown: no checkpoint past it; the spool replays it next start.
                 gave_up = True
                 continue
@@ -335,21 +412,66 @@ class IngestService:
             with self._written:
                 self._written.notify_all()
 
-    def _write_with_retry(self, batch: SpanBatch) -> bool:
+    def _keep(self, item: _Pending) -> bool:
+        """Write a batch: retry what may pass, set aside the records the store refuses.
+
+        False only when stopping interrupts the retries (the spool keeps the batch).
+        """
         delay = 0.1
+        refused = 0
         for attempt in range(1_000_000):
             if attempt >= 3 and self._stopping.is_set():
                 return False
-            started = time.perf_counter()
             try:
-                self._store.write(batch)
-            except Exception:  # the store is down or full: keep the batch, retry, count
+                if refused >= _DATA_ATTEMPTS:
+                    self._write_halves(item, 0, len(item.records))
+                else:
+                    self._write_batch(item.batch)
+            except Exception as exc:  # the store is down or full, or refuses these rows
                 self.metrics.store_write_errors.inc()
-                log.exception("store write of %d spans failed; retrying", len(batch))
+                self._failing_since = self._failing_since or time.monotonic()
+                if not _retryable(exc):
+                    refused += 1
+                log.error("store write of %d spans failed; retrying: %s", len(item.batch), exc)
                 time.sleep(delay)
                 delay = min(delay * 2, _RETRY_MAX_S)
                 continue
-            self.metrics.batch_write_seconds.observe(time.perf_counter() - started)
-            self.metrics.spans_written.inc(len(batch))
+            self._failing_since = None
             return True
         return False
+
+    def _write_batch(self, batch: SpanBatch) -> None:
+        if not batch.spans:
+            return
+        started = time.perf_counter()
+        self._store.write(batch)
+        self.metrics.batch_write_seconds.observe(time.perf_counter() - started)
+        self.metrics.spans_written.inc(len(batch))
+
+    def _write_halves(self, item: _Pending, lo: int, hi: int) -> None:
+        """Write records lo..hi-1, halving the range around refusals down to one record,
+        which is set aside. A retryable failure propagates (the caller retries it all;
+        writes are idempotent, so the halves already written count once)."""
+        try:
+            self._write_batch(item.part(lo, hi))
+            return
+        except Exception as exc:
+            if _retryable(exc):
+                raise
+            if hi - lo == 1:
+                self._set_aside_stored(item, lo, exc)
+                return
+        mid = (lo + hi) // 2
+        self._write_halves(item, lo, mid)
+        self._write_halves(item, mid, hi)
+
+    def _set_aside_stored(self, item: _Pending, i: int, exc: Exception) -> None:
+        """Set aside record i of a batch (read back from the spool) the store refused."""
+        end = item.records[i][0]
+        rec = next(self.spool.read(item.record_start(i), 1), None)
+        if rec is None or rec.end != end:  # cannot happen while the checkpoint is behind it
+            raise RuntimeError(f"spool record ending at {end} cannot be read back")
+        spans = len(item.part(i, i + 1))
+        log.error("the store refused the %d spans of the record before %s: set aside", spans, end)
+        self.metrics.dead_letter_spans.inc(spans)
+        self._set_aside(rec, f"store_refused: {exc}")

@@ -12,11 +12,14 @@ length or CRC check and is truncated away. Records were acknowledged only after 
 what is truncated was never acknowledged. Segments wholly behind the checkpoint are deleted.
 
 Thread model: one committer thread appends (`append`), one reader iterates (`read`), the
-store writer moves the checkpoint; shared positions are guarded by one lock.
+store writer moves the checkpoint; shared positions are guarded by one lock. One process
+at a time: `open` takes an exclusive lock on `<spool>/lock` (released when the process
+ends, however it ends), so a second server or a replay cannot append beside a running one.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import struct
 import threading
@@ -28,6 +31,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 import orjson
+
+from watchkeeper.errors import DataDirError
 
 MAGIC = b"WKSPOOL1"
 _HEADER = struct.Struct("<II")
@@ -96,6 +101,21 @@ def _read_record(f: BinaryIO, segment: int, offset: int) -> Record | None:
     return _decode_payload(payload, Position(segment, offset + _HEADER.size + length))
 
 
+def read_records(path: Path) -> Iterator[Record]:
+    """Every whole record of a segment file, in order (none when it is missing)."""
+    try:
+        f = path.open("rb")
+    except FileNotFoundError:
+        return
+    with f:
+        if f.read(len(MAGIC)) != MAGIC:
+            return
+        offset = len(MAGIC)
+        while (rec := _read_record(f, 0, offset)) is not None:
+            offset = rec.end.offset
+            yield rec
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -121,6 +141,7 @@ class Spool:
         self._sizes: dict[int, int] = {}  # committed size of every live segment
         self._checkpoint = Position(1, len(MAGIC))
         self._file: BinaryIO | None = None
+        self._lock_file: BinaryIO | None = None
         self.truncated_bytes = 0  # torn tail removed at open (for tests and logs)
         self.commits = 0  # fsynced appends: requests / commits is the group-commit factor
         self.committed = threading.Condition(self._lock)
@@ -128,8 +149,9 @@ class Spool:
     # --- open and recovery ----------------------------------------------------------------
 
     def open(self) -> None:
-        """Load the checkpoint, recover the last segment, drop segments already stored."""
+        """Lock the spool, load the checkpoint, recover the last segment, drop stored segments."""
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._take_lock()
         self._checkpoint = self._load_checkpoint()
         numbers = sorted(int(p.stem) for p in self.directory.glob("*.seg") if p.stem.isdigit())
         for n in numbers:
@@ -143,6 +165,18 @@ class Spool:
         self._sizes[last] = self._recover(last)
         self._file = self._path(last).open("r+b")
         self._file.seek(self._sizes[last])
+
+    def _take_lock(self) -> None:
+        f = (self.directory / "lock").open("a+b")
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            raise DataDirError(
+                f"the spool {self.directory} is in use by another Watchkeeper process: "
+                "stop it first (one server per data directory)"
+            ) from None
+        self._lock_file = f
 
     def _path(self, segment: int) -> Path:
         return self.directory / f"{segment:020d}.seg"
@@ -329,7 +363,10 @@ class Spool:
         return appended_ns
 
     def close(self) -> None:
-        """Close the append file."""
+        """Close the append file and release the lock."""
         if self._file is not None:
             self._file.close()
             self._file = None
+        if self._lock_file is not None:
+            self._lock_file.close()  # closing the last descriptor releases the flock
+            self._lock_file = None

@@ -56,12 +56,13 @@ _CRASHES_TO_SKIP = 2  # a record that breaks a fresh worker this often, alone, i
 
 @dataclass(slots=True)
 class Outcome:
-    """What processing one record gave: its batch, spans dropped, or why it failed."""
+    """What processing one record gave: its batch, spans dropped or failed, or why it failed."""
 
     batch: SpanBatch
     dropped: int = 0
     reason: str = ""  # set when the record could not be processed (then batch is empty)
     error: str = ""  # the traceback, for the log
+    failed: int = 0  # spans whose normalization raised (left out; the others are kept)
 
 
 def process(record: Record, pricer: Pricer, steps: Sequence[Step]) -> Outcome:
@@ -69,17 +70,17 @@ def process(record: Record, pricer: Pricer, steps: Sequence[Step]) -> Outcome:
     settings = Settings(record.project, bool(record.flags & FLAG_PROJECT_FROM_RESOURCE), pricer)
     try:
         decoded = decode(record.body, "json" if record.content_type == "json" else "protobuf")
-        batch, dropped = normalize(decoded.spans, settings, steps)
+        done = normalize(decoded.spans, settings, steps)
     except Exception as exc:  # one poisoned record must not stall everything behind it
         reason = "undecodable_in_spool" if isinstance(exc, DecodeError) else "normalize_error"
         return Outcome(SpanBatch(), 0, reason, traceback.format_exc())
-    return Outcome(batch, dropped)
+    return Outcome(done.batch, done.dropped, error=done.error, failed=done.failed)
 
 
 # --- the worker side ----------------------------------------------------------------------
 
-#: (span values, payload values, payloads packed?, spans dropped, reason, error)
-Columns = tuple[tuple[tuple[Any, ...], ...], tuple[tuple[Any, ...], ...], bool, int, str, str]
+#: (span values, payload values, payloads packed?, spans dropped, reason, error, spans failed)
+Columns = tuple[tuple[tuple[Any, ...], ...], tuple[tuple[Any, ...], ...], bool, int, str, str, int]
 _worker_pricer: Pricer | None = None
 _worker_steps: Sequence[Step] = ()
 _worker_packer: PayloadPacker | None = None
@@ -121,7 +122,7 @@ def _process_in_worker(record: Record) -> Columns:
             _PACKED_FIELDS(p if isinstance(p, PackedPayload) else packer.pack(p))
             for p in out.batch.payloads
         )
-    return spans, payloads, packer is not None, out.dropped, out.reason, out.error
+    return spans, payloads, packer is not None, out.dropped, out.reason, out.error, out.failed
 
 
 def _ready() -> None:
@@ -129,10 +130,10 @@ def _ready() -> None:
 
 
 def _outcome(cols: Columns) -> Outcome:
-    spans, payloads, packed, dropped, reason, error = cols
+    spans, payloads, packed, dropped, reason, error, failed = cols
     kind: Any = PackedPayload if packed else PayloadRow
     batch = SpanBatch([SpanRow(*v) for v in spans], [kind(*v) for v in payloads])
-    return Outcome(batch, dropped, reason, error)
+    return Outcome(batch, dropped, reason, error, failed)
 
 
 # --- the processor side -------------------------------------------------------------------

@@ -26,9 +26,23 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 def readyz(request: Request) -> JSONResponse:
-    """Readiness: the store answers a query."""
+    """Readiness: the store answers and ingest keeps up; records set aside are reported."""
+    svc = services(request)
+    problems: list[str] = []
     try:
-        services(request).store.ping()
+        svc.store.ping()
     except StoreError as exc:
-        return JSONResponse({"status": "unavailable", "error": str(exc)}, status_code=503)
-    return JSONResponse({"status": "ok"})
+        problems.append(str(exc))
+    body: dict[str, object] = {"status": "ok"}
+    if svc.ingest is not None:
+        problems += svc.ingest.problems()
+        held = svc.ingest.dead_letter.count()
+        body["backlog_age_s"] = round(svc.ingest.backlog_age_s, 3)
+        body["dead_letter_records"] = held
+        if held:
+            body["status"] = "degraded"
+            body["hint"] = "records were set aside: watchkeeper dead-letter list"
+    if problems:
+        body |= {"status": "unavailable", "error": "; ".join(problems)}
+        return JSONResponse(body, status_code=503)
+    return JSONResponse(body)

@@ -96,6 +96,15 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         "hourly sums without latency buckets (totals_rollup) backfilled from the spans",
         (_rollup.TOTALS.ddl(), _rollup.insert_sql("spans", table=_rollup.TOTALS)),
     ),
+    (
+        6,
+        "rollup sums of durations and tokens widened to HUGEINT (no int64 overflow)",
+        tuple(
+            f"ALTER TABLE {table.name} ALTER {column} TYPE HUGEINT"
+            for table in _rollup.TABLES
+            for column in _rollup.WIDE_SUMS
+        ),
+    ),
 )
 LATEST = MIGRATIONS[-1][0]
 

@@ -71,12 +71,16 @@ VALUES: tuple[tuple[str, str, str], ...] = (
     ("first_ns", "min(start_ns)", "min(first_ns)"),
     ("last_ns", "max(start_ns)", "max(last_ns)"),
 )
+#: Sums of int64 columns are HUGEINT: a few spans of extreme (but valid) durations or token
+#: counts sum past int64, and a sum that cannot be stored would stop every write after it.
 _VALUE_TYPES = (
-    "n BIGINT NOT NULL, dur_sum BIGINT, dur_min BIGINT, dur_max BIGINT, input_tokens BIGINT, "
-    "output_tokens BIGINT, cache_read_tokens BIGINT, cache_write_tokens BIGINT, "
-    "reasoning_tokens BIGINT, cost_usd DOUBLE, missing_price BIGINT, first_ns BIGINT, "
+    "n BIGINT NOT NULL, dur_sum HUGEINT, dur_min BIGINT, dur_max BIGINT, input_tokens HUGEINT, "
+    "output_tokens HUGEINT, cache_read_tokens HUGEINT, cache_write_tokens HUGEINT, "
+    "reasoning_tokens HUGEINT, cost_usd DOUBLE, missing_price BIGINT, first_ns BIGINT, "
     "last_ns BIGINT"
 )
+#: The HUGEINT columns (migration 6 widens them in files written before).
+WIDE_SUMS = ("dur_sum", *(f"{t}_tokens" for t in _TOKENS))
 
 
 #: Key columns that are not VARCHAR (NULL allowed unless said).

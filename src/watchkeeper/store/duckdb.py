@@ -19,7 +19,7 @@ import duckdb
 import pyarrow as pa
 import zstandard
 
-from watchkeeper.errors import StoreError, ValidationError
+from watchkeeper.errors import StoreDataError, StoreError, ValidationError
 from watchkeeper.model import PackedPayload, PayloadRow, ScoreRow, SpanBatch, SpanRow
 from watchkeeper.query import _render as r
 from watchkeeper.query import _results as res
@@ -54,6 +54,20 @@ _Key = tuple[str, str, str]
 #: From the per-user rollup (sums only) the same holds: ranking 46-81 ms, then the top 20
 #: users' sums 70-97 ms, against 195-212 ms for every user's sums (10M spans, 7 days).
 TWO_STAGE = frozenset({"user", "session"})
+#: Failures of a write caused by the rows themselves (a value out of a column's range, a
+#: type the column cannot take): retrying them cannot help. Anything else (I/O, memory,
+#: a lock) may pass, so the writer retries it.
+_DATA_ERRORS = (
+    OverflowError,
+    ValueError,  # pyarrow's ArrowInvalid is one
+    TypeError,
+    pa.ArrowException,
+    duckdb.ConversionException,
+    duckdb.OutOfRangeException,
+    duckdb.InvalidInputException,
+    duckdb.TypeMismatchException,
+    duckdb.ConstraintException,
+)
 
 
 def _key(row: SpanRow | PayloadRow | PackedPayload) -> _Key:
@@ -148,7 +162,9 @@ class DuckDBStore:
                 # whatever failed (bad rows, the database), leave no transaction open
                 with contextlib.suppress(duckdb.Error):
                     cur.execute("ROLLBACK")
-                if isinstance(exc, (duckdb.Error, pa.ArrowException)):
+                if isinstance(exc, _DATA_ERRORS):
+                    raise StoreDataError(f"span store cannot keep these rows: {exc}") from exc
+                if isinstance(exc, duckdb.Error):
                     raise StoreError(f"span store write failed: {exc}") from exc
                 raise
 
