@@ -40,6 +40,10 @@ class IngestConfig(_Section):
     max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0)  # decompressed
     spool_segment_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
     spool_max_backlog_bytes: int = Field(default=2 * 1024 * 1024 * 1024, gt=0)  # 503 above this
+    # a request's whole body must arrive within this (408 after); slow senders hold no slot
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    # bytes of request bodies being received at once, all senders together (503 above)
+    receive_budget_bytes: int = Field(default=128 * 1024 * 1024, gt=0)
     # 503 + Retry-After while the oldest record not yet stored is older than this (0: off)
     lag_budget_s: float = Field(default=5.0, ge=0)
     group_commit_ms: float = Field(default=2.0, ge=0)

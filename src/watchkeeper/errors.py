@@ -23,6 +23,10 @@ class PayloadTooLarge(WatchkeeperError):
     """A body is over the configured limit once decompressed (sent back as 413)."""
 
 
+class BodyTimeout(WatchkeeperError):
+    """A client did not send its whole body in time (sent back as 408; counted)."""
+
+
 class UnsupportedContentType(WatchkeeperError):
     """A body came with a content type we do not read (sent back as 415)."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import random
+import socket
 import subprocess
 import sys
 import time
@@ -397,3 +398,54 @@ def test_accept_refuses_over_the_budget_before_spooling(tmp_path: Path) -> None:
     finally:
         store.gate.set()
         service.stop()
+
+
+# --- slow senders -------------------------------------------------------------------------
+
+
+def _trickle(port: int) -> socket.socket:
+    """A sender that sends its headers and one byte of a 1,000-byte body, then stalls."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(
+        b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 1000\r\n\r\n{"
+    )
+    return sock
+
+
+def test_slow_senders_hold_no_slot_and_are_cut_off(make_receiver: Any) -> None:
+    rec = make_receiver(body_timeout_s=2.0)
+    port = int(rec.url.rsplit(":", 1)[1])
+    slow = [_trickle(port) for _ in range(80)]  # more than the decode slots (64)
+    try:
+        time.sleep(0.3)
+        body = orjson.dumps(_doc([_span(0, NOW, NOW + 1)]))
+        with httpx.Client(timeout=10) as client:
+            codes = [
+                client.post(f"{rec.url}/v1/traces", content=body, headers=JSON).status_code
+                for _ in range(12)
+            ]
+        assert codes == [200] * 12
+        answers = []
+        for sock in slow:  # cut off after body_timeout_s with a 408 that says why
+            sock.settimeout(10)
+            answers.append(sock.recv(4096).split(b"\r\n", 1)[0])
+        assert set(answers) == {b"HTTP/1.1 408 Request Timeout"}
+    finally:
+        for sock in slow:
+            sock.close()
+    assert rec.metric("watchkeeper_ingest_slow_clients_total") == 80
+    assert rec.metric("watchkeeper_ingest_requests_total", {"code": "408"}) == 80
+
+
+def test_bodies_arriving_at_once_are_bounded_by_bytes(make_receiver: Any) -> None:
+    rec = make_receiver(receive_budget_bytes=4096)
+    small = orjson.dumps(_doc([_span(0, NOW, NOW + 1)]))
+    big = orjson.dumps(_doc([_span(i, NOW, NOW + 1) for i in range(40)]))
+    assert len(small) < 4096 < len(big)
+    r = httpx.post(f"{rec.url}/v1/traces", content=big, headers=JSON)
+    assert r.status_code == 503 and r.headers["retry-after"] == "1"
+    assert rec.metric("watchkeeper_ingest_queue_drops_total", {"queue": "receive_budget"}) == 1
+    # the budget is given back: a body that fits is taken, again and again
+    for _ in range(3):
+        assert httpx.post(f"{rec.url}/v1/traces", content=small, headers=JSON).status_code == 200

@@ -103,6 +103,15 @@ def test_traces_and_one_trace(api: Api) -> None:
     assert {s["name"] for s in t["scores"]} == {"user_feedback", "relevance"}
     missing = api.client.get("/api/v1/traces/" + "f" * 32, headers=api.auth(api.demo_key))
     assert missing.status_code == 404 and "error" in missing.json()
+    assert t["span_count"] == len(t["spans"]) and t["next_cursor"] is None
+    first: Any = api.get(f"/api/v1/traces/{tid}", limit=1)
+    rest: Any = api.get(f"/api/v1/traces/{tid}", limit=1000, cursor=first["next_cursor"])
+    assert [s["span_id"] for s in first["spans"] + rest["spans"]] == [
+        s["span_id"] for s in t["spans"]
+    ]
+    for bad in ("0", "5001", "1" + "0" * 40):
+        r = api.client.get(f"/api/v1/traces/{tid}?limit={bad}", headers=api.auth(api.demo_key))
+        assert r.status_code == 400 and "limit" in r.json()["error"]
 
 
 def test_sessions_users_and_scores(api: Api) -> None:

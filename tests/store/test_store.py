@@ -256,6 +256,31 @@ def test_trace_has_spans_payloads_and_scores(store: Store, demo: Dataset) -> Non
     assert store.trace("demo", "f" * 32) is None
 
 
+def test_a_long_trace_comes_in_pages(empty_store: Store) -> None:
+    root = SpanRow("demo", "a" * 32, f"{1:016x}", "", "root", 1_000, 10_000)
+    children = [
+        SpanRow("demo", "a" * 32, f"{i:016x}", root.span_id, f"step {i}", 1_000 + i // 3, 5)
+        for i in range(2, 1202)  # three spans share each start: the keyset breaks ties
+    ]
+    empty_store.write(SpanBatch([root, *children]))
+    want = sorted([root, *children], key=lambda s: (s.start_ns, s.span_id))
+    got: list[SpanRow] = []
+    cursor = None
+    pages = 0
+    while True:
+        page = empty_store.trace("demo", "a" * 32, limit=500, cursor=cursor)
+        assert page is not None and page.span_count == 1201
+        assert len(page.spans) <= 500
+        got += page.spans
+        pages += 1
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert pages == 3 and got == want
+    with pytest.raises(ValidationError):
+        empty_store.trace("demo", "a" * 32, limit=0)
+
+
 def test_scores(store: Store, demo: Dataset) -> None:
     f = SpanFilter("demo")
     summary = {s.name: s for s in store.scores_summary(f)}

@@ -12,7 +12,7 @@ from watchkeeper.ingest._normalize import (
     Step,
     normalize,
 )
-from watchkeeper.ingest._service import IngestResult, IngestService
+from watchkeeper.ingest._service import IngestResult, IngestService, Reception
 from watchkeeper.ingest._spool import Entry, Position, Record, Spool
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "Pricer",
     "Rates",
     "RawSpan",
+    "Reception",
     "Record",
     "Resource",
     "Settings",

@@ -64,6 +64,11 @@ class IngestMetrics:
             ["queue"],
             registry=registry,
         )
+        self.slow_clients = Counter(
+            "watchkeeper_ingest_slow_clients",
+            "Export requests cut off because their body did not arrive in time (408).",
+            registry=registry,
+        )
         self.store_write_errors = Counter(
             "watchkeeper_ingest_store_write_errors",
             "Failed store writes (the batch is retried; the spool keeps it).",

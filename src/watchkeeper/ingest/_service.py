@@ -60,7 +60,20 @@ _READ_CHUNK = 8 * 1024 * 1024  # bytes of spool read per processor pass
 _RETRY_MAX_S = 5.0
 _DATA_ATTEMPTS = 3  # writes of a batch the store refuses for its rows, before halving it
 _AGE_EVERY_S = 0.2  # how often admission re-reads the age of the backlog
-MAX_IN_FLIGHT = 64  # requests being read or decoded at once; bodies are up to max_body_bytes
+MAX_IN_FLIGHT = 64  # received requests being decoded and spooled at once
+
+
+class Reception:
+    """The bytes one request's body holds while it arrives, charged to a shared budget."""
+
+    def __init__(self, service: IngestService) -> None:
+        self._service = service
+        self.bytes = 0
+
+    def take(self, n: int) -> None:
+        """Charge `n` more bytes; `Overloaded` when the budget of all senders is spent."""
+        self._service._charge(n)
+        self.bytes += n
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +179,7 @@ class IngestService:
         self._tune_gc = tune_gc
         self._in_flight = 0
         self._in_flight_lock = threading.Lock()
+        self._receiving = 0  # bytes of bodies being received, all requests together
         self._age: tuple[float, float] = (-1e9, 0.0)  # (when read, backlog age then)
         self._failing_since: float | None = None  # monotonic time store writes began failing
 
@@ -256,8 +270,33 @@ class IngestService:
             )
 
     @contextlib.contextmanager
+    def receiving(self) -> Iterator[Reception]:
+        """Account for one body while it arrives (and until it is spooled).
+
+        Memory is bounded by bytes, not by connections: a sender that trickles its body
+        holds the few bytes it sent, so slow senders cannot take the room of those that send.
+        """
+        reception = Reception(self)
+        try:
+            yield reception
+        finally:
+            with self._in_flight_lock:
+                self._receiving -= reception.bytes
+
+    def _charge(self, n: int) -> None:
+        with self._in_flight_lock:
+            if self._receiving + n > self._cfg.receive_budget_bytes:
+                self.metrics.queue_drops.labels("receive_budget").inc()
+                raise Overloaded("too many request bodies arriving at once; retry shortly", 1.0)
+            self._receiving += n
+
+    def count_slow_client(self) -> None:
+        """Count one request whose body did not arrive within `body_timeout_s`."""
+        self.metrics.slow_clients.inc()
+
+    @contextlib.contextmanager
     def admission(self) -> Iterator[None]:
-        """Hold one of `MAX_IN_FLIGHT` request slots (body read to spool); `Overloaded` if none."""
+        """Hold one of `MAX_IN_FLIGHT` slots to decode and spool a received body."""
         with self._in_flight_lock:
             if self._in_flight >= MAX_IN_FLIGHT:
                 self.metrics.queue_drops.labels("in_flight").inc()

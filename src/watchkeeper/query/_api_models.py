@@ -81,6 +81,8 @@ class TraceOut(BaseModel):
     trace_id: str
     spans: list[TraceSpanOut]
     scores: list[ScoreOut]
+    span_count: int  # spans in the whole trace
+    next_cursor: str | None = None  # the next page of spans (pass as `cursor`), if any
 
 
 class Activities(BaseModel):

@@ -293,13 +293,37 @@ def trace_range_query(trace_id: str, d: Dialect) -> Query:
     return Query(sql, p.values)
 
 
-def trace_spans_query(project: str, trace_id: str, lo: int, hi: int, d: Dialect) -> Query:
-    """Every span of a trace; the time range lets the engine skip most of the table."""
+def trace_spans_query(
+    project: str,
+    trace_id: str,
+    lo: int,
+    hi: int,
+    d: Dialect,
+    limit: int | None = None,
+    after: tuple[int, str] | None = None,
+) -> Query:
+    """Spans of a trace by start, `limit` of them after the keyset position `after`;
+    the time range lets the engine skip most of the table."""
     p = Params(d)
     sql = (
         f"SELECT {', '.join(SPAN_COLUMNS)} FROM spans WHERE project = {p(project)} "
-        f"AND start_ns BETWEEN {p(lo)} AND {p(hi)} AND trace_id = {p(trace_id)} "
-        "ORDER BY start_ns, span_id"
+        f"AND start_ns BETWEEN {p(lo)} AND {p(hi)} AND trace_id = {p(trace_id)}"
+    )
+    if after is not None:
+        a, b = p(after[0]), p(after[1])
+        sql += f" AND (start_ns > {a} OR (start_ns = {a} AND span_id > {b}))"
+    sql += " ORDER BY start_ns, span_id"
+    if limit is not None:
+        sql += f" LIMIT {p(limit)}"
+    return Query(sql, p.values)
+
+
+def trace_count_query(project: str, trace_id: str, lo: int, hi: int, d: Dialect) -> Query:
+    """How many spans a trace has."""
+    p = Params(d)
+    sql = (
+        f"SELECT count(*) FROM spans WHERE project = {p(project)} "
+        f"AND start_ns BETWEEN {p(lo)} AND {p(hi)} AND trace_id = {p(trace_id)}"
     )
     return Query(sql, p.values)
 

@@ -90,10 +90,12 @@ class MeteredStore:
         with self._query_seconds.labels("search_spans").time():
             return self.inner.search_spans(f, limit, cursor)
 
-    def trace(self, project: str, trace_id: str) -> TraceDetail | None:
+    def trace(
+        self, project: str, trace_id: str, limit: int = 500, cursor: str | None = None
+    ) -> TraceDetail | None:
         """Timed `Store.trace`."""
         with self._query_seconds.labels("trace").time():
-            return self.inner.trace(project, trace_id)
+            return self.inner.trace(project, trace_id, limit, cursor)
 
     def scores_summary(self, f: SpanFilter, name: str | None = None) -> list[ScoreSummary]:
         """`Store.scores_summary`."""

@@ -2,11 +2,17 @@
 
 Answers follow the OTLP/HTTP spec: 200 with an `ExportTraceServiceResponse` in the request's
 encoding (with `partial_success` when spans were rejected); errors carry a `google.rpc.Status`
-in that encoding: 400 undecodable, 401 auth, 413 too large, 415 content type, 503 with
-`Retry-After` under overload (a status OTLP exporters retry).
+in that encoding: 400 undecodable, 401 auth, 408 body too slow, 413 too large, 415 content
+type, 503 with `Retry-After` under overload (a status OTLP exporters retry).
+
+A body is received before it takes a decode slot, charged byte by byte to the receive
+budget and cut off after `body_timeout_s`: senders that trickle hold neither slots nor
+memory from the ones that send.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 import orjson
 from fastapi import APIRouter, Request, Response
@@ -16,11 +22,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from watchkeeper.errors import (
     AuthError,
+    BodyTimeout,
     DecodeError,
     Overloaded,
     PayloadTooLarge,
     UnsupportedContentType,
 )
+from watchkeeper.ingest import Reception
 from watchkeeper.server._services import current_project, services
 
 router = APIRouter(tags=["otlp"])
@@ -28,6 +36,10 @@ router = APIRouter(tags=["otlp"])
 _PROTOBUF = "application/x-protobuf"
 _JSON = "application/json"
 _GZIP_SLACK = 64 * 1024  # incompressible data grows a little under gzip
+
+
+def _compressed(content_encoding: str | None) -> bool:
+    return (content_encoding or "identity").strip().lower() not in ("identity", "")
 
 
 def _is_json(content_type: str | None) -> bool:
@@ -54,18 +66,29 @@ def _export_response(rejected: int, error_message: str, as_json: bool) -> Respon
     return Response(msg.SerializeToString(), 200, media_type=_PROTOBUF)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, read as a stream and cut off with `PayloadTooLarge` past `limit`."""
+async def read_body(
+    request: Request, limit: int, reception: Reception | None = None, timeout_s: float = 30.0
+) -> bytes:
+    """The request body, read as a stream: `PayloadTooLarge` past `limit`, `BodyTimeout`
+    when it has not all arrived within `timeout_s`; each chunk charged to `reception`."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"body of {declared} bytes is over the {limit} byte limit")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body is over the {limit} byte limit")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"body is over the {limit} byte limit")
+                if reception is not None:
+                    reception.take(len(chunk))
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BodyTimeout(
+            f"the body did not arrive within {timeout_s:g} s ({size} bytes came)"
+        ) from None
     return b"".join(chunks)
 
 
@@ -85,25 +108,30 @@ async def _handle(
     request: Request, content_type: str | None, encoding: str | None, as_json: bool
 ) -> Response:
     svc = services(request)
-    limit = svc.config.ingest.max_body_bytes
-    compressed = (encoding or "identity").strip().lower() not in ("identity", "")
+    cfg = svc.config.ingest
+    limit = cfg.max_body_bytes + (_GZIP_SLACK if _compressed(encoding) else 0)
     try:
         project = current_project(request)
-        with svc.ingest.admission():  # bounds the bodies held in memory at once
-            body = await read_body(request, limit + _GZIP_SLACK if compressed else limit)
-            result = await svc.ingest.accept(
-                project,
-                body,
-                content_type or "",
-                encoding,
-                project_from_resource=not svc.keys.required,
-            )
+        with svc.ingest.receiving() as reception:  # bounds the body bytes held at once
+            body = await read_body(request, limit, reception, cfg.body_timeout_s)
+            with svc.ingest.admission():  # bounds the bodies being decoded at once
+                result = await svc.ingest.accept(
+                    project,
+                    body,
+                    content_type or "",
+                    encoding,
+                    project_from_resource=not svc.keys.required,
+                )
     except AuthError as exc:
         return _status_response(
             401, code_pb2.UNAUTHENTICATED, str(exc), as_json, {"WWW-Authenticate": "Bearer"}
         )
     except DecodeError as exc:
         return _status_response(400, code_pb2.INVALID_ARGUMENT, str(exc), as_json, None)
+    except BodyTimeout as exc:
+        svc.ingest.count_slow_client()
+        headers = {"Connection": "close"}
+        return _status_response(408, code_pb2.DEADLINE_EXCEEDED, str(exc), as_json, headers)
     except PayloadTooLarge as exc:
         return _status_response(413, code_pb2.RESOURCE_EXHAUSTED, str(exc), as_json, None)
     except UnsupportedContentType as exc:

@@ -207,16 +207,29 @@ def traces(request: Request, f: Filter, limit: Text = None, cursor: Text = None)
 
 
 @router.get("/traces/{trace_id}", response_model=m.TraceOut)
-def trace(request: Request, trace_id: str, project: Project) -> dict[str, Any]:
-    """Every span of one trace with its payload, and the trace's scores."""
-    detail = _store(request).trace(project, trace_id)
+def trace(
+    request: Request,
+    trace_id: str,
+    project: Project,
+    limit: Annotated[str | None, Query(description="spans per page, 1-5000 (500)")] = None,
+    cursor: Text = None,
+) -> dict[str, Any]:
+    """The spans of one trace by start, a page at a time, with payloads and scores."""
+    size = parse_int(limit, "limit", 500, high=5000)
+    detail = _store(request).trace(project, trace_id, size, cursor or None)
     if detail is None:
         raise NotFound(f"no trace {trace_id} in project {project}")
     spans = [
         {**m.span_json(s), "payload": _payload(detail.payloads.get(s.span_id))}
         for s in detail.spans
     ]
-    return {"trace_id": trace_id, "spans": spans, "scores": [asdict(s) for s in detail.scores]}
+    return {
+        "trace_id": trace_id,
+        "spans": spans,
+        "scores": [asdict(s) for s in detail.scores],
+        "span_count": detail.span_count,
+        "next_cursor": detail.next_cursor,
+    }
 
 
 def _payload(p: Any) -> dict[str, Any] | None:

@@ -147,6 +147,8 @@ class TraceDetail:
     spans: list[SpanRow]
     payloads: dict[str, PayloadRow]  # by span_id
     scores: list[ScoreRow] = field(default_factory=list)
+    span_count: int = 0  # spans of the whole trace (`spans` may be one page of them)
+    next_cursor: str | None = None  # where the next page starts, when there is one
 
 
 @dataclass(slots=True)
@@ -229,8 +231,11 @@ class Store(Protocol):
         """Spans matching the filter, newest first, paged."""
         ...
 
-    def trace(self, project: str, trace_id: str) -> TraceDetail | None:
-        """Every span of one trace with payloads and scores, or None."""
+    def trace(
+        self, project: str, trace_id: str, limit: int = 500, cursor: str | None = None
+    ) -> TraceDetail | None:
+        """One page of a trace's spans by start (at most `limit`, fewer when their payloads
+        pass the page's byte budget) with their payloads and the trace's scores, or None."""
         ...
 
     def scores_summary(self, f: SpanFilter, name: str | None = None) -> list[ScoreSummary]:

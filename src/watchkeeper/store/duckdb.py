@@ -44,6 +44,8 @@ from watchkeeper.store._protocol import (
 CHECKPOINT_THRESHOLD = "1GiB"  # WAL size that triggers a checkpoint (also done on close)
 TEXT_CHUNK = 2_000  # candidates fetched (and payloads decompressed) per round of a text search
 TEXT_BUDGET = 20_000  # candidates one text-search call examines at most before it pages
+TRACE_PAGE_MAX = 5_000  # spans of one trace per page at most
+TRACE_PAGE_BYTES = 16 * 1024 * 1024  # payload text per trace page, about
 #: Writes between two merges of the rollup's partial rows (one set per batch) of the hours
 #: written meanwhile; merging keeps the rollup small when batches are small and frequent.
 COMPACT_EVERY = 100
@@ -79,6 +81,20 @@ def _unique(rows: Sequence[Any]) -> list[Any]:
     for row in rows:
         seen.setdefault(_key(row), row)
     return list(seen.values())
+
+
+def _within_budget(
+    spans: Sequence[SpanRow], payloads: dict[str, PayloadRow], budget: int
+) -> list[SpanRow]:
+    """The first spans whose payload text fits in `budget` bytes (at least one span)."""
+    used = 0
+    for i, span in enumerate(spans):
+        p = payloads.get(span.span_id)
+        if p is not None:
+            used += sum(len(v) for v in (p.input, p.output, p.attributes, p.events) if v)
+        if used > budget and i:
+            return list(spans[:i])
+    return list(spans)
 
 
 def _check_limit(limit: int, most: int = 10_000) -> int:
@@ -441,29 +457,56 @@ class DuckDBStore:
         traces = {s.span_id: s.trace_id for s in spans}
         return {sid: io for sid, tid, io in self._rows(q) if traces.get(sid) == tid}
 
-    def trace(self, project: str, trace_id: str) -> TraceDetail | None:
-        """Every span of one trace, found through the `traces` side table."""
+    def trace(
+        self, project: str, trace_id: str, limit: int = 500, cursor: str | None = None
+    ) -> TraceDetail | None:
+        """A page of a trace, found through the `traces` side table; see `Store.trace`.
+
+        Pages bound the answer: one trace of 340k spans was 338 MB of JSON in one piece.
+        """
+        limit = _check_limit(limit, TRACE_PAGE_MAX)
+        after = res.decode_cursor(cursor) if cursor else None
         lo, hi = self._rows(r.trace_range_query(trace_id, DUCKDB))[0]
         if lo is None:
             return None
-        spans = [
-            res.span_from_row(row)
-            for row in self._rows(r.trace_spans_query(project, trace_id, lo, hi, DUCKDB))
-        ]
-        if not spans:
+        q = r.trace_spans_query(project, trace_id, lo, hi, DUCKDB, limit + 1, after)
+        spans = [res.span_from_row(row) for row in self._rows(q)]
+        if not spans and after is None:
             return None
-        q = r.Query(
-            "SELECT project, trace_id, span_id, start_ns, io, meta FROM payloads "
-            "WHERE project = $p AND start_ns BETWEEN $lo AND $hi AND trace_id = $t",
-            {"p": project, "lo": lo, "hi": hi, "t": trace_id},
-        )
-        dz = zstandard.ZstdDecompressor()
-        payloads = {row[2]: decode_payload(row, dz) for row in self._rows(q)}
+        more = len(spans) > limit
+        spans = spans[:limit]
+        payloads = self._trace_payloads(project, trace_id, spans)
+        kept = _within_budget(spans, payloads, TRACE_PAGE_BYTES)
+        more = more or len(kept) < len(spans)
+        count = self._rows(r.trace_count_query(project, trace_id, lo, hi, DUCKDB))[0][0]
         scores = [
             res.score_from_row(row)
             for row in self._rows(r.trace_scores_query(project, trace_id, DUCKDB))
         ]
-        return TraceDetail(trace_id, spans, payloads, scores)
+        last = kept[-1] if kept else None
+        next_cursor = res.encode_cursor(last.start_ns, last.span_id) if more and last else None
+        page = {s.span_id: payloads[s.span_id] for s in kept if s.span_id in payloads}
+        return TraceDetail(trace_id, kept, page, scores, int(count), next_cursor)
+
+    def _trace_payloads(
+        self, project: str, trace_id: str, spans: Sequence[SpanRow]
+    ) -> dict[str, PayloadRow]:
+        if not spans:
+            return {}
+        q = r.Query(
+            "SELECT project, trace_id, span_id, start_ns, io, meta FROM payloads "
+            "WHERE project = $p AND start_ns BETWEEN $lo AND $hi AND trace_id = $t "
+            "AND list_contains($ids, span_id)",
+            {
+                "p": project,
+                "lo": spans[0].start_ns,
+                "hi": spans[-1].start_ns,
+                "t": trace_id,
+                "ids": [s.span_id for s in spans],
+            },
+        )
+        dz = zstandard.ZstdDecompressor()
+        return {row[2]: decode_payload(row, dz) for row in self._rows(q)}
 
     def scores_summary(self, f: SpanFilter, name: str | None = None) -> list[ScoreSummary]:
         """Aggregates per score name."""

@@ -42,7 +42,7 @@ export async function render(root, ctx) {
   };
   mount(root, header(model, body),
     h("div", { class: "trace-layout" },
-      card("Waterfall", wf, { subtitle: `${model.spans.length} spans · ${fmt.ms(model.totalMs)}` }),
+      card("Waterfall", wf, { subtitle: `${spanCount(model, body)} · ${fmt.ms(model.totalMs)}` }),
       h("div", { class: "detail card" }, detail)));
   state.toggle = (spanId) => {
     if (state.collapsed.has(spanId)) state.collapsed.delete(spanId); else state.collapsed.add(spanId);
@@ -50,6 +50,13 @@ export async function render(root, ctx) {
     wf.querySelector(`[data-span="${spanId}"]`)?.focus();
   };
   redraw();
+}
+
+/** "12 spans", or "the first 500 of 340,000 spans" for a trace longer than one page. */
+function spanCount(model, body) {
+  const shown = model.spans.length;
+  const total = body.span_count || shown;
+  return total > shown ? `the first ${fmt.int(shown)} of ${fmt.int(total)} spans` : `${shown} spans`;
 }
 
 function attrsOf(span) {
