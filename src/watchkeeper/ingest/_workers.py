@@ -14,6 +14,7 @@ any poisoned record (counted), and nothing else is lost or written twice.
 from __future__ import annotations
 
 import collections
+import ctypes
 import logging
 import multiprocessing
 import os
@@ -51,6 +52,7 @@ class PayloadPacker(Protocol):
         ...
 
 
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _CRASHES_TO_SKIP = 2  # a record that breaks a fresh worker this often, alone, is poisoned
 
 
@@ -96,17 +98,36 @@ def _init_worker(
     from watchkeeper.ingest._service import tune_gc
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the server, which stops us
-    threading.Thread(target=_exit_with, args=(parent,), name="wk-parent", daemon=True).start()
+    if not _die_with_parent(parent):
+        threading.Thread(target=_exit_with, args=(parent,), name="wk-parent", daemon=True).start()
     tune_gc()
     _worker_pricer, _worker_steps = pricer, steps
     _worker_packer = packer() if packer is not None else None
 
 
+def _die_with_parent(parent: int) -> bool:
+    """Ask Linux to kill this worker the moment the server dies (prctl PR_SET_PDEATHSIG).
+
+    A server killed with SIGKILL cannot stop its pool, and the worker holds both ends of its
+    task queue, so it would wait forever; polling for the parent left workers (and, through
+    their inherited pipe, the resource tracker) alive for up to a second. False where prctl
+    is not available (then `_exit_with` polls).
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() != parent:  # the server died before prctl took effect
+        os._exit(0)
+    return True
+
+
 def _exit_with(parent: int) -> None:
-    # A server killed with SIGKILL cannot stop its pool, and the worker holds both ends of
-    # its task queue, so it would wait forever: leave once the parent is gone.
+    """Leave once the parent is gone (where `_die_with_parent` cannot be had)."""
     while os.getppid() == parent:
-        time.sleep(1.0)
+        time.sleep(0.1)
     os._exit(0)
 
 
