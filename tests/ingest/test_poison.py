@@ -30,6 +30,7 @@ from prometheus_client import CollectorRegistry
 from tests.ingest.conftest import GatedStore, Receiver, make_config
 from watchkeeper.errors import Overloaded
 from watchkeeper.ingest import DEFAULT_STEPS, DeadLetter, Draft, IngestService
+from watchkeeper.ingest._service import MAX_SPANS_PER_RECORD
 from watchkeeper.store import SpanFilter
 from watchkeeper.store.duckdb import DuckDBStore
 
@@ -449,3 +450,23 @@ def test_bodies_arriving_at_once_are_bounded_by_bytes(make_receiver: Any) -> Non
     # the budget is given back: a body that fits is taken, again and again
     for _ in range(3):
         assert httpx.post(f"{rec.url}/v1/traces", content=small, headers=JSON).status_code == 200
+
+
+def test_a_huge_request_is_spooled_as_bounded_records(make_receiver: Any) -> None:
+    store = GatedStore()  # holds the writer, so the records are still in the spool
+    rec = make_receiver(store=store, lag_budget_s=0)
+    n = 2 * MAX_SPANS_PER_RECORD + 10
+    doc = _doc([_span(i, NOW, NOW + 1) for i in range(n)])
+    try:
+        r = httpx.post(f"{rec.url}/v1/traces", content=_protobuf(doc), headers=PROTOBUF)
+        assert _accepted(r, n) == n
+        spool = rec.ingest.spool
+        sizes = [
+            len(ExportTraceServiceRequest.FromString(r.body).resource_spans[0].scope_spans[0].spans)
+            for r in spool.read(spool.checkpoint, 1 << 30)
+        ]
+        assert sizes == [MAX_SPANS_PER_RECORD, MAX_SPANS_PER_RECORD, 10]
+    finally:
+        store.gate.set()
+    assert rec.ingest.flush(60)
+    assert rec.store.count("default") == n

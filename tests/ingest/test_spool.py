@@ -96,7 +96,7 @@ def test_group_commit_shares_fsyncs_between_concurrent_requests(tmp_path: Path) 
     spool.open()
     committer = GroupCommitter(spool, group_commit_s=0.05)
     committer.start()
-    futures = [committer.submit(_entry(i)) for i in range(200)]
+    futures = [committer.submit(_entry(i))[0] for i in range(200)]
     ends = [f.result(10) for f in futures]
     committer.stop()
     assert spool.commits < 20  # 200 requests, far fewer fsyncs

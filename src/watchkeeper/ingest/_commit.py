@@ -44,21 +44,23 @@ class GroupCommitter:
         """Start the commit thread."""
         self._thread.start()
 
-    def submit(self, entry: Entry) -> Future[Position]:
-        """Queue an entry; the future resolves after its fsync. Raises `Overloaded` when full."""
-        fut: Future[Position] = Future()
-        size = len(entry.body)
+    def submit(self, *entries: Entry) -> list[Future[Position]]:
+        """Queue entries (all or none); each future resolves after its entry's fsync.
+
+        Raises `Overloaded` when the queue has no room for all of them.
+        """
+        futs: list[Future[Position]] = [Future() for _ in entries]
+        size = sum(len(e.body) for e in entries)
         with self._lock:
             if self._closed:
                 raise Overloaded("the server is shutting down; retry shortly", 1.0)
-            if self._pending_bytes + size > self._max_bytes and self._pending_bytes:
+            full = self._pending_bytes + size > self._max_bytes and self._pending_bytes
+            if full or self._queue.qsize() + len(entries) > self._queue.maxsize:
                 raise Overloaded("the spool cannot keep up; retry shortly", 1.0)
-            try:
-                self._queue.put_nowait((entry, fut))
-            except queue.Full:
-                raise Overloaded("the spool cannot keep up; retry shortly", 1.0) from None
+            for entry, fut in zip(entries, futs, strict=True):
+                self._queue.put_nowait((entry, fut))  # room checked above, under the lock
             self._pending_bytes += size
-        return fut
+        return futs
 
     def stop(self) -> None:
         """Commit what is queued, then stop the thread."""

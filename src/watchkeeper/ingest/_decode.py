@@ -181,6 +181,68 @@ def parse_json(body: bytes) -> dict[str, Any]:
     return doc
 
 
+def split(body: bytes, encoding: Encoding, max_spans: int) -> list[bytes]:
+    """The request as requests of at most `max_spans` spans each, in order, every span under
+    its own resource and scope (pure). Bounds what one worker decodes and one batch holds:
+    one 16 MB request of 320k spans took the server to 980 MB in one piece."""
+    if encoding == "protobuf":
+        return _split_protobuf(parse_protobuf(body), max_spans)
+    return _split_json(parse_json(body), max_spans)
+
+
+def _split_protobuf(request: ExportTraceServiceRequest, max_spans: int) -> list[bytes]:
+    parts: list[bytes] = []
+    part, room = ExportTraceServiceRequest(), max_spans
+    for rs in request.resource_spans:
+        for ss in rs.scope_spans:
+            spans, i = ss.spans, 0
+            while i < len(spans):
+                if not room:
+                    parts.append(part.SerializeToString())
+                    part, room = ExportTraceServiceRequest(), max_spans
+                out_rs = part.resource_spans.add(schema_url=rs.schema_url)
+                out_rs.resource.CopyFrom(rs.resource)
+                out_ss = out_rs.scope_spans.add(schema_url=ss.schema_url)
+                out_ss.scope.CopyFrom(ss.scope)
+                take = spans[i : i + room]
+                out_ss.spans.extend(take)
+                i += len(take)
+                room -= len(take)
+    if room < max_spans:
+        parts.append(part.SerializeToString())
+    return parts
+
+
+def _split_json(doc: dict[str, Any], max_spans: int) -> list[bytes]:
+    parts: list[bytes] = []
+    groups: list[dict[str, Any]] = []
+    room = max_spans
+    for rs in _list(doc, "resourceSpans", "resource_spans"):
+        scopes = _list(rs, "scopeSpans", "scope_spans") or _list(
+            rs, "instrumentationLibrarySpans", "instrumentation_library_spans"
+        )
+        for ss in scopes:
+            spans, i = _list(ss, "spans", "spans"), 0
+            while i < len(spans):
+                if not room:
+                    parts.append(orjson.dumps({"resourceSpans": groups}))
+                    groups, room = [], max_spans
+                take = spans[i : i + room]
+                scope = {k: v for k, v in ss.items() if k != "spans"} | {"spans": take}
+                rest = {k: v for k, v in rs.items() if k not in _SCOPE_LISTS}
+                groups.append(rest | {"scopeSpans": [scope]})
+                i += len(take)
+                room -= len(take)
+    if groups:
+        parts.append(orjson.dumps({"resourceSpans": groups}))
+    return parts
+
+
+_SCOPE_LISTS = frozenset(
+    {"scopeSpans", "scope_spans", "instrumentationLibrarySpans", "instrumentation_library_spans"}
+)
+
+
 # --- validation shared by both encodings --------------------------------------------------
 
 

@@ -46,6 +46,7 @@ from watchkeeper.ingest._decode import (
     decompress,
     encoding_of,
     parse_protobuf,
+    split,
 )
 from watchkeeper.ingest._metrics import IngestMetrics
 from watchkeeper.ingest._normalize import DEFAULT_STEPS, Step
@@ -61,6 +62,9 @@ _RETRY_MAX_S = 5.0
 _DATA_ATTEMPTS = 3  # writes of a batch the store refuses for its rows, before halving it
 _AGE_EVERY_S = 0.2  # how often admission re-reads the age of the backlog
 MAX_IN_FLIGHT = 64  # received requests being decoded and spooled at once
+#: Spans per spool record at most: a larger request is spooled as several records, so what
+#: one worker decodes and one store batch holds stays bounded whatever a request carries.
+MAX_SPANS_PER_RECORD = 4096
 
 
 class Reception:
@@ -243,12 +247,16 @@ class IngestService:
         if not checked.accepted:
             return result
         flags = FLAG_PROJECT_FROM_RESOURCE if project_from_resource else 0
+        bodies = [raw]
+        if checked.accepted + checked.rejected > MAX_SPANS_PER_RECORD:
+            bodies = split(raw, encoding, MAX_SPANS_PER_RECORD)
         try:
-            fut = self._committer.submit(Entry(project, encoding, raw, flags))
+            futs = self._committer.submit(*(Entry(project, encoding, b, flags) for b in bodies))
         except Overloaded:
             self.metrics.queue_drops.labels("spool_commit").inc()
             raise
-        await asyncio.wrap_future(fut)
+        for fut in futs:  # acknowledged only when every part is durable
+            await asyncio.wrap_future(fut)
         self.metrics.spans_accepted.inc(checked.accepted)
         return result
 
