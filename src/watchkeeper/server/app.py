@@ -26,7 +26,7 @@ from watchkeeper.errors import (
     ValidationError,
     WatchkeeperError,
 )
-from watchkeeper.server._auth import KeyRing
+from watchkeeper.server._auth import Forbidden, KeyRing
 from watchkeeper.server._metered_store import MeteredStore
 from watchkeeper.server._retention import retention_loop
 from watchkeeper.server._services import Services
@@ -84,11 +84,12 @@ def build_services(config: Config, *, store: Store | None = None) -> Services:
     meta = MetaStore(config.meta_url)
     meta.create_all()
     metered = MeteredStore(store or open_store(config), registry)
+    admin = config.auth.admin_token.get_secret_value() if config.auth.admin_token else None
     svc = Services(
         config=config,
         store=metered,
         meta=meta,
-        keys=KeyRing(meta, config.auth.required),
+        keys=KeyRing(meta, config.auth.required, admin),
         registry=registry,
         extras={"data_dir_lock": lock},
     )
@@ -99,6 +100,7 @@ def build_services(config: Config, *, store: Store | None = None) -> Services:
 
 def _error_handlers(app: FastAPI) -> None:
     statuses: dict[type[WatchkeeperError], int] = {
+        Forbidden: 403,  # before its base class, AuthError
         AuthError: 401,
         NotFound: 404,
         ValidationError: 400,
