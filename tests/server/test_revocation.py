@@ -1,5 +1,5 @@
-"""Revocation on running `watchkeeper serve` processes: it reaches a running server within
-2 s, and revoking the last key never turns auth off."""
+"""Revocation on running `watchkeeper serve` processes: it reaches every server sharing the
+metadata DB within 2 s, and revoking the last key never turns auth off."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import httpx
 import psutil
 
 from tests.server._process import ServerProcess
-from tests.server.conftest import eventually
+from tests.server.conftest import ADMIN_TOKEN, eventually
 
 REVOCATION_S = 2.0  # the promise
 
@@ -40,6 +40,51 @@ def _listening(server: ServerProcess) -> set[str]:
     assert server.proc is not None
     conns = psutil.Process(server.proc.pid).net_connections("tcp")
     return {c.laddr.ip for c in conns if c.status == psutil.CONN_LISTEN}
+
+
+def test_revocation_reaches_every_server_on_the_metadata_db(tmp_path: Path) -> None:
+    # DuckDB locks its data dir to one process: each server has its own, the metadata is shared.
+    env = {
+        "WATCHKEEPER_STORE__META_URL": f"sqlite:///{tmp_path / 'meta.sqlite'}",
+        "WATCHKEEPER_AUTH__ADMIN_TOKEN": ADMIN_TOKEN,
+    }
+    a = ServerProcess(tmp_path / "a", env=env).start()
+    b = ServerProcess(tmp_path / "b", env=env).start()
+    try:
+        admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        r = httpx.post(f"{a.url}/api/v1/keys", json={"project": "shop"}, headers=admin)
+        assert r.status_code == 201, r.text
+        by_http = r.json()
+        done = _cli(
+            "keys", "create", "--project", "shop", "--data-dir", str(tmp_path / "a"), env=env
+        )
+        assert done.returncode == 0, done.stderr
+        by_cli = done.stdout.strip().splitlines()[-1]
+        key_id_cli = done.stdout.split()[2]
+        # Both keys work on both servers, several times: every cache is warm.
+        for _ in range(3):
+            for url in (a.url, b.url):
+                assert _status(url, by_http["token"]) == _status(url, by_cli) == 200
+
+        revoked = httpx.delete(f"{a.url}/api/v1/keys/{by_http['key_id']}", headers=admin)
+        assert revoked.status_code == 204
+        assert eventually(
+            lambda: _status(a.url, by_http["token"]) == _status(b.url, by_http["token"]) == 401,
+            REVOCATION_S,
+        )
+        assert _status(b.url, by_cli) == 200  # the other key is untouched
+
+        done = _cli("keys", "revoke", "--key-id", key_id_cli, "--data-dir", str(tmp_path / "a"),
+                    env=env)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert eventually(
+            lambda: _status(a.url, by_cli) == _status(b.url, by_cli) == 401, REVOCATION_S
+        )
+        listed = httpx.get(f"{b.url}/api/v1/keys", headers=admin).json()["items"]
+        assert all(k["revoked_at"] is not None for k in listed) and len(listed) == 2
+    finally:
+        a.stop()
+        b.stop()
 
 
 def test_revoking_the_last_key_keeps_auth_on(tmp_path: Path) -> None:

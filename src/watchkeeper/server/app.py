@@ -143,7 +143,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(config: Config, *, services: Services | None = None) -> FastAPI:
     """The FastAPI app of `watchkeeper serve`: OTLP ingest, APIs, UI and /metrics."""
-    from watchkeeper.server import _alerts_api, _ops, _otlp, _query_api
+    from watchkeeper.server import _alerts_api, _keys_api, _ops, _otlp, _query_api
     from watchkeeper.ui import mount_ui
 
     app = FastAPI(
@@ -154,7 +154,7 @@ def create_app(config: Config, *, services: Services | None = None) -> FastAPI:
     )
     app.state.services = services or build_services(config)
     _error_handlers(app)
-    for module in (_ops, _otlp, _query_api, _alerts_api):
+    for module in (_ops, _otlp, _query_api, _alerts_api, _keys_api):
         app.include_router(module.router)
     mount_ui(app)
     return app
