@@ -81,9 +81,10 @@ def build_services(config: Config, *, store: Store | None = None) -> Services:
     registry = CollectorRegistry()
     for collector in (ProcessCollector, PlatformCollector, GCCollector):
         collector(registry=registry)
+    span_registry = CollectorRegistry()  # project data: served per key (see _ops.metrics)
     meta = MetaStore(config.meta_url)
     meta.create_all()
-    metered = MeteredStore(store or open_store(config), registry)
+    metered = MeteredStore(store or open_store(config), registry, span_registry)
     admin = config.auth.admin_token.get_secret_value() if config.auth.admin_token else None
     svc = Services(
         config=config,
@@ -91,6 +92,7 @@ def build_services(config: Config, *, store: Store | None = None) -> Services:
         meta=meta,
         keys=KeyRing(meta, config.auth.required, admin),
         registry=registry,
+        span_registry=span_registry,
         extras={"data_dir_lock": lock},
     )
     svc.ingest = IngestService(config, metered, registry)
