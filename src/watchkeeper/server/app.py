@@ -14,6 +14,7 @@ from typing import IO
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from starlette.types import ASGIApp
 
 from watchkeeper.config import Config
 from watchkeeper.errors import (
@@ -29,6 +30,7 @@ from watchkeeper.errors import (
 from watchkeeper.server._auth import Forbidden, KeyRing
 from watchkeeper.server._metered_store import MeteredStore
 from watchkeeper.server._retention import retention_loop
+from watchkeeper.server._security import SecurityHeaders, docs_router
 from watchkeeper.server._services import Services
 from watchkeeper.store import Store
 from watchkeeper.store.meta import MetaStore
@@ -120,6 +122,14 @@ def _error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(WatchkeeperError, handle)
 
 
+class _App(FastAPI):
+    """FastAPI with `SecurityHeaders` outermost, so even last-resort 500s carry them."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        """Starlette's stack, wrapped."""
+        return SecurityHeaders(super().build_middleware_stack())
+
+
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     svc: Services = app.state.services
@@ -148,15 +158,18 @@ def create_app(config: Config, *, services: Services | None = None) -> FastAPI:
     from watchkeeper.server import _alerts_api, _keys_api, _ops, _otlp, _query_api
     from watchkeeper.ui import mount_ui
 
-    app = FastAPI(
+    app = _App(
         title="Watchkeeper",
         version="0.1.0",
         description="Observability for AI services: OTLP ingest, query, alerting and SLO API.",
         lifespan=_lifespan,
+        docs_url=None,  # served by docs_router, with a CSP that fits the page
+        redoc_url=None,
     )
     app.state.services = services or build_services(config)
     _error_handlers(app)
     for module in (_ops, _otlp, _query_api, _alerts_api, _keys_api):
         app.include_router(module.router)
+    app.include_router(docs_router(app.title, app.openapi_url or "/openapi.json"))
     mount_ui(app)
     return app
