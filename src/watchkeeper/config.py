@@ -13,11 +13,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 
 from watchkeeper.errors import ConfigError
 
 ENV_PREFIX = "WATCHKEEPER_"
+MIN_ADMIN_TOKEN_CHARS = 24
+#: Keys whose values never appear in error messages.
+SECRET_KEYS = frozenset({"auth.admin_token"})
 
 
 class _Section(BaseModel):
@@ -66,10 +76,29 @@ class StoreConfig(_Section):
 
 
 class AuthConfig(_Section):
-    """API keys. With `required` false and no keys, the server listens on 127.0.0.1 only."""
+    """API keys and the admin token; without auth the server listens on 127.0.0.1 only."""
 
-    required: bool | None = None  # None: required as soon as one key exists
+    # None: required as soon as an admin token or one key exists, then until restart
+    required: bool | None = None
     default_project: str = "default"
+    # Manages keys over HTTP (/api/v1/keys); reads no project data. Best set through the
+    # environment: WATCHKEEPER_AUTH__ADMIN_TOKEN.
+    admin_token: SecretStr | None = None
+
+    @field_validator("admin_token", mode="before")
+    @classmethod
+    def _empty_is_none(cls, v: Any) -> Any:
+        return None if v == "" else v
+
+    @field_validator("admin_token")
+    @classmethod
+    def _long_enough(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and len(v.get_secret_value()) < MIN_ADMIN_TOKEN_CHARS:
+            raise ValueError(
+                f"use at least {MIN_ADMIN_TOKEN_CHARS} random characters "
+                "(e.g. from: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        return v
 
 
 class PriceOverride(_Section):
@@ -150,7 +179,8 @@ def _describe(err: ValidationError, source: str) -> str:
     for e in err.errors():
         where = ".".join(str(p) for p in e["loc"]) or "(top level)"
         hint = "remove it or check its spelling" if e["type"] == "extra_forbidden" else e["msg"]
-        lines.append(f"  {where}: {hint} (got {e.get('input')!r})")
+        got = "<hidden>" if where in SECRET_KEYS else repr(e.get("input"))
+        lines.append(f"  {where}: {hint} (got {got})")
     return "\n".join(lines)
 
 

@@ -24,11 +24,18 @@ def free_port() -> int:
 class ServerProcess:
     """`python -m watchkeeper serve` in a child process, with its output in a log file."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, *extra: str) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        *extra: str,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.extra = extra
+        self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"server-{self.port}.log"
 
@@ -37,7 +44,7 @@ class ServerProcess:
         cmd = [sys.executable, "-m", "watchkeeper", "serve", "--port", str(self.port)]
         cmd += ["--data-dir", str(self.data_dir), *self.extra]
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ)
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -48,3 +48,16 @@ def test_bad_config_says_which_key_and_how(tmp_path: Path, text: str, expected: 
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.yaml", env={})
+
+
+def test_admin_token_comes_from_env_and_a_short_one_is_refused_unechoed() -> None:
+    token = "a-long-enough-admin-token-0123"
+    config = load_config(env={"WATCHKEEPER_AUTH__ADMIN_TOKEN": token})
+    assert config.auth.admin_token is not None
+    assert config.auth.admin_token.get_secret_value() == token
+    assert token not in repr(config)
+    assert load_config(env={"WATCHKEEPER_AUTH__ADMIN_TOKEN": ""}).auth.admin_token is None
+    with pytest.raises(ConfigError) as info:
+        load_config(env={"WATCHKEEPER_AUTH__ADMIN_TOKEN": "short-secret"})
+    assert "auth.admin_token" in str(info.value) and "at least 24" in str(info.value)
+    assert "short-secret" not in str(info.value)

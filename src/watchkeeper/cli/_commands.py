@@ -60,6 +60,36 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
+def _auth_host(config: Any, keys: Any) -> str:
+    """Where to listen, and a log line that says why: without auth, on loopback only.
+
+    `keys.required` latches: once it is true the server keeps requiring keys until it
+    restarts, so the address chosen here stays safe when the last key is revoked.
+    """
+    host: str = config.server.host
+    if keys.required:
+        return host
+    if config.auth.required is False:
+        why = "auth.required is false: API keys are not required" + (
+            " (active keys exist; a request that sends one acts for its project)"
+            if keys.has_keys()
+            else ""
+        )
+    else:
+        why = "no API keys configured"
+    if _is_loopback(host):
+        log.warning("%s: listening on %s only, without auth", why, host)
+        return host
+    log.warning(
+        "%s: listening on 127.0.0.1 only instead of %s; create a key with "
+        "'watchkeeper keys create --project NAME' (and leave auth.required unset) "
+        "to listen elsewhere",
+        why,
+        host,
+    )
+    return "127.0.0.1"
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -69,17 +99,7 @@ def _serve(args: argparse.Namespace) -> int:
     config = _load(args)
     configure_logging(config.server.log_level)
     app = create_app(config)
-    host = config.server.host
-    keys = app.state.services.keys
-    if not keys.required and not _is_loopback(host):
-        log.warning(
-            "no API keys configured: listening on 127.0.0.1 only instead of %s; "
-            "create a key with 'watchkeeper keys create --project NAME' to listen elsewhere",
-            host,
-        )
-        host = "127.0.0.1"
-    elif not keys.required:
-        log.warning("no API keys configured: listening on %s only, without auth", host)
+    host = _auth_host(config, app.state.services.keys)
     log.info(
         "watchkeeper listening",
         extra={

@@ -1,14 +1,25 @@
-"""Project API keys: created by `watchkeeper keys create`, checked on ingest and API calls.
+"""Project API keys and the admin token: who a request acts for.
 
 Keys are random tokens shown once; only their SHA-256 is stored. A request names its key
 with `Authorization: Bearer <key>` (an OTLP exporter header works), or `X-API-Key`.
+Managing keys over HTTP needs the server's admin token (`auth.admin_token`), compared in
+constant time; it is not a project key and reads no project's data through the query API.
+
+Auth fails closed: once a `KeyRing` has seen auth required (by configuration, an admin
+token, or an active key) it keeps requiring a key until the process restarts, even when the
+last key is revoked. Key lookups are cached for at most `KEY_CACHE_TTL_S`, so a key revoked
+by another process (the CLI, another replica on the same metadata DB) stops working within
+that time plus one lookup.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -18,6 +29,9 @@ from watchkeeper.store.meta import METADATA, MetaStore
 
 KEY_PREFIX = "wk_"
 HAS_KEYS_TTL_S = 2.0
+#: How long a key lookup is trusted before the metadata DB is asked again.
+KEY_CACHE_TTL_S = 1.0
+_CACHE_MAX = 10_000
 
 api_keys = sa.Table(
     "api_keys",
@@ -31,6 +45,10 @@ api_keys = sa.Table(
 )
 
 
+class Forbidden(AuthError):
+    """A valid credential that may not do this (sent back as 403; OTLP answers 401)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ApiKey:
     """A stored key, without its secret."""
@@ -40,6 +58,18 @@ class ApiKey:
     name: str
     created_at: float
     revoked_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who a request's credential names: a project key, or the admin token (project None)."""
+
+    project: str | None
+
+    @property
+    def admin(self) -> bool:
+        """True for the admin token."""
+        return self.project is None
 
 
 def _hash(token: str) -> str:
@@ -55,18 +85,48 @@ def _valid_project(project: str) -> str:
     return project
 
 
-class KeyRing:
-    """Creates, lists, revokes and checks API keys; caches lookups for the hot path."""
+def bearer_token(authorization: str | None, api_key: str | None) -> str | None:
+    """The token a request carries, None without one; AuthError when it is malformed."""
+    if authorization is not None:
+        scheme, _, value = authorization.strip().partition(" ")
+        token = value.strip()
+        if scheme.lower() != "bearer" or not token or " " in token:
+            raise AuthError("malformed Authorization header: send 'Authorization: Bearer <key>'")
+        return token
+    if api_key is not None:
+        if not api_key.strip():
+            raise AuthError("empty X-API-Key header: send the key, or drop the header")
+        return api_key.strip()
+    return None
 
-    def __init__(self, meta: MetaStore, required: bool | None = None) -> None:
+
+class KeyRing:
+    """Creates, lists, revokes and checks API keys; caches lookups briefly for the hot path."""
+
+    def __init__(
+        self,
+        meta: MetaStore,
+        required: bool | None = None,
+        admin_token: str | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._meta = meta
         self._required = required
-        self._cache: dict[str, str] = {}  # token -> project; hits only, so new keys work
-        self._has_keys: tuple[float, bool] = (0.0, False)
+        self._admin = admin_token.encode() if admin_token else None
+        self._clock = clock
+        self._lock = threading.Lock()
+        # key hash -> (when it was read, its project); hits only, so new keys work at once
+        self._cache: dict[str, tuple[float, str]] = {}
+        self._has_keys: tuple[float, bool] = (float("-inf"), False)
+        self._latched = required is True
 
     def create(self, project: str, name: str = "") -> tuple[ApiKey, str]:
         """Make a new key for `project`; return it with the secret token (shown only once)."""
         project = _valid_project(project)
+        name = name.strip()
+        if len(name) > 200:
+            raise ValidationError("key name is too long: use at most 200 characters")
         token = KEY_PREFIX + secrets.token_urlsafe(32)
         key = ApiKey(secrets.token_hex(8), project, name, time.time(), None)
         with self._meta.engine.begin() as conn:
@@ -108,57 +168,98 @@ class KeyRing:
         return bool(res.rowcount)
 
     def _forget(self) -> None:
-        self._cache.clear()
-        self._has_keys = (0.0, False)
+        with self._lock:
+            self._cache.clear()
+            self._has_keys = (float("-inf"), False)
 
     def has_keys(self) -> bool:
         """True when at least one active key exists (re-read at most every few seconds)."""
         checked, answer = self._has_keys
-        if time.monotonic() - checked < HAS_KEYS_TTL_S:
+        if self._clock() - checked < HAS_KEYS_TTL_S:
             return answer
         with self._meta.engine.connect() as conn:
             n = conn.execute(
                 sa.select(sa.func.count()).where(api_keys.c.revoked_at.is_(None))
             ).scalar_one()
-        self._has_keys = (time.monotonic(), bool(n))
+        self._has_keys = (self._clock(), bool(n))
         return bool(n)
 
     @property
     def required(self) -> bool:
-        """Whether requests must carry a key (config, else: as soon as one key exists)."""
-        return self.has_keys() if self._required is None else self._required
+        """Whether requests must carry a credential.
+
+        The configuration decides when it says; otherwise auth turns on with the admin token
+        or the first active key, and stays on (fail closed) until the process restarts.
+        """
+        if self._required is not None:
+            return self._required
+        if not self._latched:
+            self._latched = self._admin is not None or self.has_keys()
+        return self._latched
+
+    def is_admin(self, token: str) -> bool:
+        """True when `token` is the configured admin token (constant-time comparison)."""
+        return self._admin is not None and hmac.compare_digest(token.encode(), self._admin)
 
     def project_for(self, token: str) -> str | None:
         """The project of an active key, or None."""
-        cached = self._cache.get(token)
-        if cached is not None:
-            return cached
+        digest = _hash(token)
+        now = self._clock()
+        with self._lock:
+            cached = self._cache.get(digest)
+        if cached is not None and now - cached[0] < KEY_CACHE_TTL_S:
+            return cached[1]
         with self._meta.engine.connect() as conn:
             project = conn.execute(
                 sa.select(api_keys.c.project).where(
-                    api_keys.c.key_hash == _hash(token), api_keys.c.revoked_at.is_(None)
+                    api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None)
                 )
             ).scalar_one_or_none()
-        if project is not None:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[token] = project
+        with self._lock:
+            if project is None:
+                self._cache.pop(digest, None)
+            else:
+                if len(self._cache) >= _CACHE_MAX:
+                    self._cache.clear()
+                self._cache[digest] = (now, project)
         return project
+
+    def identify(self, authorization: str | None, api_key: str | None) -> Caller | None:
+        """Who the request's credential names; None without one; AuthError when it is wrong."""
+        token = bearer_token(authorization, api_key)
+        if token is None:
+            return None
+        if self.is_admin(token):
+            return Caller(None)
+        project = self.project_for(token)
+        if project is None:
+            raise AuthError("unknown or revoked API key; create one: watchkeeper keys create")
+        return Caller(project)
 
     def authenticate(self, authorization: str | None, api_key: str | None, default: str) -> str:
         """The project a request acts for; raise AuthError when a key is needed and wrong."""
-        token = api_key
-        if authorization:
-            scheme, _, value = authorization.partition(" ")
-            token = value.strip() if scheme.lower() == "bearer" else None
-        if token:
-            project = self.project_for(token)
-            if project is None:
-                raise AuthError("unknown or revoked API key; create one: watchkeeper keys create")
-            return project
-        if self.required:
-            raise AuthError(
-                "missing API key: send 'Authorization: Bearer <key>' "
-                "(create one with: watchkeeper keys create --project NAME)"
-            )
-        return default
+        caller = self.identify(authorization, api_key)
+        if caller is None:
+            if self.required:
+                raise AuthError(
+                    "missing API key: send 'Authorization: Bearer <key>' "
+                    "(create one with: watchkeeper keys create --project NAME)"
+                )
+            return default
+        if caller.project is None:
+            raise Forbidden("the admin token manages keys only; send a project's API key")
+        return caller.project
+
+    def authorize_admin(self, authorization: str | None, api_key: str | None) -> None:
+        """Allow key management: the admin token, or no credential while auth is off."""
+        caller = self.identify(authorization, api_key)
+        if caller is None:
+            if self.required:
+                raise AuthError(
+                    "missing admin token: send 'Authorization: Bearer <admin token>' "
+                    "(set auth.admin_token or WATCHKEEPER_AUTH__ADMIN_TOKEN), "
+                    "or use: watchkeeper keys"
+                )
+            return
+        if not caller.admin:
+            raise Forbidden("a project key cannot manage keys; send the admin token")

@@ -28,9 +28,15 @@ from watchkeeper.store import (
 class MeteredStore:
     """Wraps a store: writes feed `SpanMetrics`; queries are timed by kind."""
 
-    def __init__(self, inner: Store, registry: CollectorRegistry) -> None:
+    def __init__(
+        self,
+        inner: Store,
+        registry: CollectorRegistry,
+        span_registry: CollectorRegistry | None = None,
+    ) -> None:
         self.inner = inner
-        self.metrics = SpanMetrics(registry)
+        # Per-project series on their own registry (when given); the cap counter is health.
+        self.metrics = SpanMetrics(span_registry or registry, health=registry)
         self._query_seconds = Histogram(
             "watchkeeper_store_query_seconds",
             "Latency of store queries, by kind.",

@@ -27,7 +27,9 @@ class Services:
     store: Store
     meta: MetaStore
     keys: KeyRing
-    registry: CollectorRegistry
+    registry: CollectorRegistry  # the server's health: open on /metrics
+    # span-derived series, labelled by project: on /metrics only for that project's key
+    span_registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     ingest: Any = None  # watchkeeper.ingest.IngestService
     alerting: Any = None  # watchkeeper.alerting engine, when enabled
     clock: Callable[[], float] = time.time

@@ -28,9 +28,19 @@ TOKEN_TYPES = (
 
 
 class SpanMetrics:
-    """Counts stored spans into Prometheus metrics on the registry it is given."""
+    """Counts stored spans into Prometheus metrics on the registry it is given.
 
-    def __init__(self, registry: CollectorRegistry, max_series: int = 5_000) -> None:
+    Every series but the cap counter carries a `project` label; the cap counter, which
+    names no project, goes on `health` when given (the server's open registry).
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        max_series: int = 5_000,
+        *,
+        health: CollectorRegistry | None = None,
+    ) -> None:
         self._max_series = max_series
         self._seen: set[tuple[str, ...]] = set()
         self._lock = threading.Lock()
@@ -62,7 +72,7 @@ class SpanMetrics:
         self.over_cap = Counter(
             "watchkeeper_span_metrics_over_cap",
             "Spans not counted in span-derived metrics because the label-set cap was reached.",
-            registry=registry,
+            registry=health or registry,
         )
 
     def _admit(self, key: tuple[str, ...], spans: int) -> bool:

@@ -14,6 +14,8 @@ from typing import IO
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp
 
 from watchkeeper.config import Config
 from watchkeeper.errors import (
@@ -26,9 +28,10 @@ from watchkeeper.errors import (
     ValidationError,
     WatchkeeperError,
 )
-from watchkeeper.server._auth import KeyRing
+from watchkeeper.server._auth import Forbidden, KeyRing
 from watchkeeper.server._metered_store import MeteredStore
 from watchkeeper.server._retention import retention_loop
+from watchkeeper.server._security import SecurityHeaders, docs_router
 from watchkeeper.server._services import Services
 from watchkeeper.store import Store
 from watchkeeper.store.meta import MetaStore
@@ -81,15 +84,18 @@ def build_services(config: Config, *, store: Store | None = None) -> Services:
     registry = CollectorRegistry()
     for collector in (ProcessCollector, PlatformCollector, GCCollector):
         collector(registry=registry)
+    span_registry = CollectorRegistry()  # project data: served per key (see _ops.metrics)
     meta = MetaStore(config.meta_url)
     meta.create_all()
-    metered = MeteredStore(store or open_store(config), registry)
+    metered = MeteredStore(store or open_store(config), registry, span_registry)
+    admin = config.auth.admin_token.get_secret_value() if config.auth.admin_token else None
     svc = Services(
         config=config,
         store=metered,
         meta=meta,
-        keys=KeyRing(meta, config.auth.required),
+        keys=KeyRing(meta, config.auth.required, admin),
         registry=registry,
+        span_registry=span_registry,
         extras={"data_dir_lock": lock},
     )
     svc.ingest = IngestService(config, metered, registry)
@@ -99,6 +105,7 @@ def build_services(config: Config, *, store: Store | None = None) -> Services:
 
 def _error_handlers(app: FastAPI) -> None:
     statuses: dict[type[WatchkeeperError], int] = {
+        Forbidden: 403,  # before its base class, AuthError
         AuthError: 401,
         NotFound: 404,
         ValidationError: 400,
@@ -113,7 +120,21 @@ def _error_handlers(app: FastAPI) -> None:
             status, headers = 503, {"Retry-After": str(max(1, round(exc.retry_after)))}
         return JSONResponse({"error": str(exc)}, status_code=status, headers=headers)
 
+    async def disconnected(request: Request, _exc: Exception) -> JSONResponse:
+        # Nobody reads this answer; it only ends the request without a 500 and a traceback.
+        log.info("client disconnected before its request body was read: %s", request.url.path)
+        return JSONResponse({"error": "client disconnected"}, status_code=400)
+
     app.add_exception_handler(WatchkeeperError, handle)
+    app.add_exception_handler(ClientDisconnect, disconnected)
+
+
+class _App(FastAPI):
+    """FastAPI with `SecurityHeaders` outermost, so even last-resort 500s carry them."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        """Starlette's stack, wrapped."""
+        return SecurityHeaders(super().build_middleware_stack())
 
 
 @contextlib.asynccontextmanager
@@ -141,18 +162,21 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(config: Config, *, services: Services | None = None) -> FastAPI:
     """The FastAPI app of `watchkeeper serve`: OTLP ingest, APIs, UI and /metrics."""
-    from watchkeeper.server import _alerts_api, _ops, _otlp, _query_api
+    from watchkeeper.server import _alerts_api, _keys_api, _ops, _otlp, _query_api
     from watchkeeper.ui import mount_ui
 
-    app = FastAPI(
+    app = _App(
         title="Watchkeeper",
         version="0.1.0",
         description="Observability for AI services: OTLP ingest, query, alerting and SLO API.",
         lifespan=_lifespan,
+        docs_url=None,  # served by docs_router, with a CSP that fits the page
+        redoc_url=None,
     )
     app.state.services = services or build_services(config)
     _error_handlers(app)
-    for module in (_ops, _otlp, _query_api, _alerts_api):
+    for module in (_ops, _otlp, _query_api, _alerts_api, _keys_api):
         app.include_router(module.router)
+    app.include_router(docs_router(app.title, app.openapi_url or "/openapi.json"))
     mount_ui(app)
     return app

@@ -8,6 +8,6 @@ Only those paths are claimed: `/api`, `/v1`, `/metrics`, `/healthz`, `/readyz`, 
 
 from __future__ import annotations
 
-from watchkeeper.ui._mount import CLIENT_ROUTES, STATIC_DIR, mount_ui
+from watchkeeper.ui._mount import CLIENT_ROUTES, CONTENT_SECURITY_POLICY, STATIC_DIR, mount_ui
 
-__all__ = ["CLIENT_ROUTES", "STATIC_DIR", "mount_ui"]
+__all__ = ["CLIENT_ROUTES", "CONTENT_SECURITY_POLICY", "STATIC_DIR", "mount_ui"]

@@ -31,13 +31,16 @@ CLIENT_ROUTES: tuple[str, ...] = (
 _NO_CACHE = "no-cache"
 # Versioned asset URLs change whenever any asset changes, so browsers may keep them forever.
 _IMMUTABLE = "public, max-age=31536000, immutable"
+#: The UI's policy; the server sends it on every response that does not set its own.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+    "script-src 'self'; connect-src 'self'; frame-ancestors 'none'"
+)
 _SECURITY = {
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; "
-        "script-src 'self'; connect-src 'self'; frame-ancestors 'none'"
-    ),
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
 }
 
 
