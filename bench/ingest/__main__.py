@@ -127,6 +127,23 @@ def _probe(url: str, run_id: int, stop: threading.Event, stats: Stats) -> None:
                 time.sleep(0.05)  # gentle: the probe must not load the store itself
 
 
+def _cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) used so far by the server process and by its children."""
+    proc = psutil.Process(pid)
+
+    def used(p: psutil.Process) -> float:
+        t = p.cpu_times()
+        return float(t.user + t.system)
+
+    kids = 0.0
+    for child in proc.children(recursive=True):
+        try:
+            kids += used(child)
+        except psutil.Error:
+            pass
+    return used(proc), kids
+
+
 def _watch_rss(pid: int, stop: threading.Event, stats: Stats) -> None:
     proc = psutil.Process(pid)
     while not stop.wait(0.2):
@@ -221,6 +238,7 @@ def _drive(url: str, args: argparse.Namespace, spans: int, pid: int | None) -> t
         f"{sum(map(len, bodies)) / len(bodies) / per:.0f} bytes/span on the wire"
     )
     written_before = _metric(url, "watchkeeper_ingest_spans_written_total")
+    cpu_before = _cpu_seconds(pid) if pid is not None else (0.0, 0.0)
     stats, stop = Stats(), threading.Event()
     watchers = [threading.Thread(target=_probe, args=(url, run_id, stop, stats), daemon=True)]
     if pid is not None:
@@ -247,6 +265,13 @@ def _drive(url: str, args: argparse.Namespace, spans: int, pid: int | None) -> t
     ):
         time.sleep(0.1)
     written_at = time.perf_counter()
+    if pid is not None:
+        main_s, kids_s = _cpu_seconds(pid)
+        n = max(stats.acked_spans, 1)
+        print(
+            f"server CPU: {(main_s - cpu_before[0]) / n * 1e6:.1f} µs/span in the server "
+            f"process, {(kids_s - cpu_before[1]) / n * 1e6:.1f} µs/span in its workers"
+        )
     stop.set()
     for w in watchers:
         w.join(timeout=30)

@@ -29,7 +29,6 @@ _NO_VALUE: Any = None
 #: it cannot overflow (a u64 JSON answer holds 4 billion such spans).
 MAX_TOKENS = 1 << 32
 MAX_COST_USD = 1e9  # per span
-_HTTP_STATUS = range(100, 1000)
 _TIMEOUT_WORDS = ("timeout", "timed out", "timedout", "deadline")
 _STATUS = ("unset", "ok", "error")
 _INPUT: frozenset[str] = c.GEN_AI_INPUT_EVENTS
@@ -202,7 +201,8 @@ def http_fields(d: Draft) -> None:
     row.http_method = _str(d.get("http_method"))
     row.http_route = _str(d.get("http_route"))
     code = _int(d.get("http_status_code"))
-    row.http_status_code = code if code in _HTTP_STATUS else None
+    # compared, not `in range(...)`: that walks the whole range for None
+    row.http_status_code = code if code is not None and 100 <= code <= 999 else None
 
 
 def operation(d: Draft) -> None:
