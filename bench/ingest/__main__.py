@@ -12,6 +12,7 @@ through the query API and from the server's own lag histogram), and the server's
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import subprocess
@@ -38,7 +39,8 @@ class Stats:
     overloaded: int = 0
     errors: int = 0
     probe_lags: list[float] = field(default_factory=list)
-    peak_rss: int = 0
+    peak_rss: int = 0  # the server and its workers
+    peak_main_rss: int = 0  # the server process alone
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -137,10 +139,8 @@ def _cpu_seconds(pid: int) -> tuple[float, float]:
 
     kids = 0.0
     for child in proc.children(recursive=True):
-        try:
+        with contextlib.suppress(psutil.Error):
             kids += used(child)
-        except psutil.Error:
-            pass
     return used(proc), kids
 
 
@@ -148,12 +148,12 @@ def _watch_rss(pid: int, stop: threading.Event, stats: Stats) -> None:
     proc = psutil.Process(pid)
     while not stop.wait(0.2):
         try:
-            rss = proc.memory_info().rss + sum(
-                c.memory_info().rss for c in proc.children(recursive=True)
-            )
+            main = proc.memory_info().rss
+            rss = main + sum(c.memory_info().rss for c in proc.children(recursive=True))
         except psutil.Error:
             return
         stats.peak_rss = max(stats.peak_rss, rss)
+        stats.peak_main_rss = max(stats.peak_main_rss, main)
 
 
 def _metric(url: str, name: str) -> float:
@@ -327,7 +327,11 @@ def main() -> None:
     stats, timing = _drive(url, args, spans, proc.pid if proc else None)
     _report(url, stats, timing)
     if proc is not None:
-        print(f"server peak RSS: {stats.peak_rss / 2**20:.0f} MiB")
+        print(
+            f"server peak RSS: {stats.peak_rss / 2**20:.0f} MiB with its workers "
+            f"({stats.peak_main_rss / 2**20:.0f} MiB the server process alone); "
+            f"store engine now: {_metric(url, 'watchkeeper_store_memory_bytes') / 2**20:.0f} MiB"
+        )
         proc.terminate()
         proc.wait(timeout=60)
     print(f"data and server log: {tmp}")

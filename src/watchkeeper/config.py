@@ -73,6 +73,8 @@ class StoreConfig(_Section):
     path: Path | None = None  # default <data_dir>/spans.duckdb
     clickhouse_url: str = ""
     meta_url: str = ""  # SQLAlchemy URL; default sqlite:///<data_dir>/meta.sqlite
+    # the embedded engine's memory (DuckDB's memory_limit; it spills to disk above it)
+    memory_limit_mb: int = Field(default=256, ge=64)
 
 
 class AuthConfig(_Section):

@@ -6,8 +6,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Gauge, Histogram
 
+from watchkeeper.errors import StoreError
 from watchkeeper.model import ScoreRow, SpanBatch
 from watchkeeper.server._span_metrics import SpanMetrics
 from watchkeeper.store import (
@@ -43,6 +44,18 @@ class MeteredStore:
             ["query"],
             registry=registry,
         )
+        if hasattr(inner, "memory_bytes"):
+            Gauge(
+                "watchkeeper_store_memory_bytes",
+                "Memory the store engine holds now (DuckDB: its buffer pool and the rest).",
+                registry=registry,
+            ).set_function(self._memory_bytes)
+
+    def _memory_bytes(self) -> float:
+        try:
+            return float(self.inner.memory_bytes())  # type: ignore[attr-defined]
+        except StoreError:  # closed or failing: the scrape still answers
+            return float("nan")
 
     @property
     def payload_codec(self) -> Any:

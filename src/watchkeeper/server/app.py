@@ -70,7 +70,7 @@ def open_store(config: Config) -> Store:
     if backend == "duckdb":
         from watchkeeper.store.duckdb import DuckDBStore
 
-        return DuckDBStore(config.span_store_path)
+        return DuckDBStore(config.span_store_path, memory_limit_mb=config.store.memory_limit_mb)
     raise DataDirError(f"store.backend {backend!r} is not available in this build; use 'duckdb'")
 
 
