@@ -1,12 +1,18 @@
 """Ingest benchmark: realistic OTLP protobuf spans into a real `watchkeeper serve` process.
 
-    .venv/bin/python -m bench.ingest            # 1,000,000 spans
-    .venv/bin/python -m bench.ingest --quick    # 100,000 spans
+    .venv/bin/python -m bench.ingest              # 1,000,000 spans, as fast as acknowledged
+    .venv/bin/python -m bench.ingest --quick      # 100,000 spans
+    .venv/bin/python -m bench.ingest --offer 2    # offered at 2x the written rate (measured
+                                                  # first on 100k spans): the lag budget holds
+    .venv/bin/python -m bench.ingest --soak 30m   # 30 min at 0.7x the written rate, dashboard
+                                                  # queries every 5 s, a line per minute
     .venv/bin/python -m bench.ingest --workers 1  # one decode/normalize/compress worker (default 3)
 
-Prints sustained throughput (acknowledged, and written to the store), the lag from a
+Prints the versions that matter and the machine's load, the baseline of issue 16 beside the
+figures: sustained throughput (acknowledged, and written to the store), the lag from a
 request's acknowledgement to its spans being queryable (p50/p99, from probe traces polled
-through the query API and from the server's own lag histogram), and the server's peak RSS.
+through the query API and from the server's own lag histogram), the server's CPU per span
+and its peak RSS.
 """
 
 from __future__ import annotations
@@ -25,9 +31,18 @@ from pathlib import Path
 
 import httpx
 import psutil
+from bench._machine import load, versions
+from bench.ingest._soak import Soak
 from bench.ingest._workload import stamp, template
 
 _PROTOBUF = {"Content-Type": "application/x-protobuf"}
+#: Issue 16's figures for main at 4f0fe53 (DuckDB 2.0.1, 1M spans, 4 senders): two runs
+#: beside another test job, one on an idle machine; and the goals.
+BASELINE = (
+    "baseline (issue 16, main at 4f0fe53): written 12,106 / 11,464 / 18,667 (idle) spans/s; "
+    "ack -> queryable p99 40.0 / 42.9 / 22.9 s; peak RSS 1,467 / 1,417 / 1,395 MiB"
+)
+GOALS = "goals: written >= 20,000 spans/s; p99 < 2 s below the written rate; peak RSS < 600 MiB"
 
 
 @dataclass
@@ -108,7 +123,9 @@ def _sender(
                     stats.errors += 1
 
 
-def _probe(url: str, run_id: int, stop: threading.Event, stats: Stats) -> None:
+def _probe(
+    url: str, run_id: int, stop: threading.Event, stats: Stats, soak: Soak | None = None
+) -> None:
     """Every half second: send one small trace, poll the query API until it is there."""
     probe = template(10_000, 4, service="bench-probe")
     no = 0
@@ -123,8 +140,11 @@ def _probe(url: str, run_id: int, stop: threading.Event, stats: Stats) -> None:
             trace_id = (run_id ^ 0x7FFFFFFF).to_bytes(4, "big").hex() + f"{no:016x}" + "00000000"
             while not stop.is_set():
                 if client.get(f"{url}/api/v1/traces/{trace_id}").status_code == 200:
+                    lag = time.perf_counter() - acked
                     with stats.lock:
-                        stats.probe_lags.append(time.perf_counter() - acked)
+                        stats.probe_lags.append(lag)
+                    if soak is not None:
+                        soak.add_lag(lag)
                     break
                 time.sleep(0.05)  # gentle: the probe must not load the store itself
 
@@ -215,6 +235,14 @@ def _args() -> argparse.Namespace:
     ap.add_argument("--senders", type=int, default=4)
     ap.add_argument("--spans-per-request", type=int, default=512)
     ap.add_argument("--rate", type=float, default=0, help="spans/s to offer (0 = flat out)")
+    ap.add_argument(
+        "--offer",
+        type=float,
+        help="offer this multiple of the written rate (measured first, 100k spans flat out)",
+    )
+    ap.add_argument(
+        "--soak", help="run this long (e.g. 30m, 90s) at --offer (default 0.7) x the written rate"
+    )
     ap.add_argument("--url", help="an already running server (default: start one)")
     ap.add_argument(
         "--workers", type=int, help="the server's ingest.workers (default: its config default)"
@@ -227,26 +255,40 @@ def _args() -> argparse.Namespace:
     return ap.parse_args()
 
 
-def _drive(url: str, args: argparse.Namespace, spans: int, pid: int | None) -> tuple[Stats, Timing]:
+def _drive(
+    url: str,
+    args: argparse.Namespace,
+    spans: int,
+    pid: int | None,
+    rate: float = 0.0,
+    soak: Soak | None = None,
+) -> tuple[Stats, Timing]:
     """Send the workload with the senders, probe lag, watch RSS; wait until all is written."""
     per = args.spans_per_request
     total_requests = -(-spans // per)
-    run_id = int(time.time()) & 0x7FFFFFFF
+    run_id = int(time.time() * 1000) & 0x7FFFFFFF
     bodies = [template(seed, per) for seed in range(8)]
+    offered = f"{rate:,.0f} spans/s offered" if rate else "flat out"
     print(
-        f"workload: {total_requests} requests x {per} spans, {args.senders} senders, "
+        f"workload: {total_requests} requests x {per} spans, {args.senders} senders, {offered}, "
         f"{sum(map(len, bodies)) / len(bodies) / per:.0f} bytes/span on the wire"
     )
     written_before = _metric(url, "watchkeeper_ingest_spans_written_total")
     cpu_before = _cpu_seconds(pid) if pid is not None else (0.0, 0.0)
     stats, stop = Stats(), threading.Event()
-    watchers = [threading.Thread(target=_probe, args=(url, run_id, stop, stats), daemon=True)]
+    watchers = [threading.Thread(target=_probe, args=(url, run_id, stop, stats, soak))]
     if pid is not None:
-        watchers.append(threading.Thread(target=_watch_rss, args=(pid, stop, stats), daemon=True))
+        watchers.append(threading.Thread(target=_watch_rss, args=(pid, stop, stats)))
+    if soak is not None:
+        watchers += [
+            threading.Thread(target=soak.run_queries),
+            threading.Thread(target=soak.tick_minutes),
+        ]
     for w in watchers:
+        w.daemon = True
         w.start()
     next_no = [0]
-    interval = per * args.senders / args.rate if args.rate else 0.0
+    interval = per * args.senders / rate if rate else 0.0
     started = time.perf_counter()
     senders = [
         threading.Thread(
@@ -273,9 +315,25 @@ def _drive(url: str, args: argparse.Namespace, spans: int, pid: int | None) -> t
             f"process, {(kids_s - cpu_before[1]) / n * 1e6:.1f} µs/span in its workers"
         )
     stop.set()
+    if soak is not None:
+        soak.stop.set()
     for w in watchers:
-        w.join(timeout=30)
+        w.join(timeout=60)
     return stats, Timing(started, acked_at, written_at)
+
+
+def _duration_s(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600}
+    if text[-1:] in units:
+        return float(text[:-1]) * units[text[-1]]
+    return float(text)
+
+
+def _stored(url: str) -> int:
+    """Spans of the workload's service in the store (its spans start within the last day)."""
+    now = time.time()
+    params = {"service": "bench-app", "start": str(now - 86_400), "end": str(now + 3_600)}
+    return int(httpx.get(f"{url}/api/v1/summary", params=params, timeout=120).json()["count"])
 
 
 def _report(url: str, stats: Stats, t: Timing) -> None:
@@ -310,6 +368,10 @@ def main() -> None:
     """Run the benchmark and print its figures."""
     args = _args()
     spans = 100_000 if args.quick else args.spans
+    print(versions())
+    print(f"machine at start: {load()}")
+    print(BASELINE)
+    print(GOALS)
     if args.in_process:
         from bench.ingest._inprocess import run
 
@@ -324,8 +386,26 @@ def main() -> None:
         env = {} if args.workers is None else {"WATCHKEEPER_INGEST__WORKERS": str(args.workers)}
         proc = _start_server(tmp / "data", port, env)
         url = f"http://127.0.0.1:{port}"
-    stats, timing = _drive(url, args, spans, proc.pid if proc else None)
+    pid = proc.pid if proc else None
+    rate, soak = args.rate, None
+    offer = args.offer if args.offer is not None else (0.7 if args.soak else None)
+    stored_before = _stored(url)
+    acked = 0
+    if offer is not None and not rate:
+        print(f"-- calibration: 100,000 spans flat out, to offer {offer:g}x the written rate")
+        stats, timing = _drive(url, args, 100_000, pid)
+        _report(url, stats, timing)
+        acked += stats.acked_spans
+        rate = offer * stats.acked_spans / (timing.written_at - timing.started)
+        print(f"-- offered load: {rate:,.0f} spans/s")
+    if args.soak:
+        spans = int(rate * _duration_s(args.soak))
+        soak = Soak(url, pid, lambda: _metric(url, "watchkeeper_ingest_spans_written_total"))
+    stats, timing = _drive(url, args, spans, pid, rate, soak)
+    acked += stats.acked_spans
     _report(url, stats, timing)
+    if soak is not None:
+        soak.report(acked, _stored(url) - stored_before, stats.errors)
     if proc is not None:
         print(
             f"server peak RSS: {stats.peak_rss / 2**20:.0f} MiB with its workers "
@@ -334,6 +414,7 @@ def main() -> None:
         )
         proc.terminate()
         proc.wait(timeout=60)
+    print(f"machine at end: {load()}")
     print(f"data and server log: {tmp}")
 
 

@@ -1,0 +1,140 @@
+"""The soak: a steady offered load for a long while, the dashboards' queries beside it.
+
+Per minute it prints the server's RSS (with its workers), the ack -> queryable lag p99 of
+the probe traces sent that minute, the p95 of the dashboard queries run that minute (every
+5 s: summary, series, breakdown, heatmap, traces list), spans written and errors; then the
+slope of each column over the run (per minute, least squares), and whether every span that
+was acknowledged is in the store at the end.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+import psutil
+
+#: The overview page's queries, as the UI sends them.
+DASHBOARD = (
+    ("/api/v1/summary", {"range": "1h", "scope": "requests"}),
+    ("/api/v1/timeseries", {"range": "1h", "step": "60", "scope": "requests"}),
+    ("/api/v1/breakdown", {"range": "1h", "by": "model", "scope": "llm"}),
+    ("/api/v1/heatmap", {"range": "1h", "scope": "requests"}),
+    ("/api/v1/traces", {"range": "1h", "limit": "50"}),
+)
+
+
+@dataclass
+class Minute:
+    """What one minute of the soak saw."""
+
+    rss_mib: float = 0.0
+    lags: list[float] = field(default_factory=list)
+    queries: list[float] = field(default_factory=list)
+    errors: int = 0
+    written: float = 0.0
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def slope(values: list[float]) -> float:
+    """Least-squares slope of `values` per step (0 for fewer than two)."""
+    n = len(values)
+    if n < 2:
+        return 0.0
+    mx, my = (n - 1) / 2, sum(values) / n
+    num = sum((i - mx) * (v - my) for i, v in enumerate(values))
+    return num / sum((i - mx) ** 2 for i in range(n))
+
+
+class Soak:
+    """Collects per-minute figures while the senders run; `report` prints them."""
+
+    def __init__(self, url: str, pid: int | None, written: Callable[[], float]) -> None:
+        self.url = url
+        self.pid = pid
+        self.written = written
+        self.minutes: list[Minute] = [Minute()]
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.started = time.monotonic()
+
+    @property
+    def now(self) -> Minute:
+        """The current minute's record."""
+        return self.minutes[-1]
+
+    def add_lag(self, seconds: float) -> None:
+        """One probe trace's ack -> queryable lag (called by the probe)."""
+        with self.lock:
+            self.now.lags.append(seconds)
+
+    def run_queries(self) -> None:
+        """Every 5 s, the dashboard's queries; their latencies and failures are recorded."""
+        with httpx.Client(base_url=self.url, timeout=60) as client:
+            while not self.stop.wait(5.0):
+                for path, params in DASHBOARD:
+                    t = time.perf_counter()
+                    try:
+                        ok = client.get(path, params=params).status_code == 200
+                    except httpx.HTTPError:
+                        ok = False
+                    with self.lock:
+                        self.now.queries.append(time.perf_counter() - t)
+                        self.now.errors += not ok
+
+    def tick_minutes(self) -> None:
+        """Close a minute every 60 s: its RSS and the spans written by then."""
+        while not self.stop.wait(60.0 - (time.monotonic() - self.started) % 60.0):
+            self._close_minute()
+
+    def _close_minute(self) -> None:
+        rss = 0
+        if self.pid is not None:
+            proc = psutil.Process(self.pid)
+            rss = proc.memory_info().rss + sum(
+                c.memory_info().rss for c in proc.children(recursive=True)
+            )
+        written = self.written()
+        with self.lock:
+            self.now.rss_mib, self.now.written = rss / 2**20, written
+            self.minutes.append(Minute())
+
+    def report(self, acked: int, stored: int, sender_errors: int) -> None:
+        """Print the per-minute table, the slopes, and the final check."""
+        full = self.minutes[:-1]  # the last one is partial
+        print("minute  RSS MiB  lag p99 s  query p95 ms  written/s  errors")
+        rows: list[tuple[float, float, float]] = []
+        before = 0.0
+        for i, m in enumerate(full, 1):
+            lag, q = _pct(m.lags, 0.99), _pct(m.queries, 0.95)
+            rate = (m.written - before) / 60.0
+            before = m.written
+            print(
+                f"{i:6}  {m.rss_mib:7.0f}  {_num(lag, 1):>9}  {_num(q, 1000):>12}  "
+                f"{rate:9,.0f}  {m.errors:6}"
+            )
+            rows.append((m.rss_mib, lag or 0.0, (q or 0.0) * 1000))
+        if rows:
+            rss, lag, q = (slope([r[k] for r in rows]) for k in range(3))
+            print(
+                f"slope per minute: RSS {rss:+.2f} MiB, lag p99 {lag:+.3f} s, query p95 {q:+.2f} ms"
+            )
+        errors = sum(m.errors for m in self.minutes) + sender_errors
+        verdict = "all present" if stored == acked else f"{acked - stored} MISSING"
+        print(
+            f"end: {acked:,} spans acknowledged, {stored:,} in the store ({verdict}); "
+            f"{errors} errors"
+        )
+
+
+def _num(v: float | None, scale: float) -> str:
+    return "n/a" if v is None else f"{v * scale:.2f}" if scale == 1 else f"{v * scale:.0f}"
