@@ -26,6 +26,7 @@ from watchkeeper.errors import (
     ValidationError,
     WatchkeeperError,
 )
+from watchkeeper.server import _errors
 from watchkeeper.server._auth import KeyRing
 from watchkeeper.server._metered_store import MeteredStore
 from watchkeeper.server._retention import retention_loop
@@ -114,6 +115,7 @@ def _error_handlers(app: FastAPI) -> None:
         return JSONResponse({"error": str(exc)}, status_code=status, headers=headers)
 
     app.add_exception_handler(WatchkeeperError, handle)
+    _errors.install(app)  # Starlette's and FastAPI's own errors in the same shape
 
 
 @contextlib.asynccontextmanager
