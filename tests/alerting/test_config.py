@@ -17,7 +17,10 @@ def test_durations(text: object, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("bad", ["5 minutes", "m5", "", "-3", "1h-2m", True])
+@pytest.mark.parametrize(
+    "bad", ["5 minutes", "m5", "", "-3", "1h-2m", True, float("inf"), float("nan"), "1e309",
+            "3651d", "99999999999999999999w"],
+)  # fmt: skip
 def test_bad_durations(bad: object) -> None:
     with pytest.raises(ValueError, match=r"duration|negative"):
         parse_duration(bad)
@@ -59,11 +62,49 @@ def test_rule_shorthands() -> None:
         ({"id": "x", "kind": "count", "colour": "red"}, "remove it or check its spelling"),
         ({"id": "x", "kind": "outcome_ratio", "outcomes": ["oops"]}, "unknown outcomes"),
         ({"id": "has space", "kind": "count"}, "id"),
+        ({"id": "x", "kind": "outcome_ratio", "threshold": "150%"}, "150% is not a share"),
+        ({"id": "x", "kind": "outcome_ratio", "threshold": -0.1}, "0% to 100%"),
+        ({"id": "x", "kind": "outcome_ratio", "threshold": "nan%"}, "0% to 100%"),
+        (
+            {
+                "id": "x",
+                "kind": "score",
+                "score_name": "s",
+                "score_stat": "pass_rate",
+                "threshold": 1.2,
+            },
+            "is not a share",
+        ),
+        ({"id": "x", "kind": "latency", "threshold": "inf"}, "finite"),
     ],
 )
 def test_rule_errors_say_what_to_fix(data: dict[str, object], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         parse_rule(data)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"kind": "outcome_ratio", "threshold": "100%"},
+        {"kind": "outcome_ratio", "threshold": 0},
+        {"kind": "score", "score_name": "s", "score_stat": "low_share", "threshold": "20%"},
+        {"kind": "score", "score_name": "s", "threshold": 4.5},  # a mean, not a share
+        {"kind": "latency", "threshold": 8000},
+        {"kind": "sum", "threshold": 250.0},
+    ],
+)
+def test_thresholds_in_range(data: dict[str, object]) -> None:
+    assert parse_rule({"id": "x", **data}).kind == data["kind"]
+
+
+def test_rules_are_counted_as_written_and_errors_are_one_line() -> None:
+    rules = [{"id": "a", "kind": "count"}, {"id": "b", "kind": "oops"}]
+    with pytest.raises(ConfigError) as caught:
+        load_alerting_config({"rules": rules}, "config file wk.yaml")  # after 6 starter rules
+    message = str(caught.value)
+    assert message.startswith("config file wk.yaml: alerting.rules.1.kind: ")
+    assert "\n" not in message
 
 
 def test_config_errors_name_the_key() -> None:

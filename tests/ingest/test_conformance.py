@@ -127,3 +127,51 @@ def test_project_from_resource_only_when_allowed() -> None:
     open_ = normalize(spans, Settings("default", project_from_resource=True)).batch
     assert keyed.spans[0].project == "from-key"
     assert open_.spans[0].project == open_.payloads[0].project == "x"
+
+
+def _llm_span(params: dict[str, Any]) -> dict[str, Any]:
+    """A request of one failed OpenInference LLM span whose parameters attribute is `params`."""
+    attrs = [
+        {"key": "openinference.span.kind", "value": {"stringValue": "LLM"}},
+        {"key": "llm.invocation_parameters", "value": params},
+    ]
+    span = {"traceId": "55" * 16, "spanId": "55" * 8, "startTimeUnixNano": "1",
+            "endTimeUnixNano": "2", "status": {"code": 2}, "attributes": attrs}  # fmt: skip
+    return {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}
+
+
+@pytest.mark.parametrize(
+    ("params", "model"),
+    [
+        ({"stringValue": '{"model": "gpt-4o-mini", "temperature": 0}'}, "gpt-4o-mini"),
+        ({"kvlistValue": {"values": [{"key": "model", "value": {"stringValue": "o3"}}]}}, "o3"),
+        ({"stringValue": '{"model": 5}'}, None),
+        ({"stringValue": '{"model": ""}'}, None),
+        ({"stringValue": '["model", "gpt-4o"]'}, None),
+        ({"stringValue": '{"model": "gpt-4o"'}, None),
+        ({"stringValue": "not json"}, None),
+        ({"stringValue": ""}, None),
+        ({"stringValue": "[" * 60_000}, None),  # deeper than the parser goes
+        ({"stringValue": '{"model": "gpt-4o", "x": "' + "a" * 70_000 + '"}'}, None),  # too long
+        ({"intValue": "7"}, None),
+    ],
+    ids=[
+        "json",
+        "kvlist",
+        "number",
+        "empty-model",
+        "array",
+        "cut",
+        "text",
+        "empty",
+        "deep",
+        "long",
+        "int",
+    ],
+)
+def test_invocation_parameters_name_a_failed_calls_model(params: Any, model: str | None) -> None:
+    spans = decode(orjson.dumps(_llm_span(params)), "json").spans
+    done = normalize(spans, Settings("p1", pricer=PRICER))
+    assert done.failed == 0, done.error
+    [row] = done.batch.spans
+    assert (row.request_model, row.outcome, row.cost_source) == (model, "error", "none")

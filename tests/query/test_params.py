@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 
 from watchkeeper.errors import ValidationError
-from watchkeeper.query._params import parse_filter, parse_time, split_values
+from watchkeeper.query._params import (
+    MAX_TIME_MS,
+    MAX_TIME_NS,
+    MAX_TIME_S,
+    parse_filter,
+    parse_int,
+    parse_number,
+    parse_time,
+    split_values,
+)
 
 NS = 1_000_000_000
 
@@ -69,3 +78,32 @@ def test_filter_from_parameters() -> None:
 def test_bad_filters(params: dict[str, list[str]]) -> None:
     with pytest.raises(ValidationError):
         parse_filter("p", params, 0.0)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["-1", "1e30", "1e309", "9" * 40, "9999-12-31", "0001-01-01T00:00:00+01:00", "1e999999999"],
+)
+def test_times_the_store_cannot_hold(text: str) -> None:
+    with pytest.raises(ValidationError, match="between 1970-01-01 and 2262-04-11") as caught:
+        parse_time(text, "end")
+    assert str(caught.value).startswith("end=") and len(str(caught.value)) < 300
+
+
+def test_the_first_and_last_times() -> None:
+    assert parse_time("0") == 0
+    assert parse_time(str(MAX_TIME_S)) == MAX_TIME_S * NS
+    assert parse_time(str(MAX_TIME_MS)) == MAX_TIME_MS * 1_000_000 <= MAX_TIME_NS
+    assert parse_time("2262-04-11T23:47:16Z") == 9_223_372_036 * NS
+
+
+@pytest.mark.parametrize("text", ["1e300", "-1", "nan", "inf", "1e3", "9" * 40, "1" * 5000])
+def test_integers_outside_their_range(text: str) -> None:
+    with pytest.raises(ValidationError, match=r"^limit=.* must be an integer between 1 and 1000$"):
+        parse_int(text, "limit", 50, high=1000)
+
+
+@pytest.mark.parametrize("text", ["1e300", "-1e300", "1e309", "-1", "nan", "inf", "9" * 40])
+def test_numbers_outside_their_range(text: str) -> None:
+    with pytest.raises(ValidationError, match=r"^min_duration_ms=.* between 0 and 9223372036854$"):
+        parse_number(text, "min_duration_ms")

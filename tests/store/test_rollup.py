@@ -14,7 +14,7 @@ from watchkeeper.errors import ValidationError
 from watchkeeper.store import Group, SpanFilter, Summary
 from watchkeeper.store._duckdb_arrow import spans_table
 from watchkeeper.store._duckdb_schema import migrate
-from watchkeeper.store._rollup import MAIN, REL_ERROR, TOTALS, USERS
+from watchkeeper.store._rollup import MAIN, REL_ERROR, TOTALS, USERS, insert_sql
 from watchkeeper.store.duckdb import DuckDBStore
 
 HOUR_NS = 3600 * 10**9
@@ -279,5 +279,32 @@ def test_a_file_gets_its_later_rollups_backfilled(
     got = rolled.breakdown(f, by, limit=limit, order="cost", percentiles=False)  # type: ignore[arg-type]
     want = raw.breakdown(f, by, limit=limit, order="cost", percentiles=False)  # type: ignore[arg-type]
     same_groups(got, want)
+    rolled.close()
+    raw.close()
+
+
+def test_a_version_6_file_gets_last_ns_as_the_latest_end(tmp_path: Path, long: Dataset) -> None:
+    """Rollups written before migration 7 held the latest start as last_ns."""
+    path = _file_at(tmp_path, 6, long)
+    con = duckdb.connect(str(path))
+    for table in (MAIN, USERS, TOTALS):
+        new = insert_sql("spans", table=table)
+        old = new.replace("max(start_ns + duration_ns) AS last_ns", "max(start_ns) AS last_ns")
+        assert old != new
+        con.execute(old)  # the rollup as version 6 wrote it
+    con.close()
+    rolled, raw = DuckDBStore(path), DuckDBStore(None, use_rollup=False)
+    raw.write(long.batch())
+    f = _range(long)
+    assert f.start_ns is not None and f.end_ns is not None
+    f = replace(f, end_ns=f.end_ns // HOUR_NS * HOUR_NS)  # the last spans from rollup rows
+    inside = [s for s in long.spans if f.start_ns <= s.start_ns < f.end_ns]
+    got = rolled.summary(f, percentiles=False)
+    assert got.last_ns == max(s.start_ns + s.duration_ns for s in inside)
+    assert got.last_ns > max(s.start_ns for s in inside)
+    same(got, raw.summary(f, percentiles=False))
+    same(rolled.summary(f), raw.summary(f))
+    users = rolled.breakdown(f, "user", percentiles=False)
+    same_groups(users, raw.breakdown(f, "user", percentiles=False))
     rolled.close()
     raw.close()

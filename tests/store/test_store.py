@@ -34,9 +34,9 @@ def expect(spans: Sequence[SpanRow], s: Summary) -> None:
     assert s.cache_read_tokens == sum(x.cache_read_tokens or 0 for x in spans)
     assert s.cost_usd == pytest.approx(sum(x.cost_usd or 0.0 for x in spans))
     assert s.missing_price == sum(x.cost_source == "missing" for x in spans)
-    assert (s.first_ns, s.last_ns) == (
+    assert (s.first_ns, s.last_ns) == (  # first start, last end
         min(x.start_ns for x in spans),
-        max(x.start_ns for x in spans),
+        max(x.start_ns + x.duration_ns for x in spans),
     )
 
 
@@ -298,8 +298,8 @@ def test_scores(store: Store, demo: Dataset) -> None:
 
 def test_sessions_and_users(store: Store, demo: Dataset) -> None:
     sessions = store.sessions(SpanFilter("demo"), limit=5)
-    last = max(s.start_ns for s in demo.spans)
-    newest = next(s.session_id for s in demo.spans if s.start_ns == last)
+    last = max(s.start_ns + s.duration_ns for s in demo.spans)  # last seen: the latest end
+    newest = next(s.session_id for s in demo.spans if s.start_ns + s.duration_ns == last)
     assert sessions[0].key == newest and len(sessions) == 5
     rows = [s for s in demo.spans if s.session_id == newest]
     a = sessions[0]

@@ -36,22 +36,29 @@ Durations are written as `30s`, `5m`, `1h30m`, `7d` (or plain seconds); ratio th
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
+from watchkeeper.config import describe
 from watchkeeper.errors import ConfigError, ValidationError
 from watchkeeper.store._protocol import Scope
+
+if TYPE_CHECKING:
+    from watchkeeper.config import Config
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _ID = r"^[A-Za-z0-9_.:-]+$"
+#: Longest duration anything takes (a window, a period, a retention): ten years.
+MAX_DURATION_S = 10 * 365 * 86400.0
 
 
 def parse_duration(value: Any) -> float:
@@ -61,6 +68,8 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError("a duration cannot be negative")
+        if not value <= MAX_DURATION_S:  # NaN and inf too
+            raise ValueError("a duration is at most ten years (3650d)")
         return float(value)
     text = str(value).strip().replace(" ", "")
     try:
@@ -69,8 +78,8 @@ def parse_duration(value: Any) -> float:
         pass
     parts = _DURATION.findall(text)
     if not text or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"{value!r} is not a duration: write it like 30s, 5m, 1h30m or 7d")
-    return sum(float(n) * _UNIT_S[u] for n, u in parts)
+        raise ValueError(f"{text[:40]!r} is not a duration: write it like 30s, 5m, 1h30m or 7d")
+    return parse_duration(sum(float(n) * _UNIT_S[u] for n, u in parts))
 
 
 def parse_time(value: Any) -> Any:
@@ -100,6 +109,10 @@ def parse_ratio(value: Any) -> Any:
     if isinstance(value, str) and value.strip().endswith("%"):
         return float(value.strip()[:-1]) / 100.0
     return value
+
+
+def _percent(share: float) -> str:
+    return f"{share * 100:g}%"
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -218,7 +231,19 @@ class Rule(_Model):
             raise ValueError("burn_rate needs slo and a short_window shorter than window")
         if self.kind == "absence" and self.lookback <= self.window:
             raise ValueError("absence: lookback must be longer than window (e.g. 24h vs 10m)")
+        if self.is_ratio and not 0 <= self.threshold <= 1:
+            raise ValueError(
+                f"threshold {_percent(self.threshold)} is not a share: a {self.kind} rule "
+                "compares a ratio, so write it from 0% to 100% (or 0 to 1)"
+            )
+        if not math.isfinite(self.threshold):
+            raise ValueError("threshold must be a finite number")
         return self
+
+    @property
+    def is_ratio(self) -> bool:
+        """Whether the threshold is a share (0 to 1): of spans, or of scores."""
+        return self.kind == "outcome_ratio" or (self.kind == "score" and self.score_stat != "avg")
 
     @property
     def title(self) -> str:
@@ -360,15 +385,6 @@ class AlertingConfig(_Model):
     reports: ReportSchedule = ReportSchedule()
 
 
-def _describe(err: PydanticValidationError, where: str) -> str:
-    lines = [f"invalid {where}:"]
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        hint = "remove it or check its spelling" if e["type"] == "extra_forbidden" else e["msg"]
-        lines.append(f"  {loc}: {hint} (got {e.get('input')!r})")
-    return "\n".join(lines)
-
-
 def load_starter_rules() -> list[dict[str, Any]]:
     """The rules shipped in `alerting/starter_rules.yaml`, as raw mappings."""
     text = resources.files("watchkeeper.alerting").joinpath("starter_rules.yaml").read_text()
@@ -377,33 +393,39 @@ def load_starter_rules() -> list[dict[str, Any]]:
     return rules
 
 
-def _with_starters(data: dict[str, Any]) -> dict[str, Any]:
-    if not data.get("starter_rules", True):
-        return data
-    own = list(data.get("rules") or [])
-    ids = {r.get("id") for r in own if isinstance(r, Mapping)}
-    # A rule of the config with a starter rule's id replaces it (that is how to override one).
-    merged = [r for r in load_starter_rules() if r.get("id") not in ids] + own
-    return {**data, "rules": merged}
+def load_alerting_config(
+    raw: Mapping[str, Any] | None, source: str = "configuration"
+) -> AlertingConfig:
+    """Validate the raw `alerting:` mapping of the config file, then add the starter rules.
 
-
-def load_alerting_config(raw: Mapping[str, Any] | None) -> AlertingConfig:
-    """Validate the raw `alerting:` mapping of the config file (starter rules merged in)."""
-    data = _with_starters(dict(raw or {}))
+    Errors are one line, `source` first; rules are counted as the file lists them (the
+    starter rules join after validation). A rule with a starter rule's id replaces it.
+    """
     try:
-        cfg = AlertingConfig.model_validate(data)
+        cfg = AlertingConfig.model_validate(dict(raw or {}))
     except PydanticValidationError as exc:
-        raise ConfigError(_describe(exc, "alerting configuration")) from None
-    _unique([r.id for r in cfg.rules], "rule")
-    _unique([s.id for s in cfg.slos], "slo")
+        raise ConfigError(f"{source}: {describe(exc, 'alerting.')}") from None
+    if cfg.starter_rules:
+        own = {r.id for r in cfg.rules}
+        starters = [Rule.model_validate(r) for r in load_starter_rules() if r.get("id") not in own]
+        cfg = cfg.model_copy(update={"rules": (*starters, *cfg.rules)})
+    _unique([r.id for r in cfg.rules], "rule", source)
+    _unique([s.id for s in cfg.slos], "slo", source)
     return cfg
 
 
-def _unique(ids: Sequence[str], what: str) -> None:
+def alerting_of(config: Config) -> AlertingConfig:
+    """The validated `alerting:` section of a loaded configuration (errors name its file)."""
+    return load_alerting_config(config.alerting, config.source)
+
+
+def _unique(ids: Sequence[str], what: str, source: str) -> None:
     seen: set[str] = set()
     for i in ids:
         if i in seen:
-            raise ConfigError(f"alerting: two {what}s share the id {i!r}; give each its own id")
+            raise ConfigError(
+                f"{source}: alerting: two {what}s share the id {i!r}; give each its own id"
+            )
         seen.add(i)
 
 
@@ -412,7 +434,9 @@ def parse_rule(data: Mapping[str, Any]) -> Rule:
     try:
         return Rule.model_validate(dict(data))
     except PydanticValidationError as exc:
-        raise ValidationError(_describe(exc, f"rule {data.get('id', '?')!s}")) from None
+        raise ValidationError(
+            f"invalid rule {data.get('id', '?')!s:.120}: {describe(exc)}"
+        ) from None
 
 
 def parse_silence(data: Mapping[str, Any]) -> SilenceSpec:
@@ -420,7 +444,7 @@ def parse_silence(data: Mapping[str, Any]) -> SilenceSpec:
     try:
         return SilenceSpec.model_validate(dict(data))
     except PydanticValidationError as exc:
-        raise ValidationError(_describe(exc, "silence")) from None
+        raise ValidationError(f"invalid silence: {describe(exc)}") from None
 
 
 def rule_to_data(rule: Rule) -> dict[str, Any]:

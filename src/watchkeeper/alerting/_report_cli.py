@@ -100,12 +100,12 @@ def _from_server(args: argparse.Namespace, project: str) -> Digest:
 
 
 def _from_files(args: argparse.Namespace) -> Digest:
-    from watchkeeper.alerting._config import load_alerting_config
+    from watchkeeper.alerting._config import alerting_of
     from watchkeeper.config import load_config
 
     overrides = {"server": {"data_dir": args.data_dir}} if args.data_dir else None
     config = load_config(args.config, overrides=overrides)
-    slos = load_alerting_config(config.alerting).slos
+    slos = alerting_of(config).slos
     store = _open_store(config.span_store_path)
     try:
         project = args.project or config.auth.default_project

@@ -20,13 +20,14 @@ import httpx
 from prometheus_client import CollectorRegistry
 
 from watchkeeper.alerting import _repo as repo
-from watchkeeper.alerting._config import AlertingConfig, Rule, load_alerting_config
+from watchkeeper.alerting._config import AlertingConfig, Rule, alerting_of
 from watchkeeper.alerting._delivery import Deliverer
 from watchkeeper.alerting._engine import CycleResult, Evaluator
 from watchkeeper.alerting._metrics import AlertMetrics
 from watchkeeper.alerting._notification import Channel, DeliveryError
 from watchkeeper.alerting._notify import test_notification
 from watchkeeper.alerting._report import build_digest, next_run
+from watchkeeper.errors import ConfigError, WatchkeeperError
 from watchkeeper.store._protocol import Store
 from watchkeeper.store.meta import MetaStore
 
@@ -221,13 +222,17 @@ def build_alerting(services: Any) -> AlertingEngine | None:
     """The engine for a server's services (None when `alerting.enabled` is false)."""
     from watchkeeper.alerting.channels import build_channel, parse_channel_specs
 
-    config = load_alerting_config(services.config.alerting)
+    config = alerting_of(services.config)
     if not config.enabled:
         return None
-    specs = parse_channel_specs(list(config.channels))
+    source = services.config.source
+    try:
+        specs = parse_channel_specs(list(config.channels))
+        _check_channel_names(config, {s.name for s in specs})
+    except WatchkeeperError as exc:
+        raise ConfigError(f"{source}: alerting: {exc}") from None
     http = httpx.AsyncClient(timeout=30.0)
     channels = {s.name: build_channel(s, http) for s in specs}
-    _check_channel_names(config, set(channels))
     return AlertingEngine(
         config,
         services.store,
@@ -254,8 +259,6 @@ def _projects_of(services: Any) -> Callable[[], list[str]]:
 
 
 def _check_channel_names(config: AlertingConfig, known: set[str]) -> None:
-    from watchkeeper.errors import ConfigError
-
     named = [(f"rule {r.id}", c) for r in config.rules for c in r.channels]
     named += [(f"slo {s.id}", c) for s in config.slos for c in s.channels]
     named += [("routes", c) for route in config.routes for c in route.channels]
@@ -263,6 +266,6 @@ def _check_channel_names(config: AlertingConfig, known: set[str]) -> None:
     for where, name in named:
         if name not in known:
             raise ConfigError(
-                f"alerting: {where} names channel {name!r}, which is not configured; "
+                f"{where} names channel {name!r}, which is not configured; "
                 f"add it under alerting.channels (known: {sorted(known) or 'none'})"
             )

@@ -29,6 +29,11 @@ _NO_VALUE: Any = None
 #: it cannot overflow (a u64 JSON answer holds 4 billion such spans).
 MAX_TOKENS = 1 << 32
 MAX_COST_USD = 1e9  # per span
+#: Longest invocation-parameters JSON parsed for a model name (a chat call's parameters
+#: without its messages and tools are well under 1 KiB); a longer one is not read.
+MAX_INVOCATION_PARAMETERS = 64 * 1024
+#: Operations that are billed per token: a call of one that cannot be priced is "missing".
+_PRICED = frozenset({"llm", "embedding"})
 _TIMEOUT_WORDS = ("timeout", "timed out", "timedout", "deadline")
 _STATUS = ("unset", "ok", "error")
 _INPUT: frozenset[str] = c.GEN_AI_INPUT_EVENTS
@@ -162,6 +167,8 @@ def gen_ai_fields(d: Draft) -> None:
     row.provider = _str(d.get("provider"))
     row.request_model = _str(d.get("request_model"))
     row.response_model = _str(d.get("response_model"))
+    if row.request_model is None and row.response_model is None:
+        row.request_model = _invocation_model(d.get("invocation_parameters"))
     row.agent_name = _str(d.get("agent_name"))
     row.tool_name = _str(d.get("tool_name"))
     row.finish_reason = _str(d.get("finish_reason"))
@@ -171,6 +178,23 @@ def gen_ai_fields(d: Draft) -> None:
     row.cache_write_tokens = _count(d.get("cache_write_tokens"))
     row.reasoning_tokens = _count(d.get("reasoning_tokens"))
     _inclusive_tokens(row)
+
+
+def _invocation_model(params: Any) -> str | None:
+    """The model named in OpenInference invocation parameters (a JSON object), or None.
+
+    A failed call carries its model only there. Anything that is not a JSON object with a
+    string `model`, or is longer than MAX_INVOCATION_PARAMETERS, names no model.
+    """
+    if isinstance(params, str | bytes):
+        if len(params) > MAX_INVOCATION_PARAMETERS:
+            return None
+        try:
+            params = orjson.loads(params)
+        except orjson.JSONDecodeError:
+            return None
+    model = params.get(c.INVOCATION_MODEL_KEY) if isinstance(params, dict) else None
+    return model if isinstance(model, str) and model else None
 
 
 def _inclusive_tokens(row: SpanRow) -> None:
@@ -259,9 +283,10 @@ def outcome(d: Draft) -> None:
 def cost(d: Draft) -> None:
     """Cost: reported, else estimated; "missing" when a model call cannot be priced, else "none".
 
-    A model call cannot be priced when its model has no known price, or when it succeeded but
-    carries no tokens. A failed call without usage is "none": nothing says it was billed, and
-    counting it as a missing price would hide the models whose price we really lack.
+    A model call cannot be priced when its model has no known price, or when it names no
+    model or carries no tokens yet was billed: an llm or embedding call that succeeded, or
+    one that reports usage. A failed call without usage is "none": nothing says it was
+    billed, and counting it as a missing price would hide the models whose price we lack.
     """
     row = d.row
     reported = _float(d.get("cost_usd"))
@@ -273,8 +298,8 @@ def cost(d: Draft) -> None:
     model = row.response_model or row.request_model
     tokens = (row.input_tokens or 0) + (row.output_tokens or 0)
     if model is None or tokens == 0:
-        unpriced = model is not None and row.operation == "llm" and row.outcome == "success"
-        row.cost_source = "missing" if unpriced else "none"
+        billed = row.outcome == "success" or tokens > 0
+        row.cost_source = "missing" if row.operation in _PRICED and billed else "none"
         return
     pricer = d.settings.pricer
     price = None

@@ -79,7 +79,12 @@ READ: Final[dict[str, tuple[str, ...]]] = {
     "gen_ai_operation": (GEN_AI_OPERATION_NAME,),
     "openinference_kind": ("openinference.span.kind",),
     "provider": (GEN_AI_PROVIDER_NAME, "gen_ai.system", "llm.provider", "llm.system"),
-    "request_model": (GEN_AI_REQUEST_MODEL, "llm.model_name", "llm.request.model"),
+    "request_model": (
+        GEN_AI_REQUEST_MODEL,
+        "llm.model_name",
+        "embedding.model_name",  # OpenInference names an embedding call's model apart
+        "llm.request.model",
+    ),
     "response_model": (GEN_AI_RESPONSE_MODEL, "llm.response.model"),
     "input_tokens": (
         GEN_AI_USAGE_INPUT_TOKENS,
@@ -110,6 +115,9 @@ READ: Final[dict[str, tuple[str, ...]]] = {
         "gen_ai.usage.output_tokens.reasoning",
         "llm.token_count.completion_details.reasoning",
     ),
+    # OpenInference's request parameters, a JSON object: the only place a failed call names
+    # its model (its instrumentors set llm.model_name from the response).
+    "invocation_parameters": ("llm.invocation_parameters", "embedding.invocation_parameters"),
     "cost_usd": (WK_COST_USD, "gen_ai.usage.cost", "llm.cost.total"),
     "user_id": (USER_ID, "enduser.id", "langfuse.user.id"),
     "session_id": (SESSION_ID, GEN_AI_CONVERSATION_ID, "langfuse.session.id"),
@@ -136,6 +144,9 @@ READ: Final[dict[str, tuple[str, ...]]] = {
         "gen_ai.completion",
     ),
 }
+
+#: The key of the model in an OpenInference invocation_parameters object.
+INVOCATION_MODEL_KEY: Final = "model"
 
 #: gen_ai.operation.name values → our operation.
 GEN_AI_OPERATIONS: Final[dict[str, str]] = {

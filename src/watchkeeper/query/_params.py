@@ -41,39 +41,71 @@ EXACT: dict[str, str] = {
 MAX_VALUES = 100  # values of one list parameter
 
 
+#: Times are int64 nanoseconds in the store: the last one is 2262-04-11T23:47:16Z.
+MAX_TIME_NS = (1 << 63) - 1
+MAX_TIME_S = MAX_TIME_NS // NS  # whole unix seconds
+MAX_TIME_MS = MAX_TIME_NS // 1_000_000
+MIN_TIME_MS = 10**11 + 1  # an integer above 1e11 is unix milliseconds (1e11 s is year 5138)
+#: A duration (ms) any span can have: the whole int64 nanosecond range.
+MAX_DURATION_MS = MAX_TIME_NS // 1_000_000
+_SHOWN = 40  # characters of a bad value repeated in an error message
+
+
+def shown(value: str) -> str:
+    """A value as an error message repeats it: quoted, and cut when long."""
+    return repr(value if len(value) <= _SHOWN else value[:_SHOWN] + "...")
+
+
+def _bad_time(value: str, param: str) -> ValidationError:
+    return ValidationError(
+        f"{param}={shown(value)} is not a time between 1970-01-01 and 2262-04-11: use unix "
+        f"seconds (0 to {MAX_TIME_S}), unix milliseconds ({MIN_TIME_MS} to {MAX_TIME_MS}) "
+        "or ISO-8601 (2025-01-31T12:00:00Z)"
+    )
+
+
 def parse_time(value: str, param: str = "start") -> int:
-    """Nanoseconds from unix seconds (float), unix ms (an integer > 1e11) or ISO-8601."""
+    """Nanoseconds from unix seconds (float), unix ms (an integer > 1e11) or ISO-8601.
+
+    Only times the store can hold (1970-01-01 to 2262-04-11) are accepted.
+    """
     text = value.strip()
     try:
         number: Decimal | None = Decimal(text)  # exact: a float loses nanoseconds at 1.7e18
     except InvalidOperation:
         number = None
     if number is not None and number.is_finite():
-        if number > 10**11 and text.lstrip("-").isdigit():
-            return int(number) * 1_000_000  # unix milliseconds
-        return int(number * NS)
+        is_ms = number > 10**11 and text.lstrip("-").isdigit()
+        scale = 1_000_000 if is_ms else NS
+        if not 0 <= number <= Decimal(MAX_TIME_NS) / scale:  # before scaling: 1e999999 too
+            raise _bad_time(value, param)
+        return int(number * scale)
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValidationError(
-            f"{param}={value!r} is not a time: use unix seconds, unix milliseconds "
-            "or ISO-8601 (2025-01-31T12:00:00Z)"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)  # naive times are UTC, not server-local
-    return round(moment.timestamp() * 1_000_000) * 1000
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)  # naive times are UTC, not server-local
+        ns = round(moment.timestamp() * 1_000_000) * 1000
+    except (ValueError, OverflowError):
+        raise _bad_time(value, param) from None
+    if not 0 <= ns <= MAX_TIME_NS:
+        raise _bad_time(value, param)
+    return ns
 
 
-def parse_number(value: str | None, param: str, *, low: float = 0.0) -> float | None:
-    """A finite number >= `low`, or None when absent."""
+def parse_number(
+    value: str | None, param: str, *, low: float = 0.0, high: float = MAX_DURATION_MS
+) -> float | None:
+    """A finite number in [low, high], or None when absent."""
     if value is None or value.strip() == "":
         return None
     try:
         number = float(value)
     except ValueError:
         number = math.nan
-    if not math.isfinite(number) or number < low:
-        raise ValidationError(f"{param}={value!r} must be a number >= {low:g}")
+    if not low <= number <= high:  # NaN too
+        raise ValidationError(
+            f"{param}={shown(value)} must be a number between {low:g} and {high:.0f}"
+        )
     return number
 
 
@@ -81,13 +113,15 @@ def parse_int(value: str | None, param: str, default: int, low: int = 1, high: i
     """An integer in [low, high], or `default` when absent."""
     if value is None or value.strip() == "":
         return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise ValidationError(f"{param}={value!r} must be an integer") from None
-    if not low <= number <= high:
-        raise ValidationError(f"{param}={value!r} must be between {low} and {high}")
+    text = value.strip()
+    number = int(text) if len(text) <= _SHOWN and _is_integer(text) else None
+    if number is None or not low <= number <= high:
+        raise ValidationError(f"{param}={shown(value)} must be an integer between {low} and {high}")
     return number
+
+
+def _is_integer(text: str) -> bool:
+    return text.removeprefix("-").removeprefix("+").isdecimal()
 
 
 def parse_bool(value: str | None, param: str, default: bool) -> bool:

@@ -46,6 +46,9 @@ SUMMARY_INPUTS: tuple[str, ...] = (
     "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens",
 )  # fmt: skip
 _FAILED = "outcome IN ('error', 'timeout', 'rejected')"
+#: When a span ended (at most int64: ingest refuses an end past it). A summary's `last_ns`
+#: and an activity's are the latest end; `first_ns` is the earliest start.
+END_NS = "start_ns + duration_ns"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +135,7 @@ def summary_exprs(d: Dialect, percentiles: bool = True) -> list[str]:
         "sum(cost_usd)",
         d.count_if("cost_source = 'missing'"),
         "min(start_ns)",
-        "max(start_ns)",
+        f"max({END_NS})",
     ]
 
 
@@ -382,15 +385,16 @@ def trace_scores_query(project: str, trace_id: str, d: Dialect) -> Query:
 
 
 def activity_query(f: SpanFilter, d: Dialect, by: Dimension, limit: int) -> Query:
-    """Sessions or users (`by`): traces, spans, failures, first/last seen, spend; latest first."""
+    """Sessions or users (`by`): traces, spans, failures, first start and last end, spend;
+    the one active last first."""
     p = Params(d)
     key = dimension_expr(by)
     sql = (
         f"SELECT {key} AS k, count(DISTINCT trace_id), count(*), {d.count_if(_FAILED)}, "
-        "min(start_ns), max(start_ns), coalesce(sum(cost_usd), 0), "
+        f"min(start_ns), max({END_NS}), coalesce(sum(cost_usd), 0), "
         "coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0) "
         f"FROM spans WHERE {span_where(f, p)} AND {key} IS NOT NULL "
-        f"GROUP BY k ORDER BY max(start_ns) DESC, k LIMIT {p(_limit(limit))}"
+        f"GROUP BY k ORDER BY max({END_NS}) DESC, k LIMIT {p(_limit(limit))}"
     )
     return Query(sql, p.values)
 

@@ -20,10 +20,13 @@ from watchkeeper.alerting._policy import Silence
 from watchkeeper.alerting._slo import burn_rules, slo_status
 from watchkeeper.alerting._state import AlertState
 from watchkeeper.errors import NotFound, ValidationError
+from watchkeeper.query._params import shown
+from watchkeeper.server._params import integer
 from watchkeeper.server._services import current_project, services
 
 router = APIRouter(prefix="/api/v1", tags=["alerting"])
 Project = Depends(current_project)
+ALERT_STATES = ("firing", "pending", "resolved")
 
 
 def _engine(request: Request) -> AlertingEngine:
@@ -182,10 +185,12 @@ def _test_json(engine: AlertingEngine, rule: Rule, now: float) -> dict[str, Any]
 @router.get("/alerts")
 def list_alerts(
     request: Request,
-    state: str | None = Query(None, pattern="^(firing|pending|resolved)$"),
+    state: str | None = Query(None, description="firing|pending|resolved"),
     project: str = Project,
 ) -> dict[str, Any]:
     """Current alerts (pending, firing, recently resolved) of the project."""
+    if state is not None and state not in ALERT_STATES:
+        raise ValidationError(f"state={shown(state)} is not one of {', '.join(ALERT_STATES)}")
     engine = _engine(request)
     rules = {r.id: r for r in engine.rules(project)}
     items = [
@@ -213,7 +218,7 @@ def _alert_json(state: AlertState, rule: Rule | None) -> dict[str, Any]:
 @router.get("/alerts/history")
 def alert_history(
     request: Request,
-    limit: int = Query(200, ge=1, le=5000),
+    limit: int = integer("limit", 200, 1, 5000),
     rule: str | None = None,
     project: str = Project,
 ) -> dict[str, Any]:
@@ -324,7 +329,7 @@ def get_slo(request: Request, slo_id: str, project: str = Project) -> dict[str, 
 
 @router.get("/notifications")
 def list_notifications(
-    request: Request, limit: int = Query(100, ge=1, le=1000), project: str = Project
+    request: Request, limit: int = integer("limit", 100, 1, 1000), project: str = Project
 ) -> dict[str, Any]:
     """The outbox: notifications with their state and every delivery attempt."""
     return {"items": repo.notification_log(_engine(request).meta, project, limit)}

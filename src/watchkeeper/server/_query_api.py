@@ -28,6 +28,7 @@ from watchkeeper.query._params import (
     split_values,
 )
 from watchkeeper.query._render import DIMENSIONS
+from watchkeeper.server._params import DURATION_SCHEMA, TIME_SCHEMA, boolean, integer, typed
 from watchkeeper.server._services import current_project, services
 from watchkeeper.store import SpanFilter, Store
 
@@ -36,13 +37,29 @@ DEFAULT_BOUNDS_MS = (50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
 Project = Annotated[str, Depends(current_project)]
 Text = Annotated[str | None, Query()]
 Many = Annotated[list[str], Query(description="repeatable or comma-separated")]
+Time = Annotated[str | None, typed(TIME_SCHEMA, "unix s, unix ms or ISO-8601")]
+Duration = Annotated[str | None, typed(DURATION_SCHEMA, "milliseconds")]
+Percentiles = Annotated[str | None, boolean(True, "false leaves p50-p99 out (faster)")]
+MAX_LAST_N = 1_000_000
+LastN = Annotated[
+    str | None,
+    typed({"type": "integer", "minimum": 1, "maximum": MAX_LAST_N}, "only the newest N spans"),
+]
+Bounds = Annotated[
+    list[str],
+    typed(
+        {"type": "array", "items": DURATION_SCHEMA},
+        "latency bucket bounds in ms, repeatable or comma-separated",
+    ),
+]
+Step = Annotated[int, integer("step", 60, 1, 366 * 86_400, "seconds per time bucket")]
 
 
 def _filter(
     request: Request,
     project: Project,
-    start: Annotated[str | None, Query(description="unix s, unix ms or ISO-8601")] = None,
-    end: Annotated[str | None, Query(description="unix s, unix ms or ISO-8601")] = None,
+    start: Time = None,
+    end: Time = None,
     window: Annotated[
         str | None, Query(alias="range", description="15m|1h|6h|24h|7d|30d (ends now)")
     ] = None,
@@ -60,8 +77,8 @@ def _filter(
     session: Text = None,
     trace_id: Text = None,
     name: Text = None,
-    min_duration_ms: Text = None,
-    max_duration_ms: Text = None,
+    min_duration_ms: Duration = None,
+    max_duration_ms: Duration = None,
     q: Annotated[str | None, Query(description="text in prompts/completions")] = None,
 ) -> SpanFilter:
     """The `SpanFilter` of a request's common query parameters."""
@@ -89,19 +106,15 @@ def _dimension(by: str | None, required: bool = True) -> Any:
     return by
 
 
-def _step(value: str | None) -> int:
-    return parse_int(value, "step", 60, low=1, high=366 * 86_400)
-
-
 @router.get("/summary", response_model=m.SummaryOut)
 def summary(
-    request: Request, f: Filter, last_n: Text = None, percentiles: Text = None
+    request: Request, f: Filter, last_n: LastN = None, percentiles: Percentiles = None
 ) -> dict[str, Any]:
     """Counts by outcome, latency percentiles, tokens and cost.
 
     `percentiles=false` leaves p50-p99 out (null), for views that show no latency (faster).
     """
-    n = None if last_n is None else parse_int(last_n, "last_n", 0, high=1_000_000)
+    n = None if last_n is None else parse_int(last_n, "last_n", 0, high=MAX_LAST_N)
     with_percentiles = parse_bool(percentiles, "percentiles", True)
     return m.summary_json(_store(request).summary(f, n, percentiles=with_percentiles))
 
@@ -111,18 +124,17 @@ def breakdown(
     request: Request,
     f: Filter,
     by: Text = None,
-    limit: Text = None,
+    limit: Annotated[int, integer("limit", 20, 1, 1000)] = 20,
     order: Text = None,
-    percentiles: Text = None,
+    percentiles: Percentiles = None,
 ) -> dict[str, Any]:
     """Summaries per value of a dimension, top `limit` by `order` (count|cost|errors|p95).
 
     `percentiles=false` leaves p50-p99 out, for rankings that show no latency (much faster).
     """
     dim = _dimension(by)
-    limit_n = parse_int(limit, "limit", 20, high=1000)
     with_p = parse_bool(percentiles, "percentiles", True)
-    return _breakdown_json(_store(request), f, dim, limit_n, order, with_p)
+    return _breakdown_json(_store(request), f, dim, limit, order, with_p)
 
 
 def _breakdown_json(
@@ -140,9 +152,9 @@ async def breakdowns(
     request: Request,
     f: Filter,
     by: Many = [],  # noqa: B006
-    limit: Text = None,
+    limit: Annotated[int, integer("limit", 20, 1, 1000)] = 20,
     order: Text = None,
-    percentiles: Text = None,
+    percentiles: Percentiles = None,
 ) -> dict[str, Any]:
     """Several breakdowns (`by=model,user,feature`) of the same spans in one request.
 
@@ -152,23 +164,24 @@ async def breakdowns(
     dims = [_dimension(d) for d in split_values(by, "by")]
     if not dims or len(dims) > MAX_BREAKDOWNS:
         raise ValidationError(f"by takes 1 to {MAX_BREAKDOWNS} dimensions (got {len(dims)})")
-    store, n = _store(request), parse_int(limit, "limit", 20, high=1000)
+    store = _store(request)
     with_p = parse_bool(percentiles, "percentiles", True)
     items = await asyncio.gather(
-        *(run_in_threadpool(_breakdown_json, store, f, d, n, order, with_p) for d in dims)
+        *(run_in_threadpool(_breakdown_json, store, f, d, limit, order, with_p) for d in dims)
     )
     return {"items": list(items)}
 
 
 @router.get("/timeseries", response_model=m.Timeseries)
 def timeseries(
-    request: Request, f: Filter, step: Text = None, by: Text = None, limit: Text = None
+    request: Request,
+    f: Filter,
+    step_s: Step = 60,
+    by: Text = None,
+    limit: Annotated[int, integer("limit", 10, 1, 100)] = 10,
 ) -> dict[str, Any]:
     """Summaries per `step` seconds, optionally per top-`limit` values of `by`."""
-    step_s = _step(step)
-    points = _store(request).timeseries(
-        f, step_s, _dimension(by, False), parse_int(limit, "limit", 10, high=100)
-    )
+    points = _store(request).timeseries(f, step_s, _dimension(by, False), limit)
     return {
         "step_s": step_s,
         "points": [
@@ -179,29 +192,41 @@ def timeseries(
 
 
 @router.get("/heatmap", response_model=m.HeatmapOut)
-def heatmap(request: Request, f: Filter, step: Text = None, bounds: Text = None) -> dict[str, Any]:
+def heatmap(
+    request: Request,
+    f: Filter,
+    step_s: Step = 60,
+    bounds: Bounds = [],  # noqa: B006
+) -> dict[str, Any]:
     """Span counts per time bucket and latency bucket."""
-    step_s = _step(step)
-    raw = split_values([bounds], "bounds") if bounds else [str(b) for b in DEFAULT_BOUNDS_MS]
+    raw = split_values(bounds, "bounds") or [str(b) for b in DEFAULT_BOUNDS_MS]
     levels = [parse_number(b, "bounds") for b in raw]
     h = _store(request).heatmap(f, step_s, [b for b in levels if b is not None])
     starts = [b // 1_000_000 for b in h.bucket_starts_ns]
     return {"step_s": step_s, "t": starts, "bounds_ms": h.bounds_ms, "counts": h.counts}
 
 
-def _page(store: Store, f: SpanFilter, limit: str | None, cursor: str | None) -> dict[str, Any]:
-    page = store.search_spans(f, parse_int(limit, "limit", 50, high=1000), cursor or None)
+PageLimit = Annotated[int, integer("limit", 50, 1, 1000, "spans per page")]
+ListLimit = Annotated[int, integer("limit", 50, 1, 1000)]
+
+
+def _page(store: Store, f: SpanFilter, limit: int, cursor: str | None) -> dict[str, Any]:
+    page = store.search_spans(f, limit, cursor or None)
     return {"items": [m.span_json(s) for s in page.items], "next_cursor": page.next_cursor}
 
 
 @router.get("/spans", response_model=m.SpanPage)
-def spans(request: Request, f: Filter, limit: Text = None, cursor: Text = None) -> dict[str, Any]:
+def spans(
+    request: Request, f: Filter, limit: PageLimit = 50, cursor: Text = None
+) -> dict[str, Any]:
     """Spans newest first, paged; with `q`, a page may be short and still have a cursor."""
     return _page(_store(request), f, limit, cursor)
 
 
 @router.get("/traces", response_model=m.SpanPage)
-def traces(request: Request, f: Filter, limit: Text = None, cursor: Text = None) -> dict[str, Any]:
+def traces(
+    request: Request, f: Filter, limit: PageLimit = 50, cursor: Text = None
+) -> dict[str, Any]:
     """Root spans (one per trace), newest first, paged."""
     return _page(_store(request), replace(f, scope="requests"), limit, cursor)
 
@@ -211,12 +236,11 @@ def trace(
     request: Request,
     trace_id: str,
     project: Project,
-    limit: Annotated[str | None, Query(description="spans per page, 1-5000 (500)")] = None,
+    limit: Annotated[int, integer("limit", 500, 1, 5000, "spans per page")] = 500,
     cursor: Text = None,
 ) -> dict[str, Any]:
     """The spans of one trace by start, a page at a time, with payloads and scores."""
-    size = parse_int(limit, "limit", 500, high=5000)
-    detail = _store(request).trace(project, trace_id, size, cursor or None)
+    detail = _store(request).trace(project, trace_id, limit, cursor or None)
     if detail is None:
         raise NotFound(f"no trace {trace_id} in project {project}")
     spans = [
@@ -237,16 +261,16 @@ def _payload(p: Any) -> dict[str, Any] | None:
 
 
 @router.get("/sessions", response_model=m.Activities)
-def sessions(request: Request, f: Filter, limit: Text = None) -> dict[str, Any]:
+def sessions(request: Request, f: Filter, limit: ListLimit = 50) -> dict[str, Any]:
     """Sessions active in the range, most recent first."""
-    rows = _store(request).sessions(f, parse_int(limit, "limit", 50, high=1000))
+    rows = _store(request).sessions(f, limit)
     return {"items": [asdict(a) for a in rows]}
 
 
 @router.get("/users", response_model=m.Activities)
-def users(request: Request, f: Filter, limit: Text = None) -> dict[str, Any]:
+def users(request: Request, f: Filter, limit: ListLimit = 50) -> dict[str, Any]:
     """Users active in the range, most recent first."""
-    rows = _store(request).users(f, parse_int(limit, "limit", 50, high=1000))
+    rows = _store(request).users(f, limit)
     return {"items": [asdict(a) for a in rows]}
 
 
@@ -258,9 +282,11 @@ def scores_summary(request: Request, f: Filter) -> dict[str, Any]:
 
 
 @router.get("/scores", response_model=m.Scores)
-def scores(request: Request, f: Filter, limit: Text = None) -> dict[str, Any]:
+def scores(
+    request: Request, f: Filter, limit: Annotated[int, integer("limit", 100, 1, 1000)] = 100
+) -> dict[str, Any]:
     """Newest scores in the range (and of `trace_id`, when given)."""
-    rows = _store(request).scores(f, parse_int(limit, "limit", 100, high=1000))
+    rows = _store(request).scores(f, limit)
     return {"items": [asdict(s) for s in rows]}
 
 

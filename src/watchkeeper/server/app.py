@@ -28,6 +28,7 @@ from watchkeeper.errors import (
     ValidationError,
     WatchkeeperError,
 )
+from watchkeeper.server import _errors
 from watchkeeper.server._auth import Forbidden, KeyRing
 from watchkeeper.server._metered_store import MeteredStore
 from watchkeeper.server._retention import retention_loop
@@ -126,6 +127,7 @@ def _error_handlers(app: FastAPI) -> None:
         return JSONResponse({"error": "client disconnected"}, status_code=400)
 
     app.add_exception_handler(WatchkeeperError, handle)
+    _errors.install(app)  # Starlette's and FastAPI's own errors in the same shape
     app.add_exception_handler(ClientDisconnect, disconnected)
 
 

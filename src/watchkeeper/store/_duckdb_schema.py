@@ -105,6 +105,15 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             for column in _rollup.WIDE_SUMS
         ),
     ),
+    (
+        7,
+        "rollups rebuilt from the spans: last_ns is the latest span end, not the latest start",
+        tuple(
+            sql
+            for table in _rollup.TABLES
+            for sql in (f"DELETE FROM {table.name}", _rollup.insert_sql("spans", table=table))
+        ),
+    ),
 )
 LATEST = MIGRATIONS[-1][0]
 

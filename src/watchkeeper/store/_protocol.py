@@ -83,8 +83,8 @@ class Summary:
     reasoning_tokens: int = 0
     cost_usd: float = 0.0
     missing_price: int = 0  # spans that used a model whose price we do not know
-    first_ns: int | None = None
-    last_ns: int | None = None
+    first_ns: int | None = None  # the earliest span start
+    last_ns: int | None = None  # the latest span end (start + duration)
 
     @property
     def success_rate(self) -> float | None:
@@ -170,8 +170,8 @@ class Activity:
     traces: int
     spans: int
     errors: int
-    first_ns: int
-    last_ns: int
+    first_ns: int  # the earliest span start
+    last_ns: int  # the latest span end
     cost_usd: float
     input_tokens: int
     output_tokens: int

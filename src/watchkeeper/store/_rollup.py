@@ -3,7 +3,7 @@
 Each `write` appends, in its own transaction, one GROUP BY of the batch's new spans: per
 (project, hour, service, environment, operation, provider, request/response model, outcome,
 root or not, latency bucket) the count, duration sum/min/max, token and cost sums, spans
-missing a price and first/last start. Rows of the same key are partial sums (one per batch)
+missing a price, first start and last end. Rows of the same key are partial sums (one per batch)
 until `compact_sql` merges them; every query sums them anyway.
 
 Latency buckets are log-spaced: bucket 0 holds durations under 1 ms, bucket b >= 1 holds
@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from watchkeeper.errors import ValidationError
 from watchkeeper.query._dialect import DUCKDB, Params
 from watchkeeper.query._render import (
+    END_NS,
     OUTCOME_ORDER,
     QUANTILES,
     Query,
@@ -69,7 +70,7 @@ VALUES: tuple[tuple[str, str, str], ...] = (
     ("cost_usd", "sum(cost_usd)", "sum(cost_usd)"),
     ("missing_price", "count_if(cost_source = 'missing')", "sum(missing_price)"),
     ("first_ns", "min(start_ns)", "min(first_ns)"),
-    ("last_ns", "max(start_ns)", "max(last_ns)"),
+    ("last_ns", f"max({END_NS})", "max(last_ns)"),  # max(start_ns) before migration 7
 )
 #: Sums of int64 columns are HUGEINT: a few spans of extreme (but valid) durations or token
 #: counts sum past int64, and a sum that cannot be stored would stop every write after it.
@@ -239,7 +240,7 @@ def _source(f: SpanFilter, p: Params, shape: Shape, table: Table = MAIN) -> str:
     )
     raw_cols = [
         "1", "duration_ns", "duration_ns", "duration_ns", *(f"{t}_tokens" for t in _TOKENS),
-        "cost_usd", "CAST(cost_source = 'missing' AS BIGINT)", "start_ns", "start_ns",
+        "cost_usd", "CAST(cost_source = 'missing' AS BIGINT)", "start_ns", END_NS,
     ]  # fmt: skip
     edges = [
         f"SELECT {key} AS k, {b} AS b, {edge_bucket} AS bucket, outcome, {', '.join(raw_cols)} "

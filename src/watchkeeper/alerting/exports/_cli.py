@@ -103,10 +103,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _alerting(config: Path | None, env: Mapping[str, str] | None) -> Any:
-    from watchkeeper.alerting._config import load_alerting_config
+    from watchkeeper.alerting._config import alerting_of
     from watchkeeper.config import load_config
 
-    return load_alerting_config(load_config(config, env=env).alerting)
+    return alerting_of(load_config(config, env=env))
 
 
 def _alertmanager_from(

@@ -1,0 +1,64 @@
+"""Every error answer is `{"error": "..."}` (docs/api.md), Starlette's and FastAPI's too.
+
+Starlette answers an unknown path (404) or a method a route does not take (405) with
+`{"detail": ...}`, and FastAPI a request that fails its own validation (a body that is not
+a JSON object) with a 422 listing pydantic's errors. These handlers give them our shape;
+the validation errors become a 400 that names the field, as our own parameter checks do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+
+from watchkeeper.query._params import shown
+
+MAX_PATH = 200  # characters of a request path repeated in a message
+MAX_PROBLEMS = 3  # validation problems listed in one message
+
+
+def _path(request: Request) -> str:
+    path = request.url.path
+    return path if len(path) <= MAX_PATH else path[:MAX_PATH] + "..."
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """`{"error": ...}` for Starlette's HTTP errors (unknown route, method not allowed...)."""
+    assert isinstance(exc, HTTPException)
+    status, headers = exc.status_code, exc.headers
+    if status in (204, 304):  # no body allowed
+        return Response(status_code=status, headers=headers)
+    message = str(exc.detail)
+    if status == 404 and message == "Not Found":
+        message = f"nothing at {_path(request)}: see /docs for the API"
+    elif status == 405:
+        allowed = (headers or {}).get("Allow", "")
+        message = f"{request.method} is not allowed on {_path(request)} (allowed: {allowed})"
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _problem(error: dict[str, Any]) -> str:
+    where, *name = (str(part) for part in error.get("loc", ("request",)))
+    got = error.get("input")
+    value = f"={shown(got)}" if where != "body" and isinstance(got, str) else ""
+    return f"{'.'.join(name) or where}{value}: {error.get('msg', 'invalid')}"
+
+
+async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    """A 400 `{"error": ...}` naming each field FastAPI's own validation refused."""
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    problems = [_problem(e) for e in errors[:MAX_PROBLEMS]]
+    if len(errors) > MAX_PROBLEMS:
+        problems.append(f"and {len(errors) - MAX_PROBLEMS} more")
+    return JSONResponse({"error": "; ".join(problems) or "invalid request"}, status_code=400)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on `app`."""
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)

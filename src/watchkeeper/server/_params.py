@@ -1,0 +1,78 @@
+"""Query parameters we parse ourselves, typed as they are in the OpenAPI document.
+
+FastAPI parses a typed parameter itself and answers a bad one with a 422 of its own shape. We
+take each parameter as text and parse it with `query._params`, so a bad value is a 400
+`{"error": ...}` that names the parameter and its range; the schema in /openapi.json still
+says what the value is (an integer in a range, a number, a time), for clients and SDKs.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Annotated, Any
+
+from fastapi import Depends, Query
+
+from watchkeeper.query._params import (
+    MAX_DURATION_MS,
+    MAX_TIME_MS,
+    MAX_TIME_S,
+    MIN_TIME_MS,
+    parse_int,
+)
+
+#: Unix seconds, unix milliseconds or ISO-8601, as `parse_time` reads them.
+TIME_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "number", "minimum": 0, "maximum": MAX_TIME_S, "title": "unix seconds"},
+        {
+            "type": "integer",
+            "minimum": MIN_TIME_MS,
+            "maximum": MAX_TIME_MS,
+            "title": "unix milliseconds",
+        },
+        {"type": "string", "format": "date-time", "title": "ISO-8601"},
+    ]
+}
+#: Milliseconds, as `parse_number` reads them.
+DURATION_SCHEMA: dict[str, Any] = {"type": "number", "minimum": 0, "maximum": MAX_DURATION_MS}
+
+
+def typed(schema: dict[str, Any], description: str | None = None, **query: Any) -> Any:
+    """`Query(...)` of a parameter that arrives as text but is published as `schema`."""
+
+    def publish(generated: dict[str, Any]) -> None:
+        keep = {k: generated[k] for k in ("title", "description") if k in generated}
+        generated.clear()
+        generated.update(schema, **keep)
+
+    return Query(description=description, json_schema_extra=publish, **query)
+
+
+def _with_default(description: str | None, default: object) -> str:
+    # the published schema carries no default (FastAPI drops it), so the description says it
+    return f"{description}; default {default}" if description else f"default {default}"
+
+
+def boolean(default: bool, description: str | None = None) -> Any:
+    """`Query(...)` of a true/false parameter (`parse_bool` reads it)."""
+    return typed({"type": "boolean"}, _with_default(description, str(default).lower()))
+
+
+def integer(name: str, default: int, low: int, high: int, description: str | None = None) -> Any:
+    """A dependency giving the integer parameter `name`: `default` when absent, else checked
+    to be in [low, high] (a 400 naming the range when not)."""
+    schema = {"type": "integer", "minimum": low, "maximum": high}
+    description = _with_default(description, default)
+
+    def parse(value: str | None = None) -> int:
+        return parse_int(value, name, default, low, high)
+
+    # FastAPI reads the parameter from the signature: text, under `name`, published with the
+    # schema (an object, so nothing is left to resolve from this module's names).
+    text = Annotated[str | None, typed(schema, description, alias=name)]
+    value = inspect.Parameter(
+        "value", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=text
+    )
+    parse.__signature__ = inspect.Signature([value], return_annotation=int)  # type: ignore[attr-defined]
+    return Depends(parse)
