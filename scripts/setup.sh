@@ -21,8 +21,9 @@ fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+# constraints.txt pins every version (scripts/lock.sh writes it): what is measured is installed.
 if [ "$mode" = dev ]; then
-  .venv/bin/python -m pip install -q -e '.[dev]'
+  .venv/bin/python -m pip install -q -c constraints.txt -e '.[dev]'
 else
-  .venv/bin/python -m pip install -q -e '.[demo]'
+  .venv/bin/python -m pip install -q -c constraints.txt -e '.[demo]'
 fi
