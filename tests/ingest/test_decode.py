@@ -10,6 +10,7 @@ import orjson
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from tests.ingest._otlp import to_protobuf
 from watchkeeper.errors import DecodeError, PayloadTooLarge, UnsupportedContentType
 from watchkeeper.ingest import RawSpan, decode, decompress, encoding_of
 from watchkeeper.ingest._decode import Encoding, count_protobuf, parse_protobuf, split
@@ -191,29 +192,6 @@ def _two_resources(n: int) -> dict[str, Any]:
     return {"resourceSpans": [group("a", 0), group("b", 10_000)]}
 
 
-def decode_to_protobuf(body: bytes) -> bytes:
-    """The OTLP/JSON request of `_two_resources` as protobuf."""
-    msg = ExportTraceServiceRequest()
-    for rs in orjson.loads(body)["resourceSpans"]:
-        out = msg.resource_spans.add()
-        for a in rs["resource"]["attributes"]:
-            out.resource.attributes.add(key=a["key"]).value.string_value = a["value"]["stringValue"]
-        for ss in rs["scopeSpans"]:
-            scope = out.scope_spans.add()
-            scope.scope.name, scope.scope.version = ss["scope"]["name"], ss["scope"]["version"]
-            for s in ss["spans"]:
-                span = scope.spans.add(
-                    trace_id=bytes.fromhex(s["traceId"]),
-                    span_id=bytes.fromhex(s["spanId"]),
-                    name=s["name"],
-                    start_time_unix_nano=int(s["startTimeUnixNano"]),
-                    end_time_unix_nano=int(s["endTimeUnixNano"]),
-                )
-                for a in s["attributes"]:
-                    span.attributes.add(key=a["key"]).value.int_value = int(a["value"]["intValue"])
-    return msg.SerializeToString()
-
-
 def _view(spans: list[RawSpan]) -> list[tuple[str, str, Any, str]]:
     return [
         (s.span_id, s.name, s.resource.attributes["service.name"], s.resource.scope_name)
@@ -225,7 +203,7 @@ def _view(spans: list[RawSpan]) -> list[tuple[str, str, Any, str]]:
 def test_split_keeps_every_span_under_its_resource_and_scope(encoding: Encoding) -> None:
     body = orjson.dumps(_two_resources(7))
     if encoding == "protobuf":  # the same request through the protobuf JSON mapping
-        body = decode_to_protobuf(body)
+        body = to_protobuf(orjson.loads(body))
     whole = decode(body, encoding)
     parts = split(body, encoding, 3)
     assert [decode(p, encoding).accepted for p in parts] == [3, 3, 3, 3, 2]

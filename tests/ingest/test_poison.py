@@ -27,6 +27,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from prometheus_client import CollectorRegistry
 
+from tests.ingest._otlp import to_protobuf
 from tests.ingest.conftest import GatedStore, Receiver, make_config
 from watchkeeper.errors import Overloaded
 from watchkeeper.ingest import DEFAULT_STEPS, DeadLetter, Draft, IngestService
@@ -81,35 +82,6 @@ def _doc(spans: list[Any]) -> dict[str, Any]:
     return {"resourceSpans": [{"resource": resource, "scopeSpans": [{"spans": spans}]}]}
 
 
-def _protobuf(doc: dict[str, Any]) -> bytes:
-    """The same request in protobuf (ids hex -> bytes; int values must fit int64 there)."""
-    msg = ExportTraceServiceRequest()
-    for rs in doc["resourceSpans"]:
-        out = msg.resource_spans.add()
-        for a in rs["resource"]["attributes"]:
-            kv = out.resource.attributes.add(key=a["key"])
-            kv.value.string_value = a["value"]["stringValue"]
-        scope = out.scope_spans.add()
-        for s in rs["scopeSpans"][0]["spans"]:
-            span = scope.spans.add(
-                trace_id=bytes.fromhex(s["traceId"]),
-                span_id=bytes.fromhex(s["spanId"]),
-                name=s["name"],
-                start_time_unix_nano=int(s["startTimeUnixNano"]),
-                end_time_unix_nano=int(s["endTimeUnixNano"]),
-            )
-            for a in s["attributes"]:
-                kv = span.attributes.add(key=a["key"])
-                value = a["value"]
-                if "intValue" in value:
-                    kv.value.int_value = int(value["intValue"])
-                elif "doubleValue" in value:
-                    kv.value.double_value = value["doubleValue"]
-                else:
-                    kv.value.string_value = value["stringValue"]
-    return msg.SerializeToString()
-
-
 def _accepted(response: httpx.Response, total: int) -> int:
     assert response.status_code == 200, response.text
     if response.headers["content-type"].startswith("application/json"):
@@ -162,7 +134,7 @@ def test_fuzzed_extremes_never_stall_storage(
             if encoding == "json":
                 r = client.post(f"{rec.url}/v1/traces", content=orjson.dumps(doc), headers=JSON)
             else:
-                r = client.post(f"{rec.url}/v1/traces", content=_protobuf(doc), headers=PROTOBUF)
+                r = client.post(f"{rec.url}/v1/traces", content=to_protobuf(doc), headers=PROTOBUF)
             accepted += _accepted(r, len(spans))
         # the probe's request: the six 1 ns spans whose durations sum past int64, and more
         six = [_span(5000 + i, 1, NOW) for i in range(6)]
@@ -213,8 +185,8 @@ def test_every_member_of_a_multi_member_gzip_body_is_read(make_receiver: Any) ->
     rec = make_receiver()
     # Concatenated protobuf messages merge: two gzip members, each a whole request, are
     # one request of 7 spans when both are read (the first alone is a valid 3-span one).
-    first = _protobuf(_doc([_span(i, NOW, NOW + 1) for i in range(3)]))
-    second = _protobuf(_doc([_span(10 + i, NOW, NOW + 1) for i in range(4)]))
+    first = to_protobuf(_doc([_span(i, NOW, NOW + 1) for i in range(3)]))
+    second = to_protobuf(_doc([_span(10 + i, NOW, NOW + 1) for i in range(4)]))
     gzipped = {**PROTOBUF, "content-encoding": "gzip"}
     body = gzip.compress(first) + gzip.compress(second)
     r = httpx.post(f"{rec.url}/v1/traces", content=body, headers=gzipped)
@@ -458,7 +430,7 @@ def test_a_huge_request_is_spooled_as_bounded_records(make_receiver: Any) -> Non
     n = 2 * MAX_SPANS_PER_RECORD + 10
     doc = _doc([_span(i, NOW, NOW + 1) for i in range(n)])
     try:
-        r = httpx.post(f"{rec.url}/v1/traces", content=_protobuf(doc), headers=PROTOBUF)
+        r = httpx.post(f"{rec.url}/v1/traces", content=to_protobuf(doc), headers=PROTOBUF)
         assert _accepted(r, n) == n
         spool = rec.ingest.spool
         sizes = [
