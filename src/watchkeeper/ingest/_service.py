@@ -101,6 +101,7 @@ class _Pending:
     bytes: int = 0  # spool bytes of its records
     #: per record, in spool order: (its end, the index in `batch` after its last row)
     records: list[tuple[Position, int]] = field(default_factory=list)
+    aside: set[int] = field(default_factory=set)  # records set aside (the store refused them)
 
     def part(self, lo: int, hi: int) -> SpanBatch:
         """The rows of records lo..hi-1 (spans and payloads are appended in step)."""
@@ -519,6 +520,8 @@ class IngestService:
         """Write records lo..hi-1, halving the range around refusals down to one record,
         which is set aside. A retryable failure propagates (the caller retries it all;
         writes are idempotent, so the halves already written count once)."""
+        if hi - lo == 1 and lo in item.aside:
+            return  # set aside by an earlier pass (a retryable failure came after it)
         try:
             self._write_batch(item.part(lo, hi))
             return
@@ -527,6 +530,7 @@ class IngestService:
                 raise
             if hi - lo == 1:
                 self._set_aside_stored(item, lo, exc)
+                item.aside.add(lo)
                 return
         mid = (lo + hi) // 2
         self._write_halves(item, lo, mid)
