@@ -322,6 +322,13 @@ def _drive(
     return stats, Timing(started, acked_at, written_at)
 
 
+def _retime(bodies: list[bytes], per: int, stop: threading.Event) -> None:
+    """Every minute, templates with spans of now: a soak's spans spread over its time, as
+    real traffic does (the dashboards' windows then hold a steady amount of data)."""
+    while not stop.wait(60.0):
+        bodies[:] = [template(seed, per) for seed in range(len(bodies))]
+
+
 def _duration_s(text: str) -> float:
     units = {"s": 1, "m": 60, "h": 3600}
     if text[-1:] in units:

@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 import httpx
 import psutil
 
-#: The overview page's queries, as the UI sends them.
+#: The overview page's queries, as the UI sends them, over the last 15 minutes (after the
+#: first 15 minutes of a soak, the window holds a steady amount of data).
 DASHBOARD = (
-    ("/api/v1/summary", {"range": "1h", "scope": "requests"}),
-    ("/api/v1/timeseries", {"range": "1h", "step": "60", "scope": "requests"}),
-    ("/api/v1/breakdown", {"range": "1h", "by": "model", "scope": "llm"}),
-    ("/api/v1/heatmap", {"range": "1h", "scope": "requests"}),
-    ("/api/v1/traces", {"range": "1h", "limit": "50"}),
+    ("/api/v1/summary", {"range": "15m", "scope": "requests"}),
+    ("/api/v1/timeseries", {"range": "15m", "step": "60", "scope": "requests"}),
+    ("/api/v1/breakdown", {"range": "15m", "by": "model", "scope": "llm"}),
+    ("/api/v1/heatmap", {"range": "15m", "scope": "requests"}),
+    ("/api/v1/traces", {"range": "15m", "limit": "50"}),
 )
 
 
