@@ -52,6 +52,8 @@ class ServerConfig(_Section):
     data_dir: Path = Path("./watchkeeper-data")
     public_url: str = ""  # base URL used in links of notifications; default http://host:port
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # a request's headers must arrive within this (408 and the connection closed after)
+    header_timeout_s: float = Field(default=10.0, gt=0, le=3600)
 
 
 class IngestConfig(_Section):

@@ -93,6 +93,7 @@ def _auth_host(config: Any, keys: Any) -> str:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from watchkeeper.server._http import header_deadline
     from watchkeeper.server._logging import configure_logging
     from watchkeeper.server.app import create_app
 
@@ -108,9 +109,12 @@ def _serve(args: argparse.Namespace) -> int:
         },
     )
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the SIGINT it handled
+        http = header_deadline(
+            config.server.header_timeout_s, app.state.services.ingest.count_slow_client
+        )
         uvicorn.run(
             app, host=host, port=config.server.port, log_config=None, access_log=False,
-            timeout_graceful_shutdown=10,
+            timeout_graceful_shutdown=10, http=http,
         )  # fmt: skip
     # Everything is closed by now. Skip the interpreter's teardown, where DuckDB's nanobind
     # bindings print a screenful of harmless "leaked functions" warnings over our last logs.

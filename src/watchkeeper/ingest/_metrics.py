@@ -66,7 +66,7 @@ class IngestMetrics:
         )
         self.slow_clients = Counter(
             "watchkeeper_ingest_slow_clients",
-            "Export requests cut off because their body did not arrive in time (408).",
+            "Requests cut off because their headers or body did not arrive in time (408).",
             registry=registry,
         )
         self.store_write_errors = Counter(

@@ -1,0 +1,64 @@
+"""The HTTP protocol the server runs: uvicorn's, with a deadline on a request's headers.
+
+uvicorn bounds the idle time between requests on a connection (keep-alive) but not the time
+a request takes to send its headers, so a client that opens connections and trickles header
+bytes holds them as long as it likes. Here a request's headers must be complete within
+`header_timeout_s` of its first byte (or of the connection); otherwise it gets a 408 and the
+connection is closed. The body has its own deadline where it is read (`_otlp.read_body`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+_TIMEOUT_ANSWER = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"connection: close\r\ncontent-length: 33\r\n\r\nthe request headers came too slow"
+)
+
+
+def header_deadline(
+    header_timeout_s: float, on_timeout: Callable[[], None] = lambda: None
+) -> type[asyncio.Protocol]:
+    """uvicorn's httptools protocol, answering 408 when headers take over `header_timeout_s`."""
+
+    class HeaderDeadline(HttpToolsProtocol):
+        _timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._arm()
+
+        def on_headers_complete(self) -> None:
+            self._disarm()
+            super().on_headers_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            if self._timer is None:
+                self._timer = self.loop.call_later(header_timeout_s, self._too_slow)
+
+        def _disarm(self) -> None:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+        def _too_slow(self) -> None:
+            self._timer = None
+            if not self.transport.is_closing():
+                on_timeout()
+                self.transport.write(_TIMEOUT_ANSWER)
+                self.transport.close()
+
+    return HeaderDeadline
