@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from typing import Any
@@ -48,6 +49,36 @@ def test_overview_shows_the_exact_ingested_counts(page: Any, server: Server) -> 
     assert page.locator("#box-heat .marker-label").text_content().startswith("deadline")
     models = page.locator("#box-bymodel .barrow-label").all_inner_texts()
     assert set(_data.MODELS) <= set(models)
+
+
+MONEY = re.compile(r"^-?\$(0|0\.0*[1-9]\d|[1-9]\d{0,2}\.\d\d|[1-9]\d{0,2}(,\d{3})+)$")
+
+
+def _usd(v: float) -> str:
+    """The UI's money format: two significant digits below $1, cents below $1,000."""
+    if v == 0:
+        return "$0"
+    if v < 1:
+        return f"${v:.{1 - math.floor(math.log10(v))}f}"
+    return f"${v:,.2f}" if v < 1000 else f"${round(v):,}"
+
+
+def test_money_and_counts_read_the_same_everywhere(page: Any, server: Server) -> None:
+    page.goto("/?range=1h")
+    _loaded(page)
+    llm = server.api("/api/v1/summary", scope="llm", range="1h", percentiles="false")
+    stats = page.get_by_test_id("cost-stats")
+    per_call = stats.locator(".stat", has_text="Cost / call").locator(".stat-value").inner_text()
+    assert per_call == _usd(llm["cost_usd"] / llm["count"])  # e.g. $0.0020, not $0.00
+    money = [t for t in stats.locator(".stat-value").all_inner_texts() if t.startswith("$")]
+    money += page.locator("#box-bymodel .barrow-value").all_inner_texts()
+    assert money and all(MONEY.match(t) for t in money), money
+    notes = page.locator("#box-bymodel .barrow-note").all_inner_texts()
+    assert notes and all(re.match(r"^(1 call|\d+ calls) · ", n) for n in notes), notes
+    for label in page.locator("#box-bymodel .barrow-label").all():
+        assert label.get_attribute("title").startswith(label.inner_text())  # full name on hover
+    headline = page.get_by_test_id("headline").inner_text()
+    assert not re.search(r"\b1 (timeouts|errors|fallbacks)\b", headline)
 
 
 def test_headline_counts_link_to_those_requests(page: Any, server: Server) -> None:

@@ -50,6 +50,6 @@ function draw(el, items, kind) {
   mount(el, table(cols, items, {
     caption: kind.noun + "s",
     onRow: (r) => url.navigate("/traces", { ...range.carry(), [kind.param]: r.key }),
-    rowLabel: (r) => `${kind.noun} ${r.key}: ${r.traces} traces, ${r.errors} errors`,
+    rowLabel: (r) => `${kind.noun} ${r.key}: ${fmt.count(r.traces, "trace")}, ${fmt.count(r.errors, "failed request")}`,
   }));
 }
