@@ -158,3 +158,11 @@ def test_model_aliases_fold_into_their_dated_snapshot(js: Any) -> None:
         ("gpt-4.1-mini-2025-04-14", 2, ["gpt-4.1-mini-2025-04-14"]),
         ("o3", 2, ["o3"]),  # no snapshot of it in the list: its calls stay its own
     ]
+
+
+def test_default_range_is_the_smallest_preset_holding_the_data(js: Any) -> None:
+    spans_min = [0, 10, 20, 59, 120, 3 * 1440, 40 * 1440]
+    got = js(
+        f"const r = await m('range.js'); return {spans_min}.map((v) => r.presetFor(v * 60000))"
+    )
+    assert got == ["15m", "15m", "1h", "1h", "6h", "7d", "30d"]

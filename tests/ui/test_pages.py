@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import math
 import re
 import time
@@ -79,6 +80,19 @@ def test_money_and_counts_read_the_same_everywhere(page: Any, server: Server) ->
         assert label.get_attribute("title").startswith(label.inner_text())  # full name on hover
     headline = page.get_by_test_id("headline").inner_text()
     assert not re.search(r"\b1 (timeouts|errors|fallbacks)\b", headline)
+
+
+def test_overview_without_a_range_fits_the_data(page: Any, server: Server) -> None:
+    # Seen from five hours later, the data (the last 30 minutes) needs the 6 h preset.
+    first_ns = int(server.api("/api/v1/summary", scope="requests", range="30d")["first_ns"])
+    page.clock.set_system_time(datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=5))
+    page.goto("/")
+    _loaded(page)
+    active = page.locator(".range-picker .seg-btn.active")
+    span_h = (time.time() + 5 * 3600 - first_ns / 1e9) / 3600
+    assert 5 < span_h < 6 and active.inner_text() == "6h"
+    assert active.get_attribute("aria-pressed") == "true"
+    assert "range" not in page.url  # the URL still names no range: a reload chooses again
 
 
 def test_headline_counts_link_to_those_requests(page: Any, server: Server) -> None:

@@ -16,9 +16,12 @@ const DEFAULT_DEADLINE_MS = 8000;
 
 export async function render(root, ctx) {
   const q = url.params();
+  // No range in the URL: the smallest preset that holds all the data (a fresh demo fills
+  // the charts instead of their right tenth).
+  if (!q.get("range") && !q.get("start")) q.set("range", await defaultRange(q, ctx.signal));
   const services = h("div", { class: "filters-inline" });
   mount(root,
-    pageHeader("Overview", "Requests, quality and cost of your AI services", services, range.picker()),
+    pageHeader("Overview", "Requests, quality and cost of your AI services", services, range.picker({ q })),
     h("div", { id: "headline" }, loading()),
     sectionTitle("System health", "root spans of each trace (requests)"),
     h("div", { class: "grid" },
@@ -37,6 +40,25 @@ export async function render(root, ctx) {
   const load = () => loadAll(root, ctx, q, services);
   ctx.live(load);
   await load();
+}
+
+// The first request of the last 30 days, per filters and key: it only changes when retention
+// drops old data, so a tab asks once and computes the preset from the time now.
+const firstSeen = new Map();
+
+async function defaultRange(q, sig) {
+  const filters = range.filters(q);
+  const key = JSON.stringify([api.getKey(), filters]);
+  try {
+    if (!firstSeen.has(key)) {
+      const sm = await api.get("/api/v1/summary", { ...filters, range: "30d", scope: "requests", percentiles: false }, sig);
+      firstSeen.set(key, sm.count ? Number(sm.first_ns) / 1e6 : null);
+    }
+  } catch {
+    return "1h"; // the page's own requests show what went wrong
+  }
+  const first = firstSeen.get(key);
+  return first === null ? "1h" : range.presetFor(Date.now() - first);
 }
 
 function sectionTitle(title, sub) {
