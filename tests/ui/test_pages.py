@@ -341,6 +341,28 @@ def test_sessions_and_users_link_to_their_traces(page: Any) -> None:
     assert page.locator("tbody tr", has_text="sess-vip").count() == 1
 
 
+def test_users_count_failed_requests_as_the_overview_does(page: Any, server: Server) -> None:
+    page.goto("/users?range=1h")
+    _loaded(page)
+    head = [t.lower() for t in page.locator("thead th").all_inner_texts()]
+    col = head.index("failed requests")
+    failed = {}
+    for row in page.locator("tbody tr").all():
+        cells = row.locator("td").all_inner_texts()
+        failed[cells[0]] = int(cells[col].replace(",", ""))
+    for user in ("user-1", "otlp-user", "user-vip"):
+        items = server.api(
+            "/api/v1/traces", user=user, outcome="error,timeout,rejected", range="1h", limit=500
+        )["items"]
+        assert failed[user] == len(items), user  # root spans, not failed spans of any kind
+    # Failed spans inside requests that answered (a retried call) are not failed requests.
+    assert failed["user-vip"] == 0
+    page.locator("tbody tr", has_text="user-1").locator("a.badge").click()
+    page.wait_for_url(re.compile(r"/traces\?.*user=user-1"))
+    _loaded(page)
+    assert page.locator(ROWS).count() == failed["user-1"]
+
+
 def test_api_key_prompt_on_401(make_page: Any, server: Server) -> None:
     pg = make_page(with_key=False)
     pg.goto("/?range=1h")
