@@ -306,7 +306,8 @@ def test_sessions_and_users(store: Store, demo: Dataset) -> None:
     assert (a.traces, a.spans, a.first_ns, a.last_ns) == (
         len({s.trace_id for s in rows}), len(rows), min(s.start_ns for s in rows), last,
     )  # fmt: skip
-    assert a.errors == sum(s.outcome in ("error", "timeout", "rejected") for s in rows)
+    failed = ("error", "timeout", "rejected")  # failed requests: root spans, as the overview
+    assert a.errors == sum(s.outcome in failed and not s.parent_span_id for s in rows)
     assert a.cost_usd == pytest.approx(sum(s.cost_usd or 0 for s in rows))
     users = {u.key: u for u in store.users(SpanFilter("demo"))}
     assert set(users) == {f"user-{k}" for k in range(7)}

@@ -117,4 +117,52 @@ def test_ranges_steps_and_formats(js: Any) -> None:
     assert got["custom"] == {"preset": None, "startMs": 1e6, "endMs": 2e6, "live": False}
     assert got["ms"] == ["0 ms", "4.3 ms", "820 ms", "8.10 s"]
     assert got["pct"] == "99.95%"
-    assert got["usd"] == ["$0.0004", "$12.50", "$1,234"]
+    assert got["usd"] == ["$0.00042", "$12.50", "$1,234"]
+
+
+def test_money_has_significant_digits_from_one_function(js: Any) -> None:
+    values = [0, 0.000024, 0.0031, 0.5, 1.234, 12.5, 999.994, 1234.4, -0.0031, None]
+    got = js(
+        f"const f = await m('format.js'); return {values!r}.map(f.usd)".replace("None", "null")
+    )
+    assert got == [
+        "$0", "$0.000024", "$0.0031", "$0.50", "$1.23", "$12.50", "$999.99", "$1,234",
+        "-$0.0031", "–",
+    ]  # fmt: skip
+
+
+def test_counts_are_pluralized(js: Any) -> None:
+    got = js(
+        "const f = await m('format.js');"
+        "return [f.count(1, 'timeout'), f.count(3, 'timeout'), f.count(0, 'error'),"
+        " f.count(1200, 'request'), f.count(1, 'rejected', 'rejected'), f.plural('call', 1)]"
+    )
+    assert got == ["1 timeout", "3 timeouts", "0 errors", "1,200 requests", "1 rejected", "call"]
+
+
+def test_model_aliases_fold_into_their_dated_snapshot(js: Any) -> None:
+    rows = [  # key, calls, spend, input and output tokens
+        ("gpt-4.1-2025-04-14", 10, 0.5, 100, 50),
+        ("claude-sonnet-4-20250514", 4, 0.7, 40, 9),
+        ("gpt-4.1-mini-2025-04-14", 2, 0.01, 5, 5),
+        ("gpt-4.1", 3, 0, 0, 0),
+        ("claude-sonnet-4", 1, 0, 0, 0),
+        ("o3", 2, 0, 0, 0),
+    ]
+    names = ("key", "count", "cost_usd", "input_tokens", "output_tokens")
+    groups = [dict(zip(names, row, strict=True)) for row in rows]
+    got = js(f"return (await m('pages/overview.js')).foldModelAliases({json.dumps(groups)})")
+    assert [(g["key"], g["count"], g["keys"]) for g in got] == [
+        ("claude-sonnet-4-20250514", 5, ["claude-sonnet-4-20250514", "claude-sonnet-4"]),
+        ("gpt-4.1-2025-04-14", 13, ["gpt-4.1-2025-04-14", "gpt-4.1"]),
+        ("gpt-4.1-mini-2025-04-14", 2, ["gpt-4.1-mini-2025-04-14"]),
+        ("o3", 2, ["o3"]),  # no snapshot of it in the list: its calls stay its own
+    ]
+
+
+def test_default_range_is_the_smallest_preset_holding_the_data(js: Any) -> None:
+    spans_min = [0, 10, 20, 59, 120, 3 * 1440, 40 * 1440]
+    got = js(
+        f"const r = await m('range.js'); return {spans_min}.map((v) => r.presetFor(v * 60000))"
+    )
+    assert got == ["15m", "15m", "1h", "1h", "6h", "7d", "30d"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import math
 import re
 import time
 from typing import Any
@@ -48,6 +50,49 @@ def test_overview_shows_the_exact_ingested_counts(page: Any, server: Server) -> 
     assert page.locator("#box-heat .marker-label").text_content().startswith("deadline")
     models = page.locator("#box-bymodel .barrow-label").all_inner_texts()
     assert set(_data.MODELS) <= set(models)
+
+
+MONEY = re.compile(r"^-?\$(0|0\.0*[1-9]\d|[1-9]\d{0,2}\.\d\d|[1-9]\d{0,2}(,\d{3})+)$")
+
+
+def _usd(v: float) -> str:
+    """The UI's money format: two significant digits below $1, cents below $1,000."""
+    if v == 0:
+        return "$0"
+    if v < 1:
+        return f"${v:.{1 - math.floor(math.log10(v))}f}"
+    return f"${v:,.2f}" if v < 1000 else f"${round(v):,}"
+
+
+def test_money_and_counts_read_the_same_everywhere(page: Any, server: Server) -> None:
+    page.goto("/?range=1h")
+    _loaded(page)
+    llm = server.api("/api/v1/summary", scope="llm", range="1h", percentiles="false")
+    stats = page.get_by_test_id("cost-stats")
+    per_call = stats.locator(".stat", has_text="Cost / call").locator(".stat-value").inner_text()
+    assert per_call == _usd(llm["cost_usd"] / llm["count"])  # e.g. $0.0020, not $0.00
+    money = [t for t in stats.locator(".stat-value").all_inner_texts() if t.startswith("$")]
+    money += page.locator("#box-bymodel .barrow-value").all_inner_texts()
+    assert money and all(MONEY.match(t) for t in money), money
+    notes = page.locator("#box-bymodel .barrow-note").all_inner_texts()
+    assert notes and all(re.match(r"^(1 call|\d+ calls) · ", n) for n in notes), notes
+    for label in page.locator("#box-bymodel .barrow-label").all():
+        assert label.get_attribute("title").startswith(label.inner_text())  # full name on hover
+    headline = page.get_by_test_id("headline").inner_text()
+    assert not re.search(r"\b1 (timeouts|errors|fallbacks)\b", headline)
+
+
+def test_overview_without_a_range_fits_the_data(page: Any, server: Server) -> None:
+    # Seen from five hours later, the data (the last 30 minutes) needs the 6 h preset.
+    first_ns = int(server.api("/api/v1/summary", scope="requests", range="30d")["first_ns"])
+    page.clock.set_system_time(datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=5))
+    page.goto("/")
+    _loaded(page)
+    active = page.locator(".range-picker .seg-btn.active")
+    span_h = (time.time() + 5 * 3600 - first_ns / 1e9) / 3600
+    assert 5 < span_h < 6 and active.inner_text() == "6h"
+    assert active.get_attribute("aria-pressed") == "true"
+    assert "range" not in page.url  # the URL still names no range: a reload chooses again
 
 
 def test_headline_counts_link_to_those_requests(page: Any, server: Server) -> None:
@@ -294,6 +339,28 @@ def test_sessions_and_users_link_to_their_traces(page: Any) -> None:
     page.goto("/sessions?range=1h")
     _loaded(page)
     assert page.locator("tbody tr", has_text="sess-vip").count() == 1
+
+
+def test_users_count_failed_requests_as_the_overview_does(page: Any, server: Server) -> None:
+    page.goto("/users?range=1h")
+    _loaded(page)
+    head = [t.lower() for t in page.locator("thead th").all_inner_texts()]
+    col = head.index("failed requests")
+    failed = {}
+    for row in page.locator("tbody tr").all():
+        cells = row.locator("td").all_inner_texts()
+        failed[cells[0]] = int(cells[col].replace(",", ""))
+    for user in ("user-1", "otlp-user", "user-vip"):
+        items = server.api(
+            "/api/v1/traces", user=user, outcome="error,timeout,rejected", range="1h", limit=500
+        )["items"]
+        assert failed[user] == len(items), user  # root spans, not failed spans of any kind
+    # Failed spans inside requests that answered (a retried call) are not failed requests.
+    assert failed["user-vip"] == 0
+    page.locator("tbody tr", has_text="user-1").locator("a.badge").click()
+    page.wait_for_url(re.compile(r"/traces\?.*user=user-1"))
+    _loaded(page)
+    assert page.locator(ROWS).count() == failed["user-1"]
 
 
 def test_api_key_prompt_on_401(make_page: Any, server: Server) -> None:

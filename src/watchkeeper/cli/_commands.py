@@ -211,6 +211,7 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60.0
 def _demo(args: argparse.Namespace) -> int:
     try:
         from watchkeeper.demo._run import main as demo_main
+        from watchkeeper.demo._scenario import schedule_from_env, write_server_config
     except ImportError as exc:  # the demo's LLM clients come with the [demo] extra
         raise WatchkeeperError(
             f"the demo needs {exc.name}: pip install 'watchkeeper[demo]' (or scripts/setup.sh)"
@@ -220,8 +221,9 @@ def _demo(args: argparse.Namespace) -> int:
     url = f"http://127.0.0.1:{config.server.port}"
     cmd = [sys.executable, "-m", "watchkeeper", "serve", "--port", str(config.server.port)]
     cmd += ["--data-dir", str(config.server.data_dir)]
-    if args.config:
-        cmd += ["--config", str(args.config)]
+    # Without a config of the user's, the demo's own: its SLOs and its incident's alert rule.
+    demo_config = config.server.data_dir / "demo-config.yaml"
+    cmd += ["--config", str(args.config or write_server_config(demo_config, schedule_from_env()))]
     server = subprocess.Popen(cmd)
     try:
         _wait_ready(url, server)

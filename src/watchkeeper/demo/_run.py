@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 import watchkeeper
 from watchkeeper.demo._app import Upstreams, create_demo_app
+from watchkeeper.demo._evals import Evaluator
 from watchkeeper.demo._load import LoadStats, run_load
+from watchkeeper.demo._scenario import SERVICE, IncidentProfile, Schedule, schedule_from_env
 from watchkeeper.demo._service import DemoOptions
 from watchkeeper.demo.fake_providers import (
     FakeServer,
@@ -21,9 +23,10 @@ from watchkeeper.demo.fake_providers import (
     fake_anthropic,
     fake_openai,
 )
+from watchkeeper.errors import ConfigError
 from watchkeeper.sdk._feedback import flush_feedback
 
-SERVICE_NAME = "demo-ai-service"
+SERVICE_NAME = SERVICE
 
 
 @dataclass
@@ -33,6 +36,7 @@ class DemoResult:
     load: LoadStats
     demo_url: str
     flushed: bool
+    scores_posted: int = 0
 
 
 def run_demo(
@@ -47,15 +51,18 @@ def run_demo(
     options: DemoOptions = DemoOptions(),
     seed: int | None = None,
     json_logs: bool = True,
+    schedule: Schedule | None = None,
 ) -> DemoResult:
     """Run the demo until `stop_event` is set or `duration` seconds passed (0: until stopped).
 
     Starts the fake providers (realistic random failures unless `profile` is given), sends the
     demo service's telemetry to `server_url`, serves the service on 127.0.0.1:`port` (0: any
-    free port) and drives it at `rate` requests a second. Blocks; returns what it did.
+    free port) and drives it at `rate` requests a second; with a `schedule`, OpenAI fails
+    during its incident. An evaluator scores some answers. Blocks; returns what it did.
     """
     stop = stop_event or threading.Event()
     profile = profile or RandomProfile(seed=seed)
+    incident = None if schedule is None else IncidentProfile(profile, schedule, seed=seed)
     watchkeeper.init(
         SERVICE_NAME,
         endpoint=server_url,
@@ -64,16 +71,38 @@ def run_demo(
         capture_content=True,
         json_logs=json_logs,
     )
-    with fake_openai(profile) as oai, fake_anthropic(profile) as ant:
+    with fake_openai(incident or profile) as oai, fake_anthropic(profile) as ant:
         upstreams = Upstreams(openai_url=oai.url + "/v1", anthropic_url=ant.url)
         app = create_demo_app(upstreams, options, seed)
         with FakeServer(app, port=port, lifespan="on") as demo:
-            load = asyncio.run(
-                run_load(demo.url, rate=rate, stop=stop, duration=duration, seed=seed)
+            if incident is not None:
+                incident.restart()  # the schedule counts from the first request
+            load, posted = asyncio.run(
+                _drive(demo.url, server_url, api_key, rate, stop, duration, seed)
             )
     flushed = watchkeeper.flush(10.0)
     flushed = flush_feedback(10.0) and flushed
-    return DemoResult(load=load, demo_url=demo.url, flushed=flushed)
+    return DemoResult(load=load, demo_url=demo.url, flushed=flushed, scores_posted=posted)
+
+
+async def _drive(
+    demo_url: str,
+    server_url: str,
+    api_key: str | None,
+    rate: float,
+    stop: threading.Event,
+    duration: float,
+    seed: int | None,
+) -> tuple[LoadStats, int]:
+    """The load, with an evaluator posting scores to the server; (stats, scores posted)."""
+    evaluator = Evaluator(server_url, api_key, seed=seed)
+    try:
+        load = await run_load(
+            demo_url, rate=rate, stop=stop, duration=duration, seed=seed, evaluator=evaluator
+        )
+    finally:
+        await evaluator.aclose()
+    return load, evaluator.posted
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -97,12 +126,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 0 < args.rate <= 200:
         print(f"--rate {args.rate}: give 0 < rate <= 200 requests a second", file=sys.stderr)
         return 2
+    try:
+        schedule = schedule_from_env()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     stop = threading.Event()
     # Ctrl-C (or SIGTERM) asks the load loop to stop and the servers to close cleanly; a
     # KeyboardInterrupt raised mid-request would leave them waiting on in-flight calls.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     print(f"demo: service on http://127.0.0.1:{args.port}, telemetry to {args.server_url}")
+    start, end = schedule.at(schedule.incident_start_s), schedule.at(schedule.incident_end_s)
+    print(f"demo: OpenAI fails most calls from {start:.0f} s to {end:.0f} s after the start")
     try:
         result = run_demo(
             args.server_url,
@@ -112,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             port=args.port,
             stop_event=stop,
             seed=args.seed,
+            schedule=schedule,
         )
     except KeyboardInterrupt:
         stop.set()
@@ -120,5 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         watchkeeper.shutdown()
     load = result.load
-    print(f"demo: sent {load.sent} requests {dict(load.statuses)}, feedback {load.feedback}")
+    print(
+        f"demo: sent {load.sent} requests {dict(load.statuses)}, feedback {load.feedback}, "
+        f"evaluation scores {result.scores_posted}"
+    )
     return 0

@@ -18,7 +18,7 @@ import openai
 
 import watchkeeper
 from watchkeeper import GuardEvent
-from watchkeeper.demo._knowledge import DOCUMENTS, TTLCache, VectorStore
+from watchkeeper.demo._knowledge import DOCUMENTS, Hit, TTLCache, VectorStore
 from watchkeeper.demo._tools import ToolCall, ToolError, plan, run_tool
 from watchkeeper.model import conventions as c
 
@@ -140,23 +140,30 @@ class DemoService:
             if cached is not None:
                 span.set_output(cached)
                 return {"answer": cached, "cached": True, "trace_id": span.trace_id}
-            context = await self.retrieve(question)
-            answer = await self.answer(question, context, model)
+            hits = await self.retrieve(question)
+            answer = await self.answer(question, [h.text for h in hits], model)
             if answer != CANNED_ANSWER:
                 self.answers.set(key, answer)
                 self.last_good.set(question.strip().lower(), answer)
             span.set_output(answer)
-            return {"answer": answer, "cached": False, "trace_id": span.trace_id}
+            # The sources let an evaluator judge the answer against what it was given.
+            sources = [{"id": h.doc_id, "score": round(h.score, 3)} for h in hits]
+            return {
+                "answer": answer,
+                "cached": False,
+                "trace_id": span.trace_id,
+                "sources": sources,
+            }
 
-    async def retrieve(self, question: str, k: int = 3) -> list[str]:
-        """Embed the question and take the `k` nearest documents."""
+    async def retrieve(self, question: str, k: int = 3) -> list[Hit]:
+        """Embed the question and take the `k` nearest documents (a retrieval span)."""
         async with watchkeeper.observe("retrieve", kind="retrieval") as span:
             span.set({c.GEN_AI_DATA_SOURCE_ID: "demo-docs"})
             span.set_input(question)
             result = await self.oai.embeddings.create(model=EMBEDDING_MODEL, input=question)
             hits = self.store.search(result.data[0].embedding, k)
             span.set_output([{"id": h.doc_id, "score": round(h.score, 3)} for h in hits])
-            return [h.text for h in hits]
+            return hits
 
     async def _generate(self, question: str, context: list[str], model: str) -> str:
         """One LLM answer with the retrieved context, through the model's provider."""

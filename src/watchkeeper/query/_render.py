@@ -46,6 +46,9 @@ SUMMARY_INPUTS: tuple[str, ...] = (
     "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens",
 )  # fmt: skip
 _FAILED = "outcome IN ('error', 'timeout', 'rejected')"
+#: A failed request: a root span that failed. A session's or user's `errors` counts these, as
+#: the overview does, not its failed child spans (a retried call inside a request that answered).
+_FAILED_REQUEST = f"parent_span_id = '' AND {_FAILED}"
 #: When a span ended (at most int64: ingest refuses an end past it). A summary's `last_ns`
 #: and an activity's are the latest end; `first_ns` is the earliest start.
 END_NS = "start_ns + duration_ns"
@@ -385,12 +388,12 @@ def trace_scores_query(project: str, trace_id: str, d: Dialect) -> Query:
 
 
 def activity_query(f: SpanFilter, d: Dialect, by: Dimension, limit: int) -> Query:
-    """Sessions or users (`by`): traces, spans, failures, first start and last end, spend;
-    the one active last first."""
+    """Sessions or users (`by`): traces, spans, failed requests, first start and last end,
+    spend; the one active last first."""
     p = Params(d)
     key = dimension_expr(by)
     sql = (
-        f"SELECT {key} AS k, count(DISTINCT trace_id), count(*), {d.count_if(_FAILED)}, "
+        f"SELECT {key} AS k, count(DISTINCT trace_id), count(*), {d.count_if(_FAILED_REQUEST)}, "
         f"min(start_ns), max({END_NS}), coalesce(sum(cost_usd), 0), "
         "coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0) "
         f"FROM spans WHERE {span_where(f, p)} AND {key} IS NOT NULL "

@@ -169,7 +169,7 @@ class Activity:
     key: str
     traces: int
     spans: int
-    errors: int
+    errors: int  # failed requests: root spans with outcome error, timeout or rejected
     first_ns: int  # the earliest span start
     last_ns: int  # the latest span end
     cost_usd: float

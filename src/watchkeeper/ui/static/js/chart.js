@@ -269,7 +269,7 @@ export function barList(container, items, { format = fmt.compact, onPick, color,
   const max = Math.max(...items.map((it) => it.value || 0)) || 1;
   const rows = items.map((it) => {
     const row = h("div", { class: "barrow" },
-      h("span", { class: "barrow-label", title: it.label }, it.label),
+      h("span", { class: "barrow-label", title: it.title || it.label }, it.label),
       h("span", { class: "barrow-track" },
         h("span", { class: "barrow-fill", style: { width: ((it.value || 0) / max) * 100 + "%",
           background: it.color || color || "var(--accent)" } })),

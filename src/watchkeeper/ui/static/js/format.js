@@ -40,12 +40,31 @@ export function pct(r, digits = 1) {
   return p.toFixed(digits) + "%";
 }
 
+const usdSig = new Intl.NumberFormat("en-US", { minimumSignificantDigits: 2, maximumSignificantDigits: 2 });
+const usdCents = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+
+/**
+ * Money, the one formatter every page uses: two significant digits below a dollar
+ * ($0.000024, $0.0031, $0.50), cents below $1,000 ($1.23), whole dollars above ($1,234).
+ */
 export function usd(v) {
-  if (v === null || v === undefined) return "–";
+  if (v === null || v === undefined || Number.isNaN(v)) return "–";
   if (v === 0) return "$0";
-  if (Math.abs(v) < 0.01) return "$" + v.toFixed(4);
-  if (Math.abs(v) < 100) return "$" + v.toFixed(2);
-  return "$" + nf.format(Math.round(v));
+  const sign = v < 0 ? "-" : "";
+  const a = Math.abs(v);
+  if (a < 1) return sign + "$" + usdSig.format(a);
+  if (a < 1000) return sign + "$" + usdCents.format(a);
+  return sign + "$" + nf.format(Math.round(a));
+}
+
+/** A count and its noun, singular for one: "1 timeout", "3 timeouts", "1,200 requests". */
+export function count(n, singular, pluralForm = singular + "s") {
+  return int(n) + " " + plural(singular, n, pluralForm);
+}
+
+/** The noun alone for a count: plural("timeout", 1) → "timeout". */
+export function plural(singular, n, pluralForm = singular + "s") {
+  return Math.round(n) === 1 ? singular : pluralForm;
 }
 
 const timeFmt = new Intl.DateTimeFormat(undefined, {

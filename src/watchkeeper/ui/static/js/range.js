@@ -33,6 +33,11 @@ export function current(q = url.params(), now = Date.now()) {
   return { preset, startMs: now - presetSeconds(preset) * 1000, endMs: now, live: q.get("live") !== "0" };
 }
 
+/** The smallest preset that holds `spanMs` of data (so at least 15 minutes; at most 30 days). */
+export function presetFor(spanMs) {
+  return PRESETS.find((p) => presetSeconds(p) * 1000 >= spanMs) || PRESETS.at(-1);
+}
+
 const STEPS = [10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
 
 /** A bucket size giving at most about `buckets` points over the range. */
@@ -68,8 +73,8 @@ function toLocalInput(ms) {
 }
 
 /** The picker: preset buttons, a custom from/to form, and live refresh pause/resume. */
-export function picker({ showLive = true } = {}) {
-  const r = current();
+export function picker({ showLive = true, q = url.params() } = {}) {
+  const r = current(q);
   const presets = h("div", { class: "seg", role: "group", "aria-label": "Time range" },
     PRESETS.map((p) => h("button", {
       type: "button", class: ["seg-btn", r.preset === p && "active"], "aria-pressed": String(r.preset === p),

@@ -15,7 +15,7 @@ export function stat(label, value, { tone, note, testid } = {}) {
   return h("div", { class: ["stat", tone && "tone-" + tone], "data-testid": testid },
     h("div", { class: "stat-label" }, label),
     h("div", { class: "stat-value" }, value),
-    note ? h("div", { class: "stat-note" }, note) : null);
+    note ? h("div", { class: "stat-note", title: typeof note === "string" ? note : null }, note) : null);
 }
 
 const OUTCOME_TONE = { success: "ok", error: "bad", timeout: "bad", fallback: "warn", rejected: "muted" };

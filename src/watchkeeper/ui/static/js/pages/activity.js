@@ -41,7 +41,9 @@ function draw(el, items, kind) {
     { title: kind.noun, render: (r) => h("a", { href: tracesOf(r), class: "mono" }, r.key) },
     { title: "Traces", align: "right", render: (r) => fmt.int(r.traces) },
     { title: "Spans", align: "right", render: (r) => fmt.int(r.spans) },
-    { title: "Errors", align: "right", render: (r) => r.errors ? h("span", { class: "badge tone-bad" }, fmt.int(r.errors)) : "0" },
+    { title: h("span", { title: "requests (root spans) that ended in error, timeout or rejected" }, "Failed requests"), align: "right",
+      render: (r) => r.errors ? h("a", { class: "badge tone-bad", href: url.href("/traces", { ...range.carry(), [kind.param]: r.key, outcome: "error,timeout,rejected" }),
+        title: `Show the failed requests of this ${kind.noun}` }, fmt.int(r.errors)) : "0" },
     { title: "Tokens in → out", align: "right", render: (r) => `${fmt.compact(r.input_tokens)} → ${fmt.compact(r.output_tokens)}` },
     { title: "Spend", align: "right", render: (r) => fmt.usd(r.cost_usd) },
     { title: "First seen", render: (r) => fmt.dateTime(ms(r.first_ns)) },
@@ -50,6 +52,6 @@ function draw(el, items, kind) {
   mount(el, table(cols, items, {
     caption: kind.noun + "s",
     onRow: (r) => url.navigate("/traces", { ...range.carry(), [kind.param]: r.key }),
-    rowLabel: (r) => `${kind.noun} ${r.key}: ${r.traces} traces, ${r.errors} errors`,
+    rowLabel: (r) => `${kind.noun} ${r.key}: ${fmt.count(r.traces, "trace")}, ${fmt.count(r.errors, "failed request")}`,
   }));
 }

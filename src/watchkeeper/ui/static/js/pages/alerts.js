@@ -23,6 +23,8 @@ export async function render(root, ctx) {
   await load();
 }
 
+/** A one-line, ellipsised detail with its full text on hover. */
+const clipped = (text) => h("div", { class: "cell-sub", title: text }, text);
 const label = (tab) => TABS.find(([t]) => t === tab)[1].toLowerCase();
 const VIEWS = { active, history, rules, silences, channels, notifications };
 
@@ -108,7 +110,7 @@ async function active(el, signal) {
     { title: "State", render: stateBadge },
     { title: "Severity", render: severity },
     { title: "Alert", render: (a) => [h("div", { class: "cell-main" }, ruleName(a, rules)),
-      h("div", { class: "cell-sub" }, pick(a, "summary", "description") || pick(a, "rule_id"))] },
+      clipped(pick(a, "summary", "description") || pick(a, "rule_id"))] },
     { title: "Value", render: valueCell },
     { title: "Labels", render: labelChips },
     { title: "Since", render: (a) => h("span", { class: "nowrap" }, fmt.ago(toMs(pick(a, "firing_since", "pending_since", "started_at")))) },
@@ -227,7 +229,7 @@ function testSummary(res) {
     const labels = Object.entries(pick(o, "labels") || {}).map(([k, v]) => `${k}=${v}`).join(" ") || "all";
     const v = pick(o, "value");
     return h("span", { class: "obs" }, `${labels}: ${v == null ? "no value" : Math.round(v * 10000) / 10000}` +
-      (pick(o, "count") != null ? ` over ${fmt.int(pick(o, "count"))} spans` : "") + (pick(o, "breaching") ? " ⚠" : ""));
+      (pick(o, "count") != null ? ` over ${fmt.count(pick(o, "count"), "span")}` : "") + (pick(o, "breaching") ? " ⚠" : ""));
   })];
 }
 
@@ -289,7 +291,7 @@ async function notifications(el, signal) {
     { title: "Time", render: (n) => fmt.dateTime(toMs(pick(n, "created_at", "at", "ts"))) },
     { title: "Channel", render: (n) => h("b", {}, pick(n, "channel", "channel_name")) },
     { title: "Alert", render: (n) => [h("div", { class: "cell-main" }, pick(note(n), "rule_name") || pick(n, "rule_id")),
-      h("div", { class: "cell-sub" }, pick(note(n), "summary") || "")] },
+      clipped(pick(note(n), "summary") || "")] },
     { title: "Kind", render: (n) => { const s = pick(note(n), "status") || pick(n, "kind"); return s ? badge(s, s === "firing" ? "bad" : s === "resolved" ? "ok" : "muted") : "–"; } },
     { title: "Delivery", render: (n) => { const s = pick(n, "state", "status") || "?"; return badge(s, DELIVERY_TONE[s] || "muted"); } },
     { title: "Attempts", align: "right", render: (n) => pick(n, "attempts") ?? "–" },

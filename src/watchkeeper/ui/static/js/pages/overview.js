@@ -16,9 +16,12 @@ const DEFAULT_DEADLINE_MS = 8000;
 
 export async function render(root, ctx) {
   const q = url.params();
+  // No range in the URL: the smallest preset that holds all the data (a fresh demo fills
+  // the charts instead of their right tenth).
+  if (!q.get("range") && !q.get("start")) q.set("range", await defaultRange(q, ctx.signal));
   const services = h("div", { class: "filters-inline" });
   mount(root,
-    pageHeader("Overview", "Requests, quality and cost of your AI services", services, range.picker()),
+    pageHeader("Overview", "Requests, quality and cost of your AI services", services, range.picker({ q })),
     h("div", { id: "headline" }, loading()),
     sectionTitle("System health", "root spans of each trace (requests)"),
     h("div", { class: "grid" },
@@ -37,6 +40,25 @@ export async function render(root, ctx) {
   const load = () => loadAll(root, ctx, q, services);
   ctx.live(load);
   await load();
+}
+
+// The first request of the last 30 days, per filters and key: it only changes when retention
+// drops old data, so a tab asks once and computes the preset from the time now.
+const firstSeen = new Map();
+
+async function defaultRange(q, sig) {
+  const filters = range.filters(q);
+  const key = JSON.stringify([api.getKey(), filters]);
+  try {
+    if (!firstSeen.has(key)) {
+      const sm = await api.get("/api/v1/summary", { ...filters, range: "30d", scope: "requests", percentiles: false }, sig);
+      firstSeen.set(key, sm.count ? Number(sm.first_ns) / 1e6 : null);
+    }
+  } catch {
+    return "1h"; // the page's own requests show what went wrong
+  }
+  const first = firstSeen.get(key);
+  return first === null ? "1h" : range.presetFor(Date.now() - first);
 }
 
 function sectionTitle(title, sub) {
@@ -60,7 +82,7 @@ async function loadAll(root, ctx, q, servicesEl) {
   const tasks = [
     renderHeadline(root.querySelector("#headline"), q, slos, sig),
     renderHealth(root, { ...base, scope: "requests" }, r, stepS, slos, sig),
-    renderCost(root, { ...base, scope: "llm" }, sig),
+    renderCost(root, q, { ...base, scope: "llm" }, sig),
     renderQuality(root.querySelector("#box-quality"), base, sig),
   ];
   await Promise.allSettled(tasks);
@@ -106,10 +128,10 @@ async function renderHeadline(el, q, slosP, sig) {
         title: `Show the ${outcome} requests` }, b);
     };
     const text = h("div", { class: "headline-text", "data-testid": "headline" },
-      sm.count < n ? ["Last ", num(sm.count, null, "hl-count"), " requests"] : ["Last ", sel, " requests"],
-      " → ", num(sm.timeouts, "n-timeout", "hl-timeouts", "timeout"), " timeouts, ",
-      num(sm.errors, "n-bad", "hl-errors", "error"), " errors, ",
-      num(sm.fallbacks, "n-warn", "hl-fallbacks", "fallback"), " fallbacks",
+      sm.count < n ? ["Last ", num(sm.count, null, "hl-count"), " ", fmt.plural("request", sm.count)] : ["Last ", sel, " requests"],
+      " → ", num(sm.timeouts, "n-timeout", "hl-timeouts", "timeout"), " ", fmt.plural("timeout", sm.timeouts), ", ",
+      num(sm.errors, "n-bad", "hl-errors", "error"), " ", fmt.plural("error", sm.errors), ", ",
+      num(sm.fallbacks, "n-warn", "hl-fallbacks", "fallback"), " ", fmt.plural("fallback", sm.fallbacks),
       sm.rejected ? [", ", num(sm.rejected, "n-bad", "hl-rejected", "rejected"), " rejected"] : null);
     mount(el, h("div", { class: "headline" }, text, sloGauge(sm, slos)));
   } catch (err) {
@@ -144,8 +166,8 @@ function sloGauge(sm, slos) {
     h("div", { class: "sub" }, target !== null ? [`SLO ${fmt.pct(target, 2)} `, h("a", { href: "/slos" }, slo.name || "")] : h("a", { href: "/slos" }, "no availability SLO")));
 }
 
-function tracesLink(extra) {
-  return (params) => url.navigate("/traces", { ...range.carry(), ...extra, ...params });
+function tracesLink(q, extra) {
+  return (params) => url.navigate("/traces", { ...range.carry(q), ...extra, ...params });
 }
 
 function pickBucket(stepS, extra) {
@@ -222,12 +244,12 @@ async function renderQuality(el, base, sig) {
     mount(el, h("div", { class: "stats", "data-testid": "quality-stats" },
       stat("Scores", fmt.int(total)),
       stat("Low-score share", fmt.pct(total ? lowN / total : null), { tone: total && lowN / total > 0.2 ? "bad" : null, note: "scores below 0.5" }),
-      stat("User feedback", fb ? fmt.pct(fb.pass_rate, 0) : "–", { note: fb ? `positive of ${fmt.int(fb.count)}` : "none yet" })),
+      stat("User feedback", fb ? fmt.pct(fb.pass_rate, 0) : "–", { note: fb ? `positive of ${fmt.count(fb.count, "answer")}` : "none yet" })),
     h("h3", {}, "Pass rate by evaluation"),
     h("div", { id: "score-bars" }));
     chart.barList(el.querySelector("#score-bars"), items.map((s) => ({
       label: s.name, value: s.pass_rate ?? 0,
-      note: `avg ${s.avg == null ? "–" : s.avg.toFixed(2)} · ${fmt.int(s.count)} scores · ${fmt.pct(s.low_share, 0)} low`,
+      note: `avg ${s.avg == null ? "–" : s.avg.toFixed(2)} · ${fmt.count(s.count, "score")} · ${fmt.pct(s.low_share, 0)} low`,
       color: (s.pass_rate ?? 0) < 0.8 ? cssVar("--c-warn") : cssVar("--c-ok"),
     })), { format: (v) => fmt.pct(v, 0) });
   } catch (err) {
@@ -235,7 +257,7 @@ async function renderQuality(el, base, sig) {
   }
 }
 
-async function renderCost(root, params, sig) {
+async function renderCost(root, q, params, sig) {
   // One request for the three rankings: a browser runs at most six requests to a server at once.
   const dims = [["model", "#box-bymodel"], ["user", "#box-byuser"], ["feature", "#box-byfeature"]];
   const all = api.get("/api/v1/breakdowns", { ...params, by: dims.map(([by]) => by).join(","), order: "cost", limit: 8, percentiles: false }, sig);
@@ -243,22 +265,51 @@ async function renderCost(root, params, sig) {
   const usage = api.get("/api/v1/summary", { ...params, percentiles: false }, sig).then((sm) => {
     const inTok = sm.input_tokens || 0;
     mount(usageEl, h("div", { class: "stats", "data-testid": "cost-stats" },
-      stat("Spend", fmt.usd(sm.cost_usd), { note: `${fmt.int(sm.count)} model calls` }),
+      stat("Spend", fmt.usd(sm.cost_usd), { note: fmt.count(sm.count, "model call") }),
       stat("Input tokens", fmt.compact(inTok)),
       stat("Output tokens", fmt.compact(sm.output_tokens), { note: sm.reasoning_tokens ? `${fmt.compact(sm.reasoning_tokens)} reasoning` : null }),
-      stat("Cached input", fmt.pct(inTok ? (sm.cache_read_tokens || 0) / inTok : null), { note: `${fmt.compact(sm.cache_read_tokens)} tokens read from cache` }),
+      stat("Cached input", fmt.pct(inTok ? (sm.cache_read_tokens || 0) / inTok : null), { note: `${fmt.compact(sm.cache_read_tokens)} ${fmt.plural("token", sm.cache_read_tokens)} read from cache` }),
       stat("Missing price", fmt.int(sm.missing_price), { tone: sm.missing_price ? "warn" : null, note: "calls without a known price" }),
       stat("Cost / call", fmt.usd(sm.count ? sm.cost_usd / sm.count : null))));
   }).catch((err) => failed(usageEl, err, "usage"));
   const groups = dims.map(([by, sel], i) => {
     const el = root.querySelector(sel);
     return all.then((body) => {
-      const gs = body.items[i].groups.filter((g) => g.key !== null && g.key !== "");
-      chart.barList(el, gs.map((g, i) => ({ label: g.key, value: g.cost_usd, color: palette(i),
-        note: `${fmt.compact(g.input_tokens + g.output_tokens)} tok` })), {
+      let gs = body.items[i].groups.filter((g) => g.key !== null && g.key !== "" && g.count > 0);
+      if (by === "model") gs = foldModelAliases(gs);
+      chart.barList(el, gs.map((g, i) => ({ label: g.key, value: g.cost_usd, color: palette(i), keys: g.keys || [g.key],
+        title: g.keys && g.keys.length > 1 ? `${g.key} (also asked for as ${g.keys.slice(1).join(", ")})` : g.key,
+        note: `${fmt.count(g.count, "call")} · ${fmt.compact(g.input_tokens + g.output_tokens)} tok` })), {
         format: fmt.usd, empty: `No ${by} tagged on model calls`,
-        onPick: (it) => tracesLink({ scope: "llm", [by]: it.label })() });
+        onPick: (it) => tracesLink(q, { scope: "llm", [by]: it.keys.join(",") })() });
     }).catch((err) => failed(el, err, "spend by " + by));
   });
   await Promise.allSettled([usage, ...groups]);
+}
+
+// A dated snapshot of a model alias: gpt-4.1 → gpt-4.1-2025-04-14, claude-sonnet-4 → claude-sonnet-4-20250514.
+const SNAPSHOT_SUFFIX = /^-(\d{4}-\d{2}-\d{2}|\d{8})$/;
+const SUMMED = ["count", "errors", "timeouts", "cost_usd", "input_tokens", "output_tokens"];
+
+/**
+ * Model groups (the API groups a call by its response model, else its request model) with
+ * each alias's calls folded into the one dated snapshot it resolved to in the same list:
+ * a call that failed before the provider answered names only the alias it asked for.
+ * `keys` lists the models a group stands for; the result is ordered by spend.
+ */
+export function foldModelAliases(groups) {
+  const out = groups.map((g) => ({ ...g, keys: [g.key] }));
+  const snapshotOf = (g) => {
+    const dated = out.filter((o) => o !== g && o.key.startsWith(g.key) && SNAPSHOT_SUFFIX.test(o.key.slice(g.key.length)));
+    return dated.length === 1 ? dated[0] : null;
+  };
+  const folded = new Set();
+  for (const g of out) {
+    const snap = snapshotOf(g);
+    if (!snap) continue;
+    for (const k of SUMMED) snap[k] = (snap[k] || 0) + (g[k] || 0);
+    snap.keys.push(g.key);
+    folded.add(g);
+  }
+  return out.filter((g) => !folded.has(g)).sort((a, b) => (b.cost_usd || 0) - (a.cost_usd || 0));
 }

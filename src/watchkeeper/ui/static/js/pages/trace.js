@@ -56,7 +56,7 @@ export async function render(root, ctx) {
 function spanCount(model, body) {
   const shown = model.spans.length;
   const total = body.span_count || shown;
-  return total > shown ? `the first ${fmt.int(shown)} of ${fmt.int(total)} spans` : `${shown} spans`;
+  return total > shown ? `the first ${fmt.int(shown)} of ${fmt.count(total, "span")}` : fmt.count(shown, "span");
 }
 
 function attrsOf(span) {

@@ -104,15 +104,20 @@ function activeChips(q) {
 
 /** One line over the list: how many match, how they ended, how slow, what they cost. */
 function totalsLine(sm, scope) {
-  const noun = scope === "requests" ? "requests" : scope === "llm" ? "model calls" : "spans";
-  const bad = [["errors", sm.errors], ["timeouts", sm.timeouts], ["fallbacks", sm.fallbacks], ["rejected", sm.rejected]]
-    .filter(([, v]) => v).map(([k, v]) => `${fmt.int(v)} ${k}`);
+  const noun = scope === "requests" ? "request" : scope === "llm" ? "model call" : "span";
+  const bad = [["error", sm.errors], ["timeout", sm.timeouts], ["fallback", sm.fallbacks], ["rejected", sm.rejected, "rejected"]]
+    .filter(([, v]) => v).map(([k, v, pl]) => fmt.count(v, k, pl));
   return h("p", { class: "sub", "data-testid": "totals" },
-    h("b", {}, fmt.int(sm.count)), ` ${noun} match`,
+    h("b", {}, fmt.int(sm.count)), ` ${fmt.plural(noun, sm.count)} ${sm.count === 1 ? "matches" : "match"}`,
     sm.count ? ` · success ${fmt.pct(sm.success_rate, 1)}` : "",
     bad.length ? ` · ${bad.join(", ")}` : "",
     sm.count ? ` · p50 ${fmt.ms(sm.p50_ms)}, p95 ${fmt.ms(sm.p95_ms)}` : "",
     sm.cost_usd ? ` · ${fmt.usd(sm.cost_usd)}` : "");
+}
+
+/** A one-line, ellipsised detail; its full text on hover. */
+function subLine(text) {
+  return h("div", { class: "cell-sub", title: text }, text);
 }
 
 function openTrace(row) {
@@ -132,8 +137,8 @@ function renderList(el, body, q, scope) {
   const cols = [
     { title: "Time", render: (r) => h("span", { title: fmt.dateTime(r.start_ms) }, fmt.when(r.start_ms)), class: "nowrap" },
     { title: scope === "requests" ? "Request" : "Span", render: (r) => [
-      h("div", { class: "cell-main" }, h("a", { href: "/traces/" + r.trace_id + (r.parent_span_id ? "?span=" + r.span_id : "") }, r.name)),
-      h("div", { class: "cell-sub" }, [r.http_route, r.response_model || r.request_model, r.error_type].filter(Boolean).join(" · ") || r.trace_id)] },
+      h("div", { class: "cell-main", title: r.name }, h("a", { href: "/traces/" + r.trace_id + (r.parent_span_id ? "?span=" + r.span_id : "") }, r.name)),
+      subLine([r.http_route, r.response_model || r.request_model, r.error_type].filter(Boolean).join(" · ") || r.trace_id)] },
     { title: "Service", render: (r) => r.service },
     { title: "Outcome", render: (r) => outcomeBadge(r.outcome) },
     { title: "Duration", align: "right", render: (r) => h("span", { class: "dur" }, fmt.ms(r.duration_ms),
