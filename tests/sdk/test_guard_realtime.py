@@ -39,7 +39,13 @@ def test_thread_mode_stops_waiting_at_the_deadline(sdk: Sdk) -> None:
         slow()
     assert time.monotonic() - start < DEADLINE + SLACK
     release.set()
-    assert sdk.span("guard slow-sync").attributes[c.WK_OUTCOME] == "timeout"  # type: ignore[index]
+    span = sdk.span("guard slow-sync")
+    assert span.attributes[c.WK_OUTCOME] == "timeout"  # type: ignore[index]
+    # The guard's own error: type and message, no stack trace (always the guard's own frames).
+    (event,) = span.events
+    assert event.name == "exception"
+    assert event.attributes["exception.type"] == "watchkeeper.errors.GuardTimeout"  # type: ignore[index]
+    assert "exception.stacktrace" not in event.attributes  # type: ignore[operator]
 
 
 def test_thread_mode_passes_results_errors_and_the_current_span() -> None:

@@ -23,7 +23,13 @@ from watchkeeper.sdk._breaker import Breaker
 from watchkeeper.sdk._context import report_to_request
 from watchkeeper.sdk._guard_config import MAX_DEADLINE_S
 from watchkeeper.sdk._safe import report_failure
-from watchkeeper.sdk._span import NOOP, ObservedSpan, open_span, span_attributes
+from watchkeeper.sdk._span import (
+    NOOP,
+    ObservedSpan,
+    open_span,
+    record_exception,
+    span_attributes,
+)
 from watchkeeper.sdk._workers import WORKERS, Workers
 
 if TYPE_CHECKING:
@@ -313,7 +319,7 @@ class GuardCall:
         guard_span = self.span.otel_span
         try:
             if not retrying:
-                guard_span.record_exception(exc)
+                record_exception(guard_span, exc)
                 return
             assert self.rt is not None  # telemetry implies a runtime
             obs = open_span(
