@@ -20,6 +20,10 @@ The file (JSON, or YAML with PyYAML installed) reads
 its names matched the same way. A variable wins over the file, the file over the code. A value
 that cannot be used is a warning naming it and what to give, never an exception into the app
 (under tests, `raise_errors`, it raises `ConfigError`); the guard keeps its code's setting.
+
+The duration histogram takes a guard's deadline as a bucket bound when its series is made, at
+the guard's first call on a metrics registry: an `init()` that changes the deadline later on
+the same registry keeps the earlier bound (a restart, or another registry, takes the new one).
 """
 
 from __future__ import annotations
