@@ -111,7 +111,12 @@ class Workers:
         worker = _Worker(job)
         worker.wake.release()
         name = f"watchkeeper-guard-{self.threads}"
-        threading.Thread(target=self._run, args=(worker,), name=name, daemon=True).start()
+        try:
+            threading.Thread(target=self._run, args=(worker,), name=name, daemon=True).start()
+        except RuntimeError as exc:  # "can't start new thread": the process's limit
+            with self._lock:
+                self.threads -= 1
+            raise CircuitOpen(f"no guard worker thread could be started ({exc})") from None
 
     def _abandon(self, job: _Job) -> bool:
         """Give up on `job`; False if it ended first. Counted under the lock, so a worker that
