@@ -213,7 +213,9 @@ class GuardRegistry:
         """Track `guard` and give it the overrides in force (if any)."""
         with self._lock:
             self._guards.add(guard)
-            settings = self.overrides.get(normalize(guard.name))
+            overrides = self.overrides
+        # A `with guard(...)` block makes its guard per use: no name to match most of the time.
+        settings = overrides.get(normalize(guard.name)) if overrides else None
         if settings:
             guard.configure(settings)
 
