@@ -1,5 +1,7 @@
 """Guard deadlines in real time: sync calls abandoned on a worker, async calls cancelled.
 
+(The matrix of every kind of callee, sync and async, concurrent, is in test_guard_matrix.)
+
 Timing asserts are only "did not run past the deadline plus generous slack".
 """
 
@@ -37,7 +39,13 @@ def test_thread_mode_stops_waiting_at_the_deadline(sdk: Sdk) -> None:
         slow()
     assert time.monotonic() - start < DEADLINE + SLACK
     release.set()
-    assert sdk.span("guard slow-sync").attributes[c.WK_OUTCOME] == "timeout"  # type: ignore[index]
+    span = sdk.span("guard slow-sync")
+    assert span.attributes[c.WK_OUTCOME] == "timeout"  # type: ignore[index]
+    # The guard's own error: type and message, no stack trace (always the guard's own frames).
+    (event,) = span.events
+    assert event.name == "exception"
+    assert event.attributes["exception.type"] == "watchkeeper.errors.GuardTimeout"  # type: ignore[index]
+    assert "exception.stacktrace" not in event.attributes  # type: ignore[operator]
 
 
 def test_thread_mode_passes_results_errors_and_the_current_span() -> None:
@@ -64,27 +72,28 @@ def test_thread_mode_passes_results_errors_and_the_current_span() -> None:
     watchkeeper.shutdown()
 
 
-def test_auto_mode_moves_a_slow_dependency_to_a_worker_thread(sdk: Sdk) -> None:
+def test_the_first_hang_is_cut_at_the_deadline_by_default(sdk: Sdk) -> None:
     release = threading.Event()
-    delays = [0.0, 0.3, 10.0]
+    hangs = [False, True, False]
 
-    @watchkeeper.guard("auto", deadline=DEADLINE, breaker=False, retries=0, fallbacks=["fb"])
+    @watchkeeper.guard("first-hang", deadline=DEADLINE, breaker=False, retries=0, fallbacks=["fb"])
     def call() -> str:
-        delay = delays.pop(0)
-        if delay > 1:
-            release.wait(delay)
-        else:
-            time.sleep(delay)
+        if hangs.pop(0):
+            release.wait(10)
         return "ok"
 
-    assert call() == "ok"  # fast: inline, no thread
-    assert call() == "fb"  # overran inline: counted as a timeout once it returned
+    assert call() == "ok"
     start = time.monotonic()
-    assert call() == "fb"  # now on a worker: cut at the deadline
+    assert call() == "fb"  # a guard that was healthy until now: still cut at the deadline
     assert time.monotonic() - start < DEADLINE + SLACK
+    assert call() == "ok"  # the hung call holds one worker; the others serve
     release.set()
-    outcomes = [s.attributes[c.WK_OUTCOME] for s in sdk.spans() if s.name == "guard auto"]  # type: ignore[index]
-    assert outcomes == ["success", "fallback", "fallback"]
+    outcomes = [s.attributes[c.WK_OUTCOME] for s in sdk.spans() if s.name == "guard first-hang"]  # type: ignore[index]
+    assert outcomes == ["success", "fallback", "success"]
+
+
+def test_auto_is_read_as_thread() -> None:
+    assert watchkeeper.guard("was-auto", sync_mode="auto").policy.threaded
 
 
 async def test_async_call_is_cancelled_at_the_deadline(sdk: Sdk) -> None:
@@ -201,52 +210,56 @@ async def test_block_form_async_enforces_the_deadline(sdk: Sdk) -> None:
             await asyncio.sleep(10)
 
 
-def test_saturated_workers_refuse_calls(sdk: Sdk) -> None:
-    workers = Workers(max_workers=1, max_queue=1)
+def test_saturated_workers_refuse_calls_at_once_and_count_abandoned_threads(sdk: Sdk) -> None:
+    workers = Workers(max_workers=2)
     release = threading.Event()
-    guarded = watchkeeper.guard(
-        "sat", deadline=DEADLINE, sync_mode="thread", breaker=False, retries=0, workers=workers
-    )
+    guarded = watchkeeper.guard("sat", deadline=DEADLINE, breaker=False, retries=0, workers=workers)
     results: list[str] = []
     for _ in range(3):
+        start = time.monotonic()
         try:
             guarded.call(release.wait, 10)
         except GuardTimeout:
             results.append("timeout")
         except CircuitOpen:
             results.append("refused")
-    release.set()
+    assert time.monotonic() - start < DEADLINE / 2  # refused without waiting for a thread
     assert results == ["timeout", "timeout", "refused"]
     outcomes = [s.attributes[c.WK_OUTCOME] for s in sdk.spans() if s.name == "guard sat"]  # type: ignore[index]
     assert outcomes == ["timeout", "timeout", "rejected"]
+    abandoned = {"name": "sat"}
+    assert sdk.metric("watchkeeper_guard_abandoned_threads", abandoned) == 2
+    assert sdk.metric("watchkeeper_guard_abandoned_calls_total", abandoned) == 2
+    release.set()  # the hung calls return: their threads serve again
+    give_up = time.monotonic() + 10
+    while (
+        sdk.metric("watchkeeper_guard_abandoned_threads", abandoned) and time.monotonic() < give_up
+    ):
+        time.sleep(0.01)
+    assert sdk.metric("watchkeeper_guard_abandoned_threads", abandoned) == 0
+    assert guarded.call(lambda: "served") == "served"
+    assert sdk.metric("watchkeeper_guard_abandoned_calls_total", abandoned) == 2
+    assert workers.threads == 2
 
 
 def test_watchdog_reacts_at_the_deadline_of_a_hung_inline_call(sdk: Sdk) -> None:
     fired = threading.Event()
-    release = threading.Event()
-    calls = 0
 
     def on_timeout(event: Any) -> None:
         fired.set()
 
-    @watchkeeper.guard("hang", deadline=DEADLINE, breaker=False, retries=0, on_timeout=on_timeout)
+    @watchkeeper.guard(
+        "hang", deadline=DEADLINE, breaker=False, retries=0, on_timeout=on_timeout,
+        sync_mode="inline",
+    )  # fmt: skip
     def hang() -> str:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            # Runs inline (the guard has been healthy): only the watchdog can notice in time.
-            assert fired.wait(10), "on_timeout did not fire while the call was stuck"
-            return "late"
-        release.wait(10)
-        return "stuck"
+        # Runs in the caller's thread: only the watchdog can notice in time.
+        assert fired.wait(10), "on_timeout did not fire while the call was stuck"
+        return "late"
 
     with pytest.raises(GuardTimeout):
         hang()  # returns only after the watchdog fired: its late answer is a timeout
-    start = time.monotonic()
-    with pytest.raises(GuardTimeout):
-        hang()  # the guard moved to a worker thread: cut at the deadline
-    assert time.monotonic() - start < DEADLINE + SLACK
-    release.set()
+    assert sdk.span("guard hang").attributes[c.WK_OUTCOME] == "timeout"  # type: ignore[index]
 
 
 def _child_guard_results(out: Any) -> None:
@@ -276,7 +289,7 @@ def test_guard_threads_work_in_a_forked_child() -> None:
 def test_concurrent_thread_mode_calls_each_get_a_worker() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    workers = Workers(max_workers=8, max_queue=8)
+    workers = Workers(max_workers=8)
     barrier = threading.Barrier(6, timeout=5)
     guarded = watchkeeper.guard(
         "many", deadline=2.0, sync_mode="thread", breaker=False, retries=0, workers=workers

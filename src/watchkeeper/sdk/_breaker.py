@@ -28,21 +28,36 @@ class Breaker:
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if failure_threshold < 1 or half_open_max_calls < 1 or reset_timeout <= 0:
-            raise ConfigError(
-                "Breaker: failure_threshold and half_open_max_calls must be >= 1 and "
-                f"reset_timeout > 0 (got {failure_threshold}, {half_open_max_calls}, "
-                f"{reset_timeout})"
-            )
+        _check(failure_threshold, reset_timeout, half_open_max_calls)
         self.failure_threshold = failure_threshold
         self.reset_timeout = reset_timeout
         self.half_open_max_calls = half_open_max_calls
+        # The settings in code, which `configure` returns to for what it is not given.
+        self._defaults = (failure_threshold, reset_timeout, half_open_max_calls)
         self._clock = clock
         self._lock = threading.Lock()
         self._state = CLOSED
         self._failures = 0
         self._opened_at = 0.0
         self._trials = 0
+
+    def configure(
+        self,
+        failure_threshold: int | None = None,
+        reset_timeout: float | None = None,
+        half_open_max_calls: int | None = None,
+    ) -> None:
+        """Change the thresholds (an operator's override); None: the one given in code.
+
+        The state is kept: an open breaker stays open, under the new reset timeout.
+        """
+        ft, rt, hm = self._defaults
+        ft = ft if failure_threshold is None else failure_threshold
+        rt = rt if reset_timeout is None else reset_timeout
+        hm = hm if half_open_max_calls is None else half_open_max_calls
+        _check(ft, rt, hm)
+        with self._lock:
+            self.failure_threshold, self.reset_timeout, self.half_open_max_calls = ft, rt, hm
 
     # The closed breaker's common case (a call allowed, a success after successes) is read and
     # left without the lock: attribute reads are atomic, and a transition racing with it orders
@@ -94,6 +109,15 @@ class Breaker:
             self._failures += 1
             if self._state == HALF_OPEN or self._failures >= self.failure_threshold:
                 self._state, self._opened_at, self._trials = OPEN, self._clock(), 0
+
+
+def _check(failure_threshold: int, reset_timeout: float, half_open_max_calls: int) -> None:
+    if failure_threshold < 1 or half_open_max_calls < 1 or not reset_timeout > 0:
+        raise ConfigError(
+            "Breaker: failure_threshold and half_open_max_calls must be >= 1 and "
+            f"reset_timeout > 0 (got {failure_threshold}, {half_open_max_calls}, "
+            f"{reset_timeout})"
+        )
 
 
 class BreakerRegistry:

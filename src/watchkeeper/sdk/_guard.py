@@ -2,21 +2,25 @@
 
 The deadline holds end to end: every attempt gets only the time left, backoff never sleeps past
 it. Async calls are cancelled at the deadline, as by `asyncio.timeout` but with one timer per
-event loop (`_deadlines`). A sync call cannot be interrupted, only abandoned, and handing it to
-a thread costs tens of microseconds, so `sync_mode` chooses:
+event loop (`_deadlines`). A sync call cannot be interrupted, only abandoned, so `sync_mode`
+chooses:
 
-* ``"thread"``: always run on a bounded worker pool; the caller stops waiting at the deadline
-  (the call itself runs on until it returns, then its result is dropped). The pool has 32
-  daemon threads and 64 queue slots; when abandoned calls fill it, calls are refused at once
-  (`CircuitOpen`, outcome rejected, fallbacks still answer) instead of queueing without bound.
-* ``"inline"``: run in the caller's thread; a late answer is detected when it returns and
-  counted as a timeout (the caller was held up: the deadline is not enforced).
-* ``"auto"`` (default): inline while the guard's calls stay well inside the deadline, and on a
-  worker thread for a while (60 s) after any call took over half of it or timed out. Fast calls
-  pay no thread hop. A watchdog thread notices an inline call still running at its deadline:
-  it fires `on_timeout` then and there and switches the guard to worker threads at once, so a
-  dependency that starts hanging holds up only the calls already in flight (they return late,
-  counted as timeouts); every later call is cut at the deadline.
+* ``"thread"`` (default): every call runs on a bounded pool of worker threads (`_workers`) and
+  the caller waits at most until the deadline: the first call that hangs is answered on time
+  too (timeout, or a fallback). The hung call runs on until it returns, its result dropped, its
+  thread counted as abandoned; when every thread is busy, a call is refused at once (outcome
+  rejected, fallbacks still answer) instead of waiting for a thread past its deadline. The hop
+  to a thread costs tens of microseconds a call.
+* ``"inline"``: opt-in, for callers who accept the risk: the call runs in the caller's thread,
+  so a hang holds the caller for as long as it lasts. A late answer is counted as a timeout
+  when it returns, and a watchdog thread fires `on_timeout` at the deadline of a call still
+  running.
+
+``"auto"``, the former default (inline until a call came close to its deadline), reads as
+``"thread"``.
+
+Settings can be overridden per guard name by the operator, from the environment or a config
+file read at `init()` (`_guard_config`); the settings in force are on every guard span.
 
 Spans: a call whose first attempt answers makes one span, "guard NAME", which stands for that
 attempt; the callee's spans nest directly under it. `watchkeeper.guard.attempts` says how many
@@ -33,9 +37,10 @@ Guard logic works before `init()` too; only its spans and metrics wait for `init
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, TypeVar, cast
@@ -44,62 +49,47 @@ from watchkeeper.errors import CircuitOpen, ConfigError, GuardTimeout
 from watchkeeper.sdk._breaker import BREAKERS, Breaker
 from watchkeeper.sdk._deadlines import Watch
 from watchkeeper.sdk._deadlines import watch as watch_deadline
+from watchkeeper.sdk._guard_config import GUARDS, warn
 from watchkeeper.sdk._guard_run import (
-    SUSPECT_HOLD_S,
     GuardCall,
     GuardEvent,
     GuardPolicy,
+    Health,
     RetryOn,
     fallback_values,
 )
 from watchkeeper.sdk._span import NOOP, ObservedSpan
 from watchkeeper.sdk._watchdog import WATCHDOG
-from watchkeeper.sdk._workers import WORKERS, Workers
+from watchkeeper.sdk._workers import Workers
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = ["Breaker", "CircuitOpen", "GuardEvent", "GuardTimeout", "guard"]
 
 
-def _invoke_sync(
-    call: GuardCall,
-    workers: Workers,
-    fn: Callable[..., Any],
-    args: Any,
-    kwargs: Any,
-    left: float,
+def _invoke_inline(
+    call: GuardCall, fn: Callable[..., Any], args: Any, kwargs: Any, left: float
 ) -> Any:
-    """One sync attempt within `left` seconds (see the module docstring for the modes)."""
+    """One attempt in the caller's thread (`sync_mode="inline"`), watched when on real time."""
     policy = call.p
-    clock, health = policy.clock, policy.health
-    start = call.end_at - left  # the clock's reading when the attempt was given `left`
-    threaded = policy.threads_always or (policy.threads_if_suspect and start < health.suspect_until)
-    watched = not threaded and policy.watchable
+    watched = policy.watchable
+    if watched:
+        WATCHDOG.enter(call)
     try:
-        if threaded:
-            return workers.call(fn, args, kwargs, left)
-        if watched:
-            WATCHDOG.enter(call)
         result = fn(*args, **kwargs)
-    except GuardTimeout:
-        health.suspect_until = clock() + SUSPECT_HOLD_S
-        raise
     finally:
         if watched:
             WATCHDOG.leave(call)
-        now = clock()
-        if now - start > policy.half_deadline:
-            health.suspect_until = now + SUSPECT_HOLD_S
     # Late is past the call's deadline, as for the watchdog: `left` was measured before the
-    # attempt began, so `now - start > left` missed answers just after the deadline.
+    # attempt began, so comparing the attempt's time with it missed answers just after.
+    now = policy.clock()
     if now > call.end_at:
-        raise GuardTimeout(f"answered after the deadline ({now - start:.3f}s > {left:.3f}s)")
+        taken = now - (call.end_at - left)
+        raise GuardTimeout(f"answered after the deadline ({taken:.3f}s > {left:.3f}s)")
     return result
 
 
-def run_sync(
-    policy: GuardPolicy, workers: Workers, fn: Callable[..., Any], args: Any, kwargs: Any
-) -> Any:
+def run_sync(policy: GuardPolicy, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
     """Call `fn` under the guard's policy (sync)."""
     call = GuardCall(policy)
     try:
@@ -107,7 +97,10 @@ def run_sync(
             while (attempt := call.next_attempt()) is not None:
                 obs, left = attempt
                 try:
-                    result = _invoke_sync(call, workers, fn, args, kwargs, left)
+                    if policy.threaded:
+                        result = policy.workers.call(fn, args, kwargs, left, policy.name)
+                    else:
+                        result = _invoke_inline(call, fn, args, kwargs, left)
                 except BaseException as exc:
                     if not isinstance(exc, Exception):  # interrupted: end the attempt, go up
                         obs.end(exc)
@@ -132,12 +125,13 @@ def run_sync(
 
 
 def async_guarded(
-    policy: GuardPolicy, fn: Callable[..., Awaitable[Any]]
+    holder: guard, fn: Callable[..., Awaitable[Any]]
 ) -> Callable[..., Coroutine[Any, Any, Any]]:
-    """The coroutine function `fn` under the guard's policy (its body is the wrapper's own:
-    one coroutine per call, not a wrapper awaiting another)."""
+    """The coroutine function `fn` under the guard's policy in force at each call (its body is
+    the wrapper's own: one coroutine per call, not a wrapper awaiting another)."""
 
     async def guarded(*args: Any, **kwargs: Any) -> Any:
+        policy = holder._policy
         call = GuardCall(policy)
         try:
             if call.admit():
@@ -200,9 +194,13 @@ _BLOCKS: ContextVar[tuple[tuple[int, GuardBlock], ...]] = ContextVar(
 
 
 class guard:  # lower case: used like a function, `@guard("llm", deadline=5)`
-    """Decorator (sync and async) and context manager enforcing a deadline with fallbacks."""
+    """Decorator (sync and async) and context manager enforcing a deadline with fallbacks.
 
-    __slots__ = ("_policy", "_workers")
+    `deadline`, `retries`, `backoff` and the breaker's thresholds are the code's settings: an
+    operator's overrides for this name (see `_guard_config`) replace them from `init()` on.
+    """
+
+    __slots__ = ("__weakref__", "_base", "_policy")
 
     def __init__(
         self,
@@ -216,7 +214,7 @@ class guard:  # lower case: used like a function, `@guard("llm", deadline=5)`
         breaker: Breaker | bool | None = True,
         on_timeout: Callable[[GuardEvent], None] | None = None,
         on_fallback: Callable[[GuardEvent], None] | None = None,
-        sync_mode: str = "auto",
+        sync_mode: str = "thread",
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], None] | None = None,
         rng: Callable[[], float] | None = None,
@@ -224,13 +222,10 @@ class guard:  # lower case: used like a function, `@guard("llm", deadline=5)`
     ) -> None:
         chosen = BREAKERS.get(name) if breaker is True else breaker or None
         extra: dict[str, Any] = {}
-        if clock is not None:
-            extra["clock"] = clock
-        if sleep is not None:
-            extra["sleep"] = sleep
-        if rng is not None:
-            extra["rng"] = rng
-        self._policy = GuardPolicy(
+        for key, value in (("clock", clock), ("sleep", sleep), ("rng", rng), ("workers", workers)):
+            if value is not None:
+                extra[key] = value
+        self._base = self._policy = GuardPolicy(
             name=name,
             deadline=deadline,
             retries=retries,
@@ -243,39 +238,71 @@ class guard:  # lower case: used like a function, `@guard("llm", deadline=5)`
             sync_mode=sync_mode,
             **extra,
         )
-        self._workers = workers or WORKERS
+        GUARDS.add(self)
+
+    @property
+    def name(self) -> str:
+        """The guard's name (its breaker, metrics and overrides are per name)."""
+        return self._base.name
 
     @property
     def policy(self) -> GuardPolicy:
-        """The guard's validated settings."""
+        """The settings in force: the code's, with the operator's overrides over them."""
         return self._policy
+
+    def configure(self, settings: Mapping[str, float]) -> None:
+        """Run on the code's settings with `settings` (an operator's overrides) over them.
+
+        Calls in flight finish on the policy they started with; the next ones take the new.
+        """
+        base = self._base
+        breaker_settings = {
+            k.removeprefix("breaker."): v for k, v in settings.items() if k.startswith("breaker.")
+        }
+        overridden = [k for k in settings if not k.startswith("breaker.")]
+        if base.breaker is not None:
+            base.breaker.configure(
+                failure_threshold=_int_or_none(breaker_settings.get("failure_threshold")),
+                reset_timeout=breaker_settings.get("reset_timeout"),
+                half_open_max_calls=_int_or_none(breaker_settings.get("half_open_max_calls")),
+            )
+            overridden += [f"breaker.{k}" for k in breaker_settings]
+        elif breaker_settings:
+            warn(f"guard {base.name!r} has no breaker (breaker=False): breaker settings ignored")
+        self._policy = dataclasses.replace(
+            base,
+            deadline=settings.get("deadline", base.deadline),
+            retries=int(settings.get("retries", base.retries)),
+            backoff=settings.get("backoff", base.backoff),
+            overridden=tuple(sorted(overridden)),
+            health=Health(),  # its telemetry carries the settings: built again
+        )
 
     def __call__(self, fn: F) -> F:
         """Wrap `fn` (sync or async) so every call goes through the guard."""
-        policy, workers = self._policy, self._workers
         if inspect.iscoroutinefunction(fn):
-            return cast(F, functools.wraps(fn)(async_guarded(policy, fn)))
+            return cast(F, functools.wraps(fn)(async_guarded(self, fn)))
 
-        for fb in policy.fallbacks:
+        for fb in self._base.fallbacks:
             if inspect.iscoroutinefunction(fb):
                 raise ConfigError(
-                    f"guard {policy.name!r}: fallback {fb.__qualname__} is async but "
+                    f"guard {self.name!r}: fallback {fb.__qualname__} is async but "
                     f"{fn.__qualname__} is sync; give a sync fallback (or guard an async function)"
                 )
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            return run_sync(policy, workers, fn, args, kwargs)
+            return run_sync(self._policy, fn, args, kwargs)
 
         return cast(F, wrapper)
 
     def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Call sync `fn(*args, **kwargs)` through the guard."""
-        return run_sync(self._policy, self._workers, fn, args, kwargs)
+        return run_sync(self._policy, fn, args, kwargs)
 
     async def acall(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Call async `fn(*args, **kwargs)` through the guard."""
-        return await async_guarded(self._policy, fn)(*args, **kwargs)
+        return await async_guarded(self, fn)(*args, **kwargs)
 
     # --- block form: one attempt (a block cannot be re-run), fallbacks give `g.result` --------
     def _enter(self) -> GuardBlock:
@@ -355,3 +382,7 @@ class guard:  # lower case: used like a function, `@guard("llm", deadline=5)`
         if expired and isinstance(exc, asyncio.CancelledError):
             exc = GuardTimeout(f"guard {self._policy.name!r}: block overran its deadline")
         return self._exit(block, exc, original)
+
+
+def _int_or_none(value: float | None) -> int | None:
+    return None if value is None else int(value)

@@ -21,8 +21,16 @@ from watchkeeper.model import conventions as c
 from watchkeeper.sdk import _runtime
 from watchkeeper.sdk._breaker import Breaker
 from watchkeeper.sdk._context import report_to_request
+from watchkeeper.sdk._guard_config import MAX_DEADLINE_S
 from watchkeeper.sdk._safe import report_failure
-from watchkeeper.sdk._span import NOOP, ObservedSpan, open_span, span_attributes
+from watchkeeper.sdk._span import (
+    NOOP,
+    ObservedSpan,
+    open_span,
+    record_exception,
+    span_attributes,
+)
+from watchkeeper.sdk._workers import WORKERS, Workers
 
 if TYPE_CHECKING:
     from watchkeeper.sdk._metrics import SdkMetrics
@@ -32,15 +40,22 @@ _FIRE_LOCK = threading.Lock()
 
 _log = logging.getLogger("watchkeeper.sdk.guard")
 
-MAX_DEADLINE_S = 10.0
-SUSPECT_HOLD_S = 60.0  # how long "auto" keeps using a worker thread after a slow call
-SYNC_MODES = ("auto", "thread", "inline")
+# "auto" (inline until a call came close to its deadline) was the default: its first hang held
+# the caller past the deadline. It is read as "thread", the default now.
+SYNC_MODES = ("thread", "inline", "auto")
 RetryOn = tuple[type[BaseException], ...] | Callable[[BaseException], bool] | None
 # How many attempts a guarded call made, on its guard span when that is not one (like semconv's
 # `http.request.resend_count`, set only on a resent request): absent means one attempt, and the
 # common call pays for one attribute fewer. Only the SDK sets it and nothing on the server reads
-# it yet, so it is not in `model.conventions` (next to WK_GUARD_ATTEMPT).
+# it yet, so it is not in `model.conventions` (next to WK_GUARD_ATTEMPT); nor are the guard's
+# effective settings below, on every guard span next to `watchkeeper.guard.deadline_s`.
 WK_GUARD_ATTEMPTS: Final = "watchkeeper.guard.attempts"
+WK_GUARD_RETRIES: Final = "watchkeeper.guard.retries"
+WK_GUARD_BACKOFF_S: Final = "watchkeeper.guard.backoff_s"
+WK_GUARD_BREAKER_FAILURES: Final = "watchkeeper.guard.breaker.failure_threshold"
+WK_GUARD_BREAKER_RESET_S: Final = "watchkeeper.guard.breaker.reset_timeout_s"
+# The settings an operator's configuration changed (`_guard_config`), only when there are any.
+WK_GUARD_OVERRIDDEN: Final = "watchkeeper.guard.overridden"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,24 +74,28 @@ class GuardEvent:
 class GuardTelemetry:
     """A guard's labelled metric children and span attributes, built once per `init()`."""
 
-    def __init__(
-        self, metrics: SdkMetrics, name: str, deadline: float, breaker: Breaker | None
-    ) -> None:
+    def __init__(self, metrics: SdkMetrics, policy: GuardPolicy) -> None:
+        name, breaker = policy.name, policy.breaker
         self.metrics = metrics
-        self.calls = metrics.guard.series(name, deadline, breaker)
+        self.calls = metrics.guard.series(name, policy.deadline, breaker)
         self.retries = metrics.guard_retries.labels(name)
         self.span_name = f"guard {name}"
         # The outcome of a call that answers at once goes on with the start attributes (cheaper
-        # there than set later); the call rewrites it only if it changes.
-        self.span_attrs = span_attributes(
-            self.span_name,
-            "guard",
-            {
-                c.WK_GUARD_NAME: name,
-                c.WK_GUARD_DEADLINE_S: deadline,
-                c.WK_OUTCOME: "success",
-            },
-        )
+        # there than set later); the call rewrites it only if it changes. The effective
+        # settings are built here once: they cost the span's attribute check, nothing more.
+        settings: dict[str, Any] = {
+            c.WK_GUARD_NAME: name,
+            c.WK_GUARD_DEADLINE_S: policy.deadline,
+            WK_GUARD_RETRIES: policy.retries,
+            WK_GUARD_BACKOFF_S: policy.backoff,
+        }
+        if breaker is not None:
+            settings[WK_GUARD_BREAKER_FAILURES] = breaker.failure_threshold
+            settings[WK_GUARD_BREAKER_RESET_S] = breaker.reset_timeout
+        if policy.overridden:
+            settings[WK_GUARD_OVERRIDDEN] = list(policy.overridden)
+        settings[c.WK_OUTCOME] = "success"
+        self.span_attrs = span_attributes(self.span_name, "guard", settings)
         self.attempt_name = f"guard {name} attempt"
         self.attempt_attrs = span_attributes(self.attempt_name, "other", {c.WK_GUARD_NAME: name})
         self.first_attempt_attrs = {**self.attempt_attrs, c.WK_GUARD_ATTEMPT: 1}
@@ -84,16 +103,14 @@ class GuardTelemetry:
 
 @dataclass(slots=True)
 class Health:
-    """A guard's mutable state: whether its sync calls lately came close to the deadline (then
-    "auto" uses a thread), and its telemetry handles."""
+    """A guard's mutable state: its telemetry handles (rebuilt after each `init()`)."""
 
-    suspect_until: float = float("-inf")
     telemetry: GuardTelemetry | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class GuardPolicy:
-    """A guard's validated settings, plus the clock/sleep/random it runs on."""
+    """A guard's validated settings, plus the clock/sleep/random/threads it runs on."""
 
     name: str
     deadline: float = 8.0
@@ -104,17 +121,17 @@ class GuardPolicy:
     breaker: Breaker | None = None
     on_timeout: Callable[[GuardEvent], None] | None = None
     on_fallback: Callable[[GuardEvent], None] | None = None
-    sync_mode: str = "auto"
+    sync_mode: str = "thread"
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     rng: Callable[[], float] = random.random
+    workers: Workers = WORKERS
+    overridden: tuple[str, ...] = ()  # settings the operator's configuration changed
     health: Health = field(default_factory=Health)
     # Derived from the above, read by every sync call (see `_guard._invoke_sync`).
-    threads_always: bool = field(init=False, repr=False, default=False)
-    threads_if_suspect: bool = field(init=False, repr=False, default=False)
+    threaded: bool = field(init=False, repr=False, default=True)
     # The watchdog runs on real time: with an injected (test) clock, only the check on return.
     watchable: bool = field(init=False, repr=False, default=False)
-    half_deadline: float = field(init=False, repr=False, default=0.0)
 
     def __post_init__(self) -> None:
         if not 0 < self.deadline < MAX_DEADLINE_S:
@@ -125,15 +142,12 @@ class GuardPolicy:
         if self.retries < 0 or self.backoff < 0:
             raise ConfigError(f"guard {self.name!r}: retries and backoff must be >= 0")
         if self.sync_mode not in SYNC_MODES:
-            raise ConfigError(f"guard {self.name!r}: sync_mode must be one of {SYNC_MODES}")
-        derived = {
-            "threads_always": self.sync_mode == "thread",
-            "threads_if_suspect": self.sync_mode == "auto",
-            "watchable": self.clock is time.monotonic,
-            "half_deadline": self.deadline / 2,
-        }
-        for name, value in derived.items():
-            object.__setattr__(self, name, value)
+            raise ConfigError(
+                f'guard {self.name!r}: sync_mode={self.sync_mode!r}; use "thread" (the '
+                'default: every call answered by its deadline) or "inline"'
+            )
+        object.__setattr__(self, "threaded", self.sync_mode != "inline")
+        object.__setattr__(self, "watchable", self.clock is time.monotonic)
 
 
 def _status_of(exc: BaseException) -> int | None:
@@ -224,9 +238,7 @@ class GuardCall:
             try:
                 tele = policy.health.telemetry
                 if tele is None or tele.metrics is not rt.metrics:
-                    tele = policy.health.telemetry = GuardTelemetry(
-                        rt.metrics, policy.name, policy.deadline, policy.breaker
-                    )
+                    tele = policy.health.telemetry = GuardTelemetry(rt.metrics, policy)
                 # Not a request of its own even as a root: a guard wraps a dependency call, and
                 # its outcome is its own (what guards beneath it report would not change it).
                 self.span = open_span(
@@ -307,7 +319,7 @@ class GuardCall:
         guard_span = self.span.otel_span
         try:
             if not retrying:
-                guard_span.record_exception(exc)
+                record_exception(guard_span, exc)
                 return
             assert self.rt is not None  # telemetry implies a runtime
             obs = open_span(
@@ -364,8 +376,7 @@ class GuardCall:
         self._fire_timeout()
 
     def overran(self) -> None:
-        """The watchdog saw this call still running at its deadline (called from its thread)."""
-        self.p.health.suspect_until = self.p.clock() + SUSPECT_HOLD_S
+        """The watchdog saw this inline call still running at its deadline (from its thread)."""
         self._fire_timeout()
 
     def _fire_timeout(self) -> None:

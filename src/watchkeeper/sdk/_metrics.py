@@ -23,6 +23,7 @@ from prometheus_client.core import (
 
 from watchkeeper.model import OUTCOMES
 from watchkeeper.sdk._breaker import BREAKER_STATES, Breaker
+from watchkeeper.sdk._workers import all_workers
 
 #: GenAI semconv `gen_ai.client.operation.duration` boundaries, plus our default deadline (8 s).
 GENAI_DURATION_BUCKETS: tuple[float, ...] = (
@@ -202,6 +203,60 @@ class GuardMetrics:
         return [calls, duration, breakers]
 
 
+class WorkerMetrics:
+    """The guard worker threads, read from the pools when scraped (nothing per call):
+    `watchkeeper_guard_worker_threads{state}` (busy, idle),
+    `watchkeeper_guard_abandoned_threads{name}` (threads still running a call whose caller
+    stopped waiting at its deadline) and `watchkeeper_guard_abandoned_calls_total{name}`."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        registry.register(self)
+
+    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily, CounterMetricFamily]:
+        return (
+            GaugeMetricFamily(
+                "watchkeeper_guard_worker_threads",
+                "Threads of the guards' worker pools, by state (busy, idle).",
+                labels=("state",),
+            ),
+            GaugeMetricFamily(
+                "watchkeeper_guard_abandoned_threads",
+                "Guard worker threads still running a call abandoned at its deadline.",
+                labels=("name",),
+            ),
+            CounterMetricFamily(
+                "watchkeeper_guard_abandoned_calls",
+                "Guarded sync calls abandoned at their deadline, still running on a worker.",
+                labels=("name",),
+            ),
+        )
+
+    def describe(self) -> Iterable[Metric]:
+        """The families without samples (lets the registry check for name clashes)."""
+        return self._families()
+
+    def collect(self) -> Iterable[Metric]:
+        """Sums over every pool in the process."""
+        threads, abandoned, abandoned_total = self._families()
+        busy = idle = 0
+        now: dict[str, int] = {}
+        total: dict[str, int] = {}
+        for pool in all_workers():
+            pool_busy = pool.busy()
+            busy += pool_busy
+            idle += pool.threads - pool_busy
+            for name, count in list(pool.abandoned.items()):
+                now[name] = now.get(name, 0) + count
+            for name, count in list(pool.abandoned_total.items()):
+                total[name] = total.get(name, 0) + count
+        threads.add_metric(["busy"], busy)
+        threads.add_metric(["idle"], idle)
+        for name, count in total.items():
+            abandoned.add_metric([name], now.get(name, 0))
+            abandoned_total.add_metric([name], count)
+        return [threads, abandoned, abandoned_total]
+
+
 class SdkMetrics:
     """Every metric the SDK records, registered once on one registry."""
 
@@ -241,6 +296,7 @@ class SdkMetrics:
 
     def _register_guard_cache_sdk_metrics(self, r: CollectorRegistry) -> None:
         self.guard = GuardMetrics(r)
+        self.guard_workers = WorkerMetrics(r)
         self.guard_retries = Counter(
             "watchkeeper_guard_retries", "Retries made by guards.", ["name"], registry=r
         )

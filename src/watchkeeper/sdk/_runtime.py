@@ -14,11 +14,13 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from watchkeeper.sdk import _logs
+from watchkeeper.sdk._guard_config import GUARDS
+from watchkeeper.sdk._guard_config import load as load_guard_config
 from watchkeeper.sdk._safe import REPORTER, report_failure
 from watchkeeper.sdk._settings import Settings, resolve
 from watchkeeper.sdk.redact import Redactor
@@ -73,8 +75,13 @@ def init(
     exporter: SpanExporter | None = None,
     span_processor: SpanProcessor | None = None,
     raise_errors: bool | None = None,
+    guard_config: str | os.PathLike[str] | Mapping[str, Any] | None = None,
 ) -> None:
     """Start the SDK: tracing to the Watchkeeper server (OTLP/HTTP), metrics, JSON logs.
+
+    Guards take the operator's overrides of their settings from the environment and from
+    `guard_config` (a JSON/YAML file's path, or its content as a mapping; default: the file
+    `WATCHKEEPER_GUARD_CONFIG` names), until the next `init()` or `shutdown()`.
 
     Calling it again with the same arguments does nothing; with different ones it flushes and
     replaces the previous set-up. It never raises into the app unless `raise_errors` is on.
@@ -99,11 +106,13 @@ def init(
             raise_errors=raise_errors,
         )
         REPORTER.raise_errors = settings.raise_errors
-        if settings.disabled:
+        overrides, problems = load_guard_config(os.environ, guard_config)
+        if settings.disabled:  # no telemetry; the operator's guard settings still hold
             shutdown()
+            GUARDS.apply(overrides, problems)
             return
         reg = registry if registry is not None else _default_registry()
-        key = (settings, id(reg), id(exporter), id(span_processor))
+        key = (settings, overrides, id(reg), id(exporter), id(span_processor))
         with _lock:
             if _current is not None and _current.key == key:
                 return
@@ -111,6 +120,7 @@ def init(
             if previous is not None:
                 previous.provider.shutdown()
             _current = _build(settings, reg, exporter, span_processor, key)
+        GUARDS.apply(overrides, problems)  # warnings once the SDK's error counter is set
     except Exception as exc:
         report_failure("init", exc)
 
@@ -185,6 +195,7 @@ def shutdown(timeout_s: float = 5.0) -> None:
     try:
         with _lock:
             previous, _current = _current, None
+        GUARDS.apply({})  # guards run on their code's settings again
         if previous is not None:
             previous.provider.shutdown()
             REPORTER.counter = None

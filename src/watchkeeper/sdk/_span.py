@@ -17,6 +17,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from watchkeeper.errors import CircuitOpen, GuardTimeout
 from watchkeeper.model import OUTCOMES
 from watchkeeper.model import conventions as c
 from watchkeeper.sdk._context import ATTRS, REQUEST, RequestState
@@ -250,7 +251,7 @@ class ObservedSpan:
         if span is None:
             return
         try:
-            span.record_exception(exc)
+            record_exception(span, exc)
             self._error_type = self._error_type or type(exc).__qualname__
             span.set_attribute(c.ERROR_TYPE, self._error_type)
             self._outcome = classify_error(exc)
@@ -337,6 +338,22 @@ def detach_quietly(token: object) -> None:
 
 
 NOOP = ObservedSpan(None, None)
+
+
+def record_exception(span: Span, exc: BaseException) -> None:
+    """`span.record_exception(exc)`, but the guard's own errors (`GuardTimeout`,
+    `CircuitOpen`) without a stack trace: theirs is always the guard's frames, and formatting
+    one costs ~0.3 ms on Python 3.11 (it stats and parses each frame's source line), paid by
+    every caller whose call timed out with others at once."""
+    if not isinstance(exc, GuardTimeout | CircuitOpen):
+        span.record_exception(exc)
+        return
+    attrs = {
+        c.EXCEPTION_TYPE: f"{type(exc).__module__}.{type(exc).__qualname__}",
+        "exception.message": str(exc),
+        "exception.escaped": "False",
+    }
+    span.add_event(c.EXCEPTION_EVENT, attrs)
 
 
 def span_attributes(

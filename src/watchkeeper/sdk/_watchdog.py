@@ -1,10 +1,11 @@
-"""Watches sync guarded calls that run inline, in the caller's thread.
+"""Watches sync guarded calls that run inline (`sync_mode="inline"`), in the caller's thread.
 
 An inline call cannot be cut at its deadline, but its guard can still react at once: when the
 deadline of a call that is still running passes, the watchdog fires the guard's `on_timeout`
-and marks the guard suspect, so its next and concurrent calls run on a worker thread and are cut
-at their deadline, even if the stuck call never returns. The watchdog sleeps while no inline
-call is in flight; it holds only in-flight calls, so its memory is bounded by concurrency.
+(an alert, a log line) even if the stuck call never returns. The watchdog sleeps while no
+inline call is in flight; it holds only in-flight calls, so its memory is bounded by
+concurrency. (The default, `sync_mode="thread"`, needs no watchdog: its caller waits on the
+worker with a timeout.)
 """
 
 from __future__ import annotations
