@@ -94,7 +94,7 @@ def build_services(config: Config, *, store: Store | None = None) -> Services:
         config=config,
         store=metered,
         meta=meta,
-        keys=KeyRing(meta, config.auth.required, admin),
+        keys=KeyRing(meta, config.auth.required, admin, registry=registry),
         registry=registry,
         span_registry=span_registry,
         extras={"data_dir_lock": lock},
