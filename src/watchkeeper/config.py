@@ -54,6 +54,8 @@ class ServerConfig(_Section):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # a request's headers must arrive within this (408 and the connection closed after)
     header_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    # one line per HTTP request: off, so the terminal keeps what matters (and the URL banner)
+    access_log: bool = False
 
 
 class IngestConfig(_Section):

@@ -44,12 +44,24 @@ def _server_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", type=Path, help="where data is kept")
 
 
+def _serve_options(p: argparse.ArgumentParser) -> None:
+    _server_options(p)
+    p.add_argument(
+        "--access-log",
+        action="store_true",
+        default=None,
+        help="log every HTTP request (or server.access_log: true; default off)",
+    )
+
+
 def _load(args: argparse.Namespace) -> Any:
     from watchkeeper.config import load_config
 
     server = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     if args.data_dir is not None:
         server["data_dir"] = args.data_dir
+    if getattr(args, "access_log", None):
+        server["access_log"] = True
     return load_config(args.config, overrides={"server": server} if server else None)
 
 
@@ -113,8 +125,8 @@ def _serve(args: argparse.Namespace) -> int:
             config.server.header_timeout_s, app.state.services.ingest.count_slow_client
         )
         uvicorn.run(
-            app, host=host, port=config.server.port, log_config=None, access_log=False,
-            timeout_graceful_shutdown=10, http=http,
+            app, host=host, port=config.server.port, log_config=None,
+            access_log=config.server.access_log, timeout_graceful_shutdown=10, http=http,
         )  # fmt: skip
     # Everything is closed by now. Skip the interpreter's teardown, where DuckDB's nanobind
     # bindings print a screenful of harmless "leaked functions" warnings over our last logs.
@@ -268,7 +280,7 @@ def _guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command("serve", "run the server: OTLP ingest, API, UI", _server_options, _guarded(_serve)),
+    Command("serve", "run the server: OTLP ingest, API, UI", _serve_options, _guarded(_serve)),
     Command("keys", "create, list or revoke project API keys", _keys_options, _guarded(_keys)),
     Command("demo", "run the server, a demo AI service and load", _demo_options, _guarded(_demo)),
     Command("dead-letter", "list or replay the records ingest set aside", _dead_letter_options,

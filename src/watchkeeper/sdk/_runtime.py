@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from watchkeeper.sdk._metrics import SdkMetrics
 
 INSTRUMENTATION_NAME = "watchkeeper"
+#: The logger whose records `init(json_logs=True)` writes as JSON: the SDK's own. The app's
+#: loggers, the root's level and its handlers stay as the app set them.
+SDK_LOGGER = "watchkeeper"
 
 
 @dataclass(slots=True)
@@ -75,6 +78,10 @@ def init(
     raise_errors: bool | None = None,
 ) -> None:
     """Start the SDK: tracing to the Watchkeeper server (OTLP/HTTP), metrics, JSON logs.
+
+    `json_logs` writes the SDK's own records (the `watchkeeper` logger, at `log_level`) as
+    JSON lines with trace and span ids; the app's logging (root level, handlers) is not
+    touched: put `JsonFormatter` on the app's handlers for the same shape.
 
     Calling it again with the same arguments does nothing; with different ones it flushes and
     replaces the previous set-up. It never raises into the app unless `raise_errors` is on.
@@ -129,7 +136,7 @@ def _build(
     REPORTER.reset()
     REPORTER.counter = lambda kind: metrics.sdk_errors.labels(kind).inc()
     if settings.json_logs:
-        _logs.install_json_logging(settings.service_name, settings.log_level)
+        _logs.install_json_logging(settings.service_name, settings.log_level, logger=SDK_LOGGER)
     redactor = Redactor(settings.redaction_patterns) if settings.redact else None
     return Runtime(
         settings=settings,
@@ -189,7 +196,7 @@ def shutdown(timeout_s: float = 5.0) -> None:
             previous.provider.shutdown()
             REPORTER.counter = None
             if previous.settings.json_logs:
-                _logs.uninstall_json_logging()
+                _logs.uninstall_json_logging(SDK_LOGGER)
         _flush_feedback(deadline)
     except Exception as exc:
         report_failure("shutdown", exc)
