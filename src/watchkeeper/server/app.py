@@ -164,7 +164,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(config: Config, *, services: Services | None = None) -> FastAPI:
     """The FastAPI app of `watchkeeper serve`: OTLP ingest, APIs, UI and /metrics."""
-    from watchkeeper.server import _alerts_api, _keys_api, _ops, _otlp, _query_api
+    from watchkeeper.server import _alerts_api, _auth_api, _keys_api, _ops, _otlp, _query_api
     from watchkeeper.ui import mount_ui
 
     app = _App(
@@ -177,7 +177,7 @@ def create_app(config: Config, *, services: Services | None = None) -> FastAPI:
     )
     app.state.services = services or build_services(config)
     _error_handlers(app)
-    for module in (_ops, _otlp, _query_api, _alerts_api, _keys_api):
+    for module in (_ops, _otlp, _query_api, _alerts_api, _keys_api, _auth_api):
         app.include_router(module.router)
     install_docs(app)
     mount_ui(app)
