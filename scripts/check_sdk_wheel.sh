@@ -13,7 +13,8 @@ mkdir "$work/src"
 git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$work/src" 2>/dev/null || true
 "$PY" -m pip wheel -q --no-deps "$work/src" -w "$work/dist" 2> >(grep -v "^WARNING: Location" >&2)
 "$PY" -m venv "$work/venv"
-"$work/venv/bin/python" -m pip install -q "$work"/dist/watchkeeper-*.whl \
+# With the versions setup.sh and CI pin (constraints.txt), as an app's lock file would.
+"$work/venv/bin/python" -m pip install -q -c constraints.txt "$work"/dist/watchkeeper-*.whl \
   2> >(grep -v "^WARNING: Location" >&2)
 
 cd "$work"  # import the installed wheel, not the source tree
