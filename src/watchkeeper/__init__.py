@@ -31,6 +31,7 @@ __all__ = [
     "CircuitOpen",
     "GuardEvent",
     "GuardTimeout",
+    "JsonFormatter",
     "ObservedSpan",
     "WatchkeeperMiddleware",
     "context",

@@ -54,6 +54,8 @@ class ServerConfig(_Section):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # a request's headers must arrive within this (408 and the connection closed after)
     header_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    # one line per HTTP request: off, so the terminal keeps what matters (and the URL banner)
+    access_log: bool = False
 
 
 class IngestConfig(_Section):
@@ -87,8 +89,10 @@ class StoreConfig(_Section):
     path: Path | None = None  # default <data_dir>/spans.duckdb
     clickhouse_url: str = ""
     meta_url: str = ""  # SQLAlchemy URL; default sqlite:///<data_dir>/meta.sqlite
-    # the embedded engine's memory (DuckDB's memory_limit; it spills to disk above it)
-    memory_limit_mb: int = Field(default=256, ge=64)
+    # The embedded engine's memory (DuckDB's memory_limit; it spills to disk above it).
+    # 256 MB ran out in a 30-minute soak (a checkpoint failed and invalidated the database);
+    # DuckDB's own default is 80% of the machine's memory.
+    memory_limit_mb: int = Field(default=1024, ge=256)
 
 
 class AuthConfig(_Section):

@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry
 
 from tests.ingest._otlp import to_protobuf
 from tests.ingest.conftest import GatedStore, Receiver, make_config
-from watchkeeper.errors import Overloaded
+from watchkeeper.errors import Overloaded, StoreDataError
 from watchkeeper.ingest import DEFAULT_STEPS, DeadLetter, Draft, IngestService
 from watchkeeper.ingest._service import MAX_SPANS_PER_RECORD
 from watchkeeper.store import SpanFilter
@@ -442,3 +442,36 @@ def test_a_huge_request_is_spooled_as_bounded_records(make_receiver: Any) -> Non
         store.gate.set()
     assert rec.ingest.flush(60)
     assert rec.store.count("default") == n
+
+
+class SickStore:
+    """A real DuckDB store that, for a while, refuses every write as if for its rows: what a
+    database in trouble can look like (DuckDB invalidated by an out-of-memory checkpoint)."""
+
+    def __init__(self, refusals: int) -> None:
+        self.inner = DuckDBStore(None)
+        self.refusals = refusals
+
+    def write(self, batch: Any) -> int:
+        """Refuse while refusals remain, then write."""
+        if self.refusals:
+            self.refusals -= 1
+            raise StoreDataError("span store cannot keep these rows: FATAL (simulated)")
+        return int(self.inner.write(batch))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_a_store_that_refuses_every_record_sets_nothing_aside(tmp_path: Path) -> None:
+    store = SickStore(refusals=25)  # more than the attempts and halvings of one batch
+    config = make_config(tmp_path, batch_max_wait_ms=1000, workers=0)  # all in one batch
+    service = IngestService(config, store, CollectorRegistry(), tune_gc=False)  # type: ignore[arg-type]
+    service.start()
+    try:
+        _send(service, *(_named([f"r{i} a", f"r{i} b"], i) for i in range(1, 5)))
+        assert service.flush(120)
+    finally:
+        service.stop()
+    assert service.dead_letter.count() == 0
+    assert store.inner.count("default") == 8

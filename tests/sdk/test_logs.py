@@ -61,15 +61,17 @@ def test_exceptions_are_structured(stream: io.StringIO) -> None:
 
 
 def test_repeated_init_keeps_one_handler() -> None:
-    root = logging.getLogger()
-    level = root.level
+    sdk_logger = logging.getLogger("watchkeeper")
+    level = sdk_logger.level
     try:
         for env in ("a", "b", "b"):
             start_sdk(json_logs=True, environment=env)
-        ours = [h for h in root.handlers if getattr(h, "_watchkeeper_json_handler", False)]
+        ours = [h for h in sdk_logger.handlers if getattr(h, "_watchkeeper_json_handler", False)]
         assert len(ours) == 1
         watchkeeper.shutdown()
-        assert not [h for h in root.handlers if getattr(h, "_watchkeeper_json_handler", False)]
+        assert not [
+            h for h in sdk_logger.handlers if getattr(h, "_watchkeeper_json_handler", False)
+        ]
+        assert sdk_logger.level == level and sdk_logger.propagate
     finally:
         watchkeeper.shutdown()
-        root.setLevel(level)

@@ -76,11 +76,14 @@ def test_docs_policy_allows_exactly_what_the_page_loads(server: Running, path: s
         digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
         assert f"'sha256-{digest}'" in scripts
     assert len([s for s in scripts if s.startswith("'sha256-")]) == len(inline)
+    # Every asset comes from this server (the pages work offline), so 'self' is enough.
+    assert scripts[0] == "'self'" and policy["style-src"][0] == "'self'"
+    assert not [v for vs in policy.values() for v in vs if "://" in v]
     for src in re.findall(r'<script src="([^"]+)"', r.text):
-        assert _origin(src) in scripts
+        assert _origin(src) == "://" and server.get(src).status_code == 200
     for href in re.findall(r'<link[^>]*rel="stylesheet"[^>]*>', r.text):
         url = re.search(r'href="([^"]+)"', href)
-        assert url and _origin(url.group(1)) in policy["style-src"]
+        assert url and _origin(url.group(1)) == "://"
     assert "'self'" in policy["connect-src"]  # the page fetches /openapi.json
     if path == "/docs":
         assert len(inline) == 1 and "SwaggerUIBundle" in inline[0]

@@ -27,6 +27,9 @@ from watchkeeper.errors import ConfigError
 from watchkeeper.sdk._feedback import flush_feedback
 
 SERVICE_NAME = SERVICE
+#: After a stop, requests in flight get this long to finish; then the fake providers answer
+#: at once (503), so Ctrl-C ends the whole demo within seconds, not a slow answer's tail.
+STOP_GRACE_S = 0.5
 
 
 @dataclass
@@ -71,15 +74,19 @@ def run_demo(
         capture_content=True,
         json_logs=json_logs,
     )
+    done = threading.Event()
     with fake_openai(incident or profile) as oai, fake_anthropic(profile) as ant:
         upstreams = Upstreams(openai_url=oai.url + "/v1", anthropic_url=ant.url)
         app = create_demo_app(upstreams, options, seed)
+        cut = (oai.closing, ant.closing)
+        threading.Thread(target=_cut_short, args=(stop, done, cut), daemon=True).start()
         with FakeServer(app, port=port, lifespan="on") as demo:
             if incident is not None:
                 incident.restart()  # the schedule counts from the first request
             load, posted = asyncio.run(
                 _drive(demo.url, server_url, api_key, rate, stop, duration, seed)
             )
+        done.set()
     flushed = watchkeeper.flush(10.0)
     flushed = flush_feedback(10.0) and flushed
     return DemoResult(load=load, demo_url=demo.url, flushed=flushed, scores_posted=posted)
@@ -103,6 +110,18 @@ async def _drive(
     finally:
         await evaluator.aclose()
     return load, evaluator.posted
+
+
+def _cut_short(
+    stop: threading.Event, done: threading.Event, closing: tuple[threading.Event, ...]
+) -> None:
+    """Once `stop` is set, give requests in flight `STOP_GRACE_S`, then close the providers."""
+    while not stop.wait(0.1):
+        if done.is_set():
+            return
+    if not done.wait(STOP_GRACE_S):
+        for event in closing:
+            event.set()
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -492,7 +492,7 @@ class IngestService:
                 return False
             try:
                 if refused >= _DATA_ATTEMPTS:
-                    self._write_halves(item, 0, len(item.records))
+                    self._isolate(item)
                 else:
                     self._write_batch(item.batch)
             except Exception as exc:  # the store is down or full, or refuses these rows
@@ -516,9 +516,11 @@ class IngestService:
         self.metrics.batch_write_seconds.observe(time.perf_counter() - started)
         self.metrics.spans_written.inc(len(batch))
 
-    def _write_halves(self, item: _Pending, lo: int, hi: int) -> None:
-        """Write records lo..hi-1, halving the range around refusals down to one record,
-        which is set aside. A retryable failure propagates (the caller retries it all;
+    def _write_halves(
+        self, item: _Pending, lo: int, hi: int, refused: dict[int, Exception]
+    ) -> None:
+        """Write records lo..hi-1, halving the range around refusals down to single records,
+        which land in `refused`. A retryable failure propagates (the caller retries it all;
         writes are idempotent, so the halves already written count once)."""
         if hi - lo == 1 and lo in item.aside:
             return  # set aside by an earlier pass (a retryable failure came after it)
@@ -529,12 +531,29 @@ class IngestService:
             if _retryable(exc):
                 raise
             if hi - lo == 1:
-                self._set_aside_stored(item, lo, exc)
-                item.aside.add(lo)
+                refused[lo] = exc
                 return
         mid = (lo + hi) // 2
-        self._write_halves(item, lo, mid)
-        self._write_halves(item, mid, hi)
+        self._write_halves(item, lo, mid, refused)
+        self._write_halves(item, mid, hi, refused)
+
+    def _isolate(self, item: _Pending) -> None:
+        """Write what the store takes of a refused batch; set aside the records it refuses,
+        once it is shown to be the records and not the store: the store answers, and it
+        took some records of the batch (a store that refuses them all is failing itself:
+        a DuckDB database invalidated by an out-of-memory checkpoint refused every write,
+        and 29,705 records were set aside before this check)."""
+        refused: dict[int, Exception] = {}
+        self._write_halves(item, 0, len(item.records), refused)
+        if not refused:
+            return
+        with_rows = [i for i in range(len(item.records)) if len(item.part(i, i + 1))]
+        if len(with_rows) > 1 and set(with_rows) <= set(refused) | item.aside:
+            raise StoreError("the store refused every record of the batch: retrying it all")
+        self._store.ping()  # a StoreError here is retryable: nothing is set aside
+        for i, exc in refused.items():
+            self._set_aside_stored(item, i, exc)
+            item.aside.add(i)
 
     def _set_aside_stored(self, item: _Pending, i: int, exc: Exception) -> None:
         """Set aside record i of a batch (read back from the spool) the store refused."""

@@ -44,6 +44,7 @@ _LAZY: dict[str, str] = {
     "instrument_openai": "watchkeeper.sdk._openai",
     "instrument_anthropic": "watchkeeper.sdk._anthropic",
     "feedback": "watchkeeper.sdk._feedback",
+    "JsonFormatter": "watchkeeper.sdk._logs",
 }
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "CircuitOpen",
     "GuardEvent",
     "GuardTimeout",
+    "JsonFormatter",
     "ObservedSpan",
     "WatchkeeperMiddleware",
     "context",

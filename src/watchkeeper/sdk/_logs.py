@@ -52,24 +52,41 @@ class JsonFormatter(logging.Formatter):
 
 
 def install_json_logging(
-    service: str, level: str = "INFO", stream: TextIO | None = None
+    service: str, level: str = "INFO", stream: TextIO | None = None, *, logger: str = ""
 ) -> logging.Handler:
-    """Put one JSON handler on the root logger (replacing ours from an earlier init)."""
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, _MARK, False):
-            root.removeHandler(handler)
+    """Put one JSON handler on `logger` (the root by default) and set that logger's level.
+
+    It replaces ours from an earlier call. A named logger stops propagating while it holds
+    the handler, so the root's handlers (the app's) do not print its records a second time;
+    `uninstall_json_logging` gives back the level and propagation it had.
+    """
+    target = logging.getLogger(logger or None)
+    restore = _remove(target) or (target.level, target.propagate)
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter(service))
-    setattr(handler, _MARK, True)
-    root.addHandler(handler)
-    root.setLevel(level)
+    setattr(handler, _MARK, restore)
+    target.addHandler(handler)
+    target.setLevel(level)
+    if logger:
+        target.propagate = False
     return handler
 
 
-def uninstall_json_logging() -> None:
-    """Remove the handler `install_json_logging` put on the root logger, if any."""
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, _MARK, False):
-            root.removeHandler(handler)
+def uninstall_json_logging(logger: str = "") -> None:
+    """Remove the handler `install_json_logging` put on `logger`, restoring what it changed."""
+    target = logging.getLogger(logger or None)
+    restore = _remove(target)
+    if restore is not None:
+        target.setLevel(restore[0])
+        target.propagate = restore[1]
+
+
+def _remove(target: logging.Logger) -> tuple[int, bool] | None:
+    """Take our handler off `target`; the (level, propagate) it found there, None if none."""
+    found: tuple[int, bool] | None = None
+    for handler in list(target.handlers):
+        mark = getattr(handler, _MARK, None)
+        if mark is not None:
+            target.removeHandler(handler)
+            found = mark
+    return found

@@ -34,6 +34,9 @@ if TYPE_CHECKING:
     from watchkeeper.sdk._metrics import SdkMetrics
 
 INSTRUMENTATION_NAME = "watchkeeper"
+#: The logger whose records `init(json_logs=True)` writes as JSON: the SDK's own. The app's
+#: loggers, the root's level and its handlers stay as the app set them.
+SDK_LOGGER = "watchkeeper"
 
 
 @dataclass(slots=True)
@@ -82,6 +85,9 @@ def init(
     Guards take the operator's overrides of their settings from the environment and from
     `guard_config` (a JSON/YAML file's path, or its content as a mapping; default: the file
     `WATCHKEEPER_GUARD_CONFIG` names), until the next `init()` or `shutdown()`.
+    `json_logs` writes the SDK's own records (the `watchkeeper` logger, at `log_level`) as
+    JSON lines with trace and span ids; the app's logging (root level, handlers) is not
+    touched: put `JsonFormatter` on the app's handlers for the same shape.
 
     Calling it again with the same arguments does nothing; with different ones it flushes and
     replaces the previous set-up. It never raises into the app unless `raise_errors` is on.
@@ -139,7 +145,7 @@ def _build(
     REPORTER.reset()
     REPORTER.counter = lambda kind: metrics.sdk_errors.labels(kind).inc()
     if settings.json_logs:
-        _logs.install_json_logging(settings.service_name, settings.log_level)
+        _logs.install_json_logging(settings.service_name, settings.log_level, logger=SDK_LOGGER)
     redactor = Redactor(settings.redaction_patterns) if settings.redact else None
     return Runtime(
         settings=settings,
@@ -200,7 +206,7 @@ def shutdown(timeout_s: float = 5.0) -> None:
             previous.provider.shutdown()
             REPORTER.counter = None
             if previous.settings.json_logs:
-                _logs.uninstall_json_logging()
+                _logs.uninstall_json_logging(SDK_LOGGER)
         _flush_feedback(deadline)
     except Exception as exc:
         report_failure("shutdown", exc)

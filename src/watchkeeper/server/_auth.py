@@ -10,12 +10,19 @@ token, or an active key) it keeps requiring a key until the process restarts, ev
 last key is revoked. Key lookups are cached for at most `KEY_CACHE_TTL_S`, so a key revoked
 by another process (the CLI, another replica on the same metadata DB) stops working within
 that time plus one lookup.
+
+While auth is not required, a credential that names nobody (an unknown key, a malformed
+header) is ignored rather than refused: the request acts for the default project, and the
+server warns once per credential. Refusals are counted in
+`watchkeeper_auth_rejected_total{reason}` and logged at most once a minute per credential,
+which is named by a short hash prefix (`sha256:1a2b3c4d`), never by its secret.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import threading
 import time
@@ -23,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from prometheus_client import CollectorRegistry, Counter
 
 from watchkeeper.errors import AuthError, ValidationError
 from watchkeeper.store.meta import METADATA, MetaStore
@@ -32,6 +40,11 @@ HAS_KEYS_TTL_S = 2.0
 #: How long a key lookup is trusted before the metadata DB is asked again.
 KEY_CACHE_TTL_S = 1.0
 _CACHE_MAX = 10_000
+#: A refused credential is logged at most this often; every refusal is counted.
+REFUSAL_LOG_EVERY_S = 60.0
+REFUSAL_REASONS = ("missing", "malformed", "unknown", "forbidden")
+
+log = logging.getLogger("watchkeeper.server.auth")
 
 api_keys = sa.Table(
     "api_keys",
@@ -76,6 +89,74 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def fingerprint(secret: str) -> str:
+    """How logs name a credential: a short prefix of its SHA-256, never the secret."""
+    return "sha256:" + _hash(secret)[:8]
+
+
+class AuthEvents:
+    """What the server tells its operator about credentials.
+
+    Refusals are counted by reason and logged at most once a minute per credential; a key
+    sent to a server that requires none is accepted and warned about once per key. Both
+    remember a bounded number of credentials.
+    """
+
+    def __init__(
+        self, registry: CollectorRegistry | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._logged: dict[str, float] = {}  # who -> when its refusal was last logged
+        self._warned: set[str] = set()
+        self._rejected = Counter(
+            "watchkeeper_auth_rejected",
+            "Requests refused for their credential, by reason: missing, malformed, unknown "
+            "(an unknown or revoked key), forbidden (a credential that may not do this)",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in REFUSAL_REASONS:
+            self._rejected.labels(reason)
+
+    def refused(self, reason: str, who: str, message: str, where: str) -> None:
+        """Count a refusal; log it unless `who` was logged in the last minute."""
+        self._rejected.labels(reason).inc()
+        now = self._clock()
+        with self._lock:
+            if now - self._logged.get(who, float("-inf")) < REFUSAL_LOG_EVERY_S:
+                return
+            if len(self._logged) >= _CACHE_MAX:
+                self._logged = {
+                    k: t for k, t in self._logged.items() if now - t < REFUSAL_LOG_EVERY_S
+                }
+            self._logged[who] = now
+        log.warning(
+            "refused %s%s: %s (refusals are counted in watchkeeper_auth_rejected_total; "
+            "this one is logged again in a minute at the earliest)",
+            who,
+            f" on {where}" if where else "",
+            message,
+        )
+
+    def unneeded(self, who: str, problem: str, where: str) -> None:
+        """Warn, once per credential, that one was sent to a server that requires none."""
+        with self._lock:
+            if who in self._warned:
+                return
+            if len(self._warned) >= _CACHE_MAX:
+                self._warned.clear()
+            self._warned.add(who)
+        log.warning(
+            "accepted a request%s that sent %s, although this server requires no API key "
+            "(%s): it acts for the default project. Drop the key from the sender, or create "
+            "keys (watchkeeper keys create --project NAME) to require them",
+            f" on {where}" if where else "",
+            who,
+            problem,
+        )
+
+
 def _valid_project(project: str) -> str:
     project = project.strip()
     if not project or len(project) > 200 or not all(c.isalnum() or c in "-_." for c in project):
@@ -110,8 +191,10 @@ class KeyRing:
         admin_token: str | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self._meta = meta
+        self.events = AuthEvents(registry, clock)
         self._required = required
         self._admin = admin_token.encode() if admin_token else None
         self._clock = clock
@@ -224,42 +307,73 @@ class KeyRing:
                 self._cache[digest] = (now, project)
         return project
 
-    def identify(self, authorization: str | None, api_key: str | None) -> Caller | None:
-        """Who the request's credential names; None without one; AuthError when it is wrong."""
-        token = bearer_token(authorization, api_key)
+    def identify(
+        self, authorization: str | None, api_key: str | None, where: str = ""
+    ) -> Caller | None:
+        """Who the request's credential names; None without one.
+
+        A credential that names nobody raises AuthError while auth is required; otherwise it
+        is ignored (None), with a warning the first time (`where` says which request).
+        """
+        try:
+            token = bearer_token(authorization, api_key)
+        except AuthError as malformed:
+            raw = fingerprint(authorization if authorization is not None else api_key or "")
+            self._names_nobody("malformed", f"a malformed credential {raw}", malformed, where)
+            return None
         if token is None:
             return None
         if self.is_admin(token):
             return Caller(None)
         project = self.project_for(token)
         if project is None:
-            raise AuthError("unknown or revoked API key; create one: watchkeeper keys create")
+            unknown = AuthError("unknown or revoked API key; create one: watchkeeper keys create")
+            self._names_nobody("unknown", f"API key {fingerprint(token)}", unknown, where)
+            return None
         return Caller(project)
 
-    def authenticate(self, authorization: str | None, api_key: str | None, default: str) -> str:
+    def _names_nobody(self, reason: str, who: str, exc: AuthError, where: str) -> None:
+        """Refuse a credential that names nobody while auth is required; else ignore it."""
+        if self.required:
+            raise self._refuse(reason, who, exc, where)
+        self.events.unneeded(who, str(exc), where)
+
+    def _refuse(self, reason: str, who: str, exc: AuthError, where: str) -> AuthError:
+        self.events.refused(reason, who, str(exc), where)
+        return exc
+
+    def authenticate(
+        self, authorization: str | None, api_key: str | None, default: str, where: str = ""
+    ) -> str:
         """The project a request acts for; raise AuthError when a key is needed and wrong."""
-        caller = self.identify(authorization, api_key)
+        caller = self.identify(authorization, api_key, where)
         if caller is None:
             if self.required:
-                raise AuthError(
+                missing = AuthError(
                     "missing API key: send 'Authorization: Bearer <key>' "
                     "(create one with: watchkeeper keys create --project NAME)"
                 )
+                raise self._refuse("missing", "a request without an API key", missing, where)
             return default
         if caller.project is None:
-            raise Forbidden("the admin token manages keys only; send a project's API key")
+            admin = Forbidden("the admin token manages keys only; send a project's API key")
+            raise self._refuse("forbidden", "the admin token", admin, where)
         return caller.project
 
-    def authorize_admin(self, authorization: str | None, api_key: str | None) -> None:
+    def authorize_admin(
+        self, authorization: str | None, api_key: str | None, where: str = ""
+    ) -> None:
         """Allow key management: the admin token, or no credential while auth is off."""
-        caller = self.identify(authorization, api_key)
+        caller = self.identify(authorization, api_key, where)
         if caller is None:
             if self.required:
-                raise AuthError(
+                missing = AuthError(
                     "missing admin token: send 'Authorization: Bearer <admin token>' "
                     "(set auth.admin_token or WATCHKEEPER_AUTH__ADMIN_TOKEN), "
                     "or use: watchkeeper keys"
                 )
+                raise self._refuse("missing", "a request without the admin token", missing, where)
             return
         if not caller.admin:
-            raise Forbidden("a project key cannot manage keys; send the admin token")
+            key = Forbidden("a project key cannot manage keys; send the admin token")
+            raise self._refuse("forbidden", f"a key of project {caller.project}", key, where)

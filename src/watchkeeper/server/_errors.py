@@ -1,5 +1,8 @@
 """Every error answer is `{"error": "..."}` (docs/api.md), Starlette's and FastAPI's too.
 
+One exception: a browser that navigates to an unknown page (GET, `Accept: text/html`, not an
+API path) gets the web UI's shell with status 404, and the UI shows its own not-found page.
+
 Starlette answers an unknown path (404) or a method a route does not take (405) with
 `{"detail": ...}`, and FastAPI a request that fails its own validation (a body that is not
 a JSON object) with a 422 listing pydantic's errors. These handlers give them our shape;
@@ -12,18 +15,30 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from watchkeeper.query._params import shown
 
 MAX_PATH = 200  # characters of a request path repeated in a message
 MAX_PROBLEMS = 3  # validation problems listed in one message
+#: Paths of machine clients: their 404s stay JSON whatever they accept.
+API_PREFIXES = ("/api/", "/v1/", "/prometheus/", "/metrics", "/healthz", "/readyz", "/openapi")
 
 
 def _path(request: Request) -> str:
     path = request.url.path
     return path if len(path) <= MAX_PATH else path[:MAX_PATH] + "..."
+
+
+def _page_for(request: Request) -> bytes | None:
+    """The UI shell when a browser navigates to this unknown URL; None for API clients."""
+    shell: bytes | None = getattr(request.app.state, "ui_shell", None)
+    if shell is None or request.method not in ("GET", "HEAD"):
+        return None
+    if request.url.path.startswith(API_PREFIXES):
+        return None
+    return shell if "text/html" in request.headers.get("accept", "") else None
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -32,6 +47,8 @@ async def http_error(request: Request, exc: Exception) -> Response:
     status, headers = exc.status_code, exc.headers
     if status in (204, 304):  # no body allowed
         return Response(status_code=status, headers=headers)
+    if status == 404 and (page := _page_for(request)) is not None:
+        return HTMLResponse(page, status_code=404, headers={"Cache-Control": "no-cache"})
     message = str(exc.detail)
     if status == 404 and message == "Not Found":
         message = f"nothing at {_path(request)}: see /docs for the API"

@@ -19,13 +19,15 @@ from starlette.concurrency import run_in_threadpool
 
 from watchkeeper.errors import NotFound, ValidationError
 from watchkeeper.server._query_api import _first_error
-from watchkeeper.server._services import services
+from watchkeeper.server._services import describe, services
 
 
 def require_admin(request: Request) -> None:
     """FastAPI dependency: the caller may manage keys (raises AuthError or Forbidden)."""
     services(request).keys.authorize_admin(
-        request.headers.get("authorization"), request.headers.get("x-api-key")
+        request.headers.get("authorization"),
+        request.headers.get("x-api-key"),
+        where=describe(request),
     )
 
 

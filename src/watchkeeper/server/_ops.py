@@ -17,7 +17,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from watchkeeper.errors import StoreError
-from watchkeeper.server._services import services
+from watchkeeper.server._services import describe, services
 
 router = APIRouter(include_in_schema=False)
 
@@ -42,7 +42,9 @@ def _span_series(request: Request) -> CollectorRegistry | None:
     """What of the span-derived series this request may see; None: nothing."""
     svc = services(request)
     caller = svc.keys.identify(
-        request.headers.get("authorization"), request.headers.get("x-api-key")
+        request.headers.get("authorization"),
+        request.headers.get("x-api-key"),
+        where=describe(request),
     )
     if caller is None:
         return None if svc.keys.required else svc.span_registry

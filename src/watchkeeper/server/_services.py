@@ -42,6 +42,12 @@ def services(request: Request) -> Services:
     return svc
 
 
+def describe(request: Request) -> str:
+    """A request as a log line names it: method, path and client address."""
+    client = request.client.host if request.client else "unknown"
+    return f"{request.method} {request.url.path} from {client}"
+
+
 def current_project(request: Request) -> str:
     """The project this request acts for, from its API key (FastAPI dependency).
 
@@ -55,5 +61,8 @@ def current_project(request: Request) -> str:
         or svc.config.auth.default_project
     )
     return svc.keys.authenticate(
-        request.headers.get("authorization"), request.headers.get("x-api-key"), default
+        request.headers.get("authorization"),
+        request.headers.get("x-api-key"),
+        default,
+        where=describe(request),
     )

@@ -32,7 +32,7 @@ from watchkeeper.server import _errors
 from watchkeeper.server._auth import Forbidden, KeyRing
 from watchkeeper.server._metered_store import MeteredStore
 from watchkeeper.server._retention import retention_loop
-from watchkeeper.server._security import SecurityHeaders, docs_router
+from watchkeeper.server._security import SecurityHeaders, install_docs
 from watchkeeper.server._services import Services
 from watchkeeper.store import Store
 from watchkeeper.store.meta import MetaStore
@@ -94,7 +94,7 @@ def build_services(config: Config, *, store: Store | None = None) -> Services:
         config=config,
         store=metered,
         meta=meta,
-        keys=KeyRing(meta, config.auth.required, admin),
+        keys=KeyRing(meta, config.auth.required, admin, registry=registry),
         registry=registry,
         span_registry=span_registry,
         extras={"data_dir_lock": lock},
@@ -164,7 +164,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(config: Config, *, services: Services | None = None) -> FastAPI:
     """The FastAPI app of `watchkeeper serve`: OTLP ingest, APIs, UI and /metrics."""
-    from watchkeeper.server import _alerts_api, _keys_api, _ops, _otlp, _query_api
+    from watchkeeper.server import _alerts_api, _auth_api, _keys_api, _ops, _otlp, _query_api
     from watchkeeper.ui import mount_ui
 
     app = _App(
@@ -172,13 +172,13 @@ def create_app(config: Config, *, services: Services | None = None) -> FastAPI:
         version="0.1.0",
         description="Observability for AI services: OTLP ingest, query, alerting and SLO API.",
         lifespan=_lifespan,
-        docs_url=None,  # served by docs_router, with a CSP that fits the page
+        docs_url=None,  # served by install_docs, offline, with a CSP that fits the page
         redoc_url=None,
     )
     app.state.services = services or build_services(config)
     _error_handlers(app)
-    for module in (_ops, _otlp, _query_api, _alerts_api, _keys_api):
+    for module in (_ops, _otlp, _query_api, _alerts_api, _keys_api, _auth_api):
         app.include_router(module.router)
-    app.include_router(docs_router(app.title, app.openapi_url or "/openapi.json"))
+    install_docs(app)
     mount_ui(app)
     return app

@@ -44,8 +44,8 @@ from watchkeeper.store._protocol import (
 #: WAL size that triggers a checkpoint (also done on close). 16 MiB (DuckDB's default)
 #: checkpointed on nearly every batch (15k spans/s, falling as the file grew); writes of 1M
 #: spans in 20k batches, measured: 1 GiB 79k/s with 828 MiB of engine memory, 256 MiB 83k/s
-#: with 460 MiB, 64 MiB 76k/s with 311 MiB (and with memory_limit 256 MB: 234 MiB).
-CHECKPOINT_THRESHOLD = "256MiB"
+#: with 460 MiB, 64 MiB 76k/s with 311 MiB. Smaller checkpoints need less memory at once.
+CHECKPOINT_THRESHOLD = "64MiB"
 TEXT_CHUNK = 2_000  # candidates fetched (and payloads decompressed) per round of a text search
 TEXT_BUDGET = 20_000  # candidates one text-search call examines at most before it pages
 TRACE_PAGE_MAX = 5_000  # spans of one trace per page at most
@@ -74,6 +74,13 @@ _DATA_ERRORS = (
     duckdb.TypeMismatchException,
     duckdb.ConstraintException,
 )
+
+
+def _is_fatal(exc: BaseException) -> bool:
+    """DuckDB's own failure that leaves the database unusable until it is opened again."""
+    return isinstance(exc, duckdb.FatalException) or (
+        isinstance(exc, duckdb.Error) and "database has been invalidated" in str(exc)
+    )
 
 
 def _key(row: SpanRow | PayloadRow | PackedPayload) -> _Key:
@@ -124,24 +131,9 @@ class DuckDBStore:
         compact_every: int = COMPACT_EVERY,
         memory_limit_mb: int | None = None,
     ) -> None:
-        try:
-            if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            self._con = duckdb.connect(":memory:" if path is None else str(path))
-            migrate(self._con)
-            # The default (16 MiB) checkpointed on nearly every ingest batch: measured 15k
-            # spans/s falling as the file grew, 42k/s flat with 1 GiB (bench: /tmp/wperf).
-            self._con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
-            if memory_limit_mb is not None:
-                self._con.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
-        except (duckdb.Error, OSError) as exc:
-            hint = ""
-            if "lock" in str(exc).lower():
-                hint = (
-                    " (DuckDB lets one process open the file: stop the other process using it,"
-                    " or query through its server)"
-                )
-            raise StoreError(f"cannot open span store {path}: {exc}{hint}") from exc
+        self._path = path
+        self._memory_limit_mb = memory_limit_mb
+        self._con = self._connect()
         self._write_lock = threading.Lock()
         self._local = threading.local()
         self._cursors: list[Any] = []
@@ -154,28 +146,76 @@ class DuckDBStore:
         self._compact_every = compact_every
         self._dirty_hours: set[int] = set()
         self._writes = 0
+        self._generation = 0  # bumped when the database is opened again (after a fatal error)
+        self.reopened = 0  # how many times (for metrics and tests)
+
+    def _connect(self) -> Any:
+        """Open the database, migrate it, and apply the settings."""
+        path = self._path
+        try:
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            con = duckdb.connect(":memory:" if path is None else str(path))
+            migrate(con)
+            # The default (16 MiB) checkpointed on nearly every ingest batch: measured 15k
+            # spans/s falling as the file grew, 42k/s flat with 1 GiB (bench: /tmp/wperf).
+            con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
+            if self._memory_limit_mb is not None:
+                con.execute(f"SET memory_limit = '{int(self._memory_limit_mb)}MB'")
+        except (duckdb.Error, OSError) as exc:
+            hint = ""
+            if "lock" in str(exc).lower():
+                hint = (
+                    " (DuckDB lets one process open the file: stop the other process using it,"
+                    " or query through its server)"
+                )
+            raise StoreError(f"cannot open span store {path}: {exc}{hint}") from exc
+        return con
+
+    def _recover(self, exc: BaseException, generation: int) -> None:
+        """After a fatal error DuckDB refuses every call until the database is opened again
+        (seen: a checkpoint that ran out of memory); open it again, so writes can resume.
+        `generation`: the one the failed call used (an older one is already reopened)."""
+        if not _is_fatal(exc):
+            return
+        with self._cursors_lock:
+            if generation != self._generation:
+                return
+            for cur in self._cursors:
+                with contextlib.suppress(duckdb.Error):
+                    cur.close()
+            self._cursors.clear()
+            with contextlib.suppress(duckdb.Error):
+                self._con.close()
+            self._generation += 1
+            self.reopened += 1
+            self._con = self._connect()  # raises StoreError when it cannot: retried later
 
     # -- plumbing ----------------------------------------------------------------------------
     def _cursor(self) -> Any:
         """This thread's own connection to the database (DuckDB cursors are not shared)."""
         cur = getattr(self._local, "cursor", None)
-        if cur is None:
+        if cur is None or self._local.generation != self._generation:
             with self._cursors_lock:
                 cur = self._con.cursor()
                 self._cursors.append(cur)
+                self._local.generation = self._generation
             self._local.cursor = cur
         return cur
 
     def _rows(self, q: r.Query) -> list[tuple[Any, ...]]:
+        generation = self._generation
         try:
             rows: list[tuple[Any, ...]] = self._cursor().execute(q.sql, q.params).fetchall()
         except duckdb.Error as exc:
+            self._recover(exc, generation)
             raise StoreError(f"span store query failed: {exc}") from exc
         return rows
 
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
         with self._write_lock:
+            generation = self._generation
             cur = self._cursor()
             cur.execute("BEGIN TRANSACTION")
             try:
@@ -185,6 +225,9 @@ class DuckDBStore:
                 # whatever failed (bad rows, the database), leave no transaction open
                 with contextlib.suppress(duckdb.Error):
                     cur.execute("ROLLBACK")
+                if _is_fatal(exc):  # the database's failure, never the rows'
+                    self._recover(exc, generation)
+                    raise StoreError(f"span store failed, opened again: {exc}") from exc
                 if isinstance(exc, _DATA_ERRORS):
                     raise StoreDataError(f"span store cannot keep these rows: {exc}") from exc
                 if isinstance(exc, duckdb.Error):

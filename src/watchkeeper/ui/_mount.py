@@ -88,6 +88,7 @@ def mount_ui(app: FastAPI) -> None:
     """Serve the UI: index.html on each client route, assets under `/ui/` and `/ui/v/<hash>/`."""
     version = asset_version()
     index = render_index(version)
+    app.state.ui_shell = index  # the server answers a browser's unknown URL with it (404)
     headers = {"Cache-Control": _NO_CACHE, **_SECURITY}
 
     def shell() -> HTMLResponse:

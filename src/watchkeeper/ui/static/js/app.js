@@ -156,17 +156,32 @@ function initTheme() {
   });
 }
 
+// Whether this server requires a key: null until GET /api/v1/auth answers. Without it the
+// key dialog only offers a key; it asks for one when the server does (or answers 401).
+let authRequired = null;
+
 function initAuth() {
   const dialog = document.getElementById("auth-dialog");
   const input = document.getElementById("auth-key");
   const open = (message) => {
     if (dialog.open) return;
-    document.getElementById("auth-message").textContent = message || "This server asks for an API key.";
+    const optional = authRequired === false;
+    document.getElementById("auth-title").textContent = optional ? "API key (optional)" : "API key required";
+    document.getElementById("auth-message").textContent = optional
+      ? "This server does not require an API key; with one, pages show the key's project."
+      : message || "This server asks for an API key.";
+    input.required = !optional;
     input.value = api.getKey();
     dialog.showModal();
     input.focus();
   };
-  api.onAuthRequired(open);
+  api.onAuthRequired((message) => {
+    authRequired = true;
+    open(message);
+  });
+  api.get("/api/v1/auth").then((body) => {
+    if (authRequired === null) authRequired = Boolean(body && body.auth_required);
+  }).catch(() => {});
   document.getElementById("key-button").addEventListener("click", () => open("Paste an API key for this server."));
   document.getElementById("auth-form").addEventListener("submit", () => {
     api.setKey(input.value.trim());
