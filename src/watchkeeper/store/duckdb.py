@@ -25,6 +25,7 @@ from watchkeeper.query import _render as r
 from watchkeeper.query import _results as res
 from watchkeeper.query._dialect import DUCKDB
 from watchkeeper.store import _rollup as ru
+from watchkeeper.store import _trace_context as tc
 from watchkeeper.store._duckdb_arrow import keys_table, payloads_table, scores_table, spans_table
 from watchkeeper.store._duckdb_schema import migrate
 from watchkeeper.store._payload import PayloadCodec, decode_payload, matches
@@ -262,7 +263,12 @@ class DuckDBStore:
                 return 0
             keys = {_key(s) for s in new}
             payloads = [p for p in _unique(batch.payloads) if _key(p) in keys]
-            self._append(cur, "spans", spans_table(new))
+            cur.register("wk_batch", spans_table(new))
+            try:
+                fixed = tc.apply(cur, "wk_batch", "wk_new_spans")
+            finally:
+                cur.unregister("wk_batch")
+            cur.execute("INSERT INTO spans BY NAME SELECT * FROM wk_new_spans")
             if payloads:
                 self._append(cur, "payloads", payloads_table(payloads, self._codec))
             cur.execute(
@@ -271,18 +277,20 @@ class DuckDBStore:
                 "min_start_ns = least(traces.min_start_ns, excluded.min_start_ns), "
                 "max_start_ns = greatest(traces.max_start_ns, excluded.max_start_ns)"
             )
-            self._roll_up(cur)
-            cur.unregister("wk_new_spans")
+            self._roll_up(cur, fixed)
+            cur.execute("DROP TABLE wk_new_spans")
         return len(new)
 
-    def _roll_up(self, cur: Any) -> None:
-        """Append the new spans' partial rollup rows; now and then merge the partial rows."""
+    def _roll_up(self, cur: Any, fixed: set[int]) -> None:
+        """Append the new spans' partial rollup rows; now and then merge the partial rows
+        (of these hours too: `fixed`, whose rows trace contexts corrected)."""
         for table in ru.TABLES:
             cur.execute(ru.insert_sql("wk_new_spans", table=table))
         hours = cur.execute(
             f"SELECT DISTINCT start_ns // {ru.HOUR_NS} * {ru.HOUR_NS} FROM wk_new_spans"
         ).fetchall()
         self._dirty_hours.update(int(h) for (h,) in hours)
+        self._dirty_hours.update(fixed)
         self._writes += 1
         if self._writes % self._compact_every == 0:
             for table in ru.TABLES:
@@ -296,8 +304,7 @@ class DuckDBStore:
         cur.register(view, data)
         cols = ", ".join(data.column_names)
         cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {view}")
-        if table != "spans":  # the traces upsert still reads the new spans
-            cur.unregister(view)
+        cur.unregister(view)
 
     def write_scores(self, scores: Sequence[ScoreRow]) -> None:
         """Store scores; a score_id already stored is left as it is."""
@@ -327,6 +334,12 @@ class DuckDBStore:
                 ("scores", "created_ns"),
             ):
                 cur.execute(f"DELETE FROM {table} WHERE {where}{col} < $t", params)
+            # a trace whose every span (of any project) is gone has no context left
+            cur.execute(
+                f"DELETE FROM trace_context WHERE {where}trace_id IN "
+                "(SELECT trace_id FROM traces WHERE max_start_ns < $t)",
+                params,
+            )
             if project is None:  # a trace's range may cover other projects' spans: keep it
                 cur.execute("DELETE FROM traces WHERE max_start_ns < $t", {"t": before_ns})
             self._cut_rollup(cur, where, params, before_ns)
