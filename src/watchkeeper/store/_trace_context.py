@@ -125,12 +125,17 @@ def _fix_stored(cur: Any) -> set[int]:
     return {int(h) for (h,) in hours}
 
 
-def apply(cur: Any, source: str, target: str) -> set[int]:
-    """Learn the context of the new spans in `source`, fix the spans stored before, and
-    create the temp table `target` of the new spans filled; the hours whose rollup rows
-    were corrected."""
+def apply(cur: Any, source: str, target: str) -> tuple[set[int], bool]:
+    """Learn the context of the new spans in `source` and fix the spans stored before; when
+    the context fills any of the new spans, create the temp table `target` of them filled.
+    Return the hours whose rollup rows were corrected, and whether `target` was created."""
     _learn(cur, source)
     hours = _fix_stored(cur)
     cur.execute("DROP TABLE wk_learned")
-    cur.execute(f"CREATE TEMP TABLE {target} AS {filled_sql(source)}")
-    return hours
+    fills = " OR ".join(f"(s.{n} IS NULL AND c.{n} IS NOT NULL)" for n in FIELDS)
+    ((n,),) = cur.execute(
+        f"SELECT count(*) FROM {source} s JOIN trace_context c ON {_ON} WHERE {fills}"
+    ).fetchall()
+    if n:  # else the spans go in as they came, without a copy
+        cur.execute(f"CREATE TEMP TABLE {target} AS {filled_sql(source)}")
+    return hours, bool(n)

@@ -263,31 +263,45 @@ class DuckDBStore:
                 return 0
             keys = {_key(s) for s in new}
             payloads = [p for p in _unique(batch.payloads) if _key(p) in keys]
-            cur.register("wk_batch", spans_table(new))
-            try:
-                fixed = tc.apply(cur, "wk_batch", "wk_new_spans")
-            finally:
-                cur.unregister("wk_batch")
-            cur.execute("INSERT INTO spans BY NAME SELECT * FROM wk_new_spans")
+            # views and temp tables are dropped on success only: a statement after a failed
+            # one raises anew and would hide the failure (a temp table goes with a rollback,
+            # a view left behind is replaced by the next `register`)
+            data = spans_table(new)
+            cur.register("wk_batch", data)
+            fixed, filled = tc.apply(cur, "wk_batch", "wk_filled")
+            cur.unregister("wk_batch")
+            if filled:
+                source = "wk_filled"
+            else:  # the spans as they came: no copy
+                source = "wk_new_spans"
+                cur.register(source, data)
+            self._store_new(cur, source, fixed)
+            if filled:
+                cur.execute("DROP TABLE wk_filled")
+            else:
+                cur.unregister(source)
             if payloads:
                 self._append(cur, "payloads", payloads_table(payloads, self._codec))
-            cur.execute(
-                "INSERT INTO traces SELECT trace_id, min(start_ns), max(start_ns) "
-                "FROM wk_new_spans GROUP BY trace_id ON CONFLICT DO UPDATE SET "
-                "min_start_ns = least(traces.min_start_ns, excluded.min_start_ns), "
-                "max_start_ns = greatest(traces.max_start_ns, excluded.max_start_ns)"
-            )
-            self._roll_up(cur, fixed)
-            cur.execute("DROP TABLE wk_new_spans")
         return len(new)
 
-    def _roll_up(self, cur: Any, fixed: set[int]) -> None:
+    def _store_new(self, cur: Any, source: str, fixed: set[int]) -> None:
+        """Append the new spans in `source` to the spans, traces and rollups."""
+        cur.execute(f"INSERT INTO spans BY NAME SELECT * FROM {source}")
+        cur.execute(
+            "INSERT INTO traces SELECT trace_id, min(start_ns), max(start_ns) "
+            f"FROM {source} GROUP BY trace_id ON CONFLICT DO UPDATE SET "
+            "min_start_ns = least(traces.min_start_ns, excluded.min_start_ns), "
+            "max_start_ns = greatest(traces.max_start_ns, excluded.max_start_ns)"
+        )
+        self._roll_up(cur, source, fixed)
+
+    def _roll_up(self, cur: Any, source: str, fixed: set[int]) -> None:
         """Append the new spans' partial rollup rows; now and then merge the partial rows
         (of these hours too: `fixed`, whose rows trace contexts corrected)."""
         for table in ru.TABLES:
-            cur.execute(ru.insert_sql("wk_new_spans", table=table))
+            cur.execute(ru.insert_sql(source, table=table))
         hours = cur.execute(
-            f"SELECT DISTINCT start_ns // {ru.HOUR_NS} * {ru.HOUR_NS} FROM wk_new_spans"
+            f"SELECT DISTINCT start_ns // {ru.HOUR_NS} * {ru.HOUR_NS} FROM {source}"
         ).fetchall()
         self._dirty_hours.update(int(h) for (h,) in hours)
         self._dirty_hours.update(fixed)
