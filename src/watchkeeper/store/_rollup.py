@@ -33,9 +33,10 @@ A query takes the first table in TABLES (smallest first) that answers it.
 When a write learns a trace's user or feature (`_trace_context`) after some of its spans
 were rolled up without it, it moves them: a retracting partial row (negative count and sums,
 NULL min/max/first/last) under the old key, a normal one under the new key. Counts and sums
-stay exact; a key's min, max, first and last may still count spans that left it, so they
-are bounds for the key without a user or feature (a named key only gains spans: exact).
-Groups whose count sums to 0 are left out of every answer and dropped by `compact_sql`.
+stay exact; a key's min, max, first and last may still count spans that left it (bounds,
+for the key without a user or feature only: a named key only gains spans) until the next
+merge rebuilds such hours from their spans (`rebuild_sql`). Groups whose count sums to 0
+are left out of every answer and dropped by `compact_sql`.
 """
 
 from __future__ import annotations
@@ -149,6 +150,8 @@ TOTALS = Table(
 )
 #: Every rollup table, smallest first: a query takes the first one that answers it.
 TABLES = (TOTALS, USERS, MAIN)
+#: The tables keyed by a trace's context (user, feature): `_trace_context` moves rows in them.
+CONTEXT_TABLES = (USERS, TOTALS)
 _LIST_FILTERS = (
     "services", "environments", "operations", "providers", "models", "outcomes", "features",
 )  # fmt: skip
@@ -199,6 +202,16 @@ def compact_sql(hours: Sequence[int], table: Table = MAIN) -> tuple[str, ...]:
         f"DELETE FROM {table.name} WHERE hour_ns IN ({inlist})",
         f"INSERT INTO {table.name} SELECT * FROM wk_compact",
         "DROP TABLE wk_compact",
+    )
+
+
+def rebuild_sql(hours: Sequence[int], table: Table = MAIN) -> tuple[str, ...]:
+    """Statements that replace the rows of these hours by the rollup of their spans."""
+    inlist = ", ".join(str(int(h)) for h in hours)
+    bound = f"start_ns BETWEEN {min(hours)} AND {max(hours) + HOUR_NS - 1}"  # zone maps
+    return (
+        f"DELETE FROM {table.name} WHERE hour_ns IN ({inlist})",
+        insert_sql("spans", f"{bound} AND start_ns // {HOUR_NS} * {HOUR_NS} IN ({inlist})", table),
     )
 
 

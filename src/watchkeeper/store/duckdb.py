@@ -146,6 +146,7 @@ class DuckDBStore:
         self.use_rollup = use_rollup
         self._compact_every = compact_every
         self._dirty_hours: set[int] = set()
+        self._fixed_hours: set[int] = set()  # hours whose spans trace contexts moved
         self._writes = 0
         self._generation = 0  # bumped when the database is opened again (after a fatal error)
         self.reopened = 0  # how many times (for metrics and tests)
@@ -297,20 +298,29 @@ class DuckDBStore:
 
     def _roll_up(self, cur: Any, source: str, fixed: set[int]) -> None:
         """Append the new spans' partial rollup rows; now and then merge the partial rows
-        (of these hours too: `fixed`, whose rows trace contexts corrected)."""
+        (`fixed`: hours whose rows trace contexts moved)."""
         for table in ru.TABLES:
             cur.execute(ru.insert_sql(source, table=table))
         hours = cur.execute(
             f"SELECT DISTINCT start_ns // {ru.HOUR_NS} * {ru.HOUR_NS} FROM {source}"
         ).fetchall()
         self._dirty_hours.update(int(h) for (h,) in hours)
-        self._dirty_hours.update(fixed)
+        self._fixed_hours.update(fixed)
         self._writes += 1
         if self._writes % self._compact_every == 0:
             for table in ru.TABLES:
-                for sql in ru.compact_sql(sorted(self._dirty_hours), table):
+                # rows moved between users or features: rebuilt, so the min, max, first
+                # and last of the key they left are exact again (an hour's spans, scanned
+                # once per merge)
+                rebuild = self._fixed_hours if table in ru.CONTEXT_TABLES else set()
+                merge = sorted(self._dirty_hours - rebuild)
+                sqls = (ru.compact_sql(merge, table) if merge else ()) + (
+                    ru.rebuild_sql(sorted(rebuild), table) if rebuild else ()
+                )
+                for sql in sqls:
                     cur.execute(sql)
             self._dirty_hours.clear()
+            self._fixed_hours.clear()
 
     @staticmethod
     def _append(cur: Any, table: str, data: Any) -> None:
