@@ -95,7 +95,9 @@ def _llm(project: str, i: int, j: int, start: int, rng: random.Random, outcome: 
 
 
 def _trace(project: str, i: int, start: int, rng: random.Random) -> list[SpanRow]:
+    """Every span of a trace has its user, session and feature, as the store fills them."""
     outcome = _outcome(i)
+    feature = "answer" if i % 2 else "summarize"
     children = [
         _llm(project, i, j, start, rng, outcome if j == 0 else "success") for j in range(1 + i % 2)
     ]
@@ -106,7 +108,7 @@ def _trace(project: str, i: int, start: int, rng: random.Random) -> list[SpanRow
                 start + 5_000_000, rng.randint(5, 80) * 1_000_000, service=SERVICES[i % 2],
                 environment="prod" if i % 4 else "staging", operation="tool",
                 tool_name="web_search", agent_name="planner", user_id=f"user-{i % 7}",
-                session_id=f"session-{i // 5}",
+                session_id=f"session-{i // 5}", feature=feature,
             )
         )  # fmt: skip
     root_ms = max(s.duration_ns for s in children) // 1_000_000 + rng.randint(5, 50)
@@ -117,7 +119,7 @@ def _trace(project: str, i: int, start: int, rng: random.Random) -> list[SpanRow
         status_code="error" if outcome in ("error", "timeout") else "unset", outcome=outcome,
         http_method="POST", http_route="/v1/chat" if i % 2 else "/v1/search",
         http_status_code={"error": 500, "timeout": 504}.get(outcome, 200),
-        user_id=f"user-{i % 7}", session_id=f"session-{i // 5}",
+        user_id=f"user-{i % 7}", session_id=f"session-{i // 5}", feature=feature,
     )  # fmt: skip
     return [root, *children]
 

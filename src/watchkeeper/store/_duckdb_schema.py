@@ -11,7 +11,7 @@ from dataclasses import fields
 from typing import Any
 
 from watchkeeper.model import ScoreRow, SpanRow
-from watchkeeper.store import _rollup
+from watchkeeper.store import _rollup, _trace_context
 
 _INT = {"start_ns", "duration_ns", "created_ns"} | {
     f"{t}_tokens" for t in ("input", "output", "cache_read", "cache_write", "reasoning")
@@ -112,6 +112,19 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             sql
             for table in _rollup.TABLES
             for sql in (f"DELETE FROM {table.name}", _rollup.insert_sql("spans", table=table))
+        ),
+    ),
+    (
+        8,
+        "trace_context (a trace's first user, session, feature) backfilled; spans filled from "
+        "it; the rollups by user and by feature rebuilt",
+        (
+            *_trace_context.backfill(),
+            *(
+                sql
+                for table in (_rollup.USERS, _rollup.TOTALS)
+                for sql in (f"DELETE FROM {table.name}", _rollup.insert_sql("spans", table=table))
+            ),
         ),
     ),
 )

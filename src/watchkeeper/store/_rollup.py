@@ -29,6 +29,14 @@ its sums, the bucketed `rollup` adding only the bucket counts; `user_rollup` per
 hour, service, environment, operation, outcome, root or not, user) answers per-user
 rankings (2.2M rows at 10M spans a week and 47k users, against 5.9M spans to scan).
 A query takes the first table in TABLES (smallest first) that answers it.
+
+When a write learns a trace's user or feature (`_trace_context`) after some of its spans
+were rolled up without it, it moves them: a retracting partial row (negative count and sums,
+NULL min/max/first/last) under the old key, a normal one under the new key. Counts and sums
+stay exact; a key's min, max, first and last may still count spans that left it (bounds,
+for the key without a user or feature only: a named key only gains spans) until the next
+merge rebuilds such hours from their spans (`rebuild_sql`). Groups whose count sums to 0
+are left out of every answer and dropped by `compact_sql`.
 """
 
 from __future__ import annotations
@@ -142,6 +150,8 @@ TOTALS = Table(
 )
 #: Every rollup table, smallest first: a query takes the first one that answers it.
 TABLES = (TOTALS, USERS, MAIN)
+#: The tables keyed by a trace's context (user, feature): `_trace_context` moves rows in them.
+CONTEXT_TABLES = (USERS, TOTALS)
 _LIST_FILTERS = (
     "services", "environments", "operations", "providers", "models", "outcomes", "features",
 )  # fmt: skip
@@ -161,9 +171,23 @@ def _span_keys(table: Table) -> list[str]:
     return [f"{exprs.get(k, k)} AS {k}" for k in table.keys]
 
 
-def insert_sql(source: str, where: str = "", table: Table = MAIN) -> str:
-    """Append the rollup rows of the spans in `source` (a table or view)."""
-    cols = _span_keys(table) + [f"{agg} AS {col}" for col, agg, _ in VALUES]
+#: Columns a retracting row leaves NULL: every query takes their min or max.
+_EXTREMES = frozenset({"dur_min", "dur_max", "first_ns", "last_ns"})
+
+
+def _retracted(col: str, agg: str) -> str:
+    return "NULL" if col in _EXTREMES else f"-{agg}"
+
+
+def insert_sql(source: str, where: str = "", table: Table = MAIN, *, retract: bool = False) -> str:
+    """Append the rollup rows of the spans in `source` (a table or view).
+
+    `retract`: rows that take these spans out of their keys instead (negative count and
+    sums; their min, max, first and last stay with the key, a bound rather than exact).
+    """
+    cols = _span_keys(table) + [
+        f"{_retracted(col, agg) if retract else agg} AS {col}" for col, agg, _ in VALUES
+    ]
     where = f" WHERE {where}" if where else ""
     return f"INSERT INTO {table.name} SELECT {', '.join(cols)} FROM {source}{where} GROUP BY ALL"
 
@@ -174,10 +198,20 @@ def compact_sql(hours: Sequence[int], table: Table = MAIN) -> tuple[str, ...]:
     merged = ", ".join([*table.keys, *(f"{agg} AS {col}" for col, _, agg in VALUES)])
     return (
         f"CREATE TEMP TABLE wk_compact AS SELECT {merged} FROM {table.name} "
-        f"WHERE hour_ns IN ({inlist}) GROUP BY ALL",
+        f"WHERE hour_ns IN ({inlist}) GROUP BY ALL HAVING sum(n) > 0",
         f"DELETE FROM {table.name} WHERE hour_ns IN ({inlist})",
         f"INSERT INTO {table.name} SELECT * FROM wk_compact",
         "DROP TABLE wk_compact",
+    )
+
+
+def rebuild_sql(hours: Sequence[int], table: Table = MAIN) -> tuple[str, ...]:
+    """Statements that replace the rows of these hours by the rollup of their spans."""
+    inlist = ", ".join(str(int(h)) for h in hours)
+    bound = f"start_ns BETWEEN {min(hours)} AND {max(hours) + HOUR_NS - 1}"  # zone maps
+    return (
+        f"DELETE FROM {table.name} WHERE hour_ns IN ({inlist})",
+        insert_sql("spans", f"{bound} AND start_ns // {HOUR_NS} * {HOUR_NS} IN ({inlist})", table),
     )
 
 
@@ -347,7 +381,7 @@ def summaries_query(
     same = "s.k IS NOT DISTINCT FROM o.k AND s.b IS NOT DISTINCT FROM o.b"
     sql = (
         f"WITH s AS (SELECT k, b, {', '.join(_sum_columns())} "
-        f"FROM ({_source(f, p, shape, TOTALS)}) GROUP BY k, b), "
+        f"FROM ({_source(f, p, shape, TOTALS)}) GROUP BY k, b HAVING sum(n) > 0), "
         f"h AS (SELECT k, b, bucket, sum(n) AS n FROM ({_source(f, p, shape)}) "
         "GROUP BY k, b, bucket), "
         "w AS (SELECT *, sum(n) OVER (PARTITION BY k, b ORDER BY bucket) AS cum, "
@@ -376,7 +410,7 @@ def totals_query(
     p = Params(DUCKDB)
     sql = (
         f"WITH s AS (SELECT k, b, {', '.join(_sum_columns())} "
-        f"FROM ({_source(f, p, shape, table)}) GROUP BY k, b) "
+        f"FROM ({_source(f, p, shape, table)}) GROUP BY k, b HAVING sum(n) > 0) "
         f"SELECT k, b, {', '.join(_summary_cols(percentiles=False))} FROM s"
     )
     return Query(_ordered(sql, p, order, limit), p.values)
@@ -393,7 +427,7 @@ def top_keys_query(
     """The top `limit` values of `by` by count, cost or errors, from the rollup and edges."""
     p = Params(DUCKDB)
     sql = (
-        f"SELECT k FROM ({_source(f, p, Shape(key=by), table)}) GROUP BY k "
+        f"SELECT k FROM ({_source(f, p, Shape(key=by), table)}) GROUP BY k HAVING sum(n) > 0 "
         f"ORDER BY {_ROW_ORDERS[order]} DESC NULLS LAST, k NULLS LAST LIMIT {p(limit)}"
     )
     return Query(sql, p.values)

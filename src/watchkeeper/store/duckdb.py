@@ -25,6 +25,7 @@ from watchkeeper.query import _render as r
 from watchkeeper.query import _results as res
 from watchkeeper.query._dialect import DUCKDB
 from watchkeeper.store import _rollup as ru
+from watchkeeper.store import _trace_context as tc
 from watchkeeper.store._duckdb_arrow import keys_table, payloads_table, scores_table, spans_table
 from watchkeeper.store._duckdb_schema import migrate
 from watchkeeper.store._payload import PayloadCodec, decode_payload, matches
@@ -145,6 +146,7 @@ class DuckDBStore:
         self.use_rollup = use_rollup
         self._compact_every = compact_every
         self._dirty_hours: set[int] = set()
+        self._fixed_hours: set[int] = set()  # hours whose spans trace contexts moved
         self._writes = 0
         self._generation = 0  # bumped when the database is opened again (after a fatal error)
         self.reopened = 0  # how many times (for metrics and tests)
@@ -262,33 +264,63 @@ class DuckDBStore:
                 return 0
             keys = {_key(s) for s in new}
             payloads = [p for p in _unique(batch.payloads) if _key(p) in keys]
-            self._append(cur, "spans", spans_table(new))
+            # views and temp tables are dropped on success only: a statement after a failed
+            # one raises anew and would hide the failure (a temp table goes with a rollback,
+            # a view left behind is replaced by the next `register`)
+            data = spans_table(new)
+            cur.register("wk_batch", data)
+            fixed, filled = tc.apply(cur, "wk_batch", "wk_filled")
+            cur.unregister("wk_batch")
+            if filled:
+                source = "wk_filled"
+            else:  # the spans as they came: no copy
+                source = "wk_new_spans"
+                cur.register(source, data)
+            self._store_new(cur, source, fixed)
+            if filled:
+                cur.execute("DROP TABLE wk_filled")
+            else:
+                cur.unregister(source)
             if payloads:
                 self._append(cur, "payloads", payloads_table(payloads, self._codec))
-            cur.execute(
-                "INSERT INTO traces SELECT trace_id, min(start_ns), max(start_ns) "
-                "FROM wk_new_spans GROUP BY trace_id ON CONFLICT DO UPDATE SET "
-                "min_start_ns = least(traces.min_start_ns, excluded.min_start_ns), "
-                "max_start_ns = greatest(traces.max_start_ns, excluded.max_start_ns)"
-            )
-            self._roll_up(cur)
-            cur.unregister("wk_new_spans")
         return len(new)
 
-    def _roll_up(self, cur: Any) -> None:
-        """Append the new spans' partial rollup rows; now and then merge the partial rows."""
+    def _store_new(self, cur: Any, source: str, fixed: set[int]) -> None:
+        """Append the new spans in `source` to the spans, traces and rollups."""
+        cur.execute(f"INSERT INTO spans BY NAME SELECT * FROM {source}")
+        cur.execute(
+            "INSERT INTO traces SELECT trace_id, min(start_ns), max(start_ns) "
+            f"FROM {source} GROUP BY trace_id ON CONFLICT DO UPDATE SET "
+            "min_start_ns = least(traces.min_start_ns, excluded.min_start_ns), "
+            "max_start_ns = greatest(traces.max_start_ns, excluded.max_start_ns)"
+        )
+        self._roll_up(cur, source, fixed)
+
+    def _roll_up(self, cur: Any, source: str, fixed: set[int]) -> None:
+        """Append the new spans' partial rollup rows; now and then merge the partial rows
+        (`fixed`: hours whose rows trace contexts moved)."""
         for table in ru.TABLES:
-            cur.execute(ru.insert_sql("wk_new_spans", table=table))
+            cur.execute(ru.insert_sql(source, table=table))
         hours = cur.execute(
-            f"SELECT DISTINCT start_ns // {ru.HOUR_NS} * {ru.HOUR_NS} FROM wk_new_spans"
+            f"SELECT DISTINCT start_ns // {ru.HOUR_NS} * {ru.HOUR_NS} FROM {source}"
         ).fetchall()
         self._dirty_hours.update(int(h) for (h,) in hours)
+        self._fixed_hours.update(fixed)
         self._writes += 1
         if self._writes % self._compact_every == 0:
             for table in ru.TABLES:
-                for sql in ru.compact_sql(sorted(self._dirty_hours), table):
+                # rows moved between users or features: rebuilt, so the min, max, first
+                # and last of the key they left are exact again (an hour's spans, scanned
+                # once per merge)
+                rebuild = self._fixed_hours if table in ru.CONTEXT_TABLES else set()
+                merge = sorted(self._dirty_hours - rebuild)
+                sqls = (ru.compact_sql(merge, table) if merge else ()) + (
+                    ru.rebuild_sql(sorted(rebuild), table) if rebuild else ()
+                )
+                for sql in sqls:
                     cur.execute(sql)
             self._dirty_hours.clear()
+            self._fixed_hours.clear()
 
     @staticmethod
     def _append(cur: Any, table: str, data: Any) -> None:
@@ -296,8 +328,7 @@ class DuckDBStore:
         cur.register(view, data)
         cols = ", ".join(data.column_names)
         cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {view}")
-        if table != "spans":  # the traces upsert still reads the new spans
-            cur.unregister(view)
+        cur.unregister(view)
 
     def write_scores(self, scores: Sequence[ScoreRow]) -> None:
         """Store scores; a score_id already stored is left as it is."""
@@ -327,6 +358,12 @@ class DuckDBStore:
                 ("scores", "created_ns"),
             ):
                 cur.execute(f"DELETE FROM {table} WHERE {where}{col} < $t", params)
+            # a trace whose every span (of any project) is gone has no context left
+            cur.execute(
+                f"DELETE FROM trace_context WHERE {where}trace_id IN "
+                "(SELECT trace_id FROM traces WHERE max_start_ns < $t)",
+                params,
+            )
             if project is None:  # a trace's range may cover other projects' spans: keep it
                 cur.execute("DELETE FROM traces WHERE max_start_ns < $t", {"t": before_ns})
             self._cut_rollup(cur, where, params, before_ns)

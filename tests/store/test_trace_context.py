@@ -1,0 +1,264 @@
+"""A trace's user, session and feature apply to all of its spans, whichever span carried them
+and in whatever order the spans arrived (issue 15, item 3: plain OpenTelemetry apps)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.datagen import BASE_NS, MINUTE_NS
+from watchkeeper.model import SpanBatch, SpanRow
+from watchkeeper.store import SpanFilter, Store
+from watchkeeper.store import _rollup as ru
+from watchkeeper.store._duckdb_arrow import spans_table
+from watchkeeper.store._duckdb_schema import migrate
+from watchkeeper.store.duckdb import DuckDBStore
+
+HOUR_NS = 3600 * 10**9
+FIELDS = ("user_id", "session_id", "feature")
+TRACES = 36  # one an hour: 36 hours, so a range over them is answered from the rollups
+Order = Callable[[list[SpanRow]], list[SpanRow]]
+
+
+def _trace(i: int, carrier: int) -> list[SpanRow]:
+    """A root (HTTP), two LLM calls that hold the tokens and cost, and a tool call; only the
+    span at index `carrier` has the user, session and feature (every fifth trace: none)."""
+    tid, start = f"{i + 1:032x}", BASE_NS + 17 * MINUTE_NS + i * HOUR_NS
+    root = SpanRow("plain", tid, f"{i + 1:012x}0000", "", "POST /chat", start, 900_000_000,
+                   service="app", operation="http")  # fmt: skip
+    children = [
+        SpanRow("plain", tid, f"{i + 1:012x}{j:04x}", root.span_id, "chat gpt-4o",
+                start + j * 1_000_000, (100 + 37 * j + i) * 1_000_000, service="app",
+                operation="llm", provider="openai", request_model="gpt-4o",
+                input_tokens=100 * j + i, output_tokens=10 * j + i,
+                cost_usd=round(0.0123 * j + 0.0007 * i, 6), cost_source="estimated")
+        for j in (1, 2)
+    ]  # fmt: skip
+    tool = SpanRow("plain", tid, f"{i + 1:012x}0009", root.span_id, "tool search",
+                   start + 3_000_000, 5_000_000, service="app", operation="tool")  # fmt: skip
+    spans = [root, *children, tool]
+    if i % 5 != 4:
+        ctx = {
+            "user_id": f"u{i % 4}",
+            "session_id": f"s{i // 3}",
+            "feature": ("chat", "rag")[i % 2],
+        }
+        spans[carrier] = replace(spans[carrier], **ctx)
+    return spans
+
+
+def _filled(spans: Sequence[SpanRow]) -> list[SpanRow]:
+    """The spans as the store keeps them: each NULL field taken from its trace."""
+    ctx: dict[str, dict[str, str]] = defaultdict(dict)
+    for s in spans:
+        for f in FIELDS:
+            if getattr(s, f) is not None:
+                ctx[s.trace_id].setdefault(f, getattr(s, f))
+    return [
+        replace(s, **{f: getattr(s, f) or ctx[s.trace_id].get(f) for f in FIELDS}) for s in spans
+    ]
+
+
+def _children_first(spans: list[SpanRow]) -> list[SpanRow]:
+    return [*spans[1:], spans[0]]
+
+
+def _middle_last(spans: list[SpanRow]) -> list[SpanRow]:
+    return [spans[0], spans[2], spans[3], spans[1]]
+
+
+#: (span carrying the context, arrival order of a trace's spans)
+CASES: dict[str, tuple[int, Order]] = {
+    "children-first": (0, _children_first),
+    "root-first": (0, list),
+    "middle-span-last": (1, _middle_last),
+}
+
+
+def _write(store: Store, traces: Iterable[list[SpanRow]], size: int) -> None:
+    """Spans in arrival order, `size` to a write; each write is replayed and changes nothing."""
+    spans = [s for t in traces for s in t]
+    for k in range(0, len(spans), size):
+        batch = SpanBatch(spans[k : k + size])
+        assert store.write(batch) == len(batch.spans)
+        assert store.write(batch) == 0
+
+
+def _range() -> SpanFilter:
+    """Mid-hour edges, 58 hours: whole hours from the rollups, the edges from spans."""
+    first = BASE_NS + 17 * MINUTE_NS
+    return SpanFilter("plain", first + 10 * MINUTE_NS, first + (TRACES - 1) * HOUR_NS)
+
+
+def _in(f: SpanFilter, spans: Sequence[SpanRow]) -> list[SpanRow]:
+    assert f.start_ns is not None and f.end_ns is not None
+    return [s for s in spans if f.start_ns <= s.start_ns < f.end_ns]
+
+
+def _spend(spans: Sequence[SpanRow], field: str) -> dict[str | None, tuple[int, int, float]]:
+    """Per value of `field`: spans, input tokens, cost."""
+    out: dict[str | None, list[float]] = defaultdict(lambda: [0, 0, 0.0])
+    for s in spans:
+        acc = out[getattr(s, field)]
+        acc[0] += 1
+        acc[1] += s.input_tokens or 0
+        acc[2] += s.cost_usd or 0.0
+    return {k: (int(v[0]), int(v[1]), v[2]) for k, v in out.items()}
+
+
+def _check_spend(
+    got: dict[str | None, tuple[int, int, float]], want: dict[str | None, tuple[int, int, float]]
+) -> None:
+    """The same keys, counts and tokens; costs equal to the cent (and to float rounding)."""
+    assert {k: v[:2] for k, v in got.items()} == {k: v[:2] for k, v in want.items()}
+    for k, v in got.items():
+        assert round(v[2], 2) == round(want[k][2], 2)
+        assert v[2] == pytest.approx(want[k][2])
+
+
+def _check(store: Store, spans: Sequence[SpanRow], long: SpanFilter | None = None) -> None:
+    """Every answer by user, session and feature is what the filled spans say, over `long`
+    (from the rollups) and its first 20 hours (from spans)."""
+    want = _filled(spans)
+    for s in want[:: len(want) // 8]:
+        detail = store.trace("plain", s.trace_id)
+        assert detail is not None
+        stored = {x.span_id: x for x in detail.spans}
+        assert all(getattr(stored[s.span_id], f) == getattr(s, f) for f in FIELDS)
+    long = long or _range()
+    short = replace(long, end_ns=long.start_ns + 20 * HOUR_NS)  # a day or less: from spans
+    for f in (long, short):
+        rows = _in(f, want)
+        for by, field in (("user", "user_id"), ("session", "session_id"), ("feature", "feature")):
+            for percentiles in (False, True):
+                groups = store.breakdown(f, by, limit=100, order="cost", percentiles=percentiles)
+                got = {
+                    g.key: (g.summary.count, g.summary.input_tokens, g.summary.cost_usd)
+                    for g in groups
+                }
+                _check_spend(got, _spend(rows, field))
+        for field, value in (("user_id", "u1"), ("session_id", "s4")):
+            s = store.summary(replace(f, **{field: value}))
+            _check_spend({value: (s.count, s.input_tokens, s.cost_usd)},
+                         {value: _spend(rows, field).get(value, (0, 0, 0.0))})  # fmt: skip
+        for percentiles in (False, True):
+            s = store.summary(replace(f, features=("rag",)), percentiles=percentiles)
+            _check_spend(
+                {"rag": (s.count, s.input_tokens, s.cost_usd)},
+                {"rag": _spend(rows, "feature").get("rag", (0, 0, 0.0))},
+            )
+        for activity, field in (
+            (store.users(f, 100), "user_id"),
+            (store.sessions(f, 100), "session_id"),
+        ):
+            got = {a.key: (a.spans, a.input_tokens, a.cost_usd) for a in activity}
+            _check_spend(got, {k: v for k, v in _spend(rows, field).items() if k is not None})
+    assert ru.eligible(long, "user", ru.USERS, percentiles=False)  # the rollup path was taken
+    assert ru.eligible(replace(long, features=("rag",)), None, ru.TOTALS, percentiles=False)
+
+
+@pytest.mark.parametrize("size", [1, 10])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_traces_context_applies_to_all_its_spans(
+    empty_store: Store, case: str, size: int
+) -> None:
+    carrier, order = CASES[case]
+    traces = [_trace(i, carrier) for i in range(TRACES)]
+    _write(empty_store, (order(t) for t in traces), size)
+    _check(empty_store, [s for t in traces for s in t])
+
+
+def test_a_spans_own_value_wins(empty_store: Store) -> None:
+    root, llm, other, tool = _trace(0, 0)
+    other = replace(other, user_id="batch-job")
+    _write(
+        empty_store, [[root, llm], [other, tool]], 2
+    )  # spans that disagree: the first stored wins
+    detail = empty_store.trace("plain", root.trace_id)
+    assert detail is not None
+    assert {s.span_id: s.user_id for s in detail.spans} == {
+        root.span_id: "u0",
+        llm.span_id: "u0",
+        other.span_id: "batch-job",
+        tool.span_id: "u0",
+    }
+
+
+@pytest.mark.parametrize("compact_every", [1, 4, 1000])
+def test_the_rollups_stay_exact_as_partial_rows_merge(compact_every: int) -> None:
+    """Rows moved from "no user" to a user are merged away; every sum equals the spans'."""
+    traces = [_trace(i, 0) for i in range(TRACES)]
+    # stored first, in the same hours: traces without any user (the key the others' spans
+    # leave), so a merged row of that key still holds the extremes of spans that left it
+    traces = [
+        [replace(s, trace_id=f"f{s.trace_id[1:]}", start_ns=s.start_ns + 5 * MINUTE_NS,
+                 user_id=None, session_id=None, feature=None) for s in t]
+        for t in traces
+    ] + traces  # fmt: skip
+    rolled = DuckDBStore(None, compact_every=compact_every)
+    raw = DuckDBStore(None, use_rollup=False)
+    for store in (rolled, raw):
+        _write(store, (_children_first(t) for t in traces), 3)
+    f = _range()
+    for by in ("user", "feature", "model", "service"):
+        got = rolled.breakdown(f, by, limit=100, percentiles=False)  # type: ignore[arg-type]
+        want = raw.breakdown(f, by, limit=100, percentiles=False)  # type: ignore[arg-type]
+        assert [g.key for g in got] == [g.key for g in want]
+        for g, w in zip(got, want, strict=True):
+            exact = ("count", "success", "errors", "input_tokens", "output_tokens", "missing_price")
+            assert [getattr(g.summary, k) for k in exact] == [getattr(w.summary, k) for k in exact]
+            assert g.summary.cost_usd == pytest.approx(w.summary.cost_usd)
+            assert g.summary.avg_ms == pytest.approx(w.summary.avg_ms)
+            # a named key only gains spans: its extremes are exact; the key spans left is
+            # exact again once the hours it left are merged (rebuilt from their spans)
+            if g.key is not None or compact_every == 1:
+                assert (g.summary.max_ms, g.summary.first_ns, g.summary.last_ns) == (
+                    w.summary.max_ms, w.summary.first_ns, w.summary.last_ns,
+                )  # fmt: skip
+    for table in (ru.USERS.name, ru.TOTALS.name):
+        (zero,) = rolled._rows(ru.Query(f"SELECT count(*) FROM {table} WHERE n = 0", {}))[0]
+        assert compact_every > 1 or zero == 0
+    rolled.close()
+    raw.close()
+
+
+@pytest.mark.parametrize("project", [None, "plain"])
+def test_retention_drops_the_context_of_traces_gone(project: str | None) -> None:
+    traces = [_trace(i, 0) for i in range(TRACES)]
+    store = DuckDBStore(None)
+    _write(store, (_children_first(t) for t in traces[:20]), 10)
+    cut = BASE_NS + 8 * HOUR_NS
+    store.delete_before(project, cut)
+    (left,) = store._rows(ru.Query("SELECT count(*) FROM trace_context", {}))[0]
+    assert left == sum(1 for i in range(8, 20) if i % 5 != 4)
+    _write(store, (_children_first(t) for t in traces[20:]), 10)
+    _check(
+        store, [s for t in traces[8:] for s in t], replace(_range(), start_ns=cut + 10 * MINUTE_NS)
+    )
+    store.close()
+
+
+def test_a_version_7_file_gets_the_context_of_its_spans(tmp_path: Path) -> None:
+    """Spans stored before the upgrade are filled, and the rollups by user and feature too."""
+    traces = [_trace(i, 0) for i in range(TRACES)]
+    spans = [s for t in traces for s in t]
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    assert migrate(con, target=7) == 7
+    con.register("old_rows", spans_table(spans))
+    con.execute("INSERT INTO spans SELECT * FROM old_rows")
+    con.execute(
+        "INSERT INTO traces SELECT trace_id, min(start_ns), max(start_ns) FROM spans GROUP BY ALL"
+    )
+    for table in ru.TABLES:
+        con.execute(ru.insert_sql("spans", table=table))
+    con.close()
+    store = DuckDBStore(path)
+    _check(store, spans)
+    assert store.write(SpanBatch(spans)) == 0
+    store.close()
