@@ -124,11 +124,13 @@ class Soak:
                 f"{rate:9,.0f}  {m.errors:6}"
             )
             rows.append((m.rss_mib, lag or 0.0, (q or 0.0) * 1000))
-        if rows:
-            rss, lag, q = (slope([r[k] for r in rows]) for k in range(3))
-            print(
-                f"slope per minute: RSS {rss:+.2f} MiB, lag p99 {lag:+.3f} s, query p95 {q:+.2f} ms"
-            )
+        for label, part in (("all minutes", rows), ("after minute 15", rows[15:])):
+            if len(part) > 1:
+                rss, lag, q = (slope([r[k] for r in part]) for k in range(3))
+                print(
+                    f"slope per minute, {label}: RSS {rss:+.2f} MiB, lag p99 {lag:+.3f} s, "
+                    f"query p95 {q:+.2f} ms"
+                )
         errors = sum(m.errors for m in self.minutes) + sender_errors
         verdict = "all present" if stored == acked else f"{acked - stored} MISSING"
         print(
