@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.server._process import ServerProcess
+from tests.ui.conftest import CHROMIUM, CHROMIUM_ARGS
 from watchkeeper.demo.fake_providers import fake_openai
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -66,15 +67,14 @@ def keyless(tmp_path: Path) -> Iterator[ServerProcess]:
     server.stop()
 
 
-def test_the_readme_snippet_works_as_written_against_a_server_without_keys(
-    keyless: ServerProcess, tmp_path: Path
-) -> None:
+def _run_snippet(server: ServerProcess) -> None:
+    """The README's snippet as written, in its own interpreter, against `server`."""
     code = _snippet()
     assert 'api_key="wk_..."' in code and '"http://127.0.0.1:4318"' in code
     # Only the port differs from the README (the test's server is on a free one); `search`
     # is the app's own function, and OpenAI is the demo's fake provider.
     program = "def search(q):\n    return []\n\n" + code.replace(
-        '"http://127.0.0.1:4318"', repr(keyless.url)
+        '"http://127.0.0.1:4318"', repr(server.url)
     )
     program += "\nwatchkeeper.shutdown()\n"
     with fake_openai() as oai:
@@ -83,11 +83,37 @@ def test_the_readme_snippet_works_as_written_against_a_server_without_keys(
             [sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=60
         )
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_the_readme_snippet_works_as_written_against_a_server_without_keys(
+    keyless: ServerProcess, tmp_path: Path
+) -> None:
+    _run_snippet(keyless)
     assert _count(keyless.url, "support-bot") > 0  # the spans were kept, not refused
     warned = [w for w in _warnings(keyless) if "requires no API key" in str(w["message"])]
     assert len(warned) == 1, warned  # once, however many exports carried the key
     assert _fingerprint("wk_...") in str(warned[0]["message"])
     assert "wk_..." not in keyless.output()
+
+
+@pytest.mark.browser
+def test_the_readme_snippets_trace_shows_in_the_ui(keyless: ServerProcess) -> None:
+    from playwright.sync_api import sync_playwright
+
+    _run_snippet(keyless)
+    assert _count(keyless.url, "support-bot") > 0
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(base_url=keyless.url)
+            page.goto("/traces?range=1h")
+            row = page.get_by_role("link", name="answer").first
+            row.wait_for(timeout=20_000)  # the guarded, observed `answer` of the snippet
+            row.click()
+            page.get_by_text("chat", exact=False).first.wait_for(timeout=20_000)
+            assert "gpt-4o-mini" in page.content()  # its LLM call, with the model
+        finally:
+            browser.close()
 
 
 def _cli(*args: str) -> str:
