@@ -14,11 +14,8 @@ from typing import Any
 import openai
 import pytest
 from openinference.instrumentation.openai import OpenAIInstrumentor
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
+from tests.ingest._instrumented import instrumented, stored
 from tests.ingest.conftest import Receiver
 from watchkeeper.demo.fake_providers import SNAPSHOTS, FakeServer, fake_openai
 from watchkeeper.model import SpanRow
@@ -38,25 +35,10 @@ def provider_api() -> Iterator[FakeServer]:
 @pytest.fixture
 def client(receiver: Receiver, provider_api: FakeServer) -> Iterator[openai.OpenAI]:
     """An OpenAI client traced by OpenInference, exporting each span to the receiver."""
-    tracing = TracerProvider(resource=Resource.create({"service.name": SERVICE}))
-    exporter = OTLPSpanExporter(endpoint=f"{receiver.url}/v1/traces", timeout=10)
-    tracing.add_span_processor(SimpleSpanProcessor(exporter))
-    instrumentor = OpenAIInstrumentor()
-    instrumentor.instrument(tracer_provider=tracing)
-    try:
+    with instrumented(receiver, OpenAIInstrumentor(), SERVICE):
         yield openai.OpenAI(
             base_url=provider_api.url + "/v1", api_key="k", max_retries=0, timeout=10
         )
-    finally:
-        instrumentor.uninstrument()
-        tracing.shutdown()
-
-
-def _stored(receiver: Receiver, count: int) -> list[SpanRow]:
-    assert receiver.ingest.flush(30), "ingest did not drain"
-    page = receiver.store.search_spans(SpanFilter("default", services=(SERVICE,)), limit=100)
-    assert len(page.items) == count, [s.name for s in page.items]
-    return sorted(page.items, key=lambda s: s.start_ns)
 
 
 def _columns(row: SpanRow) -> tuple[Any, ...]:
@@ -78,7 +60,7 @@ def test_each_call_keeps_its_model_tokens_cost_and_outcome(
     with pytest.raises(openai.InternalServerError):
         client.embeddings.create(model="text-embedding-3-large", input="x", extra_headers=FAIL)
 
-    ok_chat, failed_chat, slow_chat, embedded, failed_embedding = _stored(receiver, 5)
+    ok_chat, failed_chat, slow_chat, embedded, failed_embedding = stored(receiver, SERVICE, 5)
     assert answer.usage is not None and vectors.usage is not None
     assert _columns(ok_chat) == ("llm", "openai", SNAPSHOTS["gpt-4o-mini"], "success")
     assert (ok_chat.input_tokens, ok_chat.output_tokens) == (
@@ -110,6 +92,6 @@ def test_failures_and_timeouts_count_per_model(receiver: Receiver, client: opena
         client.with_options(timeout=0.3).chat.completions.create(
             model="gpt-4o", messages=chat, extra_headers={"x-fake-latency": "2"}
         )
-    _stored(receiver, 3)
+    stored(receiver, SERVICE, 3)
     groups = receiver.store.breakdown(SpanFilter("default", services=(SERVICE,)), "model", 10)
     assert [(g.key, g.summary.errors, g.summary.timeouts) for g in groups] == [("gpt-4o", 2, 1)]

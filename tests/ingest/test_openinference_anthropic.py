@@ -10,15 +10,10 @@ from typing import Any
 import anthropic
 import pytest
 from openinference.instrumentation.anthropic import AnthropicInstrumentor
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
+from tests.ingest._instrumented import instrumented, stored
 from tests.ingest.conftest import Receiver
 from watchkeeper.demo.fake_providers import SNAPSHOTS, FakeServer, fake_anthropic
-from watchkeeper.model import SpanRow
-from watchkeeper.store import SpanFilter
 
 SERVICE = "openinference-anthropic-app"
 FAIL = {"x-fake-status": "500"}
@@ -34,23 +29,8 @@ def provider_api() -> Iterator[FakeServer]:
 @pytest.fixture
 def client(receiver: Receiver, provider_api: FakeServer) -> Iterator[anthropic.Anthropic]:
     """An Anthropic client traced by OpenInference, exporting each span to the receiver."""
-    tracing = TracerProvider(resource=Resource.create({"service.name": SERVICE}))
-    exporter = OTLPSpanExporter(endpoint=f"{receiver.url}/v1/traces", timeout=10)
-    tracing.add_span_processor(SimpleSpanProcessor(exporter))
-    instrumentor = AnthropicInstrumentor()
-    instrumentor.instrument(tracer_provider=tracing)
-    try:
+    with instrumented(receiver, AnthropicInstrumentor(), SERVICE):
         yield anthropic.Anthropic(base_url=provider_api.url, api_key="k", max_retries=0)
-    finally:
-        instrumentor.uninstrument()
-        tracing.shutdown()
-
-
-def _stored(receiver: Receiver, count: int) -> list[SpanRow]:
-    assert receiver.ingest.flush(30), "ingest did not drain"
-    page = receiver.store.search_spans(SpanFilter("default", services=(SERVICE,)), limit=100)
-    assert len(page.items) == count, [s.name for s in page.items]
-    return sorted(page.items, key=lambda s: s.start_ns)
 
 
 def test_each_call_keeps_its_model_tokens_cost_and_outcome(
@@ -62,7 +42,7 @@ def test_each_call_keeps_its_model_tokens_cost_and_outcome(
         client.messages.create(
             model="claude-3-5-haiku", max_tokens=200, messages=ask, extra_headers=FAIL
         )
-    ok, failed = _stored(receiver, 2)
+    ok, failed = stored(receiver, SERVICE, 2)
     assert (ok.operation, ok.provider, ok.outcome) == ("llm", "anthropic", "success")
     assert (ok.response_model or ok.request_model) in (
         SNAPSHOTS["claude-sonnet-4"],

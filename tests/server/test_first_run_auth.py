@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,7 +23,6 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.server._process import ServerProcess
-from tests.ui.conftest import CHROMIUM, CHROMIUM_ARGS
 from watchkeeper.demo.fake_providers import fake_openai
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -97,23 +97,20 @@ def test_the_readme_snippet_works_as_written_against_a_server_without_keys(
 
 
 @pytest.mark.browser
-def test_the_readme_snippets_trace_shows_in_the_ui(keyless: ServerProcess) -> None:
-    from playwright.sync_api import sync_playwright
-
+def test_the_readme_snippets_trace_shows_in_the_ui(keyless: ServerProcess, browser: Any) -> None:
     _run_snippet(keyless)
     assert _count(keyless.url, "support-bot") > 0
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(base_url=keyless.url)
-            page.goto("/traces?range=1h")
-            row = page.get_by_role("link", name="answer").first
-            row.wait_for(timeout=20_000)  # the guarded, observed `answer` of the snippet
-            row.click()
-            page.get_by_text("chat", exact=False).first.wait_for(timeout=20_000)
-            assert "gpt-4o-mini" in page.content()  # its LLM call, with the model
-        finally:
-            browser.close()
+    ctx = browser.new_context(base_url=keyless.url)
+    try:
+        page = ctx.new_page()
+        page.goto("/traces?range=1h")
+        row = page.get_by_role("link", name="answer").first
+        row.wait_for(timeout=20_000)  # the guarded, observed `answer` of the snippet
+        row.click()
+        page.get_by_text("chat", exact=False).first.wait_for(timeout=20_000)
+        assert "gpt-4o-mini" in page.content()  # its LLM call, with the model
+    finally:
+        ctx.close()
 
 
 def _cli(*args: str) -> str:

@@ -28,16 +28,6 @@ from watchkeeper.server.app import build_services, create_app
 
 from . import _data
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
 OTLP_PLAN = ["success"] * 10 + ["timeout"] * 2  # requests sent through OTLP by service search-api
 
@@ -186,17 +176,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     uv.should_exit = True
     thread.join(timeout=30)
     receiver.shutdown()
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    """Debian's Chromium, headless, through Playwright (no browser download)."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def _context(browser: Any, server: Server, scheme: str, with_key: bool) -> Any:
