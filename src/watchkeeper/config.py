@@ -93,6 +93,10 @@ class StoreConfig(_Section):
     # 256 MB ran out in a 30-minute soak (a checkpoint failed and invalidated the database);
     # DuckDB's own default is 80% of the machine's memory.
     memory_limit_mb: int = Field(default=1024, ge=256)
+    # A trace's user, session and feature (from any of its spans, usually the root) fill
+    # the spans of the trace that start within this many seconds of the span that brought
+    # them; a write reads only the contexts of that window, so its cost stays flat.
+    trace_context_window_s: int = Field(default=3600, ge=60, le=7 * 86_400)
 
 
 class AuthConfig(_Section):

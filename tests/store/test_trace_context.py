@@ -262,3 +262,55 @@ def test_a_version_7_file_gets_the_context_of_its_spans(tmp_path: Path) -> None:
     _check(store, spans)
     assert store.write(SpanBatch(spans)) == 0
     store.close()
+
+
+def test_a_span_beyond_the_window_keeps_its_own_fields() -> None:
+    """A write reads the contexts of the spans within the window around its own only."""
+    store = DuckDBStore(None, trace_window_s=60)
+    root, llm, other, tool = _trace(0, 0)
+    early = replace(llm, span_id="e" * 16, start_ns=root.start_ns - 2 * MINUTE_NS)
+    near = replace(llm, start_ns=root.start_ns + 50 * 10**9)
+    late = replace(other, start_ns=root.start_ns + 2 * MINUTE_NS)
+    _write(store, [[early], [root], [near], [late, tool]], 1)
+    detail = store.trace("plain", root.trace_id)
+    assert detail is not None
+    assert {s.span_id: s.user_id for s in detail.spans} == {
+        early.span_id: None,  # stored before the root, two minutes before it
+        root.span_id: "u0",
+        near.span_id: "u0",
+        late.span_id: None,  # two minutes after the span that brought the context
+        tool.span_id: "u0",
+    }
+    store.close()
+
+
+def test_a_version_8_file_gets_the_start_of_each_context(tmp_path: Path) -> None:
+    """Contexts stored without their start are kept, with the start of their trace."""
+    traces = [_trace(i, 0) for i in range(TRACES)]
+    roots = [t[0] for t in traces]
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    assert migrate(con, target=8) == 8
+    con.execute("DROP TABLE trace_context")  # the table as version 8 made it
+    con.execute(
+        "CREATE TABLE trace_context (project VARCHAR NOT NULL, trace_id VARCHAR NOT NULL, "
+        "user_id VARCHAR, session_id VARCHAR, feature VARCHAR, PRIMARY KEY (project, trace_id))"
+    )
+    con.register("old_rows", spans_table(roots))
+    con.execute("INSERT INTO spans SELECT * FROM old_rows")
+    con.execute(
+        "INSERT INTO traces SELECT trace_id, min(start_ns), max(start_ns) FROM spans GROUP BY ALL"
+    )
+    con.execute(
+        "INSERT INTO trace_context SELECT project, trace_id, user_id, session_id, feature "
+        "FROM spans WHERE user_id IS NOT NULL"
+    )
+    for table in ru.TABLES:
+        con.execute(ru.insert_sql("spans", table=table))
+    con.close()
+    store = DuckDBStore(path)
+    starts = store._rows(ru.Query("SELECT trace_id, start_ns FROM trace_context", {}))
+    assert dict(starts) == {r.trace_id: r.start_ns for r in roots if r.user_id is not None}
+    _write(store, (t[1:] for t in traces), 10)  # the children, after the upgrade
+    _check(store, [s for t in traces for s in t])
+    store.close()

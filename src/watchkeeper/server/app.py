@@ -71,7 +71,11 @@ def open_store(config: Config) -> Store:
     if backend == "duckdb":
         from watchkeeper.store.duckdb import DuckDBStore
 
-        return DuckDBStore(config.span_store_path, memory_limit_mb=config.store.memory_limit_mb)
+        return DuckDBStore(
+            config.span_store_path,
+            memory_limit_mb=config.store.memory_limit_mb,
+            trace_window_s=config.store.trace_context_window_s,
+        )
     raise DataDirError(f"store.backend {backend!r} is not available in this build; use 'duckdb'")
 
 

@@ -127,6 +127,12 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             ),
         ),
     ),
+    (
+        9,
+        "trace_context keeps each trace's first start, in start order: a write reads only "
+        "the contexts near its spans",
+        _trace_context.rebuild_with_starts(),
+    ),
 )
 LATEST = MIGRATIONS[-1][0]
 

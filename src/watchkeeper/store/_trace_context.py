@@ -3,18 +3,28 @@
 Plain OpenTelemetry apps put `user.id`, `session.id` and the feature tag on the root span
 only, while the tokens and cost are on its child LLM spans; children often arrive first.
 `trace_context` keeps, per (project, trace id), the first non-null value of each field seen
-on any span (the root's first within a batch, then the earliest start). A write then:
+on any span (the root's first within a batch, then the earliest start), and the start of the
+earliest span that brought it. A write then:
 
-1. upserts its batch's context, keeping the values already known;
-2. for traces whose context it learned and whose spans were stored by earlier writes, fills
+1. reads, for each trace of its batch, the context already known (one scan of the context
+   rows that start within the window around the batch: see below);
+2. upserts its batch's context, keeping the values already known;
+3. for traces whose context it learned and whose spans were stored by earlier writes, fills
    those spans' NULL fields and moves them in the rollups keyed by user or feature (a
    partial row taking them out of the old key, one adding them to the new key), so sums
    stay exact without reading an hour of spans;
-3. stores its own spans with their NULL fields taken from the context.
+4. stores its own spans with their NULL fields taken from the context.
 
 A span's own value always wins. When a trace's root and children arrive in the same batch
-step 3 does it all; step 2 runs only for traces already stored without their context.
+step 4 does it all; step 3 runs only for traces already stored without their context.
 Traces with no user, session or feature at all get no row.
+
+**The window.** Trace ids are random, so a lookup by id cannot skip any part of the table
+and would cost more with every trace stored. A write therefore looks only at the context
+rows (and stored traces) that start within `window_ns` of its batch's spans: rows are
+appended in arrival order, so DuckDB's per-row-group min/max of `start_ns` skips the rest
+and a write's cost stays flat as the store grows. A span that starts more than the window
+away from the span that brought its trace's context keeps its own (NULL) fields.
 """
 
 from __future__ import annotations
@@ -25,34 +35,31 @@ from watchkeeper.model import SpanRow
 from watchkeeper.store import _rollup as ru
 
 FIELDS = ("user_id", "session_id", "feature")
+#: How far (ns) a span may start from the span that brought its trace's context.
+WINDOW_NS = 3600 * 10**9
 DDL = (
     "CREATE TABLE trace_context (project VARCHAR NOT NULL, trace_id VARCHAR NOT NULL, "
-    "user_id VARCHAR, session_id VARCHAR, feature VARCHAR, PRIMARY KEY (project, trace_id))"
+    "start_ns BIGINT NOT NULL, user_id VARCHAR, session_id VARCHAR, feature VARCHAR, "
+    "PRIMARY KEY (project, trace_id))"
 )
 _ANY = " OR ".join(f"{c} IS NOT NULL" for c in FIELDS)
 #: Within a batch (or the backfill) the root span's value first, then the earliest span's.
 _FIRST = "[CASE WHEN parent_span_id = '' THEN 0 ELSE 1 END, start_ns]"
-#: The spans' columns in table order, each NULL field taken from the trace's context `c`.
-_FILLED = ", ".join(
-    f"coalesce(s.{n}, c.{n}) AS {n}" if n in FIELDS else f"s.{n}"
-    for n in SpanRow.__dataclass_fields__
-)
 _ON = "c.project = s.project AND c.trace_id = s.trace_id"
+#: A field learned by this write: the trace had no value stored, the batch brings one.
+_NEW = " OR ".join(f"(was_{c} IS NULL AND {c} IS NOT NULL)" for c in FIELDS)
 
 
 def context_sql(source: str) -> str:
-    """Per (project, trace_id) of `source` with any context: the first value of each field."""
+    """Per (project, trace_id) of `source`: its earliest start and the first value of each
+    field (NULL where none of its spans has one)."""
     firsts = ", ".join(
         f"arg_min({c}, {_FIRST}) FILTER (WHERE {c} IS NOT NULL) AS {c}" for c in FIELDS
     )
     return (
-        f"SELECT project, trace_id, {firsts} FROM {source} WHERE {_ANY} GROUP BY project, trace_id"
+        f"SELECT project, trace_id, min(start_ns) AS start_ns, {firsts} "
+        f"FROM {source} GROUP BY project, trace_id"
     )
-
-
-def filled_sql(source: str) -> str:
-    """The spans of `source` with their NULL fields filled from `trace_context`."""
-    return f"SELECT {_FILLED} FROM {source} s LEFT JOIN trace_context c ON {_ON}"
 
 
 def backfill() -> tuple[str, ...]:
@@ -62,34 +69,55 @@ def backfill() -> tuple[str, ...]:
     missing = " OR ".join(f"(spans.{n} IS NULL AND c.{n} IS NOT NULL)" for n in FIELDS)
     return (
         DDL,
-        f"INSERT INTO trace_context {context_sql('spans')}",
+        f"INSERT INTO trace_context SELECT * FROM ({context_sql('spans')}) WHERE {_ANY} "
+        "ORDER BY start_ns",
         f"UPDATE spans SET {sets} FROM trace_context c WHERE c.project = spans.project "
         f"AND c.trace_id = spans.trace_id AND ({missing})",
     )
 
 
-def _learn(cur: Any, source: str) -> None:
-    """Upsert the context of the spans in `source`; keep in `wk_learned` the fields learned
-    now (NULL the others) of traces already stored, with their start range."""
+def rebuild_with_starts() -> tuple[str, ...]:
+    """Statements that rebuild `trace_context` with each trace's first start, in start order
+    (whether or not the table has a `start_ns` column yet)."""
+    return (
+        "CREATE TEMP TABLE wk_old_context AS SELECT c.project, c.trace_id, "
+        f"coalesce(t.min_start_ns, 0) AS start_ns, {', '.join(f'c.{n}' for n in FIELDS)} "
+        "FROM trace_context c LEFT JOIN traces t ON t.trace_id = c.trace_id",
+        "DROP TABLE trace_context",
+        DDL,
+        "INSERT INTO trace_context SELECT * FROM wk_old_context ORDER BY start_ns",
+        "DROP TABLE wk_old_context",
+    )
+
+
+def _read(cur: Any, source: str, bounds: dict[str, int]) -> None:
+    """`wk_ctx`: per trace of `source`, the batch's values and the stored ones (`was_*`)."""
     was = ", ".join(f"k.{c} AS was_{c}" for c in FIELDS)
     cur.execute(
-        f"CREATE TEMP TABLE wk_ctx AS SELECT b.*, {was}, k.trace_id IS NOT NULL AS known "
-        f"FROM ({context_sql(source)}) b "
-        "LEFT JOIN trace_context k ON k.project = b.project AND k.trace_id = b.trace_id"
+        f"CREATE TEMP TABLE wk_ctx AS SELECT b.*, {was} FROM ({context_sql(source)}) b "
+        "LEFT JOIN (SELECT * FROM trace_context WHERE start_ns BETWEEN $lo AND $hi) k "
+        "ON k.project = b.project AND k.trace_id = b.trace_id",
+        bounds,
     )
-    new = " OR ".join(f"(was_{c} IS NULL AND {c} IS NOT NULL)" for c in FIELDS)
+
+
+def _learn(cur: Any, bounds: dict[str, int]) -> None:
+    """Upsert what `wk_ctx` learned; keep in `wk_learned` the fields learned now (NULL the
+    others) of traces already stored, with their start range."""
     keep = ", ".join(f"{c} = coalesce(trace_context.{c}, excluded.{c})" for c in FIELDS)
     cur.execute(
-        f"INSERT INTO trace_context SELECT project, trace_id, {', '.join(FIELDS)} "
-        f"FROM wk_ctx WHERE {new} ON CONFLICT DO UPDATE SET {keep}"
+        f"INSERT INTO trace_context SELECT project, trace_id, start_ns, {', '.join(FIELDS)} "
+        f"FROM wk_ctx WHERE {_NEW} ON CONFLICT DO UPDATE SET {keep}, "
+        "start_ns = least(trace_context.start_ns, excluded.start_ns)"
     )
     learned = ", ".join(f"CASE WHEN x.was_{c} IS NULL THEN x.{c} END AS {c}" for c in FIELDS)
     cur.execute(
         f"CREATE TEMP TABLE wk_learned AS SELECT x.project, x.trace_id, {learned}, "
-        "t.min_start_ns AS lo, t.max_start_ns AS hi FROM wk_ctx x "
-        f"JOIN traces t ON t.trace_id = x.trace_id WHERE {new}"
+        "t.min_start_ns AS lo, t.max_start_ns AS hi FROM wk_ctx x JOIN "
+        "(SELECT * FROM traces WHERE min_start_ns BETWEEN $lo AND $hi) t "
+        f"ON t.trace_id = x.trace_id WHERE {_NEW}",
+        bounds,
     )
-    cur.execute("DROP TABLE wk_ctx")
 
 
 def _fix_stored(cur: Any) -> set[int]:
@@ -125,17 +153,35 @@ def _fix_stored(cur: Any) -> set[int]:
     return {int(h) for (h,) in hours}
 
 
-def apply(cur: Any, source: str, target: str) -> tuple[set[int], bool]:
-    """Learn the context of the new spans in `source` and fix the spans stored before; when
-    the context fills any of the new spans, create the temp table `target` of them filled.
-    Return the hours whose rollup rows were corrected, and whether `target` was created."""
-    _learn(cur, source)
+#: The spans' columns in table order, each NULL field taken from the trace's context: the
+#: value stored before this write, else the batch's first.
+_FILLED = ", ".join(
+    f"coalesce(s.{n}, c.was_{n}, c.{n}) AS {n}" if n in FIELDS else f"s.{n}"
+    for n in SpanRow.__dataclass_fields__
+)
+_FILLS = " OR ".join(f"(s.{n} IS NULL AND coalesce(c.was_{n}, c.{n}) IS NOT NULL)" for n in FIELDS)
+_INT64_MAX = 2**63 - 1
+
+
+def apply(
+    cur: Any, source: str, target: str, starts: tuple[int, int], window_ns: int = WINDOW_NS
+) -> tuple[set[int], bool]:
+    """Learn the context of the new spans in `source` (whose spans start within `starts`)
+    and fix the spans stored before; when the context fills any of the new spans, create
+    the temp table `target` of them filled. Return the hours whose rollup rows were
+    corrected, and whether `target` was created."""
+    bounds = {"lo": max(starts[0] - window_ns, 0), "hi": min(starts[1] + window_ns, _INT64_MAX)}
+    _read(cur, source, bounds)
+    _learn(cur, bounds)
     hours = _fix_stored(cur)
     cur.execute("DROP TABLE wk_learned")
-    fills = " OR ".join(f"(s.{n} IS NULL AND c.{n} IS NOT NULL)" for n in FIELDS)
     ((n,),) = cur.execute(
-        f"SELECT count(*) FROM {source} s JOIN trace_context c ON {_ON} WHERE {fills}"
+        f"SELECT count(*) FROM {source} s JOIN wk_ctx c ON {_ON} WHERE {_FILLS}"
     ).fetchall()
     if n:  # else the spans go in as they came, without a copy
-        cur.execute(f"CREATE TEMP TABLE {target} AS {filled_sql(source)}")
+        cur.execute(
+            f"CREATE TEMP TABLE {target} AS SELECT {_FILLED} FROM {source} s "
+            f"LEFT JOIN wk_ctx c ON {_ON}"
+        )
+    cur.execute("DROP TABLE wk_ctx")
     return hours, bool(n)

@@ -131,9 +131,11 @@ class DuckDBStore:
         use_rollup: bool = True,
         compact_every: int = COMPACT_EVERY,
         memory_limit_mb: int | None = None,
+        trace_window_s: int = tc.WINDOW_NS // 10**9,
     ) -> None:
         self._path = path
         self._memory_limit_mb = memory_limit_mb
+        self._trace_window_ns = trace_window_s * 10**9
         self._con = self._connect()
         self._write_lock = threading.Lock()
         self._local = threading.local()
@@ -237,7 +239,7 @@ class DuckDBStore:
                 raise
 
     # -- writes ------------------------------------------------------------------------------
-    def _existing(self, cur: Any, spans: Sequence[SpanRow]) -> set[_Key]:
+    def _existing(self, cur: Any, spans: Sequence[SpanRow], starts: tuple[int, int]) -> set[_Key]:
         """Keys of the batch already stored; the batch's time range bounds the scan."""
         cur.register("wk_batch_keys", keys_table(spans))
         try:
@@ -246,7 +248,7 @@ class DuckDBStore:
                 "SEMI JOIN wk_batch_keys b ON s.span_id = b.span_id "
                 "AND s.trace_id = b.trace_id AND s.project = b.project "
                 "WHERE s.start_ns BETWEEN $lo AND $hi",
-                {"lo": min(s.start_ns for s in spans), "hi": max(s.start_ns for s in spans)},
+                {"lo": starts[0], "hi": starts[1]},
             ).fetchall()
         finally:
             cur.unregister("wk_batch_keys")
@@ -257,8 +259,9 @@ class DuckDBStore:
         spans = _unique(batch.spans)
         if not spans:
             return 0
+        starts = (min(s.start_ns for s in spans), max(s.start_ns for s in spans))
         with self._transaction() as cur:
-            old = self._existing(cur, spans)
+            old = self._existing(cur, spans, starts)
             new = [s for s in spans if _key(s) not in old]
             if not new:
                 return 0
@@ -269,7 +272,7 @@ class DuckDBStore:
             # a view left behind is replaced by the next `register`)
             data = spans_table(new)
             cur.register("wk_batch", data)
-            fixed, filled = tc.apply(cur, "wk_batch", "wk_filled")
+            fixed, filled = tc.apply(cur, "wk_batch", "wk_filled", starts, self._trace_window_ns)
             cur.unregister("wk_batch")
             if filled:
                 source = "wk_filled"
