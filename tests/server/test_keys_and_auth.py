@@ -25,7 +25,9 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _create_key(data_dir: Path, project: str) -> str:
-    done = _cli("keys", "create", "--project", project, "--data-dir", str(data_dir))
+    done = _cli(
+        "keys", "create", "--project", project, "--role", "editor", "--data-dir", str(data_dir)
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip().splitlines()[-1]
 
