@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from fastapi import Request
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, RouteContext
 
 from watchkeeper.errors import AuthError, Forbidden
 from watchkeeper.server._roles import Principal, Role, authorize, forbidden
@@ -169,6 +169,11 @@ def _dependants(dependant: Dependant) -> Iterator[Dependant]:
         yield from _dependants(sub)
 
 
-def declared(route: APIRoute) -> set[Need]:
-    """What a route declares it needs (empty: it declares nothing, which a test refuses)."""
-    return {_DECLARED[d.call] for d in _dependants(route.dependant) if d.call in _DECLARED}
+def declared(route: APIRoute | RouteContext) -> set[Need]:
+    """What a route declares it needs (empty: it declares nothing, which a test refuses).
+
+    Give a `RouteContext` (`fastapi.routing.iter_route_contexts(app.routes)`) to include
+    what the routers it was included through add.
+    """
+    dependant: Dependant = route.dependant
+    return {_DECLARED[d.call] for d in _dependants(dependant) if d.call in _DECLARED}
