@@ -67,6 +67,7 @@ def test_keys_separate_projects_and_reject_strangers(tmp_path: Path) -> None:
     key_a, key_b = _create_key(data, "alpha"), _create_key(data, "beta")
     listed = _cli("keys", "list", "--data-dir", str(data)).stdout
     assert "alpha" in listed and "beta" in listed and key_a not in listed
+    assert all("\teditor\t" in line for line in listed.splitlines())
     server = ServerProcess(data).start()
     try:
         assert _export(server.url, key_a, _spans("svc-a", 7)) is SpanExportResult.SUCCESS
