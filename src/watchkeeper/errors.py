@@ -40,7 +40,14 @@ class Overloaded(WatchkeeperError):
 
 
 class AuthError(WatchkeeperError):
-    """A request carried no API key, or one we do not know (sent back as 401)."""
+    """A request carried no credential, or one we do not know (sent back as 401).
+
+    Messages never repeat a credential: logs name one by a short hash prefix.
+    """
+
+
+class Forbidden(AuthError):
+    """A valid credential without the role this needs (sent back as 403, naming the role)."""
 
 
 class NotFound(WatchkeeperError):

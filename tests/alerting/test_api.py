@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from tests.alerting._receiver import Receiver
 from tests.alerting._spans import requests
 from watchkeeper.config import load_config
+from watchkeeper.server._roles import Role
 from watchkeeper.server.app import create_app
 
 SLO = {"id": "chat-avail", "objective": "99%", "filters": {"service": "chat", "scope": "requests"}}
@@ -173,8 +174,8 @@ def test_alerts_history_and_notifications(client: TestClient, receiver: Receiver
 
 def test_starter_rules_apply_to_every_project_separately(client: TestClient) -> None:
     svc = client.app.state.services  # type: ignore[attr-defined]
-    _, acme_key = svc.keys.create("acme")
-    _, default_key = svc.keys.create("default")
+    _, acme_key = svc.keys.create("acme", role=Role.EDITOR)
+    _, default_key = svc.keys.create("default", role=Role.EDITOR)
     acme = {"Authorization": f"Bearer {acme_key}"}
     mine = {"Authorization": f"Bearer {default_key}"}
     acme_rules = client.get("/api/v1/rules", headers=acme).json()["items"]

@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from tests.ingest.conftest import DATA, GatedStore, Receiver
+from watchkeeper.server._roles import Role
 from watchkeeper.store import SpanFilter
 
 
@@ -159,7 +160,7 @@ def test_missing_key_is_401_when_keys_are_required(make_receiver: Callable[..., 
     r = _post(rec, b"{}", "application/json")
     assert r.status_code == 401
     assert "API key" in r.json()["message"]
-    _, token = rec.services.keys.create("team-a")
+    _, token = rec.services.keys.create("team-a", role=Role.INGEST)
     exporter = OTLPSpanExporter(
         endpoint=f"{rec.url}/v1/traces", headers={"Authorization": f"Bearer {token}"}
     )

@@ -14,6 +14,7 @@ from tests.datagen import BASE_NS, Dataset, generate, scores_for
 from watchkeeper.config import Config
 from watchkeeper.server import _query_api
 from watchkeeper.server._auth import KeyRing
+from watchkeeper.server._roles import Role
 from watchkeeper.server._services import Services
 from watchkeeper.server.app import _error_handlers
 from watchkeeper.store.duckdb import DuckDBStore
@@ -56,8 +57,8 @@ def api() -> Iterator[Api]:
     meta = MetaStore("sqlite:///:memory:")
     meta.create_all()
     keys = KeyRing(meta)
-    _, demo_key = keys.create("demo")
-    _, other_key = keys.create("other")
+    _, demo_key = keys.create("demo", role=Role.EDITOR)
+    _, other_key = keys.create("other", role=Role.EDITOR)
     app = FastAPI()
     app.state.services = Services(
         config=Config(), store=store, meta=meta, keys=keys, registry=CollectorRegistry(),

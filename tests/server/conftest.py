@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 from watchkeeper.config import load_config
 from watchkeeper.server._services import Services
@@ -22,10 +23,11 @@ ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 
 @dataclass
 class Running:
-    """A served app: its URL and its services."""
+    """A served app: its URL, its services and the app itself."""
 
     url: str
     services: Services
+    app: FastAPI
 
     def get(self, path: str, token: str | None = None, **kwargs: Any) -> httpx.Response:
         """GET `path`, with `Authorization: Bearer <token>` when a token is given."""
@@ -71,7 +73,8 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., Running]]:
         if not uv.started:
             raise RuntimeError("the test server exited while starting")
         running.append((uv, thread))
-        return Running(f"http://127.0.0.1:{uv.servers[0].sockets[0].getsockname()[1]}", svc)
+        port = uv.servers[0].sockets[0].getsockname()[1]
+        return Running(f"http://127.0.0.1:{port}", svc, app)
 
     yield make
     for uv, thread in running:

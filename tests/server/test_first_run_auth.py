@@ -147,7 +147,7 @@ def _rejected(url: str, reason: str) -> float:
 
 def test_a_refused_export_is_counted_and_logged_once_a_minute_per_key(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    key = _cli("keys", "create", "--project", "shop", "--data-dir", str(data))
+    key = _cli("keys", "create", "--project", "shop", "--role", "editor", "--data-dir", str(data))
     key = key.strip().splitlines()[-1]
     server = ServerProcess(data).start()
     try:

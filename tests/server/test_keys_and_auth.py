@@ -25,7 +25,9 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _create_key(data_dir: Path, project: str) -> str:
-    done = _cli("keys", "create", "--project", project, "--data-dir", str(data_dir))
+    done = _cli(
+        "keys", "create", "--project", project, "--role", "editor", "--data-dir", str(data_dir)
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip().splitlines()[-1]
 
@@ -65,6 +67,7 @@ def test_keys_separate_projects_and_reject_strangers(tmp_path: Path) -> None:
     key_a, key_b = _create_key(data, "alpha"), _create_key(data, "beta")
     listed = _cli("keys", "list", "--data-dir", str(data)).stdout
     assert "alpha" in listed and "beta" in listed and key_a not in listed
+    assert all("\teditor\t" in line for line in listed.splitlines())
     server = ServerProcess(data).start()
     try:
         assert _export(server.url, key_a, _spans("svc-a", 7)) is SpanExportResult.SUCCESS

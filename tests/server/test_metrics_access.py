@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.server.conftest import ADMIN_TOKEN, Running, eventually
+from watchkeeper.server._roles import Role
 
 SPAN_SERIES = (
     "watchkeeper_spans",
@@ -57,8 +58,8 @@ def _stored(server: Running, key: str | None, n: int) -> bool:
 def keyed(make_server: Callable[..., Running]) -> tuple[Running, str, str]:
     """A server with keys for alpha and beta, one stored span each."""
     server = make_server(auth={"admin_token": ADMIN_TOKEN})
-    _, alpha = server.services.keys.create("alpha")
-    _, beta = server.services.keys.create("beta")
+    _, alpha = server.services.keys.create("alpha", role=Role.EDITOR)
+    _, beta = server.services.keys.create("beta", role=Role.EDITOR)
     _send(server, alpha, "alpha-svc")
     _send(server, beta, "beta-svc")
     assert eventually(lambda: _stored(server, alpha, 1) and _stored(server, beta, 1), 30)

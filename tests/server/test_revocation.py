@@ -52,11 +52,21 @@ def test_revocation_reaches_every_server_on_the_metadata_db(tmp_path: Path) -> N
     b = ServerProcess(tmp_path / "b", env=env).start()
     try:
         admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-        r = httpx.post(f"{a.url}/api/v1/keys", json={"project": "shop"}, headers=admin)
+        r = httpx.post(
+            f"{a.url}/api/v1/keys", json={"project": "shop", "role": "viewer"}, headers=admin
+        )
         assert r.status_code == 201, r.text
         by_http = r.json()
         done = _cli(
-            "keys", "create", "--project", "shop", "--data-dir", str(tmp_path / "a"), env=env
+            "keys",
+            "create",
+            "--project",
+            "shop",
+            "--role",
+            "viewer",
+            "--data-dir",
+            str(tmp_path / "a"),
+            env=env,
         )
         assert done.returncode == 0, done.stderr
         by_cli = done.stdout.strip().splitlines()[-1]
@@ -89,7 +99,7 @@ def test_revocation_reaches_every_server_on_the_metadata_db(tmp_path: Path) -> N
 
 def test_revoking_the_last_key_keeps_auth_on(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    done = _cli("keys", "create", "--project", "shop", "--data-dir", str(data))
+    done = _cli("keys", "create", "--project", "shop", "--role", "viewer", "--data-dir", str(data))
     assert done.returncode == 0, done.stderr
     key, key_id = done.stdout.strip().splitlines()[-1], done.stdout.split()[2]
     server = ServerProcess(data, None, "--host", "0.0.0.0").start()
@@ -113,7 +123,7 @@ def test_revoking_the_last_key_keeps_auth_on(tmp_path: Path) -> None:
 
 def test_auth_required_false_with_keys_logs_what_is_true(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    done = _cli("keys", "create", "--project", "shop", "--data-dir", str(data))
+    done = _cli("keys", "create", "--project", "shop", "--role", "viewer", "--data-dir", str(data))
     assert done.returncode == 0, done.stderr
     env = {"WATCHKEEPER_AUTH__REQUIRED": "false"}
     server = ServerProcess(data, None, "--host", "0.0.0.0", env=env).start()

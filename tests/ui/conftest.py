@@ -24,6 +24,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 import watchkeeper.alerting._tables  # noqa: F401  (declare the alert tables before create_all)
 from watchkeeper.config import load_config
+from watchkeeper.server._roles import Role
 from watchkeeper.server.app import build_services, create_app
 
 from . import _data
@@ -155,7 +156,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     batch, scores, expected = _data.build(time.time_ns())
     svc.store.write(batch)
     svc.store.write_scores(scores)
-    _, token = svc.keys.create(_data.PROJECT, "ui-tests")
+    _, token = svc.keys.create(_data.PROJECT, "ui-tests", role=Role.ADMIN)
     app = create_app(config, services=svc)
     uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=uv.run, name="ui-test-server", daemon=True)

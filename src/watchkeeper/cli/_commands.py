@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from watchkeeper.errors import WatchkeeperError
+from watchkeeper.server._roles import DEFAULT_KEY_ROLE, Role
 
 log = logging.getLogger("watchkeeper.cli")
 
@@ -139,7 +140,15 @@ def _serve(args: argparse.Namespace) -> int:
 def _keys_options(p: argparse.ArgumentParser) -> None:
     _server_options(p)
     p.add_argument("action", choices=["create", "list", "revoke"])
-    p.add_argument("--project", help="project the new key writes to and reads from")
+    p.add_argument("--project", help="the project of the new key")
+    p.add_argument(
+        "--role",
+        choices=[r.value for r in Role],
+        default=DEFAULT_KEY_ROLE.value,
+        help="what the new key may do in its project: ingest (write telemetry only, what an "
+        "app holds; the default), viewer (read), editor (viewer and ingest, and rules, "
+        "silences, review), admin (editor, and keys and channels)",
+    )
     p.add_argument("--name", default="", help="a label for the key")
     p.add_argument("--key-id", help="key to revoke")
 
@@ -156,12 +165,15 @@ def _keys(args: argparse.Namespace) -> int:
         if not args.project:
             print("keys create needs --project NAME", file=sys.stderr)
             return 2
-        key, token = ring.create(args.project, args.name)
-        print(f"created key {key.key_id} for project {key.project} (shown once):\n{token}")
+        key, token = ring.create(args.project, args.name, role=Role(args.role))
+        print(
+            f"created key {key.key_id} with role {key.role} in project {key.project} "
+            f"(shown once):\n{token}"
+        )
     elif args.action == "list":
         for k in ring.list():
             state = "revoked" if k.revoked_at else "active"
-            print(f"{k.key_id}\t{k.project}\t{k.name}\t{state}")
+            print(f"{k.key_id}\t{k.project}\t{k.role}\t{k.name}\t{state}")
     else:
         if not args.key_id or not ring.revoke(args.key_id):
             print(f"no active key {args.key_id!r}; see: watchkeeper keys list", file=sys.stderr)

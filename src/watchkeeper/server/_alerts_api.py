@@ -21,11 +21,16 @@ from watchkeeper.alerting._slo import burn_rules, slo_status
 from watchkeeper.alerting._state import AlertState
 from watchkeeper.errors import NotFound, ValidationError
 from watchkeeper.query._params import shown
+from watchkeeper.server._access import needs
 from watchkeeper.server._params import integer
-from watchkeeper.server._services import current_project, services
+from watchkeeper.server._roles import Role
+from watchkeeper.server._services import services
 
 router = APIRouter(prefix="/api/v1", tags=["alerting"])
-Project = Depends(current_project)
+# What each route needs; its value is the project the request acts for.
+Project = Depends(needs(Role.VIEWER))  # reading
+Editing = Depends(needs(Role.EDITOR))  # rules and silences
+Administering = Depends(needs(Role.ADMIN))  # channels
 ALERT_STATES = ("firing", "pending", "resolved")
 
 
@@ -82,7 +87,7 @@ def list_rules(request: Request, project: str = Project) -> dict[str, Any]:
 
 @router.post("/rules", status_code=201)
 def create_rule(
-    request: Request, body: dict[str, Any] = Body(...), project: str = Project
+    request: Request, body: dict[str, Any] = Body(...), project: str = Editing
 ) -> dict[str, Any]:
     """Create a rule; 400 when its id is taken."""
     engine = _engine(request)
@@ -104,7 +109,7 @@ def get_rule(request: Request, rule_id: str, project: str = Project) -> dict[str
 
 @router.put("/rules/{rule_id}")
 def update_rule(
-    request: Request, rule_id: str, body: dict[str, Any] = Body(...), project: str = Project
+    request: Request, rule_id: str, body: dict[str, Any] = Body(...), project: str = Editing
 ) -> dict[str, Any]:
     """Replace a rule (a rule of the config file is overridden in the meta DB)."""
     engine = _engine(request)
@@ -117,7 +122,7 @@ def update_rule(
 
 
 @router.delete("/rules/{rule_id}", status_code=204)
-def delete_rule(request: Request, rule_id: str, project: str = Project) -> None:
+def delete_rule(request: Request, rule_id: str, project: str = Editing) -> None:
     """Delete a rule (a config rule is hidden until deleted from the file too)."""
     engine = _engine(request)
     _get_rule(engine, project, rule_id)
@@ -140,20 +145,20 @@ def _set_enabled(request: Request, rule_id: str, project: str, enabled: bool) ->
 
 
 @router.post("/rules/{rule_id}/enable")
-def enable_rule(request: Request, rule_id: str, project: str = Project) -> dict[str, Any]:
+def enable_rule(request: Request, rule_id: str, project: str = Editing) -> dict[str, Any]:
     """Enable a rule."""
     return _set_enabled(request, rule_id, project, True)
 
 
 @router.post("/rules/{rule_id}/disable")
-def disable_rule(request: Request, rule_id: str, project: str = Project) -> dict[str, Any]:
+def disable_rule(request: Request, rule_id: str, project: str = Editing) -> dict[str, Any]:
     """Disable a rule (its alerts are forgotten without a notification)."""
     return _set_enabled(request, rule_id, project, False)
 
 
 @router.post("/rules/test")
 def test_draft_rule(
-    request: Request, body: dict[str, Any] = Body(...), project: str = Project
+    request: Request, body: dict[str, Any] = Body(...), project: str = Editing
 ) -> dict[str, Any]:
     """Evaluate a rule that is not saved (a draft from an editor) now; nothing is stored."""
     engine = _engine(request)
@@ -161,7 +166,7 @@ def test_draft_rule(
 
 
 @router.post("/rules/{rule_id}/test")
-def test_rule(request: Request, rule_id: str, project: str = Project) -> dict[str, Any]:
+def test_rule(request: Request, rule_id: str, project: str = Editing) -> dict[str, Any]:
     """Evaluate a rule now, without changing alert state or notifying."""
     engine = _engine(request)
     return _test_json(engine, _get_rule(engine, project, rule_id), _now(request))
@@ -251,7 +256,7 @@ def list_silences(request: Request, project: str = Project) -> dict[str, Any]:
 
 @router.post("/silences", status_code=201)
 def create_silence(
-    request: Request, body: dict[str, Any] = Body(...), project: str = Project
+    request: Request, body: dict[str, Any] = Body(...), project: str = Editing
 ) -> dict[str, Any]:
     """Create a silence: `{matchers: ["service=chat", ...], ends_at | duration, comment}`."""
     now = _now(request)
@@ -276,7 +281,7 @@ def create_silence(
 
 
 @router.delete("/silences/{silence_id}")
-def expire_silence(request: Request, silence_id: str, project: str = Project) -> dict[str, Any]:
+def expire_silence(request: Request, silence_id: str, project: str = Editing) -> dict[str, Any]:
     """End a silence now."""
     if not repo.expire_silence(_engine(request).meta, project, silence_id, _now(request)):
         raise NotFound(f"no active silence {silence_id!r}; see GET /api/v1/silences")
@@ -299,7 +304,7 @@ def list_channels(request: Request, _project: str = Project) -> dict[str, Any]:
 
 
 @router.post("/channels/{name}/test")
-async def test_channel(request: Request, name: str, _project: str = Project) -> JSONResponse:
+async def test_channel(request: Request, name: str, _project: str = Administering) -> JSONResponse:
     """Send a test notification to a channel now; 502 with the reason when it fails."""
     engine = _engine(request)
     if name not in engine.channels:

@@ -2,8 +2,9 @@
 
 Keys are random tokens shown once; only their SHA-256 is stored. A request names its key
 with `Authorization: Bearer <key>` (an OTLP exporter header works), or `X-API-Key`.
-Managing keys over HTTP needs the server's admin token (`auth.admin_token`), compared in
-constant time; it is not a project key and reads no project's data through the query API.
+Each key has one project and a role in it (`_roles.Role`); the server's admin token
+(`auth.admin_token`, compared in constant time) manages every project's keys and reads no
+project's data. What a route needs of them is decided in `_access`.
 
 Auth fails closed: once a `KeyRing` has seen auth required (by configuration, an admin
 token, or an active key) it keeps requiring a key until the process restarts, even when the
@@ -26,14 +27,16 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter
 
 from watchkeeper.errors import AuthError, ValidationError
-from watchkeeper.store.meta import METADATA, MetaStore
+from watchkeeper.server._roles import MIGRATED_KEY_ROLE, Principal, Role
+from watchkeeper.store.meta import METADATA, MetaStore, added_column
 
 KEY_PREFIX = "wk_"
 HAS_KEYS_TTL_S = 2.0
@@ -55,11 +58,24 @@ api_keys = sa.Table(
     sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("revoked_at", sa.Float, nullable=True),
+    # Added with roles. Keys stored before get MIGRATED_KEY_ROLE (editor): what they could
+    # already do, so an upgrade breaks no app or dashboard and grants nothing new.
+    added_column(
+        sa.Column("role", sa.String(16), nullable=False, server_default=MIGRATED_KEY_ROLE.value)
+    ),
 )
 
-
-class Forbidden(AuthError):
-    """A valid credential that may not do this (sent back as 403; OTLP answers 401)."""
+#: What `ApiKey` is read from, in its fields' order.
+_KEY_COLUMNS = (
+    api_keys.c.key_id,
+    api_keys.c.project,
+    api_keys.c.name,
+    api_keys.c.role,
+    api_keys.c.created_at,
+    api_keys.c.revoked_at,
+)
+#: The admin token as a principal: every project's keys, no project's data.
+ADMIN_TOKEN = Principal("the admin token", keys_admin=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,20 +85,14 @@ class ApiKey:
     key_id: str
     project: str
     name: str
+    role: Role
     created_at: float
     revoked_at: float | None
 
 
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """Who a request's credential names: a project key, or the admin token (project None)."""
-
-    project: str | None
-
-    @property
-    def admin(self) -> bool:
-        """True for the admin token."""
-        return self.project is None
+class _Cached(NamedTuple):
+    read_at: float
+    principal: Principal
 
 
 def _hash(token: str) -> str:
@@ -199,25 +209,27 @@ class KeyRing:
         self._admin = admin_token.encode() if admin_token else None
         self._clock = clock
         self._lock = threading.Lock()
-        # key hash -> (when it was read, its project); hits only, so new keys work at once
-        self._cache: dict[str, tuple[float, str]] = {}
+        # key hash -> when it was read, who it names; hits only, so new keys work at once
+        self._cache: dict[str, _Cached] = {}
         self._has_keys: tuple[float, bool] = (float("-inf"), False)
         self._latched = required is True
 
-    def create(self, project: str, name: str = "") -> tuple[ApiKey, str]:
-        """Make a new key for `project`; return it with the secret token (shown only once)."""
+    def create(self, project: str, name: str = "", *, role: Role) -> tuple[ApiKey, str]:
+        """Make a new key with `role` in `project`; return it with its secret token (shown
+        only once)."""
         project = _valid_project(project)
         name = name.strip()
         if len(name) > 200:
             raise ValidationError("key name is too long: use at most 200 characters")
         token = KEY_PREFIX + secrets.token_urlsafe(32)
-        key = ApiKey(secrets.token_hex(8), project, name, time.time(), None)
+        key = ApiKey(secrets.token_hex(8), project, name, Role(role), time.time(), None)
         with self._meta.engine.begin() as conn:
             conn.execute(
                 api_keys.insert().values(
                     key_id=key.key_id,
                     project=key.project,
                     name=key.name,
+                    role=key.role.value,
                     key_hash=_hash(token),
                     created_at=key.created_at,
                 )
@@ -229,15 +241,17 @@ class KeyRing:
         """Every key, newest first."""
         with self._meta.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(
-                    api_keys.c.key_id,
-                    api_keys.c.project,
-                    api_keys.c.name,
-                    api_keys.c.created_at,
-                    api_keys.c.revoked_at,
-                ).order_by(api_keys.c.created_at.desc())
+                sa.select(*_KEY_COLUMNS).order_by(api_keys.c.created_at.desc())
             ).all()
-        return [ApiKey(*row) for row in rows]
+        return [_key(row) for row in rows]
+
+    def get(self, key_id: str) -> ApiKey | None:
+        """One key by its id, revoked or not; None when there is none."""
+        with self._meta.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(*_KEY_COLUMNS).where(api_keys.c.key_id == key_id)
+            ).one_or_none()
+        return None if row is None else _key(row)
 
     def revoke(self, key_id: str) -> bool:
         """Revoke a key; True when it existed and was active."""
@@ -284,32 +298,33 @@ class KeyRing:
         """True when `token` is the configured admin token (constant-time comparison)."""
         return self._admin is not None and hmac.compare_digest(token.encode(), self._admin)
 
-    def project_for(self, token: str) -> str | None:
-        """The project of an active key, or None."""
+    def principal_for(self, token: str) -> Principal | None:
+        """Who an active key names (its project and role), or None."""
         digest = _hash(token)
         now = self._clock()
         with self._lock:
             cached = self._cache.get(digest)
-        if cached is not None and now - cached[0] < KEY_CACHE_TTL_S:
-            return cached[1]
+        if cached is not None and now - cached.read_at < KEY_CACHE_TTL_S:
+            return cached.principal
         with self._meta.engine.connect() as conn:
-            project = conn.execute(
-                sa.select(api_keys.c.project).where(
+            row = conn.execute(
+                sa.select(api_keys.c.key_id, api_keys.c.project, api_keys.c.role).where(
                     api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None)
                 )
-            ).scalar_one_or_none()
+            ).one_or_none()
         with self._lock:
-            if project is None:
+            if row is None:
                 self._cache.pop(digest, None)
-            else:
-                if len(self._cache) >= _CACHE_MAX:
-                    self._cache.clear()
-                self._cache[digest] = (now, project)
-        return project
+                return None
+            principal = Principal(f"key {row.key_id}", {row.project: Role(row.role)})
+            if len(self._cache) >= _CACHE_MAX:
+                self._cache.clear()
+            self._cache[digest] = _Cached(now, principal)
+        return principal
 
     def identify(
         self, authorization: str | None, api_key: str | None, where: str = ""
-    ) -> Caller | None:
+    ) -> Principal | None:
         """Who the request's credential names; None without one.
 
         A credential that names nobody raises AuthError while auth is required; otherwise it
@@ -324,56 +339,25 @@ class KeyRing:
         if token is None:
             return None
         if self.is_admin(token):
-            return Caller(None)
-        project = self.project_for(token)
-        if project is None:
+            return ADMIN_TOKEN
+        principal = self.principal_for(token)
+        if principal is None:
             unknown = AuthError("unknown or revoked API key; create one: watchkeeper keys create")
             self._names_nobody("unknown", f"API key {fingerprint(token)}", unknown, where)
-            return None
-        return Caller(project)
+        return principal
 
     def _names_nobody(self, reason: str, who: str, exc: AuthError, where: str) -> None:
         """Refuse a credential that names nobody while auth is required; else ignore it."""
         if self.required:
-            raise self._refuse(reason, who, exc, where)
+            raise self.refuse(reason, who, exc, where)
         self.events.unneeded(who, str(exc), where)
 
-    def _refuse(self, reason: str, who: str, exc: AuthError, where: str) -> AuthError:
+    def refuse(self, reason: str, who: str, exc: AuthError, where: str) -> AuthError:
+        """Count and (at most once a minute per `who`) log a refusal; return `exc` to raise."""
         self.events.refused(reason, who, str(exc), where)
         return exc
 
-    def authenticate(
-        self, authorization: str | None, api_key: str | None, default: str, where: str = ""
-    ) -> str:
-        """The project a request acts for; raise AuthError when a key is needed and wrong."""
-        caller = self.identify(authorization, api_key, where)
-        if caller is None:
-            if self.required:
-                missing = AuthError(
-                    "missing API key: send 'Authorization: Bearer <key>' "
-                    "(create one with: watchkeeper keys create --project NAME)"
-                )
-                raise self._refuse("missing", "a request without an API key", missing, where)
-            return default
-        if caller.project is None:
-            admin = Forbidden("the admin token manages keys only; send a project's API key")
-            raise self._refuse("forbidden", "the admin token", admin, where)
-        return caller.project
 
-    def authorize_admin(
-        self, authorization: str | None, api_key: str | None, where: str = ""
-    ) -> None:
-        """Allow key management: the admin token, or no credential while auth is off."""
-        caller = self.identify(authorization, api_key, where)
-        if caller is None:
-            if self.required:
-                missing = AuthError(
-                    "missing admin token: send 'Authorization: Bearer <admin token>' "
-                    "(set auth.admin_token or WATCHKEEPER_AUTH__ADMIN_TOKEN), "
-                    "or use: watchkeeper keys"
-                )
-                raise self._refuse("missing", "a request without the admin token", missing, where)
-            return
-        if not caller.admin:
-            key = Forbidden("a project key cannot manage keys; send the admin token")
-            raise self._refuse("forbidden", f"a key of project {caller.project}", key, where)
+def _key(row: Sequence[Any]) -> ApiKey:
+    key_id, project, name, role, created_at, revoked_at = row
+    return ApiKey(key_id, project, name, Role(role), created_at, revoked_at)

@@ -6,12 +6,13 @@ is open to everyone: whether a key is needed is what a client must learn first.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
+from watchkeeper.server._access import open_access
 from watchkeeper.server._services import services
 
-router = APIRouter(prefix="/api/v1", tags=["auth"])
+router = APIRouter(prefix="/api/v1", tags=["auth"], dependencies=[Depends(open_access)])
 
 
 class AuthInfo(BaseModel):

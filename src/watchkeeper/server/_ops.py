@@ -1,23 +1,26 @@
 """Operational endpoints: Prometheus `/metrics`, liveness `/healthz`, readiness `/readyz`.
 
 `/metrics` is open for the server's health (ingest, spool, store, alerting, process). The
-span-derived series carry project data, so with auth on they come only with a key, and only
-that key's project; the admin token sees every project. With auth off (the server listens on
-loopback only) everything is served, as before.
+span-derived series carry project data, so with auth on they come only with a key that may
+read (viewer, editor or admin), and only that key's project; an ingest key sees none of them,
+and the admin token every project's (Prometheus scrapes with one credential). With auth off
+(the server listens on loopback only) a request without a key gets everything, as before.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from watchkeeper.errors import StoreError
-from watchkeeper.server._services import describe, services
+from watchkeeper.server._access import open_access, optional_credential
+from watchkeeper.server._roles import Principal, Role
+from watchkeeper.server._services import services
 
 router = APIRouter(include_in_schema=False)
 
@@ -25,54 +28,52 @@ router = APIRouter(include_in_schema=False)
 class _OneProject(Collector):
     """The samples of a registry whose `project` label is one project's."""
 
-    def __init__(self, registry: CollectorRegistry, project: str) -> None:
+    def __init__(self, registry: CollectorRegistry, projects: set[str]) -> None:
         self._registry = registry
-        self._project = project
+        self._projects = projects
 
     def collect(self) -> Iterator[Metric]:
-        """Each metric family, with only this project's samples."""
+        """Each metric family, with only these projects' samples."""
         for family in self._registry.collect():
             kept = Metric(family.name, family.documentation, family.type, family.unit)
-            kept.samples = [s for s in family.samples if s.labels.get("project") == self._project]
+            kept.samples = [s for s in family.samples if s.labels.get("project") in self._projects]
             if kept.samples:
                 yield kept
 
 
-def _span_series(request: Request) -> CollectorRegistry | None:
+def _span_series(request: Request, caller: Principal | None) -> CollectorRegistry | None:
     """What of the span-derived series this request may see; None: nothing."""
     svc = services(request)
-    caller = svc.keys.identify(
-        request.headers.get("authorization"),
-        request.headers.get("x-api-key"),
-        where=describe(request),
-    )
     if caller is None:
         return None if svc.keys.required else svc.span_registry
-    if caller.project is None:  # the admin token
+    if caller.keys_admin:
         return svc.span_registry
+    readable = {p for p, role in caller.roles.items() if role.grants(Role.VIEWER)}
+    if not readable:
+        return None
     view = CollectorRegistry(auto_describe=False)
-    view.register(_OneProject(svc.span_registry, caller.project))
+    view.register(_OneProject(svc.span_registry, readable))
     return view
 
 
 @router.get("/metrics")
-def metrics(request: Request) -> Response:
+def metrics(request: Request, caller: Principal | None = Depends(optional_credential)) -> Response:
     """Health metrics, and the span-derived metrics the caller may see, as Prometheus text."""
     svc = services(request)
-    spans = _span_series(request)
+    spans = _span_series(request, caller)
     body = generate_latest(svc.registry)
     if spans is not None:
         body += generate_latest(spans)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/healthz")
+@router.get("/healthz", dependencies=[Depends(open_access)])
 def healthz() -> dict[str, str]:
     """Liveness: the process answers."""
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", dependencies=[Depends(open_access)])
 def readyz(request: Request) -> JSONResponse:
     """Readiness: the store answers and ingest keeps up; records set aside are reported."""
     svc = services(request)

@@ -2,8 +2,9 @@
 
 Answers follow the OTLP/HTTP spec: 200 with an `ExportTraceServiceResponse` in the request's
 encoding (with `partial_success` when spans were rejected); errors carry a `google.rpc.Status`
-in that encoding: 400 undecodable, 401 auth, 408 body too slow, 413 too large, 415 content
-type, 503 with `Retry-After` under overload (a status OTLP exporters retry).
+in that encoding: 400 undecodable, 401 without a valid key, 403 with a key whose role does
+not ingest (viewer), 408 body too slow, 413 too large, 415 content type, 503 with
+`Retry-After` under overload (a status OTLP exporters retry).
 
 A body is received before it takes a decode slot, charged byte by byte to the receive
 budget and cut off after `body_timeout_s`: senders that trickle hold neither slots nor
@@ -15,7 +16,7 @@ from __future__ import annotations
 import asyncio
 
 import orjson
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -24,12 +25,14 @@ from watchkeeper.errors import (
     AuthError,
     BodyTimeout,
     DecodeError,
+    Forbidden,
     Overloaded,
     PayloadTooLarge,
     UnsupportedContentType,
 )
 from watchkeeper.ingest import Reception
-from watchkeeper.server._services import current_project, services
+from watchkeeper.server._access import Attempt, attempt_ingest
+from watchkeeper.server._services import services
 
 router = APIRouter(tags=["otlp"])
 
@@ -93,25 +96,29 @@ async def read_body(
 
 
 @router.post("/v1/traces", summary="OTLP/HTTP trace export (protobuf or JSON)")
-async def export_traces(request: Request) -> Response:
+async def export_traces(request: Request, access: Attempt = Depends(attempt_ingest)) -> Response:
     """Receive an OTLP trace export; acknowledge once the spans are durable in the spool."""
     svc = services(request)
     content_type = request.headers.get("content-type")
     encoding = request.headers.get("content-encoding")
     as_json = _is_json(content_type)
-    response = await _handle(request, content_type, encoding, as_json)
+    response = await _handle(request, access, content_type, encoding, as_json)
     svc.ingest.count_request(response.status_code)
     return response
 
 
 async def _handle(
-    request: Request, content_type: str | None, encoding: str | None, as_json: bool
+    request: Request,
+    access: Attempt,
+    content_type: str | None,
+    encoding: str | None,
+    as_json: bool,
 ) -> Response:
     svc = services(request)
     cfg = svc.config.ingest
     limit = cfg.max_body_bytes + (_GZIP_SLACK if _compressed(encoding) else 0)
     try:
-        project = current_project(request)
+        project = access.result()
         with svc.ingest.receiving() as reception:  # bounds the body bytes held at once
             body = await read_body(request, limit, reception, cfg.body_timeout_s)
             with svc.ingest.admission():  # bounds the bodies being decoded at once
@@ -122,6 +129,8 @@ async def _handle(
                     encoding,
                     project_from_resource=not svc.keys.required,
                 )
+    except Forbidden as exc:
+        return _status_response(403, code_pb2.PERMISSION_DENIED, str(exc), as_json, None)
     except AuthError as exc:
         return _status_response(
             401, code_pb2.UNAUTHENTICATED, str(exc), as_json, {"WWW-Authenticate": "Bearer"}

@@ -28,13 +28,18 @@ from watchkeeper.query._params import (
     split_values,
 )
 from watchkeeper.query._render import DIMENSIONS
+from watchkeeper.server._access import needs
 from watchkeeper.server._params import DURATION_SCHEMA, TIME_SCHEMA, boolean, integer, typed
-from watchkeeper.server._services import current_project, services
+from watchkeeper.server._roles import Role
+from watchkeeper.server._services import services
 from watchkeeper.store import SpanFilter, Store
 
 router = APIRouter(prefix="/api/v1", tags=["query"])
 DEFAULT_BOUNDS_MS = (50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
-Project = Annotated[str, Depends(current_project)]
+#: The project of a request that reads it (every route here but POST /scores).
+Project = Annotated[str, Depends(needs(Role.VIEWER))]
+#: The project of a request that writes feedback or a score, as an app's ingest key does.
+IngestProject = Annotated[str, Depends(needs(Role.INGEST))]
 Text = Annotated[str | None, Query()]
 Many = Annotated[list[str], Query(description="repeatable or comma-separated")]
 Time = Annotated[str | None, typed(TIME_SCHEMA, "unix s, unix ms or ISO-8601")]
@@ -299,7 +304,7 @@ _SCORE_BODY = {
 
 
 @router.post("/scores", status_code=201, response_model=m.ScoreOut, openapi_extra=_SCORE_BODY)
-async def add_score(request: Request, project: Project) -> JSONResponse:
+async def add_score(request: Request, project: IngestProject) -> JSONResponse:
     """Record feedback or an evaluation on a trace."""
     try:
         body = m.ScoreIn.model_validate(orjson.loads(await request.body()))

@@ -15,13 +15,14 @@ import re
 from importlib.resources import files
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from starlette.datastructures import MutableHeaders
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from watchkeeper.server._access import open_access
 from watchkeeper.ui import CONTENT_SECURITY_POLICY
 
 DOCS_URL = "/docs"
@@ -91,7 +92,7 @@ def install_docs(app: FastAPI) -> None:
 
 def docs_router(title: str, openapi_url: str) -> APIRouter:
     """The `/docs` and `/redoc` pages (their assets are mounted by `install_docs`)."""
-    router = APIRouter(include_in_schema=False)
+    router = APIRouter(include_in_schema=False, dependencies=[Depends(open_access)])
 
     @router.get(DOCS_URL)
     def swagger_ui(request: Request) -> HTMLResponse:

@@ -46,23 +46,3 @@ def describe(request: Request) -> str:
     """A request as a log line names it: method, path and client address."""
     client = request.client.host if request.client else "unknown"
     return f"{request.method} {request.url.path} from {client}"
-
-
-def current_project(request: Request) -> str:
-    """The project this request acts for, from its API key (FastAPI dependency).
-
-    Raises AuthError (answered with 401) when keys are required and the key is missing or
-    wrong. Without keys, `?project=` or `X-Watchkeeper-Project` pick a project.
-    """
-    svc = services(request)
-    default = (
-        request.headers.get("x-watchkeeper-project")
-        or request.query_params.get("project")
-        or svc.config.auth.default_project
-    )
-    return svc.keys.authenticate(
-        request.headers.get("authorization"),
-        request.headers.get("x-api-key"),
-        default,
-        where=describe(request),
-    )

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from starlette.requests import ClientDisconnect
@@ -21,6 +21,7 @@ from watchkeeper.config import Config
 from watchkeeper.errors import (
     AuthError,
     DataDirError,
+    Forbidden,
     NotFound,
     Overloaded,
     PayloadTooLarge,
@@ -29,7 +30,8 @@ from watchkeeper.errors import (
     WatchkeeperError,
 )
 from watchkeeper.server import _errors
-from watchkeeper.server._auth import Forbidden, KeyRing
+from watchkeeper.server._access import open_access
+from watchkeeper.server._auth import KeyRing
 from watchkeeper.server._metered_store import MeteredStore
 from watchkeeper.server._retention import retention_loop
 from watchkeeper.server._security import SecurityHeaders, install_docs
@@ -184,5 +186,5 @@ def create_app(config: Config, *, services: Services | None = None) -> FastAPI:
     for module in (_ops, _otlp, _query_api, _alerts_api, _keys_api, _auth_api):
         app.include_router(module.router)
     install_docs(app)
-    mount_ui(app)
+    mount_ui(app, dependencies=[Depends(open_access)])
     return app

@@ -3,6 +3,10 @@
 Every package that keeps metadata (keys, alert rules and state, silences, the notification
 outbox, the review queue, the audit log) declares its tables on `METADATA` in its own module
 and receives a `MetaStore` to run them; `MetaStore.create_all` creates whatever is missing.
+
+A column added to a table after the table first shipped is declared with `added_column`:
+`create_all` adds it to databases made before it, each row taking the column's server
+default (that default is the migration's decision, stated where the column is declared).
 """
 
 from __future__ import annotations
@@ -14,6 +18,15 @@ from typing import Any
 import sqlalchemy as sa
 
 METADATA = sa.MetaData()
+_ADDED_COLUMNS: list[sa.Column[Any]] = []
+
+
+def added_column(column: sa.Column[Any]) -> sa.Column[Any]:
+    """Mark a column added after its table shipped; it needs a server default."""
+    if column.server_default is None and not column.nullable:
+        raise ValueError(f"added column {column.name} needs a server_default for existing rows")
+    _ADDED_COLUMNS.append(column)
+    return column
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -42,8 +55,28 @@ class MetaStore:
         self.url = url
 
     def create_all(self) -> None:
-        """Create every table declared on METADATA that does not exist yet."""
+        """Create every table declared on METADATA that does not exist yet, and every column
+        added since a table was made."""
         METADATA.create_all(self.engine)
+        for column in _ADDED_COLUMNS:
+            self._add_column(column)
+
+    def _columns(self, table: sa.Table) -> set[str]:
+        return {c["name"] for c in sa.inspect(self.engine).get_columns(table.name)}
+
+    def _add_column(self, column: sa.Column[Any]) -> None:
+        table = column.table
+        if column.name in self._columns(table):
+            return
+        spec = sa.schema.CreateColumn(column).compile(dialect=self.engine.dialect)
+        name = self.engine.dialect.identifier_preparer.quote(table.name)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(sa.text(f"ALTER TABLE {name} ADD COLUMN {spec}"))
+        except sa.exc.DBAPIError:
+            # Another process sharing this database may have added it first.
+            if column.name not in self._columns(table):
+                raise
 
     def close(self) -> None:
         """Release the engine's connections."""

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.params import Depends
 from fastapi.responses import HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
@@ -84,8 +86,12 @@ def render_index(version: str, directory: Path = STATIC_DIR) -> bytes:
     return html.replace('"/ui/', f'"/ui/v/{version}/').encode()
 
 
-def mount_ui(app: FastAPI) -> None:
-    """Serve the UI: index.html on each client route, assets under `/ui/` and `/ui/v/<hash>/`."""
+def mount_ui(app: FastAPI, dependencies: Sequence[Depends] = ()) -> None:
+    """Serve the UI: index.html on each client route, assets under `/ui/` and `/ui/v/<hash>/`.
+
+    `dependencies` go on each client route: the server declares them open to anyone (the
+    shell holds no data; the pages ask the API, which checks the caller's role).
+    """
     version = asset_version()
     index = render_index(version)
     app.state.ui_shell = index  # the server answers a browser's unknown URL with it (404)
@@ -102,6 +108,7 @@ def mount_ui(app: FastAPI) -> None:
             include_in_schema=False,
             name=f"ui:{path}",
             response_class=HTMLResponse,
+            dependencies=dependencies,
         )
     app.mount(f"/ui/v/{version}", _Assets(STATIC_DIR, _IMMUTABLE), name="ui-versioned")
     # Unversioned paths stay valid (bookmarks, tools) and revalidate on every use.

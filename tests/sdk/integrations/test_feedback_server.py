@@ -23,7 +23,7 @@ def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Ser
     data_dir: Path = tmp_path_factory.mktemp("wk") / "data"
     done = subprocess.run(
         [sys.executable, "-m", "watchkeeper", "keys", "create", "--project", "shop",
-         "--data-dir", str(data_dir)],
+         "--role", "editor", "--data-dir", str(data_dir)],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
