@@ -101,3 +101,49 @@ def test_a_second_process_gets_a_clear_error(tmp_path: Path) -> None:
     assert out.stdout.startswith(f"cannot open span store {path}")
     assert "stop the other process" in out.stdout
     store.close()
+
+
+#: In a child process (a file size limit is the process's): a checkpoint that cannot write
+#: (the size limit stands in for a full disk) is DuckDB's FATAL error, after which it refuses
+#: every call; the store opens the database again, and the write, retried, lands.
+_FATAL_THEN_RETRY = """
+import os, resource, signal, sys
+from pathlib import Path
+from tests.datagen import generate
+from watchkeeper.errors import StoreError
+from watchkeeper.model import SpanBatch
+from watchkeeper.store.duckdb import DuckDBStore
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails, not the process
+path = Path(sys.argv[1])
+store = DuckDBStore(path)
+data = generate("p", 300)
+half = len(data.spans) // 2
+assert store.write(SpanBatch(data.spans[:half], data.payloads)) == half
+store._cursor().execute("SET checkpoint_threshold = '1KB'")  # the next commit checkpoints
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (os.path.getsize(path), hard))
+try:
+    store.write(SpanBatch(data.spans[half:]))
+except StoreError as exc:
+    print("failed:", exc)
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+print("reopened:", store.reopened)
+print("rewritten:", store.write(SpanBatch(data.spans[half:])))
+print("stored:", store.count("p"), "of", len(data.spans))
+store.close()
+"""
+
+
+def test_a_fatal_error_opens_the_database_again(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", _FATAL_THEN_RETRY, str(tmp_path / "s.duckdb")],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parents[2],
+    ).stdout.splitlines()
+    assert out[0].startswith("failed: span store failed, opened again: FATAL Error")
+    assert out[1] == "reopened: 1"
+    _, stored, _, total = out[3].split()
+    assert int(out[2].split()[1]) > 0 and stored == total
