@@ -7,7 +7,6 @@ alerting repository on the meta DB), and shape JSON.
 from __future__ import annotations
 
 import dataclasses
-from contextlib import AbstractContextManager
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
@@ -24,7 +23,7 @@ from watchkeeper.alerting._state import AlertState
 from watchkeeper.errors import NotFound, ValidationError
 from watchkeeper.query._params import shown
 from watchkeeper.server._access import needs
-from watchkeeper.server._audit import Change, who
+from watchkeeper.server._audit import audited, who
 from watchkeeper.server._params import integer
 from watchkeeper.server._roles import Role
 from watchkeeper.server._services import services
@@ -46,14 +45,6 @@ def _engine(request: Request) -> AlertingEngine:
 
 def _now(request: Request) -> float:
     return services(request).clock()
-
-
-def _audited(
-    request: Request, action: str, target: str, project: str
-) -> AbstractContextManager[Change]:
-    """A change recorded in the audit log, in the transaction that makes it."""
-    actor, origin = who(request)
-    return services(request).audit.change(actor, origin, action, target, project)
 
 
 def _file_rule_ids(engine: AlertingEngine) -> set[str]:
@@ -105,7 +96,7 @@ def create_rule(
     rule = _validated(engine, body, project)
     if any(r.id == rule.id for r in engine.rules(project)):
         raise ValidationError(f"a rule with id {rule.id!r} exists; PUT /api/v1/rules/{rule.id}")
-    with _audited(request, "rule.create", f"rule {rule.id}", project) as change:
+    with audited(request, "rule.create", f"rule {rule.id}", project) as change:
         row = repo.RuleRow(rule.id, project, rule, None, False)
         repo.upsert_rule_row(engine.meta, row, _now(request))
         change.after = rule_to_data(rule)
@@ -127,7 +118,7 @@ def update_rule(
     engine = _engine(request)
     old = _get_rule(engine, project, rule_id)
     rule = _validated(engine, {**body, "id": rule_id}, project)
-    with _audited(request, "rule.update", f"rule {rule_id}", project) as change:
+    with audited(request, "rule.update", f"rule {rule_id}", project) as change:
         row = repo.RuleRow(rule_id, project, rule, None, False)
         repo.upsert_rule_row(engine.meta, row, _now(request))
         change.before, change.after = rule_to_data(old), rule_to_data(rule)
@@ -139,7 +130,7 @@ def delete_rule(request: Request, rule_id: str, project: str = Editing) -> None:
     """Delete a rule (a config rule is hidden until deleted from the file too)."""
     engine = _engine(request)
     old = _get_rule(engine, project, rule_id)
-    with _audited(request, "rule.delete", f"rule {rule_id}", project) as change:
+    with audited(request, "rule.delete", f"rule {rule_id}", project) as change:
         if rule_id in _file_rule_ids(engine):
             row = repo.RuleRow(rule_id, project, None, None, True)
             repo.upsert_rule_row(engine.meta, row, _now(request))
@@ -156,7 +147,7 @@ def _set_enabled(request: Request, rule_id: str, project: str, enabled: bool) ->
     stored = row.rule if row is not None else None
     new = repo.RuleRow(rule_id, project, stored, enabled, False)
     action = "rule.enable" if enabled else "rule.disable"
-    with _audited(request, action, f"rule {rule_id}", project) as change:
+    with audited(request, action, f"rule {rule_id}", project) as change:
         repo.upsert_rule_row(engine.meta, new, _now(request))
         change.before, change.after = {"enabled": rule.enabled}, {"enabled": enabled}
     return _rule_json(engine, rule.model_copy(update={"enabled": enabled}))
@@ -294,7 +285,7 @@ def create_silence(
     silence = Silence(
         "", spec.matchers, spec.starts_at, spec.ends_at, spec.comment, spec.created_by, project
     )
-    with _audited(request, "silence.create", "silence (new)", project) as change:
+    with audited(request, "silence.create", "silence (new)", project) as change:
         silence = repo.add_silence(_engine(request).meta, silence, now)
         change.target, change.after = f"silence {silence.id}", _silence_json(silence, now)
     return _silence_json(silence, now)
@@ -305,7 +296,7 @@ def expire_silence(request: Request, silence_id: str, project: str = Editing) ->
     """End a silence now."""
     meta, now = _engine(request).meta, _now(request)
     old = next((s for s in repo.load_silences(meta, project, now) if s.id == silence_id), None)
-    with _audited(request, "silence.expire", f"silence {silence_id}", project) as change:
+    with audited(request, "silence.expire", f"silence {silence_id}", project) as change:
         if old is None or not repo.expire_silence(meta, project, silence_id, now):
             raise NotFound(f"no active silence {silence_id!r}; see GET /api/v1/silences")
         before = _silence_json(old, now)

@@ -1,8 +1,8 @@
 """The audit log: every change, who made it, when, from where, and its target before → after.
 
 An entry is a row of `audit_log` in the meta DB, written in the transaction of the change it
-records (`AuditLog.change`): a change that fails writes no entry, and an entry that cannot be
-written fails the change. Entries are numbered (`seq`) and chained: each carries the SHA-256
+records (`audited(request, ...)` in a route, `AuditLog.change` elsewhere): a change that
+fails writes no entry, and an entry that cannot be written fails the change. Entries are numbered (`seq`) and chained: each carries the SHA-256
 of its own content (canonical JSON) and the hash of the entry before it, and `audit_head`
 holds the last number and hash, so an edited, deleted or truncated entry breaks
 `check_chain`, which names the first broken one. Secrets never reach an entry: `masked`
@@ -162,6 +162,22 @@ def who(request: Request) -> tuple[Actor, Origin]:
     """The actor and origin of a request, from the principal its access check found."""
     principal: Principal | None = getattr(request.state, "principal", None)
     return actor_of(principal), origin_of(request)
+
+
+def audited(
+    request: Request, action: str, target: str, project: str | None
+) -> contextlib.AbstractContextManager[Change]:
+    """The one call a route makes to change something on the record:
+
+        with audited(request, "member.add", f"user {name}", project) as change:
+            ...  # write through services.meta.transaction() (or a helper that does)
+            change.before, change.after = old, new
+
+    The entry names the request's principal and client, and commits with the change.
+    """
+    actor, origin = who(request)
+    log: AuditLog = request.app.state.services.audit
+    return log.change(actor, origin, action, target, project)
 
 
 def masked(value: Any) -> Any:
