@@ -10,6 +10,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.alerting._receiver import Receiver
-from tests.server.conftest import ADMIN_TOKEN, Running
+from tests.server.conftest import ADMIN_TOKEN, Running, eventually
 from watchkeeper.config import load_config
 from watchkeeper.server._audit import (
     GENESIS,
@@ -374,3 +375,29 @@ def test_cli_key_changes_and_settings_changes_are_recorded(tmp_path: Path) -> No
     assert second["after"]["auth"]["admin_token"] == "***"
     assert ADMIN_TOKEN not in json.dumps([first, second])
     meta.close()
+
+
+def test_a_server_prunes_entries_past_audit_retention_days(
+    make_server: Callable[..., Running], tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data0"  # where make_server's first server keeps its data
+    meta = MetaStore(f"sqlite:///{data_dir / 'meta.sqlite'}")
+    meta.create_all()
+    long_ago = [0.0]
+    old = AuditLog(meta, clock=lambda: long_ago[0])
+    for days_ago in (500, 400, 5):
+        long_ago[0] = time.time() - days_ago * 86_400.0
+        old.record(Actor("cli", "ops@host"), Origin("local", "test"), "key.create", "key k", "shop")
+    meta.close()
+
+    server = make_server(auth={"admin_token": ADMIN_TOKEN}, audit={"retention_days": 30})
+
+    def pruned() -> list[dict[str, Any]]:
+        return [e for e in _entries(server) if e["action"] == "audit.pruned"]
+
+    assert eventually(lambda: bool(pruned()), 30)
+    (mark,) = pruned()
+    assert mark["actor_kind"] == "system" and mark["after"]["entries"] == 2
+    assert mark["after"]["through_seq"] == 2 and mark["after"]["retention_days"] == 30
+    assert [e["seq"] for e in _entries(server)][-1] == 3  # the 5-day-old entry is kept
+    assert _verify(server).returncode == 0

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 import ssl
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -385,3 +388,41 @@ def test_log_lines_are_scrubbed_whole_tracebacks_included() -> None:
     assert "XYZsecret1" not in text and "tok-123456" not in text
     assert "posting to ***" in text and "echoed path: *** and abc stays" in text
     assert "RuntimeError: token *** refused" in text
+
+
+def _cli(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "watchkeeper", "secrets", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **env},
+    )
+
+
+def test_the_secrets_commands_make_a_key_seal_and_rotate(tmp_path: Path) -> None:
+    old = _cli("keygen", env={}).stdout.strip()
+    sealed = _cli("seal", env={KEY_ENV: old}, stdin="https://hooks.example/T0/B0/s3cr3t\n")
+    assert sealed.returncode == 0 and sealed.stdout.startswith(SEALED_PREFIX)
+    assert "s3cr3t" not in sealed.stdout + sealed.stderr
+    assert _cli("seal", env={KEY_ENV: ""}, stdin="x\n").returncode == 2  # no key: refused
+    config = tmp_path / "watchkeeper.yaml"
+    config.write_text(f"# ours\nalerting:\n  channels:\n    - url: {sealed.stdout.strip()}\n")
+    new = _cli("keygen", env={}).stdout.strip()
+    rotated = _cli("reseal", str(config), env={KEY_ENV: f"{new},{old}"})
+    assert rotated.returncode == 0 and "re-sealed 1 values" in rotated.stdout
+    text = config.read_text()
+    assert text.startswith("# ours") and sealed.stdout.strip() not in text
+    url = yaml.safe_load(text)["alerting"]["channels"][0]["url"]
+    assert open_sealed(url, {KEY_ENV: new}) == "https://hooks.example/T0/B0/s3cr3t"
+
+
+def test_a_sealed_secret_without_its_key_stops_the_server_naming_the_variable(
+    make_server: Any,
+) -> None:
+    sealed = SecretBox([generate_key()]).seal("https://hooks.example/T0/B0/sealed-path")
+    hook = {"type": "webhook", "name": "hook", "url": sealed}
+    with pytest.raises(ConfigError, match=f"channel hook is sealed .* export {KEY_ENV}") as exc:
+        make_server(alerting={"channels": [hook]})
+    assert "sealed-path" not in str(exc.value) and sealed not in str(exc.value)

@@ -2,11 +2,11 @@
 
 An entry is a row of `audit_log` in the meta DB, written in the transaction of the change it
 records (`audited(request, ...)` in a route, `AuditLog.change` elsewhere): a change that
-fails writes no entry, and an entry that cannot be written fails the change. Entries are numbered (`seq`) and chained: each carries the SHA-256
-of its own content (canonical JSON) and the hash of the entry before it, and `audit_head`
-holds the last number and hash, so an edited, deleted or truncated entry breaks
-`check_chain`, which names the first broken one. Secrets never reach an entry: `masked`
-replaces them before anything is hashed or stored.
+fails writes no entry, and an entry that cannot be written fails the change. Entries are
+numbered (`seq`) and chained: each carries the SHA-256 of its own content (canonical JSON)
+and the hash of the entry before it, and `audit_head` holds the last number and hash, so an
+edited, deleted or truncated entry breaks `check_chain`, which names the first broken one.
+Secrets never reach an entry: `masked` replaces them before anything is hashed or stored.
 
 Retention (`audit.retention_days`) deletes the oldest entries and appends an `audit.pruned`
 checkpoint naming the last pruned number and the hash the kept chain continues from, so the
