@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -400,4 +401,20 @@ def test_a_server_prunes_entries_past_audit_retention_days(
     assert mark["actor_kind"] == "system" and mark["after"]["entries"] == 2
     assert mark["after"]["through_seq"] == 2 and mark["after"]["retention_days"] == 30
     assert [e["seq"] for e in _entries(server)][-1] == 3  # the 5-day-old entry is kept
+    assert _verify(server).returncode == 0
+
+
+def test_concurrent_changes_keep_one_unbroken_chain(server: Running) -> None:
+    _, admin = _admin(server)
+
+    def create(i: int) -> int:
+        r = server.request("POST", "/api/v1/rules", admin, json={**RULE, "id": f"c{i}"})
+        return r.status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert set(pool.map(create, range(24))) == {201}
+    rules = _entries(server, admin, action="rule.create", limit=100)
+    assert sorted(e["target"] for e in rules) == sorted(f"rule c{i}" for i in range(24))
+    seqs = [e["seq"] for e in _entries(server, limit=100)]
+    assert seqs == list(range(len(seqs), 0, -1))  # one entry per number, none twice
     assert _verify(server).returncode == 0
