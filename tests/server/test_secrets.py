@@ -426,3 +426,24 @@ def test_a_sealed_secret_without_its_key_stops_the_server_naming_the_variable(
     with pytest.raises(ConfigError, match=f"channel hook is sealed .* export {KEY_ENV}") as exc:
         make_server(alerting={"channels": [hook]})
     assert "sealed-path" not in str(exc.value) and sealed not in str(exc.value)
+
+
+def test_the_alertmanager_export_holding_secrets_is_readable_by_its_owner_only(
+    tmp_path: Path,
+) -> None:
+    from watchkeeper.alerting.exports import export_main
+
+    key = generate_key()
+    hook = {
+        "type": "slack",
+        "name": "team",
+        "webhook_url": SecretBox([key]).seal("https://hooks.slack.com/services/T0/B0/exported"),
+    }
+    config = tmp_path / "watchkeeper.yaml"
+    config.write_text(yaml.safe_dump({"alerting": {"channels": [hook]}}))
+    out = tmp_path / "out"
+    argv = ["alertmanager-config", "--config", str(config), "--out", str(out)]
+    assert export_main(argv, env={KEY_ENV: key}) == 0
+    written = out / "alertmanager.yml"
+    assert "exported" in written.read_text()  # Alertmanager needs the value itself
+    assert written.stat().st_mode & 0o777 == 0o600
