@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from tests.alerting._receiver import Receiver
 from tests.server.conftest import ADMIN_TOKEN, Running, eventually
@@ -29,6 +30,7 @@ from watchkeeper.server._audit import (
     Origin,
     canonical,
     entry_hash,
+    masked,
 )
 from watchkeeper.server._roles import Role
 from watchkeeper.server.app import build_services
@@ -418,3 +420,42 @@ def test_concurrent_changes_keep_one_unbroken_chain(server: Running) -> None:
     seqs = [e["seq"] for e in _entries(server, limit=100)]
     assert seqs == list(range(len(seqs), 0, -1))  # one entry per number, none twice
     assert _verify(server).returncode == 0
+
+
+def test_secrets_are_masked_before_anything_is_stored() -> None:
+    settings = {
+        "store": {"meta_url": "postgresql://wk:hunter2-pw@db:5432/wk", "backend": "duckdb"},
+        "auth": {"admin_token": "0123456789abcdef01234567", "default_project": "default"},
+        "channels": [
+            {
+                "type": "webhook",
+                "url": "https://hooks.example/T0/x",
+                "secret": "s3cr3t",
+                "headers": {"Authorization": "Bearer abc"},
+            },
+            {"type": "telegram", "bot_token": "123:abc", "chat_id": 42},
+            {"type": "email", "password": SecretStr("pw-1"), "username": "alerts"},
+            {"type": "pagerduty", "routing_key": "R0UT1NG", "api_base": "https://events.pd"},
+        ],
+        "annotations": {"runbook_url": "https://wiki/runbook"},
+    }
+    shown = json.dumps(masked(settings))
+    for secret in (
+        "hunter2-pw",
+        "0123456789abcdef",
+        "T0/x",
+        "s3cr3t",
+        "Bearer abc",
+        "123:abc",
+        "pw-1",
+        "R0UT1NG",
+    ):
+        assert secret not in shown, secret
+    for kept in (
+        "postgresql://wk:***@db:5432/wk",
+        '"chat_id": 42',
+        '"username": "alerts"',
+        "https://wiki/runbook",
+        "https://events.pd",
+    ):
+        assert kept in shown, kept

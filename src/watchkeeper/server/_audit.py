@@ -54,6 +54,9 @@ _SECRET_KEY = re.compile(
     re.IGNORECASE,
 )
 
+#: The password of a URL's user info (a database URL: `postgresql://user:PASSWORD@host`).
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)([^@\s/]+)(@)", re.IGNORECASE)
+
 audit_log = sa.Table(
     "audit_log",
     METADATA,
@@ -181,7 +184,8 @@ def audited(
 
 
 def masked(value: Any) -> Any:
-    """`value` as JSON data, with every secret (SecretStr, a secret-named key) replaced."""
+    """`value` as JSON data, with every secret (SecretStr, a secret-named key, a URL's
+    password) replaced."""
     if isinstance(value, SecretStr):
         return MASK
     if isinstance(value, BaseModel):
@@ -193,7 +197,9 @@ def masked(value: Any) -> Any:
         }
     if isinstance(value, list | tuple | set | frozenset):
         return [masked(v) for v in value]
-    if value is None or isinstance(value, str | int | float | bool):
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(rf"\1{MASK}\3", value)
+    if value is None or isinstance(value, int | float | bool):
         return value
     return str(value)
 
