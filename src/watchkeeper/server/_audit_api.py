@@ -16,14 +16,16 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
+from watchkeeper.query._params import parse_time
 from watchkeeper.server._access import manages_keys
 from watchkeeper.server._audit import Filter
-from watchkeeper.server._params import integer
+from watchkeeper.server._params import TIME_SCHEMA, integer, typed
 from watchkeeper.server._roles import Principal, Role
 from watchkeeper.server._services import services
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
-_LATEST = 1e11  # unix seconds, year 5138: bounds what a time parameter may say
+#: A time as the query API takes one; entries from `since`, before `until`.
+Time = Annotated[str | None, typed(TIME_SCHEMA, "unix s, unix ms or ISO-8601")]
 #: The admin token, an admin of some project, or None while auth is off. `manages_keys`
 #: is exactly that declaration (admin role, or the admin token).
 Auditor = Annotated[Principal | None, Depends(manages_keys)]
@@ -61,14 +63,16 @@ def _where(
     actor: str | None = Query(None, description="an actor's name or kind (key, user, cli …)"),
     action: str | None = Query(None, description="an action, or a prefix ending in * (rule.*)"),
     target: str | None = Query(None, description="exactly this target (rule checkout-latency)"),
-    since: float | None = Query(None, ge=0, le=_LATEST, description="from (unix seconds)"),
-    until: float | None = Query(None, ge=0, le=_LATEST, description="before (unix seconds)"),
+    since: Time = None,
+    until: Time = None,
 ) -> Filter:
     """What the request asks for, within the projects the caller administers."""
     projects = None
     if auditor is not None and not auditor.keys_admin:
         projects = frozenset(p for p, r in auditor.roles.items() if r.grants(Role.ADMIN))
-    return Filter(projects, project, actor, action, target, since, until)
+    start = None if since is None else parse_time(since, "since") / 1e9
+    end = None if until is None else parse_time(until, "until") / 1e9
+    return Filter(projects, project, actor, action, target, start, end)
 
 
 Where = Annotated[Filter, Depends(_where)]
@@ -79,10 +83,10 @@ def list_audit(
     request: Request,
     where: Where,
     limit: int = integer("limit", 100, 1, 1000),
-    before_seq: int | None = Query(None, ge=1, le=2**62, description="entries older than this"),
+    before_seq: int = integer("before_seq", 0, 0, 2**62, "entries older than this; 0: newest"),
 ) -> dict[str, Any]:
     """Changes the caller may see, newest first, filtered; page with `before_seq`."""
-    items = services(request).audit.page(where, limit, before_seq)
+    items = services(request).audit.page(where, limit, before_seq or None)
     more = len(items) == limit and items[-1].seq > 1
     return {
         "items": [e.as_json() for e in items],
