@@ -76,10 +76,19 @@ def _db(server: Running) -> Path:
     return Path(server.services.meta.url.removeprefix("sqlite:///"))
 
 
-def _verify(server: Running) -> subprocess.CompletedProcess[str]:
+def _verify(server: Running, *extra: str) -> subprocess.CompletedProcess[str]:
     data_dir = _db(server).parent
     return subprocess.run(
-        [sys.executable, "-m", "watchkeeper", "audit", "verify", "--data-dir", str(data_dir)],
+        [
+            sys.executable,
+            "-m",
+            "watchkeeper",
+            "audit",
+            "verify",
+            "--data-dir",
+            str(data_dir),
+            *extra,
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -459,3 +468,23 @@ def test_secrets_are_masked_before_anything_is_stored() -> None:
         "https://events.pd",
     ):
         assert kept in shown, kept
+
+
+def test_a_head_kept_elsewhere_catches_a_chain_cut_back_and_its_head_rewritten(
+    server: Running,
+) -> None:
+    _, admin = _admin(server)
+    for i in range(3):
+        _call(server, "POST", "/api/v1/rules", admin, json={**RULE, "id": f"r{i}"})
+    first = _verify(server)
+    head = first.stdout.split("--expect ")[1].split(")")[0]
+    assert head.startswith("4:") and _verify(server, "--expect", head).returncode == 0
+    with sqlite3.connect(_db(server)) as db:  # the last entry gone, the head made to match
+        db.execute("DELETE FROM audit_log WHERE seq = 4")
+        db.execute(
+            "UPDATE audit_head SET seq = 3, hash = (SELECT hash FROM audit_log WHERE seq = 3)"
+        )
+    assert _verify(server).returncode == 0  # consistent in itself
+    caught = _verify(server, "--expect", head)
+    assert caught.returncode == 1 and "entry 4, the head kept earlier, is gone" in caught.stderr
+    assert _verify(server, "--expect", "4:abc").returncode == 2

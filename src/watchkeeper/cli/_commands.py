@@ -198,6 +198,12 @@ def _keys(args: argparse.Namespace) -> int:
 def _audit_options(p: argparse.ArgumentParser) -> None:
     _server_options(p)
     p.add_argument("action", choices=["verify", "export"])
+    p.add_argument(
+        "--expect",
+        metavar="SEQ:HASH",
+        help="verify: a head printed by an earlier verify, kept elsewhere; fail unless the "
+        "log still holds it (catches a rewrite of the whole chain)",
+    )
 
 
 def _audit(args: argparse.Namespace) -> int:
@@ -216,12 +222,20 @@ def _audit(args: argparse.Namespace) -> int:
             print(json.dumps(entry.as_json(), ensure_ascii=False))
         return 0
     verdict = audit.verify()
-    if not verdict.ok:
-        print(f"audit log broken: {verdict.problem}", file=sys.stderr)
+    problem = verdict.problem if not verdict.ok else None
+    if problem is None and args.expect:
+        seq, _, digest = args.expect.partition(":")
+        if not seq.isdigit() or len(digest) != 64:
+            print("--expect takes SEQ:HASH as verify prints it", file=sys.stderr)
+            return 2
+        problem = audit.still_holds(int(seq), digest)
+    if problem is not None:
+        print(f"audit log broken: {problem}", file=sys.stderr)
         return 1
+    head = f"{verdict.head_seq}:{verdict.head_hash}"
     print(
-        f"audit log ok: {verdict.entries} entries, head {verdict.head_seq} "
-        f"sha256:{verdict.head_hash} (keep this hash elsewhere to compare later)"
+        f"audit log ok: {verdict.entries} entries, head {head} (keep it elsewhere; later: "
+        f"watchkeeper audit verify --expect {head})"
     )
     return 0
 

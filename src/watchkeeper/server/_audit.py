@@ -471,6 +471,23 @@ class AuditLog:
             rows, None if head is None else (int(head[0]), str(head[1])), checkpoints
         )
 
+    def still_holds(self, seq: int, digest: str) -> str | None:
+        """None when entry `seq` still has hash `digest`, a head kept from an earlier
+        `verify` (or was pruned under a checkpoint); else why not. This catches a rewrite of
+        the whole chain, which `verify` alone cannot."""
+        c = audit_log.c
+        with self._meta.engine.connect() as conn:
+            stored = conn.execute(sa.select(c.hash).where(c.seq == seq)).scalar()
+            marks = conn.execute(sa.select(c.after).where(c.action == PRUNED)).scalars().all()
+        if stored == digest:
+            return None
+        if stored is not None:
+            return f"entry {seq} no longer has the hash kept for it: the log was rewritten"
+        pruned = [json.loads(m).get("through_seq", 0) for m in marks if m]
+        if any(isinstance(p, int) and p >= seq for p in pruned):
+            return None
+        return f"entry {seq}, the head kept earlier, is gone: the log was cut back"
+
     def prune(self, retention_days: int) -> int:
         """Delete entries older than the retention and append the checkpoint that lets the
         rest verify; how many were deleted."""
