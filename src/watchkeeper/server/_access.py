@@ -56,9 +56,11 @@ def _declares(need: Need) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 def _principal(request: Request) -> Principal | None:
     """Who the request's credential names (AuthError for a bad one while auth is on)."""
     headers = request.headers
-    return services(request).keys.identify(
+    principal = services(request).keys.identify(
         headers.get("authorization"), headers.get("x-api-key"), where=describe(request)
     )
+    request.state.principal = principal  # who the audit log names
+    return principal
 
 
 def _missing(request: Request, what: str) -> AuthError:

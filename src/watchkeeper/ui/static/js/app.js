@@ -15,6 +15,7 @@ const ROUTES = [
   { re: /^\/alerts(\/\w+)?$/, page: "alerts", nav: "alerts" },
   { re: /^\/slos(\/[\w.-]+)?$/, page: "slos", nav: "slos" },
   { re: /^\/review$/, page: "review", nav: "review" },
+  { re: /^\/audit$/, page: "audit", nav: "audit" },
 ];
 
 const NAV = [
@@ -25,6 +26,7 @@ const NAV = [
   { id: "alerts", label: "Alerts", href: "/alerts", icon: "M12 3a6 6 0 0 0-6 6v4l-2 3h16l-2-3V9a6 6 0 0 0-6-6zM10 19a2 2 0 0 0 4 0" },
   { id: "slos", label: "SLOs", href: "/slos", icon: "M12 3a9 9 0 1 0 9 9h-9z" },
   { id: "review", label: "Review", href: "/review", icon: "M5 12l4 4 10-10" },
+  { id: "audit", label: "Audit log", href: "/audit", icon: "M7 3h10v18H7zM10 8h4M10 12h4M10 16h2" },
 ];
 
 const LIVE_MS = 10_000;
