@@ -11,7 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -38,13 +38,6 @@ from watchkeeper.store.meta import MetaStore
 
 RULE = {"id": "slow", "kind": "latency", "statistic": "p95", "threshold": 500, "window": "5m"}
 UA = {"User-Agent": "audit-test/1.0"}
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.close()
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import secrets
-import ssl
 import subprocess
 import sys
 import threading
@@ -27,12 +26,11 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from tests.alerting.channels.test_email import Mailbox, _free_port, cert  # noqa: F401
+from tests.alerting.channels.test_email import Mailbox, cert, smtp_server  # noqa: F401
 from tests.alerting.test_e2e import make_spans
 from tests.server._process import ServerProcess
 from tests.server.conftest import eventually
@@ -125,22 +123,8 @@ def _authenticator(_s: Any, _session: Any, _env: Any, _mech: str, data: Any) -> 
 
 @pytest.fixture
 def smtp(cert: tuple[Path, Path]) -> Iterator[tuple[Mailbox, int]]:  # noqa: F811
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(str(cert[0]), str(cert[1]))
-    box, port = Mailbox(), _free_port()
-    controller = Controller(
-        box,
-        hostname="127.0.0.1",
-        port=port,
-        tls_context=context,
-        require_starttls=True,
-        auth_required=True,
-        auth_require_tls=True,
-        authenticator=_authenticator,
-    )
-    controller.start()
-    yield box, port
-    controller.stop()
+    with smtp_server(cert, _authenticator) as server:
+        yield server
 
 
 @dataclass
