@@ -47,6 +47,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
+from watchkeeper.alerting._notification import Severity
 from watchkeeper.config import describe
 from watchkeeper.errors import ConfigError, ValidationError
 from watchkeeper.store._protocol import Scope
@@ -82,7 +83,7 @@ def parse_duration(value: Any) -> float:
     return parse_duration(sum(float(n) * _UNIT_S[u] for n, u in parts))
 
 
-def parse_time(value: Any) -> Any:
+def unix_seconds(value: Any) -> Any:
     """Unix seconds from a number or an ISO-8601 text (UTC unless it says otherwise)."""
     if isinstance(value, datetime):
         moment = value
@@ -116,9 +117,8 @@ def _percent(share: float) -> str:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
-Time = Annotated[float, BeforeValidator(parse_time)]
+Time = Annotated[float, BeforeValidator(unix_seconds)]
 Comparison = Literal[">", ">=", "<", "<=", "==", "!="]
-Severity = Literal["critical", "warning", "info"]
 RuleKind = Literal[
     "outcome_ratio", "latency", "sum", "count", "score", "absence", "anomaly", "burn_rate"
 ]

@@ -70,7 +70,7 @@ class CycleResult:
     muted: dict[str, str] = field(default_factory=dict)  # fingerprint → reason
 
 
-class Evaluator:
+class RuleEvaluator:
     """Runs evaluation cycles against a store and the meta DB; keeps alert state in memory."""
 
     def __init__(

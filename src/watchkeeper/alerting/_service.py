@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry
 from watchkeeper.alerting import _repo as repo
 from watchkeeper.alerting._config import AlertingConfig, Rule, alerting_of
 from watchkeeper.alerting._delivery import Deliverer
-from watchkeeper.alerting._engine import CycleResult, Evaluator
+from watchkeeper.alerting._engine import CycleResult, RuleEvaluator
 from watchkeeper.alerting._metrics import AlertMetrics
 from watchkeeper.alerting._notification import Channel, DeliveryError
 from watchkeeper.alerting._notify import test_notification
@@ -65,7 +65,7 @@ class AlertingEngine:
         self.redact: Callable[[str], str] = redact or (lambda text: text)
         self.metrics = AlertMetrics(registry)
         severities = {n: tuple(s.severities) for n, s in self.channel_specs.items()}
-        self.evaluator = Evaluator(
+        self.evaluator = RuleEvaluator(
             config,
             store,
             meta,

@@ -51,7 +51,7 @@ from watchkeeper.ingest._decode import (
 from watchkeeper.ingest._metrics import IngestMetrics
 from watchkeeper.ingest._normalize import DEFAULT_STEPS, Step
 from watchkeeper.ingest._spool import FLAG_PROJECT_FROM_RESOURCE, Entry, Position, Record, Spool
-from watchkeeper.ingest._workers import Outcome, Processing, processing
+from watchkeeper.ingest._workers import Processed, Processing, processing
 from watchkeeper.model import SpanBatch
 from watchkeeper.store import Store
 
@@ -435,7 +435,7 @@ class IngestService:
             return self._hand_over(pending)
         return pending
 
-    def _add(self, pending: _Pending, rec: Record, out: Outcome) -> None:
+    def _add(self, pending: _Pending, rec: Record, out: Processed) -> None:
         batch, dropped = out.batch, out.dropped
         if out.reason:  # one poisoned record must not stall everything behind it
             log.error("spool record before %s cannot be processed\n%s", rec.end, out.error)

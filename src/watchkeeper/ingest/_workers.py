@@ -57,7 +57,7 @@ _CRASHES_TO_SKIP = 2  # a record that breaks a fresh worker this often, alone, i
 
 
 @dataclass(slots=True)
-class Outcome:
+class Processed:
     """What processing one record gave: its batch, spans dropped or failed, or why it failed."""
 
     batch: SpanBatch
@@ -67,16 +67,16 @@ class Outcome:
     failed: int = 0  # spans whose normalization raised (left out; the others are kept)
 
 
-def process(record: Record, pricer: Pricer, steps: Sequence[Step]) -> Outcome:
-    """Decode and normalize one spool record; a failure is an `Outcome`, never raised."""
+def process(record: Record, pricer: Pricer, steps: Sequence[Step]) -> Processed:
+    """Decode and normalize one spool record; a failure is a `Processed` with its reason."""
     settings = Settings(record.project, bool(record.flags & FLAG_PROJECT_FROM_RESOURCE), pricer)
     try:
         decoded = decode(record.body, "json" if record.content_type == "json" else "protobuf")
         done = normalize(decoded.spans, settings, steps)
     except Exception as exc:  # one poisoned record must not stall everything behind it
         reason = "undecodable_in_spool" if isinstance(exc, DecodeError) else "normalize_error"
-        return Outcome(SpanBatch(), 0, reason, traceback.format_exc())
-    return Outcome(done.batch, done.dropped, error=done.error, failed=done.failed)
+        return Processed(SpanBatch(), 0, reason, traceback.format_exc())
+    return Processed(done.batch, done.dropped, error=done.error, failed=done.failed)
 
 
 # --- the worker side ----------------------------------------------------------------------
@@ -150,23 +150,23 @@ def _ready() -> None:
     """A task that only makes the pool start a worker."""
 
 
-def _outcome(cols: Columns) -> Outcome:
+def _processed(cols: Columns) -> Processed:
     spans, payloads, packed, dropped, reason, error, failed = cols
     kind: Any = PackedPayload if packed else PayloadRow
     batch = SpanBatch([SpanRow(*v) for v in spans], [kind(*v) for v in payloads])
-    return Outcome(batch, dropped, reason, error, failed)
+    return Processed(batch, dropped, reason, error, failed)
 
 
 # --- the processor side -------------------------------------------------------------------
 
 
 class Processing:
-    """Records in, `Outcome`s out in the same order; inline here (workers=0)."""
+    """Records in, `Processed`s out in the same order; inline here (workers=0)."""
 
     def __init__(self, pricer: Pricer, steps: Sequence[Step]) -> None:
         self._pricer = pricer
         self._steps = steps
-        self._done: collections.deque[tuple[Record, Outcome]] = collections.deque()
+        self._done: collections.deque[tuple[Record, Processed]] = collections.deque()
 
     @property
     def full(self) -> bool:
@@ -184,7 +184,7 @@ class Processing:
         """True when `take` would not wait."""
         return bool(self._done)
 
-    def take(self) -> tuple[Record, Outcome]:
+    def take(self) -> tuple[Record, Processed]:
         """The oldest record and its outcome, waiting for it if need be."""
         return self._done.popleft()
 
@@ -249,16 +249,16 @@ class PoolProcessing(Processing):
         """True when the oldest record in flight is done."""
         return bool(self._flight) and self._flight[0][1].done()
 
-    def take(self) -> tuple[Record, Outcome]:
+    def take(self) -> tuple[Record, Processed]:
         """The oldest record and its outcome; replaces the pool if a worker died."""
         record, fut = self._flight.popleft()
         try:
-            return record, _outcome(fut.result())
+            return record, _processed(fut.result())
         except BrokenProcessPool:
             log.error("an ingest worker died; restarting the pool and reprocessing")
             return record, self._recover(record)
 
-    def _recover(self, head: Record) -> Outcome:
+    def _recover(self, head: Record) -> Processed:
         rest = [r for r, _ in self._flight]
         self._flight.clear()
         self._restart()
@@ -267,13 +267,13 @@ class PoolProcessing(Processing):
             self.submit(record)
         return outcome
 
-    def _alone(self, record: Record) -> Outcome:
+    def _alone(self, record: Record) -> Processed:
         for _ in range(_CRASHES_TO_SKIP):
             try:
-                return _outcome(self._submit(record).result())
+                return _processed(self._submit(record).result())
             except BrokenProcessPool:
                 self._restart()
-        return Outcome(SpanBatch(), 0, "worker_crash", "the record killed its worker each time")
+        return Processed(SpanBatch(), 0, "worker_crash", "the record killed its worker each time")
 
     def _restart(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
