@@ -30,6 +30,7 @@ from fastapi.routing import APIRoute, RouteContext
 from watchkeeper.errors import AuthError, Forbidden
 from watchkeeper.server._roles import Principal, Role, authorize, forbidden
 from watchkeeper.server._services import describe, services
+from watchkeeper.server._sessions import COOKIE as SESSION_COOKIE
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,7 @@ class Need:
     role: Role | None  # None: no role
     credential: Literal["required", "optional", "ignored"]
     admin_token: bool = False  # the server's admin token passes too (the keys API)
+    server_admin: bool = False  # only the admin token or a server administrator (people)
 
 
 #: dependency -> what it declares; `declared` reads a route's from here.
@@ -54,9 +56,15 @@ def _declares(need: Need) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
 
 def _principal(request: Request) -> Principal | None:
-    """Who the request's credential names (AuthError for a bad one while auth is on)."""
+    """Who the request's credential names (AuthError for a bad one while auth is on): its
+    API key, else its session cookie (a person signed in; CSRF checked, see _sessions)."""
     headers = request.headers
-    return services(request).keys.identify(
+    svc = services(request)
+    if "authorization" not in headers and "x-api-key" not in headers and svc.signin is not None:
+        token = request.cookies.get(SESSION_COOKIE)
+        if token:
+            return svc.signin.principal(request, token, describe(request))
+    return svc.keys.identify(
         headers.get("authorization"), headers.get("x-api-key"), where=describe(request)
     )
 
@@ -148,6 +156,25 @@ def manages_keys(request: Request) -> Principal | None:
     if principal.keys_admin or any(r.grants(Role.ADMIN) for r in principal.roles.values()):
         return principal
     refusal = forbidden(principal, Role.ADMIN, principal.acting_project(None))
+    raise _refused(request, principal, refusal)
+
+
+@_declares(Need(Role.ADMIN, "required", admin_token=True, server_admin=True))
+def administers_server(request: Request) -> Principal | None:
+    """The admin token or a server administrator (a person made with --admin): people's
+    accounts are theirs to manage; None while auth is off and no credential is sent."""
+    principal = _principal(request)
+    if principal is None:
+        if services(request).keys.required:
+            raise _missing(request, "a server administrator's session, or the admin token")
+        return None
+    if principal.keys_admin:
+        return principal
+    refusal = Forbidden(
+        f"this needs a server administrator (the admin token, or a person made with "
+        f"'watchkeeper users create --admin'); {principal.name} is not one, and a project's "
+        "admin role is not enough"
+    )
     raise _refused(request, principal, refusal)
 
 

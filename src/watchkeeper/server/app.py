@@ -36,6 +36,7 @@ from watchkeeper.server._metered_store import MeteredStore
 from watchkeeper.server._retention import retention_loop
 from watchkeeper.server._security import SecurityHeaders, install_docs
 from watchkeeper.server._services import Services
+from watchkeeper.server._signin import build_signin
 from watchkeeper.store import Store
 from watchkeeper.store.meta import MetaStore
 
@@ -105,6 +106,7 @@ def build_services(config: Config, *, store: Store | None = None) -> Services:
         span_registry=span_registry,
         extras={"data_dir_lock": lock},
     )
+    svc.signin = build_signin(config, meta, svc.keys, registry)
     svc.ingest = IngestService(config, metered, registry)
     svc.alerting = build_alerting(svc)
     return svc
@@ -170,7 +172,16 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(config: Config, *, services: Services | None = None) -> FastAPI:
     """The FastAPI app of `watchkeeper serve`: OTLP ingest, APIs, UI and /metrics."""
-    from watchkeeper.server import _alerts_api, _auth_api, _keys_api, _ops, _otlp, _query_api
+    from watchkeeper.server import (
+        _alerts_api,
+        _auth_api,
+        _keys_api,
+        _oidc_api,
+        _ops,
+        _otlp,
+        _people_api,
+        _query_api,
+    )
     from watchkeeper.ui import mount_ui
 
     app = _App(
@@ -183,7 +194,8 @@ def create_app(config: Config, *, services: Services | None = None) -> FastAPI:
     )
     app.state.services = services or build_services(config)
     _error_handlers(app)
-    for module in (_ops, _otlp, _query_api, _alerts_api, _keys_api, _auth_api):
+    for module in (_ops, _otlp, _query_api, _alerts_api, _keys_api, _auth_api, _people_api,
+                   _oidc_api):  # fmt: skip
         app.include_router(module.router)
     install_docs(app)
     mount_ui(app, dependencies=[Depends(open_access)])
