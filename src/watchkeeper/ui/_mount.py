@@ -28,6 +28,8 @@ CLIENT_ROUTES: tuple[str, ...] = (
     "/slos",
     "/slos/{slo_id}",
     "/review",
+    "/signin",
+    "/admin/people",
 )
 
 _NO_CACHE = "no-cache"
