@@ -216,3 +216,31 @@ def test_the_users_command_makes_the_first_admin(
     capsys.readouterr()
     assert main(["users", "list", *data]) == 0
     assert capsys.readouterr().out.split() == ["root", "admin", "disabled", "local", "shop:viewer"]
+
+
+def test_a_person_changes_their_own_password_and_ends_their_other_sessions(
+    server: Running,
+) -> None:
+    _person(server, "pat", Role.VIEWER)
+    elsewhere, _ = _sign_in(server, "pat")
+    here, csrf = _sign_in(server, "pat")
+    change = "/api/v1/session/password"
+    h = {"X-CSRF-Token": csrf}
+    wrong = here.post(change, json={"current_password": "guess guess guess",
+                                    "new_password": "a new long password"}, headers=h)  # fmt: skip
+    assert wrong.status_code == 401 and "current password is wrong" in wrong.json()["error"]
+    weak = here.post(
+        change, json={"current_password": PASSWORD, "new_password": "short"}, headers=h
+    )
+    assert weak.status_code == 400 and "too short" in weak.json()["error"]
+    ok = here.post(change, json={"current_password": PASSWORD,
+                                 "new_password": "a new long password"}, headers=h)  # fmt: skip
+    assert ok.status_code == 204, ok.text
+    assert here.get("/api/v1/traces", params={"range": "1h"}).status_code == 200
+    assert elsewhere.get("/api/v1/traces", params={"range": "1h"}).status_code == 401
+    _sign_in(server, "pat", "a new long password")
+    _, key = server.services.keys.create("shop", role=Role.ADMIN)
+    by_key = server.request(
+        "POST", change, key, json={"current_password": "x", "new_password": "y"}
+    )
+    assert by_key.status_code == 403 and "needs a person signed in" in by_key.json()["error"]

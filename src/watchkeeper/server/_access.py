@@ -41,6 +41,7 @@ class Need:
     credential: Literal["required", "optional", "ignored"]
     admin_token: bool = False  # the server's admin token passes too (the keys API)
     server_admin: bool = False  # only the admin token or a server administrator (people)
+    person: bool = False  # only a person signed in (a session), no key
 
 
 #: dependency -> what it declares; `declared` reads a route's from here.
@@ -176,6 +177,19 @@ def administers_server(request: Request) -> Principal | None:
         "admin role is not enough"
     )
     raise _refused(request, principal, refusal)
+
+
+@_declares(Need(None, "required", person=True))
+def a_person(request: Request) -> Principal:
+    """A person signed in (their own password, their own session); 401 without a session,
+    403 for a key or the admin token."""
+    principal = _principal(request)
+    if principal is None:
+        raise _missing(request, "a session: sign in at /signin")
+    if not principal.person:
+        refusal = Forbidden(f"this needs a person signed in; {principal.name} is no person")
+        raise _refused(request, principal, refusal)
+    return principal
 
 
 @_declares(Need(None, "ignored"))

@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from watchkeeper.errors import Forbidden, NotFound, ValidationError
 from watchkeeper.server._access import (
+    a_person,
     administers_server,
     manages_keys,
     open_access,
@@ -39,6 +40,7 @@ router = APIRouter(prefix="/api/v1", tags=["people"])
 Admin = Annotated[Principal | None, Depends(administers_server)]
 Manager = Annotated[Principal | None, Depends(manages_keys)]
 Anyone = Annotated[Principal | None, Depends(optional_credential)]
+Someone = Annotated[Principal, Depends(a_person)]
 _M = TypeVar("_M", bound=BaseModel)
 #: How the command line and auth-off requests are named in the audit log.
 NOBODY = "a request without a credential (auth off)"
@@ -73,6 +75,15 @@ class PasswordSignIn(BaseModel):
 
     username: Annotated[str, Field(min_length=1, max_length=200)]
     password: Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+class PasswordChange(BaseModel):
+    """A person's current password and the new one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: Annotated[str, Field(min_length=1, max_length=1000)]
+    new_password: Annotated[str, Field(min_length=1, max_length=1000)]
 
 
 class PersonIn(BaseModel):
@@ -237,6 +248,29 @@ def sign_out(request: Request, principal: Anyone) -> Response:
         signin.logout(request.cookies.get(COOKIE), principal.name, describe(request))
         signin.clear_cookie(request, response)
     return response
+
+
+@router.post("/session/password", status_code=204, response_class=Response,
+             summary="Change your own password")  # fmt: skip
+async def change_own_password(request: Request, principal: Someone) -> Response:
+    """A person signed in sets a new password, giving the current one; their other
+    sessions end, this one goes on."""
+    body = await _body(request, PasswordChange, "password change")
+    signin = _signin(request)
+    session = signin.session_of(request)
+    person = signin.people.by_id(session.person_id) if session is not None else None
+    if person is None:
+        raise Forbidden(f"this needs a person signed in; {principal.name} has no session")
+    address = request.client.host if request.client else "unknown"
+    try:
+        await run_in_threadpool(
+            signin.change_own_password, person, body.current_password, body.new_password,
+            request.cookies[COOKIE], address, describe(request),
+        )  # fmt: skip
+    except Throttled as exc:
+        retry = {"Retry-After": str(max(1, round(exc.retry_after)))}
+        return JSONResponse({"error": str(exc)}, status_code=429, headers=retry)
+    return Response(status_code=204)
 
 
 # -- accounts ------------------------------------------------------------------------------

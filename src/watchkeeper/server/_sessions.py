@@ -115,13 +115,13 @@ class Sessions:
         """End the session of a cookie token (logout); True when it was live."""
         return self._end(sessions.c.token_hash == _hash(token), self._clock()) > 0
 
-    def end_all(self, conn: sa.Connection, person_id: str) -> None:
-        """End every session of a person, inside the caller's transaction."""
-        conn.execute(
-            sessions.update()
-            .where(sessions.c.person_id == person_id, sessions.c.ended_at.is_(None))
-            .values(ended_at=self._clock())
-        )
+    def end_all(self, conn: sa.Connection, person_id: str, keep: str | None = None) -> None:
+        """End every session of a person (but the one of cookie token `keep`), inside the
+        caller's transaction."""
+        where = [sessions.c.person_id == person_id, sessions.c.ended_at.is_(None)]
+        if keep is not None:
+            where.append(sessions.c.token_hash != _hash(keep))
+        conn.execute(sessions.update().where(*where).values(ended_at=self._clock()))
 
     def _end(self, where: sa.ColumnElement[bool], now: float) -> int:
         with self._meta.engine.begin() as conn:

@@ -138,6 +138,23 @@ class SignIn:
         also = self.sessions.end_all if ends else None
         return self.people.change(username, actor=actor, where=where, also=also, **changes)
 
+    def change_own_password(
+        self, person: Person, current: str, new: str, keep: str, address: str, where: str
+    ) -> None:
+        """A person's new password, given the current one (throttled like a sign-in); their
+        other sessions end, the one of cookie token `keep` goes on."""
+        wait = self.throttle.wait_s(person.username, address)
+        if wait > 0:
+            raise Throttled(wait)
+        if self.people.authenticate(person.username, current) is None:
+            self.throttle.failed(person.username, address)
+            raise AuthError("the current password is wrong")
+        actor = f"person {person.username}"
+        self.people.change(
+            person.username, password=new, actor=actor, where=where,
+            also=lambda conn, pid: self.sessions.end_all(conn, pid, keep=keep),
+        )  # fmt: skip
+
     # -- the cookie ------------------------------------------------------------------------
     def principal(self, request: Request, token: str, where: str) -> Principal | None:
         """Who the session cookie names; AuthError when it names no live session (while
