@@ -52,6 +52,7 @@ class Provider:
     codes: dict[str, dict[str, str]] = field(default_factory=dict)
     authorize_requests: list[dict[str, str]] = field(default_factory=list)
     url: str = ""
+    _closed: bool = False
 
     def start(self) -> Provider:
         """Serve on an ephemeral loopback port."""
@@ -73,9 +74,11 @@ class Provider:
         return self
 
     def close(self) -> None:
-        """Stop serving."""
-        self._server.shutdown()
-        self._server.server_close()
+        """Stop serving (again: nothing)."""
+        if self.url and not self._closed:
+            self._closed = True
+            self._server.shutdown()
+            self._server.server_close()
 
     # -- endpoints -------------------------------------------------------------------------
     def _get(self, req: BaseHTTPRequestHandler) -> None:

@@ -137,3 +137,15 @@ def test_sso_routes_say_when_sso_is_off(make_server: Callable[..., Running]) -> 
     r = server.get("/api/v1/oidc/login")
     assert r.status_code == 404 and "not configured" in r.json()["error"]
     assert server.get("/api/v1/session").json()["sign_in"]["sso"] is False
+
+
+def test_a_provider_that_is_down_is_named_on_the_sign_in_page(
+    make_server: Callable[..., Running], provider: Provider
+) -> None:
+    url = provider.url
+    provider.close()
+    oidc = {"issuer": url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+    server = make_server(auth={"admin_token": ADMIN_TOKEN}, oidc=oidc)
+    with httpx.Client() as browser:
+        message = _error(browser.get(f"{server.url}/api/v1/oidc/login"))
+    assert "discovery document could not be read" in message

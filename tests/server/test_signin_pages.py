@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.server._oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider
 from tests.server.conftest import ADMIN_TOKEN, Running
 from watchkeeper.server._roles import Role
 from watchkeeper.server._sessions import COOKIE
@@ -92,3 +93,30 @@ def test_sign_in_be_refused_be_granted_sign_out(
     assert all(c["name"] != COOKIE for c in page.context.cookies())
     page.goto("/traces")
     page.wait_for_url("**/signin?next=%2Ftraces")
+
+
+@pytest.mark.browser
+def test_single_sign_on_from_the_sign_in_page(
+    make_server: Callable[..., Running], new_page: Callable[[Running], Any]
+) -> None:
+    provider = Provider().start()
+    try:
+        grant = {"value": "wk-viewers", "project": "shop", "role": "viewer"}
+        oidc = {"issuer": provider.url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+                "label": "Example SSO", "role_claim": "groups", "grants": [grant]}  # fmt: skip
+        server = make_server(auth={"admin_token": ADMIN_TOKEN}, oidc=oidc)
+        page = new_page(server)
+        page.goto("/traces")
+        page.wait_for_url("**/signin?next=%2Ftraces")
+        page.get_by_role("link", name="Sign in with Example SSO").click()
+        page.wait_for_url("**/traces")  # through the provider and back
+        _ready(page)
+        assert page.get_by_test_id("signed-in-as").inner_text() == "Signed in as carol"
+        provider.tamper = "forged"
+        page.locator("#sign-out").click()
+        page.wait_for_url("**/signin")
+        page.get_by_role("link", name="Sign in with Example SSO").click()
+        alert = page.get_by_role("alert").filter(has_text="ID token was refused")
+        alert.wait_for()
+    finally:
+        provider.close()

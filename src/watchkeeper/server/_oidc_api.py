@@ -45,7 +45,10 @@ async def oidc_login(request: Request, landing: Landing = None) -> RedirectRespo
     """Redirect to the provider; `next` is the page to land on afterwards."""
     signin, oidc = _configured(request)
     back = redirect_url(signin.config, request)
-    url, state = await run_in_threadpool(oidc.begin, signin.meta, landing, back)
+    try:
+        url, state = await run_in_threadpool(oidc.begin, signin.meta, landing, back)
+    except OidcError as exc:  # the provider is down or misconfigured: say so on the page
+        return _to_signin(exc)
     response = RedirectResponse(url, status_code=302)
     response.set_cookie(STATE_COOKIE, state, max_age=600, path=_COOKIE_PATH, httponly=True,
                         samesite="lax", secure=signin.secure(request))  # fmt: skip
@@ -75,14 +78,19 @@ async def oidc_callback(
         person = await run_in_threadpool(_person_for, signin, oidc, identity, describe(request))
     except (OidcError, ValidationError) as exc:
         signin.logins.labels("sso", "failure").inc()
-        response = RedirectResponse("/signin?" + urlencode({"error": str(exc)}), status_code=303)
-        response.delete_cookie(STATE_COOKIE, path=_COOKIE_PATH)
-        return response
+        return _to_signin(exc)
     signin.logins.labels("sso", "success").inc()
     signed = await run_in_threadpool(signin.start, person, address, describe(request), "sso")
     response = RedirectResponse(landing, status_code=303)
     response.delete_cookie(STATE_COOKIE, path=_COOKIE_PATH)
     signin.set_cookie(request, response, signed)
+    return response
+
+
+def _to_signin(exc: Exception) -> RedirectResponse:
+    """The sign-in page, saying why single sign-on failed; the state cookie dropped."""
+    response = RedirectResponse("/signin?" + urlencode({"error": str(exc)}), status_code=303)
+    response.delete_cookie(STATE_COOKIE, path=_COOKIE_PATH)
     return response
 
 
