@@ -1,6 +1,6 @@
 """In Chromium: a person signs in on the sign-in page, is refused what their role lacks (the
-page shows the 403's message), an admin grants a role on the People page, and signing out
-ends the session."""
+page shows the 403's message), changes their password, an admin grants a role on the People
+page, and signing out ends the session; single sign-on from the same page."""
 
 from __future__ import annotations
 
@@ -77,6 +77,15 @@ def test_sign_in_be_refused_be_granted_sign_out(
     refusal.wait_for()
     assert "this needs the admin role on project shop" in refusal.inner_text()
     assert "person vic has the viewer role" in refusal.inner_text()
+
+    page.get_by_test_id("signed-in-as").get_by_role("link").click()  # their own account
+    page.wait_for_url("**/account")
+    _ready(page)
+    page.get_by_label("Current password").fill(PASSWORD)
+    page.get_by_label("New password").fill("a brand new password")
+    page.get_by_role("button", name="Change password").click()
+    page.get_by_text("Password changed").wait_for()
+    assert people.authenticate("vic", "a brand new password") is not None
 
     admin = new_page(server)
     admin.goto("/signin")

@@ -29,6 +29,7 @@ CLIENT_ROUTES: tuple[str, ...] = (
     "/slos/{slo_id}",
     "/review",
     "/signin",
+    "/account",
     "/admin/people",
 )
 

@@ -17,6 +17,7 @@ const ROUTES = [
   { re: /^\/slos(\/[\w.-]+)?$/, page: "slos", nav: "slos" },
   { re: /^\/review$/, page: "review", nav: "review" },
   { re: /^\/signin$/, page: "signin", nav: null },
+  { re: /^\/account$/, page: "account", nav: null },
   { re: /^\/admin\/people$/, page: "people", nav: "people" },
 ];
 

@@ -77,7 +77,8 @@ function renderWho(projects, project) {
     } }, projects.map((p) => h("option", { value: p, selected: p === project }, p))))
     : null;
   mount(el,
-    h("p", { class: "sub", "data-testid": "signed-in-as" }, "Signed in as ", h("b", {}, info.username || info.name)),
+    h("p", { class: "sub", "data-testid": "signed-in-as" }, "Signed in as ",
+      h("a", { href: "/account", title: "Your account" }, h("b", {}, info.username || info.name))),
     pick,
     h("button", { type: "button", class: "btn ghost", id: "sign-out", onclick: signOut }, "Sign out"));
 }
