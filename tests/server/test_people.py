@@ -55,7 +55,14 @@ def test_a_session_cookie_is_httponly_samesite_and_secure_when_asked(
     _person(behind_tls, "ann", Role.VIEWER)
     r = httpx.post(behind_tls.url + "/api/v1/session",
                    json={"username": "ann", "password": PASSWORD})  # fmt: skip
-    assert "secure" in r.headers["set-cookie"].lower()
+    secure = r.headers["set-cookie"]
+    assert secure.startswith("__Host-wk_session=") and "secure" in secure.lower()
+    token = r.cookies["__Host-wk_session"]
+    traces = behind_tls.url + "/api/v1/traces"
+    ok = httpx.get(traces, params={"range": "1h"}, headers={"Cookie": f"__Host-wk_session={token}"})
+    assert ok.status_code == 200, ok.text
+    planted = httpx.get(traces, params={"range": "1h"}, headers={"Cookie": f"{COOKIE}={token}"})
+    assert planted.status_code == 401  # a cookie without the prefix is not this server's
 
 
 def test_a_person_acts_with_their_role(server: Running) -> None:

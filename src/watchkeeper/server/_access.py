@@ -30,7 +30,6 @@ from fastapi.routing import APIRoute, RouteContext
 from watchkeeper.errors import AuthError, Forbidden
 from watchkeeper.server._roles import Principal, Role, authorize, forbidden
 from watchkeeper.server._services import describe, services
-from watchkeeper.server._sessions import COOKIE as SESSION_COOKIE
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +61,7 @@ def _principal(request: Request) -> Principal | None:
     headers = request.headers
     svc = services(request)
     if "authorization" not in headers and "x-api-key" not in headers and svc.signin is not None:
-        token = request.cookies.get(SESSION_COOKIE)
+        token = svc.signin.token(request)
         if token:
             return svc.signin.principal(request, token, describe(request))
     return svc.keys.identify(

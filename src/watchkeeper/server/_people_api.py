@@ -33,7 +33,6 @@ from watchkeeper.server._people import Person, valid_project
 from watchkeeper.server._query_api import _first_error
 from watchkeeper.server._roles import Principal, Role, forbidden
 from watchkeeper.server._services import describe, services
-from watchkeeper.server._sessions import COOKIE
 from watchkeeper.server._signin import SignIn, Throttled
 
 router = APIRouter(prefix="/api/v1", tags=["people"])
@@ -213,7 +212,7 @@ async def sign_in(request: Request) -> Response:
         raise Forbidden(problem)
     body = await _body(request, PasswordSignIn, "sign-in")
     address = request.client.host if request.client else "unknown"
-    if previous := request.cookies.get(COOKIE):  # a sign-in always starts a new session
+    if previous := signin.token(request):  # a sign-in always starts a new session
         await run_in_threadpool(signin.sessions.end, previous)
     try:
         signed = await run_in_threadpool(
@@ -245,7 +244,7 @@ def sign_out(request: Request, principal: Anyone) -> Response:
     signin = _signin(request)
     response = Response(status_code=204)
     if principal is not None and principal.person:
-        signin.logout(request.cookies.get(COOKIE), principal.name, describe(request))
+        signin.logout(signin.token(request), principal.name, describe(request))
         signin.clear_cookie(request, response)
     return response
 
@@ -265,7 +264,7 @@ async def change_own_password(request: Request, principal: Someone) -> Response:
     try:
         await run_in_threadpool(
             signin.change_own_password, person, body.current_password, body.new_password,
-            request.cookies[COOKIE], address, describe(request),
+            signin.token(request) or "", address, describe(request),
         )  # fmt: skip
     except Throttled as exc:
         retry = {"Retry-After": str(max(1, round(exc.retry_after)))}

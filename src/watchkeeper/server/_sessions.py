@@ -25,6 +25,9 @@ import sqlalchemy as sa
 from watchkeeper.store.meta import METADATA, MetaStore
 
 COOKIE = "wk_session"
+#: Its name when it is Secure: browsers take a `__Host-` cookie only from this very host,
+#: over https, for path /, so a sibling subdomain cannot plant one (session fixation).
+SECURE_COOKIE = "__Host-wk_session"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: A session's last use is written at most this often (each request reads it, few write).

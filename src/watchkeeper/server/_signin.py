@@ -24,7 +24,14 @@ from watchkeeper.server._login_throttle import LoginThrottle
 from watchkeeper.server._oidc import CALLBACK_PATH, OidcClient
 from watchkeeper.server._people import People, PeopleEvent, Person
 from watchkeeper.server._roles import Principal
-from watchkeeper.server._sessions import COOKIE, Session, Sessions, cross_site, csrf_problem
+from watchkeeper.server._sessions import (
+    COOKIE,
+    SECURE_COOKIE,
+    Session,
+    Sessions,
+    cross_site,
+    csrf_problem,
+)
 from watchkeeper.store.meta import MetaStore
 
 ENDED = (
@@ -173,8 +180,16 @@ class SignIn:
 
     def session_of(self, request: Request) -> Session | None:
         """The live session of the request's cookie, None without one."""
-        token = request.cookies.get(COOKIE)
+        token = self.token(request)
         return self.sessions.find(token) if token else None
+
+    def cookie_name(self, request: Request) -> str:
+        """The session cookie's name for this request: `__Host-` prefixed when Secure."""
+        return SECURE_COOKIE if self.secure(request) else COOKIE
+
+    def token(self, request: Request) -> str | None:
+        """The session token the request's cookie holds, None without one."""
+        return request.cookies.get(self.cookie_name(request))
 
     def origins(self, request: Request) -> set[str]:
         """The origins this server answers as: the request's own, and `public_url`'s."""
@@ -198,14 +213,19 @@ class SignIn:
     def set_cookie(self, request: Request, response: Response, signed: SignedIn) -> None:
         """Put the session's token in an HttpOnly, SameSite=Lax cookie on `response`."""
         response.set_cookie(
-            COOKIE, signed.token, max_age=int(self.config.sessions.absolute_s), path="/",
+            self.cookie_name(request), signed.token, path="/",
+            max_age=int(self.config.sessions.absolute_s),
             httponly=True, samesite="lax", secure=self.secure(request),
         )  # fmt: skip
 
     def clear_cookie(self, request: Request, response: Response) -> None:
         """Tell the browser to drop the session cookie."""
         response.delete_cookie(
-            COOKIE, path="/", httponly=True, samesite="lax", secure=self.secure(request)
+            self.cookie_name(request),
+            path="/",
+            httponly=True,
+            samesite="lax",
+            secure=self.secure(request),
         )
 
 
