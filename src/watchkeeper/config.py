@@ -134,6 +134,11 @@ class SessionsConfig(_Section):
     # the cookie's Secure flag; None: set when the request came over https, or when
     # server.public_url is https (behind a proxy that ends TLS)
     secure_cookie: bool | None = None
+    # Sign-in backoff (server/_login_throttle.py): failures free of delay, then a delay that
+    # doubles from 1 s, up to a cap per client address and a short one per account.
+    login_free_attempts: int = Field(default=5, ge=1, le=100)
+    login_address_cap_s: float = Field(default=900.0, ge=1)
+    login_account_cap_s: float = Field(default=60.0, ge=1, le=3600)
 
 
 class OidcRoleGrant(_Section):

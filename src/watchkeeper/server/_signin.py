@@ -20,7 +20,7 @@ from starlette.responses import Response
 from watchkeeper.config import Config
 from watchkeeper.errors import AuthError, Forbidden
 from watchkeeper.server._auth import KeyRing
-from watchkeeper.server._login_throttle import LoginThrottle
+from watchkeeper.server._login_throttle import Limits, LoginThrottle
 from watchkeeper.server._oidc import CALLBACK_PATH, OidcClient
 from watchkeeper.server._people import People, PeopleEvent, Person
 from watchkeeper.server._roles import Principal
@@ -79,7 +79,12 @@ class SignIn:
         self.sessions = Sessions(
             meta, idle_s=config.sessions.idle_s, absolute_s=config.sessions.absolute_s
         )
-        self.throttle = throttle or LoginThrottle()
+        limits = Limits(
+            free=config.sessions.login_free_attempts,
+            address_cap_s=config.sessions.login_address_cap_s,
+            account_cap_s=config.sessions.login_account_cap_s,
+        )
+        self.throttle = throttle or LoginThrottle(limits)
         self.oidc = oidc  # when single sign-on is configured
         self._keys = keys
         self.logins = Counter(
