@@ -91,6 +91,7 @@ def test_changes_with_the_cookie_need_the_csrf_token_and_this_origin(server: Run
     for label, headers in attempts.items():
         r = client.post("/api/v1/silences", json=silence, headers=headers)
         assert r.status_code == 403, (label, r.text)
+    assert 'watchkeeper_auth_rejected_total{reason="csrf"} 4.0' in server.get("/metrics").text
     ok = client.post("/api/v1/silences", json=silence,
                      headers={"X-CSRF-Token": csrf, "Origin": server.url,
                               "Sec-Fetch-Site": "same-origin"})  # fmt: skip

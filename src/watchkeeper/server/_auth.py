@@ -45,7 +45,7 @@ KEY_CACHE_TTL_S = 1.0
 _CACHE_MAX = 10_000
 #: A refused credential is logged at most this often; every refusal is counted.
 REFUSAL_LOG_EVERY_S = 60.0
-REFUSAL_REASONS = ("missing", "malformed", "unknown", "forbidden")
+REFUSAL_REASONS = ("missing", "malformed", "unknown", "forbidden", "session", "csrf")
 
 log = logging.getLogger("watchkeeper.server.auth")
 
