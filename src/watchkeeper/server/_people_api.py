@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import orjson
 import pydantic
@@ -149,6 +149,15 @@ class MembersOut(BaseModel):
     items: list[MemberOut]
 
 
+def _doc(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI request body of a route that reads `model` itself (after its access
+    check); Role is a component of the document (the answers hold it)."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema.pop("$defs", None)
+    return {"requestBody": {"required": True,
+                            "content": {"application/json": {"schema": schema}}}}  # fmt: skip
+
+
 def _signin(request: Request) -> SignIn:
     signin = services(request).signin
     assert signin is not None
@@ -201,7 +210,7 @@ def who(request: Request, principal: Anyone) -> SessionInfo:
 
 
 @router.post("/session", response_model=SessionInfo, dependencies=[Depends(open_access)],
-             summary="Sign in with a username and password",
+             summary="Sign in with a username and password", openapi_extra=_doc(PasswordSignIn),
              responses={401: {"description": "wrong username or password"},
                         429: {"description": "too many failed sign-ins"}})  # fmt: skip
 async def sign_in(request: Request) -> Response:
@@ -250,7 +259,7 @@ def sign_out(request: Request, principal: Anyone) -> Response:
 
 
 @router.post("/session/password", status_code=204, response_class=Response,
-             summary="Change your own password")  # fmt: skip
+             summary="Change your own password", openapi_extra=_doc(PasswordChange))  # fmt: skip
 async def change_own_password(request: Request, principal: Someone) -> Response:
     """A person signed in sets a new password, giving the current one; their other
     sessions end, this one goes on."""
@@ -279,7 +288,13 @@ def list_people(request: Request, _admin: Admin) -> PeopleOut:
     return PeopleOut(items=[_person_out(p) for p in _signin(request).people.everyone()])
 
 
-@router.post("/people", status_code=201, response_model=PersonOut, summary="Create an account")
+@router.post(
+    "/people",
+    status_code=201,
+    response_model=PersonOut,
+    summary="Create an account",
+    openapi_extra=_doc(PersonIn),
+)
 async def create_person(request: Request, admin: Admin) -> PersonOut:
     """A local account (password rules: at least 12 characters, not the username)."""
     body = await _body(request, PersonIn, "account")
@@ -297,7 +312,12 @@ async def create_person(request: Request, admin: Admin) -> PersonOut:
     return _person_out(person)
 
 
-@router.patch("/people/{username}", response_model=PersonOut, summary="Change an account")
+@router.patch(
+    "/people/{username}",
+    response_model=PersonOut,
+    summary="Change an account",
+    openapi_extra=_doc(PersonChange),
+)
 async def change_person(request: Request, username: str, admin: Admin) -> PersonOut:
     """Set a password, disable or enable, make or unmake a server administrator; a new
     password or disabling ends the person's sessions at once."""
@@ -342,7 +362,7 @@ def list_members(request: Request, manager: Manager, project: str | None = None)
 
 
 @router.put("/members/{project}/{username}", response_model=MemberOut,
-            summary="Give a person a role in a project")  # fmt: skip
+            summary="Give a person a role in a project", openapi_extra=_doc(MemberIn))  # fmt: skip
 async def set_member(request: Request, project: str, username: str, manager: Manager) -> MemberOut:
     """Add a person to a project with a role, or change their role there."""
     _check_manages(request, manager, valid_project(project))
