@@ -255,3 +255,19 @@ def test_a_person_changes_their_own_password_and_ends_their_other_sessions(
         "POST", change, key, json={"current_password": "x", "new_password": "y"}
     )
     assert by_key.status_code == 403 and "needs a person signed in" in by_key.json()["error"]
+
+
+def test_a_person_in_several_projects_names_the_one_they_act_for(server: Running) -> None:
+    _person(server, "max", Role.VIEWER)
+    server.services.signin.people.set_role("max", "bank", Role.EDITOR, actor="test")  # type: ignore[union-attr]
+    client, _ = _sign_in(server, "max")
+    traces = "/api/v1/traces"
+    unnamed = client.get(traces, params={"range": "1h"})
+    assert unnamed.status_code == 403 and "several projects (bank, shop)" in unnamed.json()["error"]
+    for project in ("shop", "bank"):
+        named = client.get(
+            traces, params={"range": "1h"}, headers={"X-Watchkeeper-Project": project}
+        )
+        assert named.status_code == 200, named.text
+    other = client.get(traces, params={"range": "1h"}, headers={"X-Watchkeeper-Project": "lab"})
+    assert other.status_code == 403 and "no role" in other.json()["error"]

@@ -102,6 +102,12 @@ def forbidden(principal: Principal, needed: Role, project: str | None) -> Forbid
     held = principal.role_in(project) if project else None
     if principal.keys_admin and held is None:
         has = f"{principal.name} manages keys and people, and reads no project's data"
+    elif project is None and len(principal.roles) > 1:
+        projects = ", ".join(sorted(principal.roles)[:10])
+        has = (
+            f"{principal.name} has roles in several projects ({projects}): name one with "
+            "the X-Watchkeeper-Project header or ?project="
+        )
     elif held is None:
         has = f"{principal.name} has no role{where}"
     else:
@@ -121,5 +127,5 @@ def authorize(principal: Principal, needed: Role, requested: str | None) -> str:
     project = principal.acting_project(requested)
     role = principal.role_in(project) if project else None
     if project is None or role is None or not role.grants(needed):
-        raise forbidden(principal, needed, project)
+        raise forbidden(principal, needed, project or requested)
     return project
