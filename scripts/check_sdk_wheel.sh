@@ -50,3 +50,14 @@ assert took < 15, f"init, one call and shutdown took {took:.1f} s against no ser
 assert not any(m.startswith("watchkeeper.server") for m in sys.modules)
 print(f"sdk wheel: installs alone, no server dependency, works without a server ({took:.1f} s)")
 PYEOF
+
+# The server's commands say which extra they need instead of a ModuleNotFoundError.
+set +e
+out=$("$work/venv/bin/watchkeeper" serve 2>&1)
+status=$?
+set -e
+if [[ $status -ne 2 || "$out" != *"pip install 'watchkeeper[server]'"* || "$out" == *Traceback* ]]; then
+  echo "watchkeeper serve without the server extra: exit $status, said: $out" >&2
+  exit 1
+fi
+echo "sdk wheel: 'watchkeeper serve' names the extra it needs"

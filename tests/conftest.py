@@ -33,6 +33,16 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
+@pytest.fixture
+def receiver() -> Iterator[Any]:
+    """A real webhook receiver on loopback (`tests.alerting._receiver`): what it got."""
+    from tests.alerting._receiver import Receiver
+
+    r = Receiver().start()
+    yield r
+    r.close()
+
+
 _status = {"exit": 0}
 
 

@@ -28,6 +28,9 @@ DASHBOARD = (
 )
 
 
+HEADER = "minute  RSS MiB  lag p99 s  query p95 ms  written/s  errors"
+
+
 @dataclass
 class Minute:
     """What one minute of the soak saw."""
@@ -108,22 +111,28 @@ class Soak:
         with self.lock:
             self.now.rss_mib, self.now.written = rss / 2**20, written
             self.minutes.append(Minute())
+            n = len(self.minutes) - 1
+        if n == 1:
+            print(HEADER, flush=True)
+        print(self._line(n)[0], flush=True)  # as it happens: a long soak can be read live
+
+    def _line(self, i: int) -> tuple[str, tuple[float, float, float]]:
+        """Minute `i` (from 1): its printed row, and its RSS, lag p99 and query p95 (ms)."""
+        m, before = self.minutes[i - 1], self.minutes[i - 2].written if i > 1 else 0.0
+        lag, q = _pct(m.lags, 0.99), _pct(m.queries, 0.95)
+        line = (
+            f"{i:6}  {m.rss_mib:7.0f}  {_num(lag, 1):>9}  {_num(q, 1000):>12}  "
+            f"{(m.written - before) / 60.0:9,.0f}  {m.errors:6}"
+        )
+        return line, (m.rss_mib, lag or 0.0, (q or 0.0) * 1000)
 
     def report(self, acked: int, stored: int, sender_errors: int) -> None:
-        """Print the per-minute table, the slopes, and the final check."""
-        full = self.minutes[:-1]  # the last one is partial
-        print("minute  RSS MiB  lag p99 s  query p95 ms  written/s  errors")
-        rows: list[tuple[float, float, float]] = []
-        before = 0.0
-        for i, m in enumerate(full, 1):
-            lag, q = _pct(m.lags, 0.99), _pct(m.queries, 0.95)
-            rate = (m.written - before) / 60.0
-            before = m.written
-            print(
-                f"{i:6}  {m.rss_mib:7.0f}  {_num(lag, 1):>9}  {_num(q, 1000):>12}  "
-                f"{rate:9,.0f}  {m.errors:6}"
-            )
-            rows.append((m.rss_mib, lag or 0.0, (q or 0.0) * 1000))
+        """Print the per-minute table again, the slopes, and the final check."""
+        lines = [self._line(i) for i in range(1, len(self.minutes))]  # the last is partial
+        print(HEADER)
+        for line, _ in lines:
+            print(line)
+        rows = [row for _, row in lines]
         for label, part in (("all minutes", rows), ("after minute 15", rows[15:])):
             if len(part) > 1:
                 rss, lag, q = (slope([r[k] for r in part]) for k in range(3))

@@ -191,6 +191,13 @@ class RetentionConfig(_Section):
     check_interval_s: float = Field(default=3600.0, gt=0)
 
 
+class AuditConfig(_Section):
+    """The audit log: how long its entries are kept (pruning leaves a checkpoint)."""
+
+    retention_days: int = Field(default=400, ge=1)
+    check_interval_s: float = Field(default=3600.0, gt=0)
+
+
 class Config(_Section):
     """The whole configuration of `watchkeeper serve`."""
 
@@ -202,6 +209,7 @@ class Config(_Section):
     oidc: OidcConfig = OidcConfig()
     prices: list[PriceOverride] = []
     retention: RetentionConfig = RetentionConfig()
+    audit: AuditConfig = AuditConfig()
     # Sections owned by other packages are kept as raw mappings here and validated there.
     alerting: dict[str, Any] = {}
     evals: dict[str, Any] = {}

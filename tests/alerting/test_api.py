@@ -20,13 +20,6 @@ LAT = {"id": "chat-latency", "sli": "latency", "latency_threshold_ms": 1000, "ob
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.close()
-
-
-@pytest.fixture
 def client(tmp_path: Path, receiver: Receiver) -> Iterator[TestClient]:
     alerting = {
         "interval": 3600,  # the loop runs once at start; tests drive the rest

@@ -7,11 +7,9 @@ resolve it. A channel that is down gets the notification once it is back, across
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -80,13 +78,6 @@ def wait_for(receiver: Receiver, pred: Any, timeout: float) -> list[dict[str, An
         if got:
             return got
     return []
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.close()
 
 
 def test_timeouts_fire_then_healthy_spans_resolve(tmp_path: Path, receiver: Receiver) -> None:

@@ -45,13 +45,6 @@ class Clock:
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.close()
-
-
-@pytest.fixture
 def store() -> Iterator[DuckDBStore]:
     s = DuckDBStore(None)
     yield s

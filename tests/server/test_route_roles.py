@@ -10,7 +10,7 @@ static assets) are named below and checked open.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -203,13 +203,6 @@ def _spans(n: int) -> list[Any]:
         with provider.get_tracer("t").start_as_current_span(f"op-{i}"):
             pass
     return list(memory.get_finished_spans())
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.close()
 
 
 @pytest.fixture

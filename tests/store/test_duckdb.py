@@ -5,11 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import duckdb
 
 from tests.datagen import generate
+from watchkeeper.model import SpanBatch
 from watchkeeper.store import SpanFilter
 from watchkeeper.store._duckdb_arrow import spans_table
 from watchkeeper.store._duckdb_schema import LATEST, MIGRATIONS, current_version, migrate
@@ -147,3 +149,20 @@ def test_a_fatal_error_opens_the_database_again(tmp_path: Path) -> None:
     assert out[1] == "reopened: 1"
     _, stored, _, total = out[3].split()
     assert int(out[2].split()[1]) > 0 and stored == total
+
+
+def test_a_trace_is_found_whatever_the_form_of_its_id(tmp_path: Path) -> None:
+    """`traces` is scanned by the id's first 64 bits; an id of another form is found too."""
+    data = generate("p", 3)
+    odd = [replace(s, trace_id="trace-from-elsewhere") for s in data.spans[:2]]
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    store.write(SpanBatch(data.spans[:3]))
+    store.write(SpanBatch(data.spans[3:] + odd))  # the first trace's spans over two writes
+    for trace_id in {s.trace_id for s in data.spans} | {"trace-from-elsewhere"}:
+        detail = store.trace("p", trace_id)
+        assert detail is not None
+        want = {s.span_id for s in data.spans + odd if s.trace_id == trace_id}
+        assert {s.span_id for s in detail.spans} == want
+    assert store.trace("p", "0" * 32) is None
+    assert store.trace("p", "0x" + "1" * 30) is None
+    store.close()

@@ -34,7 +34,10 @@ class Deliverer:
         channels: Mapping[str, Channel],
         metrics: AlertMetrics,
         clock: Callable[[], float] = time.time,
+        *,
+        redact: Callable[[str], str] = str,
     ) -> None:
+        self._redact = redact  # stored errors never hold a channel's secret
         self._config = config
         self._meta = meta
         self._channels = dict(channels)
@@ -95,6 +98,7 @@ class Deliverer:
             result, error = "failed", f"no channel named {channel_name!r} is configured"
         else:
             result, error, next_at = await self._send(channel, entry, now)
+            error = None if error is None else self._redact(error)
         duration_ms = (time.perf_counter() - started) * 1000.0
         self._metrics.notifications.labels(channel=channel_name, result=result).inc()
         await asyncio.to_thread(

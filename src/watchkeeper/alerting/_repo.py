@@ -77,7 +77,7 @@ def upsert_rule_row(meta: MetaStore, row: RuleRow, now: float) -> None:
         "deleted": row.deleted,
         "updated_at": now,
     }
-    with meta.engine.begin() as conn:
+    with meta.transaction() as conn:
         which = (alert_rules.c.id == row.id, alert_rules.c.project == row.project)
         done = conn.execute(alert_rules.update().where(*which).values(values))
         if not done.rowcount:
@@ -86,7 +86,7 @@ def upsert_rule_row(meta: MetaStore, row: RuleRow, now: float) -> None:
 
 def delete_rule_row(meta: MetaStore, project: str, rule_id: str) -> None:
     """Forget a rule row of a project."""
-    with meta.engine.begin() as conn:
+    with meta.transaction() as conn:
         conn.execute(
             alert_rules.delete().where(
                 alert_rules.c.id == rule_id, alert_rules.c.project == project
@@ -154,7 +154,7 @@ def history(
 def add_silence(meta: MetaStore, s: Silence, now: float) -> Silence:
     """Store a silence; give it an id when it has none."""
     s = s if s.id else dataclasses.replace(s, id=secrets.token_hex(8))
-    with meta.engine.begin() as conn:
+    with meta.transaction() as conn:
         conn.execute(
             silences.insert().values(
                 id=s.id,
@@ -193,7 +193,7 @@ def load_silences(meta: MetaStore, project: str | None, since: float) -> list[Si
 
 def expire_silence(meta: MetaStore, project: str, silence_id: str, now: float) -> bool:
     """End a silence now; False when no such active silence exists."""
-    with meta.engine.begin() as conn:
+    with meta.transaction() as conn:
         done = conn.execute(
             silences.update()
             .where(

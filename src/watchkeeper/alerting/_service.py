@@ -51,6 +51,7 @@ class AlertingEngine:
         base_url: str = "",
         http: httpx.AsyncClient | None = None,
         projects: Callable[[], Iterable[str]] | None = None,
+        redact: Callable[[str], str] | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -60,6 +61,8 @@ class AlertingEngine:
         self.clock = clock
         self.base_url = base_url
         self.registry = registry
+        #: Scrubs channel secrets from delivery errors before they are stored or shown.
+        self.redact: Callable[[str], str] = redact or (lambda text: text)
         self.metrics = AlertMetrics(registry)
         severities = {n: tuple(s.severities) for n, s in self.channel_specs.items()}
         self.evaluator = Evaluator(
@@ -72,7 +75,9 @@ class AlertingEngine:
             base_url=base_url,
             projects=projects,
         )
-        self.deliverer = Deliverer(config, meta, self.channels, self.metrics, clock)
+        self.deliverer = Deliverer(
+            config, meta, self.channels, self.metrics, clock, redact=self.redact
+        )
         self._http = http
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
@@ -213,14 +218,14 @@ class AlertingEngine:
             await channel.send(n)
         except DeliveryError as exc:
             self.metrics.notifications.labels(channel=channel_name, result="test_failed").inc()
-            return {"ok": False, "error": str(exc), "retryable": exc.retryable}
+            return {"ok": False, "error": self.redact(str(exc)), "retryable": exc.retryable}
         self.metrics.notifications.labels(channel=channel_name, result="test_ok").inc()
         return {"ok": True, "duration_ms": (time.perf_counter() - started) * 1000.0}
 
 
 def build_alerting(services: Any) -> AlertingEngine | None:
     """The engine for a server's services (None when `alerting.enabled` is false)."""
-    from watchkeeper.alerting.channels import build_channel, parse_channel_specs
+    from watchkeeper.alerting.channels import build_channel, parse_channel_specs, secret_values
 
     config = alerting_of(services.config)
     if not config.enabled:
@@ -231,6 +236,9 @@ def build_alerting(services: Any) -> AlertingEngine | None:
         _check_channel_names(config, {s.name for s in specs})
     except WatchkeeperError as exc:
         raise ConfigError(f"{source}: alerting: {exc}") from None
+    for spec in specs:
+        services.redactor.add(*secret_values(spec))
+    _warn_clear_secrets(config.channels, specs, source)
     http = httpx.AsyncClient(timeout=30.0)
     channels = {s.name: build_channel(s, http) for s in specs}
     return AlertingEngine(
@@ -244,7 +252,29 @@ def build_alerting(services: Any) -> AlertingEngine | None:
         base_url=services.config.base_url,
         http=http,
         projects=_projects_of(services),
+        redact=services.redactor.scrub,
     )
+
+
+def _warn_clear_secrets(
+    items: Iterable[Mapping[str, Any]], specs: Iterable[Any], source: str
+) -> None:
+    """Warn about each channel secret written in clear in the configuration (neither a
+    `${NAME}` reference nor sealed), naming the field, never its value."""
+    from watchkeeper.alerting.channels import secret_fields
+    from watchkeeper.vault import is_sealed
+
+    for item, spec in zip(items, specs, strict=True):
+        for name in secret_fields(spec):
+            raw = item.get(name)
+            if isinstance(raw, str) and "${" not in raw and not is_sealed(raw):
+                log.warning(
+                    "%s: channel %s: %s is written in clear; seal it (watchkeeper secrets "
+                    "seal) or reference the environment as ${NAME}",
+                    source,
+                    spec.name,
+                    name,
+                )
 
 
 def _projects_of(services: Any) -> Callable[[], list[str]]:

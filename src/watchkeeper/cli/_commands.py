@@ -108,11 +108,13 @@ def _serve(args: argparse.Namespace) -> int:
 
     from watchkeeper.server._http import header_deadline
     from watchkeeper.server._logging import configure_logging
-    from watchkeeper.server.app import create_app
+    from watchkeeper.server.app import build_services, create_app
+    from watchkeeper.vault import Redactor
 
     config = _load(args)
-    configure_logging(config.server.log_level)
-    app = create_app(config)
+    redactor = Redactor()  # learns the channels' secrets as they are read
+    configure_logging(config.server.log_level, redactor)
+    app = create_app(config, services=build_services(config, redactor=redactor))
     host = _auth_host(config, app.state.services.keys)
     log.info(
         "watchkeeper listening",
@@ -154,6 +156,9 @@ def _keys_options(p: argparse.ArgumentParser) -> None:
 
 
 def _keys(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from watchkeeper.server._audit import AuditLog, cli_actor, local_origin
     from watchkeeper.server._auth import KeyRing
     from watchkeeper.store.meta import MetaStore
 
@@ -161,11 +166,14 @@ def _keys(args: argparse.Namespace) -> int:
     meta = MetaStore(config.meta_url)
     meta.create_all()
     ring = KeyRing(meta)
+    audit, actor, origin = AuditLog(meta), cli_actor(), local_origin("watchkeeper keys")
     if args.action == "create":
         if not args.project:
             print("keys create needs --project NAME", file=sys.stderr)
             return 2
-        key, token = ring.create(args.project, args.name, role=Role(args.role))
+        with audit.change(actor, origin, "key.create", "key (new)", args.project) as change:
+            key, token = ring.create(args.project, args.name, role=Role(args.role))
+            change.target, change.after = f"key {key.key_id}", asdict(key)
         print(
             f"created key {key.key_id} with role {key.role} in project {key.project} "
             f"(shown once):\n{token}"
@@ -175,10 +183,100 @@ def _keys(args: argparse.Namespace) -> int:
             state = "revoked" if k.revoked_at else "active"
             print(f"{k.key_id}\t{k.project}\t{k.role}\t{k.name}\t{state}")
     else:
-        if not args.key_id or not ring.revoke(args.key_id):
+        old = ring.get(args.key_id) if args.key_id else None
+        if old is None or old.revoked_at is not None:
             print(f"no active key {args.key_id!r}; see: watchkeeper keys list", file=sys.stderr)
             return 1
+        target = f"key {old.key_id}"
+        with audit.change(actor, origin, "key.revoke", target, old.project) as change:
+            ring.revoke(old.key_id)
+            change.before, change.after = asdict(old), asdict(ring.get(old.key_id) or old)
         print(f"revoked {args.key_id}")
+    return 0
+
+
+def _audit_options(p: argparse.ArgumentParser) -> None:
+    _server_options(p)
+    p.add_argument("action", choices=["verify", "export"])
+    p.add_argument(
+        "--expect",
+        metavar="SEQ:HASH",
+        help="verify: a head printed by an earlier verify, kept elsewhere; fail unless the "
+        "log still holds it (catches a rewrite of the whole chain)",
+    )
+
+
+def _audit(args: argparse.Namespace) -> int:
+    """Check the audit log's hash chain (exit 1 naming the first broken entry), or print it
+    as JSON lines."""
+    import json
+
+    from watchkeeper.server._audit import AuditLog
+    from watchkeeper.store.meta import MetaStore
+
+    meta = MetaStore(_load(args).meta_url)
+    meta.create_all()
+    audit = AuditLog(meta)
+    if args.action == "export":
+        for entry in audit.entries():
+            print(json.dumps(entry.as_json(), ensure_ascii=False))
+        return 0
+    verdict = audit.verify()
+    problem = verdict.problem if not verdict.ok else None
+    if problem is None and args.expect:
+        seq, _, digest = args.expect.partition(":")
+        if not seq.isdigit() or len(digest) != 64:
+            print("--expect takes SEQ:HASH as verify prints it", file=sys.stderr)
+            return 2
+        problem = audit.still_holds(int(seq), digest)
+    if problem is not None:
+        print(f"audit log broken: {problem}", file=sys.stderr)
+        return 1
+    head = f"{verdict.head_seq}:{verdict.head_hash}"
+    print(
+        f"audit log ok: {verdict.entries} entries, head {head} (keep it elsewhere; later: "
+        f"watchkeeper audit verify --expect {head})"
+    )
+    return 0
+
+
+def _secrets_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["keygen", "seal", "reseal"])
+    p.add_argument("file", nargs="?", type=Path, help="reseal: the config file to re-seal")
+
+
+def _secrets(args: argparse.Namespace) -> int:
+    """Make a server key, seal a value read from stdin, or re-seal a file's sealed values
+    under the first key (rotation; see watchkeeper.vault)."""
+    import shutil
+
+    from watchkeeper.vault import KEY_ENV, SecretBox, generate_key, reseal_text
+
+    if args.action == "keygen":
+        print(generate_key())
+        return 0
+    box = SecretBox.from_env()
+    if box is None:
+        print(f"set {KEY_ENV} (or {KEY_ENV}_FILE) first: watchkeeper secrets keygen",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    if args.action == "seal":
+        # Read from stdin, never from the command line: shells and `ps` keep arguments.
+        value = sys.stdin.readline().rstrip("\r\n")
+        if not value:
+            print("secrets seal reads the value from stdin; got nothing", file=sys.stderr)
+            return 2
+        print(box.seal(value))
+        return 0
+    if args.file is None:
+        print("secrets reseal needs the config file", file=sys.stderr)
+        return 2
+    text, count = reseal_text(args.file.read_text(), box)
+    staged = args.file.with_name(args.file.name + ".reseal")
+    staged.write_text(text)
+    shutil.copymode(args.file, staged)
+    staged.replace(args.file)
+    print(f"re-sealed {count} values in {args.file} under the first key")
     return 0
 
 
@@ -324,6 +422,10 @@ def _guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
 COMMANDS: tuple[Command, ...] = (
     Command("serve", "run the server: OTLP ingest, API, UI", _serve_options, _guarded(_serve)),
     Command("keys", "create, list or revoke project API keys", _keys_options, _guarded(_keys)),
+    Command("audit", "verify the audit log's hash chain, or export it", _audit_options,
+            _guarded(_audit)),
+    Command("secrets", "make a server key, seal a secret, re-seal after rotation",
+            _secrets_options, _guarded(_secrets)),
     Command("demo", "run the server, a demo AI service and load", _demo_options, _guarded(_demo)),
     Command("dead-letter", "list or replay the records ingest set aside", _dead_letter_options,
             _guarded(_dead_letter)),

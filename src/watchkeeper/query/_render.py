@@ -292,13 +292,6 @@ def search_query(
     return Query(sql, p.values)
 
 
-def trace_range_query(trace_id: str, d: Dialect) -> Query:
-    """First and last span start of one trace (over every project), from `traces`."""
-    p = Params(d)
-    sql = f"SELECT min(min_start_ns), max(max_start_ns) FROM traces WHERE trace_id = {p(trace_id)}"
-    return Query(sql, p.values)
-
-
 def trace_spans_query(
     project: str,
     trace_id: str,

@@ -60,13 +60,18 @@ def _principal(request: Request) -> Principal | None:
     API key, else its session cookie (a person signed in; CSRF checked, see _sessions)."""
     headers = request.headers
     svc = services(request)
+    principal: Principal | None = None
     if "authorization" not in headers and "x-api-key" not in headers and svc.signin is not None:
         token = svc.signin.token(request)
         if token:
-            return svc.signin.principal(request, token, describe(request))
-    return svc.keys.identify(
+            principal = svc.signin.principal(request, token, describe(request))
+            request.state.principal = principal  # who the audit log names
+            return principal
+    principal = svc.keys.identify(
         headers.get("authorization"), headers.get("x-api-key"), where=describe(request)
     )
+    request.state.principal = principal  # who the audit log names
+    return principal
 
 
 def _missing(request: Request, what: str) -> AuthError:

@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from watchkeeper.alerting import AlertingEngine, Rule, parse_rule
 from watchkeeper.alerting import _repo as repo
@@ -22,6 +23,7 @@ from watchkeeper.alerting._state import AlertState
 from watchkeeper.errors import NotFound, ValidationError
 from watchkeeper.query._params import shown
 from watchkeeper.server._access import needs
+from watchkeeper.server._audit import audited, who
 from watchkeeper.server._params import integer
 from watchkeeper.server._roles import Role
 from watchkeeper.server._services import services
@@ -94,9 +96,10 @@ def create_rule(
     rule = _validated(engine, body, project)
     if any(r.id == rule.id for r in engine.rules(project)):
         raise ValidationError(f"a rule with id {rule.id!r} exists; PUT /api/v1/rules/{rule.id}")
-    repo.upsert_rule_row(
-        engine.meta, repo.RuleRow(rule.id, project, rule, None, False), _now(request)
-    )
+    with audited(request, "rule.create", f"rule {rule.id}", project) as change:
+        row = repo.RuleRow(rule.id, project, rule, None, False)
+        repo.upsert_rule_row(engine.meta, row, _now(request))
+        change.after = rule_to_data(rule)
     return _rule_json(engine, rule)
 
 
@@ -113,11 +116,12 @@ def update_rule(
 ) -> dict[str, Any]:
     """Replace a rule (a rule of the config file is overridden in the meta DB)."""
     engine = _engine(request)
-    _get_rule(engine, project, rule_id)
+    old = _get_rule(engine, project, rule_id)
     rule = _validated(engine, {**body, "id": rule_id}, project)
-    repo.upsert_rule_row(
-        engine.meta, repo.RuleRow(rule_id, project, rule, None, False), _now(request)
-    )
+    with audited(request, "rule.update", f"rule {rule_id}", project) as change:
+        row = repo.RuleRow(rule_id, project, rule, None, False)
+        repo.upsert_rule_row(engine.meta, row, _now(request))
+        change.before, change.after = rule_to_data(old), rule_to_data(rule)
     return _rule_json(engine, rule)
 
 
@@ -125,12 +129,14 @@ def update_rule(
 def delete_rule(request: Request, rule_id: str, project: str = Editing) -> None:
     """Delete a rule (a config rule is hidden until deleted from the file too)."""
     engine = _engine(request)
-    _get_rule(engine, project, rule_id)
-    if rule_id in _file_rule_ids(engine):
-        row = repo.RuleRow(rule_id, project, None, None, True)
-        repo.upsert_rule_row(engine.meta, row, _now(request))
-    else:
-        repo.delete_rule_row(engine.meta, project, rule_id)
+    old = _get_rule(engine, project, rule_id)
+    with audited(request, "rule.delete", f"rule {rule_id}", project) as change:
+        if rule_id in _file_rule_ids(engine):
+            row = repo.RuleRow(rule_id, project, None, None, True)
+            repo.upsert_rule_row(engine.meta, row, _now(request))
+        else:
+            repo.delete_rule_row(engine.meta, project, rule_id)
+        change.before = rule_to_data(old)
 
 
 def _set_enabled(request: Request, rule_id: str, project: str, enabled: bool) -> dict[str, Any]:
@@ -140,7 +146,10 @@ def _set_enabled(request: Request, rule_id: str, project: str, enabled: bool) ->
     row = rows.get((project, rule_id))
     stored = row.rule if row is not None else None
     new = repo.RuleRow(rule_id, project, stored, enabled, False)
-    repo.upsert_rule_row(engine.meta, new, _now(request))
+    action = "rule.enable" if enabled else "rule.disable"
+    with audited(request, action, f"rule {rule_id}", project) as change:
+        repo.upsert_rule_row(engine.meta, new, _now(request))
+        change.before, change.after = {"enabled": rule.enabled}, {"enabled": enabled}
     return _rule_json(engine, rule.model_copy(update={"enabled": enabled}))
 
 
@@ -276,15 +285,22 @@ def create_silence(
     silence = Silence(
         "", spec.matchers, spec.starts_at, spec.ends_at, spec.comment, spec.created_by, project
     )
-    silence = repo.add_silence(_engine(request).meta, silence, now)
+    with audited(request, "silence.create", "silence (new)", project) as change:
+        silence = repo.add_silence(_engine(request).meta, silence, now)
+        change.target, change.after = f"silence {silence.id}", _silence_json(silence, now)
     return _silence_json(silence, now)
 
 
 @router.delete("/silences/{silence_id}")
 def expire_silence(request: Request, silence_id: str, project: str = Editing) -> dict[str, Any]:
     """End a silence now."""
-    if not repo.expire_silence(_engine(request).meta, project, silence_id, _now(request)):
-        raise NotFound(f"no active silence {silence_id!r}; see GET /api/v1/silences")
+    meta, now = _engine(request).meta, _now(request)
+    old = next((s for s in repo.load_silences(meta, project, now) if s.id == silence_id), None)
+    with audited(request, "silence.expire", f"silence {silence_id}", project) as change:
+        if old is None or not repo.expire_silence(meta, project, silence_id, now):
+            raise NotFound(f"no active silence {silence_id!r}; see GET /api/v1/silences")
+        before = _silence_json(old, now)
+        change.before, change.after = before, {**before, "ends_at": now, "active": False}
     return {"id": silence_id, "expired": True}
 
 
@@ -309,6 +325,12 @@ async def test_channel(request: Request, name: str, _project: str = Administerin
     engine = _engine(request)
     if name not in engine.channels:
         raise NotFound(f"no channel {name!r}; configured: {sorted(engine.channels)}")
+    # Recorded before it is sent: a test that cannot be recorded is not sent (its outcome is
+    # in the answer and in watchkeeper_notifications_total).
+    actor, origin = who(request)
+    await run_in_threadpool(
+        services(request).audit.record, actor, origin, "channel.test", f"channel {name}", _project
+    )
     result = await engine.send_test(name)
     return JSONResponse(result, status_code=200 if result["ok"] else 502)
 
@@ -337,4 +359,11 @@ def list_notifications(
     request: Request, limit: int = integer("limit", 100, 1, 1000), project: str = Project
 ) -> dict[str, Any]:
     """The outbox: notifications with their state and every delivery attempt."""
-    return {"items": repo.notification_log(_engine(request).meta, project, limit)}
+    engine = _engine(request)
+    items = repo.notification_log(engine.meta, project, limit)
+    for item in items:  # errors stored before redaction existed, too
+        for entry in [item, *item["attempt_log"]]:
+            for field in ("last_error", "error"):
+                if isinstance(entry.get(field), str):
+                    entry[field] = engine.redact(entry[field])
+    return {"items": items}

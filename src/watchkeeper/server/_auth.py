@@ -236,7 +236,7 @@ class KeyRing:
             raise ValidationError("key name is too long: use at most 200 characters")
         token = KEY_PREFIX + secrets.token_urlsafe(32)
         key = ApiKey(secrets.token_hex(8), project, name, Role(role), time.time(), None)
-        with self._meta.engine.begin() as conn:
+        with self._meta.transaction() as conn:
             conn.execute(
                 api_keys.insert().values(
                     key_id=key.key_id,
@@ -259,8 +259,9 @@ class KeyRing:
         return [_key(row) for row in rows]
 
     def get(self, key_id: str) -> ApiKey | None:
-        """One key by its id, revoked or not; None when there is none."""
-        with self._meta.engine.connect() as conn:
+        """One key by its id, revoked or not; None when there is none (read in the
+        transaction open in this context, if any: a change sees what it wrote)."""
+        with self._meta.transaction() as conn:
             row = conn.execute(
                 sa.select(*_KEY_COLUMNS).where(api_keys.c.key_id == key_id)
             ).one_or_none()
@@ -268,7 +269,7 @@ class KeyRing:
 
     def revoke(self, key_id: str) -> bool:
         """Revoke a key; True when it existed and was active."""
-        with self._meta.engine.begin() as conn:
+        with self._meta.transaction() as conn:
             res = conn.execute(
                 api_keys.update()
                 .where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))

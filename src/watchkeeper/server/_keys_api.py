@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from watchkeeper.errors import NotFound, ValidationError
 from watchkeeper.server._access import manages_keys
+from watchkeeper.server._audit import audited
 from watchkeeper.server._auth import ApiKey
 from watchkeeper.server._query_api import _first_error
 from watchkeeper.server._roles import DEFAULT_KEY_ROLE, Principal, Role, forbidden
@@ -94,9 +95,14 @@ async def create_key(request: Request, manager: Manager) -> dict[str, Any]:
     if manager is not None and not manager.may_manage_keys(body.project.strip()):
         refusal = forbidden(manager, Role.ADMIN, body.project.strip())
         raise keys.refuse("forbidden", manager.name, refusal, describe(request))
-    key, token = await run_in_threadpool(
-        lambda: keys.create(body.project, body.name, role=body.role)
-    )
+
+    def create() -> tuple[ApiKey, str]:
+        with audited(request, "key.create", "key (new)", body.project.strip()) as change:
+            key, token = keys.create(body.project, body.name, role=body.role)
+            change.target, change.after = f"key {key.key_id}", asdict(key)  # never the token
+        return key, token
+
+    key, token = await run_in_threadpool(create)
     return {**asdict(key), "token": token}
 
 
@@ -110,9 +116,14 @@ def list_keys(request: Request, manager: Manager) -> dict[str, Any]:
 @router.delete("/{key_id}", status_code=204, response_class=Response)
 def revoke_key(request: Request, key_id: str, manager: Manager) -> Response:
     """Revoke a key: every server on this metadata DB refuses it within about a second."""
-    keys = services(request).keys
+    svc = services(request)
+    keys = svc.keys
     key: ApiKey | None = keys.get(key_id)
     # Another project's key is "not found" to a project admin: its id tells them nothing.
-    if key is None or not _may_manage(manager, key.project) or not keys.revoke(key_id):
+    if key is None or not _may_manage(manager, key.project):
         raise NotFound(f"no active key {key_id!r}; see GET /api/v1/keys")
+    with audited(request, "key.revoke", f"key {key_id}", key.project) as change:
+        if not keys.revoke(key_id):
+            raise NotFound(f"no active key {key_id!r}; see GET /api/v1/keys")
+        change.before, change.after = asdict(key), asdict(keys.get(key_id) or key)
     return Response(status_code=204)

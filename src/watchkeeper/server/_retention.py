@@ -1,4 +1,4 @@
-"""Retention: drop data older than the policy, on a schedule (pure schedule, I/O loop)."""
+"""Retention: drop spans and audit entries older than their policies, on a schedule."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from watchkeeper.config import RetentionConfig
+from watchkeeper.config import AuditConfig, RetentionConfig
+from watchkeeper.server._audit import AuditLog
 from watchkeeper.store import Store
 
 log = logging.getLogger("watchkeeper.retention")
@@ -32,5 +33,18 @@ async def retention_loop(
                 log.info("retention dropped spans", extra={"dropped": dropped})
         except Exception:
             log.exception("retention pass failed; will retry at the next interval")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=policy.check_interval_s)
+
+
+async def audit_retention_loop(audit: AuditLog, policy: AuditConfig, stop: asyncio.Event) -> None:
+    """Prune audit entries past `policy.retention_days` now, then every `check_interval_s`."""
+    while not stop.is_set():
+        try:
+            pruned = await asyncio.to_thread(audit.prune, policy.retention_days)
+            if pruned:
+                log.info("audit retention pruned entries", extra={"pruned": pruned})
+        except Exception:
+            log.exception("audit retention pass failed; will retry at the next interval")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=policy.check_interval_s)

@@ -14,10 +14,12 @@ from fastapi import Request
 from prometheus_client import CollectorRegistry
 
 from watchkeeper.config import Config
+from watchkeeper.server._audit import AuditLog
 from watchkeeper.server._auth import KeyRing
 from watchkeeper.server._signin import SignIn
 from watchkeeper.store import Store
 from watchkeeper.store.meta import MetaStore
+from watchkeeper.vault import Redactor
 
 
 @dataclass
@@ -36,6 +38,14 @@ class Services:
     signin: SignIn | None = None  # people, their sessions and single sign-on
     clock: Callable[[], float] = time.time
     extras: dict[str, Any] = field(default_factory=dict)
+    # the secrets this process holds (channels'), scrubbed from logs and stored errors
+    redactor: Redactor = field(default_factory=Redactor)
+    audit: AuditLog = field(
+        init=False
+    )  # on the same meta DB, so changes and entries commit together
+
+    def __post_init__(self) -> None:
+        self.audit = AuditLog(self.meta, self.clock)
 
 
 def services(request: Request) -> Services:

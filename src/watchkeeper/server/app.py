@@ -31,14 +31,16 @@ from watchkeeper.errors import (
 )
 from watchkeeper.server import _errors
 from watchkeeper.server._access import open_access
+from watchkeeper.server._audit import local_origin
 from watchkeeper.server._auth import KeyRing
 from watchkeeper.server._metered_store import MeteredStore
-from watchkeeper.server._retention import retention_loop
+from watchkeeper.server._retention import audit_retention_loop, retention_loop
 from watchkeeper.server._security import SecurityHeaders, install_docs
 from watchkeeper.server._services import Services
 from watchkeeper.server._signin import build_signin
 from watchkeeper.store import Store
 from watchkeeper.store.meta import MetaStore
+from watchkeeper.vault import Redactor
 
 log = logging.getLogger("watchkeeper.server")
 
@@ -82,7 +84,9 @@ def open_store(config: Config) -> Store:
     raise DataDirError(f"store.backend {backend!r} is not available in this build; use 'duckdb'")
 
 
-def build_services(config: Config, *, store: Store | None = None) -> Services:
+def build_services(
+    config: Config, *, store: Store | None = None, redactor: Redactor | None = None
+) -> Services:
     """Open the stores and create every service of one server process (not yet started)."""
     # Imported before the metadata tables are created: they declare tables of their own.
     from watchkeeper.alerting import build_alerting
@@ -105,10 +109,15 @@ def build_services(config: Config, *, store: Store | None = None) -> Services:
         registry=registry,
         span_registry=span_registry,
         extras={"data_dir_lock": lock},
+        redactor=redactor or Redactor(),
     )
     svc.signin = build_signin(config, meta, svc.keys, registry)
     svc.ingest = IngestService(config, metered, registry)
     svc.alerting = build_alerting(svc)
+    # A setting changed in the file or the environment since the last start is a change too.
+    svc.audit.record_settings(
+        config.model_dump(mode="json"), config.source, local_origin("watchkeeper serve")
+    )
     return svc
 
 
@@ -157,11 +166,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     retention = asyncio.create_task(
         retention_loop(svc.store, svc.config.retention, svc.clock, stop)
     )
+    audit_retention = asyncio.create_task(audit_retention_loop(svc.audit, svc.config.audit, stop))
     try:
         yield
     finally:
         stop.set()
         await retention
+        await audit_retention
         if svc.alerting is not None:
             await svc.alerting.stop()
         await asyncio.to_thread(svc.ingest.stop)
@@ -174,6 +185,7 @@ def create_app(config: Config, *, services: Services | None = None) -> FastAPI:
     """The FastAPI app of `watchkeeper serve`: OTLP ingest, APIs, UI and /metrics."""
     from watchkeeper.server import (
         _alerts_api,
+        _audit_api,
         _auth_api,
         _keys_api,
         _oidc_api,
@@ -194,8 +206,8 @@ def create_app(config: Config, *, services: Services | None = None) -> FastAPI:
     )
     app.state.services = services or build_services(config)
     _error_handlers(app)
-    for module in (_ops, _otlp, _query_api, _alerts_api, _keys_api, _auth_api, _people_api,
-                   _oidc_api):  # fmt: skip
+    for module in (_ops, _otlp, _query_api, _alerts_api, _keys_api, _auth_api, _audit_api,
+                   _people_api, _oidc_api):  # fmt: skip
         app.include_router(module.router)
     install_docs(app)
     mount_ui(app, dependencies=[Depends(open_access)])

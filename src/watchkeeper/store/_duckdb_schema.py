@@ -11,7 +11,7 @@ from dataclasses import fields
 from typing import Any
 
 from watchkeeper.model import ScoreRow, SpanRow
-from watchkeeper.store import _rollup, _trace_context
+from watchkeeper.store import _rollup, _trace_context, _traces
 
 _INT = {"start_ns", "duration_ns", "created_ns"} | {
     f"{t}_tokens" for t in ("input", "output", "cache_read", "cache_write", "reasoning")
@@ -129,9 +129,10 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     ),
     (
         9,
-        "trace_context keeps each trace's first start, in start order: a write reads only "
-        "the contexts near its spans",
-        _trace_context.rebuild_with_starts(),
+        "trace_context keeps each trace's first start; it and traces lose their indexes "
+        "(a write reads only the rows near its spans; a trace is found by a numeric key); "
+        "both rebuilt in start order",
+        (*_trace_context.rebuild_with_starts(), *_traces.rebuild()),
     ),
 )
 LATEST = MIGRATIONS[-1][0]

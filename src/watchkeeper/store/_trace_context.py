@@ -33,21 +33,26 @@ from typing import Any
 
 from watchkeeper.model import SpanRow
 from watchkeeper.store import _rollup as ru
+from watchkeeper.store import _traces
 
 FIELDS = ("user_id", "session_id", "feature")
 #: How far (ns) a span may start from the span that brought its trace's context.
 WINDOW_NS = 3600 * 10**9
+#: No key: a write reads only the rows of its window (an index on random ids cost more
+#: than the scan, see `_traces`); a trace has one row per window at most.
 DDL = (
     "CREATE TABLE trace_context (project VARCHAR NOT NULL, trace_id VARCHAR NOT NULL, "
-    "start_ns BIGINT NOT NULL, user_id VARCHAR, session_id VARCHAR, feature VARCHAR, "
-    "PRIMARY KEY (project, trace_id))"
+    "start_ns BIGINT NOT NULL, user_id VARCHAR, session_id VARCHAR, feature VARCHAR)"
 )
 _ANY = " OR ".join(f"{c} IS NOT NULL" for c in FIELDS)
 #: Within a batch (or the backfill) the root span's value first, then the earliest span's.
 _FIRST = "[CASE WHEN parent_span_id = '' THEN 0 ELSE 1 END, start_ns]"
 _ON = "c.project = s.project AND c.trace_id = s.trace_id"
-#: A field learned by this write: the trace had no value stored, the batch brings one.
-_NEW = " OR ".join(f"(was_{c} IS NULL AND {c} IS NOT NULL)" for c in FIELDS)
+
+
+def _new(x: str = "") -> str:
+    """A field learned by this write (from `wk_ctx`, aliased `x`): none stored, one new."""
+    return " OR ".join(f"({x}was_{c} IS NULL AND {x}{c} IS NOT NULL)" for c in FIELDS)
 
 
 def context_sql(source: str) -> str:
@@ -81,8 +86,9 @@ def rebuild_with_starts() -> tuple[str, ...]:
     (whether or not the table has a `start_ns` column yet)."""
     return (
         "CREATE TEMP TABLE wk_old_context AS SELECT c.project, c.trace_id, "
-        f"coalesce(t.min_start_ns, 0) AS start_ns, {', '.join(f'c.{n}' for n in FIELDS)} "
-        "FROM trace_context c LEFT JOIN traces t ON t.trace_id = c.trace_id",
+        f"coalesce(t.lo, 0) AS start_ns, {', '.join(f'c.{n}' for n in FIELDS)} "
+        "FROM trace_context c LEFT JOIN (SELECT trace_id, min(min_start_ns) AS lo "
+        "FROM traces GROUP BY trace_id) t ON t.trace_id = c.trace_id",
         "DROP TABLE trace_context",
         DDL,
         "INSERT INTO trace_context SELECT * FROM wk_old_context ORDER BY start_ns",
@@ -91,31 +97,42 @@ def rebuild_with_starts() -> tuple[str, ...]:
 
 
 def _read(cur: Any, source: str, bounds: dict[str, int]) -> None:
-    """`wk_ctx`: per trace of `source`, the batch's values and the stored ones (`was_*`)."""
-    was = ", ".join(f"k.{c} AS was_{c}" for c in FIELDS)
+    """`wk_ctx`: per trace of `source`, the batch's values, the stored ones (`was_*`, the
+    earliest row's where two rows of the window hold one), and whether a row exists."""
+    was = ", ".join(
+        f"arg_min(k.{c}, k.start_ns) FILTER (WHERE k.{c} IS NOT NULL) AS was_{c}" for c in FIELDS
+    )
     cur.execute(
-        f"CREATE TEMP TABLE wk_ctx AS SELECT b.*, {was} FROM ({context_sql(source)}) b "
+        f"CREATE TEMP TABLE wk_ctx AS SELECT b.*, {was}, count(k.trace_id) > 0 AS known "
+        f"FROM ({context_sql(source)}) b "
         "LEFT JOIN (SELECT * FROM trace_context WHERE start_ns BETWEEN $lo AND $hi) k "
-        "ON k.project = b.project AND k.trace_id = b.trace_id",
+        "ON k.project = b.project AND k.trace_id = b.trace_id "
+        f"GROUP BY b.project, b.trace_id, b.start_ns, {', '.join(f'b.{c}' for c in FIELDS)}",
         bounds,
     )
 
 
 def _learn(cur: Any, bounds: dict[str, int]) -> None:
-    """Upsert what `wk_ctx` learned; keep in `wk_learned` the fields learned now (NULL the
-    others) of traces already stored, with their start range."""
-    keep = ", ".join(f"{c} = coalesce(trace_context.{c}, excluded.{c})" for c in FIELDS)
+    """Store what `wk_ctx` learned (fill the known rows' NULL fields, add rows for the other
+    traces); keep in `wk_learned` the fields learned now (NULL the others) of traces
+    already stored, with their start range."""
+    sets = ", ".join(f"{c} = coalesce(trace_context.{c}, x.{c})" for c in FIELDS)
+    cur.execute(
+        f"UPDATE trace_context SET {sets}, start_ns = least(trace_context.start_ns, x.start_ns) "
+        "FROM wk_ctx x WHERE trace_context.start_ns BETWEEN $lo AND $hi "
+        "AND trace_context.project = x.project AND trace_context.trace_id = x.trace_id "
+        f"AND x.known AND ({_new('x.')})",
+        bounds,
+    )
     cur.execute(
         f"INSERT INTO trace_context SELECT project, trace_id, start_ns, {', '.join(FIELDS)} "
-        f"FROM wk_ctx WHERE {_NEW} ON CONFLICT DO UPDATE SET {keep}, "
-        "start_ns = least(trace_context.start_ns, excluded.start_ns)"
+        f"FROM wk_ctx WHERE NOT known AND ({_ANY})"
     )
     learned = ", ".join(f"CASE WHEN x.was_{c} IS NULL THEN x.{c} END AS {c}" for c in FIELDS)
     cur.execute(
-        f"CREATE TEMP TABLE wk_learned AS SELECT x.project, x.trace_id, {learned}, "
-        "t.min_start_ns AS lo, t.max_start_ns AS hi FROM wk_ctx x JOIN "
-        "(SELECT * FROM traces WHERE min_start_ns BETWEEN $lo AND $hi) t "
-        f"ON t.trace_id = x.trace_id WHERE {_NEW}",
+        f"CREATE TEMP TABLE wk_learned AS SELECT x.project, x.trace_id, {learned}, t.lo, t.hi "
+        f"FROM wk_ctx x JOIN ({_traces.ranges_sql('$lo', '$hi')}) t "
+        f"ON t.trace_id = x.trace_id WHERE {_new('x.')}",
         bounds,
     )
 

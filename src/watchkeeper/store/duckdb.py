@@ -26,6 +26,7 @@ from watchkeeper.query import _results as res
 from watchkeeper.query._dialect import DUCKDB
 from watchkeeper.store import _rollup as ru
 from watchkeeper.store import _trace_context as tc
+from watchkeeper.store import _traces
 from watchkeeper.store._duckdb_arrow import keys_table, payloads_table, scores_table, spans_table
 from watchkeeper.store._duckdb_schema import migrate
 from watchkeeper.store._payload import PayloadCodec, decode_payload, matches
@@ -291,12 +292,7 @@ class DuckDBStore:
     def _store_new(self, cur: Any, source: str, fixed: set[int]) -> None:
         """Append the new spans in `source` to the spans, traces and rollups."""
         cur.execute(f"INSERT INTO spans BY NAME SELECT * FROM {source}")
-        cur.execute(
-            "INSERT INTO traces SELECT trace_id, min(start_ns), max(start_ns) "
-            f"FROM {source} GROUP BY trace_id ON CONFLICT DO UPDATE SET "
-            "min_start_ns = least(traces.min_start_ns, excluded.min_start_ns), "
-            "max_start_ns = greatest(traces.max_start_ns, excluded.max_start_ns)"
-        )
+        cur.execute(_traces.insert_sql(source))
         self._roll_up(cur, source, fixed)
 
     def _roll_up(self, cur: Any, source: str, fixed: set[int]) -> None:
@@ -363,8 +359,8 @@ class DuckDBStore:
                 cur.execute(f"DELETE FROM {table} WHERE {where}{col} < $t", params)
             # a trace whose every span (of any project) is gone has no context left
             cur.execute(
-                f"DELETE FROM trace_context WHERE {where}trace_id IN "
-                "(SELECT trace_id FROM traces WHERE max_start_ns < $t)",
+                f"DELETE FROM trace_context WHERE {where}start_ns < $t AND trace_id NOT IN "
+                "(SELECT trace_id FROM traces WHERE max_start_ns >= $t)",
                 params,
             )
             if project is None:  # a trace's range may cover other projects' spans: keep it
@@ -556,7 +552,7 @@ class DuckDBStore:
         """
         limit = _check_limit(limit, TRACE_PAGE_MAX)
         after = res.decode_cursor(cursor) if cursor else None
-        lo, hi = self._rows(r.trace_range_query(trace_id, DUCKDB))[0]
+        lo, hi = self._rows(_traces.range_query(trace_id))[0]
         if lo is None:
             return None
         q = r.trace_spans_query(project, trace_id, lo, hi, DUCKDB, limit + 1, after)

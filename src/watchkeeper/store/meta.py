@@ -3,6 +3,8 @@
 Every package that keeps metadata (keys, alert rules and state, silences, the notification
 outbox, the review queue, the audit log) declares its tables on `METADATA` in its own module
 and receives a `MetaStore` to run them; `MetaStore.create_all` creates whatever is missing.
+A change writes through `MetaStore.transaction()`, which an enclosing block (the audit log's)
+may hold open, so the change and its record commit together.
 
 A column added to a table after the table first shipped is declared with `added_column`:
 `create_all` adds it to databases made before it, each row taking the column's server
@@ -11,7 +13,10 @@ default (that default is the migration's decision, stated where the column is de
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +24,10 @@ import sqlalchemy as sa
 
 METADATA = sa.MetaData()
 _ADDED_COLUMNS: list[sa.Column[Any]] = []
+#: The transaction `MetaStore.transaction` has open in this context, and whose store it is.
+_OPEN: contextvars.ContextVar[tuple[MetaStore, sa.Connection] | None] = contextvars.ContextVar(
+    "watchkeeper_meta_transaction", default=None
+)
 
 
 def added_column(column: sa.Column[Any]) -> sa.Column[Any]:
@@ -53,6 +62,24 @@ class MetaStore:
         if url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         self.url = url
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """A connection in a transaction, committed when the outermost block ends.
+
+        A block opened inside another one (in the same context: thread or task) joins it, so
+        a change and its audit entry commit together or not at all.
+        """
+        joined = _OPEN.get()
+        if joined is not None and joined[0] is self:
+            yield joined[1]
+            return
+        with self.engine.begin() as conn:
+            token = _OPEN.set((self, conn))
+            try:
+                yield conn
+            finally:
+                _OPEN.reset(token)
 
     def create_all(self) -> None:
         """Create every table declared on METADATA that does not exist yet, and every column

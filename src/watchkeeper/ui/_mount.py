@@ -28,6 +28,7 @@ CLIENT_ROUTES: tuple[str, ...] = (
     "/slos",
     "/slos/{slo_id}",
     "/review",
+    "/audit",
     "/signin",
     "/account",
     "/admin/people",

@@ -9,6 +9,7 @@ import socket
 import ssl
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -75,8 +76,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def smtp(cert: tuple[Path, Path]) -> Iterator[tuple[Mailbox, int]]:
+@contextmanager
+def smtp_server(cert: tuple[Path, Path], authenticator: Any) -> Iterator[tuple[Mailbox, int]]:
+    """A real SMTP server on loopback: STARTTLS required, then AUTH checked by `authenticator`."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(str(cert[0]), str(cert[1]))
     box = Mailbox()
@@ -89,11 +91,19 @@ def smtp(cert: tuple[Path, Path]) -> Iterator[tuple[Mailbox, int]]:
         require_starttls=True,
         auth_required=True,
         auth_require_tls=True,
-        authenticator=_authenticator,
+        authenticator=authenticator,
     )
     controller.start()
-    yield box, port
-    controller.stop()
+    try:
+        yield box, port
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def smtp(cert: tuple[Path, Path]) -> Iterator[tuple[Mailbox, int]]:
+    with smtp_server(cert, _authenticator) as server:
+        yield server
 
 
 def spec(port: int, cert: Path | None, **extra: Any) -> EmailSpec:

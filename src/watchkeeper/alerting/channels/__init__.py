@@ -24,6 +24,8 @@ from watchkeeper.alerting.channels._specs import (
     expand_env,
     parse_channel_spec,
     parse_channel_specs,
+    secret_fields,
+    secret_values,
 )
 from watchkeeper.alerting.channels._teams import TeamsChannel
 from watchkeeper.alerting.channels._telegram import TelegramChannel
@@ -52,5 +54,7 @@ __all__ = [
     "expand_env",
     "parse_channel_spec",
     "parse_channel_specs",
+    "secret_fields",
+    "secret_values",
     "verify_signature",
 ]

@@ -1,9 +1,11 @@
 """Channel specifications: one validated pydantic model per channel type.
 
 Specs come from the `alerting.channels` list of the config file or from the API. Any string may
-reference the environment as `${NAME}`, so secrets (webhook URLs, tokens, passwords) stay out
-of the file; references are expanded before validation, and secrets are `SecretStr` so they
-never show in a repr or a log line.
+reference the environment as `${NAME}`, or be sealed with the server key (`wkenc:v1:...`, see
+`watchkeeper.vault`), so secrets (webhook URLs, tokens, passwords) stay out of the file in
+clear; references are expanded and sealed values opened before validation, and secrets are
+`SecretStr` so they never show in a repr. `secret_values` lists a spec's secrets for the
+server's `Redactor`, which keeps them out of logs and stored errors.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from watchkeeper import errors
 from watchkeeper.alerting._notification import Severity
+from watchkeeper.vault import open_sealed
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 ALL_SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "info")
@@ -184,7 +188,7 @@ def parse_channel_spec(
     """Validate one channel spec (after expanding `${ENV}` references)."""
     env = os.environ if env is None else env
     where = f"channel {data.get('name', '?')!s}"
-    expanded = expand_env(dict(data), env, where)
+    expanded = open_sealed(expand_env(dict(data), env, where), env, where)
     try:
         return _ADAPTER.validate_python(expanded)
     except PydanticValidationError as exc:
@@ -207,3 +211,19 @@ def parse_channel_specs(
             raise errors.ValidationError(f"channel {spec.name}: two channels share this name")
         seen.add(spec.name)
     return specs
+
+
+def secret_fields(spec: ChannelSpec) -> list[str]:
+    """The names of a spec's secret fields that are set (`SecretStr` ones)."""
+    return [n for n in type(spec).model_fields if isinstance(getattr(spec, n), SecretStr)]
+
+
+def secret_values(spec: ChannelSpec) -> list[str]:
+    """Every secret a spec holds, in clear: its `SecretStr` fields, a webhook's header values
+    (an Authorization header), the password in an Alertmanager URL."""
+    out = [getattr(spec, n).get_secret_value() for n in secret_fields(spec)]
+    if isinstance(spec, WebhookSpec):
+        out += spec.headers.values()
+    if isinstance(spec, AlertmanagerSpec):
+        out.append(urlsplit(spec.url).password or "")
+    return [v for v in out if v]

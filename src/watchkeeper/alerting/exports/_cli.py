@@ -127,6 +127,8 @@ def _write(files: Mapping[str, str], out: Path | None) -> None:
         path = out / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
+        if name == AM_FILE:  # channel secrets in clear (Alertmanager reads no environment)
+            path.chmod(0o600)
         print(path)
 
 

@@ -16,6 +16,7 @@ const ROUTES = [
   { re: /^\/alerts(\/\w+)?$/, page: "alerts", nav: "alerts" },
   { re: /^\/slos(\/[\w.-]+)?$/, page: "slos", nav: "slos" },
   { re: /^\/review$/, page: "review", nav: "review" },
+  { re: /^\/audit$/, page: "audit", nav: "audit" },
   { re: /^\/signin$/, page: "signin", nav: null },
   { re: /^\/account$/, page: "account", nav: null },
   { re: /^\/admin\/people$/, page: "people", nav: "people" },
@@ -29,6 +30,7 @@ const NAV = [
   { id: "alerts", label: "Alerts", href: "/alerts", icon: "M12 3a6 6 0 0 0-6 6v4l-2 3h16l-2-3V9a6 6 0 0 0-6-6zM10 19a2 2 0 0 0 4 0" },
   { id: "slos", label: "SLOs", href: "/slos", icon: "M12 3a9 9 0 1 0 9 9h-9z" },
   { id: "review", label: "Review", href: "/review", icon: "M5 12l4 4 10-10" },
+  { id: "audit", label: "Audit log", href: "/audit", icon: "M7 3h10v18H7zM10 8h4M10 12h4M10 16h2" },
   { id: "people", label: "People", href: "/admin/people", icon: "M9 11a3 3 0 1 0 0-6 3 3 0 0 0 0 6zM3 20c0-3 3-5 6-5s6 2 6 5M16 5a3 3 0 0 1 0 6M18 15c2 .5 3 2 3 5" },
 ];
 
