@@ -271,3 +271,23 @@ def test_a_person_in_several_projects_names_the_one_they_act_for(server: Running
         assert named.status_code == 200, named.text
     other = client.get(traces, params={"range": "1h"}, headers={"X-Watchkeeper-Project": "lab"})
     assert other.status_code == 403 and "no role" in other.json()["error"]
+
+
+def test_people_changes_and_sign_ins_are_on_the_audit_log(server: Running) -> None:
+    _person(server, "ada", Role.ADMIN)
+    _person(server, "bob")
+    client, csrf = _sign_in(server, "ada")
+    h = {"X-CSRF-Token": csrf}
+    assert client.put("/api/v1/members/shop/bob", json={"role": "editor"}, headers=h).is_success
+    httpx.post(server.url + "/api/v1/session", json={"username": "bob", "password": "wrong one!"})
+    entries = server.get("/api/v1/audit", ADMIN_TOKEN, params={"limit": 50}).json()["items"]
+    seen = {(e["action"], e["actor_kind"], e["actor"], e["target"]) for e in entries}
+    assert ("member.set", "person", "person ada", "person bob in project shop") in seen
+    assert ("session.login", "person", "person ada", "person ada") in seen
+    assert ("session.login_failed", "anonymous", "username 'bob'", "person bob") in seen
+    assert ("person.create", "system", "test", "person ada") in seen
+    member = next(e for e in entries if e["action"] == "member.set" and "bob" in e["target"])
+    assert (member["project"], member["before"], member["after"]) == (
+        "shop", {"role": None}, {"role": "editor"})  # fmt: skip
+    assert member["address"] == "127.0.0.1"
+    assert server.services.audit.verify().ok

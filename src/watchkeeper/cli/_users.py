@@ -43,7 +43,9 @@ def _password(args: argparse.Namespace) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from watchkeeper.server._audit import AuditLog, cli_actor, local_origin
     from watchkeeper.server._auth import KeyRing
+    from watchkeeper.server._people_audit import people_recorder
     from watchkeeper.server._signin import SignIn
     from watchkeeper.store.meta import MetaStore
 
@@ -52,6 +54,7 @@ def _run(args: argparse.Namespace) -> int:
     meta.create_all()
     signin = SignIn(config, meta, KeyRing(meta))
     people = signin.people
+    people.record = people_recorder(AuditLog(meta), cli_actor(), local_origin("watchkeeper users"))
     if args.action == "list":
         for p in people.everyone():
             state = "disabled" if p.disabled_at else "active"

@@ -95,6 +95,7 @@ class PeopleEvent:
     where: str = ""
     before: Mapping[str, Any] | None = None
     after: Mapping[str, Any] | None = None
+    project: str | None = None  # a membership's project
 
 
 #: The audit seam: called inside the change's transaction (its connection is passed), so a
@@ -299,7 +300,7 @@ class People:
         action = "member_removed" if role is None else "member_set"
         event = PeopleEvent(action, actor, target, where,
                             {"role": before.value if before else None},
-                            {"role": role.value if role else None})  # fmt: skip
+                            {"role": role.value if role else None}, project)  # fmt: skip
         with self._meta.engine.begin() as conn:
             conn.execute(memberships.delete().where(key))
             if role is not None:

@@ -34,6 +34,7 @@ from watchkeeper.server._access import open_access
 from watchkeeper.server._audit import local_origin
 from watchkeeper.server._auth import KeyRing
 from watchkeeper.server._metered_store import MeteredStore
+from watchkeeper.server._people_audit import people_recorder
 from watchkeeper.server._retention import audit_retention_loop, retention_loop
 from watchkeeper.server._security import SecurityHeaders, install_docs
 from watchkeeper.server._services import Services
@@ -112,6 +113,7 @@ def build_services(
         redactor=redactor or Redactor(),
     )
     svc.signin = build_signin(config, meta, svc.keys, registry)
+    svc.signin.people.record = people_recorder(svc.audit)
     svc.ingest = IngestService(config, metered, registry)
     svc.alerting = build_alerting(svc)
     # A setting changed in the file or the environment since the last start is a change too.
