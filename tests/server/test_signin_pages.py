@@ -96,6 +96,11 @@ def test_sign_in_be_refused_be_granted_sign_out(
     admin.get_by_label("Role of vic in shop").select_option("editor")
     admin.get_by_text("vic is now editor in shop").wait_for()
     assert people.get("vic").roles == {"shop": Role.EDITOR}  # type: ignore[union-attr]
+    admin.locator("#nav").get_by_text("Audit log").click()  # the change, on the record
+    _ready(admin)
+    entry = admin.locator("tbody tr", has_text="member.set").first
+    entry.wait_for()
+    assert "person ada" in entry.inner_text() and "person vic in project shop" in entry.inner_text()
 
     page.locator("#sign-out").click()
     page.wait_for_url("**/signin")
