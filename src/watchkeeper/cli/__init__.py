@@ -31,6 +31,9 @@ _SERVER_MODULES = [
     "orjson",
     "psutil",
     "cryptography",
+    "argon2",
+    "authlib",
+    "joserfc",
 ]
 _EXTRA_OF = {
     **dict.fromkeys(_SERVER_MODULES, "server"),
