@@ -44,9 +44,18 @@ def test_a_principal_of_several_projects_acts_for_the_one_it_asks() -> None:
 
 
 def test_the_admin_token_reads_no_project() -> None:
-    with pytest.raises(Forbidden, match="manages keys only"):
+    with pytest.raises(Forbidden, match="manages keys and people, and reads no project's data"):
         authorize(ADMIN_TOKEN, V, "shop")
     assert ADMIN_TOKEN.may_manage_keys("shop")
+
+
+def test_a_person_is_told_to_ask_an_admin_and_a_key_how_to_make_one() -> None:
+    person = Principal("person vic", {"shop": Role.VIEWER}, person=True)
+    with pytest.raises(Forbidden, match="ask an admin of the project for the editor role"):
+        authorize(person, Role.EDITOR, "shop")
+    key = Principal("key 1a2b", {"shop": Role.VIEWER})
+    with pytest.raises(Forbidden, match="watchkeeper keys create --role editor"):
+        authorize(key, Role.EDITOR, "shop")
 
 
 def test_keys_stored_before_roles_become_editors(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The `watchkeeper` command: serve, keys, demo, report, export."""
+"""The `watchkeeper` command: serve, keys, users, demo, report, export."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from watchkeeper.cli._commands import COMMANDS
+from watchkeeper.cli._commands import COMMANDS as _BASE
+from watchkeeper.cli._users import USERS
+
+COMMANDS = (*_BASE, USERS)
 
 __all__ = ["main"]
 
@@ -28,6 +31,9 @@ _SERVER_MODULES = [
     "orjson",
     "psutil",
     "cryptography",
+    "argon2",
+    "authlib",
+    "joserfc",
 ]
 _EXTRA_OF = {
     **dict.fromkeys(_SERVER_MODULES, "server"),

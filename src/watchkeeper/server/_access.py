@@ -39,6 +39,8 @@ class Need:
     role: Role | None  # None: no role
     credential: Literal["required", "optional", "ignored"]
     admin_token: bool = False  # the server's admin token passes too (the keys API)
+    server_admin: bool = False  # only the admin token or a server administrator (people)
+    person: bool = False  # only a person signed in (a session), no key
 
 
 #: dependency -> what it declares; `declared` reads a route's from here.
@@ -54,9 +56,18 @@ def _declares(need: Need) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
 
 def _principal(request: Request) -> Principal | None:
-    """Who the request's credential names (AuthError for a bad one while auth is on)."""
+    """Who the request's credential names (AuthError for a bad one while auth is on): its
+    API key, else its session cookie (a person signed in; CSRF checked, see _sessions)."""
     headers = request.headers
-    principal = services(request).keys.identify(
+    svc = services(request)
+    principal: Principal | None = None
+    if "authorization" not in headers and "x-api-key" not in headers and svc.signin is not None:
+        token = svc.signin.token(request)
+        if token:
+            principal = svc.signin.principal(request, token, describe(request))
+            request.state.principal = principal  # who the audit log names
+            return principal
+    principal = svc.keys.identify(
         headers.get("authorization"), headers.get("x-api-key"), where=describe(request)
     )
     request.state.principal = principal  # who the audit log names
@@ -151,6 +162,38 @@ def manages_keys(request: Request) -> Principal | None:
         return principal
     refusal = forbidden(principal, Role.ADMIN, principal.acting_project(None))
     raise _refused(request, principal, refusal)
+
+
+@_declares(Need(Role.ADMIN, "required", admin_token=True, server_admin=True))
+def administers_server(request: Request) -> Principal | None:
+    """The admin token or a server administrator (a person made with --admin): people's
+    accounts are theirs to manage; None while auth is off and no credential is sent."""
+    principal = _principal(request)
+    if principal is None:
+        if services(request).keys.required:
+            raise _missing(request, "a server administrator's session, or the admin token")
+        return None
+    if principal.keys_admin:
+        return principal
+    refusal = Forbidden(
+        f"this needs a server administrator (the admin token, or a person made with "
+        f"'watchkeeper users create --admin'); {principal.name} is not one, and a project's "
+        "admin role is not enough"
+    )
+    raise _refused(request, principal, refusal)
+
+
+@_declares(Need(None, "required", person=True))
+def a_person(request: Request) -> Principal:
+    """A person signed in (their own password, their own session); 401 without a session,
+    403 for a key or the admin token."""
+    principal = _principal(request)
+    if principal is None:
+        raise _missing(request, "a session: sign in at /signin")
+    if not principal.person:
+        refusal = Forbidden(f"this needs a person signed in; {principal.name} is no person")
+        raise _refused(request, principal, refusal)
+    return principal
 
 
 @_declares(Need(None, "ignored"))

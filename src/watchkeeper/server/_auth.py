@@ -45,7 +45,7 @@ KEY_CACHE_TTL_S = 1.0
 _CACHE_MAX = 10_000
 #: A refused credential is logged at most this often; every refusal is counted.
 REFUSAL_LOG_EVERY_S = 60.0
-REFUSAL_REASONS = ("missing", "malformed", "unknown", "forbidden")
+REFUSAL_REASONS = ("missing", "malformed", "unknown", "forbidden", "session", "csrf")
 
 log = logging.getLogger("watchkeeper.server.auth")
 
@@ -213,6 +213,19 @@ class KeyRing:
         self._cache: dict[str, _Cached] = {}
         self._has_keys: tuple[float, bool] = (float("-inf"), False)
         self._latched = required is True
+        self._also: Callable[[], bool] = lambda: False
+
+    def also_required_when(self, check: Callable[[], bool]) -> None:
+        """Turn auth on (and latch it) when `check()` is true too: people have accounts.
+        Asked at most every HAS_KEYS_TTL_S, like the keys."""
+        last: list[Any] = [float("-inf"), False]
+
+        def cached() -> bool:
+            if self._clock() - last[0] >= HAS_KEYS_TTL_S:
+                last[:] = [self._clock(), check()]
+            return bool(last[1])
+
+        self._also = cached
 
     def create(self, project: str, name: str = "", *, role: Role) -> tuple[ApiKey, str]:
         """Make a new key with `role` in `project`; return it with its secret token (shown
@@ -292,7 +305,7 @@ class KeyRing:
         if self._required is not None:
             return self._required
         if not self._latched:
-            self._latched = self._admin is not None or self.has_keys()
+            self._latched = self._admin is not None or self.has_keys() or self._also()
         return self._latched
 
     def is_admin(self, token: str) -> bool:

@@ -73,8 +73,11 @@ class Principal:
 
     name: str  # "key 1a2b3c4d5e6f7a8b", "the admin token": never a secret
     roles: Mapping[str, Role] = field(default_factory=dict)
-    #: The admin token: manages every project's keys, reads no project's data.
+    #: The admin token: manages every project's keys, reads no project's data. A server
+    #: administrator (a person) too, and also every project's members.
     keys_admin: bool = False
+    #: A person signed in (a session), not a key: messages advise asking for a role.
+    person: bool = False
 
     def role_in(self, project: str) -> Role | None:
         """This principal's role in `project`, None without one."""
@@ -97,15 +100,25 @@ def forbidden(principal: Principal, needed: Role, project: str | None) -> Forbid
     holders = ", ".join(r.value for r in needed.holders())
     where = f" on project {project}" if project else ""
     held = principal.role_in(project) if project else None
-    if principal.keys_admin:
-        has = "the admin token manages keys only and reads no project's data"
+    if principal.keys_admin and held is None:
+        has = f"{principal.name} manages keys and people, and reads no project's data"
+    elif project is None and len(principal.roles) > 1:
+        projects = ", ".join(sorted(principal.roles)[:10])
+        has = (
+            f"{principal.name} has roles in several projects ({projects}): name one with "
+            "the X-Watchkeeper-Project header or ?project="
+        )
     elif held is None:
         has = f"{principal.name} has no role{where}"
     else:
         has = f"{principal.name} has the {held.value} role"
+    advice = (
+        f"ask an admin of the project for the {needed.value} role"
+        if principal.person
+        else f"send a key with that role (watchkeeper keys create --role {needed.value})"
+    )
     return Forbidden(
-        f"this needs the {needed.value} role{where} (held by: {holders}); {has}: "
-        f"send a key with that role (watchkeeper keys create --role {needed.value})"
+        f"this needs the {needed.value} role{where} (held by: {holders}); {has}: {advice}"
     )
 
 
@@ -114,5 +127,5 @@ def authorize(principal: Principal, needed: Role, requested: str | None) -> str:
     project = principal.acting_project(requested)
     role = principal.role_in(project) if project else None
     if project is None or role is None or not role.grants(needed):
-        raise forbidden(principal, needed, project)
+        raise forbidden(principal, needed, project or requested)
     return project

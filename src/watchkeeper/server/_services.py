@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from watchkeeper.config import Config
 from watchkeeper.server._audit import AuditLog
 from watchkeeper.server._auth import KeyRing
+from watchkeeper.server._signin import SignIn
 from watchkeeper.store import Store
 from watchkeeper.store.meta import MetaStore
 from watchkeeper.vault import Redactor
@@ -34,6 +35,7 @@ class Services:
     span_registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     ingest: Any = None  # watchkeeper.ingest.IngestService
     alerting: Any = None  # watchkeeper.alerting engine, when enabled
+    signin: SignIn | None = None  # people, their sessions and single sign-on
     clock: Callable[[], float] = time.time
     extras: dict[str, Any] = field(default_factory=dict)
     # the secrets this process holds (channels'), scrubbed from logs and stored errors

@@ -34,9 +34,11 @@ from watchkeeper.server._access import open_access
 from watchkeeper.server._audit import local_origin
 from watchkeeper.server._auth import KeyRing
 from watchkeeper.server._metered_store import MeteredStore
+from watchkeeper.server._people_audit import people_recorder
 from watchkeeper.server._retention import audit_retention_loop, retention_loop
 from watchkeeper.server._security import SecurityHeaders, install_docs
 from watchkeeper.server._services import Services
+from watchkeeper.server._signin import build_signin
 from watchkeeper.store import Store
 from watchkeeper.store.meta import MetaStore
 from watchkeeper.vault import Redactor
@@ -110,6 +112,8 @@ def build_services(
         extras={"data_dir_lock": lock},
         redactor=redactor or Redactor(),
     )
+    svc.signin = build_signin(config, meta, svc.keys, registry)
+    svc.signin.people.record = people_recorder(svc.audit)
     svc.ingest = IngestService(config, metered, registry)
     svc.alerting = build_alerting(svc)
     # A setting changed in the file or the environment since the last start is a change too.
@@ -186,8 +190,10 @@ def create_app(config: Config, *, services: Services | None = None) -> FastAPI:
         _audit_api,
         _auth_api,
         _keys_api,
+        _oidc_api,
         _ops,
         _otlp,
+        _people_api,
         _query_api,
     )
     from watchkeeper.ui import mount_ui
@@ -202,7 +208,8 @@ def create_app(config: Config, *, services: Services | None = None) -> FastAPI:
     )
     app.state.services = services or build_services(config)
     _error_handlers(app)
-    for module in (_ops, _otlp, _query_api, _alerts_api, _keys_api, _auth_api, _audit_api):
+    for module in (_ops, _otlp, _query_api, _alerts_api, _keys_api, _auth_api, _audit_api,
+                   _people_api, _oidc_api):  # fmt: skip
         app.include_router(module.router)
     install_docs(app)
     mount_ui(app, dependencies=[Depends(open_access)])

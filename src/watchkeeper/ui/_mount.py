@@ -29,6 +29,9 @@ CLIENT_ROUTES: tuple[str, ...] = (
     "/slos/{slo_id}",
     "/review",
     "/audit",
+    "/signin",
+    "/account",
+    "/admin/people",
 )
 
 _NO_CACHE = "no-cache"

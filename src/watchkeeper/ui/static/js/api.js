@@ -1,4 +1,5 @@
-// The one door to the HTTP API: adds the API key, turns 401 into a key prompt and 404 into
+// The one door to the HTTP API: adds the API key (or, signed in, the session's CSRF token on
+// changes and the chosen project), turns 401 into a sign-in or key prompt and 404 into
 // NotAvailable (an endpoint not deployed yet), and cancels stale page loads.
 
 const KEY_STORAGE = "watchkeeper.apiKey";
@@ -27,6 +28,15 @@ export function getKey() {
 export function setKey(key) {
   if (key) localStorage.setItem(KEY_STORAGE, key);
   else localStorage.removeItem(KEY_STORAGE);
+}
+
+// A person signed in: the session's CSRF token (from GET /api/v1/session; the cookie itself
+// is HttpOnly) and the project the pages show, for a person with roles in several.
+const session = { csrf: "", project: "" };
+
+export function setSession({ csrf = "", project = "" } = {}) {
+  session.csrf = csrf;
+  session.project = project;
 }
 
 const authListeners = new Set();
@@ -64,6 +74,8 @@ export async function request(method, path, { params, body, signal } = {}) {
   const headers = { Accept: "application/json" };
   const key = getKey();
   if (key) headers.Authorization = "Bearer " + key;
+  if (session.csrf && method !== "GET") headers["X-CSRF-Token"] = session.csrf;
+  if (session.project) headers["X-Watchkeeper-Project"] = session.project;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const res = await fetch(path + buildQuery(params), {
     method,

@@ -4,6 +4,7 @@ import { h, mount } from "./dom.js";
 import * as api from "./api.js";
 import * as url from "./url.js";
 import * as range from "./range.js";
+import * as session from "./session.js";
 import { hideTip } from "./chart.js";
 
 const ROUTES = [
@@ -16,6 +17,9 @@ const ROUTES = [
   { re: /^\/slos(\/[\w.-]+)?$/, page: "slos", nav: "slos" },
   { re: /^\/review$/, page: "review", nav: "review" },
   { re: /^\/audit$/, page: "audit", nav: "audit" },
+  { re: /^\/signin$/, page: "signin", nav: null },
+  { re: /^\/account$/, page: "account", nav: null },
+  { re: /^\/admin\/people$/, page: "people", nav: "people" },
 ];
 
 const NAV = [
@@ -27,6 +31,7 @@ const NAV = [
   { id: "slos", label: "SLOs", href: "/slos", icon: "M12 3a9 9 0 1 0 9 9h-9z" },
   { id: "review", label: "Review", href: "/review", icon: "M5 12l4 4 10-10" },
   { id: "audit", label: "Audit log", href: "/audit", icon: "M7 3h10v18H7zM10 8h4M10 12h4M10 16h2" },
+  { id: "people", label: "People", href: "/admin/people", icon: "M9 11a3 3 0 1 0 0-6 3 3 0 0 0 0 6zM3 20c0-3 3-5 6-5s6 2 6 5M16 5a3 3 0 0 1 0 6M18 15c2 .5 3 2 3 5" },
 ];
 
 const LIVE_MS = 10_000;
@@ -36,7 +41,8 @@ let active = null; // {controller, refresh, timer}
 
 function renderNav(current) {
   const carry = range.carry();
-  mount(document.getElementById("nav"), h("ul", {}, NAV.map((n) => {
+  const shown = NAV.filter((n) => n.id !== "people" || session.mayAdminister());
+  mount(document.getElementById("nav"), h("ul", {}, shown.map((n) => {
     const keep = ["overview", "traces", "sessions", "users"].includes(n.id) ? carry : {};
     return h("li", {}, h("a", {
       href: url.href(n.href, keep), class: ["nav-link", n.id === current && "active"],
@@ -179,6 +185,11 @@ function initAuth() {
   };
   api.onAuthRequired((message) => {
     authRequired = true;
+    // A server with accounts signs people in; a key refused (or none, without accounts) asks.
+    if (session.offersSignIn() && !api.getKey()) {
+      if (location.pathname !== "/signin") url.navigate("/signin", { next: location.pathname + location.search });
+      return;
+    }
     open(message);
   });
   api.get("/api/v1/auth").then((body) => {
@@ -210,4 +221,4 @@ initAuth();
 initSkipLink();
 url.interceptLinks(document.body);
 url.onNavigate(route);
-route();
+session.load().finally(route);
