@@ -33,6 +33,7 @@ from watchkeeper.server import _errors
 from watchkeeper.server._access import open_access
 from watchkeeper.server._audit import local_origin
 from watchkeeper.server._auth import KeyRing
+from watchkeeper.server._limits import install_limits
 from watchkeeper.server._metered_store import MeteredStore
 from watchkeeper.server._retention import audit_retention_loop, retention_loop
 from watchkeeper.server._security import SecurityHeaders, install_docs
@@ -202,6 +203,7 @@ def create_app(config: Config, *, services: Services | None = None) -> FastAPI:
     )
     app.state.services = services or build_services(config)
     _error_handlers(app)
+    install_limits(app, app.state.services.config.limits, app.state.services.registry)
     for module in (_ops, _otlp, _query_api, _alerts_api, _keys_api, _auth_api, _audit_api):
         app.include_router(module.router)
     install_docs(app)
