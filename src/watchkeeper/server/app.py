@@ -20,7 +20,9 @@ from starlette.types import ASGIApp
 from watchkeeper.config import Config
 from watchkeeper.errors import (
     AuthError,
+    BodyTimeout,
     DataDirError,
+    DecodeError,
     Forbidden,
     NotFound,
     Overloaded,
@@ -126,12 +128,16 @@ def _error_handlers(app: FastAPI) -> None:
         AuthError: 401,
         NotFound: 404,
         ValidationError: 400,
+        DecodeError: 400,
+        BodyTimeout: 408,
         PayloadTooLarge: 413,
         UnsupportedContentType: 415,
     }
 
-    async def handle(_request: Request, exc: Exception) -> JSONResponse:
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
         status = next((s for t, s in statuses.items() if isinstance(exc, t)), 500)
+        if status == 500 and not isinstance(exc, Overloaded):  # the store's, a bug: no details
+            return await _errors.internal_error(request, exc)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         if isinstance(exc, Overloaded):
             status, headers = 503, {"Retry-After": str(max(1, round(exc.retry_after)))}
@@ -148,11 +154,12 @@ def _error_handlers(app: FastAPI) -> None:
 
 
 class _App(FastAPI):
-    """FastAPI with `SecurityHeaders` outermost, so even last-resort 500s carry them."""
+    """FastAPI with `SecurityHeaders` outermost, so even last-resort 500s carry them, and
+    `AnsweredErrors` inside it, so a 500's traceback is logged once."""
 
     def build_middleware_stack(self) -> ASGIApp:
         """Starlette's stack, wrapped."""
-        return SecurityHeaders(super().build_middleware_stack())
+        return SecurityHeaders(_errors.AnsweredErrors(super().build_middleware_stack()))
 
 
 @contextlib.asynccontextmanager
