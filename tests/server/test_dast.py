@@ -31,6 +31,8 @@ from schemathesis.generation import GenerationMode
 
 from tests.alerting._receiver import Receiver
 from tests.server.conftest import ADMIN_TOKEN, Running, eventually
+from watchkeeper.alerting import _repo as repo
+from watchkeeper.alerting import parse_rule
 from watchkeeper.server._roles import Role
 
 EXAMPLES = int(os.environ.get("WATCHKEEPER_DAST_EXAMPLES", "10"))
@@ -60,7 +62,9 @@ RULE_FIELDS: dict[str, list[Any]] = {
     "group_by": ["model", "service", "user", None], "outcomes": [["error", "timeout"], []],
     "field": ["cost_usd", "total_tokens"], "score_name": ["thumbs", ""],
     "score_stat": ["pass_rate", "low_share"], "metric": ["p95", "count", "cost_usd"],
-    "slo": [f"slo-{m}" for m in PROJECTS.values()], "short_window": ["5m", 0],
+    # Not the projects' SLO ids: a rule keeps what it was sent, and would hand the other
+    # project's marker back to its sender (test_a_rule_cannot_burn_... tries those).
+    "slo": ["slo-x"], "short_window": ["5m", 0],
     "lookback": ["1h", "1s"], "severity": ["critical", "info"], "channels": [["hook"], []],
     "min_count": [0, 5], "baseline_days": [1, 28], "factor": [0.1, 1e9], "min_value": [0, -5],
     "max_groups": [1, 200], "labels": [{"team": "x"}], "annotations": [{"summary": "{{x}}"}],
@@ -73,19 +77,21 @@ SILENCE_FIELDS: dict[str, list[Any]] = {
 
 
 def _junk() -> st.SearchStrategy[Any]:
-    scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(),
-                        st.text(max_size=12))  # fmt: skip
+    finite = st.floats(allow_nan=False, allow_infinity=False)  # what JSON can carry
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(), finite, st.text(max_size=12))
     return st.one_of(scalars, st.lists(scalars, max_size=3),
                      st.dictionaries(st.text(max_size=6), scalars, max_size=3))  # fmt: skip
 
 
 def _object(fields: dict[str, list[Any]]) -> st.SearchStrategy[dict[str, Any]]:
-    """Objects of some of `fields`, each a value it takes or junk; `id` when it has one."""
-    values = {k: st.one_of(st.sampled_from(v), _junk()) for k, v in fields.items()}
+    """Objects of some of `fields` with values they take, some with one field spoiled."""
+    values = {k: st.sampled_from(v) for k, v in fields.items()}
     required = {k: values.pop(k) for k in ("kind", "matchers") if k in values}
     if "kind" in fields:
-        required["id"] = st.one_of(st.sampled_from(["draft", "rule-x"]), st.text(max_size=8))
-    return st.fixed_dictionaries(required, optional=values)
+        required["id"] = st.sampled_from(["draft", "rule-x", "Bad Id!", ""])
+    good = st.fixed_dictionaries(required, optional=values)
+    spoiled = st.tuples(good, st.sampled_from(sorted(fields)), _junk())
+    return st.one_of(good, spoiled.map(lambda t: {**t[0], t[1]: t[2]}))
 
 
 BODIES = {"/api/v1/rules": RULE_FIELDS, "/api/v1/rules/test": RULE_FIELDS,
@@ -212,13 +218,16 @@ def _strategy(operation: Any, known: dict[str, list[Any]]) -> st.SearchStrategy[
     where the document does not describe a body yet, with rule or silence bodies."""
     generated = [operation.as_strategy(mode) for mode in GenerationMode]
     names = [p.name for p in operation.path_parameters]
+    ids: st.SearchStrategy[dict[str, Any] | None] = st.just(None)
     if names and operation.method.upper() != "DELETE" and all(n in known for n in names):
         ids = st.fixed_dictionaries({n: st.sampled_from(known[n]) for n in names})
         generated.append(ids.flatmap(lambda ps: operation.as_strategy(path_parameters=ps)))
     fields = BODIES.get(operation.path)
     if fields is not None and operation.method.upper() in ("POST", "PUT"):
-        made = _object(fields)
-        generated.append(made.flatmap(lambda body: operation.as_strategy(body=body)))
+        made = st.tuples(_object(fields), ids)
+        generated.append(
+            made.flatmap(lambda t: operation.as_strategy(body=t[0], path_parameters=t[1]))
+        )
     return st.one_of(generated)
 
 
@@ -273,3 +282,27 @@ def test_the_scan_sees_a_leak_and_a_server_error() -> None:
     leak = f'{{"service": "svc-{PROJECTS["beta"]}"}}'.encode()
     assert _problems(Case(), Answer(200, leak), cred)
     assert _problems(Case(), Answer(500, b'{"error": "internal"}'), cred)
+
+
+def test_a_rule_cannot_burn_the_slo_of_another_project(scanned: Scanned) -> None:
+    """Found by the scan: SLO ids are unique in the configuration, not per project, and a
+    burn-rate rule read the SLO of whatever project held the id it named."""
+    server = scanned.server
+    editor = next(c.headers for c in scanned.creds if c.label == "alpha editor key")
+    theirs = {"id": "borrowed", "kind": "burn_rate", "slo": f"slo-{PROJECTS['beta']}",
+              "window": "1h", "short_window": "5m", "threshold": 1}  # fmt: skip
+    for path in ("/api/v1/rules/test", "/api/v1/rules"):
+        r = server.request("POST", path, json=theirs, headers=editor)
+        assert r.status_code == 400, r.text
+        assert "no SLO 'slo-mk7betaq' in project 'alpha'" in r.json()["error"]
+    own = {**theirs, "id": "own", "slo": f"slo-{PROJECTS['alpha']}"}
+    r = server.request("POST", "/api/v1/rules/test", json=own, headers=editor)
+    assert r.status_code == 200 and r.json()["observations"], r.text
+    # A rule stored before this check (in the metadata DB) evaluates on nothing.
+    engine = server.services.alerting
+    stored = parse_rule({**theirs, "project": "alpha"})
+    repo.upsert_rule_row(engine.meta, repo.RuleRow("borrowed", "alpha", stored, None, False), 0)
+    r = server.request("POST", "/api/v1/rules/borrowed/test", headers=editor)
+    assert r.status_code == 200, r.text
+    seen = [(o["value"], o["count"]) for o in r.json()["observations"]]
+    assert all(value is None and not count for value, count in seen), seen
