@@ -5,6 +5,7 @@ not counted. And the token buckets themselves, as a table over a fake clock."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import socket
 from collections.abc import Callable
 
@@ -14,9 +15,11 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from starlette.requests import HTTPConnection
 
 from tests.server.conftest import Running
-from watchkeeper.server._limits import TokenBuckets
+from watchkeeper.server._auth import fingerprint
+from watchkeeper.server._limits import TokenBuckets, credential_key
 from watchkeeper.server._roles import Role
 
 #: A rate so low no token comes back while a test runs: every count below is exact.
@@ -69,6 +72,27 @@ def test_token_buckets_hold_a_bounded_number_of_keys() -> None:
     assert buckets.wait("hot") > 0  # the one just used is kept
     with pytest.raises(ValueError):
         TokenBuckets(0, 1)
+
+
+def _connection(*headers: tuple[str, str]) -> HTTPConnection:
+    raw = [(k.lower().encode(), v.encode()) for k, v in headers]
+    return HTTPConnection({"type": "http", "headers": raw, "path": "/api/v1/summary"})
+
+
+def test_a_credential_is_known_by_the_hash_of_its_token_whatever_header_carries_it() -> None:
+    token = "wk_" + "t" * 43
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    assert credential_key(_connection(("Authorization", f"Bearer {token}"))) == digest
+    assert credential_key(_connection(("X-API-Key", token))) == digest
+    assert digest[:8] in fingerprint(token)  # the auth log names the same credential
+    malformed = credential_key(_connection(("Authorization", "Basic abc")))
+    assert malformed is not None and malformed != digest  # counted too, as sent
+    assert credential_key(_connection()) is None
+    # A session cookie counts once the server names it; other cookies never do.
+    session = _connection(("Cookie", f"theme=dark; wk_session={token}"))
+    assert credential_key(session) is None
+    assert credential_key(session, ("wk_session",)) == digest
+    assert credential_key(_connection(("Cookie", "theme=dark")), ("wk_session",)) is None
 
 
 def _keys(server: Running, *roles: Role) -> list[str]:

@@ -261,6 +261,8 @@ class ApiLimits:
         log.warning("%s (counted in watchkeeper_api_refused_total)", line)
 
 
-def install_limits(app: Any, limits: LimitsConfig, registry: CollectorRegistry) -> None:
-    """Put `ApiLimits` in front of `app`'s routes."""
-    app.add_middleware(ApiLimits, limits=limits, registry=registry)
+def install_limits(
+    app: Any, limits: LimitsConfig, registry: CollectorRegistry, cookies: Sequence[str] = ()
+) -> None:
+    """Put `ApiLimits` in front of `app`'s routes; `cookies`: those that carry a session."""
+    app.add_middleware(ApiLimits, limits=limits, registry=registry, cookies=cookies)
