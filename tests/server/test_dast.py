@@ -3,7 +3,7 @@
 Two projects hold distinctive data: spans whose service, name, model, user, session, feature
 and prompt carry the project's marker, a score, a rule, a silence and an SLO named by it.
 Schemathesis generates requests for every operation of the OpenAPI document, valid and
-invalid ones, a bounded number per operation (`WATCHKEEPER_DAST_EXAMPLES`, default 10), and
+invalid ones, a bounded number per operation (`WATCHKEEPER_DAST_EXAMPLES`, default 100), and
 each is sent with every credential: the ingest, viewer, editor and admin keys of each
 project (each also naming the other project in `X-Watchkeeper-Project`), the admin token,
 and none. The scan fails on any server error (5xx), and on any answer that carries data of a
@@ -35,7 +35,7 @@ from watchkeeper.alerting import _repo as repo
 from watchkeeper.alerting import parse_rule
 from watchkeeper.server._roles import Role
 
-EXAMPLES = int(os.environ.get("WATCHKEEPER_DAST_EXAMPLES", "10"))
+EXAMPLES = int(os.environ.get("WATCHKEEPER_DAST_EXAMPLES", "100"))
 PROJECTS = {"alpha": "mk7alphaq", "beta": "mk7betaq"}  # project -> its marker
 #: The scan is about answers, not the limiter: limits high enough never to answer 429.
 LIMITS = {"credential_rate": 1e6, "credential_burst": 10**7,
