@@ -19,9 +19,11 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from watchkeeper.errors import BodyTimeout, PayloadTooLarge
 
+_TIMEOUT_BODY = b'{"error":"the request headers came too slow (server.header_timeout_s)"}'
 _TIMEOUT_ANSWER = (
-    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
-    b"connection: close\r\ncontent-length: 33\r\n\r\nthe request headers came too slow"
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+    b"x-content-type-options: nosniff\r\nconnection: close\r\n"
+    b"content-length: " + str(len(_TIMEOUT_BODY)).encode() + b"\r\n\r\n" + _TIMEOUT_BODY
 )
 
 
