@@ -14,7 +14,7 @@ trace ids; the admin token (keys only) and no credential must see neither projec
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -167,13 +167,6 @@ class Scanned:
     server: Running
     creds: list[Credential]
     known: dict[str, list[Any]]
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.close()
 
 
 @pytest.fixture

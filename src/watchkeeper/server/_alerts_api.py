@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from watchkeeper.alerting import AlertingEngine, Rule, parse_rule
 from watchkeeper.alerting import _repo as repo
-from watchkeeper.alerting._config import parse_silence, parse_time, rule_to_data
+from watchkeeper.alerting._config import parse_silence, rule_to_data, unix_seconds
 from watchkeeper.alerting._fetch import slo_of
 from watchkeeper.alerting._notify import render_summary
 from watchkeeper.alerting._policy import Silence
@@ -297,7 +297,7 @@ def create_silence(
 def _start(value: Any) -> float:
     """A silence's `starts_at` as unix seconds, to add its `duration` to."""
     try:
-        start = parse_time(value)
+        start = unix_seconds(value)
         if isinstance(start, bool):
             raise TypeError
         return float(start)
