@@ -1,9 +1,10 @@
 """Every error answer is `{"error": "..."}` (docs/api.md), Starlette's and FastAPI's too.
 
 A server error (an exception no handler maps, a store or engine failure) answers 500 with a
-message that names no internal path, query or engine text, only an error id; the server logs
+message that names no internal path, query or engine text, and an error id; the server logs
 the exception with its traceback under that id, once (`AnsweredErrors` keeps uvicorn from
-logging it a second time).
+logging it a second time). Only a `WatchkeeperError` raised on purpose (not `from` another
+exception, whose text it may carry) is shown as it was written.
 
 One exception: a browser that navigates to an unknown page (GET, `Accept: text/html`, not an
 API path) gets the web UI's shell with status 404, and the UI shows its own not-found page.
@@ -26,7 +27,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from watchkeeper.errors import StoreError
+from watchkeeper.errors import StoreError, WatchkeeperError
 from watchkeeper.query._params import shown
 
 log = logging.getLogger("watchkeeper.server")
@@ -105,12 +106,13 @@ async def internal_error(request: Request, exc: Exception) -> JSONResponse:
         exc_info=exc,
     )
     request.scope[_ANSWERED] = exc
-    what = (
-        "the span store failed on this request"
-        if isinstance(exc, StoreError)
-        else ("the server failed on this request")
-    )
-    message = f"{what}; the server log has the details under error id {error_id}"
+    if isinstance(exc, WatchkeeperError) and exc.__cause__ is None:
+        what = str(exc)  # written to be shown: no engine's or library's text inside
+    elif isinstance(exc, StoreError):
+        what = "the span store failed on this request"
+    else:
+        what = "the server failed on this request"
+    message = f"{what} (the server log has the details under error id {error_id})"
     return JSONResponse({"error": message}, status_code=500)
 
 
