@@ -82,6 +82,22 @@ class IngestConfig(_Section):
     workers: int = Field(default=3, ge=0)
 
 
+class LimitsConfig(_Section):
+    """Size, time and rate limits of the API and the UI (OTLP ingest has its own: `ingest`)."""
+
+    # a request body (rules, silences, scores, keys: small JSON); 413 above
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    # a request's whole body must arrive within this (408 and the connection closed after)
+    body_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    # requests a second each credential may sustain, and how many it may spend at once
+    # (429 + Retry-After past them; a rate of 0 turns the limit off)
+    credential_rate: float = Field(default=20.0, ge=0)
+    credential_burst: int = Field(default=200, ge=1)
+    # the same per client address (behind a proxy: the address it forwards, see SECURITY.md)
+    address_rate: float = Field(default=50.0, ge=0)
+    address_burst: int = Field(default=500, ge=1)
+
+
 class StoreConfig(_Section):
     """Which span store to use."""
 
@@ -203,6 +219,7 @@ class Config(_Section):
 
     server: ServerConfig = ServerConfig()
     ingest: IngestConfig = IngestConfig()
+    limits: LimitsConfig = LimitsConfig()
     store: StoreConfig = StoreConfig()
     auth: AuthConfig = AuthConfig()
     sessions: SessionsConfig = SessionsConfig()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from pathlib import Path
@@ -31,8 +32,10 @@ def test_slow_headers_get_408_and_hold_nothing(tmp_path: Path) -> None:
         answers = []
         for sock in slow:
             sock.settimeout(10)
-            answers.append(sock.recv(4096).split(b"\r\n", 1)[0])
-        assert set(answers) == {b"HTTP/1.1 408 Request Timeout"}
+            answers.append(sock.recv(4096))
+        assert {a.split(b"\r\n", 1)[0] for a in answers} == {b"HTTP/1.1 408 Request Timeout"}
+        body = json.loads(answers[0].split(b"\r\n\r\n", 1)[1])  # our error shape, too
+        assert body == {"error": "the request headers came too slow (server.header_timeout_s)"}
         assert time.monotonic() - started < 10
         metrics = httpx.get(f"{server.url}/metrics", timeout=5).text
         line = next(x for x in metrics.splitlines() if x.startswith("watchkeeper_ingest_slow"))

@@ -19,7 +19,14 @@ from typing import Any
 from watchkeeper.alerting import _repo as repo
 from watchkeeper.alerting._config import AlertingConfig, Rule, Slo
 from watchkeeper.alerting._evaluate import Decision, alert_labels, evaluate, fingerprint
-from watchkeeper.alerting._fetch import BaselineCache, CycleQueries, Reader, example_traces, fetch
+from watchkeeper.alerting._fetch import (
+    BaselineCache,
+    CycleQueries,
+    Reader,
+    example_traces,
+    fetch,
+    slo_of,
+)
 from watchkeeper.alerting._metrics import AlertMetrics
 from watchkeeper.alerting._notification import Notification
 from watchkeeper.alerting._notify import build_notification, held_line, held_summary
@@ -232,7 +239,7 @@ class RuleEvaluator:
     def _with_traces(self, q: Reader, rule: Rule, state: AlertState, now: float) -> AlertState:
         group: dict[str, str] = {k: v for k, v in state.labels.items() if k == rule.group_by}
         try:
-            slo = self.slos().get(rule.slo) if rule.kind == "burn_rate" else None
+            slo = slo_of(rule, self.slos())
             ids = example_traces(q, rule, group, now, self.config.example_traces, slo)
         except Exception:  # examples are a help; the alert goes out without them
             log.exception("example traces for rule %s failed", rule.id)

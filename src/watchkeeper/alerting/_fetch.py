@@ -197,6 +197,13 @@ BaselineCache = dict[tuple[str, int], list[float]]
 BASELINE_REUSE_S = 300  # the same-hour median of past days moves slowly: reuse it 5 minutes
 
 
+def slo_of(rule: Rule, slos: Mapping[str, Slo]) -> Slo | None:
+    """The SLO a burn-rate rule burns: one of the rule's own project, never another's (SLO
+    ids are unique in the configuration, not per project)."""
+    slo = slos.get(rule.slo) if rule.kind == "burn_rate" else None
+    return slo if slo is not None and slo.project == rule.project else None
+
+
 def fetch(
     store: Reader,
     rule: Rule,
@@ -209,7 +216,7 @@ def fetch(
         f = span_filter(rule.project, rule.filters, now - rule.window, now)
         return RuleData(scores=store.scores_summary(f, rule.score_name))
     if rule.kind == "burn_rate":
-        slo = slos.get(rule.slo)
+        slo = slo_of(rule, slos)
         if slo is None:
             return RuleData()
         long = slo_window(store, slo, now - rule.window, now)

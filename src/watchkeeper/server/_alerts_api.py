@@ -7,6 +7,7 @@ alerting repository on the meta DB), and shape JSON.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
@@ -15,7 +16,8 @@ from starlette.concurrency import run_in_threadpool
 
 from watchkeeper.alerting import AlertingEngine, Rule, parse_rule
 from watchkeeper.alerting import _repo as repo
-from watchkeeper.alerting._config import parse_silence, rule_to_data
+from watchkeeper.alerting._config import parse_silence, rule_to_data, unix_seconds
+from watchkeeper.alerting._fetch import slo_of
 from watchkeeper.alerting._notify import render_summary
 from watchkeeper.alerting._policy import Silence
 from watchkeeper.alerting._slo import burn_rules, slo_status
@@ -69,6 +71,10 @@ def _validated(engine: AlertingEngine, data: dict[str, Any], project: str) -> Ru
     if not isinstance(data, dict):
         raise ValidationError("the body must be a JSON object describing a rule")
     rule = parse_rule({**data, "project": project})
+    if rule.kind == "burn_rate" and slo_of(rule, {s.id: s for s in engine.config.slos}) is None:
+        raise ValidationError(
+            f"rule {rule.id}: no SLO {rule.slo!r} in project {project!r}; see GET /api/v1/slos"
+        )
     unknown = [c for c in rule.channels if c not in engine.channels]
     if unknown:
         raise ValidationError(
@@ -271,15 +277,12 @@ def create_silence(
     now = _now(request)
     data = dict(body)
     if "duration" in data and "ends_at" not in data:
-        from watchkeeper.alerting import parse_duration
-
-        try:
-            data["ends_at"] = data.get("starts_at", now) + parse_duration(data.pop("duration"))
-        except ValueError as exc:
-            raise ValidationError(f"silence duration: {exc}") from None
+        data["ends_at"] = _start(data.get("starts_at", now)) + _duration(data.pop("duration"))
     data.setdefault("starts_at", now)
     data.setdefault("created_by", "api")
     spec = parse_silence(data)
+    if not math.isfinite(spec.starts_at) or not math.isfinite(spec.ends_at):
+        raise ValidationError("silence: starts_at and ends_at must be finite times")
     if spec.ends_at <= spec.starts_at:
         raise ValidationError("silence: ends_at must be after starts_at")
     silence = Silence(
@@ -289,6 +292,28 @@ def create_silence(
         silence = repo.add_silence(_engine(request).meta, silence, now)
         change.target, change.after = f"silence {silence.id}", _silence_json(silence, now)
     return _silence_json(silence, now)
+
+
+def _start(value: Any) -> float:
+    """A silence's `starts_at` as unix seconds, to add its `duration` to."""
+    try:
+        start = unix_seconds(value)
+        if isinstance(start, bool):
+            raise TypeError
+        return float(start)
+    except (TypeError, ValueError):
+        raise ValidationError(
+            f"silence starts_at={shown(str(value))} is not a time: use unix seconds or ISO-8601"
+        ) from None
+
+
+def _duration(value: Any) -> float:
+    from watchkeeper.alerting import parse_duration
+
+    try:
+        return parse_duration(value)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"silence duration: {exc}") from None
 
 
 @router.delete("/silences/{silence_id}")

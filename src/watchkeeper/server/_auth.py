@@ -206,7 +206,8 @@ class KeyRing:
         self._meta = meta
         self.events = AuthEvents(registry, clock)
         self._required = required
-        self._admin = admin_token.encode() if admin_token else None
+        # Its SHA-256: compared digest to digest, the time taken tells nothing of its length.
+        self._admin = hashlib.sha256(admin_token.encode()).digest() if admin_token else None
         self._clock = clock
         self._lock = threading.Lock()
         # key hash -> when it was read, who it names; hits only, so new keys work at once
@@ -309,8 +310,12 @@ class KeyRing:
         return self._latched
 
     def is_admin(self, token: str) -> bool:
-        """True when `token` is the configured admin token (constant-time comparison)."""
-        return self._admin is not None and hmac.compare_digest(token.encode(), self._admin)
+        """True when `token` is the configured admin token (constant-time comparison of
+        their SHA-256 digests, whatever the length of `token`)."""
+        if self._admin is None:
+            return False
+        digest = hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
+        return hmac.compare_digest(digest, self._admin)
 
     def principal_for(self, token: str) -> Principal | None:
         """Who an active key names (its project and role), or None."""
@@ -320,6 +325,8 @@ class KeyRing:
             cached = self._cache.get(digest)
         if cached is not None and now - cached.read_at < KEY_CACHE_TTL_S:
             return cached.principal
+        # Looked up by its SHA-256, never compared as a secret: how long an index lookup
+        # takes can tell about the digest of a guess, which says nothing of a key's token.
         with self._meta.engine.connect() as conn:
             row = conn.execute(
                 sa.select(api_keys.c.key_id, api_keys.c.project, api_keys.c.role).where(

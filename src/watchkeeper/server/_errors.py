@@ -1,5 +1,11 @@
 """Every error answer is `{"error": "..."}` (docs/api.md), Starlette's and FastAPI's too.
 
+A server error (an exception no handler maps, a store or engine failure) answers 500 with a
+message that names no internal path, query or engine text, and an error id; the server logs
+the exception with its traceback under that id, once (`AnsweredErrors` keeps uvicorn from
+logging it a second time). Only a `WatchkeeperError` raised on purpose (not `from` another
+exception, whose text it may carry) is shown as it was written.
+
 One exception: a browser that navigates to an unknown page (GET, `Accept: text/html`, not an
 API path) gets the web UI's shell with status 404, and the UI shows its own not-found page.
 
@@ -11,14 +17,20 @@ the validation errors become a 400 that names the field, as our own parameter ch
 
 from __future__ import annotations
 
+import logging
+import secrets
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from watchkeeper.errors import StoreError, WatchkeeperError
 from watchkeeper.query._params import shown
+
+log = logging.getLogger("watchkeeper.server")
 
 MAX_PATH = 200  # characters of a request path repeated in a message
 MAX_PROBLEMS = 3  # validation problems listed in one message
@@ -75,7 +87,53 @@ async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"error": "; ".join(problems) or "invalid request"}, status_code=400)
 
 
+#: Where the scope remembers the exception `internal_error` answered and logged.
+_ANSWERED = "watchkeeper.answered_error"
+
+
+async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+    """A 500 that names no internals, and the exception logged with its traceback."""
+    error_id = secrets.token_hex(4)
+    client = request.client.host if request.client else "unknown"
+    log.error(
+        "error %s on %s %s from %s: %s: %s",
+        error_id,
+        request.method,
+        _path(request),
+        client,
+        type(exc).__name__,
+        exc,
+        exc_info=exc,
+    )
+    request.scope[_ANSWERED] = exc
+    if isinstance(exc, WatchkeeperError) and exc.__cause__ is None:
+        what = str(exc)  # written to be shown: no engine's or library's text inside
+    elif isinstance(exc, StoreError):
+        what = "the span store failed on this request"
+    else:
+        what = "the server failed on this request"
+    message = f"{what} (the server log has the details under error id {error_id})"
+    return JSONResponse({"error": message}, status_code=500)
+
+
+class AnsweredErrors:
+    """ASGI middleware outside Starlette's: drops an exception `internal_error` already
+    answered and logged, which Starlette raises again for the server to log."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app; re-raise only what was not answered."""
+        try:
+            await self.app(scope, receive, send)
+        except Exception as exc:
+            if scope.get(_ANSWERED) is not exc:
+                raise
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers on `app`."""
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, internal_error)

@@ -4,20 +4,26 @@ uvicorn bounds the idle time between requests on a connection (keep-alive) but n
 a request takes to send its headers, so a client that opens connections and trickles header
 bytes holds them as long as it likes. Here a request's headers must be complete within
 `header_timeout_s` of its first byte (or of the connection); otherwise it gets a 408 and the
-connection is closed. The body has its own deadline where it is read (`_otlp.read_body`).
+connection is closed. A body has its own deadline and size limit where it is read
+(`read_body`: by OTLP ingest, and by `_limits` for every other route).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
+from starlette.requests import Request
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from watchkeeper.errors import BodyTimeout, PayloadTooLarge
+
+_TIMEOUT_BODY = b'{"error":"the request headers came too slow (server.header_timeout_s)"}'
 _TIMEOUT_ANSWER = (
-    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
-    b"connection: close\r\ncontent-length: 33\r\n\r\nthe request headers came too slow"
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+    b"x-content-type-options: nosniff\r\nconnection: close\r\n"
+    b"content-length: " + str(len(_TIMEOUT_BODY)).encode() + b"\r\n\r\n" + _TIMEOUT_BODY
 )
 
 
@@ -62,3 +68,36 @@ def header_deadline(
                 self.transport.close()
 
     return HeaderDeadline
+
+
+class _Charged(Protocol):
+    """What a body's bytes are charged to as they arrive (ingest's `Reception`)."""
+
+    def take(self, n: int) -> None:
+        """Charge `n` bytes; raises `Overloaded` when they do not fit."""
+
+
+async def read_body(
+    request: Request, limit: int, reception: _Charged | None = None, timeout_s: float = 30.0
+) -> bytes:
+    """The request body, read as a stream: `PayloadTooLarge` past `limit`, `BodyTimeout`
+    when it has not all arrived within `timeout_s`; each chunk charged to `reception`."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body of {declared} bytes is over the {limit} byte limit")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"body is over the {limit} byte limit")
+                if reception is not None:
+                    reception.take(len(chunk))
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BodyTimeout(
+            f"the body did not arrive within {timeout_s:g} s ({size} bytes came)"
+        ) from None
+    return b"".join(chunks)

@@ -9,6 +9,7 @@ and the admin token every project's (Prometheus scrapes with one credential). Wi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 from fastapi import APIRouter, Depends, Request
@@ -23,6 +24,7 @@ from watchkeeper.server._roles import Principal, Role
 from watchkeeper.server._services import services
 
 router = APIRouter(include_in_schema=False)
+log = logging.getLogger("watchkeeper.server")
 
 
 class _OneProject(Collector):
@@ -80,8 +82,9 @@ def readyz(request: Request) -> JSONResponse:
     problems: list[str] = []
     try:
         svc.store.ping()
-    except StoreError as exc:
-        problems.append(str(exc))
+    except StoreError as exc:  # the answer is open to anyone: the details go to the log
+        log.warning("not ready: the span store does not answer: %s", exc)
+        problems.append("the span store does not answer (the server log says why)")
     body: dict[str, object] = {"status": "ok"}
     if svc.ingest is not None:
         problems += svc.ingest.problems()

@@ -13,8 +13,6 @@ memory from the ones that send.
 
 from __future__ import annotations
 
-import asyncio
-
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from google.protobuf import json_format
@@ -30,8 +28,8 @@ from watchkeeper.errors import (
     PayloadTooLarge,
     UnsupportedContentType,
 )
-from watchkeeper.ingest import Reception
 from watchkeeper.server._access import Attempt, attempt_ingest
+from watchkeeper.server._http import read_body
 from watchkeeper.server._services import services
 
 router = APIRouter(tags=["otlp"])
@@ -67,32 +65,6 @@ def _export_response(rejected: int, error_message: str, as_json: bool) -> Respon
     if as_json:
         return Response(orjson.dumps(json_format.MessageToDict(msg)), 200, media_type=_JSON)
     return Response(msg.SerializeToString(), 200, media_type=_PROTOBUF)
-
-
-async def read_body(
-    request: Request, limit: int, reception: Reception | None = None, timeout_s: float = 30.0
-) -> bytes:
-    """The request body, read as a stream: `PayloadTooLarge` past `limit`, `BodyTimeout`
-    when it has not all arrived within `timeout_s`; each chunk charged to `reception`."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"body of {declared} bytes is over the {limit} byte limit")
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async with asyncio.timeout(timeout_s):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise PayloadTooLarge(f"body is over the {limit} byte limit")
-                if reception is not None:
-                    reception.take(len(chunk))
-                chunks.append(chunk)
-    except TimeoutError:
-        raise BodyTimeout(
-            f"the body did not arrive within {timeout_s:g} s ({size} bytes came)"
-        ) from None
-    return b"".join(chunks)
 
 
 @router.post("/v1/traces", summary="OTLP/HTTP trace export (protobuf or JSON)")

@@ -20,7 +20,9 @@ from starlette.types import ASGIApp
 from watchkeeper.config import Config
 from watchkeeper.errors import (
     AuthError,
+    BodyTimeout,
     DataDirError,
+    DecodeError,
     Forbidden,
     NotFound,
     Overloaded,
@@ -33,11 +35,14 @@ from watchkeeper.server import _errors
 from watchkeeper.server._access import open_access
 from watchkeeper.server._audit import local_origin
 from watchkeeper.server._auth import KeyRing
+from watchkeeper.server._limits import install_limits
 from watchkeeper.server._metered_store import MeteredStore
 from watchkeeper.server._people_audit import people_recorder
 from watchkeeper.server._retention import audit_retention_loop, retention_loop
 from watchkeeper.server._security import SecurityHeaders, install_docs
 from watchkeeper.server._services import Services
+from watchkeeper.server._sessions import COOKIE as SESSION_COOKIE
+from watchkeeper.server._sessions import SECURE_COOKIE as SECURE_SESSION_COOKIE
 from watchkeeper.server._signin import build_signin
 from watchkeeper.store import Store
 from watchkeeper.store.meta import MetaStore
@@ -129,12 +134,16 @@ def _error_handlers(app: FastAPI) -> None:
         AuthError: 401,
         NotFound: 404,
         ValidationError: 400,
+        DecodeError: 400,
+        BodyTimeout: 408,
         PayloadTooLarge: 413,
         UnsupportedContentType: 415,
     }
 
-    async def handle(_request: Request, exc: Exception) -> JSONResponse:
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
         status = next((s for t, s in statuses.items() if isinstance(exc, t)), 500)
+        if status == 500 and not isinstance(exc, Overloaded):  # the store's, a bug: no details
+            return await _errors.internal_error(request, exc)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         if isinstance(exc, Overloaded):
             status, headers = 503, {"Retry-After": str(max(1, round(exc.retry_after)))}
@@ -151,11 +160,12 @@ def _error_handlers(app: FastAPI) -> None:
 
 
 class _App(FastAPI):
-    """FastAPI with `SecurityHeaders` outermost, so even last-resort 500s carry them."""
+    """FastAPI with `SecurityHeaders` outermost, so even last-resort 500s carry them, and
+    `AnsweredErrors` inside it, so a 500's traceback is logged once."""
 
     def build_middleware_stack(self) -> ASGIApp:
         """Starlette's stack, wrapped."""
-        return SecurityHeaders(super().build_middleware_stack())
+        return SecurityHeaders(_errors.AnsweredErrors(super().build_middleware_stack()))
 
 
 @contextlib.asynccontextmanager
@@ -208,6 +218,12 @@ def create_app(config: Config, *, services: Services | None = None) -> FastAPI:
     )
     app.state.services = services or build_services(config)
     _error_handlers(app)
+    install_limits(
+        app,
+        app.state.services.config.limits,
+        app.state.services.registry,
+        cookies=(SESSION_COOKIE, SECURE_SESSION_COOKIE),  # a session counts like a key
+    )
     for module in (_ops, _otlp, _query_api, _alerts_api, _keys_api, _auth_api, _audit_api,
                    _people_api, _oidc_api):  # fmt: skip
         app.include_router(module.router)
