@@ -80,3 +80,24 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., Running]]:
     for uv, thread in running:
         uv.should_exit = True
         thread.join(timeout=30)
+
+
+@pytest.fixture
+def new_page(browser: Any) -> Iterator[Callable[..., Any]]:
+    """Pages on a server, with an optional key in local storage; JS errors fail the test."""
+    contexts: list[Any] = []
+    errors: list[str] = []
+
+    def make(server: Running, key: str | None = None) -> Any:
+        ctx = browser.new_context(base_url=server.url)
+        if key:
+            ctx.add_init_script(f"localStorage.setItem('watchkeeper.apiKey', {key!r})")
+        contexts.append(ctx)
+        page = ctx.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        return page
+
+    yield make
+    for ctx in contexts:
+        ctx.close()
+    assert not errors, errors

@@ -3,7 +3,7 @@ and the key dialog asks for a key only when the server requires one (issue 15)."
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -12,27 +12,6 @@ import pytest
 from tests.server.conftest import ADMIN_TOKEN, Running
 
 HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
-
-
-@pytest.fixture
-def new_page(browser: Any) -> Iterator[Callable[..., Any]]:
-    """Pages on a server, with an optional key in local storage; JS errors fail the test."""
-    contexts: list[Any] = []
-    errors: list[str] = []
-
-    def make(server: Running, key: str | None = None) -> Any:
-        ctx = browser.new_context(base_url=server.url)
-        if key:
-            ctx.add_init_script(f"localStorage.setItem('watchkeeper.apiKey', {key!r})")
-        contexts.append(ctx)
-        page = ctx.new_page()
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        return page
-
-    yield make
-    for ctx in contexts:
-        ctx.close()
-    assert not errors, errors
 
 
 def _ready(page: Any) -> None:

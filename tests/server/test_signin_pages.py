@@ -4,7 +4,7 @@ page, and signing out ends the session; single sign-on from the same page."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,25 +15,6 @@ from watchkeeper.server._roles import Role
 from watchkeeper.server._sessions import COOKIE
 
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-def new_page(browser: Any) -> Iterator[Callable[[Running], Any]]:
-    """A page in a fresh browser context; JavaScript errors fail the test."""
-    contexts: list[Any] = []
-    errors: list[str] = []
-
-    def make(server: Running) -> Any:
-        ctx = browser.new_context(base_url=server.url)
-        contexts.append(ctx)
-        page = ctx.new_page()
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        return page
-
-    yield make
-    for ctx in contexts:
-        ctx.close()
-    assert not errors, errors
 
 
 def _ready(page: Any) -> None:
