@@ -14,9 +14,13 @@ from watchkeeper.alerting._config import (
     load_alerting_config,
     parse_duration,
     parse_rule,
+    parse_silence,
+    rule_to_data,
 )
 from watchkeeper.alerting._evaluate import Decision, Observation, RuleData, evaluate
 from watchkeeper.alerting._notification import Channel, DeliveryError, Notification
+from watchkeeper.alerting._notify import render_summary
+from watchkeeper.alerting._policy import Silence
 from watchkeeper.alerting._report import report_main
 from watchkeeper.alerting._service import AlertingEngine, build_alerting
 from watchkeeper.alerting._state import AlertState, Event, Timing, transition
@@ -36,6 +40,7 @@ __all__ = [
     "Route",
     "Rule",
     "RuleData",
+    "Silence",
     "Slo",
     "Timing",
     "build_alerting",
@@ -43,6 +48,9 @@ __all__ = [
     "load_alerting_config",
     "parse_duration",
     "parse_rule",
+    "parse_silence",
+    "render_summary",
     "report_main",
+    "rule_to_data",
     "transition",
 ]

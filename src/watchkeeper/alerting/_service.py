@@ -20,14 +20,19 @@ import httpx
 from prometheus_client import CollectorRegistry
 
 from watchkeeper.alerting import _repo as repo
-from watchkeeper.alerting._config import AlertingConfig, Rule, alerting_of
+from watchkeeper.alerting._config import AlertingConfig, Rule, Slo, alerting_of, parse_rule
 from watchkeeper.alerting._delivery import Deliverer
 from watchkeeper.alerting._engine import CycleResult, RuleEvaluator
+from watchkeeper.alerting._evaluate import Decision
+from watchkeeper.alerting._fetch import slo_of
 from watchkeeper.alerting._metrics import AlertMetrics
 from watchkeeper.alerting._notification import Channel, DeliveryError
 from watchkeeper.alerting._notify import test_notification
+from watchkeeper.alerting._policy import Silence
 from watchkeeper.alerting._report import build_digest, next_run
-from watchkeeper.errors import ConfigError, WatchkeeperError
+from watchkeeper.alerting._slo import burn_rules, slo_status
+from watchkeeper.alerting._state import AlertState
+from watchkeeper.errors import ConfigError, ValidationError, WatchkeeperError
 from watchkeeper.store._protocol import Store
 from watchkeeper.store.meta import MetaStore
 
@@ -221,6 +226,96 @@ class AlertingEngine:
             return {"ok": False, "error": self.redact(str(exc)), "retryable": exc.retryable}
         self.metrics.notifications.labels(channel=channel_name, result="test_ok").inc()
         return {"ok": True, "duration_ms": (time.perf_counter() - started) * 1000.0}
+
+    # --- what the API reads and changes (the routes never touch the tables) -------------------
+
+    def rule_source(self, rule_id: str) -> str:
+        """ "config" for a rule of the config file (or an SLO's burn-rate rule), else "api"."""
+        ids = {r.id for r in self.config.rules}
+        ids.update(r.id for s in self.config.slos for r in burn_rules(s))
+        return "config" if rule_id in ids else "api"
+
+    def check_rule(self, data: Mapping[str, Any], project: str) -> Rule:
+        """A rule of `project` from its API body; ValidationError naming what is wrong."""
+        rule = parse_rule({**data, "project": project})
+        if rule.kind == "burn_rate" and slo_of(rule, {s.id: s for s in self.config.slos}) is None:
+            raise ValidationError(
+                f"rule {rule.id}: no SLO {rule.slo!r} in project {project!r}; see GET /api/v1/slos"
+            )
+        unknown = [c for c in rule.channels if c not in self.channels]
+        if unknown:
+            raise ValidationError(
+                f"rule {rule.id}: unknown channels {unknown}; configured: {sorted(self.channels)}"
+            )
+        return rule
+
+    def save_rule(self, project: str, rule: Rule) -> None:
+        """Create or replace a rule of a project (a config rule is overridden)."""
+        repo.upsert_rule_row(
+            self.meta, repo.RuleRow(rule.id, project, rule, None, False), self.clock()
+        )
+
+    def delete_rule(self, project: str, rule_id: str) -> None:
+        """Delete a rule (a config rule is hidden until it is deleted from the file too)."""
+        if self.rule_source(rule_id) == "config":
+            row = repo.RuleRow(rule_id, project, None, None, True)
+            repo.upsert_rule_row(self.meta, row, self.clock())
+        else:
+            repo.delete_rule_row(self.meta, project, rule_id)
+
+    def set_enabled(self, project: str, rule_id: str, enabled: bool) -> None:
+        """Enable or disable a rule, keeping whatever the API stored of it."""
+        rows = {(r.project, r.id): r for r in repo.load_rule_rows(self.meta)}
+        row = rows.get((project, rule_id))
+        stored = row.rule if row is not None else None
+        new = repo.RuleRow(rule_id, project, stored, enabled, False)
+        repo.upsert_rule_row(self.meta, new, self.clock())
+
+    def test_rule(self, rule: Rule) -> Decision:
+        """Evaluate a rule now without changing alert state or notifying."""
+        return self.evaluator.test(rule, self.clock())
+
+    def alerts(self, project: str) -> list[AlertState]:
+        """Alert states (pending, firing, recently resolved) of a project, as of the last cycle."""
+        return [s for s in self.evaluator.states() if s.project == project]
+
+    def history(self, project: str, limit: int, rule_id: str | None = None) -> list[dict[str, Any]]:
+        """Alert events of a project, newest first."""
+        return repo.history(self.meta, project, limit, rule_id)
+
+    def silences(self, project: str) -> list[Silence]:
+        """Active and future silences of a project."""
+        return repo.load_silences(self.meta, project, self.clock())
+
+    def add_silence(self, silence: Silence) -> Silence:
+        """Store a silence; it gets an id."""
+        return repo.add_silence(self.meta, silence, self.clock())
+
+    def expire_silence(self, project: str, silence_id: str) -> Silence | None:
+        """End an active or future silence now; the silence as it was, None when there is none."""
+        now = self.clock()
+        old = next((s for s in self.silences(project) if s.id == silence_id), None)
+        if old is None or not repo.expire_silence(self.meta, project, silence_id, now):
+            return None
+        return old
+
+    def slos(self, project: str) -> list[Slo]:
+        """The SLOs of a project."""
+        return [s for s in self.config.slos if s.project == project]
+
+    def slo_status(self, slo: Slo, series: bool = True) -> dict[str, Any]:
+        """An SLO now: SLI, budget left, burn rates, and (with `series`) its burn-down."""
+        return slo_status(self.store, slo, self.clock(), series=series)
+
+    def notifications(self, project: str, limit: int) -> list[dict[str, Any]]:
+        """The outbox of a project, newest first, every delivery attempt with it."""
+        items = repo.notification_log(self.meta, project, limit)
+        for item in items:  # errors stored before redaction existed, too
+            for entry in [item, *item["attempt_log"]]:
+                for field in ("last_error", "error"):
+                    if isinstance(entry.get(field), str):
+                        entry[field] = self.redact(entry[field])
+        return items
 
 
 def build_alerting(services: Any) -> AlertingEngine | None:
