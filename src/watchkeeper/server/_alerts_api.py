@@ -1,30 +1,34 @@
 """The alerting endpoints of docs/api.md: rules, alerts, silences, channels, SLOs, outbox log.
 
-Handlers are thin: they validate, call the `AlertingEngine` in `Services.alerting` (or the
-alerting repository on the meta DB), and shape JSON.
+Handlers are thin: they validate, call the `AlertingEngine` in `Services.alerting`, and shape
+the JSON of `_alerts_models` (times in unix milliseconds; the engine counts in seconds).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from watchkeeper.alerting import AlertingEngine, Rule, parse_rule
-from watchkeeper.alerting import _repo as repo
-from watchkeeper.alerting._config import parse_silence, rule_to_data, unix_seconds
-from watchkeeper.alerting._fetch import slo_of
-from watchkeeper.alerting._notify import render_summary
-from watchkeeper.alerting._policy import Silence
-from watchkeeper.alerting._slo import burn_rules, slo_status
-from watchkeeper.alerting._state import AlertState
+from watchkeeper.alerting import (
+    AlertingEngine,
+    AlertState,
+    Rule,
+    Silence,
+    parse_duration,
+    parse_silence,
+    render_summary,
+    rule_to_data,
+)
 from watchkeeper.errors import NotFound, ValidationError
 from watchkeeper.query._params import shown
+from watchkeeper.server import _alerts_models as m
 from watchkeeper.server._access import needs
+from watchkeeper.server._alerts_models import ms, ms_or_none
 from watchkeeper.server._audit import audited, who
 from watchkeeper.server._params import integer
 from watchkeeper.server._roles import Role
@@ -35,7 +39,7 @@ router = APIRouter(prefix="/api/v1", tags=["alerting"])
 Project = Depends(needs(Role.VIEWER))  # reading
 Editing = Depends(needs(Role.EDITOR))  # rules and silences
 Administering = Depends(needs(Role.ADMIN))  # channels
-ALERT_STATES = ("firing", "pending", "resolved")
+RuleBody = Annotated[dict[str, Any], Body(description="a rule, as in the config file")]
 
 
 def _engine(request: Request) -> AlertingEngine:
@@ -45,19 +49,8 @@ def _engine(request: Request) -> AlertingEngine:
     return engine
 
 
-def _now(request: Request) -> float:
-    return services(request).clock()
-
-
-def _file_rule_ids(engine: AlertingEngine) -> set[str]:
-    ids = {r.id for r in engine.config.rules}
-    ids.update(r.id for s in engine.config.slos for r in burn_rules(s))
-    return ids
-
-
 def _rule_json(engine: AlertingEngine, rule: Rule) -> dict[str, Any]:
-    source = "config" if rule.id in _file_rule_ids(engine) else "api"
-    return {**rule_to_data(rule), "source": source}
+    return {**rule_to_data(rule), "source": engine.rule_source(rule.id)}
 
 
 def _get_rule(engine: AlertingEngine, project: str, rule_id: str) -> Rule:
@@ -70,63 +63,49 @@ def _get_rule(engine: AlertingEngine, project: str, rule_id: str) -> Rule:
 def _validated(engine: AlertingEngine, data: dict[str, Any], project: str) -> Rule:
     if not isinstance(data, dict):
         raise ValidationError("the body must be a JSON object describing a rule")
-    rule = parse_rule({**data, "project": project})
-    if rule.kind == "burn_rate" and slo_of(rule, {s.id: s for s in engine.config.slos}) is None:
-        raise ValidationError(
-            f"rule {rule.id}: no SLO {rule.slo!r} in project {project!r}; see GET /api/v1/slos"
-        )
-    unknown = [c for c in rule.channels if c not in engine.channels]
-    if unknown:
-        raise ValidationError(
-            f"rule {rule.id}: unknown channels {unknown}; configured: {sorted(engine.channels)}"
-        )
-    return rule
+    return engine.check_rule(data, project)
 
 
 # --- rules -------------------------------------------------------------------------------------
 
 
-@router.get("/rules")
+@router.get("/rules", response_model=m.Rules)
 def list_rules(request: Request, project: str = Project) -> dict[str, Any]:
     """Every rule of the project (config, starter, SLO burn-rate and API rules)."""
     engine = _engine(request)
     return {"items": [_rule_json(engine, r) for r in engine.rules(project)]}
 
 
-@router.post("/rules", status_code=201)
-def create_rule(
-    request: Request, body: dict[str, Any] = Body(...), project: str = Editing
-) -> dict[str, Any]:
+@router.post("/rules", status_code=201, response_model=m.RuleOut)
+def create_rule(request: Request, body: RuleBody, project: str = Editing) -> dict[str, Any]:
     """Create a rule; 400 when its id is taken."""
     engine = _engine(request)
     rule = _validated(engine, body, project)
-    if any(r.id == rule.id for r in engine.rules(project)):
+    if engine.rule(project, rule.id) is not None:
         raise ValidationError(f"a rule with id {rule.id!r} exists; PUT /api/v1/rules/{rule.id}")
     with audited(request, "rule.create", f"rule {rule.id}", project) as change:
-        row = repo.RuleRow(rule.id, project, rule, None, False)
-        repo.upsert_rule_row(engine.meta, row, _now(request))
+        engine.save_rule(project, rule)
         change.after = rule_to_data(rule)
     return _rule_json(engine, rule)
 
 
-@router.get("/rules/{rule_id}")
+@router.get("/rules/{rule_id}", response_model=m.RuleOut)
 def get_rule(request: Request, rule_id: str, project: str = Project) -> dict[str, Any]:
     """One rule."""
     engine = _engine(request)
     return _rule_json(engine, _get_rule(engine, project, rule_id))
 
 
-@router.put("/rules/{rule_id}")
+@router.put("/rules/{rule_id}", response_model=m.RuleOut)
 def update_rule(
-    request: Request, rule_id: str, body: dict[str, Any] = Body(...), project: str = Editing
+    request: Request, rule_id: str, body: RuleBody, project: str = Editing
 ) -> dict[str, Any]:
     """Replace a rule (a rule of the config file is overridden in the meta DB)."""
     engine = _engine(request)
     old = _get_rule(engine, project, rule_id)
     rule = _validated(engine, {**body, "id": rule_id}, project)
     with audited(request, "rule.update", f"rule {rule_id}", project) as change:
-        row = repo.RuleRow(rule_id, project, rule, None, False)
-        repo.upsert_rule_row(engine.meta, row, _now(request))
+        engine.save_rule(project, rule)
         change.before, change.after = rule_to_data(old), rule_to_data(rule)
     return _rule_json(engine, rule)
 
@@ -137,61 +116,51 @@ def delete_rule(request: Request, rule_id: str, project: str = Editing) -> None:
     engine = _engine(request)
     old = _get_rule(engine, project, rule_id)
     with audited(request, "rule.delete", f"rule {rule_id}", project) as change:
-        if rule_id in _file_rule_ids(engine):
-            row = repo.RuleRow(rule_id, project, None, None, True)
-            repo.upsert_rule_row(engine.meta, row, _now(request))
-        else:
-            repo.delete_rule_row(engine.meta, project, rule_id)
+        engine.delete_rule(project, rule_id)
         change.before = rule_to_data(old)
 
 
 def _set_enabled(request: Request, rule_id: str, project: str, enabled: bool) -> dict[str, Any]:
     engine = _engine(request)
     rule = _get_rule(engine, project, rule_id)
-    rows = {(r.project, r.id): r for r in repo.load_rule_rows(engine.meta)}
-    row = rows.get((project, rule_id))
-    stored = row.rule if row is not None else None
-    new = repo.RuleRow(rule_id, project, stored, enabled, False)
     action = "rule.enable" if enabled else "rule.disable"
     with audited(request, action, f"rule {rule_id}", project) as change:
-        repo.upsert_rule_row(engine.meta, new, _now(request))
+        engine.set_enabled(project, rule_id, enabled)
         change.before, change.after = {"enabled": rule.enabled}, {"enabled": enabled}
     return _rule_json(engine, rule.model_copy(update={"enabled": enabled}))
 
 
-@router.post("/rules/{rule_id}/enable")
+@router.post("/rules/{rule_id}/enable", response_model=m.RuleOut)
 def enable_rule(request: Request, rule_id: str, project: str = Editing) -> dict[str, Any]:
     """Enable a rule."""
     return _set_enabled(request, rule_id, project, True)
 
 
-@router.post("/rules/{rule_id}/disable")
+@router.post("/rules/{rule_id}/disable", response_model=m.RuleOut)
 def disable_rule(request: Request, rule_id: str, project: str = Editing) -> dict[str, Any]:
     """Disable a rule (its alerts are forgotten without a notification)."""
     return _set_enabled(request, rule_id, project, False)
 
 
-@router.post("/rules/test")
-def test_draft_rule(
-    request: Request, body: dict[str, Any] = Body(...), project: str = Editing
-) -> dict[str, Any]:
+@router.post("/rules/test", response_model=m.RuleTest)
+def test_draft_rule(request: Request, body: RuleBody, project: str = Editing) -> dict[str, Any]:
     """Evaluate a rule that is not saved (a draft from an editor) now; nothing is stored."""
     engine = _engine(request)
-    return _test_json(engine, _validated(engine, body, project), _now(request))
+    return _test_json(engine, _validated(engine, body, project))
 
 
-@router.post("/rules/{rule_id}/test")
+@router.post("/rules/{rule_id}/test", response_model=m.RuleTest)
 def test_rule(request: Request, rule_id: str, project: str = Editing) -> dict[str, Any]:
     """Evaluate a rule now, without changing alert state or notifying."""
     engine = _engine(request)
-    return _test_json(engine, _get_rule(engine, project, rule_id), _now(request))
+    return _test_json(engine, _get_rule(engine, project, rule_id))
 
 
-def _test_json(engine: AlertingEngine, rule: Rule, now: float) -> dict[str, Any]:
-    decision = engine.evaluator.test(rule, now)
+def _test_json(engine: AlertingEngine, rule: Rule) -> dict[str, Any]:
+    decision = engine.test_rule(rule)
     return {
         "rule_id": rule.id,
-        "at": decision.at,
+        "at": ms(decision.at),
         "breaching": any(o.breaching for o in decision.observations),
         "observations": [
             {**dataclasses.asdict(o), "labels": dict(o.labels)} for o in decision.observations
@@ -202,28 +171,30 @@ def _test_json(engine: AlertingEngine, rule: Rule, now: float) -> dict[str, Any]
 # --- alerts ----------------------------------------------------------------------------------
 
 
-@router.get("/alerts")
+@router.get("/alerts", response_model=m.Alerts)
 def list_alerts(
     request: Request,
-    state: str | None = Query(None, description="firing|pending|resolved"),
+    state: Literal["firing", "pending", "resolved"] | None = Query(None),
     project: str = Project,
 ) -> dict[str, Any]:
     """Current alerts (pending, firing, recently resolved) of the project."""
-    if state is not None and state not in ALERT_STATES:
-        raise ValidationError(f"state={shown(state)} is not one of {', '.join(ALERT_STATES)}")
     engine = _engine(request)
     rules = {r.id: r for r in engine.rules(project)}
     items = [
         _alert_json(s, rules.get(s.rule_id))
-        for s in engine.evaluator.states()
-        if s.project == project and (state is None or s.status == state)
+        for s in engine.alerts(project)
+        if state is None or s.status == state
     ]
-    items.sort(key=lambda s: (s["status"] != "firing", -(s["firing_since"] or 0.0)))
+    items.sort(key=lambda s: (s["status"] != "firing", -(s["firing_since"] or 0)))
     return {"items": items}
+
+
+_INSTANTS = ("pending_since", "firing_since", "last_breach_at", "resolved_at", "last_notified_at")
 
 
 def _alert_json(state: AlertState, rule: Rule | None) -> dict[str, Any]:
     out = {**dataclasses.asdict(state), "labels": dict(state.labels)}
+    out.update({k: ms_or_none(out[k]) for k in _INSTANTS})
     if rule is not None:
         out.update(
             rule_name=rule.title,
@@ -235,7 +206,7 @@ def _alert_json(state: AlertState, rule: Rule | None) -> dict[str, Any]:
     return out
 
 
-@router.get("/alerts/history")
+@router.get("/alerts/history", response_model=m.History)
 def alert_history(
     request: Request,
     limit: int = integer("limit", 200, 1, 5000),
@@ -243,7 +214,8 @@ def alert_history(
     project: str = Project,
 ) -> dict[str, Any]:
     """Alert events (firing, resolved, repeat), newest first, with why any was muted."""
-    return {"items": repo.history(_engine(request).meta, project, limit, rule)}
+    items = _engine(request).history(project, limit, rule)
+    return {"items": [{**e, "at": ms(e["at"])} for e in items]}
 
 
 # --- silences --------------------------------------------------------------------------------
@@ -253,32 +225,36 @@ def _silence_json(s: Silence, now: float) -> dict[str, Any]:
     return {
         "id": s.id,
         "matchers": [m.model_dump() for m in s.matchers],
-        "starts_at": s.starts_at,
-        "ends_at": s.ends_at,
+        "starts_at": ms(s.starts_at),
+        "ends_at": ms(s.ends_at),
         "comment": s.comment,
         "created_by": s.created_by,
         "active": s.starts_at <= now < s.ends_at,
     }
 
 
-@router.get("/silences")
+@router.get("/silences", response_model=m.Silences)
 def list_silences(request: Request, project: str = Project) -> dict[str, Any]:
     """Active and future silences of the project."""
-    now = _now(request)
-    items = repo.load_silences(_engine(request).meta, project, now)
-    return {"items": [_silence_json(s, now) for s in items]}
+    now = services(request).clock()
+    return {"items": [_silence_json(s, now) for s in _engine(request).silences(project)]}
 
 
-@router.post("/silences", status_code=201)
+@router.post("/silences", status_code=201, response_model=m.SilenceOut)
 def create_silence(
-    request: Request, body: dict[str, Any] = Body(...), project: str = Editing
+    request: Request,
+    body: Annotated[dict[str, Any], Body(description=m.SilenceIn.__doc__)],
+    project: str = Editing,
 ) -> dict[str, Any]:
     """Create a silence: `{matchers: ["service=chat", ...], ends_at | duration, comment}`."""
-    now = _now(request)
+    engine, now = _engine(request), services(request).clock()
     data = dict(body)
-    if "duration" in data and "ends_at" not in data:
-        data["ends_at"] = _start(data.get("starts_at", now)) + _duration(data.pop("duration"))
-    data.setdefault("starts_at", now)
+    start = _seconds(data["starts_at"], "starts_at") if "starts_at" in data else now
+    if "ends_at" in data:
+        data["ends_at"] = _seconds(data["ends_at"], "ends_at")
+    elif "duration" in data:
+        data["ends_at"] = start + _duration(data.pop("duration"))
+    data["starts_at"] = start
     data.setdefault("created_by", "api")
     spec = parse_silence(data)
     if not math.isfinite(spec.starts_at) or not math.isfinite(spec.ends_at):
@@ -289,50 +265,56 @@ def create_silence(
         "", spec.matchers, spec.starts_at, spec.ends_at, spec.comment, spec.created_by, project
     )
     with audited(request, "silence.create", "silence (new)", project) as change:
-        silence = repo.add_silence(_engine(request).meta, silence, now)
+        silence = engine.add_silence(silence)
         change.target, change.after = f"silence {silence.id}", _silence_json(silence, now)
     return _silence_json(silence, now)
 
 
-def _start(value: Any) -> float:
-    """A silence's `starts_at` as unix seconds, to add its `duration` to."""
-    try:
-        start = unix_seconds(value)
-        if isinstance(start, bool):
-            raise TypeError
-        return float(start)
-    except (TypeError, ValueError):
-        raise ValidationError(
-            f"silence starts_at={shown(str(value))} is not a time: use unix seconds or ISO-8601"
-        ) from None
+def _seconds(value: Any, name: str) -> float:
+    """A silence time sent as unix milliseconds or ISO-8601, as the engine's unix seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value / 1000.0
+    if isinstance(value, str):
+        from datetime import UTC, datetime
+
+        try:
+            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        else:
+            return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    raise ValidationError(
+        f"silence {name}={shown(str(value))} is not a time: use unix milliseconds or ISO-8601"
+    )
 
 
 def _duration(value: Any) -> float:
-    from watchkeeper.alerting import parse_duration
-
+    """A silence's duration, milliseconds or text like "2h", in seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = value / 1000.0
     try:
         return parse_duration(value)
     except (TypeError, ValueError) as exc:
         raise ValidationError(f"silence duration: {exc}") from None
 
 
-@router.delete("/silences/{silence_id}")
+@router.delete("/silences/{silence_id}", response_model=m.Expired)
 def expire_silence(request: Request, silence_id: str, project: str = Editing) -> dict[str, Any]:
     """End a silence now."""
-    meta, now = _engine(request).meta, _now(request)
-    old = next((s for s in repo.load_silences(meta, project, now) if s.id == silence_id), None)
+    engine, now = _engine(request), services(request).clock()
     with audited(request, "silence.expire", f"silence {silence_id}", project) as change:
-        if old is None or not repo.expire_silence(meta, project, silence_id, now):
+        old = engine.expire_silence(project, silence_id)
+        if old is None:
             raise NotFound(f"no active silence {silence_id!r}; see GET /api/v1/silences")
         before = _silence_json(old, now)
-        change.before, change.after = before, {**before, "ends_at": now, "active": False}
+        change.before, change.after = before, {**before, "ends_at": ms(now), "active": False}
     return {"id": silence_id, "expired": True}
 
 
 # --- channels, SLOs, notifications -----------------------------------------------------------
 
 
-@router.get("/channels")
+@router.get("/channels", response_model=m.Channels)
 def list_channels(request: Request, _project: str = Project) -> dict[str, Any]:
     """Configured channels (names, types and severities; never their secrets)."""
     engine = _engine(request)
@@ -344,7 +326,11 @@ def list_channels(request: Request, _project: str = Project) -> dict[str, Any]:
     return {"items": items}
 
 
-@router.post("/channels/{name}/test")
+@router.post(
+    "/channels/{name}/test",
+    response_model=m.ChannelTest,
+    responses={502: {"model": m.ChannelTest, "description": "the channel refused or is down"}},
+)
 async def test_channel(request: Request, name: str, _project: str = Administering) -> JSONResponse:
     """Send a test notification to a channel now; 502 with the reason when it fails."""
     engine = _engine(request)
@@ -360,35 +346,52 @@ async def test_channel(request: Request, name: str, _project: str = Administerin
     return JSONResponse(result, status_code=200 if result["ok"] else 502)
 
 
-@router.get("/slos")
+def _slo_json(engine: AlertingEngine, slo: Any, series: bool) -> dict[str, Any]:
+    out = engine.slo_status(slo, series=series)
+    out["burn_rates"] = [
+        {
+            **b,
+            "long_window_ms": ms(b.pop("long_window_s")),
+            "short_window_ms": ms(b.pop("short_window_s")),
+        }
+        for b in out["burn_rates"]
+    ]
+    if "burndown" in out:
+        out["burndown"] = [{**p, "t": ms(p["t"])} for p in out["burndown"]]
+    return out
+
+
+@router.get("/slos", response_model=m.Slos)
 def list_slos(request: Request, project: str = Project) -> dict[str, Any]:
     """SLOs of the project with SLI, budget left and burn rates (no series)."""
     engine = _engine(request)
-    now = _now(request)
-    slos = [s for s in engine.config.slos if s.project == project]
-    return {"items": [slo_status(engine.store, s, now, series=False) for s in slos]}
+    return {"items": [_slo_json(engine, s, False) for s in engine.slos(project)]}
 
 
-@router.get("/slos/{slo_id}")
+@router.get("/slos/{slo_id}", response_model=m.SloDetail)
 def get_slo(request: Request, slo_id: str, project: str = Project) -> dict[str, Any]:
     """One SLO with its burn-down series."""
     engine = _engine(request)
-    slo = next((s for s in engine.config.slos if s.id == slo_id and s.project == project), None)
+    slo = next((s for s in engine.slos(project) if s.id == slo_id), None)
     if slo is None:
         raise NotFound(f"no SLO {slo_id!r} in project {project!r}; see GET /api/v1/slos")
-    return slo_status(engine.store, slo, _now(request))
+    return _slo_json(engine, slo, True)
 
 
-@router.get("/notifications")
+@router.get("/notifications", response_model=m.Notifications)
 def list_notifications(
     request: Request, limit: int = integer("limit", 100, 1, 1000), project: str = Project
 ) -> dict[str, Any]:
     """The outbox: notifications with their state and every delivery attempt."""
-    engine = _engine(request)
-    items = repo.notification_log(engine.meta, project, limit)
-    for item in items:  # errors stored before redaction existed, too
-        for entry in [item, *item["attempt_log"]]:
-            for field in ("last_error", "error"):
-                if isinstance(entry.get(field), str):
-                    entry[field] = engine.redact(entry[field])
-    return {"items": items}
+    return {
+        "items": [_notification_json(n) for n in _engine(request).notifications(project, limit)]
+    }
+
+
+def _notification_json(item: dict[str, Any]) -> dict[str, Any]:
+    note = dict(item["notification"])
+    note["window_ms"] = round(note.pop("window_s") * 1000)
+    note["started_at"], note["ended_at"] = ms(note["started_at"]), ms_or_none(note["ended_at"])
+    times = {k: ms_or_none(item[k]) for k in ("created_at", "next_attempt_at", "delivered_at")}
+    log = [{**a, "at": ms(a["at"])} for a in item["attempt_log"]]
+    return {**item, **times, "notification": note, "attempt_log": log}
