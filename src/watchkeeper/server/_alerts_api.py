@@ -39,7 +39,10 @@ router = APIRouter(prefix="/api/v1", tags=["alerting"])
 Project = Depends(needs(Role.VIEWER))  # reading
 Editing = Depends(needs(Role.EDITOR))  # rules and silences
 Administering = Depends(needs(Role.ADMIN))  # channels
-RuleBody = Annotated[dict[str, Any], Body(description="a rule, as in the config file")]
+RuleBody = Annotated[
+    dict[str, Any],
+    Body(description='a rule, as in the config file; durations in ms or as text ("5m")'),
+]
 
 
 def _engine(request: Request) -> AlertingEngine:
@@ -50,7 +53,8 @@ def _engine(request: Request) -> AlertingEngine:
 
 
 def _rule_json(engine: AlertingEngine, rule: Rule) -> dict[str, Any]:
-    return {**rule_to_data(rule), "source": engine.rule_source(rule.id)}
+    data = m.durations_to_ms(rule_to_data(rule), m.RULE_DURATIONS)
+    return {**data, "source": engine.rule_source(rule.id)}
 
 
 def _get_rule(engine: AlertingEngine, project: str, rule_id: str) -> Rule:
@@ -63,7 +67,7 @@ def _get_rule(engine: AlertingEngine, project: str, rule_id: str) -> Rule:
 def _validated(engine: AlertingEngine, data: dict[str, Any], project: str) -> Rule:
     if not isinstance(data, dict):
         raise ValidationError("the body must be a JSON object describing a rule")
-    return engine.check_rule(data, project)
+    return engine.check_rule(m.durations_from_ms(data, m.RULE_DURATIONS), project)
 
 
 # --- rules -------------------------------------------------------------------------------------
@@ -347,7 +351,7 @@ async def test_channel(request: Request, name: str, _project: str = Administerin
 
 
 def _slo_json(engine: AlertingEngine, slo: Any, series: bool) -> dict[str, Any]:
-    out = engine.slo_status(slo, series=series)
+    out = m.durations_to_ms(engine.slo_status(slo, series=series), m.SLO_DURATIONS)
     out["burn_rates"] = [
         {
             **b,

@@ -1,18 +1,19 @@
 """JSON shapes of the alerting API, as /openapi.json documents them (docs/api.md).
 
 Times follow the API's one unit: instants are integer milliseconds since the Unix epoch and
-durations are milliseconds. Rule and SLO definitions are the exception docs/api.md names: they
-are echoed as they are written (the configuration's language: "5m" or seconds), so a rule read
-from the API can be sent back unchanged.
+durations are milliseconds. The engine and the config file count in seconds; the conversion
+happens here, at the edge, and only here. A duration in a rule body may also be written as
+text ("5m"), as in the config file.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from watchkeeper.alerting import Rule, Slo
+from watchkeeper.alerting import Rule, Slo, parse_duration
 
 Millis = int  # an instant: milliseconds since the Unix epoch
 
@@ -27,12 +28,71 @@ def ms_or_none(seconds: float | None) -> Millis | None:
     return None if seconds is None else ms(seconds)
 
 
-class RuleOut(Rule):
-    """A rule as it is written, and where it comes from."""
+def _is_duration(annotation: Any, metadata: tuple[Any, ...] = ()) -> bool:
+    """Whether a field is a `Duration` of the alerting config (seconds there)."""
+    if any(getattr(m, "func", None) is parse_duration for m in metadata):
+        return True
+    args = get_args(annotation)  # Annotated[float, validator], or a union holding one
+    return bool(args) and (_is_duration(None, args[1:]) or any(_is_duration(a) for a in args))
 
-    source: Literal["config", "api"] = Field(
-        description="config: the config file (or an SLO's burn-rate rule); api: this API"
+
+def _durations(model: type[BaseModel]) -> frozenset[str]:
+    return frozenset(
+        f.alias or name
+        for name, f in model.model_fields.items()
+        if _is_duration(f.annotation, tuple(f.metadata))
     )
+
+
+RULE_DURATIONS = _durations(Rule)
+SLO_DURATIONS = _durations(Slo)
+
+
+def durations_to_ms(data: Mapping[str, Any], names: frozenset[str]) -> dict[str, Any]:
+    """A rule or SLO as the config file has it (seconds) with its durations in milliseconds."""
+    out = dict(data)
+    for k in names & out.keys():
+        if isinstance(out[k], int | float) and not isinstance(out[k], bool):
+            out[k] = round(out[k] * 1000, 3)
+    return out
+
+
+def durations_from_ms(data: Mapping[str, Any], names: frozenset[str]) -> dict[str, Any]:
+    """A rule body of the API (durations as milliseconds or text) as the config reads it."""
+    out = dict(data)
+    for k in names & out.keys():
+        if isinstance(out[k], int | float) and not isinstance(out[k], bool):
+            out[k] = out[k] / 1000.0
+    return out
+
+
+def _as_shown(model: type[BaseModel], durations: frozenset[str]) -> dict[str, Any]:
+    """The fields of a config model as the API shows them: each always present, durations
+    as milliseconds, and none of the config's checks (they count in seconds)."""
+    out: dict[str, Any] = {}
+    for name, f in model.model_fields.items():
+        if (f.alias or name) in durations:
+            nullable = f.default is None
+            out[name] = (
+                float | None if nullable else float,
+                Field(alias=f.alias, description="milliseconds"),
+            )
+        else:
+            out[name] = (f.annotation, Field(alias=f.alias, description=f.description))
+    return out
+
+
+_SHOWN = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+RuleOut: Any = create_model(
+    "RuleOut",
+    __config__=_SHOWN,
+    __doc__="A rule and where it comes from; its durations (window, for...) in milliseconds.",
+    source=(
+        Literal["config", "api"],
+        Field(description="config: the config file (or an SLO's burn-rate rule); api: this API"),
+    ),
+    **_as_shown(Rule, RULE_DURATIONS),
+)
 
 
 class Rules(BaseModel):
@@ -203,15 +263,18 @@ class BurnPoint(BaseModel):
     budget_remaining: float | None
 
 
-class SloOut(Slo):
-    """An SLO as it is written, with its state over the period."""
-
-    total: int
-    bad: int
-    sli_value: float | None
-    budget_remaining: float | None
-    burn_rate: float | None
-    burn_rates: list[BurnWindow]
+SloOut: Any = create_model(
+    "SloOut",
+    __config__=_SHOWN,
+    __doc__="An SLO (its period in milliseconds) with its state over the period.",
+    total=(int, ...),
+    bad=(int, ...),
+    sli_value=(float | None, ...),
+    budget_remaining=(float | None, ...),
+    burn_rate=(float | None, ...),
+    burn_rates=(list[BurnWindow], ...),
+    **_as_shown(Slo, SLO_DURATIONS),
+)
 
 
 class SloDetail(SloOut):

@@ -1,31 +1,9 @@
-// Helpers for alerting objects whose exact field names the UI reads leniently, and the
-// form that creates a silence.
+// The form that creates a silence, and helpers the alerting pages share.
 
 import { h, mount } from "./dom.js";
 import * as api from "./api.js";
 
-/** The first present field among `keys`. */
-export function pick(obj, ...keys) {
-  for (const k of keys) if (obj && obj[k] !== undefined && obj[k] !== null) return obj[k];
-  return undefined;
-}
-
-/** Unix seconds, unix ms or ISO-8601 to unix ms. */
-export function toMs(v) {
-  if (v === undefined || v === null || v === "") return null;
-  if (typeof v === "number") return v > 1e11 ? v : v * 1000;
-  const n = Number(v);
-  if (!Number.isNaN(n)) return toMs(n);
-  const t = Date.parse(v);
-  return Number.isNaN(t) ? null : t;
-}
-
-export function labelsOf(x) {
-  const l = pick(x, "labels", "group_labels") || {};
-  return typeof l === "object" ? l : {};
-}
-
-const DURATIONS = [["30m", 1800], ["1h", 3600], ["2h", 7200], ["4h", 14400], ["12h", 43200], ["1d", 86400], ["7d", 604800]];
+const DURATIONS_S = [["30m", 1800], ["1h", 3600], ["2h", 7200], ["4h", 14400], ["12h", 43200], ["1d", 86400], ["7d", 604800]];
 const OPS = ["=", "!=", "=~", "!~"];
 
 function matcherRow(remove, preset = {}) {
@@ -60,10 +38,10 @@ export function silenceForm(done, presets = []) {
     const ops = fd.getAll("m-op");
     const values = fd.getAll("m-value");
     const matchers = names.map((name, i) => ({ name: String(name).trim(), op: ops[i], value: String(values[i]).trim() }));
-    const duration = Number(fd.get("duration"));
+    const durationMs = Number(fd.get("duration")) * 1000;
     const now = Date.now();
     const body = {
-      matchers, starts_at: now / 1000, ends_at: now / 1000 + duration,
+      matchers, starts_at: now, ends_at: now + durationMs,
       comment: String(fd.get("comment") || ""), created_by: String(fd.get("created_by") || "ui"),
     };
     try {
@@ -78,7 +56,7 @@ export function silenceForm(done, presets = []) {
   h("div", { class: "field" }, "Matchers", rows,
     h("button", { type: "button", class: "btn small", onclick: () => rows.append(matcherRow(remove)) }, "+ Add matcher")),
   h("label", { class: "field" }, "Duration", h("select", { name: "duration" },
-    DURATIONS.map(([l, s]) => h("option", { value: s, selected: s === 7200 }, l)))),
+    DURATIONS_S.map(([l, s]) => h("option", { value: s, selected: s === 7200 }, l)))),
   h("label", { class: "field" }, "Comment", h("input", { name: "comment", placeholder: "why (e.g. deploy in progress)", required: true })),
   h("label", { class: "field" }, "Created by", h("input", { name: "created_by", placeholder: "your name", value: "" })),
   h("div", { class: "row-end" }, h("button", { type: "submit", class: "btn primary" }, "Create silence")),

@@ -99,11 +99,3 @@ export const get = (path, params, signal) => request("GET", path, { params, sign
 export const post = (path, body, signal) => request("POST", path, { body, signal });
 export const put = (path, body, signal) => request("PUT", path, { body, signal });
 export const del = (path, signal) => request("DELETE", path, { signal });
-
-/** The list inside a collection answer, whatever its envelope (`items`, a named key, a list). */
-export function itemsOf(body, ...keys) {
-  if (Array.isArray(body)) return body;
-  if (!body) return [];
-  for (const k of ["items", ...keys]) if (Array.isArray(body[k])) return body[k];
-  return [];
-}

@@ -60,7 +60,7 @@ async function refreshFiring() {
   firing.at = Date.now();
   try {
     const body = await api.get("/api/v1/alerts", { state: "firing" });
-    firing.count = api.itemsOf(body).length;
+    firing.count = body.items.length;
   } catch {
     firing.count = 0;
   }

@@ -119,6 +119,11 @@ export function seconds(s) {
   return (s / 86400).toFixed(s % 86400 ? 1 : 0) + "d";
 }
 
+/** A duration in milliseconds (the API's unit) as "5m", "2h", "1d 3h". */
+export function duration(ms) {
+  return ms === null || ms === undefined ? "–" : seconds(ms / 1000);
+}
+
 /** Nanoseconds (number or numeric string) to milliseconds. */
 export function nsToMs(ns) {
   return ns === null || ns === undefined ? null : Number(ns) / 1e6;

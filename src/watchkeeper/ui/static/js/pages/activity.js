@@ -21,7 +21,7 @@ export async function render(root, ctx) {
     const r = range.current(q);
     try {
       const body = await api.get("/api/v1/" + ctx.nav, { ...range.filters(q), ...range.apiRange(r, 1), limit: 200 }, ctx.signal);
-      draw(list, api.itemsOf(body), kind);
+      draw(list, body.items, kind);
     } catch (err) {
       failed(list, err, kind.title.toLowerCase());
     }

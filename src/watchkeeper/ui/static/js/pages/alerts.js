@@ -5,7 +5,7 @@ import * as api from "../api.js";
 import * as url from "../url.js";
 import * as fmt from "../format.js";
 import { badge, card, empty, failed, kv, loading, pageHeader, table, tabs } from "../ui.js";
-import { pick, toMs, labelsOf, silenceForm } from "../alerting.js";
+import { silenceForm } from "../alerting.js";
 
 const TABS = [["active", "Active"], ["history", "History"], ["rules", "Rules"], ["silences", "Silences"],
   ["channels", "Channels"], ["notifications", "Deliveries"]];
@@ -29,12 +29,12 @@ const label = (tab) => TABS.find(([t]) => t === tab)[1].toLowerCase();
 const VIEWS = { active, history, rules, silences, channels, notifications };
 
 function severity(x) {
-  const s = pick(x, "severity") || "info";
+  const s = x.severity || "info";
   return badge(s, SEVERITY_TONE[s] || "muted");
 }
 
 function stateBadge(x) {
-  const s = pick(x, "state", "status") || "unknown";
+  const s = x.status;
   return badge(s, STATE_TONE[s] || "muted");
 }
 
@@ -42,12 +42,12 @@ function stateBadge(x) {
 const SHOWN_ELSEWHERE = new Set(["alertname", "rule", "severity"]);
 
 function labelChips(x) {
-  const l = Object.entries(labelsOf(x)).filter(([k]) => !SHOWN_ELSEWHERE.has(k));
+  const l = Object.entries(x.labels).filter(([k]) => !SHOWN_ELSEWHERE.has(k));
   return l.length ? h("span", { class: "score-list" }, l.map(([k, v]) => badge(`${k}=${v}`))) : "–";
 }
 
 function traceLinks(x) {
-  const ids = pick(x, "trace_ids", "example_trace_ids") || [];
+  const ids = x.trace_ids;
   if (!ids.length) return "–";
   return h("span", { class: "examples" }, h("a", { href: "/traces/" + ids[0], class: "mono", title: "an example trace" }, ids[0].slice(0, 8)),
     ids.length > 1 ? h("span", { class: "sub", title: ids.slice(1).join("\n") }, ` +${ids.length - 1}`) : null);
@@ -55,36 +55,36 @@ function traceLinks(x) {
 
 /** A link to the silence form, pre-filled to match this alert's labels. */
 function silenceLink(x) {
-  const labels = labelsOf(x);
+  const labels = x.labels;
   const keys = labels.rule ? ["rule"] : Object.keys(labels);
   const q = new URLSearchParams();
   keys.forEach((k) => q.append("m", `${k}=${labels[k]}`));
-  return h("a", { class: "btn small", href: "/alerts/silences?" + q.toString(), "aria-label": `Silence ${pick(x, "rule_id")}` }, "Silence");
+  return h("a", { class: "btn small", href: "/alerts/silences?" + q.toString(), "aria-label": `Silence ${x.rule_id}` }, "Silence");
 }
 
 /** A rule value in its unit: a share for ratios, a duration for latency, money for cost. */
 function valueFormat(x) {
-  const kind = pick(x, "kind");
-  const unit = pick(x, "unit");
-  if (kind === "outcome_ratio" || unit === "%") return (v) => fmt.pct(v, 1);
-  if (kind === "latency" || unit === "ms") return fmt.ms;
-  if ((kind === "sum" || kind === "anomaly") && /cost/.test(pick(x, "field", "metric") || "cost")) return fmt.usd;
+  const kind = x.kind;
+  if (kind === "outcome_ratio") return (v) => fmt.pct(v, 1);
+  if (kind === "latency") return fmt.ms;
+  if (kind === "sum" && /cost/.test(x.field)) return fmt.usd;
+  if (kind === "anomaly" && /cost/.test(x.metric)) return fmt.usd;
   if (kind === "burn_rate") return (v) => Number(v).toFixed(2) + "×";
   return (v) => (Math.abs(v) < 10 ? String(Math.round(v * 1000) / 1000) : fmt.compact(v));
 }
 
 function valueCell(x) {
-  const v = pick(x, "value", "observed");
-  const t = pick(x, "threshold");
+  const v = x.value;
+  const t = x.threshold;
   const f = valueFormat(x);
   return h("span", { class: "nowrap" }, h("b", {}, v == null ? "–" : f(v)),
-    t == null ? null : h("div", { class: "cell-sub" }, `threshold ${pick(x, "comparison") || ">"} ${f(t)}`));
+    t == null ? null : h("div", { class: "cell-sub" }, `threshold ${x.comparison} ${f(t)}`));
 }
 
 async function rulesById(signal) {
   try {
-    const rules = api.itemsOf(await api.get("/api/v1/rules", {}, signal), "rules");
-    return new Map(rules.map((r) => [pick(r, "id", "rule_id"), r]));
+    const rules = (await api.get("/api/v1/rules", {}, signal)).items;
+    return new Map(rules.map((r) => [r.id, r]));
   } catch (err) {
     if (err instanceof api.AuthRequired) throw err;
     return new Map();
@@ -92,28 +92,28 @@ async function rulesById(signal) {
 }
 
 function ruleName(x, rules) {
-  const r = rules.get(pick(x, "rule_id"));
-  return pick(x, "rule_name", "name") || (r && pick(r, "name")) || pick(x, "rule_id");
+  // An alert names its rule; a history entry does not, so its rule is looked up.
+  const r = rules.get(x.rule_id);
+  return x.rule_name || (r && r.name) || x.rule_id;
 }
 
 function withRule(x, rules) {
-  const r = rules.get(pick(x, "rule_id")) || {};
-  return { ...r, ...x, severity: pick(x, "severity") || pick(r, "severity"), kind: pick(r, "kind") };
+  const r = rules.get(x.rule_id) || {};
+  return { ...r, ...x, kind: r.kind };
 }
 
 async function active(el, signal) {
   const [body, rules] = await Promise.all([api.get("/api/v1/alerts", {}, signal), rulesById(signal)]);
-  const items = api.itemsOf(body, "alerts")
-    .filter((a) => ["firing", "pending"].includes(pick(a, "status", "state"))).map((a) => withRule(a, rules));
+  const items = body.items.filter((a) => ["firing", "pending"].includes(a.status)).map((a) => withRule(a, rules));
   if (!items.length) return mount(el, empty("All clear", "No alert is firing or pending."));
   mount(el, table([
     { title: "State", render: stateBadge },
     { title: "Severity", render: severity },
     { title: "Alert", render: (a) => [h("div", { class: "cell-main" }, ruleName(a, rules)),
-      clipped(pick(a, "summary", "description") || pick(a, "rule_id"))] },
+      clipped(a.summary || a.rule_id)] },
     { title: "Value", render: valueCell },
     { title: "Labels", render: labelChips },
-    { title: "Since", render: (a) => h("span", { class: "nowrap" }, fmt.ago(toMs(pick(a, "firing_since", "pending_since", "started_at")))) },
+    { title: "Since", render: (a) => h("span", { class: "nowrap" }, fmt.ago(a.status === "firing" ? a.firing_since : a.pending_since)) },
     { title: "Examples", render: traceLinks },
     { title: "", render: silenceLink },
   ], items, { caption: "Active alerts" }));
@@ -123,41 +123,37 @@ const EVENT_TONE = { firing: "bad", repeat: "warn", resolved: "ok" };
 
 async function history(el, signal) {
   const [body, rules] = await Promise.all([api.get("/api/v1/alerts/history", { limit: 200 }, signal), rulesById(signal)]);
-  const items = api.itemsOf(body, "alerts", "events").map((a) => withRule(a, rules));
+  const items = body.items.map((a) => withRule(a, rules));
   if (!items.length) return mount(el, empty("No alert history yet", "Alerts that fire or resolve are listed here."));
   mount(el, table([
-    { title: "Time", render: (a) => fmt.dateTime(toMs(pick(a, "at", "started_at", "ts"))) },
-    { title: "Event", render: (a) => { const e = pick(a, "event", "status", "state") || "?"; return badge(e, EVENT_TONE[e] || "muted"); } },
+    { title: "Time", render: (a) => fmt.dateTime(a.at) },
+    { title: "Event", render: (a) => { return badge(a.event, EVENT_TONE[a.event]); } },
     { title: "Severity", render: severity },
     { title: "Alert", render: (a) => ruleName(a, rules) },
     { title: "Value", render: valueCell },
     { title: "Labels", render: labelChips },
-    { title: "Muted", render: (a) => pick(a, "muted") ? badge(pick(a, "muted"), "muted") : "" },
+    { title: "Muted", render: (a) => a.muted ? badge(a.muted, "muted") : "" },
   ], items, { caption: "Alert history" }));
 }
 
 const KIND_DETAIL = {
-  outcome_ratio: (r) => `share of ${(pick(r, "outcomes") || ["error"]).join("/")}`,
-  latency: (r) => `${pick(r, "statistic") || "p95"} latency`,
-  sum: (r) => `sum of ${pick(r, "field") || "cost_usd"}`,
-  score: (r) => `score ${pick(r, "score_name")}`,
-  anomaly: (r) => `${pick(r, "metric")} vs ${pick(r, "baseline_days")}d baseline`,
-  burn_rate: (r) => `burn rate of SLO ${pick(r, "slo")}`,
+  outcome_ratio: (r) => `share of ${r.outcomes.join("/")}`,
+  latency: (r) => `${r.statistic} latency`,
+  sum: (r) => `sum of ${r.field}`,
+  score: (r) => `score ${r.score_name}`,
+  anomaly: (r) => `${r.metric} vs ${r.baseline_days}d baseline`,
+  burn_rate: (r) => `burn rate of SLO ${r.slo}`,
 };
 
 function ruleQuery(r) {
-  const q = pick(r, "query", "expr", "expression");
-  if (typeof q === "string") return h("code", {}, q);
-  const kind = pick(r, "kind");
-  const what = kind && KIND_DETAIL[kind] ? KIND_DETAIL[kind](r) : kind || "–";
-  const f = pick(r, "filters") || q || {};
-  const where = Object.entries(f).filter(([, v]) => v !== null && v !== "" && !(Array.isArray(v) && !v.length))
+  const what = KIND_DETAIL[r.kind] ? KIND_DETAIL[r.kind](r) : r.kind;
+  const where = Object.entries(r.filters).filter(([, v]) => v !== null && v !== "" && !(Array.isArray(v) && !v.length))
     .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(",") : typeof v === "object" ? JSON.stringify(v) : v}`).join(" ");
   return [h("div", {}, what), where ? h("div", { class: "cell-sub mono" }, where) : null];
 }
 
 async function rules(el, signal) {
-  const items = api.itemsOf(await api.get("/api/v1/rules", {}, signal), "rules");
+  const items = (await api.get("/api/v1/rules", {}, signal)).items;
   if (!items.length) return mount(el, empty("No alert rules", "Define rules in the config file (alerting.rules) or POST /api/v1/rules."));
   const result = h("div", { role: "status", "aria-live": "polite" });
   const reload = () => rules(el, signal).catch((err) => failed(el, err, "rules"));
@@ -166,39 +162,37 @@ async function rules(el, signal) {
     { title: "Severity", render: severity },
     { title: "Query", render: ruleQuery },
     { title: "Threshold", align: "right", render: thresholdText },
-    { title: "Window", align: "right", render: (r) => fmt.seconds(pick(r, "window_s", "window")) },
-    { title: "For", align: "right", render: (r) => (pick(r, "for_s", "for", "for_") ? fmt.seconds(pick(r, "for_s", "for", "for_")) : "–") },
-    { title: "Enabled", render: (r) => (pick(r, "enabled") === false ? badge("disabled") : badge("enabled", "ok")) },
+    { title: "Window", align: "right", render: (r) => fmt.duration(r.window) },
+    { title: "For", align: "right", render: (r) => (r.for ? fmt.duration(r.for) : "–") },
+    { title: "Enabled", render: (r) => (r.enabled ? badge("enabled", "ok") : badge("disabled")) },
     { title: "", render: (r) => ruleActions(r, result, reload) },
   ], items, { caption: "Alert rules" }));
 }
 
 function thresholdText(r) {
-  const kind = pick(r, "kind");
-  if (kind === "anomaly") return `> ${pick(r, "factor") ?? 1.5}× baseline`;
-  if (kind === "absence") return "no spans";
-  const t = pick(r, "threshold");
-  return `${pick(r, "comparison", "op") || ">"} ${t == null ? "–" : valueFormat(r)(t)}`;
+  if (r.kind === "anomaly") return `> ${r.factor}× baseline`;
+  if (r.kind === "absence") return "no spans";
+  return `${r.comparison} ${valueFormat(r)(r.threshold)}`;
 }
 
 /** The rule's name; unfolds to everything else it says (labels, runbook, routing). */
 function ruleCell(r) {
-  const ann = pick(r, "annotations") || {};
-  const labels = Object.entries(pick(r, "labels") || {}).map(([k, v]) => `${k}=${v}`).join(" ");
+  const ann = r.annotations;
+  const labels = Object.entries(r.labels).map(([k, v]) => `${k}=${v}`).join(" ");
   const runbook = ann.runbook_url ? h("a", { href: ann.runbook_url, target: "_blank", rel: "noopener" }, ann.runbook_url) : null;
   return h("details", { class: "rule-details" },
-    h("summary", {}, h("span", { class: "cell-main" }, pick(r, "name", "id")),
-      h("div", { class: "cell-sub" }, pick(r, "description") || pick(r, "id"))),
-    kv([["Id", pick(r, "id")], ["Source", pick(r, "source")], ["Summary", ann.summary],
-      ["Runbook", runbook], ["Group by", pick(r, "group_by")], ["Labels", labels],
-      ["Channels", (pick(r, "channels") || []).join(", ") || "by routes"],
-      ["Repeat every", pick(r, "repeat_interval") ? fmt.seconds(pick(r, "repeat_interval")) : null],
-      ["Min. spans", pick(r, "min_count") || null]]));
+    h("summary", {}, h("span", { class: "cell-main" }, r.name || r.id),
+      h("div", { class: "cell-sub" }, r.description || r.id)),
+    kv([["Id", r.id], ["Source", r.source], ["Summary", ann.summary],
+      ["Runbook", runbook], ["Group by", r.group_by], ["Labels", labels],
+      ["Channels", r.channels.join(", ") || "by routes"],
+      ["Repeat every", r.repeat_interval ? fmt.duration(r.repeat_interval) : null],
+      ["Min. spans", r.min_count || null]]));
 }
 
 function ruleActions(r, result, reload) {
-  const id = encodeURIComponent(pick(r, "id", "rule_id", "name"));
-  const enabled = pick(r, "enabled") !== false;
+  const id = encodeURIComponent(r.id);
+  const enabled = r.enabled;
   const run = (fn) => async (ev) => {
     ev.target.disabled = true;
     try {
@@ -210,9 +204,9 @@ function ruleActions(r, result, reload) {
     }
   };
   return h("span", { class: "page-tools" },
-    h("button", { type: "button", class: "btn small", "aria-label": `Test rule ${pick(r, "name")}`, onclick: run(async () => {
+    h("button", { type: "button", class: "btn small", "aria-label": `Test rule ${r.name}`, onclick: run(async () => {
       const res = await api.post(`/api/v1/rules/${id}/test`, {});
-      mount(result, h("div", { class: "notice" }, h("b", {}, `Test of ${pick(r, "name", "id")}: `), testSummary(res)));
+      mount(result, h("div", { class: "notice" }, h("b", {}, `Test of ${r.name || r.id}: `), testSummary(res)));
     }) }, "Test"),
     h("button", { type: "button", class: "btn small", onclick: run(async () => {
       await api.post(`/api/v1/rules/${id}/${enabled ? "disable" : "enable"}`, {});
@@ -221,36 +215,30 @@ function ruleActions(r, result, reload) {
 }
 
 function testSummary(res) {
-  if (!res || typeof res !== "object") return String(res);
-  const obs = pick(res, "observations") || [];
-  const verdict = pick(res, "breaching") ? badge("would fire", "bad") : badge("would not fire", "ok");
+  const obs = res.observations;
+  const verdict = res.breaching ? badge("would fire", "bad") : badge("would not fire", "ok");
   if (!obs.length) return [verdict, " no data in the window"];
   return [verdict, " ", obs.slice(0, 5).map((o) => {
-    const labels = Object.entries(pick(o, "labels") || {}).map(([k, v]) => `${k}=${v}`).join(" ") || "all";
-    const v = pick(o, "value");
+    const labels = Object.entries(o.labels).map(([k, v]) => `${k}=${v}`).join(" ") || "all";
+    const v = o.value;
     return h("span", { class: "obs" }, `${labels}: ${v == null ? "no value" : Math.round(v * 10000) / 10000}` +
-      (pick(o, "count") != null ? ` over ${fmt.count(pick(o, "count"), "span")}` : "") + (pick(o, "breaching") ? " ⚠" : ""));
+      ` over ${fmt.count(o.count, "span")}` + (o.breaching ? " ⚠" : ""));
   })];
 }
 
-function silenceActive(s) {
-  const a = pick(s, "active");
-  return a !== undefined ? Boolean(a) : toMs(pick(s, "ends_at")) > Date.now();
-}
-
 async function silences(el, signal) {
-  const items = api.itemsOf(await api.get("/api/v1/silences", {}, signal), "silences");
+  const items = (await api.get("/api/v1/silences", {}, signal)).items;
   const reload = () => silences(el, signal).catch((err) => failed(el, err, "silences"));
   const list = items.length ? table([
-    { title: "State", render: (s) => silenceActive(s) ? badge("active", "warn") : badge(toMs(pick(s, "starts_at")) > Date.now() ? "pending" : "expired") },
-    { title: "Matchers", render: (s) => h("code", {}, (pick(s, "matchers") || []).map((m) =>
-      `${m.name}${m.op || (m.is_regex ? "=~" : "=")}"${m.value}"`).join(", ")) },
-    { title: "Comment", render: (s) => pick(s, "comment") || "–" },
-    { title: "By", render: (s) => pick(s, "created_by", "author") || "–" },
-    { title: "Starts", render: (s) => fmt.dateTime(toMs(pick(s, "starts_at"))) },
-    { title: "Ends", render: (s) => fmt.dateTime(toMs(pick(s, "ends_at"))) },
-    { title: "", render: (s) => toMs(pick(s, "ends_at")) > Date.now() ? h("button", { type: "button", class: "btn small danger",
-      onclick: async () => { await api.del("/api/v1/silences/" + encodeURIComponent(pick(s, "id", "silence_id"))); await reload(); } }, "Expire") : null },
+    { title: "State", render: (s) => s.active ? badge("active", "warn") : badge(s.starts_at > Date.now() ? "pending" : "expired") },
+    { title: "Matchers", render: (s) => h("code", {}, s.matchers.map((m) =>
+      `${m.name}${m.op}"${m.value}"`).join(", ")) },
+    { title: "Comment", render: (s) => s.comment || "–" },
+    { title: "By", render: (s) => s.created_by || "–" },
+    { title: "Starts", render: (s) => fmt.dateTime(s.starts_at) },
+    { title: "Ends", render: (s) => fmt.dateTime(s.ends_at) },
+    { title: "", render: (s) => s.ends_at > Date.now() ? h("button", { type: "button", class: "btn small danger",
+      onclick: async () => { await api.del("/api/v1/silences/" + encodeURIComponent(s.id)); await reload(); } }, "Expire") : null },
   ], items, { caption: "Silences" }) : empty("No silences", "Create one to mute matching alerts for a while.");
   mount(el, h("div", { class: "grid" },
     h("div", { class: "span-8" }, list),
@@ -258,22 +246,21 @@ async function silences(el, signal) {
 }
 
 async function channels(el, signal) {
-  const items = api.itemsOf(await api.get("/api/v1/channels", {}, signal), "channels");
+  const items = (await api.get("/api/v1/channels", {}, signal)).items;
   if (!items.length) return mount(el, empty("No channels", "Add Slack, PagerDuty, webhook, e-mail… under alerting.channels in the config file."));
   const result = h("div", { role: "status", "aria-live": "polite" });
   mount(el, result, table([
-    { title: "Channel", render: (c) => h("b", {}, pick(c, "name")) },
-    { title: "Type", render: (c) => badge(pick(c, "type") || "?", "accent") },
-    { title: "Severities", render: (c) => { const s = pick(c, "severities"); return Array.isArray(s) && s.length ? h("span", { class: "score-list" }, s.map((x) => badge(x, SEVERITY_TONE[x] || "muted"))) : "all"; } },
-    { title: "", render: (c) => h("button", { type: "button", class: "btn small", "aria-label": `Send test notification to ${pick(c, "name")}`,
+    { title: "Channel", render: (c) => h("b", {}, c.name) },
+    { title: "Type", render: (c) => badge(c.type, "accent") },
+    { title: "Severities", render: (c) => c.severities.length ? h("span", { class: "score-list" }, c.severities.map((x) => badge(x, SEVERITY_TONE[x] || "muted"))) : "all" },
+    { title: "", render: (c) => h("button", { type: "button", class: "btn small", "aria-label": `Send test notification to ${c.name}`,
       onclick: async (ev) => {
         ev.target.disabled = true;
         try {
-          const res = await api.post(`/api/v1/channels/${encodeURIComponent(pick(c, "name"))}/test`, {});
-          const took = res && pick(res, "duration_ms") != null ? ` in ${fmt.ms(pick(res, "duration_ms"))}` : "";
-          mount(result, h("div", { class: "notice" }, `Test notification delivered to ${pick(c, "name")}${took}`));
+          const res = await api.post(`/api/v1/channels/${encodeURIComponent(c.name)}/test`, {});
+          mount(result, h("div", { class: "notice" }, `Test notification delivered to ${c.name} in ${fmt.ms(res.duration_ms)}`));
         } catch (err) {
-          mount(result, h("div", { class: "error" }, `Test to ${pick(c, "name")} failed: ${err.message}`));
+          mount(result, h("div", { class: "error" }, `Test to ${c.name} failed: ${err.message}`));
         } finally {
           ev.target.disabled = false;
         }
@@ -284,17 +271,16 @@ async function channels(el, signal) {
 const DELIVERY_TONE = { delivered: "ok", sent: "ok", failed: "bad", dead: "bad", pending: "warn", retrying: "warn" };
 
 async function notifications(el, signal) {
-  const items = api.itemsOf(await api.get("/api/v1/notifications", { limit: 200 }, signal), "notifications", "deliveries");
+  const items = (await api.get("/api/v1/notifications", { limit: 200 }, signal)).items;
   if (!items.length) return mount(el, empty("No deliveries yet", "Every notification sent to a channel, with its retries, is logged here."));
-  const note = (n) => pick(n, "notification") || {};
   mount(el, table([
-    { title: "Time", render: (n) => fmt.dateTime(toMs(pick(n, "created_at", "at", "ts"))) },
-    { title: "Channel", render: (n) => h("b", {}, pick(n, "channel", "channel_name")) },
-    { title: "Alert", render: (n) => [h("div", { class: "cell-main" }, pick(note(n), "rule_name") || pick(n, "rule_id")),
-      clipped(pick(note(n), "summary") || "")] },
-    { title: "Kind", render: (n) => { const s = pick(note(n), "status") || pick(n, "kind"); return s ? badge(s, s === "firing" ? "bad" : s === "resolved" ? "ok" : "muted") : "–"; } },
-    { title: "Delivery", render: (n) => { const s = pick(n, "state", "status") || "?"; return badge(s, DELIVERY_TONE[s] || "muted"); } },
-    { title: "Attempts", align: "right", render: (n) => pick(n, "attempts") ?? "–" },
-    { title: "Last error", render: (n) => h("span", { class: "cell-sub" }, pick(n, "last_error", "error") || "") },
+    { title: "Time", render: (n) => fmt.dateTime(n.created_at) },
+    { title: "Channel", render: (n) => h("b", {}, n.channel) },
+    { title: "Alert", render: (n) => [h("div", { class: "cell-main" }, n.notification.rule_name || n.rule_id),
+      clipped(n.notification.summary)] },
+    { title: "Kind", render: (n) => { const s = n.notification.status; return badge(s, s === "firing" ? "bad" : s === "resolved" ? "ok" : "muted"); } },
+    { title: "Delivery", render: (n) => badge(n.state, DELIVERY_TONE[n.state] || "muted") },
+    { title: "Attempts", align: "right", render: (n) => n.attempts },
+    { title: "Last error", render: (n) => h("span", { class: "cell-sub" }, n.last_error || "") },
   ], items, { caption: "Notification deliveries" }));
 }

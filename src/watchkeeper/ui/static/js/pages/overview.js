@@ -76,7 +76,7 @@ async function loadAll(root, ctx, q, servicesEl) {
   const stepS = range.stepFor(r);
   const base = { ...range.filters(q), ...range.apiRange(r, stepS) };
   const sig = ctx.signal;
-  const slos = api.get("/api/v1/slos", {}, sig).then((b) => api.itemsOf(b, "slos")).catch(() => []);
+  const slos = api.get("/api/v1/slos", {}, sig).then((b) => b.items).catch(() => []);
   if (!servicesEl.firstChild) renderFilters(servicesEl, sig); // not awaited: never holds the page
   // Heaviest queries first: the browser sends six requests at once, the rest wait their turn.
   const tasks = [
@@ -141,20 +141,13 @@ async function renderHeadline(el, q, slosP, sig) {
 
 /** The availability SLO if one exists, else nothing: success rate is compared with it. */
 function availabilitySlo(slos) {
-  return slos.find((s) => s.sli === "availability") ||
-    slos.find((s) => /avail|success|error/i.test(String(s.kind || s.type || s.name || s.id || ""))) || null;
-}
-
-function objectiveOf(slo) {
-  const v = Number(slo.objective ?? slo.target ?? slo.objective_percent);
-  if (!Number.isFinite(v)) return null;
-  return v > 1 ? v / 100 : v;
+  return slos.find((s) => s.sli === "availability") || null;
 }
 
 function sloGauge(sm, slos) {
   const rate = sm.success_rate;
   const slo = availabilitySlo(slos);
-  const target = slo ? objectiveOf(slo) : null;
+  const target = slo ? slo.objective : null;
   const ok = target === null || rate === null || rate >= target;
   const bar = h("div", { class: "slo-bar", "aria-hidden": "true" },
     h("span", { class: ["fill", !ok && "bad"], style: { width: ((rate ?? 0) * 100).toFixed(2) + "%" } }),
@@ -233,7 +226,7 @@ export function densify(points, startMs, endMs, stepMs) {
 
 async function renderQuality(el, base, sig) {
   try {
-    const items = api.itemsOf(await api.get("/api/v1/scores/summary", base, sig));
+    const items = (await api.get("/api/v1/scores/summary", base, sig)).items;
     if (!items.length) {
       mount(el, empty("No scores in this range", "Evaluations and user feedback (POST /api/v1/scores) show up here."));
       return;

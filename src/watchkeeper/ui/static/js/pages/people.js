@@ -40,7 +40,7 @@ export async function render(root, ctx) {
 
   const loadMembers = async () => {
     try {
-      const items = api.itemsOf(await api.get("/api/v1/members", {}, ctx.signal));
+      const items = (await api.get("/api/v1/members", {}, ctx.signal)).items;
       const path = (m) => `/api/v1/members/${encodeURIComponent(m.project)}/${encodeURIComponent(m.username)}`;
       mount(members,
         items.length ? table([
@@ -60,7 +60,7 @@ export async function render(root, ctx) {
   const loadAccounts = async () => {
     if (!serverAdmin) return;
     try {
-      const items = api.itemsOf(await api.get("/api/v1/people", {}, ctx.signal));
+      const items = (await api.get("/api/v1/people", {}, ctx.signal)).items;
       const patch = (p, body) => api.request("PATCH", `/api/v1/people/${encodeURIComponent(p.username)}`, { body });
       mount(accounts, table([
         { title: "Username", render: (p) => p.username },

@@ -19,7 +19,7 @@ export async function render(root, ctx) {
   const load = async () => {
     try {
       const r = range.current(q);
-      const items = api.itemsOf(await api.get("/api/v1/scores", { ...range.apiRange(r, 1), limit: 500 }, ctx.signal));
+      const items = (await api.get("/api/v1/scores", { ...range.apiRange(r, 1), limit: 500 }, ctx.signal)).items;
       const shown = onlyLow ? items.filter(isLow) : items;
       if (!shown.length) {
         mount(list, empty(onlyLow ? "Nothing to review" : "No scores in this range", "Scores below 0.5 and negative feedback appear here."));
