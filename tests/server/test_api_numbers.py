@@ -84,8 +84,8 @@ def test_numeric_parameters_are_typed_with_their_range(client: httpx.Client) -> 
     common = {"start", "end", "min_duration_ms", "max_duration_ms"}
     assert by_route["/api/v1/spans"] == common | {"limit"}
     assert by_route["/api/v1/summary"] == common | {"last_n"}
-    assert by_route["/api/v1/timeseries"] == common | {"step", "limit"}
-    assert by_route["/api/v1/heatmap"] == common | {"step", "bounds"}
+    assert by_route["/api/v1/timeseries"] == common | {"step_ms", "limit"}
+    assert by_route["/api/v1/heatmap"] == common | {"step_ms", "bounds"}
     assert by_route[f"/api/v1/traces/{PATH_VALUES['trace_id']}"] == {"limit"}
     assert by_route["/api/v1/alerts/history"] == {"limit"}
     assert by_route["/api/v1/notifications"] == {"limit"}

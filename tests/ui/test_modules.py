@@ -107,7 +107,7 @@ def test_ranges_steps_and_formats(js: Any) -> None:
         "const r = await m('range.js'); const f = await m('format.js');"
         "const q = new URLSearchParams('range=6h');"
         "const cur = r.current(q, 1e12);"
-        "const custom = r.current(new URLSearchParams('start=1000&end=2000'), 1e12);"
+        "const custom = r.current(new URLSearchParams('start=1000000&end=2000000'), 1e12);"
         "return {cur, step: r.stepFor(cur), custom,"
         " ms: [f.ms(0), f.ms(4.25), f.ms(820), f.ms(8100)], pct: f.pct(0.99951, 2),"
         " usd: [f.usd(0.00042), f.usd(12.5), f.usd(1234.4)]}"

@@ -1,13 +1,17 @@
 """JSON shapes of the query API, derived from the store's dataclasses so they cannot drift.
 
 The models document `/openapi.json`; the `*_json` functions build the matching plain dicts.
+The store counts time in nanoseconds; the API in milliseconds (docs/api.md): each `*_ns` field
+of a store dataclass is shown as `*_ms`, a number that may carry a fraction (a span's start,
+to the microsecond), here and only here.
 """
 
 from __future__ import annotations
 
 from dataclasses import MISSING, asdict, fields
-from typing import Any, get_type_hints
+from typing import Any, get_args, get_type_hints
 
+import orjson
 from pydantic import BaseModel, Field, create_model
 
 from watchkeeper.model import PayloadRow, ScoreRow, SpanRow
@@ -23,19 +27,52 @@ def _fields_of(cls: Any) -> dict[str, Any]:
     return out
 
 
-SummaryOut: Any = create_model("Summary", success_rate=(float | None, None), **_fields_of(Summary))
+def _in_ms(cls: Any, leave: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The fields of a store dataclass as the API shows them: `*_ns` as `*_ms` (float)."""
+    out: dict[str, Any] = {}
+    for name, (hint, default) in _fields_of(cls).items():
+        if name in leave:
+            continue
+        if name.endswith("_ns"):
+            nullable = type(None) in get_args(hint)
+            name, hint = name[:-3] + "_ms", (float | None if nullable else float)
+        out[name] = (hint, default)
+    return out
+
+
+def ms_json(row: Any) -> dict[str, Any]:
+    """A store dataclass as JSON, each `*_ns` field as `*_ms`."""
+    return {
+        (k[:-3] + "_ms" if k.endswith("_ns") else k): (
+            v / 1e6 if k.endswith("_ns") and v is not None else v
+        )
+        for k, v in asdict(row).items()
+    }
+
+
+SummaryOut: Any = create_model("Summary", success_rate=(float | None, None), **_in_ms(Summary))
 GroupOut: Any = create_model("Group", __base__=SummaryOut, key=(str | None, None))
 PointOut: Any = create_model(
     "Point", __base__=SummaryOut, t=(int, Field(description="bucket start, unix ms")),
     key=(str | None, None),
 )  # fmt: skip
-SpanOut: Any = create_model(
-    "Span", duration_ms=(float, ...), start_ms=(float, ...), **_fields_of(SpanRow)
+SpanOut: Any = create_model("Span", **_in_ms(SpanRow))
+
+
+class EventOut(BaseModel):
+    """A span event (an exception, a log line), as OTLP sent it."""
+
+    name: str
+    time_ms: float
+    attributes: dict[str, Any]
+
+
+PayloadOut: Any = create_model(
+    "Payload", events=(list[EventOut], ...), **_in_ms(PayloadRow, leave=("events",))
 )
-PayloadOut: Any = create_model("Payload", **_fields_of(PayloadRow))
 TraceSpanOut: Any = create_model("TraceSpan", __base__=SpanOut, payload=(PayloadOut | None, None))
-ScoreOut: Any = create_model("Score", **_fields_of(ScoreRow))
-ActivityOut: Any = create_model("Activity", **_fields_of(Activity))
+ScoreOut: Any = create_model("Score", **_in_ms(ScoreRow))
+ActivityOut: Any = create_model("Activity", **_in_ms(Activity))
 ScoreSummaryOut: Any = create_model("ScoreSummary", **_fields_of(ScoreSummary))
 
 
@@ -55,14 +92,14 @@ class Breakdowns(BaseModel):
 class Timeseries(BaseModel):
     """Summaries per time bucket (buckets without spans are left out)."""
 
-    step_s: int
+    step_ms: int
     points: list[PointOut]
 
 
 class HeatmapOut(BaseModel):
     """counts[i][j]: spans in bucket t[i] with latency <= bounds_ms[j] (last column: above all)."""
 
-    step_s: int
+    step_ms: int
     t: list[int]
     bounds_ms: list[float]
     counts: list[list[int]]
@@ -131,9 +168,19 @@ class ScoreIn(BaseModel):
 
 def summary_json(s: Summary) -> dict[str, Any]:
     """A summary as JSON, with its success rate."""
-    return {**asdict(s), "success_rate": s.success_rate}
+    return {**ms_json(s), "success_rate": s.success_rate}
 
 
 def span_json(row: SpanRow) -> dict[str, Any]:
-    """A span as JSON, with `duration_ms` and `start_ms` for convenience."""
-    return {**asdict(row), "duration_ms": row.duration_ns / 1e6, "start_ms": row.start_ns / 1e6}
+    """A span as JSON."""
+    return ms_json(row)
+
+
+def payload_json(row: PayloadRow) -> dict[str, Any]:
+    """A span's payload as JSON, its events decoded (their times in ms)."""
+    events = [
+        {"name": e.get("name", ""), "time_ms": e.get("time_ns", 0) / 1e6,
+         "attributes": e.get("attributes") or {}}
+        for e in orjson.loads(row.events or "[]")
+    ]  # fmt: skip
+    return {**ms_json(row), "events": events}

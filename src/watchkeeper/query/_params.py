@@ -43,9 +43,7 @@ MAX_VALUES = 100  # values of one list parameter
 
 #: Times are int64 nanoseconds in the store: the last one is 2262-04-11T23:47:16Z.
 MAX_TIME_NS = (1 << 63) - 1
-MAX_TIME_S = MAX_TIME_NS // NS  # whole unix seconds
-MAX_TIME_MS = MAX_TIME_NS // 1_000_000
-MIN_TIME_MS = 10**11 + 1  # an integer above 1e11 is unix milliseconds (1e11 s is year 5138)
+MAX_TIME_MS = MAX_TIME_NS // 1_000_000  # whole unix milliseconds
 #: A duration (ms) any span can have: the whole int64 nanosecond range.
 MAX_DURATION_MS = MAX_TIME_NS // 1_000_000
 _SHOWN = 40  # characters of a bad value repeated in an error message
@@ -59,13 +57,12 @@ def shown(value: str) -> str:
 def _bad_time(value: str, param: str) -> ValidationError:
     return ValidationError(
         f"{param}={shown(value)} is not a time between 1970-01-01 and 2262-04-11: use unix "
-        f"seconds (0 to {MAX_TIME_S}), unix milliseconds ({MIN_TIME_MS} to {MAX_TIME_MS}) "
-        "or ISO-8601 (2025-01-31T12:00:00Z)"
+        f"milliseconds (0 to {MAX_TIME_MS}) or ISO-8601 (2025-01-31T12:00:00Z)"
     )
 
 
 def parse_time(value: str, param: str = "start") -> int:
-    """Nanoseconds from unix seconds (float), unix ms (an integer > 1e11) or ISO-8601.
+    """Nanoseconds from unix milliseconds (the API's unit; a fraction is kept) or ISO-8601.
 
     Only times the store can hold (1970-01-01 to 2262-04-11) are accepted.
     """
@@ -75,8 +72,7 @@ def parse_time(value: str, param: str = "start") -> int:
     except InvalidOperation:
         number = None
     if number is not None and number.is_finite():
-        is_ms = number > 10**11 and text.lstrip("-").isdigit()
-        scale = 1_000_000 if is_ms else NS
+        scale = 1_000_000
         if not 0 <= number <= Decimal(MAX_TIME_NS) / scale:  # before scaling: 1e999999 too
             raise _bad_time(value, param)
         return int(number * scale)

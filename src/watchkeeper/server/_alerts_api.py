@@ -28,11 +28,11 @@ from watchkeeper.errors import NotFound, ValidationError
 from watchkeeper.query._params import shown
 from watchkeeper.server import _alerts_models as m
 from watchkeeper.server._access import needs
-from watchkeeper.server._alerts_models import ms, ms_or_none
 from watchkeeper.server._audit import audited, who
 from watchkeeper.server._params import integer
 from watchkeeper.server._roles import Role
 from watchkeeper.server._services import services
+from watchkeeper.server._units import ms, ms_or_none
 
 router = APIRouter(prefix="/api/v1", tags=["alerting"])
 # What each route needs; its value is the project the request acts for.

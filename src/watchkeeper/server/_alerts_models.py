@@ -18,16 +18,6 @@ from watchkeeper.alerting import Rule, Slo, parse_duration
 Millis = int  # an instant: milliseconds since the Unix epoch
 
 
-def ms(seconds: float) -> Millis:
-    """An instant in unix seconds as unix milliseconds."""
-    return round(seconds * 1000)
-
-
-def ms_or_none(seconds: float | None) -> Millis | None:
-    """`ms`, keeping None."""
-    return None if seconds is None else ms(seconds)
-
-
 def _is_duration(annotation: Any, metadata: tuple[Any, ...] = ()) -> bool:
     """Whether a field is a `Duration` of the alerting config (seconds there)."""
     if any(getattr(m, "func", None) is parse_duration for m in metadata):
@@ -82,13 +72,14 @@ def _as_shown(model: type[BaseModel], durations: frozenset[str]) -> dict[str, An
     return out
 
 
+_SOURCE: Any = Literal["config", "api"]
 _SHOWN = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 RuleOut: Any = create_model(
     "RuleOut",
     __config__=_SHOWN,
     __doc__="A rule and where it comes from; its durations (window, for...) in milliseconds.",
     source=(
-        Literal["config", "api"],
+        _SOURCE,
         Field(description="config: the config file (or an SLO's burn-rate rule); api: this API"),
     ),
     **_as_shown(Rule, RULE_DURATIONS),
@@ -277,10 +268,12 @@ SloOut: Any = create_model(
 )
 
 
-class SloDetail(SloOut):
-    """An SLO with its burn-down over the period, oldest first."""
-
-    burndown: list[BurnPoint]
+SloDetail: Any = create_model(
+    "SloDetail",
+    __base__=SloOut,
+    __doc__="An SLO with its burn-down over the period, oldest first.",
+    burndown=(list[BurnPoint], ...),
+)
 
 
 class Slos(BaseModel):

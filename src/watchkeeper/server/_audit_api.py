@@ -22,6 +22,7 @@ from watchkeeper.server._audit import Filter
 from watchkeeper.server._params import TIME_SCHEMA, integer, typed
 from watchkeeper.server._roles import Principal, Role
 from watchkeeper.server._services import services
+from watchkeeper.server._units import ShownAsMs
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 #: A time as the query API takes one; entries from `since`, before `until`.
@@ -32,11 +33,11 @@ Auditor = Annotated[Principal | None, Depends(manages_keys)]
 
 
 class AuditEntry(BaseModel):
-    """One change: who (never a secret), when (unix seconds), from where, what, before → after
+    """One change: who (never a secret), when (unix milliseconds), from where, what, before → after
     (secrets masked), and its place in the hash chain."""
 
     seq: int
-    at: float
+    at: ShownAsMs
     actor_kind: str
     actor: str
     address: str

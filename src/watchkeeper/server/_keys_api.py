@@ -26,6 +26,7 @@ from watchkeeper.server._auth import ApiKey
 from watchkeeper.server._query_api import _first_error
 from watchkeeper.server._roles import DEFAULT_KEY_ROLE, Principal, Role, forbidden
 from watchkeeper.server._services import describe, services
+from watchkeeper.server._units import ShownAsMs
 
 router = APIRouter(prefix="/api/v1/keys", tags=["keys"])
 #: Who manages keys: the admin token, an admin key, or None while auth is off.
@@ -47,14 +48,14 @@ class KeyIn(BaseModel):
 
 
 class KeyOut(BaseModel):
-    """A stored key, without its secret (times in unix seconds)."""
+    """A stored key, without its secret (times in unix milliseconds)."""
 
     key_id: str
     project: str
     name: str
     role: Role
-    created_at: float
-    revoked_at: float | None
+    created_at: ShownAsMs
+    revoked_at: ShownAsMs | None
 
 
 class KeyCreated(KeyOut):

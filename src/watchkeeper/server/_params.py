@@ -13,24 +13,17 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Query
 
+from watchkeeper.errors import ValidationError
 from watchkeeper.query._params import (
     MAX_DURATION_MS,
     MAX_TIME_MS,
-    MAX_TIME_S,
-    MIN_TIME_MS,
     parse_int,
 )
 
-#: Unix seconds, unix milliseconds or ISO-8601, as `parse_time` reads them.
+#: Unix milliseconds or ISO-8601, as `parse_time` reads them.
 TIME_SCHEMA: dict[str, Any] = {
     "anyOf": [
-        {"type": "number", "minimum": 0, "maximum": MAX_TIME_S, "title": "unix seconds"},
-        {
-            "type": "integer",
-            "minimum": MIN_TIME_MS,
-            "maximum": MAX_TIME_MS,
-            "title": "unix milliseconds",
-        },
+        {"type": "number", "minimum": 0, "maximum": MAX_TIME_MS, "title": "unix milliseconds"},
         {"type": "string", "format": "date-time", "title": "ISO-8601"},
     ]
 }
@@ -59,14 +52,27 @@ def boolean(default: bool, description: str | None = None) -> Any:
     return typed({"type": "boolean"}, _with_default(description, str(default).lower()))
 
 
-def integer(name: str, default: int, low: int, high: int, description: str | None = None) -> Any:
+def integer(
+    name: str,
+    default: int,
+    low: int,
+    high: int,
+    description: str | None = None,
+    *,
+    multiple_of: int = 1,
+) -> Any:
     """A dependency giving the integer parameter `name`: `default` when absent, else checked
-    to be in [low, high] (a 400 naming the range when not)."""
-    schema = {"type": "integer", "minimum": low, "maximum": high}
+    to be in [low, high] and a multiple of `multiple_of` (a 400 naming the rule when not)."""
+    schema: dict[str, Any] = {"type": "integer", "minimum": low, "maximum": high}
+    if multiple_of != 1:
+        schema["multipleOf"] = multiple_of
     description = _with_default(description, default)
 
     def parse(value: str | None = None) -> int:
-        return parse_int(value, name, default, low, high)
+        number = parse_int(value, name, default, low, high)
+        if number % multiple_of:
+            raise ValidationError(f"{name}={number} is not a multiple of {multiple_of}")
+        return number
 
     # FastAPI reads the parameter from the signature: text, under `name`, published with the
     # schema (an object, so nothing is left to resolve from this module's names).

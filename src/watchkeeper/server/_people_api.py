@@ -34,6 +34,7 @@ from watchkeeper.server._query_api import _first_error
 from watchkeeper.server._roles import Principal, Role, forbidden
 from watchkeeper.server._services import describe, services
 from watchkeeper.server._signin import SignIn, Throttled
+from watchkeeper.server._units import ShownAsMs
 
 router = APIRouter(prefix="/api/v1", tags=["people"])
 Admin = Annotated[Principal | None, Depends(administers_server)]
@@ -63,7 +64,7 @@ class SessionInfo(BaseModel):
     admin: bool = False
     roles: dict[str, Role] = {}
     csrf_token: str | None = Field(default=None, description="send it as X-CSRF-Token on changes")
-    expires_at: float | None = None
+    expires_at: ShownAsMs | None = None
     sign_in: SignInMethods
 
 
@@ -114,8 +115,8 @@ class PersonOut(BaseModel):
     admin: bool
     sso: bool
     has_password: bool
-    created_at: float
-    disabled_at: float | None
+    created_at: ShownAsMs
+    disabled_at: ShownAsMs | None
     roles: dict[str, Role]
 
 

@@ -42,7 +42,7 @@ Project = Annotated[str, Depends(needs(Role.VIEWER))]
 IngestProject = Annotated[str, Depends(needs(Role.INGEST))]
 Text = Annotated[str | None, Query()]
 Many = Annotated[list[str], Query(description="repeatable or comma-separated")]
-Time = Annotated[str | None, typed(TIME_SCHEMA, "unix s, unix ms or ISO-8601")]
+Time = Annotated[str | None, typed(TIME_SCHEMA, "unix milliseconds or ISO-8601")]
 Duration = Annotated[str | None, typed(DURATION_SCHEMA, "milliseconds")]
 Percentiles = Annotated[str | None, boolean(True, "false leaves p50-p99 out (faster)")]
 MAX_LAST_N = 1_000_000
@@ -57,7 +57,10 @@ Bounds = Annotated[
         "latency bucket bounds in ms, repeatable or comma-separated",
     ),
 ]
-Step = Annotated[int, integer("step", 60, 1, 366 * 86_400, "seconds per time bucket")]
+Step = Annotated[
+    int,
+    integer("step_ms", 60_000, 1000, 366 * 86_400_000, "ms per time bucket", multiple_of=1000),
+]
 
 
 def _filter(
@@ -181,14 +184,14 @@ async def breakdowns(
 def timeseries(
     request: Request,
     f: Filter,
-    step_s: Step = 60,
+    step_ms: Step = 60_000,
     by: Text = None,
     limit: Annotated[int, integer("limit", 10, 1, 100)] = 10,
 ) -> dict[str, Any]:
-    """Summaries per `step` seconds, optionally per top-`limit` values of `by`."""
-    points = _store(request).timeseries(f, step_s, _dimension(by, False), limit)
+    """Summaries per `step_ms` milliseconds, optionally per top-`limit` values of `by`."""
+    points = _store(request).timeseries(f, step_ms // 1000, _dimension(by, False), limit)
     return {
-        "step_s": step_s,
+        "step_ms": step_ms,
         "points": [
             {"t": p.bucket_ns // 1_000_000, "key": p.key, **m.summary_json(p.summary)}
             for p in points
@@ -200,15 +203,15 @@ def timeseries(
 def heatmap(
     request: Request,
     f: Filter,
-    step_s: Step = 60,
+    step_ms: Step = 60_000,
     bounds: Bounds = [],  # noqa: B006
 ) -> dict[str, Any]:
     """Span counts per time bucket and latency bucket."""
     raw = split_values(bounds, "bounds") or [str(b) for b in DEFAULT_BOUNDS_MS]
     levels = [parse_number(b, "bounds") for b in raw]
-    h = _store(request).heatmap(f, step_s, [b for b in levels if b is not None])
+    h = _store(request).heatmap(f, step_ms // 1000, [b for b in levels if b is not None])
     starts = [b // 1_000_000 for b in h.bucket_starts_ns]
-    return {"step_s": step_s, "t": starts, "bounds_ms": h.bounds_ms, "counts": h.counts}
+    return {"step_ms": step_ms, "t": starts, "bounds_ms": h.bounds_ms, "counts": h.counts}
 
 
 PageLimit = Annotated[int, integer("limit", 50, 1, 1000, "spans per page")]
@@ -255,28 +258,28 @@ def trace(
     return {
         "trace_id": trace_id,
         "spans": spans,
-        "scores": [asdict(s) for s in detail.scores],
+        "scores": [m.ms_json(s) for s in detail.scores],
         "span_count": detail.span_count,
         "next_cursor": detail.next_cursor,
     }
 
 
 def _payload(p: Any) -> dict[str, Any] | None:
-    return None if p is None else asdict(p)
+    return None if p is None else m.payload_json(p)
 
 
 @router.get("/sessions", response_model=m.Activities)
 def sessions(request: Request, f: Filter, limit: ListLimit = 50) -> dict[str, Any]:
     """Sessions active in the range, most recent first."""
     rows = _store(request).sessions(f, limit)
-    return {"items": [asdict(a) for a in rows]}
+    return {"items": [m.ms_json(a) for a in rows]}
 
 
 @router.get("/users", response_model=m.Activities)
 def users(request: Request, f: Filter, limit: ListLimit = 50) -> dict[str, Any]:
     """Users active in the range, most recent first."""
     rows = _store(request).users(f, limit)
-    return {"items": [asdict(a) for a in rows]}
+    return {"items": [m.ms_json(a) for a in rows]}
 
 
 @router.get("/scores/summary", response_model=m.ScoreSummaries)
@@ -292,7 +295,7 @@ def scores(
 ) -> dict[str, Any]:
     """Newest scores in the range (and of `trace_id`, when given)."""
     rows = _store(request).scores(f, limit)
-    return {"items": [asdict(s) for s in rows]}
+    return {"items": [m.ms_json(s) for s in rows]}
 
 
 _SCORE_BODY = {
@@ -327,7 +330,7 @@ async def add_score(request: Request, project: IngestProject) -> JSONResponse:
         user_id=body.user_id,
     )
     await run_in_threadpool(svc.store.write_scores, [row])
-    return JSONResponse(asdict(row), status_code=201)
+    return JSONResponse(m.ms_json(row), status_code=201)
 
 
 def _first_error(exc: Exception) -> str:

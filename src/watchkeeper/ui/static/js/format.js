@@ -123,8 +123,3 @@ export function seconds(s) {
 export function duration(ms) {
   return ms === null || ms === undefined ? "–" : seconds(ms / 1000);
 }
-
-/** Nanoseconds (number or numeric string) to milliseconds. */
-export function nsToMs(ns) {
-  return ns === null || ns === undefined ? null : Number(ns) / 1e6;
-}

@@ -12,12 +12,10 @@ export function presetSeconds(p) {
   return m ? Number(m[1]) * UNIT[m[2]] : null;
 }
 
+/** A time in the URL: unix milliseconds (the API's unit) or ISO-8601. */
 function parseTime(v) {
   if (!v) return null;
-  if (/^\d+(\.\d+)?$/.test(v)) {
-    const n = Number(v);
-    return n > 1e11 ? n : n * 1000;
-  }
+  if (/^\d+(\.\d+)?$/.test(v)) return Number(v);
   const t = Date.parse(v);
   return Number.isNaN(t) ? null : t;
 }

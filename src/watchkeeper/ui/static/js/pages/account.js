@@ -30,7 +30,7 @@ export async function render(root) {
   h("div", { class: "row-end" }, h("button", { type: "submit", class: "btn primary" }, "Change password")));
   mount(root, pageHeader("Account", me.username),
     card("You", kv([["Username", me.username], ["Server administrator", me.admin ? "yes" : "no"],
-      ["Session ends", me.expires_at ? new Date(me.expires_at * 1000).toLocaleString() : null]])),
+      ["Session ends", me.expires_at ? new Date(me.expires_at).toLocaleString() : null]])),
     card("Your roles", roles.length ? table([
       { title: "Project", render: (r) => r.project },
       { title: "Role", render: (r) => r.role },

@@ -36,7 +36,6 @@ function draw(el, items, kind) {
     return;
   }
   const tracesOf = (row) => url.href("/traces", { ...range.carry(), [kind.param]: row.key });
-  const ms = (ns) => fmt.nsToMs(ns);
   const cols = [
     { title: kind.noun, render: (r) => h("a", { href: tracesOf(r), class: "mono" }, r.key) },
     { title: "Traces", align: "right", render: (r) => fmt.int(r.traces) },
@@ -46,8 +45,8 @@ function draw(el, items, kind) {
         title: `Show the failed requests of this ${kind.noun}` }, fmt.int(r.errors)) : "0" },
     { title: "Tokens in → out", align: "right", render: (r) => `${fmt.compact(r.input_tokens)} → ${fmt.compact(r.output_tokens)}` },
     { title: "Spend", align: "right", render: (r) => fmt.usd(r.cost_usd) },
-    { title: "First seen", render: (r) => fmt.dateTime(ms(r.first_ns)) },
-    { title: "Last seen", render: (r) => h("span", { title: fmt.dateTime(ms(r.last_ns)) }, fmt.ago(ms(r.last_ns))) },
+    { title: "First seen", render: (r) => fmt.dateTime(r.first_ms) },
+    { title: "Last seen", render: (r) => h("span", { title: fmt.dateTime(r.last_ms) }, fmt.ago(r.last_ms)) },
   ];
   mount(el, table(cols, items, {
     caption: kind.noun + "s",

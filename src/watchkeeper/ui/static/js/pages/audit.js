@@ -53,7 +53,7 @@ function draw(el, rows) {
     return;
   }
   mount(el, table([
-    { title: "Time", render: (e) => h("span", { title: `#${e.seq} · sha256 ${e.hash}` }, fmt.dateTime(e.at * 1000)) },
+    { title: "Time", render: (e) => h("span", { title: `#${e.seq} · sha256 ${e.hash}` }, fmt.dateTime(e.at)) },
     { title: "Actor", render: (e) => h("span", {}, badge(e.actor_kind), " ", e.actor) },
     { title: "From", render: (e) => h("span", { title: e.user_agent }, e.address) },
     { title: "Action", render: (e) => h("code", {}, e.action) },

@@ -52,7 +52,7 @@ async function defaultRange(q, sig) {
   try {
     if (!firstSeen.has(key)) {
       const sm = await api.get("/api/v1/summary", { ...filters, range: "30d", scope: "requests", percentiles: false }, sig);
-      firstSeen.set(key, sm.count ? Number(sm.first_ns) / 1e6 : null);
+      firstSeen.set(key, sm.count ? sm.first_ms : null);
     }
   } catch {
     return "1h"; // the page's own requests show what went wrong
@@ -122,9 +122,9 @@ async function renderHeadline(el, q, slosP, sig) {
     // Each count links to the requests behind it (same filters, the range they fall in).
     const num = (v, cls, id, outcome) => {
       const b = h("b", { class: v ? cls : null, "data-testid": id }, fmt.int(v));
-      if (!outcome || !v || !sm.first_ns) return b;
+      if (!outcome || !v || !sm.first_ms) return b;
       return h("a", { class: "plain", href: url.href("/traces", { ...range.filters(q), outcome,
-        start: new Date(sm.first_ns / 1e6).toISOString(), end: new Date(sm.last_ns / 1e6 + 1).toISOString() }),
+        start: new Date(sm.first_ms).toISOString(), end: new Date(sm.last_ms + 1).toISOString() }),
         title: `Show the ${outcome} requests` }, b);
     };
     const text = h("div", { class: "headline-text", "data-testid": "headline" },
@@ -175,15 +175,15 @@ async function renderHealth(root, params, r, stepS, slosP, sig) {
   const latEl = root.querySelector("#box-lat");
   const heatEl = root.querySelector("#box-heat");
   // Both queries start at once, not after the SLOs (which only give the deadline marker).
-  const tsBody = api.get("/api/v1/timeseries", { ...params, step: stepS }, sig);
-  const hmBody = api.get("/api/v1/heatmap", { ...params, step: stepS, bounds: BOUNDS.join(",") }, sig);
+  const tsBody = api.get("/api/v1/timeseries", { ...params, step_ms: stepS * 1000 }, sig);
+  const hmBody = api.get("/api/v1/heatmap", { ...params, step_ms: stepS * 1000, bounds: BOUNDS.join(",") }, sig);
   const deadlineP = slosP.then((slos) => {
     const lat = slos.find((s) => Number(s.latency_threshold_ms ?? s.threshold_ms) > 0);
     return lat ? Number(lat.latency_threshold_ms ?? lat.threshold_ms) : DEFAULT_DEADLINE_MS;
   });
   const span = { start: params.start, end: r.endMs, stepMs: stepS * 1000 };
   const ts = Promise.all([tsBody, deadlineP]).then(([body, deadline]) => {
-    const stepMs = (body.step_s || stepS) * 1000;
+    const stepMs = body.step_ms;
     const { times, pts } = densify(body.points.filter((p) => p.key == null), params.start, r.endMs, stepMs);
     if (!pts.some((p) => p && p.count)) {
       [volEl, ratesEl, latEl].forEach((el) => mount(el, h("div", { class: "chart-empty" }, "No requests in this range")));
@@ -206,7 +206,7 @@ async function renderHealth(root, params, r, stepS, slosP, sig) {
         { name: "p99", color: palette(2), values: pts.map((p) => p?.p99_ms ?? null) }] });
   }).catch((err) => [volEl, ratesEl, latEl].forEach((el) => failed(el, err, "the time series")));
   const hm = Promise.all([hmBody, deadlineP]).then(([body, deadline]) => {
-    chart.heatmap(heatEl, body, { ...span, stepMs: (body.step_s || stepS) * 1000, deadlineMs: deadline, label: "Latency heatmap",
+    chart.heatmap(heatEl, body, { ...span, stepMs: body.step_ms, deadlineMs: deadline, label: "Latency heatmap",
       onPick: (t, lo, hi) => url.navigate("/traces", { ...range.filters(), start: new Date(t).toISOString(),
         end: new Date(t + stepS * 1000).toISOString(), min_duration_ms: lo, max_duration_ms: hi }) });
   }).catch((err) => failed(heatEl, err, "the heatmap"));

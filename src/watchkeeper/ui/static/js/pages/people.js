@@ -66,7 +66,7 @@ export async function render(root, ctx) {
         { title: "Username", render: (p) => p.username },
         { title: "Name", render: (p) => p.display_name || "" },
         { title: "Kind", render: (p) => [p.admin ? badge("server admin", "warn") : null, " ", badge(p.sso ? "single sign-on" : "local")] },
-        { title: "Since", render: (p) => fmt.dateTime(p.created_at * 1000) },
+        { title: "Since", render: (p) => fmt.dateTime(p.created_at) },
         { title: "State", render: (p) => (p.disabled_at ? badge("disabled", "bad") : badge("active", "ok")) },
         { title: "", render: (p) => h("button", { type: "button", class: "btn small", "aria-label": `${p.disabled_at ? "Enable" : "Disable"} ${p.username}`,
           onclick: () => act(`${p.username} ${p.disabled_at ? "enabled" : "disabled"}`, () => patch(p, { disabled: !p.disabled_at })) },

@@ -26,7 +26,7 @@ export async function render(root, ctx) {
         return;
       }
       mount(list, table([
-        { title: "Time", render: (s) => fmt.dateTime(Number(s.created_ns) / 1e6) },
+        { title: "Time", render: (s) => fmt.dateTime(s.created_ms) },
         { title: "Score", render: (s) => badge(s.name, isLow(s) ? "bad" : "ok") },
         { title: "Value", align: "right", render: (s) => (s.value == null ? s.label || "–" : s.value.toFixed(2)) },
         { title: "Comment", render: (s) => s.comment || "" },

@@ -199,7 +199,7 @@ function drawDetail(el, model, spanId, scores) {
   if (!span) return mount(el, empty("No span selected"));
   const p = span.payload || {};
   const attrs = attrsOf(span);
-  const events = parseDoc(p.events, []) || [];
+  const events = p.events || [];
   const mine = scores.filter((s) => s.span_id === span.span_id);
   const tokens = ["input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens"]
     .filter((k) => span[k] != null);
@@ -229,10 +229,9 @@ function drawDetail(el, model, spanId, scores) {
 
 function eventView(ev, t0) {
   const name = ev.name || "event";
-  const tNs = ev.time_unix_nano ?? ev.timeUnixNano ?? ev.time_ns ?? ev.timestamp;
-  const at = tNs ? Number(tNs) / 1e6 - t0 : null;
+  const at = ev.time_ms - t0;
   return h("div", { class: ["event", name === "exception" && "exception"] },
-    h("div", {}, h("b", {}, name), at !== null && at >= 0 ? h("span", { class: "sub" }, "  +" + fmt.ms(at)) : null),
+    h("div", {}, h("b", {}, name), at >= 0 ? h("span", { class: "sub" }, "  +" + fmt.ms(at)) : null),
     ev.attributes && Object.keys(ev.attributes).length ? attrTable(ev.attributes) : null);
 }
 
