@@ -114,7 +114,8 @@ def test_slos_with_budget_and_burndown(client: TestClient) -> None:
     assert "burndown" not in avail
     assert items["chat-latency"]["bad"] == 100  # the slow ones
     one_hour = avail["burn_rates"][0]
-    assert one_hour["long_window_ms"] == 3_600_000 and one_hour["long_burn_rate"] == pytest.approx(2.0)
+    assert one_hour["long_window_ms"] == 3_600_000
+    assert one_hour["long_burn_rate"] == pytest.approx(2.0)
     detail = client.get("/api/v1/slos/chat-avail").json()
     points = detail["burndown"]
     assert points and points[-1]["total"] == 1100
