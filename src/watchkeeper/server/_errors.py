@@ -65,9 +65,42 @@ async def http_error(request: Request, exc: Exception) -> Response:
     if status == 404 and message == "Not Found":
         message = f"nothing at {_path(request)}: see /docs for the API"
     elif status == 405:
-        allowed = (headers or {}).get("Allow", "")
+        allowed = _allowed(request) or (headers or {}).get("Allow", "")
+        headers = {**(headers or {}), "Allow": allowed}
         message = f"{request.method} is not allowed on {_path(request)} (allowed: {allowed})"
     return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _allowed(request: Request) -> str:
+    """Every method a path takes. Starlette's 405 names only the first route that matched
+    the path, and each method of a path is a route of its own here."""
+    path = request.url.path
+    matched = [
+        r
+        for r in _leaves(request.app.router.routes)
+        if getattr(r, "path_regex", None) is not None and r.path_regex.match(path)
+    ]
+    # /rules/test is its own resource, not the rule "test": fixed segments win, as they do
+    # in the OpenAPI document.
+    fewest = min((len(getattr(r, "param_convertors", {})) for r in matched), default=0)
+    methods = {
+        m
+        for r in matched
+        if len(getattr(r, "param_convertors", {})) == fewest
+        for m in getattr(r, "methods", None) or ()
+    }
+    return ", ".join(sorted(methods))
+
+
+def _leaves(routes: Any) -> Any:
+    """The routes of a router, those of included routers too."""
+    for route in routes:
+        inner = getattr(route, "original_router", route)
+        nested = getattr(inner, "routes", None)
+        if nested is not None and inner is not route:
+            yield from _leaves(nested)
+        else:
+            yield route
 
 
 def _problem(error: dict[str, Any]) -> str:
