@@ -13,6 +13,8 @@ memory from the ones that send.
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from google.protobuf import json_format
@@ -67,7 +69,44 @@ def _export_response(rejected: int, error_message: str, as_json: bool) -> Respon
     return Response(msg.SerializeToString(), 200, media_type=_PROTOBUF)
 
 
-@router.post("/v1/traces", summary="OTLP/HTTP trace export (protobuf or JSON)")
+def _otlp_body(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {
+            _PROTOBUF: {"schema": {"type": "string", "format": "binary"}},
+            _JSON: {"schema": {"type": "object"}},
+        },
+    }
+
+
+#: The wire format is OTLP's (opentelemetry-proto), in the content type of the request; the
+#: schemas say only that much (a JSON Schema cannot describe a protobuf message).
+_OTLP_DOC: dict[str, Any] = {
+    "requestBody": {"required": True, **_otlp_body("ExportTraceServiceRequest")},
+    "responses": {
+        "200": _otlp_body("ExportTraceServiceResponse (partial_success names rejected spans)"),
+        **{
+            code: _otlp_body(f"google.rpc.Status: {why}")
+            for code, why in {
+                "400": "the body cannot be decoded",
+                "401": "no key, or an unknown or revoked one",
+                "403": "the key may not ingest",
+                "408": "the body did not arrive in time",
+                "413": "the body is larger than ingest.max_body_bytes",
+                "415": "neither application/x-protobuf nor application/json",
+                "503": "overloaded: retry after Retry-After",
+            }.items()
+        },
+    },
+}
+
+
+@router.post(
+    "/v1/traces",
+    summary="OTLP/HTTP trace export (protobuf or JSON)",
+    response_class=Response,
+    openapi_extra=_OTLP_DOC,
+)
 async def export_traces(request: Request, access: Attempt = Depends(attempt_ingest)) -> Response:
     """Receive an OTLP trace export; acknowledge once the spans are durable in the spool."""
     svc = services(request)

@@ -16,7 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 import orjson
 import pydantic
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -350,7 +350,11 @@ def _check_manages(request: Request, manager: Principal | None, project: str) ->
 
 
 @router.get("/members", response_model=MembersOut, summary="Who has which role")
-def list_members(request: Request, manager: Manager, project: str | None = None) -> MembersOut:
+def list_members(
+    request: Request,
+    manager: Manager,
+    project: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9._-]{1,200}$")] = None,
+) -> MembersOut:
     """Memberships of the projects the caller manages (or of `project`)."""
     if project is not None:
         _check_manages(request, manager, valid_project(project))

@@ -21,13 +21,15 @@ from watchkeeper.errors import NotFound, ValidationError
 from watchkeeper.model import ScoreRow
 from watchkeeper.query import _api_models as m
 from watchkeeper.query._params import (
+    RANGES,
+    SCOPES,
     parse_bool,
     parse_filter,
     parse_int,
     parse_number,
     split_values,
 )
-from watchkeeper.query._render import DIMENSIONS
+from watchkeeper.query._render import DIMENSIONS, ORDERS
 from watchkeeper.server._access import needs
 from watchkeeper.server._params import DURATION_SCHEMA, TIME_SCHEMA, boolean, integer, typed
 from watchkeeper.server._roles import Role
@@ -46,6 +48,7 @@ Time = Annotated[str | None, typed(TIME_SCHEMA, "unix milliseconds or ISO-8601")
 Duration = Annotated[str | None, typed(DURATION_SCHEMA, "milliseconds")]
 Percentiles = Annotated[str | None, boolean(True, "false leaves p50-p99 out (faster)")]
 MAX_LAST_N = 1_000_000
+MAX_BREAKDOWNS = 5
 LastN = Annotated[
     str | None,
     typed({"type": "integer", "minimum": 1, "maximum": MAX_LAST_N}, "only the newest N spans"),
@@ -69,9 +72,9 @@ def _filter(
     start: Time = None,
     end: Time = None,
     window: Annotated[
-        str | None, Query(alias="range", description="15m|1h|6h|24h|7d|30d (ends now)")
+        str | None, typed({"type": "string", "enum": list(RANGES)}, "ends now", alias="range")
     ] = None,
-    scope: Annotated[str | None, Query(description="requests|spans|llm")] = None,
+    scope: Annotated[str | None, typed({"type": "string", "enum": list(SCOPES)})] = None,
     service: Many = [],  # noqa: B006  (FastAPI copies defaults)
     environment: Many = [],  # noqa: B006
     operation: Many = [],  # noqa: B006
@@ -104,6 +107,15 @@ def _store(request: Request) -> Store:
     return services(request).store
 
 
+#: A dimension of `breakdown`, `breakdowns` and `timeseries`.
+DIMENSION_SCHEMA: dict[str, Any] = {"type": "string", "enum": list(DIMENSIONS)}
+By = Annotated[str, typed(DIMENSION_SCHEMA, "the dimension to group by")]
+OptionalBy = Annotated[str | None, typed(DIMENSION_SCHEMA, "split the series by this")]
+Order = Annotated[
+    str | None, typed({"type": "string", "enum": list(ORDERS)}, "ranking; default count")
+]
+
+
 def _dimension(by: str | None, required: bool = True) -> Any:
     if by is None or by == "":
         if required:
@@ -131,9 +143,9 @@ def summary(
 def breakdown(
     request: Request,
     f: Filter,
-    by: Text = None,
+    by: By,
     limit: Annotated[int, integer("limit", 20, 1, 1000)] = 20,
-    order: Text = None,
+    order: Order = None,
     percentiles: Percentiles = None,
 ) -> dict[str, Any]:
     """Summaries per value of a dimension, top `limit` by `order` (count|cost|errors|p95).
@@ -152,16 +164,19 @@ def _breakdown_json(
     return {"by": dim, "groups": [{"key": g.key, **m.summary_json(g.summary)} for g in groups]}
 
 
-MAX_BREAKDOWNS = 5
-
-
 @router.get("/breakdowns", response_model=m.Breakdowns)
 async def breakdowns(
     request: Request,
     f: Filter,
-    by: Many = [],  # noqa: B006
+    by: Annotated[
+        list[str],
+        typed(
+            {"type": "array", "items": DIMENSION_SCHEMA, "minItems": 1, "maxItems": MAX_BREAKDOWNS},
+            "1 to 5 dimensions, repeatable or comma-separated",
+        ),
+    ],
     limit: Annotated[int, integer("limit", 20, 1, 1000)] = 20,
-    order: Text = None,
+    order: Order = None,
     percentiles: Percentiles = None,
 ) -> dict[str, Any]:
     """Several breakdowns (`by=model,user,feature`) of the same spans in one request.
@@ -185,7 +200,7 @@ def timeseries(
     request: Request,
     f: Filter,
     step_ms: Step = 60_000,
-    by: Text = None,
+    by: OptionalBy = None,
     limit: Annotated[int, integer("limit", 10, 1, 100)] = 10,
 ) -> dict[str, Any]:
     """Summaries per `step_ms` milliseconds, optionally per top-`limit` values of `by`."""

@@ -31,7 +31,7 @@ from watchkeeper.errors import (
     ValidationError,
     WatchkeeperError,
 )
-from watchkeeper.server import _errors
+from watchkeeper.server import _errors, _openapi
 from watchkeeper.server._access import open_access
 from watchkeeper.server._audit import local_origin
 from watchkeeper.server._auth import KeyRing
@@ -228,5 +228,6 @@ def create_app(config: Config, *, services: Services | None = None) -> FastAPI:
                    _people_api, _oidc_api):  # fmt: skip
         app.include_router(module.router)
     install_docs(app)
+    _openapi.install(app)
     mount_ui(app, dependencies=[Depends(open_access)])
     return app
