@@ -14,8 +14,11 @@ trace ids; the admin token (keys only) and no credential must see neither projec
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,6 +39,8 @@ from watchkeeper.alerting import parse_rule
 from watchkeeper.server._roles import Role
 
 EXAMPLES = int(os.environ.get("WATCHKEEPER_DAST_EXAMPLES", "100"))
+#: Examples per operation and phase of the all-checks scan (schemathesis's own engine).
+CONFORMANCE_EXAMPLES = int(os.environ.get("WATCHKEEPER_DAST_CONFORMANCE_EXAMPLES", "25"))
 PROJECTS = {"alpha": "mk7alphaq", "beta": "mk7betaq"}  # project -> its marker
 #: The scan is about answers, not the limiter: limits high enough never to answer 429.
 LIMITS = {"credential_rate": 1e6, "credential_burst": 10**7,
@@ -311,3 +316,30 @@ def test_a_rule_cannot_burn_the_slo_of_another_project(scanned: Scanned) -> None
     assert r.status_code == 200, r.text
     seen = [(o["value"], o["count"]) for o in r.json()["observations"]]
     assert all(value is None and not count for value, count in seen), seen
+
+
+def test_schemathesis_with_all_checks_passes_on_every_operation(scanned: Scanned) -> None:
+    """schemathesis's own engine (`--checks all`: status codes, content types, response
+    schemas and headers, negative data refused, Allow on 405, unsupported methods, missing
+    headers...) on every operation, as a project admin, with a bounded number of examples.
+
+    One check is left out: positive_data_acceptance (a request the schema allows must be
+    accepted). Our routes refuse, with a 400 that names the rule, what no JSON Schema can say:
+    start after end, a step giving more than 20,000 buckets, a score with neither value nor
+    label, a rule's rules across fields (an absence rule's lookback longer than its window),
+    an opaque page cursor, an OTLP protobuf body. tests/server/schemathesis.toml lists the
+    one operation left out, and why.
+    """
+    admin = next(c for c in scanned.creds if c.label == "alpha admin key")
+    cli = Path(sys.executable).with_name("schemathesis")
+    run = subprocess.run(
+        [str(cli), "--config-file", str(Path(__file__).with_name("schemathesis.toml")),
+         "run", f"{scanned.server.url}/openapi.json", "--checks", "all",
+         "--exclude-checks", "positive_data_acceptance",
+         "--phases", "examples,coverage,fuzzing", "--generation-deterministic",
+         "-n", str(CONFORMANCE_EXAMPLES), "--no-color",
+         "-H", f"Authorization: {admin.headers['Authorization']}"],
+        capture_output=True, text=True, timeout=1800, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-20_000:] + run.stderr[-2000:]
+    assert "Tested: " in run.stdout, run.stdout[-5000:]

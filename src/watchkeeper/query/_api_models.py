@@ -158,7 +158,7 @@ class ScoreIn(BaseModel):
 
     trace_id: str = Field(min_length=1, max_length=64)
     name: str = Field("user_feedback", min_length=1, max_length=200)
-    value: float | None = None
+    value: float | None = Field(None, strict=True)  # a number: true is not 1
     label: str | None = Field(None, max_length=200)
     comment: str | None = Field(None, max_length=10_000)
     span_id: str | None = Field(None, max_length=64)

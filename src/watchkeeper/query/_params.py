@@ -143,14 +143,15 @@ def split_values(values: Sequence[str], param: str) -> tuple[str, ...]:
 def parse_range(
     start: str | None, end: str | None, window: str | None, now_s: float
 ) -> tuple[int | None, int | None]:
-    """(start_ns, end_ns) from `start`/`end`, or from `range` ending now."""
+    """(start_ns, end_ns) from `start`/`end`, or from `range` ending now (which wins; a
+    `start` or `end` given with it must still be a time)."""
+    lo = parse_time(start, "start") if start else None
+    hi = parse_time(end, "end") if end else None
     if window:
         if window not in RANGES:
             raise ValidationError(f"range={window!r} is not one of {', '.join(RANGES)}")
         end_ns = round(now_s * NS)
         return end_ns - RANGES[window] * NS, end_ns
-    lo = parse_time(start, "start") if start else None
-    hi = parse_time(end, "end") if end else None
     if lo is not None and hi is not None and lo >= hi:
         raise ValidationError("start must be before end")
     return lo, hi

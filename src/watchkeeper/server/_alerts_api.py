@@ -45,6 +45,13 @@ RuleBody = Annotated[
 ]
 
 
+_RULE = m.body_schema(Rule, m.RULE_DURATIONS)
+_RULE["properties"]["window"]["exclusiveMinimum"] = 0
+_NEW_RULE = m.json_body(_RULE)
+_RULE_AT_PATH = m.json_body({**_RULE, "required": ["kind"]})  # its id is the path's
+_SILENCE = m.json_body(m.body_schema(m.SilenceIn))
+
+
 def _engine(request: Request) -> AlertingEngine:
     engine: AlertingEngine | None = services(request).alerting
     if engine is None:
@@ -80,7 +87,7 @@ def list_rules(request: Request, project: str = Project) -> dict[str, Any]:
     return {"items": [_rule_json(engine, r) for r in engine.rules(project)]}
 
 
-@router.post("/rules", status_code=201, response_model=m.RuleOut)
+@router.post("/rules", status_code=201, response_model=m.RuleOut, openapi_extra=_NEW_RULE)
 def create_rule(request: Request, body: RuleBody, project: str = Editing) -> dict[str, Any]:
     """Create a rule; 400 when its id is taken."""
     engine = _engine(request)
@@ -100,7 +107,7 @@ def get_rule(request: Request, rule_id: str, project: str = Project) -> dict[str
     return _rule_json(engine, _get_rule(engine, project, rule_id))
 
 
-@router.put("/rules/{rule_id}", response_model=m.RuleOut)
+@router.put("/rules/{rule_id}", response_model=m.RuleOut, openapi_extra=_RULE_AT_PATH)
 def update_rule(
     request: Request, rule_id: str, body: RuleBody, project: str = Editing
 ) -> dict[str, Any]:
@@ -146,7 +153,7 @@ def disable_rule(request: Request, rule_id: str, project: str = Editing) -> dict
     return _set_enabled(request, rule_id, project, False)
 
 
-@router.post("/rules/test", response_model=m.RuleTest)
+@router.post("/rules/test", response_model=m.RuleTest, openapi_extra=_NEW_RULE)
 def test_draft_rule(request: Request, body: RuleBody, project: str = Editing) -> dict[str, Any]:
     """Evaluate a rule that is not saved (a draft from an editor) now; nothing is stored."""
     engine = _engine(request)
@@ -244,7 +251,7 @@ def list_silences(request: Request, project: str = Project) -> dict[str, Any]:
     return {"items": [_silence_json(s, now) for s in _engine(request).silences(project)]}
 
 
-@router.post("/silences", status_code=201, response_model=m.SilenceOut)
+@router.post("/silences", status_code=201, response_model=m.SilenceOut, openapi_extra=_SILENCE)
 def create_silence(
     request: Request,
     body: Annotated[dict[str, Any], Body(description=m.SilenceIn.__doc__)],

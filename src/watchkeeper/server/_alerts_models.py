@@ -86,6 +86,43 @@ RuleOut: Any = create_model(
 )
 
 
+_TEN_YEARS_MS = 3650 * 86_400_000  # the longest duration the config takes
+
+
+def _inline(node: Any, defs: Mapping[str, Any]) -> Any:
+    """`node` with each local `$ref` replaced by its definition (a body schema stands alone)."""
+    if isinstance(node, dict):
+        ref = node.get("$ref", "")
+        if ref.startswith("#/$defs/"):
+            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inline(v, defs) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
+
+
+def body_schema(model: type[BaseModel], durations: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The JSON Schema of a request body, durations in milliseconds (the config's defaults,
+    in seconds, left out)."""
+    generated = model.model_json_schema()
+    schema: dict[str, Any] = _inline(generated, generated.pop("$defs", {}))
+    props = schema["properties"]
+    for name in durations & props.keys():
+        shown: dict[str, Any] = {
+            "type": "number",
+            "minimum": 0,
+            "maximum": _TEN_YEARS_MS,
+            "description": 'milliseconds, or text like "5m"',
+        }
+        props[name] = {"anyOf": [shown, {"type": "null"}]} if "anyOf" in props[name] else shown
+    return schema
+
+
+def json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    """`openapi_extra` declaring a route's JSON body (read by the route itself)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
 class Rules(BaseModel):
     """Every rule of the project."""
 

@@ -24,7 +24,13 @@ from watchkeeper.query._params import (
 TIME_SCHEMA: dict[str, Any] = {
     "anyOf": [
         {"type": "number", "minimum": 0, "maximum": MAX_TIME_MS, "title": "unix milliseconds"},
-        {"type": "string", "format": "date-time", "title": "ISO-8601"},
+        {
+            "type": "string",
+            "format": "date-time",
+            # years the store can hold whatever the offset (1971-2261; unix ms covers the rest)
+            "pattern": "^(19[7-9][1-9]|19[89]0|2[01][0-9]{2}|22[0-5][0-9]|226[01])-",
+            "title": "ISO-8601",
+        },
     ]
 }
 #: Milliseconds, as `parse_number` reads them.
@@ -45,6 +51,12 @@ def typed(schema: dict[str, Any], description: str | None = None, **query: Any) 
 def _with_default(description: str | None, default: object) -> str:
     # the published schema carries no default (FastAPI drops it), so the description says it
     return f"{description}; default {default}" if description else f"default {default}"
+
+
+def refuse_empty(value: str | list[str] | None, name: str) -> None:
+    """A 400 for `name=` given without a value: its schema takes none (leave it out)."""
+    if value == "" or (isinstance(value, list) and "" in value):
+        raise ValidationError(f"{name} is empty: give it a value or leave it out")
 
 
 def boolean(default: bool, description: str | None = None) -> Any:
@@ -69,6 +81,7 @@ def integer(
     description = _with_default(description, default)
 
     def parse(value: str | None = None) -> int:
+        refuse_empty(value, name)
         number = parse_int(value, name, default, low, high)
         if number % multiple_of:
             raise ValidationError(f"{name}={number} is not a multiple of {multiple_of}")

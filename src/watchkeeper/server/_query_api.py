@@ -31,7 +31,14 @@ from watchkeeper.query._params import (
 )
 from watchkeeper.query._render import DIMENSIONS, ORDERS
 from watchkeeper.server._access import needs
-from watchkeeper.server._params import DURATION_SCHEMA, TIME_SCHEMA, boolean, integer, typed
+from watchkeeper.server._params import (
+    DURATION_SCHEMA,
+    TIME_SCHEMA,
+    boolean,
+    integer,
+    refuse_empty,
+    typed,
+)
 from watchkeeper.server._roles import Role
 from watchkeeper.server._services import services
 from watchkeeper.store import SpanFilter, Store
@@ -96,10 +103,14 @@ def _filter(
     # every parameter but the first two, by its query-string name
     given = {k: v for k, v in locals().items() if k not in ("request", "project")}
     given["range"] = given.pop("window")
+    for name in _TYPED:
+        refuse_empty(given[name], name)
     params = {k: (v if isinstance(v, list) else [v]) for k, v in given.items() if v}
     return parse_filter(project, params, services(request).clock())
 
 
+#: Parameters whose schema is not free text: an empty value is refused, not taken as absent.
+_TYPED = ("start", "end", "range", "scope", "min_duration_ms", "max_duration_ms")
 Filter = Annotated[SpanFilter, Depends(_filter)]
 
 
@@ -117,13 +128,19 @@ Order = Annotated[
 
 
 def _dimension(by: str | None, required: bool = True) -> Any:
-    if by is None or by == "":
+    refuse_empty(by, "by")
+    if by is None:
         if required:
             raise ValidationError(f"by is required: one of {', '.join(DIMENSIONS)}")
         return None
     if by not in DIMENSIONS:
         raise ValidationError(f"by={by!r} is not one of {', '.join(DIMENSIONS)}")
     return by
+
+
+def _percentiles(text: str | None) -> bool:
+    refuse_empty(text, "percentiles")
+    return parse_bool(text, "percentiles", True)
 
 
 @router.get("/summary", response_model=m.SummaryOut)
@@ -134,8 +151,9 @@ def summary(
 
     `percentiles=false` leaves p50-p99 out (null), for views that show no latency (faster).
     """
+    refuse_empty(last_n, "last_n")
     n = None if last_n is None else parse_int(last_n, "last_n", 0, high=MAX_LAST_N)
-    with_percentiles = parse_bool(percentiles, "percentiles", True)
+    with_percentiles = _percentiles(percentiles)
     return m.summary_json(_store(request).summary(f, n, percentiles=with_percentiles))
 
 
@@ -153,7 +171,8 @@ def breakdown(
     `percentiles=false` leaves p50-p99 out, for rankings that show no latency (much faster).
     """
     dim = _dimension(by)
-    with_p = parse_bool(percentiles, "percentiles", True)
+    refuse_empty(order, "order")
+    with_p = _percentiles(percentiles)
     return _breakdown_json(_store(request), f, dim, limit, order, with_p)
 
 
@@ -184,11 +203,13 @@ async def breakdowns(
     A dashboard that shows them side by side makes one round trip instead of several (a
     browser opens at most six connections to a server), and they run at the same time.
     """
+    refuse_empty(by, "by")
     dims = [_dimension(d) for d in split_values(by, "by")]
     if not dims or len(dims) > MAX_BREAKDOWNS:
         raise ValidationError(f"by takes 1 to {MAX_BREAKDOWNS} dimensions (got {len(dims)})")
     store = _store(request)
-    with_p = parse_bool(percentiles, "percentiles", True)
+    refuse_empty(order, "order")
+    with_p = _percentiles(percentiles)
     items = await asyncio.gather(
         *(run_in_threadpool(_breakdown_json, store, f, d, limit, order, with_p) for d in dims)
     )
@@ -222,6 +243,7 @@ def heatmap(
     bounds: Bounds = [],  # noqa: B006
 ) -> dict[str, Any]:
     """Span counts per time bucket and latency bucket."""
+    refuse_empty(bounds, "bounds")
     raw = split_values(bounds, "bounds") or [str(b) for b in DEFAULT_BOUNDS_MS]
     levels = [parse_number(b, "bounds") for b in raw]
     h = _store(request).heatmap(f, step_ms // 1000, [b for b in levels if b is not None])
