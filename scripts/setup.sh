@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Watchkeeper needs on a fresh Debian machine with Python 3.11:
 #   scripts/setup.sh          the server, the SDK and the demo in .venv
-#   scripts/setup.sh dev      plus test tools, Chromium, Prometheus and Alertmanager
+#   scripts/setup.sh dev      plus test tools, Chromium, Prometheus, Alertmanager and eslint
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-run}
@@ -11,6 +11,7 @@ if [ "$mode" = dev ]; then
   command -v chromium >/dev/null || need+=(chromium)
   command -v prometheus >/dev/null || need+=(prometheus)
   command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
+  command -v npm >/dev/null || need+=(nodejs npm)  # eslint for the UI's JavaScript
   if [ ${#need[@]} -gt 0 ]; then
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
     $SUDO apt-get update -qq
@@ -24,6 +25,8 @@ PY=${PYTHON:-python3}
 # constraints.txt pins every version (scripts/lock.sh writes it): what is measured is installed.
 if [ "$mode" = dev ]; then
   .venv/bin/python -m pip install -q -c constraints.txt -e '.[dev]'
+  # package-lock.json pins the UI's lint tools (eslint), as constraints.txt pins Python's
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
 else
   .venv/bin/python -m pip install -q -c constraints.txt -e '.[demo]'
 fi

@@ -337,6 +337,7 @@ def test_schemathesis_with_all_checks_passes_on_every_operation(scanned: Scanned
          "run", f"{scanned.server.url}/openapi.json", "--checks", "all",
          "--exclude-checks", "positive_data_acceptance",
          "--phases", "examples,coverage,fuzzing", "--generation-deterministic",
+         "--generation-database", "none",
          "-n", str(CONFORMANCE_EXAMPLES), "--no-color",
          "-H", f"Authorization: {admin.headers['Authorization']}"],
         capture_output=True, text=True, timeout=1800, check=False,

@@ -53,7 +53,7 @@ function renderNav(current) {
 
 // How many alerts fire, on the Alerts link of every page: asked at most every 30 s (the
 // engine answers from its in-memory snapshot), never blocking a page.
-let firing = { at: 0, count: 0 };
+const firing = { at: 0, count: 0 };
 
 async function refreshFiring() {
   if (Date.now() - firing.at < 30_000) return showFiring();
