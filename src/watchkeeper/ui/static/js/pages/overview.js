@@ -178,8 +178,8 @@ async function renderHealth(root, params, r, stepS, slosP, sig) {
   const tsBody = api.get("/api/v1/timeseries", { ...params, step_ms: stepS * 1000 }, sig);
   const hmBody = api.get("/api/v1/heatmap", { ...params, step_ms: stepS * 1000, bounds: BOUNDS.join(",") }, sig);
   const deadlineP = slosP.then((slos) => {
-    const lat = slos.find((s) => Number(s.latency_threshold_ms ?? s.threshold_ms) > 0);
-    return lat ? Number(lat.latency_threshold_ms ?? lat.threshold_ms) : DEFAULT_DEADLINE_MS;
+    const lat = slos.find((s) => s.sli === "latency");
+    return lat ? lat.latency_threshold_ms : DEFAULT_DEADLINE_MS;
   });
   const span = { start: params.start, end: r.endMs, stepMs: stepS * 1000 };
   const ts = Promise.all([tsBody, deadlineP]).then(([body, deadline]) => {
