@@ -69,14 +69,34 @@ def _export_response(rejected: int, error_message: str, as_json: bool) -> Respon
     return Response(msg.SerializeToString(), 200, media_type=_PROTOBUF)
 
 
-def _otlp_body(description: str) -> dict[str, Any]:
+def _otlp_body(description: str, json_schema: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "description": description,
         "content": {
             _PROTOBUF: {"schema": {"type": "string", "format": "binary"}},
-            _JSON: {"schema": {"type": "object"}},
+            _JSON: {"schema": json_schema or {"type": "object"}},
         },
     }
+
+
+#: ExportTraceServiceResponse in OTLP/JSON (proto3 JSON: int64 as a decimal string).
+_EXPORT_JSON: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "partialSuccess": {
+            "type": "object",
+            "properties": {
+                "rejectedSpans": {"type": "string", "pattern": "^[0-9]+$"},
+                "errorMessage": {"type": "string"},
+            },
+        }
+    },
+}
+#: google.rpc.Status in JSON.
+_STATUS_JSON: dict[str, Any] = {
+    "type": "object",
+    "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
+}
 
 
 #: The wire format is OTLP's (opentelemetry-proto), in the content type of the request; the
@@ -84,9 +104,11 @@ def _otlp_body(description: str) -> dict[str, Any]:
 _OTLP_DOC: dict[str, Any] = {
     "requestBody": {"required": True, **_otlp_body("ExportTraceServiceRequest")},
     "responses": {
-        "200": _otlp_body("ExportTraceServiceResponse (partial_success names rejected spans)"),
+        "200": _otlp_body(
+            "ExportTraceServiceResponse (partial_success names rejected spans)", _EXPORT_JSON
+        ),
         **{
-            code: _otlp_body(f"google.rpc.Status: {why}")
+            code: _otlp_body(f"google.rpc.Status: {why}", _STATUS_JSON)
             for code, why in {
                 "400": "the body cannot be decoded",
                 "401": "no key, or an unknown or revoked one",
