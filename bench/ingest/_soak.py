@@ -21,7 +21,7 @@ import psutil
 #: first 15 minutes of a soak, the window holds a steady amount of data).
 DASHBOARD = (
     ("/api/v1/summary", {"range": "15m", "scope": "requests"}),
-    ("/api/v1/timeseries", {"range": "15m", "step": "60", "scope": "requests"}),
+    ("/api/v1/timeseries", {"range": "15m", "step_ms": "60000", "scope": "requests"}),
     ("/api/v1/breakdown", {"range": "15m", "by": "model", "scope": "llm"}),
     ("/api/v1/heatmap", {"range": "15m", "scope": "requests"}),
     ("/api/v1/traces", {"range": "15m", "limit": "50"}),

@@ -54,7 +54,8 @@ class HttpReader:
 
     @staticmethod
     def _params(f: SpanFilter) -> dict[str, Any]:
-        return {"start": (f.start_ns or 0) / 1e9, "end": (f.end_ns or 0) / 1e9, "scope": f.scope}
+        # the API's unit: unix milliseconds
+        return {"start": (f.start_ns or 0) / 1e6, "end": (f.end_ns or 0) / 1e6, "scope": f.scope}
 
     def summary(self, f: SpanFilter, last_n: int | None = None) -> Summary:
         """`GET /api/v1/summary`."""
