@@ -318,7 +318,9 @@ def test_a_rule_cannot_burn_the_slo_of_another_project(scanned: Scanned) -> None
     assert all(value is None and not count for value, count in seen), seen
 
 
-def test_schemathesis_with_all_checks_passes_on_every_operation(scanned: Scanned) -> None:
+def test_schemathesis_with_all_checks_passes_on_every_operation(
+    scanned: Scanned, tmp_path: Path
+) -> None:
     """schemathesis's own engine (`--checks all`: status codes, content types, response
     schemas and headers, negative data refused, Allow on 405, unsupported methods, missing
     headers...) on every operation, as a project admin, with a bounded number of examples.
@@ -337,10 +339,9 @@ def test_schemathesis_with_all_checks_passes_on_every_operation(scanned: Scanned
          "run", f"{scanned.server.url}/openapi.json", "--checks", "all",
          "--exclude-checks", "positive_data_acceptance",
          "--phases", "examples,coverage,fuzzing", "--generation-deterministic",
-         "--generation-database", "none",
          "-n", str(CONFORMANCE_EXAMPLES), "--no-color",
          "-H", f"Authorization: {admin.headers['Authorization']}"],
-        capture_output=True, text=True, timeout=1800, check=False,
+        capture_output=True, text=True, timeout=1800, check=False, cwd=tmp_path,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-20_000:] + run.stderr[-2000:]
     assert "Tested: " in run.stdout, run.stdout[-5000:]

@@ -66,7 +66,7 @@ def _count(url: str, want: int) -> int:
     deadline = time.monotonic() + 60
     n = 0
     while time.monotonic() < deadline and n < want:
-        params = {"start": "1764000000", "end": "1764000001"}
+        params = {"start": "1764000000000", "end": "1764000001000"}  # unix ms
         n = httpx.get(f"{url}/api/v1/summary", params=params, timeout=30).json()["count"]
         time.sleep(0.2)
     return int(n)
