@@ -80,6 +80,9 @@ class IngestConfig(_Section):
     # 26.1k, 24.4k spans/s written; 2 workers 24.3k, 23.0k; 1 worker 16.8k, 18.1k (more
     # records in flight hide the hand-over to and from the workers). ~35 MB RSS per worker.
     workers: int = Field(default=3, ge=0)
+    # After this many seconds without a store write, the memory of the last burst goes back
+    # to the system (the store engine's cache, the server's free heap); 0: never.
+    idle_release_s: float = Field(default=10.0, ge=0)
 
 
 class LimitsConfig(_Section):
@@ -108,7 +111,7 @@ class StoreConfig(_Section):
     # The embedded engine's memory (DuckDB's memory_limit; it spills to disk above it).
     # 256 MB ran out in a 30-minute soak (a checkpoint failed and invalidated the database);
     # DuckDB's own default is 80% of the machine's memory.
-    memory_limit_mb: int = Field(default=1024, ge=256)
+    memory_limit_mb: int = Field(default=1024, ge=64)
     # A trace's user, session and feature (from any of its spans, usually the root) fill
     # the spans of the trace that start within this many seconds of the span that brought
     # them; a write reads only the contexts of that window, so its cost stays flat.
