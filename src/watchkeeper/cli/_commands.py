@@ -103,6 +103,19 @@ def _auth_host(config: Any, keys: Any) -> str:
     return "127.0.0.1"
 
 
+def _without_pandas() -> None:
+    """Keep pandas out of the embedded server, which never uses it.
+
+    pyarrow and DuckDB import pandas on first use whenever it is installed (chdb, in the
+    clickhouse extra, brings it): measured 45 MiB of the server's RSS for nothing
+    (`bench.ingest --quick`: 304 instead of 352 MiB once idle after the burst, 409 instead
+    of 454 at peak). A None in `sys.modules` makes `import pandas` fail, as if it were not
+    installed, which pyarrow handles. Ingest workers start fresh; they do not import it.
+    """
+    if "pandas" not in sys.modules:
+        sys.modules["pandas"] = None  # type: ignore[assignment]
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -112,6 +125,8 @@ def _serve(args: argparse.Namespace) -> int:
     from watchkeeper.vault import Redactor
 
     config = _load(args)
+    if config.store.backend == "duckdb":
+        _without_pandas()
     redactor = Redactor()  # learns the channels' secrets as they are read
     configure_logging(config.server.log_level, redactor)
     app = create_app(config, services=build_services(config, redactor=redactor))
