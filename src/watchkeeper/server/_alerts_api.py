@@ -17,7 +17,6 @@ from starlette.concurrency import run_in_threadpool
 from watchkeeper.alerting import AlertingEngine, Rule, parse_rule
 from watchkeeper.alerting import _repo as repo
 from watchkeeper.alerting._config import parse_silence, rule_to_data, unix_seconds
-from watchkeeper.alerting._fetch import slo_of
 from watchkeeper.alerting._notify import render_summary
 from watchkeeper.alerting._policy import Silence
 from watchkeeper.alerting._slo import burn_rules, slo_status
@@ -71,10 +70,9 @@ def _validated(engine: AlertingEngine, data: dict[str, Any], project: str) -> Ru
     if not isinstance(data, dict):
         raise ValidationError("the body must be a JSON object describing a rule")
     rule = parse_rule({**data, "project": project})
-    if rule.kind == "burn_rate" and slo_of(rule, {s.id: s for s in engine.config.slos}) is None:
-        raise ValidationError(
-            f"rule {rule.id}: no SLO {rule.slo!r} in project {project!r}; see GET /api/v1/slos"
-        )
+    missing = rule.references({s.id: s for s in engine.config.slos})
+    if missing:
+        raise ValidationError(f"rule {rule.id}: {missing}")
     unknown = [c for c in rule.channels if c not in engine.channels]
     if unknown:
         raise ValidationError(
