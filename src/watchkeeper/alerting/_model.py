@@ -149,6 +149,8 @@ class Rule(_Model):
     #: How the kind is named and explained where kinds are listed (API, UI, docs).
     label: ClassVar[str] = ""
     about: ClassVar[str] = ""
+    #: The kind's own parameters in a working rule (without id and kind), for docs and editors.
+    example: ClassVar[dict[str, Any]] = {}
     #: Whether the kind judges each group of `group_by` on its own.
     groupable: ClassVar[bool] = True
 

@@ -56,7 +56,9 @@ def _file_rule_ids(engine: AlertingEngine) -> set[str]:
 
 def _rule_json(engine: AlertingEngine, rule: Rule) -> dict[str, Any]:
     source = "config" if rule.id in _file_rule_ids(engine) else "api"
-    return {**rule_to_data(rule), "source": source}
+    # How the UI shows the rule, said by its kind: what it watches, the unit, the condition.
+    display = {"watches": rule.watches(), "unit": rule.unit(), "condition": rule.condition()}
+    return {**rule_to_data(rule), "source": source, "display": display}
 
 
 def _get_rule(engine: AlertingEngine, project: str, rule_id: str) -> Rule:

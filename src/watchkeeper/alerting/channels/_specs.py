@@ -55,6 +55,17 @@ class Spec(BaseModel):
         """Secrets held outside the `SecretStr` fields (a header value, a URL's password)."""
         return []
 
+    def masked(self) -> dict[str, Any]:
+        """The spec as JSON data with every secret masked, those outside `SecretStr` too."""
+        data: dict[str, Any] = _mask(self.model_dump(mode="json"), secret_values(self))
+        return data
+
+    def __repr_args__(self) -> Any:
+        # repr and str (what a log line shows) mask a header value or a URL's password too.
+        view = self.masked()
+        for name, value in super().__repr_args__():
+            yield name, value if isinstance(value, SecretStr) else view.get(str(name), value)
+
 
 def _check_url(value: str) -> str:
     if not value.startswith(("http://", "https://")) or len(value) < 10:
@@ -112,6 +123,21 @@ def expand_env(value: Any, env: Mapping[str, str], where: str = "") -> Any:
         return {k: expand_env(v, env, where) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [expand_env(v, env, where) for v in value]
+    return value
+
+
+MASK = "**********"  # what pydantic shows for a SecretStr
+
+
+def _mask(value: Any, secrets: list[str]) -> Any:
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, MASK)
+        return value
+    if isinstance(value, dict):
+        return {k: _mask(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v, secrets) for v in value]
     return value
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from watchkeeper.alerting._evaluate import Observation, RuleData, group_labels, groups_of
 from watchkeeper.alerting._fetch import QueryContext, Reader, span_filter, summaries
@@ -24,6 +24,7 @@ class AbsenceRule(Rule):
 
     label = "Absence"
     about = "No spans for `window` from a group (or at all) that sent within `lookback`."
+    example: ClassVar[dict[str, Any]] = {"group_by": "service", "window": "10m", "lookback": "1d"}
 
     kind: Literal["absence"] = "absence"
     lookback: Duration = 86400.0  # how far back a group counts as known

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import statistics
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -45,6 +45,12 @@ class AnomalyRule(SpanRule):
         "median of the same window on the past baseline_days (three days with traffic at least)."
     )
     groupable = False
+    example: ClassVar[dict[str, Any]] = {
+        "metric": "cost_usd",
+        "window": "1h",
+        "factor": 2,
+        "min_value": 1,
+    }
 
     kind: Literal["anomaly"] = "anomaly"
     metric: AnomalyMetric = "cost_usd"

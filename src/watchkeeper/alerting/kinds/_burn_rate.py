@@ -6,7 +6,7 @@ The SLO's own rules (`alerting._slo.burn_rules`) are of this kind; one may be wr
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -25,6 +25,12 @@ class BurnRateRule(Rule):
         "How many times faster than allowed an SLO spends its error budget, over `window` "
         "and `short_window` both (the multi-window, multi-burn-rate alert)."
     )
+    example: ClassVar[dict[str, Any]] = {
+        "slo": "checkout-availability",
+        "window": "1h",
+        "short_window": "5m",
+        "factor": 14.4,
+    }
 
     kind: Literal["burn_rate"] = "burn_rate"
     slo: str = ""  # the SLO whose error budget burns (window = the long window)

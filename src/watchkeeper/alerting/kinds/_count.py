@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from watchkeeper.alerting.exports._promql import (
     SPANS,
@@ -22,6 +22,11 @@ class CountRule(SpanRule):
 
     label = "Count"
     about = "The number of spans matching the filters in the window (filters.outcomes too)."
+    example: ClassVar[dict[str, Any]] = {
+        "filters": {"outcomes": ["rejected"]},
+        "threshold": 10,
+        "window": "5m",
+    }
 
     kind: Literal["count"] = "count"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from watchkeeper.alerting._evaluate import metric_value
 from watchkeeper.alerting._fetch import QueryContext, window_filter
@@ -30,6 +30,7 @@ class LatencyRule(SpanRule):
 
     label = "Latency"
     about = "A statistic of span durations in milliseconds: p50, p90, p95, p99, avg or max."
+    example: ClassVar[dict[str, Any]] = {"statistic": "p95", "threshold": 8000, "window": "5m"}
 
     kind: Literal["latency"] = "latency"
     statistic: Statistic = "p95"

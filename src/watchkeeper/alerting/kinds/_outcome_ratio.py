@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from watchkeeper.alerting._evaluate import bad_count
 from watchkeeper.alerting._fetch import QueryContext, window_filter
@@ -29,6 +29,12 @@ class OutcomeRatioRule(SpanRule):
 
     label = "Outcome ratio"
     about = "The share of spans whose outcome is one of `outcomes` (error, timeout, ...)."
+    example: ClassVar[dict[str, Any]] = {
+        "outcomes": ["error", "timeout"],
+        "threshold": "5%",
+        "window": "5m",
+        "group_by": "service",
+    }
 
     kind: Literal["outcome_ratio"] = "outcome_ratio"
     outcomes: tuple[str, ...] = ("error",)  # the "bad" outcomes

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from watchkeeper.alerting._evaluate import Observation, RuleData, threshold_observation
 from watchkeeper.alerting._fetch import QueryContext, Reader, span_filter
@@ -19,6 +19,12 @@ class ScoreRule(Rule):
         "like positive) or the share failing."
     )
     groupable = False
+    example: ClassVar[dict[str, Any]] = {
+        "score_name": "user_feedback",
+        "score_stat": "low_share",
+        "threshold": "20%",
+        "window": "1h",
+    }
 
     kind: Literal["score"] = "score"
     score_name: str = ""

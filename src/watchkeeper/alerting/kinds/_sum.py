@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from watchkeeper.alerting._evaluate import metric_value
 from watchkeeper.alerting.exports._promql import (
@@ -27,6 +27,7 @@ class SumRule(SpanRule):
 
     label = "Sum"
     about = "The total of cost_usd, input_tokens, output_tokens or total_tokens in the window."
+    example: ClassVar[dict[str, Any]] = {"field": "cost_usd", "threshold": 50, "window": "1h"}
 
     kind: Literal["sum"] = "sum"
     field: SumField = "cost_usd"
