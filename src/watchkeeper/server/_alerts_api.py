@@ -17,7 +17,6 @@ from starlette.concurrency import run_in_threadpool
 from watchkeeper.alerting import AlertingEngine, Rule, parse_rule
 from watchkeeper.alerting import _repo as repo
 from watchkeeper.alerting._config import parse_silence, rule_to_data, unix_seconds
-from watchkeeper.alerting._fetch import slo_of
 from watchkeeper.alerting._notify import render_summary
 from watchkeeper.alerting._policy import Silence
 from watchkeeper.alerting._slo import burn_rules, slo_status
@@ -57,7 +56,9 @@ def _file_rule_ids(engine: AlertingEngine) -> set[str]:
 
 def _rule_json(engine: AlertingEngine, rule: Rule) -> dict[str, Any]:
     source = "config" if rule.id in _file_rule_ids(engine) else "api"
-    return {**rule_to_data(rule), "source": source}
+    # How the UI shows the rule, said by its kind: what it watches, the unit, the condition.
+    display = {"watches": rule.watches(), "unit": rule.unit(), "condition": rule.condition()}
+    return {**rule_to_data(rule), "source": source, "display": display}
 
 
 def _get_rule(engine: AlertingEngine, project: str, rule_id: str) -> Rule:
@@ -71,10 +72,9 @@ def _validated(engine: AlertingEngine, data: dict[str, Any], project: str) -> Ru
     if not isinstance(data, dict):
         raise ValidationError("the body must be a JSON object describing a rule")
     rule = parse_rule({**data, "project": project})
-    if rule.kind == "burn_rate" and slo_of(rule, {s.id: s for s in engine.config.slos}) is None:
-        raise ValidationError(
-            f"rule {rule.id}: no SLO {rule.slo!r} in project {project!r}; see GET /api/v1/slos"
-        )
+    missing = rule.references({s.id: s for s in engine.config.slos})
+    if missing:
+        raise ValidationError(f"rule {rule.id}: {missing}")
     unknown = [c for c in rule.channels if c not in engine.channels]
     if unknown:
         raise ValidationError(

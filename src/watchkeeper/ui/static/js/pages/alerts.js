@@ -62,15 +62,18 @@ function silenceLink(x) {
   return h("a", { class: "btn small", href: "/alerts/silences?" + q.toString(), "aria-label": `Silence ${pick(x, "rule_id")}` }, "Silence");
 }
 
-/** A rule value in its unit: a share for ratios, a duration for latency, money for cost. */
+/** A rule value in the unit its kind gives (the rule's `display.unit`, from the server). */
+const UNIT_FORMAT = {
+  "%": (v) => fmt.pct(v, 1),
+  ms: fmt.ms,
+  s: fmt.seconds,
+  USD: fmt.usd,
+  x: (v) => Number(v).toFixed(2) + "×",
+};
+
 function valueFormat(x) {
-  const kind = pick(x, "kind");
-  const unit = pick(x, "unit");
-  if (kind === "outcome_ratio" || unit === "%") return (v) => fmt.pct(v, 1);
-  if (kind === "latency" || unit === "ms") return fmt.ms;
-  if ((kind === "sum" || kind === "anomaly") && /cost/.test(pick(x, "field", "metric") || "cost")) return fmt.usd;
-  if (kind === "burn_rate") return (v) => Number(v).toFixed(2) + "×";
-  return (v) => (Math.abs(v) < 10 ? String(Math.round(v * 1000) / 1000) : fmt.compact(v));
+  const display = pick(x, "display") || {};
+  return UNIT_FORMAT[display.unit] || ((v) => (Math.abs(v) < 10 ? String(Math.round(v * 1000) / 1000) : fmt.compact(v)));
 }
 
 function valueCell(x) {
@@ -136,20 +139,10 @@ async function history(el, signal) {
   ], items, { caption: "Alert history" }));
 }
 
-const KIND_DETAIL = {
-  outcome_ratio: (r) => `share of ${(pick(r, "outcomes") || ["error"]).join("/")}`,
-  latency: (r) => `${pick(r, "statistic") || "p95"} latency`,
-  sum: (r) => `sum of ${pick(r, "field") || "cost_usd"}`,
-  score: (r) => `score ${pick(r, "score_name")}`,
-  anomaly: (r) => `${pick(r, "metric")} vs ${pick(r, "baseline_days")}d baseline`,
-  burn_rate: (r) => `burn rate of SLO ${pick(r, "slo")}`,
-};
-
 function ruleQuery(r) {
   const q = pick(r, "query", "expr", "expression");
   if (typeof q === "string") return h("code", {}, q);
-  const kind = pick(r, "kind");
-  const what = kind && KIND_DETAIL[kind] ? KIND_DETAIL[kind](r) : kind || "–";
+  const what = (pick(r, "display") || {}).watches || pick(r, "kind") || "–";
   const f = pick(r, "filters") || q || {};
   const where = Object.entries(f).filter(([, v]) => v !== null && v !== "" && !(Array.isArray(v) && !v.length))
     .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(",") : typeof v === "object" ? JSON.stringify(v) : v}`).join(" ");
@@ -174,9 +167,8 @@ async function rules(el, signal) {
 }
 
 function thresholdText(r) {
-  const kind = pick(r, "kind");
-  if (kind === "anomaly") return `> ${pick(r, "factor") ?? 1.5}× baseline`;
-  if (kind === "absence") return "no spans";
+  const condition = (pick(r, "display") || {}).condition;
+  if (condition) return condition;
   const t = pick(r, "threshold");
   return `${pick(r, "comparison", "op") || ">"} ${t == null ? "–" : valueFormat(r)(t)}`;
 }
@@ -258,12 +250,14 @@ async function silences(el, signal) {
 }
 
 async function channels(el, signal) {
-  const items = api.itemsOf(await api.get("/api/v1/channels", {}, signal), "channels");
+  const [body, types] = await Promise.all([api.get("/api/v1/channels", {}, signal), api.get("/api/v1/channel-types", {}, signal)]);
+  const items = api.itemsOf(body, "channels");
+  const typeLabel = new Map(types.items.map((t) => [t.type, t.label]));
   if (!items.length) return mount(el, empty("No channels", "Add Slack, PagerDuty, webhook, e-mail… under alerting.channels in the config file."));
   const result = h("div", { role: "status", "aria-live": "polite" });
   mount(el, result, table([
     { title: "Channel", render: (c) => h("b", {}, pick(c, "name")) },
-    { title: "Type", render: (c) => badge(pick(c, "type") || "?", "accent") },
+    { title: "Type", render: (c) => badge(typeLabel.get(pick(c, "type")) || pick(c, "type") || "?", "accent") },
     { title: "Severities", render: (c) => { const s = pick(c, "severities"); return Array.isArray(s) && s.length ? h("span", { class: "score-list" }, s.map((x) => badge(x, SEVERITY_TONE[x] || "muted"))) : "all"; } },
     { title: "", render: (c) => h("button", { type: "button", class: "btn small", "aria-label": `Send test notification to ${pick(c, "name")}`,
       onclick: async (ev) => {
