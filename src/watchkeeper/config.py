@@ -78,8 +78,12 @@ class IngestConfig(_Section):
     # decode/normalize/compress worker processes; 0 = in-process. Measured (bench.ingest,
     # 1M spans, 2 cores, payloads compressed in the workers), runs interleaved: 3 workers
     # 26.1k, 24.4k spans/s written; 2 workers 24.3k, 23.0k; 1 worker 16.8k, 18.1k (more
-    # records in flight hide the hand-over to and from the workers). ~35 MB RSS per worker.
-    workers: int = Field(default=3, ge=0)
+    # records in flight hide the hand-over to and from the workers). Each worker is 45-55
+    # MiB of RSS, so the default is one per core, at most 3: 2 on a 2-core machine.
+    workers: int = Field(default_factory=lambda: min(os.cpu_count() or 1, 3), ge=0)
+    # After this many seconds without a store write, the memory of the last burst goes back
+    # to the system (the store engine's cache, the server's free heap); 0: never.
+    idle_release_s: float = Field(default=10.0, ge=0)
 
 
 class LimitsConfig(_Section):
@@ -105,10 +109,11 @@ class StoreConfig(_Section):
     path: Path | None = None  # default <data_dir>/spans.duckdb
     clickhouse_url: str = ""
     meta_url: str = ""  # SQLAlchemy URL; default sqlite:///<data_dir>/meta.sqlite
-    # The embedded engine's memory (DuckDB's memory_limit; it spills to disk above it).
-    # 256 MB ran out in a 30-minute soak (a checkpoint failed and invalidated the database);
-    # DuckDB's own default is 80% of the machine's memory.
-    memory_limit_mb: int = Field(default=1024, ge=256)
+    # The embedded engine's memory (DuckDB's memory_limit; it spills to disk above it, and
+    # gives it back when ingest is idle: ingest.idle_release_s). DuckDB's own default is 80%
+    # of the machine's memory. 256 MB ran out in a 30-minute soak while the traces tables
+    # had ART indexes (held in memory, growing with every trace; gone since schema 9).
+    memory_limit_mb: int = Field(default=256, ge=64)
     # A trace's user, session and feature (from any of its spans, usually the root) fill
     # the spans of the trace that start within this many seconds of the span that brought
     # them; a write reads only the contexts of that window, so its cost stays flat.

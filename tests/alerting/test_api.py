@@ -189,3 +189,35 @@ def test_starter_rules_apply_to_every_project_separately(client: TestClient) -> 
     firing = client.get("/api/v1/alerts?state=firing", headers=acme).json()["items"]
     assert [(a["rule_id"], a["project"]) for a in firing] == [("high-timeout-rate", "acme")]
     assert client.get("/api/v1/alerts?state=firing", headers=mine).json()["items"] == []
+
+
+def test_rule_kinds_channel_types_and_how_a_rule_is_shown_come_from_the_registries(
+    client: TestClient,
+) -> None:
+    from watchkeeper.alerting.channels import CHANNEL_TYPES
+    from watchkeeper.alerting.kinds import KINDS
+
+    kinds = client.get("/api/v1/rule-kinds").json()["items"]
+    assert [k["kind"] for k in kinds] == list(KINDS)
+    latency = next(k for k in kinds if k["kind"] == "latency")
+    assert latency["label"] == "Latency" and latency["groupable"] is True
+    statistic = latency["parameters"]["statistic"]
+    assert statistic["enum"] == ["p50", "p90", "p95", "p99", "avg", "max"]
+    assert statistic["default"] == "p95" and "threshold" not in latency["parameters"]
+    assert next(k for k in kinds if k["kind"] == "score")["groupable"] is False
+
+    types = client.get("/api/v1/channel-types").json()["items"]
+    assert [t["type"] for t in types] == list(CHANNEL_TYPES)
+    slack = next(t for t in types if t["type"] == "slack")
+    assert slack["label"] == "Slack" and slack["secrets"] == ["webhook_url"]
+    assert slack["required"] == ["name", "webhook_url"]
+    email = next(t for t in types if t["type"] == "email")
+    assert email["secrets"] == ["password"] and "to" in email["required"]
+
+    rules = {r["id"]: r for r in client.get("/api/v1/rules").json()["items"]}
+    assert rules["error-spike"]["display"] == {
+        "watches": "share of error", "unit": "%", "condition": None,
+    }  # fmt: skip
+    assert rules["cost-anomaly"]["display"]["condition"] == "> 1.5× baseline"
+    assert rules["slo-chat-avail-burn-1h"]["display"]["watches"] == "burn rate of SLO chat-avail"
+    assert "statistic" not in rules["error-spike"]  # a rule shows its own kind's parameters

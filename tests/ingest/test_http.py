@@ -181,7 +181,9 @@ def test_overload_gets_503_retry_after_and_the_exporter_retries(
     assert r.headers["retry-after"] == "2"
     threading.Timer(0.5, store.gate.set).start()  # the store catches up during the wait
     assert exporter.export(_spans(5, "second")) is SpanExportResult.SUCCESS
-    assert rec.metric("watchkeeper_ingest_requests_total", {"code": "503"}) == 2
+    # one 503 for the probe, one or more for the exporter (it retries until the writer
+    # has caught up, which takes longer on a loaded machine)
+    assert rec.metric("watchkeeper_ingest_requests_total", {"code": "503"}) >= 2
     assert rec.metric("watchkeeper_ingest_requests_total", {"code": "200"}) == 2
     assert rec.ingest.flush(30)
     assert store.inner.count("default") == 10

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from pathlib import Path
 from typing import Any
 
@@ -184,3 +185,25 @@ def test_accept_before_start_is_overloaded_not_a_hang(tmp_path: Path) -> None:
     service = IngestService(make_config(tmp_path), DuckDBStore(None), CollectorRegistry())
     with pytest.raises(Overloaded):
         asyncio.run(service.accept("default", _body(["x"]), "application/json", None))
+
+
+def test_the_memory_of_a_burst_goes_back_once_the_writer_is_idle(tmp_path: Path) -> None:
+    path = tmp_path / "spans.duckdb"
+    store = DuckDBStore(path, memory_limit_mb=256)
+    config = make_config(tmp_path, batch_max_wait_ms=10, idle_release_s=0.2)
+    service = IngestService(config, store, CollectorRegistry())
+    service.start()
+    try:
+        names = [f"step {i}" for i in range(300)]
+        _send(service, *(_body(names, seed=n) for n in range(1, 21)))
+        assert service.flush(30)
+        wal = path.with_name(path.name + ".wal")
+        deadline = time.monotonic() + 30  # the writer gives the burst back 0.2 s after it
+        while wal.exists() and wal.stat().st_size and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not wal.exists() or wal.stat().st_size == 0  # checkpointed, cache dropped
+        assert store.memory_bytes() < 8 * 2**20
+        assert store.count("default") == 300 * 20
+    finally:
+        service.stop()
+    store.close()

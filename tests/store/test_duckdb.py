@@ -166,3 +166,53 @@ def test_a_trace_is_found_whatever_the_form_of_its_id(tmp_path: Path) -> None:
     assert store.trace("p", "0" * 32) is None
     assert store.trace("p", "0x" + "1" * 30) is None
     store.close()
+
+
+def _wal(path: Path) -> int:
+    wal = path.with_name(path.name + ".wal")
+    return wal.stat().st_size if wal.exists() else 0
+
+
+def _memory_limit(store: DuckDBStore) -> str:
+    (limit,) = store._cursor().execute("SELECT current_setting('memory_limit')").fetchone()
+    return str(limit)
+
+
+def test_release_memory_empties_the_engine_cache_and_keeps_its_limit(tmp_path: Path) -> None:
+    path = tmp_path / "spans.duckdb"
+    store = DuckDBStore(path, memory_limit_mb=256)
+    data = generate("demo", 3000)
+    store.write(data.batch())
+    store.summary(SpanFilter(project="demo"))
+    held = store.memory_bytes()
+    assert held > 4 * 2**20 and _wal(path) > 0  # rows since the last checkpoint, in memory
+    limit = _memory_limit(store)
+
+    assert store.release_memory()
+
+    assert store.memory_bytes() < held / 2
+    assert _wal(path) == 0  # checkpointed: the rows are in the file
+    assert _memory_limit(store) == limit == "244.1 MiB"  # 256 MB, as configured
+    assert store.count("demo") == len(data.spans)  # everything still answers
+    store.close()
+
+
+def test_release_memory_waits_for_no_query_and_queries_wait_for_it(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "spans.duckdb", memory_limit_mb=256)
+    store.write(generate("demo", 300).batch())
+    with store._reading_query():  # a query in flight: the cache stays, try again later
+        assert not store.release_memory()
+    assert store.release_memory()
+
+    answers: list[int] = []
+    store._releasing = True  # a release under way: a query arriving now waits for its end
+    reader = threading.Thread(target=lambda: answers.append(store.count("demo")))
+    reader.start()
+    reader.join(0.3)
+    assert reader.is_alive() and not answers
+    with store._gate:
+        store._releasing = False
+        store._gate.notify_all()
+    reader.join(10)
+    assert answers == [sum(1 for _ in generate("demo", 300).spans)]
+    store.close()

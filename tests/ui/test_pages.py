@@ -460,6 +460,22 @@ def test_channel_test_notification_reaches_the_receiver(page: Any, server: Serve
     assert len(tests()) == before + 1
 
 
+def test_rules_and_channels_are_described_as_the_server_says(page: Any, server: Server) -> None:
+    page.goto("/alerts/rules")
+    _loaded(page)
+    for rule in server.api("/api/v1/rules")["items"]:
+        row = page.locator("tbody tr", has_text=rule["id"]).first
+        assert rule["display"]["watches"] in row.inner_text()
+        if rule["display"]["condition"]:
+            assert rule["display"]["condition"] in row.inner_text()
+    page.goto("/alerts/channels")
+    _loaded(page)
+    labels = {t["type"]: t["label"] for t in server.api("/api/v1/channel-types")["items"]}
+    for channel in server.api("/api/v1/channels")["items"]:
+        row = page.locator("tbody tr", has_text=channel["name"])
+        assert labels[channel["type"]] in row.inner_text()
+
+
 def test_rules_can_be_tested_and_disabled(page: Any, server: Server) -> None:
     page.goto("/alerts/rules")
     _loaded(page)

@@ -25,7 +25,6 @@ from watchkeeper.alerting._fetch import (
     Reader,
     example_traces,
     fetch,
-    slo_of,
 )
 from watchkeeper.alerting._metrics import AlertMetrics
 from watchkeeper.alerting._notification import Notification
@@ -239,8 +238,7 @@ class RuleEvaluator:
     def _with_traces(self, q: Reader, rule: Rule, state: AlertState, now: float) -> AlertState:
         group: dict[str, str] = {k: v for k, v in state.labels.items() if k == rule.group_by}
         try:
-            slo = slo_of(rule, self.slos())
-            ids = example_traces(q, rule, group, now, self.config.example_traces, slo)
+            ids = example_traces(q, rule, group, now, self.config.example_traces, self.slos())
         except Exception:  # examples are a help; the alert goes out without them
             log.exception("example traces for rule %s failed", rule.id)
             ids = ()

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import operator
-import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from watchkeeper.alerting._config import Comparison, Rule
+from watchkeeper.alerting._model import Comparison, Rule
 from watchkeeper.store._protocol import ScoreSummary, Summary
 
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
@@ -93,21 +92,10 @@ def metric_value(summary: Summary, metric: str) -> float | None:
     return float(getattr(summary, metric))
 
 
-def summary_value(rule: Rule, s: Summary) -> float | None:
-    """The value a span rule observes on one summary; None when too few spans to judge."""
-    judged = s.count >= max(rule.min_count, 1)
-    if rule.kind == "outcome_ratio":
-        return bad_count(s, rule.outcomes) / s.count if judged else None
-    if rule.kind == "latency":
-        return metric_value(s, rule.statistic) if judged else None
-    if rule.kind == "sum":
-        return metric_value(s, rule.field)
-    if rule.kind == "count":
-        return float(s.count)
-    raise ValueError(f"rule kind {rule.kind} does not read a summary")
-
-
-def _threshold_obs(rule: Rule, key: str | None, value: float | None, count: int) -> Observation:
+def threshold_observation(
+    rule: Rule, key: str | None, value: float | None, count: int
+) -> Observation:
+    """The verdict on one group's value: it breaches when `value <comparison> threshold`."""
     breaching = value is not None and compare(value, rule.comparison, rule.threshold)
     return Observation(key, group_labels(rule, key), value, rule.threshold, breaching, count)
 
@@ -119,42 +107,12 @@ def group_labels(rule: Rule, key: str | None) -> dict[str, str]:
     return {rule.group_by: "" if key is None else key}
 
 
-def _groups(rule: Rule, data: RuleData) -> Mapping[str | None, Summary]:
-    # An ungrouped rule over no spans still gets one verdict (count 0), so it can resolve.
+def groups_of(rule: Rule, data: RuleData) -> Mapping[str | None, Summary]:
+    """The summaries to judge; an ungrouped rule over no spans still gets one verdict (count
+    0), so it can resolve."""
     if rule.group_by is None and not data.groups:
         return {None: Summary()}
     return data.groups
-
-
-def _absence(rule: Rule, data: RuleData, now: float) -> list[Observation]:
-    out = []
-    for key, s in _groups(rule, data).items():
-        silent = rule.lookback if not s.count or s.last_ns is None else now - s.last_ns / 1e9
-        silent = max(0.0, silent)
-        breaching = silent >= rule.window
-        labels = group_labels(rule, key)
-        out.append(Observation(key, labels, silent, rule.window, breaching, s.count))
-    return out
-
-
-def _score(rule: Rule, data: RuleData) -> list[Observation]:
-    found = next((s for s in data.scores if s.name == rule.score_name), None)
-    count = 0 if found is None else found.count
-    value = None
-    if found is not None and count >= max(rule.min_count, 1):
-        value = getattr(found, rule.score_stat)
-    return [_threshold_obs(rule, None, value, count)]
-
-
-def _anomaly(rule: Rule, data: RuleData) -> list[Observation]:
-    s = data.groups.get(None, Summary())
-    value = metric_value(s, rule.metric)
-    points = [b for b in data.baseline if b is not None]
-    if value is None or len(points) < 3:  # a median of fewer days says little
-        return [Observation(None, {}, value, None, False, s.count)]
-    threshold = rule.factor * statistics.median(points)
-    breaching = value > threshold and value >= rule.min_value
-    return [Observation(None, {}, value, threshold, breaching, s.count)]
 
 
 def burn_rate(window: Window, objective: float) -> float | None:
@@ -164,29 +122,9 @@ def burn_rate(window: Window, objective: float) -> float | None:
     return (window.bad / window.total) / (1.0 - objective)
 
 
-def _burn(rule: Rule, data: RuleData) -> list[Observation]:
-    if data.burn is None or data.objective is None:
-        return [Observation(None, {}, None, rule.factor, False)]
-    long, short = data.burn
-    fast, slow = burn_rate(long, data.objective), burn_rate(short, data.objective)
-    enough = short.total >= max(rule.min_count, 1)
-    breaching = enough and fast is not None and slow is not None and min(fast, slow) > rule.factor
-    return [Observation(None, {}, fast, rule.factor, breaching, long.total)]
-
-
 def evaluate(rule: Rule, data: RuleData, now: float) -> Decision:
     """Judge one rule on the data the store returned for it at `now` (unix seconds)."""
-    if rule.kind == "absence":
-        obs = _absence(rule, data, now)
-    elif rule.kind == "score":
-        obs = _score(rule, data)
-    elif rule.kind == "anomaly":
-        obs = _anomaly(rule, data)
-    elif rule.kind == "burn_rate":
-        obs = _burn(rule, data)
-    else:
-        groups = _groups(rule, data)
-        obs = [_threshold_obs(rule, k, summary_value(rule, s), s.count) for k, s in groups.items()]
+    obs = rule.observe(data, now)
     obs.sort(key=lambda o: "" if o.key is None else o.key)
     return Decision(rule.id, now, tuple(obs[: rule.max_groups]))
 
@@ -212,16 +150,5 @@ def display_value(rule: Rule, value: float | None) -> tuple[float | None, str]:
     """The value as people read it, with its unit (ratios as percent)."""
     if value is None:
         return None, ""
-    unit = {
-        "outcome_ratio": "%",
-        "latency": "ms",
-        "absence": "s",
-        "burn_rate": "x",
-    }.get(rule.kind, "")
-    if rule.kind == "sum" or (rule.kind == "anomaly" and rule.metric == "cost_usd"):
-        unit = "USD" if (rule.field if rule.kind == "sum" else rule.metric) == "cost_usd" else ""
-    if rule.kind == "anomaly" and rule.metric == "p95":
-        unit = "ms"
-    if rule.kind == "score" and rule.score_stat != "avg":
-        unit = "%"
+    unit = rule.unit()
     return (value * 100.0 if unit == "%" else value), unit

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from watchkeeper.alerting._config import Filters, Rule, Slo
 from watchkeeper.alerting._evaluate import RuleData, Window
+from watchkeeper.alerting._model import Filters, Rule, Slo
 from watchkeeper.store._protocol import (
     Dimension,
     Group,
@@ -158,29 +159,12 @@ def narrow(f: SpanFilter, labels: Mapping[str, str]) -> SpanFilter:
     return dataclasses.replace(f, **changes)
 
 
-def _summaries(store: Reader, rule: Rule, f: SpanFilter) -> dict[str | None, Summary]:
+def summaries(store: Reader, rule: Rule, f: SpanFilter) -> dict[str | None, Summary]:
+    """The rule's summary over `f`, per group of its `group_by` (one, keyed None, without)."""
     if rule.group_by is None:
         return {None: store.summary(f)}
     groups = store.breakdown(f, rule.group_by, limit=rule.max_groups)
     return {g.key: g.summary for g in groups}
-
-
-def _baseline(store: Reader, rule: Rule, now: float) -> list[float]:
-    values = []
-    for day in range(1, rule.baseline_days + 1):
-        end = now - day * DAY_S
-        s = store.summary(span_filter(rule.project, rule.filters, end - rule.window, end))
-        if s.count:  # a day without traffic (before the service existed) is not a zero
-            values.append(_metric(s, rule.metric))
-    return values
-
-
-def _metric(s: Summary, metric: str) -> float:
-    if metric == "total_tokens":
-        return float(s.input_tokens + s.output_tokens)
-    if metric == "p95":
-        return float(s.p95_ms or 0.0)
-    return float(getattr(s, metric))
 
 
 def slo_window(store: SummaryReader, slo: Slo, start_s: float, end_s: float) -> Window:
@@ -197,11 +181,12 @@ BaselineCache = dict[tuple[str, int], list[float]]
 BASELINE_REUSE_S = 300  # the same-hour median of past days moves slowly: reuse it 5 minutes
 
 
-def slo_of(rule: Rule, slos: Mapping[str, Slo]) -> Slo | None:
-    """The SLO a burn-rate rule burns: one of the rule's own project, never another's (SLO
-    ids are unique in the configuration, not per project)."""
-    slo = slos.get(rule.slo) if rule.kind == "burn_rate" else None
-    return slo if slo is not None and slo.project == rule.project else None
+@dataclass(frozen=True, slots=True)
+class QueryContext:
+    """What a rule's query may read besides the store: the SLOs, the baseline cache."""
+
+    slos: Mapping[str, Slo] = field(default_factory=dict)
+    baselines: BaselineCache = field(default_factory=dict)
 
 
 def fetch(
@@ -212,37 +197,12 @@ def fetch(
     baselines: BaselineCache | None = None,
 ) -> RuleData:
     """Query the store for everything `evaluate(rule, ...)` reads at `now`."""
-    if rule.kind == "score":
-        f = span_filter(rule.project, rule.filters, now - rule.window, now)
-        return RuleData(scores=store.scores_summary(f, rule.score_name))
-    if rule.kind == "burn_rate":
-        slo = slo_of(rule, slos)
-        if slo is None:
-            return RuleData()
-        long = slo_window(store, slo, now - rule.window, now)
-        short = slo_window(store, slo, now - rule.short_window, now)
-        return RuleData(burn=(long, short), objective=slo.objective)
-    start = now - (rule.lookback if rule.kind == "absence" else rule.window)
-    groups = _summaries(store, rule, span_filter(rule.project, rule.filters, start, now))
-    if rule.kind == "anomaly":
-        key = (rule.id, int(now // BASELINE_REUSE_S))
-        cache = {} if baselines is None else baselines
-        if key not in cache:
-            for old in [k for k in cache if k[0] == rule.id]:
-                del cache[old]
-            cache[key] = _baseline(store, rule, now)
-        return RuleData(groups=groups, baseline=cache[key])
-    return RuleData(groups=groups)
+    return rule.query(store, now, QueryContext(slos, {} if baselines is None else baselines))
 
 
-def trace_filter(rule: Rule, labels: Mapping[str, str], now: float) -> SpanFilter:
-    """Spans that show why an alert fires: its group, in its window, the bad ones."""
-    f = narrow(span_filter(rule.project, rule.filters, now - rule.window, now), labels)
-    if rule.kind == "outcome_ratio":
-        f = dataclasses.replace(f, outcomes=rule.outcomes)
-    elif rule.kind == "latency" and rule.comparison in (">", ">="):
-        f = dataclasses.replace(f, min_duration_ms=rule.threshold)
-    return f
+def window_filter(rule: Rule, labels: Mapping[str, str], now: float) -> SpanFilter:
+    """The rule's filters over its window, narrowed to one group."""
+    return narrow(span_filter(rule.project, rule.filters, now - rule.window, now), labels)
 
 
 BAD_OUTCOMES = ("error", "timeout", "rejected")
@@ -262,15 +222,12 @@ def example_traces(
     labels: Mapping[str, str],
     now: float,
     limit: int,
-    slo: Slo | None = None,
+    slos: Mapping[str, Slo],
 ) -> tuple[str, ...]:
     """Up to `limit` distinct trace ids of spans behind an alert."""
-    if limit <= 0 or rule.kind in ("score", "absence") or (rule.kind == "burn_rate" and not slo):
+    f = rule.examples(labels, now, QueryContext(slos)) if limit > 0 else None
+    if f is None:
         return ()
-    if slo is not None and rule.kind == "burn_rate":
-        f = slo_trace_filter(slo, now - rule.short_window, now)
-    else:
-        f = trace_filter(rule, labels, now)
     page = store.search_spans(f, limit=limit * 4)
     seen: dict[str, None] = {}
     for span in page.items:

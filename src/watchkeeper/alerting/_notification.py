@@ -52,7 +52,11 @@ class Channel(Protocol):
     """A notification channel: renders and sends; raises DeliveryError on failure."""
 
     name: str
-    type: str
+
+    @property
+    def type(self) -> str:
+        """The channel type (`slack`, `email`, ...)."""
+        ...
 
     async def send(self, notification: Notification) -> None:
         """Deliver one notification, or raise DeliveryError."""

@@ -24,7 +24,6 @@ from watchkeeper.alerting._config import AlertingConfig, Rule, Slo, alerting_of,
 from watchkeeper.alerting._delivery import Deliverer
 from watchkeeper.alerting._engine import CycleResult, RuleEvaluator
 from watchkeeper.alerting._evaluate import Decision
-from watchkeeper.alerting._fetch import slo_of
 from watchkeeper.alerting._metrics import AlertMetrics
 from watchkeeper.alerting._notification import Channel, DeliveryError
 from watchkeeper.alerting._notify import test_notification
@@ -238,10 +237,9 @@ class AlertingEngine:
     def check_rule(self, data: Mapping[str, Any], project: str) -> Rule:
         """A rule of `project` from its API body; ValidationError naming what is wrong."""
         rule = parse_rule({**data, "project": project})
-        if rule.kind == "burn_rate" and slo_of(rule, {s.id: s for s in self.config.slos}) is None:
-            raise ValidationError(
-                f"rule {rule.id}: no SLO {rule.slo!r} in project {project!r}; see GET /api/v1/slos"
-            )
+        missing = rule.references({s.id: s for s in self.config.slos})
+        if missing:
+            raise ValidationError(f"rule {rule.id}: {missing}")
         unknown = [c for c in rule.channels if c not in self.channels]
         if unknown:
             raise ValidationError(

@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from watchkeeper.alerting._config import DEFAULT_BURN_WINDOWS, Rule, Slo
 from watchkeeper.alerting._evaluate import Window, burn_rate
 from watchkeeper.alerting._fetch import span_filter
+from watchkeeper.alerting._model import DEFAULT_BURN_WINDOWS, Rule, Slo
 from watchkeeper.alerting.channels._render import format_window
+from watchkeeper.alerting.kinds import BurnRateRule
 from watchkeeper.store._protocol import Store
 
 MAX_POINTS = 120
@@ -39,14 +40,13 @@ def burn_rules(slo: Slo) -> list[Rule]:
     """The burn-rate alert rules of an SLO (one per window pair of the table)."""
     if not slo.alerting:
         return []
-    rules = []
+    rules: list[Rule] = []
     for long_s, short_s, factor, severity in DEFAULT_BURN_WINDOWS:
         name = f"{slo.title}: error budget burn {factor:g}x over {format_window(long_s)}"
         rules.append(
-            Rule(
+            BurnRateRule(
                 id=f"slo-{slo.id}-burn-{format_window(long_s)}",
                 name=name,
-                kind="burn_rate",
                 project=slo.project,
                 slo=slo.id,
                 window=long_s,

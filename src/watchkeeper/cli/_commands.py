@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.abc
 import ipaddress
 import logging
 import os
@@ -103,6 +104,29 @@ def _auth_host(config: Any, keys: Any) -> str:
     return "127.0.0.1"
 
 
+class _NoPandas(importlib.abc.MetaPathFinder):
+    """Answers `import pandas` as if it were not installed."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        """Refuse pandas and its submodules; leave everything else to the other finders."""
+        if name.partition(".")[0] == "pandas":
+            raise ModuleNotFoundError(f"No module named {name!r} (not in the server)", name=name)
+
+
+def _without_pandas() -> None:
+    """Keep pandas out of the embedded server, which never uses it.
+
+    pyarrow and DuckDB import pandas on first use whenever it is installed (chdb, in the
+    clickhouse extra, brings it): measured 45 MiB of the server's RSS for nothing
+    (`bench.ingest --quick`: 304 instead of 352 MiB once idle after the burst, 409 instead
+    of 454 at peak). Both treat a failed import as "not installed". (A None in `sys.modules`
+    does not do: DuckDB reads it from there and fails.) Ingest workers start fresh, without
+    this finder; they do not import pandas either.
+    """
+    if "pandas" not in sys.modules:
+        sys.meta_path.insert(0, _NoPandas())
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -112,6 +136,8 @@ def _serve(args: argparse.Namespace) -> int:
     from watchkeeper.vault import Redactor
 
     config = _load(args)
+    if config.store.backend == "duckdb":
+        _without_pandas()
     redactor = Redactor()  # learns the channels' secrets as they are read
     configure_logging(config.server.log_level, redactor)
     app = create_app(config, services=build_services(config, redactor=redactor))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import gc
 import logging
 import queue
@@ -141,6 +142,23 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+
+
+def trim_malloc() -> None:
+    """Return the C allocator's free pages to the system (glibc; elsewhere nothing)."""
+    if _malloc_trim is not None:
+        _malloc_trim(0)
+
+
+def _find_malloc_trim() -> Callable[[int], int] | None:
+    try:
+        fn: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS)
+        return None
+    return fn
+
+
+_malloc_trim = _find_malloc_trim()
 
 
 class IngestService:
@@ -466,7 +484,17 @@ class IngestService:
 
     def _write(self) -> None:
         gave_up = False
-        while (item := self._batches.get()) is not None:
+        burst = False  # written since memory was last given back
+        idle_s = self._cfg.idle_release_s or None
+        while True:
+            try:
+                item = self._batches.get(timeout=idle_s if burst else None)
+            except queue.Empty:  # idle for a while after writing: give the burst's memory back
+                burst = not self._release_memory()
+                continue
+            if item is None:
+                break
+            burst = True
             if gave_up or (item.batch.spans and not self._keep(item)):
                 # Gave up at shutdown: no checkpoint past it; the spool replays it next start.
                 gave_up = True
@@ -479,6 +507,23 @@ class IngestService:
                 self.metrics.lag_seconds.observe(max(now - ns / 1e9, 0.0))
             with self._written:
                 self._written.notify_all()
+
+    def _release_memory(self) -> bool:
+        """What a burst of writes left cached, back to the system; False to try again later.
+
+        The store drops its engine's cache (`DuckDBStore.release_memory`), then this process
+        collects its garbage and returns the allocator's free pages. Without it the server
+        stayed at its peak for as long as it ran (the engine's cache fills its limit).
+        """
+        release = getattr(self._store, "release_memory", None)
+        try:
+            done = bool(release()) if release is not None else True
+        except StoreError as exc:  # closed or failing: its memory is not ours to free now
+            log.warning("store memory not released: %s", exc)
+            done = False
+        gc.collect()
+        trim_malloc()
+        return done
 
     def _keep(self, item: _Pending) -> bool:
         """Write a batch: retry what may pass, set aside the records the store refuses.

@@ -45,10 +45,11 @@ RuleBody = Annotated[
 ]
 
 
-_RULE = m.body_schema(Rule, m.RULE_DURATIONS)
-_RULE["properties"]["window"]["exclusiveMinimum"] = 0
+_RULE = m.rule_body()
 _NEW_RULE = m.json_body(_RULE)
-_RULE_AT_PATH = m.json_body({**_RULE, "required": ["kind"]})  # its id is the path's
+_RULE_AT_PATH = m.json_body(  # its id is the path's
+    {"oneOf": [{**k, "required": ["kind"]} for k in _RULE["oneOf"]]}
+)
 _SILENCE = m.json_body(m.body_schema(m.SilenceIn))
 
 
@@ -61,7 +62,9 @@ def _engine(request: Request) -> AlertingEngine:
 
 def _rule_json(engine: AlertingEngine, rule: Rule) -> dict[str, Any]:
     data = m.durations_to_ms(rule_to_data(rule), m.RULE_DURATIONS)
-    return {**data, "source": engine.rule_source(rule.id)}
+    # How the UI shows the rule, said by its kind: what it watches, the unit, the condition.
+    display = {"watches": rule.watches(), "unit": rule.unit(), "condition": rule.condition()}
+    return {**data, "source": engine.rule_source(rule.id), "display": display}
 
 
 def _get_rule(engine: AlertingEngine, project: str, rule_id: str) -> Rule:

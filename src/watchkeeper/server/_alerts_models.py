@@ -9,11 +9,12 @@ text ("5m"), as in the config file.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from watchkeeper.alerting import Rule, Slo, parse_duration
+from watchkeeper.alerting.kinds import RULE_KINDS
 
 Millis = int  # an instant: milliseconds since the Unix epoch
 
@@ -34,7 +35,7 @@ def _durations(model: type[BaseModel]) -> frozenset[str]:
     )
 
 
-RULE_DURATIONS = _durations(Rule)
+RULE_DURATIONS = _durations(Rule).union(*(_durations(k) for k in RULE_KINDS))
 SLO_DURATIONS = _durations(Slo)
 
 
@@ -74,16 +75,40 @@ def _as_shown(model: type[BaseModel], durations: frozenset[str]) -> dict[str, An
 
 _SOURCE: Any = Literal["config", "api"]
 _SHOWN = ConfigDict(populate_by_name=True, serialize_by_alias=True)
-RuleOut: Any = create_model(
-    "RuleOut",
-    __config__=_SHOWN,
-    __doc__="A rule and where it comes from; its durations (window, for...) in milliseconds.",
-    source=(
-        _SOURCE,
-        Field(description="config: the config file (or an SLO's burn-rate rule); api: this API"),
-    ),
-    **_as_shown(Rule, RULE_DURATIONS),
-)
+
+
+class RuleDisplay(BaseModel):
+    """How the UI shows a rule, said by its kind."""
+
+    watches: str = Field(description='what it watches ("p95 latency")')
+    unit: str = Field(description='the unit of its value and threshold ("ms", "%", "USD")')
+    condition: str | None = Field(
+        description='when it is not `value <comparison> threshold` ("> 1.5× baseline")'
+    )
+
+
+def _rule_out(kind: type[Rule]) -> Any:
+    """The answer's model of one rule kind: its fields as the API shows them."""
+    return create_model(
+        f"{kind.__name__}Out",
+        __config__=_SHOWN,
+        __doc__=f"A {kind.__name__}, where it comes from and how it is shown; durations in ms.",
+        source=(
+            _SOURCE,
+            Field(
+                description="config: the config file (or an SLO's burn-rate rule); api: this API"
+            ),
+        ),
+        display=(RuleDisplay, ...),
+        **_as_shown(kind, RULE_DURATIONS),
+    )
+
+
+#: A rule of any kind, told apart by `kind`.
+RuleOut: Any = Annotated[
+    Union[tuple(_rule_out(k) for k in RULE_KINDS)],  # noqa: UP007  (a union built at run time)
+    Field(discriminator="kind"),
+]
 
 
 _TEN_YEARS_MS = 3650 * 86_400_000  # the longest duration the config takes
@@ -121,6 +146,16 @@ def body_schema(model: type[BaseModel], durations: frozenset[str] = frozenset())
 def json_body(schema: dict[str, Any]) -> dict[str, Any]:
     """`openapi_extra` declaring a route's JSON body (read by the route itself)."""
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def rule_body() -> dict[str, Any]:
+    """The JSON Schema of a rule body: one of the kinds (each with its own parameters)."""
+    kinds = []
+    for kind in RULE_KINDS:
+        schema = body_schema(kind, RULE_DURATIONS)
+        schema["properties"]["window"]["exclusiveMinimum"] = 0
+        kinds.append(schema)
+    return {"oneOf": kinds}
 
 
 class Rules(BaseModel):

@@ -62,6 +62,11 @@ class MeteredStore:
         """The inner store's payload codec, if it offers one (see `DuckDBStore`)."""
         return getattr(self.inner, "payload_codec", None)
 
+    def release_memory(self) -> bool:
+        """The inner store's `release_memory`, where it has one (else nothing to do: True)."""
+        release = getattr(self.inner, "release_memory", None)
+        return bool(release()) if release is not None else True
+
     def write(self, batch: SpanBatch) -> int:
         """Store the batch, then count its new spans into the metrics."""
         new = self.inner.write(batch)

@@ -200,6 +200,7 @@ def create_app(config: Config, *, services: Services | None = None) -> FastAPI:
         _audit_api,
         _auth_api,
         _keys_api,
+        _kinds_api,
         _oidc_api,
         _ops,
         _otlp,
@@ -225,7 +226,7 @@ def create_app(config: Config, *, services: Services | None = None) -> FastAPI:
         cookies=(SESSION_COOKIE, SECURE_SESSION_COOKIE),  # a session counts like a key
     )
     for module in (_ops, _otlp, _query_api, _alerts_api, _keys_api, _auth_api, _audit_api,
-                   _people_api, _oidc_api):  # fmt: skip
+                   _people_api, _oidc_api, _kinds_api):  # fmt: skip
         app.include_router(module.router)
     install_docs(app)
     _openapi.install(app)

@@ -8,6 +8,7 @@ Payloads are zstd blobs in their own table, read when a trace is opened or text 
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -43,11 +44,15 @@ from watchkeeper.store._protocol import (
     TraceDetail,
 )
 
+log = logging.getLogger("watchkeeper.store")
+
 #: WAL size that triggers a checkpoint (also done on close). 16 MiB (DuckDB's default)
 #: checkpointed on nearly every batch (15k spans/s, falling as the file grew); writes of 1M
 #: spans in 20k batches, measured: 1 GiB 79k/s with 828 MiB of engine memory, 256 MiB 83k/s
 #: with 460 MiB, 64 MiB 76k/s with 311 MiB. Smaller checkpoints need less memory at once.
 CHECKPOINT_THRESHOLD = "64MiB"
+#: The memory limit `release_memory` sets for a moment: every cached block is evicted.
+RELEASE_TO = "8MB"
 TEXT_CHUNK = 2_000  # candidates fetched (and payloads decompressed) per round of a text search
 TEXT_BUDGET = 20_000  # candidates one text-search call examines at most before it pages
 TRACE_PAGE_MAX = 5_000  # spans of one trace per page at most
@@ -142,6 +147,10 @@ class DuckDBStore:
         self._local = threading.local()
         self._cursors: list[Any] = []
         self._cursors_lock = threading.Lock()
+        # queries in flight, so `release_memory` can wait for a moment without any
+        self._gate = threading.Condition()
+        self._reading = 0
+        self._releasing = False
         self._codec = PayloadCodec()
         self._text_chunk = text_chunk
         self._text_budget = text_budget
@@ -165,8 +174,7 @@ class DuckDBStore:
             # The default (16 MiB) checkpointed on nearly every ingest batch: measured 15k
             # spans/s falling as the file grew, 42k/s flat with 1 GiB (bench: /tmp/wperf).
             con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
-            if self._memory_limit_mb is not None:
-                con.execute(f"SET memory_limit = '{int(self._memory_limit_mb)}MB'")
+            con.execute(self._memory_limit_sql())
         except (duckdb.Error, OSError) as exc:
             hint = ""
             if "lock" in str(exc).lower():
@@ -176,6 +184,12 @@ class DuckDBStore:
                 )
             raise StoreError(f"cannot open span store {path}: {exc}{hint}") from exc
         return con
+
+    def _memory_limit_sql(self) -> str:
+        """The statement that sets the configured memory limit (DuckDB's default if none)."""
+        if self._memory_limit_mb is None:
+            return "RESET memory_limit"
+        return f"SET memory_limit = '{int(self._memory_limit_mb)}MB'"
 
     def _recover(self, exc: BaseException, generation: int) -> None:
         """After a fatal error DuckDB refuses every call until the database is opened again
@@ -210,12 +224,26 @@ class DuckDBStore:
 
     def _rows(self, q: r.Query) -> list[tuple[Any, ...]]:
         generation = self._generation
-        try:
-            rows: list[tuple[Any, ...]] = self._cursor().execute(q.sql, q.params).fetchall()
-        except duckdb.Error as exc:
-            self._recover(exc, generation)
-            raise StoreError(f"span store query failed: {exc}") from exc
+        with self._reading_query():
+            try:
+                rows: list[tuple[Any, ...]] = self._cursor().execute(q.sql, q.params).fetchall()
+            except duckdb.Error as exc:
+                self._recover(exc, generation)
+                raise StoreError(f"span store query failed: {exc}") from exc
         return rows
+
+    @contextmanager
+    def _reading_query(self) -> Iterator[None]:
+        with self._gate:
+            while self._releasing:
+                self._gate.wait()
+            self._reading += 1
+        try:
+            yield
+        finally:
+            with self._gate:
+                self._reading -= 1
+                self._gate.notify_all()
 
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
@@ -621,6 +649,39 @@ class DuckDBStore:
         """Memory the engine holds now (its buffer pool and the rest)."""
         rows = self._rows(r.Query("SELECT sum(memory_usage_bytes) FROM duckdb_memory()", {}))
         return int(rows[0][0] or 0)
+
+    def release_memory(self) -> bool:
+        """Give back to the system what the engine holds after a burst of writes.
+
+        DuckDB keeps the blocks it read or wrote cached up to its memory limit, and the rows
+        written since the last checkpoint in memory, long after the burst that needed them.
+        This checkpoints, then lowers the limit for a moment, which evicts every cached block
+        (they are in the file, and in the OS's page cache, which RSS does not count). The
+        lowered limit needs a moment without queries (one would fail under it): queries
+        arriving then wait for it (the time to free the blocks), and when queries are
+        running, the cache stays (False; try again later).
+        """
+        with self._write_lock:
+            try:
+                cur = self._cursor()
+                cur.execute("CHECKPOINT")  # runs beside queries; the writer waits for it
+                with self._gate:
+                    if self._reading:
+                        return False
+                    self._releasing = True
+                try:
+                    try:
+                        cur.execute(f"SET memory_limit = '{RELEASE_TO}'")
+                    finally:
+                        cur.execute(self._memory_limit_sql())
+                finally:
+                    with self._gate:
+                        self._releasing = False
+                        self._gate.notify_all()
+            except duckdb.Error as exc:  # not fatal: the cache stays until next time
+                log.warning("span store: could not release memory: %s", exc)
+                return False
+        return True
 
     def ping(self) -> None:
         """Raise StoreError when the database does not answer."""

@@ -10,8 +10,8 @@ from tests.alerting.exports._inputs import (
     LATENCY,
     SLOW,
     Filters,
-    Rule,
     Slo,
+    new_rule,
 )
 from watchkeeper.alerting.exports import (
     Skipped,
@@ -70,12 +70,12 @@ def test_filters_become_matchers_and_llm_scope_is_exact_for_cost() -> None:
 
 def test_what_cannot_be_expressed_is_refused_with_a_reason() -> None:
     cases = [
-        (Rule(id="a", kind="score"), "scores are not exposed"),
-        (Rule(id="b", kind="anomaly", filters=Filters(agents=("x",))), "agents"),
-        (Rule(id="c", kind="outcome_ratio", filters=Filters(routes=("/chat",))), "routes"),
-        (Rule(id="d", kind="outcome_ratio", group_by="model"), "group_by model"),
-        (Rule(id="e", kind="latency", statistic="max"), "histogram"),
-        (Rule(id="f", kind="sum", filters=Filters(outcomes=("error",))), "no label outcome"),
+        (new_rule(id="a", kind="score", score_name="quality"), "scores are not exposed"),
+        (new_rule(id="b", kind="anomaly", filters=Filters(agents=("x",))), "agents"),
+        (new_rule(id="c", kind="outcome_ratio", filters=Filters(routes=("/chat",))), "routes"),
+        (new_rule(id="d", kind="outcome_ratio", group_by="model"), "group_by model"),
+        (new_rule(id="e", kind="latency", statistic="max"), "histogram"),
+        (new_rule(id="f", kind="sum", filters=Filters(outcomes=("error",))), "no label outcome"),
     ]
     for rule, reason in cases:
         result = rule_expression(rule)
@@ -84,7 +84,7 @@ def test_what_cannot_be_expressed_is_refused_with_a_reason() -> None:
 
 
 def test_disabled_rules_are_left_out_and_overrides_apply() -> None:
-    off = Rule(id="off", kind="count", enabled=False)
+    off = new_rule(id="off", kind="count", enabled=False)
     export = render_alert_rules([off, ERROR_SPIKE], interval_s=1, for_s=0)
     (group,) = export.document["groups"]
     assert group["interval"] == "1s"

@@ -12,14 +12,44 @@ import base64
 import re
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import httpx
+from pydantic import Field, SecretStr
 
-from watchkeeper.alerting._notification import Notification
+from watchkeeper.alerting._notification import Channel, Notification
 from watchkeeper.alerting.channels import _render
 from watchkeeper.alerting.channels._base import HttpChannel
-from watchkeeper.alerting.channels._specs import AlertmanagerSpec
+from watchkeeper.alerting.channels._specs import UrlSpec
+
+
+class AlertmanagerSpec(UrlSpec):
+    """Prometheus Alertmanager `POST /api/v2/alerts`."""
+
+    label = "Alertmanager"
+    about = "Alerts pushed into a Prometheus Alertmanager (POST /api/v2/alerts)."
+
+    type: Literal["alertmanager"] = "alertmanager"
+    url: str  # base URL, e.g. http://alertmanager:9093
+    username: str | None = None
+    password: SecretStr | None = None
+    bearer_token: SecretStr | None = None
+    # A firing alert without endsAt is resolved by Alertmanager after its resolve_timeout
+    # (5m by default), while the engine re-sends a firing alert only every repeat_interval
+    # (4h by default): so a firing alert says it lasts this long, longer than any usual
+    # repeat interval; the engine's resolve ends it earlier. None: leave it to resolve_timeout.
+    firing_ttl_s: float | None = Field(24 * 3600.0, gt=0)
+    extra_labels: dict[str, str] = Field(default_factory=dict)
+
+    def build(self, http: httpx.AsyncClient | None = None) -> Channel:
+        """The channel sending through `http` (or a client of its own per send)."""
+        return AlertmanagerChannel(self, http)
+
+    def extra_secrets(self) -> list[str]:
+        """The password in the URL."""
+        return [urlsplit(self.url).password or ""]
+
 
 _LABEL_NAME = re.compile(r"[^A-Za-z0-9_]")
 
@@ -89,8 +119,6 @@ def render(
 
 class AlertmanagerChannel(HttpChannel[AlertmanagerSpec]):
     """Pushes alerts into an Alertmanager, which then routes, groups and silences them."""
-
-    type = "alertmanager"
 
     def __init__(
         self,

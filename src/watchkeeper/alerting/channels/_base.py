@@ -13,20 +13,23 @@ import httpx
 
 from watchkeeper.alerting._notification import Notification
 from watchkeeper.alerting.channels._http import post
-from watchkeeper.alerting.channels._specs import _Spec
+from watchkeeper.alerting.channels._specs import Spec
 
-SpecT = TypeVar("SpecT", bound=_Spec)
+SpecT = TypeVar("SpecT", bound=Spec)
 
 
 class HttpChannel(Generic[SpecT]):
     """Sends through `http` (or a short-lived client per send) to the receiver `spec` names."""
 
-    type: str
-
     def __init__(self, spec: SpecT, http: httpx.AsyncClient | None = None) -> None:
         self.name = spec.name
         self._spec = spec
         self._http = http
+
+    @property
+    def type(self) -> str:
+        """The channel type, as its spec says."""
+        return self._spec.type
 
     @property
     def _what(self) -> str:

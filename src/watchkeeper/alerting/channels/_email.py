@@ -16,10 +16,53 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
+from pathlib import Path
+from typing import Any, Literal
 
-from watchkeeper.alerting._notification import DeliveryError, Notification
+import httpx
+from pydantic import Field, SecretStr
+
+from watchkeeper.alerting._notification import Channel, DeliveryError, Notification
 from watchkeeper.alerting.channels import _render
-from watchkeeper.alerting.channels._specs import EmailSpec
+from watchkeeper.alerting.channels._specs import Spec
+
+
+class EmailSpec(Spec):
+    """E-mail over SMTP, multipart text and HTML."""
+
+    label = "E-mail"
+    about = "E-mail over SMTP (STARTTLS, TLS or none), multipart text and HTML."
+
+    type: Literal["email"] = "email"
+    host: str
+    port: int = Field(587, ge=1, le=65535)
+    sender: str
+    to: tuple[str, ...] = Field(min_length=1)
+    username: str | None = None
+    password: SecretStr | None = None
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    ca_file: Path | None = None  # extra CA to trust (a private or self-signed server cert)
+    subject_prefix: str = "[Watchkeeper]"
+
+    def build(self, http: httpx.AsyncClient | None = None) -> Channel:
+        """The channel (SMTP: `http` is not used)."""
+        return EmailChannel(self)
+
+    def alertmanager(self, version: str) -> tuple[str, dict[str, Any]] | str:
+        """Alertmanager's receiver config for this channel."""
+        cfg: dict[str, Any] = {
+            "to": ", ".join(self.to),
+            "from": self.sender,
+            "smarthost": f"{self.host}:{self.port}",
+            "require_tls": self.security == "starttls",
+            "send_resolved": self.send_resolved,
+        }
+        if self.username:
+            cfg["auth_username"] = self.username
+            cfg["auth_password"] = self.password.get_secret_value() if self.password else ""
+        if self.ca_file:
+            cfg["tls_config"] = {"ca_file": str(self.ca_file)}
+        return "email_configs", cfg
 
 
 def _esc(text: str) -> str:
@@ -101,12 +144,15 @@ def _classify(what: str, exc: Exception) -> DeliveryError:
 class EmailChannel:
     """Sends e-mail through an SMTP server."""
 
-    type = "email"
-
     def __init__(self, spec: EmailSpec, clock: Callable[[], float] = time.time) -> None:
         self.name = spec.name
         self._spec = spec
         self._clock = clock
+
+    @property
+    def type(self) -> str:
+        """`email`, as the spec says."""
+        return self._spec.type
 
     def _tls(self) -> ssl.SSLContext:
         ca = str(self._spec.ca_file) if self._spec.ca_file else None

@@ -9,14 +9,31 @@ starts a thread and its updates and resolution reply in it. Card text takes a sm
 from __future__ import annotations
 
 import html
-from typing import Any
+from typing import Any, Literal
 
 import httpx
+from pydantic import SecretStr
 
-from watchkeeper.alerting._notification import Notification
+from watchkeeper.alerting._notification import Channel, Notification
 from watchkeeper.alerting.channels import _render
 from watchkeeper.alerting.channels._base import HttpChannel
-from watchkeeper.alerting.channels._specs import GoogleChatSpec
+from watchkeeper.alerting.channels._specs import UrlSpec
+
+
+class GoogleChatSpec(UrlSpec):
+    """Google Chat incoming webhook, one thread per alert."""
+
+    label = "Google Chat"
+    about = "A Google Chat incoming webhook: a card, one thread per alert."
+
+    type: Literal["google_chat"] = "google_chat"
+    webhook_url: SecretStr
+    cards: bool = True  # cardsV2 message; False sends formatted text only
+
+    def build(self, http: httpx.AsyncClient | None = None) -> Channel:
+        """The channel sending through `http` (or a client of its own per send)."""
+        return GoogleChatChannel(self, http)
+
 
 REPLY_OPTION = "REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD"
 TEXT_MAX = 4000
@@ -97,8 +114,6 @@ def render(n: Notification, cards: bool = True) -> dict[str, Any]:
 
 class GoogleChatChannel(HttpChannel[GoogleChatSpec]):
     """Posts to a Google Chat space's incoming webhook."""
-
-    type = "google_chat"
 
     def _url(self) -> str:
         # The webhook URL already carries key and token: merge, never replace, its query.

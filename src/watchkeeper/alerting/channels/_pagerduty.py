@@ -6,12 +6,43 @@ trigger opened, and re-sent triggers of a firing alert add to it instead of pagi
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from watchkeeper.alerting._notification import Notification
+import httpx
+from pydantic import SecretStr
+
+from watchkeeper.alerting._notification import Channel, Notification
 from watchkeeper.alerting.channels import _render
 from watchkeeper.alerting.channels._base import HttpChannel
-from watchkeeper.alerting.channels._specs import PagerDutySpec
+from watchkeeper.alerting.channels._specs import UrlSpec
+
+
+class PagerDutySpec(UrlSpec):
+    """PagerDuty Events API v2."""
+
+    label = "PagerDuty"
+    about = "PagerDuty Events API v2: trigger and resolve with a dedup key."
+
+    type: Literal["pagerduty"] = "pagerduty"
+    routing_key: SecretStr
+    api_base: str = "https://events.pagerduty.com"
+    source: str = "watchkeeper"
+    component: str | None = None
+    group: str | None = None
+
+    def build(self, http: httpx.AsyncClient | None = None) -> Channel:
+        """The channel sending through `http` (or a client of its own per send)."""
+        return PagerDutyChannel(self, http)
+
+    def alertmanager(self, version: str) -> tuple[str, dict[str, Any]] | str:
+        """Alertmanager's receiver config for this channel."""
+        return "pagerduty_configs", {
+            "routing_key": self.routing_key.get_secret_value(),
+            "url": f"{self.api_base.rstrip('/')}/v2/enqueue",
+            "severity": "{{ .CommonLabels.severity }}",
+            "send_resolved": self.send_resolved,
+        }
+
 
 SUMMARY_MAX = 1024
 DEDUP_KEY_MAX = 255
@@ -75,8 +106,6 @@ def render(n: Notification, spec: PagerDutySpec) -> dict[str, Any]:
 
 class PagerDutyChannel(HttpChannel[PagerDutySpec]):
     """Sends events to a PagerDuty service integration."""
-
-    type = "pagerduty"
 
     def _url(self) -> str:
         return f"{self._spec.api_base.rstrip('/')}/v2/enqueue"

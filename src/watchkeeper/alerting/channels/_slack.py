@@ -7,12 +7,40 @@ header sits in the top-level blocks and the details in one coloured attachment.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from watchkeeper.alerting._notification import Notification
+import httpx
+from pydantic import SecretStr
+
+from watchkeeper.alerting._notification import Channel, Notification
 from watchkeeper.alerting.channels import _render
 from watchkeeper.alerting.channels._base import HttpChannel
-from watchkeeper.alerting.channels._specs import SlackSpec
+from watchkeeper.alerting.channels._specs import SLACK_COLOUR, TEXT, TITLE, UrlSpec
+
+
+class SlackSpec(UrlSpec):
+    """Slack incoming webhook."""
+
+    label = "Slack"
+    about = "A Slack incoming webhook: Block Kit blocks with a coloured attachment."
+
+    type: Literal["slack"] = "slack"
+    webhook_url: SecretStr
+    channel: str | None = None  # only legacy webhooks honour an override
+
+    def build(self, http: httpx.AsyncClient | None = None) -> Channel:
+        """The channel sending through `http` (or a client of its own per send)."""
+        return SlackChannel(self, http)
+
+    def alertmanager(self, version: str) -> tuple[str, dict[str, Any]] | str:
+        """Alertmanager's receiver config for this channel."""
+        cfg: dict[str, Any] = {"api_url": self.webhook_url.get_secret_value()}
+        if self.channel:
+            cfg["channel"] = self.channel
+        cfg.update({"send_resolved": self.send_resolved, "title": TITLE, "text": TEXT})
+        cfg.update({"color": SLACK_COLOUR, "title_link": "{{ (index .Alerts 0).GeneratorURL }}"})
+        return "slack_configs", cfg
+
 
 HEADER_MAX = 150
 SECTION_MAX = 3000
@@ -92,8 +120,6 @@ def render(n: Notification, channel: str | None = None) -> dict[str, Any]:
 
 class SlackChannel(HttpChannel[SlackSpec]):
     """Posts to a Slack incoming webhook."""
-
-    type = "slack"
 
     def _url(self) -> str:
         return self._spec.webhook_url.get_secret_value()

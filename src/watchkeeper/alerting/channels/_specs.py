@@ -1,4 +1,4 @@
-"""Channel specifications: one validated pydantic model per channel type.
+"""What every channel specification shares; each channel's own model is in its module.
 
 Specs come from the `alerting.channels` list of the config file or from the API. Any string may
 reference the environment as `${NAME}`, or be sealed with the server key (`wkenc:v1:...`, see
@@ -10,31 +10,61 @@ server's `Redactor`, which keeps them out of logs and stored errors.
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from abc import abstractmethod
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, field_validator
-from pydantic import ValidationError as PydanticValidationError
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from watchkeeper import errors
-from watchkeeper.alerting._notification import Severity
-from watchkeeper.vault import open_sealed
+from watchkeeper.alerting._notification import Channel, Severity
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 ALL_SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "info")
 
 
-class _Spec(BaseModel):
+class Spec(BaseModel):
+    """What every channel's spec has; a channel module subclasses it (or `UrlSpec`) with
+    `type: Literal[...]`, its own fields, `build` and, where Alertmanager can send to it,
+    `alertmanager`."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    #: How the type is named and explained where channel types are listed (API, UI, docs).
+    label: ClassVar[str] = ""
+    about: ClassVar[str] = ""
+
+    type: str
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     severities: tuple[Severity, ...] = ALL_SEVERITIES  # which alerts this channel receives
     send_resolved: bool = True
     timeout_s: float = Field(10.0, gt=0, le=120)
+
+    @abstractmethod
+    def build(self, http: httpx.AsyncClient | None = None) -> Channel:
+        """The channel this spec describes, sending through `http` (or its own per send)."""
+
+    def alertmanager(self, version: str) -> tuple[str, dict[str, Any]] | str:
+        """(`*_configs` key, one config) of an Alertmanager receiver for this channel, or why
+        Alertmanager `version` cannot send to it."""
+        return f"Alertmanager has no integration for {self.type} channels"
+
+    def extra_secrets(self) -> list[str]:
+        """Secrets held outside the `SecretStr` fields (a header value, a URL's password)."""
+        return []
+
+    def masked(self) -> dict[str, Any]:
+        """The spec as JSON data with every secret masked, those outside `SecretStr` too."""
+        data: dict[str, Any] = _mask(self.model_dump(mode="json"), secret_values(self))
+        return data
+
+    def __repr_args__(self) -> Any:
+        # repr and str (what a log line shows) mask a header value or a URL's password too.
+        view = self.masked()
+        for name, value in super().__repr_args__():
+            yield name, value if isinstance(value, SecretStr) else view.get(str(name), value)
 
 
 def _check_url(value: str) -> str:
@@ -43,7 +73,7 @@ def _check_url(value: str) -> str:
     return value
 
 
-class _UrlChecks(_Spec):
+class UrlSpec(Spec):
     # Every URL-like field of every spec; a typo is a config error, not a delivery to retry.
     @field_validator("url", "webhook_url", "api_base", check_fields=False)
     @classmethod
@@ -52,113 +82,27 @@ class _UrlChecks(_Spec):
         return value
 
 
-class WebhookSpec(_UrlChecks):
-    """Generic webhook: our JSON body, HMAC-signed when `secret` is set."""
-
-    type: Literal["webhook"] = "webhook"
-    url: SecretStr
-    secret: SecretStr | None = None
-    headers: dict[str, str] = {}
-
-
-class SlackSpec(_UrlChecks):
-    """Slack incoming webhook."""
-
-    type: Literal["slack"] = "slack"
-    webhook_url: SecretStr
-    channel: str | None = None  # only legacy webhooks honour an override
-
-
-class TelegramSpec(_UrlChecks):
-    """Telegram Bot API sendMessage."""
-
-    type: Literal["telegram"] = "telegram"
-    bot_token: SecretStr
-    chat_id: int | str  # numeric id (YAML reads it as a number) or "@channelname"
-    message_thread_id: int | None = None  # forum topic
-    api_base: str = "https://api.telegram.org"
-    disable_notification: bool = False
-
-
-class PagerDutySpec(_UrlChecks):
-    """PagerDuty Events API v2."""
-
-    type: Literal["pagerduty"] = "pagerduty"
-    routing_key: SecretStr
-    api_base: str = "https://events.pagerduty.com"
-    source: str = "watchkeeper"
-    component: str | None = None
-    group: str | None = None
-
-
-class GoogleChatSpec(_UrlChecks):
-    """Google Chat incoming webhook, one thread per alert."""
-
-    type: Literal["google_chat"] = "google_chat"
-    webhook_url: SecretStr
-    cards: bool = True  # cardsV2 message; False sends formatted text only
-
-
-class TeamsSpec(_UrlChecks):
-    """Microsoft Teams via a Workflows (Power Automate) webhook, as an Adaptive Card."""
-
-    type: Literal["teams"] = "teams"
-    webhook_url: SecretStr
-
-
-class EmailSpec(_Spec):
-    """E-mail over SMTP, multipart text and HTML."""
-
-    type: Literal["email"] = "email"
-    host: str
-    port: int = Field(587, ge=1, le=65535)
-    sender: str
-    to: tuple[str, ...] = Field(min_length=1)
-    username: str | None = None
-    password: SecretStr | None = None
-    security: Literal["starttls", "ssl", "none"] = "starttls"
-    ca_file: Path | None = None  # extra CA to trust (a private or self-signed server cert)
-    subject_prefix: str = "[Watchkeeper]"
-
-
-class AlertmanagerSpec(_UrlChecks):
-    """Prometheus Alertmanager `POST /api/v2/alerts`."""
-
-    type: Literal["alertmanager"] = "alertmanager"
-    url: str  # base URL, e.g. http://alertmanager:9093
-    username: str | None = None
-    password: SecretStr | None = None
-    bearer_token: SecretStr | None = None
-    # A firing alert without endsAt is resolved by Alertmanager after its resolve_timeout
-    # (5m by default), while the engine re-sends a firing alert only every repeat_interval
-    # (4h by default): so a firing alert says it lasts this long, longer than any usual
-    # repeat interval; the engine's resolve ends it earlier. None: leave it to resolve_timeout.
-    firing_ttl_s: float | None = Field(24 * 3600.0, gt=0)
-    extra_labels: dict[str, str] = {}
-
-
-ChannelSpec = Annotated[
-    WebhookSpec
-    | SlackSpec
-    | TelegramSpec
-    | PagerDutySpec
-    | GoogleChatSpec
-    | TeamsSpec
-    | EmailSpec
-    | AlertmanagerSpec,
-    Field(discriminator="type"),
-]
-_ADAPTER: TypeAdapter[ChannelSpec] = TypeAdapter(ChannelSpec)
-CHANNEL_TYPES = (
-    "webhook",
-    "slack",
-    "telegram",
-    "pagerduty",
-    "google_chat",
-    "teams",
-    "email",
-    "alertmanager",
+# Templates of the Alertmanager receivers that show text (Slack, Teams, Telegram).
+TITLE = "[{{ .Status | toUpper }}] {{ .CommonLabels.alertname }} ({{ .CommonLabels.severity }})"
+TEXT = (
+    "{{ range .Alerts }}{{ .Annotations.summary }}"
+    "{{ if .Annotations.value }} (value {{ .Annotations.value }}){{ end }}"
+    "{{ if .Annotations.runbook_url }} runbook: {{ .Annotations.runbook_url }}{{ end }}\n"
+    "{{ end }}"
 )
+SLACK_COLOUR = (
+    '{{ if eq .Status "firing" }}{{ if eq .CommonLabels.severity "critical" }}danger'
+    "{{ else }}warning{{ end }}{{ else }}good{{ end }}"
+)
+TELEGRAM_MESSAGE = (
+    "<b>{{ .Status | toUpper }}</b> {{ .CommonLabels.alertname }}\n"
+    "{{ range .Alerts }}{{ .Annotations.summary }}\n{{ end }}"
+)
+
+
+def version_of(text: str) -> tuple[int, ...]:
+    """(major, minor) of a version like '0.28' or '0.27.1'."""
+    return tuple(int(p) for p in text.split(".")[:2] if p.isdigit())
 
 
 def expand_env(value: Any, env: Mapping[str, str], where: str = "") -> Any:
@@ -182,48 +126,28 @@ def expand_env(value: Any, env: Mapping[str, str], where: str = "") -> Any:
     return value
 
 
-def parse_channel_spec(
-    data: Mapping[str, Any], env: Mapping[str, str] | None = None
-) -> ChannelSpec:
-    """Validate one channel spec (after expanding `${ENV}` references)."""
-    env = os.environ if env is None else env
-    where = f"channel {data.get('name', '?')!s}"
-    expanded = open_sealed(expand_env(dict(data), env, where), env, where)
-    try:
-        return _ADAPTER.validate_python(expanded)
-    except PydanticValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
-            for e in exc.errors()
-        )
-        kinds = ", ".join(CHANNEL_TYPES)
-        raise errors.ValidationError(f"{where}: {problems} (types: {kinds})") from None
+MASK = "**********"  # what pydantic shows for a SecretStr
 
 
-def parse_channel_specs(
-    items: Sequence[Mapping[str, Any]], env: Mapping[str, str] | None = None
-) -> list[ChannelSpec]:
-    """Validate a list of channel specs; names must be unique."""
-    specs = [parse_channel_spec(item, env) for item in items]
-    seen: set[str] = set()
-    for spec in specs:
-        if spec.name in seen:
-            raise errors.ValidationError(f"channel {spec.name}: two channels share this name")
-        seen.add(spec.name)
-    return specs
+def _mask(value: Any, secrets: list[str]) -> Any:
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, MASK)
+        return value
+    if isinstance(value, dict):
+        return {k: _mask(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v, secrets) for v in value]
+    return value
 
 
-def secret_fields(spec: ChannelSpec) -> list[str]:
+def secret_fields(spec: Spec) -> list[str]:
     """The names of a spec's secret fields that are set (`SecretStr` ones)."""
     return [n for n in type(spec).model_fields if isinstance(getattr(spec, n), SecretStr)]
 
 
-def secret_values(spec: ChannelSpec) -> list[str]:
+def secret_values(spec: Spec) -> list[str]:
     """Every secret a spec holds, in clear: its `SecretStr` fields, a webhook's header values
     (an Authorization header), the password in an Alertmanager URL."""
     out = [getattr(spec, n).get_secret_value() for n in secret_fields(spec)]
-    if isinstance(spec, WebhookSpec):
-        out += spec.headers.values()
-    if isinstance(spec, AlertmanagerSpec):
-        out.append(urlsplit(spec.url).password or "")
-    return [v for v in out if v]
+    return [v for v in [*out, *spec.extra_secrets()] if v]

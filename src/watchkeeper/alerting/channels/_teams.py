@@ -8,12 +8,41 @@ Adaptive Card 1.4 is the newest version Teams renders in every client.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from watchkeeper.alerting._notification import Notification
+import httpx
+from pydantic import SecretStr
+
+from watchkeeper.alerting._notification import Channel, Notification
 from watchkeeper.alerting.channels import _render
 from watchkeeper.alerting.channels._base import HttpChannel
-from watchkeeper.alerting.channels._specs import TeamsSpec
+from watchkeeper.alerting.channels._specs import TEXT, TITLE, UrlSpec, version_of
+
+
+class TeamsSpec(UrlSpec):
+    """Microsoft Teams via a Workflows (Power Automate) webhook, as an Adaptive Card."""
+
+    label = "Microsoft Teams"
+    about = "A Teams Workflows (Power Automate) webhook: an Adaptive Card."
+
+    type: Literal["teams"] = "teams"
+    webhook_url: SecretStr
+
+    def build(self, http: httpx.AsyncClient | None = None) -> Channel:
+        """The channel sending through `http` (or a client of its own per send)."""
+        return TeamsChannel(self, http)
+
+    def alertmanager(self, version: str) -> tuple[str, dict[str, Any]] | str:
+        """Alertmanager's receiver config for this channel."""
+        if version_of(version) < (0, 28):
+            return f"Teams Workflows needs Alertmanager 0.28 (msteamsv2_configs), not {version}"
+        return "msteamsv2_configs", {
+            "webhook_url": self.webhook_url.get_secret_value(),
+            "send_resolved": self.send_resolved,
+            "title": TITLE,
+            "text": TEXT,
+        }
+
 
 CARD_VERSION = "1.4"
 CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
@@ -86,8 +115,6 @@ def render(n: Notification) -> dict[str, Any]:
 
 class TeamsChannel(HttpChannel[TeamsSpec]):
     """Posts an Adaptive Card to a Teams Workflows webhook."""
-
-    type = "teams"
 
     def _url(self) -> str:
         return self._spec.webhook_url.get_secret_value()

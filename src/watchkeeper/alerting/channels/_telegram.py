@@ -15,15 +15,50 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import httpx
+from pydantic import SecretStr
 
-from watchkeeper.alerting._notification import DeliveryError, Notification
+from watchkeeper.alerting._notification import Channel, DeliveryError, Notification
 from watchkeeper.alerting.channels import _render
 from watchkeeper.alerting.channels._base import HttpChannel
 from watchkeeper.alerting.channels._http import error_for_response, post
-from watchkeeper.alerting.channels._specs import TelegramSpec
+from watchkeeper.alerting.channels._specs import TELEGRAM_MESSAGE, UrlSpec
+
+
+class TelegramSpec(UrlSpec):
+    """Telegram Bot API sendMessage."""
+
+    label = "Telegram"
+    about = "The Telegram Bot API: a message to a chat, a channel or a forum topic."
+
+    type: Literal["telegram"] = "telegram"
+    bot_token: SecretStr
+    chat_id: int | str  # numeric id (YAML reads it as a number) or "@channelname"
+    message_thread_id: int | None = None  # forum topic
+    api_base: str = "https://api.telegram.org"
+    disable_notification: bool = False
+
+    def build(self, http: httpx.AsyncClient | None = None) -> Channel:
+        """The channel sending through `http` (or a client of its own per send)."""
+        return TelegramChannel(self, http)
+
+    def alertmanager(self, version: str) -> tuple[str, dict[str, Any]] | str:
+        """Alertmanager's receiver config for this channel."""
+        try:
+            chat_id = int(self.chat_id)
+        except ValueError:  # "@channelname"
+            return "Alertmanager's telegram_configs takes a numeric chat_id only"
+        return "telegram_configs", {
+            "bot_token": self.bot_token.get_secret_value(),
+            "chat_id": chat_id,
+            "api_url": self.api_base,
+            "parse_mode": "HTML",
+            "message": TELEGRAM_MESSAGE,
+            "send_resolved": self.send_resolved,
+        }
+
 
 MESSAGE_LIMIT = 4096
 VALUE_MAX = 512  # one fact or label value; keeps structured lines far below the limit
@@ -140,8 +175,6 @@ def _failure(what: str, response: httpx.Response) -> DeliveryError:
 
 class TelegramChannel(HttpChannel[TelegramSpec]):
     """Sends messages through a Telegram bot."""
-
-    type = "telegram"
 
     def _url(self) -> str:
         token = self._spec.bot_token.get_secret_value()

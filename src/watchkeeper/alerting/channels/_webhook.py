@@ -21,15 +21,45 @@ import hmac
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import httpx
+from pydantic import Field, SecretStr
 
-from watchkeeper.alerting._notification import Notification
+from watchkeeper.alerting._notification import Channel, Notification
 from watchkeeper.alerting.channels import _render
 from watchkeeper.alerting.channels._base import HttpChannel
 from watchkeeper.alerting.channels._http import post
-from watchkeeper.alerting.channels._specs import WebhookSpec
+from watchkeeper.alerting.channels._specs import UrlSpec
+
+
+class WebhookSpec(UrlSpec):
+    """Generic webhook: our JSON body, HMAC-signed when `secret` is set."""
+
+    label = "Webhook"
+    about = "Our JSON body POSTed to a URL, HMAC-signed when `secret` is set."
+
+    type: Literal["webhook"] = "webhook"
+    url: SecretStr
+    secret: SecretStr | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    def build(self, http: httpx.AsyncClient | None = None) -> Channel:
+        """The channel sending through `http` (or a client of its own per send)."""
+        return WebhookChannel(self, http)
+
+    def alertmanager(self, version: str) -> tuple[str, dict[str, Any]] | str:
+        """Alertmanager's receiver config for this channel."""
+        # Alertmanager posts its own JSON (version 4), unsigned: the receiver must expect it.
+        return "webhook_configs", {
+            "url": self.url.get_secret_value(),
+            "send_resolved": self.send_resolved,
+        }
+
+    def extra_secrets(self) -> list[str]:
+        """Header values (an Authorization header)."""
+        return list(self.headers.values())
+
 
 SIGNATURE_HEADER = "X-Watchkeeper-Signature"
 TIMESTAMP_HEADER = "X-Watchkeeper-Timestamp"
@@ -100,8 +130,6 @@ def verify_signature(
 
 class WebhookChannel(HttpChannel[WebhookSpec]):
     """POSTs the notification as signed JSON to a URL."""
-
-    type = "webhook"
 
     def __init__(
         self,

@@ -20,19 +20,15 @@ from watchkeeper.alerting.exports._cli import (
     prometheus_rules_files,
 )
 from watchkeeper.alerting.exports._dashboards import all_dashboards
-from watchkeeper.alerting.exports._inputs import FiltersInput, RuleInput, SloInput
 from watchkeeper.alerting.exports._promql import Skipped
 from watchkeeper.alerting.exports._rules import RulesExport, render_alert_rules, rule_expression
 from watchkeeper.alerting.exports._slo_rules import SloExport, render_slo_rules
 
 __all__ = [
     "AlertmanagerExport",
-    "FiltersInput",
-    "RuleInput",
     "RulesExport",
     "Skipped",
     "SloExport",
-    "SloInput",
     "alertmanager_files",
     "all_dashboards",
     "export_main",

@@ -1,5 +1,6 @@
 """An Alertmanager configuration from our channels: receivers, a route tree, inhibit rules.
 
+Each channel writes its own receiver (`alertmanager` on its spec, in `alerting.channels`).
 Alertmanager has no integration for Google Chat, and Teams Workflows only from 0.28
 (`msteamsv2_configs`); such channels are listed as skipped instead of being mapped onto a
 receiver that would post a payload the service does not read. Secrets are written as values:
@@ -12,15 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from watchkeeper.alerting.channels import (
-    ChannelSpec,
-    EmailSpec,
-    PagerDutySpec,
-    SlackSpec,
-    TeamsSpec,
-    TelegramSpec,
-    WebhookSpec,
-)
+from watchkeeper.alerting.channels import ChannelSpec
 from watchkeeper.alerting.exports._inputs import MatcherInput, RouteInput
 from watchkeeper.alerting.exports._promql import Skipped, quote
 
@@ -32,21 +25,6 @@ TIMING = {
     "warning": {"group_wait": "30s", "repeat_interval": "4h"},
     "info": {"group_wait": "1m", "repeat_interval": "24h"},
 }
-TITLE = "[{{ .Status | toUpper }}] {{ .CommonLabels.alertname }} ({{ .CommonLabels.severity }})"
-TEXT = (
-    "{{ range .Alerts }}{{ .Annotations.summary }}"
-    "{{ if .Annotations.value }} (value {{ .Annotations.value }}){{ end }}"
-    "{{ if .Annotations.runbook_url }} runbook: {{ .Annotations.runbook_url }}{{ end }}\n"
-    "{{ end }}"
-)
-SLACK_COLOUR = (
-    '{{ if eq .Status "firing" }}{{ if eq .CommonLabels.severity "critical" }}danger'
-    "{{ else }}warning{{ end }}{{ else }}good{{ end }}"
-)
-TELEGRAM_MESSAGE = (
-    "<b>{{ .Status | toUpper }}</b> {{ .CommonLabels.alertname }}\n"
-    "{{ range .Alerts }}{{ .Annotations.summary }}\n{{ end }}"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,84 +33,6 @@ class AlertmanagerExport:
 
     document: dict[str, Any]
     skipped: tuple[Skipped, ...]
-
-
-def _version(text: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in text.split(".")[:2] if p.isdigit())
-
-
-def receiver_config(spec: ChannelSpec, version: str) -> tuple[str, dict[str, Any]] | str:
-    """(`*_configs` key, one config) for a channel, or why Alertmanager cannot send to it."""
-    resolved = spec.send_resolved
-    match spec:
-        case SlackSpec():
-            cfg: dict[str, Any] = {"api_url": spec.webhook_url.get_secret_value()}
-            if spec.channel:
-                cfg["channel"] = spec.channel
-            cfg.update({"send_resolved": resolved, "title": TITLE, "text": TEXT})
-            cfg.update(
-                {"color": SLACK_COLOUR, "title_link": "{{ (index .Alerts 0).GeneratorURL }}"}
-            )
-            return "slack_configs", cfg
-        case PagerDutySpec():
-            return "pagerduty_configs", {
-                "routing_key": spec.routing_key.get_secret_value(),
-                "url": f"{spec.api_base.rstrip('/')}/v2/enqueue",
-                "severity": "{{ .CommonLabels.severity }}",
-                "send_resolved": resolved,
-            }
-        case WebhookSpec():
-            # Alertmanager posts its own JSON (version 4), unsigned: the receiver must expect it.
-            return "webhook_configs", {
-                "url": spec.url.get_secret_value(),
-                "send_resolved": resolved,
-            }
-        case EmailSpec():
-            return "email_configs", _email(spec)
-        case TelegramSpec():
-            return _telegram(spec)
-        case TeamsSpec():
-            if _version(version) < (0, 28):
-                return f"Teams Workflows needs Alertmanager 0.28 (msteamsv2_configs), not {version}"
-            return "msteamsv2_configs", {
-                "webhook_url": spec.webhook_url.get_secret_value(),
-                "send_resolved": resolved,
-                "title": TITLE,
-                "text": TEXT,
-            }
-        case _:
-            return f"Alertmanager has no integration for {spec.type} channels"
-
-
-def _email(spec: EmailSpec) -> dict[str, Any]:
-    cfg: dict[str, Any] = {
-        "to": ", ".join(spec.to),
-        "from": spec.sender,
-        "smarthost": f"{spec.host}:{spec.port}",
-        "require_tls": spec.security == "starttls",
-        "send_resolved": spec.send_resolved,
-    }
-    if spec.username:
-        cfg["auth_username"] = spec.username
-        cfg["auth_password"] = spec.password.get_secret_value() if spec.password else ""
-    if spec.ca_file:
-        cfg["tls_config"] = {"ca_file": str(spec.ca_file)}
-    return cfg
-
-
-def _telegram(spec: TelegramSpec) -> tuple[str, dict[str, Any]] | str:
-    try:
-        chat_id = int(spec.chat_id)
-    except ValueError:  # "@channelname"
-        return "Alertmanager's telegram_configs takes a numeric chat_id only"
-    return "telegram_configs", {
-        "bot_token": spec.bot_token.get_secret_value(),
-        "chat_id": chat_id,
-        "api_url": spec.api_base,
-        "parse_mode": "HTML",
-        "message": TELEGRAM_MESSAGE,
-        "send_resolved": spec.send_resolved,
-    }
 
 
 def _matcher(m: MatcherInput) -> str:
@@ -203,7 +103,7 @@ def render_alertmanager_config(
     routed: dict[str, ChannelSpec] = {}
     skipped: list[Skipped] = []
     for spec in channels:
-        result = receiver_config(spec, version)
+        result = spec.alertmanager(version)
         if isinstance(result, str):
             skipped.append(Skipped(spec.name, result))
             continue

@@ -13,11 +13,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from watchkeeper.alerting._model import Rule, Slo
 from watchkeeper.alerting.channels import ChannelSpec, parse_channel_specs
 from watchkeeper.alerting.exports._alertmanager import render_alertmanager_config
 from watchkeeper.alerting.exports._dashboards import all_dashboards
 from watchkeeper.alerting.exports._grafana import datasource_yaml, provider_yaml
-from watchkeeper.alerting.exports._inputs import RouteInput, RuleInput, SloInput
+from watchkeeper.alerting.exports._inputs import RouteInput
 from watchkeeper.alerting.exports._promql import Skipped, quote
 from watchkeeper.alerting.exports._rules import render_alert_rules
 from watchkeeper.alerting.exports._slo_rules import render_slo_rules
@@ -37,8 +38,8 @@ def _header(what: str, skipped: Sequence[Skipped]) -> str:
 
 
 def prometheus_rules_files(
-    rules: Sequence[RuleInput],
-    slos: Sequence[SloInput],
+    rules: Sequence[Rule],
+    slos: Sequence[Slo],
     interval_s: float | None = None,
     for_s: float | None = None,
 ) -> tuple[dict[str, str], list[Skipped]]:

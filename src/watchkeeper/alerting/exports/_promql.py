@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from watchkeeper.alerting.exports._inputs import FiltersInput, RuleInput
+from watchkeeper.alerting._model import Filters, Rule
 
 # Span-derived metrics the server exposes (the names are a contract; see server/_span_metrics).
 SPANS = "watchkeeper_spans_total"
@@ -71,6 +71,20 @@ class Expression:
     approximate: bool = False  # the scope could only be approximated
 
 
+def number(value: float) -> str:
+    """A float as PromQL reads it, without a needless '.0'."""
+    text = repr(float(value))
+    return text[:-2] if text.endswith(".0") else text
+
+
+def min_count_clause(rule: Rule, by: str, total: str) -> str:
+    """`and on (by) <spans in the window> >= min_count`, or nothing without a min_count."""
+    if rule.min_count <= 0:
+        return ""
+    count = f"sum by ({by}) (increase({total}[{duration(rule.window)}]))"
+    return f"\nand on ({by})\n  {count} >= {rule.min_count}"
+
+
 def quote(value: str) -> str:
     """A PromQL string literal."""
     escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
@@ -118,7 +132,7 @@ def le_label(seconds: float) -> str:
 
 def filter_matchers(
     project: str,
-    filters: FiltersInput,
+    filters: Filters,
     metric: str,
     extra: Mapping[str, Sequence[str]] | None = None,
 ) -> list[str] | str:
@@ -144,7 +158,7 @@ def filter_matchers(
     return [matcher(label, values) for label, values in wanted.items()]
 
 
-def group_labels(rule: RuleInput, metric: str) -> list[str] | str:
+def group_labels(rule: Rule, metric: str) -> list[str] | str:
     """The `by (...)` labels: project, and the rule's group_by when the metric has it."""
     if rule.group_by is None:
         return ["project"]

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from watchkeeper.alerting.exports._inputs import SloInput
+from watchkeeper.alerting._model import Slo
 from watchkeeper.alerting.exports._promql import (
     BAD_OUTCOMES,
     DURATION,
@@ -27,9 +27,10 @@ from watchkeeper.alerting.exports._promql import (
     filter_matchers,
     le_label,
     matcher,
+    number,
     selector,
 )
-from watchkeeper.alerting.exports._rules import alert_name, number
+from watchkeeper.alerting.exports._rules import alert_name
 
 SLI_WINDOWS = (300, 1800, 3600, 7200, 21600, 86400, 259200)
 #: (sloth severity, our severity, ((long, short, factor), (long, short, factor)))
@@ -48,7 +49,7 @@ class SloExport:
     skipped: tuple[Skipped, ...]
 
 
-def sloth_ids(slo: SloInput) -> dict[str, str]:
+def sloth_ids(slo: Slo) -> dict[str, str]:
     """The three Sloth identity labels."""
     services = list(slo.filters.services)
     service = services[0] if len(services) == 1 else slo.project
@@ -59,7 +60,7 @@ def _ids_selector(ids: dict[str, str]) -> str:
     return ", ".join(f'{k}="{v}"' for k, v in ids.items())
 
 
-def error_ratio_template(slo: SloInput) -> str | Skipped:
+def error_ratio_template(slo: Slo) -> str | Skipped:
     """The SLI error ratio with `{window}` where the range goes, or why it cannot be written."""
     base = filter_matchers(
         slo.project, slo.filters, SPANS if slo.sli == "availability" else DURATION
@@ -85,7 +86,7 @@ def error_ratio_template(slo: SloInput) -> str | Skipped:
     )
 
 
-def _sli_group(slo: SloInput, ratio: str, labels: dict[str, str]) -> dict[str, Any]:
+def _sli_group(slo: Slo, ratio: str, labels: dict[str, str]) -> dict[str, Any]:
     ids = sloth_ids(slo)
     rules: list[dict[str, Any]] = [
         {
@@ -108,7 +109,7 @@ def _sli_group(slo: SloInput, ratio: str, labels: dict[str, str]) -> dict[str, A
     return {"name": f"sloth-slo-sli-recordings-{ids['sloth_id']}", "rules": rules}
 
 
-def _meta_group(slo: SloInput, labels: dict[str, str]) -> dict[str, Any]:
+def _meta_group(slo: Slo, labels: dict[str, str]) -> dict[str, Any]:
     ids = sloth_ids(slo)
     sel = _ids_selector(ids)
     period = duration(slo.period)
@@ -146,7 +147,7 @@ def _burn_condition(sel: str, windows: tuple[tuple[int, int, float], ...], budge
     return f"max without (sloth_window) (\n{body}\n)"
 
 
-def _alert_group(slo: SloInput, approximate: bool) -> dict[str, Any]:
+def _alert_group(slo: Slo, approximate: bool) -> dict[str, Any]:
     ids = sloth_ids(slo)
     sel = _ids_selector(ids)
     budget = round(1 - slo.objective, 12)
@@ -177,7 +178,7 @@ def _alert_group(slo: SloInput, approximate: bool) -> dict[str, Any]:
     return {"name": f"sloth-slo-alerts-{ids['sloth_id']}", "rules": rules}
 
 
-def render_slo_rules(slos: Sequence[SloInput]) -> SloExport:
+def render_slo_rules(slos: Sequence[Slo]) -> SloExport:
     """The three Sloth rule groups of every expressible SLO."""
     groups: list[dict[str, Any]] = []
     skipped: list[Skipped] = []

@@ -62,15 +62,19 @@ function silenceLink(x) {
   return h("a", { class: "btn small", href: "/alerts/silences?" + q.toString(), "aria-label": `Silence ${x.rule_id}` }, "Silence");
 }
 
-/** A rule value in its unit: a share for ratios, a duration for latency, money for cost. */
+/** A rule value in the unit its kind gives (the rule's `display.unit`, from the server). */
+const UNIT_FORMAT = {
+  "%": (v) => fmt.pct(v, 1),
+  ms: fmt.ms,
+  s: fmt.seconds,
+  USD: fmt.usd,
+  x: (v) => Number(v).toFixed(2) + "×",
+};
+
 function valueFormat(x) {
-  const kind = x.kind;
-  if (kind === "outcome_ratio") return (v) => fmt.pct(v, 1);
-  if (kind === "latency") return fmt.ms;
-  if (kind === "sum" && /cost/.test(x.field)) return fmt.usd;
-  if (kind === "anomaly" && /cost/.test(x.metric)) return fmt.usd;
-  if (kind === "burn_rate") return (v) => Number(v).toFixed(2) + "×";
-  return (v) => (Math.abs(v) < 10 ? String(Math.round(v * 1000) / 1000) : fmt.compact(v));
+  // The rule's kind says its unit (display.unit); an alert whose rule is gone has none.
+  const fallback = (v) => (Math.abs(v) < 10 ? String(Math.round(v * 1000) / 1000) : fmt.compact(v));
+  return (x.display && UNIT_FORMAT[x.display.unit]) || fallback;
 }
 
 function valueCell(x) {
@@ -136,17 +140,8 @@ async function history(el, signal) {
   ], items, { caption: "Alert history" }));
 }
 
-const KIND_DETAIL = {
-  outcome_ratio: (r) => `share of ${r.outcomes.join("/")}`,
-  latency: (r) => `${r.statistic} latency`,
-  sum: (r) => `sum of ${r.field}`,
-  score: (r) => `score ${r.score_name}`,
-  anomaly: (r) => `${r.metric} vs ${r.baseline_days}d baseline`,
-  burn_rate: (r) => `burn rate of SLO ${r.slo}`,
-};
-
 function ruleQuery(r) {
-  const what = KIND_DETAIL[r.kind] ? KIND_DETAIL[r.kind](r) : r.kind;
+  const what = r.display.watches;
   const where = Object.entries(r.filters).filter(([, v]) => v !== null && v !== "" && !(Array.isArray(v) && !v.length))
     .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(",") : typeof v === "object" ? JSON.stringify(v) : v}`).join(" ");
   return [h("div", {}, what), where ? h("div", { class: "cell-sub mono" }, where) : null];
@@ -170,9 +165,7 @@ async function rules(el, signal) {
 }
 
 function thresholdText(r) {
-  if (r.kind === "anomaly") return `> ${r.factor}× baseline`;
-  if (r.kind === "absence") return "no spans";
-  return `${r.comparison} ${valueFormat(r)(r.threshold)}`;
+  return r.display.condition || `${r.comparison} ${valueFormat(r)(r.threshold)}`;
 }
 
 /** The rule's name; unfolds to everything else it says (labels, runbook, routing). */
@@ -246,12 +239,14 @@ async function silences(el, signal) {
 }
 
 async function channels(el, signal) {
-  const items = (await api.get("/api/v1/channels", {}, signal)).items;
+  const [body, types] = await Promise.all([api.get("/api/v1/channels", {}, signal), api.get("/api/v1/channel-types", {}, signal)]);
+  const items = body.items;
+  const typeLabel = new Map(types.items.map((t) => [t.type, t.label]));
   if (!items.length) return mount(el, empty("No channels", "Add Slack, PagerDuty, webhook, e-mail… under alerting.channels in the config file."));
   const result = h("div", { role: "status", "aria-live": "polite" });
   mount(el, result, table([
     { title: "Channel", render: (c) => h("b", {}, c.name) },
-    { title: "Type", render: (c) => badge(c.type, "accent") },
+    { title: "Type", render: (c) => badge(typeLabel.get(c.type) || c.type, "accent") },
     { title: "Severities", render: (c) => c.severities.length ? h("span", { class: "score-list" }, c.severities.map((x) => badge(x, SEVERITY_TONE[x] || "muted"))) : "all" },
     { title: "", render: (c) => h("button", { type: "button", class: "btn small", "aria-label": `Send test notification to ${c.name}`,
       onclick: async (ev) => {
