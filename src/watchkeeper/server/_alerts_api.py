@@ -25,7 +25,7 @@ from watchkeeper.alerting import (
     rule_to_data,
 )
 from watchkeeper.errors import NotFound, ValidationError
-from watchkeeper.query._params import shown
+from watchkeeper.query._params import MAX_TIME_MS, shown
 from watchkeeper.server import _alerts_models as m
 from watchkeeper.server._access import needs
 from watchkeeper.server._audit import audited, who
@@ -275,6 +275,8 @@ def create_silence(
         raise ValidationError("silence: starts_at and ends_at must be finite times")
     if spec.ends_at <= spec.starts_at:
         raise ValidationError("silence: ends_at must be after starts_at")
+    if spec.starts_at < 0 or spec.ends_at > _LAST_S:
+        raise ValidationError("silence: starts_at and ends_at must be between 1970 and 2262")
     silence = Silence(
         "", spec.matchers, spec.starts_at, spec.ends_at, spec.comment, spec.created_by, project
     )
@@ -282,6 +284,10 @@ def create_silence(
         silence = engine.add_silence(silence)
         change.target, change.after = f"silence {silence.id}", _silence_json(silence, now)
     return _silence_json(silence, now)
+
+
+#: The last instant the API shows (unix ms in int64 nanoseconds' range, as the store's).
+_LAST_S = MAX_TIME_MS / 1000
 
 
 def _seconds(value: Any, name: str) -> float:
