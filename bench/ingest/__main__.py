@@ -362,8 +362,12 @@ def _duration_s(text: str) -> float:
 
 def _stored(url: str) -> int:
     """Spans of the workload's service in the store (its spans start within the last day)."""
-    now = time.time()
-    params = {"service": "bench-app", "start": str(now - 86_400), "end": str(now + 3_600)}
+    now_ms = int(time.time() * 1000)  # the API's instants are unix milliseconds
+    params = {
+        "service": "bench-app",
+        "start": str(now_ms - 86_400_000),
+        "end": str(now_ms + 3_600_000),
+    }
     return int(httpx.get(f"{url}/api/v1/summary", params=params, timeout=120).json()["count"])
 
 
