@@ -154,7 +154,7 @@ def _unix(rfc3339: str) -> float:
 
 
 def test_report_cli_asks_the_running_server(tmp_path: Path, capsys: Any) -> None:
-    from watchkeeper.alerting import report_main
+    from watchkeeper.cli._report import report_main
 
     slo = {"id": "e2e-avail", "name": "E2E availability", "objective": "99%"}
     config = tmp_path / "wk.yaml"

@@ -415,7 +415,7 @@ def test_a_sealed_secret_without_its_key_stops_the_server_naming_the_variable(
 def test_the_alertmanager_export_holding_secrets_is_readable_by_its_owner_only(
     tmp_path: Path,
 ) -> None:
-    from watchkeeper.alerting.exports import export_main
+    from watchkeeper.cli._export import export_main
 
     key = generate_key()
     hook = {

@@ -1,7 +1,7 @@
 """Alerting: rules as data, a pure evaluator and state machine, SLOs, the outbox, digests.
 
 `build_alerting(services)` gives the `AlertingEngine` the server starts in its lifespan;
-`report_main(argv)` is `watchkeeper report`.
+the digests' collection and rendering are here, the `watchkeeper report` command in `cli`.
 """
 
 from watchkeeper.alerting._config import (
@@ -11,23 +11,33 @@ from watchkeeper.alerting._config import (
     Route,
     Rule,
     Slo,
+    alerting_of,
     load_alerting_config,
     parse_duration,
     parse_rule,
+    parse_silence,
+    rule_to_data,
+    unix_seconds,
 )
 from watchkeeper.alerting._evaluate import Decision, Observation, RuleData, evaluate
+from watchkeeper.alerting._fetch import slo_of
 from watchkeeper.alerting._notification import Channel, DeliveryError, Notification
-from watchkeeper.alerting._report import report_main
+from watchkeeper.alerting._notify import render_summary
+from watchkeeper.alerting._policy import Silence
+from watchkeeper.alerting._report import RENDERERS, Digest, SloLine, collect_digest
 from watchkeeper.alerting._service import AlertingEngine, build_alerting
+from watchkeeper.alerting._slo import burn_rules, slo_status
 from watchkeeper.alerting._state import AlertState, Event, Timing, transition
 
 __all__ = [
+    "RENDERERS",
     "AlertState",
     "AlertingConfig",
     "AlertingEngine",
     "Channel",
     "Decision",
     "DeliveryError",
+    "Digest",
     "Event",
     "Filters",
     "Matcher",
@@ -36,13 +46,23 @@ __all__ = [
     "Route",
     "Rule",
     "RuleData",
+    "Silence",
     "Slo",
+    "SloLine",
     "Timing",
+    "alerting_of",
     "build_alerting",
+    "burn_rules",
+    "collect_digest",
     "evaluate",
     "load_alerting_config",
     "parse_duration",
     "parse_rule",
-    "report_main",
+    "parse_silence",
+    "render_summary",
+    "rule_to_data",
+    "slo_of",
+    "slo_status",
     "transition",
+    "unix_seconds",
 ]

@@ -18,7 +18,7 @@ from tests.alerting.channels.conftest import Receiver
 from tests.alerting.exports.conftest import run, tool
 from watchkeeper.alerting._notification import Notification
 from watchkeeper.alerting.channels import build_channel, parse_channel_spec, parse_channel_specs
-from watchkeeper.alerting.exports import alertmanager_files
+from watchkeeper.cli._export import alertmanager_files
 
 CHANNELS = [
     {"name": "slack-ops", "type": "slack", "webhook_url": "https://hooks.slack.com/services/T/B/x",

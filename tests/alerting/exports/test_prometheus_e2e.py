@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from tests.alerting.exports._inputs import ALL_RULES, AVAILABILITY, LATENCY
 from tests.alerting.exports.conftest import tool
-from watchkeeper.alerting.exports import prometheus_rules_files
+from watchkeeper.cli._export import prometheus_rules_files
 from watchkeeper.model import SpanBatch, SpanRow
 from watchkeeper.server._span_metrics import SpanMetrics
 

@@ -14,7 +14,7 @@ from tests.alerting.exports._inputs import (
     SPEND_ANOMALY,
 )
 from tests.alerting.exports.conftest import run, tool
-from watchkeeper.alerting.exports import prometheus_rules_files
+from watchkeeper.cli._export import prometheus_rules_files
 
 
 def write(files: dict[str, str], where: Path) -> list[Path]:
