@@ -50,7 +50,7 @@ from pydantic import ValidationError as PydanticValidationError
 from watchkeeper.alerting._notification import Severity
 from watchkeeper.config import describe
 from watchkeeper.errors import ConfigError, ValidationError
-from watchkeeper.store._protocol import Scope
+from watchkeeper.store import Scope
 
 if TYPE_CHECKING:
     from watchkeeper.config import Config

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from watchkeeper.alerting._config import Filters, Rule, Slo
 from watchkeeper.alerting._evaluate import RuleData, Window
-from watchkeeper.store._protocol import (
+from watchkeeper.store import (
     Dimension,
     Group,
     Page,

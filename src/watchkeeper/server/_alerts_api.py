@@ -14,16 +14,23 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from watchkeeper.alerting import AlertingEngine, Rule, parse_rule
+from watchkeeper.alerting import (
+    AlertingEngine,
+    AlertState,
+    Rule,
+    Silence,
+    burn_rules,
+    parse_rule,
+    parse_silence,
+    render_summary,
+    rule_to_data,
+    slo_of,
+    slo_status,
+    unix_seconds,
+)
 from watchkeeper.alerting import _repo as repo
-from watchkeeper.alerting._config import parse_silence, rule_to_data, unix_seconds
-from watchkeeper.alerting._fetch import slo_of
-from watchkeeper.alerting._notify import render_summary
-from watchkeeper.alerting._policy import Silence
-from watchkeeper.alerting._slo import burn_rules, slo_status
-from watchkeeper.alerting._state import AlertState
 from watchkeeper.errors import NotFound, ValidationError
-from watchkeeper.query._params import shown
+from watchkeeper.query import shown
 from watchkeeper.server._access import needs
 from watchkeeper.server._audit import audited, who
 from watchkeeper.server._params import integer

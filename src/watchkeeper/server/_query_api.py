@@ -19,15 +19,15 @@ from starlette.concurrency import run_in_threadpool
 
 from watchkeeper.errors import NotFound, ValidationError
 from watchkeeper.model import ScoreRow
-from watchkeeper.query import _api_models as m
-from watchkeeper.query._params import (
+from watchkeeper.query import (
+    DIMENSIONS,
     parse_bool,
     parse_filter,
     parse_int,
     parse_number,
     split_values,
 )
-from watchkeeper.query._render import DIMENSIONS
+from watchkeeper.query import _api_models as m
 from watchkeeper.server._access import needs
 from watchkeeper.server._params import DURATION_SCHEMA, TIME_SCHEMA, boolean, integer, typed
 from watchkeeper.server._roles import Role

@@ -9,6 +9,7 @@ from watchkeeper.alerting.channels._email import EmailChannel
 from watchkeeper.alerting.channels._factory import build_channel
 from watchkeeper.alerting.channels._google_chat import GoogleChatChannel
 from watchkeeper.alerting.channels._pagerduty import PagerDutyChannel
+from watchkeeper.alerting.channels._render import format_number, format_window
 from watchkeeper.alerting.channels._slack import SlackChannel
 from watchkeeper.alerting.channels._specs import (
     CHANNEL_TYPES,
@@ -52,6 +53,8 @@ __all__ = [
     "WebhookSpec",
     "build_channel",
     "expand_env",
+    "format_number",
+    "format_window",
     "parse_channel_spec",
     "parse_channel_specs",
     "secret_fields",
