@@ -20,7 +20,8 @@ import pytest
 from pydantic import SecretStr
 
 from tests.alerting._receiver import Receiver
-from tests.server.conftest import ADMIN_TOKEN, Running, eventually
+from tests.eventually import eventually
+from tests.server.conftest import ADMIN_TOKEN, Running
 from watchkeeper.config import load_config
 from watchkeeper.server._audit import (
     GENESIS,

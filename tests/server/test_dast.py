@@ -30,7 +30,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from schemathesis.generation import GenerationMode
 
 from tests.alerting._receiver import Receiver
-from tests.server.conftest import ADMIN_TOKEN, Running, eventually
+from tests.eventually import eventually
+from tests.server.conftest import ADMIN_TOKEN, Running
 from watchkeeper.alerting import _repo as repo
 from watchkeeper.alerting import parse_rule
 from watchkeeper.server._roles import Role

@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from tests.eventually import eventually
 from tests.server._process import ServerProcess
-from tests.server.conftest import eventually
 
 
 def _hang_up_mid_body(url: str, path: str, headers: str = "") -> None:

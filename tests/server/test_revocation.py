@@ -12,8 +12,9 @@ from pathlib import Path
 import httpx
 import psutil
 
+from tests.eventually import eventually
 from tests.server._process import ServerProcess
-from tests.server.conftest import ADMIN_TOKEN, eventually
+from tests.server.conftest import ADMIN_TOKEN
 
 REVOCATION_S = 2.0  # the promise
 

@@ -32,8 +32,8 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from tests.alerting.channels.test_email import Mailbox, cert, smtp_server  # noqa: F401
 from tests.alerting.test_e2e import make_spans
+from tests.eventually import eventually
 from tests.server._process import ServerProcess
-from tests.server.conftest import eventually
 from watchkeeper.errors import ConfigError
 from watchkeeper.vault import (
     KEY_ENV,
