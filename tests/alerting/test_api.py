@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from tests.alerting._receiver import Receiver
 from tests.alerting._spans import requests
+from tests.eventually import eventually
 from watchkeeper.config import load_config
 from watchkeeper.server._roles import Role
 from watchkeeper.server.app import create_app
@@ -155,12 +156,12 @@ def test_alerts_history_and_notifications(client: TestClient, receiver: Receiver
     assert len(burn_ids) == 5 and set(burn_ids) <= {s.trace_id for s in page.items}
     received = receiver.wait_for(5, timeout=10)
     assert sorted(b["rule_id"] for b in received) == expected
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        log = client.get("/api/v1/notifications").json()["items"]
-        if all(item["state"] == "delivered" for item in log):
-            break
-        time.sleep(0.1)
+    log = eventually(
+        lambda: client.get("/api/v1/notifications").json()["items"],
+        10,
+        0.1,
+        until=lambda log: all(item["state"] == "delivered" for item in log),
+    )
     assert len(log) == 5 and {item["channel"] for item in log} == {"hook"}
     assert all(item["attempt_log"][0]["result"] == "ok" for item in log)
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from tests.eventually import eventually
 from tests.server._process import ServerProcess
 
 import watchkeeper
@@ -40,12 +40,7 @@ def groups(server: ServerProcess, by: str, **params: Any) -> dict[str, dict[str,
 
 def wait_for(check: Any, timeout_s: float = 30.0) -> Any:
     """Poll `check()` until it returns something truthy (ingest is asynchronous)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.5)
+    return eventually(check, timeout_s, 0.5)
 
 
 def test_demo_sends_every_kind_of_span_with_timeouts_and_fallbacks(

@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from tests.eventually import eventually
 from tests.server._process import ServerProcess
 from watchkeeper.demo.fake_providers import fake_openai
 
@@ -46,17 +47,13 @@ def _warnings(server: ServerProcess) -> list[dict[str, object]]:
 
 
 def _count(url: str, service: str, headers: dict[str, str] | None = None) -> int:
-    deadline = time.monotonic() + 30
-    count = 0
-    while time.monotonic() < deadline:
+    def count() -> int:
         params = {"range": "1h", "service": service}
         r = httpx.get(f"{url}/api/v1/summary", params=params, headers=headers, timeout=10)
         assert r.status_code == 200, r.text
-        count = int(r.json()["count"])
-        if count:
-            break
-        time.sleep(0.2)
-    return count
+        return int(r.json()["count"])
+
+    return eventually(count, 30, 0.2)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -15,6 +14,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from tests.eventually import eventually
 from tests.server._process import ServerProcess
 
 
@@ -50,16 +50,13 @@ def _export(url: str, key: str | None, spans: list[ReadableSpan]) -> SpanExportR
 def _count(url: str, key: str, service: str | None = None, timeout_s: float = 30.0) -> int:
     params = {"range": "1h", **({"service": service} if service else {})}
     headers = {"Authorization": f"Bearer {key}"}
-    deadline = time.monotonic() + timeout_s
-    count = 0
-    while time.monotonic() < deadline:
+
+    def count() -> int:
         r = httpx.get(f"{url}/api/v1/summary", params=params, headers=headers, timeout=10)
         assert r.status_code == 200, r.text
-        count = int(r.json()["count"])
-        if count:
-            return count
-        time.sleep(0.2)
-    return count
+        return int(r.json()["count"])
+
+    return eventually(count, timeout_s, 0.2)
 
 
 def test_keys_separate_projects_and_reject_strangers(tmp_path: Path) -> None:
