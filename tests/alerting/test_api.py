@@ -33,6 +33,7 @@ def client(tmp_path: Path, receiver: Receiver) -> Iterator[TestClient]:
         yield c
 
 
+@pytest.mark.slow
 def test_rule_crud_enable_disable_and_test(client: TestClient) -> None:
     rule = {"id": "slow", "kind": "latency", "statistic": "p95", "threshold": 500, "window": "5m"}
     created = client.post("/api/v1/rules", json=rule)
@@ -67,6 +68,7 @@ def test_rule_crud_enable_disable_and_test(client: TestClient) -> None:
     assert "error-spike" not in [r["id"] for r in client.get("/api/v1/rules").json()["items"]]
 
 
+@pytest.mark.slow
 def test_rule_errors(client: TestClient) -> None:
     bad = client.post("/api/v1/rules", json={"id": "x", "kind": "count", "window": "soon"})
     assert bad.status_code == 400 and "30s, 5m" in bad.json()["error"]
@@ -75,6 +77,7 @@ def test_rule_errors(client: TestClient) -> None:
     assert client.post("/api/v1/rules/missing/test").status_code == 404
 
 
+@pytest.mark.slow
 def test_silences(client: TestClient) -> None:
     made = client.post("/api/v1/silences", json={"matchers": ["service=~chat.*"], "duration": "1h",
                                                 "comment": "deploy"})  # fmt: skip
@@ -90,6 +93,7 @@ def test_silences(client: TestClient) -> None:
     assert bad.status_code == 400
 
 
+@pytest.mark.slow
 def test_channels_and_test_notification(client: TestClient, receiver: Receiver) -> None:
     assert client.get("/api/v1/channels").json()["items"] == [
         {"name": "hook", "type": "webhook", "severities": ["critical", "warning", "info"]}
@@ -103,6 +107,7 @@ def test_channels_and_test_notification(client: TestClient, receiver: Receiver) 
     assert client.post("/api/v1/channels/nope/test").status_code == 404
 
 
+@pytest.mark.slow
 def test_slos_with_budget_and_burndown(client: TestClient) -> None:
     svc = client.app.state.services  # type: ignore[attr-defined]
     now = time.time()
@@ -123,6 +128,7 @@ def test_slos_with_budget_and_burndown(client: TestClient) -> None:
     assert client.get("/api/v1/slos/nope").status_code == 404
 
 
+@pytest.mark.slow
 def test_alerts_history_and_notifications(client: TestClient, receiver: Receiver) -> None:
     svc = client.app.state.services  # type: ignore[attr-defined]
     rule = {
@@ -166,6 +172,7 @@ def test_alerts_history_and_notifications(client: TestClient, receiver: Receiver
     assert all(item["attempt_log"][0]["result"] == "ok" for item in log)
 
 
+@pytest.mark.slow
 def test_starter_rules_apply_to_every_project_separately(client: TestClient) -> None:
     svc = client.app.state.services  # type: ignore[attr-defined]
     _, acme_key = svc.keys.create("acme", role=Role.EDITOR)

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -76,6 +77,7 @@ def wait_for(receiver: Receiver, pred: Any, timeout: float) -> list[dict[str, An
     return eventually(lambda: [b for b in list(receiver.received) if pred(b)], timeout, 0.05)
 
 
+@pytest.mark.slow
 def test_timeouts_fire_then_healthy_spans_resolve(tmp_path: Path, receiver: Receiver) -> None:
     config = write_config(tmp_path / "wk.yaml", receiver.url)
     server = ServerProcess(tmp_path / "data", None, "--config", str(config)).start()
@@ -102,6 +104,7 @@ def test_timeouts_fire_then_healthy_spans_resolve(tmp_path: Path, receiver: Rece
         server.stop()
 
 
+@pytest.mark.slow
 def test_channel_down_delivers_after_it_returns_across_restart(tmp_path: Path) -> None:
     port = free_port()  # nobody listens here yet: the channel is down
     config = write_config(tmp_path / "wk.yaml", f"http://127.0.0.1:{port}/hook")
@@ -147,6 +150,7 @@ def _unix(rfc3339: str) -> float:
     return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
 
 
+@pytest.mark.slow
 def test_report_cli_asks_the_running_server(tmp_path: Path, capsys: Any) -> None:
     from watchkeeper.cli._report import report_main
 

@@ -43,6 +43,7 @@ def wait_for(check: Any, timeout_s: float = 30.0) -> Any:
     return eventually(check, timeout_s, 0.5)
 
 
+@pytest.mark.slow
 def test_demo_sends_every_kind_of_span_with_timeouts_and_fallbacks(
     server: ServerProcess,
 ) -> None:
@@ -82,6 +83,7 @@ def test_demo_sends_every_kind_of_span_with_timeouts_and_fallbacks(
     assert result.scores_posted > 0
 
 
+@pytest.mark.slow
 def test_run_demo_stops_on_the_event(server: ServerProcess) -> None:
     stop = threading.Event()
     timer = threading.Timer(2.0, stop.set)

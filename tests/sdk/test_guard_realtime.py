@@ -97,6 +97,7 @@ def test_auto_is_read_as_thread() -> None:
     assert watchkeeper.guard("was-auto", sync_mode="auto").policy.threaded
 
 
+@pytest.mark.slow
 async def test_async_call_is_cancelled_at_the_deadline(sdk: Sdk) -> None:
     cancelled = asyncio.Event()
     timeouts: list[Any] = []

@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -66,6 +67,7 @@ def _wait_count(url: str, expected_at_least: int, timeout_s: float = 60.0) -> in
     )
 
 
+@pytest.mark.slow
 def test_sigkill_mid_stream_loses_no_acknowledged_span(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "data").start()
     batches = _make_batches(60)

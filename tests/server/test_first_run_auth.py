@@ -82,6 +82,7 @@ def _run_snippet(server: ServerProcess) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_the_readme_snippet_works_as_written_against_a_server_without_keys(
     keyless: ServerProcess, tmp_path: Path
 ) -> None:
@@ -142,6 +143,7 @@ def _rejected(url: str, reason: str) -> float:
     return float(found.group(1))
 
 
+@pytest.mark.slow
 def test_a_refused_export_is_counted_and_logged_once_a_minute_per_key(tmp_path: Path) -> None:
     data = tmp_path / "data"
     key = _cli("keys", "create", "--project", "shop", "--role", "editor", "--data-dir", str(data))
@@ -172,6 +174,7 @@ def test_a_refused_export_is_counted_and_logged_once_a_minute_per_key(tmp_path: 
         server.stop()
 
 
+@pytest.mark.slow
 def test_auth_stays_required_after_the_last_key_is_revoked(tmp_path: Path) -> None:
     """Accepting stray keys is for servers that never required one: auth still latches on."""
     data = tmp_path / "data"

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import orjson
 import psutil
+import pytest
 
 from tests.eventually import eventually
 from tests.server._process import ServerProcess
@@ -82,6 +83,7 @@ def _load(url: str, stop: threading.Event) -> None:
                 return
 
 
+@pytest.mark.slow
 def test_workers_die_at_once_with_a_killed_server_and_a_restart_is_safe(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "data").start()
     stop = threading.Event()
@@ -108,6 +110,7 @@ def test_workers_die_at_once_with_a_killed_server_and_a_restart_is_safe(tmp_path
         server.stop()
 
 
+@pytest.mark.slow
 def test_no_process_lingers_after_sigterm(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "data").start()
     assert server.proc is not None

@@ -233,6 +233,7 @@ def _api(setup: Setup, method: str, path: str, token: str = ADMIN, **kw: Any) ->
     return httpx.request(method, setup.server.url + path, headers=headers, timeout=30, **kw)
 
 
+@pytest.mark.slow
 def test_no_channel_secret_is_stored_shown_or_logged(
     setup: Setup, echo: Echo, smtp: tuple[Mailbox, int]
 ) -> None:
@@ -385,6 +386,7 @@ def _cli(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.Complet
     )
 
 
+@pytest.mark.slow
 def test_the_secrets_commands_make_a_key_seal_and_rotate(tmp_path: Path) -> None:
     old = _cli("keygen", env={}).stdout.strip()
     sealed = _cli("seal", env={KEY_ENV: old}, stdin="https://hooks.example/T0/B0/s3cr3t\n")

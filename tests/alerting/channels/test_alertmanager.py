@@ -142,6 +142,7 @@ def _webhook_alerts(receiver: Receiver, status: str) -> list[dict[str, Any]]:
     return out
 
 
+@pytest.mark.slow
 async def test_real_alertmanager_routes_trigger_and_resolve(
     alertmanager: str, receiver: Receiver, http: httpx.AsyncClient
 ) -> None:

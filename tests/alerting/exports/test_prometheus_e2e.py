@@ -129,6 +129,7 @@ def _firing(base: str) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+@pytest.mark.slow
 def test_exported_rules_fire_in_a_real_prometheus(prometheus: tuple[str, App]) -> None:
     base, _ = prometheus
     wanted = {

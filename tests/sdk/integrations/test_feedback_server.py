@@ -45,6 +45,7 @@ def trace_json(server: ServerProcess, key: str, trace_id: str) -> dict[str, Any]
     return eventually(body, 30, 0.3, until=lambda b: bool(b.get("scores")))
 
 
+@pytest.mark.slow
 def test_feedback_is_stored_on_the_trace(keyed_server: tuple[ServerProcess, str]) -> None:
     server, key = keyed_server
     watchkeeper.init("shop-api", endpoint=server.url, api_key=key, json_logs=False,
