@@ -43,6 +43,17 @@ def receiver() -> Iterator[Any]:
     r.close()
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects: the marker it adds must count
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `browser` every test that drives Chromium (it uses the `browser` fixture, however
+    indirectly), and run those last: Playwright's sync API keeps its event loop running in the
+    main thread for the rest of the session, and a later `asyncio.run()` refuses to start."""
+    for item in items:
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Silence the interpreter's shutdown once pytest has said everything.

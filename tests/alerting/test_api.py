@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from tests.alerting._receiver import Receiver
 from tests.alerting._spans import requests
+from tests.eventually import eventually
 from watchkeeper.config import load_config
 from watchkeeper.server._roles import Role
 from watchkeeper.server.app import create_app
@@ -32,6 +33,7 @@ def client(tmp_path: Path, receiver: Receiver) -> Iterator[TestClient]:
         yield c
 
 
+@pytest.mark.slow
 def test_rule_crud_enable_disable_and_test(client: TestClient) -> None:
     rule = {"id": "slow", "kind": "latency", "statistic": "p95", "threshold": 500, "window": "5m"}
     created = client.post("/api/v1/rules", json=rule)
@@ -66,6 +68,7 @@ def test_rule_crud_enable_disable_and_test(client: TestClient) -> None:
     assert "error-spike" not in [r["id"] for r in client.get("/api/v1/rules").json()["items"]]
 
 
+@pytest.mark.slow
 def test_rule_errors(client: TestClient) -> None:
     bad = client.post("/api/v1/rules", json={"id": "x", "kind": "count", "window": "soon"})
     assert bad.status_code == 400 and "30s, 5m" in bad.json()["error"]
@@ -74,6 +77,7 @@ def test_rule_errors(client: TestClient) -> None:
     assert client.post("/api/v1/rules/missing/test").status_code == 404
 
 
+@pytest.mark.slow
 def test_silences(client: TestClient) -> None:
     made = client.post("/api/v1/silences", json={"matchers": ["service=~chat.*"], "duration": "1h",
                                                 "comment": "deploy"})  # fmt: skip
@@ -89,6 +93,7 @@ def test_silences(client: TestClient) -> None:
     assert bad.status_code == 400
 
 
+@pytest.mark.slow
 def test_channels_and_test_notification(client: TestClient, receiver: Receiver) -> None:
     assert client.get("/api/v1/channels").json()["items"] == [
         {"name": "hook", "type": "webhook", "severities": ["critical", "warning", "info"]}
@@ -102,6 +107,7 @@ def test_channels_and_test_notification(client: TestClient, receiver: Receiver) 
     assert client.post("/api/v1/channels/nope/test").status_code == 404
 
 
+@pytest.mark.slow
 def test_slos_with_budget_and_burndown(client: TestClient) -> None:
     svc = client.app.state.services  # type: ignore[attr-defined]
     now = time.time()
@@ -123,6 +129,7 @@ def test_slos_with_budget_and_burndown(client: TestClient) -> None:
     assert client.get("/api/v1/slos/nope").status_code == 404
 
 
+@pytest.mark.slow
 def test_alerts_history_and_notifications(client: TestClient, receiver: Receiver) -> None:
     svc = client.app.state.services  # type: ignore[attr-defined]
     rule = {
@@ -156,16 +163,17 @@ def test_alerts_history_and_notifications(client: TestClient, receiver: Receiver
     assert len(burn_ids) == 5 and set(burn_ids) <= {s.trace_id for s in page.items}
     received = receiver.wait_for(5, timeout=10)
     assert sorted(b["rule_id"] for b in received) == expected
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        log = client.get("/api/v1/notifications").json()["items"]
-        if all(item["state"] == "delivered" for item in log):
-            break
-        time.sleep(0.1)
+    log = eventually(
+        lambda: client.get("/api/v1/notifications").json()["items"],
+        10,
+        0.1,
+        until=lambda log: all(item["state"] == "delivered" for item in log),
+    )
     assert len(log) == 5 and {item["channel"] for item in log} == {"hook"}
     assert all(item["attempt_log"][0]["result"] == "ok" for item in log)
 
 
+@pytest.mark.slow
 def test_starter_rules_apply_to_every_project_separately(client: TestClient) -> None:
     svc = client.app.state.services  # type: ignore[attr-defined]
     _, acme_key = svc.keys.create("acme", role=Role.EDITOR)

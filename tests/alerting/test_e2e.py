@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -19,6 +20,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from tests.alerting._receiver import Receiver
+from tests.eventually import eventually
 from tests.server._process import ServerProcess, free_port
 from watchkeeper.model.conventions import WK_OUTCOME
 
@@ -72,14 +74,10 @@ def write_config(path: Path, hook_url: str) -> Path:
 
 
 def wait_for(receiver: Receiver, pred: Any, timeout: float) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = [b for b in receiver.wait_for(len(receiver.received) + 1, 0.2) if pred(b)]
-        if got:
-            return got
-    return []
+    return eventually(lambda: [b for b in list(receiver.received) if pred(b)], timeout, 0.05)
 
 
+@pytest.mark.slow
 def test_timeouts_fire_then_healthy_spans_resolve(tmp_path: Path, receiver: Receiver) -> None:
     config = write_config(tmp_path / "wk.yaml", receiver.url)
     server = ServerProcess(tmp_path / "data", None, "--config", str(config)).start()
@@ -95,17 +93,18 @@ def test_timeouts_fire_then_healthy_spans_resolve(tmp_path: Path, receiver: Rece
         assert len(body["traces"]) == 5
 
         # Healthy traffic: once the timeouts leave the 5 s window the alert resolves.
-        deadline = time.monotonic() + 20
-        resolved: list[dict[str, Any]] = []
-        while not resolved and time.monotonic() < deadline:
+        def resolved_after_healthy_traffic() -> list[dict[str, Any]]:
             send(server.url, make_spans(20, timeouts=0))
-            resolved = wait_for(receiver, lambda b: b["status"] == "resolved", timeout=1)
+            return wait_for(receiver, lambda b: b["status"] == "resolved", timeout=1)
+
+        resolved = eventually(resolved_after_healthy_traffic, 20, 0)
         assert resolved, server.output()[-2000:]
         assert resolved[0]["fingerprint"] == body["fingerprint"]
     finally:
         server.stop()
 
 
+@pytest.mark.slow
 def test_channel_down_delivers_after_it_returns_across_restart(tmp_path: Path) -> None:
     port = free_port()  # nobody listens here yet: the channel is down
     config = write_config(tmp_path / "wk.yaml", f"http://127.0.0.1:{port}/hook")
@@ -113,14 +112,12 @@ def test_channel_down_delivers_after_it_returns_across_restart(tmp_path: Path) -
     server = ServerProcess(data, None, "--config", str(config)).start()
     try:
         send(server.url, make_spans(50, timeouts=25))
-        deadline = time.monotonic() + 15
-        log: list[dict[str, Any]] = []
-        while time.monotonic() < deadline:
-            params = {"limit": 10}
-            log = server_get(server.url, "/api/v1/notifications", params)["items"]
-            if log and log[-1]["attempts"] >= 1:
-                break
-            time.sleep(0.2)
+        log: list[dict[str, Any]] = eventually(
+            lambda: server_get(server.url, "/api/v1/notifications", {"limit": 10})["items"],
+            15,
+            0.2,
+            until=lambda log: bool(log) and log[-1]["attempts"] >= 1,
+        )
         assert log and log[-1]["state"] == "pending", log
         assert log[-1]["attempt_log"][0]["result"] == "retry"
         fired_before_restart = log[-1]["notification"]["started_at"]
@@ -153,8 +150,9 @@ def _unix(rfc3339: str) -> float:
     return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
 
 
+@pytest.mark.slow
 def test_report_cli_asks_the_running_server(tmp_path: Path, capsys: Any) -> None:
-    from watchkeeper.alerting import report_main
+    from watchkeeper.cli._report import report_main
 
     slo = {"id": "e2e-avail", "name": "E2E availability", "objective": "99%"}
     config = tmp_path / "wk.yaml"
@@ -162,12 +160,12 @@ def test_report_cli_asks_the_running_server(tmp_path: Path, capsys: Any) -> None
     server = ServerProcess(tmp_path / "data", None, "--config", str(config)).start()
     try:
         send(server.url, make_spans(40, timeouts=4))
-        deadline = time.monotonic() + 15
-        out = ""
-        while time.monotonic() < deadline and "Requests     40" not in out:
+
+        def report() -> str:
             assert report_main(["--url", server.url, "--format", "text"]) == 0
-            out = capsys.readouterr().out
-            time.sleep(0.2)
+            return str(capsys.readouterr().out)
+
+        out = eventually(report, 15, 0.2, until=lambda out: "Requests     40" in out)
         assert "Requests     40" in out and "Timeouts     4 (10.00%)" in out
         assert "E2E availability: SLI 90.00% (objective 99.00%), budget left -900.00%" in out
         # The store file is locked by the server: the direct mode says what to do instead.

@@ -82,6 +82,7 @@ async def engine(
     await e.stop()
 
 
+@pytest.mark.slow
 async def test_fires_with_traces_then_resolves(
     engine: AlertingEngine, store: DuckDBStore, receiver: Receiver
 ) -> None:
@@ -113,6 +114,7 @@ async def test_fires_with_traces_then_resolves(
     assert [(h["event"], h["muted"]) for h in events] == [("resolved", None), ("firing", None)]
 
 
+@pytest.mark.slow
 async def test_channel_down_then_back_across_a_restart(
     tmp_path: Path, store: DuckDBStore, receiver: Receiver
 ) -> None:
@@ -144,6 +146,7 @@ async def test_channel_down_then_back_across_a_restart(
     await second.stop()
 
 
+@pytest.mark.slow
 async def test_refused_for_good_is_not_retried(
     engine: AlertingEngine, store: DuckDBStore, receiver: Receiver
 ) -> None:
@@ -155,6 +158,7 @@ async def test_refused_for_good_is_not_retried(
     assert repo.notification_log(engine.meta, "default")[0]["state"] == "failed"
 
 
+@pytest.mark.slow
 async def test_silence_mutes_and_history_says_why(
     engine: AlertingEngine, store: DuckDBStore, receiver: Receiver
 ) -> None:
@@ -169,6 +173,7 @@ async def test_silence_mutes_and_history_says_why(
     assert h["muted"].startswith("silenced by ")
 
 
+@pytest.mark.slow
 async def test_inhibition_and_hourly_cap(
     tmp_path: Path, store: DuckDBStore, receiver: Receiver
 ) -> None:
@@ -205,6 +210,7 @@ async def test_inhibition_and_hourly_cap(
     await e.stop()
 
 
+@pytest.mark.slow
 async def test_metrics_are_exposed(engine: AlertingEngine, store: DuckDBStore) -> None:
     from prometheus_client import generate_latest
 
@@ -218,6 +224,7 @@ async def test_metrics_are_exposed(engine: AlertingEngine, store: DuckDBStore) -
     assert b"watchkeeper_alert_evaluation_seconds_count 1.0" in text
 
 
+@pytest.mark.slow
 async def test_digest_goes_through_the_outbox(
     engine: AlertingEngine, store: DuckDBStore, receiver: Receiver
 ) -> None:
@@ -243,6 +250,7 @@ def test_outbox_is_bounded(tmp_path: Path) -> None:
     meta.close()
 
 
+@pytest.mark.slow
 async def test_old_history_and_deliveries_are_pruned(
     engine: AlertingEngine, store: DuckDBStore
 ) -> None:
@@ -256,6 +264,7 @@ async def test_old_history_and_deliveries_are_pruned(
     assert repo.notification_log(engine.meta, "default") == []
 
 
+@pytest.mark.slow
 async def test_one_replica_leads_and_another_takes_over(
     tmp_path: Path, store: DuckDBStore, receiver: Receiver
 ) -> None:
@@ -276,6 +285,7 @@ async def test_one_replica_leads_and_another_takes_over(
     assert await a.tick() is None  # the old leader does not get it back while b renews
 
 
+@pytest.mark.slow
 async def test_a_silent_leader_loses_the_lease_after_its_ttl(
     tmp_path: Path, store: DuckDBStore, receiver: Receiver
 ) -> None:
@@ -289,6 +299,7 @@ async def test_a_silent_leader_loses_the_lease_after_its_ttl(
     assert await b.tick() is not None
 
 
+@pytest.mark.slow
 async def test_a_backlog_on_a_down_channel_does_not_block_another(
     tmp_path: Path, receiver: Receiver
 ) -> None:
@@ -317,6 +328,7 @@ async def test_a_backlog_on_a_down_channel_does_not_block_another(
     meta.close()
 
 
+@pytest.mark.slow
 async def test_the_daily_digest_goes_out_at_its_time(
     tmp_path: Path, store: DuckDBStore, receiver: Receiver
 ) -> None:
@@ -354,6 +366,7 @@ def test_evaluation_period(window: str, every: str | None, interval: float, peri
     assert evaluation_period(rule, interval) == period
 
 
+@pytest.mark.slow
 async def test_long_windows_are_evaluated_less_often(
     tmp_path: Path, store: DuckDBStore, receiver: Receiver
 ) -> None:

@@ -34,6 +34,7 @@ def test_single_service_reads_the_shared_breakdown() -> None:
         store.close()
 
 
+@pytest.mark.slow
 def test_anomaly_against_the_same_hour_of_past_days() -> None:
     from watchkeeper.alerting import evaluate, parse_rule
     from watchkeeper.alerting._fetch import fetch

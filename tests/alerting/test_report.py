@@ -101,8 +101,8 @@ def test_collect_from_a_real_store_and_the_cli(tmp_path: Path, capsys: Any) -> N
     import time
 
     from tests.alerting._spans import requests
-    from watchkeeper.alerting import report_main
     from watchkeeper.alerting._report import collect_digest
+    from watchkeeper.cli._report import report_main
     from watchkeeper.store.duckdb import DuckDBStore
 
     data = tmp_path / "data"

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from tests.eventually import eventually
 from tests.server._process import ServerProcess
 
 import watchkeeper
@@ -40,14 +40,10 @@ def groups(server: ServerProcess, by: str, **params: Any) -> dict[str, dict[str,
 
 def wait_for(check: Any, timeout_s: float = 30.0) -> Any:
     """Poll `check()` until it returns something truthy (ingest is asynchronous)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.5)
+    return eventually(check, timeout_s, 0.5)
 
 
+@pytest.mark.slow
 def test_demo_sends_every_kind_of_span_with_timeouts_and_fallbacks(
     server: ServerProcess,
 ) -> None:
@@ -87,6 +83,7 @@ def test_demo_sends_every_kind_of_span_with_timeouts_and_fallbacks(
     assert result.scores_posted > 0
 
 
+@pytest.mark.slow
 def test_run_demo_stops_on_the_event(server: ServerProcess) -> None:
     stop = threading.Event()
     timer = threading.Timer(2.0, stop.set)

@@ -68,6 +68,7 @@ def test_streamed_chat_ends_with_a_usage_chunk(oai_server: FakeServer) -> None:
     assert any(c.choices and c.choices[0].finish_reason == "stop" for c in chunks)
 
 
+@pytest.mark.slow
 def test_responses_api_plain_and_streamed(oai_server: FakeServer) -> None:
     client = oai(oai_server)
     r = client.responses.create(model="gpt-4.1", input="hello", max_output_tokens=40)
@@ -166,6 +167,7 @@ def test_anthropic_429_error_type(ant_server: FakeServer) -> None:
         )
 
 
+@pytest.mark.slow
 def test_random_profile_is_seeded_and_has_the_demo_mix() -> None:
     request = FakeRequest("openai", "chat", "gpt-4o-mini", False, 0, {})
     draws = [RandomProfile(seed=7)(request) for _ in range(3)]

@@ -86,6 +86,7 @@ def _done(s: dict[str, Any]) -> bool:
     )
 
 
+@pytest.mark.slow
 def test_demo_shows_slos_an_incident_that_fires_and_resolves_scores_and_review_items(
     tmp_path: Path,
 ) -> None:

@@ -90,6 +90,7 @@ def test_rag_request_builds_the_whole_trace(demo: tuple[TestClient, Sdk, Switchb
     assert 'http_route="/rag"' in metrics
 
 
+@pytest.mark.slow
 def test_slow_model_falls_back_to_the_cheaper_one(
     demo: tuple[TestClient, Sdk, Switchboard], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -108,6 +109,7 @@ def test_slow_model_falls_back_to_the_cheaper_one(
     assert "GuardTimeout" in caplog.text
 
 
+@pytest.mark.slow
 def test_stale_answer_then_canned_answer(demo: tuple[TestClient, Sdk, Switchboard]) -> None:
     client, _, board = demo
     question = "Where is customer data stored?"
@@ -120,6 +122,7 @@ def test_stale_answer_then_canned_answer(demo: tuple[TestClient, Sdk, Switchboar
     assert other.status_code == 200 and other.json()["answer"] == CANNED_ANSWER
 
 
+@pytest.mark.slow
 def test_agent_runs_tools_between_llm_calls(demo: tuple[TestClient, Sdk, Switchboard]) -> None:
     client, sdk, _ = demo
     task = "What is the weather in Paris and what is 18 * 3.5?"
@@ -143,6 +146,7 @@ def test_agent_runs_tools_between_llm_calls(demo: tuple[TestClient, Sdk, Switchb
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_slow_planner_falls_back_to_the_rule_based_plan(
     demo: tuple[TestClient, Sdk, Switchboard],
 ) -> None:
@@ -154,6 +158,7 @@ def test_slow_planner_falls_back_to_the_rule_based_plan(
     assert guard[c.WK_OUTCOME] == "fallback" and guard[c.WK_GUARD_FALLBACK] == "plan"
 
 
+@pytest.mark.slow
 def test_failing_tool_is_an_error_span_and_the_agent_carries_on(
     demo: tuple[TestClient, Sdk, Switchboard],
 ) -> None:

@@ -5,18 +5,19 @@ The store is the real DuckDB store (in memory); the metadata store is SQLite in 
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from tests.serving import serve_in_thread
 from watchkeeper.config import Config, load_config
 from watchkeeper.ingest import IngestService
 from watchkeeper.model import SpanBatch
@@ -68,25 +69,14 @@ def make_config(data_dir: Path, **ingest: Any) -> Config:
     return load_config(env={}, overrides=overrides)
 
 
-def _serve(app: FastAPI) -> tuple[uvicorn.Server, threading.Thread, int]:
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=uv.run, name="ingest-test-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    return uv, thread, uv.servers[0].sockets[0].getsockname()[1]
-
-
 @pytest.fixture
 def make_receiver(tmp_path: Path) -> Iterator[Callable[..., Receiver]]:
     """Start receivers with ingest config overrides; all are stopped after the test."""
-    running: list[tuple[uvicorn.Server, threading.Thread, Receiver]] = []
+    made = itertools.count()
+    running = contextlib.ExitStack()
 
     def make(*, auth_required: bool | None = False, store: Any = None, **ingest: Any) -> Receiver:
-        data_dir = tmp_path / f"data{len(running)}"
+        data_dir = tmp_path / f"data{next(made)}"
         config = make_config(data_dir, **ingest)
         data_dir.mkdir()
         meta = MetaStore(f"sqlite:///{data_dir}/meta.sqlite")
@@ -99,18 +89,15 @@ def make_receiver(tmp_path: Path) -> Iterator[Callable[..., Receiver]]:
         app.state.services = svc
         app.include_router(_otlp.router)
         svc.ingest.start()
-        uv, thread, port = _serve(app)
-        rec = Receiver(f"http://127.0.0.1:{port}", svc, svc.ingest, store, registry)
-        running.append((uv, thread, rec))
-        return rec
+        # Closed in reverse: the HTTP server stops first, then ingest, the store, the meta DB.
+        running.callback(meta.close)
+        running.callback(store.close)
+        running.callback(svc.ingest.stop)
+        url = running.enter_context(serve_in_thread(app, name="ingest-test-server"))
+        return Receiver(url, svc, svc.ingest, store, registry)
 
-    yield make
-    for uv, thread, rec in running:
-        uv.should_exit = True
-        thread.join(timeout=30)
-        rec.ingest.stop()
-        rec.store.close()
-        rec.services.meta.close()
+    with running:
+        yield make
 
 
 @pytest.fixture

@@ -59,6 +59,7 @@ def _count_service(rec: Receiver, service: str) -> int:
     return rec.store.summary(SpanFilter("default", services=(service,))).count
 
 
+@pytest.mark.slow
 def test_real_exporter_protobuf_round_trip(receiver: Receiver) -> None:
     spans = _spans(25)
     exporter = OTLPSpanExporter(endpoint=f"{receiver.url}/v1/traces", timeout=10)
@@ -74,6 +75,7 @@ def test_real_exporter_protobuf_round_trip(receiver: Receiver) -> None:
     assert receiver.metric("watchkeeper_ingest_requests_total", {"code": "200"}) == 1
 
 
+@pytest.mark.slow
 def test_real_exporter_gzip(receiver: Receiver) -> None:
     exporter = OTLPSpanExporter(
         endpoint=f"{receiver.url}/v1/traces", timeout=10, compression=Compression.Gzip
@@ -82,6 +84,7 @@ def test_real_exporter_gzip(receiver: Receiver) -> None:
     assert _stored(receiver, "gzip-test") == 10
 
 
+@pytest.mark.slow
 def test_json_body_and_json_partial_success(receiver: Receiver) -> None:
     doc = orjson.loads((DATA / "otlp" / "genai_v1_41.json").read_bytes())["request"]
     bad = dict(doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0], spanId="abcd")
@@ -108,6 +111,7 @@ def _post(rec: Receiver, body: bytes, ctype: str, **headers: str) -> httpx.Respo
     )
 
 
+@pytest.mark.slow
 def test_protobuf_partial_success(receiver: Receiver) -> None:
     request = ExportTraceServiceRequest()
     spans = request.resource_spans.add().scope_spans.add().spans
@@ -124,6 +128,7 @@ def test_protobuf_partial_success(receiver: Receiver) -> None:
     assert receiver.store.count("default") == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ctype", ["application/x-protobuf", "application/json"])
 def test_undecodable_body_is_400_with_status_message(receiver: Receiver, ctype: str) -> None:
     r = _post(receiver, b"\xff\x00 not a request", ctype)
@@ -137,6 +142,7 @@ def test_undecodable_body_is_400_with_status_message(receiver: Receiver, ctype: 
     assert receiver.metric("watchkeeper_ingest_requests_total", {"code": "400"}) == 1
 
 
+@pytest.mark.slow
 def test_oversized_bodies_are_413(make_receiver: Callable[..., Receiver]) -> None:
     rec = make_receiver(max_body_bytes=10_000)
     big = orjson.dumps({"resourceSpans": [], "pad": "x" * 20_000})
@@ -149,12 +155,14 @@ def test_oversized_bodies_are_413(make_receiver: Callable[..., Receiver]) -> Non
     assert "limit" in r.json()["message"]
 
 
+@pytest.mark.slow
 def test_wrong_content_type_is_415(receiver: Receiver) -> None:
     r = _post(receiver, b"hello", "text/plain")
     assert r.status_code == 415
     assert "application/x-protobuf" in r.json()["message"]
 
 
+@pytest.mark.slow
 def test_missing_key_is_401_when_keys_are_required(make_receiver: Callable[..., Receiver]) -> None:
     rec = make_receiver(auth_required=True)
     r = _post(rec, b"{}", "application/json")
@@ -169,6 +177,7 @@ def test_missing_key_is_401_when_keys_are_required(make_receiver: Callable[..., 
     assert rec.store.count("team-a") == 3
 
 
+@pytest.mark.slow
 def test_overload_gets_503_retry_after_and_the_exporter_retries(
     make_receiver: Callable[..., Receiver],
 ) -> None:

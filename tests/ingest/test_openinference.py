@@ -45,6 +45,7 @@ def _columns(row: SpanRow) -> tuple[Any, ...]:
     return (row.operation, row.provider, row.request_model or row.response_model, row.outcome)
 
 
+@pytest.mark.slow
 def test_each_call_keeps_its_model_tokens_cost_and_outcome(
     receiver: Receiver, client: openai.OpenAI
 ) -> None:
@@ -83,6 +84,7 @@ def test_each_call_keeps_its_model_tokens_cost_and_outcome(
     )
 
 
+@pytest.mark.slow
 def test_failures_and_timeouts_count_per_model(receiver: Receiver, client: openai.OpenAI) -> None:
     chat: Any = [{"role": "user", "content": "hello"}]
     for _ in range(2):

@@ -33,6 +33,7 @@ def client(receiver: Receiver, provider_api: FakeServer) -> Iterator[anthropic.A
         yield anthropic.Anthropic(base_url=provider_api.url, api_key="k", max_retries=0)
 
 
+@pytest.mark.slow
 def test_each_call_keeps_its_model_tokens_cost_and_outcome(
     receiver: Receiver, client: anthropic.Anthropic
 ) -> None:

@@ -110,6 +110,7 @@ def _assert_queries_answer(rec: Receiver, stored: int) -> None:
     store.search_spans(SpanFilter("default"), limit=50)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("encoding", ["json", "protobuf"])
 def test_fuzzed_extremes_never_stall_storage(
     make_receiver: Any, encoding: str, tmp_path: Path
@@ -148,6 +149,7 @@ def test_fuzzed_extremes_never_stall_storage(
     _assert_queries_answer(rec, accepted + 1)
 
 
+@pytest.mark.slow
 def test_out_of_range_times_are_rejected_per_span_with_a_reason(make_receiver: Any) -> None:
     rec = make_receiver()
     spans = [
@@ -164,6 +166,7 @@ def test_out_of_range_times_are_rejected_per_span_with_a_reason(make_receiver: A
     assert rec.store.count("default") == 1
 
 
+@pytest.mark.slow
 def test_an_int_attribute_past_int64_costs_that_attribute_only(make_receiver: Any) -> None:
     rec = make_receiver()
     big = {"key": "huge", "value": {"intValue": "1180591620717411303424"}}  # 2^70
@@ -181,6 +184,7 @@ def test_an_int_attribute_past_int64_costs_that_attribute_only(make_receiver: An
     assert "huge" not in attributes and attributes["gen_ai.request.model"] == "gpt-4o-mini"
 
 
+@pytest.mark.slow
 def test_every_member_of_a_multi_member_gzip_body_is_read(make_receiver: Any) -> None:
     rec = make_receiver()
     # Concatenated protobuf messages merge: two gzip members, each a whole request, are
@@ -222,6 +226,7 @@ def _send(service: IngestService, *bodies: bytes) -> None:
     asyncio.run(go())
 
 
+@pytest.mark.slow
 def test_a_record_the_store_refuses_is_set_aside_and_replayed(tmp_path: Path) -> None:
     config = make_config(tmp_path, batch_max_wait_ms=50, workers=0)
     registry = CollectorRegistry()
@@ -331,6 +336,7 @@ def test_a_lost_record_is_set_aside_too(tmp_path: Path) -> None:
 # --- the lag budget -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_lag_budget_turns_into_retryable_503s(make_receiver: Any) -> None:
     store = GatedStore()
     rec = make_receiver(store=store, lag_budget_s=0.5, batch_max_wait_ms=10)
@@ -386,6 +392,7 @@ def _trickle(port: int) -> socket.socket:
     return sock
 
 
+@pytest.mark.slow
 def test_slow_senders_hold_no_slot_and_are_cut_off(make_receiver: Any) -> None:
     rec = make_receiver(body_timeout_s=2.0)
     port = int(rec.url.rsplit(":", 1)[1])
@@ -411,6 +418,7 @@ def test_slow_senders_hold_no_slot_and_are_cut_off(make_receiver: Any) -> None:
     assert rec.metric("watchkeeper_ingest_requests_total", {"code": "408"}) == 80
 
 
+@pytest.mark.slow
 def test_bodies_arriving_at_once_are_bounded_by_bytes(make_receiver: Any) -> None:
     rec = make_receiver(receive_budget_bytes=4096)
     small = orjson.dumps(_doc([_span(0, NOW, NOW + 1)]))
@@ -424,6 +432,7 @@ def test_bodies_arriving_at_once_are_bounded_by_bytes(make_receiver: Any) -> Non
         assert httpx.post(f"{rec.url}/v1/traces", content=small, headers=JSON).status_code == 200
 
 
+@pytest.mark.slow
 def test_a_huge_request_is_spooled_as_bounded_records(make_receiver: Any) -> None:
     store = GatedStore()  # holds the writer, so the records are still in the spool
     rec = make_receiver(store=store, lag_budget_s=0)
@@ -463,6 +472,7 @@ class SickStore:
         return getattr(self.inner, name)
 
 
+@pytest.mark.slow
 def test_a_store_that_refuses_every_record_sets_nothing_aside(tmp_path: Path) -> None:
     store = SickStore(refusals=25)  # more than the attempts and halvings of one batch
     config = make_config(tmp_path, batch_max_wait_ms=1000, workers=0)  # all in one batch

@@ -58,6 +58,7 @@ def explode_on_poison(d: Draft) -> None:
         raise RuntimeError("bug in a step")
 
 
+@pytest.mark.slow
 def test_extra_steps_drop_spans_and_a_failing_step_costs_only_its_span(tmp_path: Path) -> None:
     store = DuckDBStore(None)
     registry = CollectorRegistry()
@@ -105,6 +106,7 @@ class FlakyStore:
         return getattr(self.inner, name)
 
 
+@pytest.mark.slow
 def test_store_failures_are_retried_and_counted_without_loss(tmp_path: Path) -> None:
     store = FlakyStore(failures=2)
     registry = CollectorRegistry()
@@ -120,6 +122,7 @@ def test_store_failures_are_retried_and_counted_without_loss(tmp_path: Path) -> 
     assert _sample(registry, "watchkeeper_ingest_spans_written_total") == 3
 
 
+@pytest.mark.slow
 def test_metrics_backlog_and_lag(tmp_path: Path) -> None:
     now = [1_000.0]
     registry = CollectorRegistry()
@@ -143,6 +146,7 @@ def test_metrics_backlog_and_lag(tmp_path: Path) -> None:
     store.close()
 
 
+@pytest.mark.slow
 def test_backlog_age_while_the_store_is_behind(tmp_path: Path) -> None:
     now = [2_000.0]
     store = GatedStore()

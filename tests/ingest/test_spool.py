@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import orjson
+import pytest
 from prometheus_client import CollectorRegistry
 
 from tests.ingest.conftest import make_config
@@ -136,6 +137,7 @@ def _otlp_body(n: int, seed: int) -> bytes:
     return orjson.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]})
 
 
+@pytest.mark.slow
 def test_service_replays_unstored_records_exactly_once(tmp_path: Path) -> None:
     config = make_config(tmp_path, batch_max_wait_ms=10)
     spool_dir = tmp_path / "spool"
@@ -173,6 +175,7 @@ def test_service_replays_unstored_records_exactly_once(tmp_path: Path) -> None:
     store.close()
 
 
+@pytest.mark.slow
 def test_stop_drains_everything_acknowledged(tmp_path: Path) -> None:
     config = make_config(tmp_path, batch_max_wait_ms=60_000, batch_max_spans=1_000_000)
     store = DuckDBStore(None)

@@ -74,6 +74,7 @@ def _expected(index: int) -> dict[str, float]:
     return dict(out)
 
 
+@pytest.mark.slow
 def test_spend_by_user_session_and_feature_of_a_plain_otel_app(receiver: Receiver) -> None:
     _send(receiver)
     store, f = receiver.store, SpanFilter("default")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import orjson
 import psutil
+import pytest
 import zstandard
 from prometheus_client import CollectorRegistry
 
@@ -109,6 +110,7 @@ def _body(seed: int, spans: int, marker: str = "") -> bytes:
     return orjson.dumps({"resourceSpans": [{"scopeSpans": [{"spans": rows}]}]})
 
 
+@pytest.mark.slow
 def test_a_worker_that_dies_mid_batch_is_replaced_and_nothing_is_lost_or_duplicated(
     tmp_path: Path,
 ) -> None:
@@ -148,6 +150,7 @@ time.sleep(60)
 """
 
 
+@pytest.mark.slow
 def test_workers_leave_when_the_server_is_killed() -> None:
     proc = subprocess.Popen([sys.executable, "-c", _KILLED_PARENT], stdout=subprocess.PIPE)
     try:

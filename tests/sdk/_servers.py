@@ -4,34 +4,18 @@ from __future__ import annotations
 
 import gzip
 import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import uvicorn
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from tests.serving import serve_in_thread
 
-@contextmanager
-def serve_asgi(app: Any) -> Iterator[str]:
-    """Serve `app` with uvicorn on an ephemeral 127.0.0.1 port; yields the base URL."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+
+def serve_asgi(app: Any) -> AbstractContextManager[str]:
+    """Serve a test app (no lifespan) on an ephemeral 127.0.0.1 port; yields the base URL."""
+    return serve_in_thread(app, lifespan="off", name="sdk-test-app")
 
 
 class OtlpReceiver:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client import CollectorRegistry
 
 import watchkeeper
+from tests.eventually import eventually
 
 
 @dataclass
@@ -29,19 +29,14 @@ class Sdk:
 
     def span(self, name: str, wait_s: float = 5.0) -> ReadableSpan:
         """The one finished span called `name` (waiting a little for a server's span to end)."""
-        give_up = time.monotonic() + wait_s
-        found = [s for s in self.spans() if s.name == name]
-        while not found and time.monotonic() < give_up:
-            time.sleep(0.01)
-            found = [s for s in self.spans() if s.name == name]
+        found = eventually(lambda: [s for s in self.spans() if s.name == name], wait_s, 0.01)
         assert len(found) == 1, f"{len(found)} spans named {name!r} in {self.names()}"
         return found[0]
 
     def wait_count(self, name: str, count: int, wait_s: float = 5.0) -> None:
         """Wait until `count` spans called `name` have ended (servers end spans after replying)."""
-        give_up = time.monotonic() + wait_s
-        while sum(s.name == name for s in self.spans()) < count and time.monotonic() < give_up:
-            time.sleep(0.01)
+        eventually(lambda: sum(s.name == name for s in self.spans()), wait_s, 0.01,
+                   until=lambda n: n >= count)  # fmt: skip
 
     def names(self) -> list[str]:
         """Names of the finished spans."""

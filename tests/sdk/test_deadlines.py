@@ -36,6 +36,7 @@ async def expires_after(seconds: float, start: float) -> float:
     raise AssertionError("not cut")
 
 
+@pytest.mark.slow
 async def test_each_watch_expires_at_its_own_deadline() -> None:
     start = time.monotonic()
     # Started latest-deadline first: each sooner deadline needs a sooner timer.
@@ -54,6 +55,7 @@ async def test_a_watch_ended_in_time_leaves_the_task_alone() -> None:
     assert not asyncio.current_task().cancelling()  # type: ignore[union-attr]
 
 
+@pytest.mark.slow
 async def test_a_timer_left_by_an_ended_watch_does_not_cut_a_later_one() -> None:
     # The first watch leaves a timer at 1.0 s; the second, started at 0.5 s, is due at 1.5 s
     # and must outlive that timer.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -15,6 +16,7 @@ import watchkeeper
 from ._servers import OtlpReceiver, serve_asgi
 
 
+@pytest.mark.slow
 def test_spans_reach_an_otlp_receiver_with_key_project_and_resource() -> None:
     with OtlpReceiver() as receiver:
         registry = CollectorRegistry()

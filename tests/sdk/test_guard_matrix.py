@@ -149,6 +149,7 @@ def _assert_spans(sdk: Sdk | None, names: list[str], calls: int) -> None:
     }  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fallback", [True, False], ids=["fallback", "no-fallback"])
 @pytest.mark.parametrize("kind", KINDS)
 def test_sync_call_is_answered_by_its_deadline(
@@ -161,6 +162,7 @@ def test_sync_call_is_answered_by_its_deadline(
     _assert_spans(telemetry, [name], CALLS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fallback", [True, False], ids=["fallback", "no-fallback"])
 @pytest.mark.parametrize("kind", KINDS)
 async def test_async_call_is_answered_by_its_deadline(

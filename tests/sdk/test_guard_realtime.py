@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import watchkeeper
+from tests.eventually import eventually
 from watchkeeper import CircuitOpen, GuardTimeout
 from watchkeeper.model import conventions as c
 from watchkeeper.sdk._guard_run import WK_GUARD_ATTEMPTS
@@ -96,6 +97,7 @@ def test_auto_is_read_as_thread() -> None:
     assert watchkeeper.guard("was-auto", sync_mode="auto").policy.threaded
 
 
+@pytest.mark.slow
 async def test_async_call_is_cancelled_at_the_deadline(sdk: Sdk) -> None:
     cancelled = asyncio.Event()
     timeouts: list[Any] = []
@@ -231,11 +233,7 @@ def test_saturated_workers_refuse_calls_at_once_and_count_abandoned_threads(sdk:
     assert sdk.metric("watchkeeper_guard_abandoned_threads", abandoned) == 2
     assert sdk.metric("watchkeeper_guard_abandoned_calls_total", abandoned) == 2
     release.set()  # the hung calls return: their threads serve again
-    give_up = time.monotonic() + 10
-    while (
-        sdk.metric("watchkeeper_guard_abandoned_threads", abandoned) and time.monotonic() < give_up
-    ):
-        time.sleep(0.01)
+    eventually(lambda: sdk.metric("watchkeeper_guard_abandoned_threads", abandoned) == 0, 10, 0.01)
     assert sdk.metric("watchkeeper_guard_abandoned_threads", abandoned) == 0
     assert guarded.call(lambda: "served") == "served"
     assert sdk.metric("watchkeeper_guard_abandoned_calls_total", abandoned) == 2

@@ -11,7 +11,7 @@ from datetime import datetime
 import pytest
 
 import watchkeeper
-from watchkeeper.sdk._logs import install_json_logging, uninstall_json_logging
+from watchkeeper.jsonlog import install_json_logging, uninstall_json_logging
 
 from .conftest import Sdk, start_sdk
 

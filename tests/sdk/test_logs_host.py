@@ -11,6 +11,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 INIT = (
     "import logging, sys, watchkeeper\n"
     # Nothing listens there: init must neither raise nor wait for it.
@@ -63,6 +65,7 @@ def test_the_app_configures_its_logging_after_init_and_gets_what_it_asked_for() 
     assert [r["message"] for r in records] == ["once, as JSON"]  # not also in the app's format
 
 
+@pytest.mark.slow
 def test_the_app_can_have_its_records_in_the_same_json_shape() -> None:
     _, records = _run(
         """

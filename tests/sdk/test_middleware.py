@@ -120,6 +120,7 @@ def test_w3c_traceparent_is_continued(sdk: Sdk, base_url: str) -> None:
         ("/no-such-route", 404, "success", "GET"),
     ],
 )
+@pytest.mark.slow
 def test_status_and_outcome(
     sdk: Sdk, base_url: str, path: str, status: int, outcome: str, name: str
 ) -> None:
@@ -130,6 +131,7 @@ def test_status_and_outcome(
     assert attrs[c.WK_OUTCOME] == outcome
 
 
+@pytest.mark.slow
 def test_deadline_answers_504_in_time(sdk: Sdk, base_url: str) -> None:
     response = httpx.get(f"{base_url}/slow", timeout=10)
     assert response.status_code == 504
@@ -138,6 +140,7 @@ def test_deadline_answers_504_in_time(sdk: Sdk, base_url: str) -> None:
     assert response.elapsed.total_seconds() < DEADLINE + 2.0
 
 
+@pytest.mark.slow
 def test_metrics_route_serves_red_metrics_and_is_not_traced(sdk: Sdk, base_url: str) -> None:
     for i in range(3):
         httpx.get(f"{base_url}/items/{i}")
@@ -170,6 +173,7 @@ def test_metrics_app_can_be_mounted_on_its_own(sdk: Sdk) -> None:
     assert "gen_ai_client_operation_duration_seconds_bucket" in text
 
 
+@pytest.mark.slow
 def test_before_init_the_deadline_still_holds() -> None:
     watchkeeper.shutdown()
     with serve_asgi(build_app()) as url:

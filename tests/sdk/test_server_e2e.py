@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import httpx
 import pytest
 
 import watchkeeper
+from tests.eventually import eventually
 from tests.server._process import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -28,14 +28,15 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
 
 def wait_for_trace(url: str, trace_id: str, spans: int, timeout_s: float = 30.0) -> dict[str, Any]:
     """Poll the trace API until the trace has `spans` spans."""
-    give_up = time.monotonic() + timeout_s
-    while True:
-        response = httpx.get(f"{url}/api/v1/traces/{trace_id}", timeout=5)
-        if response.status_code == 200 and len(response.json()["spans"]) >= spans:
-            return dict(response.json())
-        if time.monotonic() > give_up:
-            raise AssertionError(f"trace {trace_id} incomplete: {response.text[:500]}")
-        time.sleep(0.2)
+    response = eventually(
+        lambda: httpx.get(f"{url}/api/v1/traces/{trace_id}", timeout=5),
+        timeout_s,
+        0.2,
+        until=lambda r: r.status_code == 200 and len(r.json()["spans"]) >= spans,
+    )
+    complete = response.status_code == 200 and len(response.json()["spans"]) >= spans
+    assert complete, f"trace {trace_id} incomplete: {response.text[:500]}"
+    return dict(response.json())
 
 
 def test_outcomes_models_and_usage_arrive_as_sent(server: ServerProcess) -> None:

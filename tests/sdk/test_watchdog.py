@@ -9,6 +9,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from watchkeeper.sdk._watchdog import Watchdog
 
 SLACK = 1.0  # a loaded 2-core CI machine
@@ -36,6 +38,7 @@ def churn(dog: Watchdog, stop: threading.Event, deadline_s: float, quick: list[C
         quick.append(call)
 
 
+@pytest.mark.slow
 def test_stuck_calls_fire_at_their_deadlines_among_many_quick_ones() -> None:
     dog = Watchdog()
     stop = threading.Event()
@@ -62,6 +65,7 @@ def test_stuck_calls_fire_at_their_deadlines_among_many_quick_ones() -> None:
     assert not [c for c in quick if c.fired.is_set()]  # calls that left are never reported
 
 
+@pytest.mark.slow
 def test_a_call_after_a_quiet_spell_is_still_watched() -> None:
     dog = Watchdog()
     first = Call(0.1)

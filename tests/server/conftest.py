@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import threading
-import time
+import contextlib
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
+from tests.serving import serve_in_thread
 from watchkeeper.config import load_config
 from watchkeeper.server._services import Services
 from watchkeeper.server.app import build_services, create_app
@@ -43,43 +43,22 @@ class Running:
         return httpx.request(method, self.url + path, headers=headers, timeout=10, **kwargs)
 
 
-def eventually(check: Callable[[], bool], timeout_s: float, every_s: float = 0.05) -> bool:
-    """True as soon as `check()` is; False when it is still false after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if check():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(every_s)
-
-
 @pytest.fixture
 def make_server(tmp_path: Path) -> Iterator[Callable[..., Running]]:
     """Start servers with config overrides (`auth={...}` etc.); all stop after the test."""
-    running: list[tuple[uvicorn.Server, threading.Thread]] = []
+    made = itertools.count()
+    with contextlib.ExitStack() as running:
 
-    def make(**sections: Any) -> Running:
-        data_dir = tmp_path / f"data{len(running)}"
-        overrides = {"server": {"data_dir": str(data_dir), "port": 0}, **sections}
-        config = load_config(env={}, overrides=overrides)
-        svc = build_services(config)
-        app = create_app(config, services=svc)
-        uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-        thread = threading.Thread(target=uv.run, name="server-test", daemon=True)
-        thread.start()
-        if not eventually(lambda: uv.started or not thread.is_alive(), 60):
-            raise RuntimeError("the test server did not start")
-        if not uv.started:
-            raise RuntimeError("the test server exited while starting")
-        running.append((uv, thread))
-        port = uv.servers[0].sockets[0].getsockname()[1]
-        return Running(f"http://127.0.0.1:{port}", svc, app)
+        def make(**sections: Any) -> Running:
+            data_dir = tmp_path / f"data{next(made)}"
+            overrides = {"server": {"data_dir": str(data_dir), "port": 0}, **sections}
+            config = load_config(env={}, overrides=overrides)
+            svc = build_services(config)
+            app = create_app(config, services=svc)
+            url = running.enter_context(serve_in_thread(app, name="server-test"))
+            return Running(url, svc, app)
 
-    yield make
-    for uv, thread in running:
-        uv.should_exit = True
-        thread.join(timeout=30)
+        yield make
 
 
 @pytest.fixture

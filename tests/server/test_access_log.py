@@ -26,6 +26,7 @@ def _access_lines(server: ServerProcess) -> list[dict[str, object]]:
     ],
     ids=["default", "flag", "config"],
 )
+@pytest.mark.slow
 def test_access_log_is_off_unless_asked_for(
     tmp_path: Path, extra: tuple[str, ...], env: dict[str, str], logged: bool
 ) -> None:

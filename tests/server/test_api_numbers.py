@@ -75,6 +75,7 @@ def _numeric_parameters(spec: dict[str, Any]) -> list[tuple[str, str, list[dict[
     return found
 
 
+@pytest.mark.slow
 def test_numeric_parameters_are_typed_with_their_range(client: httpx.Client) -> None:
     params = _numeric_parameters(client.get("/openapi.json").json())
     by_route: dict[str, set[str]] = {}
@@ -91,6 +92,7 @@ def test_numeric_parameters_are_typed_with_their_range(client: httpx.Client) -> 
     assert by_route["/api/v1/notifications"] == {"limit"}
 
 
+@pytest.mark.slow
 def test_every_numeric_parameter_refuses_what_it_cannot_take(client: httpx.Client) -> None:
     params = _numeric_parameters(client.get("/openapi.json").json())
     assert len(params) > 60  # every span query route, with its common parameters

@@ -6,7 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 
+
+@pytest.mark.slow
 def test_build_services_on_a_fresh_data_dir_in_a_fresh_interpreter(tmp_path: Path) -> None:
     # A fresh interpreter: nothing else has imported the packages that declare meta tables.
     code = (

@@ -20,7 +20,8 @@ import pytest
 from pydantic import SecretStr
 
 from tests.alerting._receiver import Receiver
-from tests.server.conftest import ADMIN_TOKEN, Running, eventually
+from tests.eventually import eventually
+from tests.server.conftest import ADMIN_TOKEN, Running
 from watchkeeper.config import load_config
 from watchkeeper.server._audit import (
     GENESIS,
@@ -88,6 +89,7 @@ def _verify(server: Running, *extra: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_every_change_through_the_api_is_recorded(server: Running) -> None:
     key_id, admin = _admin(server)
     _call(server, "POST", "/api/v1/rules", admin, json=RULE)
@@ -144,6 +146,7 @@ def test_every_change_through_the_api_is_recorded(server: Running) -> None:
     assert ADMIN_TOKEN not in export.text
 
 
+@pytest.mark.slow
 def test_a_failed_change_writes_no_entry_and_an_unwritable_entry_fails_the_change(
     server: Running,
 ) -> None:
@@ -176,6 +179,7 @@ def test_a_failed_change_writes_no_entry_and_an_unwritable_entry_fails_the_chang
     assert len(server.services.keys.list()) == 1  # only the setup key: the new one rolled back
 
 
+@pytest.mark.slow
 def test_admins_read_their_projects_entries_and_the_admin_token_all(server: Running) -> None:
     _, shop = _admin(server, "shop")
     _, blog = _admin(server, "blog")
@@ -193,6 +197,7 @@ def test_admins_read_their_projects_entries_and_the_admin_token_all(server: Runn
         assert r.status_code == 403 and "admin role" in r.json()["error"]
 
 
+@pytest.mark.slow
 def test_filters_and_paging(server: Running) -> None:
     _, admin = _admin(server)
     for i in range(5):
@@ -231,6 +236,7 @@ def test_filters_and_paging(server: Running) -> None:
     assert len(_entries(server, admin, until=last + 1)) == 6
 
 
+@pytest.mark.slow
 def test_the_export_is_json_lines_anyone_can_verify(server: Running) -> None:
     _, admin = _admin(server)
     for i in range(3):
@@ -251,6 +257,7 @@ def test_the_export_is_json_lines_anyone_can_verify(server: Running) -> None:
     assert len(shop_only) == 3  # a project admin exports its project's entries only
 
 
+@pytest.mark.slow
 def test_verify_names_an_edited_and_a_deleted_entry(server: Running) -> None:
     _, admin = _admin(server)
     for i in range(5):
@@ -334,6 +341,7 @@ def test_retention_prunes_with_a_checkpoint_that_keeps_the_chain_verifiable(tmp_
     assert "no audit.pruned checkpoint" in verdict.problem
 
 
+@pytest.mark.slow
 def test_cli_key_changes_and_settings_changes_are_recorded(tmp_path: Path) -> None:
     data_dir = tmp_path / "cli-data"
     base = [sys.executable, "-m", "watchkeeper", "keys"]
@@ -382,6 +390,7 @@ def test_cli_key_changes_and_settings_changes_are_recorded(tmp_path: Path) -> No
     meta.close()
 
 
+@pytest.mark.slow
 def test_a_server_prunes_entries_past_audit_retention_days(
     make_server: Callable[..., Running], tmp_path: Path
 ) -> None:
@@ -408,6 +417,7 @@ def test_a_server_prunes_entries_past_audit_retention_days(
     assert _verify(server).returncode == 0
 
 
+@pytest.mark.slow
 def test_concurrent_changes_keep_one_unbroken_chain(server: Running) -> None:
     _, admin = _admin(server)
 
@@ -463,6 +473,7 @@ def test_secrets_are_masked_before_anything_is_stored() -> None:
         assert kept in shown, kept
 
 
+@pytest.mark.slow
 def test_a_head_kept_elsewhere_catches_a_chain_cut_back_and_its_head_rewritten(
     server: Running,
 ) -> None:

@@ -39,6 +39,7 @@ def editor(make_server: Callable[..., Running]) -> tuple[Running, str]:
          "threshold"),
     ],
 )  # fmt: skip
+@pytest.mark.slow
 def test_a_bad_body_is_a_400_that_says_why(
     editor: tuple[Running, str], path: str, body: Any, says: str
 ) -> None:

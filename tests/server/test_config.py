@@ -93,6 +93,7 @@ HOSTILE: list[tuple[str, bytes | str | None, str]] = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("case", "content", "problem"), HOSTILE, ids=[c[0] for c in HOSTILE])
 def test_serve_refuses_a_bad_config_in_one_line_fast(
     tmp_path: Path, case: str, content: bytes | str | None, problem: str

@@ -8,12 +8,14 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from tests.eventually import eventually
 from tests.server._process import ServerProcess
 
 BATCH = 200
@@ -56,17 +58,16 @@ def _stored_ids(url: str) -> Counter[tuple[str, str]]:
 
 
 def _wait_count(url: str, expected_at_least: int, timeout_s: float = 60.0) -> int:
-    deadline = time.monotonic() + timeout_s
-    count = 0
-    while time.monotonic() < deadline:
-        params = {"range": "24h", "service": "crash-test"}
-        count = httpx.get(f"{url}/api/v1/summary", params=params, timeout=30).json()["count"]
-        if count >= expected_at_least:
-            return int(count)
-        time.sleep(0.3)
-    return int(count)
+    params = {"range": "24h", "service": "crash-test"}
+    return eventually(
+        lambda: int(httpx.get(f"{url}/api/v1/summary", params=params, timeout=30).json()["count"]),
+        timeout_s,
+        0.3,
+        until=lambda count: count >= expected_at_least,
+    )
 
 
+@pytest.mark.slow
 def test_sigkill_mid_stream_loses_no_acknowledged_span(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "data").start()
     batches = _make_batches(60)

@@ -33,7 +33,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from schemathesis.generation import GenerationMode
 
 from tests.alerting._receiver import Receiver
-from tests.server.conftest import ADMIN_TOKEN, Running, eventually
+from tests.eventually import eventually
+from tests.server.conftest import ADMIN_TOKEN, Running
 from watchkeeper.alerting import _repo as repo
 from watchkeeper.alerting import parse_rule
 from watchkeeper.server._roles import Role
@@ -255,6 +256,10 @@ def _scan(operation: Any, scanned: Scanned) -> list[str]:
     return problems
 
 
+# About two minutes alone; coverage's tracing in CI and a busy machine stretch it past the
+# suite's 300 s guard against hangs, so it has a guard of its own.
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_dast_scan_finds_no_server_error_and_no_data_of_another_project(
     scanned: Scanned,
 ) -> None:
@@ -294,6 +299,7 @@ def test_the_scan_sees_a_leak_and_a_server_error() -> None:
     assert _problems(Case(), Answer(200, leak), token)
 
 
+@pytest.mark.slow
 def test_a_rule_cannot_burn_the_slo_of_another_project(scanned: Scanned) -> None:
     """Found by the scan: SLO ids are unique in the configuration, not per project, and a
     burn-rate rule read the SLO of whatever project held the id it named."""

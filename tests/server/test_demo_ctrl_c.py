@@ -15,6 +15,7 @@ import httpx
 import psutil
 import pytest
 
+from tests.eventually import eventually
 from tests.server._process import free_port
 
 pytestmark = pytest.mark.slow
@@ -25,18 +26,16 @@ SERVER_GONE = ("Connection refused", "Transient error", "Failed to export", "not
 
 
 def _spans_flowing(url: str, timeout_s: float = 90.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def flowing() -> bool:
         try:
             r = httpx.get(
                 f"{url}/api/v1/summary", params={"range": "1h", "service": "demo-ai-service"}
             )
-            if r.status_code == 200 and r.json()["count"] > 0:
-                return True
         except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    return False
+            return False
+        return r.status_code == 200 and r.json()["count"] > 0
+
+    return eventually(flowing, timeout_s, 0.5)
 
 
 def test_ctrl_c_stops_load_then_app_then_server_within_5_s(tmp_path: Path) -> None:

@@ -8,9 +8,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import pytest
 
+from tests.eventually import eventually
 from tests.server._process import ServerProcess
-from tests.server.conftest import eventually
 
 
 def _hang_up_mid_body(url: str, path: str, headers: str = "") -> None:
@@ -25,6 +26,7 @@ def _hang_up_mid_body(url: str, path: str, headers: str = "") -> None:
         time.sleep(0.3)  # let the server start reading the body
 
 
+@pytest.mark.slow
 def test_a_client_hanging_up_mid_body_is_a_quiet_line(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "data").start()  # auth off: the body is read
     try:

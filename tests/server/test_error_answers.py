@@ -37,6 +37,7 @@ def _assert_answered_once(
     return records[0].getMessage()
 
 
+@pytest.mark.slow
 def test_a_duckdb_error_reaches_no_answer(
     make_server: Callable[..., Running], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -56,6 +57,7 @@ def test_a_duckdb_error_reaches_no_answer(
     assert "spans" in logged  # the engine's text is in the log, for the operator
 
 
+@pytest.mark.slow
 def test_an_unexpected_exception_answers_json_and_is_logged_once(
     make_server: Callable[..., Running], caplog: pytest.LogCaptureFixture
 ) -> None:

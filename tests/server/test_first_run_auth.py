@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from tests.eventually import eventually
 from tests.server._process import ServerProcess
 from watchkeeper.demo.fake_providers import fake_openai
 
@@ -46,17 +47,13 @@ def _warnings(server: ServerProcess) -> list[dict[str, object]]:
 
 
 def _count(url: str, service: str, headers: dict[str, str] | None = None) -> int:
-    deadline = time.monotonic() + 30
-    count = 0
-    while time.monotonic() < deadline:
+    def count() -> int:
         params = {"range": "1h", "service": service}
         r = httpx.get(f"{url}/api/v1/summary", params=params, headers=headers, timeout=10)
         assert r.status_code == 200, r.text
-        count = int(r.json()["count"])
-        if count:
-            break
-        time.sleep(0.2)
-    return count
+        return int(r.json()["count"])
+
+    return eventually(count, 30, 0.2)
 
 
 @pytest.fixture
@@ -85,6 +82,7 @@ def _run_snippet(server: ServerProcess) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_the_readme_snippet_works_as_written_against_a_server_without_keys(
     keyless: ServerProcess, tmp_path: Path
 ) -> None:
@@ -145,6 +143,7 @@ def _rejected(url: str, reason: str) -> float:
     return float(found.group(1))
 
 
+@pytest.mark.slow
 def test_a_refused_export_is_counted_and_logged_once_a_minute_per_key(tmp_path: Path) -> None:
     data = tmp_path / "data"
     key = _cli("keys", "create", "--project", "shop", "--role", "editor", "--data-dir", str(data))
@@ -175,6 +174,7 @@ def test_a_refused_export_is_counted_and_logged_once_a_minute_per_key(tmp_path: 
         server.stop()
 
 
+@pytest.mark.slow
 def test_auth_stays_required_after_the_last_key_is_revoked(tmp_path: Path) -> None:
     """Accepting stray keys is for servers that never required one: auth still latches on."""
     data = tmp_path / "data"

@@ -40,6 +40,7 @@ def test_an_unknown_page_is_the_ui_not_found_page_with_404(
         ("/no/such/page", "*/*"),
     ],
 )
+@pytest.mark.slow
 def test_api_clients_keep_the_json_404(
     make_server: Callable[..., Running], path: str, accept: str
 ) -> None:
@@ -49,6 +50,7 @@ def test_api_clients_keep_the_json_404(
     assert r.json()["error"].startswith(f"nothing at {path}")
 
 
+@pytest.mark.slow
 def test_auth_endpoint_says_whether_a_key_is_required(
     make_server: Callable[..., Running],
 ) -> None:

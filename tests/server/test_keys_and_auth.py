@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from tests.eventually import eventually
 from tests.server._process import ServerProcess
 
 
@@ -50,18 +51,16 @@ def _export(url: str, key: str | None, spans: list[ReadableSpan]) -> SpanExportR
 def _count(url: str, key: str, service: str | None = None, timeout_s: float = 30.0) -> int:
     params = {"range": "1h", **({"service": service} if service else {})}
     headers = {"Authorization": f"Bearer {key}"}
-    deadline = time.monotonic() + timeout_s
-    count = 0
-    while time.monotonic() < deadline:
+
+    def count() -> int:
         r = httpx.get(f"{url}/api/v1/summary", params=params, headers=headers, timeout=10)
         assert r.status_code == 200, r.text
-        count = int(r.json()["count"])
-        if count:
-            return count
-        time.sleep(0.2)
-    return count
+        return int(r.json()["count"])
+
+    return eventually(count, timeout_s, 0.2)
 
 
+@pytest.mark.slow
 def test_keys_separate_projects_and_reject_strangers(tmp_path: Path) -> None:
     data = tmp_path / "data"
     key_a, key_b = _create_key(data, "alpha"), _create_key(data, "beta")
@@ -90,6 +89,7 @@ def test_keys_separate_projects_and_reject_strangers(tmp_path: Path) -> None:
         server.stop()
 
 
+@pytest.mark.slow
 def test_without_keys_listens_on_loopback_only_and_says_so(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "data", None, "--host", "0.0.0.0").start()
     try:
@@ -102,6 +102,7 @@ def test_without_keys_listens_on_loopback_only_and_says_so(tmp_path: Path) -> No
         server.stop()
 
 
+@pytest.mark.slow
 def test_bad_data_dir_and_config_fail_with_a_clear_message(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
@@ -113,6 +114,7 @@ def test_bad_data_dir_and_config_fail_with_a_clear_message(tmp_path: Path) -> No
     assert done.returncode == 2 and "server.port" in done.stderr
 
 
+@pytest.mark.slow
 def test_second_server_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "data").start()
     try:

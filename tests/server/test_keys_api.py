@@ -16,6 +16,7 @@ def server(make_server: Callable[..., Running]) -> Running:
     return make_server(auth={"admin_token": ADMIN_TOKEN})
 
 
+@pytest.mark.slow
 def test_admin_creates_lists_and_revokes_keys(server: Running) -> None:
     body = {"project": "shop", "name": "ci", "role": "viewer"}
     r = server.request("POST", "/api/v1/keys", ADMIN_TOKEN, json=body)
@@ -40,6 +41,7 @@ def test_admin_creates_lists_and_revokes_keys(server: Running) -> None:
     assert item["revoked_at"] is not None
 
 
+@pytest.mark.slow
 def test_without_the_admin_token_key_routes_refuse(server: Running) -> None:
     _, project_key = server.services.keys.create("shop", role=Role.EDITOR)
     body = {"project": "other"}
@@ -56,6 +58,7 @@ def test_without_the_admin_token_key_routes_refuse(server: Running) -> None:
     assert [k.project for k in server.services.keys.list()] == ["shop"]
 
 
+@pytest.mark.slow
 def test_the_admin_token_reads_no_project_data(server: Running) -> None:
     r = server.get("/api/v1/traces", ADMIN_TOKEN, params={"range": "1h"})
     assert r.status_code == 403 and ADMIN_TOKEN not in r.text
@@ -71,11 +74,13 @@ def test_the_admin_token_reads_no_project_data(server: Running) -> None:
         (b'{"project": "ok", "role": "owner"}', "role"),
     ],
 )
+@pytest.mark.slow
 def test_bad_bodies_get_400(server: Running, body: bytes, expected: str) -> None:
     r = server.request("POST", "/api/v1/keys", ADMIN_TOKEN, content=body)
     assert r.status_code == 400 and expected in r.json()["error"]
 
 
+@pytest.mark.slow
 def test_with_auth_off_key_routes_are_open_until_the_first_key(
     make_server: Callable[..., Running],
 ) -> None:
@@ -91,6 +96,7 @@ def test_with_auth_off_key_routes_are_open_until_the_first_key(
     assert server.get("/api/v1/keys", r.json()["token"]).status_code == 200
 
 
+@pytest.mark.slow
 def test_a_key_without_a_role_is_an_ingest_key(server: Running) -> None:
     r = server.request("POST", "/api/v1/keys", ADMIN_TOKEN, json={"project": "shop"})
     assert r.status_code == 201 and r.json()["role"] == "ingest"
@@ -98,6 +104,7 @@ def test_a_key_without_a_role_is_an_ingest_key(server: Running) -> None:
     assert refused.status_code == 403 and "viewer role" in refused.json()["error"]
 
 
+@pytest.mark.slow
 def test_an_admin_key_manages_its_own_projects_keys_only(server: Running) -> None:
     _, admin = server.services.keys.create("shop", role=Role.ADMIN)
     theirs, _ = server.services.keys.create("other", role=Role.VIEWER)

@@ -110,6 +110,7 @@ def _refused(server: Running, reason: str) -> float:
     return float(value or 0)
 
 
+@pytest.mark.slow
 def test_a_burst_past_a_credentials_bucket_gets_429_with_retry_after(
     make_server: Callable[..., Running],
 ) -> None:
@@ -137,6 +138,7 @@ def test_a_burst_past_a_credentials_bucket_gets_429_with_retry_after(
     assert 'watchkeeper_api_refused_total{reason="rate_credential"} 7.0' in metrics
 
 
+@pytest.mark.slow
 def test_a_client_address_has_a_bucket_whatever_credentials_it_sends(
     make_server: Callable[..., Running],
 ) -> None:
@@ -153,6 +155,7 @@ def test_a_client_address_has_a_bucket_whatever_credentials_it_sends(
     assert server.get("/healthz").status_code == 200  # probes are never refused
 
 
+@pytest.mark.slow
 def test_ingest_is_bounded_by_its_own_admission_not_the_api_rate(
     make_server: Callable[..., Running],
 ) -> None:
@@ -172,6 +175,7 @@ def test_ingest_is_bounded_by_its_own_admission_not_the_api_rate(
         assert exporter.export(memory.get_finished_spans()) is SpanExportResult.SUCCESS
 
 
+@pytest.mark.slow
 def test_a_body_over_the_limit_gets_413_declared_or_not(
     make_server: Callable[..., Running],
 ) -> None:
@@ -208,6 +212,7 @@ def _raw_request(url: str, head: bytes, body_start: bytes) -> bytes:
     return answer
 
 
+@pytest.mark.slow
 def test_a_body_that_trickles_is_cut_off_with_408(make_server: Callable[..., Running]) -> None:
     server = make_server(limits={"body_timeout_s": 0.5})
     (key,) = _keys(server, Role.EDITOR)

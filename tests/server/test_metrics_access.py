@@ -12,7 +12,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.server.conftest import ADMIN_TOKEN, Running, eventually
+from tests.eventually import eventually
+from tests.server.conftest import ADMIN_TOKEN, Running
 from watchkeeper.server._roles import Role
 
 SPAN_SERIES = (
@@ -66,6 +67,7 @@ def keyed(make_server: Callable[..., Running]) -> tuple[Running, str, str]:
     return server, alpha, beta
 
 
+@pytest.mark.slow
 def test_without_a_key_metrics_show_health_and_no_project(keyed: tuple[Running, str, str]) -> None:
     server, _, _ = keyed
     r = server.get("/metrics")
@@ -77,6 +79,7 @@ def test_without_a_key_metrics_show_health_and_no_project(keyed: tuple[Running, 
     assert "alpha" not in r.text and "beta" not in r.text
 
 
+@pytest.mark.slow
 def test_a_key_sees_only_its_project(keyed: tuple[Running, str, str]) -> None:
     server, alpha, beta = keyed
     for key, project, service in ((alpha, "alpha", "alpha-svc"), (beta, "beta", "beta-svc")):
@@ -92,6 +95,7 @@ def test_a_key_sees_only_its_project(keyed: tuple[Running, str, str]) -> None:
     assert _projects(r.text)["watchkeeper_spans"] == {"alpha"}
 
 
+@pytest.mark.slow
 def test_the_admin_token_sees_every_project(keyed: tuple[Running, str, str]) -> None:
     server, _, _ = keyed
     r = server.get("/metrics", ADMIN_TOKEN)
@@ -107,6 +111,7 @@ def test_the_admin_token_sees_every_project(keyed: tuple[Running, str, str]) -> 
         ({"X-API-Key": "wk_not-a-key"}, "wk_not-a-key"),
     ],
 )
+@pytest.mark.slow
 def test_wrong_or_malformed_credentials_get_401_naming_no_secret(
     keyed: tuple[Running, str, str], headers: dict[str, str], secret: str | None
 ) -> None:
@@ -117,6 +122,7 @@ def test_wrong_or_malformed_credentials_get_401_naming_no_secret(
     assert secret is None or secret not in r.text
 
 
+@pytest.mark.slow
 def test_a_revoked_key_gets_401(keyed: tuple[Running, str, str]) -> None:
     server, alpha, _ = keyed
     key_id = next(k.key_id for k in server.services.keys.list() if k.project == "alpha")
@@ -124,6 +130,7 @@ def test_a_revoked_key_gets_401(keyed: tuple[Running, str, str]) -> None:
     assert server.get("/metrics", alpha).status_code == 401
 
 
+@pytest.mark.slow
 def test_with_auth_off_everything_is_served_without_a_key(
     make_server: Callable[..., Running],
 ) -> None:

@@ -48,6 +48,7 @@ def _error(answer: httpx.Response) -> str:
     return parse_qs(where.query)["error"][0]
 
 
+@pytest.mark.slow
 def test_the_code_flow_with_pkce_signs_a_person_in(server: Running, provider: Provider) -> None:
     with httpx.Client() as browser:
         answer = _sign_in(server, browser)
@@ -71,6 +72,7 @@ def test_the_code_flow_with_pkce_signs_a_person_in(server: Running, provider: Pr
     ]
 
 
+@pytest.mark.slow
 def test_roles_follow_the_claim_at_each_sign_in(server: Running, provider: Provider) -> None:
     with httpx.Client() as browser:
         _sign_in(server, browser)
@@ -82,6 +84,7 @@ def test_roles_follow_the_claim_at_each_sign_in(server: Running, provider: Provi
         assert refused.status_code == 403 and "viewer role" in refused.json()["error"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tamper", ["forged", "expired", "nonce", "audience", "issuer", "unsigned"])
 def test_a_bad_id_token_signs_nobody_in(server: Running, provider: Provider, tamper: str) -> None:
     provider.tamper = tamper
@@ -95,6 +98,7 @@ def test_a_bad_id_token_signs_nobody_in(server: Running, provider: Provider, tam
     assert 'watchkeeper_logins_total{method="sso",result="failure"} 1.0' in metrics
 
 
+@pytest.mark.slow
 def test_a_replayed_or_foreign_callback_signs_nobody_in(server: Running) -> None:
     with httpx.Client() as victim:
         start = victim.get(f"{server.url}/api/v1/oidc/login")
@@ -108,6 +112,7 @@ def test_a_replayed_or_foreign_callback_signs_nobody_in(server: Running) -> None
     assert "unknown, used or too old" in _error(replay)  # a state is good once
 
 
+@pytest.mark.slow
 def test_a_local_account_is_never_taken_over(server: Running, provider: Provider) -> None:
     server.services.signin.people.create("carol", "a long local password", actor="test")
     with httpx.Client() as browser:
@@ -116,6 +121,7 @@ def test_a_local_account_is_never_taken_over(server: Running, provider: Provider
     assert [(p["username"], p["sso"]) for p in people] == [("carol", False)]
 
 
+@pytest.mark.slow
 def test_without_a_role_claim_a_person_waits_for_an_admin(
     make_server: Callable[..., Running], provider: Provider
 ) -> None:
@@ -132,6 +138,7 @@ def test_without_a_role_claim_a_person_waits_for_an_admin(
         assert browser.get(traces, params={"range": "1h"}).status_code == 200
 
 
+@pytest.mark.slow
 def test_sso_routes_say_when_sso_is_off(make_server: Callable[..., Running]) -> None:
     server = make_server(auth={"admin_token": ADMIN_TOKEN})
     r = server.get("/api/v1/oidc/login")
@@ -139,6 +146,7 @@ def test_sso_routes_say_when_sso_is_off(make_server: Callable[..., Running]) -> 
     assert server.get("/api/v1/session").json()["sign_in"]["sso"] is False
 
 
+@pytest.mark.slow
 def test_a_provider_that_is_down_is_named_on_the_sign_in_page(
     make_server: Callable[..., Running], provider: Provider
 ) -> None:

@@ -41,6 +41,7 @@ def server(make_server: Callable[..., Running]) -> Running:
     return make_server(auth={"admin_token": ADMIN_TOKEN})
 
 
+@pytest.mark.slow
 def test_a_session_cookie_is_httponly_samesite_and_secure_when_asked(
     make_server: Callable[..., Running],
 ) -> None:
@@ -65,6 +66,7 @@ def test_a_session_cookie_is_httponly_samesite_and_secure_when_asked(
     assert planted.status_code == 401  # a cookie without the prefix is not this server's
 
 
+@pytest.mark.slow
 def test_a_person_acts_with_their_role(server: Running) -> None:
     _person(server, "vic", Role.VIEWER)
     client, csrf = _sign_in(server, "vic")
@@ -78,6 +80,7 @@ def test_a_person_acts_with_their_role(server: Running) -> None:
     assert "editor role" in refused.json()["error"] and "ask an admin" in refused.json()["error"]
 
 
+@pytest.mark.slow
 def test_changes_with_the_cookie_need_the_csrf_token_and_this_origin(server: Running) -> None:
     _person(server, "eve", Role.EDITOR)
     client, csrf = _sign_in(server, "eve")
@@ -101,6 +104,7 @@ def test_changes_with_the_cookie_need_the_csrf_token_and_this_origin(server: Run
     assert server.request("POST", "/api/v1/silences", key, json=silence).status_code == 201
 
 
+@pytest.mark.slow
 def test_sign_out_ends_the_session(server: Running) -> None:
     _person(server, "sam", Role.VIEWER)
     client, csrf = _sign_in(server, "sam")
@@ -111,6 +115,7 @@ def test_sign_out_ends_the_session(server: Running) -> None:
     assert token not in replay.text
 
 
+@pytest.mark.slow
 def test_disabling_or_a_new_password_ends_sessions_at_once(server: Running) -> None:
     _person(server, "dan", Role.VIEWER)
     first, _ = _sign_in(server, "dan")
@@ -126,6 +131,7 @@ def test_disabling_or_a_new_password_ends_sessions_at_once(server: Running) -> N
     assert r.status_code == 401 and r.json()["error"] == "wrong username or password"
 
 
+@pytest.mark.slow
 def test_failures_say_nothing_of_who_exists_and_are_throttled(
     make_server: Callable[..., Running],
 ) -> None:
@@ -149,6 +155,7 @@ def test_failures_say_nothing_of_who_exists_and_are_throttled(
     assert 'watchkeeper_logins_total{method="password",result="throttled"} 1.0' in metrics
 
 
+@pytest.mark.slow
 def test_login_from_another_site_is_refused(server: Running) -> None:
     _person(server, "liz", Role.VIEWER)
     r = httpx.post(server.url + "/api/v1/session", json={"username": "liz", "password": PASSWORD},
@@ -156,6 +163,7 @@ def test_login_from_another_site_is_refused(server: Running) -> None:
     assert r.status_code == 403 and "set-cookie" not in r.headers
 
 
+@pytest.mark.slow
 def test_members_are_managed_by_admins_of_their_project(server: Running) -> None:
     _person(server, "ada", Role.ADMIN)
     _person(server, "bob")
@@ -178,6 +186,7 @@ def test_members_are_managed_by_admins_of_their_project(server: Running) -> None
     assert client.delete("/api/v1/members/shop/bob", headers=h).status_code == 404
 
 
+@pytest.mark.slow
 def test_a_server_admin_manages_accounts_and_reads_no_data_without_a_role(
     server: Running,
 ) -> None:
@@ -195,6 +204,7 @@ def test_a_server_admin_manages_accounts_and_reads_no_data_without_a_role(
     assert own.status_code == 400
 
 
+@pytest.mark.slow
 def test_every_change_goes_through_the_audit_seam_in_its_transaction(server: Running) -> None:
     people = server.services.signin.people  # type: ignore[union-attr]
     seen: list[PeopleEvent] = []
@@ -229,6 +239,7 @@ def test_the_users_command_makes_the_first_admin(
     assert capsys.readouterr().out.split() == ["root", "admin", "disabled", "local", "shop:viewer"]
 
 
+@pytest.mark.slow
 def test_a_person_changes_their_own_password_and_ends_their_other_sessions(
     server: Running,
 ) -> None:
@@ -257,6 +268,7 @@ def test_a_person_changes_their_own_password_and_ends_their_other_sessions(
     assert by_key.status_code == 403 and "needs a person signed in" in by_key.json()["error"]
 
 
+@pytest.mark.slow
 def test_a_person_in_several_projects_names_the_one_they_act_for(server: Running) -> None:
     _person(server, "max", Role.VIEWER)
     server.services.signin.people.set_role("max", "bank", Role.EDITOR, actor="test")  # type: ignore[union-attr]
@@ -273,6 +285,7 @@ def test_a_person_in_several_projects_names_the_one_they_act_for(server: Running
     assert other.status_code == 403 and "no role" in other.json()["error"]
 
 
+@pytest.mark.slow
 def test_people_changes_and_sign_ins_are_on_the_audit_log(server: Running) -> None:
     _person(server, "ada", Role.ADMIN)
     _person(server, "bob")

@@ -10,7 +10,9 @@ from pathlib import Path
 import httpx
 import orjson
 import psutil
+import pytest
 
+from tests.eventually import eventually
 from tests.server._process import ServerProcess
 
 NOW = 1_764_000_000_000_000_000
@@ -19,14 +21,14 @@ JSON = {"content-type": "application/json"}
 
 def _children(pid: int, at_least: int) -> list[psutil.Process]:
     """The server's child processes, once its ingest workers have all started."""
-    deadline = time.monotonic() + 30
-    kids: list[psutil.Process] = []
-    while time.monotonic() < deadline:
-        kids = psutil.Process(pid).children(recursive=True)
-        if len(kids) >= at_least:
-            return kids
-        time.sleep(0.1)
-    raise AssertionError(f"only {len(kids)} child processes")
+    kids = eventually(
+        lambda: psutil.Process(pid).children(recursive=True),
+        30,
+        0.1,
+        until=lambda k: len(k) >= at_least,
+    )
+    assert len(kids) >= at_least, f"only {len(kids)} child processes"
+    return kids
 
 
 def _gone(p: psutil.Process) -> bool:
@@ -37,9 +39,7 @@ def _gone(p: psutil.Process) -> bool:
 
 
 def _alive_after(kids: list[psutil.Process], seconds: float) -> list[psutil.Process]:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and not all(_gone(p) for p in kids):
-        time.sleep(0.02)
+    eventually(lambda: all(_gone(p) for p in kids), seconds, 0.02)
     return [p for p in kids if not _gone(p)]
 
 
@@ -63,13 +63,14 @@ def _send(url: str, first: int, n: int) -> None:
 
 
 def _count(url: str, want: int) -> int:
-    deadline = time.monotonic() + 60
-    n = 0
-    while time.monotonic() < deadline and n < want:
-        params = {"start": "1764000000000", "end": "1764000001000"}  # unix ms
-        n = httpx.get(f"{url}/api/v1/summary", params=params, timeout=30).json()["count"]
-        time.sleep(0.2)
-    return int(n)
+    params = {"start": "1764000000000", "end": "1764000001000"}  # unix ms
+    n = eventually(
+        lambda: int(httpx.get(f"{url}/api/v1/summary", params=params, timeout=30).json()["count"]),
+        60,
+        0.2,
+        until=lambda got: got >= want,
+    )
+    return n
 
 
 def _load(url: str, stop: threading.Event) -> None:
@@ -82,6 +83,7 @@ def _load(url: str, stop: threading.Event) -> None:
                 return
 
 
+@pytest.mark.slow
 def test_workers_die_at_once_with_a_killed_server_and_a_restart_is_safe(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "data").start()
     stop = threading.Event()
@@ -108,6 +110,7 @@ def test_workers_die_at_once_with_a_killed_server_and_a_restart_is_safe(tmp_path
         server.stop()
 
 
+@pytest.mark.slow
 def test_no_process_lingers_after_sigterm(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "data").start()
     assert server.proc is not None

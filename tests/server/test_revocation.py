@@ -11,9 +11,11 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
+from tests.eventually import eventually
 from tests.server._process import ServerProcess
-from tests.server.conftest import ADMIN_TOKEN, eventually
+from tests.server.conftest import ADMIN_TOKEN
 
 REVOCATION_S = 2.0  # the promise
 
@@ -42,6 +44,7 @@ def _listening(server: ServerProcess) -> set[str]:
     return {c.laddr.ip for c in conns if c.status == psutil.CONN_LISTEN}
 
 
+@pytest.mark.slow
 def test_revocation_reaches_every_server_on_the_metadata_db(tmp_path: Path) -> None:
     # DuckDB locks its data dir to one process: each server has its own, the metadata is shared.
     env = {
@@ -97,6 +100,7 @@ def test_revocation_reaches_every_server_on_the_metadata_db(tmp_path: Path) -> N
         b.stop()
 
 
+@pytest.mark.slow
 def test_revoking_the_last_key_keeps_auth_on(tmp_path: Path) -> None:
     data = tmp_path / "data"
     done = _cli("keys", "create", "--project", "shop", "--role", "viewer", "--data-dir", str(data))
@@ -121,6 +125,7 @@ def test_revoking_the_last_key_keeps_auth_on(tmp_path: Path) -> None:
         server.stop()
 
 
+@pytest.mark.slow
 def test_auth_required_false_with_keys_logs_what_is_true(tmp_path: Path) -> None:
     data = tmp_path / "data"
     done = _cli("keys", "create", "--project", "shop", "--role", "viewer", "--data-dir", str(data))

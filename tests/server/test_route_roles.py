@@ -24,7 +24,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.alerting._receiver import Receiver
-from tests.server.conftest import ADMIN_TOKEN, Running, eventually
+from tests.eventually import eventually
+from tests.server.conftest import ADMIN_TOKEN, Running
 from watchkeeper.server._access import Need, declared
 from watchkeeper.server._roles import Role
 from watchkeeper.server._sessions import COOKIE
@@ -237,6 +238,7 @@ def _api_routes(server: Running) -> list[RouteContext]:
     return [r for r in contexts if isinstance(r.original_route, APIRoute)]
 
 
+@pytest.mark.slow
 def test_every_route_declares_what_it_needs(server: Running) -> None:
     app = server.app
     routes = _api_routes(server)
@@ -260,6 +262,7 @@ def _walk(server: Running) -> list[tuple[str, RouteContext]]:
     return sorted(pairs, key=lambda p: last.get((p[0], p[1].path), 0))
 
 
+@pytest.mark.slow
 def test_every_route_answers_every_credential_as_it_declares(world: World) -> None:
     server = world.server
     wrong: list[str] = []
@@ -291,11 +294,13 @@ def _judge(
     return None
 
 
+@pytest.mark.slow
 def test_undeclarable_routes_are_open(world: World) -> None:
     for path in UNDECLARABLE.values():
         assert world.server.get(path).status_code == 200, path
 
 
+@pytest.mark.slow
 def test_metrics_show_project_series_to_roles_that_read(world: World) -> None:
     by_role = {c.role: c for c in _credentials(world.server) if c.role is not None}
     series = f'project="{PROJECT}"'

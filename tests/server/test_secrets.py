@@ -32,8 +32,8 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from tests.alerting.channels.test_email import Mailbox, cert, smtp_server  # noqa: F401
 from tests.alerting.test_e2e import make_spans
+from tests.eventually import eventually
 from tests.server._process import ServerProcess
-from tests.server.conftest import eventually
 from watchkeeper.errors import ConfigError
 from watchkeeper.vault import (
     KEY_ENV,
@@ -233,6 +233,7 @@ def _api(setup: Setup, method: str, path: str, token: str = ADMIN, **kw: Any) ->
     return httpx.request(method, setup.server.url + path, headers=headers, timeout=30, **kw)
 
 
+@pytest.mark.slow
 def test_no_channel_secret_is_stored_shown_or_logged(
     setup: Setup, echo: Echo, smtp: tuple[Mailbox, int]
 ) -> None:
@@ -385,6 +386,7 @@ def _cli(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.Complet
     )
 
 
+@pytest.mark.slow
 def test_the_secrets_commands_make_a_key_seal_and_rotate(tmp_path: Path) -> None:
     old = _cli("keygen", env={}).stdout.strip()
     sealed = _cli("seal", env={KEY_ENV: old}, stdin="https://hooks.example/T0/B0/s3cr3t\n")
@@ -415,7 +417,7 @@ def test_a_sealed_secret_without_its_key_stops_the_server_naming_the_variable(
 def test_the_alertmanager_export_holding_secrets_is_readable_by_its_owner_only(
     tmp_path: Path,
 ) -> None:
-    from watchkeeper.alerting.exports import export_main
+    from watchkeeper.cli._export import export_main
 
     key = generate_key()
     hook = {

@@ -50,6 +50,7 @@ def _directives(policy: str) -> dict[str, list[str]]:
         ("GET", "/api/v1/no-such-route", 404),
     ],
 )
+@pytest.mark.slow
 def test_every_response_carries_the_security_headers(
     server: Running, method: str, path: str, status: int
 ) -> None:
@@ -63,6 +64,7 @@ def test_every_response_carries_the_security_headers(
         assert policy["script-src"] == ["'self'"] and policy["default-src"] == ["'self'"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", ["/docs", "/redoc"])
 def test_docs_policy_allows_exactly_what_the_page_loads(server: Running, path: str) -> None:
     r = server.get(path)

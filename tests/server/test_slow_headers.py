@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.server._process import ServerProcess
 
@@ -18,6 +19,7 @@ def _trickle_headers(port: int) -> socket.socket:
     return sock
 
 
+@pytest.mark.slow
 def test_slow_headers_get_408_and_hold_nothing(tmp_path: Path) -> None:
     env = {"WATCHKEEPER_SERVER__HEADER_TIMEOUT_S": "1.5"}
     server = ServerProcess(tmp_path / "data", env=env).start()

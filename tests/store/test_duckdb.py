@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from tests.datagen import generate
 from watchkeeper.model import SpanBatch
@@ -54,6 +55,7 @@ def test_data_survives_reopening(tmp_path: Path) -> None:
     store.close()
 
 
+@pytest.mark.slow
 def test_readers_in_other_threads_see_whole_batches(tmp_path: Path) -> None:
     data = generate("demo", 400)
     batches = list(data.batches(101))
@@ -137,6 +139,7 @@ store.close()
 """
 
 
+@pytest.mark.slow
 def test_a_fatal_error_opens_the_database_again(tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-c", _FATAL_THEN_RETRY, str(tmp_path / "s.duckdb")],

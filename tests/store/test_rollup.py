@@ -84,6 +84,7 @@ FILTERS: list[dict[str, object]] = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kwargs", FILTERS)
 def test_summary(
     stores: tuple[DuckDBStore, DuckDBStore], long: Dataset, kwargs: dict[str, object]
@@ -220,6 +221,7 @@ def test_timeseries(
     assert odd == raw.timeseries(f, 5400)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("project", ["roll", None])
 def test_retention_keeps_the_rollup_right(long: Dataset, project: str | None) -> None:
     rolled, raw = _filled(long), _filled(long, use_rollup=False)
@@ -269,6 +271,7 @@ def test_a_version_2_file_gets_its_rollup_backfilled(tmp_path: Path, long: Datas
     ("version", "by", "limit"),
     [(3, "user", 5), (4, "feature", 20)],  # before the per-user, the bucket-less rollup
 )
+@pytest.mark.slow
 def test_a_file_gets_its_later_rollups_backfilled(
     tmp_path: Path, long: Dataset, version: int, by: str, limit: int
 ) -> None:

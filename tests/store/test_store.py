@@ -316,6 +316,7 @@ def test_sessions_and_users(store: Store, demo: Dataset) -> None:
     )
 
 
+@pytest.mark.slow
 def test_retention(fresh_store: Store, demo: Dataset, other: Dataset) -> None:
     store = fresh_store
     cut = demo.spans[0].start_ns + 100 * MINUTE_NS

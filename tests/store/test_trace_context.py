@@ -162,6 +162,7 @@ def _check(store: Store, spans: Sequence[SpanRow], long: SpanFilter | None = Non
     assert ru.eligible(replace(long, features=("rag",)), None, ru.TOTALS, percentiles=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [1, 10])
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_a_traces_context_applies_to_all_its_spans(
@@ -189,6 +190,7 @@ def test_a_spans_own_value_wins(empty_store: Store) -> None:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("compact_every", [1, 4, 1000])
 def test_the_rollups_stay_exact_as_partial_rows_merge(compact_every: int) -> None:
     """Rows moved from "no user" to a user are merged away; every sum equals the spans'."""
@@ -227,6 +229,7 @@ def test_the_rollups_stay_exact_as_partial_rows_merge(compact_every: int) -> Non
     raw.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("project", [None, "plain"])
 def test_retention_drops_the_context_of_traces_gone(project: str | None) -> None:
     traces = [_trace(i, 0) for i in range(TRACES)]

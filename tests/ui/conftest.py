@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -23,6 +22,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 import watchkeeper.alerting._tables  # noqa: F401  (declare the alert tables before create_all)
+from tests.eventually import eventually
+from tests.serving import serve_in_thread
 from watchkeeper.config import load_config
 from watchkeeper.server._roles import Role
 from watchkeeper.server.app import build_services, create_app
@@ -127,14 +128,15 @@ def send_otlp(
 
 def wait_for(server: Server, service: str, count: int, timeout_s: float = 30.0) -> None:
     """Ingest is asynchronous (spool, then writer): wait until the spans are queryable."""
-    deadline = time.monotonic() + timeout_s
-    got = -1
-    while time.monotonic() < deadline:
-        got = server.api("/api/v1/summary", scope="requests", service=service, range="24h")["count"]
-        if got >= count:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"only {got} of {count} OTLP requests of {service} became queryable")
+    got = eventually(
+        lambda: server.api("/api/v1/summary", scope="requests", service=service, range="24h")[
+            "count"
+        ],
+        timeout_s,
+        0.2,
+        until=lambda n: n >= count,
+    )
+    assert got >= count, f"only {got} of {count} OTLP requests of {service} became queryable"
 
 
 @pytest.fixture(scope="session")
@@ -158,24 +160,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     svc.store.write_scores(scores)
     _, token = svc.keys.create(_data.PROJECT, "ui-tests", role=Role.ADMIN)
     app = create_app(config, services=svc)
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=uv.run, name="ui-test-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.05)
-    port = uv.servers[0].sockets[0].getsockname()[1]
-    srv = Server(f"http://127.0.0.1:{port}", token, expected, bodies)
-    send_otlp(srv.url, token)
-    for outcome in OTLP_PLAN:
-        expected.requests[outcome] += 1
-        expected.services["search-api"] += 1
-    wait_for(srv, "search-api", expected.services["search-api"])
-    yield srv
-    uv.should_exit = True
-    thread.join(timeout=30)
+    with serve_in_thread(app, name="ui-test-server") as url:
+        srv = Server(url, token, expected, bodies)
+        send_otlp(srv.url, token)
+        for outcome in OTLP_PLAN:
+            expected.requests[outcome] += 1
+            expected.services["search-api"] += 1
+        wait_for(srv, "search-api", expected.services["search-api"])
+        yield srv
     receiver.shutdown()
 
 

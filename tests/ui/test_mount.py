@@ -30,6 +30,7 @@ from .conftest import Server
         "/review",
     ],
 )
+@pytest.mark.slow
 def test_client_routes_serve_the_shell(server: Server, path: str) -> None:
     r = httpx.get(server.url + path)
     assert r.status_code == 200

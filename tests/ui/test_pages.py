@@ -13,6 +13,8 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
+from tests.eventually import eventually
+
 from . import _data
 from .conftest import ARTIFACTS, Server, send_otlp, wait_for
 
@@ -405,13 +407,13 @@ def test_a_silence_can_be_created(page: Any, server: Server) -> None:
 
 def _firing(server: Server, timeout_s: float = 60.0) -> list[dict[str, Any]]:
     """Firing alerts, once the engine's first evaluations have run (its interval is 5 s)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        items = [a for a in server.api("/api/v1/alerts")["items"] if a["status"] == "firing"]
-        if items:
-            return items
-        time.sleep(0.5)
-    raise AssertionError("no alert fired; the SLO burn-rate alerts should (the budget is spent)")
+    items: list[dict[str, Any]] = eventually(
+        lambda: [a for a in server.api("/api/v1/alerts")["items"] if a["status"] == "firing"],
+        timeout_s,
+        0.5,
+    )
+    assert items, "no alert fired; the SLO burn-rate alerts should (the budget is spent)"
+    return items
 
 
 def test_active_alert_can_be_silenced_from_its_row(page: Any, server: Server) -> None:

@@ -1,7 +1,8 @@
 """Alerting: rules as data, a pure evaluator and state machine, SLOs, the outbox, digests.
 
-`build_alerting(services)` gives the `AlertingEngine` the server starts in its lifespan;
-`report_main(argv)` is `watchkeeper report`.
+`build_alerting(config, store, meta, registry, ...)` gives the `AlertingEngine` the server
+starts in its lifespan; the digests' collection and rendering are here, the `watchkeeper
+report` command in `cli`.
 """
 
 from watchkeeper.alerting._config import (
@@ -11,6 +12,7 @@ from watchkeeper.alerting._config import (
     Route,
     Rule,
     Slo,
+    alerting_of,
     load_alerting_config,
     parse_duration,
     parse_rule,
@@ -21,17 +23,20 @@ from watchkeeper.alerting._evaluate import Decision, Observation, RuleData, eval
 from watchkeeper.alerting._notification import Channel, DeliveryError, Notification
 from watchkeeper.alerting._notify import render_summary
 from watchkeeper.alerting._policy import Silence
-from watchkeeper.alerting._report import report_main
+from watchkeeper.alerting._report import RENDERERS, Digest, SloLine, collect_digest
 from watchkeeper.alerting._service import AlertingEngine, build_alerting
+from watchkeeper.alerting._slo import burn_rules, slo_status
 from watchkeeper.alerting._state import AlertState, Event, Timing, transition
 
 __all__ = [
+    "RENDERERS",
     "AlertState",
     "AlertingConfig",
     "AlertingEngine",
     "Channel",
     "Decision",
     "DeliveryError",
+    "Digest",
     "Event",
     "Filters",
     "Matcher",
@@ -42,15 +47,19 @@ __all__ = [
     "RuleData",
     "Silence",
     "Slo",
+    "SloLine",
     "Timing",
+    "alerting_of",
     "build_alerting",
+    "burn_rules",
+    "collect_digest",
     "evaluate",
     "load_alerting_config",
     "parse_duration",
     "parse_rule",
     "parse_silence",
     "render_summary",
-    "report_main",
     "rule_to_data",
+    "slo_status",
     "transition",
 ]

@@ -40,7 +40,7 @@ from watchkeeper.alerting._policy import (
 )
 from watchkeeper.alerting._slo import burn_rules
 from watchkeeper.alerting._state import AlertState, Event, Timing, transition
-from watchkeeper.store._protocol import Store
+from watchkeeper.store import Store
 from watchkeeper.store.meta import MetaStore
 
 log = logging.getLogger("watchkeeper.alerting")

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from watchkeeper.alerting._model import Comparison, Rule
-from watchkeeper.store._protocol import ScoreSummary, Summary
+from watchkeeper.store import ScoreSummary, Summary
 
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,

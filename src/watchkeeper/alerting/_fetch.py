@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from watchkeeper.alerting._evaluate import RuleData, Window
 from watchkeeper.alerting._model import Filters, Rule, Slo
-from watchkeeper.store._protocol import (
+from watchkeeper.store import (
     Dimension,
     Group,
     Page,

@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from watchkeeper.alerting._notification import Severity
-from watchkeeper.store._protocol import Scope
+from watchkeeper.store import Scope
 
 if TYPE_CHECKING:
     from watchkeeper.alerting._evaluate import Observation, RuleData
     from watchkeeper.alerting._fetch import QueryContext, Reader
-    from watchkeeper.alerting.exports._promql import Expression
-    from watchkeeper.store._protocol import SpanFilter
+    from watchkeeper.alerting._promql import Expression
+    from watchkeeper.store import SpanFilter
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}

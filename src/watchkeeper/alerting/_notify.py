@@ -9,7 +9,7 @@ from watchkeeper.alerting._config import Rule
 from watchkeeper.alerting._evaluate import display_value
 from watchkeeper.alerting._notification import Notification
 from watchkeeper.alerting._state import AlertState
-from watchkeeper.alerting.channels._render import format_number, format_window
+from watchkeeper.alerting.channels import format_number, format_window
 
 MAX_RETRY_AFTER_S = 3600.0
 

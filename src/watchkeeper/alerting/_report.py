@@ -15,7 +15,7 @@ from typing import Literal
 from watchkeeper.alerting._config import Filters, ReportSchedule, Slo
 from watchkeeper.alerting._fetch import SummaryReader, slo_window, span_filter
 from watchkeeper.alerting._notification import Notification
-from watchkeeper.store._protocol import Group, Store, Summary
+from watchkeeper.store import Group, Store, Summary
 
 Period = Literal["daily", "weekly"]
 PERIOD_S: dict[str, float] = {"daily": 86400.0, "weekly": 7 * 86400.0}
@@ -230,10 +230,3 @@ def next_run(schedule: ReportSchedule, now: float) -> tuple[float, str]:
         raise ValueError("no digest is scheduled: set reports.daily or reports.weekly")
     when, _, period = min(options)
     return when, period
-
-
-def report_main(argv: Sequence[str]) -> int:
-    """`watchkeeper report --period daily|weekly [--format text|markdown|html]`."""
-    from watchkeeper.alerting._report_cli import run
-
-    return run(list(argv))

@@ -31,9 +31,11 @@ from watchkeeper.alerting._policy import Silence
 from watchkeeper.alerting._report import build_digest, next_run
 from watchkeeper.alerting._slo import burn_rules, slo_status
 from watchkeeper.alerting._state import AlertState
+from watchkeeper.config import Config
 from watchkeeper.errors import ConfigError, ValidationError, WatchkeeperError
-from watchkeeper.store._protocol import Store
+from watchkeeper.store import Store
 from watchkeeper.store.meta import MetaStore
+from watchkeeper.vault import Redactor
 
 log = logging.getLogger("watchkeeper.alerting")
 LEASE = "alert-evaluation"
@@ -316,36 +318,46 @@ class AlertingEngine:
         return items
 
 
-def build_alerting(services: Any) -> AlertingEngine | None:
-    """The engine for a server's services (None when `alerting.enabled` is false)."""
+def build_alerting(
+    config: Config,
+    store: Store,
+    meta: MetaStore,
+    registry: CollectorRegistry,
+    *,
+    redactor: Redactor,
+    projects: Callable[[], Iterable[str]],
+    clock: Callable[[], float] = time.time,
+) -> AlertingEngine | None:
+    """The engine for a server's configuration and stores (None when `alerting.enabled` is
+    false). `redactor` learns the channels' secrets; `projects` names the projects that rules
+    of project "*" apply to."""
     from watchkeeper.alerting.channels import build_channel, parse_channel_specs, secret_values
 
-    config = alerting_of(services.config)
-    if not config.enabled:
+    alerting = alerting_of(config)
+    if not alerting.enabled:
         return None
-    source = services.config.source
     try:
-        specs = parse_channel_specs(list(config.channels))
-        _check_channel_names(config, {s.name for s in specs})
+        specs = parse_channel_specs(list(alerting.channels))
+        _check_channel_names(alerting, {s.name for s in specs})
     except WatchkeeperError as exc:
-        raise ConfigError(f"{source}: alerting: {exc}") from None
+        raise ConfigError(f"{config.source}: alerting: {exc}") from None
     for spec in specs:
-        services.redactor.add(*secret_values(spec))
-    _warn_clear_secrets(config.channels, specs, source)
+        redactor.add(*secret_values(spec))
+    _warn_clear_secrets(alerting.channels, specs, config.source)
     http = httpx.AsyncClient(timeout=30.0)
     channels = {s.name: build_channel(s, http) for s in specs}
     return AlertingEngine(
-        config,
-        services.store,
-        services.meta,
-        services.registry,
+        alerting,
+        store,
+        meta,
+        registry,
         channels,
         channel_specs={s.name: s for s in specs},
-        clock=services.clock,
-        base_url=services.config.base_url,
+        clock=clock,
+        base_url=config.base_url,
         http=http,
-        projects=_projects_of(services),
-        redact=services.redactor.scrub,
+        projects=projects,
+        redact=redactor.scrub,
     )
 
 
@@ -368,17 +380,6 @@ def _warn_clear_secrets(
                     spec.name,
                     name,
                 )
-
-
-def _projects_of(services: Any) -> Callable[[], list[str]]:
-    """Projects rules of project "*" apply to: the default one and every active key's."""
-    default = services.config.auth.default_project
-
-    def projects() -> list[str]:
-        keys = services.keys.list() if services.keys is not None else []
-        return sorted({default} | {k.project for k in keys if k.revoked_at is None})
-
-    return projects
 
 
 def _check_channel_names(config: AlertingConfig, known: set[str]) -> None:

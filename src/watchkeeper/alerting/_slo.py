@@ -16,9 +16,9 @@ from typing import Any
 from watchkeeper.alerting._evaluate import Window, burn_rate
 from watchkeeper.alerting._fetch import span_filter
 from watchkeeper.alerting._model import DEFAULT_BURN_WINDOWS, Rule, Slo
-from watchkeeper.alerting.channels._render import format_window
+from watchkeeper.alerting.channels import format_window
 from watchkeeper.alerting.kinds import BurnRateRule
-from watchkeeper.store._protocol import Store
+from watchkeeper.store import Store
 
 MAX_POINTS = 120
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from watchkeeper.errors import WatchkeeperError
-from watchkeeper.server._roles import DEFAULT_KEY_ROLE, Role
+from watchkeeper.server import DEFAULT_KEY_ROLE, Role
 
 log = logging.getLogger("watchkeeper.cli")
 
@@ -130,8 +130,7 @@ def _without_pandas() -> None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from watchkeeper.server._http import header_deadline
-    from watchkeeper.server._logging import configure_logging
+    from watchkeeper.server import configure_logging, header_deadline
     from watchkeeper.server.app import build_services, create_app
     from watchkeeper.vault import Redactor
 
@@ -184,8 +183,7 @@ def _keys_options(p: argparse.ArgumentParser) -> None:
 def _keys(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from watchkeeper.server._audit import AuditLog, cli_actor, local_origin
-    from watchkeeper.server._auth import KeyRing
+    from watchkeeper.server import AuditLog, KeyRing, cli_actor, local_origin
     from watchkeeper.store.meta import MetaStore
 
     config = _load(args)
@@ -237,7 +235,7 @@ def _audit(args: argparse.Namespace) -> int:
     as JSON lines."""
     import json
 
-    from watchkeeper.server._audit import AuditLog
+    from watchkeeper.server import AuditLog
     from watchkeeper.store.meta import MetaStore
 
     meta = MetaStore(_load(args).meta_url)
@@ -384,8 +382,8 @@ def _stop_server(server: subprocess.Popen[bytes], timeout_s: float = 20.0) -> No
 
 def _demo(args: argparse.Namespace) -> int:
     try:
-        from watchkeeper.demo._run import main as demo_main
-        from watchkeeper.demo._scenario import schedule_from_env, write_server_config
+        from watchkeeper.demo import main as demo_main
+        from watchkeeper.demo import schedule_from_env, write_server_config
     except ImportError as exc:  # the demo's LLM clients come with the [demo] extra
         raise WatchkeeperError(
             f"the demo needs {exc.name}: pip install 'watchkeeper[demo]' (or scripts/setup.sh)"
@@ -419,13 +417,13 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _report(argv: Sequence[str]) -> int:
-    from watchkeeper.alerting import report_main
+    from watchkeeper.cli._report import report_main
 
-    return report_main(list(argv))
+    return report_main(argv)
 
 
 def _export(argv: Sequence[str]) -> int:
-    from watchkeeper.alerting.exports import export_main
+    from watchkeeper.cli._export import export_main
 
     return export_main(list(argv))
 

@@ -13,7 +13,7 @@ import getpass
 import sys
 
 from watchkeeper.cli._commands import Command, _guarded, _load, _server_options
-from watchkeeper.server._roles import Role
+from watchkeeper.server import Role
 
 ACTOR = "the command line"
 
@@ -43,10 +43,14 @@ def _password(args: argparse.Namespace) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from watchkeeper.server._audit import AuditLog, cli_actor, local_origin
-    from watchkeeper.server._auth import KeyRing
-    from watchkeeper.server._people_audit import people_recorder
-    from watchkeeper.server._signin import SignIn
+    from watchkeeper.server import (
+        AuditLog,
+        KeyRing,
+        SignIn,
+        cli_actor,
+        local_origin,
+        people_recorder,
+    )
     from watchkeeper.store.meta import MetaStore
 
     config = _load(args)

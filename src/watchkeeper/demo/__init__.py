@@ -10,13 +10,22 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["DemoOptions", "DemoResult", "main", "run_demo"]
+__all__ = [
+    "DemoOptions",
+    "DemoResult",
+    "main",
+    "run_demo",
+    "schedule_from_env",
+    "write_server_config",
+]
 
 _LAZY = {
     "DemoOptions": "watchkeeper.demo._service",
     "DemoResult": "watchkeeper.demo._run",
     "main": "watchkeeper.demo._run",
     "run_demo": "watchkeeper.demo._run",
+    "schedule_from_env": "watchkeeper.demo._scenario",
+    "write_server_config": "watchkeeper.demo._scenario",
 }
 
 

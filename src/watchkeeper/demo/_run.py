@@ -24,7 +24,7 @@ from watchkeeper.demo.fake_providers import (
     fake_openai,
 )
 from watchkeeper.errors import ConfigError
-from watchkeeper.sdk._feedback import flush_feedback
+from watchkeeper.sdk import flush_feedback
 
 SERVICE_NAME = SERVICE
 #: After a stop, requests in flight get this long to finish; then the fake providers answer

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 from watchkeeper.errors import DecodeError
 from watchkeeper.ingest._cost import Pricer
 from watchkeeper.ingest._decode import decode
+from watchkeeper.ingest._gc import tune_gc
 from watchkeeper.ingest._normalize import Settings, Step, normalize
 from watchkeeper.ingest._spool import FLAG_PROJECT_FROM_RESOURCE, Record
 from watchkeeper.model import PackedPayload, PayloadRow, SpanBatch, SpanRow
@@ -95,8 +96,6 @@ def _init_worker(
     packer: Callable[[], PayloadPacker] | None = None,
 ) -> None:
     global _worker_pricer, _worker_steps, _worker_packer
-    from watchkeeper.ingest._service import tune_gc
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the server, which stops us
     if not _die_with_parent(parent):
         threading.Thread(target=_exit_with, args=(parent,), name="wk-parent", daemon=True).start()

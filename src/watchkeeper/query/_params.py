@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
 from watchkeeper.errors import ValidationError
-from watchkeeper.store._protocol import SpanFilter
+from watchkeeper.store import SpanFilter
 
 NS = 1_000_000_000
 RANGES: dict[str, int] = {

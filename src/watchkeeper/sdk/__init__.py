@@ -44,7 +44,8 @@ _LAZY: dict[str, str] = {
     "instrument_openai": "watchkeeper.sdk._openai",
     "instrument_anthropic": "watchkeeper.sdk._anthropic",
     "feedback": "watchkeeper.sdk._feedback",
-    "JsonFormatter": "watchkeeper.sdk._logs",
+    "JsonFormatter": "watchkeeper.jsonlog",
+    "flush_feedback": "watchkeeper.sdk._feedback",
 }
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "count_cache",
     "feedback",
     "flush",
+    "flush_feedback",
     "guard",
     "init",
     "instrument_anthropic",

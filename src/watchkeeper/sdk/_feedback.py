@@ -20,7 +20,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from watchkeeper.sdk._runtime import Runtime, current
+from watchkeeper.sdk._runtime import Runtime, current, on_flush
 from watchkeeper.sdk._safe import report_failure
 
 log = logging.getLogger("watchkeeper.sdk")
@@ -280,3 +280,7 @@ def flush_feedback(timeout_s: float = 5.0) -> bool:
     """Wait until queued feedback was delivered (or given up); False on timeout."""
     sender = _SENDERS.current()
     return True if sender is None else sender.flush(timeout_s)
+
+
+# `flush()` and `shutdown()` wait for queued scores too (the runtime does not import us).
+on_flush(flush_feedback)

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from watchkeeper.sdk import _logs
+from watchkeeper.jsonlog import install_json_logging, uninstall_json_logging
 from watchkeeper.sdk._guard_config import GUARDS
 from watchkeeper.sdk._guard_config import load as load_guard_config
 from watchkeeper.sdk._safe import REPORTER, report_failure
@@ -145,7 +144,7 @@ def _build(
     REPORTER.reset()
     REPORTER.counter = lambda kind: metrics.sdk_errors.labels(kind).inc()
     if settings.json_logs:
-        _logs.install_json_logging(settings.service_name, settings.log_level, logger=SDK_LOGGER)
+        install_json_logging(settings.service_name, settings.log_level, logger=SDK_LOGGER)
     redactor = Redactor(settings.redaction_patterns) if settings.redact else None
     return Runtime(
         settings=settings,
@@ -206,8 +205,8 @@ def shutdown(timeout_s: float = 5.0) -> None:
             previous.provider.shutdown()
             REPORTER.counter = None
             if previous.settings.json_logs:
-                _logs.uninstall_json_logging(SDK_LOGGER)
-        _flush_feedback(deadline)
+                uninstall_json_logging(SDK_LOGGER)
+        _flush_hooks(deadline)
     except Exception as exc:
         report_failure("shutdown", exc)
 
@@ -219,19 +218,28 @@ def flush(timeout_s: float = 5.0) -> bool:
     rt = _current
     try:
         spans_ok = rt is None or bool(rt.provider.force_flush(int(timeout_s * 1000)))
-        return _flush_feedback(deadline) and spans_ok
+        return _flush_hooks(deadline) and spans_ok
     except Exception as exc:
         report_failure("flush", exc)
         return False
 
 
-def _flush_feedback(deadline: float) -> bool:
-    """Wait, until `deadline` at most, for feedback scores still queued to be sent."""
-    if "watchkeeper.sdk._feedback" not in sys.modules:
-        return True  # no feedback was given, so none is queued: no need to import it
-    from watchkeeper.sdk._feedback import flush_feedback
+#: Senders of the SDK's own queues besides the spans' (feedback scores), each waiting at most
+#: the seconds it is given; a module registers its own when it is first imported, so the
+#: runtime never imports one that was not used.
+_FLUSH_HOOKS: list[Callable[[float], bool]] = []
 
-    return flush_feedback(max(0.0, deadline - time.monotonic()))
+
+def on_flush(hook: Callable[[float], bool]) -> None:
+    """Have `flush` and `shutdown` also wait for `hook(timeout_s)` (True: all was sent)."""
+    if hook not in _FLUSH_HOOKS:
+        _FLUSH_HOOKS.append(hook)
+
+
+def _flush_hooks(deadline: float) -> bool:
+    """Wait, until `deadline` at most, for what the registered hooks still hold queued."""
+    done = [hook(max(0.0, deadline - time.monotonic())) for hook in list(_FLUSH_HOOKS)]
+    return all(done)
 
 
 def registry() -> CollectorRegistry:

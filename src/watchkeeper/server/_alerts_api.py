@@ -25,7 +25,7 @@ from watchkeeper.alerting import (
     rule_to_data,
 )
 from watchkeeper.errors import NotFound, ValidationError
-from watchkeeper.query._params import MAX_TIME_MS, shown
+from watchkeeper.query import MAX_TIME_MS, shown
 from watchkeeper.server import _alerts_models as m
 from watchkeeper.server._access import needs
 from watchkeeper.server._audit import audited, who

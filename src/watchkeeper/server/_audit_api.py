@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from watchkeeper.query._params import parse_time
+from watchkeeper.query import parse_time
 from watchkeeper.server._access import manages_keys
 from watchkeeper.server._audit import Filter
 from watchkeeper.server._params import TIME_SCHEMA, integer, typed

@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from watchkeeper.errors import StoreError, WatchkeeperError
-from watchkeeper.query._params import shown
+from watchkeeper.query import shown
 
 log = logging.getLogger("watchkeeper.server")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from watchkeeper.sdk._logs import install_json_logging
+from watchkeeper.jsonlog import install_json_logging
 from watchkeeper.vault import Redactor, redact_handlers
 
 #: Libraries that log every request's full URL at INFO: a webhook's URL or a bot token

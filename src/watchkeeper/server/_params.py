@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Query
 
 from watchkeeper.errors import ValidationError
-from watchkeeper.query._params import (
+from watchkeeper.query import (
     MAX_DURATION_MS,
     MAX_TIME_MS,
     parse_int,

@@ -19,8 +19,9 @@ from starlette.concurrency import run_in_threadpool
 
 from watchkeeper.errors import NotFound, ValidationError
 from watchkeeper.model import ScoreRow
-from watchkeeper.query import _api_models as m
-from watchkeeper.query._params import (
+from watchkeeper.query import (
+    DIMENSIONS,
+    ORDERS,
     RANGES,
     SCOPES,
     parse_bool,
@@ -29,7 +30,7 @@ from watchkeeper.query._params import (
     parse_number,
     split_values,
 )
-from watchkeeper.query._render import DIMENSIONS, ORDERS
+from watchkeeper.query import api_models as m
 from watchkeeper.server._access import needs
 from watchkeeper.server._params import (
     DURATION_SCHEMA,

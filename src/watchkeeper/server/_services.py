@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import Request
 from prometheus_client import CollectorRegistry
 
+from watchkeeper.alerting import AlertingEngine
 from watchkeeper.config import Config
 from watchkeeper.server._audit import AuditLog
 from watchkeeper.server._auth import KeyRing
@@ -34,7 +35,7 @@ class Services:
     # span-derived series, labelled by project: on /metrics only for that project's key
     span_registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     ingest: Any = None  # watchkeeper.ingest.IngestService
-    alerting: Any = None  # watchkeeper.alerting engine, when enabled
+    alerting: AlertingEngine | None = None  # when alerting is enabled
     signin: SignIn | None = None  # people, their sessions and single sign-on
     clock: Callable[[], float] = time.time
     extras: dict[str, Any] = field(default_factory=dict)

@@ -7,7 +7,7 @@ import contextlib
 import fcntl
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import IO
 
@@ -90,6 +90,17 @@ def open_store(config: Config) -> Store:
     raise DataDirError(f"store.backend {backend!r} is not available in this build; use 'duckdb'")
 
 
+def _projects(config: Config, keys: KeyRing) -> Callable[[], list[str]]:
+    """Projects that alert rules of project "*" apply to: the default one and every active
+    key's."""
+    default = config.auth.default_project
+
+    def projects() -> list[str]:
+        return sorted({default} | {k.project for k in keys.list() if k.revoked_at is None})
+
+    return projects
+
+
 def build_services(
     config: Config, *, store: Store | None = None, redactor: Redactor | None = None
 ) -> Services:
@@ -120,7 +131,10 @@ def build_services(
     svc.signin = build_signin(config, meta, svc.keys, registry)
     svc.signin.people.record = people_recorder(svc.audit)
     svc.ingest = IngestService(config, metered, registry)
-    svc.alerting = build_alerting(svc)
+    svc.alerting = build_alerting(
+        config, metered, meta, registry,
+        redactor=svc.redactor, projects=_projects(config, svc.keys), clock=svc.clock,
+    )  # fmt: skip
     # A setting changed in the file or the environment since the last start is a change too.
     svc.audit.record_settings(
         config.model_dump(mode="json"), config.source, local_origin("watchkeeper serve")

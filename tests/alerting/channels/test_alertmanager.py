@@ -15,6 +15,7 @@ import pytest
 
 from tests.alerting.channels._support import notification, resolved
 from tests.alerting.channels.conftest import Receiver
+from tests.eventually import eventually
 from watchkeeper.alerting.channels import AlertmanagerChannel, AlertmanagerSpec
 
 NOW = 1_763_900_100.0
@@ -125,13 +126,12 @@ def _ready(url: str) -> bool:
 
 
 def _wait_until(check: Any, limit_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
-    deadline = time.monotonic() + limit_s
-    while not check():
+    def met() -> bool:
         if proc is not None and proc.poll() is not None:
             raise AssertionError(f"process exited: {proc.stderr.read() if proc.stderr else ''!r}")
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.1)
+        return bool(check())
+
+    assert eventually(met, limit_s, 0.1), "condition not met in time"
 
 
 def _webhook_alerts(receiver: Receiver, status: str) -> list[dict[str, Any]]:
@@ -142,6 +142,7 @@ def _webhook_alerts(receiver: Receiver, status: str) -> list[dict[str, Any]]:
     return out
 
 
+@pytest.mark.slow
 async def test_real_alertmanager_routes_trigger_and_resolve(
     alertmanager: str, receiver: Receiver, http: httpx.AsyncClient
 ) -> None:

@@ -16,9 +16,10 @@ import yaml
 
 from tests.alerting.channels.conftest import Receiver
 from tests.alerting.exports.conftest import run, tool
+from tests.eventually import eventually
 from watchkeeper.alerting._notification import Notification
 from watchkeeper.alerting.channels import build_channel, parse_channel_spec, parse_channel_specs
-from watchkeeper.alerting.exports import alertmanager_files
+from watchkeeper.cli._export import alertmanager_files
 
 CHANNELS = [
     {"name": "slack-ops", "type": "slack", "webhook_url": "https://hooks.slack.com/services/T/B/x",
@@ -100,10 +101,8 @@ def _free_port() -> int:
 
 
 def _until(check: Callable[[], Any], limit_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + limit_s
-    while not (result := check()):
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
+    result = eventually(check, limit_s, 0.1)
+    assert result, "condition not met in time"
     return result
 
 

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from watchkeeper.alerting._config import load_starter_rules
-from watchkeeper.alerting.exports import export_main
 from watchkeeper.cli import main as cli_main
+from watchkeeper.cli._export import export_main
 
 CONFIG = """
 alerting:

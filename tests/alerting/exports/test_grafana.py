@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from tests.alerting.exports.conftest import run, tool
-from watchkeeper.alerting.exports import grafana_files
+from watchkeeper.cli._export import grafana_files
 
 #: Grafana's own variables, replaced by values so promtool can parse the queries.
 SUBSTITUTIONS = {"$__rate_interval": "1m", "$__range": "1h", "$project": ".*", "$service": ".*"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.alerting.exports._inputs import (
@@ -14,7 +15,7 @@ from tests.alerting.exports._inputs import (
     SPEND_ANOMALY,
 )
 from tests.alerting.exports.conftest import run, tool
-from watchkeeper.alerting.exports import prometheus_rules_files
+from watchkeeper.cli._export import prometheus_rules_files
 
 
 def write(files: dict[str, str], where: Path) -> list[Path]:
@@ -33,6 +34,7 @@ def test_exported_rules_pass_promtool_check(tmp_path: Path) -> None:
     assert "SUCCESS: 34 rules found" in out  # 2 SLOs × (8 SLI + 7 meta + 2 alerts)
 
 
+@pytest.mark.slow
 def test_promtool_unit_test_fires_the_error_ratio_and_the_slo_page(tmp_path: Path) -> None:
     files, _ = prometheus_rules_files([ERROR_SPIKE], [AVAILABILITY])
     write(files, tmp_path)
@@ -121,6 +123,7 @@ def test_promtool_unit_test_fires_the_error_ratio_and_the_slo_page(tmp_path: Pat
     assert "SUCCESS" in out
 
 
+@pytest.mark.slow
 def test_promtool_unit_test_fires_the_spend_anomaly(tmp_path: Path) -> None:
     files, _ = prometheus_rules_files([SPEND_ANOMALY], [])
     write(files, tmp_path)

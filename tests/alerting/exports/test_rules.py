@@ -13,13 +13,13 @@ from tests.alerting.exports._inputs import (
     Slo,
     new_rule,
 )
+from watchkeeper.alerting._promql import SPAN_DURATION_BUCKETS, duration, le_label
 from watchkeeper.alerting.exports import (
     Skipped,
     render_alert_rules,
     render_slo_rules,
     rule_expression,
 )
-from watchkeeper.alerting.exports._promql import SPAN_DURATION_BUCKETS, duration, le_label
 from watchkeeper.server._span_metrics import DURATION_BUCKETS
 
 

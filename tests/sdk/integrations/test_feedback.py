@@ -34,6 +34,7 @@ def start(url: str, *, raise_errors: bool = True, **kw: object) -> CollectorRegi
     return registry
 
 
+@pytest.mark.slow
 def test_posts_the_score_with_the_api_key_and_project() -> None:
     with receiver() as rx:
         start(rx.url, api_key="wk_secret", project="shop")
@@ -52,6 +53,7 @@ def test_posts_the_score_with_the_api_key_and_project() -> None:
     }  # fmt: skip
 
 
+@pytest.mark.slow
 def test_env_traces_endpoint_points_at_the_same_server(monkeypatch: pytest.MonkeyPatch) -> None:
     with receiver() as rx:
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", rx.url + "/v1/traces")
@@ -65,6 +67,7 @@ def test_env_traces_endpoint_points_at_the_same_server(monkeypatch: pytest.Monke
                           "label": "wrong_answer"}  # fmt: skip
 
 
+@pytest.mark.slow
 def test_overload_is_retried_and_a_rejection_is_not() -> None:
     with receiver() as rx:
         start(rx.url)
@@ -78,6 +81,7 @@ def test_overload_is_retried_and_a_rejection_is_not() -> None:
         assert len(rx.wait_for(3)) == 3  # a 400 is final: no retry
 
 
+@pytest.mark.slow
 def test_is_a_no_op_before_init() -> None:
     with receiver() as rx:
         assert feedback(TRACE, 1.0) is False
@@ -85,6 +89,7 @@ def test_is_a_no_op_before_init() -> None:
         assert rx.requests == []
 
 
+@pytest.mark.slow
 def test_bad_arguments_raise_under_tests_and_are_swallowed_otherwise() -> None:
     with receiver() as rx:
         start(rx.url)
@@ -99,6 +104,7 @@ def test_bad_arguments_raise_under_tests_and_are_swallowed_otherwise() -> None:
         assert rx.requests == []
 
 
+@pytest.mark.slow
 def test_unreachable_server_never_raises_into_the_app() -> None:
     with receiver() as rx:
         url = rx.url
@@ -109,6 +115,7 @@ def test_unreachable_server_never_raises_into_the_app() -> None:
     assert failed == 1.0
 
 
+@pytest.mark.slow
 def test_full_queue_drops_and_counts() -> None:
     with receiver(hold=True) as rx:
         lost: list[str] = []
@@ -138,6 +145,7 @@ def test_scores_url(endpoint: str, url: str) -> None:
     assert scores_url(endpoint) == url
 
 
+@pytest.mark.slow
 def test_queued_feedback_is_delivered_when_the_app_exits() -> None:
     script = (
         "import sys, watchkeeper\n"
@@ -152,6 +160,7 @@ def test_queued_feedback_is_delivered_when_the_app_exits() -> None:
         assert len(rx.wait_for(5, timeout_s=5)) == 5
 
 
+@pytest.mark.slow
 def test_a_bool_value_is_a_thumbs_up_or_down() -> None:
     with receiver() as rx:
         start(rx.url)
@@ -161,6 +170,7 @@ def test_a_bool_value_is_a_thumbs_up_or_down() -> None:
     assert values == [0.0, 1.0]
 
 
+@pytest.mark.slow
 def test_flush_returns_only_once_queued_feedback_was_delivered() -> None:
     with receiver(hold=True) as rx:
         registry = start(rx.url)
@@ -180,6 +190,7 @@ def test_flush_returns_only_once_queued_feedback_was_delivered() -> None:
     assert lost is None
 
 
+@pytest.mark.slow
 def test_shutdown_sends_queued_feedback_within_its_timeout() -> None:
     with receiver(hold=True) as rx:
         start(rx.url)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry
+from tests.eventually import eventually
 from tests.server._process import ServerProcess
 
 import watchkeeper
@@ -37,15 +37,15 @@ def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Ser
 def trace_json(server: ServerProcess, key: str, trace_id: str) -> dict[str, Any]:
     """The trace as the API returns it, once its span and score arrived (ingest is async)."""
     headers = {"Authorization": f"Bearer {key}"}
-    deadline = time.monotonic() + 30
-    while True:
+
+    def body() -> dict[str, Any]:
         r = httpx.get(f"{server.url}/api/v1/traces/{trace_id}", headers=headers, timeout=10)
-        body: dict[str, Any] = r.json() if r.status_code == 200 else {}
-        if body.get("scores") or time.monotonic() > deadline:
-            return body
-        time.sleep(0.3)
+        return dict(r.json()) if r.status_code == 200 else {}
+
+    return eventually(body, 30, 0.3, until=lambda b: bool(b.get("scores")))
 
 
+@pytest.mark.slow
 def test_feedback_is_stored_on_the_trace(keyed_server: tuple[ServerProcess, str]) -> None:
     server, key = keyed_server
     watchkeeper.init("shop-api", endpoint=server.url, api_key=key, json_logs=False,

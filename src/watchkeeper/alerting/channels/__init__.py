@@ -19,6 +19,7 @@ from watchkeeper.alerting.channels._registry import (
     parse_channel_specs,
     type_name,
 )
+from watchkeeper.alerting.channels._render import format_number, format_window
 from watchkeeper.alerting.channels._slack import SlackChannel, SlackSpec
 from watchkeeper.alerting.channels._specs import (
     Spec,
@@ -55,6 +56,8 @@ __all__ = [
     "WebhookSpec",
     "build_channel",
     "expand_env",
+    "format_number",
+    "format_window",
     "parse_channel_spec",
     "parse_channel_specs",
     "secret_fields",

@@ -9,31 +9,29 @@ Rules are translated only where the exposed metrics can answer them; the others 
 with the reason, in the file header and on stderr.
 """
 
+from watchkeeper.alerting._promql import Skipped, quote
 from watchkeeper.alerting.exports._alertmanager import (
     AlertmanagerExport,
     render_alertmanager_config,
 )
-from watchkeeper.alerting.exports._cli import (
-    alertmanager_files,
-    export_main,
-    grafana_files,
-    prometheus_rules_files,
-)
 from watchkeeper.alerting.exports._dashboards import all_dashboards
-from watchkeeper.alerting.exports._promql import Skipped
+from watchkeeper.alerting.exports._grafana import datasource_yaml, provider_yaml
+from watchkeeper.alerting.exports._inputs import RouteInput
 from watchkeeper.alerting.exports._rules import RulesExport, render_alert_rules, rule_expression
 from watchkeeper.alerting.exports._slo_rules import SloExport, render_slo_rules
+from watchkeeper.alerting.exports._yaml import dump as dump_yaml
 
 __all__ = [
     "AlertmanagerExport",
+    "RouteInput",
     "RulesExport",
     "Skipped",
     "SloExport",
-    "alertmanager_files",
     "all_dashboards",
-    "export_main",
-    "grafana_files",
-    "prometheus_rules_files",
+    "datasource_yaml",
+    "dump_yaml",
+    "provider_yaml",
+    "quote",
     "render_alert_rules",
     "render_alertmanager_config",
     "render_slo_rules",

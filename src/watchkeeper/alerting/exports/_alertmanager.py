@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from watchkeeper.alerting._promql import Skipped, quote
 from watchkeeper.alerting.channels import ChannelSpec
 from watchkeeper.alerting.exports._inputs import MatcherInput, RouteInput
-from watchkeeper.alerting.exports._promql import Skipped, quote
 
 NULL_RECEIVER = "watchkeeper-null"
 SEVERITIES = ("critical", "warning", "info")

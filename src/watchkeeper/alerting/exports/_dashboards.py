@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from watchkeeper.alerting.exports._grafana import BAD, SCOPE, Dashboard, dashboard, panel
-from watchkeeper.alerting.exports._promql import (
+from watchkeeper.alerting._promql import (
     COST,
     DURATION,
     GENAI_DURATION,
@@ -14,6 +13,7 @@ from watchkeeper.alerting.exports._promql import (
     SPANS,
     TOKENS,
 )
+from watchkeeper.alerting.exports._grafana import BAD, SCOPE, Dashboard, dashboard, panel
 
 R = "$__rate_interval"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from watchkeeper.alerting.exports._promql import (
+from watchkeeper.alerting._promql import (
     BAD_OUTCOMES,
     SPANS,
 )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from watchkeeper.alerting._model import Rule
-from watchkeeper.alerting.exports._promql import SCOPE_NOTE, Expression, Skipped, duration, number
+from watchkeeper.alerting._promql import SCOPE_NOTE, Expression, Skipped, duration, number
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_]")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from watchkeeper.alerting._model import Slo
-from watchkeeper.alerting.exports._promql import (
+from watchkeeper.alerting._promql import (
     BAD_OUTCOMES,
     DURATION,
     SCOPE_NOTE,

@@ -7,14 +7,14 @@ from typing import Any, ClassVar, Literal
 from watchkeeper.alerting._evaluate import Observation, RuleData, group_labels, groups_of
 from watchkeeper.alerting._fetch import QueryContext, Reader, span_filter, summaries
 from watchkeeper.alerting._model import Duration, Rule
-from watchkeeper.alerting.exports._promql import (
+from watchkeeper.alerting._promql import (
     SPANS,
     Expression,
     duration,
     filter_matchers,
     selector,
 )
-from watchkeeper.alerting.exports._promql import (
+from watchkeeper.alerting._promql import (
     group_labels as promql_group_labels,
 )
 

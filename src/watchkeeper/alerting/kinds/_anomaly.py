@@ -16,7 +16,7 @@ from watchkeeper.alerting._fetch import (
     span_filter,
     summaries,
 )
-from watchkeeper.alerting.exports._promql import (
+from watchkeeper.alerting._promql import (
     COST,
     DURATION,
     SPANS,
@@ -30,7 +30,7 @@ from watchkeeper.alerting.exports._promql import (
     selector,
 )
 from watchkeeper.alerting.kinds._span import SpanRule
-from watchkeeper.store._protocol import Summary
+from watchkeeper.store import Summary
 
 AnomalyMetric = Literal["cost_usd", "count", "errors", "timeouts", "total_tokens", "p95"]
 TOTAL_TOKENS = {"type": TOKEN_FIELDS["total_tokens"]}

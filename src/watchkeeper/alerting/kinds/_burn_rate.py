@@ -13,8 +13,8 @@ from pydantic import Field
 from watchkeeper.alerting._evaluate import Observation, RuleData, burn_rate
 from watchkeeper.alerting._fetch import QueryContext, Reader, slo_trace_filter, slo_window
 from watchkeeper.alerting._model import Duration, Rule, Slo
-from watchkeeper.alerting.exports._promql import Expression
-from watchkeeper.store._protocol import SpanFilter
+from watchkeeper.alerting._promql import Expression
+from watchkeeper.store import SpanFilter
 
 
 class BurnRateRule(Rule):

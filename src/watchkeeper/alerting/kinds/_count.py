@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from watchkeeper.alerting.exports._promql import (
+from watchkeeper.alerting._promql import (
     SPANS,
     Expression,
     duration,
@@ -14,7 +14,7 @@ from watchkeeper.alerting.exports._promql import (
     selector,
 )
 from watchkeeper.alerting.kinds._span import SpanRule
-from watchkeeper.store._protocol import Summary
+from watchkeeper.store import Summary
 
 
 class CountRule(SpanRule):

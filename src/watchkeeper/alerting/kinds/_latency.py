@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal
 
 from watchkeeper.alerting._evaluate import metric_value
 from watchkeeper.alerting._fetch import QueryContext, window_filter
-from watchkeeper.alerting.exports._promql import (
+from watchkeeper.alerting._promql import (
     DURATION,
     QUANTILES,
     Expression,
@@ -20,7 +20,7 @@ from watchkeeper.alerting.exports._promql import (
     selector,
 )
 from watchkeeper.alerting.kinds._span import SpanRule
-from watchkeeper.store._protocol import SpanFilter, Summary
+from watchkeeper.store import SpanFilter, Summary
 
 Statistic = Literal["p50", "p90", "p95", "p99", "avg", "max"]
 

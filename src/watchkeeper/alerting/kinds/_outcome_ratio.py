@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal
 
 from watchkeeper.alerting._evaluate import bad_count
 from watchkeeper.alerting._fetch import QueryContext, window_filter
-from watchkeeper.alerting.exports._promql import (
+from watchkeeper.alerting._promql import (
     SPANS,
     Expression,
     duration,
@@ -19,7 +19,7 @@ from watchkeeper.alerting.exports._promql import (
     selector,
 )
 from watchkeeper.alerting.kinds._span import SpanRule
-from watchkeeper.store._protocol import SpanFilter, Summary
+from watchkeeper.store import SpanFilter, Summary
 
 OUTCOMES = ("success", "error", "timeout", "fallback", "rejected")
 

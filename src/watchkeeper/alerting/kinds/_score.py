@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal
 from watchkeeper.alerting._evaluate import Observation, RuleData, threshold_observation
 from watchkeeper.alerting._fetch import QueryContext, Reader, span_filter
 from watchkeeper.alerting._model import Rule
-from watchkeeper.alerting.exports._promql import Expression
+from watchkeeper.alerting._promql import Expression
 
 
 class ScoreRule(Rule):

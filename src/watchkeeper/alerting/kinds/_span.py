@@ -13,7 +13,7 @@ from watchkeeper.alerting._evaluate import (
 )
 from watchkeeper.alerting._fetch import QueryContext, Reader, span_filter, summaries, window_filter
 from watchkeeper.alerting._model import Rule
-from watchkeeper.store._protocol import SpanFilter, Summary
+from watchkeeper.store import SpanFilter, Summary
 
 
 class SpanRule(Rule):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 from watchkeeper.alerting._evaluate import metric_value
-from watchkeeper.alerting.exports._promql import (
+from watchkeeper.alerting._promql import (
     COST,
     TOKEN_FIELDS,
     TOKENS,
@@ -17,7 +17,7 @@ from watchkeeper.alerting.exports._promql import (
     selector,
 )
 from watchkeeper.alerting.kinds._span import SpanRule
-from watchkeeper.store._protocol import Summary
+from watchkeeper.store import Summary
 
 SumField = Literal["cost_usd", "input_tokens", "output_tokens", "total_tokens"]
 

@@ -1,4 +1,10 @@
-"""JSON logs: one object per line, with the trace and span ids of the current span."""
+"""JSON log lines, one format for apps (the SDK) and the server: one object per line, with
+the trace and span ids of the current span.
+
+Here, below both, because the SDK must not import the server and the server must not import
+the SDK (DESIGN.md, "Imports run one way"). Needs only the standard library and
+OpenTelemetry's API, which the SDK installs.
+"""
 
 from __future__ import annotations
 

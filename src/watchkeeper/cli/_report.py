@@ -10,14 +10,15 @@ import argparse
 import dataclasses
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from watchkeeper.alerting._report import RENDERERS, Digest, SloLine, collect_digest
+from watchkeeper.alerting import RENDERERS, Digest, SloLine, collect_digest
 from watchkeeper.errors import StoreError, WatchkeeperError
-from watchkeeper.store._protocol import Dimension, Group, SpanFilter, Store, Summary
+from watchkeeper.store import Dimension, Group, SpanFilter, Store, Summary
 
 _SUMMARY_FIELDS = {f.name for f in dataclasses.fields(Summary)}
 
@@ -101,7 +102,7 @@ def _from_server(args: argparse.Namespace, project: str) -> Digest:
 
 
 def _from_files(args: argparse.Namespace) -> Digest:
-    from watchkeeper.alerting._config import alerting_of
+    from watchkeeper.alerting import alerting_of
     from watchkeeper.config import load_config
 
     overrides = {"server": {"data_dir": args.data_dir}} if args.data_dir else None
@@ -115,9 +116,10 @@ def _from_files(args: argparse.Namespace) -> Digest:
         store.close()
 
 
-def run(argv: list[str]) -> int:
-    """Parse arguments, gather the figures, print the digest."""
-    args = _parser().parse_args(argv)
+def report_main(argv: Sequence[str]) -> int:
+    """`watchkeeper report --period daily|weekly [--format text|markdown|html]`: parse the
+    arguments, gather the figures, print the digest."""
+    args = _parser().parse_args(list(argv))
     try:
         digest = _from_server(args, args.project or "default") if args.url else _from_files(args)
     except WatchkeeperError as exc:

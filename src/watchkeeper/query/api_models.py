@@ -15,7 +15,7 @@ import orjson
 from pydantic import BaseModel, Field, create_model
 
 from watchkeeper.model import PayloadRow, ScoreRow, SpanRow
-from watchkeeper.store._protocol import Activity, ScoreSummary, Summary
+from watchkeeper.store import Activity, ScoreSummary, Summary
 
 
 def _fields_of(cls: Any) -> dict[str, Any]:

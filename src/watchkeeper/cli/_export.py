@@ -13,16 +13,20 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from watchkeeper.alerting._model import Rule, Slo
+from watchkeeper.alerting import Rule, Slo
 from watchkeeper.alerting.channels import ChannelSpec, parse_channel_specs
-from watchkeeper.alerting.exports._alertmanager import render_alertmanager_config
-from watchkeeper.alerting.exports._dashboards import all_dashboards
-from watchkeeper.alerting.exports._grafana import datasource_yaml, provider_yaml
-from watchkeeper.alerting.exports._inputs import RouteInput
-from watchkeeper.alerting.exports._promql import Skipped, quote
-from watchkeeper.alerting.exports._rules import render_alert_rules
-from watchkeeper.alerting.exports._slo_rules import render_slo_rules
-from watchkeeper.alerting.exports._yaml import dump
+from watchkeeper.alerting.exports import (
+    RouteInput,
+    Skipped,
+    all_dashboards,
+    datasource_yaml,
+    dump_yaml,
+    provider_yaml,
+    quote,
+    render_alert_rules,
+    render_alertmanager_config,
+    render_slo_rules,
+)
 from watchkeeper.errors import WatchkeeperError
 
 TARGETS = ("prometheus-rules", "alertmanager-config", "grafana")
@@ -48,8 +52,8 @@ def prometheus_rules_files(
     slo = render_slo_rules(slos)
     slo_groups = [dict(g, interval=f"{interval_s:g}s") if interval_s else g for g in slo.groups]
     files = {
-        RULES_FILE: dump(alerts.document, _header("Watchkeeper alert rules", alerts.skipped)),
-        SLO_FILE: dump(
+        RULES_FILE: dump_yaml(alerts.document, _header("Watchkeeper alert rules", alerts.skipped)),
+        SLO_FILE: dump_yaml(
             {"groups": slo_groups}, _header("Watchkeeper SLOs (Sloth-compatible)", slo.skipped)
         ),
     }
@@ -66,14 +70,14 @@ def alertmanager_files(
     """`alertmanager.yml`, and the channels left out."""
     export = render_alertmanager_config(channels, version, routes, own_channels, default_channels)
     header = _header(f"Alertmanager {version} configuration", export.skipped)
-    return {AM_FILE: dump(export.document, header)}, list(export.skipped)
+    return {AM_FILE: dump_yaml(export.document, header)}, list(export.skipped)
 
 
 def grafana_files(prometheus_url: str, dashboards_path: str) -> dict[str, str]:
     """Provisioning YAML for the datasource and the dashboards, and the dashboards' JSON."""
     files = {
-        "provisioning/datasources/watchkeeper.yaml": dump(datasource_yaml(prometheus_url)),
-        "provisioning/dashboards/watchkeeper.yaml": dump(provider_yaml(dashboards_path)),
+        "provisioning/datasources/watchkeeper.yaml": dump_yaml(datasource_yaml(prometheus_url)),
+        "provisioning/dashboards/watchkeeper.yaml": dump_yaml(provider_yaml(dashboards_path)),
     }
     for board in all_dashboards():
         files[f"dashboards/{board.filename}"] = json.dumps(board.model, indent=2) + "\n"
@@ -104,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _alerting(config: Path | None, env: Mapping[str, str] | None) -> Any:
-    from watchkeeper.alerting._config import alerting_of
+    from watchkeeper.alerting import alerting_of
     from watchkeeper.config import load_config
 
     return alerting_of(load_config(config, env=env))
