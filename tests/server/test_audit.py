@@ -25,6 +25,7 @@ from tests.server.conftest import ADMIN_TOKEN, Running
 from watchkeeper.config import load_config
 from watchkeeper.server._audit import (
     GENESIS,
+    SYSTEM,
     Actor,
     AuditLog,
     Change,
@@ -492,3 +493,17 @@ def test_a_head_kept_elsewhere_catches_a_chain_cut_back_and_its_head_rewritten(
     caught = _verify(server, "--expect", head)
     assert caught.returncode == 1 and "entry 4, the head kept earlier, is gone" in caught.stderr
     assert _verify(server, "--expect", "4:abc").returncode == 2
+
+
+def test_the_export_holds_any_number_a_change_carried(server: Running) -> None:
+    # past 64 bits: any JSON number a client sent may be in a change's before or after (the
+    # DAST scan found one; orjson, which the export used, refuses such integers)
+    huge = 2**70
+    origin = Origin("127.0.0.1", "audit-test/1.0")
+    server.services.audit.record(
+        SYSTEM, origin, "test.change", "a number", None, Change(after={"n": huge})
+    )
+    r = server.get("/api/v1/audit/export", ADMIN_TOKEN)
+    assert r.status_code == 200
+    (entry,) = [e for e in map(json.loads, r.text.splitlines()) if e["action"] == "test.change"]
+    assert entry["after"] == {"n": huge}

@@ -8,10 +8,10 @@ is off a request without a credential reads everything, like the rest of the API
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
@@ -108,7 +108,9 @@ def export_audit(request: Request, where: Where) -> StreamingResponse:
 
     def lines() -> Iterator[bytes]:
         for entry in audit.entries(where):
-            yield orjson.dumps(entry.as_json()) + b"\n"
+            # the standard library's encoder: orjson refuses integers past 64 bits, which a
+            # change's before/after may hold (any number a client sent)
+            yield json.dumps(entry.as_json(), ensure_ascii=False).encode() + b"\n"
 
     return StreamingResponse(
         lines(),

@@ -75,7 +75,7 @@ def test_every_dashboard_query_is_valid_promql(tmp_path: Path) -> None:
 def test_dashboard_metrics_are_the_ones_server_and_sdk_register() -> None:
     from prometheus_client import CollectorRegistry
 
-    from watchkeeper.alerting.exports import _promql
+    from watchkeeper.alerting import _promql
     from watchkeeper.sdk._metrics import SdkMetrics
     from watchkeeper.server._span_metrics import SpanMetrics
 
