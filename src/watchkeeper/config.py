@@ -111,9 +111,10 @@ class StoreConfig(_Section):
     meta_url: str = ""  # SQLAlchemy URL; default sqlite:///<data_dir>/meta.sqlite
     # The embedded engine's memory (DuckDB's memory_limit; it spills to disk above it, and
     # gives it back when ingest is idle: ingest.idle_release_s). DuckDB's own default is 80%
-    # of the machine's memory. 256 MB ran out in a 30-minute soak while the traces tables
-    # had ART indexes (held in memory, growing with every trace; gone since schema 9).
-    memory_limit_mb: int = Field(default=256, ge=64)
+    # of the machine's memory. 256 MB ran out (Out of Memory in queries and writes) in a
+    # soak at 20k spans/s once the store held ~13M spans, after the ART indexes were gone:
+    # a starter rule's query asked for 128 MB at once. Lower it only with a soak to show it.
+    memory_limit_mb: int = Field(default=1024, ge=64)
     # A trace's user, session and feature (from any of its spans, usually the root) fill
     # the spans of the trace that start within this many seconds of the span that brought
     # them; a write reads only the contexts of that window, so its cost stays flat.
