@@ -112,7 +112,7 @@ class StoreConfig(_Section):
     # The embedded engine's memory (DuckDB's memory_limit; it spills to disk above it, and
     # gives it back when ingest is idle: ingest.idle_release_s). DuckDB's own default is 80%
     # of the machine's memory. 256 MB ran out (Out of Memory in queries and writes) in a
-    # soak at 20k spans/s once the store held ~13M spans, after the ART indexes were gone:
+    # soak at 20k spans/s once the store held ~6M spans, after the ART indexes were gone:
     # a starter rule's query asked for 128 MB at once. Lower it only with a soak to show it.
     memory_limit_mb: int = Field(default=1024, ge=64)
     # A trace's user, session and feature (from any of its spans, usually the root) fill
