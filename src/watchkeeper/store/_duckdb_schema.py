@@ -134,6 +134,16 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         "both rebuilt in start order",
         (*_trace_context.rebuild_with_starts(), *_traces.rebuild()),
     ),
+    (
+        10,
+        "per-minute rollup (minute_rollup) backfilled from the spans of its horizon",
+        (
+            _rollup.MINUTES.ddl(),
+            _rollup.insert_sql(
+                "spans", f"start_ns >= epoch_ns(now()) - {_rollup.MINUTE_KEEP_NS}", _rollup.MINUTES
+            ),
+        ),
+    ),
 )
 LATEST = MIGRATIONS[-1][0]
 

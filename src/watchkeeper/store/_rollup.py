@@ -1,4 +1,5 @@
-"""The hourly rollup of the DuckDB span store: what it holds and the queries it answers.
+"""The rollups of the DuckDB span store (hourly, and per minute for a busy day or less):
+what they hold and the queries they answer.
 
 Each `write` appends, in its own transaction, one GROUP BY of the batch's new spans: per
 (project, hour, service, environment, operation, provider, request/response model, outcome,
@@ -21,6 +22,11 @@ statistic is replaced by the geometric middle of its bucket clamped to the group
 [min, max], then interpolated as DuckDB's exact `quantile_cont` does; so the relative error
 is at most REL_ERROR (sqrt(1.1) - 1 = 4.9%) for durations of 1 ms to ~48 h, and at most
 0.5 ms below 1 ms.
+
+MINUTES holds the rollup's rows per minute for the last MINUTE_KEEP_NS (two days, by the
+wall clock). A range of a day or less that holds MINUTE_FROM_SPANS spans or more is answered
+from it the same way (whole minutes from the table, the edges from spans), with the same
+bounds; a quieter range still comes from the spans, exactly.
 
 Two more tables keep the same sums without latency buckets (so they answer no percentiles):
 `totals_rollup` per the rollup's keys plus feature (40k rows at 1M spans a week, against
@@ -61,9 +67,17 @@ from watchkeeper.query._render import (
 from watchkeeper.store._protocol import SpanFilter
 
 HOUR_NS = 3600 * 1_000_000_000
+MINUTE_NS = 60 * 1_000_000_000
 #: Ranges up to a day keep the exact raw path (a day of spans is a fast scan, ~50 ms at 9M
-#: spans a week); longer ones use the rollup.
+#: spans a week); longer ones use the hourly rollup.
 MIN_RANGE_NS = 24 * HOUR_NS
+#: How long the per-minute rollup keeps its rows (by the wall clock): it answers ranges of a
+#: day or less that start within this horizon.
+MINUTE_KEEP_NS = 2 * 24 * HOUR_NS
+#: A range of a day or less is read from the spans (exact percentiles) unless it holds at
+#: least this many spans; then from the per-minute rollup. 1M spans cost ~15 ms per summary
+#: from the spans; at 20k spans/s, 15 minutes hold 18M (~250 ms, every dashboard refresh).
+MINUTE_FROM_SPANS = 1_000_000
 GAMMA = 1.1  # ratio of a latency bucket's upper to lower bound
 MAX_BUCKET = 200  # GAMMA**199 ms is about 48 hours
 REL_ERROR = math.sqrt(GAMMA) - 1  # bound of a percentile's relative error
@@ -96,6 +110,7 @@ WIDE_SUMS = ("dur_sum", *(f"{t}_tokens" for t in _TOKENS))
 _KEY_TYPES = {
     "project": "VARCHAR NOT NULL",
     "hour_ns": "BIGINT NOT NULL",
+    "minute_ns": "BIGINT NOT NULL",
     "is_root": "BOOLEAN",
     "bucket": "SMALLINT NOT NULL",
 }
@@ -106,10 +121,16 @@ class Table:
     """A rollup table: its key columns, and the group keys and filters it can answer."""
 
     name: str
-    keys: tuple[str, ...]  # project, hour_ns, then span columns (is_root, bucket derived)
+    keys: tuple[str, ...]  # project, time_key, then span columns (is_root, bucket derived)
     dimensions: frozenset[str]  # what a breakdown or series may group by
     #: value-list filters it answers (besides the range and the scope)
     filters: frozenset[str]
+    grain_ns: int = HOUR_NS  # the time bucket of a row
+    time_key: str = "hour_ns"  # the key column holding the bucket's start
+
+    def time_sql(self, start: str = "start_ns") -> str:
+        """The start of the row's time bucket, from a span start."""
+        return f"{start} // {self.grain_ns} * {self.grain_ns}"
 
     @property
     def buckets(self) -> bool:
@@ -148,8 +169,18 @@ TOTALS = Table(
     _SPAN_DIMENSIONS | {"feature"},
     _SPAN_FILTERS | {"features"},
 )
-#: Every rollup table, smallest first: a query takes the first one that answers it.
+#: Every hourly rollup table, smallest first: a query takes the first one that answers it.
 TABLES = (TOTALS, USERS, MAIN)
+#: MAIN per minute, kept MINUTE_KEEP_NS: a busy day or less without scanning every span.
+#: No user or feature: trace contexts never move its rows.
+MINUTES = Table(
+    "minute_rollup",
+    ("project", "minute_ns", *_SPAN_KEYS[2:], "bucket"),
+    _SPAN_DIMENSIONS,
+    _SPAN_FILTERS,
+    grain_ns=MINUTE_NS,
+    time_key="minute_ns",
+)
 #: The tables keyed by a trace's context (user, feature): `_trace_context` moves rows in them.
 CONTEXT_TABLES = (USERS, TOTALS)
 _LIST_FILTERS = (
@@ -166,8 +197,8 @@ def bucket_sql(duration: str = "duration_ns") -> str:
 
 
 def _span_keys(table: Table) -> list[str]:
-    hour = f"start_ns // {HOUR_NS} * {HOUR_NS}"
-    exprs = {"hour_ns": hour, "is_root": "parent_span_id = ''", "bucket": bucket_sql()}
+    exprs = {table.time_key: table.time_sql(), "is_root": "parent_span_id = ''"}
+    exprs["bucket"] = bucket_sql()
     return [f"{exprs.get(k, k)} AS {k}" for k in table.keys]
 
 
@@ -192,34 +223,52 @@ def insert_sql(source: str, where: str = "", table: Table = MAIN, *, retract: bo
     return f"INSERT INTO {table.name} SELECT {', '.join(cols)} FROM {source}{where} GROUP BY ALL"
 
 
-def compact_sql(hours: Sequence[int], table: Table = MAIN) -> tuple[str, ...]:
-    """Statements that merge the partial rows of these hours into one row per key."""
-    inlist = ", ".join(str(int(h)) for h in hours)
+def compact_sql(times: Sequence[int], table: Table = MAIN) -> tuple[str, ...]:
+    """Statements that merge the partial rows of these hours (the table's time buckets)
+    into one row per key."""
+    inlist = ", ".join(str(int(h)) for h in times)
     merged = ", ".join([*table.keys, *(f"{agg} AS {col}" for col, _, agg in VALUES)])
+    t = table.time_key
     return (
         f"CREATE TEMP TABLE wk_compact AS SELECT {merged} FROM {table.name} "
-        f"WHERE hour_ns IN ({inlist}) GROUP BY ALL HAVING sum(n) > 0",
-        f"DELETE FROM {table.name} WHERE hour_ns IN ({inlist})",
+        f"WHERE {t} IN ({inlist}) GROUP BY ALL HAVING sum(n) > 0",
+        f"DELETE FROM {table.name} WHERE {t} IN ({inlist})",
         f"INSERT INTO {table.name} SELECT * FROM wk_compact",
         "DROP TABLE wk_compact",
     )
 
 
-def rebuild_sql(hours: Sequence[int], table: Table = MAIN) -> tuple[str, ...]:
-    """Statements that replace the rows of these hours by the rollup of their spans."""
-    inlist = ", ".join(str(int(h)) for h in hours)
-    bound = f"start_ns BETWEEN {min(hours)} AND {max(hours) + HOUR_NS - 1}"  # zone maps
+def rebuild_sql(times: Sequence[int], table: Table = MAIN) -> tuple[str, ...]:
+    """Statements that replace the rows of these hours (the table's time buckets) by the
+    rollup of their spans."""
+    inlist = ", ".join(str(int(h)) for h in times)
+    last = max(times) + table.grain_ns - 1
+    bound = f"start_ns BETWEEN {min(times)} AND {last}"  # zone maps
     return (
-        f"DELETE FROM {table.name} WHERE hour_ns IN ({inlist})",
-        insert_sql("spans", f"{bound} AND start_ns // {HOUR_NS} * {HOUR_NS} IN ({inlist})", table),
+        f"DELETE FROM {table.name} WHERE {table.time_key} IN ({inlist})",
+        insert_sql("spans", f"{bound} AND {table.time_sql()} IN ({inlist})", table),
     )
 
 
 def eligible(
-    f: SpanFilter, by: str | None = None, table: Table = MAIN, *, percentiles: bool = True
+    f: SpanFilter,
+    by: str | None = None,
+    table: Table = MAIN,
+    *,
+    percentiles: bool = True,
+    now_ns: int = 0,
 ) -> bool:
-    """Whether `table` answers this filter (and group key) as the spans would."""
-    if f.start_ns is None or f.end_ns is None or f.end_ns - f.start_ns <= MIN_RANGE_NS:
+    """Whether `table` answers this filter (and group key) as the spans would: a range
+    longer than a day for the hourly tables; for MINUTES, a day or less that starts within
+    its horizon (`now_ns`: the wall clock) and spans more than two of its minutes."""
+    if f.start_ns is None or f.end_ns is None:
+        return False
+    if table is MINUTES:
+        horizon = now_ns - MINUTE_KEEP_NS + HOUR_NS  # an hour's margin for the pruning
+        too_short = f.end_ns - f.start_ns <= 2 * MINUTE_NS
+        if too_short or f.end_ns - f.start_ns > MIN_RANGE_NS or f.start_ns < horizon:
+            return False
+    elif f.end_ns - f.start_ns <= MIN_RANGE_NS:
         return False
     if by is not None and by not in table.dimensions:
         return False
@@ -234,8 +283,23 @@ def eligible(
     return not any(unsupported)
 
 
-def _rollup_where(f: SpanFilter, p: Params, lo: int, hi: int) -> str:
-    cond = [f"project = {p(f.project)}", f"hour_ns >= {p(lo)}", f"hour_ns < {p(hi)}"]
+def count_query(f: SpanFilter, table: Table) -> Query:
+    """How many spans of the project start in the time buckets the range touches (whatever
+    the other filters): what reading the range from the spans would scan."""
+    assert f.start_ns is not None and f.end_ns is not None
+    p = Params(DUCKDB)
+    lo = f.start_ns // table.grain_ns * table.grain_ns
+    t = table.time_key
+    sql = (
+        f"SELECT sum(n) FROM {table.name} "
+        f"WHERE project = {p(f.project)} AND {t} >= {p(lo)} AND {t} < {p(f.end_ns)}"
+    )
+    return Query(sql, p.values)
+
+
+def _rollup_where(f: SpanFilter, p: Params, lo: int, hi: int, table: Table) -> str:
+    t = table.time_key
+    cond = [f"project = {p(f.project)}", f"{t} >= {p(lo)}", f"{t} < {p(hi)}"]
     if f.scope == "requests":
         cond.append("is_root")
     elif f.scope == "llm":
@@ -256,21 +320,23 @@ class Shape:
 
 
 def _source(f: SpanFilter, p: Params, shape: Shape, table: Table = MAIN) -> str:
-    """Rows of (k, b, bucket, outcome, values): whole hours from `table`, edges from spans."""
+    """Rows of (k, b, bucket, outcome, values): whole hours (the table's time buckets) from
+    `table`, the edges from spans."""
     assert f.start_ns is not None and f.end_ns is not None  # checked by `eligible`
-    lo = -(-f.start_ns // HOUR_NS) * HOUR_NS
-    hi = f.end_ns // HOUR_NS * HOUR_NS
+    grain = table.grain_ns
+    lo = -(-f.start_ns // grain) * grain
+    hi = f.end_ns // grain * grain
     key = "NULL" if shape.key is None else dimension_expr(shape.key)
     step = None if shape.step_ns is None else p(shape.step_ns)
     b = "NULL" if step is None else f"start_ns // {step} * {step}"
-    rb = "NULL" if step is None else f"hour_ns // {step} * {step}"
+    rb = "NULL" if step is None else f"{table.time_key} // {step} * {step}"
     restrict = "" if shape.keys is None else f" AND {keys_in(key, shape.keys, p)}"
     cols = [col for col, _, _ in VALUES]
     bucket, edge_bucket = ("bucket", bucket_sql()) if table.buckets else ("NULL", "NULL")
     rollup = (
         f"SELECT {key} AS k, {rb} AS b, {bucket} AS bucket, outcome, {', '.join(cols)} "
         f"FROM {table.name} "
-        f"WHERE {_rollup_where(f, p, lo, hi)}{restrict}"
+        f"WHERE {_rollup_where(f, p, lo, hi, table)}{restrict}"
     )
     raw_cols = [
         "1", "duration_ns", "duration_ns", "duration_ns", *(f"{t}_tokens" for t in _TOKENS),
@@ -367,22 +433,28 @@ def _ordered(sql: str, p: Params, order: str | None, limit: int | None) -> str:
 
 
 def summaries_query(
-    f: SpanFilter, shape: Shape, order: str | None = None, limit: int | None = None
+    f: SpanFilter,
+    shape: Shape,
+    order: str | None = None,
+    limit: int | None = None,
+    table: Table = MAIN,
 ) -> Query:
     """Summaries per (k, b) from the rollup and the edges: k, b, then the summary columns.
 
-    The sums come from the bucket-less TOTALS rows (every filter and key of MAIN is one of
-    TOTALS); the percentiles from MAIN's (k, b, bucket) counts only. Carrying every sum
-    through the per-bucket rows cost twice as much (7-day series at 1M spans: 27 ms).
+    From the hourly tables, the sums come from the bucket-less TOTALS rows (every filter and
+    key of MAIN is one of TOTALS); the percentiles from MAIN's (k, b, bucket) counts only.
+    Carrying every sum through the per-bucket rows cost twice as much (7-day series at 1M
+    spans: 27 ms). MINUTES (a day at most) gives both.
     """
     if shape.step_ns is not None:
         check_buckets(f, shape.step_ns)
+    sums = TOTALS if table is MAIN else table
     p = Params(DUCKDB)
     same = "s.k IS NOT DISTINCT FROM o.k AND s.b IS NOT DISTINCT FROM o.b"
     sql = (
         f"WITH s AS (SELECT k, b, {', '.join(_sum_columns())} "
-        f"FROM ({_source(f, p, shape, TOTALS)}) GROUP BY k, b HAVING sum(n) > 0), "
-        f"h AS (SELECT k, b, bucket, sum(n) AS n FROM ({_source(f, p, shape)}) "
+        f"FROM ({_source(f, p, shape, sums)}) GROUP BY k, b HAVING sum(n) > 0), "
+        f"h AS (SELECT k, b, bucket, sum(n) AS n FROM ({_source(f, p, shape, table)}) "
         "GROUP BY k, b, bucket), "
         "w AS (SELECT *, sum(n) OVER (PARTITION BY k, b ORDER BY bucket) AS cum, "
         "sum(n) OVER (PARTITION BY k, b) AS tot FROM h), "

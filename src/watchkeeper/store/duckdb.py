@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -138,6 +139,8 @@ class DuckDBStore:
         compact_every: int = COMPACT_EVERY,
         memory_limit_mb: int | None = None,
         trace_window_s: int = tc.WINDOW_NS // 10**9,
+        minute_from_spans: int = ru.MINUTE_FROM_SPANS,
+        clock: Callable[[], int] = time.time_ns,
     ) -> None:
         self._path = path
         self._memory_limit_mb = memory_limit_mb
@@ -157,7 +160,10 @@ class DuckDBStore:
         # False answers every query from the spans: exact percentiles, slower over days
         self.use_rollup = use_rollup
         self._compact_every = compact_every
+        self._minute_from_spans = minute_from_spans
+        self._clock = clock
         self._dirty_hours: set[int] = set()
+        self._dirty_minutes: set[int] = set()
         self._fixed_hours: set[int] = set()  # hours whose spans trace contexts moved
         self._writes = 0
         self._generation = 0  # bumped when the database is opened again (after a fatal error)
@@ -328,13 +334,17 @@ class DuckDBStore:
         (`fixed`: hours whose rows trace contexts moved)."""
         for table in ru.TABLES:
             cur.execute(ru.insert_sql(source, table=table))
-        hours = cur.execute(
-            f"SELECT DISTINCT start_ns // {ru.HOUR_NS} * {ru.HOUR_NS} FROM {source}"
-        ).fetchall()
-        self._dirty_hours.update(int(h) for (h,) in hours)
+        kept = self._clock() - ru.MINUTE_KEEP_NS  # older minutes are pruned anyway
+        cur.execute(ru.insert_sql(source, f"start_ns >= {kept}", ru.MINUTES))
+        minutes = cur.execute(f"SELECT DISTINCT {ru.MINUTES.time_sql()} FROM {source}")
+        for (minute,) in minutes.fetchall():
+            self._dirty_hours.add(minute // ru.HOUR_NS * ru.HOUR_NS)
+            if minute >= kept // ru.MINUTE_NS * ru.MINUTE_NS:
+                self._dirty_minutes.add(minute)
         self._fixed_hours.update(fixed)
         self._writes += 1
         if self._writes % self._compact_every == 0:
+            self._compact_minutes(cur)
             for table in ru.TABLES:
                 # rows moved between users or features: rebuilt, so the min, max, first
                 # and last of the key they left are exact again (an hour's spans, scanned
@@ -348,6 +358,16 @@ class DuckDBStore:
                     cur.execute(sql)
             self._dirty_hours.clear()
             self._fixed_hours.clear()
+
+    def _compact_minutes(self, cur: Any) -> None:
+        """Merge the partial per-minute rows of the minutes written since the last merge,
+        and drop the minutes past the horizon."""
+        if self._dirty_minutes:
+            for sql in ru.compact_sql(sorted(self._dirty_minutes), ru.MINUTES):
+                cur.execute(sql)
+            self._dirty_minutes.clear()
+        kept = self._clock() - ru.MINUTE_KEEP_NS
+        cur.execute(f"DELETE FROM {ru.MINUTES.name} WHERE minute_ns < {kept}")
 
     @staticmethod
     def _append(cur: Any, table: str, data: Any) -> None:
@@ -398,16 +418,18 @@ class DuckDBStore:
 
     @staticmethod
     def _cut_rollup(cur: Any, where: str, params: dict[str, object], before_ns: int) -> None:
-        """Drop the rollup's hours before the cut; the hour it cuts is rebuilt from its spans."""
-        hour = before_ns // ru.HOUR_NS * ru.HOUR_NS
-        bind = {k: v for k, v in params.items() if k != "t"} | {"h": hour}
-        for table in ru.TABLES:
-            cur.execute(f"DELETE FROM {table.name} WHERE {where}hour_ns < $h", bind)
-            if hour < before_ns:
-                cur.execute(f"DELETE FROM {table.name} WHERE {where}hour_ns = $h", bind)
+        """Drop the rollups' hours (minutes) before the cut; the one it cuts is rebuilt from
+        its spans."""
+        for table in (*ru.TABLES, ru.MINUTES):
+            t, grain = table.time_key, table.grain_ns
+            cut = before_ns // grain * grain
+            bind = {k: v for k, v in params.items() if k != "t"} | {"h": cut}
+            cur.execute(f"DELETE FROM {table.name} WHERE {where}{t} < $h", bind)
+            if cut < before_ns:
+                cur.execute(f"DELETE FROM {table.name} WHERE {where}{t} = $h", bind)
                 cond = f"{where}start_ns >= $h AND start_ns < $e"
                 insert = ru.insert_sql("spans", cond, table)
-                cur.execute(insert, bind | {"e": hour + ru.HOUR_NS})
+                cur.execute(insert, bind | {"e": cut + grain})
 
     # -- queries -----------------------------------------------------------------------------
     def summary(
@@ -417,7 +439,10 @@ class DuckDBStore:
         table = None if last_n is not None else self._rollup_for(f, None, percentiles=percentiles)
         if table is not None:
             shape = ru.Shape()
-            q = ru.summaries_query(f, shape) if percentiles else ru.totals_query(f, shape, table)
+            if percentiles:
+                q = ru.summaries_query(f, shape, table=table)
+            else:
+                q = ru.totals_query(f, shape, table)
             rows = self._rows(q)
             return res.summary_from_row(rows[0][2:]) if rows else Summary()
         q = r.summary_query(f, DUCKDB, last_n, percentiles=percentiles)
@@ -440,7 +465,7 @@ class DuckDBStore:
         if table is not None:
             shape, limit = ru.Shape(key=by), _check_limit(limit)
             if with_p:  # only a table with latency buckets answers then
-                q = ru.summaries_query(f, shape, order, limit)
+                q = ru.summaries_query(f, shape, order, limit, table)
             else:  # sums only: one GROUP BY over the rollup rows
                 if by in TWO_STAGE:  # rank by one sum, then every sum of the top keys only
                     ranked = ru.top_keys_query(f, by, limit, order, table)
@@ -463,9 +488,9 @@ class DuckDBStore:
     ) -> list[Point]:
         """Summaries per time bucket (buckets without spans are left out)."""
         f = self._bounded(f)
-        rolled = self._rollup_for(f, by, percentiles=True) is not None
-        if rolled and step_s % 3600 == 0:  # hour-aligned buckets of whole hours
-            return self._rolled_series(f, step_s, by, limit)
+        table = self._rollup_for(f, by, percentiles=True)
+        if table is not None and step_s * 10**9 % table.grain_ns == 0:  # whole hours (minutes)
+            return self._rolled_series(f, step_s, by, limit, table)
         keys: list[str | None] = []
         if by is not None:
             keys = [row[0] for row in self._rows(r.top_keys_query(f, DUCKDB, by, limit))]
@@ -475,24 +500,34 @@ class DuckDBStore:
         return [Point(int(row[0]), res.summary_from_row(row[2:]), row[1]) for row in rows]
 
     def _rollup_for(self, f: SpanFilter, by: str | None, *, percentiles: bool) -> ru.Table | None:
-        """The rollup table that answers a query, or None: read the spans."""
-        if self.use_rollup:
-            for table in ru.TABLES:
-                if ru.eligible(f, by, table, percentiles=percentiles):
-                    return table
+        """The rollup table that answers a query, or None: read the spans.
+
+        Over more than a day, the smallest hourly table that answers it. Over a day or
+        less, the per-minute rollup when the range holds too many spans to read them all
+        (`minute_from_spans`); else the spans, for exact percentiles.
+        """
+        if not self.use_rollup:
+            return None
+        for table in ru.TABLES:
+            if ru.eligible(f, by, table, percentiles=percentiles):
+                return table
+        if ru.eligible(f, by, ru.MINUTES, percentiles=percentiles, now_ns=self._clock()):
+            (spans,) = self._rows(ru.count_query(f, ru.MINUTES))[0]
+            if spans is not None and spans >= self._minute_from_spans:
+                return ru.MINUTES
         return None
 
     def _rolled_series(
-        self, f: SpanFilter, step_s: int, by: Dimension | None, limit: int
+        self, f: SpanFilter, step_s: int, by: Dimension | None, limit: int, table: ru.Table
     ) -> list[Point]:
         keys: list[str | None] | None = None
         if by is not None:
-            q = ru.top_keys_query(f, by, _check_limit(limit, 1000))
+            q = ru.top_keys_query(f, by, _check_limit(limit, 1000), table=table)
             keys = [row[0] for row in self._rows(q)]
             if not keys:
                 return []
         shape = ru.Shape(key=by, step_ns=step_s * 1_000_000_000, keys=keys)
-        rows = self._rows(ru.summaries_query(f, shape))
+        rows = self._rows(ru.summaries_query(f, shape, table=table))
         return [Point(int(row[1]), res.summary_from_row(row[2:]), row[0]) for row in rows]
 
     def heatmap(self, f: SpanFilter, step_s: int, bounds_ms: Sequence[float]) -> Heatmap:
