@@ -300,7 +300,10 @@ def _drive(
     written_before = _metric(url, "watchkeeper_ingest_spans_written_total")
     cpu_before = _cpu_seconds(pid) if pid is not None else (0.0, 0.0)
     stats, stop = Stats(), threading.Event()
-    watchers = [threading.Thread(target=_probe, args=(url, run_id, stop, stats, soak))]
+    watchers = [
+        threading.Thread(target=_probe, args=(url, run_id, stop, stats, soak)),
+        threading.Thread(target=_retime, args=(bodies, per, stop)),
+    ]
     if pid is not None:
         watchers.append(threading.Thread(target=_watch_rss, args=(pid, stop, stats)))
     if soak is not None:
