@@ -70,6 +70,7 @@ class Soak:
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.started = time.monotonic()
+        self.by_route: dict[str, list[float]] = {path: [] for path, _ in DASHBOARD}
 
     @property
     def now(self) -> Minute:
@@ -91,8 +92,10 @@ class Soak:
                         ok = client.get(path, params=params).status_code == 200
                     except httpx.HTTPError:
                         ok = False
+                    elapsed = time.perf_counter() - t
                     with self.lock:
-                        self.now.queries.append(time.perf_counter() - t)
+                        self.now.queries.append(elapsed)
+                        self.by_route[path].append(elapsed)
                         self.now.errors += not ok
 
     def tick_minutes(self) -> None:
@@ -140,6 +143,9 @@ class Soak:
                     f"slope per minute, {label}: RSS {rss:+.2f} MiB, lag p99 {lag:+.3f} s, "
                     f"query p95 {q:+.2f} ms"
                 )
+        for path, seconds in self.by_route.items():
+            p50, p95 = _pct(seconds, 0.5), _pct(seconds, 0.95)
+            print(f"  {path:22} p50 {_num(p50, 1000):>5} ms  p95 {_num(p95, 1000):>5} ms")
         errors = sum(m.errors for m in self.minutes) + sender_errors
         verdict = "all present" if stored == acked else f"{acked - stored} MISSING"
         print(
