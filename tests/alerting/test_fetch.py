@@ -72,3 +72,52 @@ def test_absence_finds_the_silent_service() -> None:
         assert [(o.key, o.breaching) for o in obs] == [("alive", False), ("gone", True)]
     finally:
         store.close()
+
+
+def test_a_query_without_percentiles_takes_the_answer_with_them() -> None:
+    store = DuckDBStore(None)
+    try:
+        store.write(requests(T0, 40, timeouts=10, service="chat", duration_ms=300))
+        f = span_filter("default", Filters(scope="requests"), T0 - 300, T0)
+        q = CycleQueries(store)
+        lean = q.summary(f, percentiles=False)
+        assert lean.p95_ms is None and lean.count == 40
+        full = q.summary(f)
+        assert full.p95_ms is not None and q.asked == 2
+        assert q.summary(f, percentiles=False) is full and q.asked == 2
+        assert q.breakdown(f, "service", percentiles=False)[0].summary.p95_ms is None
+        assert q.breakdown(f, "service")[0].summary.p95_ms is not None
+        assert q.asked == 4
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("rule", "percentiles"),
+    [
+        ({"kind": "outcome_ratio", "outcomes": ["timeout"], "group_by": "service"}, False),
+        ({"kind": "count", "threshold": 10}, False),
+        ({"kind": "absence", "group_by": "service", "window": "10m"}, False),
+        ({"kind": "latency", "statistic": "avg", "threshold": 100}, False),
+        ({"kind": "latency", "statistic": "p95", "threshold": 100, "group_by": "service"}, True),
+        ({"kind": "anomaly", "metric": "p95", "window": "1h"}, True),
+    ],
+)
+def test_a_rule_asks_for_percentiles_only_when_its_value_needs_them(
+    rule: dict[str, object], percentiles: bool
+) -> None:
+    from watchkeeper.alerting import evaluate, parse_rule
+    from watchkeeper.alerting._fetch import fetch
+
+    parsed = parse_rule({"id": "r", "filters": {"scope": "requests"}, **rule})
+    assert parsed.percentiles is percentiles
+    store = DuckDBStore(None)
+    try:
+        store.write(requests(T0 - 30, 40, timeouts=10, service="chat", duration_ms=300))
+        data = fetch(store, parsed, T0, {}, {})
+        assert data.groups and all(
+            (s.p95_ms is not None) is percentiles for s in data.groups.values() if s.count
+        )
+        evaluate(parsed, data, T0)  # what it asked is enough to judge
+    finally:
+        store.close()

@@ -9,8 +9,9 @@ breakdown by that dimension: 200 rules cost a few dozen queries, not 200 (bench/
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 from watchkeeper.alerting._evaluate import RuleData, Window
@@ -44,18 +45,26 @@ _GROUP_FIELD = {
 SHARED_LIMIT = 200  # groups of a shared breakdown (service and model are low-cardinality)
 #: Single-valued filters a rule may read from a shared breakdown instead of its own query.
 # (Only service: a model filter matches request or response model, its breakdown only one.)
-_SHARED = (("services", "service"),)
+_SHARED_DIMS: tuple[tuple[str, Dimension], ...] = (("services", "service"),)
 
 
 class SummaryReader(Protocol):
     """Summaries and breakdowns: what SLO windows and digests read."""
 
-    def summary(self, f: SpanFilter, last_n: int | None = None) -> Summary:
+    def summary(
+        self, f: SpanFilter, last_n: int | None = None, *, percentiles: bool = True
+    ) -> Summary:
         """See `Store.summary`."""
         ...
 
     def breakdown(
-        self, f: SpanFilter, by: Dimension, limit: int = 20, order: str = "count"
+        self,
+        f: SpanFilter,
+        by: Dimension,
+        limit: int = 20,
+        order: str = "count",
+        *,
+        percentiles: bool = True,
     ) -> list[Group]:
         """See `Store.breakdown`."""
         ...
@@ -74,39 +83,55 @@ class Reader(SummaryReader, Protocol):
 
 
 class CycleQueries:
-    """A `Reader` that asks the store each distinct query once (for one cycle's `now`)."""
+    """A `Reader` that asks the store each distinct query once (for one cycle's `now`); a
+    query without percentiles takes the answer of the same query with them, if asked."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
         self._memo: dict[tuple[Any, ...], Any] = {}
         self.asked = 0  # queries that reached the store
 
-    def _once(self, key: tuple[Any, ...], ask: Any) -> Any:
+    def _once(self, key: tuple[Any, ...], ask: Callable[[], Any], percentiles: bool) -> Any:
+        fuller = (*key, True)
+        if not percentiles and fuller in self._memo:
+            return self._memo[fuller]
+        key = (*key, percentiles)
         if key not in self._memo:
             self.asked += 1
             self._memo[key] = ask()
         return self._memo[key]
 
-    def summary(self, f: SpanFilter, last_n: int | None = None) -> Summary:
+    def summary(
+        self, f: SpanFilter, last_n: int | None = None, *, percentiles: bool = True
+    ) -> Summary:
         """The store's summary, asked once per filter."""
-        shared = _shared_row(self, f) if last_n is None else None
+        shared = _shared_row(self, f, percentiles) if last_n is None else None
         if shared is not None:
             return shared
-        result: Summary = self._once(("s", f, last_n), lambda: self._store.summary(f, last_n))
+        ask = partial(self._store.summary, f, last_n, percentiles=percentiles)
+        result: Summary = self._once(("s", f, last_n), ask, percentiles)
         return result
 
     def breakdown(
-        self, f: SpanFilter, by: Dimension, limit: int = 20, order: str = "count"
+        self,
+        f: SpanFilter,
+        by: Dimension,
+        limit: int = 20,
+        order: str = "count",
+        *,
+        percentiles: bool = True,
     ) -> list[Group]:
         """The store's breakdown, asked once per (filter, dimension, limit, order)."""
         key = ("b", f, by, limit, order)
-        result: list[Group] = self._once(key, lambda: self._store.breakdown(f, by, limit, order))
+        ask = partial(self._store.breakdown, f, by, limit, order, percentiles=percentiles)
+        result: list[Group] = self._once(key, ask, percentiles)
         return result
 
     def scores_summary(self, f: SpanFilter, name: str | None = None) -> list[ScoreSummary]:
         """The store's score aggregates, asked once per filter."""
         key = ("sc", f, name)
-        result: list[ScoreSummary] = self._once(key, lambda: self._store.scores_summary(f, name))
+        ask = partial(self._store.scores_summary, f, name)
+        result: list[ScoreSummary] = self._once(key, ask, True)
         return result
 
     def search_spans(self, f: SpanFilter, limit: int = 50, cursor: str | None = None) -> Page:
@@ -114,14 +139,15 @@ class CycleQueries:
         return self._store.search_spans(f, limit, cursor)
 
 
-def _shared_row(q: CycleQueries, f: SpanFilter) -> Summary | None:
+def _shared_row(q: CycleQueries, f: SpanFilter, percentiles: bool) -> Summary | None:
     # A filter on exactly one service (or model) is one row of the breakdown by service of
     # the same filter without it; that breakdown is shared by every such rule of the cycle.
-    for fld, dim in _SHARED:
+    for fld, dim in _SHARED_DIMS:
         values: Sequence[str] = getattr(f, fld)
         if len(values) != 1:
             continue
-        groups = q.breakdown(dataclasses.replace(f, **{fld: ()}), dim, SHARED_LIMIT)  # type: ignore[arg-type]
+        whole = dataclasses.replace(f, **{fld: ()})  # type: ignore[arg-type]
+        groups = q.breakdown(whole, dim, SHARED_LIMIT, percentiles=percentiles)
         row = next((g.summary for g in groups if g.key == values[0]), None)
         if row is not None:
             return row
@@ -162,18 +188,19 @@ def narrow(f: SpanFilter, labels: Mapping[str, str]) -> SpanFilter:
 def summaries(store: Reader, rule: Rule, f: SpanFilter) -> dict[str | None, Summary]:
     """The rule's summary over `f`, per group of its `group_by` (one, keyed None, without)."""
     if rule.group_by is None:
-        return {None: store.summary(f)}
-    groups = store.breakdown(f, rule.group_by, limit=rule.max_groups)
+        return {None: store.summary(f, percentiles=rule.percentiles)}
+    groups = store.breakdown(f, rule.group_by, limit=rule.max_groups, percentiles=rule.percentiles)
     return {g.key: g.summary for g in groups}
 
 
 def slo_window(store: SummaryReader, slo: Slo, start_s: float, end_s: float) -> Window:
     """All and bad requests of an SLO's SLI over [start, end)."""
     f = span_filter(slo.project, slo.filters, start_s, end_s)
-    s = store.summary(f)
+    s = store.summary(f, percentiles=False)
     if slo.sli == "availability":
         return Window(s.count, s.count - s.success - s.fallbacks)
-    good = store.summary(dataclasses.replace(f, max_duration_ms=slo.latency_threshold_ms))
+    fast = dataclasses.replace(f, max_duration_ms=slo.latency_threshold_ms)
+    good = store.summary(fast, percentiles=False)
     return Window(s.count, s.count - good.count)
 
 

@@ -203,6 +203,12 @@ class Rule(_Model):
         return False
 
     @property
+    def percentiles(self) -> bool:
+        """Whether its value needs latency percentiles (p50-p99): without, the store only
+        sums (much cheaper over long or busy windows)."""
+        return False
+
+    @property
     def title(self) -> str:
         """The name people read: `name`, else the id."""
         return self.name or self.id

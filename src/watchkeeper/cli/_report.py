@@ -58,15 +58,25 @@ class HttpReader:
         # the API's unit: unix milliseconds
         return {"start": (f.start_ns or 0) / 1e6, "end": (f.end_ns or 0) / 1e6, "scope": f.scope}
 
-    def summary(self, f: SpanFilter, last_n: int | None = None) -> Summary:
+    def summary(
+        self, f: SpanFilter, last_n: int | None = None, *, percentiles: bool = True
+    ) -> Summary:
         """`GET /api/v1/summary`."""
-        return _summary(self._get("/api/v1/summary", self._params(f)))
+        params = {**self._params(f), "percentiles": str(percentiles).lower()}
+        return _summary(self._get("/api/v1/summary", params))
 
     def breakdown(
-        self, f: SpanFilter, by: Dimension, limit: int = 20, order: str = "count"
+        self,
+        f: SpanFilter,
+        by: Dimension,
+        limit: int = 20,
+        order: str = "count",
+        *,
+        percentiles: bool = True,
     ) -> list[Group]:
         """`GET /api/v1/breakdown`."""
         params = {**self._params(f), "by": by, "limit": limit, "order": order}
+        params["percentiles"] = str(percentiles).lower()
         groups = self._get("/api/v1/breakdown", params)["groups"]
         return [Group(g.get("key"), _summary(g)) for g in groups]
 

@@ -75,7 +75,8 @@ class AnomalyRule(SpanRule):
         values = []
         for day in range(1, self.baseline_days + 1):
             end = now - day * DAY_S
-            s = store.summary(span_filter(self.project, self.filters, end - self.window, end))
+            f = span_filter(self.project, self.filters, end - self.window, end)
+            s = store.summary(f, percentiles=self.percentiles)
             if s.count:  # a day without traffic (before the service existed) is not a zero
                 values.append(_metric(s, self.metric))
         return values
@@ -90,6 +91,11 @@ class AnomalyRule(SpanRule):
         threshold = self.factor * statistics.median(points)
         breaching = value > threshold and value >= self.min_value
         return [Observation(None, {}, value, threshold, breaching, s.count)]
+
+    @property
+    def percentiles(self) -> bool:
+        """Only for p95."""
+        return self.metric == "p95"
 
     def value(self, s: Summary) -> float | None:
         """The metric in the window."""

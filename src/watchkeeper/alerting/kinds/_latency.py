@@ -35,6 +35,11 @@ class LatencyRule(SpanRule):
     kind: Literal["latency"] = "latency"
     statistic: Statistic = "p95"
 
+    @property
+    def percentiles(self) -> bool:
+        """p50 … p99 need them; avg and max do not."""
+        return self.statistic.startswith("p")
+
     def value(self, s: Summary) -> float | None:
         """The statistic in ms."""
         return metric_value(s, self.statistic) if self.judged(s) else None
