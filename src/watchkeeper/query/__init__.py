@@ -1,7 +1,7 @@
-"""The query layer: one description of each span-store query, rendered per SQL dialect, and
-the parsing of the API's query parameters (times, filters, numbers) into those descriptions."""
+"""The query layer: the parsing of the API's query parameters (times, filters, numbers) into
+the span store's `SpanFilter`s, and the API's response models. (Each store query itself is
+described and rendered per dialect in `watchkeeper.store`.)"""
 
-from watchkeeper.query._dialect import CLICKHOUSE, DUCKDB, Dialect, Params
 from watchkeeper.query._params import (
     MAX_DURATION_MS,
     MAX_TIME_MS,
@@ -15,20 +15,15 @@ from watchkeeper.query._params import (
     shown,
     split_values,
 )
-from watchkeeper.query._render import DIMENSIONS, ORDERS, Query
+from watchkeeper.store import DIMENSIONS, ORDERS
 
 __all__ = [
-    "CLICKHOUSE",
     "DIMENSIONS",
-    "DUCKDB",
     "MAX_DURATION_MS",
     "MAX_TIME_MS",
     "ORDERS",
     "RANGES",
     "SCOPES",
-    "Dialect",
-    "Params",
-    "Query",
     "parse_bool",
     "parse_filter",
     "parse_int",

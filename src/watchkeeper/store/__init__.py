@@ -1,4 +1,9 @@
-"""Span stores (OLAP) and the metadata store (OLTP)."""
+"""Span stores (OLAP) and the metadata store (OLTP).
+
+Each span-store query is described once (`_render`, from a `SpanFilter`) and spelled per SQL
+`_dialect`; its rows become the protocol's results in `_results`. An engine module
+(`duckdb`) holds only what differs: connection, DDL, bulk insert.
+"""
 
 from watchkeeper.store._protocol import (
     Activity,
@@ -14,8 +19,11 @@ from watchkeeper.store._protocol import (
     Summary,
     TraceDetail,
 )
+from watchkeeper.store._render import DIMENSIONS, ORDERS
 
 __all__ = [
+    "DIMENSIONS",
+    "ORDERS",
     "Activity",
     "Dimension",
     "Group",

@@ -52,8 +52,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from watchkeeper.errors import ValidationError
-from watchkeeper.query._dialect import DUCKDB, Params
-from watchkeeper.query._render import (
+from watchkeeper.store._dialect import DUCKDB, Params
+from watchkeeper.store._protocol import SpanFilter
+from watchkeeper.store._render import (
     END_NS,
     OUTCOME_ORDER,
     QUANTILES,
@@ -64,7 +65,6 @@ from watchkeeper.query._render import (
     list_conditions,
     span_where,
 )
-from watchkeeper.store._protocol import SpanFilter
 
 HOUR_NS = 3600 * 1_000_000_000
 MINUTE_NS = 60 * 1_000_000_000

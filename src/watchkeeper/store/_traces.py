@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from watchkeeper.query._render import Query
+from watchkeeper.store._render import Query
 
 DDL = (
     "CREATE TABLE traces (trace_key UBIGINT, trace_id VARCHAR NOT NULL, "

@@ -23,12 +23,12 @@ import zstandard
 
 from watchkeeper.errors import StoreDataError, StoreError, ValidationError
 from watchkeeper.model import PackedPayload, PayloadRow, ScoreRow, SpanBatch, SpanRow
-from watchkeeper.query import _render as r
-from watchkeeper.query import _results as res
-from watchkeeper.query._dialect import DUCKDB
+from watchkeeper.store import _render as r
+from watchkeeper.store import _results as res
 from watchkeeper.store import _rollup as ru
 from watchkeeper.store import _trace_context as tc
 from watchkeeper.store import _traces
+from watchkeeper.store._dialect import DUCKDB
 from watchkeeper.store._duckdb_arrow import keys_table, payloads_table, scores_table, spans_table
 from watchkeeper.store._duckdb_schema import migrate
 from watchkeeper.store._payload import PayloadCodec, decode_payload, matches

@@ -9,7 +9,7 @@ from typing import Any
 
 from watchkeeper.errors import ValidationError
 from watchkeeper.model import ScoreRow, SpanRow
-from watchkeeper.store import Activity, Heatmap, ScoreSummary, Summary
+from watchkeeper.store._protocol import Activity, Heatmap, ScoreSummary, Summary
 
 _NS_PER_MS = 1_000_000
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, fields
 
 from watchkeeper.errors import ValidationError
 from watchkeeper.model import ScoreRow, SpanRow
-from watchkeeper.query._dialect import Dialect, Params
-from watchkeeper.store import Dimension, SpanFilter
+from watchkeeper.store._dialect import Dialect, Params
+from watchkeeper.store._protocol import Dimension, SpanFilter
 
 SPAN_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(SpanRow))
 SCORE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ScoreRow))
