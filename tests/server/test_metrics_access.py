@@ -77,6 +77,10 @@ def test_without_a_key_metrics_show_health_and_no_project(keyed: tuple[Running, 
     assert "watchkeeper_span_metrics_over_cap_total" in r.text
     assert _projects(r.text) == {}
     assert "alpha" not in r.text and "beta" not in r.text
+    samples = {(s.name, s.labels.get("query")): s.value
+               for f in text_string_to_metric_families(r.text) for s in f.samples}  # fmt: skip
+    assert samples[("watchkeeper_store_query_seconds_count", "summary")] >= 2  # the fixture's
+    assert samples[("watchkeeper_store_memory_bytes", None)] > 0
 
 
 @pytest.mark.slow

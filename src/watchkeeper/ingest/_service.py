@@ -143,9 +143,11 @@ class IngestService:
         clock: Callable[[], float] = time.time,
         steps: Sequence[Step] = DEFAULT_STEPS,
         tune_gc: bool = True,
+        on_written: Callable[[SpanBatch], None] | None = None,
     ) -> None:
         self._cfg = config.ingest
         self._store = store
+        self._on_written = on_written  # e.g. the span-derived metrics count what is stored
         self._clock = clock
         self._steps = tuple(steps)
         self._pricer = prices if prices is not None else Pricer(config.prices)
@@ -529,6 +531,8 @@ class IngestService:
         self._store.write(batch)
         self.metrics.batch_write_seconds.observe(time.perf_counter() - started)
         self.metrics.spans_written.inc(len(batch))
+        if self._on_written is not None:
+            self._on_written(batch)
 
     def _write_halves(
         self, item: _Pending, lo: int, hi: int, refused: dict[int, Exception]

@@ -36,7 +36,6 @@ from watchkeeper.server._access import open_access
 from watchkeeper.server._audit import local_origin
 from watchkeeper.server._auth import KeyRing
 from watchkeeper.server._limits import install_limits
-from watchkeeper.server._metered_store import MeteredStore
 from watchkeeper.server._people_audit import people_recorder
 from watchkeeper.server._retention import audit_retention_loop, retention_loop
 from watchkeeper.server._security import SecurityHeaders, install_docs
@@ -44,6 +43,8 @@ from watchkeeper.server._services import Services
 from watchkeeper.server._sessions import COOKIE as SESSION_COOKIE
 from watchkeeper.server._sessions import SECURE_COOKIE as SECURE_SESSION_COOKIE
 from watchkeeper.server._signin import build_signin
+from watchkeeper.server._span_metrics import SpanMetrics
+from watchkeeper.server._store_metrics import watch_store
 from watchkeeper.store import Store
 from watchkeeper.store.meta import MetaStore
 from watchkeeper.vault import Redactor
@@ -116,11 +117,14 @@ def build_services(
     span_registry = CollectorRegistry()  # project data: served per key (see _ops.metrics)
     meta = MetaStore(config.meta_url)
     meta.create_all()
-    metered = MeteredStore(store or open_store(config), registry, span_registry)
+    store = store or open_store(config)
+    watch_store(store, registry)
+    # Per-project series on their own registry; the cap counter is health.
+    span_metrics = SpanMetrics(span_registry, health=registry)
     admin = config.auth.admin_token.get_secret_value() if config.auth.admin_token else None
     svc = Services(
         config=config,
-        store=metered,
+        store=store,
         meta=meta,
         keys=KeyRing(meta, config.auth.required, admin, registry=registry),
         registry=registry,
@@ -130,9 +134,9 @@ def build_services(
     )
     svc.signin = build_signin(config, meta, svc.keys, registry)
     svc.signin.people.record = people_recorder(svc.audit)
-    svc.ingest = IngestService(config, metered, registry)
+    svc.ingest = IngestService(config, store, registry, on_written=span_metrics.observe)
     svc.alerting = build_alerting(
-        config, metered, meta, registry,
+        config, store, meta, registry,
         redactor=svc.redactor, projects=_projects(config, svc.keys), clock=svc.clock,
     )  # fmt: skip
     # A setting changed in the file or the environment since the last start is a change too.

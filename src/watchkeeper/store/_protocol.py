@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
 from watchkeeper.model import PayloadRow, ScoreRow, SpanBatch, SpanRow
+from watchkeeper.store._timed import QueryTimer
 
 #: Columns one may group or break down by (all low-cardinality, or paged when not).
 Dimension = Literal[
@@ -179,7 +180,13 @@ class Activity:
 
 @runtime_checkable
 class Store(Protocol):
-    """A span store. One writer thread calls `write`; any thread may query."""
+    """A span store. One writer thread calls `write`; any thread may query.
+
+    `timer(kind)` wraps each query of that kind (summary, breakdown, timeseries, heatmap,
+    search_spans, trace): whoever watches the store sets it (`_timed`).
+    """
+
+    timer: QueryTimer
 
     def write(self, batch: SpanBatch) -> int:
         """Store spans and payloads; idempotent on (project, trace_id, span_id).

@@ -44,6 +44,7 @@ from watchkeeper.store._protocol import (
     Summary,
     TraceDetail,
 )
+from watchkeeper.store._timed import QueryTimer, timed, untimed
 
 log = logging.getLogger("watchkeeper.store")
 
@@ -167,6 +168,7 @@ class DuckDBStore:
         self._fixed_hours: set[int] = set()  # hours whose spans trace contexts moved
         self._writes = 0
         self._generation = 0  # bumped when the database is opened again (after a fatal error)
+        self.timer: QueryTimer = untimed  # the server's metrics set theirs
         self.reopened = 0  # how many times (for metrics and tests)
 
     def _connect(self) -> Any:
@@ -432,6 +434,7 @@ class DuckDBStore:
                 cur.execute(insert, bind | {"e": cut + grain})
 
     # -- queries -----------------------------------------------------------------------------
+    @timed("summary")
     def summary(
         self, f: SpanFilter, last_n: int | None = None, *, percentiles: bool = True
     ) -> Summary:
@@ -448,6 +451,7 @@ class DuckDBStore:
         q = r.summary_query(f, DUCKDB, last_n, percentiles=percentiles)
         return res.summary_from_row(self._rows(q)[0])
 
+    @timed("breakdown")
     def breakdown(
         self,
         f: SpanFilter,
@@ -483,6 +487,7 @@ class DuckDBStore:
         q = r.breakdown_query(f, DUCKDB, by, limit, order, keys, percentiles=percentiles)
         return [Group(row[0], res.summary_from_row(row[1:])) for row in self._rows(q)]
 
+    @timed("timeseries")
     def timeseries(
         self, f: SpanFilter, step_s: int, by: Dimension | None = None, limit: int = 10
     ) -> list[Point]:
@@ -530,6 +535,7 @@ class DuckDBStore:
         rows = self._rows(ru.summaries_query(f, shape, table=table))
         return [Point(int(row[1]), res.summary_from_row(row[2:]), row[0]) for row in rows]
 
+    @timed("heatmap")
     def heatmap(self, f: SpanFilter, step_s: int, bounds_ms: Sequence[float]) -> Heatmap:
         """Span counts per time bucket and latency bucket (the last one: above every bound)."""
         step = step_s * 1_000_000_000
@@ -551,6 +557,7 @@ class DuckDBStore:
         start = first if f.start_ns is None else f.start_ns
         return replace(f, start_ns=start, end_ns=last + 1 if f.end_ns is None else f.end_ns)
 
+    @timed("search_spans")
     def search_spans(self, f: SpanFilter, limit: int = 50, cursor: str | None = None) -> Page:
         """Spans newest first; with `f.text`, at most `text_budget` candidates per call."""
         if not 1 <= limit <= 1000:
@@ -606,6 +613,7 @@ class DuckDBStore:
         traces = {s.span_id: s.trace_id for s in spans}
         return {sid: io for sid, tid, io in self._rows(q) if traces.get(sid) == tid}
 
+    @timed("trace")
     def trace(
         self, project: str, trace_id: str, limit: int = 500, cursor: str | None = None
     ) -> TraceDetail | None:
