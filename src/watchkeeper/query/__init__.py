@@ -16,9 +16,11 @@ from watchkeeper.query._params import (
     split_values,
 )
 from watchkeeper.query._render import DIMENSIONS, ORDERS, Query
+from watchkeeper.query._results import CURSOR_PATTERN
 
 __all__ = [
     "CLICKHOUSE",
+    "CURSOR_PATTERN",
     "DIMENSIONS",
     "DUCKDB",
     "MAX_DURATION_MS",
