@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 import re
 from abc import abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -83,6 +83,16 @@ def parse_ratio(value: Any) -> Any:
     return value
 
 
+def required_in_schema(*names: str) -> Callable[[dict[str, Any]], None]:
+    """`json_schema_extra` of a kind whose fields `names` have a default that only stands for
+    "not given" (its `check` refuses it, saying what to give): the schema requires them."""
+
+    def publish(schema: dict[str, Any]) -> None:
+        schema["required"] = [*schema.get("required", ()), *names]
+
+    return publish
+
+
 def percent(share: float) -> str:
     return f"{share * 100:g}%"
 
@@ -105,12 +115,42 @@ GroupBy = Literal[
 ]
 
 
+def _takes_numbers(annotation: Any) -> bool:
+    """Whether a field takes numbers (int, float, or one of them or None) and no booleans."""
+    if annotation in (int, float):
+        return True
+    args = set(get_args(annotation))
+    return bool(args & {int, float}) and bool not in args and args <= {int, float, type(None)}
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_boolean_numbers(cls, data: Any) -> Any:
+        # pydantic reads true as 1 for a number: a threshold or a count of `true` is a mistake
+        if not isinstance(data, Mapping):
+            return data
+        for name, f in cls.model_fields.items():
+            key = f.alias or name
+            if isinstance(data.get(key), bool) and _takes_numbers(f.annotation):
+                raise ValueError(f"{key} is a number, not {str(data[key]).lower()}")
+        return data
+
+
+def _lists_take_text(schema: dict[str, Any]) -> None:
+    """`json_schema_extra` of `Filters`: each list also takes one text (`services: chat`)."""
+    for prop in schema["properties"].values():
+        if prop.get("type") == "array":
+            array = {"type": prop.pop("type"), "items": prop.pop("items")}
+            prop["anyOf"] = [array, array["items"]]
 
 
 class Filters(_Model):
     """Which spans a rule or SLO looks at; empty lists mean any."""
+
+    model_config = ConfigDict(json_schema_extra=_lists_take_text)
 
     scope: Scope = "spans"
     services: tuple[str, ...] = ()
