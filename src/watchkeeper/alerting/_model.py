@@ -15,7 +15,15 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
 
 from watchkeeper.alerting._notification import Severity
 from watchkeeper.store import Scope
@@ -123,20 +131,42 @@ def _takes_numbers(annotation: Any) -> bool:
     return bool(args & {int, float}) and bool not in args and args <= {int, float, type(None)}
 
 
+def _wrong_json_type(f: FieldInfo, value: Any) -> str | None:
+    """What a field takes when `value` is of a JSON type it does not (pydantic's lax mode
+    reads `true` as 1, `0` as false and `"5"` as 5): None when the type fits."""
+    if f.annotation is bool and not isinstance(value, bool):
+        return "true or false"
+    if _takes_numbers(f.annotation):
+        parses_text = any(isinstance(m, BeforeValidator) for m in f.metadata)  # "5m", "5%"
+        if isinstance(value, bool) or (isinstance(value, str) and not parses_text):
+            return "a number"
+    return None
+
+
+#: The validation context of a body of the JSON API: each value of the JSON type its schema
+#: says (the config file and the environment keep pydantic's reading: `"20"` is 20 there).
+JSON_BODY = {"json_body": True}
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     @model_validator(mode="before")
     @classmethod
-    def _no_boolean_numbers(cls, data: Any) -> Any:
-        # pydantic reads true as 1 for a number: a threshold or a count of `true` is a mistake
-        if not isinstance(data, Mapping):
+    def _json_types(cls, data: Any, info: ValidationInfo) -> Any:
+        # as the schema says: a threshold of `true` or `enabled: 0` is a mistake, not 1 or false
+        if not isinstance(data, Mapping) or not (info.context or {}).get("json_body"):
             return data
         for name, f in cls.model_fields.items():
             key = f.alias or name
-            if isinstance(data.get(key), bool) and _takes_numbers(f.annotation):
-                raise ValueError(f"{key} is a number, not {str(data[key]).lower()}")
+            wanted = _wrong_json_type(f, data[key]) if key in data else None
+            if wanted is not None:
+                raise ValueError(f"{key} is {wanted}, not {_shown(data[key])}")
         return data
+
+
+def _shown(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else repr(value)[:40]
 
 
 def _lists_take_text(schema: dict[str, Any]) -> None:

@@ -48,8 +48,17 @@ RuleBody = Annotated[
 
 _RULE = m.rule_body()
 _NEW_RULE = m.json_body(_RULE)
-_RULE_AT_PATH = m.json_body(  # its id is the path's
-    {"oneOf": [{**k, "required": [r for r in k["required"] if r != "id"]} for k in _RULE["oneOf"]]}
+_RULE_AT_PATH = m.json_body(  # its id is the path's (one in the body is dropped)
+    {
+        "oneOf": [
+            {
+                **k,
+                "required": [r for r in k["required"] if r != "id"],
+                "properties": {**k["properties"], "id": {"description": "ignored: the path's"}},
+            }
+            for k in _RULE["oneOf"]
+        ]
+    }
 )
 _SILENCE = m.json_body(m.body_schema(m.SilenceIn))
 #: What a rule body's schema cannot say: its fields that fit together, and what it names.
