@@ -342,13 +342,16 @@ def test_schemathesis_with_all_checks_passes_on_every_operation(
     channel, a silence ending before it starts) is a 400 naming the rule:
     tests/server/schemathesis.toml takes that 400 on exactly those operations, and the check
     of tests/server/dast_hooks.py fails any such 400 that names none of the operation's
-    rules. The toml says why for each.
+    rules. The toml says why for each. DELETE /api/v1/keys/{key_id} revokes a spare key
+    (revoking the scan's own key would turn the rest into 401s).
     """
     config = Path(__file__).with_name("schemathesis.toml")
     assert _taking_400(config) == set(CROSS_FIELD), "schemathesis.toml and dast_hooks disagree"
     admin = next(c for c in scanned.creds if c.label == "alpha admin key")
     cli = Path(sys.executable).with_name("schemathesis")
-    hooks = {"SCHEMATHESIS_HOOKS": str(Path(dast_hooks.__file__))}
+    spare = scanned.server.services.keys.create("alpha", "dast-spare", role=Role.VIEWER)[0]
+    env = {"SCHEMATHESIS_HOOKS": str(Path(dast_hooks.__file__)),
+           "WATCHKEEPER_DAST_SPARE_KEY_ID": spare.key_id}  # fmt: skip
     checks = f"all,{dast_hooks.refusal_names_a_cross_field_rule.__name__}"  # unknown: unloaded
     run = subprocess.run(
         [str(cli), "--config-file", str(config),
@@ -357,10 +360,14 @@ def test_schemathesis_with_all_checks_passes_on_every_operation(
          "-n", str(CONFORMANCE_EXAMPLES), "--no-color",
          "-H", f"Authorization: {admin.headers['Authorization']}"],
         capture_output=True, text=True, timeout=1800, check=False, cwd=tmp_path,
-        env={**os.environ, **hooks},
+        env={**os.environ, **env},
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-20_000:] + run.stderr[-2000:]
     assert "Tested: " in run.stdout, run.stdout[-5000:]
+    revoked = scanned.server.services.keys.get(spare.key_id)
+    assert revoked is not None and revoked.revoked_at is not None, "DELETE /keys/{id} never ran"
+    still = scanned.server.get("/api/v1/keys", headers=admin.headers)
+    assert still.status_code == 200, "the scan revoked the key it sends everywhere"
 
 
 def test_the_cross_field_check_takes_only_the_rules_it_names() -> None:
