@@ -54,6 +54,10 @@ class NotFound(WatchkeeperError):
     """The thing asked for does not exist (sent back as 404)."""
 
 
+class Conflict(WatchkeeperError):
+    """What a request would create exists already (sent back as 409)."""
+
+
 class StoreError(WatchkeeperError):
     """The span store failed a read or a write."""
 

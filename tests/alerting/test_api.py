@@ -38,7 +38,7 @@ def test_rule_crud_enable_disable_and_test(client: TestClient) -> None:
     rule = {"id": "slow", "kind": "latency", "statistic": "p95", "threshold": 500, "window": "5m"}
     created = client.post("/api/v1/rules", json=rule)
     assert created.status_code == 201 and created.json()["source"] == "api"
-    assert client.post("/api/v1/rules", json=rule).status_code == 400  # id taken
+    assert client.post("/api/v1/rules", json=rule).status_code == 409  # id taken (was 400)
     ids = [r["id"] for r in client.get("/api/v1/rules").json()["items"]]
     assert "slow" in ids and "high-timeout-rate" in ids and "slo-chat-avail-burn-1h" in ids
     updated = client.put("/api/v1/rules/slow", json={**rule, "threshold": 900}).json()

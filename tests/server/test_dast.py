@@ -16,9 +16,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -34,7 +36,9 @@ from schemathesis.generation import GenerationMode
 
 from tests.alerting._receiver import Receiver
 from tests.eventually import eventually
+from tests.server import dast_hooks
 from tests.server.conftest import ADMIN_TOKEN, Running
+from tests.server.dast_hooks import CROSS_FIELD
 from watchkeeper.alerting import _repo as repo
 from watchkeeper.alerting import parse_rule
 from watchkeeper.server._roles import Role
@@ -328,26 +332,83 @@ def test_schemathesis_with_all_checks_passes_on_every_operation(
     scanned: Scanned, tmp_path: Path
 ) -> None:
     """schemathesis's own engine (`--checks all`: status codes, content types, response
-    schemas and headers, negative data refused, Allow on 405, unsupported methods, missing
-    headers...) on every operation, as a project admin, with a bounded number of examples.
+    schemas and headers, schema-valid data accepted and invalid data refused, Allow on 405,
+    unsupported methods, missing headers...) on every operation, as a project admin, with a
+    bounded number of examples.
 
-    One check is left out: positive_data_acceptance (a request the schema allows must be
-    accepted). Our routes refuse, with a 400 that names the rule, what no JSON Schema can say:
-    start after end, a step giving more than 20,000 buckets, a score with neither value nor
-    label, a rule's rules across fields (an absence rule's lookback longer than its window),
-    an opaque page cursor, an OTLP protobuf body. tests/server/schemathesis.toml lists the
-    one operation left out, and why.
+    positive_data_acceptance (a request the schema allows must be accepted) runs everywhere.
+    What no JSON Schema can say (start after end, a step giving more than 20,000 buckets,
+    heatmap bounds not increasing, a rule's fields that must fit together or name an SLO or
+    channel, a silence ending before it starts) is a 400 naming the rule:
+    tests/server/schemathesis.toml takes that 400 on exactly those operations, and the check
+    of tests/server/dast_hooks.py fails any such 400 that names none of the operation's
+    rules. The toml says why for each. DELETE /api/v1/keys/{key_id} revokes a spare key
+    (revoking the scan's own key would turn the rest into 401s).
     """
+    config = Path(__file__).with_name("schemathesis.toml")
+    assert _taking_400(config) == set(CROSS_FIELD), "schemathesis.toml and dast_hooks disagree"
     admin = next(c for c in scanned.creds if c.label == "alpha admin key")
     cli = Path(sys.executable).with_name("schemathesis")
+    spare = scanned.server.services.keys.create("alpha", "dast-spare", role=Role.VIEWER)[0]
+    env = {"SCHEMATHESIS_HOOKS": str(Path(dast_hooks.__file__)),
+           "WATCHKEEPER_DAST_SPARE_KEY_ID": spare.key_id}  # fmt: skip
+    checks = f"all,{dast_hooks.refusal_names_a_cross_field_rule.__name__}"  # unknown: unloaded
     run = subprocess.run(
-        [str(cli), "--config-file", str(Path(__file__).with_name("schemathesis.toml")),
-         "run", f"{scanned.server.url}/openapi.json", "--checks", "all",
-         "--exclude-checks", "positive_data_acceptance",
+        [str(cli), "--config-file", str(config),
+         "run", f"{scanned.server.url}/openapi.json", "--checks", checks,
          "--phases", "examples,coverage,fuzzing", "--generation-deterministic",
          "-n", str(CONFORMANCE_EXAMPLES), "--no-color",
          "-H", f"Authorization: {admin.headers['Authorization']}"],
         capture_output=True, text=True, timeout=1800, check=False, cwd=tmp_path,
+        env={**os.environ, **env},
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-20_000:] + run.stderr[-2000:]
     assert "Tested: " in run.stdout, run.stdout[-5000:]
+    revoked = scanned.server.services.keys.get(spare.key_id)
+    assert revoked is not None and revoked.revoked_at is not None, "DELETE /keys/{id} never ran"
+    still = scanned.server.get("/api/v1/keys", headers=admin.headers)
+    assert still.status_code == 200, "the scan revoked the key it sends everywhere"
+
+
+def test_the_cross_field_check_takes_only_the_rules_it_names() -> None:
+    """dast_hooks's check, on answers made up here: a 400 of valid data passes only where
+    CROSS_FIELD lets it, naming one of the operation's rules."""
+
+    @dataclass
+    class Answer:
+        status_code: int
+        body: dict[str, Any]
+
+        def json(self) -> dict[str, Any]:
+            return self.body
+
+    def case(label: str, positive: bool = True) -> Any:
+        mode = GenerationMode.POSITIVE if positive else GenerationMode.NEGATIVE
+        meta = SimpleNamespace(generation=SimpleNamespace(mode=mode))
+        return SimpleNamespace(meta=meta, operation=SimpleNamespace(label=label))
+
+    check = dast_hooks.refusal_names_a_cross_field_rule
+    spans, rules = "GET /api/v1/spans", "POST /api/v1/rules"
+    backwards = Answer(400, {"error": "start must be before end"})
+    assert check(None, backwards, case(spans)) is None
+    cursor = Answer(400, {"error": "invalid cursor: pass back the next_cursor of a page"})
+    with pytest.raises(AssertionError, match="invalid cursor"):
+        check(None, cursor, case(spans))
+    assert check(None, cursor, case(spans, positive=False)) is None  # invalid data: refused
+    assert check(None, cursor, case("GET /api/v1/alerts")) is None  # not taken there at all
+    absence = "invalid rule a: (top level): Value error, absence: lookback must be longer "
+    absence += "than window (e.g. 24h vs 10m) (got {...})"
+    assert check(None, Answer(400, {"error": absence}), case(rules)) is None
+    with pytest.raises(AssertionError):
+        check(None, Answer(400, {"error": absence}), case("POST /api/v1/silences"))
+
+
+def _taking_400(config: Path) -> set[str]:
+    """The operations whose positive_data_acceptance takes a 400 in the scan's config."""
+    found: set[str] = set()
+    for entry in tomllib.loads(config.read_text())["operations"]:
+        statuses = entry.get("checks", {}).get("positive_data_acceptance", {})
+        if "400" in statuses.get("expected-statuses", ()):
+            names = entry["include-name"]
+            found.update([names] if isinstance(names, str) else names)
+    return found

@@ -47,6 +47,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from watchkeeper.alerting._model import (
     DEFAULT_BURN_WINDOWS,
+    JSON_BODY,
     Duration,
     Filters,
     Rule,
@@ -223,10 +224,11 @@ def _unique(ids: Sequence[str], what: str, source: str) -> None:
         seen.add(i)
 
 
-def parse_rule(data: Mapping[str, Any]) -> Rule:
-    """Validate one rule from the API; raise ValidationError saying what to fix."""
+def parse_rule(data: Mapping[str, Any], *, json_body: bool = False) -> Rule:
+    """Validate one rule from the API (`json_body`: as sent, each value of the JSON type its
+    schema says) or the meta DB; raise ValidationError saying what to fix."""
     try:
-        return validate_rule(dict(data))
+        return validate_rule(dict(data), JSON_BODY if json_body else None)
     except PydanticValidationError as exc:
         raise ValidationError(
             f"invalid rule {data.get('id', '?')!s:.120}: {describe(exc)}"

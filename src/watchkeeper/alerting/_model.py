@@ -11,11 +11,19 @@ from __future__ import annotations
 import math
 import re
 from abc import abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
 
 from watchkeeper.alerting._notification import Severity
 from watchkeeper.store import Scope
@@ -83,6 +91,16 @@ def parse_ratio(value: Any) -> Any:
     return value
 
 
+def required_in_schema(*names: str) -> Callable[[dict[str, Any]], None]:
+    """`json_schema_extra` of a kind whose fields `names` have a default that only stands for
+    "not given" (its `check` refuses it, saying what to give): the schema requires them."""
+
+    def publish(schema: dict[str, Any]) -> None:
+        schema["required"] = [*schema.get("required", ()), *names]
+
+    return publish
+
+
 def percent(share: float) -> str:
     return f"{share * 100:g}%"
 
@@ -105,12 +123,64 @@ GroupBy = Literal[
 ]
 
 
+def _takes_numbers(annotation: Any) -> bool:
+    """Whether a field takes numbers (int, float, or one of them or None) and no booleans."""
+    if annotation in (int, float):
+        return True
+    args = set(get_args(annotation))
+    return bool(args & {int, float}) and bool not in args and args <= {int, float, type(None)}
+
+
+def _wrong_json_type(f: FieldInfo, value: Any) -> str | None:
+    """What a field takes when `value` is of a JSON type it does not (pydantic's lax mode
+    reads `true` as 1, `0` as false and `"5"` as 5): None when the type fits."""
+    if f.annotation is bool and not isinstance(value, bool):
+        return "true or false"
+    if _takes_numbers(f.annotation):
+        parses_text = any(isinstance(m, BeforeValidator) for m in f.metadata)  # "5m", "5%"
+        if isinstance(value, bool) or (isinstance(value, str) and not parses_text):
+            return "a number"
+    return None
+
+
+#: The validation context of a body of the JSON API: each value of the JSON type its schema
+#: says (the config file and the environment keep pydantic's reading: `"20"` is 20 there).
+JSON_BODY = {"json_body": True}
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _json_types(cls, data: Any, info: ValidationInfo) -> Any:
+        # as the schema says: a threshold of `true` or `enabled: 0` is a mistake, not 1 or false
+        if not isinstance(data, Mapping) or not (info.context or {}).get("json_body"):
+            return data
+        for name, f in cls.model_fields.items():
+            key = f.alias or name
+            wanted = _wrong_json_type(f, data[key]) if key in data else None
+            if wanted is not None:
+                raise ValueError(f"{key} is {wanted}, not {_shown(data[key])}")
+        return data
+
+
+def _shown(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else repr(value)[:40]
+
+
+def _lists_take_text(schema: dict[str, Any]) -> None:
+    """`json_schema_extra` of `Filters`: each list also takes one text (`services: chat`)."""
+    for prop in schema["properties"].values():
+        if prop.get("type") == "array":
+            array = {"type": prop.pop("type"), "items": prop.pop("items")}
+            prop["anyOf"] = [array, array["items"]]
 
 
 class Filters(_Model):
     """Which spans a rule or SLO looks at; empty lists mean any."""
+
+    model_config = ConfigDict(json_schema_extra=_lists_take_text)
 
     scope: Scope = "spans"
     services: tuple[str, ...] = ()

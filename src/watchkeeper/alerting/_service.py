@@ -238,7 +238,7 @@ class AlertingEngine:
 
     def check_rule(self, data: Mapping[str, Any], project: str) -> Rule:
         """A rule of `project` from its API body; ValidationError naming what is wrong."""
-        rule = parse_rule({**data, "project": project})
+        rule = parse_rule({**data, "project": project}, json_body=True)
         missing = rule.references({s.id: s for s in self.config.slos})
         if missing:
             raise ValidationError(f"rule {rule.id}: {missing}")

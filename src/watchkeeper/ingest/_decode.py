@@ -22,6 +22,7 @@ from google.protobuf.message import DecodeError as ProtobufDecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from watchkeeper.errors import DecodeError, PayloadTooLarge, UnsupportedContentType
+from watchkeeper.model import MAX_TIME_NS
 
 Encoding = Literal["protobuf", "json"]
 
@@ -31,8 +32,6 @@ _SPAN_KINDS = ("unspecified", "internal", "server", "client", "producer", "consu
 _STATUS_NAMES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
 _KIND_NAMES = {f"SPAN_KIND_{k.upper()}": i for i, k in enumerate(_SPAN_KINDS)}
 _MAX_ERRORS = 5  # distinct per-span messages kept for partial_success.error_message
-#: Times are nanoseconds in int64 (the store's columns): 2262-04-11 is the last instant.
-MAX_TIME_NS = (1 << 63) - 1
 _INT64 = (-(1 << 63), (1 << 63) - 1)
 _UINT64_MAX = (1 << 64) - 1
 

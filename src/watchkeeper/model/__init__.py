@@ -6,6 +6,7 @@ Imported by both the SDK and the server, so it depends on the standard library o
 from watchkeeper.model._outcome import OUTCOMES, Outcome
 from watchkeeper.model._span import (
     COST_SOURCES,
+    MAX_TIME_NS,
     OPERATIONS,
     PackedPayload,
     PayloadRow,
@@ -16,6 +17,7 @@ from watchkeeper.model._span import (
 
 __all__ = [
     "COST_SOURCES",
+    "MAX_TIME_NS",
     "OPERATIONS",
     "OUTCOMES",
     "Outcome",

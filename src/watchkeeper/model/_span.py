@@ -24,6 +24,8 @@ OPERATIONS: tuple[str, ...] = (
 
 #: Values of `SpanRow.cost_source`.
 COST_SOURCES: tuple[str, ...] = ("reported", "estimated", "missing", "none")
+#: Times are nanoseconds in int64 (the store's columns): 2262-04-11 is the last instant.
+MAX_TIME_NS = (1 << 63) - 1
 
 
 @dataclass(slots=True)

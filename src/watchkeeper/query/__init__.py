@@ -15,9 +15,10 @@ from watchkeeper.query._params import (
     shown,
     split_values,
 )
-from watchkeeper.store import DIMENSIONS, ORDERS
+from watchkeeper.store import CURSOR_PATTERN, DIMENSIONS, ORDERS
 
 __all__ = [
+    "CURSOR_PATTERN",
     "DIMENSIONS",
     "MAX_DURATION_MS",
     "MAX_TIME_MS",

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
 from watchkeeper.errors import ValidationError
+from watchkeeper.model import MAX_TIME_NS
 from watchkeeper.store import SpanFilter
 
 NS = 1_000_000_000
@@ -42,7 +43,6 @@ MAX_VALUES = 100  # values of one list parameter
 
 
 #: Times are int64 nanoseconds in the store: the last one is 2262-04-11T23:47:16Z.
-MAX_TIME_NS = (1 << 63) - 1
 MAX_TIME_MS = MAX_TIME_NS // 1_000_000  # whole unix milliseconds
 #: A duration (ms) any span can have: the whole int64 nanosecond range.
 MAX_DURATION_MS = MAX_TIME_NS // 1_000_000
@@ -73,7 +73,7 @@ def parse_time(value: str, param: str = "start") -> int:
         number = None
     if number is not None and number.is_finite():
         scale = 1_000_000
-        if not 0 <= number <= Decimal(MAX_TIME_NS) / scale:  # before scaling: 1e999999 too
+        if not 0 <= number <= MAX_TIME_MS:  # before scaling: 1e999999 too
             raise _bad_time(value, param)
         return int(number * scale)
     try:

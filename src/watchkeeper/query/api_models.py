@@ -12,7 +12,7 @@ from dataclasses import MISSING, asdict, fields
 from typing import Any, get_args, get_type_hints
 
 import orjson
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from watchkeeper.model import PayloadRow, ScoreRow, SpanRow
 from watchkeeper.store import Activity, ScoreSummary, Summary
@@ -155,6 +155,16 @@ class ServiceValues(Values):
 
 class ScoreIn(BaseModel):
     """Feedback or an evaluation on a trace; give a value, a label, or both."""
+
+    # The schema says "a value, a label, or both"; POST /api/v1/scores refuses neither.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["value"], "properties": {"value": {"type": "number"}}},
+                {"required": ["label"], "properties": {"label": {"type": "string"}}},
+            ]
+        }
+    )
 
     trace_id: str = Field(min_length=1, max_length=64)
     name: str = Field("user_feedback", min_length=1, max_length=200)

@@ -24,11 +24,12 @@ from watchkeeper.alerting import (
     render_summary,
     rule_to_data,
 )
-from watchkeeper.errors import NotFound, ValidationError
+from watchkeeper.errors import Conflict, NotFound, ValidationError
 from watchkeeper.query import MAX_TIME_MS, shown
 from watchkeeper.server import _alerts_models as m
 from watchkeeper.server._access import needs
 from watchkeeper.server._audit import audited, who
+from watchkeeper.server._openapi import refusal
 from watchkeeper.server._params import integer
 from watchkeeper.server._roles import Role
 from watchkeeper.server._services import services
@@ -47,10 +48,36 @@ RuleBody = Annotated[
 
 _RULE = m.rule_body()
 _NEW_RULE = m.json_body(_RULE)
-_RULE_AT_PATH = m.json_body(  # its id is the path's
-    {"oneOf": [{**k, "required": ["kind"]} for k in _RULE["oneOf"]]}
+_RULE_AT_PATH = m.json_body(  # its id is the path's (one in the body is dropped)
+    {
+        "oneOf": [
+            {
+                **k,
+                "required": [r for r in k["required"] if r != "id"],
+                "properties": {**k["properties"], "id": {"description": "ignored: the path's"}},
+            }
+            for k in _RULE["oneOf"]
+        ]
+    }
 )
 _SILENCE = m.json_body(m.body_schema(m.SilenceIn))
+#: What a rule body's schema cannot say: its fields that fit together, and what it names.
+_RULE_400: dict[int | str, dict[str, Any]] = {
+    400: refusal(
+        "the body is refused, with the reason: not a rule of its kind, or what no JSON Schema "
+        "says: an absence rule's lookback not longer than its window; a burn_rate rule's "
+        "short_window not shorter than its window, or an SLO that is not the project's; a "
+        "score rule's threshold outside 0 to 1 with score_stat pass_rate or low_share; a "
+        "channel the configuration does not name"
+    )
+}
+_SILENCE_400: dict[int | str, dict[str, Any]] = {
+    400: refusal(
+        "the body is refused, with the reason: not a silence, or what no JSON Schema says: "
+        "ends_at (or starts_at + duration) not after starts_at or past 2262-04-11; a value "
+        "after =~ or !~ that is not a regular expression"
+    )
+}
 
 
 def _engine(request: Request) -> AlertingEngine:
@@ -90,13 +117,19 @@ def list_rules(request: Request, project: str = Project) -> dict[str, Any]:
     return {"items": [_rule_json(engine, r) for r in engine.rules(project)]}
 
 
-@router.post("/rules", status_code=201, response_model=m.RuleOut, openapi_extra=_NEW_RULE)
+@router.post(
+    "/rules",
+    status_code=201,
+    response_model=m.RuleOut,
+    openapi_extra=_NEW_RULE,
+    responses={**_RULE_400, 409: refusal("a rule has this id: change it with PUT")},
+)
 def create_rule(request: Request, body: RuleBody, project: str = Editing) -> dict[str, Any]:
-    """Create a rule; 400 when its id is taken."""
+    """Create a rule; 409 when its id is taken."""
     engine = _engine(request)
     rule = _validated(engine, body, project)
     if engine.rule(project, rule.id) is not None:
-        raise ValidationError(f"a rule with id {rule.id!r} exists; PUT /api/v1/rules/{rule.id}")
+        raise Conflict(f"a rule with id {rule.id!r} exists; PUT /api/v1/rules/{rule.id}")
     with audited(request, "rule.create", f"rule {rule.id}", project) as change:
         engine.save_rule(project, rule)
         change.after = rule_to_data(rule)
@@ -110,7 +143,9 @@ def get_rule(request: Request, rule_id: str, project: str = Project) -> dict[str
     return _rule_json(engine, _get_rule(engine, project, rule_id))
 
 
-@router.put("/rules/{rule_id}", response_model=m.RuleOut, openapi_extra=_RULE_AT_PATH)
+@router.put(
+    "/rules/{rule_id}", response_model=m.RuleOut, openapi_extra=_RULE_AT_PATH, responses=_RULE_400
+)
 def update_rule(
     request: Request, rule_id: str, body: RuleBody, project: str = Editing
 ) -> dict[str, Any]:
@@ -156,7 +191,7 @@ def disable_rule(request: Request, rule_id: str, project: str = Editing) -> dict
     return _set_enabled(request, rule_id, project, False)
 
 
-@router.post("/rules/test", response_model=m.RuleTest, openapi_extra=_NEW_RULE)
+@router.post("/rules/test", response_model=m.RuleTest, openapi_extra=_NEW_RULE, responses=_RULE_400)
 def test_draft_rule(request: Request, body: RuleBody, project: str = Editing) -> dict[str, Any]:
     """Evaluate a rule that is not saved (a draft from an editor) now; nothing is stored."""
     engine = _engine(request)
@@ -254,7 +289,13 @@ def list_silences(request: Request, project: str = Project) -> dict[str, Any]:
     return {"items": [_silence_json(s, now) for s in _engine(request).silences(project)]}
 
 
-@router.post("/silences", status_code=201, response_model=m.SilenceOut, openapi_extra=_SILENCE)
+@router.post(
+    "/silences",
+    status_code=201,
+    response_model=m.SilenceOut,
+    openapi_extra=_SILENCE,
+    responses=_SILENCE_400,
+)
 def create_silence(
     request: Request,
     body: Annotated[dict[str, Any], Body(description=m.SilenceIn.__doc__)],

@@ -8,6 +8,7 @@ text ("5m"), as in the config file.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Union, get_args
 
@@ -15,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from watchkeeper.alerting import Rule, Slo, parse_duration
 from watchkeeper.alerting.kinds import RULE_KINDS
+from watchkeeper.server._params import TIME_SCHEMA as TIME
+from watchkeeper.server._params import published_as
 
 Millis = int  # an instant: milliseconds since the Unix epoch
 
@@ -53,7 +56,9 @@ def durations_from_ms(data: Mapping[str, Any], names: frozenset[str]) -> dict[st
     out = dict(data)
     for k in names & out.keys():
         if isinstance(out[k], int | float) and not isinstance(out[k], bool):
-            out[k] = out[k] / 1000.0
+            seconds = out[k] / 1000.0
+            # a positive duration stays positive (5e-324 ms is 0.0 s in floats)
+            out[k] = math.nextafter(0.0, 1.0) if out[k] > 0 and seconds == 0 else seconds
     return out
 
 
@@ -139,6 +144,8 @@ def body_schema(model: type[BaseModel], durations: frozenset[str] = frozenset())
             "maximum": _TEN_YEARS_MS,
             "description": 'milliseconds, or text like "5m"',
         }
+        if "exclusiveMinimum" in props[name]:  # a duration that must be longer than 0
+            shown["exclusiveMinimum"] = 0
         props[name] = {"anyOf": [shown, {"type": "null"}]} if "anyOf" in props[name] else shown
     return schema
 
@@ -153,7 +160,12 @@ def rule_body() -> dict[str, Any]:
     kinds = []
     for kind in RULE_KINDS:
         schema = body_schema(kind, RULE_DURATIONS)
+        schema["required"] = [*schema["required"], "kind"]
         schema["properties"]["window"]["exclusiveMinimum"] = 0
+        # read and dropped: a rule belongs to the request's project (any value is taken)
+        schema["properties"]["project"] = {"description": "ignored: the request's project"}
+        if not kind.groupable:  # judged as a whole: group_by stays null
+            schema["properties"]["group_by"] = {"type": "null", "description": "not grouped"}
         kinds.append(schema)
     return {"oneOf": kinds}
 
@@ -262,15 +274,50 @@ class Silences(BaseModel):
     items: list[SilenceOut]
 
 
-class SilenceIn(BaseModel):
-    """A new silence: matchers, and `ends_at` or a `duration` (from `starts_at`, default now)."""
+#: A matcher as text, as the alerting config reads it: a name, an operator, the rest of the
+#: line (a regular expression after `=~`/`!~`, whose syntax is checked there).
+MATCHER_PATTERN = r"^\s*[A-Za-z_][A-Za-z0-9_]*\s*(=~|!~|!=|=)[^\n]*$"
 
-    matchers: list[str | MatcherOut] = Field(
+
+class MatcherIn(BaseModel):
+    """A label matcher as an object."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    op: Literal["=", "!=", "=~", "!~"] = "="
+    value: str = ""
+
+
+class SilenceIn(BaseModel):
+    """A new silence: matchers, and either `ends_at` or a `duration` (from `starts_at`,
+    default now).
+
+    What no JSON Schema says is answered with a 400 naming it: the end must come after the
+    start (`starts_at` + `duration` too, and before 2262), and after `=~`/`!~` a matcher's
+    value must be a regular expression."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"oneOf": [{"required": ["ends_at"]}, {"required": ["duration"]}]},
+    )
+
+    matchers: list[Annotated[str, Field(pattern=MATCHER_PATTERN)] | MatcherIn] = Field(
         min_length=1, description='"service=chat", "model=~gpt-4.*", or {name, op, value}'
     )
-    starts_at: int | str | None = Field(None, description="unix ms or ISO-8601; default now")
-    ends_at: int | str | None = Field(None, description="unix ms or ISO-8601")
-    duration: int | str | None = Field(None, description='milliseconds, or text like "2h"')
+    starts_at: int | str | None = Field(
+        None, description="unix ms or ISO-8601; default now", json_schema_extra=published_as(TIME)
+    )
+    ends_at: int | str | None = Field(
+        None, description="unix ms or ISO-8601", json_schema_extra=published_as(TIME)
+    )
+    duration: int | str | None = Field(
+        None,
+        description='milliseconds (or text like "2h")',
+        json_schema_extra=published_as(
+            {"type": "number", "exclusiveMinimum": 0, "maximum": _TEN_YEARS_MS}
+        ),
+    )
     comment: str = ""
     created_by: str = "api"
 

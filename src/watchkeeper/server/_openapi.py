@@ -11,6 +11,10 @@ follows from what it is, so they are derived here once rather than repeated on 5
 - 408, 413: a route that reads a body (too slow, too large);
 - 415: a route that reads a body in a content type it names;
 - 429: every route (the request limits of `_limits`), with `Retry-After`.
+
+A rule that joins parameters, which no JSON Schema can say, is named in the 400's description:
+here for the query parameters (`start` before `end`; `step_ms` over the range; increasing
+`bounds`), by the route itself for its body (`refusal`).
 """
 
 from __future__ import annotations
@@ -35,6 +39,12 @@ _REASONS = {
     "415": "the body's content type is not one this route reads",
     "429": "too many requests from this credential or address: retry after `Retry-After`",
 }
+#: 400s of schema-valid requests, by a parameter the operation takes: the rule it breaks.
+_JOINED = {
+    "end": "`start` not before `end`",
+    "step_ms": "a `step_ms` that makes more than 20,000 buckets over the range",
+    "bounds": "`bounds` not increasing (to the nanosecond)",
+}
 _RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}}
 
 
@@ -53,6 +63,17 @@ def _codes(path: str, method: str, op: dict[str, Any]) -> list[str]:
     return codes
 
 
+def refusal(description: str) -> dict[str, Any]:
+    """A route's own description of an error answer (`responses={400: refusal(...)}`)."""
+    return {"description": description, "content": {"application/json": {"schema": _ERROR}}}
+
+
+def _joined(op: dict[str, Any]) -> str:
+    names = {p.get("name") for p in op.get("parameters", ()) if p.get("in") == "query"}
+    rules = [rule for name, rule in _JOINED.items() if name in names]
+    return f"; also {' or '.join(rules)}" if rules else ""
+
+
 def document_errors(spec: dict[str, Any]) -> dict[str, Any]:
     """`spec` with every operation's error answers (in place; returned for chaining)."""
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
@@ -67,7 +88,8 @@ def document_errors(spec: dict[str, Any]) -> dict[str, Any]:
             responses = op.setdefault("responses", {})
             responses.pop("422", None)  # answered as a 400 (see _errors)
             for code in _codes(path, method, op):
-                entry = responses.setdefault(code, {"description": _REASONS[code]})
+                reason = _REASONS[code] + (_joined(op) if code == "400" else "")
+                entry = responses.setdefault(code, {"description": reason})
                 entry.setdefault("content", {"application/json": {"schema": _ERROR}})
                 if code == "429":
                     entry.setdefault("headers", _RETRY_AFTER)

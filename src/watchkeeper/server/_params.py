@@ -9,6 +9,7 @@ says what the value is (an integer in a range, a number, a time), for clients an
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Query
@@ -37,15 +38,21 @@ TIME_SCHEMA: dict[str, Any] = {
 DURATION_SCHEMA: dict[str, Any] = {"type": "number", "minimum": 0, "maximum": MAX_DURATION_MS}
 
 
-def typed(schema: dict[str, Any], description: str | None = None, **query: Any) -> Any:
-    """`Query(...)` of a parameter that arrives as text but is published as `schema`."""
+def published_as(schema: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
+    """`json_schema_extra` publishing a parameter or field as `schema` (keeping its title and
+    description): for what the route reads and checks itself."""
 
     def publish(generated: dict[str, Any]) -> None:
         keep = {k: generated[k] for k in ("title", "description") if k in generated}
         generated.clear()
         generated.update(schema, **keep)
 
-    return Query(description=description, json_schema_extra=publish, **query)
+    return publish
+
+
+def typed(schema: dict[str, Any], description: str | None = None, **query: Any) -> Any:
+    """`Query(...)` of a parameter that arrives as text but is published as `schema`."""
+    return Query(description=description, json_schema_extra=published_as(schema), **query)
 
 
 def _with_default(description: str | None, default: object) -> str:

@@ -58,7 +58,9 @@ memberships = sa.Table(
 )
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@+-]{0,63}$")
-_PROJECT = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+#: A project name, as /openapi.json declares it.
+PROJECT_PATTERN = r"^[A-Za-z0-9._-]{1,200}$"
+_PROJECT = re.compile(PROJECT_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +126,7 @@ def valid_username(username: str) -> str:
 
 def valid_project(project: str) -> str:
     """The project name; ValidationError when it is not 1-200 letters, digits, '-_.'."""
-    if not _PROJECT.match(project):
+    if not _PROJECT.fullmatch(project):
         raise ValidationError(
             f"project name {project[:200]!r} is invalid: use 1-200 letters, digits, '-', '_' or '.'"
         )

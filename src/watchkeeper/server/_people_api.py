@@ -16,7 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 import orjson
 import pydantic
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -29,7 +29,7 @@ from watchkeeper.server._access import (
     open_access,
     optional_credential,
 )
-from watchkeeper.server._people import Person, valid_project
+from watchkeeper.server._people import PROJECT_PATTERN, Person, valid_project
 from watchkeeper.server._query_api import _first_error
 from watchkeeper.server._roles import Principal, Role, forbidden
 from watchkeeper.server._services import describe, services
@@ -338,6 +338,10 @@ async def change_person(request: Request, username: str, admin: Admin) -> Person
 
 
 # -- members -------------------------------------------------------------------------------
+#: A project in a path: its shape published, checked by `valid_project` (a 400 naming it).
+ProjectName = Annotated[str, Path(json_schema_extra={"pattern": PROJECT_PATTERN})]
+
+
 def _may_manage(manager: Principal | None, project: str) -> bool:
     return manager is None or manager.may_manage_keys(project)
 
@@ -353,7 +357,7 @@ def _check_manages(request: Request, manager: Principal | None, project: str) ->
 def list_members(
     request: Request,
     manager: Manager,
-    project: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9._-]{1,200}$")] = None,
+    project: Annotated[str | None, Query(pattern=PROJECT_PATTERN)] = None,
 ) -> MembersOut:
     """Memberships of the projects the caller manages (or of `project`)."""
     if project is not None:
@@ -368,7 +372,9 @@ def list_members(
 
 @router.put("/members/{project}/{username}", response_model=MemberOut,
             summary="Give a person a role in a project", openapi_extra=_doc(MemberIn))  # fmt: skip
-async def set_member(request: Request, project: str, username: str, manager: Manager) -> MemberOut:
+async def set_member(
+    request: Request, project: ProjectName, username: str, manager: Manager
+) -> MemberOut:
     """Add a person to a project with a role, or change their role there."""
     _check_manages(request, manager, valid_project(project))
     body = await _body(request, MemberIn, "membership")
@@ -385,7 +391,9 @@ async def set_member(request: Request, project: str, username: str, manager: Man
 
 @router.delete("/members/{project}/{username}", status_code=204, response_class=Response,
                summary="Remove a person from a project")  # fmt: skip
-def remove_member(request: Request, project: str, username: str, manager: Manager) -> Response:
+def remove_member(
+    request: Request, project: ProjectName, username: str, manager: Manager
+) -> Response:
     """Take a person's role in a project away; their next request no longer has it."""
     _check_manages(request, manager, valid_project(project))
     before = _signin(request).people.set_role(

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from watchkeeper.errors import NotFound, ValidationError
 from watchkeeper.model import ScoreRow
 from watchkeeper.query import (
+    CURSOR_PATTERN,
     DIMENSIONS,
     ORDERS,
     RANGES,
@@ -57,6 +58,7 @@ Duration = Annotated[str | None, typed(DURATION_SCHEMA, "milliseconds")]
 Percentiles = Annotated[str | None, boolean(True, "false leaves p50-p99 out (faster)")]
 MAX_LAST_N = 1_000_000
 MAX_BREAKDOWNS = 5
+MAX_BOUNDS = 100  # latency buckets of a heatmap (the store's limit)
 LastN = Annotated[
     str | None,
     typed({"type": "integer", "minimum": 1, "maximum": MAX_LAST_N}, "only the newest N spans"),
@@ -64,8 +66,9 @@ LastN = Annotated[
 Bounds = Annotated[
     list[str],
     typed(
-        {"type": "array", "items": DURATION_SCHEMA},
-        "latency bucket bounds in ms, repeatable or comma-separated",
+        {"type": "array", "items": DURATION_SCHEMA, "minItems": 1, "maxItems": MAX_BOUNDS},
+        f"1 to {MAX_BOUNDS} latency bucket bounds in ms, increasing (a 400 says when not); "
+        "repeatable or comma-separated",
     ),
 ]
 Step = Annotated[
@@ -253,17 +256,23 @@ def heatmap(
 
 
 PageLimit = Annotated[int, integer("limit", 50, 1, 1000, "spans per page")]
+#: The `next_cursor` of the page before (its shape declared: any text of it is a position).
+Cursor = Annotated[
+    str | None,
+    typed({"type": "string", "pattern": CURSOR_PATTERN}, "the next_cursor of the page before"),
+]
 ListLimit = Annotated[int, integer("limit", 50, 1, 1000)]
 
 
 def _page(store: Store, f: SpanFilter, limit: int, cursor: str | None) -> dict[str, Any]:
-    page = store.search_spans(f, limit, cursor or None)
+    refuse_empty(cursor, "cursor")
+    page = store.search_spans(f, limit, cursor)
     return {"items": [m.span_json(s) for s in page.items], "next_cursor": page.next_cursor}
 
 
 @router.get("/spans", response_model=m.SpanPage)
 def spans(
-    request: Request, f: Filter, limit: PageLimit = 50, cursor: Text = None
+    request: Request, f: Filter, limit: PageLimit = 50, cursor: Cursor = None
 ) -> dict[str, Any]:
     """Spans newest first, paged; with `q`, a page may be short and still have a cursor."""
     return _page(_store(request), f, limit, cursor)
@@ -271,7 +280,7 @@ def spans(
 
 @router.get("/traces", response_model=m.SpanPage)
 def traces(
-    request: Request, f: Filter, limit: PageLimit = 50, cursor: Text = None
+    request: Request, f: Filter, limit: PageLimit = 50, cursor: Cursor = None
 ) -> dict[str, Any]:
     """Root spans (one per trace), newest first, paged."""
     return _page(_store(request), replace(f, scope="requests"), limit, cursor)
@@ -283,10 +292,11 @@ def trace(
     trace_id: str,
     project: Project,
     limit: Annotated[int, integer("limit", 500, 1, 5000, "spans per page")] = 500,
-    cursor: Text = None,
+    cursor: Cursor = None,
 ) -> dict[str, Any]:
     """The spans of one trace by start, a page at a time, with payloads and scores."""
-    detail = _store(request).trace(project, trace_id, limit, cursor or None)
+    refuse_empty(cursor, "cursor")
+    detail = _store(request).trace(project, trace_id, limit, cursor)
     if detail is None:
         raise NotFound(f"no trace {trace_id} in project {project}")
     spans = [

@@ -21,6 +21,7 @@ from watchkeeper.config import Config
 from watchkeeper.errors import (
     AuthError,
     BodyTimeout,
+    Conflict,
     DataDirError,
     DecodeError,
     Forbidden,
@@ -151,6 +152,7 @@ def _error_handlers(app: FastAPI) -> None:
         Forbidden: 403,  # before its base class, AuthError
         AuthError: 401,
         NotFound: 404,
+        Conflict: 409,
         ValidationError: 400,
         DecodeError: 400,
         BodyTimeout: 408,

@@ -20,8 +20,10 @@ from watchkeeper.store._protocol import (
     TraceDetail,
 )
 from watchkeeper.store._render import DIMENSIONS, ORDERS
+from watchkeeper.store._results import CURSOR_PATTERN
 
 __all__ = [
+    "CURSOR_PATTERN",
     "DIMENSIONS",
     "ORDERS",
     "Activity",

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from watchkeeper.errors import ValidationError
-from watchkeeper.model import ScoreRow, SpanRow
+from watchkeeper.model import MAX_TIME_NS, ScoreRow, SpanRow
 from watchkeeper.store._protocol import Activity, Heatmap, ScoreSummary, Summary
 
 _NS_PER_MS = 1_000_000
@@ -100,18 +99,23 @@ def activity_from_row(row: Sequence[Any]) -> Activity:
     )
 
 
+#: A page cursor as /openapi.json declares it: every text of this shape is a position.
+CURSOR_PATTERN = r"^[0-9]{1,19}-[0-9A-Za-z_]{1,64}$"
+_CURSOR = re.compile(CURSOR_PATTERN)
+
+
 def encode_cursor(start_ns: int, span_id: str) -> str:
-    """An opaque page cursor for the keyset position (start_ns, span_id)."""
-    return base64.urlsafe_b64encode(f"{start_ns}:{span_id}".encode()).decode().rstrip("=")
+    """The page cursor of the keyset position (start_ns, span_id): `<start_ns>-<span_id>`.
+
+    Clients pass it back as they got it; its shape is declared (`CURSOR_PATTERN`) so that any
+    text of that shape is a position, and the schema says exactly which cursors are taken.
+    """
+    return f"{start_ns}-{span_id}"
 
 
 def decode_cursor(cursor: str) -> tuple[int, str]:
-    """The keyset position of a cursor; ValidationError when it is not one of ours."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        start, _, span = raw.partition(":")
-        if not span or len(span) > 64:
-            raise ValueError(raw)
-        return int(start), span
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ValidationError("invalid cursor: pass back the next_cursor of a page") from None
+    """The keyset position of a cursor; ValidationError when it is not of a cursor's shape."""
+    if not _CURSOR.fullmatch(cursor):
+        raise ValidationError("invalid cursor: pass back the next_cursor of a page")
+    start, _, span = cursor.partition("-")
+    return min(int(start), MAX_TIME_NS), span  # the store's times are int64

@@ -55,7 +55,7 @@ def own_fields(model: type[Rule]) -> list[str]:
     return [n for n in model.model_fields if n not in _COMMON]
 
 
-def validate_rule(data: Any) -> Rule:
+def validate_rule(data: Any, context: Mapping[str, Any] | None = None) -> Rule:
     """A rule of its kind's model, from a mapping (or a rule); raise pydantic's ValidationError.
 
     Parameters of other kinds are dropped, as they were always ignored: a rule stored or
@@ -68,7 +68,8 @@ def validate_rule(data: Any) -> Rule:
     _KIND_ONLY.model_validate({"kind": data["kind"]} if "kind" in data else {})
     model = KINDS[data["kind"]]
     mine = set(model.model_fields)
-    return model.model_validate({k: v for k, v in data.items() if k not in _PARAMS - mine})
+    mine_only = {k: v for k, v in data.items() if k not in _PARAMS - mine}
+    return model.model_validate(mine_only, context=context)
 
 
 if TYPE_CHECKING:

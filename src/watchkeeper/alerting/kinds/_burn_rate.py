@@ -8,11 +8,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from watchkeeper.alerting._evaluate import Observation, RuleData, burn_rate
 from watchkeeper.alerting._fetch import QueryContext, Reader, slo_trace_filter, slo_window
-from watchkeeper.alerting._model import Duration, Rule, Slo
+from watchkeeper.alerting._model import Duration, Rule, Slo, required_in_schema
 from watchkeeper.alerting._promql import Expression
 from watchkeeper.store import SpanFilter
 
@@ -32,9 +32,13 @@ class BurnRateRule(Rule):
         "factor": 14.4,
     }
 
+    model_config = ConfigDict(json_schema_extra=required_in_schema("slo", "short_window"))
+
     kind: Literal["burn_rate"] = "burn_rate"
-    slo: str = ""  # the SLO whose error budget burns (window = the long window)
-    short_window: Duration = 0.0  # the short window that must burn too
+    # the SLO whose error budget burns (window = the long window)
+    slo: str = Field("", json_schema_extra={"minLength": 1})
+    # the short window that must burn too (and shorter than `window`: a 400 says so)
+    short_window: Duration = Field(0.0, json_schema_extra={"exclusiveMinimum": 0})
     factor: float = Field(default=1.5, gt=0)
 
     def check(self) -> None:

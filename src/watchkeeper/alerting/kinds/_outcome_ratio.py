@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BeforeValidator, Field
 
 from watchkeeper.alerting._evaluate import bad_count
 from watchkeeper.alerting._fetch import QueryContext, window_filter
+from watchkeeper.alerting._model import parse_ratio
 from watchkeeper.alerting._promql import (
     SPANS,
     Expression,
@@ -37,7 +40,12 @@ class OutcomeRatioRule(SpanRule):
     }
 
     kind: Literal["outcome_ratio"] = "outcome_ratio"
-    outcomes: tuple[str, ...] = ("error",)  # the "bad" outcomes
+    outcomes: tuple[str, ...] = Field(  # the "bad" outcomes
+        ("error",), json_schema_extra={"items": {"type": "string", "enum": list(OUTCOMES)}}
+    )
+    threshold: Annotated[float, BeforeValidator(parse_ratio)] = Field(
+        0.0, json_schema_extra={"minimum": 0, "maximum": 1}, description="a share, 0 to 1"
+    )
 
     def check(self) -> None:
         """Outcomes are the five an outcome can be."""

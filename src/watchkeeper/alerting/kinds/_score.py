@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
+from pydantic import ConfigDict, Field
+
 from watchkeeper.alerting._evaluate import Observation, RuleData, threshold_observation
 from watchkeeper.alerting._fetch import QueryContext, Reader, span_filter
-from watchkeeper.alerting._model import Rule
+from watchkeeper.alerting._model import Rule, required_in_schema
 from watchkeeper.alerting._promql import Expression
 
 
@@ -26,8 +28,10 @@ class ScoreRule(Rule):
         "window": "1h",
     }
 
+    model_config = ConfigDict(json_schema_extra=required_in_schema("score_name"))
+
     kind: Literal["score"] = "score"
-    score_name: str = ""
+    score_name: str = Field("", json_schema_extra={"minLength": 1})
     # the mean value, or the share of passing (>= 0.5, or a label like "positive") or failing
     # scores (feedback given as labels has no mean)
     score_stat: Literal["avg", "pass_rate", "low_share"] = "avg"
