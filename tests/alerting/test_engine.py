@@ -1,4 +1,5 @@
-"""The engine against real parts: DuckDB store, SQLite meta DB, webhook channel, HTTP receiver.
+"""The engine against real parts: DuckDB store, the meta DB (SQLite and PostgreSQL: the
+`meta_url` fixture), webhook channel, HTTP receiver.
 
 Time is a fake clock passed to the engine; cycles and delivery rounds are driven by the test.
 """
@@ -7,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -52,9 +52,9 @@ def store() -> Iterator[DuckDBStore]:
 
 
 def make_engine(
-    tmp_path: Path, store: DuckDBStore, receiver: Receiver, clock: Clock, **cfg: Any
+    meta_url: str, store: DuckDBStore, receiver: Receiver, clock: Clock, **cfg: Any
 ) -> AlertingEngine:
-    meta = MetaStore(f"sqlite:///{tmp_path / 'meta.sqlite'}")
+    meta = MetaStore(meta_url)
     meta.create_all()
     config = load_alerting_config(
         {"starter_rules": False, "rules": [TIMEOUT_RULE], "retry_base": 2, **cfg}
@@ -75,11 +75,12 @@ def make_engine(
 
 @pytest.fixture
 async def engine(
-    tmp_path: Path, store: DuckDBStore, receiver: Receiver
+    meta_url: str, store: DuckDBStore, receiver: Receiver
 ) -> AsyncIterator[AlertingEngine]:
-    e = make_engine(tmp_path, store, receiver, Clock(T0))
+    e = make_engine(meta_url, store, receiver, Clock(T0))
     yield e
     await e.stop()
+    e.meta.close()
 
 
 @pytest.mark.slow
@@ -116,10 +117,10 @@ async def test_fires_with_traces_then_resolves(
 
 @pytest.mark.slow
 async def test_channel_down_then_back_across_a_restart(
-    tmp_path: Path, store: DuckDBStore, receiver: Receiver
+    meta_url: str, store: DuckDBStore, receiver: Receiver
 ) -> None:
     clock = Clock(T0)
-    first = make_engine(tmp_path, store, receiver, clock)
+    first = make_engine(meta_url, store, receiver, clock)
     receiver.status, receiver.retry_after = 503, "7"
     store.write(requests(T0, 50, timeouts=25))
     await first.run_cycle()
@@ -135,7 +136,7 @@ async def test_channel_down_then_back_across_a_restart(
     # and the outbox entry is delivered once the receiver answers again.
     receiver.status = 200
     clock.now = T0 + 8
-    second = make_engine(tmp_path, store, receiver, clock)
+    second = make_engine(meta_url, store, receiver, clock)
     assert [s.status for s in second.evaluator.states()] == ["firing"]
     assert (await second.run_cycle()).events == []
     assert await second.deliverer.deliver_due() == 1
@@ -175,7 +176,7 @@ async def test_silence_mutes_and_history_says_why(
 
 @pytest.mark.slow
 async def test_inhibition_and_hourly_cap(
-    tmp_path: Path, store: DuckDBStore, receiver: Receiver
+    meta_url: str, store: DuckDBStore, receiver: Receiver
 ) -> None:
     warn = {**TIMEOUT_RULE, "id": "timeouts-warn", "severity": "warning", "threshold": "5%"}
     errors = {
@@ -187,7 +188,7 @@ async def test_inhibition_and_hourly_cap(
     }
     clock = Clock(T0)
     e = make_engine(
-        tmp_path, store, receiver, clock, rules=[TIMEOUT_RULE, warn, errors],
+        meta_url, store, receiver, clock, rules=[TIMEOUT_RULE, warn, errors],
         max_notifications_per_rule_per_hour=2,
     )  # fmt: skip
     for i, svc in enumerate("abcd"):
@@ -237,10 +238,10 @@ async def test_digest_goes_through_the_outbox(
     assert "| Requests | 200 |" in body["body_markdown"]
 
 
-def test_outbox_is_bounded(tmp_path: Path) -> None:
+def test_outbox_is_bounded(meta_url: str) -> None:
     from watchkeeper.alerting._notify import test_notification
 
-    meta = MetaStore(f"sqlite:///{tmp_path / 'meta.sqlite'}")
+    meta = MetaStore(meta_url)
     meta.create_all()
     items = [("default", "hook", test_notification(f"c{i}", T0, "")) for i in range(150)]
     repo.enqueue(meta, items, T0)
@@ -266,11 +267,11 @@ async def test_old_history_and_deliveries_are_pruned(
 
 @pytest.mark.slow
 async def test_one_replica_leads_and_another_takes_over(
-    tmp_path: Path, store: DuckDBStore, receiver: Receiver
+    meta_url: str, store: DuckDBStore, receiver: Receiver
 ) -> None:
     clock = Clock(T0)
-    a = make_engine(tmp_path, store, receiver, clock)
-    b = make_engine(tmp_path, store, receiver, clock)  # same meta DB: another replica
+    a = make_engine(meta_url, store, receiver, clock)
+    b = make_engine(meta_url, store, receiver, clock)  # same meta DB: another replica
     store.write(requests(T0, 50, timeouts=25))
     first = await a.tick()
     assert first is not None and [e.kind for e in first.events] == ["firing"]
@@ -287,11 +288,11 @@ async def test_one_replica_leads_and_another_takes_over(
 
 @pytest.mark.slow
 async def test_a_silent_leader_loses_the_lease_after_its_ttl(
-    tmp_path: Path, store: DuckDBStore, receiver: Receiver
+    meta_url: str, store: DuckDBStore, receiver: Receiver
 ) -> None:
     clock = Clock(T0)
-    a = make_engine(tmp_path, store, receiver, clock, lease_ttl=30)
-    b = make_engine(tmp_path, store, receiver, clock, lease_ttl=30)
+    a = make_engine(meta_url, store, receiver, clock, lease_ttl=30)
+    b = make_engine(meta_url, store, receiver, clock, lease_ttl=30)
     assert await a.tick() is not None
     clock.now = T0 + 29
     assert await b.tick() is None
@@ -301,14 +302,14 @@ async def test_a_silent_leader_loses_the_lease_after_its_ttl(
 
 @pytest.mark.slow
 async def test_a_backlog_on_a_down_channel_does_not_block_another(
-    tmp_path: Path, receiver: Receiver
+    meta_url: str, receiver: Receiver
 ) -> None:
     from tests.server._process import free_port
     from watchkeeper.alerting._delivery import Deliverer
     from watchkeeper.alerting._metrics import AlertMetrics
     from watchkeeper.alerting._notify import test_notification
 
-    meta = MetaStore(f"sqlite:///{tmp_path / 'meta.sqlite'}")
+    meta = MetaStore(meta_url)
     meta.create_all()
     specs = {
         "down": parse_channel_spec({"type": "webhook", "name": "down",
@@ -330,13 +331,13 @@ async def test_a_backlog_on_a_down_channel_does_not_block_another(
 
 @pytest.mark.slow
 async def test_the_daily_digest_goes_out_at_its_time(
-    tmp_path: Path, store: DuckDBStore, receiver: Receiver
+    meta_url: str, store: DuckDBStore, receiver: Receiver
 ) -> None:
     from datetime import UTC, datetime
 
     due = datetime(2027, 1, 15, 8, 0, tzinfo=UTC).timestamp()
     clock = Clock(due - 0.5)  # half a second before 08:00
-    e = make_engine(tmp_path, store, receiver, clock, reports={"daily": True, "at": "08:00"})
+    e = make_engine(meta_url, store, receiver, clock, reports={"daily": True, "at": "08:00"})
     store.write(requests(due - 60, 10, service="chat"))
     await e.start()
     try:
@@ -368,11 +369,11 @@ def test_evaluation_period(window: str, every: str | None, interval: float, peri
 
 @pytest.mark.slow
 async def test_long_windows_are_evaluated_less_often(
-    tmp_path: Path, store: DuckDBStore, receiver: Receiver
+    meta_url: str, store: DuckDBStore, receiver: Receiver
 ) -> None:
     rules = [{"id": "short", "kind": "count", "window": "5m"},
              {"id": "long", "kind": "count", "window": "1h"}]  # fmt: skip
-    e = make_engine(tmp_path, store, receiver, Clock(T0), rules=rules)
+    e = make_engine(meta_url, store, receiver, Clock(T0), rules=rules)
     counts = [(await e.run_cycle(T0 + 5 * k, force=False)).evaluated for k in range(13)]
     assert counts == [2] + [1] * 11 + [2]  # the 1h rule every 60 s, the 5m rule every 5 s
     assert (await e.run_cycle(T0 + 66)).evaluated == 2  # forced (API, tests): every rule
