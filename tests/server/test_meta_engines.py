@@ -17,8 +17,9 @@ import pytest
 
 from tests.server._process import free_port
 from watchkeeper.alerting import _repo as repo
+from watchkeeper.alerting import parse_silence
 from watchkeeper.config import load_config
-from watchkeeper.errors import ConfigError, StoreError
+from watchkeeper.errors import ConfigError, StoreError, ValidationError
 from watchkeeper.server._audit import Actor, AuditLog, Origin
 from watchkeeper.server._auth import KEY_CACHE_TTL_S, KeyRing
 from watchkeeper.server._roles import Role
@@ -133,3 +134,11 @@ def test_a_bad_meta_url_is_a_config_error_that_hides_the_url(url: str, expected:
 def test_postgresql_without_a_driver_means_psycopg() -> None:
     config = load_config(env={"WATCHKEEPER_STORE__META_URL": "postgresql://wk@db:5432/wk"})
     assert config.meta_url == "postgresql+psycopg://wk@db:5432/wk"
+
+
+def test_a_silence_author_longer_than_its_column_is_refused_on_every_engine() -> None:
+    # PostgreSQL enforces VARCHAR(200) where SQLite stores anything: the model says it first.
+    body = {"matchers": ["service=chat"], "ends_at": 2e9, "created_by": "x" * 201}
+    with pytest.raises(ValidationError, match="created_by"):
+        parse_silence(body)
+    assert parse_silence({**body, "created_by": "x" * 200}).created_by == "x" * 200

@@ -119,7 +119,7 @@ class SilenceSpec(_Model):
     starts_at: Time = 0.0
     ends_at: Time
     comment: str = ""
-    created_by: str = "config"
+    created_by: str = Field(default="config", max_length=200)  # the column holds 200
 
 
 class MaintenanceWindow(_Model):
