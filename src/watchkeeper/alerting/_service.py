@@ -130,12 +130,19 @@ class AlertingEngine:
         """Hold (or try to take) the lease, then run one cycle; None when another leads."""
         now = self.clock()
         leading = await asyncio.to_thread(
-            repo.acquire_lease, self.meta, LEASE, self.holder, now, self.config.lease_ttl
+            repo.acquire_lease, self.meta, LEASE, self.holder, now, self.config.lease_seconds
         )
-        if leading and not self.is_leader:
-            log.info("alerting: this replica (%s) now evaluates rules", self.holder)
-            await asyncio.to_thread(self.evaluator.reload)  # the last leader's view
+        if leading != self.is_leader:
+            log.info(
+                "alerting: this replica (%s) %s", self.holder,
+                "now evaluates rules" if leading else "no longer holds the evaluation lease",
+            )  # fmt: skip
+        if not (leading and self.is_leader):
+            # Taking over: the last leader's alert state. Following: the leader's, so this
+            # replica's API shows the alerts as they are.
+            await asyncio.to_thread(self.evaluator.reload)
         self.is_leader = leading
+        self.metrics.leader.set(1 if leading else 0)
         return await self.run_cycle(force=False) if leading else None
 
     async def _evaluate_loop(self) -> None:
