@@ -17,6 +17,7 @@ from tests.alerting._receiver import Receiver
 from tests.alerting._spans import requests
 from watchkeeper.alerting import AlertingEngine, load_alerting_config
 from watchkeeper.alerting import _repo as repo
+from watchkeeper.alerting._engine import LeaseLost
 from watchkeeper.alerting._policy import Silence
 from watchkeeper.alerting.channels import WebhookChannel, parse_channel_spec
 from watchkeeper.alerting.channels._webhook import WebhookSpec
@@ -298,6 +299,45 @@ async def test_a_silent_leader_loses_the_lease_after_its_ttl(
     assert await b.tick() is None
     clock.now = T0 + 30  # a crashed: no renewal
     assert await b.tick() is not None
+
+
+@pytest.mark.slow
+async def test_a_leader_that_lost_its_lease_mid_cycle_writes_nothing(
+    meta_url: str, store: DuckDBStore, receiver: Receiver
+) -> None:
+    clock = Clock(T0)
+    a = make_engine(meta_url, store, receiver, clock, lease_ttl=30)
+    b = make_engine(meta_url, store, receiver, clock, lease_ttl=30)
+    assert await a.tick() is not None
+    clock.now = T0 + 30  # a stalled past its lease (a long cycle, a paused process)
+    assert await b.tick() is not None and b.is_leader
+    store.write(requests(clock.now, 50, timeouts=25))
+    with pytest.raises(LeaseLost):  # a's cycle ends now: its results are fenced off
+        await a.run_cycle(fenced=True)
+    assert a.evaluator.states() == [] and repo.load_states(a.meta) == {}
+    assert repo.pending(a.meta, 10) == []
+    clock.now += 5  # b's next cycle
+    taken = await b.tick()
+    assert taken is not None and [e.kind for e in taken.events] == ["firing"]
+    assert len(repo.pending(b.meta, 10)) == 1  # notified once, by the leader
+
+
+@pytest.mark.slow
+async def test_two_replicas_delivering_at_once_send_each_notification_once(
+    meta_url: str, store: DuckDBStore, receiver: Receiver
+) -> None:
+    from watchkeeper.alerting._notify import test_notification
+
+    clock = Clock(T0)
+    a = make_engine(meta_url, store, receiver, clock)
+    b = make_engine(meta_url, store, receiver, clock)  # the same outbox
+    items = [("default", "hook", test_notification(f"c{i}", T0, "")) for i in range(20)]
+    repo.enqueue(a.meta, items, T0)
+    sent = await asyncio.gather(a.deliverer.deliver_due(), b.deliverer.deliver_due())
+    assert sum(sent) == 20
+    names = sorted(body["rule_name"] for body in receiver.received)
+    assert names == sorted(f"Test of channel c{i}" for i in range(20))
+    assert repo.depth(a.meta) == 0
 
 
 @pytest.mark.slow

@@ -17,12 +17,13 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 from prometheus_client import CollectorRegistry
 
 from watchkeeper.alerting import _repo as repo
 from watchkeeper.alerting._config import AlertingConfig, Rule, Slo, alerting_of, parse_rule
 from watchkeeper.alerting._delivery import Deliverer
-from watchkeeper.alerting._engine import CycleResult, RuleEvaluator
+from watchkeeper.alerting._engine import CycleResult, LeaseLost, RuleEvaluator
 from watchkeeper.alerting._evaluate import Decision
 from watchkeeper.alerting._metrics import AlertMetrics
 from watchkeeper.alerting._notification import Channel, DeliveryError
@@ -143,7 +144,18 @@ class AlertingEngine:
             await asyncio.to_thread(self.evaluator.reload)
         self.is_leader = leading
         self.metrics.leader.set(1 if leading else 0)
-        return await self.run_cycle(force=False) if leading else None
+        if not leading:
+            return None
+        try:
+            return await self.run_cycle(force=False, fenced=True)
+        except LeaseLost as exc:  # this cycle took longer than the lease: it wrote nothing
+            log.warning("alerting: %s; its results were not written", exc)
+            self.is_leader = False
+            self.metrics.leader.set(0)
+            return None
+
+    def _holds_lease(self, conn: sa.Connection, now: float) -> bool:
+        return repo.holds_lease(conn, LEASE, self.holder, now)
 
     async def _evaluate_loop(self) -> None:
         while not self._stop.is_set():
@@ -202,11 +214,15 @@ class AlertingEngine:
 
     # --- operations the API and tests call ----------------------------------------------------
 
-    async def run_cycle(self, now: float | None = None, force: bool = True) -> CycleResult:
-        """Evaluate every rule (or, with force=False, those due) now; wake the deliverer."""
+    async def run_cycle(
+        self, now: float | None = None, force: bool = True, fenced: bool = False
+    ) -> CycleResult:
+        """Evaluate every rule (or, with force=False, those due) now; wake the deliverer.
+        `fenced`: write the results only if this replica still holds the lease (LeaseLost)."""
         async with self._lock:
             at = self.clock() if now is None else now
-            result = await asyncio.to_thread(self.evaluator.cycle, at, force)
+            fence = self._holds_lease if fenced else None
+            result = await asyncio.to_thread(self.evaluator.cycle, at, force, fence)
         if result.enqueued:
             self._wake.set()
         firing = sum(1 for s in self.evaluator.states() if s.status == "firing")
