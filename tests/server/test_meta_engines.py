@@ -47,6 +47,15 @@ def _together(n: int, call: Callable[[int], T]) -> list[T]:
         return list(pool.map(run, range(n)))
 
 
+def test_replicas_starting_together_migrate_once(meta_url: str) -> None:
+    stores = [MetaStore(meta_url) for _ in range(4)]
+    _together(4, lambda i: stores[i].create_all())  # one migrates, the others wait, find it done
+    AuditLog(stores[0]).record(Actor("cli", "ops"), Origin("local", "test"), "x", "y", None)
+    assert AuditLog(stores[1]).verify().ok  # the chain's head row was made once
+    for meta in stores:
+        meta.close()
+
+
 def test_a_key_revoked_on_one_replica_stops_working_on_the_other(meta_url: str) -> None:
     a_meta, b_meta = _replicas(meta_url)
     now = [0.0]

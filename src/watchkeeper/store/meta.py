@@ -87,13 +87,17 @@ def _add_column(conn: sa.Connection, column: sa.Column[Any]) -> None:
         return
     spec = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
     name = conn.dialect.identifier_preparer.quote(table.name)
-    try:
-        conn.execute(sa.text(f"ALTER TABLE {name} ADD COLUMN {spec}"))
-    except sa.exc.DBAPIError:
-        # SQLite: another process sharing the file (a CLI command) may have added it first.
-        # (PostgreSQL migrates under a lock, and in one transaction: no race to forgive.)
-        if conn.dialect.name != "sqlite" or column.name not in _columns(conn, table):
-            raise
+    conn.execute(sa.text(f"ALTER TABLE {name} ADD COLUMN {spec}"))
+
+
+def _lock_for_migration(conn: sa.Connection) -> None:
+    """Make this transaction the only one migrating: PostgreSQL's advisory lock; on SQLite
+    the write lock, taken at once (the driver would begin only at the first row written,
+    after the tables), which also makes the DDL and the rows it writes commit together."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATE_LOCK})
+    elif conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class MetaStore:
@@ -130,16 +134,16 @@ class MetaStore:
         added since a table was made; StoreError naming the URL when the database cannot be
         reached.
 
-        On PostgreSQL the whole migration is one transaction under an advisory lock, so
-        replicas starting together migrate once, one after the other.
+        The whole migration is one transaction that holds a lock (`_lock_for_migration`):
+        replicas (or a server and a CLI command) starting together migrate one after the
+        other, and the second finds everything done.
         """
         try:
             self.engine.connect().close()
         except sa.exc.OperationalError as exc:
             raise self._unreachable(exc) from None
         with self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATE_LOCK})
+            _lock_for_migration(conn)
             METADATA.create_all(conn)
             for column in _ADDED_COLUMNS:
                 _add_column(conn, column)
