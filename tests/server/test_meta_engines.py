@@ -22,6 +22,7 @@ from watchkeeper.config import load_config
 from watchkeeper.errors import ConfigError, StoreError, ValidationError
 from watchkeeper.server._audit import Actor, AuditLog, Origin
 from watchkeeper.server._auth import KEY_CACHE_TTL_S, KeyRing
+from watchkeeper.server._people import People
 from watchkeeper.server._roles import Role
 from watchkeeper.store.meta import MetaStore
 
@@ -66,6 +67,21 @@ def test_a_key_revoked_on_one_replica_stops_working_on_the_other(meta_url: str) 
     assert a.principal_for(token) is None  # the replica that revoked it: at once
     now[0] += KEY_CACHE_TTL_S  # b's cached answer lasts this long, no longer
     assert b.principal_for(token) is None
+    for meta in (a_meta, b_meta):
+        meta.close()
+
+
+def test_people_and_roles_made_on_one_replica_are_known_to_the_other(meta_url: str) -> None:
+    a_meta, b_meta = _replicas(meta_url)
+    a, b = People(a_meta), People(b_meta)
+    a.create("ada", "correct horse battery staple", actor="test")
+    a.set_role("ada", "shop", Role.EDITOR, actor="test")
+    person = b.authenticate("ada", "correct horse battery staple")
+    assert person is not None and person.roles == {"shop": Role.EDITOR}
+    with pytest.raises(ValidationError, match="is taken"):  # a unique violation on each engine
+        b.create("ada", "another horse battery staple", actor="test")
+    b.change("ada", disabled=True, actor="test")
+    assert not a.any_active()
     for meta in (a_meta, b_meta):
         meta.close()
 
