@@ -88,13 +88,23 @@ class PostgresServer:
 
     def new_database(self) -> str:
         """Create an empty database; return its URL."""
-        import psycopg
-
         name = f"t{os.getpid()}_{next(self._names)}"
-        dsn = f"host=127.0.0.1 port={self.port} user={SUPERUSER} dbname=postgres"
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}" STRATEGY FILE_COPY')  # type: ignore[arg-type]
+        with _admin(self.port) as conn:
+            conn.execute(f'CREATE DATABASE "{name}" STRATEGY FILE_COPY')
         return self.url(name)
+
+    def drop_database(self, url: str) -> None:
+        """Drop a database made by `new_database`, ending the connections to it."""
+        name = url.rpartition("/")[2]
+        with _admin(self.port) as conn:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def _admin(port: int) -> Any:
+    import psycopg
+
+    dsn = f"host=127.0.0.1 port={port} user={SUPERUSER} dbname=postgres"
+    return psycopg.connect(dsn, autocommit=True)
 
 
 def _run_as() -> dict[str, Any]:

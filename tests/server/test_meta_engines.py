@@ -11,8 +11,9 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import httpx
 import pytest
 
 from tests.server._process import free_port
@@ -167,3 +168,16 @@ def test_a_silence_author_longer_than_its_column_is_refused_on_every_engine() ->
     with pytest.raises(ValidationError, match="created_by"):
         parse_silence(body)
     assert parse_silence({**body, "created_by": "x" * 200}).created_by == "x" * 200
+
+
+def test_readyz_says_when_the_metadata_database_stops_answering(
+    make_server: Callable[..., Any], postgres: Any
+) -> None:
+    url = postgres.new_database()
+    server = make_server(store={"meta_url": url})
+    assert httpx.get(server.url + "/readyz", timeout=10).status_code == 200
+    postgres.drop_database(url)  # its connections end with it
+    answer = httpx.get(server.url + "/readyz", timeout=30)
+    assert answer.status_code == 503
+    assert "the metadata database does not answer" in answer.json()["error"]
+    assert "postgresql" not in answer.text  # the URL is for the log, not for anyone asking

@@ -138,15 +138,20 @@ class MetaStore:
         replicas (or a server and a CLI command) starting together migrate one after the
         other, and the second finds everything done.
         """
-        try:
-            self.engine.connect().close()
-        except sa.exc.OperationalError as exc:
-            raise self._unreachable(exc) from None
+        self.ping()
         with self.engine.begin() as conn:
             _lock_for_migration(conn)
             METADATA.create_all(conn)
             for column in _ADDED_COLUMNS:
                 _add_column(conn, column)
+
+    def ping(self) -> None:
+        """Ask the database for nothing; StoreError naming the URL when it does not answer."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except sa.exc.OperationalError as exc:
+            raise self._unreachable(exc) from None
 
     def _unreachable(self, exc: sa.exc.OperationalError) -> StoreError:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
