@@ -7,6 +7,7 @@ Time is a fake clock passed to the engine; cycles and delivery rounds are driven
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -320,6 +321,28 @@ async def test_a_leader_that_lost_its_lease_mid_cycle_writes_nothing(
     taken = await b.tick()
     assert taken is not None and [e.kind for e in taken.events] == ["firing"]
     assert len(repo.pending(b.meta, 10)) == 1  # notified once, by the leader
+
+
+@pytest.mark.slow
+async def test_a_leader_that_loses_the_meta_db_stops_leading_and_says_so_once(
+    postgres: Any, store: DuckDBStore, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = postgres.new_database()
+    engine = make_engine(url, store, receiver, Clock(T0), interval=1)
+    assert await engine.tick() is not None and engine.is_leader
+    postgres.drop_database(url)  # as good as a database that went away
+    await engine.start()
+    for _ in range(100):  # its first rounds, up to 5 s
+        if not engine.is_leader and len(caplog.records) >= 1:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(1.5)  # a few more failing rounds of delivery and evaluation
+    await engine.stop()
+    assert not engine.is_leader
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(said) == 1 and "the metadata database does not answer" in said[0], said
+    assert not any(r.exc_info for r in caplog.records)  # no traceback
+    engine.meta.close()
 
 
 @pytest.mark.slow

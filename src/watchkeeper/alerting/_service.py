@@ -93,6 +93,7 @@ class AlertingEngine:
         # Replicas sharing a meta DB: only the holder of the lease evaluates and delivers.
         self.holder = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
         self.is_leader = False
+        self._meta_lost = False  # the meta DB stopped answering (said once in the log)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -162,12 +163,35 @@ class AlertingEngine:
             started = time.monotonic()
             try:
                 await self.tick()
-            except Exception:  # the loop must survive a bad cycle (meta DB busy, ...)
+                self._meta_answers()
+            except sa.exc.OperationalError as exc:
+                self._meta_down(exc)
+            except Exception:  # the loop must survive a bad cycle (a store hiccup, ...)
                 log.exception("alert evaluation cycle failed")
             await self._sleep(self.config.interval - (time.monotonic() - started))
         if self.is_leader:
-            await asyncio.to_thread(repo.release_lease, self.meta, LEASE, self.holder)
+            with contextlib.suppress(sa.exc.OperationalError):  # else it runs out by itself
+                await asyncio.to_thread(repo.release_lease, self.meta, LEASE, self.holder)
             self.is_leader = False
+
+    def _meta_down(self, exc: sa.exc.OperationalError) -> None:
+        """The meta DB does not answer: stop leading (this replica cannot renew the lease, so
+        another one may take it), and say so once, not with a traceback every round."""
+        self.is_leader = False
+        self.metrics.leader.set(0)
+        if not self._meta_lost:
+            self._meta_lost = True
+            reason = str(exc.orig or exc).strip().splitlines()[0]
+            log.warning(
+                "alerting: the metadata database does not answer (%s); evaluation and "
+                "delivery wait until it does",
+                reason,
+            )
+
+    def _meta_answers(self) -> None:
+        if self._meta_lost:
+            self._meta_lost = False
+            log.info("alerting: the metadata database answers again")
 
     async def _deliver_loop(self) -> None:
         while not self._stop.is_set():
@@ -175,6 +199,8 @@ class AlertingEngine:
             try:
                 if self.is_leader:
                     await self.deliverer.deliver_due()
+            except sa.exc.OperationalError as exc:
+                self._meta_down(exc)
             except Exception:
                 log.exception("outbox delivery round failed")
             await self._sleep(1.0, wake=True)
