@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.server._process import free_port
+from tests.server.conftest import ADMIN_TOKEN
 from watchkeeper.alerting import _repo as repo
 from watchkeeper.alerting import parse_silence
 from watchkeeper.config import load_config
@@ -170,14 +171,21 @@ def test_a_silence_author_longer_than_its_column_is_refused_on_every_engine() ->
     assert parse_silence({**body, "created_by": "x" * 200}).created_by == "x" * 200
 
 
-def test_readyz_says_when_the_metadata_database_stops_answering(
+def test_without_its_metadata_database_a_server_is_not_ready_and_asks_clients_to_retry(
     make_server: Callable[..., Any], postgres: Any
 ) -> None:
     url = postgres.new_database()
-    server = make_server(store={"meta_url": url})
+    server = make_server(store={"meta_url": url}, auth={"admin_token": ADMIN_TOKEN})
     assert httpx.get(server.url + "/readyz", timeout=10).status_code == 200
     postgres.drop_database(url)  # its connections end with it
     answer = httpx.get(server.url + "/readyz", timeout=30)
     assert answer.status_code == 503
     assert "the metadata database does not answer" in answer.json()["error"]
     assert "postgresql" not in answer.text  # the URL is for the log, not for anyone asking
+    # A key cannot be checked: retry later (an OTLP exporter does on 503), not a 500.
+    key = {"Authorization": "Bearer wk_not-yet-checked"}
+    for method, path in (("GET", "/api/v1/traces?range=1h"), ("POST", "/v1/traces")):
+        answer = httpx.request(method, server.url + path, headers=key, content=b"{}", timeout=30)
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["retry-after"] == "5"
+        assert "the metadata database does not answer; retry" in answer.json()["error"]
