@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Watchkeeper needs on a fresh Debian machine with Python 3.11:
 #   scripts/setup.sh          the server, the SDK and the demo in .venv
-#   scripts/setup.sh dev      plus test tools, Chromium, Prometheus, Alertmanager and eslint
+#   scripts/setup.sh dev      plus test tools, Chromium, Prometheus, Alertmanager, PostgreSQL
+#                             and eslint
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-run}
@@ -12,6 +13,8 @@ if [ "$mode" = dev ]; then
   command -v prometheus >/dev/null || need+=(prometheus)
   command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
   command -v npm >/dev/null || need+=(nodejs npm)  # eslint for the UI's JavaScript
+  # The metadata tests start their own PostgreSQL server (initdb into a temp dir)
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
   if [ ${#need[@]} -gt 0 ]; then
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
     $SUDO apt-get update -qq

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,6 +42,25 @@ def receiver() -> Iterator[Any]:
     r = Receiver().start()
     yield r
     r.close()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """A private PostgreSQL server for the session (`tests._postgres`), started on first use."""
+    from tests._postgres import PostgresServer
+
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def meta_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty metadata database, on each engine the metadata store supports."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'meta.sqlite'}"
+    url: str = request.getfixturevalue("postgres").new_database()
+    return url
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects: the marker it adds must count

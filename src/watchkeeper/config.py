@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -30,7 +31,7 @@ from watchkeeper.errors import ConfigError
 ENV_PREFIX = "WATCHKEEPER_"
 MIN_ADMIN_TOKEN_CHARS = 24
 #: Keys whose values never appear in error messages.
-SECRET_KEYS = frozenset({"auth.admin_token", "oidc.client_secret"})
+SECRET_KEYS = frozenset({"auth.admin_token", "oidc.client_secret", "store.meta_url"})
 #: A config file is a few KiB of YAML; parsing 1 MiB of it took 2.3 s (libyaml).
 MAX_CONFIG_BYTES = 256 * 1024
 #: Values a config may hold once YAML aliases are expanded: an alias names a shared value,
@@ -108,7 +109,9 @@ class StoreConfig(_Section):
     backend: Literal["duckdb", "clickhouse", "chdb"] = "duckdb"
     path: Path | None = None  # default <data_dir>/spans.duckdb
     clickhouse_url: str = ""
-    meta_url: str = ""  # SQLAlchemy URL; default sqlite:///<data_dir>/meta.sqlite
+    # SQLAlchemy URL; default sqlite:///<data_dir>/meta.sqlite. Replicas share one
+    # postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE (docs/replicas.md).
+    meta_url: str = ""
     # The embedded engine's memory (DuckDB's memory_limit; it spills to disk above it, and
     # gives it back when ingest is idle: ingest.idle_release_s). DuckDB's own default is 80%
     # of the machine's memory. 256 MB once ran out (Out of Memory in queries and writes) in
@@ -122,6 +125,11 @@ class StoreConfig(_Section):
     # the spans of the trace that start within this many seconds of the span that brought
     # them; a write reads only the contexts of that window, so its cost stays flat.
     trace_context_window_s: int = Field(default=3600, ge=60, le=7 * 86_400)
+
+    @field_validator("meta_url")
+    @classmethod
+    def _known_meta_engine(cls, v: str) -> str:
+        return check_meta_url(v)
 
 
 class AuthConfig(_Section):
@@ -285,6 +293,35 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
+
+
+def check_meta_url(url: str) -> str:
+    """The metadata store's URL if it names an engine we run on (`postgresql://` is read as
+    psycopg 3's `postgresql+psycopg://`); ValueError saying what to write otherwise. The
+    message never repeats a password."""
+    scheme, sep, _rest = url.partition("://")
+    if not url or scheme == "sqlite":
+        return url
+    if scheme in ("postgresql", "postgres"):
+        url = "postgresql+psycopg://" + _rest
+    elif scheme != "postgresql+psycopg" or not sep:
+        named = repr(scheme) if sep and scheme.replace("+", "").isalnum() else "this URL"
+        raise ValueError(
+            f"{named} is not a metadata engine: use sqlite:///PATH, or "
+            "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE (psycopg 3: pip install "
+            "'watchkeeper[postgres]')"
+        )
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018  (reading it checks it)
+    except ValueError:
+        raise ValueError("the PostgreSQL URL's port is not a number from 1 to 65535") from None
+    if not parts.hostname or not parts.path.strip("/"):
+        raise ValueError(
+            "a PostgreSQL URL names a host and a database: "
+            "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE"
+        )
+    return url
 
 
 def shown(value: Any) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from watchkeeper.alerting import Matcher, load_alerting_config, parse_duration, parse_rule
@@ -163,3 +165,24 @@ def test_the_documented_example_is_valid() -> None:
     cfg = load_alerting_config(data["alerting"])
     assert [s.name for s in parse_channel_specs(list(cfg.channels), env)] == ["team", "pager"]
     assert cfg.rules[-1].id == "checkout-timeouts" and cfg.slos[0].objective == 0.99
+
+
+@pytest.mark.parametrize(
+    ("section", "lease", "failover"),
+    [
+        ({}, 20.0, 25.0),  # the defaults: a dead leader is replaced within 25 s (< 30 s)
+        ({"interval": 1}, 4.0, 5.0),
+        ({"interval": 1, "lease_ttl": 3}, 3.0, 4.0),  # what tests/server/test_replicas.py runs
+        ({"interval": 10, "lease_ttl": "1m"}, 60.0, 70.0),
+    ],
+)
+def test_the_lease_and_the_failover_bound_follow_the_interval(
+    section: dict[str, Any], lease: float, failover: float
+) -> None:
+    config = load_alerting_config({"starter_rules": False, **section})
+    assert (config.lease_seconds, config.failover_within) == (lease, failover)
+
+
+def test_a_lease_shorter_than_two_intervals_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"lease_ttl .* at least twice the interval"):
+        load_alerting_config({"interval": 5, "lease_ttl": 9})

@@ -1,4 +1,5 @@
-"""The engine against real parts: DuckDB store, SQLite meta DB, webhook channel, HTTP receiver.
+"""The engine against real parts: DuckDB store, the meta DB (SQLite and PostgreSQL: the
+`meta_url` fixture), webhook channel, HTTP receiver.
 
 Time is a fake clock passed to the engine; cycles and delivery rounds are driven by the test.
 """
@@ -6,8 +7,8 @@ Time is a fake clock passed to the engine; cycles and delivery rounds are driven
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from tests.alerting._receiver import Receiver
 from tests.alerting._spans import requests
 from watchkeeper.alerting import AlertingEngine, load_alerting_config
 from watchkeeper.alerting import _repo as repo
+from watchkeeper.alerting._engine import LeaseLost
 from watchkeeper.alerting._policy import Silence
 from watchkeeper.alerting.channels import WebhookChannel, parse_channel_spec
 from watchkeeper.alerting.channels._webhook import WebhookSpec
@@ -52,9 +54,9 @@ def store() -> Iterator[DuckDBStore]:
 
 
 def make_engine(
-    tmp_path: Path, store: DuckDBStore, receiver: Receiver, clock: Clock, **cfg: Any
+    meta_url: str, store: DuckDBStore, receiver: Receiver, clock: Clock, **cfg: Any
 ) -> AlertingEngine:
-    meta = MetaStore(f"sqlite:///{tmp_path / 'meta.sqlite'}")
+    meta = MetaStore(meta_url)
     meta.create_all()
     config = load_alerting_config(
         {"starter_rules": False, "rules": [TIMEOUT_RULE], "retry_base": 2, **cfg}
@@ -75,11 +77,12 @@ def make_engine(
 
 @pytest.fixture
 async def engine(
-    tmp_path: Path, store: DuckDBStore, receiver: Receiver
+    meta_url: str, store: DuckDBStore, receiver: Receiver
 ) -> AsyncIterator[AlertingEngine]:
-    e = make_engine(tmp_path, store, receiver, Clock(T0))
+    e = make_engine(meta_url, store, receiver, Clock(T0))
     yield e
     await e.stop()
+    e.meta.close()
 
 
 @pytest.mark.slow
@@ -116,10 +119,10 @@ async def test_fires_with_traces_then_resolves(
 
 @pytest.mark.slow
 async def test_channel_down_then_back_across_a_restart(
-    tmp_path: Path, store: DuckDBStore, receiver: Receiver
+    meta_url: str, store: DuckDBStore, receiver: Receiver
 ) -> None:
     clock = Clock(T0)
-    first = make_engine(tmp_path, store, receiver, clock)
+    first = make_engine(meta_url, store, receiver, clock)
     receiver.status, receiver.retry_after = 503, "7"
     store.write(requests(T0, 50, timeouts=25))
     await first.run_cycle()
@@ -135,7 +138,7 @@ async def test_channel_down_then_back_across_a_restart(
     # and the outbox entry is delivered once the receiver answers again.
     receiver.status = 200
     clock.now = T0 + 8
-    second = make_engine(tmp_path, store, receiver, clock)
+    second = make_engine(meta_url, store, receiver, clock)
     assert [s.status for s in second.evaluator.states()] == ["firing"]
     assert (await second.run_cycle()).events == []
     assert await second.deliverer.deliver_due() == 1
@@ -175,7 +178,7 @@ async def test_silence_mutes_and_history_says_why(
 
 @pytest.mark.slow
 async def test_inhibition_and_hourly_cap(
-    tmp_path: Path, store: DuckDBStore, receiver: Receiver
+    meta_url: str, store: DuckDBStore, receiver: Receiver
 ) -> None:
     warn = {**TIMEOUT_RULE, "id": "timeouts-warn", "severity": "warning", "threshold": "5%"}
     errors = {
@@ -187,7 +190,7 @@ async def test_inhibition_and_hourly_cap(
     }
     clock = Clock(T0)
     e = make_engine(
-        tmp_path, store, receiver, clock, rules=[TIMEOUT_RULE, warn, errors],
+        meta_url, store, receiver, clock, rules=[TIMEOUT_RULE, warn, errors],
         max_notifications_per_rule_per_hour=2,
     )  # fmt: skip
     for i, svc in enumerate("abcd"):
@@ -237,10 +240,10 @@ async def test_digest_goes_through_the_outbox(
     assert "| Requests | 200 |" in body["body_markdown"]
 
 
-def test_outbox_is_bounded(tmp_path: Path) -> None:
+def test_outbox_is_bounded(meta_url: str) -> None:
     from watchkeeper.alerting._notify import test_notification
 
-    meta = MetaStore(f"sqlite:///{tmp_path / 'meta.sqlite'}")
+    meta = MetaStore(meta_url)
     meta.create_all()
     items = [("default", "hook", test_notification(f"c{i}", T0, "")) for i in range(150)]
     repo.enqueue(meta, items, T0)
@@ -266,11 +269,11 @@ async def test_old_history_and_deliveries_are_pruned(
 
 @pytest.mark.slow
 async def test_one_replica_leads_and_another_takes_over(
-    tmp_path: Path, store: DuckDBStore, receiver: Receiver
+    meta_url: str, store: DuckDBStore, receiver: Receiver
 ) -> None:
     clock = Clock(T0)
-    a = make_engine(tmp_path, store, receiver, clock)
-    b = make_engine(tmp_path, store, receiver, clock)  # same meta DB: another replica
+    a = make_engine(meta_url, store, receiver, clock)
+    b = make_engine(meta_url, store, receiver, clock)  # same meta DB: another replica
     store.write(requests(T0, 50, timeouts=25))
     first = await a.tick()
     assert first is not None and [e.kind for e in first.events] == ["firing"]
@@ -287,11 +290,11 @@ async def test_one_replica_leads_and_another_takes_over(
 
 @pytest.mark.slow
 async def test_a_silent_leader_loses_the_lease_after_its_ttl(
-    tmp_path: Path, store: DuckDBStore, receiver: Receiver
+    meta_url: str, store: DuckDBStore, receiver: Receiver
 ) -> None:
     clock = Clock(T0)
-    a = make_engine(tmp_path, store, receiver, clock, lease_ttl=30)
-    b = make_engine(tmp_path, store, receiver, clock, lease_ttl=30)
+    a = make_engine(meta_url, store, receiver, clock, lease_ttl=30)
+    b = make_engine(meta_url, store, receiver, clock, lease_ttl=30)
     assert await a.tick() is not None
     clock.now = T0 + 29
     assert await b.tick() is None
@@ -300,15 +303,76 @@ async def test_a_silent_leader_loses_the_lease_after_its_ttl(
 
 
 @pytest.mark.slow
+async def test_a_leader_that_lost_its_lease_mid_cycle_writes_nothing(
+    meta_url: str, store: DuckDBStore, receiver: Receiver
+) -> None:
+    clock = Clock(T0)
+    a = make_engine(meta_url, store, receiver, clock, lease_ttl=30)
+    b = make_engine(meta_url, store, receiver, clock, lease_ttl=30)
+    assert await a.tick() is not None
+    clock.now = T0 + 30  # a stalled past its lease (a long cycle, a paused process)
+    assert await b.tick() is not None and b.is_leader
+    store.write(requests(clock.now, 50, timeouts=25))
+    with pytest.raises(LeaseLost):  # a's cycle ends now: its results are fenced off
+        await a.run_cycle(fenced=True)
+    assert a.evaluator.states() == [] and repo.load_states(a.meta) == {}
+    assert repo.pending(a.meta, 10) == []
+    clock.now += 5  # b's next cycle
+    taken = await b.tick()
+    assert taken is not None and [e.kind for e in taken.events] == ["firing"]
+    assert len(repo.pending(b.meta, 10)) == 1  # notified once, by the leader
+
+
+@pytest.mark.slow
+async def test_a_leader_that_loses_the_meta_db_stops_leading_and_says_so_once(
+    postgres: Any, store: DuckDBStore, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = postgres.new_database()
+    engine = make_engine(url, store, receiver, Clock(T0), interval=1)
+    assert await engine.tick() is not None and engine.is_leader
+    postgres.drop_database(url)  # as good as a database that went away
+    await engine.start()
+    for _ in range(100):  # its first rounds, up to 5 s
+        if not engine.is_leader and len(caplog.records) >= 1:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(1.5)  # a few more failing rounds of delivery and evaluation
+    await engine.stop()
+    assert not engine.is_leader
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(said) == 1 and "the metadata database does not answer" in said[0], said
+    assert not any(r.exc_info for r in caplog.records)  # no traceback
+    engine.meta.close()
+
+
+@pytest.mark.slow
+async def test_two_replicas_delivering_at_once_send_each_notification_once(
+    meta_url: str, store: DuckDBStore, receiver: Receiver
+) -> None:
+    from watchkeeper.alerting._notify import test_notification
+
+    clock = Clock(T0)
+    a = make_engine(meta_url, store, receiver, clock)
+    b = make_engine(meta_url, store, receiver, clock)  # the same outbox
+    items = [("default", "hook", test_notification(f"c{i}", T0, "")) for i in range(20)]
+    repo.enqueue(a.meta, items, T0)
+    sent = await asyncio.gather(a.deliverer.deliver_due(), b.deliverer.deliver_due())
+    assert sum(sent) == 20
+    names = sorted(body["rule_name"] for body in receiver.received)
+    assert names == sorted(f"Test of channel c{i}" for i in range(20))
+    assert repo.depth(a.meta) == 0
+
+
+@pytest.mark.slow
 async def test_a_backlog_on_a_down_channel_does_not_block_another(
-    tmp_path: Path, receiver: Receiver
+    meta_url: str, receiver: Receiver
 ) -> None:
     from tests.server._process import free_port
     from watchkeeper.alerting._delivery import Deliverer
     from watchkeeper.alerting._metrics import AlertMetrics
     from watchkeeper.alerting._notify import test_notification
 
-    meta = MetaStore(f"sqlite:///{tmp_path / 'meta.sqlite'}")
+    meta = MetaStore(meta_url)
     meta.create_all()
     specs = {
         "down": parse_channel_spec({"type": "webhook", "name": "down",
@@ -330,13 +394,13 @@ async def test_a_backlog_on_a_down_channel_does_not_block_another(
 
 @pytest.mark.slow
 async def test_the_daily_digest_goes_out_at_its_time(
-    tmp_path: Path, store: DuckDBStore, receiver: Receiver
+    meta_url: str, store: DuckDBStore, receiver: Receiver
 ) -> None:
     from datetime import UTC, datetime
 
     due = datetime(2027, 1, 15, 8, 0, tzinfo=UTC).timestamp()
     clock = Clock(due - 0.5)  # half a second before 08:00
-    e = make_engine(tmp_path, store, receiver, clock, reports={"daily": True, "at": "08:00"})
+    e = make_engine(meta_url, store, receiver, clock, reports={"daily": True, "at": "08:00"})
     store.write(requests(due - 60, 10, service="chat"))
     await e.start()
     try:
@@ -368,11 +432,11 @@ def test_evaluation_period(window: str, every: str | None, interval: float, peri
 
 @pytest.mark.slow
 async def test_long_windows_are_evaluated_less_often(
-    tmp_path: Path, store: DuckDBStore, receiver: Receiver
+    meta_url: str, store: DuckDBStore, receiver: Receiver
 ) -> None:
     rules = [{"id": "short", "kind": "count", "window": "5m"},
              {"id": "long", "kind": "count", "window": "1h"}]  # fmt: skip
-    e = make_engine(tmp_path, store, receiver, Clock(T0), rules=rules)
+    e = make_engine(meta_url, store, receiver, Clock(T0), rules=rules)
     counts = [(await e.run_cycle(T0 + 5 * k, force=False)).evaluated for k in range(13)]
     assert counts == [2] + [1] * 11 + [2]  # the 1h rule every 60 s, the 5m rule every 5 s
     assert (await e.run_cycle(T0 + 66)).evaluated == 2  # forced (API, tests): every rule

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from pydantic import SecretStr
 
 from tests.alerting._receiver import Receiver
@@ -289,30 +290,29 @@ def test_verify_names_an_edited_and_a_deleted_entry(server: Running) -> None:
     assert truncated.returncode == 1 and "entries 4 to 6 are missing" in truncated.stderr
 
 
-def test_verify_catches_a_rewritten_hash(tmp_path: Path) -> None:
-    meta = MetaStore(f"sqlite:///{tmp_path / 'meta.sqlite'}")
+def test_verify_catches_a_rewritten_hash(meta_url: str) -> None:
+    meta = MetaStore(meta_url)
     meta.create_all()
     audit = AuditLog(meta)
     who, where = Actor("cli", "ops@host"), Origin("local", "test")
     for i in range(3):
         audit.record(who, where, "rule.create", f"rule r{i}", "shop", Change(after={"i": i}))
     assert audit.verify().ok
-    with sqlite3.connect(tmp_path / "meta.sqlite") as db:
-        db.row_factory = sqlite3.Row
-        row = dict(db.execute("SELECT * FROM audit_log WHERE seq = 2").fetchone())
+    with meta.engine.begin() as db:  # by hand, behind the log's back
+        row = dict(db.execute(sa.text("SELECT * FROM audit_log WHERE seq = 2")).mappings().one())
         row["target"] = "rule forged"
         db.execute(
-            "UPDATE audit_log SET target = ?, hash = ? WHERE seq = 2",
-            (row["target"], entry_hash(row)),
+            sa.text("UPDATE audit_log SET target = :target, hash = :hash WHERE seq = 2"),
+            {"target": row["target"], "hash": entry_hash(row)},
         )
     verdict = audit.verify()
     assert not verdict.ok and verdict.broken_seq == 3
     assert "entry 3 does not follow entry 2" in verdict.problem
 
 
-def test_retention_prunes_with_a_checkpoint_that_keeps_the_chain_verifiable(tmp_path: Path) -> None:
+def test_retention_prunes_with_a_checkpoint_that_keeps_the_chain_verifiable(meta_url: str) -> None:
     now = [0.0]
-    meta = MetaStore(f"sqlite:///{tmp_path / 'meta.sqlite'}")
+    meta = MetaStore(meta_url)
     meta.create_all()
     audit = AuditLog(meta, clock=lambda: now[0])
     who, where = Actor("cli", "ops@host"), Origin("local", "test")
@@ -334,12 +334,13 @@ def test_retention_prunes_with_a_checkpoint_that_keeps_the_chain_verifiable(tmp_
     assert audit.verify().ok
 
     audit.record(who, where, "rule.create", "rule later", "shop")
-    with sqlite3.connect(tmp_path / "meta.sqlite") as db:  # pruning by hand leaves no checkpoint
-        first = db.execute("SELECT min(seq) FROM audit_log").fetchone()[0]
-        db.execute("DELETE FROM audit_log WHERE seq = ?", (first,))
+    with meta.engine.begin() as db:  # pruning by hand leaves no checkpoint
+        first = db.execute(sa.text("SELECT min(seq) FROM audit_log")).scalar_one()
+        db.execute(sa.text("DELETE FROM audit_log WHERE seq = :seq"), {"seq": first})
     verdict = audit.verify()
     assert not verdict.ok and verdict.broken_seq == first + 1
     assert "no audit.pruned checkpoint" in verdict.problem
+    meta.close()
 
 
 @pytest.mark.slow

@@ -3,8 +3,6 @@ clock, and sessions' idle and absolute expiry (a real SQLite metadata DB, a fake
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from watchkeeper.errors import ValidationError
@@ -96,8 +94,8 @@ def test_unknown_names_count_like_known_ones_and_memory_is_bounded() -> None:
     assert throttle.wait_s("user99", "10.0.0.250") > 0
 
 
-def test_sessions_end_when_idle_and_at_their_absolute_limit(tmp_path: Path) -> None:
-    meta = MetaStore(f"sqlite:///{tmp_path / 'meta.sqlite'}")
+def test_sessions_end_when_idle_and_at_their_absolute_limit(meta_url: str) -> None:
+    meta = MetaStore(meta_url)
     meta.create_all()
     clock = Clock()
     sessions = Sessions(meta, idle_s=600, absolute_s=3600, clock=clock)
@@ -112,3 +110,4 @@ def test_sessions_end_when_idle_and_at_their_absolute_limit(tmp_path: Path) -> N
     assert sessions.find(busy) is None  # however busy, it ends at its absolute limit
     clock.now += 1
     assert sessions.prune(older_than_s=0) == 2
+    meta.close()

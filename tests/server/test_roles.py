@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
-
 import pytest
+import sqlalchemy as sa
 
 from watchkeeper.errors import Forbidden
 from watchkeeper.server._auth import ADMIN_TOKEN, KeyRing, _hash
@@ -58,18 +56,22 @@ def test_a_person_is_told_to_ask_an_admin_and_a_key_how_to_make_one() -> None:
         authorize(key, Role.EDITOR, "shop")
 
 
-def test_keys_stored_before_roles_become_editors(tmp_path: Path) -> None:
-    path = tmp_path / "meta.sqlite"
-    with sqlite3.connect(path) as db:  # the table as it shipped before roles
+def test_keys_stored_before_roles_become_editors(meta_url: str) -> None:
+    old_db = sa.create_engine(meta_url)
+    with old_db.begin() as db:  # the table as it shipped before roles
         db.execute(
-            "CREATE TABLE api_keys (key_id VARCHAR(32) PRIMARY KEY, project VARCHAR(200) "
-            "NOT NULL, name VARCHAR(200) NOT NULL, key_hash VARCHAR(64) NOT NULL UNIQUE, "
-            "created_at FLOAT NOT NULL, revoked_at FLOAT)"
+            sa.text(
+                "CREATE TABLE api_keys (key_id VARCHAR(32) PRIMARY KEY, project VARCHAR(200) "
+                "NOT NULL, name VARCHAR(200) NOT NULL, key_hash VARCHAR(64) NOT NULL UNIQUE, "
+                "created_at FLOAT NOT NULL, revoked_at FLOAT)"
+            )
         )
         db.execute(
-            "INSERT INTO api_keys VALUES ('k1', 'shop', 'old', ?, 1.0, NULL)", (_hash("wk_old"),)
+            sa.text("INSERT INTO api_keys VALUES ('k1', 'shop', 'old', :hash, 1.0, NULL)"),
+            {"hash": _hash("wk_old")},
         )
-    meta = MetaStore(f"sqlite:///{path}")
+    old_db.dispose()
+    meta = MetaStore(meta_url)
     meta.create_all()
     meta.create_all()  # a second start finds the column there
     ring = KeyRing(meta)

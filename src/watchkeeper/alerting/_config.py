@@ -120,7 +120,7 @@ class SilenceSpec(_Model):
     starts_at: Time = 0.0
     ends_at: Time
     comment: str = ""
-    created_by: str = "config"
+    created_by: str = Field(default="config", max_length=200)  # the column holds 200
 
 
 class MaintenanceWindow(_Model):
@@ -154,6 +154,12 @@ class ReportSchedule(_Model):
     project: str = "default"
 
 
+#: The default lease, in evaluation intervals: 4 x 5 s = 20 s, so a dead leader is replaced
+#: within 25 s at the defaults (`AlertingConfig.failover_within`), and three renewals in a row
+#: may be late before the lease is lost.
+LEASE_INTERVALS = 4
+
+
 class AlertingConfig(_Model):
     """The whole `alerting:` section."""
 
@@ -176,8 +182,32 @@ class AlertingConfig(_Model):
     example_traces: int = Field(default=5, ge=0, le=5)
     resolved_retention: Duration = 86400.0  # resolved alerts stay listed this long
     history_retention: Duration = 30 * 86400.0  # alert history and delivery log
-    lease_ttl: Duration = Field(default=30.0, ge=2.0)  # replicas: how long a leader's lease lasts
+    # Replicas: how long a leader's lease lasts unrenewed (it renews every `interval`);
+    # None: LEASE_INTERVALS intervals (20 s at the default interval). See `failover_within`.
+    lease_ttl: Duration | None = Field(default=None, ge=2.0)
     reports: ReportSchedule = ReportSchedule()
+
+    @model_validator(mode="after")
+    def _lease_outlives_renewals(self) -> AlertingConfig:
+        if self.lease_ttl is not None and self.lease_ttl < 2 * self.interval:
+            raise ValueError(
+                f"lease_ttl ({self.lease_ttl:g}s) must be at least twice the interval "
+                f"({self.interval:g}s): the leader renews its lease once per interval, and one "
+                "late renewal must not hand the lease to another replica"
+            )
+        return self
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long the evaluation lease lasts unrenewed."""
+        return self.lease_ttl if self.lease_ttl is not None else LEASE_INTERVALS * self.interval
+
+    @property
+    def failover_within(self) -> float:
+        """The longest a replica waits to take over from a leader that died: the dead one's
+        lease runs out at most `lease_seconds` after its last renewal, and the others try
+        once per `interval` (plus the time of the first cycle they then run)."""
+        return self.lease_seconds + self.interval
 
 
 def load_starter_rules() -> list[dict[str, Any]]:

@@ -3,7 +3,8 @@
 Entries of one alert on one channel go out in order: while an earlier one waits for a retry,
 later ones wait too, so a `resolved` never overtakes its `firing`. A channel that fails with a
 retryable error is not tried again in the same round. Nothing is deleted on failure: the entry
-stays pending in the meta DB until delivered, refused for good, or too old.
+stays pending in the meta DB until delivered, refused for good, or too old. Each attempt is
+claimed in the meta DB first, so two replicas never send the same entry.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from watchkeeper.store.meta import MetaStore
 
 log = logging.getLogger("watchkeeper.alerting.delivery")
 BATCH = 200  # entries per channel looked at per round
+#: How long a replica's claim on one delivery attempt lasts: longer than a channel's HTTP
+#: timeout (30 s), so no other replica sends the entry while this one may still be sending.
+CLAIM_S = 45.0
 
 
 class Deliverer:
@@ -87,6 +91,9 @@ class Deliverer:
 
     async def _attempt(self, channel_name: str, entry: repo.OutboxEntry) -> str:
         now = self._clock()
+        # Replicas: a leader that lost its lease without knowing yet may still be in a round.
+        if not await asyncio.to_thread(repo.claim, self._meta, entry, now + CLAIM_S):
+            return "taken"  # another replica sends it
         channel = self._channels.get(channel_name)
         started = time.perf_counter()
         error: str | None = None

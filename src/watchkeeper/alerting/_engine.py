@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import sqlalchemy as sa
+
 from watchkeeper.alerting import _repo as repo
 from watchkeeper.alerting._config import AlertingConfig, Rule, Slo
 from watchkeeper.alerting._evaluate import Decision, alert_labels, evaluate, fingerprint
@@ -63,6 +65,14 @@ def evaluation_period(rule: Rule, interval: float) -> float:
 def timing(rule: Rule) -> Timing:
     """The state-machine durations of a rule."""
     return Timing(rule.for_, rule.keep_firing_for, rule.repeat_interval)
+
+
+#: Whether this replica may still write a cycle's results, asked inside their transaction.
+Fence = Callable[[sa.Connection, float], bool]
+
+
+class LeaseLost(Exception):
+    """The evaluation lease passed to another replica before a cycle's results were written."""
 
 
 @dataclass
@@ -154,8 +164,9 @@ class RuleEvaluator:
         """Evaluate a rule now without touching state or notifying."""
         return evaluate(rule, fetch(self._store, rule, now, self.slos()), now)
 
-    def cycle(self, now: float, force: bool = True) -> CycleResult:
-        """Evaluate enabled rules (all, or those due), persist state, enqueue notifications."""
+    def cycle(self, now: float, force: bool = True, fence: Fence | None = None) -> CycleResult:
+        """Evaluate enabled rules (all, or those due), persist state, enqueue notifications;
+        with a `fence`, write only if it holds (LeaseLost otherwise)."""
         result = CycleResult()
         rules = {(r.project, r.id): r for r in self.rules() if r.enabled}
         before = dict(self._states)
@@ -170,9 +181,16 @@ class RuleEvaluator:
         self._forget(rules, now)
         changed = [s for fp, s in self._states.items() if before.get(fp) != s]
         gone = [fp for fp in before if fp not in self._states]
-        repo.save_states(self._meta, changed, gone)
+        # One transaction: a replica that dies mid-cycle leaves the state, the history and
+        # the outbox as they were, or all three written (never a firing state whose
+        # notification is lost). Behind the fence: only while this replica holds the lease.
+        with self._meta.transaction() as conn:
+            if fence is not None and not fence(conn, now):
+                self._states = before
+                raise LeaseLost("another replica took the evaluation lease during this cycle")
+            repo.save_states(self._meta, changed, gone)
+            self._notify(rules, result, now)
         self._published = tuple(self._states.values())
-        self._notify(rules, result, now)
         if now - self._pruned_at >= PRUNE_EVERY_S:
             self._pruned_at = now
             repo.prune(self._meta, now - self.config.history_retention)

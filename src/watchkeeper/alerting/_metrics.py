@@ -37,6 +37,11 @@ class AlertMetrics:
             "Notifications dropped because the outbox was full or they expired.",
             registry=registry,
         )
+        self.leader = Gauge(
+            "watchkeeper_alert_evaluation_leader",
+            "1 on the replica that holds the evaluation lease (evaluates and delivers), else 0.",
+            registry=registry,
+        )
         self.firing = Gauge(
             "watchkeeper_alerts_firing",
             "Alerts currently firing.",

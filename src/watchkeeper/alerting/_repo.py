@@ -122,7 +122,7 @@ def save_states(meta: MetaStore, changed: Iterable[AlertState], gone: Iterable[s
     changed, gone = list(changed), list(gone)
     if not changed and not gone:
         return
-    with meta.engine.begin() as conn:
+    with meta.transaction() as conn:
         fps = [s.fingerprint for s in changed] + gone
         conn.execute(alert_state.delete().where(alert_state.c.fingerprint.in_(fps)))
         if changed:
@@ -132,7 +132,7 @@ def save_states(meta: MetaStore, changed: Iterable[AlertState], gone: Iterable[s
 def append_history(meta: MetaStore, rows: Sequence[Mapping[str, Any]]) -> None:
     """Record alert events (firing, resolved, repeat) with why any was muted."""
     if rows:
-        with meta.engine.begin() as conn:
+        with meta.transaction() as conn:
             conn.execute(alert_history.insert(), [dict(r) for r in rows])
 
 
@@ -239,7 +239,7 @@ def enqueue(meta: MetaStore, items: Sequence[tuple[str, str, Notification]], now
         }
         for project, channel, n in items
     ]
-    with meta.engine.begin() as conn:
+    with meta.transaction() as conn:
         conn.execute(outbox.insert(), rows)
 
 
@@ -269,6 +269,24 @@ def pending(meta: MetaStore, limit: int, channel: str | None = None) -> list[Out
         )
         for r in rows
     ]
+
+
+def claim(meta: MetaStore, entry: OutboxEntry, until: float) -> bool:
+    """Take the next delivery attempt of `entry` (as it was read) until `until`; False when
+    another replica took it first or it moved on since it was read. A claim left by a
+    replica that died runs out at `until`, and the entry is tried again."""
+    with meta.transaction() as conn:
+        done = conn.execute(
+            outbox.update()
+            .where(
+                outbox.c.id == entry.id,
+                outbox.c.state == "pending",
+                outbox.c.attempts == entry.attempts,
+                outbox.c.next_attempt_at == entry.next_attempt_at,
+            )
+            .values(next_attempt_at=until)
+        )
+    return bool(done.rowcount)
 
 
 def record_attempt(
@@ -303,8 +321,8 @@ def record_attempt(
 
 
 def depth(meta: MetaStore) -> int:
-    """How many entries wait for delivery."""
-    with meta.engine.connect() as conn:
+    """How many entries wait for delivery (as the transaction open in this context sees it)."""
+    with meta.transaction() as conn:
         n = conn.execute(
             sa.select(sa.func.count()).select_from(outbox).where(outbox.c.state == "pending")
         ).scalar_one()
@@ -317,7 +335,7 @@ def drop_oldest(meta: MetaStore, keep: int) -> int:
     if over <= 0:
         return 0
     oldest = sa.select(outbox.c.id).where(outbox.c.state == "pending").order_by(outbox.c.id)
-    with meta.engine.begin() as conn:
+    with meta.transaction() as conn:
         ids = [r[0] for r in conn.execute(oldest.limit(over)).all()]
         conn.execute(outbox.update().where(outbox.c.id.in_(ids)).values(state="dropped"))
     return len(ids)
@@ -384,6 +402,19 @@ def acquire_lease(meta: MetaStore, name: str, holder: str, now: float, ttl: floa
         except sa.exc.IntegrityError:  # another replica inserted it first
             return False
     return True
+
+
+def holds_lease(conn: sa.Connection, name: str, holder: str, now: float) -> bool:
+    """Whether `holder` holds the lease `name` at `now`, asked in the caller's transaction.
+
+    The lease row stays locked (PostgreSQL) until that transaction ends, so no replica can
+    take the lease between this answer and the caller's commit: what a leader writes behind
+    this check is written by the leader.
+    """
+    row = conn.execute(
+        sa.select(lease.c.holder, lease.c.expires_at).where(lease.c.name == name).with_for_update()
+    ).first()
+    return row is not None and row.holder == holder and row.expires_at > now
 
 
 def release_lease(meta: MetaStore, name: str, holder: str) -> None:

@@ -17,12 +17,13 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 from prometheus_client import CollectorRegistry
 
 from watchkeeper.alerting import _repo as repo
 from watchkeeper.alerting._config import AlertingConfig, Rule, Slo, alerting_of, parse_rule
 from watchkeeper.alerting._delivery import Deliverer
-from watchkeeper.alerting._engine import CycleResult, RuleEvaluator
+from watchkeeper.alerting._engine import CycleResult, LeaseLost, RuleEvaluator
 from watchkeeper.alerting._evaluate import Decision
 from watchkeeper.alerting._metrics import AlertMetrics
 from watchkeeper.alerting._notification import Channel, DeliveryError
@@ -92,6 +93,7 @@ class AlertingEngine:
         # Replicas sharing a meta DB: only the holder of the lease evaluates and delivers.
         self.holder = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
         self.is_leader = False
+        self._meta_lost = False  # the meta DB stopped answering (said once in the log)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -130,25 +132,66 @@ class AlertingEngine:
         """Hold (or try to take) the lease, then run one cycle; None when another leads."""
         now = self.clock()
         leading = await asyncio.to_thread(
-            repo.acquire_lease, self.meta, LEASE, self.holder, now, self.config.lease_ttl
+            repo.acquire_lease, self.meta, LEASE, self.holder, now, self.config.lease_seconds
         )
-        if leading and not self.is_leader:
-            log.info("alerting: this replica (%s) now evaluates rules", self.holder)
-            await asyncio.to_thread(self.evaluator.reload)  # the last leader's view
+        if leading != self.is_leader:
+            log.info(
+                "alerting: this replica (%s) %s", self.holder,
+                "now evaluates rules" if leading else "no longer holds the evaluation lease",
+            )  # fmt: skip
+        if not (leading and self.is_leader):
+            # Taking over: the last leader's alert state. Following: the leader's, so this
+            # replica's API shows the alerts as they are.
+            await asyncio.to_thread(self.evaluator.reload)
         self.is_leader = leading
-        return await self.run_cycle(force=False) if leading else None
+        self.metrics.leader.set(1 if leading else 0)
+        if not leading:
+            return None
+        try:
+            return await self.run_cycle(force=False, fenced=True)
+        except LeaseLost as exc:  # this cycle took longer than the lease: it wrote nothing
+            log.warning("alerting: %s; its results were not written", exc)
+            self.is_leader = False
+            self.metrics.leader.set(0)
+            return None
+
+    def _holds_lease(self, conn: sa.Connection, now: float) -> bool:
+        return repo.holds_lease(conn, LEASE, self.holder, now)
 
     async def _evaluate_loop(self) -> None:
         while not self._stop.is_set():
             started = time.monotonic()
             try:
                 await self.tick()
-            except Exception:  # the loop must survive a bad cycle (meta DB busy, ...)
+                self._meta_answers()
+            except sa.exc.OperationalError as exc:
+                self._meta_down(exc)
+            except Exception:  # the loop must survive a bad cycle (a store hiccup, ...)
                 log.exception("alert evaluation cycle failed")
             await self._sleep(self.config.interval - (time.monotonic() - started))
         if self.is_leader:
-            await asyncio.to_thread(repo.release_lease, self.meta, LEASE, self.holder)
+            with contextlib.suppress(sa.exc.OperationalError):  # else it runs out by itself
+                await asyncio.to_thread(repo.release_lease, self.meta, LEASE, self.holder)
             self.is_leader = False
+
+    def _meta_down(self, exc: sa.exc.OperationalError) -> None:
+        """The meta DB does not answer: stop leading (this replica cannot renew the lease, so
+        another one may take it), and say so once, not with a traceback every round."""
+        self.is_leader = False
+        self.metrics.leader.set(0)
+        if not self._meta_lost:
+            self._meta_lost = True
+            reason = str(exc.orig or exc).strip().splitlines()[0]
+            log.warning(
+                "alerting: the metadata database does not answer (%s); evaluation and "
+                "delivery wait until it does",
+                reason,
+            )
+
+    def _meta_answers(self) -> None:
+        if self._meta_lost:
+            self._meta_lost = False
+            log.info("alerting: the metadata database answers again")
 
     async def _deliver_loop(self) -> None:
         while not self._stop.is_set():
@@ -156,6 +199,8 @@ class AlertingEngine:
             try:
                 if self.is_leader:
                     await self.deliverer.deliver_due()
+            except sa.exc.OperationalError as exc:
+                self._meta_down(exc)
             except Exception:
                 log.exception("outbox delivery round failed")
             await self._sleep(1.0, wake=True)
@@ -195,11 +240,15 @@ class AlertingEngine:
 
     # --- operations the API and tests call ----------------------------------------------------
 
-    async def run_cycle(self, now: float | None = None, force: bool = True) -> CycleResult:
-        """Evaluate every rule (or, with force=False, those due) now; wake the deliverer."""
+    async def run_cycle(
+        self, now: float | None = None, force: bool = True, fenced: bool = False
+    ) -> CycleResult:
+        """Evaluate every rule (or, with force=False, those due) now; wake the deliverer.
+        `fenced`: write the results only if this replica still holds the lease (LeaseLost)."""
         async with self._lock:
             at = self.clock() if now is None else now
-            result = await asyncio.to_thread(self.evaluator.cycle, at, force)
+            fence = self._holds_lease if fenced else None
+            result = await asyncio.to_thread(self.evaluator.cycle, at, force, fence)
         if result.enqueued:
             self._wake.set()
         firing = sum(1 for s in self.evaluator.states() if s.status == "firing")

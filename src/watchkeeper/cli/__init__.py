@@ -39,6 +39,7 @@ _EXTRA_OF = {
     **dict.fromkeys(_SERVER_MODULES, "server"),
     **dict.fromkeys(("openai", "anthropic"), "demo"),
     **dict.fromkeys(("clickhouse_connect", "chdb"), "clickhouse"),
+    "psycopg": "postgres",
 }
 
 

@@ -4,7 +4,8 @@ A server error (an exception no handler maps, a store or engine failure) answers
 message that names no internal path, query or engine text, and an error id; the server logs
 the exception with its traceback under that id, once (`AnsweredErrors` keeps uvicorn from
 logging it a second time). Only a `WatchkeeperError` raised on purpose (not `from` another
-exception, whose text it may carry) is shown as it was written.
+exception, whose text it may carry) is shown as it was written. When the metadata database
+does not answer, the answer is 503 with Retry-After instead, logged in one line.
 
 One exception: a browser that navigates to an unknown page (GET, `Accept: text/html`, not an
 API path) gets the web UI's shell with status 404, and the UI shows its own not-found page.
@@ -21,6 +22,7 @@ import logging
 import secrets
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -32,6 +34,8 @@ from watchkeeper.query import shown
 
 log = logging.getLogger("watchkeeper.server")
 
+#: Seconds a client is asked to wait when the metadata database does not answer.
+METADATA_RETRY_AFTER_S = 5
 MAX_PATH = 200  # characters of a request path repeated in a message
 MAX_PROBLEMS = 3  # validation problems listed in one message
 #: Paths of machine clients: their 404s stay JSON whatever they accept.
@@ -128,6 +132,8 @@ async def internal_error(request: Request, exc: Exception) -> JSONResponse:
     """A 500 that names no internals, and the exception logged with its traceback."""
     error_id = secrets.token_hex(4)
     client = request.client.host if request.client else "unknown"
+    if isinstance(exc, sa.exc.OperationalError):
+        return _metadata_down(request, exc, error_id, client)
     log.error(
         "error %s on %s %s from %s: %s: %s",
         error_id,
@@ -147,6 +153,23 @@ async def internal_error(request: Request, exc: Exception) -> JSONResponse:
         what = "the server failed on this request"
     message = f"{what} (the server log has the details under error id {error_id})"
     return JSONResponse({"error": message}, status_code=500)
+
+
+def _metadata_down(
+    request: Request, exc: sa.exc.OperationalError, error_id: str, client: str
+) -> JSONResponse:
+    """503 with Retry-After when the metadata database does not answer (PostgreSQL restarting
+    or out of reach): a client (an OTLP exporter) tries again instead of dropping what it sent.
+    One log line each, not a traceback: while it lasts, every request that needs it fails."""
+    reason = str(exc.orig or exc).strip().splitlines()[0]
+    log.warning(
+        "error %s on %s %s from %s: the metadata database does not answer: %s",
+        error_id, request.method, _path(request), client, reason,
+    )  # fmt: skip
+    request.scope[_ANSWERED] = exc
+    message = f"the metadata database does not answer; retry (error id {error_id})"
+    headers = {"Retry-After": str(METADATA_RETRY_AFTER_S)}
+    return JSONResponse({"error": message}, status_code=503, headers=headers)
 
 
 class AnsweredErrors:

@@ -77,7 +77,8 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz", dependencies=[Depends(open_access)])
 def readyz(request: Request) -> JSONResponse:
-    """Readiness: the store answers and ingest keeps up; records set aside are reported."""
+    """Readiness: the span store and the metadata database answer and ingest keeps up;
+    records set aside are reported."""
     svc = services(request)
     problems: list[str] = []
     try:
@@ -85,6 +86,11 @@ def readyz(request: Request) -> JSONResponse:
     except StoreError as exc:  # the answer is open to anyone: the details go to the log
         log.warning("not ready: the span store does not answer: %s", exc)
         problems.append("the span store does not answer (the server log says why)")
+    try:
+        svc.meta.ping()  # keys, rules, sessions: shared by replicas on PostgreSQL
+    except StoreError as exc:
+        log.warning("not ready: %s", exc)
+        problems.append("the metadata database does not answer (the server log says why)")
     body: dict[str, object] = {"status": "ok"}
     if svc.ingest is not None:
         problems += svc.ingest.problems()
