@@ -129,10 +129,10 @@ def _learn(cur: Any, bounds: dict[str, int]) -> None:
         f"FROM wk_ctx WHERE NOT known AND ({_ANY})"
     )
     learned = ", ".join(f"CASE WHEN x.was_{c} IS NULL THEN x.{c} END AS {c}" for c in FIELDS)
+    ranges = _traces.ranges_sql("$lo", "$hi", f"SELECT trace_id FROM wk_ctx WHERE {_new()}")
     cur.execute(
         f"CREATE TEMP TABLE wk_learned AS SELECT x.project, x.trace_id, {learned}, t.lo, t.hi "
-        f"FROM wk_ctx x JOIN ({_traces.ranges_sql('$lo', '$hi')}) t "
-        f"ON t.trace_id = x.trace_id WHERE {_new('x.')}",
+        f"FROM wk_ctx x JOIN ({ranges}) t ON t.trace_id = x.trace_id WHERE {_new('x.')}",
         bounds,
     )
 

@@ -52,11 +52,17 @@ def range_query(trace_id: str) -> Query:
     )
 
 
-def ranges_sql(lo: str, hi: str) -> str:
-    """Each trace with spans starting between the SQL expressions `lo` and `hi`: its range."""
+def ranges_sql(lo: str, hi: str, among: str) -> str:
+    """The range of each trace of the SQL query `among` (trace ids) with spans starting
+    between the SQL expressions `lo` and `hi`.
+
+    The ids are filtered before the GROUP BY: grouping every trace of the window first
+    (an hour around a write: 18M rows at 5k traces/s) took most of a busy writer's time.
+    """
     return (
         "SELECT trace_id, min(min_start_ns) AS lo, max(max_start_ns) AS hi FROM traces "
-        f"WHERE max_start_ns >= {lo} AND min_start_ns <= {hi} GROUP BY trace_id"
+        f"WHERE max_start_ns >= {lo} AND min_start_ns <= {hi} AND trace_id IN ({among}) "
+        "GROUP BY trace_id"
     )
 
 
