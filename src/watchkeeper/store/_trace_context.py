@@ -38,29 +38,16 @@ from watchkeeper.model import SpanRow
 from watchkeeper.store import _rollup as ru
 from watchkeeper.store import _traces
 
-FIELDS = ("user_id", "session_id", "feature")
+FIELDS = _traces.CONTEXT
 #: How far (ns) a span may start from the stored spans of its trace it takes context from.
 WINDOW_NS = 3600 * 10**9
 _ANY = " OR ".join(f"{c} IS NOT NULL" for c in FIELDS)
-#: Within a batch (or the backfill) the root span's value first, then the earliest span's.
-_FIRST = "[CASE WHEN parent_span_id = '' THEN 0 ELSE 1 END, start_ns]"
-_FIRSTS = ", ".join(f"arg_min({c}, {_FIRST}) FILTER (WHERE {c} IS NOT NULL) AS {c}" for c in FIELDS)
 _ON = "c.project = s.project AND c.trace_id = s.trace_id"
 
 
 def _new(x: str = "") -> str:
     """A field learned by this write (from `wk_ctx`, aliased `x`): none stored, one new."""
     return " OR ".join(f"({x}was_{c} IS NULL AND {x}{c} IS NOT NULL)" for c in FIELDS)
-
-
-def context_sql(source: str) -> str:
-    """Per (project, trace_id) of `source`: its key, the range of its starts and the first
-    value of each field (NULL where none of its spans has one)."""
-    return (
-        f"SELECT {_traces.KEY_SQL} AS trace_key, project, trace_id, "
-        f"min(start_ns) AS min_start_ns, max(start_ns) AS max_start_ns, {_FIRSTS} "
-        f"FROM {source} GROUP BY project, trace_id"
-    )
 
 
 def _near(cur: Any, bounds: dict[str, int]) -> None:
@@ -90,7 +77,7 @@ def _near(cur: Any, bounds: dict[str, int]) -> None:
 def _read(cur: Any, source: str, bounds: dict[str, int]) -> None:
     """`wk_ctx`: per trace of `source`, the batch's values, the stored ones (`was_*`, the
     earliest row's), and the range of its stored spans (`was_lo`, `was_hi`; NULL: none)."""
-    cur.execute(f"CREATE TEMP TABLE wk_batch_ctx AS {context_sql(source)}")
+    cur.execute(f"CREATE TEMP TABLE wk_batch_ctx AS {_traces.rows_sql(source)}")
     _near(cur, bounds)
     was = ", ".join(
         f"arg_min(k.{c}, k.min_start_ns) FILTER (WHERE k.{c} IS NOT NULL) AS was_{c}"
@@ -200,7 +187,7 @@ def backfill() -> tuple[str, ...]:
     return (
         V9_DDL,
         f"INSERT INTO trace_context SELECT * FROM (SELECT project, trace_id, "
-        f"min(start_ns) AS start_ns, {_FIRSTS} FROM spans GROUP BY project, trace_id) "
+        f"min(start_ns) AS start_ns, {_traces.FIRSTS} FROM spans GROUP BY project, trace_id) "
         f"WHERE {_ANY} ORDER BY start_ns",
         f"UPDATE spans SET {sets} FROM trace_context c WHERE c.project = spans.project "
         f"AND c.trace_id = spans.trace_id AND ({missing})",

@@ -29,11 +29,32 @@ KEY_SQL = (
     "THEN ('0x' || left(trace_id, 16))::UBIGINT END"
 )
 _HEX32 = re.compile(r"[0-9a-f]{32}")
+#: The fields of a trace's context (`_trace_context`), kept on each of its rows.
+CONTEXT = ("user_id", "session_id", "feature")
+#: Within a batch (or a bulk load) the root span's value first, then the earliest span's.
+_FIRST = "[CASE WHEN parent_span_id = '' THEN 0 ELSE 1 END, start_ns]"
+#: The first value of each context field, as aggregates over a trace's spans.
+FIRSTS = ", ".join(f"arg_min({c}, {_FIRST}) FILTER (WHERE {c} IS NOT NULL) AS {c}" for c in CONTEXT)
 
 
 def key(trace_id: str) -> int | None:
     """The key of `trace_id` (None for an id not of 32 lowercase hex characters)."""
     return int(trace_id[:16], 16) if _HEX32.fullmatch(trace_id) else None
+
+
+def rows_sql(source: str) -> str:
+    """Per (project, trace) of the spans in `source`, its row in table order: key, id,
+    project, the range of its starts and the first value of each context field (NULL where
+    none of its spans has one)."""
+    return (
+        f"SELECT {KEY_SQL} AS trace_key, trace_id, project, min(start_ns) AS min_start_ns, "
+        f"max(start_ns) AS max_start_ns, {FIRSTS} FROM {source} GROUP BY project, trace_id"
+    )
+
+
+def insert_sql(source: str) -> str:
+    """Append the rows of the spans in `source` (a bulk load: spans already filled)."""
+    return f"INSERT INTO traces {rows_sql(source)}"
 
 
 def range_query(trace_id: str) -> Query:
