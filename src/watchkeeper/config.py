@@ -122,8 +122,8 @@ class StoreConfig(_Section):
     # A larger limit buys speed on big scans, not correctness: DuckDB spills the rest.
     memory_limit_mb: int = Field(default=256, ge=64)
     # A trace's user, session and feature (from any of its spans, usually the root) fill
-    # the spans of the trace that start within this many seconds of the span that brought
-    # them; a write reads only the contexts of that window, so its cost stays flat.
+    # the spans of the trace that start within this many seconds of a stored span of the
+    # trace; a write looks up its traces only among the rows of that window.
     trace_context_window_s: int = Field(default=3600, ge=60, le=7 * 86_400)
 
     @field_validator("meta_url")
