@@ -68,6 +68,24 @@ def test_rule_crud_enable_disable_and_test(client: TestClient) -> None:
     assert "error-spike" not in [r["id"] for r in client.get("/api/v1/rules").json()["items"]]
 
 
+def test_a_rule_read_with_get_can_be_put_back_as_it_is(client: TestClient) -> None:
+    """Every rule the API lists (config, starter, SLO burn-rate and API rules, every kind)
+    goes back through PUT unchanged: what GET adds (`source`, `display`) is dropped."""
+    for kind in client.get("/api/v1/rule-kinds").json()["items"]:
+        example = {**kind["example"], "kind": kind["kind"], "id": f"round-{kind['kind']}"}
+        if "slo" in example:
+            example["slo"] = SLO["id"]  # one of this server's
+        assert client.post("/api/v1/rules", json=example).status_code == 201, example
+    rules = client.get("/api/v1/rules").json()["items"]
+    assert len({r["kind"] for r in rules}) > 5
+    for rule in rules:
+        put = client.put(f"/api/v1/rules/{rule['id']}", json=rule)
+        assert put.status_code == 200, (rule, put.json())
+        assert {k: v for k, v in put.json().items() if k != "source"} == {
+            k: v for k, v in rule.items() if k != "source"
+        }  # a config rule put back is overridden from the API
+
+
 @pytest.mark.slow
 def test_rule_errors(client: TestClient) -> None:
     bad = client.post("/api/v1/rules", json={"id": "x", "kind": "count", "window": "soon"})

@@ -104,6 +104,7 @@ def _get_rule(engine: AlertingEngine, project: str, rule_id: str) -> Rule:
 def _validated(engine: AlertingEngine, data: dict[str, Any], project: str) -> Rule:
     if not isinstance(data, dict):
         raise ValidationError("the body must be a JSON object describing a rule")
+    data = {k: v for k, v in data.items() if k not in m.RULE_READ_ONLY}
     return engine.check_rule(m.durations_from_ms(data, m.RULE_DURATIONS), project)
 
 

@@ -155,6 +155,10 @@ def json_body(schema: dict[str, Any]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
+#: What the API answers with beside a rule's own fields; read and dropped from a body.
+RULE_READ_ONLY = ("source", "display")
+
+
 def rule_body() -> dict[str, Any]:
     """The JSON Schema of a rule body: one of the kinds (each with its own parameters)."""
     kinds = []
@@ -164,6 +168,8 @@ def rule_body() -> dict[str, Any]:
         schema["properties"]["window"]["exclusiveMinimum"] = 0
         # read and dropped: a rule belongs to the request's project (any value is taken)
         schema["properties"]["project"] = {"description": "ignored: the request's project"}
+        for name in RULE_READ_ONLY:  # a rule read with GET can be sent back as it is
+            schema["properties"][name] = {"readOnly": True, "description": "ignored: answered"}
         if not kind.groupable:  # judged as a whole: group_by stays null
             schema["properties"]["group_by"] = {"type": "null", "description": "not grouped"}
         kinds.append(schema)
