@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pydantic
 import pytest
 
 from tests.alerting.channels._support import notification, resolved
@@ -59,6 +60,24 @@ async def test_body_and_auth(receiver: Receiver, http: httpx.AsyncClient) -> Non
     assert alert["generatorURL"] == "http://wk.example/alerts/r-latency"
     (ended,) = done.json()
     assert ended["endsAt"] == "2025-11-23T12:23:20.000Z"
+
+
+@pytest.mark.parametrize(
+    ("auth", "error"),
+    [
+        ({"url": "http://wk:pw@am:9093", "bearer_token": "t"}, "a user in the url and bearer"),
+        ({"username": "wk", "password": "pw", "bearer_token": "t"}, "username/password and"),
+        ({"url": "http://wk:pw@am:9093", "username": "wk"}, "a user in the url and username"),
+        ({"password": "pw"}, "password without username"),
+    ],
+)
+def test_one_credential_at_most(auth: dict[str, str], error: str) -> None:
+    """Two credentials are refused, not one of them dropped (httpx sent the URL's user and
+    dropped the bearer token); Prometheus's own config refuses them too."""
+    with pytest.raises(pydantic.ValidationError, match=error):
+        AlertmanagerSpec.model_validate({"name": "am", "url": "http://am:9093", **auth})
+    for one in ({"url": "http://wk:pw@am:9093"}, {"bearer_token": "t"}, {"username": "wk"}):
+        AlertmanagerSpec.model_validate({"name": "am", "url": "http://am:9093", **one})
 
 
 async def test_firing_ttl_sets_ends_at_ahead(receiver: Receiver, http: httpx.AsyncClient) -> None:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from watchkeeper.alerting._notification import Channel, Notification
 from watchkeeper.alerting.channels import _render
@@ -41,6 +41,25 @@ class AlertmanagerSpec(UrlSpec):
     # repeat interval; the engine's resolve ends it earlier. None: leave it to resolve_timeout.
     firing_ttl_s: float | None = Field(24 * 3600.0, gt=0)
     extra_labels: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> AlertmanagerSpec:
+        """At most one way to sign in, as Prometheus's own config says: with a user in the
+        URL and a bearer token, the HTTP client sent the URL's and dropped the token."""
+        given = [
+            name
+            for name, set_ in (
+                ("a user in the url", urlsplit(self.url).username is not None),
+                ("username/password", self.username is not None or self.password is not None),
+                ("bearer_token", self.bearer_token is not None),
+            )
+            if set_
+        ]
+        if len(given) > 1:
+            raise ValueError(f"give one credential, not {' and '.join(given)}")
+        if self.password is not None and self.username is None:
+            raise ValueError("password without username: give both")
+        return self
 
     def build(self, http: httpx.AsyncClient | None = None) -> Channel:
         """The channel sending through `http` (or a client of its own per send)."""
