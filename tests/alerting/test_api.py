@@ -90,6 +90,12 @@ def test_a_rule_read_with_get_can_be_put_back_as_it_is(client: TestClient) -> No
 def test_rule_errors(client: TestClient) -> None:
     bad = client.post("/api/v1/rules", json={"id": "x", "kind": "count", "window": "soon"})
     assert bad.status_code == 400 and "30s, 5m" in bad.json()["error"]
+    for bare in ("300", "2.5"):  # seconds in the config file, milliseconds as JSON numbers
+        bare_rule = {"id": "x", "kind": "count", "threshold": 1, "window": bare}
+        bad = client.post("/api/v1/rules", json=bare_rule)
+        assert bad.status_code == 400 and "has no unit" in bad.json()["error"]
+    ok = client.post("/api/v1/rules", json={**bare_rule, "window": "300ms"})
+    assert ok.status_code == 201 and ok.json()["window"] == 300
     unknown = client.post("/api/v1/rules", json={"id": "x", "kind": "count", "channels": ["nope"]})
     assert unknown.status_code == 400 and "unknown channels" in unknown.json()["error"]
     assert client.post("/api/v1/rules/missing/test").status_code == 404

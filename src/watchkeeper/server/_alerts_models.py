@@ -9,6 +9,7 @@ text ("5m"), as in the config file.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Union, get_args
 
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from watchkeeper.alerting import Rule, Slo, parse_duration
 from watchkeeper.alerting.kinds import RULE_KINDS
+from watchkeeper.errors import ValidationError
 from watchkeeper.server._params import TIME_SCHEMA as TIME
 from watchkeeper.server._params import published_as
 
@@ -51,10 +53,20 @@ def durations_to_ms(data: Mapping[str, Any], names: frozenset[str]) -> dict[str,
     return out
 
 
+_BARE_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def durations_from_ms(data: Mapping[str, Any], names: frozenset[str]) -> dict[str, Any]:
     """A rule body of the API (durations as milliseconds or text) as the config reads it."""
     out = dict(data)
     for k in names & out.keys():
+        if isinstance(out[k], str) and _BARE_NUMBER.fullmatch(out[k].strip()):
+            # the config file reads "300" as seconds, a JSON number here is milliseconds:
+            # text without a unit could mean either
+            raise ValidationError(
+                f"{k}: {out[k]!r} has no unit; send a number (milliseconds) or text with a "
+                'unit ("300ms", "30s", "5m")'
+            )
         if isinstance(out[k], int | float) and not isinstance(out[k], bool):
             seconds = out[k] / 1000.0
             # a positive duration stays positive (5e-324 ms is 0.0 s in floats)
