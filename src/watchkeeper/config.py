@@ -231,6 +231,19 @@ class AuditConfig(_Section):
     check_interval_s: float = Field(default=3600.0, gt=0)
 
 
+class MetricsConfig(_Section):
+    """The metric store (OTLP metrics) and PromQL."""
+
+    path: Path | None = None  # default <data_dir>/metrics.duckdb
+    # series a project may hold; samples of new series past it are dropped and counted
+    # (watchkeeper_metrics_samples_dropped{reason="series_limit"}), the warning names the label
+    max_series_per_project: int = Field(default=200_000, gt=0)
+    # how far back an instant vector looks for a series' last sample (Prometheus: 5m)
+    lookback_delta_s: float = Field(default=300.0, gt=0)
+    # samples one PromQL query may load at most (Prometheus: --query.max-samples)
+    query_max_samples: int = Field(default=50_000_000, gt=0)
+
+
 class Config(_Section):
     """The whole configuration of `watchkeeper serve`."""
 
@@ -244,6 +257,7 @@ class Config(_Section):
     prices: list[PriceOverride] = []
     retention: RetentionConfig = RetentionConfig()
     audit: AuditConfig = AuditConfig()
+    metrics: MetricsConfig = MetricsConfig()
     # Sections owned by other packages are kept as raw mappings here and validated there.
     alerting: dict[str, Any] = {}
     evals: dict[str, Any] = {}
@@ -263,6 +277,11 @@ class Config(_Section):
     def span_store_path(self) -> Path:
         """Path of the DuckDB file."""
         return self.store.path or self.server.data_dir / "spans.duckdb"
+
+    @property
+    def metrics_store_path(self) -> Path:
+        """Path of the metric store's DuckDB file."""
+        return self.metrics.path or self.server.data_dir / "metrics.duckdb"
 
     @property
     def meta_url(self) -> str:

@@ -3,6 +3,8 @@
 from watchkeeper.ingest._cost import Pricer, Rates, Tokens, cost_of, genai_prices_lookup
 from watchkeeper.ingest._dead_letter import DeadLetter, Letter
 from watchkeeper.ingest._decode import Decoded, RawSpan, Resource, decode, decompress, encoding_of
+from watchkeeper.ingest._metrics_decode import DecodedMetrics, decode_metrics
+from watchkeeper.ingest._metrics_ingest import MetricsIngest
 from watchkeeper.ingest._normalize import (
     DEFAULT_STEPS,
     Draft,
@@ -19,12 +21,14 @@ __all__ = [
     "DEFAULT_STEPS",
     "DeadLetter",
     "Decoded",
+    "DecodedMetrics",
     "Draft",
     "DropSpan",
     "Entry",
     "IngestResult",
     "IngestService",
     "Letter",
+    "MetricsIngest",
     "Normalized",
     "Position",
     "Pricer",
@@ -39,6 +43,7 @@ __all__ = [
     "Tokens",
     "cost_of",
     "decode",
+    "decode_metrics",
     "decompress",
     "encoding_of",
     "genai_prices_lookup",
