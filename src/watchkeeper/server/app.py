@@ -236,6 +236,7 @@ def create_app(config: Config, *, services: Services | None = None) -> FastAPI:
         _otlp,
         _otlp_metrics,
         _people_api,
+        _prometheus_api,
         _query_api,
     )
     from watchkeeper.ui import mount_ui
@@ -256,7 +257,7 @@ def create_app(config: Config, *, services: Services | None = None) -> FastAPI:
         app.state.services.registry,
         cookies=(SESSION_COOKIE, SECURE_SESSION_COOKIE),  # a session counts like a key
     )
-    for module in (_ops, _otlp, _otlp_metrics, _query_api, _alerts_api,
+    for module in (_ops, _otlp, _otlp_metrics, _query_api, _prometheus_api, _alerts_api,
                    _keys_api, _auth_api, _audit_api, _people_api, _oidc_api,
                    _kinds_api):  # fmt: skip
         app.include_router(module.router)
