@@ -40,18 +40,35 @@ from watchkeeper.store.metrics import Matcher, MetricsStore
 router = APIRouter(prefix="/prometheus/api/v1", tags=["prometheus"])
 Project = Annotated[str, Depends(needs(Role.VIEWER))]
 _ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {
+        "description": "a parameter refused (Prometheus's `bad_data`), the expression's parse "
+        "error included: the schema cannot say which strings are PromQL"
+    },
     422: {"description": "the query cannot be executed (Prometheus's `execution` error)"},
 }
 _FAR_MS = MAX_TIME_MS // 4  # the default start/end of series and label lookups
-_PARAMS_DOC: dict[str, tuple[str, bool]] = {
-    "query": ("a PromQL expression", True),
-    "time": ("evaluation time: unix seconds or RFC 3339 (default: now)", False),
-    "start": ("unix seconds or RFC 3339", False),
-    "end": ("unix seconds or RFC 3339", False),
-    "step": ("resolution: seconds or a duration (15s)", False),
-    "match[]": ("a series selector; repeatable", False),
-    "timeout": ("ignored (accepted for compatibility)", False),
+_TIME = {
+    "type": "string",
+    "pattern": r"^(|-?[0-9]+(\.[0-9]+)?"  # empty (the default, as Prometheus), unix seconds
+    r"|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+(Z|[+-][0-9]{2}:[0-9]{2}))$",  # RFC 3339
 }
+_PARAMS_DOC: dict[str, tuple[str, dict[str, Any]]] = {
+    "query": ("a PromQL expression", {"type": "string", "minLength": 1}),
+    "time": ("evaluation time: unix seconds or RFC 3339 (default: now)", _TIME),
+    "start": ("unix seconds or RFC 3339", _TIME),
+    "end": ("unix seconds or RFC 3339", _TIME),
+    "step": (
+        "resolution: seconds or a duration (15s)",
+        {"type": "string", "pattern": r"^([0-9]+(\.[0-9]+)?|([0-9]+(ms|s|m|h|d|w|y))+)$"},
+    ),
+    "match[]": (
+        "a series selector; repeatable",
+        {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
+    ),
+}
+
+
+_RANGE_PARAMS = ("query", "start", "end", "step")
 
 
 def _doc(*names: str, required: Sequence[str] = ()) -> dict[str, Any]:
@@ -62,9 +79,8 @@ def _doc(*names: str, required: Sequence[str] = ()) -> dict[str, Any]:
                 "in": "query",
                 "required": n in required,
                 "description": _PARAMS_DOC[n][0],
-                "schema": {"type": "array", "items": {"type": "string"}}
-                if n == "match[]"
-                else {"type": "string"},
+                "schema": _PARAMS_DOC[n][1],
+                **({"style": "form", "explode": True} if n == "match[]" else {}),
             }
             for n in names
         ]
@@ -143,7 +159,7 @@ def _now_ms(request: Request) -> int:
     return int(services(request).clock() * 1000)
 
 
-@_get_and_post("/query", _doc("query", "time"))
+@_get_and_post("/query", _doc("query", "time", required=["query"]))
 async def query(request: Request, project: Project) -> JSONResponse:
     """An instant query (Prometheus's /api/v1/query)."""
     engine, now = _engine(request), _now_ms(request)
@@ -158,7 +174,10 @@ async def query(request: Request, project: Project) -> JSONResponse:
     return await _answer(request, work)
 
 
-@_get_and_post("/query_range", _doc("query", "start", "end", "step"))
+@_get_and_post(
+    "/query_range",
+    _doc("query", "start", "end", "step", required=["query", "start", "end", "step"]),
+)
 async def query_range(request: Request, project: Project) -> JSONResponse:
     """A range query (Prometheus's /api/v1/query_range)."""
     engine = _engine(request)
@@ -167,7 +186,7 @@ async def query_range(request: Request, project: Project) -> JSONResponse:
         text = _one(params, "query")
         if not text:
             raise PromQLError("parse error: no expression found in input")
-        if _one(params, "start") is None or _one(params, "end") is None:
+        if not _one(params, "start") or not _one(params, "end"):
             raise PromQLError("start and end are required")
         start, end = _time(params, "start", 0), _time(params, "end", 0)
         step = parse_step(_one(params, "step"))
