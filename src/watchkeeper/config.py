@@ -231,8 +231,39 @@ class AuditConfig(_Section):
     check_interval_s: float = Field(default=3600.0, gt=0)
 
 
+class BasicAuth(_Section):
+    """A user name and password sent with each scrape."""
+
+    username: str
+    password: SecretStr
+
+
+class ScrapeJob(_Section):
+    """Targets the built-in scraper reads (Prometheus or OpenMetrics text), as a Prometheus
+    `scrape_configs` entry with static targets."""
+
+    job_name: str = Field(min_length=1)
+    targets: list[str] = Field(min_length=1)  # host:port
+    scheme: Literal["http", "https"] = "http"
+    metrics_path: str = "/metrics"
+    interval_s: float = Field(default=15.0, gt=0)
+    timeout_s: float = Field(default=10.0, gt=0)
+    labels: dict[str, str] = {}  # added to every series of the job's targets
+    basic_auth: BasicAuth | None = None
+    bearer_token: SecretStr | None = None
+    project: str = ""  # default: auth.default_project
+
+    @field_validator("timeout_s")
+    @classmethod
+    def _within_interval(cls, v: float, info: Any) -> float:
+        interval = info.data.get("interval_s")
+        if interval is not None and v > interval:
+            raise ValueError(f"timeout_s ({v:g}) must not be longer than interval_s ({interval:g})")
+        return v
+
+
 class MetricsConfig(_Section):
-    """The metric store (OTLP metrics) and PromQL."""
+    """The metric store (OTLP metrics, remote-write, the scraper) and PromQL."""
 
     path: Path | None = None  # default <data_dir>/metrics.duckdb
     # series a project may hold; samples of new series past it are dropped and counted
@@ -242,6 +273,7 @@ class MetricsConfig(_Section):
     lookback_delta_s: float = Field(default=300.0, gt=0)
     # samples one PromQL query may load at most (Prometheus: --query.max-samples)
     query_max_samples: int = Field(default=50_000_000, gt=0)
+    scrape: list[ScrapeJob] = []
 
 
 class Config(_Section):

@@ -14,6 +14,7 @@ from watchkeeper.ingest._normalize import (
     Step,
     normalize,
 )
+from watchkeeper.ingest._scrape import Scraper
 from watchkeeper.ingest._service import IngestResult, IngestService, Reception
 from watchkeeper.ingest._spool import Entry, Position, Record, Spool
 
@@ -37,6 +38,7 @@ __all__ = [
     "Reception",
     "Record",
     "Resource",
+    "Scraper",
     "Settings",
     "Spool",
     "Step",

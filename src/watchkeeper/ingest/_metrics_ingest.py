@@ -1,4 +1,5 @@
-"""`MetricsIngest`: OTLP metric requests → durable spool → decode → the metric store.
+"""`MetricsIngest`: OTLP metric and Prometheus remote-write requests → durable spool →
+decode → the metric store.
 
 The guarantees of the trace path, with its parts: a request is validated (decoded whole),
 appended to a spool (`<data_dir>/spool-metrics`, the same `Spool` and `GroupCommitter`)
@@ -16,10 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
 
+import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from watchkeeper.config import Config
@@ -28,6 +31,7 @@ from watchkeeper.ingest._commit import GroupCommitter
 from watchkeeper.ingest._dead_letter import DeadLetter
 from watchkeeper.ingest._decode import decompress, encoding_of
 from watchkeeper.ingest._metrics_decode import DecodedMetrics, decode_metrics
+from watchkeeper.ingest._remote_write import decode_remote_write, unsnappy
 from watchkeeper.ingest._service import IngestResult
 from watchkeeper.ingest._spool import FLAG_PROJECT_FROM_RESOURCE, Entry, Record, Spool
 from watchkeeper.model import Metadata, Sample
@@ -37,6 +41,11 @@ log = logging.getLogger("watchkeeper.ingest.metrics")
 
 _READ_CHUNK = 4 * 1024 * 1024
 _RETRY_MAX_S = 5.0
+#: The spool's content type of a remote-write body (OTLP bodies keep "protobuf"/"json"),
+#: and of samples made in this process (`encode_samples`).
+REMOTE_WRITE = "prometheus-remote-write"
+SAMPLES = "watchkeeper-samples"
+_SPECIAL = {"NaN": math.nan, "+Inf": math.inf, "-Inf": -math.inf}
 _DATA_ATTEMPTS = 3  # failed writes of one record, not the store's fault, before it is set aside
 
 
@@ -149,13 +158,35 @@ class MetricsIngest:
         encoding = encoding_of(content_type)
         raw = decompress(body, content_encoding, self._cfg.max_body_bytes)
         self._check_backlog()
-        decoded = decode_metrics(raw, encoding)
+        flags = FLAG_PROJECT_FROM_RESOURCE if project_from_resource else 0
+        return await self._spool(project, encoding, raw, decode_metrics(raw, encoding), flags)
+
+    async def accept_remote_write(self, project: str, body: bytes) -> IngestResult:
+        """A Prometheus remote-write body (snappy): validate, spool durably, count."""
+        if self._thread is None:
+            raise Overloaded("ingest is not running (starting or stopping); retry shortly", 1.0)
+        raw = unsnappy(body, self._cfg.max_body_bytes)
+        self._check_backlog()
+        return await self._spool(project, REMOTE_WRITE, raw, decode_remote_write(raw), 0)
+
+    async def accept_samples(
+        self, project: str, samples: list[Sample], metadata: dict[str, Metadata]
+    ) -> IngestResult:
+        """Samples made in this process (the scraper): spooled like a request."""
+        if self._thread is None:
+            raise Overloaded("ingest is not running (starting or stopping); retry shortly", 1.0)
+        self._check_backlog()
+        decoded = DecodedMetrics(samples=samples, metadata=metadata, points=len(samples))
+        return await self._spool(project, SAMPLES, encode_samples(samples, metadata), decoded, 0)
+
+    async def _spool(
+        self, project: str, kind: str, raw: bytes, decoded: DecodedMetrics, flags: int
+    ) -> IngestResult:
         self.metrics.points_rejected.inc(decoded.rejected)
         result = IngestResult(decoded.points, decoded.rejected, decoded.error_message)
-        if not decoded.points:
+        if not decoded.points and not decoded.metadata:  # remote-write sends metadata alone
             return result
-        flags = FLAG_PROJECT_FROM_RESOURCE if project_from_resource else 0
-        (fut,) = self._committer.submit(Entry(project, encoding, raw, flags))
+        (fut,) = self._committer.submit(Entry(project, kind, raw, flags))
         await asyncio.wrap_future(fut)
         self.metrics.points_accepted.inc(decoded.points)
         return result
@@ -207,7 +238,7 @@ class MetricsIngest:
     def _store(self, rec: Record) -> bool:
         """Decode and write one record; False only when stopping interrupts retries."""
         try:
-            decoded = decode_metrics(rec.body, rec.content_type)
+            decoded = _decode(rec.body, rec.content_type)
         except Exception as exc:  # validated before it was spooled: a corrupt record
             log.error("metric spool record before %s cannot be decoded: %s", rec.end, exc)
             self.dead_letter.add(rec, f"decode_error: {exc}")
@@ -237,8 +268,12 @@ class MetricsIngest:
         for i, sample in enumerate(decoded.samples):
             project = decoded.projects.get(i, rec.project) if from_resource else rec.project
             by_project.setdefault(project, []).append(sample)
+        if not by_project and decoded.metadata:
+            by_project[rec.project] = []
         for project, samples in by_project.items():
-            meta = _metadata_of(decoded.metadata, samples)
+            meta = decoded.metadata
+            if len(by_project) > 1:  # a request of several projects (auth off)
+                meta = _metadata_of(meta, samples)
             started = time.perf_counter()
             result = self.store.write(project, samples, meta)
             self.metrics.write_seconds.observe(time.perf_counter() - started)
@@ -247,10 +282,44 @@ class MetricsIngest:
                 self.metrics.samples_dropped.labels(reason).inc(n)
 
 
+def _value(v: float | None) -> float | str | None:
+    if v is None or math.isfinite(v):
+        return v
+    return "NaN" if math.isnan(v) else ("+Inf" if v > 0 else "-Inf")
+
+
+def encode_samples(samples: list[Sample], metadata: dict[str, Metadata]) -> bytes:
+    """Samples as spooled: JSON, non-finite values as strings, a stale sample as null."""
+    return orjson.dumps(
+        {
+            "samples": [[s.labels, s.t_ms, _value(s.value)] for s in samples],
+            "metadata": {name: [m.type, m.unit, m.help] for name, m in metadata.items()},
+        }
+    )
+
+
+def decode_samples(body: bytes) -> DecodedMetrics:
+    """What `encode_samples` wrote."""
+    doc = orjson.loads(body)
+    samples = [
+        Sample(tuple((k, v) for k, v in labels), t, _SPECIAL[v] if isinstance(v, str) else v)
+        for labels, t, v in doc["samples"]
+    ]
+    metadata = {name: Metadata(*m) for name, m in doc["metadata"].items()}
+    return DecodedMetrics(samples=samples, metadata=metadata, points=len(samples))
+
+
+def _decode(body: bytes, kind: str) -> DecodedMetrics:
+    """A spooled record's samples, by the kind of body it holds."""
+    if kind == REMOTE_WRITE:
+        return decode_remote_write(body)
+    if kind == SAMPLES:
+        return decode_samples(body)
+    return decode_metrics(body, kind)
+
+
 def _metadata_of(metadata: dict[str, Metadata], samples: list[Sample]) -> dict[str, Metadata]:
     """The metadata of the metrics these samples belong to (a histogram's under its base)."""
-    if len(metadata) <= 1:
-        return metadata
     names = {s.name for s in samples}
     return {
         m: meta

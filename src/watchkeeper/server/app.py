@@ -109,7 +109,7 @@ def build_services(
     """Open the stores and create every service of one server process (not yet started)."""
     # Imported before the metadata tables are created: they declare tables of their own.
     from watchkeeper.alerting import build_alerting
-    from watchkeeper.ingest import IngestService, MetricsIngest
+    from watchkeeper.ingest import IngestService, MetricsIngest, Scraper
     from watchkeeper.store.metrics import MetricsStore
 
     lock = open_data_dir(config.server.data_dir)
@@ -143,6 +143,9 @@ def build_services(
         memory_limit_mb=config.store.memory_limit_mb,
     )
     svc.metrics_ingest = MetricsIngest(config, metrics_store, registry)
+    svc.scraper = Scraper(
+        config.metrics.scrape, svc.metrics_ingest.accept_samples, config.auth.default_project
+    )
     svc.alerting = build_alerting(
         config, store, meta, registry,
         redactor=svc.redactor, projects=_projects(config, svc.keys), clock=svc.clock,
@@ -207,12 +210,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         retention_loop(svc.store, svc.config.retention, svc.clock, stop)
     )
     audit_retention = asyncio.create_task(audit_retention_loop(svc.audit, svc.config.audit, stop))
+    scraping = asyncio.create_task(svc.scraper.run(stop))
     try:
         yield
     finally:
         stop.set()
         await retention
         await audit_retention
+        await scraping
         if svc.alerting is not None:
             await svc.alerting.stop()
         await asyncio.to_thread(svc.ingest.stop)
@@ -238,6 +243,7 @@ def create_app(config: Config, *, services: Services | None = None) -> FastAPI:
         _people_api,
         _prometheus_api,
         _query_api,
+        _remote_write,
     )
     from watchkeeper.ui import mount_ui
 
@@ -257,8 +263,8 @@ def create_app(config: Config, *, services: Services | None = None) -> FastAPI:
         app.state.services.registry,
         cookies=(SESSION_COOKIE, SECURE_SESSION_COOKIE),  # a session counts like a key
     )
-    for module in (_ops, _otlp, _otlp_metrics, _query_api, _prometheus_api, _alerts_api,
-                   _keys_api, _auth_api, _audit_api, _people_api, _oidc_api,
+    for module in (_ops, _otlp, _otlp_metrics, _remote_write, _query_api, _prometheus_api,
+                   _alerts_api, _keys_api, _auth_api, _audit_api, _people_api, _oidc_api,
                    _kinds_api):  # fmt: skip
         app.include_router(module.router)
     install_docs(app)
