@@ -127,6 +127,7 @@ class MetricsStore:
         self._clock = clock
         self._con = self._connect(memory_limit_mb)
         self._lock = threading.Lock()  # one write at a time
+        self._cursor_lock = threading.Lock()
         # writer state, loaded from the file: series -> (last time, last value), per project
         self._last: dict[int, tuple[int, float | None]] = {}
         self._project_of: dict[int, str] = {}
@@ -167,7 +168,8 @@ class MetricsStore:
 
     @contextmanager
     def _cursor(self) -> Iterator[Any]:
-        cur = self._con.cursor()  # one per call: DuckDB connections are not shared by threads
+        with self._cursor_lock:  # one per call: a DuckDB connection is not shared by threads
+            cur = self._con.cursor()
         try:
             yield cur
         except duckdb.InvalidInputException as exc:  # a read's only input: matchers' regexes
@@ -386,7 +388,8 @@ class MetricsStore:
 
     def metadata(self, project: str) -> dict[str, Metadata]:
         """Each metric's type, unit and help, as last received."""
-        return {m: meta for (p, m), meta in self._meta.items() if p == project}
+        known = list(self._meta.items())  # a copy: the writer thread adds to it
+        return {m: meta for (p, m), meta in known if p == project}
 
     def stats(self) -> dict[str, int]:
         """Series per project (for /metrics and the UI)."""
