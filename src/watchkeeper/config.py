@@ -231,6 +231,51 @@ class AuditConfig(_Section):
     check_interval_s: float = Field(default=3600.0, gt=0)
 
 
+class BasicAuth(_Section):
+    """A user name and password sent with each scrape."""
+
+    username: str
+    password: SecretStr
+
+
+class ScrapeJob(_Section):
+    """Targets the built-in scraper reads (Prometheus or OpenMetrics text), as a Prometheus
+    `scrape_configs` entry with static targets."""
+
+    job_name: str = Field(min_length=1)
+    targets: list[str] = Field(min_length=1)  # host:port
+    scheme: Literal["http", "https"] = "http"
+    metrics_path: str = "/metrics"
+    interval_s: float = Field(default=15.0, gt=0)
+    timeout_s: float = Field(default=10.0, gt=0)
+    labels: dict[str, str] = {}  # added to every series of the job's targets
+    basic_auth: BasicAuth | None = None
+    bearer_token: SecretStr | None = None
+    project: str = ""  # default: auth.default_project
+
+    @field_validator("timeout_s")
+    @classmethod
+    def _within_interval(cls, v: float, info: Any) -> float:
+        interval = info.data.get("interval_s")
+        if interval is not None and v > interval:
+            raise ValueError(f"timeout_s ({v:g}) must not be longer than interval_s ({interval:g})")
+        return v
+
+
+class MetricsConfig(_Section):
+    """The metric store (OTLP metrics, remote-write, the scraper) and PromQL."""
+
+    path: Path | None = None  # default <data_dir>/metrics.duckdb
+    # series a project may hold; samples of new series past it are dropped and counted
+    # (watchkeeper_metrics_samples_dropped{reason="series_limit"}), the warning names the label
+    max_series_per_project: int = Field(default=200_000, gt=0)
+    # how far back an instant vector looks for a series' last sample (Prometheus: 5m)
+    lookback_delta_s: float = Field(default=300.0, gt=0)
+    # samples one PromQL query may load at most (Prometheus: --query.max-samples)
+    query_max_samples: int = Field(default=50_000_000, gt=0)
+    scrape: list[ScrapeJob] = []
+
+
 class Config(_Section):
     """The whole configuration of `watchkeeper serve`."""
 
@@ -244,6 +289,7 @@ class Config(_Section):
     prices: list[PriceOverride] = []
     retention: RetentionConfig = RetentionConfig()
     audit: AuditConfig = AuditConfig()
+    metrics: MetricsConfig = MetricsConfig()
     # Sections owned by other packages are kept as raw mappings here and validated there.
     alerting: dict[str, Any] = {}
     evals: dict[str, Any] = {}
@@ -263,6 +309,11 @@ class Config(_Section):
     def span_store_path(self) -> Path:
         """Path of the DuckDB file."""
         return self.store.path or self.server.data_dir / "spans.duckdb"
+
+    @property
+    def metrics_store_path(self) -> Path:
+        """Path of the metric store's DuckDB file."""
+        return self.metrics.path or self.server.data_dir / "metrics.duckdb"
 
     @property
     def meta_url(self) -> str:

@@ -38,6 +38,11 @@ UNDECLARABLE = {"/openapi.json": "/openapi.json", "/ui": "/ui/index.html",
                 "/docs-assets": "/docs-assets/swagger-ui.css"}  # fmt: skip
 #: Sent to every route; the ones that take them need them (breakdowns need `by`).
 QUERY = {"range": "1h", "by": "service"}
+#: An empty remote-write request (a WriteRequest without series), snappy-compressed.
+EMPTY_WRITE = b"\x00"
+SNAPPY = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"}
+#: The Prometheus API's own parameters (its routes refuse a request without them).
+PROMETHEUS_QUERY = {"query": "up", "start": "0", "end": "60", "step": "15", "match[]": "up"}
 #: Open routes whose answer in this world is not a 2xx: single sign-on is not configured.
 OPEN_ANSWERS = {("GET", "/api/v1/oidc/login"): 404, ("GET", "/api/v1/oidc/callback"): 404}
 PASSWORD = "matrix password 0123"
@@ -171,6 +176,7 @@ class World:
             "/api/v1/scores": {"trace_id": self.trace_id, "name": "thumbs", "value": 1},
             "/api/v1/keys": {"project": PROJECT},
             "/v1/traces": {"resourceSpans": []},
+            "/v1/metrics": {"resourceMetrics": []},
             "/api/v1/session": {"username": TARGET, "password": PASSWORD},
             # Each person changes theirs once, to the same new one: a session goes on.
             "/api/v1/session/password": {"current_password": PASSWORD, "new_password": NEW},
@@ -269,12 +275,20 @@ def test_every_route_answers_every_credential_as_it_declares(world: World) -> No
     for cred in _credentials(server):
         for method, route in _walk(server):
             params, body = world.fresh(method, route.path)
-            r = server.request(method, route.path.format(**params), headers=cred.headers,
-                               json=body, params=QUERY)  # fmt: skip
+            if route.path == "/api/v1/write":  # a remote-write body: snappy protobuf
+                r = server.request(method, route.path, headers={**cred.headers, **SNAPPY},
+                                   content=EMPTY_WRITE)  # fmt: skip
+            else:
+                r = server.request(method, route.path.format(**params), headers=cred.headers,
+                                   json=body, params=_query(route.path))  # fmt: skip
             problem = _judge(r, cred, declared(route), OPEN_ANSWERS.get((method, route.path)))
             if problem:
                 wrong.append(f"{cred.label}: {method} {route.path}: {problem}")
     assert wrong == [], "\n".join(wrong)
+
+
+def _query(path: str) -> dict[str, str]:
+    return PROMETHEUS_QUERY if path.startswith("/prometheus/") else QUERY
 
 
 def _judge(

@@ -3,6 +3,7 @@
 Imported by both the SDK and the server, so it depends on the standard library only.
 """
 
+from watchkeeper.model._metrics import Labels, Metadata, Sample
 from watchkeeper.model._outcome import OUTCOMES, Outcome
 from watchkeeper.model._span import (
     COST_SOURCES,
@@ -20,9 +21,12 @@ __all__ = [
     "MAX_TIME_NS",
     "OPERATIONS",
     "OUTCOMES",
+    "Labels",
+    "Metadata",
     "Outcome",
     "PackedPayload",
     "PayloadRow",
+    "Sample",
     "ScoreRow",
     "SpanBatch",
     "SpanRow",

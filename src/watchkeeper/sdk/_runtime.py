@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from watchkeeper.jsonlog import install_json_logging, uninstall_json_logging
 from watchkeeper.sdk._guard_config import GUARDS
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from watchkeeper.sdk._metrics import SdkMetrics
+    from watchkeeper.sdk._metrics_push import MetricsPusher
 
 INSTRUMENTATION_NAME = "watchkeeper"
 #: The logger whose records `init(json_logs=True)` writes as JSON: the SDK's own. The app's
@@ -49,6 +50,13 @@ class Runtime:
     metrics: SdkMetrics
     redactor: Callable[[str], str] | None
     key: tuple[Any, ...]
+    pusher: MetricsPusher | None = None  # init(metrics="otlp")
+
+    def close(self) -> None:
+        """Flush and stop the tracer provider and the metrics pusher."""
+        self.provider.shutdown()
+        if self.pusher is not None:
+            self.pusher.stop()
 
 
 _current: Runtime | None = None
@@ -78,8 +86,13 @@ def init(
     span_processor: SpanProcessor | None = None,
     raise_errors: bool | None = None,
     guard_config: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    metrics: Literal["prometheus", "otlp"] = "prometheus",
+    metrics_interval_s: float = 15.0,
 ) -> None:
     """Start the SDK: tracing to the Watchkeeper server (OTLP/HTTP), metrics, JSON logs.
+
+    Metrics are recorded on a Prometheus registry (serve it on /metrics); `metrics="otlp"`
+    also pushes it to the server's `/v1/metrics` every `metrics_interval_s`.
 
     Guards take the operator's overrides of their settings from the environment and from
     `guard_config` (a JSON/YAML file's path, or its content as a mapping; default: the file
@@ -117,14 +130,15 @@ def init(
             GUARDS.apply(overrides, problems)
             return
         reg = registry if registry is not None else _default_registry()
-        key = (settings, overrides, id(reg), id(exporter), id(span_processor))
+        push = metrics_interval_s if metrics == "otlp" else None
+        key = (settings, overrides, id(reg), id(exporter), id(span_processor), push)
         with _lock:
             if _current is not None and _current.key == key:
                 return
             previous, _current = _current, None
             if previous is not None:
-                previous.provider.shutdown()
-            _current = _build(settings, reg, exporter, span_processor, key)
+                previous.close()
+            _current = _build(settings, reg, exporter, span_processor, key, push)
         GUARDS.apply(overrides, problems)  # warnings once the SDK's error counter is set
     except Exception as exc:
         report_failure("init", exc)
@@ -136,6 +150,7 @@ def _build(
     exporter: SpanExporter | None,
     span_processor: SpanProcessor | None,
     key: tuple[Any, ...],
+    push_interval_s: float | None = None,
 ) -> Runtime:
     from watchkeeper.sdk._metrics import metrics_for
 
@@ -146,6 +161,9 @@ def _build(
     if settings.json_logs:
         install_json_logging(settings.service_name, settings.log_level, logger=SDK_LOGGER)
     redactor = Redactor(settings.redaction_patterns) if settings.redact else None
+    pusher = None
+    if push_interval_s is not None:
+        pusher = _pusher(settings, reg, provider, push_interval_s)
     return Runtime(
         settings=settings,
         provider=provider,
@@ -154,7 +172,23 @@ def _build(
         metrics=metrics,
         redactor=redactor,
         key=key,
+        pusher=pusher,
     )
+
+
+def _pusher(
+    settings: Settings, reg: CollectorRegistry, provider: TracerProvider, interval_s: float
+) -> MetricsPusher:
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+    from watchkeeper.sdk._metrics_push import MetricsPusher
+
+    exporter = OTLPMetricExporter(
+        endpoint=f"{settings.endpoint}/v1/metrics", headers=dict(settings.headers)
+    )
+    pusher = MetricsPusher(reg, exporter, provider.resource, interval_s)
+    pusher.start()
+    return pusher
 
 
 def _provider(
@@ -202,7 +236,7 @@ def shutdown(timeout_s: float = 5.0) -> None:
             previous, _current = _current, None
         GUARDS.apply({})  # guards run on their code's settings again
         if previous is not None:
-            previous.provider.shutdown()
+            previous.close()
             REPORTER.counter = None
             if previous.settings.json_logs:
                 uninstall_json_logging(SDK_LOGGER)

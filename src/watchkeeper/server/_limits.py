@@ -41,9 +41,10 @@ log = logging.getLogger("watchkeeper.server.limits")
 
 #: Paths whose requests are not counted: probes, OTLP ingest (bounded by its admission),
 #: static assets (files of the UI and the API docs).
-UNCOUNTED_PREFIXES = ("/healthz", "/readyz", "/v1/", "/ui/", "/docs-assets/")
-#: Paths that read their bodies themselves, within their own limits: OTLP ingest.
-OWN_BODY_PREFIXES = ("/v1/",)
+UNCOUNTED_PREFIXES = ("/healthz", "/readyz", "/v1/", "/api/v1/write", "/ui/", "/docs-assets/")
+#: Paths that read their bodies themselves, within their own limits: OTLP ingest and
+#: Prometheus remote-write.
+OWN_BODY_PREFIXES = ("/v1/", "/api/v1/write")
 REASONS = ("rate_credential", "rate_address", "too_large", "too_slow")
 #: Buckets kept per kind at most; a full bucket is the same as none, so those go first.
 MAX_BUCKETS = 100_000

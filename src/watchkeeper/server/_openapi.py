@@ -86,7 +86,8 @@ def document_errors(spec: dict[str, Any]) -> dict[str, Any]:
     for path, operations in spec.get("paths", {}).items():
         for method, op in operations.items():
             responses = op.setdefault("responses", {})
-            responses.pop("422", None)  # answered as a 400 (see _errors)
+            if responses.get("422", {}).get("description") == "Validation Error":
+                responses.pop("422")  # FastAPI's: answered as a 400 (see _errors)
             for code in _codes(path, method, op):
                 reason = _REASONS[code] + (_joined(op) if code == "400" else "")
                 entry = responses.setdefault(code, {"description": reason})

@@ -13,6 +13,7 @@ memory from the ones that send.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -140,14 +141,21 @@ async def export_traces(request: Request, access: Attempt = Depends(attempt_inge
     return response
 
 
+#: What takes a received body: the trace or the metric ingest's `accept`.
+Accept = Callable[..., Awaitable[Any]]
+
+
 async def _handle(
     request: Request,
     access: Attempt,
     content_type: str | None,
     encoding: str | None,
     as_json: bool,
+    accept: Accept | None = None,
+    answer: Callable[[int, str, bool], Response] = _export_response,
 ) -> Response:
     svc = services(request)
+    accept = accept or svc.ingest.accept
     cfg = svc.config.ingest
     limit = cfg.max_body_bytes + (_GZIP_SLACK if _compressed(encoding) else 0)
     try:
@@ -155,7 +163,7 @@ async def _handle(
         with svc.ingest.receiving() as reception:  # bounds the body bytes held at once
             body = await read_body(request, limit, reception, cfg.body_timeout_s)
             with svc.ingest.admission():  # bounds the bodies being decoded at once
-                result = await svc.ingest.accept(
+                result = await accept(
                     project,
                     body,
                     content_type or "",
@@ -181,4 +189,4 @@ async def _handle(
     except Overloaded as exc:
         retry = {"Retry-After": str(max(1, round(exc.retry_after)))}
         return _status_response(503, code_pb2.UNAVAILABLE, str(exc), as_json, retry)
-    return _export_response(result.rejected, result.error_message, as_json)
+    return answer(result.rejected, result.error_message, as_json)

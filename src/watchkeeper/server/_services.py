@@ -35,6 +35,8 @@ class Services:
     # span-derived series, labelled by project: on /metrics only for that project's key
     span_registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     ingest: Any = None  # watchkeeper.ingest.IngestService
+    metrics_ingest: Any = None  # watchkeeper.ingest.MetricsIngest (its store: .store)
+    scraper: Any = None  # watchkeeper.ingest.Scraper (metrics.scrape jobs)
     alerting: AlertingEngine | None = None  # when alerting is enabled
     signin: SignIn | None = None  # people, their sessions and single sign-on
     clock: Callable[[], float] = time.time

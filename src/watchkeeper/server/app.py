@@ -109,7 +109,8 @@ def build_services(
     """Open the stores and create every service of one server process (not yet started)."""
     # Imported before the metadata tables are created: they declare tables of their own.
     from watchkeeper.alerting import build_alerting
-    from watchkeeper.ingest import IngestService
+    from watchkeeper.ingest import IngestService, MetricsIngest, Scraper
+    from watchkeeper.store.metrics import MetricsStore
 
     lock = open_data_dir(config.server.data_dir)
     registry = CollectorRegistry()
@@ -136,6 +137,15 @@ def build_services(
     svc.signin = build_signin(config, meta, svc.keys, registry)
     svc.signin.people.record = people_recorder(svc.audit)
     svc.ingest = IngestService(config, store, registry, on_written=span_metrics.observe)
+    metrics_store = MetricsStore(
+        config.metrics_store_path,
+        max_series_per_project=config.metrics.max_series_per_project,
+        memory_limit_mb=config.store.memory_limit_mb,
+    )
+    svc.metrics_ingest = MetricsIngest(config, metrics_store, registry)
+    svc.scraper = Scraper(
+        config.metrics.scrape, svc.metrics_ingest.accept_samples, config.auth.default_project
+    )
     svc.alerting = build_alerting(
         config, store, meta, registry,
         redactor=svc.redactor, projects=_projects(config, svc.keys), clock=svc.clock,
@@ -193,22 +203,27 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     svc: Services = app.state.services
     stop = asyncio.Event()
     svc.ingest.start()
+    svc.metrics_ingest.start()
     if svc.alerting is not None:
         await svc.alerting.start()
     retention = asyncio.create_task(
         retention_loop(svc.store, svc.config.retention, svc.clock, stop)
     )
     audit_retention = asyncio.create_task(audit_retention_loop(svc.audit, svc.config.audit, stop))
+    scraping = asyncio.create_task(svc.scraper.run(stop))
     try:
         yield
     finally:
         stop.set()
         await retention
         await audit_retention
+        await scraping
         if svc.alerting is not None:
             await svc.alerting.stop()
         await asyncio.to_thread(svc.ingest.stop)
+        await asyncio.to_thread(svc.metrics_ingest.stop)
         svc.store.close()
+        svc.metrics_ingest.store.close()
         svc.meta.close()
         svc.extras["data_dir_lock"].close()
 
@@ -224,8 +239,11 @@ def create_app(config: Config, *, services: Services | None = None) -> FastAPI:
         _oidc_api,
         _ops,
         _otlp,
+        _otlp_metrics,
         _people_api,
+        _prometheus_api,
         _query_api,
+        _remote_write,
     )
     from watchkeeper.ui import mount_ui
 
@@ -245,8 +263,9 @@ def create_app(config: Config, *, services: Services | None = None) -> FastAPI:
         app.state.services.registry,
         cookies=(SESSION_COOKIE, SECURE_SESSION_COOKIE),  # a session counts like a key
     )
-    for module in (_ops, _otlp, _query_api, _alerts_api, _keys_api, _auth_api, _audit_api,
-                   _people_api, _oidc_api, _kinds_api):  # fmt: skip
+    for module in (_ops, _otlp, _otlp_metrics, _remote_write, _query_api, _prometheus_api,
+                   _alerts_api, _keys_api, _auth_api, _audit_api, _people_api, _oidc_api,
+                   _kinds_api):  # fmt: skip
         app.include_router(module.router)
     install_docs(app)
     _openapi.install(app)

@@ -1,0 +1,252 @@
+"""Decoding OTLP metric requests (protobuf and OTLP/JSON) into Prometheus samples.
+
+Pure functions: bytes in, `Sample`s out. Every OTLP point type becomes the series Prometheus
+would hold for it (names from `_metric_names`):
+
+- gauge → one series; sum → one series (`_total` when monotonic); a sum or histogram with
+  delta temporality is marked `delta`: the store adds it to the series' running total, so
+  what is kept is cumulative, as Prometheus keeps counters;
+- histogram → `_bucket{le}` (cumulative counts, `+Inf` included), `_sum`, `_count`;
+- exponential histogram → classic `_bucket{le}` series at its bucket bounds (downscaled
+  to at most `MAX_EXP_BUCKETS` buckets), `_sum`, `_count`: PromQL here has no native
+  histograms, and `histogram_quantile` over these bounds is exact to the scale kept;
+- summary → `{quantile}` series, `_sum`, `_count`.
+
+A point flagged "no recorded value" is a staleness marker (value `None`). A request that
+cannot be decoded raises `DecodeError`; a point without a timestamp is rejected alone and
+counted for OTLP `partial_success` (`rejected_data_points`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError as ProtobufDecodeError
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+
+from watchkeeper.errors import DecodeError
+from watchkeeper.ingest._metric_names import format_le, labels_of, metric_name, resource_labels
+from watchkeeper.model import Labels, Metadata, Sample
+
+_DELTA = 1  # AggregationTemporality
+_NO_RECORDED_VALUE = 1  # DataPointFlags
+MAX_EXP_BUCKETS = 160  # an exponential histogram's buckets kept, at most, per sign
+_PROJECT_ATTRIBUTE = "watchkeeper.project"
+_MAX_ERRORS = 5
+
+
+@dataclass(slots=True)
+class DecodedMetrics:
+    """A decoded request: samples, each metric's metadata, and what was rejected."""
+
+    samples: list[Sample] = field(default_factory=list)
+    metadata: dict[str, Metadata] = field(default_factory=dict)
+    points: int = 0  # OTLP data points accepted
+    rejected: int = 0
+    errors: list[str] = field(default_factory=list)
+    projects: dict[int, str] = field(default_factory=dict)  # sample index -> resource project
+
+    @property
+    def error_message(self) -> str:
+        """What `partial_success.error_message` says."""
+        return "; ".join(self.errors)
+
+    def reject(self, message: str) -> None:
+        """Count one rejected point and keep the first few distinct reasons."""
+        self.rejected += 1
+        if len(self.errors) < _MAX_ERRORS and message not in self.errors:
+            self.errors.append(message)
+
+
+def parse(body: bytes, encoding: str) -> ExportMetricsServiceRequest:
+    """The request message of a protobuf or OTLP/JSON body; `DecodeError` if it is not one."""
+    request = ExportMetricsServiceRequest()
+    if encoding == "protobuf":
+        try:
+            request.ParseFromString(body)
+        except (ProtobufDecodeError, RuntimeError, ValueError) as exc:
+            raise DecodeError(f"body is not an OTLP ExportMetricsServiceRequest: {exc}") from None
+        return request
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(f"body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise DecodeError("body is not an OTLP/JSON ExportMetricsServiceRequest object")
+    _drop_exemplars(doc)  # their ids are hex in OTLP/JSON, not proto3 JSON's base64
+    try:
+        json_format.ParseDict(doc, request, ignore_unknown_fields=True)
+    except (json_format.ParseError, ValueError, TypeError) as exc:
+        raise DecodeError(f"body is not an OTLP/JSON ExportMetricsServiceRequest: {exc}") from None
+    return request
+
+
+def _drop_exemplars(node: Any) -> None:
+    if isinstance(node, dict):
+        node.pop("exemplars", None)
+        for value in node.values():
+            _drop_exemplars(value)
+    elif isinstance(node, list):
+        for value in node:
+            _drop_exemplars(value)
+
+
+def decode_metrics(body: bytes, encoding: str) -> DecodedMetrics:
+    """Decode a whole `ExportMetricsServiceRequest` into samples."""
+    return to_samples(parse(body, encoding))
+
+
+def _any_value(v: Any) -> str:
+    kind = v.WhichOneof("value")
+    if kind is None:
+        return ""
+    if kind == "string_value":
+        return str(v.string_value)
+    if kind == "bool_value":
+        return "true" if v.bool_value else "false"
+    if kind == "int_value":
+        return str(v.int_value)
+    if kind == "double_value":
+        return repr(v.double_value)
+    if kind == "bytes_value":
+        return bytes(v.bytes_value).hex()
+    inner = v.array_value.values if kind == "array_value" else v.kvlist_value.values
+    if kind == "array_value":
+        return orjson.dumps([_any_value(x) for x in inner]).decode()
+    return orjson.dumps({kv.key: _any_value(kv.value) for kv in inner}).decode()
+
+
+def _attrs(kvs: Any) -> dict[str, str]:
+    return {kv.key: _any_value(kv.value) for kv in kvs}
+
+
+def to_samples(request: ExportMetricsServiceRequest) -> DecodedMetrics:
+    """The samples of a parsed request (see the module docstring)."""
+    out = DecodedMetrics()
+    for rm in request.resource_metrics:
+        attrs = _attrs(rm.resource.attributes)
+        project = attrs.get(_PROJECT_ATTRIBUTE, "")
+        base = resource_labels({k: v for k, v in attrs.items() if k != _PROJECT_ATTRIBUTE})
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                first = len(out.samples)
+                _metric(metric, base, out)
+                if project:
+                    for i in range(first, len(out.samples)):
+                        out.projects[i] = project
+    return out
+
+
+def _metric(metric: Any, base: dict[str, str], out: DecodedMetrics) -> None:
+    kind = metric.WhichOneof("data")
+    if kind is None:
+        return  # a metric without data: nothing to keep, nothing wrong
+    data = getattr(metric, kind)
+    monotonic = kind == "sum" and data.is_monotonic
+    short = {"exponential_histogram": "histogram"}.get(kind, kind)
+    name = metric_name(metric.name, metric.unit, short, monotonic)
+    prom_type = {"sum": "counter" if monotonic else "gauge"}.get(short, short)
+    out.metadata[name] = Metadata(prom_type, metric.unit, metric.description)
+    delta = kind in ("sum", "histogram", "exponential_histogram") and (
+        data.aggregation_temporality == _DELTA
+    )
+    emit = _EMITTERS[kind]
+    for point in data.data_points:
+        if not point.time_unix_nano:
+            out.reject(f"{metric.name}: a data point has no time_unix_nano")
+            continue
+        labels = {**base, **labels_of(_attrs(point.attributes))}
+        t_ms = point.time_unix_nano // 1_000_000
+        stale = bool(point.flags & _NO_RECORDED_VALUE)
+        for suffix, extra, value in emit(point):
+            series = {**labels, **extra, "__name__": name + suffix}
+            out.samples.append(Sample(_sorted(series), t_ms, None if stale else value, delta))
+        out.points += 1
+
+
+def _sorted(labels: dict[str, str]) -> Labels:
+    return tuple(sorted(labels.items()))
+
+
+_Emitted = Iterator[tuple[str, dict[str, str], float]]
+
+
+def _number(point: Any) -> _Emitted:
+    value = point.as_double if point.WhichOneof("value") == "as_double" else point.as_int
+    yield "", {}, float(value)
+
+
+def _histogram(point: Any) -> _Emitted:
+    total = 0
+    bounds = list(point.explicit_bounds)
+    for i, count in enumerate(point.bucket_counts):
+        total += count
+        bound = bounds[i] if i < len(bounds) else math.inf
+        yield "_bucket", {"le": format_le(bound)}, float(total)
+    if not point.bucket_counts:
+        yield "_bucket", {"le": "+Inf"}, float(point.count)
+    yield "_count", {}, float(point.count)
+    if point.HasField("sum"):
+        yield "_sum", {}, point.sum
+
+
+def _exp_bounds(scale: int, offset: int, counts: list[int]) -> tuple[int, int, list[int]]:
+    """Downscale an exponential histogram's buckets until at most MAX_EXP_BUCKETS remain."""
+    while len(counts) > MAX_EXP_BUCKETS:
+        merged: dict[int, int] = {}
+        for i, c in enumerate(counts):
+            merged[(offset + i) >> 1] = merged.get((offset + i) >> 1, 0) + c
+        offset = min(merged)
+        counts = [merged.get(offset + i, 0) for i in range(max(merged) - offset + 1)]
+        scale -= 1
+    return scale, offset, counts
+
+
+def _exponential(point: Any) -> _Emitted:
+    # Bucket i (index offset+i) holds (base**index, base**(index+1)], base = 2**2**-scale.
+    zero = float(point.zero_threshold)
+    cumulative = 0
+    neg_scale, neg_off, neg = _exp_bounds(
+        point.scale, point.negative.offset, list(point.negative.bucket_counts)
+    )
+    for i in reversed(range(len(neg))):  # most negative first
+        cumulative += neg[i]
+        bound = -(2.0 ** ((neg_off + i) * 2.0**-neg_scale))
+        yield "_bucket", {"le": format_le(bound)}, float(cumulative)
+    cumulative += point.zero_count
+    yield "_bucket", {"le": format_le(zero)}, float(cumulative)
+    pos_scale, pos_off, pos = _exp_bounds(
+        point.scale, point.positive.offset, list(point.positive.bucket_counts)
+    )
+    for i, c in enumerate(pos):
+        cumulative += c
+        bound = 2.0 ** ((pos_off + i + 1) * 2.0**-pos_scale)
+        if bound > zero:
+            yield "_bucket", {"le": format_le(bound)}, float(cumulative)
+    yield "_bucket", {"le": "+Inf"}, float(point.count)
+    yield "_count", {}, float(point.count)
+    if point.HasField("sum"):
+        yield "_sum", {}, point.sum
+
+
+def _summary(point: Any) -> _Emitted:
+    for q in point.quantile_values:
+        yield "", {"quantile": format_le(q.quantile)}, q.value
+    yield "_count", {}, float(point.count)
+    yield "_sum", {}, point.sum
+
+
+_EMITTERS = {
+    "gauge": _number,
+    "sum": _number,
+    "histogram": _histogram,
+    "exponential_histogram": _exponential,
+    "summary": _summary,
+}

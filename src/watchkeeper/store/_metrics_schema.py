@@ -1,0 +1,61 @@
+"""The DuckDB schema of the metric store (its own file: see `watchkeeper.store.metrics`).
+
+Ordered migrations recorded in `schema_version`, as the span store's are; never edit a
+released step, append one.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+#: (version, what it does, statements).
+MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
+    (
+        1,
+        "metric series (labels apart), samples keyed by series id, metric metadata",
+        (
+            # A series id is a hash of (project, labels): the writer needs no lookup to
+            # know it, and a replayed request lands on the same ids.
+            "CREATE TABLE metric_series (series_id BIGINT PRIMARY KEY, project VARCHAR NOT NULL, "
+            "metric VARCHAR NOT NULL, labels MAP(VARCHAR, VARCHAR) NOT NULL, "
+            "created_ms BIGINT NOT NULL)",
+            # Narrow and appended in arrival order (close to time order), so DuckDB's per
+            # row group min/max on t_ms skips what a time range does not need. A NULL value
+            # is a staleness marker.
+            "CREATE TABLE metric_samples (series_id BIGINT NOT NULL, t_ms BIGINT NOT NULL, "
+            "value DOUBLE)",
+            "CREATE TABLE metric_metadata (project VARCHAR NOT NULL, metric VARCHAR NOT NULL, "
+            "type VARCHAR NOT NULL, unit VARCHAR NOT NULL, help VARCHAR NOT NULL, "
+            "PRIMARY KEY (project, metric))",
+        ),
+    ),
+)
+LATEST = MIGRATIONS[-1][0]
+
+
+def migrate(con: Any) -> int:
+    """Apply every step above the file's version; return the new version."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version "
+        "(version INTEGER NOT NULL, description VARCHAR, applied_ns BIGINT)"
+    )
+    (row,) = con.execute("SELECT max(version) FROM schema_version").fetchall()
+    version = int(row[0]) if row[0] is not None else 0
+    for step, description, statements in MIGRATIONS:
+        if step <= version:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for sql in statements:
+                con.execute(sql)
+            con.execute(
+                "INSERT INTO schema_version VALUES ($v, $d, $t)",
+                {"v": step, "d": description, "t": time.time_ns()},
+            )
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        version = step
+    return version

@@ -1,0 +1,414 @@
+"""The metric store on DuckDB: series apart, samples in a narrow time-ordered table.
+
+Its own database file (`<data_dir>/metrics.duckdb`), beside the span store's: one writer
+(the metric ingest thread) and queries from any thread, like the span store, but neither
+waits on the other's write lock or checkpoints, and the span store's engine code can move
+(issue 11) without this moving with it. Both files are opened by the server process only.
+
+What the writer keeps, as Prometheus's TSDB does (out-of-order window 0):
+- a sample older than its series' last one is rejected (`out_of_order`); one at the same
+  time is ignored when its value is the same (`duplicate`: so a replayed spool record stores
+  nothing twice) and rejected when it differs (`duplicate_timestamp`);
+- a delta sample (OTLP delta temporality) is added to the series' last value: counters and
+  histogram buckets are kept cumulative, and `rate` sees counter resets as Prometheus does;
+- a new series past `max_series_per_project` is dropped (`series_limit`), and the warning
+  names the metric with the most series and its label with the most values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from watchkeeper.errors import StoreError, ValidationError
+from watchkeeper.model import Labels, Metadata, Sample
+from watchkeeper.store._metrics_schema import migrate
+
+log = logging.getLogger("watchkeeper.store.metrics")
+
+_WARN_EVERY_S = 60.0
+_MATCH_OPS = ("=", "!=", "=~", "!~")
+
+
+@dataclass(frozen=True, slots=True)
+class Matcher:
+    """A label matcher as PromQL writes it: `name op value` (regexes match whole values)."""
+
+    name: str
+    op: str  # one of =, !=, =~, !~
+    value: str
+
+
+@dataclass(slots=True)
+class SeriesData:
+    """One series' samples in a time range: times (ms) and values (NaN where stale)."""
+
+    labels: dict[str, str]
+    t_ms: np.ndarray[Any, np.dtype[np.int64]]
+    values: np.ndarray[Any, np.dtype[np.float64]]
+    stale: np.ndarray[Any, np.dtype[np.bool_]]
+
+
+@dataclass(slots=True)
+class WriteResult:
+    """What one `write` stored and what it turned away, by reason."""
+
+    written: int = 0
+    new_series: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    warning: str = ""  # the series limit was reached: which metric and label to look at
+
+
+def series_id(project: str, labels: Labels) -> int:
+    """The id of a series: a signed 64-bit hash of its project and labels."""
+    h = hashlib.blake2b(digest_size=8)
+    h.update(project.encode())
+    for k, v in labels:
+        h.update(b"\xff" + k.encode() + b"\xfe" + v.encode())
+    return int.from_bytes(h.digest(), "little", signed=True)
+
+
+def _same(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def _where(matchers: Sequence[Matcher], params: list[Any]) -> str:
+    """SQL conditions on `metric_series` for the matchers (DuckDB's regexes are RE2, as
+    Prometheus's are; a label absent is the empty string, as in PromQL)."""
+    parts = []
+    for m in matchers:
+        if m.op not in _MATCH_OPS:
+            raise ValueError(f"unknown matcher operator {m.op!r}")
+        if m.name == "__name__":
+            column = "metric"
+        else:
+            params.append(m.name)
+            column = "coalesce(labels[?], '')"
+        params.append(m.value)
+        parts.append(
+            {
+                "=": f"{column} = ?",
+                "!=": f"{column} <> ?",
+                "=~": f"regexp_full_match({column}, ?, 's')",
+                "!~": f"NOT regexp_full_match({column}, ?, 's')",
+            }[m.op]
+        )
+    return " AND ".join(parts) or "TRUE"
+
+
+class MetricsStore:
+    """Series, samples and metadata in one DuckDB file; `path=None` keeps them in memory."""
+
+    def __init__(
+        self,
+        path: Path | None = None,
+        *,
+        max_series_per_project: int = 200_000,
+        memory_limit_mb: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._path = path
+        self.max_series_per_project = max_series_per_project
+        self._clock = clock
+        self._con = self._connect(memory_limit_mb)
+        self._lock = threading.Lock()  # one write at a time
+        self._cursor_lock = threading.Lock()
+        # writer state, loaded from the file: series -> (last time, last value), per project
+        self._last: dict[int, tuple[int, float | None]] = {}
+        self._project_of: dict[int, str] = {}
+        self._series_count: Counter[str] = Counter()
+        self._meta: dict[tuple[str, str], Metadata] = {}
+        self._warned: dict[str, float] = {}
+        self.limit_warnings: dict[str, str] = {}  # project -> the last series-limit warning
+        self._load()
+
+    def _connect(self, memory_limit_mb: int | None) -> Any:
+        path = self._path
+        try:
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            con = duckdb.connect(":memory:" if path is None else str(path))
+            migrate(con)
+            if memory_limit_mb is not None:
+                con.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
+        except (duckdb.Error, OSError) as exc:
+            raise StoreError(f"cannot open metric store {path}: {exc}") from exc
+        return con
+
+    def _load(self) -> None:
+        for sid, project in self._con.execute(
+            "SELECT series_id, project FROM metric_series"
+        ).fetchall():
+            self._project_of[sid] = project
+            self._series_count[project] += 1
+        for sid, t, v in self._con.execute(
+            "SELECT series_id, max(t_ms), arg_max(value, t_ms) FROM metric_samples "
+            "GROUP BY series_id"
+        ).fetchall():
+            self._last[sid] = (t, v)
+        for project, metric, typ, unit, help_ in self._con.execute(
+            "SELECT project, metric, type, unit, help FROM metric_metadata"
+        ).fetchall():
+            self._meta[(project, metric)] = Metadata(typ, unit, help_)
+
+    @contextmanager
+    def _cursor(self) -> Iterator[Any]:
+        with self._cursor_lock:  # one per call: a DuckDB connection is not shared by threads
+            cur = self._con.cursor()
+        try:
+            yield cur
+        except duckdb.InvalidInputException as exc:  # a read's only input: matchers' regexes
+            raise ValidationError(f"invalid regular expression in a matcher: {exc}") from None
+        except duckdb.Error as exc:
+            raise StoreError(f"metric store: {exc}") from exc
+        finally:
+            cur.close()
+
+    def close(self) -> None:
+        """Checkpoint and close the file."""
+        with self._lock:
+            self._con.close()
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def write(
+        self, project: str, samples: Sequence[Sample], metadata: dict[str, Metadata] | None = None
+    ) -> WriteResult:
+        """Store samples of one project (one writer thread); see the module docstring."""
+        with self._lock:
+            return self._write(project, samples, metadata or {})
+
+    def _write(
+        self, project: str, samples: Sequence[Sample], metadata: dict[str, Metadata]
+    ) -> WriteResult:
+        result = WriteResult()
+        last = dict[int, tuple[int, float | None]]()  # this batch's view over self._last
+        new: dict[int, Labels] = {}
+        ids: list[int] = []
+        times: list[int] = []
+        values: list[float | None] = []
+        room = self.max_series_per_project - self._series_count[project]
+        for s in samples:
+            sid = series_id(project, s.labels)
+            known = sid in self._project_of or sid in new
+            if not known:
+                if len(new) >= room:
+                    result.rejected["series_limit"] += 1
+                    continue
+                new[sid] = s.labels
+            prev = last.get(sid) or self._last.get(sid)
+            value = s.value
+            if prev is not None:
+                if s.t_ms < prev[0]:
+                    result.rejected["out_of_order"] += 1
+                    continue
+                if s.delta and value is not None and prev[1] is not None:
+                    value = prev[1] + value
+                if s.t_ms == prev[0]:
+                    why = "duplicate" if _same(prev[1], value) else "duplicate_timestamp"
+                    result.rejected[why] += 1
+                    continue
+            last[sid] = (s.t_ms, value)
+            ids.append(sid)
+            times.append(s.t_ms)
+            values.append(value)
+        changed = {name: m for name, m in metadata.items() if self._meta.get((project, name)) != m}
+        self._commit(project, new, ids, times, values, changed)
+        self._last.update(last)
+        for sid in new:
+            self._project_of[sid] = project
+        self._series_count[project] += len(new)
+        self._meta.update({(project, name): m for name, m in changed.items()})
+        result.written, result.new_series = len(ids), len(new)
+        if result.rejected["series_limit"]:
+            result.warning = self._limit_warning(project)
+        return result
+
+    def _commit(
+        self,
+        project: str,
+        new: dict[int, Labels],
+        ids: list[int],
+        times: list[int],
+        values: list[float | None],
+        metadata: dict[str, Metadata],
+    ) -> None:
+        con = self._con
+        now_ms = int(self._clock() * 1000)
+        try:
+            con.execute("BEGIN TRANSACTION")
+            if new:
+                series = pa.table(
+                    {
+                        "series_id": pa.array(list(new), pa.int64()),
+                        "project": pa.array([project] * len(new), pa.string()),
+                        "metric": pa.array(
+                            [dict(lb).get("__name__", "") for lb in new.values()], pa.string()
+                        ),
+                        "labels": pa.array(
+                            [[kv for kv in lb if kv[0] != "__name__"] for lb in new.values()],
+                            pa.map_(pa.string(), pa.string()),
+                        ),
+                        "created_ms": pa.array([now_ms] * len(new), pa.int64()),
+                    }
+                )
+                con.register("_wk_series", series)
+                con.execute("INSERT OR IGNORE INTO metric_series SELECT * FROM _wk_series")
+                con.unregister("_wk_series")
+            if ids:
+                batch = pa.table(
+                    {
+                        "series_id": pa.array(ids, pa.int64()),
+                        "t_ms": pa.array(times, pa.int64()),
+                        "value": pa.array(values, pa.float64(), from_pandas=False),
+                    }
+                )
+                con.register("_wk_samples", batch)
+                con.execute("INSERT INTO metric_samples SELECT * FROM _wk_samples")
+                con.unregister("_wk_samples")
+            for name, m in metadata.items():
+                con.execute(
+                    "INSERT OR REPLACE INTO metric_metadata VALUES (?, ?, ?, ?, ?)",
+                    [project, name, m.type, m.unit, m.help],
+                )
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            with suppress(duckdb.Error):
+                con.execute("ROLLBACK")
+            raise StoreError(f"metric store write failed: {exc}") from exc
+
+    def _limit_warning(self, project: str) -> str:
+        """Which metric and label fill the project's series (worked out once a minute)."""
+        now = self._clock()
+        if now - self._warned.get(project, -1e9) < _WARN_EVERY_S:
+            return self.limit_warnings.get(project, "")
+        self._warned[project] = now
+        with self._cursor() as cur:
+            top = cur.execute(
+                "SELECT metric, count(*) FROM metric_series WHERE project = ? "
+                "GROUP BY metric ORDER BY 2 DESC LIMIT 1",
+                [project],
+            ).fetchone()
+            label = cur.execute(
+                "SELECT k, count(DISTINCT v) FROM (SELECT unnest(map_keys(labels)) AS k, "
+                "unnest(map_values(labels)) AS v FROM metric_series "
+                "WHERE project = ? AND metric = ?) GROUP BY k ORDER BY 2 DESC LIMIT 1",
+                [project, top[0] if top else ""],
+            ).fetchone()
+        text = (
+            f"project {project!r} reached its limit of {self.max_series_per_project} series"
+            " (metrics.max_series_per_project); new series are dropped"
+        )
+        if top:
+            text += f"; {top[0]} has {top[1]} series"
+        if label:
+            text += f", its label {label[0]!r} has {label[1]} distinct values"
+        log.warning("%s", text)
+        self.limit_warnings[project] = text
+        return text
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def select(
+        self, project: str, matchers: Sequence[Matcher], start_ms: int, end_ms: int
+    ) -> list[SeriesData]:
+        """Every series of the project the matchers select, with its samples in
+        [start_ms, end_ms], in time order (series without samples there are left out)."""
+        params: list[Any] = [project]
+        where = _where(matchers, params)
+        with self._cursor() as cur:
+            found = cur.execute(
+                "SELECT series_id, metric, labels FROM metric_series "
+                f"WHERE project = ? AND {where}",
+                params,
+            ).fetchall()
+            if not found:
+                return []
+            cur.register("_wk_ids", pa.table({"sid": pa.array([r[0] for r in found], pa.int64())}))
+            table = cur.sql(
+                "SELECT series_id, t_ms, value FROM metric_samples WHERE series_id IN "
+                "(SELECT sid FROM _wk_ids) AND t_ms BETWEEN ? AND ? ORDER BY series_id, t_ms",
+                params=[start_ms, end_ms],
+            ).to_arrow_table()
+        return _split(found, table)
+
+    def series(
+        self, project: str, matcher_sets: Sequence[Sequence[Matcher]], start_ms: int, end_ms: int
+    ) -> list[dict[str, str]]:
+        """The label sets of the series any matcher set selects with a sample in the range."""
+        out: dict[int, dict[str, str]] = {}
+        for matchers in matcher_sets:
+            params: list[Any] = [project]
+            where = _where(matchers, params)
+            params += [start_ms, end_ms]
+            with self._cursor() as cur:
+                rows = cur.execute(
+                    f"SELECT s.series_id, s.metric, s.labels FROM metric_series s WHERE "
+                    f"project = ? AND {where} AND EXISTS (SELECT 1 FROM metric_samples m "
+                    "WHERE m.series_id = s.series_id AND m.t_ms BETWEEN ? AND ?)",
+                    params,
+                ).fetchall()
+            for sid, metric, labels in rows:
+                out[sid] = {"__name__": metric, **dict(labels)}
+        return sorted(out.values(), key=lambda d: sorted(d.items()))
+
+    def label_names(
+        self, project: str, matcher_sets: Sequence[Sequence[Matcher]], start_ms: int, end_ms: int
+    ) -> list[str]:
+        """Label names in use (`__name__` included), sorted."""
+        names = {k for s in self.series(project, matcher_sets or [[]], start_ms, end_ms) for k in s}
+        return sorted(names)
+
+    def label_values(
+        self,
+        project: str,
+        name: str,
+        matcher_sets: Sequence[Sequence[Matcher]],
+        start_ms: int,
+        end_ms: int,
+    ) -> list[str]:
+        """The values one label takes, sorted."""
+        found = self.series(project, matcher_sets or [[]], start_ms, end_ms)
+        return sorted({s[name] for s in found if s.get(name)})
+
+    def metadata(self, project: str) -> dict[str, Metadata]:
+        """Each metric's type, unit and help, as last received."""
+        known = list(self._meta.items())  # a copy: the writer thread adds to it
+        return {m: meta for (p, m), meta in known if p == project}
+
+    def stats(self) -> dict[str, int]:
+        """Series per project (for /metrics and the UI)."""
+        return dict(self._series_count)
+
+
+def _split(found: list[tuple[Any, ...]], table: pa.Table) -> list[SeriesData]:
+    labels = {sid: {"__name__": metric, **dict(lb)} for sid, metric, lb in found}
+    if not table.num_rows:
+        return []
+    sids = table.column("series_id").to_numpy()
+    times = table.column("t_ms").to_numpy()
+    raw = table.column("value")
+    stale = raw.is_null().to_numpy(zero_copy_only=False)
+    values = raw.fill_null(float("nan")).to_numpy()
+    bounds = np.flatnonzero(np.diff(sids)) + 1
+    out = []
+    for lo, hi in zip(
+        np.concatenate(([0], bounds)), np.concatenate((bounds, [len(sids)])), strict=True
+    ):
+        out.append(SeriesData(labels[int(sids[lo])], times[lo:hi], values[lo:hi], stale[lo:hi]))
+    return out

@@ -1,0 +1,145 @@
+"""The metric store: what it keeps and refuses as Prometheus's TSDB does, delta sums made
+cumulative, the series limit, matchers in SQL, and a file reopened (replay stores nothing
+twice)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from watchkeeper.errors import ValidationError
+from watchkeeper.model import Metadata, Sample
+from watchkeeper.store.metrics import Matcher, MetricsStore
+
+
+def _labels(name: str, **labels: str) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted({"__name__": name, **labels}.items()))
+
+
+def _values(store: MetricsStore, *matchers: Matcher, project: str = "p") -> dict[str, list]:
+    out = {}
+    for s in store.select(project, matchers, 0, 10**12):
+        points = [
+            (int(t), None if stale else float(v))
+            for t, v, stale in zip(s.t_ms, s.values, s.stale, strict=True)
+        ]
+        out[",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))] = points
+    return out
+
+
+def test_out_of_order_and_duplicates_follow_prometheus() -> None:
+    store = MetricsStore()
+    up = _labels("up", job="a")
+    result = store.write(
+        "p",
+        [
+            Sample(up, 1000, 1.0),
+            Sample(up, 2000, 2.0),
+            Sample(up, 2000, 2.0),  # the same sample again: ignored
+            Sample(up, 2000, 5.0),  # another value at the same time: refused
+            Sample(up, 1500, 9.0),  # older than the last: refused
+            Sample(up, 3000, math.nan),  # NaN is a value
+            Sample(up, 4000, None),  # a staleness marker
+        ],
+    )
+    assert result.written == 4
+    assert dict(result.rejected) == {"duplicate": 1, "duplicate_timestamp": 1, "out_of_order": 1}
+    (points,) = _values(store, Matcher("__name__", "=", "up")).values()
+    assert points[:2] == [(1000, 1.0), (2000, 2.0)]
+    assert points[2][0] == 3000 and math.isnan(points[2][1])
+    assert points[3] == (4000, None)
+
+
+def test_a_later_write_is_checked_against_what_is_stored() -> None:
+    store = MetricsStore()
+    up = _labels("up")
+    store.write("p", [Sample(up, 2000, 1.0)])
+    again = store.write("p", [Sample(up, 2000, 1.0), Sample(up, 1000, 1.0), Sample(up, 3000, 1.0)])
+    assert (again.written, dict(again.rejected)) == (1, {"duplicate": 1, "out_of_order": 1})
+
+
+def test_delta_samples_are_kept_cumulative() -> None:
+    store = MetricsStore()
+    total = _labels("requests_total", job="a")
+    store.write("p", [Sample(total, 1000, 5.0, delta=True), Sample(total, 2000, 3.0, delta=True)])
+    store.write("p", [Sample(total, 3000, 2.0, delta=True)])
+    assert list(_values(store, Matcher("job", "=", "a")).values()) == [
+        [(1000, 5.0), (2000, 8.0), (3000, 10.0)]
+    ]
+
+
+def test_reopened_file_refuses_what_it_holds_and_keeps_adding_deltas(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.duckdb"
+    store = MetricsStore(path)
+    total = _labels("requests_total")
+    batch = [Sample(total, 1000, 5.0, delta=True), Sample(total, 2000, 1.0, delta=True)]
+    store.write("p", batch, {"requests_total": Metadata("counter", "", "Requests.")})
+    store.close()
+    store = MetricsStore(path)  # as after a crash before the spool's checkpoint moved
+    replay = store.write("p", batch)
+    assert replay.written == 0 and replay.rejected["out_of_order"] == 1
+    store.write("p", [Sample(total, 3000, 4.0, delta=True)])
+    assert list(_values(store, Matcher("__name__", "=", "requests_total")).values()) == [
+        [(1000, 5.0), (2000, 6.0), (3000, 10.0)]
+    ]
+    assert store.metadata("p") == {"requests_total": Metadata("counter", "", "Requests.")}
+    store.close()
+
+
+def test_series_limit_drops_new_series_and_names_the_label() -> None:
+    store = MetricsStore(max_series_per_project=3)
+    samples = [Sample(_labels("hits_total", user=f"u{i}"), 1000, 1.0) for i in range(5)]
+    result = store.write("p", samples)
+    assert result.written == 3 and result.rejected["series_limit"] == 2
+    assert "hits_total has 3 series" in result.warning
+    assert "'user' has 3 distinct values" in result.warning
+    # known series go on; other projects have their own limit
+    more = store.write("p", [Sample(_labels("hits_total", user="u0"), 2000, 2.0)])
+    assert more.written == 1
+    assert store.write("q", samples[:3]).written == 3
+    assert store.stats() == {"p": 3, "q": 3}
+
+
+def test_matchers_are_prometheus_matchers() -> None:
+    store = MetricsStore()
+    store.write(
+        "p",
+        [
+            Sample(_labels("up", job="api", env="prod"), 1000, 1.0),
+            Sample(_labels("up", job="api-v2"), 1000, 1.0),
+            Sample(_labels("up", job="db", env=""), 1000, 0.0),
+            Sample(_labels("down", job="api"), 1000, 0.0),
+        ],
+    )
+    store.write("other", [Sample(_labels("up", job="api"), 1000, 1.0)])
+
+    def jobs(*matchers: Matcher) -> list[str]:
+        return sorted(s.labels["job"] for s in store.select("p", matchers, 0, 2000))
+
+    up = Matcher("__name__", "=", "up")
+    assert jobs(up) == ["api", "api-v2", "db"]
+    assert jobs(up, Matcher("job", "=~", "api")) == ["api"]  # anchored, as in Prometheus
+    assert jobs(up, Matcher("job", "=~", "api.*")) == ["api", "api-v2"]
+    assert jobs(up, Matcher("job", "!~", "api.*")) == ["db"]
+    assert jobs(up, Matcher("env", "=", "")) == ["api-v2", "db"]  # absent is empty
+    assert jobs(up, Matcher("env", "!=", "")) == ["api"]
+    assert jobs(Matcher("__name__", "=~", "up|down"), Matcher("job", "=", "api")) == ["api", "api"]
+    with pytest.raises(ValidationError, match="regular expression"):
+        jobs(up, Matcher("job", "=~", "("))
+
+
+def test_time_range_and_label_lookups() -> None:
+    store = MetricsStore()
+    store.write("p", [Sample(_labels("up", job="a"), 1000, 1.0)])
+    store.write("p", [Sample(_labels("up", job="b"), 5000, 1.0)])
+    assert [s.labels["job"] for s in store.select("p", [Matcher("job", "=~", ".+")], 0, 2000)] == [
+        "a"
+    ]
+    assert store.series("p", [[Matcher("__name__", "=", "up")]], 4000, 6000) == [
+        {"__name__": "up", "job": "b"}
+    ]
+    assert store.label_names("p", [], 0, 10_000) == ["__name__", "job"]
+    assert store.label_values("p", "job", [], 0, 10_000) == ["a", "b"]
+    assert store.label_values("p", "job", [[Matcher("job", "!=", "a")]], 0, 10_000) == ["b"]
