@@ -55,6 +55,12 @@ class Dialect:
         """Integer division rounding toward minus infinity for our non-negative times."""
         return f"intDiv({num}, {den})" if self.name == "clickhouse" else f"({num} // {den})"
 
+    def contains(self, array: str, expr: str) -> str:
+        """Whether the array `array` (a bound list) holds the value of `expr`."""
+        if self.name == "clickhouse":
+            return f"has({array}, {expr})"
+        return f"list_contains({array}, {expr})"
+
 
 DUCKDB = Dialect("duckdb")
 CLICKHOUSE = Dialect("clickhouse")

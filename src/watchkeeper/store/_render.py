@@ -403,6 +403,34 @@ def time_range_query(f: SpanFilter, d: Dialect) -> Query:
     )
 
 
+def payload_io_query(project: str, spans: Sequence[SpanRow], d: Dialect) -> Query:
+    """The compressed text (`io`) of these spans' payloads: (span_id, trace_id, io)."""
+    p = Params(d)
+    lo, hi = min(s.start_ns for s in spans), max(s.start_ns for s in spans)
+    ids = p([s.span_id for s in spans])
+    sql = (
+        f"SELECT span_id, trace_id, io FROM payloads WHERE project = {p(project)} "
+        f"AND start_ns BETWEEN {p(lo)} AND {p(hi)} AND {d.contains(ids, 'span_id')}"
+    )
+    return Query(sql, p.values)
+
+
+def trace_payloads_query(
+    project: str, trace_id: str, spans: Sequence[SpanRow], d: Dialect
+) -> Query:
+    """The payloads of these spans of one trace (ordered by start): the columns
+    `decode_payload` reads."""
+    p = Params(d)
+    lo, hi = spans[0].start_ns, spans[-1].start_ns
+    ids = p([s.span_id for s in spans])
+    sql = (
+        "SELECT project, trace_id, span_id, start_ns, io, meta FROM payloads "
+        f"WHERE project = {p(project)} AND start_ns BETWEEN {p(lo)} AND {p(hi)} "
+        f"AND trace_id = {p(trace_id)} AND {d.contains(ids, 'span_id')}"
+    )
+    return Query(sql, p.values)
+
+
 def count_query(project: str | None, d: Dialect) -> Query:
     """Number of stored spans (of one project, or all)."""
     p = Params(d)
