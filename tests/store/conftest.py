@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -9,13 +10,28 @@ import pytest
 
 from tests.datagen import Dataset, generate, scores_for
 from watchkeeper.store import Store
+from watchkeeper.store.clickhouse import ClickHouseStore
 from watchkeeper.store.duckdb import DuckDBStore
 
-# name -> factory(tmp_path). A new backend (ClickHouse via chDB) joins by adding a line here.
-# The on-disk DuckDB store scans text in small rounds so paging of text search is exercised.
+_CHDB: dict[str, Path] = {}
+_DATABASES = itertools.count()
+
+
+def _clickhouse(tmp: Path) -> Store:
+    """A ClickHouse store on chDB. chDB runs one engine (one path) per process: every store of
+    the session shares the first one's path, each in a database of its own."""
+    path = _CHDB.setdefault("path", tmp / "chdb")
+    return ClickHouseStore(
+        f"chdb://{path}", database=f"t{next(_DATABASES)}", text_chunk=40, text_budget=80
+    )
+
+
+# name -> factory(tmp_path). A new backend joins by adding a line here. The on-disk stores
+# scan text in small rounds so paging of text search is exercised.
 BACKENDS: dict[str, Callable[[Path], Store]] = {
     "duckdb-memory": lambda _tmp: DuckDBStore(None),
     "duckdb-file": lambda tmp: DuckDBStore(tmp / "spans.duckdb", text_chunk=40, text_budget=80),
+    "clickhouse-chdb": _clickhouse,
 }
 
 
