@@ -54,6 +54,16 @@ def _serve_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="log every HTTP request (or server.access_log: true; default off)",
     )
+    p.add_argument(
+        "--store",
+        choices=["duckdb", "clickhouse"],
+        help="the span store's engine (or store.backend; default duckdb)",
+    )
+    p.add_argument(
+        "--clickhouse-url",
+        help="with --store clickhouse: http(s)://USER:PASSWORD@HOST:8123, or chdb:///PATH "
+        "to run the engine in-process (or store.clickhouse_url)",
+    )
 
 
 def _load(args: argparse.Namespace) -> Any:
@@ -64,7 +74,16 @@ def _load(args: argparse.Namespace) -> Any:
         server["data_dir"] = args.data_dir
     if getattr(args, "access_log", None):
         server["access_log"] = True
-    return load_config(args.config, overrides={"server": server} if server else None)
+    store = {
+        key: value
+        for key, value in (
+            ("backend", getattr(args, "store", None)),
+            ("clickhouse_url", getattr(args, "clickhouse_url", None)),
+        )
+        if value is not None
+    }
+    overrides = {name: part for name, part in (("server", server), ("store", store)) if part}
+    return load_config(args.config, overrides=overrides or None)
 
 
 def _is_loopback(host: str) -> bool:

@@ -1,0 +1,102 @@
+"""What only the ClickHouse store has: its address, its schema, its configuration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.datagen import generate
+from watchkeeper.config import load_config
+from watchkeeper.errors import ConfigError, StoreError
+from watchkeeper.server.app import open_store
+from watchkeeper.store import SpanFilter
+from watchkeeper.store import _clickhouse_schema as schema
+from watchkeeper.store._duckdb_arrow import spans_table
+from watchkeeper.store._render import Query
+from watchkeeper.store.clickhouse import ClickHouseStore
+
+
+@pytest.fixture
+def chdb_url(tmp_path: Path) -> str:
+    """The session's chDB engine (one path per process: the store suite's, when it ran)."""
+    from tests.store.conftest import _CHDB
+
+    return f"chdb://{_CHDB.setdefault('path', tmp_path / 'chdb')}"
+
+
+def test_an_unreachable_server_is_named_at_start() -> None:
+    with pytest.raises(
+        StoreError, match=r"cannot reach ClickHouse at http://u:\*\*\*@127\.0\.0\.1:9"
+    ):
+        ClickHouseStore("http://u:secret@127.0.0.1:9", database="x")
+
+
+def test_a_url_of_another_kind_says_what_to_write() -> None:
+    with pytest.raises(ValueError, match=r"use http\(s\)://HOST:8123"):
+        ClickHouseStore("tcp://localhost:9000")
+
+
+@pytest.mark.parametrize(
+    ("store", "expected"),
+    [
+        ({"backend": "clickhouse"}, "needs store.clickhouse_url"),
+        ({"backend": "clickhouse", "clickhouse_url": "localhost:8123"}, "not a ClickHouse address"),
+        ({"clickhouse_database": "a-b"}, "store.clickhouse_database"),
+    ],
+)
+def test_bad_clickhouse_settings_say_how(store: dict[str, str], expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        load_config(env={}, overrides={"store": store})
+
+
+def test_the_config_file_selects_clickhouse(tmp_path: Path, chdb_url: str) -> None:
+    path = tmp_path / "wk.yaml"
+    path.write_text(
+        f"store:\n  backend: clickhouse\n  clickhouse_url: {chdb_url}\n"
+        "  clickhouse_database: from_file\nretention:\n  days: 9\n"
+    )
+    store = open_store(load_config(path, env={}))
+    try:
+        assert isinstance(store, ClickHouseStore) and store.database == "from_file"
+        (ddl,) = store.rows(
+            Query(
+                "SELECT create_table_query FROM system.tables "
+                "WHERE database = 'from_file' AND name = 'spans'",
+                {},
+            )
+        )[0]
+        assert "toIntervalDay(9)" in ddl and "PARTITION BY toYYYYMMDD" in ddl
+    finally:
+        store.close()
+
+
+def test_the_schema_is_migrated_once_and_reopened(chdb_url: str) -> None:
+    data = generate("demo", 20)
+    store = ClickHouseStore(chdb_url, database="reopened")
+    assert store.version == schema.LATEST
+    store.write(data.batch())
+    store.close()
+    again = ClickHouseStore(chdb_url, database="reopened")
+    try:
+        assert again.count("demo") == len(data.spans)
+        versions = again.rows(Query("SELECT version FROM schema_version", {}))
+        assert versions == [(schema.LATEST,)]  # recorded once, not again on reopen
+    finally:
+        again.close()
+
+
+def test_a_replay_racing_the_key_check_collapses_on_merge(chdb_url: str) -> None:
+    """Two writers (replicas) storing the same span at once: both inserts land; the
+    ReplacingMergeTree keeps one once parts merge."""
+    data = generate("demo", 5)
+    store = ClickHouseStore(chdb_url, database="raced")
+    try:
+        store.write(data.batch())
+        store._insert("spans", spans_table(data.spans))  # what the other writer stored meanwhile
+        assert store.count("demo") == 2 * len(data.spans)
+        store._command("OPTIMIZE TABLE spans FINAL")
+        assert store.count("demo") == len(data.spans)
+        assert store.summary(SpanFilter("demo")).count == len(data.spans)
+    finally:
+        store.close()
