@@ -95,6 +95,7 @@ def open_store(config: Config) -> Store:
         config.clickhouse_url,
         database=config.store.clickhouse_database,
         ttl_days=config.retention.days,
+        trace_window_s=config.store.trace_context_window_s,
     )
 
 

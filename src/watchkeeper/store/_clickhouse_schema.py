@@ -10,6 +10,7 @@
 - `traces`: the trace-id access path (first and last span start per trace id), an
   `AggregatingMergeTree` ordered by id and filled by a materialized view on `spans`, so a
   trace lookup reads a few granules, then one time range of `spans`.
+- `trace_context`: each trace's user, session and feature (`_clickhouse_context`).
 - `scores`; `schema_version` records the migrations applied (`migrate`).
 
 Retention is a TTL on each table (`ttl_only_drop_parts`: whole days are dropped, never
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import fields
 
 from watchkeeper.model import ScoreRow, SpanRow
+from watchkeeper.store import _clickhouse_context as _context
 from watchkeeper.store._duckdb_schema import sql_type
 
 _CH = {"BIGINT": "Int64", "DOUBLE": "Float64", "INTEGER": "Int32", "VARCHAR": "String"}
@@ -64,7 +66,9 @@ def _spans() -> str:
         f"CREATE TABLE IF NOT EXISTS spans ({cols}, {indexes}) ENGINE = ReplacingMergeTree "
         f"PARTITION BY {_day('start_ns')} "
         "ORDER BY (project, intDiv(start_ns, 3600000000000), service, start_ns, trace_id, span_id) "
-        "SETTINGS ttl_only_drop_parts = 1"
+        # block number/offset columns: trace contexts fill stored spans by lightweight UPDATE
+        "SETTINGS ttl_only_drop_parts = 1, enable_block_number_column = 1, "
+        "enable_block_offset_column = 1"
     )
 
 
@@ -104,8 +108,8 @@ _TRACES_VIEW = (
 MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (
         1,
-        "spans, payloads apart, scores, the traces lookup table and its view",
-        (_spans(), _payloads(), _scores(), _TRACES, _TRACES_VIEW),
+        "spans, payloads apart, scores, the traces lookup table and its view, trace contexts",
+        (_spans(), _payloads(), _scores(), _TRACES, _TRACES_VIEW, _context.DDL),
     ),
 )
 LATEST = MIGRATIONS[-1][0]
@@ -119,6 +123,7 @@ TTL_COLUMNS = (
     ("payloads", "start_ns", 0),
     ("scores", "created_ns", 0),
     ("traces", "max_start_ns", TRACE_MARGIN_DAYS),
+    ("trace_context", "start_ns", TRACE_MARGIN_DAYS),
 )
 
 

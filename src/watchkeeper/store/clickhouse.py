@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from watchkeeper.errors import StoreDataError, StoreError
 from watchkeeper.model import PackedPayload, PayloadRow, ScoreRow, SpanBatch, SpanRow
+from watchkeeper.store import _clickhouse_context as tc
 from watchkeeper.store import _clickhouse_schema as schema
 from watchkeeper.store._dialect import CLICKHOUSE, Params
 from watchkeeper.store._duckdb_arrow import payloads_table, scores_table, spans_table
@@ -117,6 +118,7 @@ class ClickHouseStore(SqlStore):
         *,
         database: str = "watchkeeper",
         ttl_days: int | None = None,
+        trace_window_s: int = 3600,
         text_chunk: int = TEXT_CHUNK,
         text_budget: int = TEXT_BUDGET,
         clock: Callable[[], int] = time.time_ns,
@@ -127,6 +129,7 @@ class ClickHouseStore(SqlStore):
         self._embedded = url.startswith("chdb://")
         self._write_lock = threading.RLock()
         self._codec = PayloadCodec()
+        self._trace_window_ns = trace_window_s * 10**9
         super().__init__(
             self, text_chunk=text_chunk, text_budget=text_budget, use_rollup=False, clock=clock
         )
@@ -219,8 +222,25 @@ class ClickHouseStore(SqlStore):
             payloads = [p for p in _unique(batch.payloads) if _key(p) in keys]
             if payloads:
                 self._insert("payloads", payloads_table(payloads, self._codec))
-            self._insert("spans", spans_table(new))
+            plan = self._contexts(new)
+            self._insert("spans", spans_table(plan.spans))
+            if plan.rows:  # last: a replay after a crash learns (and fills) all again
+                self._insert("trace_context", tc.rows_table(plan.rows))
         return len(new)
+
+    def _contexts(self, spans: Sequence[SpanRow]) -> tc.Plan:
+        """The trace contexts of a write (`_clickhouse_context`): the new spans filled, and
+        the spans stored before that lacked a field this write learned filled now."""
+        lo = max(min(s.start_ns for s in spans) - self._trace_window_ns, 0)
+        hi = min(max(s.start_ns for s in spans) + self._trace_window_ns, 2**63 - 1)
+        traces = {(s.project, s.trace_id) for s in spans}
+        stored = tc.of_rows(self.rows(tc.stored_query(traces, lo, hi)))
+        plan = tc.plan(spans, stored)
+        for project in sorted({key[0] for key in plan.learned}):
+            learned = {t: v for (p, t), v in plan.learned.items() if p == project}
+            q = tc.update_query(project, learned, lo, hi)
+            self._command(q.sql, q.params)
+        return plan
 
     def write_scores(self, scores: Sequence[ScoreRow]) -> None:
         """Store scores; a score_id already stored is left as it is."""
