@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.datagen import generate
+from tests.store.conftest import chdb_url
 from watchkeeper.config import load_config
 from watchkeeper.errors import ConfigError, StoreError
 from watchkeeper.server.app import open_store
@@ -17,12 +18,10 @@ from watchkeeper.store._render import Query
 from watchkeeper.store.clickhouse import ClickHouseStore
 
 
-@pytest.fixture
-def chdb_url(tmp_path: Path) -> str:
-    """The session's chDB engine (one path per process: the store suite's, when it ran)."""
-    from tests.store.conftest import _CHDB
-
-    return f"chdb://{_CHDB.setdefault('path', tmp_path / 'chdb')}"
+@pytest.fixture(name="chdb_url")
+def _chdb_url(tmp_path: Path) -> str:
+    """The session's chDB engine (one path per process)."""
+    return chdb_url(tmp_path)
 
 
 def test_an_unreachable_server_is_named_at_start() -> None:

@@ -12,11 +12,15 @@ import duckdb
 import pytest
 
 from tests.datagen import generate
+from tests.store.conftest import THE_DUCKDB_ENGINE
 from watchkeeper.model import SpanBatch
 from watchkeeper.store import SpanFilter
 from watchkeeper.store._duckdb_arrow import spans_table
 from watchkeeper.store._duckdb_schema import LATEST, MIGRATIONS, current_version, migrate
 from watchkeeper.store.duckdb import DuckDBStore
+
+#: Why these store tests run on DuckDB only (tests/store/conftest.py).
+DUCKDB_ONLY = THE_DUCKDB_ENGINE
 
 
 def test_migrations_are_ordered_and_start_at_one() -> None:

@@ -269,6 +269,12 @@ class ClickHouseStore(SqlStore):
             for table, col in (("spans", "start_ns"), ("payloads", "start_ns"),
                                ("scores", "created_ns")):  # fmt: skip
                 self._command(f"DELETE FROM {table} WHERE {where}{col} < {t}", p.values)
+            # a trace whose every span (of any project) is gone has no context left
+            self._command(
+                f"DELETE FROM trace_context WHERE {where}start_ns < {t} AND trace_id NOT IN "
+                f"(SELECT trace_id FROM traces WHERE max_start_ns >= {t})",
+                p.values,
+            )
             if project is None:  # a trace's range may cover other projects' spans: keep it
                 self._command(f"DELETE FROM traces WHERE max_start_ns < {t}", p.values)
         return int(row[0] or 0)
