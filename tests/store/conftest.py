@@ -47,8 +47,8 @@ ROLLUPS_NOT_ON_CLICKHOUSE = (
 )
 #: The fixtures that run a test on every backend.
 _EVERY_BACKEND = {"empty_store", "store", "fresh_store", "engine"}
-#: Modules about one engine only (not the store's answers): nothing to run on the other.
-_ABOUT_ONE_ENGINE = {"test_clickhouse", "test_dialects"}
+#: Modules that open the engines they are about themselves.
+_OWN_ENGINES = {"test_clickhouse", "test_dialects", "test_engines_agree"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -59,7 +59,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         module = getattr(item, "module", None)
         if module is None or not module.__name__.startswith("tests.store."):
             continue
-        if module.__name__.rpartition(".")[2] in _ABOUT_ONE_ENGINE:
+        if module.__name__.rpartition(".")[2] in _OWN_ENGINES:
             continue
         if _EVERY_BACKEND & set(getattr(item, "fixturenames", ())):
             continue
