@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.datagen import generate
+from tests.datagen import MINUTE_NS, generate
 from tests.store.conftest import chdb_url
 from watchkeeper.config import load_config
 from watchkeeper.errors import ConfigError, StoreError
@@ -99,3 +102,66 @@ def test_a_replay_racing_the_key_check_collapses_on_merge(chdb_url: str) -> None
         assert store.summary(SpanFilter("demo")).count == len(data.spans)
     finally:
         store.close()
+
+
+def _printed(*args: str) -> list[str]:
+    out = subprocess.run(
+        [sys.executable, "-m", "watchkeeper", "schema", "clickhouse", *args],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    return [s.strip() for s in out.split(";\n") if s.strip()]
+
+
+def test_the_printed_schema_is_what_the_store_runs_on(chdb_url: str) -> None:
+    """`watchkeeper schema clickhouse`, run by hand, makes the tables the store then uses."""
+    import clickhouse_connect
+
+    admin = clickhouse_connect.get_client(dsn=chdb_url)
+    admin.command("CREATE DATABASE by_hand")
+    client = clickhouse_connect.get_client(dsn=chdb_url, database="by_hand")
+    for sql in _printed("--ttl-days", "9"):
+        client.command(sql)
+    client.close()
+    admin.close()
+    store = ClickHouseStore(chdb_url, database="by_hand")
+    try:
+        assert store.version == schema.LATEST
+        now = time.time_ns() // MINUTE_NS * MINUTE_NS - 3600 * 10**9  # within the 9 days
+        data = generate("demo", 10, start_ns=now)
+        assert store.write(data.batch()) == len(data.spans)
+        assert store.trace("demo", data.spans[0].trace_id) is not None  # the view filled traces
+        old = generate("old", 10)  # 2023: past the TTL, its parts are dropped
+        store.write(old.batch())
+        store._command("OPTIMIZE TABLE spans FINAL")
+        assert store.count("old") == 0 and store.count("demo") == len(data.spans)
+    finally:
+        store.close()
+
+
+def test_the_cluster_schema_shards_every_table_by_trace(chdb_url: str) -> None:
+    statements = _printed("--cluster", "prod", "--ttl-days", "9")
+    tables = ["spans", "payloads", "scores", "traces", "trace_context"]
+    for t in tables:
+        local = [s for s in statements if s.startswith(f"CREATE TABLE IF NOT EXISTS {t}_local ")]
+        dist = [s for s in statements if s.startswith(f"CREATE TABLE IF NOT EXISTS {t} ")]
+        assert len(local) == len(dist) == 1, t
+        assert "ON CLUSTER `prod`" in local[0] and "ENGINE = Replicated" in local[0]
+        assert f"'/clickhouse/tables/{{shard}}/{{database}}/{t}_local', '{{replica}}'" in local[0]
+        assert dist[0].endswith(
+            f"Distributed('prod', currentDatabase(), '{t}_local', cityHash64(trace_id))"
+        )
+    (view,) = [s for s in statements if "MATERIALIZED VIEW" in s]
+    assert " TO traces_local " in view and " FROM spans_local " in view
+    assert sum("MODIFY TTL" in s and "_local ON CLUSTER" in s for s in statements) == 5
+    # the engine parses every statement (a cluster itself cannot run in one process)
+    store = ClickHouseStore(chdb_url, database="parse_only")
+    try:
+        for sql in statements:
+            assert store.rows(Query(f"EXPLAIN AST {sql}", {})), sql
+    finally:
+        store.close()
+    bad = subprocess.run(
+        [sys.executable, "-m", "watchkeeper", "schema", "clickhouse", "--cluster", "a b"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "cluster name 'a b'" in bad.stderr

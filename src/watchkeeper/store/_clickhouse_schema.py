@@ -19,6 +19,7 @@ rewritten); `ttl_statements` sets it for the configured number of days.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import fields
@@ -161,3 +162,49 @@ def migrate(
             command(f"INSERT INTO schema_version VALUES ({step}, '{desc}', {time.time_ns()})")
             version = step
     return version
+
+
+_CLUSTER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+) \((.*)\) ENGINE = (\w+) (.*)", re.DOTALL)
+_VIEW = re.compile(r"CREATE MATERIALIZED VIEW IF NOT EXISTS (\w+) TO (\w+) AS (.*) FROM (\w+) (.*)")
+#: How a table's rows are spread over shards: a trace's rows on one shard, so a trace opens
+#: from one shard and its context is filled there.
+SHARD_KEY = "cityHash64(trace_id)"
+
+
+def cluster_statements(cluster: str, ttl_days: int | None = None) -> list[str]:
+    """The latest layout for a named cluster: per table a `<name>_local` Replicated table on
+    every node and a `Distributed` table `<name>` over them (sharded by trace id), the views
+    between local tables (ON CLUSTER throughout); the TTLs when given."""
+    if not _CLUSTER_NAME.fullmatch(cluster):
+        raise ValueError(f"cluster name {cluster!r}: use letters, digits, _ . and -")
+    on = f"ON CLUSTER `{cluster}`"
+    out = [VERSION_DDL.replace(" (", f" {on} (", 1)]
+    for _, _, statements in MIGRATIONS:
+        for sql in statements:
+            table, view = _TABLE.fullmatch(sql), _VIEW.fullmatch(sql)
+            if table is not None:
+                name, cols, engine, rest = table.groups()
+                path = f"'/clickhouse/tables/{{shard}}/{{database}}/{name}_local', '{{replica}}'"
+                out.append(
+                    f"CREATE TABLE IF NOT EXISTS {name}_local {on} ({cols}) "
+                    f"ENGINE = Replicated{engine}({path}) {rest}"
+                )
+                out.append(
+                    f"CREATE TABLE IF NOT EXISTS {name} {on} AS {name}_local ENGINE = "
+                    f"Distributed('{cluster}', currentDatabase(), '{name}_local', {SHARD_KEY})"
+                )
+            elif view is not None:
+                name, target, select, source, rest = view.groups()
+                out.append(
+                    f"CREATE MATERIALIZED VIEW IF NOT EXISTS {name} {on} TO {target}_local "
+                    f"AS {select} FROM {source}_local {rest}"
+                )
+            else:  # every statement of MIGRATIONS is one of the two shapes
+                raise AssertionError(f"no cluster form for: {sql[:60]}")
+    if ttl_days is not None:
+        out += [
+            sql.replace(f"ALTER TABLE {t} ", f"ALTER TABLE {t}_local {on} ", 1)
+            for sql, (t, _, _) in zip(ttl_statements(ttl_days), TTL_COLUMNS, strict=True)
+        ]
+    return out

@@ -45,6 +45,14 @@ _EMBEDDED = threading.RLock()
 _SCHEMES = ("chdb://", "http://", "https://")
 
 
+def schema_statements(cluster: str | None = None, ttl_days: int | None = None) -> list[str]:
+    """The DDL of the store's latest layout: as the store creates it, or for a named cluster
+    (`ReplicatedMergeTree` tables and `Distributed` ones over them)."""
+    if cluster is None:
+        return [schema.VERSION_DDL, *schema.create_statements(ttl_days)]
+    return schema.cluster_statements(cluster, ttl_days)
+
+
 def check_url(url: str) -> str:
     """`url` if it names a ClickHouse we can reach; ValueError saying what to write."""
     if not url.startswith(_SCHEMES):
