@@ -135,7 +135,7 @@ def summary_exprs(d: Dialect, percentiles: bool = True) -> list[str]:
         "avg(duration_ns)",
         "max(duration_ns)",
         *(f"sum({t}_tokens)" for t in tokens),
-        "sum(cost_usd)",
+        d.float_sum("cost_usd"),
         d.count_if("cost_source = 'missing'"),
         "min(start_ns)",
         f"max({END_NS})",
@@ -159,7 +159,7 @@ def summary_query(
 def _order_expr(order: str, d: Dialect) -> str:
     exprs = {
         "count": "count(*)",
-        "cost": "sum(cost_usd)",
+        "cost": d.float_sum("cost_usd"),
         "errors": d.count_if(_FAILED),
         "p95": d.quantile("duration_ns", 0.95),
     }
@@ -387,7 +387,7 @@ def activity_query(f: SpanFilter, d: Dialect, by: Dimension, limit: int) -> Quer
     key = dimension_expr(by)
     sql = (
         f"SELECT {key} AS k, count(DISTINCT trace_id), count(*), {d.count_if(_FAILED_REQUEST)}, "
-        f"min(start_ns), max({END_NS}), coalesce(sum(cost_usd), 0), "
+        f"min(start_ns), max({END_NS}), coalesce({d.float_sum('cost_usd')}, 0), "
         "coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0) "
         f"FROM spans WHERE {span_where(f, p)} AND {key} IS NOT NULL "
         f"GROUP BY k ORDER BY max({END_NS}) DESC, k LIMIT {p(_limit(limit))}"
