@@ -223,3 +223,26 @@ def test_release_memory_waits_for_no_query_and_queries_wait_for_it(tmp_path: Pat
     reader.join(10)
     assert answers == [sum(1 for _ in generate("demo", 300).spans)]
     store.close()
+
+
+def test_a_snapshot_sees_one_state_of_the_data(tmp_path: Path) -> None:
+    """Queries inside `snapshot()` (a trace's page, its payloads and its count) do not see
+    a write that commits meanwhile; after it, they do."""
+    from watchkeeper.store._dialect import DUCKDB
+    from watchkeeper.store._render import count_query
+
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    data = generate("demo", 20)
+    half = len(data.spans) // 2
+    store.write(SpanBatch(data.spans[:half]))
+    count = count_query("demo", DUCKDB)
+    with store.snapshot():
+        assert store.rows(count) == [(half,)]  # the snapshot is taken at its first query
+        writer = threading.Thread(target=store.write, args=(SpanBatch(data.spans[half:]),))
+        writer.start()
+        writer.join()
+        assert store.rows(count) == [(half,)]
+        assert store.trace("demo", data.spans[-1].trace_id) is None  # a nested one joins
+    assert store.rows(count) == [(len(data.spans),)]
+    assert store.trace("demo", data.spans[-1].trace_id) is not None
+    store.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -60,6 +61,11 @@ class Executor(Protocol):
     def trace_range_query(self, trace_id: str) -> r.Query:
         """The engine's access path to a trace: (first, last) span start of `trace_id` over
         every project, NULLs when there is no such trace."""
+        ...
+
+    def snapshot(self) -> AbstractContextManager[object]:
+        """Around several queries of one answer: they see one state of the data where the
+        engine can (a read transaction), so a page and its counts agree."""
         ...
 
 
@@ -296,6 +302,12 @@ class SqlStore:
         """
         limit = check_limit(limit, TRACE_PAGE_MAX)
         after = res.decode_cursor(cursor) if cursor else None
+        with self._executor.snapshot():  # the page, its payloads and the span count agree
+            return self._trace_page(project, trace_id, limit, after)
+
+    def _trace_page(
+        self, project: str, trace_id: str, limit: int, after: tuple[int, str] | None
+    ) -> TraceDetail | None:
         lo, hi = self._rows(self._executor.trace_range_query(trace_id))[0]
         if lo is None:
             return None

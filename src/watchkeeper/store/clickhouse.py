@@ -172,6 +172,11 @@ class ClickHouseStore(SqlStore):
             p.values,
         )
 
+    def snapshot(self) -> AbstractContextManager[object]:
+        """Nothing to hold (`Executor`): ClickHouse has no multi-statement read transaction;
+        each query reads the parts committed when it starts."""
+        return nullcontext()
+
     def _command(self, sql: str, params: dict[str, object] | None = None) -> None:
         with self._calling():
             self._client.command(sql, parameters=params, settings=SETTINGS)

@@ -332,6 +332,28 @@ class DuckDBStore(SqlStore):
         kept = self._clock() - ru.MINUTE_KEEP_NS
         cur.execute(f"DELETE FROM {ru.MINUTES.name} WHERE minute_ns < {kept}")
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """This thread's queries inside see one state of the database, the one of its first
+        query (`Executor`): a read transaction on its cursor (an inner one joins the outer)."""
+        if getattr(self._local, "snapshot", False):
+            yield
+            return
+        generation = self._generation
+        cur = self._cursor()
+        try:
+            cur.execute("BEGIN TRANSACTION")
+        except duckdb.Error as exc:
+            self._recover(exc, generation)
+            raise StoreError(f"span store query failed: {exc}") from exc
+        self._local.snapshot = True
+        try:
+            yield
+        finally:
+            self._local.snapshot = False
+            with contextlib.suppress(duckdb.Error):  # nothing written: ends it either way
+                cur.execute("ROLLBACK")
+
     def trace_range_query(self, trace_id: str) -> r.Query:
         """A trace's range from the `traces` side table (`Executor`)."""
         return _traces.range_query(trace_id)
