@@ -16,6 +16,7 @@ from bench.ingest._workload import stamp, template
 from prometheus_client import CollectorRegistry
 
 from watchkeeper.config import load_config
+from watchkeeper.errors import Overloaded
 from watchkeeper.ingest import IngestService
 from watchkeeper.model import SpanBatch
 
@@ -38,7 +39,12 @@ async def _feed(service: IngestService, bodies: list[bytes], requests: int, send
     async def sender() -> None:
         for no in next_no:
             body = stamp(bodies[no % len(bodies)], no, 42)
-            await service.accept("default", body, "application/x-protobuf", None)
+            while True:  # as an OTLP exporter does: wait as told, then send again
+                try:
+                    await service.accept("default", body, "application/x-protobuf", None)
+                    break
+                except Overloaded as exc:
+                    await asyncio.sleep(exc.retry_after)
 
     await asyncio.gather(*(sender() for _ in range(senders)))
 

@@ -6,7 +6,6 @@ resolve it. A channel that is down gets the notification once it is back, across
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -83,10 +82,8 @@ def test_timeouts_fire_then_healthy_spans_resolve(tmp_path: Path, receiver: Rece
     server = ServerProcess(tmp_path / "data", None, "--config", str(config)).start()
     try:
         send(server.url, make_spans(100, timeouts=30))
-        acked = time.monotonic()
         firing = wait_for(receiver, lambda b: b["status"] == "firing", timeout=10)
         assert firing, f"no firing notification within 10 s: {server.output()[-2000:]}"
-        assert time.monotonic() - acked < 10
         body = firing[0]
         assert body["rule_id"] == "e2e-timeouts" and body["labels"]["service"] == SERVICE
         assert body["summary"] == f"{SERVICE}: 30% of requests timed out"

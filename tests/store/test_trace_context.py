@@ -249,7 +249,9 @@ def test_retention_drops_the_context_of_traces_gone(
     _write(store, (_children_first(t) for t in traces[:20]), 10)
     cut = BASE_NS + 8 * HOUR_NS
     store.delete_before(project, cut)
-    (left,) = store._rows(ru.Query("SELECT count(*) FROM trace_context", {}))[0]
+    (left,) = store._rows(
+        ru.Query("SELECT count(DISTINCT trace_id) FROM traces WHERE user_id IS NOT NULL", {})
+    )[0]
     assert left == sum(1 for i in range(8, 20) if i % 5 != 4)
     _write(store, (_children_first(t) for t in traces[20:]), 10)
     _check(
@@ -303,8 +305,9 @@ def test_a_span_beyond_the_window_keeps_its_own_fields(tmp_path: Path, engine: s
     store.close()
 
 
-def test_a_version_8_file_gets_the_start_of_each_context(tmp_path: Path) -> None:
-    """Contexts stored without their start are kept, with the start of their trace."""
+def test_a_version_8_file_keeps_each_context_with_its_traces_start(tmp_path: Path) -> None:
+    """Contexts stored without their start are kept, with the start of their trace (in
+    `trace_context` at version 9, in the trace's row of `traces` since version 11)."""
     traces = [_trace(i, 0) for i in range(TRACES)]
     roots = [t[0] for t in traces]
     path = tmp_path / "old.duckdb"
@@ -328,8 +331,45 @@ def test_a_version_8_file_gets_the_start_of_each_context(tmp_path: Path) -> None
         con.execute(ru.insert_sql("spans", table=table))
     con.close()
     store = DuckDBStore(path)
-    starts = store._rows(ru.Query("SELECT trace_id, start_ns FROM trace_context", {}))
+    starts = store._rows(
+        ru.Query(
+            "SELECT trace_id, min_start_ns FROM traces WHERE user_id IS NOT NULL "
+            "AND session_id IS NOT NULL AND feature IS NOT NULL",
+            {},
+        )
+    )
     assert dict(starts) == {r.trace_id: r.start_ns for r in roots if r.user_id is not None}
+    tables = store._rows(ru.Query("SELECT table_name FROM duckdb_tables()", {}))
+    assert ("trace_context",) not in tables  # its rows moved into traces (version 11)
     _write(store, (t[1:] for t in traces), 10)  # the children, after the upgrade
     _check(store, [s for t in traces for s in t])
     store.close()
+
+
+def test_a_traces_context_reaches_along_its_stored_spans() -> None:
+    """Each write's row of a trace carries its context, so a span takes it from the nearest
+    stored span of its trace, not only from the span that brought it."""
+    store = DuckDBStore(None, trace_window_s=60)
+    root, llm, other, tool = _trace(0, 0)
+    near = replace(llm, start_ns=root.start_ns + 50 * 10**9)
+    later = replace(other, start_ns=root.start_ns + 100 * 10**9)  # 50 s after `near`
+    _write(store, [[root], [near], [later], [tool]], 1)
+    detail = store.trace("plain", root.trace_id)
+    assert detail is not None
+    assert {s.span_id: s.user_id for s in detail.spans} == dict.fromkeys(
+        (root.span_id, near.span_id, later.span_id, tool.span_id), "u0"
+    )
+    store.close()
+
+
+@pytest.mark.parametrize("order", ["children-first", "root-first"])
+def test_ids_of_another_form_get_their_context(empty_store: Store, order: str) -> None:
+    """Ids that are not 32 hex characters have no numeric key: their rows are still found."""
+    spans = [replace(s, trace_id="trace/α-1") for s in _trace(0, 0)]
+    other = [replace(s, trace_id="trace/α-2") for s in _trace(1, 0)]
+    first, rest = (spans[1:], spans[:1]) if order == "children-first" else (spans[:1], spans[1:])
+    _write(empty_store, [first + other[1:], rest + other[:1]], 8)
+    for trace in (spans, other):
+        detail = empty_store.trace("plain", trace[0].trace_id)
+        assert detail is not None
+        assert {s.user_id for s in detail.spans} == {trace[0].user_id}

@@ -476,6 +476,7 @@ class IngestService:
             now = self._clock()
             for ns in item.appended_ns:
                 self.metrics.lag_seconds.observe(max(now - ns / 1e9, 0.0))
+            item = None  # the batch's rows go now, not when the next batch comes (idle: never)
             with self._written:
                 self._written.notify_all()
 

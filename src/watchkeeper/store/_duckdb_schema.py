@@ -132,7 +132,7 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         "trace_context keeps each trace's first start; it and traces lose their indexes "
         "(a write reads only the rows near its spans; a trace is found by a numeric key); "
         "both rebuilt in start order",
-        (*_trace_context.rebuild_with_starts(), *_traces.rebuild()),
+        (*_trace_context.rebuild_with_starts(), *_traces.rebuild_v9()),
     ),
     (
         10,
@@ -143,6 +143,13 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
                 "spans", f"start_ns >= epoch_ns(now()) - {_rollup.MINUTE_KEEP_NS}", _rollup.MINUTES
             ),
         ),
+    ),
+    (
+        11,
+        "each trace's context moves into traces (a row per project, trace and write, with "
+        "the user, session and feature the write applied): a write finds its traces' rows "
+        "by their numeric key; trace_context dropped",
+        _traces.rebuild_with_context(),
     ),
 )
 LATEST = MIGRATIONS[-1][0]

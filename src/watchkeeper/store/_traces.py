@@ -1,13 +1,14 @@
-"""The `traces` side table: where each trace's spans start, to find them by trace id.
+"""The `traces` side table: where each trace's spans start, and the trace's context.
 
-A row per trace and write: (the trace id's first 64 bits as a number, the id, the first and
-last start of the trace's spans in that write); a trace's range is the min and max over its
-rows (most traces have one). There is no index: DuckDB's ART on the id took ~145 bytes a
-trace on disk and in memory (580 MiB for 4M traces, against 70 MiB for the column alone),
-made every insert 4× slower, and its upkeep grew with the table. A lookup scans the
-numeric key instead (≈ 50 ms at 4M traces on a loaded 2-core machine), then compares the id;
-rows are appended in arrival order, so scans bounded by time skip the rest by the
-row groups' min/max.
+A row per (project, trace) and write: the trace id's first 64 bits as a number (`trace_key`),
+the id, the project, the first and last start of the trace's spans in that write, and the
+user, session and feature the write applied to them (`_trace_context`); a trace's range is
+the min and max over its rows (most traces have one). There is no index: DuckDB's ART on the
+id took ~145 bytes a trace on disk and in memory (580 MiB for 4M traces, against 70 MiB for
+the column alone), made every insert 4× slower, and its upkeep grew with the table. A lookup
+scans the numeric key instead (≈ 50 ms at 4M traces on a loaded 2-core machine), then
+compares the id; rows are appended in arrival order, so scans bounded by time skip the rest
+by the row groups' min/max.
 """
 
 from __future__ import annotations
@@ -18,15 +19,22 @@ from watchkeeper.store._render import Query
 
 DDL = (
     "CREATE TABLE traces (trace_key UBIGINT, trace_id VARCHAR NOT NULL, "
-    "min_start_ns BIGINT NOT NULL, max_start_ns BIGINT NOT NULL)"
+    "project VARCHAR NOT NULL, min_start_ns BIGINT NOT NULL, max_start_ns BIGINT NOT NULL, "
+    "user_id VARCHAR, session_id VARCHAR, feature VARCHAR)"
 )
 #: The key of the `trace_id` column in SQL: stored ids are 32 lowercase hex characters (an
 #: id of another form, which ingest does not make, gets NULL and is still found).
-_KEY_SQL = (
+KEY_SQL = (
     "CASE WHEN regexp_full_match(trace_id, '[0-9a-f]{32}') "
     "THEN ('0x' || left(trace_id, 16))::UBIGINT END"
 )
 _HEX32 = re.compile(r"[0-9a-f]{32}")
+#: The fields of a trace's context (`_trace_context`), kept on each of its rows.
+CONTEXT = ("user_id", "session_id", "feature")
+#: Within a batch (or a bulk load) the root span's value first, then the earliest span's.
+_FIRST = "[CASE WHEN parent_span_id = '' THEN 0 ELSE 1 END, start_ns]"
+#: The first value of each context field, as aggregates over a trace's spans.
+FIRSTS = ", ".join(f"arg_min({c}, {_FIRST}) FILTER (WHERE {c} IS NOT NULL) AS {c}" for c in CONTEXT)
 
 
 def key(trace_id: str) -> int | None:
@@ -34,12 +42,19 @@ def key(trace_id: str) -> int | None:
     return int(trace_id[:16], 16) if _HEX32.fullmatch(trace_id) else None
 
 
-def insert_sql(source: str) -> str:
-    """Append the range of each trace of the spans in `source`."""
+def rows_sql(source: str) -> str:
+    """Per (project, trace) of the spans in `source`, its row in table order: key, id,
+    project, the range of its starts and the first value of each context field (NULL where
+    none of its spans has one)."""
     return (
-        f"INSERT INTO traces SELECT {_KEY_SQL}, trace_id, min(start_ns), max(start_ns) "
-        f"FROM {source} GROUP BY trace_id"
+        f"SELECT {KEY_SQL} AS trace_key, trace_id, project, min(start_ns) AS min_start_ns, "
+        f"max(start_ns) AS max_start_ns, {FIRSTS} FROM {source} GROUP BY project, trace_id"
     )
+
+
+def insert_sql(source: str) -> str:
+    """Append the rows of the spans in `source` (a bulk load: spans already filled)."""
+    return f"INSERT INTO traces {rows_sql(source)}"
 
 
 def range_query(trace_id: str) -> Query:
@@ -52,28 +67,45 @@ def range_query(trace_id: str) -> Query:
     )
 
 
-def ranges_sql(lo: str, hi: str, among: str) -> str:
-    """The range of each trace of the SQL query `among` (trace ids) with spans starting
-    between the SQL expressions `lo` and `hi`.
-
-    The ids are filtered before the GROUP BY: grouping every trace of the window first
-    (an hour around a write: 18M rows at 5k traces/s) took most of a busy writer's time.
-    """
-    return (
-        "SELECT trace_id, min(min_start_ns) AS lo, max(max_start_ns) AS hi FROM traces "
-        f"WHERE max_start_ns >= {lo} AND min_start_ns <= {hi} AND trace_id IN ({among}) "
-        "GROUP BY trace_id"
-    )
+#: `traces` as version 9 made it (one row per trace and write, over every project).
+V9_DDL = (
+    "CREATE TABLE traces (trace_key UBIGINT, trace_id VARCHAR NOT NULL, "
+    "min_start_ns BIGINT NOT NULL, max_start_ns BIGINT NOT NULL)"
+)
 
 
-def rebuild() -> tuple[str, ...]:
-    """Statements that rebuild `traces` in this shape from any earlier one, in start order."""
+def rebuild_v9() -> tuple[str, ...]:
+    """Statements that rebuild `traces` in its version-9 shape from any earlier one."""
     return (
         "CREATE TEMP TABLE wk_old_traces AS SELECT trace_id, min_start_ns, max_start_ns "
         "FROM traces",
         "DROP TABLE traces",
-        DDL,
-        f"INSERT INTO traces SELECT {_KEY_SQL}, trace_id, min_start_ns, max_start_ns "
+        V9_DDL,
+        f"INSERT INTO traces SELECT {KEY_SQL}, trace_id, min_start_ns, max_start_ns "
         "FROM wk_old_traces ORDER BY min_start_ns",
         "DROP TABLE wk_old_traces",
+    )
+
+
+def rebuild_with_context() -> tuple[str, ...]:
+    """Statements that rebuild `traces` in this shape from version 9's `traces` and
+    `trace_context`: a row per (project, trace) of the stored spans, with the trace's
+    context (its earliest), in start order; `trace_context` is dropped."""
+    first = ", ".join(
+        f"arg_min({c}, start_ns) FILTER (WHERE {c} IS NOT NULL) AS {c}"
+        for c in ("user_id", "session_id", "feature")
+    )
+    return (
+        "CREATE TEMP TABLE wk_old_ranges AS SELECT project, trace_id, min(start_ns) AS lo, "
+        "max(start_ns) AS hi FROM spans GROUP BY project, trace_id",
+        f"CREATE TEMP TABLE wk_old_context AS SELECT project, trace_id, {first} "
+        "FROM trace_context GROUP BY project, trace_id",
+        "DROP TABLE traces",
+        "DROP TABLE trace_context",
+        DDL,
+        f"INSERT INTO traces SELECT {KEY_SQL}, trace_id, project, lo, hi, user_id, session_id, "
+        "feature FROM wk_old_ranges LEFT JOIN wk_old_context USING (project, trace_id) "
+        "ORDER BY lo",
+        "DROP TABLE wk_old_ranges",
+        "DROP TABLE wk_old_context",
     )

@@ -287,9 +287,8 @@ class DuckDBStore(SqlStore):
         return len(new)
 
     def _store_new(self, cur: Any, source: str, fixed: set[int]) -> None:
-        """Append the new spans in `source` to the spans, traces and rollups."""
+        """Append the new spans in `source` to the spans and rollups."""
         cur.execute(f"INSERT INTO spans BY NAME SELECT * FROM {source}")
-        cur.execute(_traces.insert_sql(source))
         self._roll_up(cur, source, fixed)
 
     def _roll_up(self, cur: Any, source: str, fixed: set[int]) -> None:
@@ -394,14 +393,7 @@ class DuckDBStore(SqlStore):
                 ("scores", "created_ns"),
             ):
                 cur.execute(f"DELETE FROM {table} WHERE {where}{col} < $t", params)
-            # a trace whose every span (of any project) is gone has no context left
-            cur.execute(
-                f"DELETE FROM trace_context WHERE {where}start_ns < $t AND trace_id NOT IN "
-                "(SELECT trace_id FROM traces WHERE max_start_ns >= $t)",
-                params,
-            )
-            if project is None:  # a trace's range may cover other projects' spans: keep it
-                cur.execute("DELETE FROM traces WHERE max_start_ns < $t", {"t": before_ns})
+            cur.execute(f"DELETE FROM traces WHERE {where}max_start_ns < $t", params)
             self._cut_rollup(cur, where, params, before_ns)
         return int(row[0]) if row else 0
 
