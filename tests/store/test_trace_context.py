@@ -26,7 +26,7 @@ from watchkeeper.store.duckdb import DuckDBStore
 DUCKDB_ONLY = {
     "test_the_rollups_stay_exact_as_partial_rows_merge": ROLLUPS_NOT_ON_CLICKHOUSE,
     "test_a_version_7_file_gets_the_context_of_its_spans": THE_DUCKDB_ENGINE,
-    "test_a_version_8_file_gets_the_start_of_each_context": THE_DUCKDB_ENGINE,
+    "test_a_version_8_file_keeps_each_context_with_its_traces_start": THE_DUCKDB_ENGINE,
 }
 
 HOUR_NS = 3600 * 10**9
@@ -249,8 +249,9 @@ def test_retention_drops_the_context_of_traces_gone(
     _write(store, (_children_first(t) for t in traces[:20]), 10)
     cut = BASE_NS + 8 * HOUR_NS
     store.delete_before(project, cut)
+    table = "traces" if store.dialect.name == "duckdb" else "trace_context"  # where contexts live
     (left,) = store._rows(
-        ru.Query("SELECT count(DISTINCT trace_id) FROM traces WHERE user_id IS NOT NULL", {})
+        ru.Query(f"SELECT count(DISTINCT trace_id) FROM {table} WHERE user_id IS NOT NULL", {})
     )[0]
     assert left == sum(1 for i in range(8, 20) if i % 5 != 4)
     _write(store, (_children_first(t) for t in traces[20:]), 10)
@@ -346,10 +347,15 @@ def test_a_version_8_file_keeps_each_context_with_its_traces_start(tmp_path: Pat
     store.close()
 
 
-def test_a_traces_context_reaches_along_its_stored_spans() -> None:
+@pytest.mark.parametrize("engine", ["duckdb", "clickhouse"])
+def test_a_traces_context_reaches_along_its_stored_spans(tmp_path: Path, engine: str) -> None:
     """Each write's row of a trace carries its context, so a span takes it from the nearest
     stored span of its trace, not only from the span that brought it."""
-    store = DuckDBStore(None, trace_window_s=60)
+    store: Store = (
+        DuckDBStore(None, trace_window_s=60)
+        if engine == "duckdb"
+        else ClickHouseStore(chdb_url(tmp_path), database="reach", trace_window_s=60)
+    )
     root, llm, other, tool = _trace(0, 0)
     near = replace(llm, start_ns=root.start_ns + 50 * 10**9)
     later = replace(other, start_ns=root.start_ns + 100 * 10**9)  # 50 s after `near`

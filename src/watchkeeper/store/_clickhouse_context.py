@@ -4,8 +4,9 @@
 Per write: the batch's context per trace (the root's value first, then the earliest span's)
 is merged with what `trace_context` holds for the trace within the window (the value of the
 earliest row holding one wins); the new spans' NULL fields are filled from it before they
-are inserted; a row carrying the merged context is appended when the write learned
-anything; the spans stored before that lack a field just learned are filled by one
+are inserted; a row carrying the merged context at the write's start is appended, so a span
+of the trace finds it near the stored spans nearest to it, not only near the one that
+brought it; the spans stored before that lack a field just learned are filled by one
 lightweight `UPDATE` (a patch part, visible to every read at once). A span's own value
 always wins. The store has no rollups yet, so nothing else moves.
 """
@@ -94,9 +95,9 @@ def plan(spans: Sequence[SpanRow], stored: dict[_Trace, Context]) -> Plan:
         values = {**ctx.values, **known}  # what was stored first wins
         merged[key] = values
         new = {f: v for f, v in ctx.values.items() if f not in known}
+        if values:  # each write's row carries the context: a later span finds it nearby
+            rows.append((*key, ctx.start_ns, *(values.get(f) for f in FIELDS)))
         if new:
-            start = ctx.start_ns if was is None else min(ctx.start_ns, was.start_ns)
-            rows.append((*key, start, *(values.get(f) for f in FIELDS)))
             learned[key] = new  # spans stored before (with or without a context) lack them
     filled = [_fill(s, merged[(s.project, s.trace_id)]) for s in spans]
     return Plan(filled, rows, learned)
