@@ -20,7 +20,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-PORT = 15432  # the tests' range is 15400-15499
+# the tests' range is 15400-15499; sessions run side by side on one machine pick another
+PORT = int(os.environ.get("WATCHKEEPER_TEST_PG_PORT", "15432"))
 SUPERUSER = "wk"
 
 

@@ -1,9 +1,10 @@
-"""Query benchmark of the DuckDB span store: `python bench/query/run.py [--rows N]`.
+"""Query benchmark of the span store: `python bench/query/run.py [--rows N] [--engine E]`.
 
 Generates N realistic spans (default 10M, cached under --dir so reruns skip it), then times
-the dashboard queries through `DuckDBStore` (p50/p95 of --runs runs each), the idempotent
-write path on top of the data, writes beside a running query, and an SQLite baseline of
-the same percentile group-by on a smaller sample.
+the dashboard queries through the store (p50/p95 of --runs runs each), the idempotent write
+path on top of the data, writes beside a running query, and an SQLite baseline of the same
+percentile group-by on a smaller sample. `--engine clickhouse` runs the same on ClickHouse
+in-process (chDB), `--engine both` runs both and prints them side by side.
 """
 
 from __future__ import annotations
@@ -27,9 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generate import SPANS_PER_TRACE, Shape, chunk, payload_pool, payloads_for
 
 from watchkeeper.model import SpanBatch, SpanRow
-from watchkeeper.store import SpanFilter
+from watchkeeper.store import SpanFilter, Store
 from watchkeeper.store._payload import PayloadCodec
+from watchkeeper.store._render import Query
 from watchkeeper.store._rollup import TABLES, insert_sql
+from watchkeeper.store._traces import insert_sql as traces_insert_sql
+from watchkeeper.store.clickhouse import ClickHouseStore
 from watchkeeper.store.duckdb import DuckDBStore
 
 CHUNK_TRACES = 250_000
@@ -55,15 +59,36 @@ def build(path: Path, shape: Shape) -> dict[str, float]:
         con.register("new_payloads", payloads)
         con.execute("INSERT INTO payloads SELECT * FROM new_payloads")
         print(f"  {first + CHUNK_TRACES:>9,} traces written", file=sys.stderr, flush=True)
-    con.execute(
-        "INSERT INTO traces SELECT trace_id, min(start_ns), max(start_ns) "
-        "FROM spans GROUP BY trace_id"
-    )
+    con.execute(traces_insert_sql("spans"))
     for table in TABLES:  # what DuckDBStore.write maintains batch by batch
         con.execute(insert_sql("spans", table=table))
     con.execute("CHECKPOINT")
     con.close()
     tmp.rename(path)
+    total = time.perf_counter() - t0
+    return {"build_s": total, "generate_s": gen_s, "insert_s": total - gen_s}
+
+
+def build_clickhouse(url: str, shape: Shape) -> dict[str, float]:
+    """Write the same spans and payloads into ClickHouse (schema through ClickHouseStore, rows
+    through clickhouse-connect's Arrow insert; the view fills the trace lookup table)."""
+    import clickhouse_connect
+
+    ClickHouseStore(url, database="bench").close()  # the schema at the latest version
+    client = clickhouse_connect.get_client(dsn=url, database="bench")
+    pool = payload_pool(PayloadCodec())
+    t0 = time.perf_counter()
+    gen_s = 0.0
+    for first in range(0, shape.traces, CHUNK_TRACES):
+        g = time.perf_counter()
+        spans = chunk(shape, first, min(CHUNK_TRACES, shape.traces - first))
+        payloads = payloads_for(spans, pool, first)
+        gen_s += time.perf_counter() - g
+        client.insert_arrow("payloads", payloads)
+        client.insert_arrow("spans", spans)
+        print(f"  {first + CHUNK_TRACES:>9,} traces written", file=sys.stderr, flush=True)
+    client.command("OPTIMIZE TABLE spans FINAL")  # what background merges reach in time
+    client.close()
     total = time.perf_counter() - t0
     return {"build_s": total, "generate_s": gen_s, "insert_s": total - gen_s}
 
@@ -83,9 +108,7 @@ def timed(fn: Callable[[], object], runs: int) -> dict[str, float]:
     return {"cold_ms": cold, "p50_ms": statistics.median(times), "p95_ms": p95}
 
 
-def queries(
-    store: DuckDBStore, end_ns: int, trace_ids: list[str]
-) -> dict[str, Callable[[], object]]:
+def queries(store: Store, end_ns: int, trace_ids: list[str]) -> dict[str, Callable[[], object]]:
     """The benchmark's dashboard queries over the last 7 days of project "bench"."""
     week = SpanFilter("bench", start_ns=end_ns - 7 * 24 * HOUR_NS, end_ns=end_ns)
     day = SpanFilter("bench", start_ns=end_ns - 24 * HOUR_NS, end_ns=end_ns)
@@ -132,9 +155,7 @@ def middle_rows(path: Path, n: int = 10_000) -> list[SpanRow]:
     return rows_of(table)
 
 
-def write_path(
-    store: DuckDBStore, shape: Shape, batches: int, old: list[SpanRow]
-) -> dict[str, float]:
+def write_path(store: Store, shape: Shape, batches: int, old: list[SpanRow]) -> dict[str, float]:
     """Idempotent writes of new 10k-span batches at "now", a replay, and a late retry."""
     later = Shape(traces=shape.traces, end_ns=shape.end_ns + 24 * HOUR_NS, seed=99)
     per = 10_000 // SPANS_PER_TRACE
@@ -160,7 +181,7 @@ def write_path(
     }
 
 
-def writes_beside_reads(store: DuckDBStore, shape: Shape, batches: int) -> dict[str, float]:
+def writes_beside_reads(store: Store, shape: Shape, batches: int) -> dict[str, float]:
     """Write latency while another thread runs 7-day summaries back to back."""
     later = Shape(traces=shape.traces, end_ns=shape.end_ns + 48 * HOUR_NS, seed=98)
     per = 10_000 // SPANS_PER_TRACE
@@ -221,18 +242,38 @@ def sqlite_baseline(path: Path, rows: int) -> dict[str, float]:
 
 
 def main() -> None:
-    """Build or reuse the data file, run every measurement, print and save the figures."""
+    """Build or reuse the data, run every measurement on each engine, print and save."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=10_000_000, help="spans to generate")
     ap.add_argument("--runs", type=int, default=20, help="timed runs per query")
     ap.add_argument("--dir", type=Path, default=Path("/tmp/watchkeeper-bench"))
     ap.add_argument("--sqlite-rows", type=int, default=200_000)
     ap.add_argument("--raw", action="store_true", help="answer from spans only (no rollup)")
+    ap.add_argument("--engine", choices=["duckdb", "clickhouse", "both"], default="duckdb")
     args = ap.parse_args()
     shape = Shape(traces=args.rows // SPANS_PER_TRACE)
     args.dir.mkdir(parents=True, exist_ok=True)
+    runs = {}
+    if args.engine in ("duckdb", "both"):
+        runs["duckdb"] = run_duckdb(args, shape)
+        report(runs["duckdb"])
+    if args.engine in ("clickhouse", "both"):
+        runs["clickhouse"] = run_clickhouse(args, shape)
+        report(runs["clickhouse"])
+    if len(runs) == 2:
+        side_by_side(runs["duckdb"], runs["clickhouse"])
+    results = Path(__file__).resolve().parent / "results"
+    results.mkdir(exist_ok=True)
+    for engine, out in runs.items():
+        suffix = ("-raw" if args.raw else "") + ("" if engine == "duckdb" else f"-{engine}")
+        (results / f"query-{out['rows']}{suffix}.json").write_text(json.dumps(out, indent=2) + "\n")
+
+
+def run_duckdb(args: argparse.Namespace, shape: Shape) -> dict[str, Any]:
+    """Every measurement on DuckDB."""
     path = args.dir / f"spans-{args.rows}.duckdb"
-    out: dict[str, Any] = {"rows": shape.traces * SPANS_PER_TRACE, "rollup": not args.raw}
+    out: dict[str, Any] = {"engine": "duckdb", "rows": shape.traces * SPANS_PER_TRACE}
+    out["rollup"] = not args.raw
     if not path.exists():
         print(f"generating {out['rows']:,} spans into {path} ...", file=sys.stderr)
         out.update(build(path, shape))
@@ -245,27 +286,62 @@ def main() -> None:
     work.write_bytes(path.read_bytes())
     old = middle_rows(work)
     store = DuckDBStore(work, use_rollup=not args.raw)
+    measure(store, shape, old, args.runs, out)
+    work.unlink()
+    return out
+
+
+def run_clickhouse(args: argparse.Namespace, shape: Shape) -> dict[str, Any]:
+    """Every measurement on ClickHouse in-process (chDB); the data kept under --dir."""
+    root = args.dir / f"chdb-{args.rows}"
+    url = f"chdb://{root}"
+    out: dict[str, Any] = {"engine": "clickhouse", "rows": shape.traces * SPANS_PER_TRACE}
+    out["rollup"] = False  # not built on ClickHouse yet: every query reads the spans
+    if not (root / "built").exists():
+        print(f"generating {out['rows']:,} spans into {root} ...", file=sys.stderr)
+        out.update(build_clickhouse(url, shape))
+        (root / "built").touch()
+    t = time.perf_counter()
+    store = ClickHouseStore(url, database="bench")
+    out["open_and_migrate_s"] = time.perf_counter() - t
+    sql = "SELECT sum(bytes_on_disk) FROM system.parts WHERE database = 'bench' AND active"
+    (row,) = store.rows(Query(sql, {}))  # every table's parts on disk, compressed
+    out["file_mb"] = int(row[0] or 0) / 1e6
+    mid = store.rows(Query("SELECT intDiv(min(start_ns) + max(start_ns), 2) FROM spans", {}))[0][0]
+    page = store.search_spans(SpanFilter("bench", start_ns=int(mid)), 1000)
+    old = page.items  # stored spans a late client retry resends
+    measure(store, shape, old, args.runs, out)
+    return out
+
+
+def measure(store: Store, shape: Shape, old: list[SpanRow], runs: int, out: dict[str, Any]) -> None:
+    """The queries and the writes, into `out`; closes the store."""
     t = time.perf_counter()
     ids = [r.trace_id for r in store.search_spans(SpanFilter("bench", scope="requests"), 20).items]
     out["open_and_first_page_ms"] = (time.perf_counter() - t) * 1000
     out["queries"] = {
-        name: timed(fn, args.runs) for name, fn in queries(store, shape.end_ns, ids).items()
+        name: timed(fn, runs) for name, fn in queries(store, shape.end_ns, ids).items()
     }
     out["writes"] = write_path(store, shape, 10, old) | writes_beside_reads(store, shape, 10)
     store.close()
-    work.unlink()
     out["load_average_1m_5m_15m"] = list(os.getloadavg())  # other work on the machine
-    report(out)
-    results = Path(__file__).resolve().parent / "results"
-    results.mkdir(exist_ok=True)
-    name = f"query-{out['rows']}{'-raw' if args.raw else ''}.json"
-    (results / name).write_text(json.dumps(out, indent=2) + "\n")
+
+
+def side_by_side(duck: dict[str, Any], ch: dict[str, Any]) -> None:
+    """p50/p95 of each query on both engines."""
+    print(f"\n{'query':<36} {'DuckDB p50':>11} {'p95':>9} {'ClickHouse p50':>15} {'p95':>9}")
+    for name, d in duck["queries"].items():
+        c = ch["queries"][name]
+        print(f"{name:<36} {d['p50_ms']:>11.1f} {d['p95_ms']:>9.1f} ", end="")
+        print(f"{c['p50_ms']:>15.1f} {c['p95_ms']:>9.1f}")
+    print(f"{'bytes on disk (MB)':<36} {duck['file_mb']:>21,.0f} {ch['file_mb']:>25,.0f}")
 
 
 def report(out: dict[str, Any]) -> None:
     """Print the figures as a table."""
-    how = "hourly rollup where it applies" if out["rollup"] else "spans only (--raw)"
-    print(f"\nDuckDB span store, {out['rows']:,} spans, file {out['file_mb']:,.0f} MB, {how}")
+    how = "hourly rollup where it applies" if out["rollup"] else "spans only"
+    engine = {"duckdb": "DuckDB", "clickhouse": "ClickHouse (chDB)"}[out["engine"]]
+    print(f"\n{engine} span store, {out['rows']:,} spans, {out['file_mb']:,.0f} MB, {how}")
     print(f"machine load average at the end (1/5/15 min): {out['load_average_1m_5m_15m']}")
     print(f"open (and schema upgrade) of the data file: {out['open_and_migrate_s']:.1f} s")
     if "build_s" in out:
@@ -278,6 +354,8 @@ def report(out: dict[str, Any]) -> None:
     print("\nwrites (10k-span batches of SpanRow objects, idempotent):")
     for key, value in out["writes"].items():
         print(f"  {key:<30} {value:>12,.1f}")
+    if "sqlite" not in out:
+        return
     s = out["sqlite"]
     print(
         f"\nBASELINE SQLite (in-memory, {s['sqlite_rows']:,} rows, not {out['rows']:,}): ", end=""

@@ -24,6 +24,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from watchkeeper.errors import ConfigError
@@ -108,7 +109,10 @@ class StoreConfig(_Section):
 
     backend: Literal["duckdb", "clickhouse", "chdb"] = "duckdb"
     path: Path | None = None  # default <data_dir>/spans.duckdb
+    # backend "clickhouse": http(s)://USER:PASSWORD@HOST:8123 (a server), or chdb:///PATH
+    # (the same engine in-process); "chdb" is "clickhouse" at chdb://<data_dir>/chdb.
     clickhouse_url: str = ""
+    clickhouse_database: str = Field(default="watchkeeper", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     # SQLAlchemy URL; default sqlite:///<data_dir>/meta.sqlite. Replicas share one
     # postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE (docs/replicas.md).
     meta_url: str = ""
@@ -130,6 +134,25 @@ class StoreConfig(_Section):
     @classmethod
     def _known_meta_engine(cls, v: str) -> str:
         return check_meta_url(v)
+
+    @field_validator("clickhouse_url")
+    @classmethod
+    def _clickhouse_address(cls, v: str) -> str:
+        if v and not v.startswith(("http://", "https://", "chdb://")):
+            raise ValueError(
+                "not a ClickHouse address: use http(s)://USER:PASSWORD@HOST:8123 (a server) "
+                "or chdb:///PATH (the engine in-process, its files in PATH)"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _clickhouse_needs_url(self) -> StoreConfig:
+        if self.backend == "clickhouse" and not self.clickhouse_url:
+            raise ValueError(
+                "backend clickhouse needs store.clickhouse_url (--clickhouse-url): "
+                "http(s)://HOST:8123 or chdb:///PATH"
+            )
+        return self
 
 
 class AuthConfig(_Section):
@@ -314,6 +337,13 @@ class Config(_Section):
     def metrics_store_path(self) -> Path:
         """Path of the metric store's DuckDB file."""
         return self.metrics.path or self.server.data_dir / "metrics.duckdb"
+
+    @property
+    def clickhouse_url(self) -> str:
+        """Where the ClickHouse store is (backend "chdb": in-process, in the data directory)."""
+        if self.store.backend == "chdb" and not self.store.clickhouse_url:
+            return f"chdb://{self.server.data_dir / 'chdb'}"
+        return self.store.clickhouse_url
 
     @property
     def meta_url(self) -> str:

@@ -68,8 +68,12 @@ def _wait_count(url: str, expected_at_least: int, timeout_s: float = 60.0) -> in
 
 
 @pytest.mark.slow
-def test_sigkill_mid_stream_loses_no_acknowledged_span(tmp_path: Path) -> None:
-    server = ServerProcess(tmp_path / "data").start()
+@pytest.mark.parametrize("engine", ["duckdb", "clickhouse"])
+def test_sigkill_mid_stream_loses_no_acknowledged_span(tmp_path: Path, engine: str) -> None:
+    store: tuple[str, ...] = ()
+    if engine == "clickhouse":  # the engine in-process, its files beside the data directory
+        store = ("--store", "clickhouse", "--clickhouse-url", f"chdb://{tmp_path / 'chdb'}")
+    server = ServerProcess(tmp_path / "data", None, *store).start()
     batches = _make_batches(60)
     acked: list[ReadableSpan] = []
     sender = threading.Thread(target=_send, args=(server.url, batches, acked))
@@ -80,7 +84,7 @@ def test_sigkill_mid_stream_loses_no_acknowledged_span(tmp_path: Path) -> None:
         server.kill()
         sender.join(timeout=120)
         assert len(acked) < len(batches) * BATCH, "the kill should have cut the stream"
-        server = ServerProcess(tmp_path / "data", server.port).start()
+        server = ServerProcess(tmp_path / "data", server.port, *store).start()
         _wait_count(server.url, len(acked))
         # Send the whole stream again: the exporter's retries after a crash re-send too.
         _send(server.url, batches[:5], [])
@@ -94,3 +98,6 @@ def test_sigkill_mid_stream_loses_no_acknowledged_span(tmp_path: Path) -> None:
     duplicated = [k for k, n in stored.items() if n > 1]
     assert not missing, f"{len(missing)} acknowledged spans lost"
     assert not duplicated, f"{len(duplicated)} spans stored twice"
+    # the engine asked for kept them
+    assert (tmp_path / "data" / "spans.duckdb").exists() is (engine == "duckdb")
+    assert (tmp_path / "chdb").exists() is (engine == "clickhouse")

@@ -12,11 +12,15 @@ import duckdb
 import pytest
 
 from tests.datagen import generate
+from tests.store.conftest import THE_DUCKDB_ENGINE
 from watchkeeper.model import SpanBatch
 from watchkeeper.store import SpanFilter
 from watchkeeper.store._duckdb_arrow import spans_table
 from watchkeeper.store._duckdb_schema import LATEST, MIGRATIONS, current_version, migrate
 from watchkeeper.store.duckdb import DuckDBStore
+
+#: Why these store tests run on DuckDB only (tests/store/conftest.py).
+DUCKDB_ONLY = THE_DUCKDB_ENGINE
 
 
 def test_migrations_are_ordered_and_start_at_one() -> None:
@@ -218,4 +222,27 @@ def test_release_memory_waits_for_no_query_and_queries_wait_for_it(tmp_path: Pat
         store._gate.notify_all()
     reader.join(10)
     assert answers == [sum(1 for _ in generate("demo", 300).spans)]
+    store.close()
+
+
+def test_a_snapshot_sees_one_state_of_the_data(tmp_path: Path) -> None:
+    """Queries inside `snapshot()` (a trace's page, its payloads and its count) do not see
+    a write that commits meanwhile; after it, they do."""
+    from watchkeeper.store._dialect import DUCKDB
+    from watchkeeper.store._render import count_query
+
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    data = generate("demo", 20)
+    half = len(data.spans) // 2
+    store.write(SpanBatch(data.spans[:half]))
+    count = count_query("demo", DUCKDB)
+    with store.snapshot():
+        assert store.rows(count) == [(half,)]  # the snapshot is taken at its first query
+        writer = threading.Thread(target=store.write, args=(SpanBatch(data.spans[half:]),))
+        writer.start()
+        writer.join()
+        assert store.rows(count) == [(half,)]
+        assert store.trace("demo", data.spans[-1].trace_id) is None  # a nested one joins
+    assert store.rows(count) == [(len(data.spans),)]
+    assert store.trace("demo", data.spans[-1].trace_id) is not None
     store.close()

@@ -13,12 +13,16 @@ import duckdb
 import pytest
 
 from tests.datagen import MINUTE_NS, Dataset, generate
+from tests.store.conftest import ROLLUPS_NOT_ON_CLICKHOUSE
 from tests.store.test_rollup import FILTERS, _filled, same, same_groups
 from watchkeeper.store import SpanFilter
 from watchkeeper.store._duckdb_arrow import spans_table
 from watchkeeper.store._duckdb_schema import migrate
 from watchkeeper.store._rollup import MINUTE_KEEP_NS, MINUTES, TOTALS
 from watchkeeper.store.duckdb import DuckDBStore
+
+#: Why these store tests run on DuckDB only (tests/store/conftest.py).
+DUCKDB_ONLY = ROLLUPS_NOT_ON_CLICKHOUSE
 
 HOUR_NS = 3600 * 10**9
 

@@ -54,6 +54,16 @@ def _serve_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="log every HTTP request (or server.access_log: true; default off)",
     )
+    p.add_argument(
+        "--store",
+        choices=["duckdb", "clickhouse"],
+        help="the span store's engine (or store.backend; default duckdb)",
+    )
+    p.add_argument(
+        "--clickhouse-url",
+        help="with --store clickhouse: http(s)://USER:PASSWORD@HOST:8123, or chdb:///PATH "
+        "to run the engine in-process (or store.clickhouse_url)",
+    )
 
 
 def _load(args: argparse.Namespace) -> Any:
@@ -64,7 +74,16 @@ def _load(args: argparse.Namespace) -> Any:
         server["data_dir"] = args.data_dir
     if getattr(args, "access_log", None):
         server["access_log"] = True
-    return load_config(args.config, overrides={"server": server} if server else None)
+    store = {
+        key: value
+        for key, value in (
+            ("backend", getattr(args, "store", None)),
+            ("clickhouse_url", getattr(args, "clickhouse_url", None)),
+        )
+        if value is not None
+    }
+    overrides = {name: part for name, part in (("server", server), ("store", store)) if part}
+    return load_config(args.config, overrides=overrides or None)
 
 
 def _is_loopback(host: str) -> bool:
@@ -428,6 +447,27 @@ def _export(argv: Sequence[str]) -> int:
     return export_main(list(argv))
 
 
+def _schema_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("engine", choices=["clickhouse"], help="the span store's engine")
+    p.add_argument(
+        "--cluster",
+        help="a named ClickHouse cluster: Replicated tables on every node, Distributed over them",
+    )
+    p.add_argument("--ttl-days", type=int, help="keep this many days (the tables' TTL)")
+
+
+def _schema(args: argparse.Namespace) -> int:
+    """Print the span store's DDL, to review or to run by hand (clickhouse-client -n)."""
+    from watchkeeper.store.clickhouse import schema_statements
+
+    try:
+        statements = schema_statements(args.cluster, args.ttl_days)
+    except ValueError as exc:
+        raise WatchkeeperError(str(exc)) from None
+    print("".join(f"{sql};\n\n" for sql in statements), end="")
+    return 0
+
+
 def _no_options(_p: argparse.ArgumentParser) -> None:
     return None
 
@@ -453,6 +493,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("demo", "run the server, a demo AI service and load", _demo_options, _guarded(_demo)),
     Command("dead-letter", "list or replay the records ingest set aside", _dead_letter_options,
             _guarded(_dead_letter)),
+    Command("schema", "print the span store's DDL (ClickHouse; --cluster NAME)", _schema_options,
+            _guarded(_schema)),
     Command("report", "print the daily or weekly digest", _no_options, passthrough=_report),
     Command("export", "export Prometheus rules, Alertmanager config, Grafana", _no_options,
             passthrough=_export),

@@ -89,7 +89,14 @@ def open_store(config: Config) -> Store:
             memory_limit_mb=config.store.memory_limit_mb,
             trace_window_s=config.store.trace_context_window_s,
         )
-    raise DataDirError(f"store.backend {backend!r} is not available in this build; use 'duckdb'")
+    from watchkeeper.store.clickhouse import ClickHouseStore  # backend clickhouse or chdb
+
+    return ClickHouseStore(
+        config.clickhouse_url,
+        database=config.store.clickhouse_database,
+        ttl_days=config.retention.days,
+        trace_window_s=config.store.trace_context_window_s,
+    )
 
 
 def _projects(config: Config, keys: KeyRing) -> Callable[[], list[str]]:

@@ -1,8 +1,9 @@
 """Span stores (OLAP) and the metadata store (OLTP).
 
 Each span-store query is described once (`_render`, from a `SpanFilter`) and spelled per SQL
-`_dialect`; its rows become the protocol's results in `_results`. An engine module
-(`duckdb`) holds only what differs: connection, DDL, bulk insert.
+`_dialect`; its rows become the protocol's results in `_results`. `_sql.SqlStore` runs every
+read over an engine's `Executor`; an engine module (`duckdb`) holds only what differs:
+connection, DDL, bulk insert, the writer.
 """
 
 from watchkeeper.store._protocol import (

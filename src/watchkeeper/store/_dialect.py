@@ -51,9 +51,28 @@ class Dialect:
         """Number of rows where `cond` holds."""
         return f"countIf({cond})" if self.name == "clickhouse" else f"count_if({cond})"
 
+    def float_sum(self, expr: str) -> str:
+        """The sum of a floating-point column (costs), the same whatever order its rows come in.
+
+        ClickHouse sums in parallel threads, in an order that changes from one run to the
+        next: plain float sums of the same rows differed in the last digit between two
+        queries, and so did compensated (Kahan) ones. Decimal addition does not depend on the
+        order: each value is taken to 18 decimal places (ingest bounds a cost and refuses
+        NaN), the sum back to a float. DuckDB's float sum is already stable.
+        """
+        if self.name == "clickhouse":
+            return f"toFloat64(sum(toDecimal128({expr}, 18)))"
+        return f"sum({expr})"
+
     def int_div(self, num: str, den: str) -> str:
         """Integer division rounding toward minus infinity for our non-negative times."""
         return f"intDiv({num}, {den})" if self.name == "clickhouse" else f"({num} // {den})"
+
+    def contains(self, array: str, expr: str) -> str:
+        """Whether the array `array` (a bound list) holds the value of `expr`."""
+        if self.name == "clickhouse":
+            return f"has({array}, {expr})"
+        return f"list_contains({array}, {expr})"
 
 
 DUCKDB = Dialect("duckdb")

@@ -135,7 +135,7 @@ def summary_exprs(d: Dialect, percentiles: bool = True) -> list[str]:
         "avg(duration_ns)",
         "max(duration_ns)",
         *(f"sum({t}_tokens)" for t in tokens),
-        "sum(cost_usd)",
+        d.float_sum("cost_usd"),
         d.count_if("cost_source = 'missing'"),
         "min(start_ns)",
         f"max({END_NS})",
@@ -159,7 +159,7 @@ def summary_query(
 def _order_expr(order: str, d: Dialect) -> str:
     exprs = {
         "count": "count(*)",
-        "cost": "sum(cost_usd)",
+        "cost": d.float_sum("cost_usd"),
         "errors": d.count_if(_FAILED),
         "p95": d.quantile("duration_ns", 0.95),
     }
@@ -387,7 +387,7 @@ def activity_query(f: SpanFilter, d: Dialect, by: Dimension, limit: int) -> Quer
     key = dimension_expr(by)
     sql = (
         f"SELECT {key} AS k, count(DISTINCT trace_id), count(*), {d.count_if(_FAILED_REQUEST)}, "
-        f"min(start_ns), max({END_NS}), coalesce(sum(cost_usd), 0), "
+        f"min(start_ns), max({END_NS}), coalesce({d.float_sum('cost_usd')}, 0), "
         "coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0) "
         f"FROM spans WHERE {span_where(f, p)} AND {key} IS NOT NULL "
         f"GROUP BY k ORDER BY max({END_NS}) DESC, k LIMIT {p(_limit(limit))}"
@@ -401,6 +401,34 @@ def time_range_query(f: SpanFilter, d: Dialect) -> Query:
     return Query(
         f"SELECT min(start_ns), max(start_ns) FROM spans WHERE {span_where(f, p)}", p.values
     )
+
+
+def payload_io_query(project: str, spans: Sequence[SpanRow], d: Dialect) -> Query:
+    """The compressed text (`io`) of these spans' payloads: (span_id, trace_id, io)."""
+    p = Params(d)
+    lo, hi = min(s.start_ns for s in spans), max(s.start_ns for s in spans)
+    ids = p([s.span_id for s in spans])
+    sql = (
+        f"SELECT span_id, trace_id, io FROM payloads WHERE project = {p(project)} "
+        f"AND start_ns BETWEEN {p(lo)} AND {p(hi)} AND {d.contains(ids, 'span_id')}"
+    )
+    return Query(sql, p.values)
+
+
+def trace_payloads_query(
+    project: str, trace_id: str, spans: Sequence[SpanRow], d: Dialect
+) -> Query:
+    """The payloads of these spans of one trace (ordered by start): the columns
+    `decode_payload` reads."""
+    p = Params(d)
+    lo, hi = spans[0].start_ns, spans[-1].start_ns
+    ids = p([s.span_id for s in spans])
+    sql = (
+        "SELECT project, trace_id, span_id, start_ns, io, meta FROM payloads "
+        f"WHERE project = {p(project)} AND start_ns BETWEEN {p(lo)} AND {p(hi)} "
+        f"AND trace_id = {p(trace_id)} AND {d.contains(ids, 'span_id')}"
+    )
+    return Query(sql, p.values)
 
 
 def count_query(project: str | None, d: Dialect) -> Query:

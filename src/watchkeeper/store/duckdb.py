@@ -13,38 +13,23 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
-import zstandard
 
-from watchkeeper.errors import StoreDataError, StoreError, ValidationError
+from watchkeeper.errors import StoreDataError, StoreError
 from watchkeeper.model import PackedPayload, PayloadRow, ScoreRow, SpanBatch, SpanRow
 from watchkeeper.store import _render as r
-from watchkeeper.store import _results as res
 from watchkeeper.store import _rollup as ru
 from watchkeeper.store import _trace_context as tc
 from watchkeeper.store import _traces
 from watchkeeper.store._dialect import DUCKDB
 from watchkeeper.store._duckdb_arrow import keys_table, payloads_table, scores_table, spans_table
 from watchkeeper.store._duckdb_schema import migrate
-from watchkeeper.store._payload import PayloadCodec, decode_payload, matches
-from watchkeeper.store._protocol import (
-    Activity,
-    Dimension,
-    Group,
-    Heatmap,
-    Page,
-    Point,
-    ScoreSummary,
-    SpanFilter,
-    Summary,
-    TraceDetail,
-)
-from watchkeeper.store._timed import QueryTimer, timed, untimed
+from watchkeeper.store._payload import PayloadCodec
+from watchkeeper.store._sql import TEXT_BUDGET, TEXT_CHUNK, SqlStore
 
 log = logging.getLogger("watchkeeper.store")
 
@@ -55,20 +40,10 @@ log = logging.getLogger("watchkeeper.store")
 CHECKPOINT_THRESHOLD = "64MiB"
 #: The memory limit `release_memory` sets for a moment: every cached block is evicted.
 RELEASE_TO = "8MB"
-TEXT_CHUNK = 2_000  # candidates fetched (and payloads decompressed) per round of a text search
-TEXT_BUDGET = 20_000  # candidates one text-search call examines at most before it pages
-TRACE_PAGE_MAX = 5_000  # spans of one trace per page at most
-TRACE_PAGE_BYTES = 16 * 1024 * 1024  # payload text per trace page, about
 #: Writes between two merges of the rollup's partial rows (one set per batch) of the hours
 #: written meanwhile; merging keeps the rollup small when batches are small and frequent.
 COMPACT_EVERY = 100
 _Key = tuple[str, str, str]
-#: Dimensions of unbounded cardinality: a breakdown first picks the top keys with a cheap
-#: aggregate, then computes percentiles for those only. Measured at 10M spans, 50k users
-#: (zipf: the top 20 hold most spans), runs alternating: about 25% faster, not more.
-#: From the per-user rollup (sums only) the same holds: ranking 46-81 ms, then the top 20
-#: users' sums 70-97 ms, against 195-212 ms for every user's sums (10M spans, 7 days).
-TWO_STAGE = frozenset({"user", "session"})
 #: Failures of a write caused by the rows themselves (a value out of a column's range, a
 #: type the column cannot take): retrying them cannot help. Anything else (I/O, memory,
 #: a lock) may pass, so the writer retries it.
@@ -103,28 +78,12 @@ def _unique(rows: Sequence[Any]) -> list[Any]:
     return list(seen.values())
 
 
-def _within_budget(
-    spans: Sequence[SpanRow], payloads: dict[str, PayloadRow], budget: int
-) -> list[SpanRow]:
-    """The first spans whose payload text fits in `budget` bytes (at least one span)."""
-    used = 0
-    for i, span in enumerate(spans):
-        p = payloads.get(span.span_id)
-        if p is not None:
-            used += sum(len(v) for v in (p.input, p.output, p.attributes, p.events) if v)
-        if used > budget and i:
-            return list(spans[:i])
-    return list(spans)
+class DuckDBStore(SqlStore):
+    """The `Store` on DuckDB; `path=None` keeps everything in memory (tests).
 
-
-def _check_limit(limit: int, most: int = 10_000) -> int:
-    if not 1 <= limit <= most:
-        raise ValidationError(f"limit must be between 1 and {most} (got {limit})")
-    return limit
-
-
-class DuckDBStore:
-    """The `Store` on DuckDB; `path=None` keeps everything in memory (tests)."""
+    It is its own `Executor`: the queries and the writer share its connection, its cursors
+    (one per thread) and its recovery after a fatal error.
+    """
 
     dialect = DUCKDB
     #: Ingest workers may `pack` payloads with this codec before they reach `write`.
@@ -156,19 +115,20 @@ class DuckDBStore:
         self._reading = 0
         self._releasing = False
         self._codec = PayloadCodec()
-        self._text_chunk = text_chunk
-        self._text_budget = text_budget
-        # False answers every query from the spans: exact percentiles, slower over days
-        self.use_rollup = use_rollup
+        super().__init__(
+            self,
+            text_chunk=text_chunk,
+            text_budget=text_budget,
+            use_rollup=use_rollup,  # False: every query from the spans (exact, slower over days)
+            minute_from_spans=minute_from_spans,
+            clock=clock,
+        )
         self._compact_every = compact_every
-        self._minute_from_spans = minute_from_spans
-        self._clock = clock
         self._dirty_hours: set[int] = set()
         self._dirty_minutes: set[int] = set()
         self._fixed_hours: set[int] = set()  # hours whose spans trace contexts moved
         self._writes = 0
         self._generation = 0  # bumped when the database is opened again (after a fatal error)
-        self.timer: QueryTimer = untimed  # the server's metrics set theirs
         self.reopened = 0  # how many times (for metrics and tests)
 
     def _connect(self) -> Any:
@@ -230,7 +190,8 @@ class DuckDBStore:
             self._local.cursor = cur
         return cur
 
-    def _rows(self, q: r.Query) -> list[tuple[Any, ...]]:
+    def rows(self, q: r.Query) -> list[tuple[Any, ...]]:
+        """The rows of `q` (the `Executor`'s query), on this thread's cursor."""
         generation = self._generation
         with self._reading_query():
             try:
@@ -370,6 +331,32 @@ class DuckDBStore:
         kept = self._clock() - ru.MINUTE_KEEP_NS
         cur.execute(f"DELETE FROM {ru.MINUTES.name} WHERE minute_ns < {kept}")
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """This thread's queries inside see one state of the database, the one of its first
+        query (`Executor`): a read transaction on its cursor (an inner one joins the outer)."""
+        if getattr(self._local, "snapshot", False):
+            yield
+            return
+        generation = self._generation
+        cur = self._cursor()
+        try:
+            cur.execute("BEGIN TRANSACTION")
+        except duckdb.Error as exc:
+            self._recover(exc, generation)
+            raise StoreError(f"span store query failed: {exc}") from exc
+        self._local.snapshot = True
+        try:
+            yield
+        finally:
+            self._local.snapshot = False
+            with contextlib.suppress(duckdb.Error):  # nothing written: ends it either way
+                cur.execute("ROLLBACK")
+
+    def trace_range_query(self, trace_id: str) -> r.Query:
+        """A trace's range from the `traces` side table (`Executor`)."""
+        return _traces.range_query(trace_id)
+
     @staticmethod
     def _append(cur: Any, table: str, data: Any) -> None:
         view = f"wk_new_{table}"
@@ -425,261 +412,7 @@ class DuckDBStore:
                 insert = ru.insert_sql("spans", cond, table)
                 cur.execute(insert, bind | {"e": cut + grain})
 
-    # -- queries -----------------------------------------------------------------------------
-    @timed("summary")
-    def summary(
-        self, f: SpanFilter, last_n: int | None = None, *, percentiles: bool = True
-    ) -> Summary:
-        """Summary of the filtered spans (or of the `last_n` newest); p50-p99 if asked."""
-        table = None if last_n is not None else self._rollup_for(f, None, percentiles=percentiles)
-        if table is not None:
-            shape = ru.Shape()
-            if percentiles:
-                q = ru.summaries_query(f, shape, table=table)
-            else:
-                q = ru.totals_query(f, shape, table)
-            rows = self._rows(q)
-            return res.summary_from_row(rows[0][2:]) if rows else Summary()
-        q = r.summary_query(f, DUCKDB, last_n, percentiles=percentiles)
-        return res.summary_from_row(self._rows(q)[0])
-
-    @timed("breakdown")
-    def breakdown(
-        self,
-        f: SpanFilter,
-        by: Dimension,
-        limit: int = 20,
-        order: str = "count",
-        *,
-        percentiles: bool = True,
-    ) -> list[Group]:
-        """Summaries per value of `by` (without p50-p99 when `percentiles` is False)."""
-        if order not in r.ORDERS:
-            raise ValidationError(f"unknown order {order!r}; use one of: {', '.join(r.ORDERS)}")
-        with_p = percentiles or order == "p95"
-        table = self._rollup_for(f, by, percentiles=with_p)
-        if table is not None:
-            shape, limit = ru.Shape(key=by), _check_limit(limit)
-            if with_p:  # only a table with latency buckets answers then
-                q = ru.summaries_query(f, shape, order, limit, table)
-            else:  # sums only: one GROUP BY over the rollup rows
-                if by in TWO_STAGE:  # rank by one sum, then every sum of the top keys only
-                    ranked = ru.top_keys_query(f, by, limit, order, table)
-                    top = [row[0] for row in self._rows(ranked)]
-                    if not top:
-                        return []
-                    shape = ru.Shape(key=by, keys=top)
-                q = ru.totals_query(f, shape, table, order, limit)
-            return [Group(row[0], res.summary_from_row(row[2:])) for row in self._rows(q)]
-        keys: list[Any] | None = None
-        if by in TWO_STAGE and order != "p95":  # summaries of the top keys only
-            keys = [row[0] for row in self._rows(r.top_keys_query(f, DUCKDB, by, limit, order))]
-            if not keys:
-                return []
-        q = r.breakdown_query(f, DUCKDB, by, limit, order, keys, percentiles=percentiles)
-        return [Group(row[0], res.summary_from_row(row[1:])) for row in self._rows(q)]
-
-    @timed("timeseries")
-    def timeseries(
-        self, f: SpanFilter, step_s: int, by: Dimension | None = None, limit: int = 10
-    ) -> list[Point]:
-        """Summaries per time bucket (buckets without spans are left out)."""
-        f = self._bounded(f)
-        table = self._rollup_for(f, by, percentiles=True)
-        if table is not None and step_s * 10**9 % table.grain_ns == 0:  # whole hours (minutes)
-            return self._rolled_series(f, step_s, by, limit, table)
-        keys: list[str | None] = []
-        if by is not None:
-            keys = [row[0] for row in self._rows(r.top_keys_query(f, DUCKDB, by, limit))]
-            if not keys:
-                return []
-        rows = self._rows(r.timeseries_query(f, DUCKDB, step_s * 1_000_000_000, by, keys))
-        return [Point(int(row[0]), res.summary_from_row(row[2:]), row[1]) for row in rows]
-
-    def _rollup_for(self, f: SpanFilter, by: str | None, *, percentiles: bool) -> ru.Table | None:
-        """The rollup table that answers a query, or None: read the spans.
-
-        Over more than a day, the smallest hourly table that answers it. Over a day or
-        less, the per-minute rollup when the range holds too many spans to read them all
-        (`minute_from_spans`); else the spans, for exact percentiles.
-        """
-        if not self.use_rollup:
-            return None
-        for table in ru.TABLES:
-            if ru.eligible(f, by, table, percentiles=percentiles):
-                return table
-        if ru.eligible(f, by, ru.MINUTES, percentiles=percentiles, now_ns=self._clock()):
-            (spans,) = self._rows(ru.count_query(f, ru.MINUTES))[0]
-            if spans is not None and spans >= self._minute_from_spans:
-                return ru.MINUTES
-        return None
-
-    def _rolled_series(
-        self, f: SpanFilter, step_s: int, by: Dimension | None, limit: int, table: ru.Table
-    ) -> list[Point]:
-        keys: list[str | None] | None = None
-        if by is not None:
-            q = ru.top_keys_query(f, by, _check_limit(limit, 1000), table=table)
-            keys = [row[0] for row in self._rows(q)]
-            if not keys:
-                return []
-        shape = ru.Shape(key=by, step_ns=step_s * 1_000_000_000, keys=keys)
-        rows = self._rows(ru.summaries_query(f, shape, table=table))
-        return [Point(int(row[1]), res.summary_from_row(row[2:]), row[0]) for row in rows]
-
-    @timed("heatmap")
-    def heatmap(self, f: SpanFilter, step_s: int, bounds_ms: Sequence[float]) -> Heatmap:
-        """Span counts per time bucket and latency bucket (the last one: above every bound)."""
-        step = step_s * 1_000_000_000
-        bounds_ns = [round(b * 1e6) for b in bounds_ms]
-        f = self._bounded(f)
-        rows = self._rows(r.heatmap_query(f, DUCKDB, step, bounds_ns))
-        span = (0, 0)
-        if f.start_ns is not None and f.end_ns is not None and rows:
-            span = (f.start_ns // step * step, (f.end_ns - 1) // step * step)
-        return res.heatmap_from_rows(rows, step, bounds_ms, span)
-
-    def _bounded(self, f: SpanFilter) -> SpanFilter:
-        """`f` with an open time range closed at its first/last span, so buckets are bounded."""
-        if f.start_ns is not None and f.end_ns is not None:
-            return f
-        first, last = self._rows(r.time_range_query(f, DUCKDB))[0]
-        if first is None:
-            return f  # nothing matches: every query answers empty
-        start = first if f.start_ns is None else f.start_ns
-        return replace(f, start_ns=start, end_ns=last + 1 if f.end_ns is None else f.end_ns)
-
-    @timed("search_spans")
-    def search_spans(self, f: SpanFilter, limit: int = 50, cursor: str | None = None) -> Page:
-        """Spans newest first; with `f.text`, at most `text_budget` candidates per call."""
-        if not 1 <= limit <= 1000:
-            raise ValidationError(f"limit must be between 1 and 1000 (got {limit})")
-        after = res.decode_cursor(cursor) if cursor else None
-        if f.text:
-            return self._text_search(f, limit, after)
-        rows = self._rows(r.search_query(f, DUCKDB, limit + 1, after))
-        items = [res.span_from_row(row) for row in rows[:limit]]
-        more = len(rows) > limit
-        return Page(
-            items, res.encode_cursor(items[-1].start_ns, items[-1].span_id) if more else None
-        )
-
-    def _text_search(self, f: SpanFilter, limit: int, after: tuple[int, str] | None) -> Page:
-        needle = (f.text or "").lower()
-        dz = zstandard.ZstdDecompressor()
-        found: list[SpanRow] = []
-        scanned = 0
-        while True:
-            chunk = [
-                res.span_from_row(row)
-                for row in self._rows(r.search_query(f, DUCKDB, self._text_chunk, after))
-            ]
-            blobs = self._io_blobs(f.project, chunk)
-            for i, span in enumerate(chunk):
-                if matches(blobs.get(span.span_id), needle, dz):
-                    found.append(span)
-                    if len(found) == limit:
-                        last = i == len(chunk) - 1 and len(chunk) < self._text_chunk
-                        cursor = None if last else res.encode_cursor(span.start_ns, span.span_id)
-                        return Page(found, cursor)
-            scanned += len(chunk)
-            if len(chunk) < self._text_chunk:
-                return Page(found, None)
-            after = (chunk[-1].start_ns, chunk[-1].span_id)
-            if scanned >= self._text_budget:  # bound the work: the client asks for more
-                return Page(found, res.encode_cursor(*after))
-
-    def _io_blobs(self, project: str, spans: Sequence[SpanRow]) -> dict[str, bytes | None]:
-        if not spans:
-            return {}
-        q = r.Query(
-            "SELECT span_id, trace_id, io FROM payloads WHERE project = $p "
-            "AND start_ns BETWEEN $lo AND $hi AND list_contains($ids, span_id)",
-            {
-                "p": project,
-                "lo": min(s.start_ns for s in spans),
-                "hi": max(s.start_ns for s in spans),
-                "ids": [s.span_id for s in spans],
-            },
-        )
-        traces = {s.span_id: s.trace_id for s in spans}
-        return {sid: io for sid, tid, io in self._rows(q) if traces.get(sid) == tid}
-
-    @timed("trace")
-    def trace(
-        self, project: str, trace_id: str, limit: int = 500, cursor: str | None = None
-    ) -> TraceDetail | None:
-        """A page of a trace, found through the `traces` side table; see `Store.trace`.
-
-        Pages bound the answer: one trace of 340k spans was 338 MB of JSON in one piece.
-        """
-        limit = _check_limit(limit, TRACE_PAGE_MAX)
-        after = res.decode_cursor(cursor) if cursor else None
-        lo, hi = self._rows(_traces.range_query(trace_id))[0]
-        if lo is None:
-            return None
-        q = r.trace_spans_query(project, trace_id, lo, hi, DUCKDB, limit + 1, after)
-        spans = [res.span_from_row(row) for row in self._rows(q)]
-        if not spans and after is None:
-            return None
-        more = len(spans) > limit
-        spans = spans[:limit]
-        payloads = self._trace_payloads(project, trace_id, spans)
-        kept = _within_budget(spans, payloads, TRACE_PAGE_BYTES)
-        more = more or len(kept) < len(spans)
-        count = self._rows(r.trace_count_query(project, trace_id, lo, hi, DUCKDB))[0][0]
-        scores = [
-            res.score_from_row(row)
-            for row in self._rows(r.trace_scores_query(project, trace_id, DUCKDB))
-        ]
-        last = kept[-1] if kept else None
-        next_cursor = res.encode_cursor(last.start_ns, last.span_id) if more and last else None
-        page = {s.span_id: payloads[s.span_id] for s in kept if s.span_id in payloads}
-        return TraceDetail(trace_id, kept, page, scores, int(count), next_cursor)
-
-    def _trace_payloads(
-        self, project: str, trace_id: str, spans: Sequence[SpanRow]
-    ) -> dict[str, PayloadRow]:
-        if not spans:
-            return {}
-        q = r.Query(
-            "SELECT project, trace_id, span_id, start_ns, io, meta FROM payloads "
-            "WHERE project = $p AND start_ns BETWEEN $lo AND $hi AND trace_id = $t "
-            "AND list_contains($ids, span_id)",
-            {
-                "p": project,
-                "lo": spans[0].start_ns,
-                "hi": spans[-1].start_ns,
-                "t": trace_id,
-                "ids": [s.span_id for s in spans],
-            },
-        )
-        dz = zstandard.ZstdDecompressor()
-        return {row[2]: decode_payload(row, dz) for row in self._rows(q)}
-
-    def scores_summary(self, f: SpanFilter, name: str | None = None) -> list[ScoreSummary]:
-        """Aggregates per score name."""
-        rows = self._rows(r.scores_summary_query(f, DUCKDB, name))
-        return [res.score_summary_from_row(row) for row in rows]
-
-    def scores(self, f: SpanFilter, limit: int = 100) -> list[ScoreRow]:
-        """Newest scores first."""
-        return [res.score_from_row(row) for row in self._rows(r.scores_query(f, DUCKDB, limit))]
-
-    def sessions(self, f: SpanFilter, limit: int = 50) -> list[Activity]:
-        """Sessions active in the range, most recent first."""
-        rows = self._rows(r.activity_query(f, DUCKDB, "session", limit))
-        return [res.activity_from_row(row) for row in rows]
-
-    def users(self, f: SpanFilter, limit: int = 50) -> list[Activity]:
-        """Users active in the range, most recent first."""
-        rows = self._rows(r.activity_query(f, DUCKDB, "user", limit))
-        return [res.activity_from_row(row) for row in rows]
-
-    def count(self, project: str | None = None) -> int:
-        """Number of stored spans."""
-        return int(self._rows(r.count_query(project, DUCKDB))[0][0])
-
+    # -- engine --------------------------------------------------------------------------
     def memory_bytes(self) -> int:
         """Memory the engine holds now (its buffer pool and the rest)."""
         rows = self._rows(r.Query("SELECT sum(memory_usage_bytes) FROM duckdb_memory()", {}))
@@ -717,10 +450,6 @@ class DuckDBStore:
                 log.warning("span store: could not release memory: %s", exc)
                 return False
         return True
-
-    def ping(self) -> None:
-        """Raise StoreError when the database does not answer."""
-        self._rows(r.Query("SELECT 1", {}))
 
     def close(self) -> None:
         """Checkpoint the WAL into the file and close every connection."""

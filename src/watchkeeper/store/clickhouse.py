@@ -1,0 +1,298 @@
+"""The ClickHouse span store: a ClickHouse server (`http(s)://…`) or the same engine
+in-process (`chdb:///PATH`, through clickhouse-connect's chDB backend).
+
+Every read is `SqlStore`'s, rendered in the ClickHouse dialect; this module holds what
+differs: the connection, the schema (`_clickhouse_schema`), Arrow inserts and the writer.
+One writer at a time (a lock): the key check that keeps replays from counting twice needs
+it, and a chDB session written from several threads once stored wrong rows (DESIGN.md).
+With chDB every call takes the lock: the in-process engine is one session.
+
+Rollups (materialized views) are not built yet: every query reads the spans, with exact
+percentiles, which ClickHouse does at scale.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any
+
+import pyarrow as pa
+
+from watchkeeper.errors import StoreDataError, StoreError
+from watchkeeper.model import PackedPayload, PayloadRow, ScoreRow, SpanBatch, SpanRow
+from watchkeeper.store import _clickhouse_context as tc
+from watchkeeper.store import _clickhouse_schema as schema
+from watchkeeper.store._dialect import CLICKHOUSE, Params
+from watchkeeper.store._duckdb_arrow import payloads_table, scores_table, spans_table
+from watchkeeper.store._payload import PayloadCodec
+from watchkeeper.store._render import Query
+from watchkeeper.store._sql import TEXT_BUDGET, TEXT_CHUNK, SqlStore
+
+#: Session settings of every query: aggregates over no rows are NULL (not 0 or nan), as in
+#: standard SQL and DuckDB, so both engines give the same answers to the same queries.
+SETTINGS = {"aggregate_functions_null_for_empty": 1}
+#: The payload blobs are bytes (every other String column is text).
+_BLOBS = {"io": "bytes", "meta": "bytes"}
+_Key = tuple[str, str, str]
+_DATABASE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+#: chDB runs one engine per process (every client on it shares it): one call at a time.
+_EMBEDDED = threading.RLock()
+_SCHEMES = ("chdb://", "http://", "https://")
+
+
+def schema_statements(cluster: str | None = None, ttl_days: int | None = None) -> list[str]:
+    """The DDL of the store's latest layout: as the store creates it, or for a named cluster
+    (`ReplicatedMergeTree` tables and `Distributed` ones over them)."""
+    if cluster is None:
+        return [schema.VERSION_DDL, *schema.create_statements(ttl_days)]
+    return schema.cluster_statements(cluster, ttl_days)
+
+
+def check_url(url: str) -> str:
+    """`url` if it names a ClickHouse we can reach; ValueError saying what to write."""
+    if not url.startswith(_SCHEMES):
+        raise ValueError(
+            f"clickhouse_url {url!r} is not a ClickHouse address: use http(s)://HOST:8123 "
+            "(a server; user and password as http://USER:PASSWORD@HOST:8123) or "
+            "chdb:///PATH (the engine in-process, its files in PATH)"
+        )
+    return url
+
+
+def _key(row: SpanRow | PayloadRow | PackedPayload) -> _Key:
+    return (row.project, row.trace_id, row.span_id)
+
+
+def _unique(rows: Sequence[Any]) -> list[Any]:
+    seen: dict[_Key, Any] = {}
+    for row in rows:
+        seen.setdefault(_key(row), row)
+    return list(seen.values())
+
+
+def _connect(url: str, database: str) -> Any:
+    """A clickhouse-connect client for `url` using `database` (created when missing);
+    StoreError naming the URL when it does not answer."""
+    import clickhouse_connect
+
+    if not _DATABASE.fullmatch(database):
+        raise StoreError(f"ClickHouse database name {database!r}: use letters, digits and _")
+    extra: dict[str, Any] = {}
+    if not url.startswith("chdb://"):
+        extra["autogenerate_session_id"] = False  # no server session: queries from any thread
+    try:
+        with _EMBEDDED if url.startswith("chdb://") else nullcontext():
+            admin = clickhouse_connect.get_client(dsn=url, **extra)
+            admin.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+            admin.close()
+            client = clickhouse_connect.get_client(dsn=url, database=database, **extra)
+            client.query("SELECT 1")
+    except Exception as exc:  # the driver's errors, the network's, chDB's
+        raise StoreError(f"cannot reach ClickHouse at {_redacted(url)}: {exc}") from exc
+    return client
+
+
+def _redacted(url: str) -> str:
+    """`url` without its password (error messages and logs)."""
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if not at or ":" not in creds:
+        return url
+    return f"{scheme}{sep}{creds.partition(':')[0]}:***@{host}"
+
+
+def _is_data_error(exc: BaseException) -> bool:
+    """A failure caused by the rows themselves (retrying cannot help)."""
+    from clickhouse_connect.driver.exceptions import DataError
+
+    return isinstance(exc, (DataError, pa.ArrowException, OverflowError, ValueError, TypeError))
+
+
+class ClickHouseStore(SqlStore):
+    """The `Store` on ClickHouse; it is its own `Executor` (the client and its lock)."""
+
+    dialect = CLICKHOUSE
+    #: Ingest workers may `pack` payloads with this codec before they reach `write`.
+    payload_codec = PayloadCodec
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        database: str = "watchkeeper",
+        ttl_days: int | None = None,
+        trace_window_s: int = 3600,
+        text_chunk: int = TEXT_CHUNK,
+        text_budget: int = TEXT_BUDGET,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self._url = check_url(url)
+        self._client = _connect(url, database)
+        self.database = database
+        self._embedded = url.startswith("chdb://")
+        self._write_lock = threading.RLock()
+        self._codec = PayloadCodec()
+        self._trace_window_ns = trace_window_s * 10**9
+        super().__init__(
+            self, text_chunk=text_chunk, text_budget=text_budget, use_rollup=False, clock=clock
+        )
+        with self._write_lock:
+            self.version = schema.migrate(self._command, self._applied)
+            if ttl_days is not None:
+                for sql in schema.ttl_statements(ttl_days):
+                    self._command(sql)
+
+    # -- executor ----------------------------------------------------------------------------
+    def _calling(self) -> AbstractContextManager[object]:
+        """Serialize the call when the engine is in-process (one chDB session)."""
+        return _EMBEDDED if self._embedded else nullcontext()
+
+    def rows(self, q: Query) -> list[tuple[Any, ...]]:
+        """The rows of `q` (`Executor`)."""
+        try:
+            with self._calling():
+                result = self._client.query(
+                    q.sql, parameters=q.params, settings=SETTINGS, column_formats=_BLOBS
+                )
+        except Exception as exc:
+            raise StoreError(f"span store query failed: {exc}") from exc
+        return [tuple(row) for row in result.result_rows]
+
+    def trace_range_query(self, trace_id: str) -> Query:
+        """A trace's range from the `traces` lookup table, ordered by id (`Executor`)."""
+        p = Params(CLICKHOUSE)
+        return Query(
+            "SELECT minOrNull(min_start_ns), maxOrNull(max_start_ns) FROM traces "
+            f"WHERE trace_id = {p(trace_id)}",
+            p.values,
+        )
+
+    def snapshot(self) -> AbstractContextManager[object]:
+        """Nothing to hold (`Executor`): ClickHouse has no multi-statement read transaction;
+        each query reads the parts committed when it starts."""
+        return nullcontext()
+
+    def _command(self, sql: str, params: dict[str, object] | None = None) -> None:
+        with self._calling():
+            self._client.command(sql, parameters=params, settings=SETTINGS)
+
+    def _applied(self) -> int:
+        (row,) = self.rows(Query("SELECT max(version) FROM schema_version", {}))
+        return int(row[0] or 0)
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One write at a time; the engine's failures as StoreError (StoreDataError when the
+        rows cannot be stored, so the writer sets them aside instead of retrying)."""
+        with self._write_lock:
+            try:
+                yield
+            except (StoreError, StoreDataError):
+                raise
+            except Exception as exc:
+                if _is_data_error(exc):
+                    raise StoreDataError(f"span store cannot keep these rows: {exc}") from exc
+                raise StoreError(f"span store write failed: {exc}") from exc
+
+    def _insert(self, table: str, data: pa.Table) -> None:
+        with self._calling():
+            self._client.insert_arrow(table, data, settings=SETTINGS)
+
+    # -- writes ------------------------------------------------------------------------------
+    def _existing(self, spans: Sequence[SpanRow]) -> set[_Key]:
+        """Keys of the batch already stored; the batch's time range bounds the scan."""
+        p = Params(CLICKHOUSE)
+        lo, hi = min(s.start_ns for s in spans), max(s.start_ns for s in spans)
+        projects = sorted({s.project for s in spans})
+        ids = p(sorted({s.span_id for s in spans}))
+        sql = (
+            "SELECT project, trace_id, span_id FROM spans "
+            f"WHERE project IN {p.many(projects)} AND start_ns BETWEEN {p(lo)} AND {p(hi)} "
+            f"AND has({ids}, span_id)"
+        )
+        return {(a, b, c) for a, b, c in self.rows(Query(sql, p.values))}
+
+    def write(self, batch: SpanBatch) -> int:
+        """Store the spans (and payloads) not stored yet; return how many were new.
+
+        Payloads go first: a crash between the two inserts leaves the spans unstored, and the
+        replay stores both (a payload stored twice collapses on merge; reads keep one).
+        """
+        spans = _unique(batch.spans)
+        if not spans:
+            return 0
+        with self._writing():
+            old = self._existing(spans)
+            new = [s for s in spans if _key(s) not in old]
+            if not new:
+                return 0
+            keys = {_key(s) for s in new}
+            payloads = [p for p in _unique(batch.payloads) if _key(p) in keys]
+            if payloads:
+                self._insert("payloads", payloads_table(payloads, self._codec))
+            plan = self._contexts(new)
+            self._insert("spans", spans_table(plan.spans))
+            if plan.rows:  # last: a replay after a crash learns (and fills) all again
+                self._insert("trace_context", tc.rows_table(plan.rows))
+        return len(new)
+
+    def _contexts(self, spans: Sequence[SpanRow]) -> tc.Plan:
+        """The trace contexts of a write (`_clickhouse_context`): the new spans filled, and
+        the spans stored before that lacked a field this write learned filled now."""
+        lo = max(min(s.start_ns for s in spans) - self._trace_window_ns, 0)
+        hi = min(max(s.start_ns for s in spans) + self._trace_window_ns, 2**63 - 1)
+        traces = {(s.project, s.trace_id) for s in spans}
+        stored = tc.of_rows(self.rows(tc.stored_query(traces, lo, hi)))
+        plan = tc.plan(spans, stored)
+        for project in sorted({key[0] for key in plan.learned}):
+            learned = {t: v for (p, t), v in plan.learned.items() if p == project}
+            q = tc.update_query(project, learned, lo, hi)
+            self._command(q.sql, q.params)
+        return plan
+
+    def write_scores(self, scores: Sequence[ScoreRow]) -> None:
+        """Store scores; a score_id already stored is left as it is."""
+        unique = list({s.score_id: s for s in reversed(scores)}.values())
+        if not unique:
+            return
+        with self._writing():
+            p = Params(CLICKHOUSE)
+            ids = p([s.score_id for s in unique])
+            q = Query(f"SELECT score_id FROM scores WHERE has({ids}, score_id)", p.values)
+            stored = {row[0] for row in self.rows(q)}
+            new = [s for s in unique if s.score_id not in stored]
+            if new:
+                self._insert("scores", scores_table(new))
+
+    def delete_before(self, project: str | None, before_ns: int) -> int:
+        """Drop spans, payloads, scores (and, for every project, trace entries) older than
+        `before_ns` (lightweight deletes; the TTL drops whole days on its own)."""
+        p = Params(CLICKHOUSE)
+        where = "" if project is None else f"project = {p(project)} AND "
+        t = p(before_ns)
+        with self._writing():
+            (row,) = self.rows(
+                Query(f"SELECT count() FROM spans WHERE {where}start_ns < {t}", p.values)
+            )
+            for table, col in (("spans", "start_ns"), ("payloads", "start_ns"),
+                               ("scores", "created_ns")):  # fmt: skip
+                self._command(f"DELETE FROM {table} WHERE {where}{col} < {t}", p.values)
+            # a trace whose every span (of any project) is gone has no context left
+            self._command(
+                f"DELETE FROM trace_context WHERE {where}start_ns < {t} AND trace_id NOT IN "
+                f"(SELECT trace_id FROM traces WHERE max_start_ns >= {t})",
+                p.values,
+            )
+            if project is None:  # a trace's range may cover other projects' spans: keep it
+                self._command(f"DELETE FROM traces WHERE max_start_ns < {t}", p.values)
+        return int(row[0] or 0)
+
+    def close(self) -> None:
+        """Release the client (chDB: the engine's files)."""
+        with self._write_lock, self._calling(), contextlib.suppress(Exception):
+            self._client.close()

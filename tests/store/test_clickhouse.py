@@ -1,0 +1,167 @@
+"""What only the ClickHouse store has: its address, its schema, its configuration."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.datagen import MINUTE_NS, generate
+from tests.store.conftest import chdb_url
+from watchkeeper.config import load_config
+from watchkeeper.errors import ConfigError, StoreError
+from watchkeeper.server.app import open_store
+from watchkeeper.store import SpanFilter
+from watchkeeper.store import _clickhouse_schema as schema
+from watchkeeper.store._duckdb_arrow import spans_table
+from watchkeeper.store._render import Query
+from watchkeeper.store.clickhouse import ClickHouseStore
+
+
+@pytest.fixture(name="chdb_url")
+def _chdb_url(tmp_path: Path) -> str:
+    """The session's chDB engine (one path per process)."""
+    return chdb_url(tmp_path)
+
+
+def test_an_unreachable_server_is_named_at_start() -> None:
+    with pytest.raises(
+        StoreError, match=r"cannot reach ClickHouse at http://u:\*\*\*@127\.0\.0\.1:9"
+    ):
+        ClickHouseStore("http://u:secret@127.0.0.1:9", database="x")
+
+
+def test_a_url_of_another_kind_says_what_to_write() -> None:
+    with pytest.raises(ValueError, match=r"use http\(s\)://HOST:8123"):
+        ClickHouseStore("tcp://localhost:9000")
+
+
+@pytest.mark.parametrize(
+    ("store", "expected"),
+    [
+        ({"backend": "clickhouse"}, "needs store.clickhouse_url"),
+        ({"backend": "clickhouse", "clickhouse_url": "localhost:8123"}, "not a ClickHouse address"),
+        ({"clickhouse_database": "a-b"}, "store.clickhouse_database"),
+    ],
+)
+def test_bad_clickhouse_settings_say_how(store: dict[str, str], expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        load_config(env={}, overrides={"store": store})
+
+
+def test_the_config_file_selects_clickhouse(tmp_path: Path, chdb_url: str) -> None:
+    path = tmp_path / "wk.yaml"
+    path.write_text(
+        f"store:\n  backend: clickhouse\n  clickhouse_url: {chdb_url}\n"
+        "  clickhouse_database: from_file\nretention:\n  days: 9\n"
+    )
+    store = open_store(load_config(path, env={}))
+    try:
+        assert isinstance(store, ClickHouseStore) and store.database == "from_file"
+        (ddl,) = store.rows(
+            Query(
+                "SELECT create_table_query FROM system.tables "
+                "WHERE database = 'from_file' AND name = 'spans'",
+                {},
+            )
+        )[0]
+        assert "toIntervalDay(9)" in ddl and "PARTITION BY toYYYYMMDD" in ddl
+    finally:
+        store.close()
+
+
+def test_the_schema_is_migrated_once_and_reopened(chdb_url: str) -> None:
+    data = generate("demo", 20)
+    store = ClickHouseStore(chdb_url, database="reopened")
+    assert store.version == schema.LATEST
+    store.write(data.batch())
+    store.close()
+    again = ClickHouseStore(chdb_url, database="reopened")
+    try:
+        assert again.count("demo") == len(data.spans)
+        versions = again.rows(Query("SELECT version FROM schema_version", {}))
+        assert versions == [(schema.LATEST,)]  # recorded once, not again on reopen
+    finally:
+        again.close()
+
+
+def test_a_replay_racing_the_key_check_collapses_on_merge(chdb_url: str) -> None:
+    """Two writers (replicas) storing the same span at once: both inserts land; the
+    ReplacingMergeTree keeps one once parts merge."""
+    data = generate("demo", 5)
+    store = ClickHouseStore(chdb_url, database="raced")
+    try:
+        store.write(data.batch())
+        store._insert("spans", spans_table(data.spans))  # what the other writer stored meanwhile
+        assert store.count("demo") == 2 * len(data.spans)
+        store._command("OPTIMIZE TABLE spans FINAL")
+        assert store.count("demo") == len(data.spans)
+        assert store.summary(SpanFilter("demo")).count == len(data.spans)
+    finally:
+        store.close()
+
+
+def _printed(*args: str) -> list[str]:
+    out = subprocess.run(
+        [sys.executable, "-m", "watchkeeper", "schema", "clickhouse", *args],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    return [s.strip() for s in out.split(";\n") if s.strip()]
+
+
+def test_the_printed_schema_is_what_the_store_runs_on(chdb_url: str) -> None:
+    """`watchkeeper schema clickhouse`, run by hand, makes the tables the store then uses."""
+    import clickhouse_connect
+
+    admin = clickhouse_connect.get_client(dsn=chdb_url)
+    admin.command("CREATE DATABASE by_hand")
+    client = clickhouse_connect.get_client(dsn=chdb_url, database="by_hand")
+    for sql in _printed("--ttl-days", "9"):
+        client.command(sql)
+    client.close()
+    admin.close()
+    store = ClickHouseStore(chdb_url, database="by_hand")
+    try:
+        assert store.version == schema.LATEST
+        now = time.time_ns() // MINUTE_NS * MINUTE_NS - 3600 * 10**9  # within the 9 days
+        data = generate("demo", 10, start_ns=now)
+        assert store.write(data.batch()) == len(data.spans)
+        assert store.trace("demo", data.spans[0].trace_id) is not None  # the view filled traces
+        old = generate("old", 10)  # 2023: past the TTL, its parts are dropped
+        store.write(old.batch())
+        store._command("OPTIMIZE TABLE spans FINAL")
+        assert store.count("old") == 0 and store.count("demo") == len(data.spans)
+    finally:
+        store.close()
+
+
+def test_the_cluster_schema_shards_every_table_by_trace(chdb_url: str) -> None:
+    statements = _printed("--cluster", "prod", "--ttl-days", "9")
+    tables = ["spans", "payloads", "scores", "traces", "trace_context"]
+    for t in tables:
+        local = [s for s in statements if s.startswith(f"CREATE TABLE IF NOT EXISTS {t}_local ")]
+        dist = [s for s in statements if s.startswith(f"CREATE TABLE IF NOT EXISTS {t} ")]
+        assert len(local) == len(dist) == 1, t
+        assert "ON CLUSTER `prod`" in local[0] and "ENGINE = Replicated" in local[0]
+        assert f"'/clickhouse/tables/{{shard}}/{{database}}/{t}_local', '{{replica}}'" in local[0]
+        assert dist[0].endswith(
+            f"Distributed('prod', currentDatabase(), '{t}_local', cityHash64(trace_id))"
+        )
+    (view,) = [s for s in statements if "MATERIALIZED VIEW" in s]
+    assert " TO traces_local " in view and " FROM spans_local " in view
+    assert sum("MODIFY TTL" in s and "_local ON CLUSTER" in s for s in statements) == 5
+    # the engine parses every statement (a cluster itself cannot run in one process)
+    store = ClickHouseStore(chdb_url, database="parse_only")
+    try:
+        for sql in statements:
+            assert store.rows(Query(f"EXPLAIN AST {sql}", {})), sql
+    finally:
+        store.close()
+    bad = subprocess.run(
+        [sys.executable, "-m", "watchkeeper", "schema", "clickhouse", "--cluster", "a b"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "cluster name 'a b'" in bad.stderr
