@@ -56,8 +56,10 @@ def _columns(row_type: Any, required: set[str]) -> str:
     return ", ".join(cols)
 
 
-#: (version, what it does, statements). Version 1 is the first released layout.
-MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
+#: Ordered schema steps: (version, what it does, statements).
+Migrations = tuple[tuple[int, str, tuple[str, ...]], ...]
+#: The span store's. Version 1 is the first released layout.
+MIGRATIONS: Migrations = (
     (
         1,
         "spans, compressed payloads, scores",
@@ -165,11 +167,12 @@ def current_version(con: Any) -> int:
     return int(row[0]) if row and row[0] is not None else 0
 
 
-def migrate(con: Any, target: int = LATEST) -> int:
-    """Apply every step above the current version up to `target`; return the new version."""
+def migrate(con: Any, target: int | None = None, steps: Migrations = MIGRATIONS) -> int:
+    """Apply every step of `steps` (the span store's by default) above the file's version,
+    up to `target` (all by default); return the new version."""
     version = current_version(con)
-    for step, description, statements in MIGRATIONS:
-        if version < step <= target:
+    for step, description, statements in steps:
+        if version < step and (target is None or step <= target):
             con.execute("BEGIN TRANSACTION")
             try:
                 for sql in statements:

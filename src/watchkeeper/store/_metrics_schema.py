@@ -6,11 +6,12 @@ released step, append one.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
+from watchkeeper.store import _duckdb_schema
+
 #: (version, what it does, statements).
-MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
+MIGRATIONS: _duckdb_schema.Migrations = (
     (
         1,
         "metric series (labels apart), samples keyed by series id, metric metadata",
@@ -36,26 +37,4 @@ LATEST = MIGRATIONS[-1][0]
 
 def migrate(con: Any) -> int:
     """Apply every step above the file's version; return the new version."""
-    con.execute(
-        "CREATE TABLE IF NOT EXISTS schema_version "
-        "(version INTEGER NOT NULL, description VARCHAR, applied_ns BIGINT)"
-    )
-    (row,) = con.execute("SELECT max(version) FROM schema_version").fetchall()
-    version = int(row[0]) if row[0] is not None else 0
-    for step, description, statements in MIGRATIONS:
-        if step <= version:
-            continue
-        con.execute("BEGIN TRANSACTION")
-        try:
-            for sql in statements:
-                con.execute(sql)
-            con.execute(
-                "INSERT INTO schema_version VALUES ($v, $d, $t)",
-                {"v": step, "d": description, "t": time.time_ns()},
-            )
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
-        version = step
-    return version
+    return _duckdb_schema.migrate(con, steps=MIGRATIONS)

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import zstandard
 
 from watchkeeper.errors import ValidationError
-from watchkeeper.model import PayloadRow, ScoreRow, SpanRow
+from watchkeeper.model import PackedPayload, PayloadRow, ScoreRow, SpanRow
 from watchkeeper.store import _render as r
 from watchkeeper.store import _results as res
 from watchkeeper.store import _rollup as ru
@@ -36,6 +36,23 @@ from watchkeeper.store._protocol import (
     TraceDetail,
 )
 from watchkeeper.store._timed import QueryTimer, timed, untimed
+
+#: A span's (or payload's) key: a span sent again, or replayed from the spool, has the same.
+RowKey = tuple[str, str, str]
+
+
+def row_key(row: SpanRow | PayloadRow | PackedPayload) -> RowKey:
+    """The key of a span or payload row."""
+    return (row.project, row.trace_id, row.span_id)
+
+
+def unique_rows(rows: Sequence[Any]) -> list[Any]:
+    """The first row of each key, in order (a batch may hold a span twice)."""
+    seen: dict[RowKey, Any] = {}
+    for row in rows:
+        seen.setdefault(row_key(row), row)
+    return list(seen.values())
+
 
 TEXT_CHUNK = 2_000  # candidates fetched (and payloads decompressed) per round of a text search
 TEXT_BUDGET = 20_000  # candidates one text-search call examines at most before it pages

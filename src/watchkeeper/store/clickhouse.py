@@ -24,21 +24,20 @@ from typing import Any
 import pyarrow as pa
 
 from watchkeeper.errors import StoreDataError, StoreError
-from watchkeeper.model import PackedPayload, PayloadRow, ScoreRow, SpanBatch, SpanRow
+from watchkeeper.model import ScoreRow, SpanBatch, SpanRow
 from watchkeeper.store import _clickhouse_context as tc
 from watchkeeper.store import _clickhouse_schema as schema
 from watchkeeper.store._dialect import CLICKHOUSE, Params
 from watchkeeper.store._duckdb_arrow import payloads_table, scores_table, spans_table
 from watchkeeper.store._payload import PayloadCodec
 from watchkeeper.store._render import Query
-from watchkeeper.store._sql import TEXT_BUDGET, TEXT_CHUNK, SqlStore
+from watchkeeper.store._sql import TEXT_BUDGET, TEXT_CHUNK, RowKey, SqlStore, row_key, unique_rows
 
 #: Session settings of every query: aggregates over no rows are NULL (not 0 or nan), as in
 #: standard SQL and DuckDB, so both engines give the same answers to the same queries.
 SETTINGS = {"aggregate_functions_null_for_empty": 1}
 #: The payload blobs are bytes (every other String column is text).
 _BLOBS = {"io": "bytes", "meta": "bytes"}
-_Key = tuple[str, str, str]
 _DATABASE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 #: chDB runs one engine per process (every client on it shares it): one call at a time.
 _EMBEDDED = threading.RLock()
@@ -62,17 +61,6 @@ def check_url(url: str) -> str:
             "chdb:///PATH (the engine in-process, its files in PATH)"
         )
     return url
-
-
-def _key(row: SpanRow | PayloadRow | PackedPayload) -> _Key:
-    return (row.project, row.trace_id, row.span_id)
-
-
-def _unique(rows: Sequence[Any]) -> list[Any]:
-    seen: dict[_Key, Any] = {}
-    for row in rows:
-        seen.setdefault(_key(row), row)
-    return list(seen.values())
 
 
 def _connect(url: str, database: str) -> Any:
@@ -204,7 +192,7 @@ class ClickHouseStore(SqlStore):
             self._client.insert_arrow(table, data, settings=SETTINGS)
 
     # -- writes ------------------------------------------------------------------------------
-    def _existing(self, spans: Sequence[SpanRow]) -> set[_Key]:
+    def _existing(self, spans: Sequence[SpanRow]) -> set[RowKey]:
         """Keys of the batch already stored; the batch's time range bounds the scan."""
         p = Params(CLICKHOUSE)
         lo, hi = min(s.start_ns for s in spans), max(s.start_ns for s in spans)
@@ -223,16 +211,16 @@ class ClickHouseStore(SqlStore):
         Payloads go first: a crash between the two inserts leaves the spans unstored, and the
         replay stores both (a payload stored twice collapses on merge; reads keep one).
         """
-        spans = _unique(batch.spans)
+        spans = unique_rows(batch.spans)
         if not spans:
             return 0
         with self._writing():
             old = self._existing(spans)
-            new = [s for s in spans if _key(s) not in old]
+            new = [s for s in spans if row_key(s) not in old]
             if not new:
                 return 0
-            keys = {_key(s) for s in new}
-            payloads = [p for p in _unique(batch.payloads) if _key(p) in keys]
+            keys = {row_key(s) for s in new}
+            payloads = [p for p in unique_rows(batch.payloads) if row_key(p) in keys]
             if payloads:
                 self._insert("payloads", payloads_table(payloads, self._codec))
             plan = self._contexts(new)

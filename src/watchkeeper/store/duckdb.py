@@ -20,7 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from watchkeeper.errors import StoreDataError, StoreError
-from watchkeeper.model import PackedPayload, PayloadRow, ScoreRow, SpanBatch, SpanRow
+from watchkeeper.model import ScoreRow, SpanBatch, SpanRow
 from watchkeeper.store import _render as r
 from watchkeeper.store import _rollup as ru
 from watchkeeper.store import _trace_context as tc
@@ -29,7 +29,7 @@ from watchkeeper.store._dialect import DUCKDB
 from watchkeeper.store._duckdb_arrow import keys_table, payloads_table, scores_table, spans_table
 from watchkeeper.store._duckdb_schema import migrate
 from watchkeeper.store._payload import PayloadCodec
-from watchkeeper.store._sql import TEXT_BUDGET, TEXT_CHUNK, SqlStore
+from watchkeeper.store._sql import TEXT_BUDGET, TEXT_CHUNK, RowKey, SqlStore, row_key, unique_rows
 
 log = logging.getLogger("watchkeeper.store")
 
@@ -43,7 +43,6 @@ RELEASE_TO = "8MB"
 #: Writes between two merges of the rollup's partial rows (one set per batch) of the hours
 #: written meanwhile; merging keeps the rollup small when batches are small and frequent.
 COMPACT_EVERY = 100
-_Key = tuple[str, str, str]
 #: Failures of a write caused by the rows themselves (a value out of a column's range, a
 #: type the column cannot take): retrying them cannot help. Anything else (I/O, memory,
 #: a lock) may pass, so the writer retries it.
@@ -65,17 +64,6 @@ def _is_fatal(exc: BaseException) -> bool:
     return isinstance(exc, duckdb.FatalException) or (
         isinstance(exc, duckdb.Error) and "database has been invalidated" in str(exc)
     )
-
-
-def _key(row: SpanRow | PayloadRow | PackedPayload) -> _Key:
-    return (row.project, row.trace_id, row.span_id)
-
-
-def _unique(rows: Sequence[Any]) -> list[Any]:
-    seen: dict[_Key, Any] = {}
-    for row in rows:
-        seen.setdefault(_key(row), row)
-    return list(seen.values())
 
 
 class DuckDBStore(SqlStore):
@@ -237,7 +225,7 @@ class DuckDBStore(SqlStore):
                 raise
 
     # -- writes ------------------------------------------------------------------------------
-    def _existing(self, cur: Any, spans: Sequence[SpanRow], starts: tuple[int, int]) -> set[_Key]:
+    def _existing(self, cur: Any, spans: Sequence[SpanRow], starts: tuple[int, int]) -> set[RowKey]:
         """Keys of the batch already stored; the batch's time range bounds the scan."""
         cur.register("wk_batch_keys", keys_table(spans))
         try:
@@ -254,17 +242,17 @@ class DuckDBStore(SqlStore):
 
     def write(self, batch: SpanBatch) -> int:
         """Store the spans (and payloads) not stored yet; return how many were new."""
-        spans = _unique(batch.spans)
+        spans = unique_rows(batch.spans)
         if not spans:
             return 0
         starts = (min(s.start_ns for s in spans), max(s.start_ns for s in spans))
         with self._transaction() as cur:
             old = self._existing(cur, spans, starts)
-            new = [s for s in spans if _key(s) not in old]
+            new = [s for s in spans if row_key(s) not in old]
             if not new:
                 return 0
-            keys = {_key(s) for s in new}
-            payloads = [p for p in _unique(batch.payloads) if _key(p) in keys]
+            keys = {row_key(s) for s in new}
+            payloads = [p for p in unique_rows(batch.payloads) if row_key(p) in keys]
             # views and temp tables are dropped on success only: a statement after a failed
             # one raises anew and would hide the failure (a temp table goes with a rollback,
             # a view left behind is replaced by the next `register`)
