@@ -162,3 +162,18 @@ def test_workers_leave_when_the_server_is_killed() -> None:
         proc.wait()
     _, alive = psutil.wait_procs(children, timeout=15)
     assert not alive
+
+
+def test_a_worker_loads_only_the_span_pipeline() -> None:
+    """A worker process imports `_workers` (and so the package's `__init__`) in a fresh
+    interpreter: the metric store, the scraper, the HTTP side and the span store's engine
+    stay out of it (they took each worker from 45 to 145 MiB)."""
+    heavy = ("numpy", "duckdb", "pyarrow", "httpx", "fastapi", "watchkeeper.store.metrics")
+    code = (
+        "import sys, watchkeeper.ingest._workers; "
+        f"print([m for m in {heavy!r} if m in sys.modules])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]", out.stdout
