@@ -15,7 +15,7 @@ import pytest
 from tests.datagen import BASE_NS, MINUTE_NS
 from tests.store.conftest import ROLLUPS_NOT_ON_CLICKHOUSE, THE_DUCKDB_ENGINE, chdb_url
 from watchkeeper.model import SpanBatch, SpanRow
-from watchkeeper.store import SpanFilter, Store
+from watchkeeper.store import SpanFilter, Store, _traces
 from watchkeeper.store import _rollup as ru
 from watchkeeper.store._duckdb_arrow import spans_table
 from watchkeeper.store._duckdb_schema import migrate
@@ -379,3 +379,17 @@ def test_ids_of_another_form_get_their_context(empty_store: Store, order: str) -
         detail = empty_store.trace("plain", trace[0].trace_id)
         assert detail is not None
         assert {s.user_id for s in detail.spans} == {trace[0].user_id}
+
+
+@pytest.mark.parametrize(
+    "prefix", ["0" * 16, "5f3c2a1b" + "0" * 8], ids=["64-bit-tracer", "x-ray-timestamp"]
+)
+def test_ids_alike_on_the_left_are_told_apart(empty_store: Store, prefix: str) -> None:
+    """Ids whose first 64 bits are all the same (64-bit ids of older tracers, X-Ray's
+    timestamp first) each get their own trace's context: the key is the id's right half."""
+    traces = [
+        [replace(s, trace_id=prefix + s.trace_id[16:]) for s in _trace(i, 0)] for i in range(12)
+    ]
+    assert len({_traces.key(t[0].trace_id) for t in traces}) == len(traces)
+    _write(empty_store, (_children_first(t) for t in traces), 5)
+    _check(empty_store, [s for t in traces for s in t])

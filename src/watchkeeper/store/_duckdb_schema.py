@@ -150,7 +150,7 @@ MIGRATIONS: Migrations = (
         11,
         "each trace's context moves into traces (a row per project, trace and write, with "
         "the user, session and feature the write applied): a write finds its traces' rows "
-        "by their numeric key; trace_context dropped",
+        "by their numeric key (the id's last 64 bits, its random part); trace_context dropped",
         _traces.rebuild_with_context(),
     ),
 )

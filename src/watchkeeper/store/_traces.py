@@ -1,6 +1,6 @@
 """The `traces` side table: where each trace's spans start, and the trace's context.
 
-A row per (project, trace) and write: the trace id's first 64 bits as a number (`trace_key`),
+A row per (project, trace) and write: the trace id's last 64 bits as a number (`trace_key`),
 the id, the project, the first and last start of the trace's spans in that write, and the
 user, session and feature the write applied to them (`_trace_context`); a trace's range is
 the min and max over its rows (most traces have one). There is no index: DuckDB's ART on the
@@ -23,10 +23,14 @@ DDL = (
     "user_id VARCHAR, session_id VARCHAR, feature VARCHAR)"
 )
 #: The key of the `trace_id` column in SQL: stored ids are 32 lowercase hex characters (an
-#: id of another form, which ingest does not make, gets NULL and is still found).
+#: id of another form, which ingest does not make, gets NULL and is still found). The last
+#: 64 bits, not the first: they are the random part of an id (W3C trace context asks for
+#: the rightmost 7 bytes random; AWS X-Ray ids start with a timestamp; 64-bit ids of older
+#: tracers arrive with zeros on the left), and a key shared by many traces makes a write's
+#: lookup fetch all of their rows.
 KEY_SQL = (
     "CASE WHEN regexp_full_match(trace_id, '[0-9a-f]{32}') "
-    "THEN ('0x' || left(trace_id, 16))::UBIGINT END"
+    "THEN ('0x' || right(trace_id, 16))::UBIGINT END"
 )
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 #: The fields of a trace's context (`_trace_context`), kept on each of its rows.
@@ -39,7 +43,7 @@ FIRSTS = ", ".join(f"arg_min({c}, {_FIRST}) FILTER (WHERE {c} IS NOT NULL) AS {c
 
 def key(trace_id: str) -> int | None:
     """The key of `trace_id` (None for an id not of 32 lowercase hex characters)."""
-    return int(trace_id[:16], 16) if _HEX32.fullmatch(trace_id) else None
+    return int(trace_id[16:], 16) if _HEX32.fullmatch(trace_id) else None
 
 
 def rows_sql(source: str) -> str:
