@@ -106,6 +106,32 @@ def test_group_commit_shares_fsyncs_between_concurrent_requests(tmp_path: Path) 
     spool.close()
 
 
+def test_a_request_cancelled_while_waiting_does_not_stop_the_committer(tmp_path: Path) -> None:
+    """A client that goes away while its entry waits for the fsync cancels its future; the
+    thread once answered it anyway, died of InvalidStateError, and every later request waited
+    for ever. Both services await the futures through asyncio, as here."""
+    spool = Spool(tmp_path)
+    spool.open()
+    committer = GroupCommitter(spool, group_commit_s=0.05)
+
+    async def main() -> Position:
+        (gone,) = committer.submit(_entry(1))
+        waiter = asyncio.ensure_future(asyncio.wrap_future(gone))
+        await asyncio.sleep(0)
+        waiter.cancel()  # cancels `gone` too, before the thread has taken it
+        await asyncio.sleep(0)
+        assert gone.cancelled()
+        committer.start()
+        (later,) = committer.submit(_entry(2))
+        return await asyncio.wait_for(asyncio.wrap_future(later), 10)
+
+    end = asyncio.run(main())
+    committer.stop()
+    assert end == spool.end
+    assert len(_all(spool)) == 2  # the cancelled one was written too: replay is idempotent
+    spool.close()
+
+
 def test_backlog_age_and_bytes(tmp_path: Path) -> None:
     now = [1000.0]
     spool = Spool(tmp_path, clock=lambda: now[0])

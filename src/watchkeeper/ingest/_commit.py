@@ -99,6 +99,11 @@ class GroupCommitter:
             if first is None:
                 break
             entries, futures, stopping = self._collect(first)
+            # A request cancelled while it waited (its client went away) is written all the
+            # same (replay is idempotent) but not answered: answering a cancelled future
+            # raises, and that killed this thread, leaving every later request waiting.
+            # Marked running here, a future can no longer be cancelled under us.
+            futures = [fut for fut in futures if fut.set_running_or_notify_cancel()]
             try:
                 end = self._spool.append(entries)
             except Exception as exc:  # disk full, I/O error: fail these requests, keep going
