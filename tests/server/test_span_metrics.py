@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from prometheus_client import CollectorRegistry
 
-from watchkeeper.model import SpanBatch, SpanRow
+from watchkeeper.model import ColumnBatch, SpanBatch, SpanRow
 from watchkeeper.server._span_metrics import SpanMetrics
 
 
@@ -17,12 +18,16 @@ def _span(i: int, outcome: str = "success", model: str | None = None) -> SpanRow
     )  # fmt: skip
 
 
-def test_a_batch_counts_spans_durations_cost_and_tokens() -> None:
+@pytest.mark.parametrize("columns", [False, True], ids=["rows", "columns"])
+def test_a_batch_counts_spans_durations_cost_and_tokens(columns: bool) -> None:
     registry = CollectorRegistry()
     metrics = SpanMetrics(registry)
-    batch = SpanBatch([_span(0), _span(1, "timeout"), _span(2, model="m"), _span(3, model="m")])
-    metrics.observe(batch)
-    metrics.observe(SpanBatch([_span(4)]))
+    batches = [
+        SpanBatch([_span(0), _span(1, "timeout"), _span(2, model="m"), _span(3, model="m")]),
+        SpanBatch([_span(4)]),
+    ]
+    for batch in batches:  # ingest hands over columns; rows are taken too
+        metrics.observe(ColumnBatch.of(batch, packed=False) if columns else batch)
     value = registry.get_sample_value
     http = {"project": "p", "service": "svc", "operation": "http"}
     assert value("watchkeeper_spans_total", {**http, "outcome": "success"}) == 2

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from tests.datagen import MINUTE_NS, NEEDLE, Dataset, generate, quantile_cont
 from watchkeeper.errors import StoreError, ValidationError
-from watchkeeper.model import SpanBatch, SpanRow
+from watchkeeper.model import ColumnBatch, SpanBatch, SpanRow
 from watchkeeper.store import Dimension, SpanFilter, Store, Summary
 
 Pred = Callable[[SpanRow], bool]
@@ -50,6 +51,29 @@ def test_write_is_idempotent(empty_store: Store, demo: Dataset) -> None:
     assert empty_store.write(retry) == len(extra)
     assert empty_store.count("demo") == len(demo.spans) + len(extra)
     assert empty_store.count() == empty_store.count("demo")
+
+
+def test_a_columnar_batch_is_stored_as_its_rows(empty_store: Any, demo: Dataset) -> None:
+    """What ingest hands over (rows as byte columns, one chunk per spool record, payloads
+    packed by the store's codec) is stored as the same rows are, once each."""
+    codec = empty_store.payload_codec()
+    batch = ColumnBatch()
+    for part in demo.batches(97):
+        packed = SpanBatch(part.spans, [codec.pack(p) for p in part.payloads])
+        batch.extend(ColumnBatch.of(packed, packed=True))
+    batch.extend(ColumnBatch.of(SpanBatch(demo.spans[:5], []), packed=True))  # sent twice
+    assert len(batch) == len(demo.spans) + 5
+    assert empty_store.write(batch) == len(demo.spans)
+    assert empty_store.write(batch) == 0  # a replay
+    traces = sorted({p.trace_id for p in demo.payloads})
+    for tid in (traces[0], traces[-1]):
+        t = empty_store.trace("demo", tid)
+        assert t is not None
+        assert t.spans == sorted(
+            (s for s in demo.spans if s.trace_id == tid), key=lambda s: (s.start_ns, s.span_id)
+        )
+        assert t.payloads == {p.span_id: p for p in demo.payloads if p.trace_id == tid}
+    expect(demo.spans, empty_store.summary(SpanFilter("demo")))
 
 
 def test_empty_store_answers(empty_store: Store) -> None:

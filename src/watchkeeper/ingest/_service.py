@@ -3,7 +3,7 @@
 Threads: the group committer appends accepted bodies to the spool; one processor reads the
 spool from the checkpoint, has each record decoded and normalized (in worker processes when
 `ingest.workers` > 0, results taken back in spool order; see `_workers`) and builds
-`SpanBatch`es; ONE writer calls
+`ColumnBatch`es (rows as columns, one chunk per record); ONE writer calls
 `store.write` (DuckDB's rule) and then moves the checkpoint. Between processor and writer
 the queue holds one batch (one more is being built, one written); when it is full the
 processor waits and the spool absorbs the difference.
@@ -53,7 +53,7 @@ from watchkeeper.ingest._metrics import IngestMetrics
 from watchkeeper.ingest._normalize import DEFAULT_STEPS, Step
 from watchkeeper.ingest._spool import FLAG_PROJECT_FROM_RESOURCE, Entry, Position, Record, Spool
 from watchkeeper.ingest._workers import Processed, Processing, processing
-from watchkeeper.model import SpanBatch
+from watchkeeper.model import ColumnBatch
 from watchkeeper.store import Store
 
 log = logging.getLogger("watchkeeper.ingest")
@@ -95,21 +95,19 @@ class _Pending:
     """A batch under construction in the processor, and where each record's rows end."""
 
     start: Position  # where its first record starts (the previous batch's end)
-    batch: SpanBatch = field(default_factory=SpanBatch)
+    batch: ColumnBatch = field(default_factory=ColumnBatch)
     end: Position | None = None
     appended_ns: list[int] = field(default_factory=list)
     started: float = 0.0
     bytes: int = 0  # spool bytes of its records
-    #: per record, in spool order: (its end, the index in `batch` after its last row)
+    #: per record, in spool order: (its end, the index in `batch` after its last chunk)
     records: list[tuple[Position, int]] = field(default_factory=list)
     aside: set[int] = field(default_factory=set)  # records set aside (the store refused them)
 
-    def part(self, lo: int, hi: int) -> SpanBatch:
-        """The rows of records lo..hi-1 (spans and payloads are appended in step)."""
+    def part(self, lo: int, hi: int) -> ColumnBatch:
+        """The rows of records lo..hi-1."""
         first = self.records[lo - 1][1] if lo else 0
-        last = self.records[hi - 1][1]
-        b = self.batch
-        return SpanBatch(b.spans[first:last], b.payloads[first:last])
+        return self.batch.chunks(first, self.records[hi - 1][1])
 
     def record_start(self, i: int) -> Position:
         """Where record i starts in the spool."""
@@ -143,7 +141,7 @@ class IngestService:
         clock: Callable[[], float] = time.time,
         steps: Sequence[Step] = DEFAULT_STEPS,
         tune_gc: bool = True,
-        on_written: Callable[[SpanBatch], None] | None = None,
+        on_written: Callable[[ColumnBatch], None] | None = None,
     ) -> None:
         self._cfg = config.ingest
         self._store = store
@@ -435,8 +433,7 @@ class IngestService:
             self.metrics.spans_rejected.labels("normalize_error").inc(out.failed)
         if dropped:
             self.metrics.spans_rejected.labels("dropped_by_pipeline").inc(dropped)
-        pending.batch.spans.extend(batch.spans)
-        pending.batch.payloads.extend(batch.payloads)
+        pending.batch.extend(batch)
         pending.appended_ns.append(rec.appended_ns)
         pending.end = rec.end
         pending.bytes += len(rec.body)
@@ -466,7 +463,7 @@ class IngestService:
             if item is None:
                 break
             burst = True
-            if gave_up or (item.batch.spans and not self._keep(item)):
+            if gave_up or (len(item.batch) and not self._keep(item)):
                 # Gave up at shutdown: no checkpoint past it; the spool replays it next start.
                 gave_up = True
                 continue
@@ -525,8 +522,8 @@ class IngestService:
             return True
         return False
 
-    def _write_batch(self, batch: SpanBatch) -> None:
-        if not batch.spans:
+    def _write_batch(self, batch: ColumnBatch) -> None:
+        if not len(batch):
             return
         started = time.perf_counter()
         self._store.write(batch)

@@ -2,10 +2,11 @@
 
 The processor thread hands records to a `Processing` in spool order and takes the results
 back in the same order, so the writer (and the checkpoint behind it) sees exactly what the
-in-process path would. Workers hand back columns (a tuple of value tuples per row type),
-not row objects: pickling 30-field slotted dataclasses cost about what the worker saved.
-When the store offers a payload codec, workers also compress the payloads (`PackedPayload`):
-zstd was a third of the writer thread's time, and the blobs are smaller to send back.
+in-process path would. Either way a record's rows come back as columns of bytes
+(`model.ColumnBatch`, one chunk per record), never as row objects: the server builds no
+Python object per span (its heap grew with each burst and could not shrink), and the store
+writes Arrow columns over those bytes. When the store offers a payload codec, the payloads
+are compressed here too (`PackedPayload`): zstd was a third of the writer thread's time.
 A worker that dies breaks the pool; the pool is replaced and the records in flight are
 processed again, one at a time, so a record that kills its worker twice is skipped like
 any poisoned record (counted), and nothing else is lost or written twice.
@@ -26,8 +27,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, fields
-from operator import attrgetter
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from watchkeeper.errors import DecodeError
@@ -36,13 +36,9 @@ from watchkeeper.ingest._decode import decode
 from watchkeeper.ingest._gc import tune_gc
 from watchkeeper.ingest._normalize import Settings, Step, normalize
 from watchkeeper.ingest._spool import FLAG_PROJECT_FROM_RESOURCE, Record
-from watchkeeper.model import PackedPayload, PayloadRow, SpanBatch, SpanRow
+from watchkeeper.model import ColumnBatch, PackedPayload, PayloadRow, SpanBatch
 
 log = logging.getLogger("watchkeeper.ingest")
-
-_SPAN_FIELDS = attrgetter(*(f.name for f in fields(SpanRow)))
-_PAYLOAD_FIELDS = attrgetter(*(f.name for f in fields(PayloadRow)))
-_PACKED_FIELDS = attrgetter(*(f.name for f in fields(PackedPayload)))
 
 
 class PayloadPacker(Protocol):
@@ -59,9 +55,11 @@ _CRASHES_TO_SKIP = 2  # a record that breaks a fresh worker this often, alone, i
 
 @dataclass(slots=True)
 class Processed:
-    """What processing one record gave: its batch, spans dropped or failed, or why it failed."""
+    """What processing one record gave: its batch, spans dropped or failed, or why it failed.
 
-    batch: SpanBatch
+    `process` gives its rows (`SpanBatch`); a `Processing` gives them as columns."""
+
+    batch: Any  # SpanBatch from `process`, ColumnBatch from a `Processing`
     dropped: int = 0
     reason: str = ""  # set when the record could not be processed (then batch is empty)
     error: str = ""  # the traceback, for the log
@@ -80,10 +78,21 @@ def process(record: Record, pricer: Pricer, steps: Sequence[Step]) -> Processed:
     return Processed(done.batch, done.dropped, error=done.error, failed=done.failed)
 
 
+def columnar(out: Processed, packer: PayloadPacker | None) -> Processed:
+    """The outcome with its rows as one `ColumnBatch` chunk, payloads packed when a packer
+    is given. A value no column can hold sets the record aside (with its reason)."""
+    try:
+        payloads: list[PayloadRow | PackedPayload] = out.batch.payloads
+        if packer is not None:
+            payloads = [p if isinstance(p, PackedPayload) else packer.pack(p) for p in payloads]
+        batch = ColumnBatch.of(SpanBatch(out.batch.spans, payloads), packed=packer is not None)
+    except Exception:  # e.g. an integer past int64 that normalization let through
+        return Processed(ColumnBatch(), 0, "unstorable_value", traceback.format_exc())
+    return Processed(batch, out.dropped, out.reason, out.error, out.failed)
+
+
 # --- the worker side ----------------------------------------------------------------------
 
-#: (span values, payload values, payloads packed?, spans dropped, reason, error, spans failed)
-Columns = tuple[tuple[tuple[Any, ...], ...], tuple[tuple[Any, ...], ...], bool, int, str, str, int]
 _worker_pricer: Pricer | None = None
 _worker_steps: Sequence[Step] = ()
 _worker_packer: PayloadPacker | None = None
@@ -130,30 +139,13 @@ def _exit_with(parent: int) -> None:
     os._exit(0)
 
 
-def _process_in_worker(record: Record) -> Columns:
+def _process_in_worker(record: Record) -> Processed:
     assert _worker_pricer is not None
-    out = process(record, _worker_pricer, _worker_steps)
-    spans = tuple(map(_SPAN_FIELDS, out.batch.spans))
-    packer = _worker_packer
-    if packer is None:
-        payloads = tuple(map(_PAYLOAD_FIELDS, out.batch.payloads))
-    else:
-        payloads = tuple(
-            _PACKED_FIELDS(p if isinstance(p, PackedPayload) else packer.pack(p))
-            for p in out.batch.payloads
-        )
-    return spans, payloads, packer is not None, out.dropped, out.reason, out.error, out.failed
+    return columnar(process(record, _worker_pricer, _worker_steps), _worker_packer)
 
 
 def _ready() -> None:
     """A task that only makes the pool start a worker."""
-
-
-def _processed(cols: Columns) -> Processed:
-    spans, payloads, packed, dropped, reason, error, failed = cols
-    kind: Any = PackedPayload if packed else PayloadRow
-    batch = SpanBatch([SpanRow(*v) for v in spans], [kind(*v) for v in payloads])
-    return Processed(batch, dropped, reason, error, failed)
 
 
 # --- the processor side -------------------------------------------------------------------
@@ -162,9 +154,16 @@ def _processed(cols: Columns) -> Processed:
 class Processing:
     """Records in, `Processed`s out in the same order; inline here (workers=0)."""
 
-    def __init__(self, pricer: Pricer, steps: Sequence[Step]) -> None:
+    def __init__(
+        self,
+        pricer: Pricer,
+        steps: Sequence[Step],
+        packer: Callable[[], PayloadPacker] | None = None,
+    ) -> None:
         self._pricer = pricer
         self._steps = steps
+        self._packer = packer
+        self._inline_packer = packer() if packer is not None else None
         self._done: collections.deque[tuple[Record, Processed]] = collections.deque()
 
     @property
@@ -177,7 +176,8 @@ class Processing:
 
     def submit(self, record: Record) -> None:
         """Start processing a record (here: process it now)."""
-        self._done.append((record, process(record, self._pricer, self._steps)))
+        out = process(record, self._pricer, self._steps)
+        self._done.append((record, columnar(out, self._inline_packer)))
 
     def ready(self) -> bool:
         """True when `take` would not wait."""
@@ -202,11 +202,10 @@ class PoolProcessing(Processing):
         window: int,
         packer: Callable[[], PayloadPacker] | None = None,
     ) -> None:
-        super().__init__(pricer, steps)
+        super().__init__(pricer, steps, packer)
         self._workers = workers
         self._window = window
-        self._packer = packer
-        self._flight: collections.deque[tuple[Record, Future[Columns]]] = collections.deque()
+        self._flight: collections.deque[tuple[Record, Future[Processed]]] = collections.deque()
         self._pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
@@ -236,11 +235,11 @@ class PoolProcessing(Processing):
         """Send a record to a worker."""
         self._flight.append((record, self._submit(record)))
 
-    def _submit(self, record: Record) -> Future[Columns]:
+    def _submit(self, record: Record) -> Future[Processed]:
         try:
             return self._pool.submit(_process_in_worker, record)
         except BrokenProcessPool:
-            fut: Future[Columns] = Future()
+            fut: Future[Processed] = Future()
             fut.set_exception(BrokenProcessPool("pool broken at submit"))
             return fut
 
@@ -252,7 +251,7 @@ class PoolProcessing(Processing):
         """The oldest record and its outcome; replaces the pool if a worker died."""
         record, fut = self._flight.popleft()
         try:
-            return record, _processed(fut.result())
+            return record, fut.result()
         except BrokenProcessPool:
             log.error("an ingest worker died; restarting the pool and reprocessing")
             return record, self._recover(record)
@@ -269,10 +268,10 @@ class PoolProcessing(Processing):
     def _alone(self, record: Record) -> Processed:
         for _ in range(_CRASHES_TO_SKIP):
             try:
-                return _processed(self._submit(record).result())
+                return self._submit(record).result()
             except BrokenProcessPool:
                 self._restart()
-        return Processed(SpanBatch(), 0, "worker_crash", "the record killed its worker each time")
+        return Processed(ColumnBatch(), 0, "worker_crash", "the record killed its worker each time")
 
     def _restart(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -294,10 +293,10 @@ def processing(
     `packer` (the store's payload codec class) lets the workers compress payloads too.
     """
     if workers <= 0:
-        return Processing(pricer, steps)
+        return Processing(pricer, steps, packer)
     try:
         pickle.dumps((pricer, tuple(steps), packer))
     except Exception:  # e.g. a step that is a lambda or a closure
         log.warning("ingest.workers=%d: steps or pricer cannot go to a process; inline", workers)
-        return Processing(pricer, steps)
+        return Processing(pricer, steps, packer)
     return PoolProcessing(pricer, steps, workers, window=4 * workers, packer=packer)

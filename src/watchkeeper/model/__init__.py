@@ -3,6 +3,15 @@
 Imported by both the SDK and the server, so it depends on the standard library only.
 """
 
+from watchkeeper.model._columns import (
+    PACKED,
+    PAYLOADS,
+    SPANS,
+    Column,
+    ColumnBatch,
+    Columns,
+    RowType,
+)
 from watchkeeper.model._metrics import Labels, Metadata, Sample
 from watchkeeper.model._outcome import OUTCOMES, Outcome
 from watchkeeper.model._span import (
@@ -21,11 +30,18 @@ __all__ = [
     "MAX_TIME_NS",
     "OPERATIONS",
     "OUTCOMES",
+    "PACKED",
+    "PAYLOADS",
+    "SPANS",
+    "Column",
+    "ColumnBatch",
+    "Columns",
     "Labels",
     "Metadata",
     "Outcome",
     "PackedPayload",
     "PayloadRow",
+    "RowType",
     "Sample",
     "ScoreRow",
     "SpanBatch",

@@ -8,11 +8,13 @@ the number of label sets is capped; spans past the cap are counted, not dropped 
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
+from typing import Any
 
+import pyarrow.compute as pc
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from watchkeeper.model import SpanBatch, SpanRow
+from watchkeeper.model import ColumnBatch, SpanBatch
+from watchkeeper.store import span_table
 
 #: Latency buckets (seconds): HTTP semconv's, plus the 8 s default deadline.
 DURATION_BUCKETS = (
@@ -25,6 +27,9 @@ TOKEN_TYPES = (
     ("cache_write", "cache_write_tokens"),
     ("reasoning", "reasoning_tokens"),
 )
+_TOKEN_COLUMNS = tuple(column for _, column in TOKEN_TYPES)
+_SPAN_KEY = ("project", "service", "operation", "outcome")
+_MODEL_KEY = ("project", "service", "model")
 
 
 class SpanMetrics:
@@ -84,37 +89,45 @@ class SpanMetrics:
         self._seen.add(key)
         return True
 
-    def observe(self, batch: SpanBatch) -> None:
+    def observe(self, batch: SpanBatch | ColumnBatch) -> None:
         """Count every span of a stored batch.
 
-        Spans are grouped by label set first, so `.labels()` (a locked dict lookup) runs
-        once per label set and batch instead of several times per span: this runs in the
-        store's writer thread, on the ingest hot path.
+        Spans are grouped by label set first (an Arrow group-by over the batch's columns, no
+        object per span), so `.labels()` (a locked dict lookup) runs once per label set and
+        batch: this runs in the store's writer thread, on the ingest hot path.
         """
-        spans: dict[tuple[str, ...], list[float]] = defaultdict(list)
-        models: dict[tuple[str, ...], list[SpanRow]] = defaultdict(list)
-        for s in batch.spans:
-            spans[(s.project, s.service, s.operation, s.outcome)].append(s.duration_ns / 1e9)
-            model = s.response_model or s.request_model
-            if model is not None:
-                models[(s.project, s.service, model)].append(s)
+        table = span_table(batch)
+        if not table.num_rows:
+            return
+        spans = table.group_by(list(_SPAN_KEY), use_threads=False).aggregate(
+            [("duration_ns", "list")]
+        )
+        model = pc.coalesce(table["response_model"], table["request_model"])
+        used = table.select(["project", "service", "cost_usd", *_TOKEN_COLUMNS])
+        used = used.append_column("model", model).filter(pc.is_valid(model))
+        models = used.group_by(list(_MODEL_KEY), use_threads=False).aggregate(
+            [("project", "count"), ("cost_usd", "sum")] + [(c, "sum") for c in _TOKEN_COLUMNS]
+        )
         with self._lock:
-            for key, durations in spans.items():
+            for group in spans.to_pylist():
+                key = tuple(group[k] for k in _SPAN_KEY)
+                durations = group["duration_ns_list"]
                 if not self._admit(key, len(durations)):
                     continue
                 self.spans.labels(*key).inc(len(durations))
                 histogram = self.duration.labels(*key[:3])
-                for seconds in durations:
-                    histogram.observe(seconds)
-            for key, rows in models.items():
-                if self._admit(key, len(rows)):
-                    self._count_model_use(key, rows)
+                for ns in durations:
+                    histogram.observe(ns / 1e9)
+            for group in models.to_pylist():
+                key = tuple(group[k] for k in _MODEL_KEY)
+                if self._admit(key, group["project_count"]):
+                    self._count_model_use(key, group)
 
-    def _count_model_use(self, key: tuple[str, ...], rows: list[SpanRow]) -> None:
-        cost = sum(s.cost_usd or 0.0 for s in rows)
+    def _count_model_use(self, key: tuple[str, ...], sums: dict[str, Any]) -> None:
+        cost = sums["cost_usd_sum"]
         if cost:
             self.cost.labels(*key).inc(cost)
         for kind, column in TOKEN_TYPES:
-            n = sum(getattr(s, column) or 0 for s in rows)
+            n = sums[f"{column}_sum"]
             if n:
                 self.tokens.labels(*key, kind).inc(n)

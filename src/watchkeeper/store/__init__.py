@@ -6,6 +6,8 @@ read over an engine's `Executor`; an engine module (`duckdb`) holds only what di
 connection, DDL, bulk insert, the writer.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from watchkeeper.store._protocol import (
     Activity,
     Dimension,
@@ -23,6 +25,20 @@ from watchkeeper.store._protocol import (
 from watchkeeper.store._render import DIMENSIONS, ORDERS
 from watchkeeper.store._results import CURSOR_PATTERN
 
+if TYPE_CHECKING:
+    from watchkeeper.store._duckdb_arrow import span_table
+
+
+def __getattr__(name: str) -> Any:
+    """`span_table` is imported when first used (PEP 562): Arrow and numpy stay out of the
+    ingest workers, which import this package for the payload codec alone."""
+    if name == "span_table":
+        from watchkeeper.store._duckdb_arrow import span_table
+
+        return span_table
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "CURSOR_PATTERN",
     "DIMENSIONS",
@@ -39,4 +55,5 @@ __all__ = [
     "Store",
     "Summary",
     "TraceDetail",
+    "span_table",
 ]

@@ -1,4 +1,5 @@
-"""Arrow tables built column by column from row objects (DuckDB's fast insert path)."""
+"""Arrow tables for the engines' bulk inserts: from row objects, column by column, or over
+the byte columns the ingest workers send (`model.ColumnBatch`), without a copy."""
 
 from __future__ import annotations
 
@@ -7,9 +8,23 @@ from dataclasses import fields
 from operator import attrgetter
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from watchkeeper.model import PackedPayload, PayloadRow, ScoreRow, SpanRow
+from watchkeeper.model import (
+    PACKED,
+    SPANS,
+    Column,
+    ColumnBatch,
+    Columns,
+    PackedPayload,
+    PayloadRow,
+    RowType,
+    ScoreRow,
+    SpanBatch,
+    SpanRow,
+)
 from watchkeeper.store._duckdb_schema import sql_type
 from watchkeeper.store._payload import PayloadCodec
 
@@ -62,3 +77,70 @@ def payloads_table(rows: Sequence[PayloadRow | PackedPayload], codec: PayloadCod
             "meta": pa.array(meta, pa.binary()),
         }
     )
+
+
+_KIND = {"q": pa.int64(), "d": pa.float64(), "s": pa.string(), "b": pa.binary()}
+_PAYLOAD_TYPES = {"start_ns": pa.int64(), "io": pa.binary(), "meta": pa.binary()}
+
+
+def _array(column: Column, length: int, target: pa.DataType) -> pa.Array:
+    kind, data, offsets, nulls = column
+    validity, null_count = None, 0
+    if nulls:
+        mask = np.frombuffer(nulls, np.bool_)
+        null_count = int(mask.sum())
+        validity = pa.py_buffer(np.packbits(~mask, bitorder="little"))
+    buffers = [validity, pa.py_buffer(data)]
+    if kind in ("s", "b"):
+        buffers.insert(1, pa.py_buffer(offsets))
+    arr = pa.Array.from_buffers(_KIND[kind], length, buffers, null_count)
+    return arr if arr.type == target else arr.cast(target)
+
+
+def _chunk_table(cols: Columns, row_type: RowType, types: dict[str, pa.DataType]) -> pa.Table:
+    names = list(row_type.names)
+    arrays = [
+        _array(c, cols.length, types.get(n, pa.string()))
+        for n, c in zip(names, cols.columns, strict=True)
+    ]
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+def _span_types() -> dict[str, pa.DataType]:
+    return {n: _ARROW.get(sql_type(n), pa.string()) for n in SPANS.names}
+
+
+def arrow_tables(batch: SpanBatch | ColumnBatch, codec: PayloadCodec) -> tuple[pa.Table, pa.Table]:
+    """(spans, payloads) of a batch as the `spans_table` and `payloads_table` would build
+    them; over a `ColumnBatch` of packed payloads, without a copy of the values."""
+    if isinstance(batch, SpanBatch):
+        return spans_table(batch.spans), payloads_table(batch.payloads, codec)
+    if not batch.packed:  # a store's codec was not offered to ingest: pack here
+        rows = batch.rows()
+        return spans_table(rows.spans), payloads_table(rows.payloads, codec)
+    payloads = [_chunk_table(c, PACKED, _PAYLOAD_TYPES) for c in batch.payloads]
+    return span_table(batch), (
+        pa.concat_tables(payloads) if payloads else payloads_table([], codec)
+    )
+
+
+def span_table(batch: SpanBatch | ColumnBatch) -> pa.Table:
+    """The `spans` columns of a batch (over a `ColumnBatch`'s bytes, without a copy)."""
+    if isinstance(batch, SpanBatch):
+        return spans_table(batch.spans)
+    types = _span_types()
+    chunks = [_chunk_table(c, SPANS, types) for c in batch.spans]
+    return pa.concat_tables(chunks) if chunks else spans_table([])
+
+
+def first_of_each_key(table: pa.Table) -> pa.Table:
+    """The first row of each (project, trace_id, span_id), in order (a batch may hold a
+    span twice); the table itself when its keys are distinct (the usual case)."""
+    n = table.num_rows
+    if n < 2 or pc.count_distinct(table["span_id"]).as_py() == n:
+        return table
+    numbered = table.append_column("wk_i", pa.array(np.arange(n, dtype=np.int64)))
+    firsts = numbered.group_by(["project", "trace_id", "span_id"], use_threads=False).aggregate(
+        [("wk_i", "min")]
+    )
+    return table.take(pc.sort_indices(firsts["wk_i_min"]))

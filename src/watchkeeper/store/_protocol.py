@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
-from watchkeeper.model import PayloadRow, ScoreRow, SpanBatch, SpanRow
+from watchkeeper.model import ColumnBatch, PayloadRow, ScoreRow, SpanBatch, SpanRow
 from watchkeeper.store._timed import QueryTimer
 
 #: Columns one may group or break down by (all low-cardinality, or paged when not).
@@ -188,10 +188,11 @@ class Store(Protocol):
 
     timer: QueryTimer
 
-    def write(self, batch: SpanBatch) -> int:
+    def write(self, batch: SpanBatch | ColumnBatch) -> int:
         """Store spans and payloads; idempotent on (project, trace_id, span_id).
 
-        Returns the number of spans that were new.
+        Ingest hands over `ColumnBatch`es (rows as columns); a `SpanBatch` of row objects
+        is taken too. Returns the number of spans that were new.
         """
         ...
 

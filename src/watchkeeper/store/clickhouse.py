@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 
 from watchkeeper.errors import StoreDataError, StoreError
-from watchkeeper.model import ScoreRow, SpanBatch, SpanRow
+from watchkeeper.model import ColumnBatch, ScoreRow, SpanBatch, SpanRow
 from watchkeeper.store import _clickhouse_context as tc
 from watchkeeper.store import _clickhouse_schema as schema
 from watchkeeper.store._dialect import CLICKHOUSE, Params
@@ -205,12 +205,14 @@ class ClickHouseStore(SqlStore):
         )
         return {(a, b, c) for a, b, c in self.rows(Query(sql, p.values))}
 
-    def write(self, batch: SpanBatch) -> int:
+    def write(self, batch: SpanBatch | ColumnBatch) -> int:
         """Store the spans (and payloads) not stored yet; return how many were new.
 
         Payloads go first: a crash between the two inserts leaves the spans unstored, and the
         replay stores both (a payload stored twice collapses on merge; reads keep one).
         """
+        if isinstance(batch, ColumnBatch):  # what ingest hands over: rows here, for now
+            batch = batch.rows()
         spans = unique_rows(batch.spans)
         if not spans:
             return 0

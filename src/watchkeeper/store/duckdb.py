@@ -18,18 +18,19 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from watchkeeper.errors import StoreDataError, StoreError
-from watchkeeper.model import ScoreRow, SpanBatch, SpanRow
+from watchkeeper.model import ColumnBatch, ScoreRow, SpanBatch
 from watchkeeper.store import _render as r
 from watchkeeper.store import _rollup as ru
 from watchkeeper.store import _trace_context as tc
 from watchkeeper.store import _traces
 from watchkeeper.store._dialect import DUCKDB
-from watchkeeper.store._duckdb_arrow import keys_table, payloads_table, scores_table, spans_table
+from watchkeeper.store._duckdb_arrow import arrow_tables, first_of_each_key, scores_table
 from watchkeeper.store._duckdb_schema import migrate
 from watchkeeper.store._payload import PayloadCodec
-from watchkeeper.store._sql import TEXT_BUDGET, TEXT_CHUNK, RowKey, SqlStore, row_key, unique_rows
+from watchkeeper.store._sql import TEXT_BUDGET, TEXT_CHUNK, SqlStore
 
 log = logging.getLogger("watchkeeper.store")
 
@@ -225,11 +226,12 @@ class DuckDBStore(SqlStore):
                 raise
 
     # -- writes ------------------------------------------------------------------------------
-    def _existing(self, cur: Any, spans: Sequence[SpanRow], starts: tuple[int, int]) -> set[RowKey]:
-        """Keys of the batch already stored; the batch's time range bounds the scan."""
-        cur.register("wk_batch_keys", keys_table(spans))
+    def _new_only(self, cur: Any, spans: Any, starts: tuple[int, int]) -> Any:
+        """The spans of the batch not stored yet; the batch's time range bounds the scan."""
+        keys = spans.select(["project", "trace_id", "span_id"])
+        cur.register("wk_batch_keys", keys)
         try:
-            rows = cur.execute(
+            stored = cur.execute(
                 "SELECT s.project, s.trace_id, s.span_id FROM spans s "
                 "SEMI JOIN wk_batch_keys b ON s.span_id = b.span_id "
                 "AND s.trace_id = b.trace_id AND s.project = b.project "
@@ -238,25 +240,28 @@ class DuckDBStore(SqlStore):
             ).fetchall()
         finally:
             cur.unregister("wk_batch_keys")
-        return {(a, b, c) for a, b, c in rows}
+        if not stored:  # the usual case: nothing of the batch is stored yet
+            return spans
+        old = {(a, b, c) for a, b, c in stored}  # a replay: Python objects for these only
+        columns = (keys[n].to_pylist() for n in keys.column_names)
+        kept = [k not in old for k in zip(*columns, strict=True)]
+        return spans.filter(pa.array(kept))
 
-    def write(self, batch: SpanBatch) -> int:
+    def write(self, batch: SpanBatch | ColumnBatch) -> int:
         """Store the spans (and payloads) not stored yet; return how many were new."""
-        spans = unique_rows(batch.spans)
-        if not spans:
+        if not len(batch):
             return 0
-        starts = (min(s.start_ns for s in spans), max(s.start_ns for s in spans))
-        with self._transaction() as cur:
-            old = self._existing(cur, spans, starts)
-            new = [s for s in spans if row_key(s) not in old]
-            if not new:
+        with self._transaction() as cur:  # rows an Arrow column refuses: a StoreDataError
+            data, payloads = arrow_tables(batch, self._codec)
+            data = first_of_each_key(data)
+            lo, hi = pc.min_max(data["start_ns"]).values()
+            starts = (lo.as_py(), hi.as_py())
+            data = self._new_only(cur, data, starts)
+            if not data.num_rows:
                 return 0
-            keys = {row_key(s) for s in new}
-            payloads = [p for p in unique_rows(batch.payloads) if row_key(p) in keys]
             # views and temp tables are dropped on success only: a statement after a failed
             # one raises anew and would hide the failure (a temp table goes with a rollback,
             # a view left behind is replaced by the next `register`)
-            data = spans_table(new)
             cur.register("wk_batch", data)
             fixed, filled = tc.apply(cur, "wk_batch", "wk_filled", starts, self._trace_window_ns)
             cur.unregister("wk_batch")
@@ -266,13 +271,20 @@ class DuckDBStore(SqlStore):
                 source = "wk_new_spans"
                 cur.register(source, data)
             self._store_new(cur, source, fixed)
+            if payloads.num_rows:  # those of the new spans, once each
+                cur.register("wk_new_payloads", first_of_each_key(payloads))
+                cols = ", ".join(f"p.{c}" for c in payloads.column_names)
+                cur.execute(
+                    f"INSERT INTO payloads ({', '.join(payloads.column_names)}) SELECT {cols} "
+                    f"FROM wk_new_payloads p SEMI JOIN {source} n ON n.span_id = p.span_id "
+                    "AND n.trace_id = p.trace_id AND n.project = p.project"
+                )
+                cur.unregister("wk_new_payloads")
             if filled:
                 cur.execute("DROP TABLE wk_filled")
             else:
                 cur.unregister(source)
-            if payloads:
-                self._append(cur, "payloads", payloads_table(payloads, self._codec))
-        return len(new)
+        return int(data.num_rows)
 
     def _store_new(self, cur: Any, source: str, fixed: set[int]) -> None:
         """Append the new spans in `source` to the spans and rollups."""
