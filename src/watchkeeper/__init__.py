@@ -1,30 +1,36 @@
 """Watchkeeper: self-hosted observability for AI services.
 
-`import watchkeeper` gives the SDK (`init`, `observe`, `context`, `guard`, …). The server lives
-in `watchkeeper.server` and is never imported from here, so instrumenting an app stays light.
+`import watchkeeper` gives the SDK (`init`, `observe`, `context`, `guard`, …), loaded when a
+name is first used. The server lives in `watchkeeper.server` and is never imported from here,
+so instrumenting an app stays light.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from watchkeeper.sdk import (
-    Breaker,
-    CircuitOpen,
-    GuardEvent,
-    GuardTimeout,
-    ObservedSpan,
-    WatchkeeperMiddleware,
-    context,
-    count_cache,
-    flush,
-    guard,
-    init,
-    metrics_app,
-    observe,
-    registry,
-    shutdown,
-)
+if TYPE_CHECKING:
+    from watchkeeper.sdk import (
+        Breaker,
+        CircuitOpen,
+        GuardEvent,
+        GuardTimeout,
+        JsonFormatter,
+        ObservedSpan,
+        WatchkeeperMiddleware,
+        context,
+        count_cache,
+        feedback,
+        flush,
+        guard,
+        init,
+        instrument_anthropic,
+        instrument_openai,
+        metrics_app,
+        observe,
+        registry,
+        shutdown,
+    )
 
 __all__ = [
     "Breaker",
@@ -50,9 +56,11 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # The SDK's lazily loaded names (`feedback`, the client wrappers) load on first use here too.
-    from watchkeeper import sdk
+    """The SDK's names load on first use (PEP 562): the server's packages and its ingest
+    worker processes import `watchkeeper.<package>`, which runs this module, and the SDK
+    (pydantic settings, asyncio, ssl) took 14 MiB in each worker for nothing."""
+    if name in __all__:
+        from watchkeeper import sdk
 
-    if name in sdk._LAZY:
         return getattr(sdk, name)
     raise AttributeError(f"module 'watchkeeper' has no attribute {name!r}")

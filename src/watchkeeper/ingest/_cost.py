@@ -18,9 +18,10 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from watchkeeper.config import PriceOverride
+if TYPE_CHECKING:  # overrides become `Rates`: the workers never load the config's models
+    from watchkeeper.config import PriceOverride
 
 log = logging.getLogger("watchkeeper.ingest")
 
