@@ -449,6 +449,7 @@ class DuckDBStore(SqlStore):
             except duckdb.Error as exc:  # not fatal: the cache stays until next time
                 log.warning("span store: could not release memory: %s", exc)
                 return False
+        pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed pages too
         return True
 
     def close(self) -> None:
