@@ -15,7 +15,7 @@ import contextlib
 import math
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import orjson
 from google.protobuf.message import DecodeError as ProtobufDecodeError
@@ -71,23 +71,23 @@ class RawSpan:
 
 
 @dataclass(slots=True)
-class Decoded:
-    """A decoded request: its valid spans and what was rejected and why."""
+class Losses:
+    """What a request lost: items rejected whole, attribute values left out, a few reasons
+    of each (OTLP `partial_success`). `NOUN` names the items ("spans", "log records")."""
 
-    spans: list[RawSpan] = field(default_factory=list)
-    accepted: int = 0  # valid spans (also set by the cheap check, which keeps no spans)
+    NOUN: ClassVar[str] = "spans"
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
-    dropped_values: int = 0  # attribute values left out (their spans are kept)
+    dropped_values: int = 0  # attribute values left out (their items are kept)
     warnings: list[str] = field(default_factory=list)
 
     def reject(self, message: str) -> None:
-        """Count one rejected span, keeping a few distinct messages."""
+        """Count one rejected item, keeping a few distinct messages."""
         self.rejected += 1
         _keep(self.errors, message)
 
     def drop_value(self, message: str) -> None:
-        """Count one attribute value left out of its span, keeping a few distinct messages."""
+        """Count one attribute value left out of its item, keeping a few distinct messages."""
         self.dropped_values += 1
         _keep(self.warnings, message)
 
@@ -96,11 +96,19 @@ class Decoded:
         """The `partial_success.error_message` ("" when nothing was rejected or dropped)."""
         parts = []
         if self.rejected:
-            parts.append(f"{self.rejected} spans rejected: " + "; ".join(self.errors))
+            parts.append(f"{self.rejected} {self.NOUN} rejected: " + "; ".join(self.errors))
         if self.dropped_values:
-            what = f"{self.dropped_values} attribute values dropped (their spans are kept): "
+            what = f"{self.dropped_values} attribute values dropped (their {self.NOUN} are kept): "
             parts.append(what + "; ".join(self.warnings))
         return "; ".join(parts)
+
+
+@dataclass(slots=True)
+class Decoded(Losses):
+    """A decoded request: its valid spans and what was rejected and why."""
+
+    spans: list[RawSpan] = field(default_factory=list)
+    accepted: int = 0  # valid spans (also set by the cheap check, which keeps no spans)
 
 
 def _keep(messages: list[str], message: str) -> None:
@@ -401,7 +409,7 @@ def _json_float(v: Any) -> float:
     return float(v)
 
 
-def _json_value(v: Any, out: Decoded) -> Any:
+def _json_value(v: Any, out: Losses) -> Any:
     """An AnyValue; `DecodeError` (or ValueError) when it is not a valid one."""
     if not isinstance(v, dict):
         return None
@@ -423,7 +431,7 @@ def _json_value(v: Any, out: Decoded) -> Any:
     return None  # an empty AnyValue, or only unknown fields
 
 
-def _json_attrs(kvs: Any, out: Decoded) -> dict[str, Any]:
+def _json_attrs(kvs: Any, out: Losses) -> dict[str, Any]:
     """Attributes by key; a value that is not a valid AnyValue costs its attribute only."""
     if not isinstance(kvs, (list, tuple)):
         raise DecodeError("attributes must be a list of {key, value}")
