@@ -12,6 +12,7 @@ from watchkeeper.model._columns import (
     Columns,
     RowType,
 )
+from watchkeeper.model._logs import SEVERITIES, LogRow, severity_name
 from watchkeeper.model._metrics import Labels, Metadata, Sample
 from watchkeeper.model._outcome import OUTCOMES, Outcome
 from watchkeeper.model._span import (
@@ -32,11 +33,13 @@ __all__ = [
     "OUTCOMES",
     "PACKED",
     "PAYLOADS",
+    "SEVERITIES",
     "SPANS",
     "Column",
     "ColumnBatch",
     "Columns",
     "Labels",
+    "LogRow",
     "Metadata",
     "Outcome",
     "PackedPayload",
@@ -46,4 +49,5 @@ __all__ = [
     "ScoreRow",
     "SpanBatch",
     "SpanRow",
+    "severity_name",
 ]

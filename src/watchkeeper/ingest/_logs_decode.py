@@ -1,0 +1,249 @@
+"""Decoding OTLP log requests (protobuf and OTLP/JSON) into `LogRow`s.
+
+Pure functions: bytes in, rows out. What a record keeps: its time (the observed time when it
+has none, as OTLP says; the time of receipt when it has neither), severity number and text
+(a record that gives only a text, "WARN" or "error", gets the number of that range, as Loki
+and the Collector read them), body (text as it is, any other value as JSON), trace and span
+ids, the resource's service, environment and host, its scope, event name and attributes.
+
+One bad value costs that value (an attribute, an id of the wrong length), a record whose time
+cannot be stored costs that record (counted for `partial_success.rejected_log_records`), and
+only a body that is not an OTLP logs request at all is refused (`DecodeError`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import orjson
+from google.protobuf.message import DecodeError as ProtobufDecodeError
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+from watchkeeper.errors import DecodeError
+from watchkeeper.ingest._decode import (
+    Encoding,
+    Losses,
+    _get,
+    _json_attrs,
+    _json_id,
+    _json_int,
+    _json_value,
+    _list,
+    _pb_attrs,
+    _pb_value,
+)
+from watchkeeper.model import MAX_TIME_NS, LogRow
+from watchkeeper.model import conventions as c
+
+#: Severity texts by the first letters that name them (case-insensitive), as the usual
+#: loggers spell them: Python's WARNING/CRITICAL, Go's and Java's, syslog's.
+_SEVERITY_WORDS = {
+    "trace": 1, "debug": 5, "info": 9, "notice": 10, "warn": 13, "error": 17, "err": 17,
+    "crit": 21, "fatal": 21, "alert": 22, "emerg": 23, "panic": 21, "severe": 17,
+}  # fmt: skip
+_SEVERITY_NAMES = {"SEVERITY_NUMBER_UNSPECIFIED": 0} | {  # OTLP/JSON may name the enum
+    f"SEVERITY_NUMBER_{name}{k + 1 if k else ''}": 4 * i + k + 1
+    for i, name in enumerate(("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"))
+    for k in range(4)
+}
+
+
+@dataclass(slots=True)
+class DecodedLogs(Losses):
+    """A decoded request: its records and what was rejected or dropped, and why."""
+
+    NOUN: ClassVar[str] = "log records"
+    records: list[LogRow] = field(default_factory=list)
+
+
+def severity_of(number: int, text: str) -> int:
+    """The record's severity number: its own, else the number its text names (0 if none)."""
+    if 1 <= number <= 24:
+        return number
+    word = text.strip().lower()
+    for length in (6, 5, 4, 3):
+        found = _SEVERITY_WORDS.get(word[:length])
+        if found is not None:
+            return found
+    return 0
+
+
+def log_id(*parts: object) -> str:
+    """A digest of what a record says (its identity for de-duplication)."""
+    return hashlib.blake2b(orjson.dumps(parts), digest_size=8).hexdigest()
+
+
+@dataclass(slots=True)
+class _Group:
+    """What the records of one resource and scope share."""
+
+    project: str
+    service: str
+    environment: str
+    host: str
+    scope: str
+    resource: str
+
+
+def _group(resource: dict[str, Any], scope: str, project: str, from_resource: bool) -> _Group:
+    def first(names: tuple[str, ...]) -> str:
+        for name in names:
+            v = resource.get(name)
+            if isinstance(v, str) and v:
+                return v
+        return ""
+
+    if from_resource:
+        project = first(c.READ["project"]) or project
+    return _Group(
+        project,
+        first(c.READ["service"]) or "unknown_service",
+        first(c.READ["environment"]),
+        first(("host.name",)),
+        scope,
+        orjson.dumps(resource).decode(),
+    )
+
+
+def _body(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+def _record(
+    g: _Group,
+    out: DecodedLogs,
+    times: tuple[int, int, int],
+    severity: tuple[int, str],
+    body: Any,
+    ids: tuple[bytes, bytes],
+    event_name: str,
+    attributes: dict[str, Any],
+) -> None:
+    time_ns, observed_ns, now_ns = times
+    observed_ns = observed_ns or now_ns
+    time_ns = time_ns or observed_ns
+    if time_ns > MAX_TIME_NS or observed_ns > MAX_TIME_NS:
+        out.reject(f"time {max(time_ns, observed_ns)} ns is past what can be stored (year 2262)")
+        return
+    trace_id, span_id = ids
+    if trace_id and (len(trace_id) != 16 or not any(trace_id)):
+        out.drop_value(f"trace id of {len(trace_id)} bytes (16 non-zero expected)")
+        trace_id = b""
+    if span_id and (len(span_id) != 8 or not any(span_id) or not trace_id):
+        out.drop_value(f"span id of {len(span_id)} bytes (8 non-zero, with a trace id, expected)")
+        span_id = b""
+    number, text = severity
+    text_body = _body(body)
+    attrs = orjson.dumps(attributes, option=orjson.OPT_NON_STR_KEYS).decode()
+    tid, sid = trace_id.hex(), span_id.hex()
+    out.records.append(
+        LogRow(
+            g.project,
+            log_id(time_ns, number, text, text_body, tid, sid, g.service, g.resource, attrs),
+            time_ns,
+            observed_ns,
+            severity_of(number, text),
+            text,
+            text_body,
+            tid,
+            sid,
+            g.service,
+            g.environment,
+            g.host,
+            g.scope,
+            event_name,
+            attrs,
+            g.resource,
+        )
+    )
+
+
+def decode_logs(
+    body: bytes, encoding: Encoding, project: str, now_ns: int, *, from_resource: bool = False
+) -> DecodedLogs:
+    """The records of an OTLP logs request; `DecodeError` when it is not one.
+
+    `project` is the key's; with `from_resource` (auth off) a resource's
+    `watchkeeper.project` attribute names the project of its records instead.
+    """
+    if encoding == "protobuf":
+        request = ExportLogsServiceRequest()
+        try:
+            request.ParseFromString(body)
+        except (ProtobufDecodeError, RuntimeError, ValueError) as exc:
+            raise DecodeError(f"body is not an OTLP ExportLogsServiceRequest: {exc}") from None
+        return _decode_protobuf(request, project, now_ns, from_resource)
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(f"body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise DecodeError("an OTLP/JSON logs request is a JSON object")
+    return _decode_json(doc, project, now_ns, from_resource)
+
+
+def _decode_protobuf(
+    request: ExportLogsServiceRequest, project: str, now_ns: int, from_resource: bool
+) -> DecodedLogs:
+    out = DecodedLogs()
+    for rl in request.resource_logs:
+        resource = _pb_attrs(rl.resource.attributes)
+        for sl in rl.scope_logs:
+            g = _group(resource, sl.scope.name, project, from_resource)
+            for r in sl.log_records:
+                _record(
+                    g,
+                    out,
+                    (r.time_unix_nano, r.observed_time_unix_nano, now_ns),
+                    (r.severity_number, r.severity_text),
+                    _pb_value(r.body) if r.HasField("body") else None,
+                    (r.trace_id, r.span_id),
+                    r.event_name,
+                    _pb_attrs(r.attributes),
+                )
+    return out
+
+
+def _decode_json(
+    doc: dict[str, Any], project: str, now_ns: int, from_resource: bool
+) -> DecodedLogs:
+    out = DecodedLogs()
+    try:
+        for rl in _list(doc, "resourceLogs", "resource_logs"):
+            resource = _json_attrs((rl.get("resource") or {}).get("attributes") or [], out)
+            for sl in _list(rl, "scopeLogs", "scope_logs"):
+                scope = str((sl.get("scope") or {}).get("name", ""))
+                g = _group(resource, scope, project, from_resource)
+                for r in _list(sl, "logRecords", "log_records"):
+                    try:
+                        _json_record(g, r, out, now_ns)
+                    except (DecodeError, TypeError, ValueError, AttributeError) as exc:
+                        out.reject(f"log record: {exc}")
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise DecodeError(f"OTLP/JSON body is malformed: {exc}") from None
+    return out
+
+
+def _json_record(g: _Group, r: dict[str, Any], out: DecodedLogs, now_ns: int) -> None:
+    time_ns = _json_int(_get(r, "timeUnixNano", "time_unix_nano", 0), "timeUnixNano")
+    observed = _get(r, "observedTimeUnixNano", "observed_time_unix_nano", 0)
+    observed_ns = _json_int(observed, "observedTimeUnixNano")
+    number = _get(r, "severityNumber", "severity_number", 0)
+    number = _json_int(_SEVERITY_NAMES.get(number, number), "severityNumber", 0, 24)
+    text = str(_get(r, "severityText", "severity_text", ""))
+    body: Any = None
+    if r.get("body") is not None:
+        try:
+            body = _json_value(r["body"], out)
+        except (DecodeError, ValueError, TypeError, AttributeError) as exc:
+            out.drop_value(f"body: {exc}")
+    ids = (_json_id(_get(r, "traceId", "trace_id", "")), _json_id(_get(r, "spanId", "span_id", "")))
+    event_name = str(_get(r, "eventName", "event_name", ""))
+    attributes = _json_attrs(r.get("attributes") or [], out)
+    _record(
+        g, out, (time_ns, observed_ns, now_ns), (number, text), body, ids, event_name, attributes
+    )
