@@ -1,0 +1,174 @@
+"""`SpooledWriter`: the durable path of a signal whose records need no worker processes
+(metrics, logs): a spool of its own, requests acknowledged once their record is on disk, one
+writer thread that decodes each record and hands it to the signal's store, then moves the
+checkpoint.
+
+What a signal brings is a decoder and a writer (`decode(record)`, `write(record, decoded)`);
+what every signal gets here, once: group commit, admission that follows the writer (the
+backlog bounded by bytes and by age, `ingest.spool_max_backlog_bytes` and
+`ingest.lag_budget_s`), retries while the store is down, a record the store refuses for its
+content set aside in the signal's dead letter after bounded attempts (the ones behind it go
+on), and `flush`. Replay after a crash stores nothing twice when the store's write is
+idempotent, which each signal's store is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from watchkeeper.config import IngestConfig
+from watchkeeper.errors import Overloaded, StoreError
+from watchkeeper.ingest._commit import GroupCommitter
+from watchkeeper.ingest._dead_letter import DeadLetter
+from watchkeeper.ingest._spool import Entry, Record, Spool
+
+log = logging.getLogger("watchkeeper.ingest")
+
+_READ_CHUNK = 4 * 1024 * 1024
+_RETRY_MAX_S = 5.0
+_DATA_ATTEMPTS = 3  # failed writes of one record, not the store's fault, before it is set aside
+
+T = TypeVar("T")
+
+
+class SpooledWriter(Generic[T]):
+    """One signal's spool, committer and writer thread; see the module docstring."""
+
+    def __init__(
+        self,
+        signal: str,
+        data_dir: Path,
+        cfg: IngestConfig,
+        *,
+        decode: Callable[[Record], T],
+        write: Callable[[Record, T], None],
+        on_write_error: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._signal = signal  # "metric", "log": in messages, paths and the thread's name
+        self._cfg = cfg
+        self._decode = decode
+        self._write = write
+        self._on_write_error = on_write_error
+        self._clock = clock
+        self.spool = Spool(
+            data_dir / f"spool-{signal}s", segment_bytes=cfg.spool_segment_bytes, clock=clock
+        )
+        self._committer = GroupCommitter(self.spool, group_commit_s=cfg.group_commit_ms / 1e3)
+        self.dead_letter = DeadLetter(data_dir / f"dead-letter-{signal}s")
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._written = threading.Condition()
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the spool (recovering it) and start the committer and the writer."""
+        if self._thread is not None:
+            return
+        self.spool.open()
+        self._committer.start()
+        self._stopping.clear()
+        name = f"wk-{self._signal}s-write"
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Refuse new requests, store everything spooled, and stop."""
+        if self._thread is None:
+            return
+        self._committer.stop()
+        self._stopping.set()
+        self._thread.join()
+        self._thread = None
+        self.spool.close()
+
+    # --- the request path -------------------------------------------------------------------
+
+    def admit(self) -> None:
+        """`Overloaded` (503 with Retry-After) when not running, or when the backlog is past
+        its bound in bytes or in age."""
+        if self._thread is None:
+            raise Overloaded("ingest is not running (starting or stopping); retry shortly", 1.0)
+        if self.spool.backlog_bytes() > self._cfg.spool_max_backlog_bytes:
+            raise Overloaded(f"{self._signal} ingest backlog is full; retry later", 2.0)
+        budget = self._cfg.lag_budget_s
+        oldest = self.spool.oldest_unstored_ns()
+        lag = 0.0 if oldest is None else self._clock() - oldest / 1e9
+        if budget > 0 and lag > budget:
+            raise Overloaded(
+                f"the {self._signal} store is {lag:.1f} s behind, over the {budget:g} s lag "
+                "budget; retry shortly",
+                retry_after=min(max(1.0, lag - budget), budget),
+            )
+
+    async def append(self, entry: Entry) -> None:
+        """Spool a record; return once it is on disk (`Overloaded` when the queue is full)."""
+        (fut,) = self._committer.submit(entry)
+        await asyncio.wrap_future(fut)
+
+    def flush(self, timeout: float) -> bool:
+        """Block until everything acknowledged so far is stored; False on timeout."""
+        if self._thread is None:
+            return True
+        target = self.spool.end
+        deadline = time.monotonic() + timeout
+        with self._written:
+            while not self.spool.is_stored(target):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._written.wait(min(remaining, 0.05))
+        return True
+
+    # --- the writer thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        cursor = self.spool.checkpoint
+        while True:
+            stopping = self._stopping.is_set()
+            for rec in self.spool.read(cursor, _READ_CHUNK):
+                if not self._store(rec):
+                    return  # stopping while the store fails: the spool replays it next start
+                cursor = rec.end
+                self.spool.set_checkpoint(cursor)
+                with self._written:
+                    self._written.notify_all()
+            if stopping and not self.spool.has_after(cursor):
+                return
+            self.spool.wait_for(cursor, 0.05)
+
+    def _store(self, rec: Record) -> bool:
+        """Decode and write one record; False only when stopping interrupts retries."""
+        try:
+            decoded = self._decode(rec)
+        except Exception as exc:  # validated before it was spooled: a corrupt record
+            log.error("%s spool record before %s cannot be decoded: %s", self._signal, rec.end, exc)
+            self.dead_letter.add(rec, f"decode_error: {exc}")
+            return True
+        delay, refused = 0.1, 0
+        while True:
+            try:
+                self._write(rec, decoded)
+                return True
+            except Exception as exc:
+                self._on_write_error()
+                if not isinstance(exc, (StoreError, OSError, MemoryError)):
+                    refused += 1
+                if refused >= _DATA_ATTEMPTS:
+                    log.error(
+                        "the %s store refused the record before %s: %s", self._signal, rec.end, exc
+                    )
+                    self.dead_letter.add(rec, f"store_refused: {exc}")
+                    return True
+                log.error("%s store write failed; retrying: %s", self._signal, exc)
+                if self._stopping.is_set():
+                    return False
+                time.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX_S)
