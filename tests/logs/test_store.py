@@ -1,0 +1,119 @@
+"""The log store: records in, found again by every filter, text through the block filter."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import orjson
+import pytest
+
+from watchkeeper.errors import ValidationError
+from watchkeeper.ingest._logs_decode import log_id
+from watchkeeper.model import LogRow
+from watchkeeper.store.logs import BITS, LogFilter, LogStore, Terms, bloom, words
+
+T0 = 1_750_000_000_000_000_000
+S = 1_000_000_000
+
+
+def _row(i: int, body: str, severity: int = 9, **kw: object) -> LogRow:
+    row = LogRow("p", "", T0 + i * S, T0 + i * S, severity, "", body, **kw)  # type: ignore[arg-type]
+    return replace(row, log_id=log_id(i, body, kw))
+
+
+def _rows() -> list[LogRow]:
+    return [
+        _row(0, "user signed in", service="auth"),
+        _row(1, "Connection reset by peer", 17, service="api", trace_id="a" * 32, span_id="b" * 16),
+        _row(2, "connection pool exhausted; retrying", 13, service="api"),
+        _row(3, "reset the counter", service="worker",
+             attributes=orjson.dumps({"http.route": "/x", "n": 7}).decode()),
+        _row(4, "Zürich café ready", service="api"),
+    ]  # fmt: skip
+
+
+def _ids(store: LogStore, **kw: object) -> list[int]:
+    f = LogFilter("p", T0, T0 + 100 * S, **kw)  # type: ignore[arg-type]
+    return [(r.time_ns - T0) // S for r in store.search(f).records]
+
+
+def test_filters_find_what_they_say(tmp_path: Path) -> None:
+    store = LogStore(tmp_path / "logs.duckdb")
+    assert store.write(_rows()) == 5
+    assert store.write(_rows()) == 0  # a replay stores nothing twice
+    assert _ids(store) == [4, 3, 2, 1, 0]  # newest first
+    assert _ids(store, services=("api",)) == [4, 2, 1]
+    assert _ids(store, min_severity=13) == [2, 1]
+    assert _ids(store, trace_id="a" * 32) == [1]
+    assert _ids(store, attributes=(("http.route", "/x"),)) == [3]
+    assert _ids(store, attributes=(("n", "7"),)) == [3]
+    assert _ids(store, text=Terms.parse("reset")) == [3, 1]
+    assert _ids(store, text=Terms.parse('"connection reset"')) == [1]
+    assert _ids(store, text=Terms.parse("CONNECTION")) == [2, 1]
+    assert _ids(store, text=Terms.parse("connect")) == []  # whole words
+    assert _ids(store, text=Terms.parse("zürich")) == [4]
+    assert _ids(store, text=Terms.parse("reset pool")) == []
+    assert LogFilter("other", T0, T0 + S).project == "other"
+    assert store.search(LogFilter("other", T0, T0 + 100 * S)).records == []
+    store.close()
+    again = LogStore(tmp_path / "logs.duckdb")  # reopened: the blocks go on numbering
+    assert again.write([_row(9, "later on")]) == 1
+    assert _ids(again, text=Terms.parse("later")) == [9]
+    assert again.count("p") == 6
+
+
+def test_pages_visit_every_record_once(tmp_path: Path) -> None:
+    store = LogStore(None)
+    store.write([_row(i // 3, f"line {i}") for i in range(50)])  # three per second
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = store.search(LogFilter("p", T0, T0 + 100 * S), limit=7, cursor=cursor)
+        seen += [r.body for r in page.records]
+        if page.cursor is None:
+            break
+        cursor = page.cursor
+    assert sorted(seen) == sorted(f"line {i}" for i in range(50))
+    with pytest.raises(ValidationError):
+        store.search(LogFilter("p", T0, T0 + S), cursor="1-x")
+
+
+def test_the_block_filter_skips_blocks_without_the_words() -> None:
+    store = LogStore(None)
+    for block in range(20):
+        store.write([_row(block * 10 + i, f"routine message {block} {i}") for i in range(10)])
+    store.write([_row(500, "rare needle here")])
+    f = LogFilter("p", T0, T0 + 1000 * S, text=Terms.parse("needle"))
+    params: dict[str, object] = {}
+    sql = store._blocks_sql(f, params)
+    with store._cursor() as cur:
+        blocks = cur.execute(sql, params | {"p": "p", "lo": f.start_ns, "hi": f.end_ns}).fetchall()
+    assert len(blocks) == 1  # 1 of 21 blocks is read
+    assert [r.body for r in store.search(f).records] == ["rare needle here"]
+
+
+def test_the_histogram_counts_by_severity_range() -> None:
+    store = LogStore(None)
+    store.write(_rows())
+    hist = store.histogram(LogFilter("p", T0, T0 + 10 * S), 2 * S)
+    assert hist == [(T0, 9, 1), (T0, 17, 1), (T0 + 2 * S, 9, 1), (T0 + 2 * S, 13, 1),
+                    (T0 + 4 * S, 9, 1)]  # fmt: skip
+    with pytest.raises(ValidationError):
+        store.histogram(LogFilter("p", T0, T0 + 10**6 * S), S)
+
+
+def test_retention_drops_records_and_their_blocks() -> None:
+    store = LogStore(None)
+    store.write(_rows()[:2])
+    store.write(_rows()[2:])
+    assert store.delete_before("p", T0 + 2 * S) == 2
+    assert _ids(store) == [4, 3, 2]
+    assert _ids(store, text=Terms.parse("reset")) == [3]
+
+
+def test_words_and_filter_bits() -> None:
+    assert words("Hello, wörld! x_y 42") == ["hello", "wörld", "x_y", "42"]
+    assert sum(bin(w).count("1") for w in bloom(["a b c"])) <= 9 < BITS
+    with pytest.raises(ValidationError):
+        Terms.parse('"..."')
