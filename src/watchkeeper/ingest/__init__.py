@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         decompress,
         encoding_of,
     )
+    from watchkeeper.ingest._logs_ingest import LogsIngest
     from watchkeeper.ingest._metrics_decode import DecodedMetrics, decode_metrics
     from watchkeeper.ingest._metrics_ingest import MetricsIngest
     from watchkeeper.ingest._normalize import (
@@ -44,6 +45,7 @@ _HOMES = {
         ("Decoded", "RawSpan", "Resource", "decode", "decompress", "encoding_of"), "_decode"
     ),
     **dict.fromkeys(("DecodedMetrics", "decode_metrics"), "_metrics_decode"),
+    "LogsIngest": "_logs_ingest",
     "MetricsIngest": "_metrics_ingest",
     **dict.fromkeys(
         ("DEFAULT_STEPS", "Draft", "DropSpan", "Normalized", "Settings", "Step", "normalize"),
@@ -75,6 +77,7 @@ __all__ = [
     "IngestResult",
     "IngestService",
     "Letter",
+    "LogsIngest",
     "MetricsIngest",
     "Normalized",
     "Position",

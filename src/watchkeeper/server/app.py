@@ -116,7 +116,8 @@ def build_services(
     """Open the stores and create every service of one server process (not yet started)."""
     # Imported before the metadata tables are created: they declare tables of their own.
     from watchkeeper.alerting import build_alerting
-    from watchkeeper.ingest import IngestService, MetricsIngest, Scraper
+    from watchkeeper.ingest import IngestService, LogsIngest, MetricsIngest, Scraper
+    from watchkeeper.store.logs import LogStore
     from watchkeeper.store.metrics import MetricsStore
 
     lock = open_data_dir(config.server.data_dir)
@@ -150,6 +151,9 @@ def build_services(
         memory_limit_mb=config.store.memory_limit_mb,
     )
     svc.metrics_ingest = MetricsIngest(config, metrics_store, registry)
+    logs_path = config.server.data_dir / "logs.duckdb"
+    logs_store = LogStore(logs_path, memory_limit_mb=config.store.memory_limit_mb)
+    svc.logs_ingest = LogsIngest(config, logs_store, registry)
     svc.scraper = Scraper(
         config.metrics.scrape, svc.metrics_ingest.accept_samples, config.auth.default_project
     )
@@ -211,6 +215,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     stop = asyncio.Event()
     svc.ingest.start()
     svc.metrics_ingest.start()
+    svc.logs_ingest.start()
     if svc.alerting is not None:
         await svc.alerting.start()
     retention = asyncio.create_task(
@@ -229,8 +234,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             await svc.alerting.stop()
         await asyncio.to_thread(svc.ingest.stop)
         await asyncio.to_thread(svc.metrics_ingest.stop)
+        await asyncio.to_thread(svc.logs_ingest.stop)
         svc.store.close()
         svc.metrics_ingest.store.close()
+        svc.logs_ingest.store.close()
         svc.meta.close()
         svc.extras["data_dir_lock"].close()
 
@@ -243,6 +250,7 @@ def create_app(config: Config, *, services: Services | None = None) -> FastAPI:
         _auth_api,
         _keys_api,
         _kinds_api,
+        _logs_api,
         _oidc_api,
         _ops,
         _otlp,
@@ -272,7 +280,7 @@ def create_app(config: Config, *, services: Services | None = None) -> FastAPI:
     )
     for module in (_ops, _otlp, _otlp_metrics, _remote_write, _query_api, _prometheus_api,
                    _alerts_api, _keys_api, _auth_api, _audit_api, _people_api, _oidc_api,
-                   _kinds_api):  # fmt: skip
+                   _kinds_api, _logs_api):  # fmt: skip
         app.include_router(module.router)
     install_docs(app)
     _openapi.install(app)

@@ -91,13 +91,15 @@ class Terms:
 
     @classmethod
     def parse(cls, text: str) -> Terms:
-        """Words, and phrases in double quotes; `ValidationError` for one with no word."""
+        """Words, and phrases in double quotes (punctuation only separates words);
+        `ValidationError` when the text has no word at all."""
         parts = []
         for phrase, word in _QUERY.findall(text):
-            found = tuple(words(phrase if phrase or not word else word))
-            if not found:
-                raise ValidationError(f"search term {phrase or word!r} has no word in it")
-            parts.append(found)
+            found = tuple(words(phrase or word))
+            if found:
+                parts.append(found)
+        if not parts:
+            raise ValidationError(f"search text {text[:60]!r} has no word in it")
         return cls(tuple(parts))
 
     def regexes(self) -> list[str]:
@@ -314,9 +316,11 @@ class LogStore:
         return LogPage(records, f"{last.time_ns}-{last.log_id}" if more and last else None)
 
     def histogram(self, f: LogFilter, step_ns: int) -> list[tuple[int, int, int]]:
-        """(bucket start, severity number's range start, count) of the records, by bucket."""
-        if step_ns <= 0 or (f.end_ns - f.start_ns) // step_ns > 10_000:
-            raise ValidationError("the histogram's step gives more than 10,000 buckets")
+        """(bucket start, severity number's range start, count) of the records, by bucket
+        (buckets without records are left out, so their number is bounded by the records;
+        `step_for` keeps a range to a readable number of them)."""
+        if step_ns <= 0:
+            raise ValidationError("the histogram's step must be positive")
         params: dict[str, Any] = {"step": step_ns}
         with self._cursor() as cur:
             where = self._where(f, params)
@@ -338,6 +342,16 @@ class LogStore:
                     "SELECT count(*) FROM logs WHERE project = $p", {"p": project}
                 ).fetchall()
         return int(n)
+
+
+def step_for(start_ns: int, end_ns: int, step_ns: int, most: int = 1_000) -> int:
+    """`step_ns`, or the smallest multiple of a second over it that gives at most `most`
+    buckets between start and end."""
+    span = max(end_ns - start_ns, 1)
+    if span // step_ns <= most:
+        return step_ns
+    second = 1_000_000_000
+    return -(-span // (most * second)) * second
 
 
 def _json_key(key: str) -> str:
