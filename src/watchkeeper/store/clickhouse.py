@@ -7,8 +7,8 @@ One writer at a time (a lock): the key check that keeps replays from counting tw
 it, and a chDB session written from several threads once stored wrong rows (DESIGN.md).
 With chDB every call takes the lock: the in-process engine is one session.
 
-Rollups (materialized views) are not built yet: every query reads the spans, with exact
-percentiles, which ClickHouse does at scale.
+Long (or busy) ranges are answered from the rollups of `_rollup`, kept by materialized
+views (`_clickhouse_schema`), with the same answers and bounds as DuckDB's.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from watchkeeper.errors import StoreDataError, StoreError
 from watchkeeper.model import ScoreRow, SpanBatch, SpanRow
 from watchkeeper.store import _clickhouse_context as tc
 from watchkeeper.store import _clickhouse_schema as schema
+from watchkeeper.store import _rollup as ru
 from watchkeeper.store._dialect import CLICKHOUSE, Params
 from watchkeeper.store._duckdb_arrow import payloads_table, scores_table, spans_table
 from watchkeeper.store._payload import PayloadCodec
@@ -117,6 +118,8 @@ class ClickHouseStore(SqlStore):
         trace_window_s: int = 3600,
         text_chunk: int = TEXT_CHUNK,
         text_budget: int = TEXT_BUDGET,
+        use_rollup: bool = True,
+        minute_from_spans: int = ru.MINUTE_FROM_SPANS,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
         self._url = check_url(url)
@@ -126,8 +129,14 @@ class ClickHouseStore(SqlStore):
         self._write_lock = threading.RLock()
         self._codec = PayloadCodec()
         self._trace_window_ns = trace_window_s * 10**9
+        self._pruned_ns = 0  # when the per-minute rollup was last pruned (by `clock`)
         super().__init__(
-            self, text_chunk=text_chunk, text_budget=text_budget, use_rollup=False, clock=clock
+            self,
+            text_chunk=text_chunk,
+            text_budget=text_budget,
+            use_rollup=use_rollup,  # False: every query from the spans (the views still fill)
+            minute_from_spans=minute_from_spans,
+            clock=clock,
         )
         with self._write_lock:
             self.version = schema.migrate(self._command, self._applied)
@@ -227,7 +236,16 @@ class ClickHouseStore(SqlStore):
             self._insert("spans", spans_table(plan.spans))
             if plan.rows:  # last: a replay after a crash learns (and fills) all again
                 self._insert("trace_context", tc.rows_table(plan.rows))
+            self._prune_minutes()
         return len(new)
+
+    def _prune_minutes(self) -> None:
+        """Drop the per-minute rollup's rows past its horizon (by `clock`), hourly at most."""
+        now = self._clock()
+        if now - self._pruned_ns < ru.HOUR_NS:
+            return
+        self._pruned_ns = now
+        self._command(f"DELETE FROM {ru.MINUTES.name} WHERE minute_ns < {now - ru.MINUTE_KEEP_NS}")
 
     def _contexts(self, spans: Sequence[SpanRow]) -> tc.Plan:
         """The trace contexts of a write (`_clickhouse_context`): the new spans filled, and
@@ -239,8 +257,9 @@ class ClickHouseStore(SqlStore):
         plan = tc.plan(spans, stored)
         for project in sorted({key[0] for key in plan.learned}):
             learned = {t: v for (p, t), v in plan.learned.items() if p == project}
-            q = tc.update_query(project, learned, lo, hi)
-            self._command(q.sql, q.params)
+            for q in (*tc.move_queries(project, learned, lo, hi),
+                      tc.update_query(project, learned, lo, hi)):  # fmt: skip
+                self._command(q.sql, q.params)
         return plan
 
     def write_scores(self, scores: Sequence[ScoreRow]) -> None:
@@ -278,7 +297,23 @@ class ClickHouseStore(SqlStore):
             )
             if project is None:  # a trace's range may cover other projects' spans: keep it
                 self._command(f"DELETE FROM traces WHERE max_start_ns < {t}", p.values)
+            self._cut_rollups(project, before_ns)
         return int(row[0] or 0)
+
+    def _cut_rollups(self, project: str | None, before_ns: int) -> None:
+        """Drop the rollups' hours (minutes) before the cut; the one it cuts is rolled up
+        again from its spans (as DuckDB's `_cut_rollup`)."""
+        for table in schema.ROLLUPS:
+            p = Params(CLICKHOUSE)
+            where = "" if project is None else f"project = {p(project)} AND "
+            t, grain = table.time_key, table.grain_ns
+            cut = before_ns // grain * grain
+            self._command(f"DELETE FROM {table.name} WHERE {where}{t} < {p(cut)}", p.values)
+            if cut < before_ns:
+                self._command(f"DELETE FROM {table.name} WHERE {where}{t} = {p(cut)}", p.values)
+                cond = f"{where}start_ns >= {p(cut)} AND start_ns < {p(cut + grain)}"
+                insert = ru.insert_sql("spans", cond, table, d=CLICKHOUSE)
+                self._command(insert, p.values)
 
     def close(self) -> None:
         """Release the client (chDB: the engine's files)."""
