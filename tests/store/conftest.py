@@ -66,7 +66,7 @@ THE_DUCKDB_ENGINE = "The DuckDB engine itself: its file, migrations, process loc
 #: The fixtures that run a test on every backend.
 _EVERY_BACKEND = {"empty_store", "store", "fresh_store", "engine"}
 #: Modules that open the engines they are about themselves.
-_OWN_ENGINES = {"test_clickhouse", "test_dialects", "test_engines_agree"}
+_OWN_ENGINES = {"test_clickhouse", "test_clickhouse_down", "test_dialects", "test_engines_agree"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -82,7 +82,10 @@ def _connect(url: str, database: str) -> Any:
             client = clickhouse_connect.get_client(dsn=url, database=database, **extra)
             client.query("SELECT 1")
     except Exception as exc:  # the driver's errors, the network's, chDB's
-        raise StoreError(f"cannot reach ClickHouse at {_redacted(url)}: {exc}") from exc
+        raise StoreError(
+            f"cannot reach ClickHouse at {_redacted(url)}: {exc}; check store.clickhouse_url "
+            "(--clickhouse-url) and that the server runs and accepts this user"
+        ) from exc
     return client
 
 
