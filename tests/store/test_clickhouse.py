@@ -171,3 +171,50 @@ def test_the_cluster_schema_shards_every_table_by_trace(chdb_url: str) -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert bad.returncode == 2 and "cluster name 'a b'" in bad.stderr
+
+
+def test_a_version_1_database_is_migrated_on_start_and_its_spans_rolled_up(
+    chdb_url: str,
+) -> None:
+    """Version 1 (before the rollups), made by hand as that release made it, holding spans:
+    opening it adds the rollups and rolls up what it holds, once."""
+    import clickhouse_connect
+
+    from tests.store.test_rollup import same, same_groups
+
+    data = generate("old", 700, spacing_ns=4 * MINUTE_NS)  # 47 hours
+    admin = clickhouse_connect.get_client(dsn=chdb_url)
+    admin.command("CREATE DATABASE v1_by_hand")
+    client = clickhouse_connect.get_client(dsn=chdb_url, database="v1_by_hand")
+    client.command(schema.VERSION_DDL)
+    for sql in schema.MIGRATIONS[0][2]:
+        client.command(sql)
+    client.command("INSERT INTO schema_version VALUES (1, 'by hand', 0)")
+    client.insert_arrow("spans", spans_table(data.spans))
+    client.close()
+    admin.close()
+    store = ClickHouseStore(chdb_url, database="v1_by_hand")
+    raw = ClickHouseStore(chdb_url, database="v1_raw", use_rollup=False)
+    try:
+        assert store.version == schema.LATEST
+        raw.write(data.batch())
+        first = min(s.start_ns for s in data.spans)
+        f = SpanFilter("old", first + 17 * MINUTE_NS, first + 46 * 60 * MINUTE_NS)
+        assert store._rollup_for(f, None, percentiles=True) is not None
+        assert store._rollup_for(f, "user", percentiles=False) is not None
+        for _ in range(2):  # and again after a replay of every span: nothing rolled up twice
+            same(store.summary(f), raw.summary(f))
+            same_groups(store.breakdown(f, "user", percentiles=False),
+                        raw.breakdown(f, "user", percentiles=False))  # fmt: skip
+            assert store.write(data.batch()) == 0
+    finally:
+        store.close()
+        raw.close()
+
+
+def test_a_database_of_a_newer_version_is_refused(chdb_url: str) -> None:
+    store = ClickHouseStore(chdb_url, database="from_a_newer_release")
+    store._command(f"INSERT INTO schema_version VALUES ({schema.LATEST + 1}, 'newer', 0)")
+    store.close()
+    with pytest.raises(StoreError, match=rf"version {schema.LATEST + 1}.*upgrade watchkeeper"):
+        ClickHouseStore(chdb_url, database="from_a_newer_release")
