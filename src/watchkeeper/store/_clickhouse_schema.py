@@ -151,7 +151,8 @@ def _rollup_table(table: ru.Table) -> str:
     return (
         f"CREATE TABLE IF NOT EXISTS {table.name} ({keys}, {vals}) "
         f"ENGINE = AggregatingMergeTree PARTITION BY {_day(table.time_key)} "
-        f"ORDER BY ({', '.join(table.keys)}) SETTINGS allow_nullable_key = 1"
+        f"ORDER BY ({', '.join(table.keys)}) "
+        "SETTINGS allow_nullable_key = 1, ttl_only_drop_parts = 1"
     )
 
 
@@ -173,11 +174,38 @@ def _rollup_backfill(table: ru.Table) -> tuple[str, ...]:
     )
 
 
+#: The hours each write is about to change in the rollups, by writer, appended before it
+#: changes them: a write cut short by a crash (ClickHouse has no transaction over the
+#: spans, their views and the moves of trace contexts) is found at the next start, and its
+#: hours rolled up again from their spans (`ClickHouseStore._repair`). Kept a day.
+JOURNAL_DDL = (
+    "CREATE TABLE IF NOT EXISTS rollup_writes (writer String, seq Int64, hours Array(Int64), "
+    "at DateTime DEFAULT now()) ENGINE = MergeTree ORDER BY (writer, seq) "
+    "TTL at + INTERVAL 1 DAY"
+)
+
+
 def rollup_statements() -> tuple[str, ...]:
-    """Migration 2: the rollup tables, their views, and the rollup of the stored spans (the
-    views first: the store migrates before it writes, so no span falls between)."""
+    """Migration 2: the rollup tables, their views, the write journal, and the rollup of the
+    stored spans (the views first: the store migrates before it writes, so no span falls
+    between)."""
     ddl = [sql for t in ROLLUPS for sql in (_rollup_table(t), _rollup_view(t))]
-    return (*ddl, *(sql for t in ROLLUPS for sql in _rollup_backfill(t)))
+    return (*ddl, JOURNAL_DDL, *(sql for t in ROLLUPS for sql in _rollup_backfill(t)))
+
+
+def rebuild_statements(hours: list[int], recent_ns: int) -> list[str]:
+    """Statements that roll these hours up again from their spans, in every rollup (the
+    per-minute one: its minutes from `recent_ns` on)."""
+    inlist = ", ".join(str(int(h)) for h in sorted(hours))
+    hour = f"intDiv({{t}}, {ru.HOUR_NS}) * {ru.HOUR_NS} IN ({inlist})"
+    out = []
+    for table in ROLLUPS:
+        where = hour.format(t="start_ns")
+        if table is ru.MINUTES:
+            where += f" AND start_ns >= {int(recent_ns)}"
+        out.append(f"DELETE FROM {table.name} WHERE {hour.format(t=table.time_key)}")
+        out.append(ru.insert_sql("spans", where, table, d=CLICKHOUSE))
+    return out
 
 
 #: Statements of MIGRATIONS that fill tables from stored data: a new database (or a

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -124,8 +125,11 @@ class ClickHouseStore(SqlStore):
         use_rollup: bool = True,
         minute_from_spans: int = ru.MINUTE_FROM_SPANS,
         clock: Callable[[], int] = time.time_ns,
+        writer: str | None = None,
     ) -> None:
         self._url = check_url(url)
+        # names this store's writes in the journal: the same after a restart
+        self._writer = writer or f"{socket.gethostname()}"
         self._client = _connect(url, database)
         self.database = database
         self._embedded = url.startswith("chdb://")
@@ -146,6 +150,7 @@ class ClickHouseStore(SqlStore):
             if ttl_days is not None:
                 for sql in schema.ttl_statements(ttl_days):
                     self._command(sql)
+            self.repaired = self._repair()  # hours of a write a crash cut short
 
     # -- executor ----------------------------------------------------------------------------
     def _calling(self) -> AbstractContextManager[object]:
@@ -235,7 +240,9 @@ class ClickHouseStore(SqlStore):
             payloads = [p for p in unique_rows(batch.payloads) if row_key(p) in keys]
             if payloads:
                 self._insert("payloads", payloads_table(payloads, self._codec))
-            plan = self._contexts(new)
+            plan, window = self._plan(new)
+            self._journal({s.start_ns // ru.HOUR_NS * ru.HOUR_NS for s in new} | window)
+            self._learn(plan)
             self._insert("spans", spans_table(plan.spans))
             if plan.rows:  # last: a replay after a crash learns (and fills) all again
                 self._insert("trace_context", tc.rows_table(plan.rows))
@@ -250,20 +257,60 @@ class ClickHouseStore(SqlStore):
         self._pruned_ns = now
         self._command(f"DELETE FROM {ru.MINUTES.name} WHERE minute_ns < {now - ru.MINUTE_KEEP_NS}")
 
-    def _contexts(self, spans: Sequence[SpanRow]) -> tc.Plan:
-        """The trace contexts of a write (`_clickhouse_context`): the new spans filled, and
-        the spans stored before that lacked a field this write learned filled now."""
+    def _window(self, spans: Sequence[SpanRow]) -> tuple[int, int]:
         lo = max(min(s.start_ns for s in spans) - self._trace_window_ns, 0)
         hi = min(max(s.start_ns for s in spans) + self._trace_window_ns, 2**63 - 1)
+        return lo, hi
+
+    def _plan(self, spans: Sequence[SpanRow]) -> tuple[tc.Plan, set[int]]:
+        """The trace contexts of a write (`_clickhouse_context`): the new spans filled, the
+        fields learned for spans stored before; and the hours those spans may lie in."""
+        lo, hi = self._window(spans)
         traces = {(s.project, s.trace_id) for s in spans}
-        stored = tc.of_rows(self.rows(tc.stored_query(traces, lo, hi)))
-        plan = tc.plan(spans, stored)
+        plan = tc.plan(spans, tc.of_rows(self.rows(tc.stored_query(traces, lo, hi))))
+        if not plan.learned:
+            return plan, set()
+        return plan, set(range(lo // ru.HOUR_NS * ru.HOUR_NS, hi + 1, ru.HOUR_NS))
+
+    def _learn(self, plan: tc.Plan) -> None:
+        """Fill the spans stored before with the fields this write learned, moving them in
+        the rollups keyed by those fields first."""
+        if not plan.learned:
+            return
+        lo, hi = self._window(plan.spans)
         for project in sorted({key[0] for key in plan.learned}):
             learned = {t: v for (p, t), v in plan.learned.items() if p == project}
             for q in (*tc.move_queries(project, learned, lo, hi),
                       tc.update_query(project, learned, lo, hi)):  # fmt: skip
                 self._command(q.sql, q.params)
-        return plan
+
+    def _journal(self, hours: set[int]) -> None:
+        """Record the hours this write is about to change in the rollups (none: a clean
+        stop). The next record says this write ended; a crash leaves it the last one."""
+        p = Params(CLICKHOUSE)
+        listed = ", ".join(str(int(h)) for h in sorted(hours))  # numbers: no binding needed
+        sql = (
+            "INSERT INTO rollup_writes (writer, seq, hours) "
+            f"VALUES ({p(self._writer)}, {p(time.time_ns())}, [{listed}])"
+        )
+        self._command(sql, p.values)
+
+    def _repair(self) -> int:
+        """Roll up again from their spans the hours of this writer's last write when it did
+        not end (its record is the last, with hours); return how many hours."""
+        p = Params(CLICKHOUSE)
+        q = Query(
+            f"SELECT hours FROM rollup_writes WHERE writer = {p(self._writer)} "
+            "ORDER BY seq DESC LIMIT 1",
+            p.values,
+        )
+        rows = self.rows(q)
+        hours = [int(h) for h in rows[0][0]] if rows else []
+        if hours:
+            for sql in schema.rebuild_statements(hours, self._clock() - ru.MINUTE_KEEP_NS):
+                self._command(sql)
+            self._journal(set())
+        return len(hours)
 
     def write_scores(self, scores: Sequence[ScoreRow]) -> None:
         """Store scores; a score_id already stored is left as it is."""
@@ -319,6 +366,8 @@ class ClickHouseStore(SqlStore):
                 self._command(insert, p.values)
 
     def close(self) -> None:
-        """Release the client (chDB: the engine's files)."""
+        """Record a clean stop, and release the client (chDB: the engine's files)."""
+        with self._write_lock, contextlib.suppress(Exception):
+            self._journal(set())
         with self._write_lock, self._calling(), contextlib.suppress(Exception):
             self._client.close()
