@@ -251,6 +251,9 @@ def test_a_write_cut_short_is_rolled_up_again_at_the_next_start(chdb_url: str) -
         same_groups(again.breakdown(f, "user", percentiles=False),
                     raw.breakdown(f, "user", percentiles=False))  # fmt: skip
         again.close()
-        assert ClickHouseStore(chdb_url, database="cut_short", writer="w1").repaired == 0
+        reopened = ClickHouseStore(chdb_url, database="cut_short", writer="w1")
+        assert reopened.repaired == 0  # stopped cleanly: nothing to repair
+        reopened.close()
     finally:
-        raw.close()
+        for s in (store, raw):  # (the one that "died" too: the engine is the session's)
+            s.close()

@@ -145,12 +145,17 @@ class ClickHouseStore(SqlStore):
             minute_from_spans=minute_from_spans,
             clock=clock,
         )
-        with self._write_lock:
-            self.version = schema.migrate(self._command, self._applied)
-            if ttl_days is not None:
-                for sql in schema.ttl_statements(ttl_days):
-                    self._command(sql)
-            self.repaired = self._repair()  # hours of a write a crash cut short
+        try:
+            with self._write_lock:
+                self.version = schema.migrate(self._command, self._applied)
+                if ttl_days is not None:
+                    for sql in schema.ttl_statements(ttl_days):
+                        self._command(sql)
+                self.repaired = self._repair()  # hours of a write a crash cut short
+        except BaseException:  # refused (a newer schema) or failed: release the engine
+            with self._calling(), contextlib.suppress(Exception):
+                self._client.close()
+            raise
 
     # -- executor ----------------------------------------------------------------------------
     def _calling(self) -> AbstractContextManager[object]:
