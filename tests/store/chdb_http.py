@@ -53,6 +53,9 @@ class ChdbHttp:
         self._lock = threading.Lock()
         self.port = port
         self.requests = 0
+        #: statements matching this pattern fail (HTTP 500), as on a server that runs out of
+        #: memory or parts halfway through a write
+        self.refuse: str | None = None
         self._server: ThreadingHTTPServer | None = None
 
     @property
@@ -98,6 +101,8 @@ class ChdbHttp:
         bindings = {k[6:]: v for k, v in params.items() if k.startswith("param_")}
         settings = {k: v for k, v in params.items() if k not in _TRANSPORT and k not in bindings
                     and not k.startswith("param_")}  # fmt: skip
+        if self.refuse is not None and re.search(self.refuse, sql):
+            raise RuntimeError(f"Code: 241. DB::Exception: refused by the test: {sql[:60]}")
         with self._lock:
             self.requests += 1
             self._conn.query(f"USE {params.get('database', 'default')}")

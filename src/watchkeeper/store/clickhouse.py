@@ -137,6 +137,9 @@ class ClickHouseStore(SqlStore):
         self._codec = PayloadCodec()
         self._trace_window_ns = trace_window_s * 10**9
         self._pruned_ns = 0  # when the per-minute rollup was last pruned (by `clock`)
+        # the hours of a write that failed half-way (ClickHouse went away): the next write
+        # rolls them up again first (a crash instead leaves them to `_repair`)
+        self._unfinished: set[int] = set()
         super().__init__(
             self,
             text_chunk=text_chunk,
@@ -237,6 +240,9 @@ class ClickHouseStore(SqlStore):
         if not spans:
             return 0
         with self._writing():
+            if self._unfinished:  # a write that failed half-way: its hours rolled up again
+                self._rebuild(self._unfinished)
+                self._unfinished = set()
             old = self._existing(spans)
             new = [s for s in spans if row_key(s) not in old]
             if not new:
@@ -246,11 +252,13 @@ class ClickHouseStore(SqlStore):
             if payloads:
                 self._insert("payloads", payloads_table(payloads, self._codec))
             plan, window = self._plan(new)
-            self._journal({s.start_ns // ru.HOUR_NS * ru.HOUR_NS for s in new} | window)
+            self._unfinished = {s.start_ns // ru.HOUR_NS * ru.HOUR_NS for s in new} | window
+            self._journal(self._unfinished)
             self._learn(plan)
             self._insert("spans", spans_table(plan.spans))
             if plan.rows:  # last: a replay after a crash learns (and fills) all again
                 self._insert("trace_context", tc.rows_table(plan.rows))
+            self._unfinished = set()
             self._prune_minutes()
         return len(new)
 
@@ -310,12 +318,16 @@ class ClickHouseStore(SqlStore):
             p.values,
         )
         rows = self.rows(q)
-        hours = [int(h) for h in rows[0][0]] if rows else []
+        hours = {int(h) for h in rows[0][0]} if rows else set()
         if hours:
-            for sql in schema.rebuild_statements(hours, self._clock() - ru.MINUTE_KEEP_NS):
-                self._command(sql)
+            self._rebuild(hours)
             self._journal(set())
         return len(hours)
+
+    def _rebuild(self, hours: set[int]) -> None:
+        """Roll these hours up again from their spans, in every rollup."""
+        for sql in schema.rebuild_statements(sorted(hours), self._clock() - ru.MINUTE_KEEP_NS):
+            self._command(sql)
 
     def write_scores(self, scores: Sequence[ScoreRow]) -> None:
         """Store scores; a score_id already stored is left as it is."""
