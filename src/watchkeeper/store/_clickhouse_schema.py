@@ -177,11 +177,11 @@ def _rollup_backfill(table: ru.Table) -> tuple[str, ...]:
 #: The hours each write is about to change in the rollups, by writer, appended before it
 #: changes them: a write cut short by a crash (ClickHouse has no transaction over the
 #: spans, their views and the moves of trace contexts) is found at the next start, and its
-#: hours rolled up again from their spans (`ClickHouseStore._repair`). Kept a day.
+#: hours rolled up again from their spans (`ClickHouseStore._repair`). Merges keep the
+#: latest record of each writer only.
 JOURNAL_DDL = (
-    "CREATE TABLE IF NOT EXISTS rollup_writes (writer String, seq Int64, hours Array(Int64), "
-    "at DateTime DEFAULT now()) ENGINE = MergeTree ORDER BY (writer, seq) "
-    "TTL at + INTERVAL 1 DAY"
+    "CREATE TABLE IF NOT EXISTS rollup_writes (writer String, seq Int64, hours Array(Int64)) "
+    "ENGINE = ReplacingMergeTree(seq) ORDER BY writer"
 )
 
 
