@@ -178,10 +178,10 @@ def _rollup_backfill(table: ru.Table) -> tuple[str, ...]:
 #: changes them: a write cut short by a crash (ClickHouse has no transaction over the
 #: spans, their views and the moves of trace contexts) is found at the next start, and its
 #: hours rolled up again from their spans (`ClickHouseStore._repair`). Merges keep the
-#: latest record of each writer only.
+#: latest record of each writer only (the last inserted: one writer inserts in order).
 JOURNAL_DDL = (
     "CREATE TABLE IF NOT EXISTS rollup_writes (writer String, seq Int64, hours Array(Int64)) "
-    "ENGINE = ReplacingMergeTree(seq) ORDER BY writer"
+    "ENGINE = ReplacingMergeTree ORDER BY writer"
 )
 
 
