@@ -1,7 +1,9 @@
-"""The rollups of the DuckDB span store (hourly, and per minute for a busy day or less):
-what they hold and the queries they answer.
+"""The rollups of the span store (hourly, and per minute for a busy day or less): what they
+hold and the queries they answer, rendered in either engine's dialect. DuckDB's writer
+appends their rows (below); on ClickHouse materialized views do, into tables of the same
+columns (`_clickhouse_schema`), and the engine merges the partial rows itself.
 
-Each `write` appends, in its own transaction, one GROUP BY of the batch's new spans: per
+Each DuckDB `write` appends, in its own transaction, one GROUP BY of the batch's new spans: per
 (project, hour, service, environment, operation, provider, request/response model, outcome,
 root or not, latency bucket) the count, duration sum/min/max, token and cost sums, spans
 missing a price, first start and last end. Rows of the same key are partial sums (one per batch)
