@@ -140,6 +140,7 @@ class ClickHouseStore(SqlStore):
         # the hours of a write that failed half-way (ClickHouse went away): the next write
         # rolls them up again first (a crash instead leaves them to `_repair`)
         self._unfinished: set[int] = set()
+        self._journaled = False  # whether this store recorded a write (a reader never does)
         super().__init__(
             self,
             text_chunk=text_chunk,
@@ -307,6 +308,7 @@ class ClickHouseStore(SqlStore):
             f"VALUES ({p(self._writer)}, {p(time.time_ns())}, [{listed}])"
         )
         self._command(sql, p.values)
+        self._journaled = bool(hours)
 
     def _repair(self) -> int:
         """Roll up again from their spans the hours of this writer's last write when it did
@@ -383,8 +385,10 @@ class ClickHouseStore(SqlStore):
                 self._command(insert, p.values)
 
     def close(self) -> None:
-        """Record a clean stop, and release the client (chDB: the engine's files)."""
+        """Record a clean stop (after writes of its own), and release the client (chDB: the
+        engine's files)."""
         with self._write_lock, contextlib.suppress(Exception):
-            self._journal(set())
+            if self._journaled:
+                self._journal(set())
         with self._write_lock, self._calling(), contextlib.suppress(Exception):
             self._client.close()
