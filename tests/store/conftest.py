@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 
 from tests.datagen import Dataset, generate, scores_for
 from watchkeeper.store import Store
+from watchkeeper.store._sql import SqlStore
 from watchkeeper.store.clickhouse import ClickHouseStore
 from watchkeeper.store.duckdb import DuckDBStore
 
@@ -30,6 +32,26 @@ def _clickhouse(tmp: Path) -> Store:
     )
 
 
+#: The engines of `open_store` (the `engine` fixture's values).
+ENGINES = ("duckdb", "clickhouse")
+
+
+def open_store(engine: str, **kwargs: Any) -> SqlStore:
+    """A new, empty store of `engine` ("duckdb": in memory; "clickhouse": on chDB) built
+    with `kwargs`. ClickHouse merges the rollups' partial rows itself (no `compact_every`)."""
+    if engine == "duckdb":
+        return DuckDBStore(None, **kwargs)
+    kwargs.pop("compact_every", None)
+    url = chdb_url(Path(tempfile.mkdtemp(prefix="wk-chdb-")))
+    return ClickHouseStore(url, database=f"t{next(_DATABASES)}", **kwargs)
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """Each engine in turn, for a module's own stores (`open_store`)."""
+    return str(request.param)
+
+
 # name -> factory(tmp_path). A new backend joins by adding a line here. The on-disk stores
 # scan text in small rounds so paging of text search is exercised.
 BACKENDS: dict[str, Callable[[Path], Store]] = {
@@ -41,14 +63,10 @@ BACKENDS: dict[str, Callable[[Path], Store]] = {
 
 #: Reasons a store test runs on DuckDB only (a module's DUCKDB_ONLY).
 THE_DUCKDB_ENGINE = "The DuckDB engine itself: its file, migrations, process lock, recovery, memory"
-ROLLUPS_NOT_ON_CLICKHOUSE = (
-    "Rollups are not built on ClickHouse yet (materialized views, issue 11): "
-    "it answers every range from the spans, exactly"
-)
 #: The fixtures that run a test on every backend.
 _EVERY_BACKEND = {"empty_store", "store", "fresh_store", "engine"}
 #: Modules that open the engines they are about themselves.
-_OWN_ENGINES = {"test_clickhouse", "test_dialects", "test_engines_agree"}
+_OWN_ENGINES = {"test_clickhouse", "test_clickhouse_down", "test_dialects", "test_engines_agree"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

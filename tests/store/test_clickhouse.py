@@ -11,8 +11,10 @@ import pytest
 
 from tests.datagen import MINUTE_NS, generate
 from tests.store.conftest import chdb_url
+from tests.store.test_rollup import same, same_groups
 from watchkeeper.config import load_config
 from watchkeeper.errors import ConfigError, StoreError
+from watchkeeper.model import SpanBatch
 from watchkeeper.server.app import open_store
 from watchkeeper.store import SpanFilter
 from watchkeeper.store import _clickhouse_schema as schema
@@ -82,8 +84,8 @@ def test_the_schema_is_migrated_once_and_reopened(chdb_url: str) -> None:
     again = ClickHouseStore(chdb_url, database="reopened")
     try:
         assert again.count("demo") == len(data.spans)
-        versions = again.rows(Query("SELECT version FROM schema_version", {}))
-        assert versions == [(schema.LATEST,)]  # recorded once, not again on reopen
+        versions = again.rows(Query("SELECT version FROM schema_version ORDER BY version", {}))
+        assert versions == [(v,) for v, _, _ in schema.MIGRATIONS]  # once each, not on reopen
     finally:
         again.close()
 
@@ -150,9 +152,15 @@ def test_the_cluster_schema_shards_every_table_by_trace(chdb_url: str) -> None:
         assert dist[0].endswith(
             f"Distributed('prod', currentDatabase(), '{t}_local', cityHash64(trace_id))"
         )
-    (view,) = [s for s in statements if "MATERIALIZED VIEW" in s]
-    assert " TO traces_local " in view and " FROM spans_local " in view
-    assert sum("MODIFY TTL" in s and "_local ON CLUSTER" in s for s in statements) == 5
+    for t in ("rollup", "totals_rollup", "user_rollup", "minute_rollup"):  # moved rows: any shard
+        (dist,) = [s for s in statements if s.startswith(f"CREATE TABLE IF NOT EXISTS {t} ")]
+        assert dist.endswith(f"Distributed('prod', currentDatabase(), '{t}_local', rand())")
+    views = sorted(s.split(" TO ")[1].split()[0] for s in statements if "MATERIALIZED VIEW" in s)
+    assert views == ["minute_rollup_local", "rollup_local", "totals_rollup_local",
+                     "traces_local", "user_rollup_local"]  # fmt: skip
+    assert all(" FROM spans_local " in s for s in statements if "MATERIALIZED VIEW" in s)
+    assert not any(s.startswith(("INSERT", "TRUNCATE")) for s in statements)
+    assert sum("MODIFY TTL" in s and "_local ON CLUSTER" in s for s in statements) == 8
     # the engine parses every statement (a cluster itself cannot run in one process)
     store = ClickHouseStore(chdb_url, database="parse_only")
     try:
@@ -165,3 +173,87 @@ def test_the_cluster_schema_shards_every_table_by_trace(chdb_url: str) -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert bad.returncode == 2 and "cluster name 'a b'" in bad.stderr
+
+
+def test_a_version_1_database_is_migrated_on_start_and_its_spans_rolled_up(
+    chdb_url: str,
+) -> None:
+    """Version 1 (before the rollups), made by hand as that release made it, holding spans:
+    opening it adds the rollups and rolls up what it holds, once."""
+    import clickhouse_connect
+
+    data = generate("old", 700, spacing_ns=4 * MINUTE_NS)  # 47 hours
+    admin = clickhouse_connect.get_client(dsn=chdb_url)
+    admin.command("CREATE DATABASE v1_by_hand")
+    client = clickhouse_connect.get_client(dsn=chdb_url, database="v1_by_hand")
+    client.command(schema.VERSION_DDL)
+    for sql in schema.MIGRATIONS[0][2]:
+        client.command(sql)
+    client.command("INSERT INTO schema_version VALUES (1, 'by hand', 0)")
+    client.insert_arrow("spans", spans_table(data.spans))
+    client.close()
+    admin.close()
+    store = ClickHouseStore(chdb_url, database="v1_by_hand")
+    raw = ClickHouseStore(chdb_url, database="v1_raw", use_rollup=False)
+    try:
+        assert store.version == schema.LATEST
+        raw.write(data.batch())
+        first = min(s.start_ns for s in data.spans)
+        f = SpanFilter("old", first + 17 * MINUTE_NS, first + 46 * 60 * MINUTE_NS)
+        assert store._rollup_for(f, None, percentiles=True) is not None
+        assert store._rollup_for(f, "user", percentiles=False) is not None
+        for _ in range(2):  # and again after a replay of every span: nothing rolled up twice
+            same(store.summary(f), raw.summary(f))
+            same_groups(store.breakdown(f, "user", percentiles=False),
+                        raw.breakdown(f, "user", percentiles=False))  # fmt: skip
+            assert store.write(data.batch()) == 0
+    finally:
+        store.close()
+        raw.close()
+
+
+def test_a_database_of_a_newer_version_is_refused(chdb_url: str) -> None:
+    store = ClickHouseStore(chdb_url, database="from_a_newer_release")
+    store._command(f"INSERT INTO schema_version VALUES ({schema.LATEST + 1}, 'newer', 0)")
+    store.close()
+    with pytest.raises(StoreError, match=rf"version {schema.LATEST + 1}.*upgrade watchkeeper"):
+        ClickHouseStore(chdb_url, database="from_a_newer_release")
+
+
+def test_a_write_cut_short_is_rolled_up_again_at_the_next_start(chdb_url: str) -> None:
+    """A crash after the spans of a write were stored and before its views rolled them up
+    (ClickHouse has no transaction over both): the next start finds the write in the
+    journal, unfinished, and rolls its hours up again from their spans; the replay of the
+    batch then stores nothing twice."""
+    data = generate("cut", 700, spacing_ns=4 * MINUTE_NS)
+    first, second = data.spans[: len(data.spans) // 2], data.spans[len(data.spans) // 2 :]
+    store = ClickHouseStore(chdb_url, database="cut_short", writer="w1")
+    raw = ClickHouseStore(chdb_url, database="cut_short_raw", use_rollup=False)
+    raw.write(data.batch())
+    store.write(SpanBatch(first))
+    # the write of `second`, up to its spans insert, where the process dies (the views are
+    # detached for it: the spans' part committed, the rollups' not)
+    store._journal({s.start_ns // 3600 // 10**9 * 3600 * 10**9 for s in second})
+    views = [f"{t.name}_view" for t in schema.ROLLUPS]
+    for view in views:
+        store._command(f"DETACH TABLE {view}")
+    store._insert("spans", spans_table(second))
+    for view in views:
+        store._command(f"ATTACH TABLE {view}")
+    f = SpanFilter("cut", data.spans[0].start_ns + 17 * MINUTE_NS, data.spans[-1].start_ns)
+    assert store.summary(f).count < raw.summary(f).count  # the rollups missed them
+    again = ClickHouseStore(chdb_url, database="cut_short", writer="w1")  # not closed: died
+    try:
+        assert again.repaired > 0
+        same(again.summary(f), raw.summary(f))
+        assert again.write(SpanBatch(second)) == 0  # the spool's replay: already stored
+        same(again.summary(f), raw.summary(f))
+        same_groups(again.breakdown(f, "user", percentiles=False),
+                    raw.breakdown(f, "user", percentiles=False))  # fmt: skip
+        again.close()
+        reopened = ClickHouseStore(chdb_url, database="cut_short", writer="w1")
+        assert reopened.repaired == 0  # stopped cleanly: nothing to repair
+        reopened.close()
+    finally:
+        for s in (store, raw):  # (the one that "died" too: the engine is the session's)
+            s.close()

@@ -1,8 +1,9 @@
 """DuckDB and ClickHouse give the same answers on the same 100k spans (issue 11, item 3).
 
 Counts, token sums, first and last times are equal; costs and averages equal up to float
-rounding. Percentiles: exact on both where DuckDB reads the spans; where DuckDB answers from
-its hourly rollup (ranges over a day), within the rollup's documented bound (`REL_ERROR`).
+rounding. Percentiles: exact on both where they read the spans; where both answer from their
+rollups (ranges over a day: DuckDB's tables, ClickHouse's materialized views), within the
+rollups' documented bound (`REL_ERROR`) of each other and of the exact answer.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from tests.datagen import BASE_NS, MINUTE_NS, Dataset, generate, scores_for
 from tests.store.conftest import chdb_url
 from tests.store.test_rollup import FILTERS, same, same_groups
 from watchkeeper.store import DIMENSIONS, SpanFilter, Store
+from watchkeeper.store._rollup import MAIN, TOTALS, USERS
+from watchkeeper.store._sql import SqlStore
 from watchkeeper.store.clickhouse import ClickHouseStore
 from watchkeeper.store.duckdb import DuckDBStore
 
 TRACES = 36_000  # ~100k spans, one trace a minute: 25 days
 DAY_NS = 24 * 60 * MINUTE_NS
-Pair = tuple[Store, Store]
+Pair = tuple[SqlStore, SqlStore]
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +77,50 @@ def test_summaries(engines: Pair, data: Dataset, kwargs: dict[str, object]) -> N
     same(
         duck.summary(SpanFilter("big", **kwargs), 500), ch.summary(SpanFilter("big", **kwargs), 500)
     )  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def exact(tmp_path_factory: pytest.TempPathFactory, data: Dataset) -> Iterator[Store]:
+    """ClickHouse answering every query from the spans: the exact answers."""
+    tmp: Path = tmp_path_factory.mktemp("exact")
+    store = ClickHouseStore(chdb_url(tmp), database="agree_exact", use_rollup=False)
+    for batch in data.batches(10_000):
+        store.write(batch)
+    yield store
+    store.close()
+
+
+@pytest.mark.slow
+def test_both_answer_long_ranges_from_their_rollups(
+    engines: Pair, exact: Store, data: Dataset
+) -> None:
+    """Over 20 days both engines read the same rollup table, and their answers agree with
+    each other and with the spans'."""
+    duck, ch = engines
+    f = _ranges(data)["20 days, mid-hour edges"]
+    for by, percentiles, table in (
+        (None, True, MAIN),
+        ("model", True, MAIN),
+        ("service", False, TOTALS),
+        ("feature", False, TOTALS),
+        ("user", False, USERS),
+    ):
+        assert duck._rollup_for(f, by, percentiles=percentiles) is table
+        assert ch._rollup_for(f, by, percentiles=percentiles) is table
+        if by is None:
+            same(ch.summary(f), duck.summary(f))
+            same(ch.summary(f), exact.summary(f))
+            continue
+        for order in ("count", "cost", "errors"):
+            want = exact.breakdown(f, by, 6, order, percentiles=percentiles)  # type: ignore[arg-type]
+            same_groups(ch.breakdown(f, by, 6, order, percentiles=percentiles), want)  # type: ignore[arg-type]
+            same_groups(duck.breakdown(f, by, 6, order, percentiles=percentiles), want)  # type: ignore[arg-type]
+    series = ch.timeseries(f, 6 * 3600, "model", 3)
+    assert [(p.bucket_ns, p.key) for p in series] == [
+        (p.bucket_ns, p.key) for p in exact.timeseries(f, 6 * 3600, "model", 3)
+    ]
+    for got, want in zip(series, exact.timeseries(f, 6 * 3600, "model", 3), strict=True):
+        same(got.summary, want.summary)
 
 
 @pytest.mark.slow

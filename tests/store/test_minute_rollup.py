@@ -13,16 +13,17 @@ import duckdb
 import pytest
 
 from tests.datagen import MINUTE_NS, Dataset, generate
-from tests.store.conftest import ROLLUPS_NOT_ON_CLICKHOUSE
-from tests.store.test_rollup import FILTERS, _filled, same, same_groups
+from tests.store.conftest import THE_DUCKDB_ENGINE
+from tests.store.test_rollup import FILTERS, Stores, _filled, same, same_groups
 from watchkeeper.store import SpanFilter
 from watchkeeper.store._duckdb_arrow import spans_table
 from watchkeeper.store._duckdb_schema import migrate
+from watchkeeper.store._render import Query
 from watchkeeper.store._rollup import MINUTE_KEEP_NS, MINUTES, TOTALS
 from watchkeeper.store.duckdb import DuckDBStore
 
-#: Why these store tests run on DuckDB only (tests/store/conftest.py).
-DUCKDB_ONLY = ROLLUPS_NOT_ON_CLICKHOUSE
+#: Why one of these store tests runs on DuckDB only (tests/store/conftest.py).
+DUCKDB_ONLY = {"test_a_version_9_file_gets_its_recent_minutes_backfilled": THE_DUCKDB_ENGINE}
 
 HOUR_NS = 3600 * 10**9
 
@@ -39,12 +40,12 @@ def _now(data: Dataset) -> int:
 
 
 @pytest.fixture(scope="module")
-def stores(data: Dataset) -> Iterator[tuple[DuckDBStore, DuckDBStore]]:
+def stores(engine: str, data: Dataset) -> Iterator[Stores]:
     """(store that reads any range of a day or less from the per-minute rollup, merging its
     partial rows every 3 writes; spans-only store)."""
     now = _now(data)
-    minutes = _filled(data, compact_every=3, minute_from_spans=0, clock=lambda: now)
-    raw = _filled(data, use_rollup=False)
+    minutes = _filled(engine, data, compact_every=3, minute_from_spans=0, clock=lambda: now)
+    raw = _filled(engine, data, use_rollup=False)
     yield minutes, raw
     minutes.close()
     raw.close()
@@ -58,9 +59,7 @@ def _range(data: Dataset) -> SpanFilter:
 
 
 @pytest.mark.parametrize("kwargs", FILTERS)
-def test_summary(
-    stores: tuple[DuckDBStore, DuckDBStore], data: Dataset, kwargs: dict[str, object]
-) -> None:
+def test_summary(stores: Stores, data: Dataset, kwargs: dict[str, object]) -> None:
     minutes, raw = stores
     f = replace(_range(data), **kwargs)  # type: ignore[arg-type]
     assert minutes._rollup_for(f, None, percentiles=True) is MINUTES
@@ -68,9 +67,7 @@ def test_summary(
     same(minutes.summary(f, percentiles=False), raw.summary(f, percentiles=False))
 
 
-def test_percentiles_are_approximate_then(
-    stores: tuple[DuckDBStore, DuckDBStore], data: Dataset
-) -> None:
+def test_percentiles_are_approximate_then(stores: Stores, data: Dataset) -> None:
     minutes, raw = stores
     got, want = minutes.summary(_range(data)), raw.summary(_range(data))
     quantiles = ("p50_ms", "p90_ms", "p95_ms", "p99_ms")
@@ -79,9 +76,7 @@ def test_percentiles_are_approximate_then(
 
 @pytest.mark.parametrize("by", ["model", "service", "outcome", "provider"])
 @pytest.mark.parametrize("order", ["count", "cost", "errors", "p95"])
-def test_breakdown(
-    stores: tuple[DuckDBStore, DuckDBStore], data: Dataset, by: str, order: str
-) -> None:
+def test_breakdown(stores: Stores, data: Dataset, by: str, order: str) -> None:
     minutes, raw = stores
     f = _range(data)
     limit = 20 if order == "p95" else 3  # approximate p95s may rank close keys differently
@@ -96,9 +91,7 @@ def test_breakdown(
 
 
 @pytest.mark.parametrize(("step_s", "by"), [(60, None), (300, None), (600, "model")])
-def test_timeseries(
-    stores: tuple[DuckDBStore, DuckDBStore], data: Dataset, step_s: int, by: str | None
-) -> None:
+def test_timeseries(stores: Stores, data: Dataset, step_s: int, by: str | None) -> None:
     minutes, raw = stores
     f = _range(data)
     got = minutes.timeseries(f, step_s, by, limit=2)  # type: ignore[arg-type]
@@ -109,9 +102,7 @@ def test_timeseries(
     assert minutes.timeseries(f, 90) == raw.timeseries(f, 90)  # not whole minutes: spans
 
 
-def test_what_the_minutes_cannot_answer_comes_from_the_spans(
-    stores: tuple[DuckDBStore, DuckDBStore], data: Dataset
-) -> None:
+def test_what_the_minutes_cannot_answer_comes_from_the_spans(stores: Stores, data: Dataset) -> None:
     minutes, raw = stores
     f = _range(data)
     for exact in (
@@ -127,26 +118,26 @@ def test_what_the_minutes_cannot_answer_comes_from_the_spans(
     assert minutes.summary(f, last_n=30) == raw.summary(f, last_n=30)
 
 
-def test_a_range_of_few_spans_stays_exact(data: Dataset) -> None:
+def test_a_range_of_few_spans_stays_exact(engine: str, data: Dataset) -> None:
     """Below `minute_from_spans` spans in the range, the spans answer: exact percentiles."""
     f = _range(data)
     inside = sum(1 for s in data.spans if f.start_ns <= s.start_ns < f.end_ns)  # type: ignore[operator]
     now = _now(data)
-    few = _filled(data, minute_from_spans=inside + 2 * len(data.spans), clock=lambda: now)
-    raw = _filled(data, use_rollup=False)
+    few = _filled(engine, data, minute_from_spans=inside + 2 * len(data.spans), clock=lambda: now)
+    raw = _filled(engine, data, use_rollup=False)
     assert few._rollup_for(f, None, percentiles=True) is None
     assert few.summary(f) == raw.summary(f)
-    many = _filled(data, minute_from_spans=inside, clock=lambda: now)
+    many = _filled(engine, data, minute_from_spans=inside, clock=lambda: now)
     assert many._rollup_for(f, None, percentiles=True) is MINUTES
     for store in (few, raw, many):
         store.close()
 
 
-def test_the_minutes_keep_their_horizon(data: Dataset) -> None:
+def test_the_minutes_keep_their_horizon(engine: str, data: Dataset) -> None:
     """Past MINUTE_KEEP_NS the rows are dropped, and a range that starts there reads spans."""
     clock = [_now(data)]
-    store = _filled(data, compact_every=1, minute_from_spans=0, clock=lambda: clock[0])
-    raw = _filled(data, use_rollup=False)
+    store = _filled(engine, data, compact_every=1, minute_from_spans=0, clock=lambda: clock[0])
+    raw = _filled(engine, data, use_rollup=False)
     f = _range(data)
     assert store._rollup_for(f, None, percentiles=True) is MINUTES
     clock[0] += MINUTE_KEEP_NS - 5 * HOUR_NS  # the range's start is older than the horizon
@@ -154,17 +145,17 @@ def test_the_minutes_keep_their_horizon(data: Dataset) -> None:
     assert store.summary(f) == raw.summary(f)
     clock[0] += 5 * HOUR_NS
     store.write(generate("roll", 1, seed=9, start_ns=clock[0]).batch())  # merges and prunes
-    rows = store._con.execute(f"SELECT min(minute_ns), count(*) FROM {MINUTES.name}").fetchone()
-    assert rows is not None and rows[0] >= clock[0] - MINUTE_KEEP_NS and rows[1] > 0
+    ((first, n),) = store._rows(Query(f"SELECT min(minute_ns), count(*) FROM {MINUTES.name}", {}))
+    assert first >= clock[0] - MINUTE_KEEP_NS and n > 0
     store.close()
     raw.close()
 
 
 @pytest.mark.parametrize("project", ["roll", None])
-def test_retention_cuts_the_minutes_too(data: Dataset, project: str | None) -> None:
+def test_retention_cuts_the_minutes_too(engine: str, data: Dataset, project: str | None) -> None:
     now = _now(data)
-    minutes = _filled(data, minute_from_spans=0, clock=lambda: now)
-    raw = _filled(data, use_rollup=False)
+    minutes = _filled(engine, data, minute_from_spans=0, clock=lambda: now)
+    raw = _filled(engine, data, use_rollup=False)
     f = _range(data)
     assert f.start_ns is not None
     cut = f.start_ns + 95 * MINUTE_NS + 13 * 10**9  # mid-minute, inside the range

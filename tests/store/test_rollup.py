@@ -1,4 +1,5 @@
-"""The DuckDB store's hourly rollup answers as the spans do: sums exact, percentiles in bound."""
+"""The hourly rollups answer as the spans do, on every engine: sums exact, percentiles in
+bound."""
 
 from __future__ import annotations
 
@@ -10,16 +11,26 @@ import duckdb
 import pytest
 
 from tests.datagen import MINUTE_NS, Dataset, generate
-from tests.store.conftest import ROLLUPS_NOT_ON_CLICKHOUSE
+from tests.store.conftest import THE_DUCKDB_ENGINE, open_store
 from watchkeeper.errors import ValidationError
 from watchkeeper.store import Group, SpanFilter, Summary
 from watchkeeper.store._duckdb_arrow import spans_table
 from watchkeeper.store._duckdb_schema import migrate
 from watchkeeper.store._rollup import MAIN, REL_ERROR, TOTALS, USERS, insert_sql
+from watchkeeper.store._sql import SqlStore
 from watchkeeper.store.duckdb import DuckDBStore
 
-#: Why these store tests run on DuckDB only (tests/store/conftest.py).
-DUCKDB_ONLY = ROLLUPS_NOT_ON_CLICKHOUSE
+#: Why some of these store tests run on DuckDB only (tests/store/conftest.py): ClickHouse's
+#: own migrations are tested in test_clickhouse.py.
+DUCKDB_ONLY = {
+    name: THE_DUCKDB_ENGINE
+    for name in (
+        "test_a_version_2_file_gets_its_rollup_backfilled",
+        "test_a_file_gets_its_later_rollups_backfilled",
+        "test_a_version_6_file_gets_last_ns_as_the_latest_end",
+    )
+}
+Stores = tuple[SqlStore, SqlStore]
 
 HOUR_NS = 3600 * 10**9
 
@@ -30,8 +41,8 @@ def long() -> Dataset:
     return generate("roll", 700, spacing_ns=4 * MINUTE_NS)
 
 
-def _filled(data: Dataset, **kwargs: object) -> DuckDBStore:
-    store = DuckDBStore(None, **kwargs)  # type: ignore[arg-type]
+def _filled(engine: str, data: Dataset, **kwargs: object) -> SqlStore:
+    store = open_store(engine, **kwargs)
     for batch in data.batches(97):
         store.write(batch)
     store.write(generate("other", 200, seed=3, spacing_ns=10 * MINUTE_NS).batch())
@@ -39,9 +50,10 @@ def _filled(data: Dataset, **kwargs: object) -> DuckDBStore:
 
 
 @pytest.fixture(scope="module")
-def stores(long: Dataset) -> Iterator[tuple[DuckDBStore, DuckDBStore]]:
+def stores(engine: str, long: Dataset) -> Iterator[Stores]:
     """(rollup store whose partial rows are merged every 3 writes, spans-only store)."""
-    rolled, raw = _filled(long, compact_every=3), _filled(long, use_rollup=False)
+    rolled = _filled(engine, long, compact_every=3)
+    raw = _filled(engine, long, use_rollup=False)
     yield rolled, raw
     rolled.close()
     raw.close()
@@ -90,9 +102,7 @@ FILTERS: list[dict[str, object]] = [
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kwargs", FILTERS)
-def test_summary(
-    stores: tuple[DuckDBStore, DuckDBStore], long: Dataset, kwargs: dict[str, object]
-) -> None:
+def test_summary(stores: Stores, long: Dataset, kwargs: dict[str, object]) -> None:
     rolled, raw = stores
     f = replace(_range(long), **kwargs)  # type: ignore[arg-type]
     same(rolled.summary(f), raw.summary(f))
@@ -101,9 +111,7 @@ def test_summary(
     same(lean, raw.summary(f, percentiles=False))
 
 
-def test_the_rollup_answers_long_ranges_only(
-    stores: tuple[DuckDBStore, DuckDBStore], long: Dataset
-) -> None:
+def test_the_rollup_answers_long_ranges_only(stores: Stores, long: Dataset) -> None:
     rolled, raw = stores
     f = _range(long)
     quantiles = ("p50_ms", "p90_ms", "p95_ms", "p99_ms")
@@ -122,9 +130,7 @@ def test_the_rollup_answers_long_ranges_only(
 
 @pytest.mark.parametrize("by", ["model", "service", "outcome", "provider", "environment"])
 @pytest.mark.parametrize("order", ["count", "cost", "errors"])
-def test_breakdown(
-    stores: tuple[DuckDBStore, DuckDBStore], long: Dataset, by: str, order: str
-) -> None:
+def test_breakdown(stores: Stores, long: Dataset, by: str, order: str) -> None:
     rolled, raw = stores
     f = _range(long)
     got = rolled.breakdown(f, by, limit=3, order=order)  # type: ignore[arg-type]
@@ -134,9 +140,7 @@ def test_breakdown(
         same(g.summary, w.summary)
 
 
-def test_breakdown_by_p95_and_by_other_dimensions(
-    stores: tuple[DuckDBStore, DuckDBStore], long: Dataset
-) -> None:
+def test_breakdown_by_p95_and_by_other_dimensions(stores: Stores, long: Dataset) -> None:
     rolled, raw = stores
     f = replace(_range(long), scope="llm")
     got = {g.key: g.summary for g in rolled.breakdown(f, "model", order="p95")}
@@ -163,7 +167,7 @@ USER_FILTERS: list[dict[str, object]] = [
 @pytest.mark.parametrize("kwargs", USER_FILTERS)
 @pytest.mark.parametrize("order", ["count", "cost", "errors"])
 def test_user_breakdown_without_percentiles_reads_the_user_rollup(
-    stores: tuple[DuckDBStore, DuckDBStore], long: Dataset, kwargs: dict[str, object], order: str
+    stores: Stores, long: Dataset, kwargs: dict[str, object], order: str
 ) -> None:
     rolled, raw = stores
     f = replace(_range(long), **kwargs)  # type: ignore[arg-type]
@@ -174,7 +178,7 @@ def test_user_breakdown_without_percentiles_reads_the_user_rollup(
 
 
 def test_user_breakdowns_the_user_rollup_cannot_answer_read_spans(
-    stores: tuple[DuckDBStore, DuckDBStore], long: Dataset
+    stores: Stores, long: Dataset
 ) -> None:
     rolled, raw = stores
     f = _range(long)
@@ -195,7 +199,7 @@ def test_user_breakdowns_the_user_rollup_cannot_answer_read_spans(
     "kwargs", [{}, {"scope": "llm"}, {"features": ("answer",)}, {"models": ("gpt-4o",)}]
 )
 def test_breakdowns_without_percentiles_read_the_totals_rollup(
-    stores: tuple[DuckDBStore, DuckDBStore], long: Dataset, by: str, kwargs: dict[str, object]
+    stores: Stores, long: Dataset, by: str, kwargs: dict[str, object]
 ) -> None:
     rolled, raw = stores
     f = replace(_range(long), **kwargs)  # type: ignore[arg-type]
@@ -211,9 +215,7 @@ def test_breakdowns_without_percentiles_read_the_totals_rollup(
 
 
 @pytest.mark.parametrize(("step_s", "by"), [(3600, None), (7200, None), (3600, "model")])
-def test_timeseries(
-    stores: tuple[DuckDBStore, DuckDBStore], long: Dataset, step_s: int, by: str | None
-) -> None:
+def test_timeseries(stores: Stores, long: Dataset, step_s: int, by: str | None) -> None:
     rolled, raw = stores
     f = _range(long)
     got = rolled.timeseries(f, step_s, by, limit=2)  # type: ignore[arg-type]
@@ -227,8 +229,8 @@ def test_timeseries(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("project", ["roll", None])
-def test_retention_keeps_the_rollup_right(long: Dataset, project: str | None) -> None:
-    rolled, raw = _filled(long), _filled(long, use_rollup=False)
+def test_retention_keeps_the_rollup_right(engine: str, long: Dataset, project: str | None) -> None:
+    rolled, raw = _filled(engine, long), _filled(engine, long, use_rollup=False)
     cut = min(s.start_ns for s in long.spans) + 7 * HOUR_NS + 11 * MINUTE_NS  # mid-hour
     assert rolled.delete_before(project, cut) == raw.delete_before(project, cut)
     f = _range(long)

@@ -7,6 +7,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import IO
@@ -96,6 +97,8 @@ def open_store(config: Config) -> Store:
         database=config.store.clickhouse_database,
         ttl_days=config.retention.days,
         trace_window_s=config.store.trace_context_window_s,
+        # a crashed write is repaired by the server that replays its spool: the same name
+        writer=f"{socket.gethostname()}:{config.server.data_dir.resolve()}",
     )
 
 

@@ -8,7 +8,9 @@ are inserted; a row carrying the merged context at the write's start is appended
 of the trace finds it near the stored spans nearest to it, not only near the one that
 brought it; the spans stored before that lack a field just learned are filled by one
 lightweight `UPDATE` (a patch part, visible to every read at once). A span's own value
-always wins. The store has no rollups yet, so nothing else moves.
+always wins. Before that update, those spans move in the rollups keyed by user or feature
+(`move_queries`: a retracting partial row under the old key, one under the new key), as on
+DuckDB; the views roll up inserts only, never an update.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 
 from watchkeeper.model import SpanRow
+from watchkeeper.store import _rollup as ru
 from watchkeeper.store._dialect import CLICKHOUSE, Params
 from watchkeeper.store._render import Query
 
@@ -120,26 +123,63 @@ def _fill(span: SpanRow, values: dict[str, str]) -> SpanRow:
     return replace(span, **missing) if missing else span
 
 
+def _learning(p: Params, learned: dict[str, dict[str, str]], f: str) -> tuple[str, str] | None:
+    """(the traces that learned field `f` as a bound array, the value each learned: an
+    expression of `trace_id`), or None when none learned it."""
+    pairs = sorted((t, v[f]) for t, v in learned.items() if f in v)
+    if not pairs:
+        return None
+    ids, vals = p([t for t, _ in pairs]), p([v for _, v in pairs])
+    return ids, f"arrayElement({vals}, indexOf({ids}, trace_id))"
+
+
 def update_query(project: str, learned: dict[str, dict[str, str]], lo: int, hi: int) -> Query:
     """Fill the NULL fields of one project's stored spans (starting between `lo` and `hi`)
     of the traces that learned them (`learned`: trace id -> field -> value)."""
     p = Params(CLICKHOUSE)
     sets, missing = [], []
     for f in FIELDS:
-        pairs = sorted((t, v[f]) for t, v in learned.items() if f in v)
-        if not pairs:
+        found = _learning(p, learned, f)
+        if found is None:
             continue
-        ids, vals = p([t for t, _ in pairs]), p([v for _, v in pairs])
-        sets.append(
-            f"{f} = coalesce({f}, if(has({ids}, trace_id), "
-            f"arrayElement({vals}, indexOf({ids}, trace_id)), NULL))"
-        )
+        ids, value = found
+        sets.append(f"{f} = coalesce({f}, if(has({ids}, trace_id), {value}, NULL))")
         missing.append(f"({f} IS NULL AND has({ids}, trace_id))")
     sql = (
         f"UPDATE spans SET {', '.join(sets)} WHERE project = {p(project)} "
         f"AND start_ns BETWEEN {p(lo)} AND {p(hi)} AND ({' OR '.join(missing)})"
     )
     return Query(sql, p.values)
+
+
+#: The rollups keyed by a field of the context, and that field.
+_KEYED = ((ru.USERS, "user_id"), (ru.TOTALS, "feature"))
+
+
+def move_queries(project: str, learned: dict[str, dict[str, str]], lo: int, hi: int) -> list[Query]:
+    """Move the spans `update_query` fills in the rollups keyed by what they learn: per
+    table, a retracting row of them under the old key (NULL), one under the new key. Run
+    before the update, which they read the spans as."""
+    out = []
+    for table, f in _KEYED:
+        p = Params(CLICKHOUSE)
+        found = _learning(p, learned, f)
+        if found is None:
+            continue
+        ids, value = found
+        where = (
+            f"project = {p(project)} AND start_ns BETWEEN {p(lo)} AND {p(hi)} "
+            f"AND {f} IS NULL AND has({ids}, trace_id)"
+        )
+        retract = ru.insert_sql("spans", where, table, retract=True, d=CLICKHOUSE)
+        # the new value set outside the subquery that selects the spans: an alias named as
+        # the column would otherwise stand for it in the WHERE
+        moved = f"(SELECT * REPLACE ({value} AS {f}) FROM (SELECT * FROM spans WHERE {where}))"
+        out += [
+            Query(retract, p.values),
+            Query(ru.insert_sql(moved, table=table, d=CLICKHOUSE), p.values),
+        ]
+    return out
 
 
 DDL = (

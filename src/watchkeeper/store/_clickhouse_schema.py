@@ -12,6 +12,8 @@
   trace lookup reads a few granules, then one time range of `spans`.
 - `trace_context`: each trace's user, session and feature (`_clickhouse_context`).
 - `scores`; `schema_version` records the migrations applied (`migrate`).
+- the rollups of `_rollup` (hourly, per minute, totals, per user): `AggregatingMergeTree`
+  tables of partial rows filled by materialized views on `spans` (see "Rollups" below).
 
 Retention is a TTL on each table (`ttl_only_drop_parts`: whole days are dropped, never
 rewritten); `ttl_statements` sets it for the configured number of days.
@@ -24,8 +26,11 @@ import time
 from collections.abc import Callable
 from dataclasses import fields
 
+from watchkeeper.errors import StoreError
 from watchkeeper.model import ScoreRow, SpanRow
 from watchkeeper.store import _clickhouse_context as _context
+from watchkeeper.store import _rollup as ru
+from watchkeeper.store._dialect import CLICKHOUSE
 from watchkeeper.store._duckdb_schema import sql_type
 
 _CH = {"BIGINT": "Int64", "DOUBLE": "Float64", "INTEGER": "Int32", "VARCHAR": "String"}
@@ -105,6 +110,108 @@ _TRACES_VIEW = (
     "CREATE MATERIALIZED VIEW IF NOT EXISTS traces_view TO traces AS SELECT trace_id, "
     "min(start_ns) AS min_start_ns, max(start_ns) AS max_start_ns FROM spans GROUP BY trace_id"
 )
+
+# -- Rollups ---------------------------------------------------------------------------------
+# The tables of `_rollup` with the same columns as on DuckDB, as `AggregatingMergeTree` of
+# simple aggregates: a merge adds (or takes the min, max of) the partial rows of one key, and
+# every query sums the rows anyway, so an answer never waits for a merge (no FINAL). A
+# materialized view per table rolls up each insert into `spans`; the writer inserts only the
+# spans it has not stored (`ClickHouseStore.write`), so a replayed span is never rolled up
+# twice. Keys may be NULL (a span without a model or user), hence `allow_nullable_key`.
+_ROLLUP_KEYS = {
+    "project": "LowCardinality(String)",
+    "hour_ns": "Int64",
+    "minute_ns": "Int64",
+    "is_root": "Bool",
+    "bucket": "Int16",
+    "user_id": "Nullable(String)",
+}
+#: Value column -> its simple aggregate and type. Sums past int64 are Int128 (as HUGEINT on
+#: DuckDB); a retracting row (`_clickhouse_context.move_queries`) leaves the extremes NULL.
+_ROLLUP_VALUES = {
+    "n": "sum, Int64",
+    "dur_sum": "sum, Int128",
+    "dur_min": "min, Nullable(Int64)",
+    "dur_max": "max, Nullable(Int64)",
+    **{c: "sum, Nullable(Int128)" for c in ru.WIDE_SUMS if c != "dur_sum"},
+    "cost_usd": "sum, Nullable(Float64)",
+    "missing_price": "sum, Int64",
+    "first_ns": "min, Nullable(Int64)",
+    "last_ns": "max, Nullable(Int64)",
+}
+#: Every rollup table, the per-minute one last.
+ROLLUPS = (*ru.TABLES, ru.MINUTES)
+
+
+def _rollup_table(table: ru.Table) -> str:
+    keys = ", ".join(
+        f"{k} {_ROLLUP_KEYS.get(k, 'LowCardinality(Nullable(String))')}" for k in table.keys
+    )
+    vals = ", ".join(f"{c} SimpleAggregateFunction({t})" for c, t in _ROLLUP_VALUES.items())
+    return (
+        f"CREATE TABLE IF NOT EXISTS {table.name} ({keys}, {vals}) "
+        f"ENGINE = AggregatingMergeTree PARTITION BY {_day(table.time_key)} "
+        f"ORDER BY ({', '.join(table.keys)}) "
+        "SETTINGS allow_nullable_key = 1, ttl_only_drop_parts = 1"
+    )
+
+
+def _rollup_view(table: ru.Table) -> str:
+    return (
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {table.name}_view TO {table.name} AS "
+        + ru.select_sql("spans", table=table, d=CLICKHOUSE)
+    )
+
+
+def _rollup_backfill(table: ru.Table) -> tuple[str, ...]:
+    """Roll up the spans stored before the view (all again if run again: exact). The
+    per-minute table takes the spans of its horizon by the wall clock, as DuckDB's does."""
+    recent = f"start_ns >= toUnixTimestamp64Nano(now64(9)) - {ru.MINUTE_KEEP_NS}"
+    where = recent if table is ru.MINUTES else ""
+    return (
+        f"TRUNCATE TABLE {table.name}",
+        ru.insert_sql("spans", where, table, d=CLICKHOUSE),
+    )
+
+
+#: The hours each write is about to change in the rollups, by writer, appended before it
+#: changes them: a write cut short by a crash (ClickHouse has no transaction over the
+#: spans, their views and the moves of trace contexts) is found at the next start, and its
+#: hours rolled up again from their spans (`ClickHouseStore._repair`). Merges keep the
+#: latest record of each writer only (the last inserted: one writer inserts in order).
+JOURNAL_DDL = (
+    "CREATE TABLE IF NOT EXISTS rollup_writes (writer String, seq Int64, hours Array(Int64)) "
+    "ENGINE = ReplacingMergeTree ORDER BY writer"
+)
+
+
+def rollup_statements() -> tuple[str, ...]:
+    """Migration 2: the rollup tables, their views, the write journal, and the rollup of the
+    stored spans (the views first: the store migrates before it writes, so no span falls
+    between)."""
+    ddl = [sql for t in ROLLUPS for sql in (_rollup_table(t), _rollup_view(t))]
+    return (*ddl, JOURNAL_DDL, *(sql for t in ROLLUPS for sql in _rollup_backfill(t)))
+
+
+def rebuild_statements(hours: list[int], recent_ns: int) -> list[str]:
+    """Statements that roll these hours up again from their spans, in every rollup (the
+    per-minute one: its minutes from `recent_ns` on)."""
+    inlist = ", ".join(str(int(h)) for h in sorted(hours))
+    hour = f"intDiv({{t}}, {ru.HOUR_NS}) * {ru.HOUR_NS} IN ({inlist})"
+    out = []
+    for table in ROLLUPS:
+        where = hour.format(t="start_ns")
+        if table is ru.MINUTES:
+            where += f" AND start_ns >= {int(recent_ns)}"
+        out.append(f"DELETE FROM {table.name} WHERE {hour.format(t=table.time_key)}")
+        out.append(ru.insert_sql("spans", where, table, d=CLICKHOUSE))
+    return out
+
+
+#: Statements of MIGRATIONS that fill tables from stored data: a new database (or a
+#: cluster's DDL) has none.
+_BACKFILL = ("TRUNCATE ", "INSERT ")
+
 #: (version, what it does, statements): each statement may run again after a crash.
 MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (
@@ -112,7 +219,9 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         "spans, payloads apart, scores, the traces lookup table and its view, trace contexts",
         (_spans(), _payloads(), _scores(), _TRACES, _TRACES_VIEW, _context.DDL),
     ),
-)
+    (2, "rollups as materialized views (hourly, per minute, totals, per user)",
+     rollup_statements()),
+)  # fmt: skip
 LATEST = MIGRATIONS[-1][0]
 VERSION_DDL = (
     "CREATE TABLE IF NOT EXISTS schema_version (version UInt32, description String, "
@@ -125,12 +234,13 @@ TTL_COLUMNS = (
     ("scores", "created_ns", 0),
     ("traces", "max_start_ns", TRACE_MARGIN_DAYS),
     ("trace_context", "start_ns", TRACE_MARGIN_DAYS),
+    *((t.name, t.time_key, 0) for t in ru.TABLES),  # the per-minute one: the writer prunes it
 )
 
 
 def create_statements(ttl_days: int | None = None) -> list[str]:
     """Every CREATE statement of the latest layout (with the TTLs when given)."""
-    ddl = [sql for _, _, statements in MIGRATIONS for sql in statements]
+    ddl = [sql for _, _, sqls in MIGRATIONS for sql in sqls if not sql.startswith(_BACKFILL)]
     return ddl + (ttl_statements(ttl_days) if ttl_days is not None else [])
 
 
@@ -154,6 +264,12 @@ def migrate(
     """
     command(VERSION_DDL)
     version = applied()
+    if version > LATEST:
+        raise StoreError(
+            f"this ClickHouse database holds span store schema version {version}, made by a "
+            f"newer watchkeeper; this one knows versions up to {LATEST}: upgrade watchkeeper "
+            "(a schema is never migrated back)"
+        )
     for step, description, statements in MIGRATIONS:
         if version < step <= target:
             for sql in statements:
@@ -180,28 +296,29 @@ def cluster_statements(cluster: str, ttl_days: int | None = None) -> list[str]:
         raise ValueError(f"cluster name {cluster!r}: use letters, digits, _ . and -")
     on = f"ON CLUSTER `{cluster}`"
     out = [VERSION_DDL.replace(" (", f" {on} (", 1)]
-    for _, _, statements in MIGRATIONS:
-        for sql in statements:
-            table, view = _TABLE.fullmatch(sql), _VIEW.fullmatch(sql)
-            if table is not None:
-                name, cols, engine, rest = table.groups()
-                path = f"'/clickhouse/tables/{{shard}}/{{database}}/{name}_local', '{{replica}}'"
-                out.append(
-                    f"CREATE TABLE IF NOT EXISTS {name}_local {on} ({cols}) "
-                    f"ENGINE = Replicated{engine}({path}) {rest}"
-                )
-                out.append(
-                    f"CREATE TABLE IF NOT EXISTS {name} {on} AS {name}_local ENGINE = "
-                    f"Distributed('{cluster}', currentDatabase(), '{name}_local', {SHARD_KEY})"
-                )
-            elif view is not None:
-                name, target, select, source, rest = view.groups()
-                out.append(
-                    f"CREATE MATERIALIZED VIEW IF NOT EXISTS {name} {on} TO {target}_local "
-                    f"AS {select} FROM {source}_local {rest}"
-                )
-            else:  # every statement of MIGRATIONS is one of the two shapes
-                raise AssertionError(f"no cluster form for: {sql[:60]}")
+    for sql in create_statements():
+        table, view = _TABLE.fullmatch(sql), _VIEW.fullmatch(sql)
+        if table is not None:
+            name, cols, engine, rest = table.groups()
+            path = f"'/clickhouse/tables/{{shard}}/{{database}}/{name}_local', '{{replica}}'"
+            out.append(
+                f"CREATE TABLE IF NOT EXISTS {name}_local {on} ({cols}) "
+                f"ENGINE = Replicated{engine}({path}) {rest}"
+            )
+            # rows of a rollup (moved between users or features) may go to any shard
+            shard = SHARD_KEY if "trace_id String" in cols else "rand()"
+            out.append(
+                f"CREATE TABLE IF NOT EXISTS {name} {on} AS {name}_local ENGINE = "
+                f"Distributed('{cluster}', currentDatabase(), '{name}_local', {shard})"
+            )
+        elif view is not None:
+            name, target, select, source, rest = view.groups()
+            out.append(
+                f"CREATE MATERIALIZED VIEW IF NOT EXISTS {name} {on} TO {target}_local "
+                f"AS {select} FROM {source}_local {rest}"
+            )
+        else:  # every statement of MIGRATIONS is one of the two shapes
+            raise AssertionError(f"no cluster form for: {sql[:60]}")
     if ttl_days is not None:
         out += [
             sql.replace(f"ALTER TABLE {t} ", f"ALTER TABLE {t}_local {on} ", 1)

@@ -64,6 +64,11 @@ class Dialect:
             return f"toFloat64(sum(toDecimal128({expr}, 18)))"
         return f"sum({expr})"
 
+    def wide_sum(self, expr: str) -> str:
+        """The sum of an integer column past int64 (a rollup's sums of durations and tokens):
+        DuckDB's sum of BIGINT is a HUGEINT already; ClickHouse's would wrap around."""
+        return f"sum(toInt128({expr}))" if self.name == "clickhouse" else f"sum({expr})"
+
     def int_div(self, num: str, den: str) -> str:
         """Integer division rounding toward minus infinity for our non-negative times."""
         return f"intDiv({num}, {den})" if self.name == "clickhouse" else f"({num} // {den})"

@@ -1,7 +1,9 @@
-"""The rollups of the DuckDB span store (hourly, and per minute for a busy day or less):
-what they hold and the queries they answer.
+"""The rollups of the span store (hourly, and per minute for a busy day or less): what they
+hold and the queries they answer, rendered in either engine's dialect. DuckDB's writer
+appends their rows (below); on ClickHouse materialized views do, into tables of the same
+columns (`_clickhouse_schema`), and the engine merges the partial rows itself.
 
-Each `write` appends, in its own transaction, one GROUP BY of the batch's new spans: per
+Each DuckDB `write` appends, in its own transaction, one GROUP BY of the batch's new spans: per
 (project, hour, service, environment, operation, provider, request/response model, outcome,
 root or not, latency bucket) the count, duration sum/min/max, token and cost sums, spans
 missing a price, first start and last end. Rows of the same key are partial sums (one per batch)
@@ -52,7 +54,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from watchkeeper.errors import ValidationError
-from watchkeeper.store._dialect import DUCKDB, Params
+from watchkeeper.store._dialect import DUCKDB, Dialect, Params
 from watchkeeper.store._protocol import SpanFilter
 from watchkeeper.store._render import (
     END_NS,
@@ -82,18 +84,24 @@ GAMMA = 1.1  # ratio of a latency bucket's upper to lower bound
 MAX_BUCKET = 200  # GAMMA**199 ms is about 48 hours
 REL_ERROR = math.sqrt(GAMMA) - 1  # bound of a percentile's relative error
 _TOKENS = ("input", "output", "cache_read", "cache_write", "reasoning")
-#: (rollup column, its aggregate over spans, its aggregate over partial rollup rows)
-VALUES: tuple[tuple[str, str, str], ...] = (
-    ("n", "count(*)", "sum(n)"),
-    ("dur_sum", "sum(duration_ns)", "sum(dur_sum)"),
-    ("dur_min", "min(duration_ns)", "min(dur_min)"),
-    ("dur_max", "max(duration_ns)", "max(dur_max)"),
-    *((f"{t}_tokens", f"sum({t}_tokens)", f"sum({t}_tokens)") for t in _TOKENS),
-    ("cost_usd", "sum(cost_usd)", "sum(cost_usd)"),
-    ("missing_price", "count_if(cost_source = 'missing')", "sum(missing_price)"),
-    ("first_ns", "min(start_ns)", "min(first_ns)"),
-    ("last_ns", f"max({END_NS})", "max(last_ns)"),  # max(start_ns) before migration 7
-)
+
+
+def values(d: Dialect = DUCKDB) -> tuple[tuple[str, str, str], ...]:
+    """(rollup column, its aggregate over spans, its aggregate over partial rollup rows)."""
+    return (
+        ("n", "count(*)", "sum(n)"),
+        ("dur_sum", d.wide_sum("duration_ns"), "sum(dur_sum)"),
+        ("dur_min", "min(duration_ns)", "min(dur_min)"),
+        ("dur_max", "max(duration_ns)", "max(dur_max)"),
+        *((f"{t}_tokens", d.wide_sum(f"{t}_tokens"), f"sum({t}_tokens)") for t in _TOKENS),
+        ("cost_usd", "sum(cost_usd)", "sum(cost_usd)"),
+        ("missing_price", d.count_if("cost_source = 'missing'"), "sum(missing_price)"),
+        ("first_ns", "min(start_ns)", "min(first_ns)"),
+        ("last_ns", f"max({END_NS})", "max(last_ns)"),  # max(start_ns) before migration 7
+    )
+
+
+VALUES = values()
 #: Sums of int64 columns are HUGEINT: a few spans of extreme (but valid) durations or token
 #: counts sum past int64, and a sum that cannot be stored would stop every write after it.
 _VALUE_TYPES = (
@@ -128,9 +136,9 @@ class Table:
     grain_ns: int = HOUR_NS  # the time bucket of a row
     time_key: str = "hour_ns"  # the key column holding the bucket's start
 
-    def time_sql(self, start: str = "start_ns") -> str:
+    def time_sql(self, start: str = "start_ns", d: Dialect = DUCKDB) -> str:
         """The start of the row's time bucket, from a span start."""
-        return f"{start} // {self.grain_ns} * {self.grain_ns}"
+        return f"{d.int_div(start, str(self.grain_ns))} * {self.grain_ns}"
 
     @property
     def buckets(self) -> bool:
@@ -196,8 +204,8 @@ def bucket_sql(duration: str = "duration_ns") -> str:
     )
 
 
-def _span_keys(table: Table) -> list[str]:
-    exprs = {table.time_key: table.time_sql(), "is_root": "parent_span_id = ''"}
+def _span_keys(table: Table, d: Dialect) -> list[str]:
+    exprs = {table.time_key: table.time_sql(d=d), "is_root": "parent_span_id = ''"}
     exprs["bucket"] = bucket_sql()
     return [f"{exprs.get(k, k)} AS {k}" for k in table.keys]
 
@@ -210,17 +218,37 @@ def _retracted(col: str, agg: str) -> str:
     return "NULL" if col in _EXTREMES else f"-{agg}"
 
 
-def insert_sql(source: str, where: str = "", table: Table = MAIN, *, retract: bool = False) -> str:
-    """Append the rollup rows of the spans in `source` (a table or view).
+def select_sql(
+    source: str,
+    where: str = "",
+    table: Table = MAIN,
+    *,
+    retract: bool = False,
+    d: Dialect = DUCKDB,
+) -> str:
+    """The rollup rows of the spans in `source` (a table, view or subquery), in the table's
+    column order (a ClickHouse materialized view is this over `spans`).
 
     `retract`: rows that take these spans out of their keys instead (negative count and
     sums; their min, max, first and last stay with the key, a bound rather than exact).
     """
-    cols = _span_keys(table) + [
-        f"{_retracted(col, agg) if retract else agg} AS {col}" for col, agg, _ in VALUES
+    cols = _span_keys(table, d) + [
+        f"{_retracted(col, agg) if retract else agg} AS {col}" for col, agg, _ in values(d)
     ]
     where = f" WHERE {where}" if where else ""
-    return f"INSERT INTO {table.name} SELECT {', '.join(cols)} FROM {source}{where} GROUP BY ALL"
+    return f"SELECT {', '.join(cols)} FROM {source}{where} GROUP BY ALL"
+
+
+def insert_sql(
+    source: str,
+    where: str = "",
+    table: Table = MAIN,
+    *,
+    retract: bool = False,
+    d: Dialect = DUCKDB,
+) -> str:
+    """Append the rollup rows of the spans in `source` (`select_sql`)."""
+    return f"INSERT INTO {table.name} {select_sql(source, where, table, retract=retract, d=d)}"
 
 
 def compact_sql(times: Sequence[int], table: Table = MAIN) -> tuple[str, ...]:
@@ -283,11 +311,11 @@ def eligible(
     return not any(unsupported)
 
 
-def count_query(f: SpanFilter, table: Table) -> Query:
+def count_query(f: SpanFilter, table: Table, d: Dialect = DUCKDB) -> Query:
     """How many spans of the project start in the time buckets the range touches (whatever
     the other filters): what reading the range from the spans would scan."""
     assert f.start_ns is not None and f.end_ns is not None
-    p = Params(DUCKDB)
+    p = Params(d)
     lo = f.start_ns // table.grain_ns * table.grain_ns
     t = table.time_key
     sql = (
@@ -328,8 +356,9 @@ def _source(f: SpanFilter, p: Params, shape: Shape, table: Table = MAIN) -> str:
     hi = f.end_ns // grain * grain
     key = "NULL" if shape.key is None else dimension_expr(shape.key)
     step = None if shape.step_ns is None else p(shape.step_ns)
-    b = "NULL" if step is None else f"start_ns // {step} * {step}"
-    rb = "NULL" if step is None else f"{table.time_key} // {step} * {step}"
+    d = p.dialect
+    b = "NULL" if step is None else f"{d.int_div('start_ns', step)} * {step}"
+    rb = "NULL" if step is None else f"{d.int_div(table.time_key, step)} * {step}"
     restrict = "" if shape.keys is None else f" AND {keys_in(key, shape.keys, p)}"
     cols = [col for col, _, _ in VALUES]
     bucket, edge_bucket = ("bucket", bucket_sql()) if table.buckets else ("NULL", "NULL")
@@ -361,14 +390,14 @@ def _quantile(i: int) -> str:
     buckets of its two order statistics, clamped to the group's [min, max]."""
     pos = f"({QUANTILES[i]!r} * (g_tot - 1))"
 
-    def clamp(v: str) -> str:
-        return f"greatest(g_dmin, least(g_dmax, {v}))"
+    def clamp(v: str) -> str:  # in DOUBLE: ClickHouse finds no type for Int64 and Float64
+        return f"greatest(CAST(g_dmin AS DOUBLE), least(CAST(g_dmax AS DOUBLE), {v}))"
 
     lo, hi = clamp(_rep(f"g_lo{i}")), clamp(_rep(f"g_hi{i}"))
     return f"{lo} + ({hi} - {lo}) * ({pos} - floor{pos})"
 
 
-def _sum_columns() -> list[str]:
+def _sum_columns(d: Dialect) -> list[str]:
     """Per (k, b), straight from the source rows: counts by outcome and the other sums."""
     return [
         "sum(n) AS g_n",
@@ -377,7 +406,7 @@ def _sum_columns() -> list[str]:
         "max(dur_max) AS g_dmax",
         "min(dur_min) AS g_dmin",
         *(f"sum({t}_tokens) AS g_{t}" for t in _TOKENS),
-        "sum(cost_usd) AS g_cost",
+        f"{d.float_sum('cost_usd')} AS g_cost",
         "sum(missing_price) AS g_missing",
         "min(first_ns) AS g_first",
         "max(last_ns) AS g_last",
@@ -438,6 +467,7 @@ def summaries_query(
     order: str | None = None,
     limit: int | None = None,
     table: Table = MAIN,
+    d: Dialect = DUCKDB,
 ) -> Query:
     """Summaries per (k, b) from the rollup and the edges: k, b, then the summary columns.
 
@@ -449,10 +479,10 @@ def summaries_query(
     if shape.step_ns is not None:
         check_buckets(f, shape.step_ns)
     sums = TOTALS if table is MAIN else table
-    p = Params(DUCKDB)
+    p = Params(d)
     same = "s.k IS NOT DISTINCT FROM o.k AND s.b IS NOT DISTINCT FROM o.b"
     sql = (
-        f"WITH s AS (SELECT k, b, {', '.join(_sum_columns())} "
+        f"WITH s AS (SELECT k, b, {', '.join(_sum_columns(d))} "
         f"FROM ({_source(f, p, shape, sums)}) GROUP BY k, b HAVING sum(n) > 0), "
         f"h AS (SELECT k, b, bucket, sum(n) AS n FROM ({_source(f, p, shape, table)}) "
         "GROUP BY k, b, bucket), "
@@ -470,6 +500,7 @@ def totals_query(
     table: Table = MAIN,
     order: str | None = None,
     limit: int | None = None,
+    d: Dialect = DUCKDB,
 ) -> Query:
     """`summaries_query` without percentiles (NULL): one GROUP BY, no histogram to walk.
 
@@ -479,9 +510,9 @@ def totals_query(
         check_buckets(f, shape.step_ns)
     if order == "p95":
         raise ValidationError("order p95 needs percentiles")
-    p = Params(DUCKDB)
+    p = Params(d)
     sql = (
-        f"WITH s AS (SELECT k, b, {', '.join(_sum_columns())} "
+        f"WITH s AS (SELECT k, b, {', '.join(_sum_columns(d))} "
         f"FROM ({_source(f, p, shape, table)}) GROUP BY k, b HAVING sum(n) > 0) "
         f"SELECT k, b, {', '.join(_summary_cols(percentiles=False))} FROM s"
     )
@@ -489,17 +520,25 @@ def totals_query(
 
 
 _ERRORS = "sum(n) FILTER (WHERE outcome IN ('error', 'timeout', 'rejected'))"
-#: Orders over rows that still carry their outcome (the edges and rollup rows themselves).
-_ROW_ORDERS = {"count": "sum(n)", "cost": "sum(cost_usd)", "errors": _ERRORS}
+
+
+def _row_order(order: str, d: Dialect) -> str:
+    """An order over rows that still carry their outcome (the edges and rollup rows)."""
+    return {"count": "sum(n)", "cost": d.float_sum("cost_usd"), "errors": _ERRORS}[order]
 
 
 def top_keys_query(
-    f: SpanFilter, by: str, limit: int, order: str = "count", table: Table = MAIN
+    f: SpanFilter,
+    by: str,
+    limit: int,
+    order: str = "count",
+    table: Table = MAIN,
+    d: Dialect = DUCKDB,
 ) -> Query:
     """The top `limit` values of `by` by count, cost or errors, from the rollup and edges."""
-    p = Params(DUCKDB)
+    p = Params(d)
     sql = (
         f"SELECT k FROM ({_source(f, p, Shape(key=by), table)}) GROUP BY k HAVING sum(n) > 0 "
-        f"ORDER BY {_ROW_ORDERS[order]} DESC NULLS LAST, k NULLS LAST LIMIT {p(limit)}"
+        f"ORDER BY {_row_order(order, d)} DESC NULLS LAST, k NULLS LAST LIMIT {p(limit)}"
     )
     return Query(sql, p.values)

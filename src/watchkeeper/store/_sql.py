@@ -147,9 +147,9 @@ class SqlStore:
         if table is not None:
             shape = ru.Shape()
             if percentiles:
-                q = ru.summaries_query(f, shape, table=table)
+                q = ru.summaries_query(f, shape, table=table, d=self.dialect)
             else:
-                q = ru.totals_query(f, shape, table)
+                q = ru.totals_query(f, shape, table, d=self.dialect)
             rows = self._rows(q)
             return res.summary_from_row(rows[0][2:]) if rows else Summary()
         q = r.summary_query(f, self.dialect, last_n, percentiles=percentiles)
@@ -173,15 +173,15 @@ class SqlStore:
         if table is not None:
             shape, limit = ru.Shape(key=by), check_limit(limit)
             if with_p:  # only a table with latency buckets answers then
-                q = ru.summaries_query(f, shape, order, limit, table)
+                q = ru.summaries_query(f, shape, order, limit, table, self.dialect)
             else:  # sums only: one GROUP BY over the rollup rows
                 if by in TWO_STAGE:  # rank by one sum, then every sum of the top keys only
-                    ranked = ru.top_keys_query(f, by, limit, order, table)
+                    ranked = ru.top_keys_query(f, by, limit, order, table, self.dialect)
                     top = [row[0] for row in self._rows(ranked)]
                     if not top:
                         return []
                     shape = ru.Shape(key=by, keys=top)
-                q = ru.totals_query(f, shape, table, order, limit)
+                q = ru.totals_query(f, shape, table, order, limit, self.dialect)
             return [Group(row[0], res.summary_from_row(row[2:])) for row in self._rows(q)]
         keys: list[Any] | None = None
         if by in TWO_STAGE and order != "p95":  # summaries of the top keys only
@@ -222,7 +222,7 @@ class SqlStore:
             if ru.eligible(f, by, table, percentiles=percentiles):
                 return table
         if ru.eligible(f, by, ru.MINUTES, percentiles=percentiles, now_ns=self._clock()):
-            (spans,) = self._rows(ru.count_query(f, ru.MINUTES))[0]
+            (spans,) = self._rows(ru.count_query(f, ru.MINUTES, self.dialect))[0]
             if spans is not None and spans >= self._minute_from_spans:
                 return ru.MINUTES
         return None
@@ -232,12 +232,12 @@ class SqlStore:
     ) -> list[Point]:
         keys: list[str | None] | None = None
         if by is not None:
-            q = ru.top_keys_query(f, by, check_limit(limit, 1000), table=table)
+            q = ru.top_keys_query(f, by, check_limit(limit, 1000), table=table, d=self.dialect)
             keys = [row[0] for row in self._rows(q)]
             if not keys:
                 return []
         shape = ru.Shape(key=by, step_ns=step_s * 1_000_000_000, keys=keys)
-        rows = self._rows(ru.summaries_query(f, shape, table=table))
+        rows = self._rows(ru.summaries_query(f, shape, table=table, d=self.dialect))
         return [Point(int(row[1]), res.summary_from_row(row[2:]), row[0]) for row in rows]
 
     @timed("heatmap")

@@ -7,14 +7,15 @@ One writer at a time (a lock): the key check that keeps replays from counting tw
 it, and a chDB session written from several threads once stored wrong rows (DESIGN.md).
 With chDB every call takes the lock: the in-process engine is one session.
 
-Rollups (materialized views) are not built yet: every query reads the spans, with exact
-percentiles, which ClickHouse does at scale.
+Long (or busy) ranges are answered from the rollups of `_rollup`, kept by materialized
+views (`_clickhouse_schema`), with the same answers and bounds as DuckDB's.
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -27,6 +28,7 @@ from watchkeeper.errors import StoreDataError, StoreError
 from watchkeeper.model import ColumnBatch, ScoreRow, SpanBatch, SpanRow
 from watchkeeper.store import _clickhouse_context as tc
 from watchkeeper.store import _clickhouse_schema as schema
+from watchkeeper.store import _rollup as ru
 from watchkeeper.store._dialect import CLICKHOUSE, Params
 from watchkeeper.store._duckdb_arrow import payloads_table, scores_table, spans_table
 from watchkeeper.store._payload import PayloadCodec
@@ -81,7 +83,10 @@ def _connect(url: str, database: str) -> Any:
             client = clickhouse_connect.get_client(dsn=url, database=database, **extra)
             client.query("SELECT 1")
     except Exception as exc:  # the driver's errors, the network's, chDB's
-        raise StoreError(f"cannot reach ClickHouse at {_redacted(url)}: {exc}") from exc
+        raise StoreError(
+            f"cannot reach ClickHouse at {_redacted(url)}: {exc}; check store.clickhouse_url "
+            "(--clickhouse-url) and that the server runs and accepts this user"
+        ) from exc
     return client
 
 
@@ -117,23 +122,44 @@ class ClickHouseStore(SqlStore):
         trace_window_s: int = 3600,
         text_chunk: int = TEXT_CHUNK,
         text_budget: int = TEXT_BUDGET,
+        use_rollup: bool = True,
+        minute_from_spans: int = ru.MINUTE_FROM_SPANS,
         clock: Callable[[], int] = time.time_ns,
+        writer: str | None = None,
     ) -> None:
         self._url = check_url(url)
+        # names this store's writes in the journal: the same after a restart
+        self._writer = writer or f"{socket.gethostname()}"
         self._client = _connect(url, database)
         self.database = database
         self._embedded = url.startswith("chdb://")
         self._write_lock = threading.RLock()
         self._codec = PayloadCodec()
         self._trace_window_ns = trace_window_s * 10**9
+        self._pruned_ns = 0  # when the per-minute rollup was last pruned (by `clock`)
+        # the hours of a write that failed half-way (ClickHouse went away): the next write
+        # rolls them up again first (a crash instead leaves them to `_repair`)
+        self._unfinished: set[int] = set()
+        self._journaled = False  # whether this store recorded a write (a reader never does)
         super().__init__(
-            self, text_chunk=text_chunk, text_budget=text_budget, use_rollup=False, clock=clock
+            self,
+            text_chunk=text_chunk,
+            text_budget=text_budget,
+            use_rollup=use_rollup,  # False: every query from the spans (the views still fill)
+            minute_from_spans=minute_from_spans,
+            clock=clock,
         )
-        with self._write_lock:
-            self.version = schema.migrate(self._command, self._applied)
-            if ttl_days is not None:
-                for sql in schema.ttl_statements(ttl_days):
-                    self._command(sql)
+        try:
+            with self._write_lock:
+                self.version = schema.migrate(self._command, self._applied)
+                if ttl_days is not None:
+                    for sql in schema.ttl_statements(ttl_days):
+                        self._command(sql)
+                self.repaired = self._repair()  # hours of a write a crash cut short
+        except BaseException:  # refused (a newer schema) or failed: release the engine
+            with self._calling(), contextlib.suppress(Exception):
+                self._client.close()
+            raise
 
     # -- executor ----------------------------------------------------------------------------
     def _calling(self) -> AbstractContextManager[object]:
@@ -217,6 +243,9 @@ class ClickHouseStore(SqlStore):
         if not spans:
             return 0
         with self._writing():
+            if self._unfinished:  # a write that failed half-way: its hours rolled up again
+                self._rebuild(self._unfinished)
+                self._unfinished = set()
             old = self._existing(spans)
             new = [s for s in spans if row_key(s) not in old]
             if not new:
@@ -225,25 +254,84 @@ class ClickHouseStore(SqlStore):
             payloads = [p for p in unique_rows(batch.payloads) if row_key(p) in keys]
             if payloads:
                 self._insert("payloads", payloads_table(payloads, self._codec))
-            plan = self._contexts(new)
+            plan, window = self._plan(new)
+            self._unfinished = {s.start_ns // ru.HOUR_NS * ru.HOUR_NS for s in new} | window
+            self._journal(self._unfinished)
+            self._learn(plan)
             self._insert("spans", spans_table(plan.spans))
             if plan.rows:  # last: a replay after a crash learns (and fills) all again
                 self._insert("trace_context", tc.rows_table(plan.rows))
+            self._unfinished = set()
+            self._prune_minutes()
         return len(new)
 
-    def _contexts(self, spans: Sequence[SpanRow]) -> tc.Plan:
-        """The trace contexts of a write (`_clickhouse_context`): the new spans filled, and
-        the spans stored before that lacked a field this write learned filled now."""
+    def _prune_minutes(self) -> None:
+        """Drop the per-minute rollup's rows past its horizon (by `clock`), hourly at most."""
+        now = self._clock()
+        if now - self._pruned_ns < ru.HOUR_NS:
+            return
+        self._pruned_ns = now
+        self._command(f"DELETE FROM {ru.MINUTES.name} WHERE minute_ns < {now - ru.MINUTE_KEEP_NS}")
+
+    def _window(self, spans: Sequence[SpanRow]) -> tuple[int, int]:
         lo = max(min(s.start_ns for s in spans) - self._trace_window_ns, 0)
         hi = min(max(s.start_ns for s in spans) + self._trace_window_ns, 2**63 - 1)
+        return lo, hi
+
+    def _plan(self, spans: Sequence[SpanRow]) -> tuple[tc.Plan, set[int]]:
+        """The trace contexts of a write (`_clickhouse_context`): the new spans filled, the
+        fields learned for spans stored before; and the hours those spans may lie in."""
+        lo, hi = self._window(spans)
         traces = {(s.project, s.trace_id) for s in spans}
-        stored = tc.of_rows(self.rows(tc.stored_query(traces, lo, hi)))
-        plan = tc.plan(spans, stored)
+        plan = tc.plan(spans, tc.of_rows(self.rows(tc.stored_query(traces, lo, hi))))
+        if not plan.learned:
+            return plan, set()
+        return plan, set(range(lo // ru.HOUR_NS * ru.HOUR_NS, hi + 1, ru.HOUR_NS))
+
+    def _learn(self, plan: tc.Plan) -> None:
+        """Fill the spans stored before with the fields this write learned, moving them in
+        the rollups keyed by those fields first."""
+        if not plan.learned:
+            return
+        lo, hi = self._window(plan.spans)
         for project in sorted({key[0] for key in plan.learned}):
             learned = {t: v for (p, t), v in plan.learned.items() if p == project}
-            q = tc.update_query(project, learned, lo, hi)
-            self._command(q.sql, q.params)
-        return plan
+            for q in (*tc.move_queries(project, learned, lo, hi),
+                      tc.update_query(project, learned, lo, hi)):  # fmt: skip
+                self._command(q.sql, q.params)
+
+    def _journal(self, hours: set[int]) -> None:
+        """Record the hours this write is about to change in the rollups (none: a clean
+        stop). The next record says this write ended; a crash leaves it the last one."""
+        p = Params(CLICKHOUSE)
+        listed = ", ".join(str(int(h)) for h in sorted(hours))  # numbers: no binding needed
+        sql = (
+            "INSERT INTO rollup_writes (writer, seq, hours) "
+            f"VALUES ({p(self._writer)}, {p(time.time_ns())}, [{listed}])"
+        )
+        self._command(sql, p.values)
+        self._journaled = bool(hours)
+
+    def _repair(self) -> int:
+        """Roll up again from their spans the hours of this writer's last write when it did
+        not end (its record is the last, with hours); return how many hours."""
+        p = Params(CLICKHOUSE)
+        q = Query(
+            f"SELECT hours FROM rollup_writes WHERE writer = {p(self._writer)} "
+            "ORDER BY seq DESC LIMIT 1",
+            p.values,
+        )
+        rows = self.rows(q)
+        hours = {int(h) for h in rows[0][0]} if rows else set()
+        if hours:
+            self._rebuild(hours)
+            self._journal(set())
+        return len(hours)
+
+    def _rebuild(self, hours: set[int]) -> None:
+        """Roll these hours up again from their spans, in every rollup."""
+        for sql in schema.rebuild_statements(sorted(hours), self._clock() - ru.MINUTE_KEEP_NS):
+            self._command(sql)
 
     def write_scores(self, scores: Sequence[ScoreRow]) -> None:
         """Store scores; a score_id already stored is left as it is."""
@@ -280,9 +368,29 @@ class ClickHouseStore(SqlStore):
             )
             if project is None:  # a trace's range may cover other projects' spans: keep it
                 self._command(f"DELETE FROM traces WHERE max_start_ns < {t}", p.values)
+            self._cut_rollups(project, before_ns)
         return int(row[0] or 0)
 
+    def _cut_rollups(self, project: str | None, before_ns: int) -> None:
+        """Drop the rollups' hours (minutes) before the cut; the one it cuts is rolled up
+        again from its spans (as DuckDB's `_cut_rollup`)."""
+        for table in schema.ROLLUPS:
+            p = Params(CLICKHOUSE)
+            where = "" if project is None else f"project = {p(project)} AND "
+            t, grain = table.time_key, table.grain_ns
+            cut = before_ns // grain * grain
+            self._command(f"DELETE FROM {table.name} WHERE {where}{t} < {p(cut)}", p.values)
+            if cut < before_ns:
+                self._command(f"DELETE FROM {table.name} WHERE {where}{t} = {p(cut)}", p.values)
+                cond = f"{where}start_ns >= {p(cut)} AND start_ns < {p(cut + grain)}"
+                insert = ru.insert_sql("spans", cond, table, d=CLICKHOUSE)
+                self._command(insert, p.values)
+
     def close(self) -> None:
-        """Release the client (chDB: the engine's files)."""
+        """Record a clean stop (after writes of its own), and release the client (chDB: the
+        engine's files)."""
+        with self._write_lock, contextlib.suppress(Exception):
+            if self._journaled:
+                self._journal(set())
         with self._write_lock, self._calling(), contextlib.suppress(Exception):
             self._client.close()
