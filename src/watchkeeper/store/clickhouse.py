@@ -197,11 +197,13 @@ class ClickHouseStore(SqlStore):
         p = Params(CLICKHOUSE)
         lo, hi = min(s.start_ns for s in spans), max(s.start_ns for s in spans)
         projects = sorted({s.project for s in spans})
-        ids = p(sorted({s.span_id for s in spans}))
+        traces, ids = p(sorted({s.trace_id for s in spans})), p(sorted({s.span_id for s in spans}))
+        # the trace ids too: their bloom filter skips granules, and span ids alone may be
+        # shared by other traces (some tracers number spans 1, 2, 3…): each one fetched
         sql = (
             "SELECT project, trace_id, span_id FROM spans "
             f"WHERE project IN {p.many(projects)} AND start_ns BETWEEN {p(lo)} AND {p(hi)} "
-            f"AND has({ids}, span_id)"
+            f"AND has({traces}, trace_id) AND has({ids}, span_id)"
         )
         return {(a, b, c) for a, b, c in self.rows(Query(sql, p.values))}
 
@@ -237,11 +239,20 @@ class ClickHouseStore(SqlStore):
         traces = {(s.project, s.trace_id) for s in spans}
         stored = tc.of_rows(self.rows(tc.stored_query(traces, lo, hi)))
         plan = tc.plan(spans, stored)
+        if plan.learned:  # only traces with spans stored before have spans to fill
+            seen = self._known_traces({t for _, t in plan.learned})
+            plan.learned = {k: v for k, v in plan.learned.items() if k[1] in seen}
         for project in sorted({key[0] for key in plan.learned}):
             learned = {t: v for (p, t), v in plan.learned.items() if p == project}
             q = tc.update_query(project, learned, lo, hi)
             self._command(q.sql, q.params)
         return plan
+
+    def _known_traces(self, trace_ids: set[str]) -> set[str]:
+        """Those of `trace_ids` that have spans stored (the `traces` lookup table, by key)."""
+        p = Params(CLICKHOUSE)
+        sql = f"SELECT DISTINCT trace_id FROM traces WHERE has({p(sorted(trace_ids))}, trace_id)"
+        return {str(row[0]) for row in self.rows(Query(sql, p.values))}
 
     def write_scores(self, scores: Sequence[ScoreRow]) -> None:
         """Store scores; a score_id already stored is left as it is."""
