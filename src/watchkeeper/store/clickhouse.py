@@ -28,7 +28,7 @@ from watchkeeper.model import ScoreRow, SpanBatch, SpanRow
 from watchkeeper.store import _clickhouse_context as tc
 from watchkeeper.store import _clickhouse_schema as schema
 from watchkeeper.store._dialect import CLICKHOUSE, Params
-from watchkeeper.store._duckdb_arrow import payloads_table, scores_table, spans_table
+from watchkeeper.store._duckdb_arrow import payloads_table, scores_table
 from watchkeeper.store._payload import PayloadCodec
 from watchkeeper.store._render import Query
 from watchkeeper.store._sql import TEXT_BUDGET, TEXT_CHUNK, RowKey, SqlStore, row_key, unique_rows
@@ -226,7 +226,7 @@ class ClickHouseStore(SqlStore):
             if payloads:
                 self._insert("payloads", payloads_table(payloads, self._codec))
             plan = self._contexts(new)
-            self._insert("spans", spans_table(plan.spans))
+            self._insert("spans", plan.table)
             if plan.rows:  # last: a replay after a crash learns (and fills) all again
                 self._insert("trace_context", tc.rows_table(plan.rows))
         return len(new)
