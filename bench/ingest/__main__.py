@@ -484,7 +484,7 @@ def main() -> None:
         soak.report(acked, _stored(url) - stored_before, stats.errors)
     figures = _figures(url, stats, timing) | {"acked_spans": acked}
     figures["stored_spans"] = _stored(url) - stored_before
-    _engines.record(args.engine, figures)
+    _engines.record(None if args.url else args.engine, figures)
     if proc is not None:
         print(
             f"server peak RSS: {stats.peak_rss / 2**20:.0f} MiB with its workers "

@@ -39,11 +39,14 @@ def verdict(acked: int, stored: int) -> str:
     return f"{acked - stored} MISSING"
 
 
-def record(engine: str, figures: dict[str, Any]) -> None:
-    """Print the zero-loss line and keep the run's figures in `results/ingest-<engine>.json`."""
+def record(engine: str | None, figures: dict[str, Any]) -> None:
+    """Print the zero-loss line and keep the run's figures in `results/ingest-<engine>.json`
+    (engine None: a server given by --url, whose engine we do not know)."""
     acked, stored = figures["acked_spans"], figures["stored_spans"]
+    engine = engine or "url"
+    name = NAMES.get(engine, "the server at --url")
     print(
-        f"zero loss ({NAMES[engine]}): {acked:,} spans acknowledged, {stored:,} in the store "
+        f"zero loss ({name}): {acked:,} spans acknowledged, {stored:,} in the store "
         f"({verdict(acked, stored)})"
     )
     RESULTS.mkdir(exist_ok=True)
