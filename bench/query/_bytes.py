@@ -20,6 +20,10 @@ STRING_CODECS = ("", "ZSTD(1)", "ZSTD(3)", "NONE")
 #: Every candidate codec tried, in the order the table prints them.
 TRIALS = tuple(dict.fromkeys(INT_CODECS + FLOAT_CODECS + STRING_CODECS))
 
+#: Every part in the wide format (a file per column): small parts are compact, one file for
+#: all columns, and `system.columns` has no per-column sizes for them.
+WIDE = "min_bytes_for_wide_part = 0"
+
 Rows = Callable[[str], Sequence[Sequence[Any]]]
 Command = Callable[[str], object]
 
@@ -92,13 +96,15 @@ def trial(
             ddl = _with_codec(str(create), database, table, described, codec)
             command(f"DROP TABLE IF EXISTS {database}.codec_trial")
             command(ddl)
+            command(f"ALTER TABLE {database}.codec_trial MODIFY SETTING {WIDE}")
             command(f"INSERT INTO {database}.codec_trial SELECT * FROM {database}.codec_sample")
             command(f"OPTIMIZE TABLE {database}.codec_trial FINAL")
-            for name, comp in rows(
-                "SELECT name, data_compressed_bytes FROM system.columns "
+            for name, kind, comp in rows(
+                "SELECT name, type, data_compressed_bytes FROM system.columns "
                 f"WHERE database = '{database}' AND table = 'codec_trial'"
             ):
-                out[str(name)][codec] = int(comp) / int(n)
+                if codec in _candidates(str(kind)):  # else the column kept its default
+                    out[str(name)][codec] = int(comp) / int(n)
     finally:
         command(f"DROP TABLE IF EXISTS {database}.codec_trial")
         command(f"DROP TABLE IF EXISTS {database}.codec_sample")
@@ -247,7 +253,7 @@ def payload_trial(
             command(f"DROP TABLE IF EXISTS {database}.codec_blobs")
             command(
                 f"CREATE TABLE {database}.codec_blobs (i UInt32, io String{clause}, "
-                f"meta String{clause}) ENGINE = MergeTree ORDER BY i"
+                f"meta String{clause}) ENGINE = MergeTree ORDER BY i SETTINGS {WIDE}"
             )
             insert(f"{database}.codec_blobs", data)
             command(f"OPTIMIZE TABLE {database}.codec_blobs FINAL")
