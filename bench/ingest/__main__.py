@@ -277,7 +277,7 @@ def _args() -> argparse.Namespace:
     ap.add_argument("--engine", choices=[*_engines.ENGINES, "both"], default="duckdb")
     ap.add_argument(
         "--in-process",
-        choices=["null", "duckdb"],
+        choices=["null", "duckdb", "clickhouse"],
         help="no server: drive IngestService directly with this store (null = count only)",
     )
     return ap.parse_args()
