@@ -7,6 +7,8 @@
     .venv/bin/python -m bench.ingest --soak 30m   # 30 min at 0.7x the written rate, dashboard
                                                   # queries every 5 s, a line per minute
     .venv/bin/python -m bench.ingest --workers 1  # one decode/normalize/compress worker (default 3)
+    .venv/bin/python -m bench.ingest --engine clickhouse  # the span store on ClickHouse (chDB);
+                                                  # --engine both: both, side by side
 
 Prints the versions that matter and the machine's load, the baseline of issue 16 beside the
 figures: sustained throughput (acknowledged, and written to the store), the lag from a
@@ -32,6 +34,7 @@ from pathlib import Path
 import httpx
 import psutil
 from bench._machine import load, versions
+from bench.ingest import _engines
 from bench.ingest._soak import Soak
 from bench.ingest._workload import stamp, template
 
@@ -271,9 +274,10 @@ def _args() -> argparse.Namespace:
     ap.add_argument(
         "--workers", type=int, help="the server's ingest.workers (default: its config default)"
     )
+    ap.add_argument("--engine", choices=[*_engines.ENGINES, "both"], default="duckdb")
     ap.add_argument(
         "--in-process",
-        choices=["null", "duckdb"],
+        choices=["null", "duckdb", "clickhouse"],
         help="no server: drive IngestService directly with this store (null = count only)",
     )
     return ap.parse_args()
@@ -402,6 +406,22 @@ def _report(url: str, stats: Stats, t: Timing) -> None:
         )
 
 
+def _figures(url: str, stats: Stats, t: Timing) -> dict[str, float | None]:
+    """The run's figures as `_report` prints them (kept for `--engine both`)."""
+    p50, p99 = _histogram_quantiles(url, "watchkeeper_ingest_lag_seconds", (0.5, 0.99))
+    written = _metric(url, "watchkeeper_ingest_spans_written_total")
+    write_s = _metric(url, "watchkeeper_ingest_batch_write_seconds_sum")
+    return {
+        "acked_per_s": stats.acked_spans / (t.acked_at - t.started),
+        "written_per_s": stats.acked_spans / (t.written_at - t.started),
+        "lag_p50_s": p50,
+        "lag_p99_s": p99,
+        "write_us_per_span": write_s / written * 1e6 if written else None,
+        "peak_rss_mib": stats.peak_rss / 2**20 if stats.peak_rss else None,
+        "load": load(),
+    }
+
+
 def _after_burst(url: str, pid: int) -> None:
     """The server's memory once it has been idle long enough to give the burst back."""
     idle_s = IngestConfig().idle_release_s + 5
@@ -419,6 +439,9 @@ def _after_burst(url: str, pid: int) -> None:
 def main() -> None:
     """Run the benchmark and print its figures."""
     args = _args()
+    if args.engine == "both":
+        _engines.both(sys.argv[1:])
+        return
     spans = 100_000 if args.quick else args.spans
     print(versions())
     print(f"machine at start: {load()}")
@@ -436,6 +459,7 @@ def main() -> None:
     else:
         port = _free_port()
         env = {} if args.workers is None else {"WATCHKEEPER_INGEST__WORKERS": str(args.workers)}
+        env |= _engines.env(args.engine)
         proc = _start_server(tmp / "data", port, env)
         url = f"http://127.0.0.1:{port}"
     pid = proc.pid if proc else None
@@ -458,6 +482,9 @@ def main() -> None:
     _report(url, stats, timing)
     if soak is not None:
         soak.report(acked, _stored(url) - stored_before, stats.errors)
+    figures = _figures(url, stats, timing) | {"acked_spans": acked}
+    figures["stored_spans"] = _stored(url) - stored_before
+    _engines.record(None if args.url else args.engine, figures)
     if proc is not None:
         print(
             f"server peak RSS: {stats.peak_rss / 2**20:.0f} MiB with its workers "

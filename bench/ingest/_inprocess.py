@@ -1,7 +1,8 @@
 """The ingest pipeline alone, in this process: accept → spool → decode/normalize → store.
 
 `--store null` swaps the span store for one that only counts, which shows what the ingest
-path itself can carry; `--store duckdb` uses the real store on a file. No HTTP is involved.
+path itself can carry; `--store duckdb` uses the real store on a file, `--store clickhouse`
+the ClickHouse store on chDB. No HTTP is involved.
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ def run(spans: int, per: int, store_kind: str) -> None:
     config = load_config(env={}, overrides={"server": {"data_dir": str(tmp)}})
     if store_kind == "null":
         store: object = CountingStore()
+    elif store_kind == "clickhouse":  # the engine in this process (chDB), as --engine runs it
+        from watchkeeper.store.clickhouse import ClickHouseStore
+
+        store = ClickHouseStore(f"chdb://{tmp / 'chdb'}")
     else:
         from watchkeeper.store.duckdb import DuckDBStore
 

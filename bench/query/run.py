@@ -25,6 +25,7 @@ import duckdb
 import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _bytes
 from generate import SPANS_PER_TRACE, Shape, chunk, payload_pool, payloads_for
 
 from watchkeeper.model import SpanBatch, SpanRow
@@ -250,9 +251,16 @@ def main() -> None:
     ap.add_argument("--sqlite-rows", type=int, default=200_000)
     ap.add_argument("--raw", action="store_true", help="answer from spans only (no rollup)")
     ap.add_argument("--engine", choices=["duckdb", "clickhouse", "both"], default="duckdb")
+    ap.add_argument(
+        "--bytes", action="store_true", help="ClickHouse: bytes per span by column, codecs tried"
+    )
+    ap.add_argument("--trial-rows", type=int, default=1_000_000, help="spans the codecs try")
     args = ap.parse_args()
     shape = Shape(traces=args.rows // SPANS_PER_TRACE)
     args.dir.mkdir(parents=True, exist_ok=True)
+    if args.bytes:
+        clickhouse_bytes(args, shape)
+        return
     runs = {}
     if args.engine in ("duckdb", "both"):
         runs["duckdb"] = run_duckdb(args, shape)
@@ -293,14 +301,10 @@ def run_duckdb(args: argparse.Namespace, shape: Shape) -> dict[str, Any]:
 
 def run_clickhouse(args: argparse.Namespace, shape: Shape) -> dict[str, Any]:
     """Every measurement on ClickHouse in-process (chDB); the data kept under --dir."""
-    root = args.dir / f"chdb-{args.rows}"
-    url = f"chdb://{root}"
     out: dict[str, Any] = {"engine": "clickhouse", "rows": shape.traces * SPANS_PER_TRACE}
     out["rollup"] = False  # not built on ClickHouse yet: every query reads the spans
-    if not (root / "built").exists():
-        print(f"generating {out['rows']:,} spans into {root} ...", file=sys.stderr)
-        out.update(build_clickhouse(url, shape))
-        (root / "built").touch()
+    url, built = clickhouse_data(args, shape)
+    out.update(built)
     t = time.perf_counter()
     store = ClickHouseStore(url, database="bench")
     out["open_and_migrate_s"] = time.perf_counter() - t
@@ -312,6 +316,45 @@ def run_clickhouse(args: argparse.Namespace, shape: Shape) -> dict[str, Any]:
     old = page.items  # stored spans a late client retry resends
     measure(store, shape, old, args.runs, out)
     return out
+
+
+def clickhouse_data(args: argparse.Namespace, shape: Shape) -> tuple[str, dict[str, Any]]:
+    """The chDB URL of the cached data (built first when missing) and the build's figures."""
+    root = args.dir / f"chdb-{args.rows}"
+    url, out = f"chdb://{root}", {}
+    if not (root / "built").exists():
+        rows = shape.traces * SPANS_PER_TRACE
+        print(f"generating {rows:,} spans into {root} ...", file=sys.stderr)
+        out = build_clickhouse(url, shape)
+        (root / "built").touch()
+    return url, out
+
+
+def clickhouse_bytes(args: argparse.Namespace, shape: Shape) -> None:
+    """Bytes per span by column (every part merged), then the codecs tried (`_bytes`)."""
+    import clickhouse_connect
+    from bench._machine import load
+
+    url, _ = clickhouse_data(args, shape)
+    client = clickhouse_connect.get_client(dsn=url, database="bench")
+    print(f"python -m bench.query --engine clickhouse --bytes --rows {args.rows} "
+          f"--trial-rows {args.trial_rows} --dir {args.dir}; {load()}")  # fmt: skip
+    rows = lambda sql: client.query(sql).result_rows  # noqa: E731
+    for table in ("spans", "payloads", "traces", "trace_context"):
+        client.command(f"OPTIMIZE TABLE {table} FINAL")  # what merges reach in time
+    ((spans,),) = rows("SELECT count() FROM spans")
+    print(f"\n{spans:,} spans; bytes per span by column (every table's bytes over the spans):")
+    _bytes.print_columns(_bytes.columns(rows, "bench", spans), _bytes.codecs_of(rows, "bench"))
+    for table in ("spans", "payloads"):
+        kinds = {str(n): str(k) for n, k in rows(
+            f"SELECT name, type FROM system.columns WHERE database = 'bench' AND table = '{table}'"
+        )}  # fmt: skip
+        sizes = _bytes.trial(rows, client.command, "bench", table, args.trial_rows)
+        _bytes.print_trial(table, sizes, kinds)
+    n = 20_000
+    trial = _bytes.payload_trial(rows, client.command, client.insert_arrow, "bench", n)
+    _bytes.print_payload_trial(trial, n)
+    client.close()
 
 
 def measure(store: Store, shape: Shape, old: list[SpanRow], runs: int, out: dict[str, Any]) -> None:

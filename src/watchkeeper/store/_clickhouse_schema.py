@@ -43,6 +43,22 @@ _LOW_CARDINALITY = {
     "project", "service", "environment", "span_kind", "operation", "status_code", "outcome",
     "cost_source", "provider", "request_model", "response_model",
 }  # fmt: skip
+#: Column codecs, chosen by measurement (`python -m bench.query --engine clickhouse --bytes`,
+#: docs/scale.md): the key's time deltas are small, counters fit in few bits (T64), hex ids
+#: and repeated strings compress about twice as well with ZSTD as with the default LZ4;
+#: ZSTD(3) only where it measured smaller than ZSTD(1). The payload blobs come compressed
+#: per span (zstd, `_payload`); on distinct documents a second pass still took 3% off the
+#: text (ZSTD(1); ZSTD(3) 5%, at twice the CPU on a wide column) and 54% off the small
+#: attribute documents (ZSTD(3): their frames and keys repeat from span to span).
+CODECS = {
+    "start_ns": "Delta, ZSTD(1)",
+    **dict.fromkeys(
+        ("duration_ns", "input_tokens", "output_tokens", "cache_read_tokens",
+         "cache_write_tokens", "reasoning_tokens", "http_status_code"), "T64, ZSTD(1)"
+    ),
+    **dict.fromkeys(("name", "user_id", "session_id", "http_route"), "ZSTD(3)"),
+}  # fmt: skip
+_DEFAULT_CODEC = "ZSTD(1)"
 #: Seconds since the epoch of a nanosecond column, as the DateTime TTLs and partitions take.
 _SECONDS = "toDateTime(intDiv({col}, 1000000000), 'UTC')"
 #: Days a trace's lookup row outlives the spans (a trace's last span may start later).
@@ -59,7 +75,7 @@ def _column(name: str, score: bool = False) -> str:
         kind = f"Nullable({kind})"
     if name in _LOW_CARDINALITY:
         kind = f"LowCardinality({kind})"
-    return f"{name} {kind}"
+    return f"{name} {kind} CODEC({CODECS.get(name, _DEFAULT_CODEC)})"
 
 
 def _spans() -> str:
@@ -80,8 +96,10 @@ def _spans() -> str:
 
 def _payloads() -> str:
     return (
-        "CREATE TABLE IF NOT EXISTS payloads (project LowCardinality(String), trace_id String, "
-        "span_id String, start_ns Int64, io Nullable(String), meta Nullable(String), "
+        "CREATE TABLE IF NOT EXISTS payloads (project LowCardinality(String), "
+        "trace_id String CODEC(ZSTD(1)), span_id String CODEC(ZSTD(1)), "
+        "start_ns Int64 CODEC(T64, ZSTD(1)), io Nullable(String) CODEC(ZSTD(1)), "
+        "meta Nullable(String) CODEC(ZSTD(3)), "
         "INDEX start_minmax start_ns TYPE minmax GRANULARITY 1) "
         f"ENGINE = ReplacingMergeTree PARTITION BY {_day('start_ns')} "
         "ORDER BY (project, trace_id, span_id) SETTINGS ttl_only_drop_parts = 1"
@@ -100,9 +118,9 @@ def _scores() -> str:
 
 
 _TRACES = (
-    "CREATE TABLE IF NOT EXISTS traces (trace_id String, "
-    "min_start_ns SimpleAggregateFunction(min, Int64), "
-    "max_start_ns SimpleAggregateFunction(max, Int64)) "
+    "CREATE TABLE IF NOT EXISTS traces (trace_id String CODEC(ZSTD(1)), "
+    "min_start_ns SimpleAggregateFunction(min, Int64) CODEC(ZSTD(1)), "
+    "max_start_ns SimpleAggregateFunction(max, Int64) CODEC(ZSTD(1))) "
     f"ENGINE = AggregatingMergeTree PARTITION BY toYYYYMM({_SECONDS.format(col='min_start_ns')}) "
     "ORDER BY trace_id"
 )

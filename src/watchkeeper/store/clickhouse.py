@@ -30,7 +30,7 @@ from watchkeeper.store import _clickhouse_context as tc
 from watchkeeper.store import _clickhouse_schema as schema
 from watchkeeper.store import _rollup as ru
 from watchkeeper.store._dialect import CLICKHOUSE, Params
-from watchkeeper.store._duckdb_arrow import payloads_table, scores_table, spans_table
+from watchkeeper.store._duckdb_arrow import payloads_table, scores_table
 from watchkeeper.store._payload import PayloadCodec
 from watchkeeper.store._render import Query
 from watchkeeper.store._sql import TEXT_BUDGET, TEXT_CHUNK, RowKey, SqlStore, row_key, unique_rows
@@ -223,11 +223,13 @@ class ClickHouseStore(SqlStore):
         p = Params(CLICKHOUSE)
         lo, hi = min(s.start_ns for s in spans), max(s.start_ns for s in spans)
         projects = sorted({s.project for s in spans})
-        ids = p(sorted({s.span_id for s in spans}))
+        traces, ids = p(sorted({s.trace_id for s in spans})), p(sorted({s.span_id for s in spans}))
+        # the trace ids too: their bloom filter skips granules, and span ids alone may be
+        # shared by other traces (some tracers number spans 1, 2, 3…): each one fetched
         sql = (
             "SELECT project, trace_id, span_id FROM spans "
             f"WHERE project IN {p.many(projects)} AND start_ns BETWEEN {p(lo)} AND {p(hi)} "
-            f"AND has({ids}, span_id)"
+            f"AND has({traces}, trace_id) AND has({ids}, span_id)"
         )
         return {(a, b, c) for a, b, c in self.rows(Query(sql, p.values))}
 
@@ -257,8 +259,8 @@ class ClickHouseStore(SqlStore):
             plan, window = self._plan(new)
             self._unfinished = {s.start_ns // ru.HOUR_NS * ru.HOUR_NS for s in new} | window
             self._journal(self._unfinished)
-            self._learn(plan)
-            self._insert("spans", spans_table(plan.spans))
+            self._learn(plan, new)
+            self._insert("spans", plan.table)
             if plan.rows:  # last: a replay after a crash learns (and fills) all again
                 self._insert("trace_context", tc.rows_table(plan.rows))
             self._unfinished = set()
@@ -284,16 +286,19 @@ class ClickHouseStore(SqlStore):
         lo, hi = self._window(spans)
         traces = {(s.project, s.trace_id) for s in spans}
         plan = tc.plan(spans, tc.of_rows(self.rows(tc.stored_query(traces, lo, hi))))
+        if plan.learned:  # only traces with spans stored before have spans to fill
+            seen = self._known_traces({t for _, t in plan.learned})
+            plan.learned = {k: v for k, v in plan.learned.items() if k[1] in seen}
         if not plan.learned:
             return plan, set()
         return plan, set(range(lo // ru.HOUR_NS * ru.HOUR_NS, hi + 1, ru.HOUR_NS))
 
-    def _learn(self, plan: tc.Plan) -> None:
+    def _learn(self, plan: tc.Plan, spans: Sequence[SpanRow]) -> None:
         """Fill the spans stored before with the fields this write learned, moving them in
         the rollups keyed by those fields first."""
         if not plan.learned:
             return
-        lo, hi = self._window(plan.spans)
+        lo, hi = self._window(spans)
         for project in sorted({key[0] for key in plan.learned}):
             learned = {t: v for (p, t), v in plan.learned.items() if p == project}
             for q in (*tc.move_queries(project, learned, lo, hi),
@@ -332,6 +337,12 @@ class ClickHouseStore(SqlStore):
         """Roll these hours up again from their spans, in every rollup."""
         for sql in schema.rebuild_statements(sorted(hours), self._clock() - ru.MINUTE_KEEP_NS):
             self._command(sql)
+
+    def _known_traces(self, trace_ids: set[str]) -> set[str]:
+        """Those of `trace_ids` that have spans stored (the `traces` lookup table, by key)."""
+        p = Params(CLICKHOUSE)
+        sql = f"SELECT DISTINCT trace_id FROM traces WHERE has({p(sorted(trace_ids))}, trace_id)"
+        return {str(row[0]) for row in self.rows(Query(sql, p.values))}
 
     def write_scores(self, scores: Sequence[ScoreRow]) -> None:
         """Store scores; a score_id already stored is left as it is."""
