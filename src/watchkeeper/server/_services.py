@@ -37,6 +37,7 @@ class Services:
     ingest: Any = None  # watchkeeper.ingest.IngestService
     metrics_ingest: Any = None  # watchkeeper.ingest.MetricsIngest (its store: .store)
     scraper: Any = None  # watchkeeper.ingest.Scraper (metrics.scrape jobs)
+    dashboards: Any = None  # watchkeeper.dashboards.DashboardFiles
     alerting: AlertingEngine | None = None  # when alerting is enabled
     signin: SignIn | None = None  # people, their sessions and single sign-on
     clock: Callable[[], float] = time.time
