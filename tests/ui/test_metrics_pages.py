@@ -277,3 +277,18 @@ def test_a_shipped_dashboard_is_copied_to_edit(mpage: Any, metrics_server: Metri
         "Processes",
     ]
     assert copy["project"] == "default"
+
+
+def test_span_panels_of_the_service_dashboard(page: Any) -> None:
+    # the UI suite's server: traces of search-api (10 successes, 2 timeouts) and no metrics
+    page.goto("/dashboards/fastapi-service?range=1h&live=0&service=search-api")
+    _loaded(page)
+    expect(page.locator('[data-section="HTTP"]')).to_contain_text("WatchkeeperMiddleware")
+    requests = _panel(page, "Requests (traces)")
+    assert set(requests.locator(".legend-item").all_inner_texts()) == {"success", "timeout"}
+    bars = requests.locator("svg rect.bar")
+    assert bars.count() > 0
+    # the service variable filters the span queries: the select shows it
+    assert page.get_by_label("Service").input_value() == "search-api"
+    # requests' p95 drawn; search-api makes no LLM call (embeddings only): no second line
+    assert _panel(page, "p95 latency (traces)").locator("svg path.line").count() == 1
