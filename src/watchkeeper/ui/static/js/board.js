@@ -28,10 +28,12 @@ export function environment(q) {
 }
 
 /**
- * Draw `board` into `root`. opts: {editing, names (Set of metric names, or null: show all),
- * onChange(board), onEdit(sectionIndex, panelIndex)}. Returns {reload()} to refresh data.
+ * Draw `board` into `root`; `envOf()` gives the range and variables (asked again at each
+ * reload, so a live page moves with the clock). opts: {editing, names (Set of metric names,
+ * or null: show all), onChange(board), onEdit(si, pi), onRemove(si, pi), onAdd(si)}.
+ * Returns {reload(), done}.
  */
-export function drawBoard(root, board, env, signal, opts = {}) {
+export function drawBoard(root, board, envOf, signal, opts = {}) {
   const loaders = [];
   const sections = board.sections.map((section, si) => {
     const present = !opts.names || !section.requires.length || section.requires.some((n) => opts.names.has(n));
@@ -47,7 +49,7 @@ export function drawBoard(root, board, env, signal, opts = {}) {
       place(el, panel.grid);
       if (opts.editing) editable(el, grid, panel, () => opts.onChange && opts.onChange(board));
       grid.append(el);
-      loaders.push(() => loadPanel(panel, body, env, signal));
+      loaders.push((env) => loadPanel(panel, body, env, signal));
     });
     if (opts.editing && opts.onAdd) {
       grid.append(h("button", { type: "button", class: "btn add-panel", onclick: () => opts.onAdd(si) }, "+ Add panel"));
@@ -55,7 +57,10 @@ export function drawBoard(root, board, env, signal, opts = {}) {
     return h("section", { class: "board-section", "data-section": section.title }, head, grid);
   });
   mount(root, sections);
-  const reload = () => Promise.all(loaders.map((load) => load()));
+  const reload = () => {
+    const env = envOf();
+    return Promise.all(loaders.map((load) => load(env)));
+  };
   return { reload, done: reload() };
 }
 
@@ -179,7 +184,8 @@ async function timeseries(panel, el, env, signal) {
   const extra = shown.length - MAX_SERIES;
   const series = shown.slice(0, MAX_SERIES).map((s, i) => ({ ...s, color: palette(i) }));
   const format = pq.formatter(panel.unit);
-  chart.timeChart(el, { times, series, stepMs: env.stepS * 1000, kind: panel.stack ? "stacked" : "line",
+  const instant = panel.queries.every((q) => q.promql); // PromQL values are at the step times
+  chart.timeChart(el, { times, series, stepMs: env.stepS * 1000, kind: panel.stack ? "stacked" : "line", instant,
     start: times[0], end: times.at(-1), yFormat: format, label: panel.title, height: chartHeight(panel) });
   if (extra > 0) el.append(h("p", { class: "sub" }, `${extra} more series not drawn: narrow the query (sum by, a label filter).`));
 }

@@ -82,7 +82,7 @@ async function renderOne(root, ctx, id) {
       onRemove: (si, pi) => { board.sections[si].panels.splice(pi, 1); status.textContent = "Unsaved changes"; draw(); },
       onAdd: (si) => editPanel(newPanel(board.sections[si]), (p) => { board.sections[si].panels.push(p); status.textContent = "Unsaved changes"; draw(); }),
     } : { names };
-    return drawBoard(body, board, environment(q), ctx.signal, opts);
+    return drawBoard(body, board, () => environment(url.params()), ctx.signal, opts);
   };
   const save = async () => {
     try {

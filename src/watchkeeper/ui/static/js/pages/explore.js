@@ -42,9 +42,9 @@ export async function render(root, ctx) {
     return mount(main, empty(families.length ? "Pick a metric" : "No metrics yet",
       families.length ? "Search by name or help text on the left." : "Scrape a target (metrics.scrape), push OTLP metrics to /v1/metrics or remote-write from Prometheus."));
   }
-  const load = () => drawQuery(main, family, q, ctx.signal);
-  ctx.live(load);
-  await load();
+  const refresh = await drawQuery(main, family, q, ctx.signal);
+  ctx.live(refresh); // the chart and series only: what is being typed stays
+  await refresh();
 }
 
 /** One entry per metric family (a histogram's _bucket/_sum/_count under its name). */
@@ -147,6 +147,11 @@ async function drawQuery(main, family, q, signal) {
         h("button", { type: "submit", class: "btn primary" }, "Run"))),
     card("Chart", [chartBox, tracesBox], { subtitle: `one point every ${stepS} s` }),
     card("Series", seriesBox));
+  return () => plot(expr, { chartBox, seriesBox, tracesBox }, { labels, filters, stepS }, signal);
+}
+
+async function plot(expr, { chartBox, seriesBox, tracesBox }, { labels, filters, stepS }, signal) {
+  const r = range.current(url.params());
   try {
     const res = await pq.queryRange(expr, r.startMs, r.endMs, stepS, signal);
     const shown = res.series.filter((s) => s.values.some((v) => v !== null));
@@ -154,8 +159,8 @@ async function drawQuery(main, family, q, signal) {
       mount(chartBox, h("div", { class: "chart-empty" }, "No data in this range"));
     } else {
       const series = shown.slice(0, MAX_SERIES).map((s, i) => ({ name: pq.legend("", s.labels), color: palette(i), values: s.values }));
-      chart.timeChart(chartBox, { times: res.times, series, stepMs: stepS * 1000, kind: "line",
-        start: res.times[0], end: r.endMs, label: expr, height: 260 });
+      chart.timeChart(chartBox, { times: res.times, series, stepMs: stepS * 1000, kind: "line", instant: true,
+        start: res.times[0], end: res.times.at(-1), label: expr, height: 260 });
     }
     seriesTable(seriesBox, shown);
     traceLinks(tracesBox, servicesOf(shown, labels, filters), r);

@@ -22,7 +22,7 @@ export async function render(root, ctx) {
       pq.metricNames(ctx.signal),
     ]);
     variableFilters(dashboard, ctx.signal).then((els) => mount(filters, els)).catch(() => {});
-    const board = drawBoard(body, dashboard, environment(q), ctx.signal, { names });
+    const board = drawBoard(body, dashboard, () => environment(url.params()), ctx.signal, { names });
     ctx.live(board.reload);
     await board.done;
   } catch (err) {
