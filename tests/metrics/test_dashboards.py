@@ -70,6 +70,7 @@ def world(make_server: Callable[..., Server], tmp_path: Path) -> dict[str, Any]:
             ("editor", "shop", Role.EDITOR),
             ("viewer", "shop", Role.VIEWER),
             ("other", "lab", Role.EDITOR),
+            ("admin", "shop", Role.ADMIN),
         ]
     }
     return {"server": srv, "dir": tmp_path / "boards", **clients}
@@ -132,6 +133,12 @@ def test_bad_dashboards_are_refused_with_the_reason(world: dict[str, Any]) -> No
     assert "x + w" in editor.call("POST", "", too_wide).json()["error"]
     foreign = {**BOARD, "project": "lab"}
     assert editor.call("POST", "", foreign).status_code == 400
+    # every project's dashboard: an admin's change, not an editor's
+    shared = {**BOARD, "project": "*"}
+    assert editor.call("POST", "", shared).status_code == 403
+    assert world["admin"].call("POST", "", shared).status_code == 201
+    assert "checkout" in [i["id"] for i in world["other"].call("GET").json()["items"]]
+    assert world["other"].call("DELETE", "/checkout").status_code == 403
 
 
 def test_a_file_that_is_not_a_dashboard_is_reported(world: dict[str, Any]) -> None:

@@ -2,8 +2,9 @@
 `watchkeeper.dashboards`, and export one as Grafana JSON.
 
 Reads need a viewer of the project, changes an editor (and are audited). A dashboard saved
-here belongs to the caller's project unless it says `project: "*"`; the shipped ones
-(Infrastructure among them) are read-only: save a copy under another id to change one.
+here belongs to the caller's project unless it says `project: "*"` (every project's: an
+admin's change, like a file of the config directory); the shipped ones (Infrastructure among
+them) are read-only: save a copy under another id to change one.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from watchkeeper.alerting.exports import grafana_dashboard
 from watchkeeper.config import describe
 from watchkeeper.dashboards import ALL_PROJECTS, Dashboard, DashboardFiles, Entry, parse_dashboard
 from watchkeeper.errors import ValidationError
-from watchkeeper.server._access import needs
+from watchkeeper.server._access import needs, project_with
 from watchkeeper.server._audit import audited
 from watchkeeper.server._openapi import refusal
 from watchkeeper.server._roles import Role
@@ -78,6 +79,15 @@ def _out(entry: Entry) -> dict[str, Any]:
     return {"dashboard": entry.dashboard, "source": entry.source, "editable": entry.editable}
 
 
+def _shared_needs_admin(request: Request, old: Entry | None, *boards: Dashboard) -> None:
+    """A dashboard every project sees changes only with an admin's key (403 otherwise); a
+    shipped one not at all (the store answers 409, saying why)."""
+    if old is not None and not old.editable:
+        return
+    if any(b.project == ALL_PROJECTS for b in boards):
+        project_with(request, Role.ADMIN)
+
+
 def _parsed(body: dict[str, Any], project: str, board_id: str | None = None) -> Dashboard:
     if not isinstance(body, dict):
         raise ValidationError("the body must be a JSON object describing a dashboard")
@@ -122,6 +132,7 @@ def create_dashboard(
 ) -> dict[str, Any]:
     """Save a new dashboard as `<id>.yaml` in the dashboards directory."""
     board = _parsed(body, project)
+    _shared_needs_admin(request, None, board)
     with audited(request, "dashboard.create", f"dashboard {board.id}", project) as change:
         entry = _files(request).save(board, project, create=True)
         change.after = board.model_dump(mode="json")
@@ -140,6 +151,7 @@ def replace_dashboard(
     files = _files(request)
     board = _parsed(body, project, board_id)
     old = files.get(board_id, project)
+    _shared_needs_admin(request, old, board, old.dashboard)
     with audited(request, "dashboard.update", f"dashboard {board_id}", project) as change:
         entry = files.save(board, project, create=False)
         change.before = old.dashboard.model_dump(mode="json")
@@ -154,6 +166,7 @@ def delete_dashboard(request: Request, board_id: str, project: str = Editing) ->
     """Delete a dashboard's file."""
     files = _files(request)
     old = files.get(board_id, project)
+    _shared_needs_admin(request, old, old.dashboard)
     with audited(request, "dashboard.delete", f"dashboard {board_id}", project) as change:
         files.delete(board_id, project)
         change.before = old.dashboard.model_dump(mode="json")
