@@ -20,6 +20,7 @@ from watchkeeper.demo import free_port, local_redis, run_demo, scrape_jobs, writ
 from watchkeeper.demo._scenario import SERVICE, Schedule
 
 
+@pytest.mark.slow
 def test_local_redis_runs_while_the_block_does() -> None:
     with local_redis() as target:
         assert target is not None

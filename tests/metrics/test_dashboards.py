@@ -172,6 +172,7 @@ def test_grafana_export_of_a_dashboard(world: dict[str, Any]) -> None:
     assert table["type"] == "table" and table["targets"][0]["instant"] is True
 
 
+@pytest.mark.slow
 def test_watchkeeper_export_grafana_writes_ours_and_promtool_accepts_every_query(
     tmp_path: Path,
 ) -> None:

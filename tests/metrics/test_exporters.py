@@ -14,6 +14,7 @@ from tests.eventually import eventually
 from tests.metrics.conftest import Server
 from watchkeeper.dashboards import SHIPPED_DIR, read_dashboard
 
+pytestmark = pytest.mark.slow  # real exporters, a PostgreSQL and a Redis, scraped every second
 INFRA = read_dashboard(SHIPPED_DIR / "infrastructure.yaml")
 JOBS = ("node", "postgres", "redis")
 
