@@ -292,3 +292,25 @@ def test_span_panels_of_the_service_dashboard(page: Any) -> None:
     assert page.get_by_label("Service").input_value() == "search-api"
     # requests' p95 drawn; search-api makes no LLM call (embeddings only): no second line
     assert _panel(page, "p95 latency (traces)").locator("svg path.line").count() == 1
+
+
+def test_a_query_of_the_explorer_added_to_a_dashboard(
+    mpage: Any, metrics_server: MetricsServer
+) -> None:
+    board = {"id": "redis-watch", "title": "Redis watch", "sections": [{"panels": []}]}
+    r = httpx.post(f"{metrics_server.url}/api/v1/dashboards", json=board,
+                   headers={"Authorization": f"Bearer {metrics_server.token}"})  # fmt: skip
+    assert r.status_code == 201, r.text
+    mpage.goto("/explore?range=15m&live=0&metric=redis_connected_clients")
+    _loaded(mpage)
+    mpage.get_by_role("button", name="Add to dashboard").click()
+    dialog = mpage.locator("dialog.edit-dialog")
+    dialog.get_by_label("dashboard").select_option(label="Redis watch")
+    dialog.get_by_label("Panel title").fill("Clients")
+    dialog.get_by_role("button", name="Apply").click()
+    mpage.wait_for_url(re.compile(r"/dashboards/redis-watch"))
+    _loaded(mpage)
+    expect(_panel(mpage, "Clients").locator("svg path.line")).to_have_count(1)
+    saved = yaml.safe_load((metrics_server.boards / "redis-watch.yaml").read_text())
+    (panel,) = saved["sections"][0]["panels"]
+    assert panel["queries"] == [{"promql": "redis_connected_clients"}]  # the empty legend left out

@@ -2,6 +2,9 @@
 // parser before it is applied, or a span measure), a dashboard's settings, and a title.
 
 import { h } from "./dom.js";
+import * as api from "./api.js";
+import * as url from "./url.js";
+import * as range from "./range.js";
 import * as pq from "./promql.js";
 import { MEASURES, SPAN_BY, UNITS } from "./board.js";
 
@@ -118,3 +121,21 @@ export function askTitle(label, value = "") {
   });
 }
 
+
+/** Add a panel of `expr` to one of the caller's dashboards (chosen in a dialog), then open
+ * that dashboard. */
+export async function addToDashboard(expr, title) {
+  const mine = (await api.get("/api/v1/dashboards")).items.filter((d) => d.editable);
+  if (!mine.length) throw new Error("No dashboard of yours yet: create one on the Dashboards page.");
+  const board = select("dashboard", mine.map((d) => d.id), mine[0].id);
+  [...board.options].forEach((o, i) => { o.textContent = mine[i].title; });
+  const name = h("input", { name: "title", value: title, required: true, "aria-label": "Panel title" });
+  dialog("Add to dashboard", [field("Dashboard", board), field("Panel title", name)], async () => {
+    const { dashboard } = await api.get(`/api/v1/dashboards/${encodeURIComponent(board.value)}`);
+    if (!dashboard.sections.length) dashboard.sections.push({ title: "", requires: [], missing: "", panels: [] });
+    const section = dashboard.sections.at(-1);
+    section.panels.push({ ...newPanel(section), title: name.value.trim(), queries: [{ promql: expr, legend: "" }] });
+    await api.put(`/api/v1/dashboards/${encodeURIComponent(dashboard.id)}`, dashboard);
+    url.navigate(`/dashboards/${dashboard.id}`, range.carry());
+  });
+}

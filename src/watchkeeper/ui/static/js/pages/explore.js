@@ -9,6 +9,7 @@ import * as range from "../range.js";
 import * as chart from "../chart.js";
 import * as pq from "../promql.js";
 import { palette } from "../colors.js";
+import { addToDashboard } from "../board_edit.js";
 import { badge, card, empty, failed, loading, pageHeader } from "../ui.js";
 
 const FUNCTIONS = {
@@ -144,6 +145,8 @@ async function drawQuery(main, family, q, signal) {
     h("form", { class: "promql-form", onsubmit: run }, h("label", { class: "field" }, "PromQL", exprBox),
       h("div", { class: "row-end" }, q.get("q") ? h("span", { class: "sub" }, "Edited by hand: the choices above no longer apply. ") : null,
         q.get("q") ? h("button", { type: "button", class: "btn", onclick: () => url.update({ q: null }) }, "Back to the choices") : null,
+        h("button", { type: "button", class: "btn", onclick: () => addToDashboard(exprBox.value.trim(), family ? family.name : "Query")
+          .catch((err) => main.prepend(h("div", { class: "error", role: "alert" }, err.message))) }, "Add to dashboard"),
         h("button", { type: "submit", class: "btn primary" }, "Run"))),
     card("Chart", [chartBox, tracesBox], { subtitle: `one point every ${stepS} s` }),
     card("Series", seriesBox));
