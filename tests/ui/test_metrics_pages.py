@@ -23,6 +23,7 @@ from watchkeeper.server._roles import Role
 from watchkeeper.server.app import build_services, create_app
 
 from .conftest import ARTIFACTS, _context
+from .test_pages import UNNAMED_CONTROLS
 
 pytestmark = pytest.mark.browser
 JOBS = ("node", "postgres", "redis")
@@ -121,6 +122,7 @@ def test_infrastructure_shows_every_exporter(mpage: Any, metrics_server: Metrics
     assert any(t.endswith("%") for t in labels), labels
     # replication: no replica in this world, and the panel says so
     expect(_panel(mpage, "Replication lag")).to_contain_text("No replica streams")
+    assert mpage.evaluate(UNNAMED_CONTROLS) == []
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     mpage.screenshot(path=str(ARTIFACTS / "infrastructure.png"), full_page=True)
 
@@ -158,6 +160,7 @@ def test_the_explorer_builds_runs_and_edits_promql(
     promql = mpage.get_by_label("PromQL")
     assert promql.input_value() == "rate(redis_commands_processed_total[1m])"
     expect(mpage.locator("#explore-chart svg path.line")).to_have_count(1)
+    assert mpage.evaluate(UNNAMED_CONTROLS) == []
     # sum by a label: the expression follows the choices
     mpage.get_by_label("Aggregate").select_option("sum")
     _loaded(mpage)
@@ -221,6 +224,7 @@ def test_a_dashboard_made_moved_resized_and_saved(
     panel = _panel(mpage, "Redis clients")
     expect(panel.locator("svg path.line")).to_have_count(1)
     assert panel.get_attribute("data-grid") == "0,0,12,8"
+    assert mpage.evaluate(UNNAMED_CONTROLS) == []
     # move two columns right and one row down; one row taller, two columns narrower
     panel.focus()
     for key in (
