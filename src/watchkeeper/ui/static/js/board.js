@@ -40,7 +40,7 @@ export function drawBoard(root, board, envOf, signal, opts = {}) {
     const head = section.title ? h("div", { class: "section-title" }, h("h2", {}, section.title)) : null;
     if (!present) {
       return h("section", { class: "board-section", "data-section": section.title, "data-testid": "section-missing" }, head,
-        h("div", { class: "notice missing" }, h("b", {}, `No ${section.title || "data"} metrics. `), section.missing.replace(/^No [^.]*\.\s*/, "") || "Nothing exposes the metrics these panels read."));
+        h("div", { class: "notice missing" }, section.missing || `Nothing exposes the metrics these panels read (${section.requires.join(", ")}).`));
     }
     const grid = h("div", { class: ["board-grid", opts.editing && "editing"] });
     section.panels.forEach((panel, pi) => {

@@ -107,7 +107,7 @@ async function renderOne(root, ctx, id) {
   const renderHead = () => mount(head, pageHeader(board.title, board.description || (entry.editable ? "Your dashboard" : "Shipped with Watchkeeper"),
     filters, status, ...tools, range.picker({ q })));
   renderHead();
-  variableFilters(board, ctx.signal).then((els) => mount(filters, els)).catch(() => {});
+  variableFilters(board, ctx.signal).then((els) => mount(filters, h("div", { class: "range-picker" }, els))).catch(() => {});
   if (!board.sections.some((s) => s.panels.length) && !editing) {
     return mount(body, empty("No panels yet", entry.editable ? "Edit the dashboard to add one." : null));
   }

@@ -21,7 +21,7 @@ export async function render(root, ctx) {
       api.get("/api/v1/dashboards/infrastructure", {}, ctx.signal),
       pq.metricNames(ctx.signal),
     ]);
-    variableFilters(dashboard, ctx.signal).then((els) => mount(filters, els)).catch(() => {});
+    variableFilters(dashboard, ctx.signal).then((els) => mount(filters, h("div", { class: "range-picker" }, els))).catch(() => {});
     const board = drawBoard(body, dashboard, () => environment(url.params()), ctx.signal, { names });
     ctx.live(board.reload);
     await board.done;
