@@ -47,9 +47,9 @@ class SpanQuery(_Part):
 class Query(_Part):
     """One query of a panel: PromQL or a span measure, and its legend (`{{label}}`)."""
 
-    promql: str | None = None
+    promql: str | None = Field(default=None, min_length=1, max_length=10_000)
     spans: SpanQuery | None = None
-    legend: str = ""
+    legend: str = Field(default="", max_length=500)
 
     @field_validator("promql")
     @classmethod
@@ -97,14 +97,14 @@ class Panel(_Part):
     description: str = Field(default="", max_length=2000)
     stack: bool = False
     empty: str = Field(default="", max_length=500)  # said when the queries find nothing
-    value_map: dict[str, str] = {}
+    value_map: dict[str, str] = Field(default={}, max_length=50)
 
 
 class Section(_Part):
     """Panels under a title; shown when any `requires` metric exists (or always)."""
 
     title: str = Field(default="", max_length=200)
-    requires: list[str] = []
+    requires: list[str] = Field(default=[], max_length=20)
     missing: str = Field(default="", max_length=2000)
     panels: list[Panel] = Field(default=[], max_length=100)
 
@@ -117,20 +117,9 @@ class Dashboard(_Part):
     description: str = Field(default="", max_length=2000)
     variables: list[Literal[VARIABLES]] = []  # type: ignore[valid-type]
     sections: list[Section] = Field(default=[], max_length=50)
-    tags: list[str] = []
+    tags: list[str] = Field(default=[], max_length=20)
     # the project whose pages show it; "*" (the default): every project's
     project: str = Field(default="*", min_length=1, max_length=200)
-
-    def uses(self) -> set[str]:
-        """The variables its queries mention."""
-        found: set[str] = set()
-        for section in self.sections:
-            for panel in section.panels:
-                for q in panel.queries:
-                    found.update(_VAR.findall(q.promql or ""))
-                    if q.spans is not None:
-                        found.update({"service", "environment"})
-        return found
 
 
 def parse_dashboard(data: Any) -> Dashboard:
