@@ -59,7 +59,6 @@ function slug(title) {
 
 async function renderOne(root, ctx, id) {
   const q = url.params();
-  const editing = q.get("edit") === "1";
   const body = h("div", {}, loading());
   const head = h("div");
   mount(root, head, body);
@@ -73,6 +72,7 @@ async function renderOne(root, ctx, id) {
     return failed(body, err, `dashboard ${id}`);
   }
   const board = entry.dashboard;
+  const editing = q.get("edit") === "1" && entry.editable; // a shipped one: save a copy
   const status = h("span", { class: "sub save-status", role: "status" });
   const filters = h("div", { class: "filters-inline" });
   const draw = () => {
