@@ -13,6 +13,7 @@ from watchkeeper.dashboards._files import (
 )
 from watchkeeper.dashboards._model import (
     GRID_COLUMNS,
+    ID_PATTERN,
     SPAN_BY,
     SPAN_MEASURES,
     UNITS,
@@ -29,6 +30,7 @@ from watchkeeper.dashboards._model import (
 __all__ = [
     "ALL_PROJECTS",
     "GRID_COLUMNS",
+    "ID_PATTERN",
     "SHIPPED_DIR",
     "SPAN_BY",
     "SPAN_MEASURES",

@@ -11,13 +11,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body, Depends, Path, Request
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticError
 
 from watchkeeper.alerting.exports import grafana_dashboard
 from watchkeeper.config import describe
-from watchkeeper.dashboards import ALL_PROJECTS, Dashboard, DashboardFiles, Entry, parse_dashboard
+from watchkeeper.dashboards import (
+    ALL_PROJECTS,
+    ID_PATTERN,
+    Dashboard,
+    DashboardFiles,
+    Entry,
+    parse_dashboard,
+)
 from watchkeeper.errors import ValidationError
 from watchkeeper.server._access import needs, project_with
 from watchkeeper.server._audit import audited
@@ -31,9 +38,37 @@ Editing = Depends(needs(Role.EDITOR))
 DashboardBody = Annotated[
     dict[str, Any], Body(description="a dashboard, as in its YAML file (docs/dashboards.md)")
 ]
+BoardId = Annotated[str, Path(pattern=ID_PATTERN, description="the dashboard's id")]
 _BAD: dict[int | str, dict[str, Any]] = {
-    400: refusal("the body is not a valid dashboard: the message names the field")
+    400: refusal(
+        "the body is not a valid dashboard: the message names the field (among what the "
+        "schema cannot say: a PromQL expression that does not parse, a panel past the 24th "
+        "column, a query with both or neither of promql and spans, another project)"
+    )
 }
+
+
+def _inlined(node: Any, defs: dict[str, Any]) -> Any:
+    """A JSON Schema with its local `$defs` references replaced by what they name (the
+    dashboard's models nest without cycles), so it stands alone in the OpenAPI document."""
+    if isinstance(node, dict):
+        ref = node.get("$ref", "")
+        if ref.startswith("#/$defs/"):
+            return _inlined(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inlined(v, defs) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inlined(v, defs) for v in node]
+    return node
+
+
+def _body(*, id_in_path: bool) -> dict[str, Any]:
+    """`openapi_extra` declaring the JSON body: a dashboard (its id the path's on PUT)."""
+    schema = Dashboard.model_json_schema()
+    schema = _inlined(schema, schema.get("$defs", {}))
+    if id_in_path:  # the path's id: one in the body is read and dropped
+        schema["required"] = [r for r in schema["required"] if r != "id"]
+        schema["properties"]["id"] = {"description": "ignored: the path's"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 class DashboardInfo(BaseModel):
@@ -116,7 +151,7 @@ def list_dashboards(request: Request, project: str = Viewing) -> dict[str, Any]:
 
 
 @router.get("/{board_id}", response_model=DashboardOut)
-def get_dashboard(request: Request, board_id: str, project: str = Viewing) -> dict[str, Any]:
+def get_dashboard(request: Request, board_id: BoardId, project: str = Viewing) -> dict[str, Any]:
     """One dashboard."""
     return _out(_files(request).get(board_id, project))
 
@@ -125,6 +160,7 @@ def get_dashboard(request: Request, board_id: str, project: str = Viewing) -> di
     "",
     status_code=201,
     response_model=DashboardOut,
+    openapi_extra=_body(id_in_path=False),
     responses={**_BAD, 409: refusal("the id is taken: choose another, or PUT to replace")},
 )
 def create_dashboard(
@@ -142,15 +178,16 @@ def create_dashboard(
 @router.put(
     "/{board_id}",
     response_model=DashboardOut,
+    openapi_extra=_body(id_in_path=True),
     responses={**_BAD, 409: refusal("a shipped dashboard: save a copy under another id")},
 )
 def replace_dashboard(
-    request: Request, board_id: str, body: DashboardBody, project: str = Editing
+    request: Request, board_id: BoardId, body: DashboardBody, project: str = Editing
 ) -> dict[str, Any]:
     """Replace a dashboard of the directory (its file is rewritten)."""
     files = _files(request)
-    board = _parsed(body, project, board_id)
     old = files.get(board_id, project)
+    board = _parsed(body, project, board_id)
     _shared_needs_admin(request, old, board, old.dashboard)
     with audited(request, "dashboard.update", f"dashboard {board_id}", project) as change:
         entry = files.save(board, project, create=False)
@@ -162,7 +199,7 @@ def replace_dashboard(
 @router.delete(
     "/{board_id}", status_code=204, responses={409: refusal("a shipped dashboard stays")}
 )
-def delete_dashboard(request: Request, board_id: str, project: str = Editing) -> None:
+def delete_dashboard(request: Request, board_id: BoardId, project: str = Editing) -> None:
     """Delete a dashboard's file."""
     files = _files(request)
     old = files.get(board_id, project)
@@ -173,7 +210,7 @@ def delete_dashboard(request: Request, board_id: str, project: str = Editing) ->
 
 
 @router.get("/{board_id}/grafana", response_model=dict[str, Any])
-def grafana(request: Request, board_id: str, project: str = Viewing) -> dict[str, Any]:
+def grafana(request: Request, board_id: BoardId, project: str = Viewing) -> dict[str, Any]:
     """The dashboard as a Grafana dashboard JSON model (import it, or provision it)."""
     entry = _files(request).get(board_id, project)
     return grafana_dashboard(entry.dashboard, services(request).config.base_url).model
