@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Watchkeeper needs on a fresh Debian machine with Python 3.11:
 #   scripts/setup.sh          the server, the SDK and the demo in .venv
-#   scripts/setup.sh dev      plus test tools, Chromium, Prometheus, Alertmanager, PostgreSQL
-#                             and eslint
+#   scripts/setup.sh dev      plus test tools, Chromium, Prometheus, Alertmanager, PostgreSQL,
+#                             Redis, the node/postgres/redis exporters and eslint
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-run}
@@ -15,6 +15,11 @@ if [ "$mode" = dev ]; then
   command -v npm >/dev/null || need+=(nodejs npm)  # eslint for the UI's JavaScript
   # The metadata tests start their own PostgreSQL server (initdb into a temp dir)
   compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+  # The metrics tests scrape real exporters (and a Redis they start) on loopback ports
+  for pkg in prometheus-node-exporter prometheus-postgres-exporter prometheus-redis-exporter \
+             redis-server; do
+    command -v "$pkg" >/dev/null || need+=("$pkg")
+  done
   if [ ${#need[@]} -gt 0 ]; then
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
     $SUDO apt-get update -qq

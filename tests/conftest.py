@@ -54,6 +54,17 @@ def postgres() -> Iterator[Any]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def exporters(postgres: Any) -> Iterator[Any]:
+    """Debian's node, PostgreSQL (on `postgres`) and Redis exporters, and a Redis server, on
+    loopback ports (`tests._exporters`); `.targets[name]` is each one's host:port."""
+    from tests._exporters import Exporters
+
+    running = Exporters(postgres.port).start()
+    yield running
+    running.stop()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def meta_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of an empty metadata database, on each engine the metadata store supports."""

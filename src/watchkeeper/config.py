@@ -299,6 +299,13 @@ class MetricsConfig(_Section):
     scrape: list[ScrapeJob] = []
 
 
+class DashboardsConfig(_Section):
+    """Where the user's dashboards are kept: one YAML file each (docs/dashboards.md)."""
+
+    # default: dashboards/ beside the config file, or in the data directory without one
+    path: Path | None = None
+
+
 class Config(_Section):
     """The whole configuration of `watchkeeper serve`."""
 
@@ -313,10 +320,12 @@ class Config(_Section):
     retention: RetentionConfig = RetentionConfig()
     audit: AuditConfig = AuditConfig()
     metrics: MetricsConfig = MetricsConfig()
+    dashboards: DashboardsConfig = DashboardsConfig()
     # Sections owned by other packages are kept as raw mappings here and validated there.
     alerting: dict[str, Any] = {}
     evals: dict[str, Any] = {}
     _source: str = PrivateAttr(default="configuration")
+    _file: Path | None = PrivateAttr(default=None)
 
     @field_validator("prices", mode="before")
     @classmethod
@@ -337,6 +346,14 @@ class Config(_Section):
     def metrics_store_path(self) -> Path:
         """Path of the metric store's DuckDB file."""
         return self.metrics.path or self.server.data_dir / "metrics.duckdb"
+
+    @property
+    def dashboards_dir(self) -> Path:
+        """The directory of the user's dashboard files."""
+        if self.dashboards.path is not None:
+            return self.dashboards.path
+        base = self._file.parent if self._file is not None else self.server.data_dir
+        return base / "dashboards"
 
     @property
     def clickhouse_url(self) -> str:
@@ -553,4 +570,5 @@ def load_config(
     except ValidationError as exc:
         raise ConfigError(f"{source}: {describe(exc)}") from None
     config._source = source
+    config._file = Path(path) if path else None
     return config

@@ -162,6 +162,18 @@ def test_samples_of_a_scrape() -> None:
     assert len(offsets) == 2 and all(0 <= o < 10 for o in offsets)
 
 
+def test_a_counter_without_total_keeps_its_name() -> None:
+    # As Prometheus stores it: the PostgreSQL exporter's counters have no _total suffix.
+    text = (
+        "# TYPE pg_stat_database_xact_commit counter\n"
+        'pg_stat_database_xact_commit{datname="postgres"} 7\n'
+        "# TYPE jobs_total counter\njobs_total 3\n"
+    )
+    scraped = to_samples(parse_exposition(text, "text/plain"), {"job": "pg"}, 1_000)
+    names = [dict(s.labels)["__name__"] for s in scraped.samples]
+    assert names == ["pg_stat_database_xact_commit", "jobs_total"]
+
+
 @pytest.mark.slow
 def test_the_same_series_as_prometheus(
     make_server: Callable[..., Server], targets: dict[str, Target], tmp_path: Path

@@ -58,6 +58,14 @@ _PROMQL = (
     r"^start and end are required$",
     r"^no match\[\] parameter provided$",
 )
+#: A dashboard: its PromQL parses, a panel fits in 24 columns, a query is promql or spans,
+#: and the project is the caller's (or "*").
+_DASHBOARD = (
+    r"Value error, parse error: ",
+    r"Value error, x \+ w must be at most 24",
+    r"Value error, a query is either `promql: EXPR` or `spans",
+    r"^project: '.*' is not this key's project",
+)
 #: A remote-write body is bytes: any the schema allows may not be snappy or a WriteRequest.
 _REMOTE_WRITE = (r"^body is not ", r"series refused: ", r"^body inflates")
 _PROMETHEUS = ("query", "query_range", "series", "labels")  # GET and POST
@@ -76,6 +84,8 @@ CROSS_FIELD: dict[str, tuple[str, ...]] = {
     **{f"{m} /prometheus/api/v1/{path}": _PROMQL for path in _PROMETHEUS for m in ("GET", "POST")},
     "GET /prometheus/api/v1/label/{name}/values": _PROMQL,
     "POST /api/v1/write": _REMOTE_WRITE,
+    "POST /api/v1/dashboards": _DASHBOARD,
+    "PUT /api/v1/dashboards/{board_id}": _DASHBOARD,
 }
 
 

@@ -156,9 +156,13 @@ class World:
         n = next(_ids)
         params = {"trace_id": self.trace_id, "rule_id": "matrix", "name": "hook",
                   "slo_id": SLO["id"], "tab": "rules", "key_id": "0" * 16,
-                  "silence_id": "none"}  # fmt: skip
+                  "silence_id": "none", "board_id": "matrix"}  # fmt: skip
         if method == "DELETE" and "{rule_id}" in path:
             params["rule_id"] = self._post("/api/v1/rules", {**RULE, "id": f"gone-{n}"})["id"]
+        if method == "DELETE" and "{board_id}" in path:
+            params["board_id"] = self._post("/api/v1/dashboards", _board(f"gone-{n}"))["dashboard"][
+                "id"
+            ]
         if method == "DELETE" and "{silence_id}" in path:
             params["silence_id"] = self._post("/api/v1/silences", _silence())["id"]
         if method == "DELETE" and "{key_id}" in path:
@@ -173,6 +177,8 @@ class World:
             "/api/v1/rules/{rule_id}": RULE,
             "/api/v1/rules/test": {**RULE, "id": "draft"},
             "/api/v1/silences": _silence(),
+            "/api/v1/dashboards": _board(f"new-{n}"),
+            "/api/v1/dashboards/{board_id}": _board("matrix"),
             "/api/v1/scores": {"trace_id": self.trace_id, "name": "thumbs", "value": 1},
             "/api/v1/keys": {"project": PROJECT},
             "/v1/traces": {"resourceSpans": []},
@@ -197,6 +203,11 @@ class World:
         r = self.server.request("POST", path, json=body, headers=self.admin)
         assert r.status_code == 201, r.text
         return dict(r.json())
+
+
+def _board(board_id: str) -> dict[str, Any]:
+    panel = {"title": "up", "queries": [{"promql": "up"}]}
+    return {"id": board_id, "title": board_id, "sections": [{"panels": [panel]}]}
 
 
 def _silence() -> dict[str, Any]:
@@ -236,6 +247,7 @@ def world(server: Running) -> World:
     w = World(server, _bearer(admin), traces[0]["trace_id"])
     w.people.create(TARGET, PASSWORD, actor="test")
     w._post("/api/v1/rules", {**RULE, "id": "matrix"})
+    w._post("/api/v1/dashboards", _board("matrix"))
     return w
 
 

@@ -510,6 +510,10 @@ PAGES = {
     "alerts-deliveries": "/alerts/notifications",
     "slos": "/slos",
     "review": "/review?range=1h",
+    "infrastructure": "/infrastructure?range=1h",
+    "explore": "/explore?range=1h",
+    "dashboards": "/dashboards?range=1h",
+    "dashboard": "/dashboards/fastapi-service?range=1h",
 }
 
 

@@ -401,8 +401,14 @@ def _stop_server(server: subprocess.Popen[bytes], timeout_s: float = 20.0) -> No
 
 def _demo(args: argparse.Namespace) -> int:
     try:
+        from watchkeeper.demo import (
+            free_port,
+            local_redis,
+            schedule_from_env,
+            scrape_jobs,
+            write_server_config,
+        )
         from watchkeeper.demo import main as demo_main
-        from watchkeeper.demo import schedule_from_env, write_server_config
     except ImportError as exc:  # the demo's LLM clients come with the [demo] extra
         raise WatchkeeperError(
             f"the demo needs {exc.name}: pip install 'watchkeeper[demo]' (or scripts/setup.sh)"
@@ -412,9 +418,24 @@ def _demo(args: argparse.Namespace) -> int:
     url = f"http://127.0.0.1:{config.server.port}"
     cmd = [sys.executable, "-m", "watchkeeper", "serve", "--port", str(config.server.port)]
     cmd += ["--data-dir", str(config.server.data_dir)]
-    # Without a config of the user's, the demo's own: its SLOs and its incident's alert rule.
-    demo_config = config.server.data_dir / "demo-config.yaml"
-    cmd += ["--config", str(args.config or write_server_config(demo_config, schedule_from_env()))]
+    with local_redis() as redis_exporter:
+        # Without a config of the user's, the demo's own: its SLOs, its incident's alert
+        # rule, and scrape jobs for its service's /metrics and the Redis it runs.
+        args.demo_port = args.demo_port or free_port()
+        jobs = scrape_jobs(args.demo_port, redis_exporter)
+        if not args.config:
+            path = config.server.data_dir / "demo-config.yaml"
+            args.config = write_server_config(path, schedule_from_env(), jobs)
+        status = _run_demo(args, [*cmd, "--config", str(args.config)], url, demo_main)
+    # The app's spans are flushed and the server (and Redis) have stopped: skip the
+    # interpreter's teardown, which took 1-3 s of a Ctrl-C on a busy machine (measured).
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+def _run_demo(args: argparse.Namespace, cmd: list[str], url: str, demo_main: Any) -> int:
     server = _start_server(cmd)
     try:
         _wait_ready(url, server)
@@ -427,12 +448,7 @@ def _demo(args: argparse.Namespace) -> int:
         status = 0
     finally:
         _stop_server(server)
-    # The app's spans are flushed and the server has stopped: skip the interpreter's
-    # teardown, which took 1-3 s of a Ctrl-C on a busy machine (measured).
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
+    return int(status)
 
 
 def _report(argv: Sequence[str]) -> int:

@@ -21,12 +21,14 @@ from watchkeeper.alerting.exports import (
     all_dashboards,
     datasource_yaml,
     dump_yaml,
+    grafana_dashboard,
     provider_yaml,
     quote,
     render_alert_rules,
     render_alertmanager_config,
     render_slo_rules,
 )
+from watchkeeper.dashboards import Dashboard, DashboardFiles
 from watchkeeper.errors import WatchkeeperError
 
 TARGETS = ("prometheus-rules", "alertmanager-config", "grafana")
@@ -73,15 +75,28 @@ def alertmanager_files(
     return {AM_FILE: dump_yaml(export.document, header)}, list(export.skipped)
 
 
-def grafana_files(prometheus_url: str, dashboards_path: str) -> dict[str, str]:
-    """Provisioning YAML for the datasource and the dashboards, and the dashboards' JSON."""
+def grafana_files(
+    prometheus_url: str, dashboards_path: str, boards: Sequence[Dashboard] = ()
+) -> dict[str, str]:
+    """Provisioning YAML for the datasource and the dashboards, and the dashboards' JSON:
+    the three of the exported rules' metrics, then `boards` (ours: shipped and the user's)."""
     files = {
         "provisioning/datasources/watchkeeper.yaml": dump_yaml(datasource_yaml(prometheus_url)),
         "provisioning/dashboards/watchkeeper.yaml": dump_yaml(provider_yaml(dashboards_path)),
     }
-    for board in all_dashboards():
+    for board in [*all_dashboards(), *(grafana_dashboard(b) for b in boards)]:
         files[f"dashboards/{board.filename}"] = json.dumps(board.model, indent=2) + "\n"
     return files
+
+
+def _our_dashboards(config: Path | None, env: Mapping[str, str] | None) -> list[Dashboard]:
+    """Every dashboard of the dashboards directory the config names, and the shipped ones."""
+    from watchkeeper.config import load_config
+
+    entries, problems = DashboardFiles(load_config(config, env=env).dashboards_dir).scan()
+    for p in problems:
+        print(f"watchkeeper export: not exported: {p.file}: {p.error}", file=sys.stderr)
+    return [e.dashboard for e in entries]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -143,7 +158,8 @@ def export_main(argv: Sequence[str], env: Mapping[str, str] | None = None) -> in
     skipped: list[Skipped] = []
     try:
         if args.target == "grafana":
-            files = grafana_files(args.prometheus_url, args.dashboards_path)
+            boards = _our_dashboards(args.config, env)
+            files = grafana_files(args.prometheus_url, args.dashboards_path, boards)
         else:
             alerting = _alerting(args.config, env)
             if args.target == "prometheus-rules":

@@ -13,18 +13,24 @@ from typing import Any
 __all__ = [
     "DemoOptions",
     "DemoResult",
+    "free_port",
+    "local_redis",
     "main",
     "run_demo",
     "schedule_from_env",
+    "scrape_jobs",
     "write_server_config",
 ]
 
 _LAZY = {
     "DemoOptions": "watchkeeper.demo._service",
     "DemoResult": "watchkeeper.demo._run",
+    "free_port": "watchkeeper.demo._infra",
+    "local_redis": "watchkeeper.demo._infra",
     "main": "watchkeeper.demo._run",
     "run_demo": "watchkeeper.demo._run",
     "schedule_from_env": "watchkeeper.demo._scenario",
+    "scrape_jobs": "watchkeeper.demo._infra",
     "write_server_config": "watchkeeper.demo._scenario",
 }
 

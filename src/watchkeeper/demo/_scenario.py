@@ -89,8 +89,11 @@ class IncidentProfile:
         return self.base(request)
 
 
-def server_config(schedule: Schedule = Schedule()) -> dict[str, Any]:
-    """The server's `alerting:` config for the demo: two SLOs and a fast failed-request rule."""
+def server_config(
+    schedule: Schedule = Schedule(), scrape: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The server's config for the demo: two SLOs and a fast failed-request rule (`alerting:`),
+    and the `scrape` jobs (`metrics.scrape`) of what the demo runs."""
     at = schedule.at
     requests = {"scope": "requests", "service": SERVICE}
     return {
@@ -113,12 +116,16 @@ def server_config(schedule: Schedule = Schedule()) -> dict[str, Any]:
                  "model of it is an outage; the demo injects one 90 s in for two minutes.",
                  "annotations": {"summary": "{service}: {value} of requests failed over {window}"}},
             ],
-        }
+        },
+        **({"metrics": {"scrape": scrape}} if scrape else {}),
     }  # fmt: skip
 
 
-def write_server_config(path: Path, schedule: Schedule = Schedule()) -> Path:
-    """Write `server_config(schedule)` as YAML to `path` (its directory made); return it."""
+def write_server_config(
+    path: Path, schedule: Schedule = Schedule(), scrape: list[dict[str, Any]] | None = None
+) -> Path:
+    """Write `server_config(schedule, scrape)` as YAML to `path` (its directory made); return
+    it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(server_config(schedule), sort_keys=False))
+    path.write_text(yaml.safe_dump(server_config(schedule, scrape), sort_keys=False))
     return path

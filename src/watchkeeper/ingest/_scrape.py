@@ -53,9 +53,30 @@ def parse_exposition(text: str, content_type: str) -> Iterable[Any]:
     """Metric families of a scrape body, in the format its content type names."""
     if content_type.split(";", 1)[0].strip().lower() == "application/openmetrics-text":
         families: Iterable[Any] = openmetrics_families(text)  # type: ignore[no-untyped-call]
-    else:
-        families = text_string_to_metric_families(text)
-    return families
+        return families
+    return _named_as_exposed(text_string_to_metric_families(text), _counters_declared(text))
+
+
+def _counters_declared(text: str) -> set[str]:
+    """The names of `# TYPE NAME counter` lines of a Prometheus text exposition."""
+    out = set()
+    for line in text.splitlines():
+        if line.startswith("# TYPE ") and line.rstrip().endswith(" counter"):
+            out.add(line.split()[2])
+    return out
+
+
+def _named_as_exposed(families: Iterable[Any], counters: set[str]) -> Iterable[Any]:
+    """Counter samples under the names the target exposed. prometheus_client's text parser
+    appends `_total` to a counter's samples that lack it (its OpenMetrics model), where
+    Prometheus keeps `pg_stat_database_xact_commit` as it is."""
+    for family in families:
+        if family.type == "counter" and family.name in counters:
+            renamed = family.name + "_total"
+            family.samples = [
+                s._replace(name=family.name) if s.name == renamed else s for s in family.samples
+            ]
+        yield family
 
 
 def target_labels(job: ScrapeJob, target: str) -> dict[str, str]:

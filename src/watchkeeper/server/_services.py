@@ -38,6 +38,7 @@ class Services:
     metrics_ingest: Any = None  # watchkeeper.ingest.MetricsIngest (its store: .store)
     scraper: Any = None  # watchkeeper.ingest.Scraper (metrics.scrape jobs)
     logs_ingest: Any = None  # watchkeeper.ingest.LogsIngest (its store: .store)
+    dashboards: Any = None  # watchkeeper.dashboards.DashboardFiles
     alerting: AlertingEngine | None = None  # when alerting is enabled
     signin: SignIn | None = None  # people, their sessions and single sign-on
     clock: Callable[[], float] = time.time

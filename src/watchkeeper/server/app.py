@@ -19,6 +19,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp
 
 from watchkeeper.config import Config
+from watchkeeper.dashboards import DashboardFiles
 from watchkeeper.errors import (
     AuthError,
     BodyTimeout,
@@ -160,6 +161,7 @@ def build_services(
     svc.scraper = Scraper(
         config.metrics.scrape, svc.metrics_ingest.accept_samples, config.auth.default_project
     )
+    svc.dashboards = DashboardFiles(config.dashboards_dir)
     svc.alerting = build_alerting(
         config, store, meta, registry,
         redactor=svc.redactor, projects=_projects(config, svc.keys), clock=svc.clock,
@@ -251,6 +253,7 @@ def create_app(config: Config, *, services: Services | None = None) -> FastAPI:
         _alerts_api,
         _audit_api,
         _auth_api,
+        _dashboards_api,
         _keys_api,
         _kinds_api,
         _logs_api,
@@ -283,7 +286,7 @@ def create_app(config: Config, *, services: Services | None = None) -> FastAPI:
     )
     for module in (_ops, _otlp, _otlp_metrics, _remote_write, _query_api, _prometheus_api,
                    _alerts_api, _keys_api, _auth_api, _audit_api, _people_api, _oidc_api,
-                   _kinds_api, _logs_api):  # fmt: skip
+                   _kinds_api, _logs_api, _dashboards_api):  # fmt: skip
         app.include_router(module.router)
     install_docs(app)
     _openapi.install(app)

@@ -19,6 +19,7 @@ from watchkeeper.alerting.exports._grafana import datasource_yaml, provider_yaml
 from watchkeeper.alerting.exports._inputs import RouteInput
 from watchkeeper.alerting.exports._rules import RulesExport, render_alert_rules, rule_expression
 from watchkeeper.alerting.exports._slo_rules import SloExport, render_slo_rules
+from watchkeeper.alerting.exports._user_dashboards import grafana_dashboard
 from watchkeeper.alerting.exports._yaml import dump as dump_yaml
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "all_dashboards",
     "datasource_yaml",
     "dump_yaml",
+    "grafana_dashboard",
     "provider_yaml",
     "quote",
     "render_alert_rules",

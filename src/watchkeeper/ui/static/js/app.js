@@ -16,6 +16,9 @@ const ROUTES = [
   { re: /^\/alerts(\/\w+)?$/, page: "alerts", nav: "alerts" },
   { re: /^\/slos(\/[\w.-]+)?$/, page: "slos", nav: "slos" },
   { re: /^\/review$/, page: "review", nav: "review" },
+  { re: /^\/infrastructure$/, page: "infrastructure", nav: "infrastructure" },
+  { re: /^\/explore$/, page: "explore", nav: "explore" },
+  { re: /^\/dashboards(\/[a-z0-9-]+)?$/, page: "dashboards", nav: "dashboards" },
   { re: /^\/audit$/, page: "audit", nav: "audit" },
   { re: /^\/signin$/, page: "signin", nav: null },
   { re: /^\/account$/, page: "account", nav: null },
@@ -27,6 +30,9 @@ const NAV = [
   { id: "traces", label: "Traces", href: "/traces", icon: "M3 5h12M6 10h12M9 15h10M5 20h8" },
   { id: "sessions", label: "Sessions", href: "/sessions", icon: "M4 5h16v10H8l-4 4z" },
   { id: "users", label: "Users", href: "/users", icon: "M12 12a4 4 0 1 0 0-8 4 4 0 0 0 0 8zM4 21c0-4 4-6 8-6s8 2 8 6" },
+  { id: "infrastructure", label: "Infrastructure", href: "/infrastructure", icon: "M4 4h16v6H4zM4 14h16v6H4zM8 7h.01M8 17h.01" },
+  { id: "explore", label: "Metrics", href: "/explore", icon: "M3 20h18M6 16l4-6 4 3 5-8" },
+  { id: "dashboards", label: "Dashboards", href: "/dashboards", icon: "M4 4h7v7H4zM13 4h7v4h-7zM13 10h7v10h-7zM4 13h7v7H4z" },
   { id: "alerts", label: "Alerts", href: "/alerts", icon: "M12 3a6 6 0 0 0-6 6v4l-2 3h16l-2-3V9a6 6 0 0 0-6-6zM10 19a2 2 0 0 0 4 0" },
   { id: "slos", label: "SLOs", href: "/slos", icon: "M12 3a9 9 0 1 0 9 9h-9z" },
   { id: "review", label: "Review", href: "/review", icon: "M5 12l4 4 10-10" },
@@ -43,7 +49,7 @@ function renderNav(current) {
   const carry = range.carry();
   const shown = NAV.filter((n) => n.id !== "people" || session.mayAdminister());
   mount(document.getElementById("nav"), h("ul", {}, shown.map((n) => {
-    const keep = ["overview", "traces", "sessions", "users"].includes(n.id) ? carry : {};
+    const keep = ["overview", "traces", "sessions", "users", "infrastructure", "explore", "dashboards"].includes(n.id) ? carry : {};
     return h("li", {}, h("a", {
       href: url.href(n.href, keep), class: ["nav-link", n.id === current && "active"],
       "aria-current": n.id === current ? "page" : null,

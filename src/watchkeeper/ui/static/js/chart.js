@@ -112,7 +112,8 @@ function emptyChart(container, message) {
 /**
  * A time chart. opts: series [{name, color, values: [number|null] aligned with times}],
  * times (bucket starts, unix ms), stepMs, kind ("line" | "area" | "stacked"), yFormat,
- * markers [{value, label}], onPick(t, index), label (aria), height.
+ * markers [{value, label}], onPick(t, index), label (aria), height, instant (values are
+ * at the times, as PromQL evaluates them, not over buckets that start there).
  */
 export function timeChart(container, opts) {
   const { times, series, stepMs } = opts;
@@ -160,7 +161,8 @@ function drawTimeChart(container, opts, times, series, stepMs) {
       });
     });
   } else {
-    for (const sr of series) drawLine(g, sr, times, stepMs, x, y, kind, f);
+    const at = opts.instant ? 0 : stepMs / 2;
+    for (const sr of series) drawLine(g, sr, times, at, x, y, kind, f);
   }
   for (const m of opts.markers || []) {
     if (m.value > max) continue;
@@ -174,7 +176,7 @@ function drawTimeChart(container, opts, times, series, stepMs) {
   mount(container, svg, legend(series));
 }
 
-function drawLine(g, sr, times, stepMs, x, y, kind, f) {
+function drawLine(g, sr, times, at, x, y, kind, f) {
   // Break the line where a bucket has no value instead of drawing through the gap.
   let d = "";
   let area = "";
@@ -193,7 +195,7 @@ function drawLine(g, sr, times, stepMs, x, y, kind, f) {
   times.forEach((t, i) => {
     const v = sr.values[i];
     if (v === null || v === undefined) flush();
-    else run.push([x(t + stepMs / 2), y(v)]);
+    else run.push([x(t + at), y(v)]);
   });
   flush();
   if (area) g.append(s("path", { class: "area", d: area, fill: sr.color }));
@@ -207,6 +209,7 @@ function legend(series) {
 }
 
 function interact(svg, g, f, opts, { times, series, stepMs, x, start, end }) {
+  const at = opts.instant ? 0 : stepMs / 2;
   const cross = s("line", { class: "crosshair", y1: M.top, y2: M.top + f.ih, visibility: "hidden" });
   g.append(cross);
   const overlay = s("rect", { class: "overlay", x: M.left, y: M.top, width: f.iw, height: f.ih });
@@ -216,7 +219,7 @@ function interact(svg, g, f, opts, { times, series, stepMs, x, start, end }) {
   const show = (i, cx, cy) => {
     current = i;
     const t = times[i];
-    const px = x(t + stepMs / 2);
+    const px = x(t + at);
     cross.setAttribute("x1", px);
     cross.setAttribute("x2", px);
     cross.setAttribute("visibility", "visible");
@@ -235,7 +238,7 @@ function interact(svg, g, f, opts, { times, series, stepMs, x, start, end }) {
     const r = svg.getBoundingClientRect();
     const t = start + ((clientX - r.left - M.left) / f.iw) * (end - start);
     let best = 0;
-    times.forEach((tt, i) => { if (Math.abs(tt + stepMs / 2 - t) < Math.abs(times[best] + stepMs / 2 - t)) best = i; });
+    times.forEach((tt, i) => { if (Math.abs(tt + at - t) < Math.abs(times[best] + at - t)) best = i; });
     return best;
   };
   overlay.addEventListener("mousemove", (ev) => show(indexAt(ev.clientX), ev.clientX, ev.clientY));
@@ -251,7 +254,7 @@ function interact(svg, g, f, opts, { times, series, stepMs, x, start, end }) {
       ev.preventDefault();
       const i = Math.min(times.length - 1, Math.max(0, current + (ev.key === "ArrowRight" ? 1 : -1)));
       const r = svg.getBoundingClientRect();
-      show(i, r.left + x(times[i] + stepMs / 2), r.top + M.top + 20);
+      show(i, r.left + x(times[i] + at), r.top + M.top + 20);
     } else if ((ev.key === "Enter" || ev.key === " ") && current >= 0 && opts.onPick) {
       ev.preventDefault();
       opts.onPick(times[current], current);
