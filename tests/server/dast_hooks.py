@@ -39,7 +39,7 @@ _SILENCE = (
 #: PromQL), a time, duration or selector the schema's patterns allow but that does not exist
 #: (month 13, a range past 11,000 steps), and Prometheus's `execution` errors (422).
 _PROMQL = (
-    r"^parse error: ",
+    r"^(\d+:\d+: )?parse error: ",
     r"is not supported yet",
     r"^expected (type|a string)",
     r"^invalid expression type",
