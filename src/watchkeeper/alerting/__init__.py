@@ -20,6 +20,7 @@ from watchkeeper.alerting._config import (
     rule_to_data,
 )
 from watchkeeper.alerting._evaluate import Decision, Observation, RuleData, evaluate
+from watchkeeper.alerting._metric_reader import PromQLReader
 from watchkeeper.alerting._notification import Channel, DeliveryError, Notification
 from watchkeeper.alerting._notify import render_summary
 from watchkeeper.alerting._policy import Silence
@@ -42,6 +43,7 @@ __all__ = [
     "Matcher",
     "Notification",
     "Observation",
+    "PromQLReader",
     "Route",
     "Rule",
     "RuleData",

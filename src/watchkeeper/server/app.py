@@ -115,8 +115,9 @@ def build_services(
 ) -> Services:
     """Open the stores and create every service of one server process (not yet started)."""
     # Imported before the metadata tables are created: they declare tables of their own.
-    from watchkeeper.alerting import build_alerting
+    from watchkeeper.alerting import PromQLReader, build_alerting
     from watchkeeper.ingest import IngestService, MetricsIngest, Scraper
+    from watchkeeper.query import Engine
     from watchkeeper.store.metrics import MetricsStore
 
     lock = open_data_dir(config.server.data_dir)
@@ -156,6 +157,10 @@ def build_services(
     svc.alerting = build_alerting(
         config, store, meta, registry,
         redactor=svc.redactor, projects=_projects(config, svc.keys), clock=svc.clock,
+        metrics_reader=PromQLReader(Engine(
+            metrics_store, lookback_ms=int(config.metrics.lookback_delta_s * 1000),
+            max_samples=config.metrics.query_max_samples,
+        )),
     )  # fmt: skip
     # A setting changed in the file or the environment since the last start is a change too.
     svc.audit.record_settings(

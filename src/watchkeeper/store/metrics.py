@@ -132,6 +132,7 @@ class MetricsStore:
         self._last: dict[int, tuple[int, float | None]] = {}
         self._project_of: dict[int, str] = {}
         self._series_count: Counter[str] = Counter()
+        self._names: dict[str, Counter[str]] = {}  # project -> series per metric name
         self._meta: dict[tuple[str, str], Metadata] = {}
         self._warned: dict[str, float] = {}
         self.limit_warnings: dict[str, str] = {}  # project -> the last series-limit warning
@@ -151,11 +152,12 @@ class MetricsStore:
         return con
 
     def _load(self) -> None:
-        for sid, project in self._con.execute(
-            "SELECT series_id, project FROM metric_series"
+        for sid, project, metric in self._con.execute(
+            "SELECT series_id, project, metric FROM metric_series"
         ).fetchall():
             self._project_of[sid] = project
             self._series_count[project] += 1
+            self._names.setdefault(project, Counter())[metric] += 1
         for sid, t, v in self._con.execute(
             "SELECT series_id, max(t_ms), arg_max(value, t_ms) FROM metric_samples "
             "GROUP BY series_id"
@@ -230,8 +232,10 @@ class MetricsStore:
         changed = {name: m for name, m in metadata.items() if self._meta.get((project, name)) != m}
         self._commit(project, new, ids, times, values, changed)
         self._last.update(last)
-        for sid in new:
+        names = self._names.setdefault(project, Counter())
+        for sid, labels in new.items():
             self._project_of[sid] = project
+            names[dict(labels).get("__name__", "")] += 1
         self._series_count[project] += len(new)
         self._meta.update({(project, name): m for name, m in changed.items()})
         result.written, result.new_series = len(ids), len(new)
@@ -390,6 +394,10 @@ class MetricsStore:
         """Each metric's type, unit and help, as last received."""
         known = list(self._meta.items())  # a copy: the writer thread adds to it
         return {m: meta for (p, m), meta in known if p == project}
+
+    def has_metric(self, project: str, name: str) -> bool:
+        """Whether the project holds a series of the metric (no query: kept by the writer)."""
+        return self._names.get(project, Counter())[name] > 0
 
     def stats(self) -> dict[str, int]:
         """Series per project (for /metrics and the UI)."""
