@@ -20,7 +20,7 @@ from watchkeeper.alerting.kinds._burn_rate import BurnRateRule
 from watchkeeper.alerting.kinds._count import CountRule
 from watchkeeper.alerting.kinds._latency import LatencyRule
 from watchkeeper.alerting.kinds._outcome_ratio import OutcomeRatioRule
-from watchkeeper.alerting.kinds._promql_rule import PromQLRule
+from watchkeeper.alerting.kinds._promql import PromQLRule
 from watchkeeper.alerting.kinds._score import ScoreRule
 from watchkeeper.alerting.kinds._span import SpanRule
 from watchkeeper.alerting.kinds._sum import SumRule

@@ -33,12 +33,7 @@ class PromQLRule(Rule):
         "A PromQL expression over the project's metrics, as a Prometheus alerting rule: "
         "each series of its result is an alert once it has been there for `for`."
     )
-    example: ClassVar[dict[str, Any]] = {
-        "expr": "up == 0",
-        "for": "5m",
-        "severity": "critical",
-        "annotations": {"summary": "{{ $labels.job }} target {{ $labels.instance }} is down"},
-    }
+    example: ClassVar[dict[str, Any]] = {"expr": "up == 0"}
     groupable = False
 
     kind: Literal["promql"] = "promql"
