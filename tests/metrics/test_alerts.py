@@ -114,3 +114,56 @@ def test_for_holds_an_alert_pending(make_server: Callable[..., Server], receiver
 
     assert eventually(states, 15) == ["pending"]
     assert receiver.received == []
+
+
+RULES_FILE = """
+groups:
+  - name: queues
+    rules:
+      - record: queue:depth:sum
+        expr: sum(queue_depth)
+      - alert: QueueBacklog
+        expr: queue_depth{queue="mail"} > 10
+        labels: {severity: warning}
+        annotations: {summary: "{{ $labels.queue }}: {{ $value }} waiting"}
+"""
+
+
+def test_a_prometheus_rules_file_loads_through_the_api_and_fires(
+    make_server: Callable[..., Server], receiver: Receiver
+) -> None:
+    server = make_server(auth={"required": False}, alerting=_alerting(receiver.url))
+    url = f"{server.url}/api/v1/rules/prometheus"
+    headers = {"content-type": "application/yaml"}
+    dry = httpx.post(url, params={"dry_run": "true"}, content=RULES_FILE, headers=headers)
+    assert dry.status_code == 201, dry.text
+    assert [r["id"] for r in dry.json()["rules"]] == ["queues.QueueBacklog"]
+    assert httpx.get(f"{server.url}/api/v1/rules/queues.QueueBacklog").status_code == 404
+    [skipped] = dry.json()["skipped"]
+    assert skipped["name"] == "queue:depth:sum" and "not evaluated" in skipped["reason"]
+
+    bad = httpx.post(url, content=RULES_FILE.replace("> 10", ">"), headers=headers)
+    assert bad.status_code == 400
+    assert "rule 2 (QueueBacklog): expr: 1:28: parse error" in bad.json()["error"]
+
+    loaded = httpx.post(url, content=RULES_FILE, headers=headers)
+    assert loaded.status_code == 201, loaded.text
+    rule = httpx.get(f"{server.url}/api/v1/rules/queues.QueueBacklog").json()
+    assert rule["kind"] == "promql" and rule["display"]["condition"].startswith("queue_depth")
+
+    gauge(server.url, "queue_depth", {"mail": 40.0}, time.time())
+    server.flush()
+    [firing] = eventually(_bodies(receiver, "firing"), 15)
+    assert firing["summary"] == "mail: 40 waiting"
+    assert firing["labels"]["alertname"] == "QueueBacklog"
+
+
+def test_a_rule_whose_expression_does_not_parse_is_refused_with_its_position(
+    server: Server,
+) -> None:
+    body = {**RULE, "expr": "sum(rate(queue_depth[5m])"}
+    r = httpx.post(f"{server.url}/api/v1/rules", json=body, timeout=10)
+    assert r.status_code == 400
+    assert "expr: 1:26: parse error: unclosed left parenthesis" in r.json()["error"]
+    draft = httpx.post(f"{server.url}/api/v1/rules/test", json=RULE, timeout=10)
+    assert draft.status_code == 200, draft.text

@@ -25,6 +25,7 @@ from watchkeeper.alerting._notification import Channel, DeliveryError, Notificat
 from watchkeeper.alerting._notify import render_summary
 from watchkeeper.alerting._policy import Silence
 from watchkeeper.alerting._report import RENDERERS, Digest, SloLine, collect_digest
+from watchkeeper.alerting._rules_file import RulesFile, load_rules_file
 from watchkeeper.alerting._service import AlertingEngine, build_alerting
 from watchkeeper.alerting._slo import burn_rules, slo_status
 from watchkeeper.alerting._state import AlertState, Event, Timing, transition
@@ -47,6 +48,7 @@ __all__ = [
     "Route",
     "Rule",
     "RuleData",
+    "RulesFile",
     "Silence",
     "Slo",
     "SloLine",
@@ -57,6 +59,7 @@ __all__ = [
     "collect_digest",
     "evaluate",
     "load_alerting_config",
+    "load_rules_file",
     "parse_duration",
     "parse_rule",
     "parse_silence",
