@@ -14,6 +14,12 @@ import orjson
 from tests.alerting._receiver import Receiver
 from tests.eventually import eventually
 from tests.metrics.conftest import Server
+from watchkeeper.alerting import PromQLReader, evaluate, load_alerting_config
+from watchkeeper.alerting._fetch import fetch
+from watchkeeper.model import Sample
+from watchkeeper.query import Engine
+from watchkeeper.store.duckdb import DuckDBStore
+from watchkeeper.store.metrics import MetricsStore
 
 
 def gauge(url: str, name: str, points: dict[str, float], at_s: float) -> None:
@@ -167,3 +173,81 @@ def test_a_rule_whose_expression_does_not_parse_is_refused_with_its_position(
     assert "expr: 1:26: parse error: unclosed left parenthesis" in r.json()["error"]
     draft = httpx.post(f"{server.url}/api/v1/rules/test", json=RULE, timeout=10)
     assert draft.status_code == 200, draft.text
+
+
+def _samples(name: str, labels: dict[str, str], points: list[tuple[float, float]]) -> list[Sample]:
+    lb = tuple(sorted({"__name__": name, **labels}.items()))
+    return [Sample(lb, round(t * 1000), v) for t, v in points]
+
+
+NOW = 1_800_000_000.0
+HOST = {"instance": "web-1:9100", "job": "node"}
+DISK = {**HOST, "device": "/dev/sda1", "fstype": "ext4", "mountpoint": "/"}
+PG = {"instance": "db:9187", "job": "postgres"}
+REDIS = {"instance": "cache:9121", "job": "redis"}
+
+
+def _infrastructure(healthy: bool) -> list[Sample]:
+    """Seven hours of exporter series every minute, in trouble unless `healthy`."""
+    times = [NOW - 7 * 3600 + 60 * i for i in range(7 * 60 + 1)]
+    size = 100e9
+    # Unhealthy: 30 GB free, losing 2 GB an hour (full in 15 h); healthy: 80 GB, steady.
+    free = [(t, (80e9 if healthy else 30e9 + 2e9 * (NOW - t) / 3600)) for t in times]
+    out = _samples("up", {**PG}, [(t, 1.0 if healthy else 0.0) for t in times])
+    out += _samples("node_filesystem_avail_bytes", DISK, free)
+    out += _samples("node_filesystem_size_bytes", DISK, [(t, size) for t in times])
+    out += _samples("node_filesystem_readonly", DISK, [(t, 0.0) for t in times])
+    available = 20e9 if healthy else 1e9
+    out += _samples("node_memory_MemAvailable_bytes", HOST, [(t, available) for t in times])
+    out += _samples("node_memory_MemTotal_bytes", HOST, [(t, 16e9) for t in times])
+    for state, n in (("active", 30 if healthy else 60), ("idle", 10 if healthy else 28)):
+        labels = {**PG, "datname": "shop", "state": state}
+        out += _samples("pg_stat_activity_count", labels, [(t, float(n)) for t in times])
+    out += _samples("pg_settings_max_connections", PG, [(t, 100.0) for t in times])
+    evicted = [(t, 0.0 if healthy else float(i * 5)) for i, t in enumerate(times)]
+    out += _samples("redis_evicted_keys_total", REDIS, evicted)
+    used = 0.5e9 if healthy else 0.95e9
+    out += _samples("redis_memory_used_bytes", REDIS, [(t, used) for t in times])
+    out += _samples("redis_memory_max_bytes", REDIS, [(t, 1e9) for t in times])
+    return sorted(out, key=lambda s: s.t_ms)
+
+
+def test_the_starter_exporter_rules_fire_on_trouble_only() -> None:
+
+    rules = [r for r in load_alerting_config({}).rules if r.kind == "promql"]
+    assert len(rules) == 6
+    seen: dict[bool, dict[str, list[dict[str, str]]]] = {}
+    spans = DuckDBStore(None)
+    for healthy in (True, False):
+        store = MetricsStore(None)
+        assert store.write("default", _infrastructure(healthy)).written
+        reader = PromQLReader(Engine(store))
+        fired = {}
+        for rule in rules:
+            rule = rule.model_copy(update={"project": "default"})
+            assert all(reader.has_metric("default", m) for m in rule.needs_metrics())
+            data = fetch(spans, rule, NOW, {}, metrics=reader)
+            fired[rule.id] = [dict(o.labels) for o in evaluate(rule, data, NOW).observations]
+        seen[healthy] = fired
+        store.close()
+    assert all(v == [] for v in seen[True].values()), seen[True]
+    trouble = seen[False]
+    assert trouble["target-down"] == [PG]
+    assert trouble["disk-filling-up"] == [DISK]
+    assert trouble["host-memory-high"] == [HOST]
+    assert trouble["postgres-connections-near-max"] == [{"instance": "db:9187"}]
+    assert trouble["redis-evictions"] == [REDIS]
+    assert trouble["redis-memory-near-max"] == [REDIS]
+
+
+def test_starter_exporter_rules_apply_only_where_their_metrics_are(server: Server) -> None:
+    def rule_ids() -> set[str]:
+        items = httpx.get(f"{server.url}/api/v1/rules", timeout=10).json()["items"]
+        return {r["id"] for r in items}
+
+    assert "high-timeout-rate" in rule_ids()
+    assert not rule_ids() & {"target-down", "redis-evictions", "host-memory-high"}
+    gauge(server.url, "up", {"mail": 1.0}, time.time())
+    server.flush()
+    assert "target-down" in rule_ids()
+    assert not rule_ids() & {"redis-evictions", "host-memory-high"}
