@@ -38,7 +38,11 @@ from watchkeeper.server._audit import local_origin
 from watchkeeper.server._auth import KeyRing
 from watchkeeper.server._limits import install_limits
 from watchkeeper.server._people_audit import people_recorder
-from watchkeeper.server._retention import audit_retention_loop, retention_loop
+from watchkeeper.server._retention import (
+    audit_retention_loop,
+    metrics_retention_loop,
+    retention_loop,
+)
 from watchkeeper.server._security import SecurityHeaders, install_docs
 from watchkeeper.server._services import Services
 from watchkeeper.server._sessions import COOKIE as SESSION_COOKIE
@@ -222,6 +226,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         retention_loop(svc.store, svc.config.retention, svc.clock, stop)
     )
     audit_retention = asyncio.create_task(audit_retention_loop(svc.audit, svc.config.audit, stop))
+    cfg = svc.config
+    metrics_retention = asyncio.create_task(
+        metrics_retention_loop(
+            svc.metrics_ingest.store, cfg.metrics.retention_days or cfg.retention.days,
+            cfg.retention, svc.clock, stop,
+        )
+    )  # fmt: skip
     scraping = asyncio.create_task(svc.scraper.run(stop))
     try:
         yield
@@ -229,6 +240,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop.set()
         await retention
         await audit_retention
+        await metrics_retention
         await scraping
         if svc.alerting is not None:
             await svc.alerting.stop()
