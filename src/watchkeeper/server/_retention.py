@@ -46,11 +46,15 @@ async def metrics_retention_loop(
     clock: Callable[[], float],
     stop: asyncio.Event,
 ) -> None:
-    """Delete metric samples older than `days` (and the series left without one) now, then
-    every `check_interval_s`, until `stop` is set."""
+    """Delete metric samples older than `days` before the newest sample (but never after the
+    clock, against a sample from the future), and the series left without one, now and then
+    every `check_interval_s`, until `stop` is set. Counted from the newest sample, as
+    Prometheus's retention is: data written for a past period (a backfill, a test) stays."""
     while not stop.is_set():
         try:
-            cutoff_ms = cutoff_ns(clock(), days) // 1_000_000
+            newest = store.newest_ms()
+            now_ms = int(clock() * 1000)
+            cutoff_ms = min(now_ms, now_ms if newest is None else newest) - days * 86_400_000
             samples, series = await asyncio.to_thread(store.delete_before, cutoff_ms)
             if samples or series:
                 log.info(

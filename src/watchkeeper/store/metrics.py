@@ -455,6 +455,11 @@ class MetricsStore:
                 raise StoreError(f"metric retention failed: {exc}") from exc
         return (int(samples[0]) if samples else 0), len(gone)
 
+    def newest_ms(self) -> int | None:
+        """The time of the newest sample stored (None: none), which retention counts from."""
+        times = [t for t, _ in list(self._last.values())]
+        return max(times) if times else None
+
     def _forget(self, gone: Sequence[tuple[int, str, str]]) -> None:
         """The writer's state without the series deleted."""
         for sid, project, metric in gone:
