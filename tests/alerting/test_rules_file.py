@@ -70,6 +70,10 @@ def test_alerts_become_promql_rules() -> None:
         ("groups: [{name: g, rules: [{alert: 'a b', expr: up}]}]", "invalid alert name"),
         ("rules: []", "a list of groups"),
         ("groups: [{name: g, rules: [{alert: A, expr: up}]", "not valid YAML"),
+        ("a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+         "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c]\n"
+         "e: [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n",
+         "aliases are expanded"),
     ],
 )  # fmt: skip
 def test_what_prometheus_refuses_is_refused(text: str, message: str) -> None:

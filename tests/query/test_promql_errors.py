@@ -64,3 +64,19 @@ def test_positions_are_prometheus_positions(tmp_path: Path) -> None:
         found = re.search(r"could not parse expression: (\d+:\d+): parse error", proc.stderr)
         assert found is not None, (text, proc.stdout, proc.stderr)
         assert found.group(1) == where, text
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "message"),
+    [
+        ("x" + "+x" * 20_000, "1:502", "more than 250 operators in one expression"),
+        ("(" * 20_000 + "x" + ")" * 20_000, "1:101", "brackets nested more than 100 deep"),
+    ],
+)
+def test_an_expression_past_the_bounds_is_refused_before_the_parser(
+    text: str, where: str, message: str
+) -> None:
+    """promql-parser crashes the process (a stack overflow) on ~5,000 chained operators."""
+    with pytest.raises(PromQLError) as caught:
+        parse_promql(text)
+    assert str(caught.value) == f"{where}: parse error: {message}"

@@ -21,7 +21,7 @@ from pydantic import ValidationError as PydanticValidationError
 from watchkeeper.alerting._model import JSON_BODY, Rule, parse_duration
 from watchkeeper.alerting._notification import Severity
 from watchkeeper.alerting.kinds import validate_rule
-from watchkeeper.config import describe
+from watchkeeper.config import MAX_CONFIG_VALUES, describe, expanded_size
 from watchkeeper.errors import ValidationError
 
 _GROUP_KEYS = frozenset({"name", "interval", "limit", "rules", "labels", "query_offset"})
@@ -71,13 +71,24 @@ def load_rules_file(
 
 
 def _document(text: str, where: str) -> Any:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
     try:
-        return yaml.safe_load(text)
+        node = loader.get_single_node()
+        if node is not None and expanded_size(node) > MAX_CONFIG_VALUES:
+            raise ValidationError(
+                f"{where}: more than {MAX_CONFIG_VALUES} values once its YAML aliases are "
+                "expanded; write the values out instead of nesting aliases"
+            )
+        return None if node is None else loader.construct_document(node)
+    except RecursionError:
+        raise ValidationError(f"{where}: nested too deeply to be a rules file") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "not YAML"
         raise ValidationError(f"{where}: not valid YAML: {problem}{at}") from None
+    finally:
+        loader.dispose()
 
 
 def _group(

@@ -21,7 +21,7 @@ import promql_parser as pp
 
 from watchkeeper.query import _promql_functions as fn
 from watchkeeper.query import _promql_ops as ops
-from watchkeeper.query._promql_errors import locate, position
+from watchkeeper.query._promql_errors import locate, position, too_complex
 from watchkeeper.query._promql_values import (
     Floats,
     Matrix,
@@ -65,6 +65,9 @@ def _problem(text: str) -> str | None:
 def parse(text: str) -> Any:
     """The syntax tree of a PromQL expression; `PromQLError` with the parser's message and
     where it is, as Prometheus writes it (`1:18: parse error: unclosed left parenthesis`)."""
+    bound = too_complex(text)
+    if bound is not None:
+        raise PromQLError(f"{position(text, bound[0])}: parse error: {bound[1]}")
     try:
         return pp.parse(text)
     except (ValueError, TypeError) as exc:

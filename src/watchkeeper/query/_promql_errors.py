@@ -80,6 +80,31 @@ def tokens(text: str) -> list[Token]:
     return out
 
 
+#: Binary operators and bracket depth an expression may hold: the parser (Rust, recursive)
+#: crashes the process on a chain of ~5,000 operators or ~20,000 brackets, and evaluating one
+#: recurses in Python; real expressions hold a few dozen.
+MAX_OPERATORS = 250
+MAX_DEPTH = 100
+_BINARY = frozenset({"and", "or", "unless", "atan2"})
+
+
+def too_complex(text: str) -> tuple[int, str] | None:
+    """Where an expression passes the operator or nesting bound, and why (None: within)."""
+    operators = depth = 0
+    for t in tokens(text):
+        if t.kind == "op" or (t.kind == "identifier" and t.text.lower() in _BINARY):
+            operators += 1
+            if operators > MAX_OPERATORS:
+                return t.start, f"more than {MAX_OPERATORS} operators in one expression"
+        elif t.text in _CLOSER:
+            depth += 1
+            if depth > MAX_DEPTH:
+                return t.start, f"brackets nested more than {MAX_DEPTH} deep"
+        elif t.text in (")", "]", "}"):
+            depth -= 1
+    return None
+
+
 def position(text: str, offset: int) -> str:
     """`line:column` of a character offset, as Prometheus writes it (both from 1)."""
     before = text[:offset]

@@ -61,7 +61,7 @@ class PromQLRule(Rule):
     def observe(self, data: RuleData, now: float) -> list[Observation]:
         """One breaching observation per series (the rule's labels over the series')."""
         if len(data.series) > self.max_groups:
-            raise ValueError(
+            raise ValidationError(
                 f"rule {self.id}: {len(data.series)} series exceed its max_groups "
                 f"({self.max_groups}); narrow the expression or aggregate it"
             )
@@ -71,7 +71,7 @@ class PromQLRule(Rule):
             merged = {**labels, **own}
             key = json.dumps(merged, sort_keys=True)
             if key in out:
-                raise ValueError(
+                raise ValidationError(
                     f"rule {self.id}: two series have the same labels once the rule's labels "
                     "are applied; keep a label that tells them apart"
                 )
