@@ -19,6 +19,7 @@ from watchkeeper.query._promql_values import (
     Floats,
     Matrix,
     PromQLError,
+    RangeSeries,
     Scalar,
     Series,
     String,
@@ -92,14 +93,32 @@ def _extrapolated_steps(
     return np.where(ok, result, np.nan), ok
 
 
-def _extrapolated_matrix(matrix: Matrix, counter: bool, rate: bool) -> list[Series]:
-    """rate/increase/delta of every series at every step at once: the series' samples end to
-    end in one array, each step's window an index range into it."""
-    found = matrix.series
+#: Windows (series x steps) computed at once: a dozen arrays of this many values (~100 MB).
+_CELLS = 1_000_000
+
+
+def _extrapolated_matrix(
+    matrix: Matrix, counter: bool, rate: bool, cells: int = _CELLS
+) -> list[Series]:
+    """rate/increase/delta of every series at every step, about `cells` windows at a time
+    (see `_extrapolated_chunk`)."""
+    per = max(1, cells // max(1, len(matrix.ends)))
+    out: list[Series] = []
+    for k in range(0, len(matrix.series), per):
+        out += _extrapolated_chunk(matrix, matrix.series[k : k + per], counter, rate)
+    return out
+
+
+def _extrapolated_chunk(
+    matrix: Matrix, found: list[RangeSeries], counter: bool, rate: bool
+) -> list[Series]:
+    """The series' samples end to end in one array, each step's window an index range in it."""
     sizes = np.array([len(rs.t_ms) for rs in found], dtype=np.int64)
     offsets = np.concatenate(([0], np.cumsum(sizes)[:-1]))[:, None]
     t = np.concatenate([rs.t_ms for rs in found])
     v = np.concatenate([rs.values for rs in found]).astype(np.float64)
+    if not len(t):
+        return []
     starts = matrix.ends - matrix.range_ms
     lo = np.stack([np.searchsorted(rs.t_ms, starts, side="right") for rs in found]) + offsets
     hi = np.stack([np.searchsorted(rs.t_ms, matrix.ends, side="right") for rs in found])
