@@ -251,3 +251,22 @@ def test_starter_exporter_rules_apply_only_where_their_metrics_are(server: Serve
     server.flush()
     assert "target-down" in rule_ids()
     assert not rule_ids() & {"redis-evictions", "host-memory-high"}
+
+
+def test_a_silence_on_a_series_label_mutes_that_series_alert_only(
+    make_server: Callable[..., Server], receiver: Receiver
+) -> None:
+    server = make_server(auth={"required": False}, alerting=_alerting(receiver.url, RULE))
+    silence = {"matchers": ["queue=sms", "alertname=QueueTooDeep"], "duration": "1h"}
+    assert httpx.post(f"{server.url}/api/v1/silences", json=silence).status_code == 201
+    gauge(server.url, "queue_depth", {"mail": 50.0, "sms": 12.5}, time.time())
+    server.flush()
+
+    def muted() -> list[dict[str, Any]]:
+        items = httpx.get(f"{server.url}/api/v1/alerts/history", timeout=10).json()["items"]
+        return [h for h in items if h["event"] == "firing" and h["muted"]]
+
+    [sms] = eventually(muted, 15)
+    assert sms["labels"]["queue"] == "sms" and sms["muted"].startswith("silenced by")
+    firing = eventually(_bodies(receiver, "firing"), 15)
+    assert [b["labels"]["queue"] for b in firing] == ["mail"]
