@@ -296,6 +296,9 @@ class MetricsConfig(_Section):
     lookback_delta_s: float = Field(default=300.0, gt=0)
     # samples one PromQL query may load at most (Prometheus: --query.max-samples)
     query_max_samples: int = Field(default=50_000_000, gt=0)
+    # samples older than this are deleted, and the series left without one (checked every
+    # retention.check_interval_s); None: retention.days, as spans
+    retention_days: int | None = Field(default=None, ge=1)
     scrape: list[ScrapeJob] = []
 
 

@@ -37,12 +37,18 @@ def test_starter_rules_load_by_default_and_can_be_overridden_or_dropped() -> Non
         "cost-anomaly",
         "hallucination-score-drop",
         "service-down",
+        "target-down",
+        "disk-filling-up",
+        "host-memory-high",
+        "postgres-connections-near-max",
+        "redis-evictions",
+        "redis-memory-near-max",
     ]
     own = {"id": "high-timeout-rate", "kind": "outcome_ratio", "outcomes": ["timeout"],
            "threshold": "25%"}  # fmt: skip
     cfg = load_alerting_config({"rules": [own]})
     [timeouts] = [r for r in cfg.rules if r.id == "high-timeout-rate"]
-    assert timeouts.threshold == 0.25 and len(cfg.rules) == 6
+    assert timeouts.threshold == 0.25 and len(cfg.rules) == 12
     assert load_alerting_config({"starter_rules": False}).rules == ()
 
 

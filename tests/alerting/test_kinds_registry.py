@@ -13,18 +13,30 @@ from collections.abc import Iterator
 import pytest
 
 from tests.alerting._spans import requests
-from watchkeeper.alerting import Rule, evaluate, parse_rule
+from watchkeeper.alerting import PromQLReader, Rule, evaluate, parse_rule
 from watchkeeper.alerting._config import Slo, rule_to_data
 from watchkeeper.alerting._fetch import example_traces, fetch
 from watchkeeper.alerting.exports import Skipped, rule_expression
 from watchkeeper.alerting.kinds import KINDS, RULE_KINDS, kind_name, own_fields
-from watchkeeper.model import ScoreRow
+from watchkeeper.model import Sample, ScoreRow
+from watchkeeper.query import Engine
 from watchkeeper.server._kinds_api import kind_info
 from watchkeeper.store.duckdb import DuckDBStore
+from watchkeeper.store.metrics import MetricsStore
 
 NOW = 1_800_000_000.0
 UNITS = {"", "%", "ms", "s", "USD", "x"}
 SLOS = {"checkout-availability": Slo(id="checkout-availability")}
+
+
+@pytest.fixture(scope="module")
+def metrics() -> Iterator[PromQLReader]:
+    """A metric store where a target is down (`up` 0), for PromQL rules."""
+    s = MetricsStore(None)
+    labels = (("__name__", "up"), ("instance", "db:9187"), ("job", "postgres"))
+    s.write("default", [Sample(labels, int((NOW - 10) * 1000), 0.0)])
+    yield PromQLReader(Engine(s))
+    s.close()
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +63,9 @@ def test_kinds_are_registered_once_each_in_their_own_module() -> None:
 
 
 @pytest.mark.parametrize("model", RULE_KINDS, ids=kind_name)
-def test_every_kind_has_each_part(model: type[Rule], store: DuckDBStore) -> None:
+def test_every_kind_has_each_part(
+    model: type[Rule], store: DuckDBStore, metrics: PromQLReader
+) -> None:
     name = kind_name(model)
     assert not inspect.isabstract(model), f"{name} leaves a part undefined"
     assert model.label and model.about and model.example, f"{name}: label, about, example"
@@ -61,7 +75,7 @@ def test_every_kind_has_each_part(model: type[Rule], store: DuckDBStore) -> None
     assert set(model.example) <= {*own_fields(model), "window", "threshold", "group_by",
                                   "filters", "comparison"}  # fmt: skip
 
-    data = fetch(store, rule, NOW, SLOS, {})
+    data = fetch(store, rule, NOW, SLOS, {}, metrics)
     decision = evaluate(rule, data, NOW)
     assert decision.rule_id == "walk" and decision.observations
     judged = [o for o in decision.observations if o.value is not None]
@@ -76,7 +90,7 @@ def test_every_kind_has_each_part(model: type[Rule], store: DuckDBStore) -> None
     if isinstance(exported, Skipped):
         assert exported.reason
     else:
-        assert "watchkeeper_" in exported.expr
+        assert "watchkeeper_" in exported.expr or exported.native  # promql: as written
 
     info = kind_info(model)
     assert info.kind == name and set(info.parameters) == set(own_fields(model))

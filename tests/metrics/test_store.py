@@ -7,11 +7,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from watchkeeper.errors import ValidationError
 from watchkeeper.model import Metadata, Sample
-from watchkeeper.store.metrics import Matcher, MetricsStore
+from watchkeeper.store import _duckdb_schema
+from watchkeeper.store._metrics_schema import MIGRATIONS
+from watchkeeper.store.metrics import Matcher, MetricsStore, series_id
 
 
 def _labels(name: str, **labels: str) -> tuple[tuple[str, str], ...]:
@@ -143,3 +146,76 @@ def test_time_range_and_label_lookups() -> None:
     assert store.label_names("p", [], 0, 10_000) == ["__name__", "job"]
     assert store.label_values("p", "job", [], 0, 10_000) == ["a", "b"]
     assert store.label_values("p", "job", [[Matcher("job", "!=", "a")]], 0, 10_000) == ["b"]
+
+
+def test_retention_deletes_old_samples_and_series_left_without_one(tmp_path: Path) -> None:
+    store = MetricsStore(tmp_path / "m.duckdb")
+    store.write("p", [Sample(_labels("up", job="old"), t, 1.0) for t in (1000, 2000)])
+    store.write("p", [Sample(_labels("up", job="both"), t, 1.0) for t in (1500, 8000)])
+    store.write(
+        "p",
+        [Sample(_labels("gone_metric"), 1000, 3.0)],
+        {"gone_metric": Metadata("gauge", "", "x")},
+    )
+    assert store.stats() == {"p": 3}
+    assert store.delete_before(5000) == (4, 2)
+    assert _values(store, Matcher("__name__", "=~", ".+")) == {
+        "__name__=up,job=both": [(8000, 1.0)]
+    }
+    assert store.stats() == {"p": 1}
+    assert not store.has_metric("p", "gone_metric") and store.has_metric("p", "up")
+    assert store.metadata("p") == {}
+    # The series listed from the series table (first and last sample), not the samples.
+    assert store.series("p", [[Matcher("__name__", "=", "up")]], 0, 4000) == []
+    assert store.series("p", [[Matcher("__name__", "=", "up")]], 0, 9000) == [
+        {"__name__": "up", "job": "both"}
+    ]
+    # A deleted series comes back as a new one, and is checked against nothing stored.
+    assert store.write("p", [Sample(_labels("up", job="old"), 3000, 2.0)]).new_series == 1
+    store.close()
+    reopened = MetricsStore(tmp_path / "m.duckdb")
+    assert reopened.stats() == {"p": 2}
+    assert reopened.write("p", [Sample(_labels("up", job="both"), 7000, 1.0)]).rejected == {
+        "out_of_order": 1
+    }
+    reopened.close()
+
+
+def test_the_series_limit_holds_across_restarts_and_frees_with_retention(tmp_path: Path) -> None:
+    store = MetricsStore(tmp_path / "m.duckdb", max_series_per_project=2)
+    store.write("p", [Sample(_labels("up", job=j), 1000 * i, 1.0) for i, j in enumerate("ab", 1)])
+    store.close()
+    store = MetricsStore(tmp_path / "m.duckdb", max_series_per_project=2)
+    assert store.write("p", [Sample(_labels("up", job="c"), 5000, 1.0)]).rejected == {
+        "series_limit": 1
+    }
+    assert store.delete_before(1500) == (1, 1)  # job a's only sample
+    assert store.write("p", [Sample(_labels("up", job="c"), 5000, 1.0)]).new_series == 1
+    store.close()
+    store = MetricsStore(tmp_path / "m.duckdb", max_series_per_project=2)
+    assert store.stats() == {"p": 2}
+    assert store.write("p", [Sample(_labels("up", job="d"), 6000, 1.0)]).rejected == {
+        "series_limit": 1
+    }
+    store.close()
+
+
+def test_a_file_of_schema_1_gets_each_series_first_and_last(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    labels = (("__name__", "up"), ("job", "a"))
+    sid = series_id("p", labels)
+    con = duckdb.connect(str(path))
+    _duckdb_schema.migrate(con, target=1, steps=MIGRATIONS)
+    con.execute("INSERT INTO metric_series VALUES (?, 'p', 'up', MAP {'job': 'a'}, 0)", [sid])
+    con.execute(
+        "INSERT INTO metric_samples VALUES ($s, 1000, 1.0), ($s, 3000, NULL), ($s, 2000, 2.0)",
+        {"s": sid},
+    )
+    con.close()
+    store = MetricsStore(path)
+    assert store.series("p", [[Matcher("job", "=", "a")]], 2500, 2600) == [
+        {"__name__": "up", "job": "a"}
+    ]
+    # Its last sample (a staleness marker at 3000) is known: an older one is out of order.
+    assert store.write("p", [Sample(labels, 2500, 1.0)]).rejected == {"out_of_order": 1}
+    store.close()

@@ -28,7 +28,10 @@ _RULE = (
     r"Value error, threshold .* is not a share: a score rule",  # threshold vs score_stat
     r"^rule \S+: no SLO '.*' in project '.*'; see GET /api/v1/slos$",  # an SLO of the project
     r"^rule \S+: unknown channels \[.*\]; configured: ",  # a channel of the config file
+    r"Value error, (expr: \d+:\d+: parse error|a promql rule needs expr)",  # PromQL text
 )
+#: A rules file is text the schema cannot check: YAML, groups and rules Prometheus takes.
+_RULES_FILE = (r"^rules file: ",)
 #: A silence's times and matchers.
 _SILENCE = (
     r"^silence: ends_at must be after starts_at$",  # ends_at (or starts_at + duration)
@@ -39,7 +42,7 @@ _SILENCE = (
 #: PromQL), a time, duration or selector the schema's patterns allow but that does not exist
 #: (month 13, a range past 11,000 steps), and Prometheus's `execution` errors (422).
 _PROMQL = (
-    r"^parse error: ",
+    r"^(\d+:\d+: )?parse error: ",
     r"is not supported yet",
     r"^expected (type|a string)",
     r"^invalid expression type",
@@ -79,7 +82,8 @@ CROSS_FIELD: dict[str, tuple[str, ...]] = {
     "GET /api/v1/heatmap": (_RANGE, _BUCKETS, _BOUNDS),
     "POST /api/v1/rules": _RULE,
     "PUT /api/v1/rules/{rule_id}": _RULE,
-    "POST /api/v1/rules/test": _RULE,
+    "POST /api/v1/rules/test": (*_RULE, *_PROMQL),  # a promql draft is evaluated
+    "POST /api/v1/rules/prometheus": _RULES_FILE,
     "POST /api/v1/silences": _SILENCE,
     **{f"{m} /prometheus/api/v1/{path}": _PROMQL for path in _PROMETHEUS for m in ("GET", "POST")},
     "GET /prometheus/api/v1/label/{name}/values": _PROMQL,

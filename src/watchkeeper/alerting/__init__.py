@@ -20,10 +20,12 @@ from watchkeeper.alerting._config import (
     rule_to_data,
 )
 from watchkeeper.alerting._evaluate import Decision, Observation, RuleData, evaluate
+from watchkeeper.alerting._metric_reader import PromQLReader
 from watchkeeper.alerting._notification import Channel, DeliveryError, Notification
 from watchkeeper.alerting._notify import render_summary
 from watchkeeper.alerting._policy import Silence
 from watchkeeper.alerting._report import RENDERERS, Digest, SloLine, collect_digest
+from watchkeeper.alerting._rules_file import RulesFile, load_rules_file
 from watchkeeper.alerting._service import AlertingEngine, build_alerting
 from watchkeeper.alerting._slo import burn_rules, slo_status
 from watchkeeper.alerting._state import AlertState, Event, Timing, transition
@@ -42,9 +44,11 @@ __all__ = [
     "Matcher",
     "Notification",
     "Observation",
+    "PromQLReader",
     "Route",
     "Rule",
     "RuleData",
+    "RulesFile",
     "Silence",
     "Slo",
     "SloLine",
@@ -55,6 +59,7 @@ __all__ = [
     "collect_digest",
     "evaluate",
     "load_alerting_config",
+    "load_rules_file",
     "parse_duration",
     "parse_rule",
     "parse_silence",

@@ -36,9 +36,12 @@ Durations are written as `30s`, `5m`, `1h30m`, `7d` (or plain seconds); ratio th
 
 from __future__ import annotations
 
+import glob
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
@@ -57,12 +60,15 @@ from watchkeeper.alerting._model import (
     parse_duration,
     unix_seconds,
 )
+from watchkeeper.alerting._rules_file import load_rules_file
 from watchkeeper.alerting.kinds import RuleField, validate_rule
 from watchkeeper.config import describe
 from watchkeeper.errors import ConfigError, ValidationError
 
 if TYPE_CHECKING:
     from watchkeeper.config import Config
+
+log = logging.getLogger("watchkeeper.alerting")
 
 __all__ = [
     "DEFAULT_BURN_WINDOWS",
@@ -73,6 +79,7 @@ __all__ = [
     "ReportSchedule",
     "Route",
     "Rule",
+    "RuleFile",
     "SilenceSpec",
     "Slo",
     "alerting_of",
@@ -160,6 +167,19 @@ class ReportSchedule(_Model):
 LEASE_INTERVALS = 4
 
 
+class RuleFile(_Model):
+    """A Prometheus rules file to load: a path or a glob (relative to the config file),
+    and the project its rules watch."""
+
+    path: str = Field(min_length=1)
+    project: str = "default"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, data: Any) -> Any:
+        return {"path": data} if isinstance(data, str) else data
+
+
 class AlertingConfig(_Model):
     """The whole `alerting:` section."""
 
@@ -167,6 +187,8 @@ class AlertingConfig(_Model):
     interval: Duration = Field(default=5.0, ge=1.0)
     starter_rules: bool = True  # load the rules shipped with the package
     rules: tuple[RuleField, ...] = ()
+    # Prometheus rules files (`groups:`), loaded as they are: alerts become promql rules
+    rule_files: tuple[RuleFile, ...] = ()
     slos: tuple[Slo, ...] = ()
     channels: tuple[dict[str, Any], ...] = ()  # validated by alerting.channels
     routes: tuple[Route, ...] = ()
@@ -219,9 +241,10 @@ def load_starter_rules() -> list[dict[str, Any]]:
 
 
 def load_alerting_config(
-    raw: Mapping[str, Any] | None, source: str = "configuration"
+    raw: Mapping[str, Any] | None, source: str = "configuration", base_dir: Path | None = None
 ) -> AlertingConfig:
-    """Validate the raw `alerting:` mapping of the config file, then add the starter rules.
+    """Validate the raw `alerting:` mapping of the config file, then add the starter rules
+    and the rules of its `rule_files` (relative to `base_dir`, default the working directory).
 
     Errors are one line, `source` first; rules are counted as the file lists them (the
     starter rules join after validation). A rule with a starter rule's id replaces it.
@@ -234,14 +257,43 @@ def load_alerting_config(
         own = {r.id for r in cfg.rules}
         starters = [validate_rule(r) for r in load_starter_rules() if r.get("id") not in own]
         cfg = cfg.model_copy(update={"rules": (*starters, *cfg.rules)})
+    if cfg.rule_files:
+        loaded = _rules_of_files(cfg.rule_files, base_dir or Path.cwd(), source)
+        cfg = cfg.model_copy(update={"rules": (*cfg.rules, *loaded)})
     _unique([r.id for r in cfg.rules], "rule", source)
     _unique([s.id for s in cfg.slos], "slo", source)
     return cfg
 
 
+def _rules_of_files(files: Sequence[RuleFile], base: Path, source: str) -> list[Rule]:
+    """The alerting rules of Prometheus rules files; what is left out is logged."""
+    out: list[Rule] = []
+    for spec in files:
+        pattern = Path(spec.path).expanduser()
+        pattern = pattern if pattern.is_absolute() else base / pattern
+        paths = sorted(glob.glob(str(pattern))) if glob.has_magic(str(pattern)) else [pattern]
+        for path in map(Path, paths):
+            try:
+                text = path.read_text(encoding="utf-8")
+                loaded = load_rules_file(text, spec.project, f"rules file {path}")
+            except OSError as exc:
+                raise ConfigError(
+                    f"{source}: alerting.rule_files: cannot read {path} ({exc.strerror})"
+                ) from None
+            except ValidationError as exc:
+                raise ConfigError(f"{source}: alerting.rule_files: {exc}") from None
+            for name, reason in loaded.skipped:
+                log.warning("rules file %s: %s: %s", path, name, reason)
+            out.extend(loaded.rules)
+    return out
+
+
 def alerting_of(config: Config) -> AlertingConfig:
-    """The validated `alerting:` section of a loaded configuration (errors name its file)."""
-    return load_alerting_config(config.alerting, config.source)
+    """The validated `alerting:` section of a loaded configuration (errors name its file;
+    its rules files are read relative to it)."""
+    prefix = "config file "
+    base = Path(config.source[len(prefix) :]).parent if config.source.startswith(prefix) else None
+    return load_alerting_config(config.alerting, config.source, base)
 
 
 def _unique(ids: Sequence[str], what: str, source: str) -> None:

@@ -24,6 +24,7 @@ from watchkeeper.alerting._evaluate import Decision, alert_labels, evaluate, fin
 from watchkeeper.alerting._fetch import (
     BaselineCache,
     CycleQueries,
+    MetricReader,
     Reader,
     example_traces,
     fetch,
@@ -100,9 +101,11 @@ class RuleEvaluator:
         channel_severities: Mapping[str, Sequence[str]] | None = None,
         base_url: str = "",
         projects: Callable[[], Iterable[str]] | None = None,
+        metrics_reader: MetricReader | None = None,
     ) -> None:
         self.config = config
         self._store = store
+        self._metric_reader = metrics_reader
         self._meta = meta
         self._metrics = metrics
         self._channels = tuple(channel_names)
@@ -147,7 +150,14 @@ class RuleEvaluator:
             if row.enabled is not None:
                 rule = rule.model_copy(update={"enabled": row.enabled})
             by_key[key] = rule
-        return list(by_key.values())
+        return [r for r in by_key.values() if self._applies(r)]
+
+    def _applies(self, rule: Rule) -> bool:
+        """Whether the project holds every metric the rule needs (starter exporter rules)."""
+        needs, reader = rule.needs_metrics(), self._metric_reader
+        if not needs:
+            return True
+        return reader is not None and all(reader.has_metric(rule.project, m) for m in needs)
 
     def reload(self) -> None:
         """Read alert state back from the meta DB (after another replica evaluated)."""
@@ -162,7 +172,8 @@ class RuleEvaluator:
 
     def test(self, rule: Rule, now: float) -> Decision:
         """Evaluate a rule now without touching state or notifying."""
-        return evaluate(rule, fetch(self._store, rule, now, self.slos()), now)
+        data = fetch(self._store, rule, now, self.slos(), metrics=self._metric_reader)
+        return evaluate(rule, data, now)
 
     def cycle(self, now: float, force: bool = True, fence: Fence | None = None) -> CycleResult:
         """Evaluate enabled rules (all, or those due), persist state, enqueue notifications;
@@ -212,7 +223,7 @@ class RuleEvaluator:
     ) -> Decision | None:
         started = time.perf_counter()
         try:
-            data = fetch(queries, rule, now, self.slos(), self._baselines)
+            data = fetch(queries, rule, now, self.slos(), self._baselines, self._metric_reader)
             decision = evaluate(rule, data, now)
         except Exception:  # one broken rule or store hiccup must not stop the others
             log.exception("alert rule %s failed to evaluate", rule.id)

@@ -49,6 +49,7 @@ class RuleData:
     baseline: Sequence[float] = ()  # anomaly: the same window on each previous day
     burn: tuple[Window, Window] | None = None  # burn_rate: (long, short)
     objective: float | None = None  # burn_rate: the SLO objective
+    series: Sequence[tuple[Mapping[str, str], float]] = ()  # promql: the result's series
 
 
 @dataclass(frozen=True, slots=True)

@@ -208,12 +208,30 @@ BaselineCache = dict[tuple[str, int], list[float]]
 BASELINE_REUSE_S = 300  # the same-hour median of past days moves slowly: reuse it 5 minutes
 
 
+#: One series of an instant PromQL result: its labels (without `__name__`) and its value.
+MetricSample = tuple[Mapping[str, str], float]
+
+
+class MetricReader(Protocol):
+    """The metric store as PromQL rules read it."""
+
+    def instant(self, project: str, expr: str, at_s: float) -> list[MetricSample]:
+        """The series of `expr` at `at_s` (a scalar is one series without labels)."""
+        ...
+
+    def has_metric(self, project: str, name: str) -> bool:
+        """Whether the project holds a series of the metric."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class QueryContext:
-    """What a rule's query may read besides the store: the SLOs, the baseline cache."""
+    """What a rule's query may read besides the store: the SLOs, the baseline cache, the
+    metric store (None: the server has none)."""
 
     slos: Mapping[str, Slo] = field(default_factory=dict)
     baselines: BaselineCache = field(default_factory=dict)
+    metrics: MetricReader | None = None
 
 
 def fetch(
@@ -222,9 +240,11 @@ def fetch(
     now: float,
     slos: Mapping[str, Slo],
     baselines: BaselineCache | None = None,
+    metrics: MetricReader | None = None,
 ) -> RuleData:
     """Query the store for everything `evaluate(rule, ...)` reads at `now`."""
-    return rule.query(store, now, QueryContext(slos, {} if baselines is None else baselines))
+    ctx = QueryContext(slos, {} if baselines is None else baselines, metrics)
+    return rule.query(store, now, ctx)
 
 
 def window_filter(rule: Rule, labels: Mapping[str, str], now: float) -> SpanFilter:

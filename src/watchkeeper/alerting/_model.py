@@ -317,6 +317,17 @@ class Rule(_Model):
         """What the rule names that does not exist (None: nothing)."""
         return None
 
+    def needs_metrics(self) -> tuple[str, ...]:
+        """Metrics a project must hold for the rule to apply to it (none: always applies)."""
+        return ()
+
+    def render_annotations(
+        self, labels: Mapping[str, str], value: float | None
+    ) -> dict[str, str] | None:
+        """The annotations of one alert, when the kind expands them itself (None: they are
+        Watchkeeper's `{label}` templates, rendered by the notifier)."""
+        return None
+
 
 BurnWindow = tuple[float, float, float, Severity]  # long_s, short_s, factor, severity
 #: Google SRE workbook multi-window multi-burn-rate table: page at 14.4× and 6×, ticket below.

@@ -22,6 +22,9 @@ class _Template(dict[str, str]):
 
 def render_summary(rule: Rule, state: AlertState) -> str:
     """The one line a person reads first, from the rule's `summary` template (or a default)."""
+    own = rule.render_annotations(state.labels, state.value)
+    if own is not None:
+        return own.get("summary") or _default_summary(rule, state)
     value, unit = display_value(rule, state.value)
     threshold, _ = display_value(rule, state.threshold)
     fields = _Template(state.labels)
@@ -39,6 +42,14 @@ def render_summary(rule: Rule, state: AlertState) -> str:
         return f"{rule.title}: {fields['value']} {rule.comparison} {fields['threshold']}"
 
 
+def _default_summary(rule: Rule, state: AlertState) -> str:
+    # A rule whose kind renders its own annotations, without a summary: its name and group.
+    shown = {"alertname", "rule", "severity", *rule.labels}
+    group = ", ".join(f"{k}={v}" for k, v in sorted(state.labels.items()) if k not in shown)
+    value = "n/a" if state.value is None else format_number(state.value, rule.unit())
+    return f"{rule.title}: {value}" + (f" ({group})" if group else "")
+
+
 def build_notification(
     rule: Rule,
     state: AlertState,
@@ -49,6 +60,9 @@ def build_notification(
     value, unit = display_value(rule, state.value)
     threshold, _ = display_value(rule, state.threshold)
     base = base_url.rstrip("/")
+    own = rule.render_annotations(state.labels, state.value)
+    notes = {k: v for k, v in (rule.annotations if own is None else own).items()}
+    description = notes.pop("description", "") if own is not None else ""
     return Notification(
         rule_id=rule.id,
         rule_name=rule.title,
@@ -56,14 +70,14 @@ def build_notification(
         severity=rule.severity,
         fingerprint=state.fingerprint,
         summary=render_summary(rule, state),
-        description=rule.description,
+        description=description or rule.description,
         value=value,
         threshold=threshold,
         comparison=rule.comparison,
         unit=unit,
         window_s=rule.window,
         labels=dict(state.labels),
-        annotations={k: v for k, v in rule.annotations.items() if k != "summary"},
+        annotations={k: v for k, v in notes.items() if k != "summary"},
         started_at=state.firing_since or 0.0,
         ended_at=state.resolved_at if status == "resolved" else None,
         url=f"{base}/alerts?rule={rule.id}" if base else "",

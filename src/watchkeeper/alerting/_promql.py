@@ -69,6 +69,7 @@ class Expression:
     expr: str
     unit: str  # "ratio", "ms", "USD", "tokens", "spans", ""
     approximate: bool = False  # the scope could only be approximated
+    native: bool = False  # a PromQL rule: its labels and annotations are Prometheus templates
 
 
 def number(value: float) -> str:

@@ -21,6 +21,7 @@ import promql_parser as pp
 
 from watchkeeper.query import _promql_functions as fn
 from watchkeeper.query import _promql_ops as ops
+from watchkeeper.query._promql_errors import locate, position, too_complex
 from watchkeeper.query._promql_values import (
     Floats,
     Matrix,
@@ -52,12 +53,26 @@ def _enum(value: Any) -> str:
     return str(value).rsplit(".", 1)[-1]
 
 
+def _problem(text: str) -> str | None:
+    """The parser's message for a text, None when it parses."""
+    try:
+        pp.parse(text)
+    except (ValueError, TypeError) as exc:
+        return str(exc)
+    return None
+
+
 def parse(text: str) -> Any:
-    """The syntax tree of a PromQL expression; `PromQLError` with the parser's message."""
+    """The syntax tree of a PromQL expression; `PromQLError` with the parser's message and
+    where it is, as Prometheus writes it (`1:18: parse error: unclosed left parenthesis`)."""
+    bound = too_complex(text)
+    if bound is not None:
+        raise PromQLError(f"{position(text, bound[0])}: parse error: {bound[1]}")
     try:
         return pp.parse(text)
     except (ValueError, TypeError) as exc:
-        raise PromQLError(f"parse error: {exc}") from None
+        offset, message = locate(text, str(exc), _problem)
+        raise PromQLError(f"{position(text, offset)}: parse error: {message}") from None
 
 
 def _ms(delta: timedelta | None) -> int:
@@ -91,6 +106,27 @@ class Engine:
     def evaluate(self, project: str, text: str, steps: Sequence[int] | Times) -> Value:
         """The value of an expression at each step (ms since the epoch)."""
         return _Evaluation(self, project, np.asarray(steps, dtype=np.int64)).eval(parse(text))
+
+    def instant(self, project: str, text: str, at_ms: int) -> list[tuple[dict[str, str], float]]:
+        """The series of an expression at one time, as an alerting rule reads them: labels
+        without `__name__`, and a scalar as one series without labels."""
+        value = self.evaluate(project, text, [at_ms])
+        if isinstance(value, Scalar):
+            return [({}, float(value.values[0]))]
+        if not isinstance(value, Vector):
+            raise PromQLError(
+                f"an alerting expression gives an instant vector or a scalar, not a "
+                f"{_type_name(value)}"
+            )
+        return [
+            ({k: v for k, v in s.labels.items() if k != "__name__"}, float(s.values[0]))
+            for s in value.series
+            if s.present[0]
+        ]
+
+    def has_metric(self, project: str, name: str) -> bool:
+        """Whether the project holds a series of the metric."""
+        return self.store.has_metric(project, name)
 
 
 class _Evaluation:

@@ -19,6 +19,7 @@ from watchkeeper.alerting import (
     AlertState,
     Rule,
     Silence,
+    load_rules_file,
     parse_duration,
     parse_silence,
     render_summary,
@@ -135,6 +136,57 @@ def create_rule(request: Request, body: RuleBody, project: str = Editing) -> dic
         engine.save_rule(project, rule)
         change.after = rule_to_data(rule)
     return _rule_json(engine, rule)
+
+
+_RULES_FILE = {
+    "requestBody": {
+        "required": True,
+        "description": "a Prometheus rules file (`groups:`), as YAML or JSON",
+        "content": {
+            media: {"schema": {"type": "string" if "yaml" in media else "object"}}
+            for media in ("application/yaml", "application/json")
+        },
+    }
+}
+
+
+@router.post(
+    "/rules/prometheus",
+    status_code=201,
+    response_model=m.RulesFileOut,
+    openapi_extra=_RULES_FILE,
+    responses={
+        400: refusal(
+            "the file is refused, with the group, the rule and the reason: not YAML, a key "
+            "Prometheus does not know, an expression that does not parse (with its line and "
+            "column), a duration or label that is not one"
+        )
+    },
+)
+async def import_prometheus_rules(
+    request: Request,
+    project: str = Editing,
+    dry_run: Annotated[bool, Query(description="check the file, store nothing")] = False,
+) -> dict[str, Any]:
+    """Load a Prometheus rules file as it is: each alert becomes a promql rule of the project
+    (replacing the rule of the same id: the group's name and the alert's); recording rules
+    are listed in `skipped` with the reason."""
+    engine = _engine(request)
+    body = (await request.body()).decode("utf-8", "replace")
+    loaded = load_rules_file(body, project, "rules file")
+    rules = [engine.check_rule(rule_to_data(r), project) for r in loaded.rules]
+    if not dry_run and rules:
+        await run_in_threadpool(_save_all, request, engine, project, rules)
+    skipped = [{"name": name, "reason": reason} for name, reason in loaded.skipped]
+    return {"rules": [_rule_json(engine, r) for r in rules], "skipped": skipped,
+            "dry_run": dry_run}  # fmt: skip
+
+
+def _save_all(request: Request, engine: AlertingEngine, project: str, rules: list[Rule]) -> None:
+    with audited(request, "rule.import", f"{len(rules)} rules", project) as change:
+        for rule in rules:
+            engine.save_rule(project, rule)
+        change.after = {"rules": [r.id for r in rules]}
 
 
 @router.get("/rules/{rule_id}", response_model=m.RuleOut)

@@ -194,6 +194,21 @@ class Rules(BaseModel):
     items: list[RuleOut]
 
 
+class SkippedRule(BaseModel):
+    """A rule of a rules file that was not loaded (or loaded with a warning), and why."""
+
+    name: str
+    reason: str
+
+
+class RulesFileOut(BaseModel):
+    """What a Prometheus rules file became."""
+
+    rules: list[RuleOut]
+    skipped: list[SkippedRule]
+    dry_run: bool
+
+
 class ObservationOut(BaseModel):
     """The verdict for one group of a rule."""
 

@@ -1,4 +1,5 @@
-"""Retention: drop spans and audit entries older than their policies, on a schedule."""
+"""Retention: drop spans, metric samples and audit entries older than their policies, on a
+schedule."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from watchkeeper.config import AuditConfig, RetentionConfig
 from watchkeeper.server._audit import AuditLog
 from watchkeeper.store import Store
+from watchkeeper.store.metrics import MetricsStore
 
 log = logging.getLogger("watchkeeper.retention")
 DAY_NS = 86_400 * 1_000_000_000
@@ -33,6 +35,34 @@ async def retention_loop(
                 log.info("retention dropped spans", extra={"dropped": dropped})
         except Exception:
             log.exception("retention pass failed; will retry at the next interval")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=policy.check_interval_s)
+
+
+async def metrics_retention_loop(
+    store: MetricsStore,
+    days: int,
+    policy: RetentionConfig,
+    clock: Callable[[], float],
+    stop: asyncio.Event,
+) -> None:
+    """Delete metric samples older than `days` before the newest sample (but never after the
+    clock, against a sample from the future), and the series left without one, now and then
+    every `check_interval_s`, until `stop` is set. Counted from the newest sample, as
+    Prometheus's retention is: data written for a past period (a backfill, a test) stays."""
+    while not stop.is_set():
+        try:
+            newest = store.newest_ms()
+            now_ms = int(clock() * 1000)
+            cutoff_ms = min(now_ms, now_ms if newest is None else newest) - days * 86_400_000
+            samples, series = await asyncio.to_thread(store.delete_before, cutoff_ms)
+            if samples or series:
+                log.info(
+                    "retention dropped metric samples",
+                    extra={"samples": samples, "series": series},
+                )
+        except Exception:
+            log.exception("metric retention pass failed; will retry at the next interval")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=policy.check_interval_s)
 

@@ -40,7 +40,11 @@ from watchkeeper.server._audit import local_origin
 from watchkeeper.server._auth import KeyRing
 from watchkeeper.server._limits import install_limits
 from watchkeeper.server._people_audit import people_recorder
-from watchkeeper.server._retention import audit_retention_loop, retention_loop
+from watchkeeper.server._retention import (
+    audit_retention_loop,
+    metrics_retention_loop,
+    retention_loop,
+)
 from watchkeeper.server._security import SecurityHeaders, install_docs
 from watchkeeper.server._services import Services
 from watchkeeper.server._sessions import COOKIE as SESSION_COOKIE
@@ -119,8 +123,9 @@ def build_services(
 ) -> Services:
     """Open the stores and create every service of one server process (not yet started)."""
     # Imported before the metadata tables are created: they declare tables of their own.
-    from watchkeeper.alerting import build_alerting
+    from watchkeeper.alerting import PromQLReader, build_alerting
     from watchkeeper.ingest import IngestService, LogsIngest, MetricsIngest, Scraper
+    from watchkeeper.query import Engine
     from watchkeeper.store.logs import LogStore
     from watchkeeper.store.metrics import MetricsStore
 
@@ -165,6 +170,10 @@ def build_services(
     svc.alerting = build_alerting(
         config, store, meta, registry,
         redactor=svc.redactor, projects=_projects(config, svc.keys), clock=svc.clock,
+        metrics_reader=PromQLReader(Engine(
+            metrics_store, lookback_ms=int(config.metrics.lookback_delta_s * 1000),
+            max_samples=config.metrics.query_max_samples,
+        )),
     )  # fmt: skip
     # A setting changed in the file or the environment since the last start is a change too.
     svc.audit.record_settings(
@@ -227,6 +236,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         retention_loop(svc.store, svc.config.retention, svc.clock, stop)
     )
     audit_retention = asyncio.create_task(audit_retention_loop(svc.audit, svc.config.audit, stop))
+    cfg = svc.config
+    metrics_retention = asyncio.create_task(
+        metrics_retention_loop(
+            svc.metrics_ingest.store, cfg.metrics.retention_days or cfg.retention.days,
+            cfg.retention, svc.clock, stop,
+        )
+    )  # fmt: skip
     scraping = asyncio.create_task(svc.scraper.run(stop))
     try:
         yield
@@ -234,6 +250,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop.set()
         await retention
         await audit_retention
+        await metrics_retention
         await scraping
         if svc.alerting is not None:
             await svc.alerting.stop()

@@ -132,6 +132,7 @@ class MetricsStore:
         self._last: dict[int, tuple[int, float | None]] = {}
         self._project_of: dict[int, str] = {}
         self._series_count: Counter[str] = Counter()
+        self._names: dict[str, Counter[str]] = {}  # project -> series per metric name
         self._meta: dict[tuple[str, str], Metadata] = {}
         self._warned: dict[str, float] = {}
         self.limit_warnings: dict[str, str] = {}  # project -> the last series-limit warning
@@ -151,16 +152,15 @@ class MetricsStore:
         return con
 
     def _load(self) -> None:
-        for sid, project in self._con.execute(
-            "SELECT series_id, project FROM metric_series"
+        # The series table holds each series' last sample (no scan of the samples).
+        for sid, project, metric, t, v in self._con.execute(
+            "SELECT series_id, project, metric, last_ms, last_value FROM metric_series"
         ).fetchall():
             self._project_of[sid] = project
             self._series_count[project] += 1
-        for sid, t, v in self._con.execute(
-            "SELECT series_id, max(t_ms), arg_max(value, t_ms) FROM metric_samples "
-            "GROUP BY series_id"
-        ).fetchall():
-            self._last[sid] = (t, v)
+            self._names.setdefault(project, Counter())[metric] += 1
+            if t is not None:
+                self._last[sid] = (t, v)
         for project, metric, typ, unit, help_ in self._con.execute(
             "SELECT project, metric, type, unit, help FROM metric_metadata"
         ).fetchall():
@@ -199,6 +199,7 @@ class MetricsStore:
         result = WriteResult()
         last = dict[int, tuple[int, float | None]]()  # this batch's view over self._last
         new: dict[int, Labels] = {}
+        first: dict[int, int] = {}  # a new series' first sample time
         ids: list[int] = []
         times: list[int] = []
         values: list[float | None] = []
@@ -224,14 +225,17 @@ class MetricsStore:
                     result.rejected[why] += 1
                     continue
             last[sid] = (s.t_ms, value)
+            first.setdefault(sid, s.t_ms)
             ids.append(sid)
             times.append(s.t_ms)
             values.append(value)
         changed = {name: m for name, m in metadata.items() if self._meta.get((project, name)) != m}
-        self._commit(project, new, ids, times, values, changed)
+        self._commit(project, new, first, last, (ids, times, values), changed)
         self._last.update(last)
-        for sid in new:
+        names = self._names.setdefault(project, Counter())
+        for sid, labels in new.items():
             self._project_of[sid] = project
+            names[dict(labels).get("__name__", "")] += 1
         self._series_count[project] += len(new)
         self._meta.update({(project, name): m for name, m in changed.items()})
         result.written, result.new_series = len(ids), len(new)
@@ -243,33 +247,17 @@ class MetricsStore:
         self,
         project: str,
         new: dict[int, Labels],
-        ids: list[int],
-        times: list[int],
-        values: list[float | None],
+        first: dict[int, int],
+        last: dict[int, tuple[int, float | None]],
+        samples: tuple[list[int], list[int], list[float | None]],
         metadata: dict[str, Metadata],
     ) -> None:
         con = self._con
-        now_ms = int(self._clock() * 1000)
         try:
             con.execute("BEGIN TRANSACTION")
             if new:
-                series = pa.table(
-                    {
-                        "series_id": pa.array(list(new), pa.int64()),
-                        "project": pa.array([project] * len(new), pa.string()),
-                        "metric": pa.array(
-                            [dict(lb).get("__name__", "") for lb in new.values()], pa.string()
-                        ),
-                        "labels": pa.array(
-                            [[kv for kv in lb if kv[0] != "__name__"] for lb in new.values()],
-                            pa.map_(pa.string(), pa.string()),
-                        ),
-                        "created_ms": pa.array([now_ms] * len(new), pa.int64()),
-                    }
-                )
-                con.register("_wk_series", series)
-                con.execute("INSERT OR IGNORE INTO metric_series SELECT * FROM _wk_series")
-                con.unregister("_wk_series")
+                self._insert("metric_series", self._series_table(project, new, first), con)
+            ids, times, values = samples
             if ids:
                 batch = pa.table(
                     {
@@ -278,9 +266,20 @@ class MetricsStore:
                         "value": pa.array(values, pa.float64(), from_pandas=False),
                     }
                 )
-                con.register("_wk_samples", batch)
-                con.execute("INSERT INTO metric_samples SELECT * FROM _wk_samples")
-                con.unregister("_wk_samples")
+                self._insert("metric_samples", batch, con)
+                ends = pa.table(
+                    {
+                        "sid": pa.array(list(last), pa.int64()),
+                        "t": pa.array([t for t, _ in last.values()], pa.int64()),
+                        "v": pa.array([v for _, v in last.values()], pa.float64()),
+                    }
+                )
+                con.register("_wk_last", ends)
+                con.execute(
+                    "UPDATE metric_series SET last_ms = l.t, last_value = l.v FROM _wk_last l "
+                    "WHERE metric_series.series_id = l.sid"
+                )
+                con.unregister("_wk_last")
             for name, m in metadata.items():
                 con.execute(
                     "INSERT OR REPLACE INTO metric_metadata VALUES (?, ?, ?, ?, ?)",
@@ -291,6 +290,36 @@ class MetricsStore:
             with suppress(duckdb.Error):
                 con.execute("ROLLBACK")
             raise StoreError(f"metric store write failed: {exc}") from exc
+
+    @staticmethod
+    def _insert(table: str, rows: pa.Table, con: Any) -> None:
+        con.register("_wk_rows", rows)
+        verb = "INSERT OR IGNORE" if table == "metric_series" else "INSERT"
+        con.execute(f"{verb} INTO {table} SELECT * FROM _wk_rows")
+        con.unregister("_wk_rows")
+
+    def _series_table(
+        self, project: str, new: dict[int, Labels], first: dict[int, int]
+    ) -> pa.Table:
+        now_ms = int(self._clock() * 1000)
+        n = len(new)
+        return pa.table(
+            {
+                "series_id": pa.array(list(new), pa.int64()),
+                "project": pa.array([project] * n, pa.string()),
+                "metric": pa.array(
+                    [dict(lb).get("__name__", "") for lb in new.values()], pa.string()
+                ),
+                "labels": pa.array(
+                    [[kv for kv in lb if kv[0] != "__name__"] for lb in new.values()],
+                    pa.map_(pa.string(), pa.string()),
+                ),
+                "created_ms": pa.array([now_ms] * n, pa.int64()),
+                "first_ms": pa.array([first.get(sid) for sid in new], pa.int64()),
+                "last_ms": pa.array([None] * n, pa.int64()),  # set with every series' last
+                "last_value": pa.array([None] * n, pa.float64()),
+            }
+        )
 
     def _limit_warning(self, project: str) -> str:
         """Which metric and label fill the project's series (worked out once a minute)."""
@@ -357,10 +386,11 @@ class MetricsStore:
             where = _where(matchers, params)
             params += [start_ms, end_ms]
             with self._cursor() as cur:
+                # Samples from first_ms to last_ms overlap the range (as Prometheus lists the
+                # series whose chunks overlap it): the samples are not read.
                 rows = cur.execute(
-                    f"SELECT s.series_id, s.metric, s.labels FROM metric_series s WHERE "
-                    f"project = ? AND {where} AND EXISTS (SELECT 1 FROM metric_samples m "
-                    "WHERE m.series_id = s.series_id AND m.t_ms BETWEEN ? AND ?)",
+                    f"SELECT series_id, metric, labels FROM metric_series WHERE project = ? "
+                    f"AND {where} AND last_ms >= ? AND first_ms <= ?",
                     params,
                 ).fetchall()
             for sid, metric, labels in rows:
@@ -390,6 +420,68 @@ class MetricsStore:
         """Each metric's type, unit and help, as last received."""
         known = list(self._meta.items())  # a copy: the writer thread adds to it
         return {m: meta for (p, m), meta in known if p == project}
+
+    # --- retention ---------------------------------------------------------------------------
+
+    def delete_before(self, cutoff_ms: int) -> tuple[int, int]:
+        """Delete the samples older than `cutoff_ms`, and the series left without one (with
+        their metadata when no series of the metric is left); (samples, series) deleted."""
+        with self._lock:
+            con = self._con
+            try:
+                con.execute("BEGIN TRANSACTION")
+                samples = con.execute(
+                    "DELETE FROM metric_samples WHERE t_ms < ?", [cutoff_ms]
+                ).fetchone()
+                gone = con.execute(
+                    "DELETE FROM metric_series WHERE last_ms < ? OR last_ms IS NULL "
+                    "RETURNING series_id, project, metric",
+                    [cutoff_ms],
+                ).fetchall()
+                con.execute(
+                    "UPDATE metric_series SET first_ms = ? WHERE first_ms < ?",
+                    [cutoff_ms, cutoff_ms],
+                )
+                self._forget(gone)
+                con.execute(
+                    "DELETE FROM metric_metadata WHERE (project, metric) NOT IN "
+                    "(SELECT DISTINCT project, metric FROM metric_series)"
+                )
+                con.execute("COMMIT")
+            except duckdb.Error as exc:
+                with suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
+                self._reload()
+                raise StoreError(f"metric retention failed: {exc}") from exc
+        return (int(samples[0]) if samples else 0), len(gone)
+
+    def newest_ms(self) -> int | None:
+        """The time of the newest sample stored (None: none), which retention counts from."""
+        times = [t for t, _ in list(self._last.values())]
+        return max(times) if times else None
+
+    def _forget(self, gone: Sequence[tuple[int, str, str]]) -> None:
+        """The writer's state without the series deleted."""
+        for sid, project, metric in gone:
+            self._last.pop(sid, None)
+            self._project_of.pop(sid, None)
+            self._series_count[project] -= 1
+            self._names[project][metric] -= 1
+        kept = {(p, m) for p, names in self._names.items() for m, n in names.items() if n > 0}
+        for key in [k for k in self._meta if k not in kept]:
+            del self._meta[key]
+
+    def _reload(self) -> None:
+        self._last.clear()
+        self._project_of.clear()
+        self._series_count.clear()
+        self._names.clear()
+        self._meta.clear()
+        self._load()
+
+    def has_metric(self, project: str, name: str) -> bool:
+        """Whether the project holds a series of the metric (no query: kept by the writer)."""
+        return self._names.get(project, Counter())[name] > 0
 
     def stats(self) -> dict[str, int]:
         """Series per project (for /metrics and the UI)."""

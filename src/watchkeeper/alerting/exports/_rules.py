@@ -68,9 +68,12 @@ def alert_rule(rule: Rule, expression: Expression, for_s: float | None = None) -
     # The same `alertname`, `rule` and `severity` labels as the engine's own alerts, so routes
     # and silences written for one work for the other.
     labels.update({"severity": rule.severity, "rule": rule.id})
-    summary = rule.annotations.get("summary") or f"{rule.title}: {{value}}"
     notes = {k: v for k, v in rule.annotations.items() if k != "summary"}
-    notes["summary"] = template(summary, rule, expression.unit)
+    if expression.native:  # written as Prometheus templates already
+        notes = dict(rule.annotations)
+    else:
+        summary = rule.annotations.get("summary") or f"{rule.title}: {{value}}"
+        notes["summary"] = template(summary, rule, expression.unit)
     notes.setdefault("title", rule.title)
     if rule.description:
         notes.setdefault("description", rule.description)

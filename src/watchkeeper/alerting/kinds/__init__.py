@@ -20,6 +20,7 @@ from watchkeeper.alerting.kinds._burn_rate import BurnRateRule
 from watchkeeper.alerting.kinds._count import CountRule
 from watchkeeper.alerting.kinds._latency import LatencyRule
 from watchkeeper.alerting.kinds._outcome_ratio import OutcomeRatioRule
+from watchkeeper.alerting.kinds._promql import PromQLRule
 from watchkeeper.alerting.kinds._score import ScoreRule
 from watchkeeper.alerting.kinds._span import SpanRule
 from watchkeeper.alerting.kinds._sum import SumRule
@@ -34,6 +35,7 @@ RULE_KINDS: tuple[type[Rule], ...] = (
     AbsenceRule,
     AnomalyRule,
     BurnRateRule,
+    PromQLRule,
 )
 
 
@@ -87,6 +89,7 @@ __all__ = [
     "CountRule",
     "LatencyRule",
     "OutcomeRatioRule",
+    "PromQLRule",
     "RuleField",
     "ScoreRule",
     "SpanRule",

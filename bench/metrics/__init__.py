@@ -1,0 +1,1 @@
+"""The metrics benchmark: `python -m bench.metrics` (see __main__)."""

@@ -1,0 +1,66 @@
+"""Metric retention in a running server: samples past `metrics.retention_days` (before the
+newest sample, as Prometheus counts) are deleted on the retention schedule, with the series
+left without one."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from tests.eventually import eventually
+from tests.metrics.conftest import Server
+from tests.metrics.test_alerts import gauge
+from watchkeeper.config import RetentionConfig
+from watchkeeper.model import Sample
+from watchkeeper.server._retention import metrics_retention_loop
+from watchkeeper.store.metrics import MetricsStore
+
+DAY_S = 86400
+
+
+def test_samples_past_retention_go_with_their_series(make_server: Callable[..., Server]) -> None:
+    server = make_server(
+        auth={"required": False},
+        metrics={"retention_days": 2},
+        retention={"days": 30, "check_interval_s": 0.2},
+    )
+    now = time.time()
+    gauge(server.url, "queue_depth", {"old": 1.0}, now - 4 * DAY_S)
+    gauge(server.url, "queue_depth", {"kept": 2.0}, now - 1 * DAY_S)
+    server.flush()
+
+    def queues() -> list[str]:
+        found = server.prom("series", **{"match[]": "queue_depth", "start": str(now - 5 * DAY_S)})
+        return sorted(s["queue"] for s in found.json()["data"])
+
+    assert eventually(queues, 15, until=lambda q: q == ["kept"]) == ["kept"]
+    assert server.services.metrics_ingest.store.stats() == {"default": 1}
+    assert server.metric("watchkeeper_metrics_series") == 1.0
+
+
+def _one_pass(store: MetricsStore, days: int, now_s: float) -> None:
+    """One pass of the retention loop at `now_s` (the clock stops the loop once read)."""
+    stop = asyncio.Event()
+
+    def clock() -> float:
+        stop.set()
+        return now_s
+
+    policy = RetentionConfig(days=30, check_interval_s=60)
+    asyncio.run(metrics_retention_loop(store, days, policy, clock, stop))
+
+
+def test_retention_counts_from_the_newest_sample_but_never_past_the_clock() -> None:
+    store = MetricsStore()
+    t0 = 1_700_000_000_000  # 2023: written now for a past period
+    labels = (("__name__", "up"), ("job", "a"))
+    store.write("p", [Sample(labels, t0 - 5 * DAY_S * 1000, 1.0), Sample(labels, t0, 1.0)])
+    _one_pass(store, 2, time.time())
+    assert [len(s.t_ms) for s in store.select("p", [], 0, 2 * t0)] == [1]  # the old one went
+    # A sample from the future does not make retention delete the present.
+    future = (("__name__", "up"), ("job", "future"))
+    store.write("p", [Sample(future, t0 + 400 * DAY_S * 1000, 1.0)])
+    _one_pass(store, 2, t0 / 1000 + DAY_S)
+    assert store.stats() == {"p": 2}
+    store.close()
