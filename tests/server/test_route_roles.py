@@ -184,6 +184,7 @@ class World:
             "/v1/traces": {"resourceSpans": []},
             "/v1/metrics": {"resourceMetrics": []},
             "/v1/logs": {"resourceLogs": []},
+            "/api/v1/rules/prometheus": {"groups": []},
             "/api/v1/session": {"username": TARGET, "password": PASSWORD},
             # Each person changes theirs once, to the same new one: a session goes on.
             "/api/v1/session/password": {"current_password": PASSWORD, "new_password": NEW},

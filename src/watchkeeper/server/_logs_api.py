@@ -144,7 +144,7 @@ def _filter(
     span_id: Annotated[str | None, Query(pattern="^[0-9a-f]{16}$")] = None,
 ) -> LogFilter:
     for name, value in (("start", start), ("end", end), ("range", window),
-                        ("severity", severity), ("attr", attr)):  # fmt: skip
+                        ("severity", severity), ("q", q), ("attr", attr)):  # fmt: skip
         refuse_empty(value, name)
     now_s = services(request).clock()
     lo, hi = parse_range(start, end, window, now_s)
