@@ -20,7 +20,7 @@ from watchkeeper.ingest._decode import Encoding, decompress, encoding_of
 from watchkeeper.ingest._logs_decode import DecodedLogs, decode_logs
 from watchkeeper.ingest._service import IngestResult
 from watchkeeper.ingest._spool import FLAG_PROJECT_FROM_RESOURCE, Entry, Record
-from watchkeeper.ingest._spooled import SpooledWriter
+from watchkeeper.ingest._spooled import SpooledSignal, SpooledWriter
 from watchkeeper.store.logs import LogStore
 
 
@@ -55,7 +55,7 @@ class LogsIngestMetrics:
         )
 
 
-class LogsIngest:
+class LogsIngest(SpooledSignal):
     """The log ingest path of one server process; see the module docstring."""
 
     def __init__(
@@ -79,20 +79,6 @@ class LogsIngest:
             on_write_error=self.metrics.write_errors.inc,
             clock=clock,
         )
-        self.spool = self._pipe.spool
-        self.dead_letter = self._pipe.dead_letter
-
-    def start(self) -> None:
-        """Open the spool (recovering it) and start the committer and the writer."""
-        self._pipe.start()
-
-    def stop(self) -> None:
-        """Refuse new requests, store everything spooled, and stop."""
-        self._pipe.stop()
-
-    def flush(self, timeout: float) -> bool:
-        """Block until everything acknowledged so far is stored; False on timeout."""
-        return self._pipe.flush(timeout)
 
     async def accept(
         self,

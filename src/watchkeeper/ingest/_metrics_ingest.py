@@ -28,7 +28,7 @@ from watchkeeper.ingest._metrics_decode import DecodedMetrics, decode_metrics
 from watchkeeper.ingest._remote_write import decode_remote_write, unsnappy
 from watchkeeper.ingest._service import IngestResult
 from watchkeeper.ingest._spool import FLAG_PROJECT_FROM_RESOURCE, Entry, Record
-from watchkeeper.ingest._spooled import SpooledWriter
+from watchkeeper.ingest._spooled import SpooledSignal, SpooledWriter
 from watchkeeper.model import Metadata, Sample
 from watchkeeper.store.metrics import MetricsStore
 
@@ -85,7 +85,7 @@ class MetricsIngestMetrics:
         series.set_function(lambda: sum(store.stats().values()))
 
 
-class MetricsIngest:
+class MetricsIngest(SpooledSignal):
     """The metric ingest path of one server process; see the module docstring."""
 
     def __init__(
@@ -108,20 +108,6 @@ class MetricsIngest:
             on_write_error=self.metrics.write_errors.inc,
             clock=clock,
         )
-        self.spool = self._pipe.spool
-        self.dead_letter = self._pipe.dead_letter
-
-    def start(self) -> None:
-        """Open the spool (recovering it) and start the committer and the writer."""
-        self._pipe.start()
-
-    def stop(self) -> None:
-        """Refuse new requests, store everything spooled, and stop."""
-        self._pipe.stop()
-
-    def flush(self, timeout: float) -> bool:
-        """Block until everything acknowledged so far is stored; False on timeout."""
-        return self._pipe.flush(timeout)
 
     # --- the request path -------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from watchkeeper.config import IngestConfig
 from watchkeeper.errors import Overloaded, StoreError
@@ -172,3 +172,32 @@ class SpooledWriter(Generic[T]):
                     return False
                 time.sleep(delay)
                 delay = min(delay * 2, _RETRY_MAX_S)
+
+
+class SpooledSignal:
+    """The ingest object of a signal over its `SpooledWriter` (`_pipe`, set by the
+    subclass): the lifecycle, the spool and the dead letter, the same for every signal."""
+
+    _pipe: SpooledWriter[Any]
+
+    @property
+    def spool(self) -> Spool:
+        """The signal's spool."""
+        return self._pipe.spool
+
+    @property
+    def dead_letter(self) -> DeadLetter:
+        """Where records the store refuses are set aside."""
+        return self._pipe.dead_letter
+
+    def start(self) -> None:
+        """Open the spool (recovering it) and start the committer and the writer."""
+        self._pipe.start()
+
+    def stop(self) -> None:
+        """Refuse new requests, store everything spooled, and stop."""
+        self._pipe.stop()
+
+    def flush(self, timeout: float) -> bool:
+        """Block until everything acknowledged so far is stored; False on timeout."""
+        return self._pipe.flush(timeout)

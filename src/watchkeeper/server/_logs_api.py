@@ -16,7 +16,6 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
-from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -42,42 +41,22 @@ Many = Annotated[list[str], Query(description="repeatable or comma-separated")]
 Time = Annotated[str | None, typed(TIME_SCHEMA, "unix milliseconds or ISO-8601")]
 
 
-def _export_response(rejected: int, error_message: str, as_json: bool) -> Response:
-    msg = ExportLogsServiceResponse()
-    if rejected or error_message:
-        msg.partial_success.rejected_log_records = rejected
-        msg.partial_success.error_message = error_message
-    if as_json:
-        return Response(orjson.dumps(json_format.MessageToDict(msg)), 200, media_type=_otlp._JSON)
-    return Response(msg.SerializeToString(), 200, media_type=_otlp._PROTOBUF)
-
-
-def _doc() -> dict[str, Any]:
-    doc: dict[str, Any] = {**_otlp._OTLP_DOC}
-    doc["requestBody"] = {"required": True, **_otlp._otlp_body("ExportLogsServiceRequest")}
-    ok = _otlp._otlp_body("ExportLogsServiceResponse (partial_success counts rejected records)")
-    doc["responses"] = {**doc["responses"], "200": ok}
-    return doc
+_answer = _otlp.export_answer(ExportLogsServiceResponse, "rejected_log_records")
 
 
 @router.post(
     "/v1/logs",
     summary="OTLP/HTTP log export (protobuf or JSON)",
     response_class=Response,
-    openapi_extra=_doc(),
+    openapi_extra=_otlp.export_doc(
+        "ExportLogsServiceRequest",
+        "ExportLogsServiceResponse (partial_success counts rejected log records)",
+        "rejectedLogRecords",
+    ),
 )
 async def export_logs(request: Request, access: Attempt = Depends(attempt_ingest)) -> Response:
     """Receive an OTLP log export; acknowledge once its records are durable in the spool."""
-    svc = services(request)
-    content_type = request.headers.get("content-type")
-    encoding = request.headers.get("content-encoding")
-    as_json = _otlp._is_json(content_type)
-    accept = svc.logs_ingest.accept
-    response = await _otlp._handle(
-        request, access, content_type, encoding, as_json, accept, _export_response
-    )
-    svc.ingest.count_request(response.status_code)
-    return response
+    return await _otlp.receive(request, access, services(request).logs_ingest.accept, _answer)
 
 
 def _severity(value: str | None) -> int:

@@ -60,14 +60,26 @@ def _status_response(
     return Response(status.SerializeToString(), http_status, headers, media_type=_PROTOBUF)
 
 
-def _export_response(rejected: int, error_message: str, as_json: bool) -> Response:
-    msg = ExportTraceServiceResponse()
-    if rejected or error_message:
-        msg.partial_success.rejected_spans = rejected
-        msg.partial_success.error_message = error_message
-    if as_json:
-        return Response(orjson.dumps(json_format.MessageToDict(msg)), 200, media_type=_JSON)
-    return Response(msg.SerializeToString(), 200, media_type=_PROTOBUF)
+Answer = Callable[[int, str, bool], Response]
+
+
+def export_answer(message: Callable[[], Any], counter: str) -> Answer:
+    """How a signal's receiver answers an accepted export: its `Export…ServiceResponse`, with
+    `partial_success.<counter>` counting what was rejected, in the request's encoding."""
+
+    def answer(rejected: int, error_message: str, as_json: bool) -> Response:
+        msg = message()
+        if rejected or error_message:
+            setattr(msg.partial_success, counter, rejected)
+            msg.partial_success.error_message = error_message
+        if as_json:
+            return Response(orjson.dumps(json_format.MessageToDict(msg)), 200, media_type=_JSON)
+        return Response(msg.SerializeToString(), 200, media_type=_PROTOBUF)
+
+    return answer
+
+
+_export_response = export_answer(ExportTraceServiceResponse, "rejected_spans")
 
 
 def _otlp_body(description: str, json_schema: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -124,6 +136,38 @@ _OTLP_DOC: dict[str, Any] = {
 }
 
 
+def export_doc(request: str, response: str, counter: str) -> dict[str, Any]:
+    """The OpenAPI of a signal's receiver: its request and response messages' names, and the
+    OTLP/JSON name of the response's rejected counter."""
+    rejected = {
+        counter: {"type": "string", "pattern": "^[0-9]+$"},
+        "errorMessage": {"type": "string"},
+    }
+    ok = _otlp_body(
+        response,
+        {
+            "type": "object",
+            "properties": {"partialSuccess": {"type": "object", "properties": rejected}},
+        },
+    )
+    return {
+        **_OTLP_DOC,
+        "requestBody": {"required": True, **_otlp_body(request)},
+        "responses": {**_OTLP_DOC["responses"], "200": ok},
+    }
+
+
+async def receive(request: Request, access: Attempt, accept: Accept, answer: Answer) -> Response:
+    """Take one export request: read, admit, `accept`, answer (the trace, metric and log
+    receivers differ only in `accept` and `answer`)."""
+    content_type = request.headers.get("content-type")
+    encoding = request.headers.get("content-encoding")
+    as_json = _is_json(content_type)
+    response = await _handle(request, access, content_type, encoding, as_json, accept, answer)
+    services(request).ingest.count_request(response.status_code)
+    return response
+
+
 @router.post(
     "/v1/traces",
     summary="OTLP/HTTP trace export (protobuf or JSON)",
@@ -132,13 +176,7 @@ _OTLP_DOC: dict[str, Any] = {
 )
 async def export_traces(request: Request, access: Attempt = Depends(attempt_ingest)) -> Response:
     """Receive an OTLP trace export; acknowledge once the spans are durable in the spool."""
-    svc = services(request)
-    content_type = request.headers.get("content-type")
-    encoding = request.headers.get("content-encoding")
-    as_json = _is_json(content_type)
-    response = await _handle(request, access, content_type, encoding, as_json)
-    svc.ingest.count_request(response.status_code)
-    return response
+    return await receive(request, access, services(request).ingest.accept, _export_response)
 
 
 #: What takes a received body: the trace or the metric ingest's `accept`.
@@ -152,7 +190,7 @@ async def _handle(
     encoding: str | None,
     as_json: bool,
     accept: Accept | None = None,
-    answer: Callable[[int, str, bool], Response] = _export_response,
+    answer: Answer = _export_response,
 ) -> Response:
     svc = services(request)
     accept = accept or svc.ingest.accept
