@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,14 +45,36 @@ def added_column(column: sa.Column[Any]) -> sa.Column[Any]:
     return column
 
 
+#: How long a SQLite connection waits for another one's lock before "database is locked".
+_SQLITE_BUSY_S = 5.0
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     if isinstance(dbapi_conn, sqlite3.Connection):
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={int(_SQLITE_BUSY_S * 1000)}")
+        _wal_mode(cur)
         cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA busy_timeout=5000")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
+
+
+def _wal_mode(cur: sqlite3.Cursor) -> None:
+    """Switch the database to WAL, waiting out a peer that holds its lock.
+
+    On a new file, replicas (or a server and a CLI command) connecting together race to
+    switch it; SQLite answers the loser "database is locked" at once, without its busy
+    handler, so the loser waits and asks again (a no-op once the file is in WAL).
+    """
+    deadline = time.monotonic() + _SQLITE_BUSY_S
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 #: The PostgreSQL advisory lock that `create_all` holds ("wkmeta" in ASCII).
