@@ -302,6 +302,15 @@ class MetricsConfig(_Section):
     scrape: list[ScrapeJob] = []
 
 
+class LogsConfig(_Section):
+    """The log store (OTLP logs; docs/logs.md)."""
+
+    path: Path | None = None  # default <data_dir>/logs.duckdb
+    # records older than this are deleted (checked every retention.check_interval_s);
+    # None: retention.days, as spans. Logs are often kept for less (e.g. 14 days).
+    retention_days: int | None = Field(default=None, ge=1)
+
+
 class DashboardsConfig(_Section):
     """Where the user's dashboards are kept: one YAML file each (docs/dashboards.md)."""
 
@@ -323,6 +332,7 @@ class Config(_Section):
     retention: RetentionConfig = RetentionConfig()
     audit: AuditConfig = AuditConfig()
     metrics: MetricsConfig = MetricsConfig()
+    logs: LogsConfig = LogsConfig()
     dashboards: DashboardsConfig = DashboardsConfig()
     # Sections owned by other packages are kept as raw mappings here and validated there.
     alerting: dict[str, Any] = {}
@@ -349,6 +359,11 @@ class Config(_Section):
     def metrics_store_path(self) -> Path:
         """Path of the metric store's DuckDB file."""
         return self.metrics.path or self.server.data_dir / "metrics.duckdb"
+
+    @property
+    def logs_store_path(self) -> Path:
+        """Path of the log store's DuckDB file."""
+        return self.logs.path or self.server.data_dir / "logs.duckdb"
 
     @property
     def dashboards_dir(self) -> Path:

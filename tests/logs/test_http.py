@@ -20,6 +20,7 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
+from tests.eventually import eventually
 from tests.serving import serve_in_thread
 from watchkeeper.config import load_config
 from watchkeeper.server._roles import Role
@@ -137,3 +138,27 @@ def test_keys_bad_bodies_partial_success_and_a_restart(tmp_path: Path) -> None:
         assert _logs(url, other, range="1h")["records"] == []  # another project's key
     with _server(data) as (url, svc):  # restarted on the same data
         assert svc.logs_ingest.store.count("shop") == 2
+
+
+def test_logs_keep_their_own_retention(tmp_path: Path) -> None:
+    """`logs.retention_days` (2) drops records the spans' 30 days would keep."""
+    day_ns = 86_400 * 10**9
+    now = time.time_ns()
+    with _server(
+        tmp_path / "data",
+        auth={"required": False},
+        logs={"retention_days": 2},
+        retention={"days": 30, "check_interval_s": 0.2},
+    ) as (url, svc):
+        for body, age in (("four days old", 4), ("a day old", 1)):
+            r = httpx.post(
+                f"{url}/v1/logs", content=_json_body(body, time_ns=now - age * day_ns),
+                headers={"Content-Type": "application/json"}, timeout=30,
+            )  # fmt: skip
+            assert r.status_code == 200
+        assert svc.logs_ingest.flush(30)
+
+        def bodies() -> list[str]:
+            return sorted(r["body"] for r in _logs(url, range="7d")["records"])
+
+        assert eventually(bodies, 15, until=lambda b: b == ["a day old"]) == ["a day old"]

@@ -4,16 +4,14 @@ left without one."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 
 from tests.eventually import eventually
 from tests.metrics.conftest import Server
 from tests.metrics.test_alerts import gauge
-from watchkeeper.config import RetentionConfig
 from watchkeeper.model import Sample
-from watchkeeper.server._retention import metrics_retention_loop
+from watchkeeper.server._retention import drop_samples
 from watchkeeper.store.metrics import MetricsStore
 
 DAY_S = 86400
@@ -40,15 +38,8 @@ def test_samples_past_retention_go_with_their_series(make_server: Callable[..., 
 
 
 def _one_pass(store: MetricsStore, days: int, now_s: float) -> None:
-    """One pass of the retention loop at `now_s` (the clock stops the loop once read)."""
-    stop = asyncio.Event()
-
-    def clock() -> float:
-        stop.set()
-        return now_s
-
-    policy = RetentionConfig(days=30, check_interval_s=60)
-    asyncio.run(metrics_retention_loop(store, days, policy, clock, stop))
+    """One pass of metric retention at `now_s`."""
+    drop_samples(store, days, now_s)
 
 
 def test_retention_counts_from_the_newest_sample_but_never_past_the_clock() -> None:

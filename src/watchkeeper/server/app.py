@@ -40,11 +40,7 @@ from watchkeeper.server._audit import local_origin
 from watchkeeper.server._auth import KeyRing
 from watchkeeper.server._limits import install_limits
 from watchkeeper.server._people_audit import people_recorder
-from watchkeeper.server._retention import (
-    audit_retention_loop,
-    metrics_retention_loop,
-    retention_loop,
-)
+from watchkeeper.server._retention import retention_loop
 from watchkeeper.server._security import SecurityHeaders, install_docs
 from watchkeeper.server._services import Services
 from watchkeeper.server._sessions import COOKIE as SESSION_COOKIE
@@ -160,8 +156,7 @@ def build_services(
         memory_limit_mb=config.store.memory_limit_mb,
     )
     svc.metrics_ingest = MetricsIngest(config, metrics_store, registry)
-    logs_path = config.server.data_dir / "logs.duckdb"
-    logs_store = LogStore(logs_path, memory_limit_mb=config.store.memory_limit_mb)
+    logs_store = LogStore(config.logs_store_path, memory_limit_mb=config.store.memory_limit_mb)
     svc.logs_ingest = LogsIngest(config, logs_store, registry)
     svc.scraper = Scraper(
         config.metrics.scrape, svc.metrics_ingest.accept_samples, config.auth.default_project
@@ -232,25 +227,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     svc.logs_ingest.start()
     if svc.alerting is not None:
         await svc.alerting.start()
-    retention = asyncio.create_task(
-        retention_loop(svc.store, svc.config.retention, svc.clock, stop)
-    )
-    audit_retention = asyncio.create_task(audit_retention_loop(svc.audit, svc.config.audit, stop))
-    cfg = svc.config
-    metrics_retention = asyncio.create_task(
-        metrics_retention_loop(
-            svc.metrics_ingest.store, cfg.metrics.retention_days or cfg.retention.days,
-            cfg.retention, svc.clock, stop,
-        )
-    )  # fmt: skip
+    retention = asyncio.create_task(retention_loop(svc, stop))
     scraping = asyncio.create_task(svc.scraper.run(stop))
     try:
         yield
     finally:
         stop.set()
         await retention
-        await audit_retention
-        await metrics_retention
         await scraping
         if svc.alerting is not None:
             await svc.alerting.stop()

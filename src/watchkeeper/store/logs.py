@@ -220,6 +220,7 @@ class LogStore:
             rows = [r for r in rows if r.log_id not in old]
             if not rows:
                 return 0
+            lo, hi = min(r.time_ns for r in rows), max(r.time_ns for r in rows)
         block = self._next_block
         values = list(zip(*map(astuple, rows), strict=True))
         table = pa.table(
@@ -236,8 +237,7 @@ class LogStore:
         cur.execute(
             f"INSERT INTO log_blocks VALUES ($b, $p, $lo, $hi, $n, "
             f"{', '.join(f'$w{i}' for i in range(WORDS))})",
-            {"b": block, "p": project, "lo": min(r.time_ns for r in rows),
-             "hi": max(r.time_ns for r in rows), "n": len(rows)}
+            {"b": block, "p": project, "lo": lo, "hi": hi, "n": len(rows)}
             | {f"w{i}": w for i, w in enumerate(filt)},
         )  # fmt: skip
         self._next_block += 1
