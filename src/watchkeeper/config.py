@@ -117,14 +117,17 @@ class StoreConfig(_Section):
     # postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE (docs/replicas.md).
     meta_url: str = ""
     # The embedded engine's memory (DuckDB's memory_limit; it spills to disk above it, and
-    # gives it back when ingest is idle: ingest.idle_release_s). DuckDB's own default is 80%
-    # of the machine's memory. 256 MB once ran out (Out of Memory in queries and writes) in
-    # a soak at 20k spans/s with ~6M spans stored: the dashboards and a starter rule took
-    # exact percentiles over every span of their window (one asked for 128 MB at once).
-    # Busy windows now come from the per-minute rollup, and a percentile query reads at
-    # most MINUTE_FROM_SPANS spans' durations; the soak at 256 MB holds (issue 16's note).
-    # A larger limit buys speed on big scans, not correctness: DuckDB spills the rest.
-    memory_limit_mb: int = Field(default=256, ge=64)
+    # gives it back when ingest is idle: ingest.idle_release_s): the span store's; the
+    # metric store and the log store get half of it each (`side_memory_limit_mb`). DuckDB's
+    # own default is 80% of the machine's memory. 256 MB once ran out (Out of Memory in
+    # queries and writes) in a soak at 20k spans/s with ~6M spans stored: the dashboards and
+    # a starter rule took exact percentiles over every span of their window. Busy windows
+    # now come from the per-minute rollup, and a percentile query reads at most
+    # MINUTE_FROM_SPANS spans' durations. At 128 MB the dashboards' queries answer over 37M
+    # spans (the 30-minute soak's store), and the ingest benchmark writes 25k spans/s (29k
+    # at 256 MB) with a peak ~120 MiB lower (issue 16's note). A larger limit buys speed
+    # on big scans, not correctness: DuckDB spills the rest.
+    memory_limit_mb: int = Field(default=128, ge=64)
     # A trace's user, session and feature (from any of its spans, usually the root) fill
     # the spans of the trace that start within this many seconds of a stored span of the
     # trace; a write looks up its traces only among the rows of that window.
@@ -354,6 +357,11 @@ class Config(_Section):
     def span_store_path(self) -> Path:
         """Path of the DuckDB file."""
         return self.store.path or self.server.data_dir / "spans.duckdb"
+
+    @property
+    def side_memory_limit_mb(self) -> int:
+        """The memory of the metric store's and the log store's engines (each)."""
+        return max(self.store.memory_limit_mb // 2, 32)
 
     @property
     def metrics_store_path(self) -> Path:

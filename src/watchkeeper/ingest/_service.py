@@ -48,7 +48,7 @@ from watchkeeper.ingest._decode import (
     parse_protobuf,
     split,
 )
-from watchkeeper.ingest._gc import trim_malloc, tune_gc
+from watchkeeper.ingest._gc import trim_malloc, tune_gc, tune_malloc
 from watchkeeper.ingest._metrics import IngestMetrics
 from watchkeeper.ingest._normalize import DEFAULT_STEPS, Step
 from watchkeeper.ingest._spool import FLAG_PROJECT_FROM_RESOURCE, Entry, Position, Record, Spool
@@ -186,6 +186,7 @@ class IngestService:
             return
         if self._tune_gc:
             tune_gc()
+            tune_malloc()
         self.spool.open()
         if self.spool.truncated_bytes:
             log.warning("spool: cut a torn record of %d bytes", self.spool.truncated_bytes)

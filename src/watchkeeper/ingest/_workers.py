@@ -33,7 +33,7 @@ from typing import Any, Protocol
 from watchkeeper.errors import DecodeError
 from watchkeeper.ingest._cost import Pricer
 from watchkeeper.ingest._decode import decode
-from watchkeeper.ingest._gc import tune_gc
+from watchkeeper.ingest._gc import tune_gc, tune_malloc
 from watchkeeper.ingest._normalize import Settings, Step, normalize
 from watchkeeper.ingest._spool import FLAG_PROJECT_FROM_RESOURCE, Record
 from watchkeeper.model import ColumnBatch, PackedPayload, PayloadRow, SpanBatch
@@ -109,6 +109,7 @@ def _init_worker(
     if not _die_with_parent(parent):
         threading.Thread(target=_exit_with, args=(parent,), name="wk-parent", daemon=True).start()
     tune_gc()
+    tune_malloc()
     _worker_pricer, _worker_steps = pricer, steps
     _worker_packer = packer() if packer is not None else None
 

@@ -153,10 +153,10 @@ def build_services(
     metrics_store = MetricsStore(
         config.metrics_store_path,
         max_series_per_project=config.metrics.max_series_per_project,
-        memory_limit_mb=config.store.memory_limit_mb,
+        memory_limit_mb=config.side_memory_limit_mb,
     )
     svc.metrics_ingest = MetricsIngest(config, metrics_store, registry)
-    logs_store = LogStore(config.logs_store_path, memory_limit_mb=config.store.memory_limit_mb)
+    logs_store = LogStore(config.logs_store_path, memory_limit_mb=config.side_memory_limit_mb)
     svc.logs_ingest = LogsIngest(config, logs_store, registry)
     svc.scraper = Scraper(
         config.metrics.scrape, svc.metrics_ingest.accept_samples, config.auth.default_project
