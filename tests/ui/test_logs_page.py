@@ -268,6 +268,30 @@ def test_live_tail_shows_new_lines_and_waits_while_one_reads(
     )
 
 
+def test_the_trace_view_shows_logs_under_spans_and_a_logs_tab(
+    page: Any, server: Server, sent: dict[str, Any]
+) -> None:
+    page.goto(f"/traces/{TRACE}")
+    row = page.locator(f'.wf-row[data-span="{TIMED_OUT_SPAN}"]')
+    badge = row.get_by_test_id("log-badge")
+    expect(badge).to_have_text("4 logs")  # three at the trace's time, one from the Logs page
+    badge.click()
+    lines = page.get_by_test_id("span-logs").locator(".log-body")
+    expect(lines).to_have_count(4)
+    assert lines.first.inner_text() == "calling gpt-4o"  # oldest first, as the spans
+    page.get_by_test_id("view-logs").click()
+    assert "view=logs" in page.url
+    tab = page.get_by_test_id("trace-logs")
+    expect(tab.locator("ol.log-lines > li")).to_have_count(6)
+    root_line = tab.locator("ol.log-lines > li", has_text="request in")
+    root_line.get_by_test_id("log-span").click()
+    expect(page.get_by_test_id("span-detail")).to_be_visible()
+    expect(page.locator(".detail .card-head .mono")).to_have_text(ROOT_SPAN)
+    assert f"span={ROOT_SPAN}" in page.url
+    page.reload()
+    expect(page.get_by_test_id("trace-logs").locator("ol.log-lines > li")).to_have_count(6)
+
+
 @pytest.fixture(scope="module")
 def js(browser: Any, server: Server) -> Any:
     """Evaluate an async JS body with `m(path)` importing one of our modules."""
