@@ -277,33 +277,32 @@ function interact(svg, g, f, opts, { times, series, stepMs, x, start, end }) {
 function selectable(svg, g, f, overlay, start, end, onSelect) {
   const band = s("rect", { class: "select-band", y: M.top, height: f.ih, width: 0, visibility: "hidden" });
   g.append(band);
-  let from = null;
   let wasDrag = false;
+  // Clamped to the plot: a drag may leave the chart and still end at its edge.
   const px = (ev) => Math.min(M.left + f.iw, Math.max(M.left, ev.clientX - svg.getBoundingClientRect().left));
   const toTime = (x) => start + ((x - M.left) / f.iw) * (end - start);
   overlay.addEventListener("mousedown", (ev) => {
     if (ev.button !== 0) return;
-    from = px(ev);
+    ev.preventDefault(); // no text selection while dragging
+    const from = px(ev);
     wasDrag = false;
+    const move = (e) => {
+      const x = px(e);
+      wasDrag = wasDrag || Math.abs(x - from) > 4;
+      band.setAttribute("x", Math.min(x, from));
+      band.setAttribute("width", Math.abs(x - from));
+      band.setAttribute("visibility", wasDrag ? "visible" : "hidden");
+    };
+    const up = (e) => {
+      document.removeEventListener("mousemove", move);
+      document.removeEventListener("mouseup", up);
+      band.setAttribute("visibility", "hidden");
+      const x = px(e);
+      if (wasDrag) onSelect(Math.round(toTime(Math.min(from, x))), Math.round(toTime(Math.max(from, x))));
+    };
+    document.addEventListener("mousemove", move);
+    document.addEventListener("mouseup", up);
   });
-  overlay.addEventListener("mousemove", (ev) => {
-    if (from === null) return;
-    const x = px(ev);
-    wasDrag = wasDrag || Math.abs(x - from) > 4;
-    band.setAttribute("x", Math.min(x, from));
-    band.setAttribute("width", Math.abs(x - from));
-    band.setAttribute("visibility", wasDrag ? "visible" : "hidden");
-  });
-  const finish = (ev) => {
-    if (from === null) return;
-    const x = px(ev);
-    const a = from;
-    from = null;
-    band.setAttribute("visibility", "hidden");
-    if (wasDrag) onSelect(Math.round(toTime(Math.min(a, x))), Math.round(toTime(Math.max(a, x))));
-  };
-  overlay.addEventListener("mouseup", finish);
-  overlay.addEventListener("mouseleave", () => { from = null; band.setAttribute("visibility", "hidden"); });
   return () => wasDrag;
 }
 
