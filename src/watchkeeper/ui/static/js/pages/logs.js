@@ -17,14 +17,15 @@ const PAGE = 100;
 const MAX_LINES = 2000; // lines kept on the page: older pages and the tail stop there
 const TAIL_MS = 2000;
 const TAIL_LOOKBACK_MS = 30_000; // a record may become searchable a while after its time
+const TAIL_PAGE = 1000; // the API's largest page
 const HISTOGRAM_EVERY = 5; // tail polls between histogram refreshes
 
 export async function render(root, ctx) {
   const q = url.params();
-  const tailing = q.get("tail") === "1";
+  const r = range.current(q);
+  const tailing = q.get("tail") === "1" && Boolean(r.preset); // a tail follows now
   const parsed = logs.parseQuery(q.get("q"));
   const params = apiParams(q, parsed.params);
-  const r = range.current(q);
   const histBox = h("div", { class: "chart-box", "data-testid": "log-histogram" }, loading());
   const listBox = h("div", { class: "log-list-box" }, loading("Loading logs…"));
   const filterBox = h("div");
@@ -37,10 +38,12 @@ export async function render(root, ctx) {
       h("b", {}, "Left out of the search: "), parsed.errors.join("; ")) : null,
     card("Records by severity", histBox, { subtitle: "drag across the chart or click a bar to zoom in" }),
     card("Lines", [status, listBox], { id: "log-lines" }));
-  const services = renderFilters(filterBox, q, ctx.signal);
   const list = makeList(listBox, q, params);
+  const loaded = list.load(ctx.signal);
+  // The services of spans (the lookups) and those of the lines shown: a service may send logs only.
+  const services = renderFilters(filterBox, q, ctx.signal, loaded.then(() => list.shown.map((rec) => rec.service)));
   const hist = drawHistogram(histBox, params, r, ctx.signal);
-  await list.load(ctx.signal);
+  await loaded;
   await Promise.allSettled([hist, services]);
   if (tailing && !ctx.signal.aborted) startTail(list, status, () => drawHistogram(histBox, params, range.current(q), ctx.signal), ctx.signal);
   slashToSearch(root, ctx.signal);
@@ -64,7 +67,7 @@ function tailButton(tailing, r) {
   }, h("span", { class: "dot", "aria-hidden": "true" }), tailing ? "Live tail" : "Tail");
 }
 
-async function renderFilters(el, q, signal) {
+async function renderFilters(el, q, signal, seen) {
   const input = h("input", { name: "q", type: "search", class: "wide log-search", value: q.get("q") || "",
     placeholder: 'timeout "payment failed" service:checkout severity:error order.id=42',
     "aria-label": "Search logs", spellcheck: "false", autocomplete: "off" });
@@ -95,6 +98,7 @@ async function renderFilters(el, q, signal) {
   } catch {
     /* a typed service: still works from the URL and the search box */
   }
+  values = [...new Set([...values, ...await seen])].sort();
   if (!signal.aborted) mount(serviceBox, serviceSelect(q, values));
 }
 
@@ -246,6 +250,7 @@ function startTail(list, status, redrawHistogram, signal) {
   const waiting = [];
   let hovering = false;
   let polls = 0;
+  let flooded = false;
   const reading = () => hovering || list.el.getBoundingClientRect().top < 0 ||
     list.el.querySelector('[aria-expanded="true"]');
   list.el.addEventListener("mouseenter", () => { hovering = true; });
@@ -260,7 +265,8 @@ function startTail(list, status, redrawHistogram, signal) {
       status.scrollIntoView({ block: "nearest" });
       flush(true);
     } }, `↑ ${fmt.count(waiting.length, "new line")} (paused while you read)`)
-    : h("span", { class: "sub", "data-testid": "tail-live" }, h("span", { class: "dot" }), " Live: new lines appear at the top"));
+    : h("span", { class: "sub", "data-testid": "tail-live" }, h("span", { class: "dot" }), " Live: new lines appear at the top",
+      flooded ? ` · over ${fmt.int(TAIL_PAGE)} lines in ${TAIL_LOOKBACK_MS / 1000} s: only the newest show; narrow the search to see every one` : ""));
   const flush = (force = false) => {
     if (!waiting.length || (!force && reading())) return say();
     list.insert(waiting.splice(0));
@@ -272,7 +278,8 @@ function startTail(list, status, redrawHistogram, signal) {
       const newest = Math.max(list.params.start, ...seen.values());
       try {
         const { end, ...p } = list.params;
-        const page = await api.get("/api/v1/logs", { ...p, start: Math.max(p.start, newest - TAIL_LOOKBACK_MS), limit: 1000 }, signal);
+        const page = await api.get("/api/v1/logs", { ...p, start: Math.max(p.start, newest - TAIL_LOOKBACK_MS), limit: TAIL_PAGE }, signal);
+        flooded = Boolean(page.next_cursor);
         for (const rec of page.records) {
           if (seen.has(rec.log_id)) continue;
           seen.set(rec.log_id, rec.time_ms);
