@@ -17,6 +17,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from playwright.sync_api import expect
 
 from tests.eventually import eventually
+from watchkeeper.server._logs_models import LogHistogramOut, LogPageOut
 
 from . import _data
 from .conftest import Server
@@ -161,6 +162,10 @@ def test_the_page_lists_lines_newest_first_with_a_histogram(
     legend = page.locator("[data-testid=log-histogram] .legend-item").all_inner_texts()
     assert legend == ["info", "warn", "error"]
     assert "service:" in page.get_by_test_id("syntax").inner_text()
+    # What the page read is what /openapi.json declares.
+    answer = LogPageOut.model_validate(server.api("/api/v1/logs", range="1h", service=SERVICE))
+    assert answer.records[0].observed_ms == answer.records[0].time_ms + 1
+    LogHistogramOut.model_validate(server.api("/api/v1/logs/histogram", range="1h"))
     # Dragging across the histogram narrows the range to what was dragged over.
     box = page.locator("[data-testid=log-histogram] svg rect.overlay").bounding_box()
     y = box["y"] + box["height"] / 2

@@ -102,7 +102,7 @@ export function severityBadge(rec) {
 }
 
 function observedMs(rec) {
-  return rec.observed_ns ? Math.round(rec.observed_ns / 1e6) : null;
+  return rec.observed_ms || null;
 }
 
 function attrRows(obj, onAdd) {
