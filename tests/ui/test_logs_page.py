@@ -28,7 +28,7 @@ SERVICE = "payments-ui-test"
 TRACE = _data.FALLBACK_TRACE
 ROOT_SPAN = "a" * 15 + "0"
 TIMED_OUT_SPAN = "a" * 15 + "3"  # "chat gpt-4o" in the fallback trace
-SEV = {"info": 9, "warn": 13, "error": 17}
+SEV = {"info": 9, "warn": 13, "error": 17, "fatal": 21}
 
 
 @dataclass
