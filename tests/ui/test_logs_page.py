@@ -216,8 +216,7 @@ def test_search_and_severity_narrow_the_lines(
     expect(page.locator("ol.log-lines .log-body")).to_have_text(["order 12 placed"])
     page.goto(f"/logs?range=1h&service={SERVICE}")
     _ready(page)
-    page.get_by_label("Minimum severity").select_option("warn")
-    page.get_by_role("button", name="Search").click()
+    page.get_by_label("Minimum severity").select_option("warn")  # applies at once
     expect(_lines(page)).to_have_count(5)
     assert set(page.locator("ol.log-lines .sev").all_inner_texts()) == {"WARN", "ERROR"}
     assert "severity=warn" in page.url
@@ -286,6 +285,11 @@ def test_the_trace_view_shows_logs_under_spans_and_a_logs_tab(
     lines = page.get_by_test_id("span-logs").locator(".log-body")
     expect(lines).to_have_count(4)
     assert lines.first.inner_text() == "calling gpt-4o"  # oldest first, as the spans
+    row.focus()
+    row.press("l")  # the keyboard's way to the same
+    expect(page.get_by_test_id("span-logs")).to_have_count(0)
+    page.keyboard.press("l")  # the row kept the focus
+    expect(page.get_by_test_id("span-logs")).to_have_count(1)
     page.get_by_test_id("view-logs").click()
     assert "view=logs" in page.url
     tab = page.get_by_test_id("trace-logs")

@@ -72,7 +72,8 @@ async function renderFilters(el, q, signal, seen) {
     placeholder: 'timeout "payment failed" service:checkout severity:error order.id=42',
     "aria-label": "Search logs", spellcheck: "false", autocomplete: "off" });
   const severity = h("label", { class: "filter" }, h("span", {}, "Severity"),
-    h("select", { "aria-label": "Minimum severity", name: "severity" },
+    h("select", { "aria-label": "Minimum severity", name: "severity",
+      onchange: (ev) => url.update({ severity: ev.target.value, q: input.value.trim() }) },
       h("option", { value: "" }, "Any"),
       logs.SEVERITIES.map((s) => h("option", { value: s, selected: s === logs.severityParam(q.get("severity")) }, "≥ " + s))));
   const serviceBox = h("span");
@@ -91,7 +92,7 @@ async function renderFilters(el, q, signal, seen) {
     h("p", { class: "sub" }, "Every term must hold. Words match whole words in the body, any case; ",
       "there is no OR, negation or wildcard yet. Press / to search."));
   mount(el, h("div", { class: "log-filters" }, form, help));
-  mount(serviceBox, serviceSelect(q, []));
+  mount(serviceBox, serviceSelect(q, [], input));
   let values = [];
   try {
     values = (await filterValues(signal)).items || [];
@@ -99,15 +100,16 @@ async function renderFilters(el, q, signal, seen) {
     /* a typed service: still works from the URL and the search box */
   }
   values = [...new Set([...values, ...await seen])].sort();
-  if (!signal.aborted) mount(serviceBox, serviceSelect(q, values));
+  if (!signal.aborted) mount(serviceBox, serviceSelect(q, values, input));
 }
 
-function serviceSelect(q, values) {
+/** Applied on change, with what the search box holds (typed, perhaps not yet sent). */
+function serviceSelect(q, values, input) {
   const cur = q.get("service") || "";
   const opts = [...new Set([...(cur ? [cur] : []), ...values])];
   return h("label", { class: "filter" }, h("span", {}, "Service"),
     h("select", { "aria-label": "Service", name: "service",
-      onchange: (ev) => url.update({ service: ev.target.value }) },
+      onchange: (ev) => url.update({ service: ev.target.value, q: input.value.trim() }) },
     h("option", { value: "" }, "All"), opts.map((v) => h("option", { value: v, selected: v === cur }, v))));
 }
 

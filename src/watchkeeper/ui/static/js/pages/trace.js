@@ -62,6 +62,7 @@ export async function render(root, ctx) {
   state.toggleLogs = (spanId) => {
     if (state.openLogs.has(spanId)) state.openLogs.delete(spanId); else state.openLogs.add(spanId);
     redraw();
+    wf.querySelector(`[data-span="${spanId}"]`)?.focus();
   };
   state.toggle = (spanId) => {
     if (state.collapsed.has(spanId)) state.collapsed.delete(spanId); else state.collapsed.add(spanId);
@@ -130,7 +131,7 @@ function logBadge(spanLogs, span, state) {
   const open = state.openLogs.has(span.span_id);
   const bad = spanLogs.some((r) => r.severity_number >= 17);
   return h("button", { type: "button", class: ["wf-logs", bad && "has-error"], tabindex: "-1", "aria-expanded": String(open),
-    "data-testid": "log-badge", title: `${fmt.count(spanLogs.length, "log line")} of this span (click to ${open ? "hide" : "show"})`,
+    "data-testid": "log-badge", title: `${fmt.count(spanLogs.length, "log line")} of this span (click, or L on the row, to ${open ? "hide" : "show"})`,
     onclick: (ev) => { ev.stopPropagation(); state.toggleLogs(span.span_id); } }, `${fmt.compact(spanLogs.length)} log${spanLogs.length === 1 ? "" : "s"}`);
 }
 
@@ -281,6 +282,7 @@ function waterfallRow(model, { span, depth, hasKids }, state, select, idx, rows,
   row.addEventListener("keydown", (ev) => {
     const move = (d) => { const r = rows[idx + d]; if (r) { ev.preventDefault(); row.parentElement.querySelector(`[data-span="${r.span.span_id}"]`)?.focus(); } };
     if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); select(span.span_id, true); }
+    else if (ev.key === "l" && state.bySpan?.has(span.span_id)) { ev.preventDefault(); state.toggleLogs(span.span_id); }
     else if (ev.key === "ArrowDown") move(1);
     else if (ev.key === "ArrowUp") move(-1);
     else if (ev.key === "ArrowLeft" && hasKids && !collapsed) { ev.preventDefault(); state.toggle(span.span_id); }
