@@ -243,6 +243,20 @@ def test_a_line_shows_every_field_and_opens_its_trace(
     fields = ("order.id", "TimeoutError", SERVICE, "web-7", "ui-tests", TRACE, TIMED_OUT_SPAN)
     for shown in (*fields, "Observed"):
         assert shown in text, shown
+    detail.get_by_test_id("line-link").click()  # a link to the line opens it again
+    expect(page).to_have_url(re.compile(r"line=[0-9a-f]{16}"))
+    _ready(page)
+    detail = page.get_by_test_id("log-detail")
+    expect(detail.locator(".log-body-full")).to_have_text("payment failed for order 7")
+    expect(_lines(page)).to_have_count(1)
+    # An attribute's + adds it to the search.
+    detail.get_by_role("button", name="Filter by order.id").click()
+    expect(page).to_have_url(re.compile(r"q=order.id%3D7"))
+    assert "line=" not in page.url
+    _ready(page)
+    expect(page.locator("ol.log-lines .log-body")).to_have_text(["payment failed for order 7"])
+    _lines(page).first.locator(".log-body").click()
+    detail = page.get_by_test_id("log-detail")
     detail.get_by_test_id("log-trace-link").click()
     expect(page).to_have_url(re.compile(rf"/traces/{TRACE}\?span={TIMED_OUT_SPAN}"))
     expect(page.locator(".wf-row.selected")).to_contain_text("chat gpt-4o")

@@ -94,6 +94,12 @@ export function traceHref(rec) {
   return url.href("/traces/" + rec.trace_id, rec.span_id ? { span: rec.span_id } : {});
 }
 
+/** A link to one line: the second around it, its service, the line open (`line`). */
+export function lineHref(rec) {
+  return url.href("/logs", { start: new Date(rec.time_ms - 1000).toISOString(),
+    end: new Date(rec.time_ms + 1000).toISOString(), service: rec.service, line: rec.log_id });
+}
+
 /** A severity badge coloured as the histogram. */
 export function severityBadge(rec) {
   const name = rec.severity || "unspecified";
@@ -146,17 +152,20 @@ export function recordDetail(rec, { onAdd, onSpan } = {}) {
       field("Severity", `${rec.severity_text || "–"} · ${rec.severity} (${rec.severity_number})`),
       field("Service", rec.service), field("Environment", rec.environment), field("Host", rec.host),
       field("Trace", traceLink), field("Span", spanLink),
-      field("Scope", rec.scope), field("Event", rec.event_name), field("Log id", h("span", { class: "mono" }, rec.log_id))),
+      field("Scope", rec.scope), field("Event", rec.event_name),
+      field("Log id", [h("span", { class: "mono" }, rec.log_id), " ",
+        h("a", { href: lineHref(rec), "data-testid": "line-link", title: "A link that opens this line" }, "link to this line")])),
     h("h3", {}, "Attributes"), attrRows(rec.attributes, onAdd),
     h("h3", {}, "Resource"), attrRows(rec.resource, onAdd && null));
 }
 
-/** One line: time, severity, service and the body's first line. */
-export function recordLine(rec, { showService = true, extra = null } = {}) {
+/** One line: time (or, with `t0`, the offset from it), severity, service and the body's first line. */
+export function recordLine(rec, { showService = true, extra = null, t0 = null } = {}) {
   const first = String(rec.body).split("\n", 1)[0];
+  const at = `${fmt.when(rec.time_ms)}.${String(rec.time_ms % 1000).padStart(3, "0")}`;
   return [
-    h("span", { class: "log-time mono", title: fmt.dateTime(rec.time_ms) },
-      `${fmt.when(rec.time_ms)}.${String(rec.time_ms % 1000).padStart(3, "0")}`),
+    h("span", { class: "log-time mono", title: t0 === null ? fmt.dateTime(rec.time_ms) : at },
+      t0 === null ? at : (rec.time_ms < t0 ? "−" + fmt.ms(t0 - rec.time_ms) : "+" + fmt.ms(rec.time_ms - t0))),
     severityBadge(rec),
     showService ? h("span", { class: "log-svc", title: rec.service }, rec.service) : null,
     h("span", { class: "log-body", title: first.length > 200 ? null : first }, first),

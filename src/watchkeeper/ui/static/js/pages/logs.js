@@ -1,7 +1,7 @@
 // Logs: counts by severity over time (drag or click to zoom), a search box with its syntax,
 // service and severity filters, the newest lines first with older pages appended, every
-// field of a line on click, and a live tail. Everything but the open lines is in the URL:
-// q (the search text), service, severity, range or start/end, tail.
+// field of a line on click, and a live tail. In the URL: q (the search text), service,
+// severity, range or start/end, tail, and line (a line to open, from a line's link).
 
 import { h, mount } from "../dom.js";
 import * as api from "../api.js";
@@ -44,9 +44,19 @@ export async function render(root, ctx) {
   const services = renderFilters(filterBox, q, ctx.signal, loaded.then(() => list.shown.map((rec) => rec.service)));
   const hist = drawHistogram(histBox, params, r, ctx.signal);
   await loaded;
+  openLine(listBox, q.get("line"));
   await Promise.allSettled([hist, services]);
   if (tailing && !ctx.signal.aborted) startTail(list, status, () => drawHistogram(histBox, params, range.current(q), ctx.signal), ctx.signal);
   slashToSearch(root, ctx.signal);
+}
+
+/** Open the line a link named (`line`), when it is on the first page. */
+function openLine(el, logId) {
+  const li = logId && /^[0-9a-f]{16}$/.test(logId) ? el.querySelector(`li[data-log="${logId}"]`) : null;
+  if (!li) return;
+  li.querySelector(".log-summary").click();
+  li.scrollIntoView({ block: "center" });
+  li.focus({ preventScroll: true });
 }
 
 /** The API's parameters: the search's terms, the filters' service and severity, the range. */
@@ -62,7 +72,7 @@ function tailButton(tailing, r) {
     type: "button", class: ["btn", "live", tailing && "on"], "aria-pressed": String(tailing), "data-testid": "tail-toggle",
     title: tailing ? "New lines appear as they come (click to stop)" : "Show new lines as they come",
     // A tail follows now: a fixed range gives way to the preset that holds it.
-    onclick: () => url.update(tailing ? { tail: null } : { tail: "1", start: null, end: null,
+    onclick: () => url.update(tailing ? { tail: null } : { tail: "1", start: null, end: null, line: null,
       range: r.preset || range.presetFor(r.endMs - r.startMs) }),
   }, h("span", { class: "dot", "aria-hidden": "true" }), tailing ? "Live tail" : "Tail");
 }
@@ -73,14 +83,14 @@ async function renderFilters(el, q, signal, seen) {
     "aria-label": "Search logs", spellcheck: "false", autocomplete: "off" });
   const severity = h("label", { class: "filter" }, h("span", {}, "Severity"),
     h("select", { "aria-label": "Minimum severity", name: "severity",
-      onchange: (ev) => url.update({ severity: ev.target.value, q: input.value.trim() }) },
+      onchange: (ev) => url.update({ severity: ev.target.value, q: input.value.trim(), line: null }) },
       h("option", { value: "" }, "Any"),
       logs.SEVERITIES.map((s) => h("option", { value: s, selected: s === logs.severityParam(q.get("severity")) }, "≥ " + s))));
   const serviceBox = h("span");
   const form = h("form", { class: "filters", role: "search", "aria-label": "Log search", onsubmit: (ev) => {
     ev.preventDefault();
     const data = new FormData(ev.target);
-    url.update({ q: String(data.get("q") || "").trim(), severity: data.get("severity"), service: data.get("service") });
+    url.update({ q: String(data.get("q") || "").trim(), severity: data.get("severity"), service: data.get("service"), line: null });
   } },
   h("label", { class: "filter grow" }, h("span", {}, "Search"), input),
   serviceBox, severity,
@@ -109,7 +119,7 @@ function serviceSelect(q, values, input) {
   const opts = [...new Set([...(cur ? [cur] : []), ...values])];
   return h("label", { class: "filter" }, h("span", {}, "Service"),
     h("select", { "aria-label": "Service", name: "service",
-      onchange: (ev) => url.update({ service: ev.target.value, q: input.value.trim() }) },
+      onchange: (ev) => url.update({ service: ev.target.value, q: input.value.trim(), line: null }) },
     h("option", { value: "" }, "All"), opts.map((v) => h("option", { value: v, selected: v === cur }, v))));
 }
 
@@ -162,7 +172,7 @@ export function histogramSeries(body, startMs, endMs) {
 
 function zoom(fromMs, toMs) {
   if (!(toMs > fromMs)) return;
-  url.update({ start: new Date(fromMs).toISOString(), end: new Date(toMs).toISOString(), range: null, tail: null });
+  url.update({ start: new Date(fromMs).toISOString(), end: new Date(toMs).toISOString(), range: null, tail: null, line: null });
 }
 
 // --- the lines ---------------------------------------------------------------------------
@@ -173,7 +183,7 @@ function makeList(el, q, params) {
   const more = h("div", { class: "pager" });
   const shown = []; // records, newest first, as the lines are
   const state = { cursor: null, trimmed: false, reading: false };
-  const onAdd = (t) => url.update({ q: [q.get("q"), t].filter(Boolean).join(" ") });
+  const onAdd = (t) => url.update({ q: [q.get("q"), t].filter(Boolean).join(" "), line: null });
   const line = (rec) => logs.lineItem(rec, { onAdd, extra: rec.trace_id
     ? h("a", { class: "log-trace mono", href: logs.traceHref(rec), title: "Open the trace" }, "trace") : null });
   const pager = () => {

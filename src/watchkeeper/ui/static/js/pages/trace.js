@@ -121,7 +121,7 @@ function traceLogLine(rec, model, state, select) {
     ? h("button", { type: "button", class: ["btn", "small", "log-span", span.span_id === state.selected && "active"],
       title: "Select this span", "data-testid": "log-span", onclick: () => select(span.span_id) }, span.name)
     : h("span", { class: "sub log-span" }, rec.span_id ? "span not in trace" : "no span");
-  const li = logs.lineItem(rec, { extra: chip, onSpan: span ? (id) => select(id) : null });
+  const li = logs.lineItem(rec, { extra: chip, t0: model.t0, onSpan: span ? (id) => select(id) : null });
   if (span && span.span_id === state.selected) li.classList.add("of-selected");
   return li;
 }
@@ -137,10 +137,10 @@ function logBadge(spanLogs, span, state) {
 
 const WF_LOG_LINES = 200;
 
-function spanLogLines(spanLogs, select) {
+function spanLogLines(spanLogs, select, t0) {
   const shown = spanLogs.slice(0, WF_LOG_LINES);
   return h("div", { class: "wf-loglines", role: "group", "aria-label": "Logs of the span", "data-testid": "span-logs" },
-    h("ol", { class: "log-lines" }, shown.map((rec) => logs.lineItem(rec, { showService: false, onSpan: (id) => select(id) }))),
+    h("ol", { class: "log-lines" }, shown.map((rec) => logs.lineItem(rec, { showService: false, t0, onSpan: (id) => select(id) }))),
     spanLogs.length > shown.length ? h("p", { class: "sub" }, `the first ${fmt.int(shown.length)} of ${fmt.int(spanLogs.length)}: all of them in the Logs view`) : null);
 }
 
@@ -255,7 +255,7 @@ function drawWaterfall(el, model, state, select) {
     rows.map((r, idx) => {
       const spanLogs = state.bySpan?.get(r.span.span_id);
       return [waterfallRow(model, r, state, select, idx, rows, logBadge(spanLogs, r.span, state)),
-        spanLogs && state.openLogs.has(r.span.span_id) ? spanLogLines(spanLogs, select) : null];
+        spanLogs && state.openLogs.has(r.span.span_id) ? spanLogLines(spanLogs, select, model.t0) : null];
     }));
 }
 
