@@ -111,7 +111,7 @@ function drawTraceLogs(el, model, state, select, traceId) {
     return mount(el, empty("No logs in this trace", "Records sent over OTLP with this trace's id appear here (the SDK's log export or any OpenTelemetry log exporter).", inLogs));
   }
   mount(el, h("div", { class: "pager" },
-    h("span", {}, more ? `the newest ${fmt.int(records.length)} records of more are shown` : fmt.count(records.length, "record"), " · oldest first"), inLogs),
+    h("span", {}, more ? `the newest ${fmt.int(records.length)} records (there are more: open them in Logs)` : fmt.count(records.length, "record"), " · oldest first"), inLogs),
   h("ol", { class: "log-lines", "aria-label": "Logs of the trace" }, records.map((rec) => traceLogLine(rec, model, state, select))));
 }
 
