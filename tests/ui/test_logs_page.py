@@ -83,14 +83,21 @@ def send(server: Server, service: str, records: list[Log]) -> None:
     assert answer.status_code == 200, answer.text
 
 
+def count_logs(server: Server, **params: Any) -> int:
+    """Records matching `params` over the last day, every page."""
+    n, cursor = 0, None
+    while True:
+        more = {"cursor": cursor} if cursor else {}
+        page = server.api("/api/v1/logs", range="24h", limit=1000, **more, **params)
+        n += len(page["records"])
+        cursor = page["next_cursor"]
+        if not cursor:
+            return n
+
+
 def wait_logs(server: Server, count: int, **params: Any) -> None:
     """Ingest is asynchronous (spool, then writer): wait until the records are searchable."""
-    got = eventually(
-        lambda: len(server.api("/api/v1/logs", range="24h", limit=1000, **params)["records"]),
-        30,
-        0.2,
-        until=lambda n: n >= count,
-    )
+    got = eventually(lambda: count_logs(server, **params), 30, 0.2, until=lambda n: n >= count)
     assert got >= count, f"only {got} of {count} log records became searchable"
 
 
@@ -358,3 +365,23 @@ def test_the_search_syntax_becomes_api_parameters(
     got = js(f"return (await m('logs.js')).parseQuery({text!r});")
     expected = {"service": [], "attr": [], **params}
     assert got == {"params": expected, "errors": errors}
+
+
+def test_a_trace_with_more_logs_than_a_page_is_paged_through(
+    page: Any, server: Server, sent: dict[str, Any]
+) -> None:
+    trace_id, root = _data._tid(0), _data._sid(0, 1)
+    t0 = round(server.api("/api/v1/traces/" + trace_id)["spans"][0]["start_ms"] * 1_000_000)
+    many = [Log(f"step {i}", "info", t0 + i * 1000, trace_id, root) for i in range(1100)]
+    send(server, "chat-api", many)
+    wait_logs(server, 1100, trace_id=trace_id)
+    page.goto(f"/traces/{trace_id}")
+    expect(page.get_by_test_id("view-logs")).to_have_text("Logs (1,100)")  # two API pages
+    badge = page.locator(f'.wf-row[data-span="{root}"]').get_by_test_id("log-badge")
+    expect(badge).to_have_text("1.1k logs")
+    badge.click()
+    under = page.get_by_test_id("span-logs")
+    expect(under.locator("li")).to_have_count(200)
+    expect(under).to_contain_text("the first 200 of 1,100")
+    page.get_by_test_id("view-logs").click()
+    expect(page.get_by_test_id("trace-logs").locator("ol.log-lines > li")).to_have_count(1100)
