@@ -385,3 +385,12 @@ def test_a_trace_with_more_logs_than_a_page_is_paged_through(
     expect(under).to_contain_text("the first 200 of 1,100")
     page.get_by_test_id("view-logs").click()
     expect(page.get_by_test_id("trace-logs").locator("ol.log-lines > li")).to_have_count(1100)
+
+
+def test_a_line_time_shows_milliseconds_and_the_day_when_not_today(js: Any) -> None:
+    today, before = js(
+        "const l = await m('logs.js'); const now = Date.UTC(2026, 11, 6, 12);"
+        "return [l.lineTime(now - 1234, now), l.lineTime(now - 3 * 86400e3 - 5, now)];"
+    )
+    assert re.fullmatch(r"\d\d:\d\d:\d\d\.766", today), today
+    assert re.fullmatch(r"Dec \d \d\d:\d\d:\d\d\.995", before), before

@@ -159,10 +159,19 @@ export function recordDetail(rec, { onAdd, onSpan } = {}) {
     h("h3", {}, "Resource"), attrRows(rec.resource, onAdd && null));
 }
 
+const dayFmt = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
+
+/** A line's time to the millisecond: "14:03:07.583" today, "Dec 5 14:03:07.583" before. */
+export function lineTime(tMs, now = Date.now()) {
+  const d = new Date(tMs);
+  const clock = `${fmt.time(tMs)}.${String(d.getMilliseconds()).padStart(3, "0")}`;
+  return d.toDateString() === new Date(now).toDateString() ? clock : `${dayFmt.format(d)} ${clock}`;
+}
+
 /** One line: time (or, with `t0`, the offset from it), severity, service and the body's first line. */
 export function recordLine(rec, { showService = true, extra = null, t0 = null } = {}) {
   const first = String(rec.body).split("\n", 1)[0];
-  const at = `${fmt.when(rec.time_ms)}.${String(rec.time_ms % 1000).padStart(3, "0")}`;
+  const at = lineTime(rec.time_ms);
   return [
     h("span", { class: "log-time mono", title: t0 === null ? fmt.dateTime(rec.time_ms) : at },
       t0 === null ? at : (rec.time_ms < t0 ? "−" + fmt.ms(t0 - rec.time_ms) : "+" + fmt.ms(rec.time_ms - t0))),
