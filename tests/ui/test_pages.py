@@ -500,6 +500,8 @@ PAGES = {
     "overview": "/?range=1h",
     "traces": "/traces?range=1h",
     "trace": f"/traces/{_data.FALLBACK_TRACE}?span={_data.FALLBACK_ANSWER_SPAN}",
+    "trace-logs": f"/traces/{_data.FALLBACK_TRACE}?view=logs",
+    "logs": "/logs?range=1h",
     "sessions": "/sessions?range=1h",
     "users": "/users?range=1h",
     "alerts": "/alerts",

@@ -24,6 +24,7 @@ from watchkeeper.model import SEVERITIES, severity_name
 from watchkeeper.query import RANGES, parse_range, split_values
 from watchkeeper.server import _otlp
 from watchkeeper.server._access import Attempt, attempt_ingest, needs
+from watchkeeper.server._logs_models import LogHistogramOut, LogPageOut
 from watchkeeper.server._params import TIME_SCHEMA, integer, refuse_empty, typed
 from watchkeeper.server._roles import Role
 from watchkeeper.server._services import services
@@ -155,10 +156,11 @@ def _record(r: Any) -> dict[str, Any]:
     out["resource"] = orjson.loads(r.resource)
     out["severity"] = severity_name(r.severity_number)
     out["time_ms"] = r.time_ns // 1_000_000
+    out["observed_ms"] = r.observed_ns // 1_000_000
     return out
 
 
-@router.get("/api/v1/logs", summary="Log records, newest first, paged")
+@router.get("/api/v1/logs", summary="Log records, newest first, paged", response_model=LogPageOut)
 async def logs(
     request: Request,
     f: Filter,
@@ -171,7 +173,11 @@ async def logs(
     return JSONResponse({"records": [_record(r) for r in page.records], "next_cursor": page.cursor})
 
 
-@router.get("/api/v1/logs/histogram", summary="Log records per severity range over time")
+@router.get(
+    "/api/v1/logs/histogram",
+    summary="Log records per severity range over time",
+    response_model=LogHistogramOut,
+)
 async def histogram(request: Request, f: Filter, step_ms: Step) -> JSONResponse:
     """Counts per time bucket and severity range; the answer's `step_ms` is the one asked
     for, or a larger one when that would give more than 1,000 buckets."""

@@ -21,6 +21,7 @@ CLIENT_ROUTES: tuple[str, ...] = (
     "/overview",
     "/traces",
     "/traces/{trace_id}",
+    "/logs",
     "/sessions",
     "/users",
     "/alerts",

@@ -11,6 +11,7 @@ const ROUTES = [
   { re: /^\/(overview)?$/, page: "overview", nav: "overview" },
   { re: /^\/traces\/([0-9a-fA-F-]+)$/, page: "trace", nav: "traces" },
   { re: /^\/traces$/, page: "traces", nav: "traces" },
+  { re: /^\/logs$/, page: "logs", nav: "logs" },
   { re: /^\/sessions$/, page: "activity", nav: "sessions" },
   { re: /^\/users$/, page: "activity", nav: "users" },
   { re: /^\/alerts(\/\w+)?$/, page: "alerts", nav: "alerts" },
@@ -28,6 +29,7 @@ const ROUTES = [
 const NAV = [
   { id: "overview", label: "Overview", href: "/", icon: "M3 13h4v8H3zM10 8h4v13h-4zM17 3h4v18h-4z" },
   { id: "traces", label: "Traces", href: "/traces", icon: "M3 5h12M6 10h12M9 15h10M5 20h8" },
+  { id: "logs", label: "Logs", href: "/logs", icon: "M4 6h16M4 10h10M4 14h16M4 18h8" },
   { id: "sessions", label: "Sessions", href: "/sessions", icon: "M4 5h16v10H8l-4 4z" },
   { id: "users", label: "Users", href: "/users", icon: "M12 12a4 4 0 1 0 0-8 4 4 0 0 0 0 8zM4 21c0-4 4-6 8-6s8 2 8 6" },
   { id: "infrastructure", label: "Infrastructure", href: "/infrastructure", icon: "M4 4h16v6H4zM4 14h16v6H4zM8 7h.01M8 17h.01" },
@@ -49,7 +51,7 @@ function renderNav(current) {
   const carry = range.carry();
   const shown = NAV.filter((n) => n.id !== "people" || session.mayAdminister());
   mount(document.getElementById("nav"), h("ul", {}, shown.map((n) => {
-    const keep = ["overview", "traces", "sessions", "users", "infrastructure", "explore", "dashboards"].includes(n.id) ? carry : {};
+    const keep = ["overview", "traces", "logs", "sessions", "users", "infrastructure", "explore", "dashboards"].includes(n.id) ? carry : {};
     return h("li", {}, h("a", {
       href: url.href(n.href, keep), class: ["nav-link", n.id === current && "active"],
       "aria-current": n.id === current ? "page" : null,

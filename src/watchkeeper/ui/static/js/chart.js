@@ -112,8 +112,9 @@ function emptyChart(container, message) {
 /**
  * A time chart. opts: series [{name, color, values: [number|null] aligned with times}],
  * times (bucket starts, unix ms), stepMs, kind ("line" | "area" | "stacked"), yFormat,
- * markers [{value, label}], onPick(t, index), label (aria), height, instant (values are
- * at the times, as PromQL evaluates them, not over buckets that start there).
+ * markers [{value, label}], onPick(t, index) and pickHint (its tooltip line), onSelect(from,
+ * to) (a range dragged across), label (aria), height, instant (values are at the times, as
+ * PromQL evaluates them, not over buckets that start there).
  */
 export function timeChart(container, opts) {
   const { times, series, stepMs } = opts;
@@ -230,7 +231,7 @@ function interact(svg, g, f, opts, { times, series, stepMs, x, start, end }) {
       rows.push(h("div", { class: "tip-row tip-total" }, h("span", {}, "total"),
         h("b", {}, yFormat(stackTops(series, i).at(-1)))));
     }
-    const hint = opts.onPick ? h("div", { class: "tip-hint" }, "click to see these traces") : null;
+    const hint = opts.onPick ? h("div", { class: "tip-hint" }, opts.pickHint || "click to see these traces") : null;
     showTip(cx, cy, h("div", { class: "tip-title" }, fmt.dateTime(t) + " · " + fmt.seconds(stepMs / 1000)),
       rows, hint);
   };
@@ -243,9 +244,14 @@ function interact(svg, g, f, opts, { times, series, stepMs, x, start, end }) {
   };
   overlay.addEventListener("mousemove", (ev) => show(indexAt(ev.clientX), ev.clientX, ev.clientY));
   overlay.addEventListener("mouseleave", () => { hideTip(); cross.setAttribute("visibility", "hidden"); });
+  const dragged = opts.onSelect ? selectable(svg, g, f, overlay, start, end, opts.onSelect) : () => false;
   if (opts.onPick) {
     overlay.classList.add("pickable");
-    overlay.addEventListener("click", (ev) => { const i = indexAt(ev.clientX); opts.onPick(times[i], i); });
+    overlay.addEventListener("click", (ev) => {
+      if (dragged()) return;
+      const i = indexAt(ev.clientX);
+      opts.onPick(times[i], i);
+    });
   }
   // Keyboard: the chart is one tab stop; arrows move between buckets, Enter opens one.
   svg.setAttribute("tabindex", "0");
@@ -261,6 +267,43 @@ function interact(svg, g, f, opts, { times, series, stepMs, x, start, end }) {
     }
   });
   svg.addEventListener("blur", () => { hideTip(); cross.setAttribute("visibility", "hidden"); });
+}
+
+/**
+ * Drag across the chart to pick a time range: a band follows the pointer and, on release
+ * over more than a few pixels, onSelect(fromMs, toMs). Returns whether the last press was
+ * a drag (so the click that ends it is not also a pick).
+ */
+function selectable(svg, g, f, overlay, start, end, onSelect) {
+  const band = s("rect", { class: "select-band", y: M.top, height: f.ih, width: 0, visibility: "hidden" });
+  g.append(band);
+  let wasDrag = false;
+  // Clamped to the plot: a drag may leave the chart and still end at its edge.
+  const px = (ev) => Math.min(M.left + f.iw, Math.max(M.left, ev.clientX - svg.getBoundingClientRect().left));
+  const toTime = (x) => start + ((x - M.left) / f.iw) * (end - start);
+  overlay.addEventListener("mousedown", (ev) => {
+    if (ev.button !== 0) return;
+    ev.preventDefault(); // no text selection while dragging
+    const from = px(ev);
+    wasDrag = false;
+    const move = (e) => {
+      const x = px(e);
+      wasDrag = wasDrag || Math.abs(x - from) > 4;
+      band.setAttribute("x", Math.min(x, from));
+      band.setAttribute("width", Math.abs(x - from));
+      band.setAttribute("visibility", wasDrag ? "visible" : "hidden");
+    };
+    const up = (e) => {
+      document.removeEventListener("mousemove", move);
+      document.removeEventListener("mouseup", up);
+      band.setAttribute("visibility", "hidden");
+      const x = px(e);
+      if (wasDrag) onSelect(Math.round(toTime(Math.min(from, x))), Math.round(toTime(Math.max(from, x))));
+    };
+    document.addEventListener("mousemove", move);
+    document.addEventListener("mouseup", up);
+  });
+  return () => wasDrag;
 }
 
 /**

@@ -6,6 +6,7 @@ import * as url from "../url.js";
 import * as fmt from "../format.js";
 import { badge, card, empty, failed, kv, loading, outcomeBadge, stat } from "../ui.js";
 import { parseDoc, renderPayload } from "../messages.js";
+import * as logs from "../logs.js";
 
 const GUARD_ATTEMPT = "watchkeeper.guard.attempt";
 const GUARD_FALLBACK = "watchkeeper.guard.fallback";
@@ -25,12 +26,26 @@ export async function render(root, ctx) {
   }
   const model = buildModel(body);
   const selected = url.params().get("span") || model.roots[0]?.span_id;
-  const state = { collapsed: new Set(), selected };
+  const view = url.params().get("view") === "logs" ? "logs" : "waterfall";
+  const state = { collapsed: new Set(), selected, view, logs: null, openLogs: new Set() };
   const wf = h("div", { class: "waterfall", role: "tree", "aria-label": "Spans of the trace" });
+  const logBox = h("div", { "data-testid": "trace-logs" });
+  const switcher = h("div");
   const detail = h("div");
   const redraw = () => {
+    mount(switcher, viewSwitch(state, setView));
+    wf.hidden = state.view !== "waterfall";
+    logBox.hidden = state.view !== "logs";
     drawWaterfall(wf, model, state, select);
+    drawTraceLogs(logBox, model, state, select, traceId);
     drawDetail(detail, model, state.selected, body.scores || []);
+  };
+  const setView = (v) => {
+    state.view = v;
+    const q = url.params();
+    if (v === "logs") q.set("view", v); else q.delete("view");
+    history.replaceState(null, "", location.pathname + (q.toString() ? "?" + q.toString() : ""));
+    redraw();
   };
   const select = (spanId, focus) => {
     state.selected = spanId;
@@ -42,14 +57,91 @@ export async function render(root, ctx) {
   };
   mount(root, header(model, body),
     h("div", { class: "trace-layout" },
-      card("Waterfall", wf, { subtitle: `${spanCount(model, body)} · ${fmt.ms(model.totalMs)}` }),
+      card("Waterfall", [switcher, wf, logBox], { subtitle: `${spanCount(model, body)} · ${fmt.ms(model.totalMs)}` }),
       h("div", { class: "detail card" }, detail)));
+  state.toggleLogs = (spanId) => {
+    if (state.openLogs.has(spanId)) state.openLogs.delete(spanId); else state.openLogs.add(spanId);
+    redraw();
+    wf.querySelector(`[data-span="${spanId}"]`)?.focus();
+  };
   state.toggle = (spanId) => {
     if (state.collapsed.has(spanId)) state.collapsed.delete(spanId); else state.collapsed.add(spanId);
     redraw();
     wf.querySelector(`[data-span="${spanId}"]`)?.focus();
   };
   redraw();
+  try {
+    state.logs = await logs.traceLogs(traceId, model.t0, model.t0 + model.totalMs, ctx.signal);
+    state.bySpan = logsBySpan(model, state.logs.records);
+  } catch (err) {
+    if (err.name === "AbortError") return;
+    state.logs = { error: err };
+  }
+  redraw();
+}
+
+function viewSwitch(state, setView) {
+  const n = state.logs?.records?.length;
+  const item = (id, label) => h("button", { type: "button", class: ["seg-btn", state.view === id && "active"],
+    "aria-pressed": String(state.view === id), "data-testid": "view-" + id, onclick: () => setView(id) }, label);
+  return h("div", { class: "seg trace-views", role: "group", "aria-label": "What to show" },
+    item("waterfall", "Spans"), item("logs", n == null ? "Logs" : `Logs (${fmt.int(n)}${state.logs.more ? "+" : ""})`));
+}
+
+/** The trace's logs, grouped by span id (records of no span, or of a span not in the trace, under ""). */
+function logsBySpan(model, records) {
+  const out = new Map();
+  for (const rec of records) {
+    const key = model.byId.has(rec.span_id) ? rec.span_id : "";
+    if (!out.has(key)) out.set(key, []);
+    out.get(key).push(rec);
+  }
+  return out;
+}
+
+/** The Logs tab: every record of the trace, oldest first; a line's span chip selects it. */
+function drawTraceLogs(el, model, state, select, traceId) {
+  if (el.hidden) return;
+  if (!state.logs) return mount(el, loading("Loading the trace's logs…"));
+  if (state.logs.error) return failed(el, state.logs.error, "the trace's logs");
+  const { records, more } = state.logs;
+  const inLogs = h("a", { class: "btn small", href: url.href("/logs", { q: "trace:" + traceId,
+    start: new Date(model.t0 - logs.TRACE_MARGIN_MS).toISOString(), end: new Date(model.t0 + model.totalMs + logs.TRACE_MARGIN_MS).toISOString() }) }, "Open in Logs");
+  if (!records.length) {
+    return mount(el, empty("No logs in this trace", "Records sent over OTLP with this trace's id appear here (the SDK's log export or any OpenTelemetry log exporter).", inLogs));
+  }
+  mount(el, h("div", { class: "pager" },
+    h("span", {}, more ? `the newest ${fmt.int(records.length)} records (there are more: open them in Logs)` : fmt.count(records.length, "record"), " · oldest first"), inLogs),
+  h("ol", { class: "log-lines", "aria-label": "Logs of the trace" }, records.map((rec) => traceLogLine(rec, model, state, select))));
+}
+
+function traceLogLine(rec, model, state, select) {
+  const span = model.byId.get(rec.span_id);
+  const chip = span
+    ? h("button", { type: "button", class: ["btn", "small", "log-span", span.span_id === state.selected && "active"],
+      title: "Select this span", "data-testid": "log-span", onclick: () => select(span.span_id) }, span.name)
+    : h("span", { class: "sub log-span" }, rec.span_id ? "span not in trace" : "no span");
+  const li = logs.lineItem(rec, { extra: chip, t0: model.t0, onSpan: span ? (id) => select(id) : null });
+  if (span && span.span_id === state.selected) li.classList.add("of-selected");
+  return li;
+}
+
+function logBadge(spanLogs, span, state) {
+  if (!spanLogs?.length) return null;
+  const open = state.openLogs.has(span.span_id);
+  const bad = spanLogs.some((r) => r.severity_number >= 17);
+  return h("button", { type: "button", class: ["wf-logs", bad && "has-error"], tabindex: "-1", "aria-expanded": String(open),
+    "data-testid": "log-badge", title: `${fmt.count(spanLogs.length, "log line")} of this span (click, or L on the row, to ${open ? "hide" : "show"})`,
+    onclick: (ev) => { ev.stopPropagation(); state.toggleLogs(span.span_id); } }, `${fmt.compact(spanLogs.length)} log${spanLogs.length === 1 ? "" : "s"}`);
+}
+
+const WF_LOG_LINES = 200;
+
+function spanLogLines(spanLogs, select, t0) {
+  const shown = spanLogs.slice(0, WF_LOG_LINES);
+  return h("div", { class: "wf-loglines", role: "group", "aria-label": "Logs of the span", "data-testid": "span-logs" },
+    h("ol", { class: "log-lines" }, shown.map((rec) => logs.lineItem(rec, { showService: false, t0, onSpan: (id) => select(id) }))),
+    spanLogs.length > shown.length ? h("p", { class: "sub" }, `the first ${fmt.int(shown.length)} of ${fmt.int(spanLogs.length)}: all of them in the Logs view`) : null);
 }
 
 /** "12 spans", or "the first 500 of 340,000 spans" for a trace longer than one page. */
@@ -160,10 +252,14 @@ function drawWaterfall(el, model, state, select) {
   const scale = h("div", { class: "wf-scale" }, [0, 0.25, 0.5, 0.75, 1].map((f) =>
     h("span", { style: { left: f * 100 + "%" } }, fmt.ms(model.totalMs * f))));
   mount(el, h("div", { class: "wf-head", "aria-hidden": "true" }, h("span", {}, "Span"), scale, h("span", { class: "wf-dur" }, "Duration")),
-    rows.map((r, idx) => waterfallRow(model, r, state, select, idx, rows)));
+    rows.map((r, idx) => {
+      const spanLogs = state.bySpan?.get(r.span.span_id);
+      return [waterfallRow(model, r, state, select, idx, rows, logBadge(spanLogs, r.span, state)),
+        spanLogs && state.openLogs.has(r.span.span_id) ? spanLogLines(spanLogs, select, model.t0) : null];
+    }));
 }
 
-function waterfallRow(model, { span, depth, hasKids }, state, select, idx, rows) {
+function waterfallRow(model, { span, depth, hasKids }, state, select, idx, rows, logCount) {
   const left = ((span.start_ms - model.t0) / model.totalMs) * 100;
   const width = Math.max((span.duration_ms / model.totalMs) * 100, 0.2);
   const collapsed = state.collapsed.has(span.span_id);
@@ -177,7 +273,7 @@ function waterfallRow(model, { span, depth, hasKids }, state, select, idx, rows)
     "aria-label": `${span.name}, ${span.outcome}, ${fmt.ms(span.duration_ms)}`,
   },
   h("div", { class: "wf-name", style: { paddingLeft: depth * 16 + "px" } }, toggle,
-    h("span", { class: "label", title: span.name }, span.name), h("span", { class: "wf-tags" }, tags(span)),
+    h("span", { class: "label", title: span.name }, span.name), h("span", { class: "wf-tags" }, tags(span)), logCount,
     span.service !== model.roots[0]?.service ? h("span", { class: "svc" }, span.service) : null),
   h("div", { class: "wf-track" }, h("div", { class: ["wf-bar", "op-" + span.operation, "out-" + span.outcome],
     style: { left: left + "%", width: width + "%" }, title: `${span.name}: ${fmt.ms(span.duration_ms)} (starts at +${fmt.ms(span.start_ms - model.t0)})` })),
@@ -186,6 +282,7 @@ function waterfallRow(model, { span, depth, hasKids }, state, select, idx, rows)
   row.addEventListener("keydown", (ev) => {
     const move = (d) => { const r = rows[idx + d]; if (r) { ev.preventDefault(); row.parentElement.querySelector(`[data-span="${r.span.span_id}"]`)?.focus(); } };
     if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); select(span.span_id, true); }
+    else if (ev.key === "l" && state.bySpan?.has(span.span_id)) { ev.preventDefault(); state.toggleLogs(span.span_id); }
     else if (ev.key === "ArrowDown") move(1);
     else if (ev.key === "ArrowUp") move(-1);
     else if (ev.key === "ArrowLeft" && hasKids && !collapsed) { ev.preventDefault(); state.toggle(span.span_id); }
