@@ -2,8 +2,9 @@
 
 `init(logs="otlp")` (the default) sends every record the app's loggers let through, at
 `logs_level` or above, with the trace and span id of the span active where it was logged,
-the resource of the SDK's spans (service, environment, host, project), the logger's name as
-the scope, `exc_info` as the `exception.*` attributes and `extra=` fields as attributes.
+the resource of the SDK's spans (service, environment, project) plus `host.name`, the
+logger's name as the scope, `exc_info` as the `exception.*` attributes and `extra=` fields
+as attributes.
 
 Where records are taken: not from a handler on the root logger. A handler there would
 silence Python's last-resort output of an app that never configured logging, turn the app's
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import time
 import traceback
@@ -39,12 +41,11 @@ from opentelemetry.sdk._logs.export import (
     LogRecordExporter,
     LogRecordExportResult,
 )
+from opentelemetry.sdk.resources import Resource
 
 from watchkeeper.sdk._safe import report_failure
 
 if TYPE_CHECKING:
-    from opentelemetry.sdk.resources import Resource
-
     from watchkeeper.sdk._metrics import SdkMetrics
     from watchkeeper.sdk._settings import Settings
 
@@ -330,7 +331,9 @@ class LogExport:
                 endpoint=settings.logs_endpoint, headers=dict(settings.headers)
             )
         queue = int(os.environ.get("OTEL_BLRP_MAX_QUEUE_SIZE", "") or DEFAULT_MAX_QUEUE)
-        self.provider = LoggerProvider(resource=resource)
+        # The spans' resource, and the host: a log line is read beside its machine's.
+        host = Resource({"host.name": socket.gethostname()})
+        self.provider = LoggerProvider(resource=host.merge(resource))
         processor = BoundedLogProcessor(exporter, metrics, queue)
         self.provider.add_log_record_processor(processor)
         self.exporter = processor.exporter

@@ -228,7 +228,7 @@ def _provider(
     from watchkeeper.sdk._export import CountingBatchProcessor
     from watchkeeper.sdk._sampling import ParentOrRatio
 
-    attrs: dict[str, str] = {c.SERVICE_NAME: settings.service_name, "host.name": _host()}
+    attrs: dict[str, str] = {c.SERVICE_NAME: settings.service_name}
     if settings.environment:
         attrs[c.DEPLOYMENT_ENVIRONMENT_NAME] = settings.environment
     if settings.project:
@@ -245,12 +245,6 @@ def _provider(
         span_processor = CountingBatchProcessor(exporter, metrics)
     provider.add_span_processor(span_processor)
     return provider
-
-
-def _host() -> str:
-    import socket
-
-    return socket.gethostname()
 
 
 def shutdown(timeout_s: float = 5.0) -> None:
