@@ -6,6 +6,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -270,3 +273,32 @@ def test_a_value_no_exporter_can_encode_is_sent_as_text() -> None:
     assert attrs["obj"].string_value.startswith("<object object at")
     assert attrs["bad"].string_value == "a?b"
     assert "n" not in attrs
+
+
+def test_records_logged_just_before_the_app_exits_are_sent() -> None:
+    script = textwrap.dedent(
+        """
+        import logging, sys, watchkeeper
+        watchkeeper.init("exiting-app", endpoint=sys.argv[1])
+        logging.getLogger("app").error("the last words")
+        """
+    )  # no shutdown(): the SDK sends what is queued at exit
+    with LogReceiver() as receiver:
+        done = subprocess.run(
+            [sys.executable, "-c", script, receiver.url], capture_output=True, text=True,
+            timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert receiver.bodies() == ["the last words"]
+
+
+def test_a_bad_queue_setting_falls_back_to_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_BLRP_MAX_QUEUE_SIZE", "lots")
+    assert _logs.env_int("OTEL_BLRP_MAX_QUEUE_SIZE", 2048) == 2048
+    monkeypatch.setenv("OTEL_BLRP_MAX_QUEUE_SIZE", "0")
+    assert _logs.env_int("OTEL_BLRP_MAX_QUEUE_SIZE", 2048) == 2048
+    with LogReceiver() as receiver:
+        start_sdk(endpoint=receiver.url)
+        _shop().warning("still sent")
+        assert watchkeeper.flush(10)
+    assert receiver.bodies() == ["still sent"]

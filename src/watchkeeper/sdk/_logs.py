@@ -25,6 +25,7 @@ not exported, nor any record logged on a thread while it is inside our handler o
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import socket
@@ -149,6 +150,16 @@ def value_of(value: Any, depth: int = 0) -> Any:
 def _text(s: str) -> str:
     """`s` with lone surrogates replaced: protobuf refuses them, and the batch with them."""
     return s if s.isascii() else s.encode("utf-8", "replace").decode("utf-8")
+
+
+def env_int(name: str, default: int) -> int:
+    """A positive whole number from the environment; `default` when unset or not one (a typo
+    in a tuning knob must not cost the app its telemetry)."""
+    try:
+        value = int(os.environ.get(name, "").strip())
+    except ValueError:
+        return default
+    return value if value > 0 else default
 
 
 def _skipped(name: str) -> bool:
@@ -290,7 +301,7 @@ class BoundedLogProcessor(BatchLogRecordProcessor):
         self._emitted = metrics.log_records_emitted
         self._dropped = metrics.log_records_dropped
         counting = self.exporter = CountingLogExporter(exporter, metrics, self._taken)
-        batch = int(os.environ.get("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "512"))
+        batch = env_int("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", 512)
         super().__init__(
             counting,
             max_queue_size=max_queue_size,
@@ -330,10 +341,11 @@ class LogExport:
             exporter = OTLPLogExporter(
                 endpoint=settings.logs_endpoint, headers=dict(settings.headers)
             )
-        queue = int(os.environ.get("OTEL_BLRP_MAX_QUEUE_SIZE", "") or DEFAULT_MAX_QUEUE)
+        queue = env_int("OTEL_BLRP_MAX_QUEUE_SIZE", DEFAULT_MAX_QUEUE)
         # The spans' resource, and the host: a log line is read beside its machine's.
         host = Resource({"host.name": socket.gethostname()})
-        self.provider = LoggerProvider(resource=host.merge(resource))
+        # At exit, our close (bounded by its timeout), not the provider's own (up to 30 s).
+        self.provider = LoggerProvider(resource=host.merge(resource), shutdown_on_exit=False)
         processor = BoundedLogProcessor(exporter, metrics, queue)
         self.provider.add_log_record_processor(processor)
         self.exporter = processor.exporter
@@ -345,6 +357,7 @@ class LogExport:
         global _handler
         _install_hook()
         _handler = self.handler
+        atexit.register(self.close)
 
     def flush(self, timeout_s: float) -> bool:
         """Export what is queued; False if it could not all be sent."""
@@ -354,6 +367,7 @@ class LogExport:
         """Stop taking records, export what is queued within `timeout_s` (then an export
         still retrying a server that does not answer is cut short) and stop the exporter."""
         global _handler
+        atexit.unregister(self.close)
         if _handler is self.handler:
             _handler = None
         timer = threading.Timer(timeout_s, self.exporter.abort)
