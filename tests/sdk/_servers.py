@@ -90,11 +90,13 @@ class LogReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                message = ExportLogsServiceRequest()
-                message.ParseFromString(body)
-                receiver.started.release()
-                receiver.released.wait(60)
-                if self.path == "/v1/logs":
+                if self.path == "/v1/logs":  # spans the SDK may send go to /v1/traces
+                    if self.headers.get("content-encoding") == "gzip":
+                        body = gzip.decompress(body)
+                    message = ExportLogsServiceRequest()
+                    message.ParseFromString(body)
+                    receiver.started.release()
+                    receiver.released.wait(60)
                     receiver.requests.append(message)
                 self.send_response(200)
                 self.send_header("content-type", "application/x-protobuf")
