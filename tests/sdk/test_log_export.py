@@ -302,3 +302,20 @@ def test_a_bad_queue_setting_falls_back_to_the_default(monkeypatch: pytest.Monke
         _shop().warning("still sent")
         assert watchkeeper.flush(10)
     assert receiver.bodies() == ["still sent"]
+
+
+def test_records_of_a_logger_that_does_not_propagate_are_sent(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # json_logs puts the JSON handler on the `watchkeeper` logger and stops it propagating
+    # (the demo logs there): its records are sent all the same, the SDK's own are not.
+    with LogReceiver() as receiver:
+        start_sdk(endpoint=receiver.url, json_logs=True)
+        logging.getLogger("watchkeeper.demo").info("rag answered")
+        logging.getLogger("watchkeeper.sdk").warning("the SDK's own notice")
+        assert watchkeeper.flush(10)
+    assert [(scope, r.body.string_value) for scope, r in receiver.records()] == [
+        ("watchkeeper.demo", "rag answered")
+    ]
+    printed = capsys.readouterr().err
+    assert '"message": "rag answered"' in printed  # and still written as JSON
