@@ -14,6 +14,7 @@ from tests.server._process import ServerProcess
 
 import watchkeeper
 from watchkeeper.demo import DemoOptions, run_demo
+from watchkeeper.demo._run import SERVICE_NAME
 from watchkeeper.demo.fake_providers import RandomProfile
 
 # A seeded, unhealthy provider: many failures and a slow tail past the (shrunk) deadline.
@@ -81,6 +82,29 @@ def test_demo_sends_every_kind_of_span_with_timeouts_and_fallbacks(
     # User feedback, and the evaluator's scores of some RAG answers.
     assert {s["name"] for s in scores} == {"user_feedback", "relevance", "hallucination"}
     assert result.scores_posted > 0
+    _the_service_logs_arrived_with_their_trace_ids(server)
+
+
+def _the_service_logs_arrived_with_their_trace_ids(server: ServerProcess) -> None:
+    """The demo's `logging` records reach the server through the SDK (issue 12)."""
+
+    def traced() -> list[dict[str, Any]]:
+        params = {"range": "1h", "service": SERVICE_NAME, "limit": 1000}
+        records = httpx.get(f"{server.url}/api/v1/logs", params=params).json()["records"]
+        return [r for r in records if r["trace_id"]]
+
+    records = wait_for(lambda: (found := traced()) and len(found) >= 10 and found)
+    bodies = [r["body"] for r in records]
+    assert any(b.startswith("rag answered") for b in bodies), bodies[:5]
+    assert any(b.startswith("agent ran") for b in bodies), bodies[:5]
+    for failed_tool in (r for r in records if r["body"].startswith("tool weather failed")):
+        assert failed_tool["severity"] == "warn"  # the tool fails at random: when it did,
+        assert failed_tool["attributes"]["exception.type"] == "watchkeeper.demo._tools.ToolError"
+    # A log line leads to its trace.
+    trace = httpx.get(f"{server.url}/api/v1/traces/{records[0]['trace_id']}")
+    assert trace.status_code == 200, trace.text
+    span_ids = {s["span_id"] for s in trace.json()["spans"]}
+    assert records[0]["span_id"] in span_ids
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import sys
 import threading
@@ -66,6 +67,9 @@ def run_demo(
     stop = stop_event or threading.Event()
     profile = profile or RandomProfile(seed=seed)
     incident = None if schedule is None else IncidentProfile(profile, schedule, seed=seed)
+    # The service logs what it answered at INFO (the root logger stays at Python's WARNING);
+    # the SDK sends those records, with their trace ids, to the server's /v1/logs.
+    logging.getLogger("watchkeeper.demo").setLevel(logging.INFO)
     watchkeeper.init(
         SERVICE_NAME,
         endpoint=server_url,

@@ -139,6 +139,7 @@ class DemoService:
             span.set({"watchkeeper.metadata.cache_hit": cached is not None})
             if cached is not None:
                 span.set_output(cached)
+                log.info("rag answered from the cache", extra={"model": model, "cache_hit": True})
                 return {"answer": cached, "cached": True, "trace_id": span.trace_id}
             hits = await self.retrieve(question)
             answer = await self.answer(question, [h.text for h in hits], model)
@@ -148,6 +149,10 @@ class DemoService:
             span.set_output(answer)
             # The sources let an evaluator judge the answer against what it was given.
             sources = [{"id": h.doc_id, "score": round(h.score, 3)} for h in hits]
+            log.info(
+                "rag answered from %d document(s)", len(hits),
+                extra={"model": model, "cache_hit": False, "sources": [h.doc_id for h in hits]},
+            )  # fmt: skip
             return {
                 "answer": answer,
                 "cached": False,
@@ -221,6 +226,11 @@ class DemoService:
             summary = "\n".join(f"{r['tool']}: {r.get('result', r.get('error'))}" for r in results)
             answer = await self.write_up(task, [summary], WRITER_MODEL)
             span.set_output(answer)
+            failed = [r["tool"] for r in results if "error" in r]
+            log.info(
+                "agent ran %d tool(s), %d failed", len(results), len(failed),
+                extra={"tools": [r["tool"] for r in results], "failed_tools": failed},
+            )  # fmt: skip
             return {"answer": answer, "tools": results, "trace_id": span.trace_id}
 
     async def _plan(self, task: str) -> list[ToolCall]:
@@ -251,4 +261,5 @@ class DemoService:
                 span.set_output(result)
                 return {"tool": call.tool, "result": result}
         except ToolError as exc:
+            log.warning("tool %s failed; the agent carries on", call.tool, exc_info=exc)
             return {"tool": call.tool, "error": str(exc)}

@@ -19,6 +19,10 @@ server dependency. The LLM client wrappers and `feedback` load on first use.
     async with watchkeeper.context(user_id=user, session_id=session, feature="support"):
         await answer(question)
 
+`init()` also sends the app's `logging` records (INFO and above, as far as the app's loggers
+let them through) to the server's `/v1/logs` with the active span's trace and span ids;
+`init(logs="off")` or `WATCHKEEPER_LOGS=off` turns that off.
+
 Context (`context()`, the current span) follows `await` and asyncio tasks; a thread started by
 the app starts without it unless the app copies it (`contextvars.copy_context().run`).
 """

@@ -318,6 +318,22 @@ class SdkMetrics:
             ["result"],
             registry=r,
         )
+        self.log_records_emitted = Counter(
+            "watchkeeper_sdk_log_records_emitted",
+            'Log records handed to the bounded export queue (init(logs="otlp")).',
+            registry=r,
+        )
+        self.log_records_exported = Counter(
+            "watchkeeper_sdk_log_records_exported",
+            "Log records sent to the server, by result (success, failure).",
+            ["result"],
+            registry=r,
+        )
+        self.log_records_dropped = Counter(
+            "watchkeeper_sdk_log_records_dropped",
+            "Log records dropped because the export queue was full (the server slow or away).",
+            registry=r,
+        )
         self.sdk_errors = Counter(
             "watchkeeper_sdk_errors",
             "Failures inside the Watchkeeper SDK that were swallowed to protect the app.",

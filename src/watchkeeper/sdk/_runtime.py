@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
     from prometheus_client import CollectorRegistry
 
+    from watchkeeper.sdk._logs import LogExport
     from watchkeeper.sdk._metrics import SdkMetrics
     from watchkeeper.sdk._metrics_push import MetricsPusher
 
@@ -41,7 +42,7 @@ SDK_LOGGER = "watchkeeper"
 
 @dataclass(slots=True)
 class Runtime:
-    """What `init()` built: settings, the tracer, the metrics and the redactor."""
+    """What `init()` built: settings, the tracer, the metrics, the redactor, the log export."""
 
     settings: Settings
     provider: TracerProvider
@@ -51,9 +52,13 @@ class Runtime:
     redactor: Callable[[str], str] | None
     key: tuple[Any, ...]
     pusher: MetricsPusher | None = None  # init(metrics="otlp")
+    logs: LogExport | None = None  # init(logs="otlp")
 
-    def close(self) -> None:
-        """Flush and stop the tracer provider and the metrics pusher."""
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Flush and stop the log export (within `timeout_s`), the tracer provider and the
+        metrics pusher."""
+        if self.logs is not None:
+            self.logs.close(timeout_s)
         self.provider.shutdown()
         if self.pusher is not None:
             self.pusher.stop()
@@ -88,6 +93,8 @@ def init(
     guard_config: str | os.PathLike[str] | Mapping[str, Any] | None = None,
     metrics: Literal["prometheus", "otlp"] = "prometheus",
     metrics_interval_s: float = 15.0,
+    logs: Literal["otlp", "off"] | None = None,
+    logs_level: str | None = None,
 ) -> None:
     """Start the SDK: tracing to the Watchkeeper server (OTLP/HTTP), metrics, JSON logs.
 
@@ -100,6 +107,13 @@ def init(
     `json_logs` writes the SDK's own records (the `watchkeeper` logger, at `log_level`) as
     JSON lines with trace and span ids; the app's logging (root level, handlers) is not
     touched: put `JsonFormatter` on the app's handlers for the same shape.
+
+    `logs="otlp"` (default; `WATCHKEEPER_LOGS`, or `OTEL_LOGS_EXPORTER=none` for off) also
+    sends the app's `logging` records at `logs_level` (default INFO, `WATCHKEEPER_LOGS_LEVEL`)
+    or above to the server's `/v1/logs`, with the trace and span id of the active span, from
+    a bounded queue that drops (and counts) rather than block; records the app's loggers do
+    not let through (Python's root is at WARNING until the app configures it) are not sent.
+    `logs="off"`: no handler, no request. `flush()` and `shutdown()` send what is queued.
 
     Calling it again with the same arguments does nothing; with different ones it flushes and
     replaces the previous set-up. It never raises into the app unless `raise_errors` is on.
@@ -122,6 +136,8 @@ def init(
             json_logs=json_logs,
             log_level=log_level,
             raise_errors=raise_errors,
+            logs=logs,
+            logs_level=logs_level,
         )
         REPORTER.raise_errors = settings.raise_errors
         overrides, problems = load_guard_config(os.environ, guard_config)
@@ -164,6 +180,12 @@ def _build(
     pusher = None
     if push_interval_s is not None:
         pusher = _pusher(settings, reg, provider, push_interval_s)
+    log_export = None
+    if settings.logs == "otlp":
+        from watchkeeper.sdk._logs import LogExport
+
+        log_export = LogExport(settings, provider.resource, metrics)
+        log_export.start()
     return Runtime(
         settings=settings,
         provider=provider,
@@ -173,6 +195,7 @@ def _build(
         redactor=redactor,
         key=key,
         pusher=pusher,
+        logs=log_export,
     )
 
 
@@ -227,7 +250,10 @@ def _provider(
 def shutdown(timeout_s: float = 5.0) -> None:
     """Flush and stop the SDK; entry points become no-ops again until the next `init()`.
 
-    Queued feedback is then sent within what is left of `timeout_s`.
+    The app's log records stop going to the export and what is queued of them is sent within
+    `timeout_s`; then what is queued of the spans (OpenTelemetry's batch processor waits up
+    to 30 s for a server that does not answer); queued feedback is then sent within what is
+    left of `timeout_s`.
     """
     global _current
     deadline = time.monotonic() + timeout_s
@@ -236,7 +262,7 @@ def shutdown(timeout_s: float = 5.0) -> None:
             previous, _current = _current, None
         GUARDS.apply({})  # guards run on their code's settings again
         if previous is not None:
-            previous.close()
+            previous.close(timeout_s)
             REPORTER.counter = None
             if previous.settings.json_logs:
                 uninstall_json_logging(SDK_LOGGER)
@@ -246,13 +272,14 @@ def shutdown(timeout_s: float = 5.0) -> None:
 
 
 def flush(timeout_s: float = 5.0) -> bool:
-    """Export every finished span, then send queued feedback; False if that took over
-    `timeout_s` in all."""
+    """Export every finished span and queued log record, then send queued feedback; False if
+    that took over `timeout_s` in all."""
     deadline = time.monotonic() + timeout_s
     rt = _current
     try:
         spans_ok = rt is None or bool(rt.provider.force_flush(int(timeout_s * 1000)))
-        return _flush_hooks(deadline) and spans_ok
+        logs_ok = rt is None or rt.logs is None or rt.logs.flush(timeout_s)
+        return _flush_hooks(deadline) and spans_ok and logs_ok
     except Exception as exc:
         report_failure("flush", exc)
         return False

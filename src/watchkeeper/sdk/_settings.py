@@ -11,7 +11,9 @@ from watchkeeper.errors import ConfigError
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
 TRACES_PATH = "/v1/traces"
+LOGS_PATH = "/v1/logs"
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_LOG_MODES = ("otlp", "off")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +34,9 @@ class Settings:
     json_logs: bool = True
     log_level: str = "INFO"
     raise_errors: bool = False
+    logs: str = "otlp"  # "otlp": the app's logging records go to logs_endpoint; "off"
+    logs_level: str = "INFO"  # the least severe record exported
+    logs_endpoint: str = DEFAULT_ENDPOINT + LOGS_PATH
     disabled: bool = False  # OTEL_SDK_DISABLED=true: init() leaves everything a no-op
 
 
@@ -82,6 +87,8 @@ def resolve(
     json_logs: bool = True,
     log_level: str = "INFO",
     raise_errors: bool | None = None,
+    logs: str | None = None,
+    logs_level: str | None = None,
 ) -> Settings:
     """Merge `init()` arguments with the environment; raise ConfigError on a bad value."""
     if not 0.0 <= sample_rate <= 1.0:
@@ -95,6 +102,7 @@ def resolve(
                 re.compile(p)
             except re.error as exc:
                 raise ConfigError(f"redaction pattern {p!r} is not a valid regex: {exc}") from exc
+    logs_mode, logs_lvl = _logs(env, logs, logs_level)
     base, traces = _endpoints(endpoint, env)
     headers = parse_headers(env.get("OTEL_EXPORTER_OTLP_HEADERS", ""))
     headers.update(parse_headers(env.get("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "")))
@@ -121,5 +129,28 @@ def resolve(
         raise_errors=bool(
             raise_errors if raise_errors is not None else _flag(env.get("WATCHKEEPER_RAISE_ERRORS"))
         ),
+        logs=logs_mode,
+        logs_level=logs_lvl,
+        logs_endpoint=(
+            base + LOGS_PATH
+            if endpoint
+            else env.get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "").strip() or base + LOGS_PATH
+        ),
         disabled=bool(_flag(env.get("OTEL_SDK_DISABLED"))),
     )
+
+
+def _logs(env: Mapping[str, str], mode: str | None, level: str | None) -> tuple[str, str]:
+    """(mode, level) of the log export: the arguments, else `WATCHKEEPER_LOGS` (or the standard
+    `OTEL_LOGS_EXPORTER=none`) and `WATCHKEEPER_LOGS_LEVEL`, else "otlp" at INFO."""
+    if mode is None:
+        mode = env.get("WATCHKEEPER_LOGS", "").strip().lower() or None
+    if mode is None and env.get("OTEL_LOGS_EXPORTER", "").strip().lower() == "none":
+        mode = "off"
+    mode = mode or "otlp"
+    if mode not in _LOG_MODES:
+        raise ConfigError(f"logs={mode!r}: use 'otlp' (send the app's logs) or 'off'")
+    lvl = (level or env.get("WATCHKEEPER_LOGS_LEVEL", "").strip() or "INFO").upper()
+    if lvl not in _LEVELS:
+        raise ConfigError(f"logs_level={lvl!r}: use one of {', '.join(_LEVELS)}")
+    return mode, lvl
