@@ -13,15 +13,16 @@ from collections.abc import Iterator
 import pytest
 
 from tests.alerting._spans import requests
-from watchkeeper.alerting import PromQLReader, Rule, evaluate, parse_rule
+from watchkeeper.alerting import PromQLReader, Rule, Signals, evaluate, parse_rule
 from watchkeeper.alerting._config import Slo, rule_to_data
 from watchkeeper.alerting._fetch import example_traces, fetch
 from watchkeeper.alerting.exports import Skipped, rule_expression
 from watchkeeper.alerting.kinds import KINDS, RULE_KINDS, kind_name, own_fields
-from watchkeeper.model import Sample, ScoreRow
+from watchkeeper.model import LogRow, Sample, ScoreRow
 from watchkeeper.query import Engine
 from watchkeeper.server._kinds_api import kind_info
 from watchkeeper.store.duckdb import DuckDBStore
+from watchkeeper.store.logs import LogStore
 from watchkeeper.store.metrics import MetricsStore
 
 NOW = 1_800_000_000.0
@@ -36,6 +37,23 @@ def metrics() -> Iterator[PromQLReader]:
     labels = (("__name__", "up"), ("instance", "db:9187"), ("job", "postgres"))
     s.write("default", [Sample(labels, int((NOW - 10) * 1000), 0.0)])
     yield PromQLReader(Engine(s))
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def logs() -> Iterator[LogStore]:
+    """A log store with 120 records in the last minute, one in ten an error timeout."""
+    s = LogStore(None)
+    t = int((NOW - 30) * 1e9)
+    s.write(
+        [
+            LogRow("default", f"{i:016x}", t + i, t + i, 17, "ERROR", f"call {i} hit a timeout")
+            if i % 10 == 0
+            else LogRow("default", f"{i:016x}", t + i, t + i, 9, "INFO", f"call {i} answered")
+            for i in range(120)
+        ]
+    )
+    yield s
     s.close()
 
 
@@ -64,7 +82,7 @@ def test_kinds_are_registered_once_each_in_their_own_module() -> None:
 
 @pytest.mark.parametrize("model", RULE_KINDS, ids=kind_name)
 def test_every_kind_has_each_part(
-    model: type[Rule], store: DuckDBStore, metrics: PromQLReader
+    model: type[Rule], store: DuckDBStore, metrics: PromQLReader, logs: LogStore
 ) -> None:
     name = kind_name(model)
     assert not inspect.isabstract(model), f"{name} leaves a part undefined"
@@ -75,7 +93,7 @@ def test_every_kind_has_each_part(
     assert set(model.example) <= {*own_fields(model), "window", "threshold", "group_by",
                                   "filters", "comparison"}  # fmt: skip
 
-    data = fetch(store, rule, NOW, SLOS, {}, metrics)
+    data = fetch(store, rule, NOW, SLOS, {}, Signals(metrics, logs))
     decision = evaluate(rule, data, NOW)
     assert decision.rule_id == "walk" and decision.observations
     judged = [o for o in decision.observations if o.value is not None]

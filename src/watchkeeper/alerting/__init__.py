@@ -20,6 +20,7 @@ from watchkeeper.alerting._config import (
     rule_to_data,
 )
 from watchkeeper.alerting._evaluate import Decision, Observation, RuleData, evaluate
+from watchkeeper.alerting._fetch import Signals
 from watchkeeper.alerting._metric_reader import PromQLReader
 from watchkeeper.alerting._notification import Channel, DeliveryError, Notification
 from watchkeeper.alerting._notify import render_summary
@@ -49,6 +50,7 @@ __all__ = [
     "Rule",
     "RuleData",
     "RulesFile",
+    "Signals",
     "Silence",
     "Slo",
     "SloLine",

@@ -24,8 +24,8 @@ from watchkeeper.alerting._evaluate import Decision, alert_labels, evaluate, fin
 from watchkeeper.alerting._fetch import (
     BaselineCache,
     CycleQueries,
-    MetricReader,
     Reader,
+    Signals,
     example_traces,
     fetch,
 )
@@ -101,11 +101,11 @@ class RuleEvaluator:
         channel_severities: Mapping[str, Sequence[str]] | None = None,
         base_url: str = "",
         projects: Callable[[], Iterable[str]] | None = None,
-        metrics_reader: MetricReader | None = None,
+        signals: Signals = Signals(),
     ) -> None:
         self.config = config
         self._store = store
-        self._metric_reader = metrics_reader
+        self._signals = signals
         self._meta = meta
         self._metrics = metrics
         self._channels = tuple(channel_names)
@@ -154,7 +154,7 @@ class RuleEvaluator:
 
     def _applies(self, rule: Rule) -> bool:
         """Whether the project holds every metric the rule needs (starter exporter rules)."""
-        needs, reader = rule.needs_metrics(), self._metric_reader
+        needs, reader = rule.needs_metrics(), self._signals.metrics
         if not needs:
             return True
         return reader is not None and all(reader.has_metric(rule.project, m) for m in needs)
@@ -172,7 +172,7 @@ class RuleEvaluator:
 
     def test(self, rule: Rule, now: float) -> Decision:
         """Evaluate a rule now without touching state or notifying."""
-        data = fetch(self._store, rule, now, self.slos(), metrics=self._metric_reader)
+        data = fetch(self._store, rule, now, self.slos(), signals=self._signals)
         return evaluate(rule, data, now)
 
     def cycle(self, now: float, force: bool = True, fence: Fence | None = None) -> CycleResult:
@@ -223,7 +223,7 @@ class RuleEvaluator:
     ) -> Decision | None:
         started = time.perf_counter()
         try:
-            data = fetch(queries, rule, now, self.slos(), self._baselines, self._metric_reader)
+            data = fetch(queries, rule, now, self.slos(), self._baselines, self._signals)
             decision = evaluate(rule, data, now)
         except Exception:  # one broken rule or store hiccup must not stop the others
             log.exception("alert rule %s failed to evaluate", rule.id)

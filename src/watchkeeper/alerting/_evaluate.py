@@ -50,6 +50,7 @@ class RuleData:
     burn: tuple[Window, Window] | None = None  # burn_rate: (long, short)
     objective: float | None = None  # burn_rate: the SLO objective
     series: Sequence[tuple[Mapping[str, str], float]] = ()  # promql: the result's series
+    log_counts: tuple[int, int] = (0, 0)  # log rules: records matching, all (of a ratio)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from watchkeeper.alerting._evaluate import RuleData, Window
 from watchkeeper.alerting._model import Filters, Rule, Slo
@@ -25,6 +25,9 @@ from watchkeeper.store import (
     Store,
     Summary,
 )
+
+if TYPE_CHECKING:
+    from watchkeeper.store.logs import LogFilter
 
 NS = 1_000_000_000
 DAY_S = 86400.0
@@ -224,14 +227,31 @@ class MetricReader(Protocol):
         ...
 
 
+class LogReader(Protocol):
+    """The log store as log rules read it."""
+
+    def count_matching(self, f: LogFilter) -> int:
+        """The number of records `f` matches."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Signals:
+    """The stores rules read besides the span store (None: the server has none)."""
+
+    metrics: MetricReader | None = None
+    logs: LogReader | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class QueryContext:
     """What a rule's query may read besides the store: the SLOs, the baseline cache, the
-    metric store (None: the server has none)."""
+    metric and log stores (None: the server has none)."""
 
     slos: Mapping[str, Slo] = field(default_factory=dict)
     baselines: BaselineCache = field(default_factory=dict)
     metrics: MetricReader | None = None
+    logs: LogReader | None = None
 
 
 def fetch(
@@ -240,10 +260,10 @@ def fetch(
     now: float,
     slos: Mapping[str, Slo],
     baselines: BaselineCache | None = None,
-    metrics: MetricReader | None = None,
+    signals: Signals = Signals(),
 ) -> RuleData:
     """Query the store for everything `evaluate(rule, ...)` reads at `now`."""
-    ctx = QueryContext(slos, {} if baselines is None else baselines, metrics)
+    ctx = QueryContext(slos, {} if baselines is None else baselines, signals.metrics, signals.logs)
     return rule.query(store, now, ctx)
 
 

@@ -25,7 +25,7 @@ from watchkeeper.alerting._config import AlertingConfig, Rule, Slo, alerting_of,
 from watchkeeper.alerting._delivery import Deliverer
 from watchkeeper.alerting._engine import CycleResult, LeaseLost, RuleEvaluator
 from watchkeeper.alerting._evaluate import Decision
-from watchkeeper.alerting._fetch import MetricReader
+from watchkeeper.alerting._fetch import Signals
 from watchkeeper.alerting._metrics import AlertMetrics
 from watchkeeper.alerting._notification import Channel, DeliveryError
 from watchkeeper.alerting._notify import test_notification
@@ -60,7 +60,7 @@ class AlertingEngine:
         http: httpx.AsyncClient | None = None,
         projects: Callable[[], Iterable[str]] | None = None,
         redact: Callable[[str], str] | None = None,
-        metrics_reader: MetricReader | None = None,
+        signals: Signals = Signals(),
     ) -> None:
         self.config = config
         self.store = store
@@ -83,7 +83,7 @@ class AlertingEngine:
             channel_severities=severities,
             base_url=base_url,
             projects=projects,
-            metrics_reader=metrics_reader,
+            signals=signals,
         )
         self.deliverer = Deliverer(
             config, meta, self.channels, self.metrics, clock, redact=self.redact
@@ -379,11 +379,11 @@ def build_alerting(
     redactor: Redactor,
     projects: Callable[[], Iterable[str]],
     clock: Callable[[], float] = time.time,
-    metrics_reader: MetricReader | None = None,
+    signals: Signals = Signals(),
 ) -> AlertingEngine | None:
     """The engine for a server's configuration and stores (None when `alerting.enabled` is
     false). `redactor` learns the channels' secrets; `projects` names the projects that rules
-    of project "*" apply to; `metrics_reader` is what PromQL rules read."""
+    of project "*" apply to; `signals` are the metric and log stores PromQL and log rules read."""
     from watchkeeper.alerting.channels import build_channel, parse_channel_specs, secret_values
 
     alerting = alerting_of(config)
@@ -411,7 +411,7 @@ def build_alerting(
         http=http,
         projects=projects,
         redact=redactor.scrub,
-        metrics_reader=metrics_reader,
+        signals=signals,
     )
 
 

@@ -119,7 +119,7 @@ def build_services(
 ) -> Services:
     """Open the stores and create every service of one server process (not yet started)."""
     # Imported before the metadata tables are created: they declare tables of their own.
-    from watchkeeper.alerting import PromQLReader, build_alerting
+    from watchkeeper.alerting import PromQLReader, Signals, build_alerting
     from watchkeeper.ingest import IngestService, LogsIngest, MetricsIngest, Scraper
     from watchkeeper.query import Engine
     from watchkeeper.store.logs import LogStore
@@ -165,10 +165,10 @@ def build_services(
     svc.alerting = build_alerting(
         config, store, meta, registry,
         redactor=svc.redactor, projects=_projects(config, svc.keys), clock=svc.clock,
-        metrics_reader=PromQLReader(Engine(
+        signals=Signals(PromQLReader(Engine(
             metrics_store, lookback_ms=int(config.metrics.lookback_delta_s * 1000),
             max_samples=config.metrics.query_max_samples,
-        )),
+        )), logs_store),
     )  # fmt: skip
     # A setting changed in the file or the environment since the last start is a change too.
     svc.audit.record_settings(

@@ -332,6 +332,14 @@ class LogStore:
             ).fetchall()
         return [(int(t), int(s), int(n)) for t, s, n in rows]
 
+    def count_matching(self, f: LogFilter) -> int:
+        """The number of records `f` matches (what log alert rules count)."""
+        params: dict[str, Any] = {}
+        with self._cursor() as cur:
+            where = self._where(f, params)
+            ((n,),) = cur.execute(f"SELECT count(*) FROM logs WHERE {where}", params).fetchall()
+        return int(n)
+
     def count(self, project: str | None = None) -> int:
         """Records stored (of one project, or all)."""
         with self._cursor() as cur:

@@ -19,6 +19,9 @@ from watchkeeper.alerting.kinds._anomaly import AnomalyRule
 from watchkeeper.alerting.kinds._burn_rate import BurnRateRule
 from watchkeeper.alerting.kinds._count import CountRule
 from watchkeeper.alerting.kinds._latency import LatencyRule
+from watchkeeper.alerting.kinds._log_count import LogCountRule
+from watchkeeper.alerting.kinds._log_ratio import LogRatioRule
+from watchkeeper.alerting.kinds._log_rule import LogQuery, LogRule
 from watchkeeper.alerting.kinds._outcome_ratio import OutcomeRatioRule
 from watchkeeper.alerting.kinds._promql import PromQLRule
 from watchkeeper.alerting.kinds._score import ScoreRule
@@ -36,6 +39,8 @@ RULE_KINDS: tuple[type[Rule], ...] = (
     AnomalyRule,
     BurnRateRule,
     PromQLRule,
+    LogCountRule,
+    LogRatioRule,
 )
 
 
@@ -88,6 +93,10 @@ __all__ = [
     "BurnRateRule",
     "CountRule",
     "LatencyRule",
+    "LogCountRule",
+    "LogQuery",
+    "LogRatioRule",
+    "LogRule",
     "OutcomeRatioRule",
     "PromQLRule",
     "RuleField",
