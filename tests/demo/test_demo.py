@@ -100,11 +100,18 @@ def _the_service_logs_arrived_with_their_trace_ids(server: ServerProcess) -> Non
     for failed_tool in (r for r in records if r["body"].startswith("tool weather failed")):
         assert failed_tool["severity"] == "warn"  # the tool fails at random: when it did,
         assert failed_tool["attributes"]["exception.type"] == "watchkeeper.demo._tools.ToolError"
-    # A log line leads to its trace.
-    trace = httpx.get(f"{server.url}/api/v1/traces/{records[0]['trace_id']}")
-    assert trace.status_code == 200, trace.text
+    # A log line leads to its trace: once the trace's spans are stored too (they travel
+    # apart from the logs, and may arrive after them).
+    record = records[-1]  # the oldest line of the page
+
+    def its_trace() -> httpx.Response | None:
+        r = httpx.get(f"{server.url}/api/v1/traces/{record['trace_id']}")
+        return r if r.status_code == 200 else None
+
+    trace = wait_for(its_trace)
+    assert trace is not None, f"no trace {record['trace_id']} for {record['body']!r}"
     span_ids = {s["span_id"] for s in trace.json()["spans"]}
-    assert records[0]["span_id"] in span_ids
+    assert record["span_id"] in span_ids
 
 
 @pytest.mark.slow
