@@ -14,7 +14,7 @@ import orjson
 from tests.alerting._receiver import Receiver
 from tests.eventually import eventually
 from tests.metrics.conftest import Server
-from watchkeeper.alerting import PromQLReader, evaluate, load_alerting_config
+from watchkeeper.alerting import PromQLReader, Signals, evaluate, load_alerting_config
 from watchkeeper.alerting._fetch import fetch
 from watchkeeper.model import Sample
 from watchkeeper.query import Engine
@@ -226,7 +226,7 @@ def test_the_starter_exporter_rules_fire_on_trouble_only() -> None:
         for rule in rules:
             rule = rule.model_copy(update={"project": "default"})
             assert all(reader.has_metric("default", m) for m in rule.needs_metrics())
-            data = fetch(spans, rule, NOW, {}, metrics=reader)
+            data = fetch(spans, rule, NOW, {}, signals=Signals(reader))
             fired[rule.id] = [dict(o.labels) for o in evaluate(rule, data, NOW).observations]
         seen[healthy] = fired
         store.close()
