@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from tests.alerting._receiver import Receiver
 from tests.eventually import eventually
 from tests.logs.test_http import _server
+from tests.metrics.test_alerts import _alerting
 from watchkeeper.alerting.kinds import LogCountRule, validate_rule
 
 
@@ -41,17 +42,6 @@ def _send(url: str, *records: tuple[str, str, str], at_s: float | None = None) -
         timeout=30,
     )
     assert r.status_code == 200, r.text
-
-
-def _alerting(hook: str, *rules: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "interval": 1,
-        "starter_rules": False,
-        "retry_base": 0.5,
-        "retry_max": 1,
-        "rules": list(rules),
-        "channels": [{"type": "webhook", "name": "hook", "url": hook}],
-    }
 
 
 TIMEOUTS = {

@@ -93,7 +93,7 @@ class LogRule(Rule):
         return RuleData(log_counts=(matching, every))
 
     def promql(self) -> Expression | str:
-        """None: Prometheus holds no logs."""
+        """Why there is none: Prometheus holds no logs."""
         return (
             f"{self.kind} rules have no Prometheus form: Prometheus holds no logs (a Loki ruler "
             "would count them with count_over_time)"
