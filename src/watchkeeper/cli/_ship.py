@@ -8,6 +8,7 @@ so the server (which stores a record once per content) keeps one copy of each li
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -26,6 +27,7 @@ from watchkeeper.cli._ship_tail import (
     save_state,
 )
 from watchkeeper.errors import WatchkeeperError
+
 
 def default_state_path(file: Path) -> Path:
     """Beside the input, hidden, named after it."""
@@ -55,10 +57,9 @@ def ship(args: argparse.Namespace) -> int:
         source = FileSource(path, state.acked, follow=not args.once)
         extra["log.file.path"] = str(path)
     deliverer = Deliverer(HttpPoster(args.url, key), args.service, extra)
-    try:
+    # Interrupted: what was acknowledged is saved; the rest is read again next time.
+    with contextlib.suppress(KeyboardInterrupt):
         run(source, deliverer, state_path, state, args.batch_size, args.flush_interval)
-    except KeyboardInterrupt:
-        pass  # what was acknowledged is saved; the rest is read again next time
     _summary(deliverer.tally)
     return 0
 
@@ -118,9 +119,7 @@ def run(
             save_state(state_path, state)
 
 
-def _collect(
-    source: Source, limit: int, flush_s: float, replay: Position | None
-) -> list[RawLine]:
+def _collect(source: Source, limit: int, flush_s: float, replay: Position | None) -> list[RawLine]:
     """A batch: `limit` lines, or what came within `flush_s` of its first line; when
     replaying, the lines up to the replayed batch's end and no further."""
     batch: list[RawLine] = []

@@ -91,7 +91,7 @@ def time_ns_of(value: Any) -> int:
             if isinstance(value, int):
                 return value * to_ns
             # A float holds microseconds at best: round there, not to float noise.
-            return int(round(value * to_ns / 1000)) * 1000
+            return round(value * to_ns / 1000) * 1000
     return int(value)
 
 

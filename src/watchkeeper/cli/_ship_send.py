@@ -194,16 +194,20 @@ class Deliverer:
     def _until_answered(self, body: bytes) -> Answer:
         delay = 0.5
         while True:
+            wait: float | None = None
             try:
                 answer = self.post(body)
             except OSError as exc:  # refused, reset, timed out: the server is away
-                answer, why = None, f"cannot reach {self.post_url()}: {exc}"
+                why = f"cannot reach {self.post_url()}: {exc}"
             else:
                 if answer.status not in RETRY_STATUSES:
                     return answer
-                why = f"{self.post_url()} answered {answer.status}"
-            wait = answer.retry_after_s if answer and answer.retry_after_s is not None else None
-            wait = min(wait, MAX_RETRY_AFTER_S) if wait is not None else delay * random.uniform(0.8, 1.2)
+                why, wait = f"{self.post_url()} answered {answer.status}", answer.retry_after_s
+            wait = (
+                min(wait, MAX_RETRY_AFTER_S)
+                if wait is not None
+                else delay * random.uniform(0.8, 1.2)
+            )
             self.tally.retries += 1
             if self.tally.retries == 1 or self.tally.retries % 10 == 0:
                 print(f"watchkeeper logs ship: {why}; retrying in {wait:.1f} s", file=self.err)
@@ -215,7 +219,7 @@ class Deliverer:
         response = ExportLogsServiceResponse()
         try:
             response.ParseFromString(body)
-        except Exception:  # noqa: BLE001 - a 200 with any body is an acknowledgement
+        except Exception:  # a 200 with any body is an acknowledgement
             return
         rejected = response.partial_success.rejected_log_records
         if rejected or response.partial_success.error_message:

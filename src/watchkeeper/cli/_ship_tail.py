@@ -57,14 +57,19 @@ def load_state(path: Path) -> State:
     except FileNotFoundError:
         return State()
     except (OSError, ValueError) as exc:
-        raise ValueError(f"the state file {path} cannot be read ({exc}): remove it to start "
-                         "from the beginning of the file") from None  # fmt: skip
+        raise ValueError(
+            f"the state file {path} cannot be read ({exc}): remove it to start "
+            "from the beginning of the file"
+        ) from None
 
     def position(value: object) -> Position | None:
         return Position(**value) if isinstance(value, dict) else None
 
-    return State(position(doc.get("acked")), position(doc.get("pending")),
-                 int(doc.get("pending_observed_ns", 0)))  # fmt: skip
+    return State(
+        position(doc.get("acked")),
+        position(doc.get("pending")),
+        int(doc.get("pending_observed_ns", 0)),
+    )
 
 
 def save_state(path: Path, state: State) -> None:
@@ -129,8 +134,11 @@ class FileSource:
         if _identity(st) != (start.inode, start.device):
             rotated = find_by_identity(self.path.parent, start.inode, start.device)
             if rotated is None:
-                print(f"watchkeeper logs ship: {self.path} was replaced and the file read "
-                      "before is gone: starting at the new file's beginning", file=sys.stderr)  # fmt: skip
+                print(
+                    f"watchkeeper logs ship: {self.path} was replaced and the file read "
+                    "before is gone: starting at the new file's beginning",
+                    file=sys.stderr,
+                )
                 return f, _identity(st)
             f.close()
             f = rotated.open("rb")
