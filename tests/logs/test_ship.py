@@ -238,6 +238,20 @@ def test_following_survives_rotation_by_rename_and_truncation(tmp_path: Path) ->
             shipper.communicate(timeout=30)
 
 
+def test_a_rotation_while_stopped_is_finished_in_the_renamed_file(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    _append(log, 0, 5)
+    with _server(tmp_path / "data") as (url, svc):
+        assert _ship(str(log), "--once", "--url", url).returncode == 0
+        _append(log, 5, 3)  # written after the shipper stopped, then rotated away
+        log.rename(tmp_path / "app.log.1")
+        _append(log, 8, 4)
+        done = _ship(str(log), "--once", "--url", url)
+        assert done.returncode == 0, done.stderr
+        assert "7 line(s) delivered" in done.stderr
+        assert _bodies(_stored(url, svc, 12)) == _expected(12)
+
+
 def test_a_sigkill_and_restart_stores_every_line_exactly_once(tmp_path: Path) -> None:
     log = tmp_path / "app.log"
     # Half the lines carry no time: a resent batch must say the same observed time.
