@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.logs.test_ship import _server
+from tests.logs.logserver import log_server
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).with_name("node") / "send_logs.mjs"
@@ -28,7 +28,7 @@ def _records(url: str, **params: Any) -> list[dict[str, Any]]:
 
 def test_a_node_app_s_logs_are_stored_with_their_fields(tmp_path: Path) -> None:
     assert (ROOT / "node_modules/@opentelemetry/sdk-logs").is_dir(), "run npm ci first"
-    with _server(tmp_path / "data") as (url, svc):
+    with log_server(tmp_path / "data") as (url, svc):
         sent = subprocess.run(
             ["node", str(SCRIPT), url, "run-7"], capture_output=True, text=True, timeout=120
         )

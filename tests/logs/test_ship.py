@@ -3,43 +3,25 @@ the query API out; rotation, truncation, a SIGKILL and restart, the server away,
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from tests.eventually import eventually
-from tests.serving import serve_in_thread
-from watchkeeper.config import load_config
+from tests.logs.logserver import log_server
 from watchkeeper.server._services import Services
-from watchkeeper.server.app import build_services, create_app
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 SPAN = "00f067aa0ba902b7"
 # A port of this worktree's range, for the server that comes back on the same address.
 COMEBACK_PORT = int(os.environ.get("WATCHKEEPER_TEST_SHIP_PORT", "19421"))
-
-
-@contextlib.contextmanager
-def _server(data_dir: Path, port: int = 0, **sections: Any) -> Iterator[tuple[str, Services]]:
-    overrides = {
-        "server": {"data_dir": str(data_dir), "port": 0},
-        "auth": {"required": False},
-        **sections,
-    }
-    config = load_config(env={}, overrides=overrides)
-    svc = build_services(config)
-    with serve_in_thread(create_app(config, services=svc), name="ship-test", port=port) as url:
-        yield url, svc
 
 
 def _ship(
@@ -152,7 +134,7 @@ def test_each_logger_s_lines_are_stored_with_their_fields(tmp_path: Path) -> Non
     ]
     log = tmp_path / "app.log"
     log.write_text("\n".join(lines) + "\n")
-    with _server(tmp_path / "data") as (url, svc):
+    with log_server(tmp_path / "data") as (url, svc):
         done = _ship(str(log), "--once", "--url", url, "--service", "shop")
         assert done.returncode == 0, done.stderr
         assert "7 line(s) delivered" in done.stderr
@@ -192,7 +174,7 @@ def test_stdin_is_read_to_its_end(tmp_path: Path) -> None:
     body = "".join(
         json.dumps({"msg": f"from stdin {i}", "level": "info"}) + "\n" for i in range(25)
     )
-    with _server(tmp_path / "data") as (url, svc):
+    with log_server(tmp_path / "data") as (url, svc):
         done = _ship("-", "--url", url, "--batch-size", "10", stdin=body.encode())
         assert done.returncode == 0, done.stderr
         stored = _stored(url, svc, 25)
@@ -221,7 +203,7 @@ def _expected(n: int) -> list[str]:
 def test_following_survives_rotation_by_rename_and_truncation(tmp_path: Path) -> None:
     log = tmp_path / "app.log"
     _append(log, 0, 10)
-    with _server(tmp_path / "data") as (url, svc):
+    with log_server(tmp_path / "data") as (url, svc):
         shipper = _spawn(str(log), "--url", url, "--flush-interval", "0.1")
         try:
             assert len(_stored(url, svc, 10)) == 10
@@ -234,14 +216,15 @@ def test_following_survives_rotation_by_rename_and_truncation(tmp_path: Path) ->
             _append(log, 20, 3)
             assert _bodies(_stored(url, svc, 23)) == _expected(23)
         finally:
-            shipper.send_signal(signal.SIGINT)
-            shipper.communicate(timeout=30)
+            shipper.terminate()  # SIGTERM: stops as Ctrl-C does, with its summary
+            _out, err = shipper.communicate(timeout=30)
+        assert "23 line(s) delivered" in err
 
 
 def test_a_rotation_while_stopped_is_finished_in_the_renamed_file(tmp_path: Path) -> None:
     log = tmp_path / "app.log"
     _append(log, 0, 5)
-    with _server(tmp_path / "data") as (url, svc):
+    with log_server(tmp_path / "data") as (url, svc):
         assert _ship(str(log), "--once", "--url", url).returncode == 0
         _append(log, 5, 3)  # written after the shipper stopped, then rotated away
         log.rename(tmp_path / "app.log.1")
@@ -263,7 +246,7 @@ def test_a_sigkill_and_restart_stores_every_line_exactly_once(tmp_path: Path) ->
                 else json.dumps({"msg": f"line {i}", "ts": time.time()}) + "\n"
             )
     state = tmp_path / "ship.state"
-    with _server(tmp_path / "data") as (url, svc):
+    with log_server(tmp_path / "data") as (url, svc):
         shipper = _spawn(str(log), "--url", url, "--batch-size", "7", "--state", str(state))
         try:
             seen = _stored(url, svc, 300)
@@ -287,7 +270,7 @@ def test_a_server_away_then_back_loses_nothing(tmp_path: Path) -> None:
     try:
         time.sleep(1.5)  # it retries against nothing
         assert shipper.poll() is None
-        with _server(tmp_path / "data", port=COMEBACK_PORT) as (_, svc):
+        with log_server(tmp_path / "data", port=COMEBACK_PORT) as (_, svc):
             _out, err = shipper.communicate(timeout=60)
             assert shipper.returncode == 0, err
             assert "cannot reach" in err and "40 line(s) delivered" in err
@@ -303,7 +286,7 @@ def test_413_splits_the_batch_and_a_line_too_big_alone_is_skipped(tmp_path: Path
     lines = [f"line {i} " + "x" * 150 for i in range(60)]
     lines.insert(30, "huge " + "y" * 5000)
     log.write_text("\n".join(lines) + "\n")
-    with _server(tmp_path / "data", ingest={"max_body_bytes": 4096}) as (url, svc):
+    with log_server(tmp_path / "data", ingest={"max_body_bytes": 4096}) as (url, svc):
         done = _ship(str(log), "--once", "--url", url, "--batch-size", "60")
         assert done.returncode == 0, done.stderr
         assert "line 31 skipped: the server answered 413" in done.stderr
@@ -319,7 +302,7 @@ def test_the_batch_in_flight_at_a_crash_is_resent_as_it_was_sent(tmp_path: Path)
     log = tmp_path / "app.log"
     _append(log, 0, 14)
     state = tmp_path / "ship.state"
-    with _server(tmp_path / "data") as (url, svc):
+    with log_server(tmp_path / "data") as (url, svc):
         first = _ship(str(log), "--once", "--url", url, "--batch-size", "7", "--state", str(state))
         assert first.returncode == 0, first.stderr
         stored = {r["body"]: r for r in _stored(url, svc, 14)}
@@ -345,7 +328,7 @@ def test_shipping_loads_no_server_dependency(tmp_path: Path) -> None:
     _append(log, 0, 3)
     server_only = ["fastapi", "starlette", "uvicorn", "duckdb", "pyarrow", "sqlalchemy",
                    "httpx", "orjson", "pydantic", "yaml", "zstandard"]  # fmt: skip
-    with _server(tmp_path / "data") as (url, svc):
+    with log_server(tmp_path / "data") as (url, svc):
         script = (
             "import sys; from watchkeeper.cli import main; "
             f"rc = main(['logs', 'ship', {str(log)!r}, '--once', '--url', {url!r}]); "
@@ -357,3 +340,14 @@ def test_shipping_loads_no_server_dependency(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == "[]"
         assert _bodies(_stored(url, svc, 3)) == _expected(3)
+
+
+def test_a_state_file_that_is_not_one_is_a_clear_error(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    _append(log, 0, 1)
+    state = tmp_path / "ship.state"
+    state.write_text('{"acked": {"inode": 1}}')
+    done = _ship(str(log), "--once", "--url", "http://127.0.0.1:9", "--state", str(state))
+    assert done.returncode == 2
+    assert f"the state file {state} cannot be read" in done.stderr
+    assert "remove it to start from the beginning" in done.stderr

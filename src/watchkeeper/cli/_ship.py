@@ -10,9 +10,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
+from types import FrameType
 
 from watchkeeper.cli._ship_parse import parse_line
 from watchkeeper.cli._ship_send import Deliverer, HttpPoster, Line, Tally
@@ -50,18 +53,31 @@ def ship(args: argparse.Namespace) -> int:
             print(f"watchkeeper logs ship: {path}: no such file", file=sys.stderr)
             return 1
         state_path = args.state or default_state_path(path)
-        try:
-            state = load_state(state_path)
-        except ValueError as exc:
-            raise WatchkeeperError(str(exc)) from None
-        source = FileSource(path, state.acked, follow=not args.once)
+        source, state = _open_file(path, state_path, args.once)
         extra["log.file.path"] = str(path)
     deliverer = Deliverer(HttpPoster(args.url, key), args.service, extra)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)  # stop as on Ctrl-C, with the summary
     # Interrupted: what was acknowledged is saved; the rest is read again next time.
     with contextlib.suppress(KeyboardInterrupt):
         run(source, deliverer, state_path, state, args.batch_size, args.flush_interval)
     _summary(deliverer.tally)
     return 0
+
+
+def _open_file(path: Path, state_path: Path, once: bool) -> tuple[FileSource, State]:
+    """The file, from where its state file says the server's acknowledgements reached."""
+    try:
+        state = load_state(state_path)
+        return FileSource(path, state.acked, follow=not once), state
+    except ValueError as exc:
+        raise WatchkeeperError(str(exc)) from None
+    except OSError as exc:
+        raise WatchkeeperError(f"cannot read {path}: {exc}") from None
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def _wait_for(path: Path, once: bool) -> bool:

@@ -57,18 +57,25 @@ def load_state(path: Path) -> State:
     except FileNotFoundError:
         return State()
     except (OSError, ValueError) as exc:
-        raise ValueError(
-            f"the state file {path} cannot be read ({exc}): remove it to start "
-            "from the beginning of the file"
-        ) from None
+        raise ValueError(_unreadable(path, exc)) from None
 
     def position(value: object) -> Position | None:
         return Position(**value) if isinstance(value, dict) else None
 
-    return State(
-        position(doc.get("acked")),
-        position(doc.get("pending")),
-        int(doc.get("pending_observed_ns", 0)),
+    try:
+        return State(
+            position(doc.get("acked")),
+            position(doc.get("pending")),
+            int(doc.get("pending_observed_ns", 0)),
+        )
+    except (AttributeError, TypeError, ValueError) as exc:  # JSON, but not a state
+        raise ValueError(_unreadable(path, exc)) from None
+
+
+def _unreadable(path: Path, exc: Exception) -> str:
+    return (
+        f"the state file {path} cannot be read ({exc}): remove it to start from the "
+        "beginning of the file"
     )
 
 
