@@ -19,10 +19,14 @@ def serve_in_thread(
     lifespan: Literal["auto", "on", "off"] = "auto",
     name: str = "test-server",
     start_timeout_s: float = 60.0,
+    port: int = 0,
 ) -> Iterator[str]:
-    """Serve `app` with uvicorn on an ephemeral 127.0.0.1 port in a daemon thread; yield its
-    base URL; on exit stop it (the app's lifespan shutdown included) and wait for the thread."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan=lifespan)
+    """Serve `app` with uvicorn on 127.0.0.1 (an ephemeral port, or `port` to come back on
+    the same one) in a daemon thread; yield its base URL; on exit stop it (the app's
+    lifespan shutdown included) and wait for the thread."""
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan
+    )
     uv = uvicorn.Server(config)
     thread = threading.Thread(target=uv.run, name=name, daemon=True)
     thread.start()

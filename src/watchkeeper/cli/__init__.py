@@ -1,4 +1,4 @@
-"""The `watchkeeper` command: serve, keys, users, demo, report, export."""
+"""The `watchkeeper` command: serve, keys, users, logs, demo, report, export."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import sys
 from collections.abc import Sequence
 
 from watchkeeper.cli._commands import COMMANDS as _BASE
+from watchkeeper.cli._logs import LOGS
 from watchkeeper.cli._users import USERS
 
-COMMANDS = (*_BASE, USERS)
+COMMANDS = (*_BASE, USERS, LOGS)
 
 __all__ = ["main"]
 
