@@ -188,8 +188,12 @@ def test_the_text_index_answers_a_word_search(tmp_path: Path) -> None:
     store.write([_row(500, "rare needle here")])
     f = LogFilter("p", T0, T0 + 1000 * S, text=Terms.parse("needle"))
     p = Params(store.dialect)
-    plan = "\n".join(r[0] for r in store._rows(f"EXPLAIN indexes = 1 SELECT count() FROM logs "
-                                               f"WHERE {store._where(f, p)}", p.values))
+    plan = "\n".join(
+        r[0]
+        for r in store._rows(
+            f"EXPLAIN indexes = 1 SELECT count() FROM logs WHERE {store._where(f, p)}", p.values
+        )
+    )
     assert "body_words" in plan  # the text index is asked
     assert [r.body for r in store.search(f).records] == ["rare needle here"]
     store.close()

@@ -116,7 +116,9 @@ def schema_statements(cluster: str | None = None, ttl_days: int | None = None) -
     path = "'/clickhouse/tables/{shard}/{database}/logs_local', '{replica}'"
     local = table_ddl().replace("CREATE TABLE IF NOT EXISTS logs (",
                                 f"CREATE TABLE IF NOT EXISTS logs_local {on} (", 1)  # fmt: skip
-    local = local.replace("ENGINE = ReplacingMergeTree ", f"ENGINE = ReplicatedReplacingMergeTree({path}) ")  # noqa: E501
+    local = local.replace(
+        "ENGINE = ReplacingMergeTree ", f"ENGINE = ReplicatedReplacingMergeTree({path}) "
+    )
     return [
         VERSION_DDL.replace(" (", f" {on} (", 1),
         local,
