@@ -25,6 +25,7 @@ range) are left out before the insert, as the span store does: reads stay exact 
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -112,7 +113,9 @@ def schema_statements(cluster: str | None = None, ttl_days: int | None = None) -
     ttl = ttl_statements(ttl_days) if ttl_days is not None else []
     if cluster is None:
         return [VERSION_DDL, table_ddl(), *ttl]
-    on = f"ON CLUSTER `{cluster}`"  # the name is checked by the span schema's caller
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", cluster):
+        raise ValueError(f"cluster name {cluster!r}: use letters, digits, _ . and -")
+    on = f"ON CLUSTER `{cluster}`"
     path = "'/clickhouse/tables/{shard}/{database}/logs_local', '{replica}'"
     local = table_ddl().replace("CREATE TABLE IF NOT EXISTS logs (",
                                 f"CREATE TABLE IF NOT EXISTS logs_local {on} (", 1)  # fmt: skip
