@@ -24,7 +24,8 @@ _DATABASES = itertools.count()
 DAY_NS = 86_400 * 10**9
 
 
-def _store_section(engine: str, tmp_path: Path) -> dict[str, Any]:
+def store_section(engine: str, tmp_path: Path) -> dict[str, Any]:
+    """The configuration sections of a server whose stores are on `engine`."""
     if engine == "duckdb":
         return {}
     return {"store": {"backend": "clickhouse", "clickhouse_url": chdb_url(tmp_path),
@@ -49,7 +50,7 @@ def _post(url: str, service: str, *records: tuple[str, str, int]) -> None:
 
 @pytest.mark.parametrize("engine", ["duckdb", "clickhouse"])
 def test_a_server_keeps_logs_on_its_store_engine(engine: str, tmp_path: Path) -> None:
-    sections = _store_section(engine, tmp_path) | {"auth": {"required": False}}
+    sections = store_section(engine, tmp_path) | {"auth": {"required": False}}
     now = time.time_ns()
     with _server(tmp_path / "data", **sections) as (url, svc):
         kind = ClickHouseLogStore if engine == "clickhouse" else DuckDBLogStore
@@ -78,7 +79,7 @@ def test_a_server_keeps_logs_on_its_store_engine(engine: str, tmp_path: Path) ->
 
 
 def test_retention_drops_old_logs_on_clickhouse(tmp_path: Path) -> None:
-    sections = _store_section("clickhouse", tmp_path) | {
+    sections = store_section("clickhouse", tmp_path) | {
         "auth": {"required": False},
         "logs": {"retention_days": 2},
         "retention": {"days": 30, "check_interval_s": 0.2},
