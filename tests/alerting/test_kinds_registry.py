@@ -22,6 +22,7 @@ from watchkeeper.model import LogRow, Sample, ScoreRow
 from watchkeeper.query import Engine
 from watchkeeper.server._kinds_api import kind_info
 from watchkeeper.store.duckdb import DuckDBStore
+from watchkeeper.store.duckdb_logs import DuckDBLogStore
 from watchkeeper.store.logs import LogStore
 from watchkeeper.store.metrics import MetricsStore
 
@@ -43,7 +44,7 @@ def metrics() -> Iterator[PromQLReader]:
 @pytest.fixture(scope="module")
 def logs() -> Iterator[LogStore]:
     """A log store with 120 records in the last minute, one in ten an error timeout."""
-    s = LogStore(None)
+    s = DuckDBLogStore(None)
     t = int((NOW - 30) * 1e9)
     s.write(
         [

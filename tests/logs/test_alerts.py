@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from tests.alerting._receiver import Receiver
 from tests.eventually import eventually
+from tests.logs.test_engines import store_section
 from tests.logs.test_http import _server
 from tests.metrics.test_alerts import _alerting
 from watchkeeper.alerting.kinds import LogCountRule, validate_rule
@@ -94,15 +95,25 @@ def test_log_rules_fire_on_matching_records_and_resolve(tmp_path: Any, receiver:
         }  # fmt: skip
 
 
-def test_a_share_is_not_judged_below_min_count(tmp_path: Any, receiver: Receiver) -> None:
-    alerting = _alerting(receiver.url, ERROR_SHARE)
-    with _server(tmp_path / "data", auth={"required": False}, alerting=alerting) as (url, svc):
+@pytest.mark.parametrize("engine", ["duckdb", "clickhouse"])
+def test_a_share_is_not_judged_below_min_count(
+    engine: str, tmp_path: Any, receiver: Receiver
+) -> None:
+    """The rules read the log store of either engine (ClickHouse: on chDB)."""
+    sections = store_section(engine, tmp_path) | {
+        "auth": {"required": False},
+        "alerting": _alerting(receiver.url, ERROR_SHARE, TIMEOUTS),
+    }
+    with _server(tmp_path / "data", **sections) as (url, svc):
         _send(url, ("search", "ERROR", "index unavailable"), ("search", "INFO", "ok"))  # 50% of 2
+        _send(url, ("checkout", "ERROR", "upstream timeout, twice"))
         assert svc.logs_ingest.flush(30)
         assert svc.alerting is not None
         decision = svc.alerting.evaluator.test(validate_rule(ERROR_SHARE), time.time())
         (verdict,) = decision.observations
         assert verdict.value is None and not verdict.breaching and verdict.count == 2
+        (count,) = svc.alerting.evaluator.test(validate_rule(TIMEOUTS), time.time()).observations
+        assert count.value == 1.0 and not count.breaching
         assert receiver.received == []
 
 

@@ -1,17 +1,25 @@
-"""The log store: records in, found again by every filter, text through the block filter."""
+"""The log store on both engines (DuckDB; ClickHouse on chDB): records in, found again by
+every filter, text through each engine's access path (DuckDB's block filter, ClickHouse's
+text index)."""
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import orjson
 import pytest
 
+from tests.store.conftest import chdb_url
 from watchkeeper.errors import ValidationError
 from watchkeeper.ingest._logs_decode import log_id
 from watchkeeper.model import LogRow
-from watchkeeper.store.logs import BITS, LogFilter, LogStore, Terms, bloom, step_for, words
+from watchkeeper.store._dialect import Params
+from watchkeeper.store.clickhouse_logs import ClickHouseLogStore
+from watchkeeper.store.duckdb_logs import BITS, DuckDBLogStore, bloom
+from watchkeeper.store.logs import LogFilter, LogStore, ServiceCount, Terms, step_for, words
 
 T0 = 1_750_000_000_000_000_000
 S = 1_000_000_000
@@ -33,13 +41,42 @@ def _rows() -> list[LogRow]:
     ]  # fmt: skip
 
 
+_DATABASES = itertools.count()
+Open = Callable[[], LogStore]
+
+
+@pytest.fixture(params=["duckdb", "clickhouse"])
+def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Open]:
+    """Opens the test's log store of each engine (again: the same file or database)."""
+    opened: list[LogStore] = []
+    database = f"logs{next(_DATABASES)}"
+
+    def open_store() -> LogStore:
+        if request.param == "duckdb":
+            store: LogStore = DuckDBLogStore(tmp_path / "logs.duckdb")
+        else:
+            store = ClickHouseLogStore(chdb_url(tmp_path), database=database)
+        opened.append(store)
+        return store
+
+    yield open_store
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def store(opener: Open) -> LogStore:
+    """A new, empty log store of each engine."""
+    return opener()
+
+
 def _ids(store: LogStore, **kw: object) -> list[int]:
     f = LogFilter("p", T0, T0 + 100 * S, **kw)  # type: ignore[arg-type]
     return [(r.time_ns - T0) // S for r in store.search(f).records]
 
 
-def test_filters_find_what_they_say(tmp_path: Path) -> None:
-    store = LogStore(tmp_path / "logs.duckdb")
+def test_filters_find_what_they_say(opener: Open) -> None:
+    store = opener()
     assert store.write(_rows()) == 5
     assert store.write(_rows()) == 0  # a replay stores nothing twice
     assert _ids(store) == [4, 3, 2, 1, 0]  # newest first
@@ -57,14 +94,13 @@ def test_filters_find_what_they_say(tmp_path: Path) -> None:
     assert LogFilter("other", T0, T0 + S).project == "other"
     assert store.search(LogFilter("other", T0, T0 + 100 * S)).records == []
     store.close()
-    again = LogStore(tmp_path / "logs.duckdb")  # reopened: the blocks go on numbering
+    again = opener()  # reopened: the blocks go on numbering
     assert again.write([_row(9, "later on")]) == 1
     assert _ids(again, text=Terms.parse("later")) == [9]
     assert again.count("p") == 6
 
 
-def test_pages_visit_every_record_once(tmp_path: Path) -> None:
-    store = LogStore(None)
+def test_pages_visit_every_record_once(store: LogStore) -> None:
     store.write([_row(i // 3, f"line {i}") for i in range(50)])  # three per second
     seen: list[str] = []
     cursor = None
@@ -80,21 +116,20 @@ def test_pages_visit_every_record_once(tmp_path: Path) -> None:
 
 
 def test_the_block_filter_skips_blocks_without_the_words() -> None:
-    store = LogStore(None)
+    store = DuckDBLogStore(None)
     for block in range(20):
         store.write([_row(block * 10 + i, f"routine message {block} {i}") for i in range(10)])
     store.write([_row(500, "rare needle here")])
     f = LogFilter("p", T0, T0 + 1000 * S, text=Terms.parse("needle"))
-    params: dict[str, object] = {}
-    sql = store._blocks_sql(f, params)
+    p = Params(store.dialect)
+    sql = store.blocks_sql(f, p)
     with store._cursor() as cur:
-        blocks = cur.execute(sql, params | {"p": "p", "lo": f.start_ns, "hi": f.end_ns}).fetchall()
+        blocks = cur.execute(sql, p.values).fetchall()
     assert len(blocks) == 1  # 1 of 21 blocks is read
     assert [r.body for r in store.search(f).records] == ["rare needle here"]
 
 
-def test_the_histogram_counts_by_severity_range() -> None:
-    store = LogStore(None)
+def test_the_histogram_counts_by_severity_range(store: LogStore) -> None:
     store.write(_rows())
     hist = store.histogram(LogFilter("p", T0, T0 + 10 * S), 2 * S)
     assert hist == [(T0, 9, 1), (T0, 17, 1), (T0 + 2 * S, 9, 1), (T0 + 2 * S, 13, 1),
@@ -104,8 +139,7 @@ def test_the_histogram_counts_by_severity_range() -> None:
     assert step == 1_750_000 * S and T0 // step == 1000
 
 
-def test_retention_drops_records_and_their_blocks() -> None:
-    store = LogStore(None)
+def test_retention_drops_records_and_their_blocks(store: LogStore) -> None:
     store.write(_rows()[:2])
     store.write(_rows()[2:])
     assert store.delete_before("p", T0 + 2 * S) == 2
@@ -118,3 +152,48 @@ def test_words_and_filter_bits() -> None:
     assert sum(bin(w).count("1") for w in bloom(["a b c"])) <= 9 < BITS
     with pytest.raises(ValidationError):
         Terms.parse('"..."')
+
+
+def test_services_are_counted_in_the_range(store: LogStore) -> None:
+    store.write(_rows())
+    assert store.services(LogFilter("p", T0, T0 + 100 * S)) == [
+        ServiceCount("api", 3), ServiceCount("auth", 1), ServiceCount("worker", 1)
+    ]  # fmt: skip
+    assert store.services(LogFilter("p", T0 + 2 * S, T0 + 100 * S, min_severity=13)) == [
+        ServiceCount("api", 1)
+    ]
+    assert store.services(LogFilter("other", T0, T0 + 100 * S)) == []
+
+
+def test_text_matches_words_between_any_punctuation(store: LogStore) -> None:
+    store.write([
+        _row(0, "“quoted” — dashes…and x_y keys"), _row(1, "ZÜRICH upper"),
+        _row(2, "snake_case_word here"), _row(3, "tab\tseparated\nlines"),
+    ])  # fmt: skip
+    assert _ids(store, text=Terms.parse("quoted")) == [0]
+    assert _ids(store, text=Terms.parse('"dashes and"')) == [0]
+    assert _ids(store, text=Terms.parse("x_y")) == [0]
+    assert _ids(store, text=Terms.parse("x")) == []  # x_y is one word
+    assert _ids(store, text=Terms.parse("zürich")) == [1]
+    assert _ids(store, text=Terms.parse("case")) == []
+    assert _ids(store, text=Terms.parse("snake_case_word")) == [2]
+    assert _ids(store, text=Terms.parse("separated")) == [3]
+    assert store.count_matching(LogFilter("p", T0, T0 + 9 * S, text=Terms.parse("here"))) == 1
+
+
+def test_the_text_index_answers_a_word_search(tmp_path: Path) -> None:
+    store = ClickHouseLogStore(chdb_url(tmp_path), database=f"logs{next(_DATABASES)}")
+    for block in range(5):
+        store.write([_row(block * 10 + i, f"routine message {block} {i}") for i in range(10)])
+    store.write([_row(500, "rare needle here")])
+    f = LogFilter("p", T0, T0 + 1000 * S, text=Terms.parse("needle"))
+    p = Params(store.dialect)
+    plan = "\n".join(
+        r[0]
+        for r in store._rows(
+            f"EXPLAIN indexes = 1 SELECT count() FROM logs WHERE {store._where(f, p)}", p.values
+        )
+    )
+    assert "body_words" in plan  # the text index is asked
+    assert [r.body for r in store.search(f).records] == ["rare needle here"]
+    store.close()

@@ -14,13 +14,14 @@ from tests.store.conftest import chdb_url
 from tests.store.test_rollup import same, same_groups
 from watchkeeper.config import load_config
 from watchkeeper.errors import ConfigError, StoreError
-from watchkeeper.model import SpanBatch
+from watchkeeper.model import LogRow, SpanBatch
 from watchkeeper.server.app import open_store
-from watchkeeper.store import SpanFilter
+from watchkeeper.store import SpanFilter, clickhouse_logs
 from watchkeeper.store import _clickhouse_schema as schema
 from watchkeeper.store._duckdb_arrow import spans_table
 from watchkeeper.store._render import Query
 from watchkeeper.store.clickhouse import ClickHouseStore
+from watchkeeper.store.clickhouse_logs import ClickHouseLogStore
 
 
 @pytest.fixture(name="chdb_url")
@@ -138,6 +139,13 @@ def test_the_printed_schema_is_what_the_store_runs_on(chdb_url: str) -> None:
         assert store.count("old") == 0 and store.count("demo") == len(data.spans)
     finally:
         store.close()
+    logs = ClickHouseLogStore(chdb_url, database="by_hand")  # the log table too
+    try:
+        assert logs.version == clickhouse_logs.LATEST
+        assert logs.write([LogRow("demo", "0" * 16, now, now, 9, "INFO", "by hand")]) == 1
+        assert logs.count("demo") == 1
+    finally:
+        logs.close()
 
 
 def test_the_cluster_schema_shards_every_table_by_trace(chdb_url: str) -> None:
@@ -156,11 +164,15 @@ def test_the_cluster_schema_shards_every_table_by_trace(chdb_url: str) -> None:
         (dist,) = [s for s in statements if s.startswith(f"CREATE TABLE IF NOT EXISTS {t} ")]
         assert dist.endswith(f"Distributed('prod', currentDatabase(), '{t}_local', rand())")
     views = sorted(s.split(" TO ")[1].split()[0] for s in statements if "MATERIALIZED VIEW" in s)
+    (logs,) = [s for s in statements if s.startswith("CREATE TABLE IF NOT EXISTS logs ")]
+    assert logs.endswith("Distributed('prod', currentDatabase(), 'logs_local', cityHash64(log_id))")
+    assert any(s.startswith("CREATE TABLE IF NOT EXISTS logs_local ON CLUSTER `prod`")
+               and "ReplicatedReplacingMergeTree(" in s for s in statements)  # fmt: skip
     assert views == ["minute_rollup_local", "rollup_local", "totals_rollup_local",
                      "traces_local", "user_rollup_local"]  # fmt: skip
     assert all(" FROM spans_local " in s for s in statements if "MATERIALIZED VIEW" in s)
     assert not any(s.startswith(("INSERT", "TRUNCATE")) for s in statements)
-    assert sum("MODIFY TTL" in s and "_local ON CLUSTER" in s for s in statements) == 8
+    assert sum("MODIFY TTL" in s and "_local ON CLUSTER" in s for s in statements) == 9
     # the engine parses every statement (a cluster itself cannot run in one process)
     store = ClickHouseStore(chdb_url, database="parse_only")
     try:

@@ -473,11 +473,14 @@ def _schema_options(p: argparse.ArgumentParser) -> None:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    """Print the span store's DDL, to review or to run by hand (clickhouse-client -n)."""
-    from watchkeeper.store.clickhouse import schema_statements
+    """Print the span and log stores' DDL, to review or to run by hand (clickhouse-client -n)."""
+    from watchkeeper.store import clickhouse, clickhouse_logs
 
     try:
-        statements = schema_statements(args.cluster, args.ttl_days)
+        statements = [
+            *clickhouse.schema_statements(args.cluster, args.ttl_days),
+            *clickhouse_logs.schema_statements(args.cluster, args.ttl_days),
+        ]
     except ValueError as exc:
         raise WatchkeeperError(str(exc)) from None
     print("".join(f"{sql};\n\n" for sql in statements), end="")
@@ -509,7 +512,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("demo", "run the server, a demo AI service and load", _demo_options, _guarded(_demo)),
     Command("dead-letter", "list or replay the records ingest set aside", _dead_letter_options,
             _guarded(_dead_letter)),
-    Command("schema", "print the span store's DDL (ClickHouse; --cluster NAME)", _schema_options,
+    Command("schema", "print the span and log stores' DDL (ClickHouse; --cluster)", _schema_options,
             _guarded(_schema)),
     Command("report", "print the daily or weekly digest", _no_options, passthrough=_report),
     Command("export", "export Prometheus rules, Alertmanager config, Grafana", _no_options,

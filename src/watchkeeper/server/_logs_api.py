@@ -1,6 +1,7 @@
 """Logs over HTTP: `POST /v1/logs` (OTLP/HTTP, protobuf or JSON, optionally gzip) and the
-query API, `GET /api/v1/logs` (records newest first, paged) and `GET /api/v1/logs/histogram`
-(counts per severity range over time).
+query API, `GET /api/v1/logs` (records newest first, paged), `GET /api/v1/logs/histogram`
+(counts per severity range over time) and `GET /api/v1/logs/services` (the services that
+sent records, with their counts: the Logs page's service filter).
 
 The OTLP route answers as the trace and metric receivers do (`_otlp`), with an
 `ExportLogsServiceResponse` whose `partial_success.rejected_log_records` counts the records
@@ -24,7 +25,7 @@ from watchkeeper.model import SEVERITIES, severity_name
 from watchkeeper.query import RANGES, parse_range, split_values
 from watchkeeper.server import _otlp
 from watchkeeper.server._access import Attempt, attempt_ingest, needs
-from watchkeeper.server._logs_models import LogHistogramOut, LogPageOut
+from watchkeeper.server._logs_models import LogHistogramOut, LogPageOut, LogServicesOut
 from watchkeeper.server._params import TIME_SCHEMA, integer, refuse_empty, typed
 from watchkeeper.server._roles import Role
 from watchkeeper.server._services import services
@@ -193,3 +194,16 @@ async def histogram(request: Request, f: Filter, step_ms: Step) -> JSONResponse:
             ],
         }
     )
+
+
+@router.get(
+    "/api/v1/logs/services",
+    summary="Services that sent log records in a range, with their counts",
+    response_model=LogServicesOut,
+)
+async def log_services(request: Request, f: Filter) -> JSONResponse:
+    """The services with records matching every condition given (the range at least), most
+    records first."""
+    store = services(request).logs_ingest.store
+    rows = await run_in_threadpool(store.services, f)
+    return JSONResponse({"services": [{"service": s.service, "records": s.records} for s in rows]})

@@ -1,4 +1,4 @@
-"""JSON shapes of the log query API (`GET /api/v1/logs` and its histogram), for
+"""JSON shapes of the log query API (`GET /api/v1/logs`, its histogram and services), for
 `/openapi.json`: a record's fields are those of the store's `LogRow` (so they cannot drift),
 its attributes and resource as objects, and its times in milliseconds too (the API's unit)."""
 
@@ -49,3 +49,16 @@ class LogHistogramOut(BaseModel):
 
     step_ms: int
     buckets: list[LogBucketOut]
+
+
+class LogServiceOut(BaseModel):
+    """A service that sent records in the range, and how many of them matched."""
+
+    service: str
+    records: int
+
+
+class LogServicesOut(BaseModel):
+    """The services with matching records, most records first (for the service filter)."""
+
+    services: list[LogServiceOut]

@@ -49,6 +49,7 @@ from watchkeeper.server._signin import build_signin
 from watchkeeper.server._span_metrics import SpanMetrics
 from watchkeeper.server._store_metrics import watch_store
 from watchkeeper.store import Store
+from watchkeeper.store.logs import LogStore
 from watchkeeper.store.meta import MetaStore
 from watchkeeper.vault import Redactor
 
@@ -103,6 +104,22 @@ def open_store(config: Config) -> Store:
     )
 
 
+def open_log_store(config: Config) -> LogStore:
+    """The log store: in the span store's ClickHouse database when the spans go to
+    ClickHouse, else in its own DuckDB file."""
+    if config.store.backend == "duckdb":
+        from watchkeeper.store.duckdb_logs import DuckDBLogStore
+
+        return DuckDBLogStore(config.logs_store_path, memory_limit_mb=config.side_memory_limit_mb)
+    from watchkeeper.store.clickhouse_logs import ClickHouseLogStore
+
+    return ClickHouseLogStore(
+        config.clickhouse_url,
+        database=config.store.clickhouse_database,
+        ttl_days=config.logs.retention_days or config.retention.days,
+    )
+
+
 def _projects(config: Config, keys: KeyRing) -> Callable[[], list[str]]:
     """Projects that alert rules of project "*" apply to: the default one and every active
     key's."""
@@ -122,7 +139,6 @@ def build_services(
     from watchkeeper.alerting import PromQLReader, Signals, build_alerting
     from watchkeeper.ingest import IngestService, LogsIngest, MetricsIngest, Scraper
     from watchkeeper.query import Engine
-    from watchkeeper.store.logs import LogStore
     from watchkeeper.store.metrics import MetricsStore
 
     lock = open_data_dir(config.server.data_dir)
@@ -156,7 +172,7 @@ def build_services(
         memory_limit_mb=config.side_memory_limit_mb,
     )
     svc.metrics_ingest = MetricsIngest(config, metrics_store, registry)
-    logs_store = LogStore(config.logs_store_path, memory_limit_mb=config.side_memory_limit_mb)
+    logs_store = open_log_store(config)
     svc.logs_ingest = LogsIngest(config, logs_store, registry)
     svc.scraper = Scraper(
         config.metrics.scrape, svc.metrics_ingest.accept_samples, config.auth.default_project

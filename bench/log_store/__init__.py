@@ -1,0 +1,1 @@
+"""The ClickHouse log table measured on chDB: codecs and the text access path."""
