@@ -23,7 +23,6 @@ import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ from watchkeeper.errors import StoreError
 from watchkeeper.model import LogRow
 from watchkeeper.store import _duckdb_schema
 from watchkeeper.store._dialect import DUCKDB, Params
-from watchkeeper.store.logs import COLUMNS, LogFilter, SqlLogStore, Terms, words
+from watchkeeper.store.logs import COLUMNS, LogFilter, SqlLogStore, Terms, columns, words
 
 WORDS = 256  # UBIGINT columns of a block's filter
 BITS = WORDS * 64
@@ -194,12 +193,11 @@ class DuckDBLogStore(SqlLogStore):
                 return 0
             lo, hi = min(r.time_ns for r in rows), max(r.time_ns for r in rows)
         block = self._next_block
-        values = list(zip(*map(astuple, rows), strict=True))
         table = pa.table(
             {"block": pa.array([block] * len(rows), pa.int64())}
             | {
                 n: pa.array(v, pa.int64() if n in _INT else pa.string())
-                for n, v in zip(COLUMNS, values, strict=True)
+                for n, v in columns(rows).items()
             }
         )
         cur.register("wk_logs", table)
