@@ -76,26 +76,38 @@ def ingest(engine: str, args: argparse.Namespace, tmp: Path) -> None:
         _stop(proc)
     size = _ingest.bytes_on_disk(data, engine)
     per = size / max(f["acked"], 1)
-    print(f"acknowledged: {f['acked']:,.0f} records, {f['acked_per_s']:,.0f} records/s "
-          f"({f['retried']:.0f} answers 429/503 retried, {f['errors']:.0f} errors)")
-    print(f"written: {f['written_per_s']:,.0f} records/s sustained — "
-          f"{_mark(f['written_per_s'] >= GOALS['written'])} (>= {GOALS['written']:,}/s)")
+    print(
+        f"acknowledged: {f['acked']:,.0f} records, {f['acked_per_s']:,.0f} records/s "
+        f"({f['retried']:.0f} answers 429/503 retried, {f['errors']:.0f} errors)"
+    )
+    print(
+        f"written: {f['written_per_s']:,.0f} records/s sustained — "
+        f"{_mark(f['written_per_s'] >= GOALS['written'])} (>= {GOALS['written']:,}/s)"
+    )
     p99 = f["lag_p99_s"]
-    print(f"ack -> searchable (probe via GET /api/v1/logs?q=, n={f['probes']:.0f}): "
-          f"p50 {f['lag_p50_s'] * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms — "
-          f"{_mark(not math.isnan(p99) and p99 < GOALS['lag_p99_s'])} (p99 < 2 s)")
-    print(f"server peak RSS with its children: {f['peak_rss_mib']:.0f} MiB — "
-          f"{_mark(f['peak_rss_mib'] < GOALS['rss_mib'])} (< 500 MiB)")
-    print(f"on disk after a clean stop: {size / 2**20:.1f} MiB = {per:.1f} bytes/record — "
-          f"{_mark(per < GOALS['bytes_per_record'])} (< 60)")  # fmt: skip
+    print(
+        f"ack -> searchable (probe via GET /api/v1/logs?q=, n={f['probes']:.0f}): "
+        f"p50 {f['lag_p50_s'] * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms — "
+        f"{_mark(not math.isnan(p99) and p99 < GOALS['lag_p99_s'])} (p99 < 2 s)"
+    )
+    print(
+        f"server peak RSS with its children: {f['peak_rss_mib']:.0f} MiB — "
+        f"{_mark(f['peak_rss_mib'] < GOALS['rss_mib'])} (< 500 MiB)"
+    )
+    print(
+        f"on disk after a clean stop: {size / 2**20:.1f} MiB = {per:.1f} bytes/record — "
+        f"{_mark(per < GOALS['bytes_per_record'])} (< 60)"
+    )
 
 
 def search(engine: str, args: argparse.Namespace, tmp: Path) -> None:
     """Part (b) on `engine`: build the store, start a server on it, time the four searches."""
     data = tmp / f"search-{engine}" / "data"
     end_ns = (time.time_ns() // 3_600_000_000_000) * 3_600_000_000_000  # on the hour
-    print(f"search store: {args.records:,} records over 7 days, written through the "
-          f"{NAMES[engine]} log store class directly (not HTTP: faster, the same table) ...")  # fmt: skip
+    print(
+        f"search store: {args.records:,} records over 7 days, written through the "
+        f"{NAMES[engine]} log store class directly (not HTTP: faster, the same table) ..."
+    )
     took = _search.build(engine, data, args.records, end_ns)
     print(f"  built in {took:.0f} s ({args.records / took:,.0f} records/s)")
     port = _free_port()
@@ -105,10 +117,13 @@ def search(engine: str, args: argparse.Namespace, tmp: Path) -> None:
         results = _search.measure(url, args.records, end_ns, args.runs)
     finally:
         _stop(proc)
-    print(f"{'query (HTTP API, ' + str(args.runs) + ' runs)':40}{'p50':>10}{'p95':>10}{'answered':>10}")
+    head = f"query (HTTP API, {args.runs} runs)"
+    print(f"{head:40}{'p50':>10}{'p95':>10}{'answered':>10}")
     for name, (p50, p95, n) in results.items():
-        print(f"{name:40}{p50 * 1000:8.0f}ms{p95 * 1000:8.0f}ms{n:10d}  "
-              f"{_mark(p95 < GOALS['search_p95_s'])}")  # fmt: skip
+        print(
+            f"{name:40}{p50 * 1000:8.0f}ms{p95 * 1000:8.0f}ms{n:10d}  "
+            f"{_mark(p95 < GOALS['search_p95_s'])}"
+        )
 
 
 def _env(engine: str) -> dict[str, str]:
@@ -120,8 +135,10 @@ def main() -> None:
     args = _args()
     print(versions((*PACKAGES, "chdb")))
     print(f"machine at start: {load()}")
-    print("goals (issue 12): >= 50,000 records/s written, ack -> searchable p99 < 2 s, "
-          "server RSS < 500 MiB, < 60 bytes/record on disk, each search p95 < 500 ms")
+    print(
+        "goals (issue 12): >= 50,000 records/s written, ack -> searchable p99 < 2 s, "
+        "server RSS < 500 MiB, < 60 bytes/record on disk, each search p95 < 500 ms"
+    )
     print(PEER)
     tmp = Path(tempfile.mkdtemp(prefix="wk-bench-logs-"))
     for engine in ENV if args.engine == "both" else (args.engine,):

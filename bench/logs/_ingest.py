@@ -91,17 +91,22 @@ def drive(url: str, pid: int, records: int, senders: int, per: int) -> dict[str,
     bodies = [template(seed, per) for seed in range(8)]
     wire = sum(map(len, bodies)) / len(bodies) / per
     requests = -(-records // per)
-    print(f"ingest: {requests} requests x {per} records, {senders} senders, flat out, "
-          f"{wire:.0f} bytes/record on the wire (OTLP protobuf)")  # fmt: skip
+    print(
+        f"ingest: {requests} requests x {per} records, {senders} senders, flat out, "
+        f"{wire:.0f} bytes/record on the wire (OTLP protobuf)"
+    )
     before = _metric(url, WRITTEN)
     run, stop, todo = Run(), threading.Event(), [requests]
-    watchers = [threading.Thread(target=_probe, args=(url, stop, run), daemon=True),
-                threading.Thread(target=_watch_rss, args=(pid, stop, run), daemon=True)]  # fmt: skip
+    watchers = [
+        threading.Thread(target=_probe, args=(url, stop, run), daemon=True),
+        threading.Thread(target=_watch_rss, args=(pid, stop, run), daemon=True),
+    ]
     for w in watchers:
         w.start()
     started = time.perf_counter()
-    threads = [threading.Thread(target=_sender, args=(url, bodies, per, todo, run))
-               for _ in range(senders)]  # fmt: skip
+    threads = [
+        threading.Thread(target=_sender, args=(url, bodies, per, todo, run)) for _ in range(senders)
+    ]
     for t in threads:
         t.start()
     for t in threads:

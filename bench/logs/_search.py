@@ -62,7 +62,8 @@ def queries(total: int, end_ns: int) -> dict[str, tuple[str, dict[str, str]]]:
     trace_id = next(r.trace_id for r in rows(total // 2, 50, total, 0, 1) if r.trace_id)
     return {
         f"word '{RARE}' in the body, 24 h": (
-            "/api/v1/logs", {"q": RARE, "start": str(end_ms - 86_400_000), "end": str(end_ms)}
+            "/api/v1/logs",
+            {"q": RARE, "start": str(end_ms - 86_400_000), "end": str(end_ms)},
         ),
         "a trace id, 7 days": ("/api/v1/logs", {"trace_id": trace_id, **week}),
         "severity >= error, 7 days": ("/api/v1/logs", {"severity": "error", **week}),
