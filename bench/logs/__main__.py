@@ -33,6 +33,7 @@ GOALS = {
     "bytes_per_record": 60,
     "search_p95_s": 0.5,
 }
+_WHAT = {"duckdb": "logs.duckdb", "clickhouse": "the whole chDB directory: an upper bound"}
 PEER = "peer: Grafana Loki is not installed on this machine (no package for it here): not run"
 
 
@@ -44,17 +45,20 @@ def _args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m bench.logs", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     ap.add_argument("--engine", choices=[*ENV, "both"], default="duckdb")
-    ap.add_argument("--quick", action="store_true", help="50k records in, 200k searched")
-    ap.add_argument("--ingest-records", type=int, default=1_000_000)
-    ap.add_argument("--records", type=int, default=10_000_000, help="the search store's size")
+    ap.add_argument("--quick", action="store_true", help="50k records in, 200k searched, 5 runs")
+    ap.add_argument("--ingest-records", type=int, help="records sent (default 1,000,000)")
+    ap.add_argument("--records", type=int, help="the search store's size (default 10,000,000)")
     ap.add_argument("--senders", type=int, default=4)
     ap.add_argument("--per-request", type=int, default=500, help="records per OTLP request")
-    ap.add_argument("--runs", type=int, default=20, help="times each search is timed")
+    ap.add_argument("--runs", type=int, help="times each search is timed (default 20)")
     ap.add_argument("--skip-ingest", action="store_true")
     ap.add_argument("--skip-search", action="store_true")
     args = ap.parse_args()
-    if args.quick:
-        args.ingest_records, args.records, args.runs = 50_000, 200_000, 5
+    # --quick changes the sizes not given explicitly
+    defaults = (50_000, 200_000, 5) if args.quick else (1_000_000, 10_000_000, 20)
+    for name, default in zip(("ingest_records", "records", "runs"), defaults, strict=True):
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     return args
 
 
@@ -95,7 +99,8 @@ def ingest(engine: str, args: argparse.Namespace, tmp: Path) -> None:
         f"{_mark(f['peak_rss_mib'] < GOALS['rss_mib'])} (< 500 MiB)"
     )
     print(
-        f"on disk after a clean stop: {size / 2**20:.1f} MiB = {per:.1f} bytes/record — "
+        f"on disk after a clean stop ({_WHAT[engine]}): {size / 2**20:.1f} MiB = "
+        f"{per:.1f} bytes/record — "
         f"{_mark(per < GOALS['bytes_per_record'])} (< 60)"
     )
 

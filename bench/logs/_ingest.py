@@ -130,7 +130,8 @@ def drive(url: str, pid: int, records: int, senders: int, per: int) -> dict[str,
 
 def bytes_on_disk(data_dir: Path, engine: str) -> int:
     """The log store's bytes after a clean stop: `logs.duckdb` (and a WAL, if any), or the
-    chDB directory (the span tables in it are empty in this run)."""
+    whole chDB directory (the span tables in it are empty in this run; its system tables
+    and parts not merged yet count: an upper bound)."""
     if engine == "duckdb":
         return sum(p.stat().st_size for p in data_dir.glob("logs.duckdb*"))
     return sum(p.stat().st_size for p in (data_dir / "chdb").rglob("*") if p.is_file())
