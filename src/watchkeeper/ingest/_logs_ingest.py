@@ -5,7 +5,8 @@ request is decoded whole before it is acknowledged (so a body that is not one ge
 records rejected one by one are counted for `partial_success`), held to its project's rate
 limit (`logs.rate_limit_records_per_s`: 429), appended to the spool, and acknowledged once
 on disk. The writer stores the rows decoded at the door (`Handoff`), decoding the spooled
-bytes only when they are not there (a replay after a restart). A record without a time of
+bytes only when they are not there (a replay after a restart), several requests in one
+store write when it finds them waiting. A record without a time of
 its own gets the time its request was spooled, so a replay after a crash stores the same
 rows, which the store keeps once (`LogRow.log_id`).
 """
@@ -70,6 +71,10 @@ class LogsIngestMetrics:
         )
 
 
+#: Spooled requests written in one store write at most, when the writer finds several
+#: waiting: one transaction for all (`python -m bench.logs`: 500-record writes cost DuckDB
+#: 2-4x more per record than 5,000-record ones).
+WRITE_GROUP = 16
 #: Records decoded at the door and held for the writer, at most (~1 KB each in memory):
 #: past it the writer decodes from the spool.
 HANDOFF_RECORDS = 50_000
@@ -101,6 +106,8 @@ class LogsIngest(SpooledSignal):
             write=self._write,
             on_write_error=self.metrics.write_errors.inc,
             clock=clock,
+            write_many=self._write_many,
+            group=WRITE_GROUP,
         )
 
     async def accept(
@@ -167,4 +174,10 @@ class LogsIngest(SpooledSignal):
     def _write(self, _rec: Record, decoded: DecodedLogs) -> None:
         started = time.perf_counter()
         self.metrics.written.inc(self.store.write(decoded.records))
+        self.metrics.write_seconds.observe(time.perf_counter() - started)
+
+    def _write_many(self, group: list[tuple[Record, DecodedLogs]]) -> None:
+        started = time.perf_counter()
+        rows = [row for _, decoded in group for row in decoded.records]
+        self.metrics.written.inc(self.store.write(rows))
         self.metrics.write_seconds.observe(time.perf_counter() - started)
