@@ -6,11 +6,11 @@ reasons (its writer never waits on the span writer's lock or checkpoints); DuckD
 the text columns itself (dictionary and FSST).
 
 **Text access path.** Each write appends its records in blocks (per project, at most
-`BLOCK_RECORDS`) and records, in `log_blocks`, the block's time range and a Bloom filter of the words of its bodies:
-16,384 bits in 256 UBIGINT columns, 3 bits per word. A search for words or phrases first
-keeps the blocks whose filter has every bit of every word (a handful of columns of a table
-a few hundred times smaller than the logs: DuckDB reads only the columns a query names),
-then matches the bodies of those blocks only.
+`BLOCK_RECORDS`) and records, in `log_blocks`, the block's time range and a Bloom filter
+of the words of its bodies: 16,384 bits in 256 UBIGINT columns, 3 bits per word. A search
+for words or phrases first keeps the blocks whose filter has every bit of every word (a
+handful of columns of a table a few hundred times smaller than the logs: DuckDB reads only
+the columns a query names), then matches the bodies of those blocks only.
 
 **Re-delivery.** Before a block is written, the ids of its records already stored (in the
 batch's time range) are left out, under the one writer lock.
