@@ -199,6 +199,22 @@ def test_a_spans_own_value_wins(empty_store: Store) -> None:
     }
 
 
+def test_a_write_of_stored_and_new_spans_stores_the_new_ones_once(empty_store: Store) -> None:
+    """A replayed record batched with new ones: each write holds the spans of the write
+    before (stored), its own (one of them twice), a trace's root arriving writes after its
+    children; only the new spans are stored, and every context reaches the whole trace."""
+    spans = [s for i in range(TRACES) for s in _children_first(_trace(i, 0))]
+    stored: list[SpanRow] = []
+    for k in range(0, len(spans), 6):  # 6: a trace's spans over two writes
+        new = spans[k : k + 6]
+        mixed = [*new[:3], *stored, *new[3:], new[0]]
+        assert empty_store.write(SpanBatch(mixed)) == len(new)
+        stored = new
+    assert empty_store.write(SpanBatch(spans)) == 0
+    assert empty_store.summary(SpanFilter("plain")).count == len(spans)
+    _check(empty_store, spans)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("engine", "compact_every"),

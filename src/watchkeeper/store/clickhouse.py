@@ -37,9 +37,13 @@ from watchkeeper.store._payload import PayloadCodec
 from watchkeeper.store._render import Query
 from watchkeeper.store._sql import TEXT_BUDGET, TEXT_CHUNK, SqlStore
 
+#: The longest statement the engine parses: the writer's key check lists a batch's ids as
+#: literals (10k spans: ~0.6 MB of ids; the default is 256 KiB).
+_QUERY_BYTES = 64 * 2**20
 #: Session settings of every query: aggregates over no rows are NULL (not 0 or nan), as in
-#: standard SQL and DuckDB, so both engines give the same answers to the same queries.
-SETTINGS = {"aggregate_functions_null_for_empty": 1}
+#: standard SQL and DuckDB, so both engines give the same answers to the same queries; the
+#: statement size above.
+SETTINGS = {"aggregate_functions_null_for_empty": 1, "max_query_size": _QUERY_BYTES}
 #: The payload blobs are bytes (every other String column is text).
 _BLOBS = {"io": "bytes", "meta": "bytes"}
 _DATABASE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
