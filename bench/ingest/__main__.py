@@ -9,6 +9,7 @@
     .venv/bin/python -m bench.ingest --workers 1  # one decode/normalize/compress worker (default 3)
     .venv/bin/python -m bench.ingest --engine clickhouse  # the span store on ClickHouse (chDB);
                                                   # --engine both: both, side by side
+    .venv/bin/python -m bench.ingest --store-only clickhouse --batches 50  # store.write alone
 
 Prints the versions that matter and the machine's load, the baseline of issue 16 beside the
 figures: sustained throughput (acknowledged, and written to the store), the lag from a
@@ -280,6 +281,13 @@ def _args() -> argparse.Namespace:
         choices=["null", "duckdb", "clickhouse"],
         help="no server: drive IngestService directly with this store (null = count only)",
     )
+    ap.add_argument(
+        "--store-only",
+        choices=["duckdb", "clickhouse"],
+        help="no ingest: time store.write alone on batches of the workload (--batches of 10k)",
+    )
+    ap.add_argument("--batches", type=int, default=50, help="with --store-only")
+    ap.add_argument("--profile", action="store_true", help="with --store-only: cProfile write")
     return ap.parse_args()
 
 
@@ -447,6 +455,11 @@ def main() -> None:
     print(f"machine at start: {load()}")
     print(BASELINE)
     print(GOALS)
+    if args.store_only:
+        from bench.ingest._store_only import run as run_store
+
+        run_store(args.store_only, args.batches, args.profile)
+        return
     if args.in_process:
         from bench.ingest._inprocess import run
 
