@@ -35,7 +35,7 @@ from pathlib import Path
 import httpx
 import psutil
 from bench._machine import load, versions
-from bench.ingest import _engines
+from bench.ingest import _engines, _store_only
 from bench.ingest._soak import Soak
 from bench.ingest._workload import stamp, template
 
@@ -281,13 +281,7 @@ def _args() -> argparse.Namespace:
         choices=["null", "duckdb", "clickhouse"],
         help="no server: drive IngestService directly with this store (null = count only)",
     )
-    ap.add_argument(
-        "--store-only",
-        choices=["duckdb", "clickhouse"],
-        help="no ingest: time store.write alone on batches of the workload (--batches of 10k)",
-    )
-    ap.add_argument("--batches", type=int, default=50, help="with --store-only")
-    ap.add_argument("--profile", action="store_true", help="with --store-only: cProfile write")
+    _store_only.add_arguments(ap)
     return ap.parse_args()
 
 
@@ -456,9 +450,7 @@ def main() -> None:
     print(BASELINE)
     print(GOALS)
     if args.store_only:
-        from bench.ingest._store_only import run as run_store
-
-        run_store(args.store_only, args.batches, args.profile)
+        _store_only.run(args.store_only, args.batches, args.profile)
         return
     if args.in_process:
         from bench.ingest._inprocess import run

@@ -11,6 +11,7 @@ time inside `write` (cProfile, cumulative), to see where the µs/span go.
 
 from __future__ import annotations
 
+import argparse
 import cProfile
 import pstats
 import tempfile
@@ -29,6 +30,17 @@ from watchkeeper.store._payload import PayloadCodec
 
 BATCH_SPANS = 10_000  # ingest.batch_max_spans's default
 PER_REQUEST = 512
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """The flags of this mode."""
+    ap.add_argument(
+        "--store-only",
+        choices=["duckdb", "clickhouse"],
+        help="no ingest: time store.write alone on batches of the workload (--batches of 10k)",
+    )
+    ap.add_argument("--batches", type=int, default=50, help="with --store-only")
+    ap.add_argument("--profile", action="store_true", help="with --store-only: cProfile write")
 
 
 def batches(count: int) -> list[ColumnBatch]:
