@@ -403,6 +403,21 @@ def test_ids_of_another_form_get_their_context(empty_store: Store, order: str) -
         assert {s.user_id for s in detail.spans} == {trace[0].user_id}
 
 
+def test_ids_with_quotes_backslashes_and_braces_are_kept_apart(empty_store: Store) -> None:
+    """ClickHouse's writer sends a batch's ids as SQL literals: quotes, backslashes and
+    placeholder-like braces in them are escaped, the replay stores nothing, the context
+    learned writes later reaches the trace's spans."""
+    ids = ("it's\\{p0:String}", "it\\'s", "it''s")
+    traces = [[replace(s, trace_id=i, span_id=f"{s.span_id}'\\") for s in _trace(n, 0)]
+              for n, i in enumerate(ids)]  # fmt: skip
+    _write(empty_store, [[s for t in traces for s in t[1:]], [t[0] for t in traces]], 20)
+    for trace in traces:
+        detail = empty_store.trace("plain", trace[0].trace_id)
+        assert detail is not None
+        assert sorted(s.span_id for s in detail.spans) == sorted(s.span_id for s in trace)
+        assert {s.user_id for s in detail.spans} == {trace[0].user_id}
+
+
 @pytest.mark.parametrize(
     "prefix", ["0" * 16, "5f3c2a1b" + "0" * 8], ids=["64-bit-tracer", "x-ray-timestamp"]
 )
