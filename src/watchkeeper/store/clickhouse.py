@@ -294,9 +294,18 @@ class ClickHouseStore(SqlStore):
         fields learned for spans stored before; and the hours those spans may lie in."""
         lo, hi = self._window(lo, hi)
         batch = tc.of_batch(spans)
-        plan = tc.plan(spans, batch, tc.of_rows(self.rows(tc.stored_query(batch, lo, hi))))
-        if plan.learning.num_rows:  # only traces with spans stored before have spans to fill
-            plan.learned = tc.learned(plan.learning, self._known_traces(plan.learning))
+        # a trace has context rows only if it has spans stored (inserted before its rows):
+        # found by id in `traces`, where `trace_context` would be scanned over the window
+        # (2.5k ids a batch: its bloom filter skips nothing; 142 ms at 2M rows in the window)
+        known = self._known_traces(batch)
+        stored: dict[tuple[str, str], dict[str, str]] = {}
+        if known:
+            ids = pa.array(sorted(known), pa.string())
+            mine = batch.filter(pc.is_in(batch["trace_id"], value_set=ids))
+            stored = tc.of_rows(self.rows(tc.stored_query(mine, lo, hi)))
+        plan = tc.plan(spans, batch, stored)
+        if known and plan.learning.num_rows:  # only traces with spans stored have spans to fill
+            plan.learned = tc.learned(plan.learning, known)
         if not plan.learned:
             return plan, set()
         return plan, set(range(lo // ru.HOUR_NS * ru.HOUR_NS, hi + 1, ru.HOUR_NS))
