@@ -5,8 +5,9 @@ into a fresh store; no HTTP, no spool, no workers.
     python -m bench.ingest --store-only clickhouse --batches 50 [--profile]
 
 Prints spans/s and µs/span inside `write` (wall, and CPU of all the process's threads), the
-first, median and last batch's time, and a replay of the first batch (stores nothing). `--profile`: the functions that took the most
-time inside `write` (cProfile, cumulative), to see where the µs/span go.
+first, median and last batch's time, and a replay of the first batch (stores nothing).
+`--profile`: the functions that took the most time inside `write` (cProfile, cumulative),
+to see where the µs/span go.
 """
 
 from __future__ import annotations
