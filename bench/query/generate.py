@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from watchkeeper.model import PayloadRow
-from watchkeeper.store._duckdb_arrow import spans_table
+from watchkeeper.store._arrow import spans_table
 from watchkeeper.store._payload import PayloadCodec
 
 SPANS_PER_TRACE = 4

@@ -8,7 +8,7 @@ import pytest
 
 from watchkeeper.model import PACKED, SPANS, ColumnBatch, PackedPayload, SpanBatch, SpanRow
 from watchkeeper.model._columns import from_columns, to_columns
-from watchkeeper.store._duckdb_arrow import arrow_tables, span_table, spans_table
+from watchkeeper.store._arrow import arrow_tables, span_table, spans_table
 from watchkeeper.store._payload import PayloadCodec
 
 BIG = (1 << 63) - 1

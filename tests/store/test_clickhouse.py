@@ -18,7 +18,7 @@ from watchkeeper.model import LogRow, SpanBatch
 from watchkeeper.server.app import open_store
 from watchkeeper.store import SpanFilter, clickhouse_logs
 from watchkeeper.store import _clickhouse_schema as schema
-from watchkeeper.store._duckdb_arrow import spans_table
+from watchkeeper.store._arrow import spans_table
 from watchkeeper.store._render import Query
 from watchkeeper.store.clickhouse import ClickHouseStore
 from watchkeeper.store.clickhouse_logs import ClickHouseLogStore

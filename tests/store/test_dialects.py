@@ -14,9 +14,9 @@ from chdb import session
 from tests.datagen import generate
 from watchkeeper.store import SpanFilter
 from watchkeeper.store import _render as r
+from watchkeeper.store._arrow import spans_table
 from watchkeeper.store._clickhouse_schema import create_statements
 from watchkeeper.store._dialect import CLICKHOUSE, DUCKDB, Dialect
-from watchkeeper.store._duckdb_arrow import spans_table
 from watchkeeper.store._duckdb_schema import migrate
 
 DATA = generate("demo", 150)

@@ -15,7 +15,7 @@ from tests.datagen import generate
 from tests.store.conftest import THE_DUCKDB_ENGINE
 from watchkeeper.model import SpanBatch
 from watchkeeper.store import SpanFilter
-from watchkeeper.store._duckdb_arrow import spans_table
+from watchkeeper.store._arrow import spans_table
 from watchkeeper.store._duckdb_schema import LATEST, MIGRATIONS, current_version, migrate
 from watchkeeper.store.duckdb import DuckDBStore
 

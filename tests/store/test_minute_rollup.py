@@ -16,7 +16,7 @@ from tests.datagen import MINUTE_NS, Dataset, generate
 from tests.store.conftest import THE_DUCKDB_ENGINE
 from tests.store.test_rollup import FILTERS, Stores, _filled, same, same_groups
 from watchkeeper.store import SpanFilter
-from watchkeeper.store._duckdb_arrow import spans_table
+from watchkeeper.store._arrow import spans_table
 from watchkeeper.store._duckdb_schema import migrate
 from watchkeeper.store._render import Query
 from watchkeeper.store._rollup import MINUTE_KEEP_NS, MINUTES, TOTALS

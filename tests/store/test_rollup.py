@@ -14,7 +14,7 @@ from tests.datagen import MINUTE_NS, Dataset, generate
 from tests.store.conftest import THE_DUCKDB_ENGINE, open_store
 from watchkeeper.errors import ValidationError
 from watchkeeper.store import Group, SpanFilter, Summary
-from watchkeeper.store._duckdb_arrow import spans_table
+from watchkeeper.store._arrow import spans_table
 from watchkeeper.store._duckdb_schema import migrate
 from watchkeeper.store._rollup import MAIN, REL_ERROR, TOTALS, USERS, insert_sql
 from watchkeeper.store._sql import SqlStore

@@ -17,7 +17,7 @@ from tests.store.conftest import THE_DUCKDB_ENGINE, chdb_url, open_store
 from watchkeeper.model import SpanBatch, SpanRow
 from watchkeeper.store import SpanFilter, Store, _traces
 from watchkeeper.store import _rollup as ru
-from watchkeeper.store._duckdb_arrow import spans_table
+from watchkeeper.store._arrow import spans_table
 from watchkeeper.store._duckdb_schema import migrate
 from watchkeeper.store.clickhouse import ClickHouseStore
 from watchkeeper.store.duckdb import DuckDBStore

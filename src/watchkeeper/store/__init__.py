@@ -26,14 +26,14 @@ from watchkeeper.store._render import DIMENSIONS, ORDERS
 from watchkeeper.store._results import CURSOR_PATTERN
 
 if TYPE_CHECKING:
-    from watchkeeper.store._duckdb_arrow import span_table
+    from watchkeeper.store._arrow import span_table
 
 
 def __getattr__(name: str) -> Any:
     """`span_table` is imported when first used (PEP 562): Arrow and numpy stay out of the
     ingest workers, which import this package for the payload codec alone."""
     if name == "span_table":
-        from watchkeeper.store._duckdb_arrow import span_table
+        from watchkeeper.store._arrow import span_table
 
         return span_table
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -31,8 +31,8 @@ from watchkeeper.model import ColumnBatch, ScoreRow, SpanBatch
 from watchkeeper.store import _clickhouse_context as tc
 from watchkeeper.store import _clickhouse_schema as schema
 from watchkeeper.store import _rollup as ru
+from watchkeeper.store._arrow import arrow_tables, first_of_each_key, scores_table
 from watchkeeper.store._dialect import CLICKHOUSE, Params
-from watchkeeper.store._duckdb_arrow import arrow_tables, first_of_each_key, scores_table
 from watchkeeper.store._payload import PayloadCodec
 from watchkeeper.store._render import Query
 from watchkeeper.store._sql import TEXT_BUDGET, TEXT_CHUNK, SqlStore

@@ -26,8 +26,8 @@ from watchkeeper.store import _render as r
 from watchkeeper.store import _rollup as ru
 from watchkeeper.store import _trace_context as tc
 from watchkeeper.store import _traces
+from watchkeeper.store._arrow import arrow_tables, first_of_each_key, scores_table
 from watchkeeper.store._dialect import DUCKDB
-from watchkeeper.store._duckdb_arrow import arrow_tables, first_of_each_key, scores_table
 from watchkeeper.store._duckdb_schema import migrate
 from watchkeeper.store._payload import PayloadCodec
 from watchkeeper.store._sql import TEXT_BUDGET, TEXT_CHUNK, SqlStore

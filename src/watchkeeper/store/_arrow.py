@@ -1,5 +1,6 @@
-"""Arrow tables for the engines' bulk inserts: from row objects, column by column, or over
-the byte columns the ingest workers send (`model.ColumnBatch`), without a copy."""
+"""Arrow tables for both engines' bulk inserts (DuckDB's and ClickHouse's): from row
+objects, column by column, or over the byte columns the ingest workers send
+(`model.ColumnBatch`), without a copy."""
 
 from __future__ import annotations
 
