@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import threading
 import time
 from collections import Counter
@@ -35,11 +34,13 @@ import pyarrow as pa
 
 from watchkeeper.errors import StoreError, ValidationError
 from watchkeeper.model import Labels, Metadata, Sample
+from watchkeeper.store._metric_write import Last, SampleColumns, check
 from watchkeeper.store._metrics_schema import migrate
 
 log = logging.getLogger("watchkeeper.store.metrics")
 
 _WARN_EVERY_S = 60.0
+_SID_CACHE = 1_000_000  # series ids remembered per project (emptied when full)
 _MATCH_OPS = ("=", "!=", "=~", "!~")
 
 
@@ -81,10 +82,42 @@ def series_id(project: str, labels: Labels) -> int:
     return int.from_bytes(h.digest(), "little", signed=True)
 
 
-def _same(a: float | None, b: float | None) -> bool:
-    if a is None or b is None:
-        return a is b
-    return a == b or (math.isnan(a) and math.isnan(b))
+@dataclass(slots=True)
+class _Slots:
+    """The distinct series of one write: per request entry its slot; per slot the series
+    id, whether it may be written (known, or new within the limit), its last sample."""
+
+    entry: np.ndarray[Any, np.dtype[np.int64]]
+    sids: list[int] = field(default_factory=list)
+    allowed: list[bool] = field(default_factory=list)
+    prev: list[tuple[int, float | None] | None] = field(default_factory=list)
+    new: dict[int, Labels] = field(default_factory=dict)
+
+    def last(self) -> Last:
+        """The slots' last samples as arrays (`check` moves them on)."""
+        prev = self.prev
+        return Last(
+            has=np.array([p is not None for p in prev], np.bool_),
+            t_ms=np.array([p[0] if p else 0 for p in prev], np.int64),
+            values=np.array([0.0 if p is None or p[1] is None else p[1] for p in prev]),
+            stale=np.array([p is not None and p[1] is None for p in prev], np.bool_),
+        )
+
+
+@dataclass(slots=True)
+class _Rows:
+    """Samples to insert (or each series' last one): ids, times, values, stale flags."""
+
+    ids: np.ndarray[Any, np.dtype[np.int64]]
+    t_ms: np.ndarray[Any, np.dtype[np.int64]]
+    values: np.ndarray[Any, np.dtype[np.float64]]
+    stale: np.ndarray[Any, np.dtype[np.bool_]]
+
+    def table(self, names: tuple[str, str, str]) -> pa.Table:
+        """An Arrow table of (id, time, value) under these column names, NULL where stale."""
+        value = pa.array(self.values, pa.float64(), mask=self.stale)
+        columns = (pa.array(self.ids), pa.array(self.t_ms), value)
+        return pa.table(dict(zip(names, columns, strict=True)))
 
 
 def _where(matchers: Sequence[Matcher], params: list[Any]) -> str:
@@ -135,6 +168,7 @@ class MetricsStore:
         self._names: dict[str, Counter[str]] = {}  # project -> series per metric name
         self._meta: dict[tuple[str, str], Metadata] = {}
         self._warned: dict[str, float] = {}
+        self._sids: dict[str, dict[Labels, int]] = {}  # project -> labels -> series id
         self.limit_warnings: dict[str, str] = {}  # project -> the last series-limit warning
         self._load()
 
@@ -190,66 +224,95 @@ class MetricsStore:
         self, project: str, samples: Sequence[Sample], metadata: dict[str, Metadata] | None = None
     ) -> WriteResult:
         """Store samples of one project (one writer thread); see the module docstring."""
+        return self.write_columns(project, SampleColumns.from_samples(samples), metadata)
+
+    def write_columns(
+        self, project: str, cols: SampleColumns, metadata: dict[str, Metadata] | None = None
+    ) -> WriteResult:
+        """Store samples of one project given as columns (what the decoders make)."""
         with self._lock:
-            return self._write(project, samples, metadata or {})
+            return self._write(project, cols, metadata or {})
+
+    def _series_id(self, project: str, labels: Labels) -> int:
+        # A hash per distinct series, not per sample: the ids of the series seen lately.
+        ids = self._sids.setdefault(project, {})
+        sid = ids.get(labels)
+        if sid is None:
+            if len(ids) >= _SID_CACHE:
+                ids.clear()
+            sid = ids[labels] = series_id(project, labels)
+        return sid
+
+    def _slots(self, project: str, series: list[Labels]) -> _Slots:
+        """Each distinct series of a request once (a slot), new ones past the limit refused."""
+        out = _Slots(np.empty(len(series), np.int64))
+        slot_of: dict[int, int] = {}
+        room = self.max_series_per_project - self._series_count[project]
+        for e, labels in enumerate(series):
+            sid = self._series_id(project, labels)
+            slot = slot_of.get(sid)
+            if slot is None:
+                slot = slot_of[sid] = len(out.sids)
+                out.sids.append(sid)
+                known = sid in self._project_of
+                if not known and len(out.new) < room:
+                    out.new[sid] = labels
+                out.allowed.append(known or sid in out.new)
+                out.prev.append(self._last.get(sid))
+            out.entry[e] = slot
+        return out
 
     def _write(
-        self, project: str, samples: Sequence[Sample], metadata: dict[str, Metadata]
+        self, project: str, cols: SampleColumns, metadata: dict[str, Metadata]
     ) -> WriteResult:
         result = WriteResult()
-        last = dict[int, tuple[int, float | None]]()  # this batch's view over self._last
-        new: dict[int, Labels] = {}
-        first: dict[int, int] = {}  # a new series' first sample time
-        ids: list[int] = []
-        times: list[int] = []
-        values: list[float | None] = []
-        room = self.max_series_per_project - self._series_count[project]
-        for s in samples:
-            sid = series_id(project, s.labels)
-            known = sid in self._project_of or sid in new
-            if not known:
-                if len(new) >= room:
-                    result.rejected["series_limit"] += 1
-                    continue
-                new[sid] = s.labels
-            prev = last.get(sid) or self._last.get(sid)
-            value = s.value
-            if prev is not None:
-                if s.t_ms < prev[0]:
-                    result.rejected["out_of_order"] += 1
-                    continue
-                if s.delta and value is not None and prev[1] is not None:
-                    value = prev[1] + value
-                if s.t_ms == prev[0]:
-                    why = "duplicate" if _same(prev[1], value) else "duplicate_timestamp"
-                    result.rejected[why] += 1
-                    continue
-            last[sid] = (s.t_ms, value)
-            first.setdefault(sid, s.t_ms)
-            ids.append(sid)
-            times.append(s.t_ms)
-            values.append(value)
+        slots = self._slots(project, cols.series)
+        slot = slots.entry[cols.index]
+        usable = np.array(slots.allowed, np.bool_)[slot]
+        if limited := int(len(slot) - usable.sum()):
+            result.rejected["series_limit"] += limited
+        last = slots.last()
+        checked = check(cols, slot, usable, last)
+        result.rejected.update(checked.rejected)
+        keep = checked.keep
+        sids = np.array(slots.sids, np.int64)
+        kept_slot = slot[keep]
+        touched, first_at = np.unique(kept_slot, return_index=True)
+        times = cols.t_ms[keep]
+        first = dict(zip(sids[touched].tolist(), times[first_at].tolist(), strict=True))
+        rows = _Rows(sids[kept_slot], times, checked.values[keep], cols.stale[keep])
+        ends = _Rows(sids[touched], last.t_ms[touched], last.values[touched], last.stale[touched])
         changed = {name: m for name, m in metadata.items() if self._meta.get((project, name)) != m}
-        self._commit(project, new, first, last, (ids, times, values), changed)
-        self._last.update(last)
+        self._commit(project, slots.new, first, rows, ends, changed)
+        self._remember(project, slots.new, ends, changed)
+        result.written, result.new_series = len(rows.ids), len(slots.new)
+        if result.rejected["series_limit"]:
+            result.warning = self._limit_warning(project)
+        return result
+
+    def _remember(
+        self, project: str, new: dict[int, Labels], ends: _Rows, changed: dict[str, Metadata]
+    ) -> None:
+        """The writer's state after a write is committed."""
+        values = ends.values.tolist()
+        for sid, t, v, stale in zip(
+            ends.ids.tolist(), ends.t_ms.tolist(), values, ends.stale.tolist(), strict=True
+        ):
+            self._last[sid] = (t, None if stale else v)
         names = self._names.setdefault(project, Counter())
         for sid, labels in new.items():
             self._project_of[sid] = project
             names[dict(labels).get("__name__", "")] += 1
         self._series_count[project] += len(new)
         self._meta.update({(project, name): m for name, m in changed.items()})
-        result.written, result.new_series = len(ids), len(new)
-        if result.rejected["series_limit"]:
-            result.warning = self._limit_warning(project)
-        return result
 
     def _commit(
         self,
         project: str,
         new: dict[int, Labels],
         first: dict[int, int],
-        last: dict[int, tuple[int, float | None]],
-        samples: tuple[list[int], list[int], list[float | None]],
+        samples: _Rows,
+        ends: _Rows,
         metadata: dict[str, Metadata],
     ) -> None:
         con = self._con
@@ -257,24 +320,9 @@ class MetricsStore:
             con.execute("BEGIN TRANSACTION")
             if new:
                 self._insert("metric_series", self._series_table(project, new, first), con)
-            ids, times, values = samples
-            if ids:
-                batch = pa.table(
-                    {
-                        "series_id": pa.array(ids, pa.int64()),
-                        "t_ms": pa.array(times, pa.int64()),
-                        "value": pa.array(values, pa.float64(), from_pandas=False),
-                    }
-                )
-                self._insert("metric_samples", batch, con)
-                ends = pa.table(
-                    {
-                        "sid": pa.array(list(last), pa.int64()),
-                        "t": pa.array([t for t, _ in last.values()], pa.int64()),
-                        "v": pa.array([v for _, v in last.values()], pa.float64()),
-                    }
-                )
-                con.register("_wk_last", ends)
+            if len(samples.ids):
+                self._insert("metric_samples", samples.table(("series_id", "t_ms", "value")), con)
+                con.register("_wk_last", ends.table(("sid", "t", "v")))
                 con.execute(
                     "UPDATE metric_series SET last_ms = l.t, last_value = l.v FROM _wk_last l "
                     "WHERE metric_series.series_id = l.sid"

@@ -1,0 +1,66 @@
+"""In-process profile of the metric ingest's hot path (issue 13): remote-write requests of
+2,000 series each, over `--series` active series, through each step the server runs
+(snappy, decode at the door, decode again in the writer, store write), in µs per sample.
+
+    .venv/bin/python -m bench.metrics.profile_ingest --series 100000 --rounds 3
+
+No server and no network: the figures are CPU time (the process's, DuckDB's threads too) per
+step, so other jobs on the machine weigh less on them; their sum bounds the
+written rate of one server process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from bench._machine import load
+from bench.metrics.__main__ import PER_REQUEST, active_series
+from bench.metrics._encode import label_bytes, remote_write
+from watchkeeper.ingest._remote_write import decode_remote_write, unsnappy
+from watchkeeper.store.metrics import MetricsStore
+
+
+def main() -> None:
+    """Run the rounds and print µs per sample of each step."""
+    ap = argparse.ArgumentParser(prog="python -m bench.metrics.profile_ingest")
+    ap.add_argument("--series", type=int, default=100_000, help="active series")
+    ap.add_argument("--rounds", type=int, default=3, help="a sample per series per round")
+    args = ap.parse_args()
+    series = [label_bytes(s) for s in active_series(args.series, "bench")]
+    chunks = [series[i : i + PER_REQUEST] for i in range(0, len(series), PER_REQUEST)]
+    t0 = 1_700_000_000_000
+    spent: dict[str, float] = defaultdict(float)
+    print(f"load before: {load()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        store = MetricsStore(Path(tmp) / "metrics.duckdb", max_series_per_project=10**6)
+        for r in range(args.rounds):
+            bodies = [remote_write(c, t0 + r * 15_000, [float(r)] * len(c)) for c in chunks]
+            for body in bodies:
+                started = time.process_time()
+                raw = unsnappy(body, 64 << 20)
+                t1 = time.process_time()
+                decode_remote_write(raw)  # the door validates the request whole
+                t2 = time.process_time()
+                decoded = decode_remote_write(raw)  # the writer decodes the spooled record
+                t3 = time.process_time()
+                store.write("bench", decoded.samples, decoded.metadata)
+                t4 = time.process_time()
+                spent["snappy"] += t1 - started
+                spent["decode (door)"] += t2 - t1
+                spent["decode (writer)"] += t3 - t2
+                spent["store write"] += t4 - t3
+        store.close()
+    total = args.series * args.rounds
+    whole = sum(spent.values())
+    for step, s in spent.items():
+        print(f"{step:>16}: {s / total * 1e6:7.2f} µs/sample ({s / whole:5.1%})")
+    print(f"{'all':>16}: {whole / total * 1e6:7.2f} µs/sample -> {total / whole:,.0f} samples/s")
+    print(f"load after: {load()}")
+
+
+if __name__ == "__main__":
+    main()
