@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable
 
@@ -25,12 +26,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from watchkeeper.config import Config
 from watchkeeper.ingest._decode import decompress, encoding_of
 from watchkeeper.ingest._metrics_decode import DecodedMetrics, decode_metrics
-from watchkeeper.ingest._remote_write import decode_remote_write, unsnappy
+from watchkeeper.ingest._remote_write import LabelCache, decode_remote_write, unsnappy
 from watchkeeper.ingest._service import IngestResult
 from watchkeeper.ingest._spool import FLAG_PROJECT_FROM_RESOURCE, Entry, Record
 from watchkeeper.ingest._spooled import SpooledSignal, SpooledWriter
 from watchkeeper.model import Metadata, Sample
-from watchkeeper.store.metrics import MetricsStore
+from watchkeeper.store.metrics import MetricsStore, WriteResult
 
 log = logging.getLogger("watchkeeper.ingest.metrics")
 
@@ -99,11 +100,13 @@ class MetricsIngest(SpooledSignal):
         self._cfg = config.ingest
         self.store = store
         self.metrics = MetricsIngestMetrics(registry, store)
+        self._labels = LabelCache()  # the request path and the writer read the same series
+        self._handoff = Handoff()
         self._pipe = SpooledWriter(
             "metric",
             config.server.data_dir,
             self._cfg,
-            decode=lambda rec: _decode(rec.body, rec.content_type),
+            decode=self._decode,
             write=self._write,
             on_write_error=self.metrics.write_errors.inc,
             clock=clock,
@@ -131,7 +134,10 @@ class MetricsIngest(SpooledSignal):
         """A Prometheus remote-write body (snappy): validate, spool durably, count."""
         self._pipe.admit()
         raw = unsnappy(body, self._cfg.max_body_bytes)
-        return await self._spool(project, REMOTE_WRITE, raw, decode_remote_write(raw), 0)
+        decoded = decode_remote_write(raw, self._labels)
+        if decoded.points:
+            self._handoff.put(raw, decoded)
+        return await self._spool(project, REMOTE_WRITE, raw, decoded, 0)
 
     async def accept_samples(
         self, project: str, samples: list[Sample], metadata: dict[str, Metadata]
@@ -152,7 +158,17 @@ class MetricsIngest(SpooledSignal):
         self.metrics.points_accepted.inc(decoded.points)
         return result
 
+    def _decode(self, rec: Record) -> DecodedMetrics:
+        if rec.content_type == REMOTE_WRITE:
+            found = self._handoff.take(rec.body)
+            if found is not None:
+                return found
+        return _decode(rec.body, rec.content_type, self._labels)
+
     def _write(self, rec: Record, decoded: DecodedMetrics) -> None:
+        if decoded.columns is not None:  # remote-write: one project, samples as columns
+            self._count(self.store.write_columns(rec.project, decoded.columns, decoded.metadata))
+            return
         by_project: dict[str, list[Sample]] = {}
         from_resource = bool(rec.flags & FLAG_PROJECT_FROM_RESOURCE)
         for i, sample in enumerate(decoded.samples):
@@ -164,12 +180,37 @@ class MetricsIngest(SpooledSignal):
             meta = decoded.metadata
             if len(by_project) > 1:  # a request of several projects (auth off)
                 meta = _metadata_of(meta, samples)
-            started = time.perf_counter()
-            result = self.store.write(project, samples, meta)
-            self.metrics.write_seconds.observe(time.perf_counter() - started)
-            self.metrics.samples_written.inc(result.written)
-            for reason, n in result.rejected.items():
-                self.metrics.samples_dropped.labels(reason).inc(n)
+            self._count(self.store.write(project, samples, meta))
+
+    def _count(self, result: WriteResult) -> None:
+        self.metrics.write_seconds.observe(result.seconds)
+        self.metrics.samples_written.inc(result.written)
+        for reason, n in result.rejected.items():
+            self.metrics.samples_dropped.labels(reason).inc(n)
+
+
+class Handoff:
+    """Remote-write requests decoded at the door, by body, for the writer to take rather
+    than decode the spooled copy again (decoding is a pure function of the body, so the
+    result is the same). Bounded: past `size` bodies the oldest goes, and the writer decodes
+    it itself, as after a restart."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._held: dict[bytes, DecodedMetrics] = {}
+        self._lock = threading.Lock()  # the request path puts, the writer thread takes
+
+    def put(self, body: bytes, decoded: DecodedMetrics) -> None:
+        """Hold what `body` decodes to."""
+        with self._lock:
+            self._held[body] = decoded
+            while len(self._held) > self._size:
+                del self._held[next(iter(self._held))]
+
+    def take(self, body: bytes) -> DecodedMetrics | None:
+        """What `body` decoded to at the door, if it is still held."""
+        with self._lock:
+            return self._held.pop(body, None)
 
 
 def _value(v: float | None) -> float | str | None:
@@ -199,10 +240,10 @@ def decode_samples(body: bytes) -> DecodedMetrics:
     return DecodedMetrics(samples=samples, metadata=metadata, points=len(samples))
 
 
-def _decode(body: bytes, kind: str) -> DecodedMetrics:
+def _decode(body: bytes, kind: str, labels: LabelCache) -> DecodedMetrics:
     """A spooled record's samples, by the kind of body it holds."""
     if kind == REMOTE_WRITE:
-        return decode_remote_write(body)
+        return decode_remote_write(body, labels)
     if kind == SAMPLES:
         return decode_samples(body)
     return decode_metrics(body, kind)

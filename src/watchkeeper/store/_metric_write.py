@@ -111,7 +111,8 @@ def check(cols: SampleColumns, slot: Ints, usable: Bools, last: Last) -> Checked
         t, v, stale = cols.t_ms[sel], values[sel], cols.stale[sel]
         has, pt, pv, ps = last.has[s], last.t_ms[s], last.values[s], last.stale[s]
         older = has & (t < pt)
-        v = np.where(has & cols.delta[sel] & ~stale & ~ps, pv + v, v)
+        with np.errstate(invalid="ignore", over="ignore"):  # inf + -inf is NaN, as in Python
+            v = np.where(has & cols.delta[sel] & ~stale & ~ps, pv + v, v)
         same_t = has & ~older & (t == pt)
         same_v = (stale & ps) | (~stale & ~ps & ((v == pv) | (np.isnan(v) & np.isnan(pv))))
         rejected["out_of_order"] += int(older.sum())

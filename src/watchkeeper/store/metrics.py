@@ -35,6 +35,8 @@ import pyarrow as pa
 from watchkeeper.errors import StoreError, ValidationError
 from watchkeeper.model import Labels, Metadata, Sample
 from watchkeeper.store._metric_write import Last, SampleColumns, check
+
+__all__ = ["Matcher", "MetricsStore", "SampleColumns", "SeriesData", "WriteResult", "series_id"]
 from watchkeeper.store._metrics_schema import migrate
 
 log = logging.getLogger("watchkeeper.store.metrics")
@@ -71,6 +73,7 @@ class WriteResult:
     new_series: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     warning: str = ""  # the series limit was reached: which metric and label to look at
+    seconds: float = 0.0  # how long the write took, the lock's wait left out
 
 
 def series_id(project: str, labels: Labels) -> int:
@@ -231,7 +234,10 @@ class MetricsStore:
     ) -> WriteResult:
         """Store samples of one project given as columns (what the decoders make)."""
         with self._lock:
-            return self._write(project, cols, metadata or {})
+            started = time.perf_counter()
+            result = self._write(project, cols, metadata or {})
+            result.seconds = time.perf_counter() - started
+            return result
 
     def _series_id(self, project: str, labels: Labels) -> int:
         # A hash per distinct series, not per sample: the ids of the series seen lately.
