@@ -86,11 +86,13 @@ def test_a_series_seen_again_in_a_later_request_keeps_its_id(tmp_path: Path) -> 
     first = store.write("p", [Sample(up, 1000, 1.0)])
     again = store.write("p", [Sample(other, 2000, 1.0), Sample(up, 2000, 2.0)])
     assert (first.new_series, again.new_series, again.written) == (1, 1, 2)
-    rows = store._con.execute(
-        "SELECT series_id, count(*) FROM metric_samples GROUP BY 1"
-    ).fetchall()
-    assert dict(rows) == {series_id("p", up): 2, series_id("p", other): 1}
     assert store.stats() == {"p": 2}
+    store.close()
+    with duckdb.connect(str(tmp_path / "metrics.duckdb")) as con:
+        rows = con.execute("SELECT series_id, count(*) FROM metric_samples GROUP BY 1").fetchall()
+        last = con.execute("SELECT series_id, last_ms FROM metric_series").fetchall()
+    assert dict(rows) == {series_id("p", up): 2, series_id("p", other): 1}
+    assert dict(last) == {series_id("p", up): 2000, series_id("p", other): 2000}
 
 
 def test_a_request_past_the_series_limit_drops_exactly_its_new_series() -> None:
