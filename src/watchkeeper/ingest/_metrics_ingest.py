@@ -3,9 +3,9 @@ decode → the metric store.
 
 The guarantees of the trace path, through `SpooledWriter` (`<data_dir>/spool-metrics`): a
 request is validated (decoded whole), appended to the spool and acknowledged only once it
-is on disk; one writer thread decodes each record and writes its samples, then moves the
-checkpoint. Replay after a crash stores nothing twice: the store ignores a sample its
-series already holds.
+is on disk; one writer thread decodes each record (or takes what the door decoded of the
+same body, `Handoff`) and writes its samples, then moves the checkpoint. Replay after a
+crash stores nothing twice: the store ignores a sample its series already holds.
 
 A spool of its own rather than records in the span spool: the span processor, its worker
 processes and its batches are built around spans, and samples need none of it (decoding a
@@ -128,15 +128,16 @@ class MetricsIngest(SpooledSignal):
         encoding = encoding_of(content_type)
         raw = decompress(body, content_encoding, self._cfg.max_body_bytes)
         flags = FLAG_PROJECT_FROM_RESOURCE if project_from_resource else 0
-        return await self._spool(project, encoding, raw, decode_metrics(raw, encoding), flags)
+        decoded = decode_metrics(raw, encoding)
+        self._handoff.put(encoding, raw, decoded)
+        return await self._spool(project, encoding, raw, decoded, flags)
 
     async def accept_remote_write(self, project: str, body: bytes) -> IngestResult:
         """A Prometheus remote-write body (snappy): validate, spool durably, count."""
         self._pipe.admit()
         raw = unsnappy(body, self._cfg.max_body_bytes)
         decoded = decode_remote_write(raw, self._labels)
-        if decoded.points:
-            self._handoff.put(raw, decoded)
+        self._handoff.put(REMOTE_WRITE, raw, decoded)
         return await self._spool(project, REMOTE_WRITE, raw, decoded, 0)
 
     async def accept_samples(
@@ -159,11 +160,8 @@ class MetricsIngest(SpooledSignal):
         return result
 
     def _decode(self, rec: Record) -> DecodedMetrics:
-        if rec.content_type == REMOTE_WRITE:
-            found = self._handoff.take(rec.body)
-            if found is not None:
-                return found
-        return _decode(rec.body, rec.content_type, self._labels)
+        found = self._handoff.take(rec.content_type, rec.body)
+        return found or _decode(rec.body, rec.content_type, self._labels)
 
     def _write(self, rec: Record, decoded: DecodedMetrics) -> None:
         if decoded.columns is not None:  # remote-write: one project, samples as columns
@@ -190,27 +188,29 @@ class MetricsIngest(SpooledSignal):
 
 
 class Handoff:
-    """Remote-write requests decoded at the door, by body, for the writer to take rather
-    than decode the spooled copy again (decoding is a pure function of the body, so the
-    result is the same). Bounded: past `size` bodies the oldest goes, and the writer decodes
-    it itself, as after a restart."""
+    """Requests decoded at the door, by kind and body, for the writer to take rather than
+    decode the spooled copy again (decoding is a pure function of the body, so the result
+    is the same). Bounded: past `size` bodies the oldest goes, and the writer decodes that
+    one itself, as after a restart; one that never reaches the spool (refused) goes too."""
 
     def __init__(self, size: int = 256) -> None:
         self._size = size
-        self._held: dict[bytes, DecodedMetrics] = {}
+        self._held: dict[tuple[str, bytes], DecodedMetrics] = {}
         self._lock = threading.Lock()  # the request path puts, the writer thread takes
 
-    def put(self, body: bytes, decoded: DecodedMetrics) -> None:
-        """Hold what `body` decodes to."""
+    def put(self, kind: str, body: bytes, decoded: DecodedMetrics) -> None:
+        """Hold what `body` decodes to (nothing when it holds no sample)."""
+        if not decoded.points:
+            return
         with self._lock:
-            self._held[body] = decoded
+            self._held[(kind, body)] = decoded
             while len(self._held) > self._size:
                 del self._held[next(iter(self._held))]
 
-    def take(self, body: bytes) -> DecodedMetrics | None:
+    def take(self, kind: str, body: bytes) -> DecodedMetrics | None:
         """What `body` decoded to at the door, if it is still held."""
         with self._lock:
-            return self._held.pop(body, None)
+            return self._held.pop((kind, body), None)
 
 
 def _value(v: float | None) -> float | str | None:
