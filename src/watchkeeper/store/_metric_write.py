@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from watchkeeper.model import Labels, Sample
 
@@ -85,6 +86,44 @@ class Checked:
     keep: Bools
     values: Floats
     rejected: Counter[str]
+
+
+@dataclass(slots=True)
+class Slots:
+    """The distinct series of one write: per request entry its slot; per slot the series
+    id, whether it may be written (known, or new within the limit), its last sample."""
+
+    entry: np.ndarray[Any, np.dtype[np.int64]]
+    sids: list[int] = field(default_factory=list)
+    allowed: list[bool] = field(default_factory=list)
+    prev: list[tuple[int, float | None] | None] = field(default_factory=list)
+    new: dict[int, Labels] = field(default_factory=dict)
+
+    def last(self) -> Last:
+        """The slots' last samples as arrays (`check` moves them on)."""
+        prev = self.prev
+        return Last(
+            has=np.array([p is not None for p in prev], np.bool_),
+            t_ms=np.array([p[0] if p else 0 for p in prev], np.int64),
+            values=np.array([0.0 if p is None or p[1] is None else p[1] for p in prev]),
+            stale=np.array([p is not None and p[1] is None for p in prev], np.bool_),
+        )
+
+
+@dataclass(slots=True)
+class Rows:
+    """Samples to insert (or each series' last one): ids, times, values, stale flags."""
+
+    ids: np.ndarray[Any, np.dtype[np.int64]]
+    t_ms: np.ndarray[Any, np.dtype[np.int64]]
+    values: np.ndarray[Any, np.dtype[np.float64]]
+    stale: np.ndarray[Any, np.dtype[np.bool_]]
+
+    def table(self, names: tuple[str, str, str]) -> pa.Table:
+        """An Arrow table of (id, time, value) under these column names, NULL where stale."""
+        value = pa.array(self.values, pa.float64(), mask=self.stale)
+        columns = (pa.array(self.ids), pa.array(self.t_ms), value)
+        return pa.table(dict(zip(names, columns, strict=True)))
 
 
 def ranks(index: Ints) -> Ints:

@@ -34,7 +34,7 @@ import pyarrow as pa
 
 from watchkeeper.errors import StoreError, ValidationError
 from watchkeeper.model import Labels, Metadata, Sample
-from watchkeeper.store._metric_write import Last, SampleColumns, check
+from watchkeeper.store._metric_write import Rows, SampleColumns, Slots, check
 
 __all__ = ["Matcher", "MetricsStore", "SampleColumns", "SeriesData", "WriteResult", "series_id"]
 from watchkeeper.store._metrics_schema import migrate
@@ -83,44 +83,6 @@ def series_id(project: str, labels: Labels) -> int:
     for k, v in labels:
         h.update(b"\xff" + k.encode() + b"\xfe" + v.encode())
     return int.from_bytes(h.digest(), "little", signed=True)
-
-
-@dataclass(slots=True)
-class _Slots:
-    """The distinct series of one write: per request entry its slot; per slot the series
-    id, whether it may be written (known, or new within the limit), its last sample."""
-
-    entry: np.ndarray[Any, np.dtype[np.int64]]
-    sids: list[int] = field(default_factory=list)
-    allowed: list[bool] = field(default_factory=list)
-    prev: list[tuple[int, float | None] | None] = field(default_factory=list)
-    new: dict[int, Labels] = field(default_factory=dict)
-
-    def last(self) -> Last:
-        """The slots' last samples as arrays (`check` moves them on)."""
-        prev = self.prev
-        return Last(
-            has=np.array([p is not None for p in prev], np.bool_),
-            t_ms=np.array([p[0] if p else 0 for p in prev], np.int64),
-            values=np.array([0.0 if p is None or p[1] is None else p[1] for p in prev]),
-            stale=np.array([p is not None and p[1] is None for p in prev], np.bool_),
-        )
-
-
-@dataclass(slots=True)
-class _Rows:
-    """Samples to insert (or each series' last one): ids, times, values, stale flags."""
-
-    ids: np.ndarray[Any, np.dtype[np.int64]]
-    t_ms: np.ndarray[Any, np.dtype[np.int64]]
-    values: np.ndarray[Any, np.dtype[np.float64]]
-    stale: np.ndarray[Any, np.dtype[np.bool_]]
-
-    def table(self, names: tuple[str, str, str]) -> pa.Table:
-        """An Arrow table of (id, time, value) under these column names, NULL where stale."""
-        value = pa.array(self.values, pa.float64(), mask=self.stale)
-        columns = (pa.array(self.ids), pa.array(self.t_ms), value)
-        return pa.table(dict(zip(names, columns, strict=True)))
 
 
 def _where(matchers: Sequence[Matcher], params: list[Any]) -> str:
@@ -249,9 +211,9 @@ class MetricsStore:
             sid = ids[labels] = series_id(project, labels)
         return sid
 
-    def _slots(self, project: str, series: list[Labels]) -> _Slots:
+    def _slots(self, project: str, series: list[Labels]) -> Slots:
         """Each distinct series of a request once (a slot), new ones past the limit refused."""
-        out = _Slots(np.empty(len(series), np.int64))
+        out = Slots(np.empty(len(series), np.int64))
         slot_of: dict[int, int] = {}
         room = self.max_series_per_project - self._series_count[project]
         for e, labels in enumerate(series):
@@ -286,8 +248,8 @@ class MetricsStore:
         touched, first_at = np.unique(kept_slot, return_index=True)
         times = cols.t_ms[keep]
         first = dict(zip(sids[touched].tolist(), times[first_at].tolist(), strict=True))
-        rows = _Rows(sids[kept_slot], times, checked.values[keep], cols.stale[keep])
-        ends = _Rows(sids[touched], last.t_ms[touched], last.values[touched], last.stale[touched])
+        rows = Rows(sids[kept_slot], times, checked.values[keep], cols.stale[keep])
+        ends = Rows(sids[touched], last.t_ms[touched], last.values[touched], last.stale[touched])
         changed = {name: m for name, m in metadata.items() if self._meta.get((project, name)) != m}
         self._commit(project, slots.new, first, rows, ends, changed)
         self._remember(project, slots.new, ends, changed)
@@ -297,7 +259,7 @@ class MetricsStore:
         return result
 
     def _remember(
-        self, project: str, new: dict[int, Labels], ends: _Rows, changed: dict[str, Metadata]
+        self, project: str, new: dict[int, Labels], ends: Rows, changed: dict[str, Metadata]
     ) -> None:
         """The writer's state after a write is committed."""
         values = ends.values.tolist()
@@ -317,8 +279,8 @@ class MetricsStore:
         project: str,
         new: dict[int, Labels],
         first: dict[int, int],
-        samples: _Rows,
-        ends: _Rows,
+        samples: Rows,
+        ends: Rows,
         metadata: dict[str, Metadata],
     ) -> None:
         con = self._con
