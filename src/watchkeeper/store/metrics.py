@@ -201,33 +201,41 @@ class MetricsStore:
             result.seconds = time.perf_counter() - started
             return result
 
-    def _series_id(self, project: str, labels: Labels) -> int:
-        # A hash per distinct series, not per sample: the ids of the series seen lately.
+    def _series_ids(self, project: str, series: list[Labels]) -> list[int]:
+        """Each series' id: hashed once per series seen lately, not per sample."""
         ids = self._sids.setdefault(project, {})
-        sid = ids.get(labels)
-        if sid is None:
-            if len(ids) >= _SID_CACHE:
-                ids.clear()
-            sid = ids[labels] = series_id(project, labels)
-        return sid
+        if len(ids) + len(series) > _SID_CACHE:
+            ids.clear()
+        out = []
+        for labels in series:
+            sid = ids.get(labels)
+            if sid is None:
+                sid = ids[labels] = series_id(project, labels)
+            out.append(sid)
+        return out
 
     def _slots(self, project: str, series: list[Labels]) -> Slots:
         """Each distinct series of a request once (a slot), new ones past the limit refused."""
-        out = Slots(np.empty(len(series), np.int64))
-        slot_of: dict[int, int] = {}
+        sids = self._series_ids(project, series)
+        firsts: dict[int, Labels] = {}
+        for sid, labels in zip(sids, series, strict=True):
+            firsts.setdefault(sid, labels)
+        if len(firsts) == len(sids):  # distinct label sets, as decoders give them
+            entry = np.arange(len(sids), dtype=np.int64)
+        else:  # one series twice in a request: one slot
+            slot_of = {sid: i for i, sid in enumerate(firsts)}
+            entry = np.array([slot_of[sid] for sid in sids], np.int64)
+        out = Slots(entry, list(firsts), [True] * len(firsts))
+        out.prev = [self._last.get(sid) for sid in out.sids]
         room = self.max_series_per_project - self._series_count[project]
-        for e, labels in enumerate(series):
-            sid = self._series_id(project, labels)
-            slot = slot_of.get(sid)
-            if slot is None:
-                slot = slot_of[sid] = len(out.sids)
-                out.sids.append(sid)
-                known = sid in self._project_of
-                if not known and len(out.new) < room:
-                    out.new[sid] = labels
-                out.allowed.append(known or sid in out.new)
-                out.prev.append(self._last.get(sid))
-            out.entry[e] = slot
+        for i in [i for i, p in enumerate(out.prev) if p is None]:  # new, or no sample left
+            sid = out.sids[i]
+            if sid in self._project_of:
+                continue
+            if len(out.new) < room:
+                out.new[sid] = firsts[sid]
+            else:
+                out.allowed[i] = False
         return out
 
     def _write(
