@@ -1,12 +1,16 @@
 """The metric store's writes as columns: every sample decided as the documented one-by-one
 rules decide it (out-of-order, duplicate, duplicate_timestamp, deltas made cumulative,
-staleness markers, NaN), a series' id kept from request to request, and the series limit
-dropping exactly the new series of a request."""
+staleness markers, NaN), a series' id kept from request to request, the series limit
+dropping exactly the new series of a request, and each series' last sample (flushed to the
+file once a second) recovered after a crash."""
 
 from __future__ import annotations
 
 import math
+import os
 import random
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -123,3 +127,39 @@ def test_columns_keep_nan_and_staleness_markers_apart() -> None:
     store = MetricsStore()
     assert store.write_columns("p", cols).written == 3
     assert [repr(v) for _, _, v in _stored(store)] == ["nan", "None", "1.0"]
+
+
+_CRASH = """
+import os, sys
+from pathlib import Path
+from watchkeeper.model import Sample
+from watchkeeper.store.metrics import MetricsStore
+
+store = MetricsStore(Path(sys.argv[1]), clock=lambda: 1000.0)  # a frozen clock: no flush
+up = (("__name__", "up"), ("job", "a"))
+store.write("p", [Sample(up, 1000, 1.0)])
+store.write("p", [Sample(up, 2000, 2.0), Sample((("__name__", "down"),), 2000, None)])
+os._exit(0)  # a crash: no close, no flush of the series' last samples
+"""
+
+
+def test_a_crash_before_the_last_samples_are_flushed_loses_none(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.duckdb"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    subprocess.run([sys.executable, "-c", _CRASH, str(path)], check=True, env=env)
+    with duckdb.connect(str(path)) as con:  # the file's copy is behind: the writer's was not
+        assert con.execute("SELECT max(last_ms) FROM metric_series").fetchone() == (None,)
+    store = MetricsStore(path)
+    up = (("__name__", "up"), ("job", "a"))
+    again = store.write("p", [Sample(up, 2000, 2.0), Sample(up, 1500, 9.0)])
+    assert (again.written, dict(again.rejected)) == (0, {"duplicate": 1, "out_of_order": 1})
+    assert store.write("p", [Sample((("__name__", "down"),), 2000, None)]).written == 0
+    assert store.series("p", [[Matcher("__name__", "=~", ".+")]], 1900, 2100) == [
+        {"__name__": "down"},
+        {"__name__": "up", "job": "a"},
+    ]
+    store.close()
+    with duckdb.connect(str(path)) as con:
+        lasts = con.execute("SELECT metric, last_ms, last_value FROM metric_series ORDER BY 1")
+        assert lasts.fetchall() == [("down", 2000, None), ("up", 2000, 2.0)]
+        assert con.execute("SELECT pending_from_ms FROM metric_writer").fetchall() == [(None,)]

@@ -34,6 +34,8 @@ import pyarrow as pa
 
 from watchkeeper.errors import StoreError, ValidationError
 from watchkeeper.model import Labels, Metadata, Sample
+from watchkeeper.store import _metric_last
+from watchkeeper.store._metric_last import LastSample
 from watchkeeper.store._metric_write import Rows, SampleColumns, Slots, check
 
 __all__ = ["Matcher", "MetricsStore", "SampleColumns", "SeriesData", "WriteResult", "series_id"]
@@ -42,6 +44,7 @@ from watchkeeper.store._metrics_schema import migrate
 log = logging.getLogger("watchkeeper.store.metrics")
 
 _WARN_EVERY_S = 60.0
+_FLUSH_LAST_S = 1.0  # how often each series' last sample is written to the file
 _SID_CACHE = 1_000_000  # series ids remembered per project (emptied when full)
 _MATCH_OPS = ("=", "!=", "=~", "!~")
 
@@ -134,6 +137,8 @@ class MetricsStore:
         self._meta: dict[tuple[str, str], Metadata] = {}
         self._warned: dict[str, float] = {}
         self._sids: dict[str, dict[Labels, int]] = {}  # project -> labels -> series id
+        self._moved: dict[int, LastSample] = {}  # last samples the file does not hold yet
+        self._flushed_at = clock()
         self.limit_warnings: dict[str, str] = {}  # project -> the last series-limit warning
         self._load()
 
@@ -164,6 +169,10 @@ class MetricsStore:
             "SELECT project, metric, type, unit, help FROM metric_metadata"
         ).fetchall():
             self._meta[(project, metric)] = Metadata(typ, unit, help_)
+        for sid, t, v in _metric_last.recover(self._con):  # stopped without a flush
+            if sid in self._project_of and t > self._last.get(sid, (t - 1, None))[0]:
+                self._last[sid] = self._moved[sid] = (t, v)
+        self._flush_last()
 
     @contextmanager
     def _cursor(self) -> Iterator[Any]:
@@ -179,9 +188,24 @@ class MetricsStore:
             cur.close()
 
     def close(self) -> None:
-        """Checkpoint and close the file."""
+        """Write each series' last sample, checkpoint and close the file."""
         with self._lock:
+            try:
+                self._flush_last()
+            except StoreError as exc:  # the next open reads them from the samples again
+                log.error("%s", exc)
             self._con.close()
+
+    def _flush_last(self) -> None:
+        """Write the last sample of every series that moved since the last flush."""
+        try:
+            _metric_last.flush(self._con, self._moved)
+        except duckdb.Error as exc:
+            with suppress(duckdb.Error):
+                self._con.execute("ROLLBACK")
+            raise StoreError(f"metric store: writing series' last samples failed: {exc}") from exc
+        self._moved.clear()
+        self._flushed_at = self._clock()
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -259,8 +283,13 @@ class MetricsStore:
         rows = Rows(sids[kept_slot], times, checked.values[keep], cols.stale[keep])
         ends = Rows(sids[touched], last.t_ms[touched], last.values[touched], last.stale[touched])
         changed = {name: m for name, m in metadata.items() if self._meta.get((project, name)) != m}
-        self._commit(project, slots.new, first, rows, ends, changed)
+        self._commit(project, slots.new, first, rows, changed)
         self._remember(project, slots.new, ends, changed)
+        if self._clock() - self._flushed_at >= _FLUSH_LAST_S:
+            try:
+                self._flush_last()
+            except StoreError as exc:  # the samples are stored; the next flush tries again
+                log.error("%s", exc)
         result.written, result.new_series = len(rows.ids), len(slots.new)
         if result.rejected["series_limit"]:
             result.warning = self._limit_warning(project)
@@ -271,10 +300,14 @@ class MetricsStore:
     ) -> None:
         """The writer's state after a write is committed."""
         values = ends.values.tolist()
-        for sid, t, v, stale in zip(
-            ends.ids.tolist(), ends.t_ms.tolist(), values, ends.stale.tolist(), strict=True
-        ):
-            self._last[sid] = (t, None if stale else v)
+        moved = {
+            sid: (t, None if stale else v)
+            for sid, t, v, stale in zip(
+                ends.ids.tolist(), ends.t_ms.tolist(), values, ends.stale.tolist(), strict=True
+            )
+        }
+        self._last.update(moved)
+        self._moved.update(moved)
         names = self._names.setdefault(project, Counter())
         for sid, labels in new.items():
             self._project_of[sid] = project
@@ -288,7 +321,6 @@ class MetricsStore:
         new: dict[int, Labels],
         first: dict[int, int],
         samples: Rows,
-        ends: Rows,
         metadata: dict[str, Metadata],
     ) -> None:
         con = self._con
@@ -298,12 +330,7 @@ class MetricsStore:
                 self._insert("metric_series", self._series_table(project, new, first), con)
             if len(samples.ids):
                 self._insert("metric_samples", samples.table(("series_id", "t_ms", "value")), con)
-                con.register("_wk_last", ends.table(("sid", "t", "v")))
-                con.execute(
-                    "UPDATE metric_series SET last_ms = l.t, last_value = l.v FROM _wk_last l "
-                    "WHERE metric_series.series_id = l.sid"
-                )
-                con.unregister("_wk_last")
+                _metric_last.note_pending(con, int(samples.t_ms.min()))
             for name, m in metadata.items():
                 con.execute(
                     "INSERT OR REPLACE INTO metric_metadata VALUES (?, ?, ?, ?, ?)",
@@ -340,7 +367,7 @@ class MetricsStore:
                 ),
                 "created_ms": pa.array([now_ms] * n, pa.int64()),
                 "first_ms": pa.array([first.get(sid) for sid in new], pa.int64()),
-                "last_ms": pa.array([None] * n, pa.int64()),  # set with every series' last
+                "last_ms": pa.array([None] * n, pa.int64()),  # set by the next flush
                 "last_value": pa.array([None] * n, pa.float64()),
             }
         )
@@ -408,17 +435,19 @@ class MetricsStore:
         for matchers in matcher_sets:
             params: list[Any] = [project]
             where = _where(matchers, params)
-            params += [start_ms, end_ms]
+            params.append(end_ms)
             with self._cursor() as cur:
-                # Samples from first_ms to last_ms overlap the range (as Prometheus lists the
-                # series whose chunks overlap it): the samples are not read.
+                # Samples from first_ms to the last overlap the range (as Prometheus lists the
+                # series whose chunks overlap it): the samples are not read. The last sample
+                # is the writer's (the file's copy is flushed once a second).
                 rows = cur.execute(
                     f"SELECT series_id, metric, labels FROM metric_series WHERE project = ? "
-                    f"AND {where} AND last_ms >= ? AND first_ms <= ?",
+                    f"AND {where} AND first_ms <= ?",
                     params,
                 ).fetchall()
             for sid, metric, labels in rows:
-                out[sid] = {"__name__": metric, **dict(labels)}
+                if self._last.get(sid, (start_ms - 1, None))[0] >= start_ms:
+                    out[sid] = {"__name__": metric, **dict(labels)}
         return sorted(out.values(), key=lambda d: sorted(d.items()))
 
     def label_names(
@@ -451,6 +480,7 @@ class MetricsStore:
         """Delete the samples older than `cutoff_ms`, and the series left without one (with
         their metadata when no series of the metric is left); (samples, series) deleted."""
         with self._lock:
+            self._flush_last()  # which series are left without a sample: their last, current
             con = self._con
             try:
                 con.execute("BEGIN TRANSACTION")
@@ -488,6 +518,7 @@ class MetricsStore:
         """The writer's state without the series deleted."""
         for sid, project, metric in gone:
             self._last.pop(sid, None)
+            self._moved.pop(sid, None)
             self._project_of.pop(sid, None)
             self._series_count[project] -= 1
             self._names[project][metric] -= 1
@@ -497,6 +528,7 @@ class MetricsStore:
 
     def _reload(self) -> None:
         self._last.clear()
+        self._moved.clear()
         self._project_of.clear()
         self._series_count.clear()
         self._names.clear()
