@@ -190,27 +190,37 @@ class MetricsIngest(SpooledSignal):
 class Handoff:
     """Requests decoded at the door, by kind and body, for the writer to take rather than
     decode the spooled copy again (decoding is a pure function of the body, so the result
-    is the same). Bounded: past `size` bodies the oldest goes, and the writer decodes that
-    one itself, as after a restart; one that never reaches the spool (refused) goes too."""
+    is the same). Bounded: past `size` bodies or `max_bytes` of them the oldest goes, and
+    the writer decodes that one itself, as after a restart; one that never reaches the
+    spool (refused) goes the same way."""
 
-    def __init__(self, size: int = 256) -> None:
+    def __init__(self, size: int = 256, max_bytes: int = 64 * 1024 * 1024) -> None:
         self._size = size
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._held: dict[tuple[str, bytes], DecodedMetrics] = {}
         self._lock = threading.Lock()  # the request path puts, the writer thread takes
 
     def put(self, kind: str, body: bytes, decoded: DecodedMetrics) -> None:
         """Hold what `body` decodes to (nothing when it holds no sample)."""
-        if not decoded.points:
+        if not decoded.points or len(body) > self._max_bytes:
             return
         with self._lock:
+            if (kind, body) not in self._held:
+                self._bytes += len(body)
             self._held[(kind, body)] = decoded
-            while len(self._held) > self._size:
-                del self._held[next(iter(self._held))]
+            while len(self._held) > self._size or self._bytes > self._max_bytes:
+                (_, oldest) = key = next(iter(self._held))
+                del self._held[key]
+                self._bytes -= len(oldest)
 
     def take(self, kind: str, body: bytes) -> DecodedMetrics | None:
         """What `body` decoded to at the door, if it is still held."""
         with self._lock:
-            return self._held.pop((kind, body), None)
+            found = self._held.pop((kind, body), None)
+            if found is not None:
+                self._bytes -= len(body)
+            return found
 
 
 def _value(v: float | None) -> float | str | None:
