@@ -160,3 +160,15 @@ def test_the_handoff_to_the_writer_is_bounded_by_bodies_and_bytes() -> None:
         small.put(REMOTE_WRITE, b, decoded)
     assert small.take(REMOTE_WRITE, bodies[0]) is None  # past its bytes: the oldest went
     assert small.take(REMOTE_WRITE, bodies[2]) is decoded
+
+
+def test_a_label_that_is_not_utf8_rejects_its_series_only() -> None:
+    def series(value: bytes, t: int) -> bytes:
+        label = _field(1, _field(1, b"__name__") + _field(2, value))
+        return _field(1, label + _field(2, b"\x10" + _varint(t)))
+
+    out = decode_remote_write(series(b"\xff\xfe", 1) + series(b"ok", 2))
+    assert out.columns is not None
+    assert [(s.labels, s.t_ms) for s in out.columns.to_samples()] == [((("__name__", "ok"),), 2)]
+    assert (out.points, out.rejected) == (1, 1)
+    assert out.errors == ["a label name or value is not valid UTF-8"]

@@ -131,8 +131,12 @@ def _labels_of(raw: bytes) -> Labels | str:
         ts.ParseFromString(raw)
     except (ProtobufDecodeError, RuntimeError, ValueError) as exc:
         raise DecodeError(f"body is not a Prometheus remote-write WriteRequest: {exc}") from None
-    names = [label.name for label in ts.labels]
-    labels = {label.name: label.value for label in ts.labels if label.value}
+    pairs = [(label.name, label.value) for label in ts.labels]
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in pairs):
+        # The runtime hands invalid UTF-8 back as bytes (these strings are proto2's).
+        return "a label name or value is not valid UTF-8"
+    names = [k for k, _ in pairs]
+    labels = {k: v for k, v in pairs if v}
     if len(names) != len(set(names)):
         return f"duplicate label names in {sorted(names)}"
     if not labels.get("__name__"):
