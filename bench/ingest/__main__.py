@@ -9,6 +9,7 @@
     .venv/bin/python -m bench.ingest --workers 1  # one decode/normalize/compress worker (default 3)
     .venv/bin/python -m bench.ingest --engine clickhouse  # the span store on ClickHouse (chDB);
                                                   # --engine both: both, side by side
+    .venv/bin/python -m bench.ingest --store-only clickhouse --batches 50  # store.write alone
 
 Prints the versions that matter and the machine's load, the baseline of issue 16 beside the
 figures: sustained throughput (acknowledged, and written to the store), the lag from a
@@ -34,7 +35,7 @@ from pathlib import Path
 import httpx
 import psutil
 from bench._machine import load, versions
-from bench.ingest import _engines
+from bench.ingest import _engines, _store_only
 from bench.ingest._soak import Soak
 from bench.ingest._workload import stamp, template
 
@@ -280,6 +281,7 @@ def _args() -> argparse.Namespace:
         choices=["null", "duckdb", "clickhouse"],
         help="no server: drive IngestService directly with this store (null = count only)",
     )
+    _store_only.add_arguments(ap)
     return ap.parse_args()
 
 
@@ -447,6 +449,9 @@ def main() -> None:
     print(f"machine at start: {load()}")
     print(BASELINE)
     print(GOALS)
+    if args.store_only:
+        _store_only.run(args.store_only, args.batches, args.profile)
+        return
     if args.in_process:
         from bench.ingest._inprocess import run
 

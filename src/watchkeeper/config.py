@@ -312,6 +312,11 @@ class LogsConfig(_Section):
     # records older than this are deleted (checked every retention.check_interval_s);
     # None: retention.days, as spans. Logs are often kept for less (e.g. 14 days).
     retention_days: int | None = Field(default=None, ge=1)
+    # records per second one project may send (a token bucket holding burst_s seconds of
+    # them); past it, 429 with Retry-After. 0: no limit (the default: one project per server
+    # is the usual setup, and the lag budget already bounds what the writer is behind)
+    rate_limit_records_per_s: float = Field(default=0.0, ge=0)
+    rate_limit_burst_s: float = Field(default=10.0, gt=0, le=3600)
 
 
 class DashboardsConfig(_Section):

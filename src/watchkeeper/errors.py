@@ -39,6 +39,10 @@ class Overloaded(WatchkeeperError):
         self.retry_after = retry_after
 
 
+class RateLimited(Overloaded):
+    """A project sent more than its rate limit allows (sent back as 429 with Retry-After)."""
+
+
 class AuthError(WatchkeeperError):
     """A request carried no credential, or one we do not know (sent back as 401).
 

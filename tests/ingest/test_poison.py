@@ -31,7 +31,7 @@ from tests.ingest._otlp import to_protobuf
 from tests.ingest.conftest import GatedStore, Receiver, make_config
 from watchkeeper.errors import Overloaded, StoreDataError
 from watchkeeper.ingest import DEFAULT_STEPS, DeadLetter, Draft, IngestService
-from watchkeeper.ingest._service import MAX_SPANS_PER_RECORD
+from watchkeeper.ingest._service import MAX_SPANS_PER_RECORD, WritePace
 from watchkeeper.store import SpanFilter
 from watchkeeper.store.duckdb import DuckDBStore
 
@@ -353,6 +353,22 @@ def test_the_lag_budget_turns_into_retryable_503s(make_receiver: Any) -> None:
     assert rec.ingest.flush(30)
     time.sleep(0.3)  # the admission reads the backlog's age at most every 0.2 s
     assert httpx.post(f"{rec.url}/v1/traces", content=body, headers=JSON).status_code == 200
+
+
+def test_the_writers_pace_counts_a_stall_for_as_long_as_it_lasted() -> None:
+    pace = WritePace(16)
+    assert pace.rate() == 0.0  # unknown until a batch is written backlogged
+    for _ in range(12):
+        pace.add(1_000_000, 0.1)
+    assert pace.rate() == pytest.approx(10_000_000)
+    pace.add(1_000_000, 3.0)  # a checkpoint
+    for _ in range(3):
+        pace.add(1_000_000, 0.1)
+    # 16 MB in 4.5 s, not ~10 MB/s again three batches later
+    assert pace.rate() == pytest.approx(16_000_000 / 4.5)
+    for _ in range(16):  # the stall leaves the window
+        pace.add(1_000_000, 0.1)
+    assert pace.rate() == pytest.approx(10_000_000)
 
 
 def test_accept_refuses_over_the_budget_before_spooling(tmp_path: Path) -> None:

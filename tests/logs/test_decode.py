@@ -108,9 +108,15 @@ def test_otlp_json_with_bad_values_loses_only_them() -> None:
         ],
     )
     out = decode_logs(body, "json", "default", NOW)
-    assert out.rejected == 2  # past 2262, and a time that is no number
+    assert out.rejected == 1  # a time that is no number
     assert "log records rejected" in out.error_message
-    first, untimed, no_ids = out.records
+    first, untimed, far, no_ids = out.records
+    # year 2500 and 1970: stored at their observed time (here the time of receipt), flagged
+    for record, why, sent in ((far, "future", 1 << 64 - 1), (no_ids, "past", 1)):
+        assert (record.time_ns, record.observed_ns) == (NOW, NOW)
+        attributes = orjson.loads(record.attributes)
+        assert attributes["watchkeeper.time.adjusted"] == why
+        assert attributes["watchkeeper.time.original_unix_nano"] == str(sent)
     assert (first.severity_number, first.time_ns, first.body) == (
         18,
         1750000000000000001,

@@ -116,7 +116,8 @@ def test_keys_bad_bodies_partial_success_and_a_restart(tmp_path: Path) -> None:
         assert post(_json_body("hello", time_ns=now)).status_code == 200
         assert post(gzip.compress(_json_body("zipped", time_ns=now)),
                     **{"Content-Encoding": "gzip"}).status_code == 200  # fmt: skip
-        r = post(_json_body("too late", "fine", time_ns=1 << 63))
+        no_time = [{"timeUnixNano": t, "body": {"stringValue": "x"}} for t in ("soon", [1])]
+        r = post(orjson.dumps({"resourceLogs": [{"scopeLogs": [{"logRecords": no_time}]}]}))
         assert r.status_code == 200
         assert r.json()["partialSuccess"]["rejectedLogRecords"] == "2"
         assert post(b"{not json").status_code == 400

@@ -18,7 +18,7 @@ from watchkeeper.ingest._logs_decode import log_id
 from watchkeeper.model import LogRow
 from watchkeeper.store._dialect import Params
 from watchkeeper.store.clickhouse_logs import ClickHouseLogStore
-from watchkeeper.store.duckdb_logs import BITS, DuckDBLogStore, bloom
+from watchkeeper.store.duckdb_logs import BITS, BLOCK_RECORDS, DuckDBLogStore, bloom
 from watchkeeper.store.logs import LogFilter, LogStore, ServiceCount, Terms, step_for, words
 
 T0 = 1_750_000_000_000_000_000
@@ -127,6 +127,27 @@ def test_the_block_filter_skips_blocks_without_the_words() -> None:
         blocks = cur.execute(sql, p.values).fetchall()
     assert len(blocks) == 1  # 1 of 21 blocks is read
     assert [r.body for r in store.search(f).records] == ["rare needle here"]
+
+
+def test_a_large_write_makes_blocks_of_bounded_size() -> None:
+    store = DuckDBLogStore(None)
+    rows = [_row(i, f"routine message {i}") for i in range(2 * BLOCK_RECORDS + 100)]
+    rows[-1] = _row(len(rows) - 1, "the last one holds a needle")
+    assert store.write(rows) == len(rows)
+    assert store.write(rows[-5:]) == 0  # stored already, whichever block holds them
+    with store._cursor() as cur:
+        blocks = cur.execute("SELECT records, min_ns, max_ns FROM log_blocks ORDER BY block")
+        assert blocks.fetchall() == [
+            (BLOCK_RECORDS, T0, T0 + (BLOCK_RECORDS - 1) * S),
+            (BLOCK_RECORDS, T0 + BLOCK_RECORDS * S, T0 + (2 * BLOCK_RECORDS - 1) * S),
+            (100, T0 + 2 * BLOCK_RECORDS * S, T0 + (len(rows) - 1) * S),
+        ]
+    f = LogFilter("p", T0, T0 + 10_000 * S, text=Terms.parse("needle"))
+    p = Params(store.dialect)
+    with store._cursor() as cur:
+        assert len(cur.execute(store.blocks_sql(f, p), p.values).fetchall()) == 1
+    assert [r.body for r in store.search(f).records] == ["the last one holds a needle"]
+    assert store.count() == len(rows)
 
 
 def test_the_histogram_counts_by_severity_range(store: LogStore) -> None:

@@ -199,6 +199,22 @@ def test_a_spans_own_value_wins(empty_store: Store) -> None:
     }
 
 
+def test_a_write_of_stored_and_new_spans_stores_the_new_ones_once(empty_store: Store) -> None:
+    """A replayed record batched with new ones: each write holds the spans of the write
+    before (stored), its own (one of them twice), a trace's root arriving writes after its
+    children; only the new spans are stored, and every context reaches the whole trace."""
+    spans = [s for i in range(TRACES) for s in _children_first(_trace(i, 0))]
+    stored: list[SpanRow] = []
+    for k in range(0, len(spans), 6):  # 6: a trace's spans over two writes
+        new = spans[k : k + 6]
+        mixed = [*new[:3], *stored, *new[3:], new[0]]
+        assert empty_store.write(SpanBatch(mixed)) == len(new)
+        stored = new
+    assert empty_store.write(SpanBatch(spans)) == 0
+    assert empty_store.summary(SpanFilter("plain")).count == len(spans)
+    _check(empty_store, spans)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("engine", "compact_every"),
@@ -384,6 +400,21 @@ def test_ids_of_another_form_get_their_context(empty_store: Store, order: str) -
     for trace in (spans, other):
         detail = empty_store.trace("plain", trace[0].trace_id)
         assert detail is not None
+        assert {s.user_id for s in detail.spans} == {trace[0].user_id}
+
+
+def test_ids_with_quotes_backslashes_and_braces_are_kept_apart(empty_store: Store) -> None:
+    """ClickHouse's writer sends a batch's ids as SQL literals: quotes, backslashes and
+    placeholder-like braces in them are escaped, the replay stores nothing, the context
+    learned writes later reaches the trace's spans."""
+    ids = ("it's\\{p0:String}", "it\\'s", "it''s")
+    traces = [[replace(s, trace_id=i, span_id=f"{s.span_id}'\\") for s in _trace(n, 0)]
+              for n, i in enumerate(ids)]  # fmt: skip
+    _write(empty_store, [[s for t in traces for s in t[1:]], [t[0] for t in traces]], 20)
+    for trace in traces:
+        detail = empty_store.trace("plain", trace[0].trace_id)
+        assert detail is not None
+        assert sorted(s.span_id for s in detail.spans) == sorted(s.span_id for s in trace)
         assert {s.user_id for s in detail.spans} == {trace[0].user_id}
 
 

@@ -204,6 +204,20 @@ def test_older_pages_append_below(page: Any, server: Server, sent: dict[str, Any
     assert len(set(ids)) == 120
 
 
+def test_the_service_filter_offers_services_whose_lines_are_not_shown(
+    page: Any, server: Server, sent: dict[str, Any]
+) -> None:
+    # The filter lists the services that sent logs in the range (GET /api/v1/logs/services),
+    # not only those of the lines on the page: here only SERVICE's lines are shown.
+    quiet = SERVICE + "-quiet"
+    send(server, quiet, [Log("a quiet line", "info", sent["now"] - 5 * 10**9)])
+    wait_logs(server, 1, service=quiet)
+    page.goto(f"/logs?range=1h&service={SERVICE}")
+    _ready(page)
+    expect(page.get_by_label("Service").locator(f"option[value={quiet}]")).to_have_count(1)
+    assert quiet not in " ".join(page.locator("ol.log-lines .log-svc").all_inner_texts())
+
+
 def test_search_and_severity_narrow_the_lines(
     page: Any, server: Server, sent: dict[str, Any]
 ) -> None:

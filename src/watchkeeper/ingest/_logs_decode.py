@@ -6,13 +6,20 @@ has none, as OTLP says; the time of receipt when it has neither), severity numbe
 and the Collector read them), body (text as it is, any other value as JSON), trace and span
 ids, the resource's service, environment and host, its scope, event name and attributes.
 
-One bad value costs that value (an attribute, an id of the wrong length), a record whose time
-cannot be stored costs that record (counted for `partial_success.rejected_log_records`), and
+One bad value costs that value (an attribute, an id of the wrong length), a record refused
+for its content costs that record (counted for `partial_success.rejected_log_records`), and
 only a body that is not an OTLP logs request at all is refused (`DecodeError`).
+
+Bad input is kept, marked (issue 12): a body over `MAX_BODY_BYTES` is cut there with a
+marker at its end and its size in `watchkeeper.body.original_bytes`; invalid UTF-8 is
+replaced by U+FFFD (`_utf8`); a time far from the observed one (before `PAST_NS` of it, after
+`FUTURE_NS`: year 1970, 2300) is stored as the observed time, the one sent kept in
+`watchkeeper.time.original_unix_nano` and the reason in `watchkeeper.time.adjusted`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -22,6 +29,7 @@ from google.protobuf.message import DecodeError as ProtobufDecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from watchkeeper.errors import DecodeError
+from watchkeeper.ingest._bad_logs import repaired_utf8
 from watchkeeper.ingest._decode import (
     Encoding,
     Losses,
@@ -50,12 +58,27 @@ _SEVERITY_NAMES = {"SEVERITY_NUMBER_UNSPECIFIED": 0} | {  # OTLP/JSON may name t
 }
 
 
+#: A body longer than this (UTF-8 bytes) is cut to it, with `CUT_MARKER` after it.
+MAX_BODY_BYTES = 1 << 20
+CUT_MARKER = " [... cut by watchkeeper: {size} bytes sent, the first {kept} kept]"
+#: How far a record's time may be from its observed time before the observed one is stored
+#: instead: a day ahead (clocks drift; a record is not written tomorrow), a year behind (an
+#: old file shipped late is kept as it says; a time of 0 or 1970 is not).
+FUTURE_NS = 86_400 * 10**9
+PAST_NS = 366 * 86_400 * 10**9
+
+
 @dataclass(slots=True)
 class DecodedLogs(Losses):
-    """A decoded request: its records and what was rejected or dropped, and why."""
+    """A decoded request: its records and what was rejected or dropped, and why.
+
+    `receipt_timed`: records whose time is the request's time of receipt (`now_ns`), not
+    one of their own; a decode at another `now_ns` gives them other times (and ids).
+    """
 
     NOUN: ClassVar[str] = "log records"
     records: list[LogRow] = field(default_factory=list)
+    receipt_timed: int = 0
 
 
 def severity_of(number: int, text: str) -> int:
@@ -107,10 +130,34 @@ def _group(resource: dict[str, Any], scope: str, project: str, from_resource: bo
     )
 
 
-def _body(value: Any) -> str:
+def _body(value: Any, attributes: dict[str, Any]) -> str:
     if value is None:
         return ""
-    return value if isinstance(value, str) else orjson.dumps(value).decode()
+    text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    if len(text) <= MAX_BODY_BYTES // 4:  # 4 bytes per character at most: short enough
+        return text
+    data = text.encode()
+    if len(data) <= MAX_BODY_BYTES:
+        return text
+    kept = data[:MAX_BODY_BYTES].decode(errors="ignore")  # never half a character
+    attributes["watchkeeper.body.original_bytes"] = len(data)
+    return kept + CUT_MARKER.format(size=len(data), kept=len(kept.encode()))
+
+
+def _times(
+    out: DecodedLogs, time_ns: int, observed_ns: int, now_ns: int, attributes: dict[str, Any]
+) -> tuple[int, int]:
+    """(time, observed time) to store: the record's own when it can be believed."""
+    if not observed_ns or observed_ns > MAX_TIME_NS:
+        out.receipt_timed += 1
+        observed_ns = now_ns
+    if not time_ns:
+        return observed_ns, observed_ns
+    if observed_ns - PAST_NS <= time_ns <= observed_ns + FUTURE_NS:
+        return time_ns, observed_ns
+    attributes["watchkeeper.time.adjusted"] = "future" if time_ns > observed_ns else "past"
+    attributes["watchkeeper.time.original_unix_nano"] = str(time_ns)
+    return observed_ns, observed_ns
 
 
 def _record(
@@ -123,12 +170,7 @@ def _record(
     event_name: str,
     attributes: dict[str, Any],
 ) -> None:
-    time_ns, observed_ns, now_ns = times
-    observed_ns = observed_ns or now_ns
-    time_ns = time_ns or observed_ns
-    if time_ns > MAX_TIME_NS or observed_ns > MAX_TIME_NS:
-        out.reject(f"time {max(time_ns, observed_ns)} ns is past what can be stored (year 2262)")
-        return
+    time_ns, observed_ns = _times(out, *times, attributes)
     trace_id, span_id = ids
     if trace_id and (len(trace_id) != 16 or not any(trace_id)):
         out.drop_value(f"trace id of {len(trace_id)} bytes (16 non-zero expected)")
@@ -137,7 +179,7 @@ def _record(
         out.drop_value(f"span id of {len(span_id)} bytes (8 non-zero, with a trace id, expected)")
         span_id = b""
     number, text = severity
-    text_body = _body(body)
+    text_body = _body(body, attributes)
     attrs = orjson.dumps(attributes, option=orjson.OPT_NON_STR_KEYS).decode()
     tid, sid = trace_id.hex(), span_id.hex()
     out.records.append(
@@ -171,19 +213,32 @@ def decode_logs(
     `watchkeeper.project` attribute names the project of its records instead.
     """
     if encoding == "protobuf":
-        request = ExportLogsServiceRequest()
-        try:
-            request.ParseFromString(body)
-        except (ProtobufDecodeError, RuntimeError, ValueError) as exc:
-            raise DecodeError(f"body is not an OTLP ExportLogsServiceRequest: {exc}") from None
-        return _decode_protobuf(request, project, now_ns, from_resource)
+        return _decode_protobuf(_parse(body), project, now_ns, from_resource)
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise DecodeError(f"body is not valid JSON: {exc}") from None
+        try:  # invalid UTF-8 is replaced, not a reason to refuse the request
+            doc = orjson.loads(body.decode(errors="replace"))
+        except orjson.JSONDecodeError:
+            raise DecodeError(f"body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise DecodeError("an OTLP/JSON logs request is a JSON object")
     return _decode_json(doc, project, now_ns, from_resource)
+
+
+def _parse(body: bytes) -> ExportLogsServiceRequest:
+    request = ExportLogsServiceRequest()
+    try:
+        request.ParseFromString(body)
+        return request
+    except (ProtobufDecodeError, RuntimeError, ValueError) as exc:
+        error = exc
+    repaired = repaired_utf8(body)  # a string of invalid UTF-8 fails the parse: repair it
+    if repaired is not None:
+        with contextlib.suppress(ProtobufDecodeError, RuntimeError, ValueError):
+            request.ParseFromString(repaired)
+            return request
+    raise DecodeError(f"body is not an OTLP ExportLogsServiceRequest: {error}") from None
 
 
 def _decode_protobuf(

@@ -10,6 +10,11 @@ backlog bounded by bytes and by age, `ingest.spool_max_backlog_bytes` and
 content set aside in the signal's dead letter after bounded attempts (the ones behind it go
 on), and `flush`. Replay after a crash stores nothing twice when the store's write is
 idempotent, which each signal's store is.
+
+A signal may also bring `write_many`: the writer then hands it up to `group` records read
+together (what is in the spool when the writer comes round: one when it keeps up, more when
+it is behind), in one store write, and moves the checkpoint past them all; should that write
+fail, the records go one by one through `write` and its retries, as without it.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from watchkeeper.config import IngestConfig
 from watchkeeper.errors import Overloaded, StoreError
 from watchkeeper.ingest._commit import GroupCommitter
 from watchkeeper.ingest._dead_letter import DeadLetter
-from watchkeeper.ingest._spool import Entry, Record, Spool
+from watchkeeper.ingest._spool import Entry, Position, Record, Spool
 
 log = logging.getLogger("watchkeeper.ingest")
 
@@ -50,11 +55,15 @@ class SpooledWriter(Generic[T]):
         write: Callable[[Record, T], None],
         on_write_error: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
+        write_many: Callable[[list[tuple[Record, T]]], None] | None = None,
+        group: int = 16,
     ) -> None:
         self._signal = signal  # "metric", "log": in messages, paths and the thread's name
         self._cfg = cfg
         self._decode = decode
         self._write = write
+        self._write_many = write_many
+        self._group = group if write_many is not None else 1
         self._on_write_error = on_write_error
         self._clock = clock
         self.spool = Spool(
@@ -133,25 +142,55 @@ class SpooledWriter(Generic[T]):
         cursor = self.spool.checkpoint
         while True:
             stopping = self._stopping.is_set()
+            group: list[Record] = []
             for rec in self.spool.read(cursor, _READ_CHUNK):
-                if not self._store(rec):
-                    return  # stopping while the store fails: the spool replays it next start
-                cursor = rec.end
-                self.spool.set_checkpoint(cursor)
-                with self._written:
-                    self._written.notify_all()
+                group.append(rec)
+                if len(group) >= self._group:
+                    if not self._store_group(group):
+                        return  # stopping while the store fails: the spool replays it
+                    cursor = self._stored(group[-1])
+                    group = []
+            if group:
+                if not self._store_group(group):
+                    return
+                cursor = self._stored(group[-1])
             if stopping and not self.spool.has_after(cursor):
                 return
             self.spool.wait_for(cursor, 0.05)
 
-    def _store(self, rec: Record) -> bool:
-        """Decode and write one record; False only when stopping interrupts retries."""
+    def _stored(self, last: Record) -> Position:
+        """Move the checkpoint past `last` and wake `flush`."""
+        self.spool.set_checkpoint(last.end)
+        with self._written:
+            self._written.notify_all()
+        return last.end
+
+    def _store_group(self, group: list[Record]) -> bool:
+        """Decode and write records read together: in one `write_many` when there are
+        several, else (or should it fail) one by one; False only when stopping interrupts
+        retries."""
+        decoded = [(rec, d) for rec in group if (d := self._decoded(rec)) is not None]
+        if len(group) > 1 and self._write_many is not None and decoded:
+            try:
+                self._write_many(decoded)
+                return True
+            except Exception as exc:  # each on its own now, with the retries of one
+                self._on_write_error()
+                log.warning("%s store write of %d records failed: %s; writing them one "
+                            "by one", self._signal, len(decoded), exc)  # fmt: skip
+        return all(self._store(rec, d) for rec, d in decoded)
+
+    def _decoded(self, rec: Record) -> T | None:
+        """The record decoded; None (set aside in the dead letter) when it cannot be."""
         try:
-            decoded = self._decode(rec)
+            return self._decode(rec)
         except Exception as exc:  # validated before it was spooled: a corrupt record
             log.error("%s spool record before %s cannot be decoded: %s", self._signal, rec.end, exc)
             self.dead_letter.add(rec, f"decode_error: {exc}")
-            return True
+            return None
+
+    def _store(self, rec: Record, decoded: T) -> bool:
+        """Write one decoded record; False only when stopping interrupts retries."""
         delay, refused = 0.1, 0
         while True:
             try:

@@ -3,8 +3,9 @@
 Answers follow the OTLP/HTTP spec: 200 with an `ExportTraceServiceResponse` in the request's
 encoding (with `partial_success` when spans were rejected); errors carry a `google.rpc.Status`
 in that encoding: 400 undecodable, 401 without a valid key, 403 with a key whose role does
-not ingest (viewer), 408 body too slow, 413 too large, 415 content type, 503 with
-`Retry-After` under overload (a status OTLP exporters retry).
+not ingest (viewer), 408 body too slow, 413 too large, 415 content type, 429 with
+`Retry-After` past a project's rate limit (logs), 503 with `Retry-After` under overload
+(statuses OTLP exporters retry).
 
 A body is received before it takes a decode slot, charged byte by byte to the receive
 budget and cut off after `body_timeout_s`: senders that trickle hold neither slots nor
@@ -29,6 +30,7 @@ from watchkeeper.errors import (
     Forbidden,
     Overloaded,
     PayloadTooLarge,
+    RateLimited,
     UnsupportedContentType,
 )
 from watchkeeper.server._access import Attempt, attempt_ingest
@@ -129,6 +131,7 @@ _OTLP_DOC: dict[str, Any] = {
                 "408": "the body did not arrive in time",
                 "413": "the body is larger than ingest.max_body_bytes",
                 "415": "neither application/x-protobuf nor application/json",
+                "429": "the project is over its rate limit: retry after Retry-After",
                 "503": "overloaded: retry after Retry-After",
             }.items()
         },
@@ -224,6 +227,9 @@ async def _handle(
         return _status_response(413, code_pb2.RESOURCE_EXHAUSTED, str(exc), as_json, None)
     except UnsupportedContentType as exc:
         return _status_response(415, code_pb2.INVALID_ARGUMENT, str(exc), True, None)
+    except RateLimited as exc:
+        retry = {"Retry-After": str(max(1, round(exc.retry_after)))}
+        return _status_response(429, code_pb2.RESOURCE_EXHAUSTED, str(exc), as_json, retry)
     except Overloaded as exc:
         retry = {"Retry-After": str(max(1, round(exc.retry_after)))}
         return _status_response(503, code_pb2.UNAVAILABLE, str(exc), as_json, retry)

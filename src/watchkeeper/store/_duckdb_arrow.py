@@ -139,6 +139,10 @@ def first_of_each_key(table: pa.Table) -> pa.Table:
     n = table.num_rows
     if n < 2 or pc.count_distinct(table["span_id"]).as_py() == n:
         return table
+    # span ids repeat across traces (some tracers number spans 1, 2, 3…): the whole key
+    keys = pc.binary_join_element_wise(table["project"], table["trace_id"], table["span_id"], "\0")
+    if pc.count_distinct(keys).as_py() == n:
+        return table
     numbered = table.append_column("wk_i", pa.array(np.arange(n, dtype=np.int64)))
     firsts = numbered.group_by(["project", "trace_id", "span_id"], use_threads=False).aggregate(
         [("wk_i", "min")]

@@ -22,22 +22,28 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from watchkeeper.errors import StoreDataError, StoreError
-from watchkeeper.model import ColumnBatch, ScoreRow, SpanBatch, SpanRow
+from watchkeeper.model import ColumnBatch, ScoreRow, SpanBatch
 from watchkeeper.store import _clickhouse_context as tc
 from watchkeeper.store import _clickhouse_schema as schema
 from watchkeeper.store import _rollup as ru
 from watchkeeper.store._dialect import CLICKHOUSE, Params
-from watchkeeper.store._duckdb_arrow import payloads_table, scores_table
+from watchkeeper.store._duckdb_arrow import arrow_tables, first_of_each_key, scores_table
 from watchkeeper.store._payload import PayloadCodec
 from watchkeeper.store._render import Query
-from watchkeeper.store._sql import TEXT_BUDGET, TEXT_CHUNK, RowKey, SqlStore, row_key, unique_rows
+from watchkeeper.store._sql import TEXT_BUDGET, TEXT_CHUNK, SqlStore
 
+#: The longest statement the engine parses: the writer's key check lists a batch's ids as
+#: literals (10k spans: ~0.6 MB of ids; the default is 256 KiB).
+_QUERY_BYTES = 64 * 2**20
 #: Session settings of every query: aggregates over no rows are NULL (not 0 or nan), as in
-#: standard SQL and DuckDB, so both engines give the same answers to the same queries.
-SETTINGS = {"aggregate_functions_null_for_empty": 1}
+#: standard SQL and DuckDB, so both engines give the same answers to the same queries; the
+#: statement size above.
+SETTINGS = {"aggregate_functions_null_for_empty": 1, "max_query_size": _QUERY_BYTES}
 #: The payload blobs are bytes (every other String column is text).
 _BLOBS = {"io": "bytes", "meta": "bytes"}
 _DATABASE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -218,54 +224,59 @@ class ClickHouseStore(SqlStore):
             self._client.insert_arrow(table, data, settings=SETTINGS)
 
     # -- writes ------------------------------------------------------------------------------
-    def _existing(self, spans: Sequence[SpanRow]) -> set[RowKey]:
-        """Keys of the batch already stored; the batch's time range bounds the scan."""
-        p = Params(CLICKHOUSE)
-        lo, hi = min(s.start_ns for s in spans), max(s.start_ns for s in spans)
-        projects = sorted({s.project for s in spans})
-        traces, ids = p(sorted({s.trace_id for s in spans})), p(sorted({s.span_id for s in spans}))
-        # the trace ids too: their bloom filter skips granules, and span ids alone may be
-        # shared by other traces (some tracers number spans 1, 2, 3…): each one fetched
+    def _new_only(self, data: pa.Table, lo: int, hi: int) -> pa.Table:
+        """The rows of `data` whose keys are not stored yet; the batch's time range bounds
+        the scan. The ids go as literals (`tc.strings_sql`), the answer is compared in Arrow."""
+        # the trace ids too: span ids alone may be shared by other traces (some tracers
+        # number spans 1, 2, 3…): each one fetched
         sql = (
             "SELECT project, trace_id, span_id FROM spans "
-            f"WHERE project IN {p.many(projects)} AND start_ns BETWEEN {p(lo)} AND {p(hi)} "
-            f"AND has({traces}, trace_id) AND has({ids}, span_id)"
+            f"WHERE project IN {tc.strings_sql(pc.unique(data['project']))} "
+            f"AND start_ns BETWEEN {lo} AND {hi} "
+            f"AND trace_id IN {tc.strings_sql(pc.unique(data['trace_id']))} "
+            f"AND span_id IN {tc.strings_sql(pc.unique(data['span_id']))}"
         )
-        return {(a, b, c) for a, b, c in self.rows(Query(sql, p.values))}
+        stored = self.rows(Query(sql, {}))
+        if not stored:
+            return data
+        old = pa.array(["\x00".join(map(str, row)) for row in stored], pa.string())
+        return data.filter(pc.invert(pc.is_in(tc.keys(data), value_set=old)))
 
     def write(self, batch: SpanBatch | ColumnBatch) -> int:
         """Store the spans (and payloads) not stored yet; return how many were new.
 
-        Payloads go first: a crash between the two inserts leaves the spans unstored, and the
-        replay stores both (a payload stored twice collapses on merge; reads keep one).
+        Column by column from the batch's Arrow tables (no row objects). Payloads go first:
+        a crash between the two inserts leaves the spans unstored, and the replay stores
+        both (a payload stored twice collapses on merge; reads keep one).
         """
-        if isinstance(batch, ColumnBatch):  # what ingest hands over: rows here, for now
-            batch = batch.rows()
-        spans = unique_rows(batch.spans)
-        if not spans:
+        if not len(batch):
             return 0
-        with self._writing():
+        with self._writing():  # rows an Arrow column refuses: a StoreDataError
+            data, payloads = arrow_tables(batch, self._codec)
+            data = first_of_each_key(data)
+            lo, hi = (int(v.as_py()) for v in pc.min_max(data["start_ns"]).values())
             if self._unfinished:  # a write that failed half-way: its hours rolled up again
                 self._rebuild(self._unfinished)
                 self._unfinished = set()
-            old = self._existing(spans)
-            new = [s for s in spans if row_key(s) not in old]
-            if not new:
+            new = self._new_only(data, lo, hi)
+            if not new.num_rows:
                 return 0
-            keys = {row_key(s) for s in new}
-            payloads = [p for p in unique_rows(batch.payloads) if row_key(p) in keys]
-            if payloads:
-                self._insert("payloads", payloads_table(payloads, self._codec))
-            plan, window = self._plan(new)
-            self._unfinished = {s.start_ns // ru.HOUR_NS * ru.HOUR_NS for s in new} | window
+            if payloads.num_rows:  # those of the new spans, once each
+                if new.num_rows < data.num_rows:
+                    payloads = payloads.filter(pc.is_in(tc.keys(payloads), tc.keys(new)))
+                self._insert("payloads", first_of_each_key(payloads))
+            plan, window = self._plan(new, lo, hi)
+            starts = new["start_ns"].to_numpy()
+            self._unfinished = {int(h) * ru.HOUR_NS for h in np.unique(starts // ru.HOUR_NS)}
+            self._unfinished |= window
             self._journal(self._unfinished)
-            self._learn(plan, new)
+            self._learn(plan, lo, hi)
             self._insert("spans", plan.table)
-            if plan.rows:  # last: a replay after a crash learns (and fills) all again
-                self._insert("trace_context", tc.rows_table(plan.rows))
+            if plan.contexts.num_rows:  # last: a replay after a crash learns (and fills) all again
+                self._insert("trace_context", plan.contexts)
             self._unfinished = set()
             self._prune_minutes()
-        return len(new)
+        return int(new.num_rows)
 
     def _prune_minutes(self) -> None:
         """Drop the per-minute rollup's rows past its horizon (by `clock`), hourly at most."""
@@ -275,30 +286,36 @@ class ClickHouseStore(SqlStore):
         self._pruned_ns = now
         self._command(f"DELETE FROM {ru.MINUTES.name} WHERE minute_ns < {now - ru.MINUTE_KEEP_NS}")
 
-    def _window(self, spans: Sequence[SpanRow]) -> tuple[int, int]:
-        lo = max(min(s.start_ns for s in spans) - self._trace_window_ns, 0)
-        hi = min(max(s.start_ns for s in spans) + self._trace_window_ns, 2**63 - 1)
-        return lo, hi
+    def _window(self, lo: int, hi: int) -> tuple[int, int]:
+        return max(lo - self._trace_window_ns, 0), min(hi + self._trace_window_ns, 2**63 - 1)
 
-    def _plan(self, spans: Sequence[SpanRow]) -> tuple[tc.Plan, set[int]]:
+    def _plan(self, spans: pa.Table, lo: int, hi: int) -> tuple[tc.Plan, set[int]]:
         """The trace contexts of a write (`_clickhouse_context`): the new spans filled, the
         fields learned for spans stored before; and the hours those spans may lie in."""
-        lo, hi = self._window(spans)
-        traces = {(s.project, s.trace_id) for s in spans}
-        plan = tc.plan(spans, tc.of_rows(self.rows(tc.stored_query(traces, lo, hi))))
-        if plan.learned:  # only traces with spans stored before have spans to fill
-            seen = self._known_traces({t for _, t in plan.learned})
-            plan.learned = {k: v for k, v in plan.learned.items() if k[1] in seen}
+        lo, hi = self._window(lo, hi)
+        batch = tc.of_batch(spans)
+        # a trace has context rows only if it has spans stored (inserted before its rows):
+        # found by id in `traces`, where `trace_context` would be scanned over the window
+        # (2.5k ids a batch: its bloom filter skips nothing; 142 ms at 2M rows in the window)
+        known = self._known_traces(batch)
+        stored: dict[tuple[str, str], dict[str, str]] = {}
+        if known:
+            ids = pa.array(sorted(known), pa.string())
+            mine = batch.filter(pc.is_in(batch["trace_id"], value_set=ids))
+            stored = tc.of_rows(self.rows(tc.stored_query(mine, lo, hi)))
+        plan = tc.plan(spans, batch, stored)
+        if known and plan.learning.num_rows:  # only traces with spans stored have spans to fill
+            plan.learned = tc.learned(plan.learning, known)
         if not plan.learned:
             return plan, set()
         return plan, set(range(lo // ru.HOUR_NS * ru.HOUR_NS, hi + 1, ru.HOUR_NS))
 
-    def _learn(self, plan: tc.Plan, spans: Sequence[SpanRow]) -> None:
+    def _learn(self, plan: tc.Plan, lo: int, hi: int) -> None:
         """Fill the spans stored before with the fields this write learned, moving them in
         the rollups keyed by those fields first."""
         if not plan.learned:
             return
-        lo, hi = self._window(spans)
+        lo, hi = self._window(lo, hi)
         for project in sorted({key[0] for key in plan.learned}):
             learned = {t: v for (p, t), v in plan.learned.items() if p == project}
             for q in (*tc.move_queries(project, learned, lo, hi),
@@ -338,11 +355,12 @@ class ClickHouseStore(SqlStore):
         for sql in schema.rebuild_statements(sorted(hours), self._clock() - ru.MINUTE_KEEP_NS):
             self._command(sql)
 
-    def _known_traces(self, trace_ids: set[str]) -> set[str]:
-        """Those of `trace_ids` that have spans stored (the `traces` lookup table, by key)."""
-        p = Params(CLICKHOUSE)
-        sql = f"SELECT DISTINCT trace_id FROM traces WHERE has({p(sorted(trace_ids))}, trace_id)"
-        return {str(row[0]) for row in self.rows(Query(sql, p.values))}
+    def _known_traces(self, traces: pa.Table) -> set[str]:
+        """The trace ids of `traces` that have spans stored (the `traces` lookup table, by
+        key)."""
+        ids = tc.strings_sql(pc.unique(traces["trace_id"]))
+        sql = f"SELECT DISTINCT trace_id FROM traces WHERE trace_id IN {ids}"
+        return {str(row[0]) for row in self.rows(Query(sql, {}))}
 
     def write_scores(self, scores: Sequence[ScoreRow]) -> None:
         """Store scores; a score_id already stored is left as it is."""

@@ -34,7 +34,6 @@ import threading
 import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import astuple
 from typing import Any
 
 import pyarrow as pa
@@ -43,7 +42,7 @@ from watchkeeper.errors import StoreError
 from watchkeeper.model import LogRow
 from watchkeeper.store._dialect import CLICKHOUSE, Params
 from watchkeeper.store.clickhouse import _EMBEDDED, SETTINGS, _connect, _is_data_error
-from watchkeeper.store.logs import COLUMNS, LogFilter, SqlLogStore
+from watchkeeper.store.logs import COLUMNS, LogFilter, SqlLogStore, columns
 
 #: The words of a body as `logs.words` sees them, spaced for the index's tokenizer; the
 #: index and every search spell it alike (ClickHouse matches the index by its expression).
@@ -137,12 +136,11 @@ def schema_statements(cluster: str | None = None, ttl_days: int | None = None) -
 
 
 def _table(rows: Sequence[LogRow]) -> pa.Table:
-    values = list(zip(*map(astuple, rows), strict=True))
     ints = {"time_ns", "observed_ns"}
     return pa.table({
         n: pa.array(v, pa.int64() if n in ints else pa.uint8() if n == "severity_number"
                     else pa.string())
-        for n, v in zip(COLUMNS, values, strict=True)
+        for n, v in columns(rows).items()
     })  # fmt: skip
 
 

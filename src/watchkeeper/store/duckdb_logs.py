@@ -5,12 +5,12 @@ Its own database file (`<data_dir>/logs.duckdb`), as the metric store has, for t
 reasons (its writer never waits on the span writer's lock or checkpoints); DuckDB compresses
 the text columns itself (dictionary and FSST).
 
-**Text access path.** Each write appends its records as one block per project and records,
-in `log_blocks`, the block's time range and a Bloom filter of the words of its bodies:
-16,384 bits in 256 UBIGINT columns, 3 bits per word. A search for words or phrases first
-keeps the blocks whose filter has every bit of every word (a handful of columns of a table
-a few hundred times smaller than the logs: DuckDB reads only the columns a query names),
-then matches the bodies of those blocks only.
+**Text access path.** Each write appends its records in blocks (per project, at most
+`BLOCK_RECORDS`) and records, in `log_blocks`, the block's time range and a Bloom filter
+of the words of its bodies: 16,384 bits in 256 UBIGINT columns, 3 bits per word. A search
+for words or phrases first keeps the blocks whose filter has every bit of every word (a
+handful of columns of a table a few hundred times smaller than the logs: DuckDB reads only
+the columns a query names), then matches the bodies of those blocks only.
 
 **Re-delivery.** Before a block is written, the ids of its records already stored (in the
 batch's time range) are left out, under the one writer lock.
@@ -23,7 +23,6 @@ import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +33,15 @@ from watchkeeper.errors import StoreError
 from watchkeeper.model import LogRow
 from watchkeeper.store import _duckdb_schema
 from watchkeeper.store._dialect import DUCKDB, Params
-from watchkeeper.store.logs import COLUMNS, LogFilter, SqlLogStore, Terms, words
+from watchkeeper.store.logs import COLUMNS, LogFilter, SqlLogStore, Terms, columns, words
 
 WORDS = 256  # UBIGINT columns of a block's filter
 BITS = WORDS * 64
 HASHES = 3  # bits per word
+#: Records per block at most: ~25 distinct words a record (an id among them) set about a
+#: third of a filter's bits at 512 (a false positive 1 word in 30); a write of more records
+#: makes several blocks (`python -m bench.logs`).
+BLOCK_RECORDS = 512
 _INT = {"time_ns", "observed_ns", "severity_number"}
 
 _BLOOM_COLUMNS = ", ".join(f"b{i} UBIGINT NOT NULL" for i in range(WORDS))
@@ -72,6 +75,21 @@ def bloom(texts: Sequence[str]) -> list[int]:
         for bit in bit_positions(word):
             out[bit >> 6] |= 1 << (bit & 63)
     return out
+
+
+def _filters(project: str, first: int, chunks: list[list[LogRow]]) -> pa.Table:
+    """The `log_blocks` rows of blocks `first`, `first + 1`... holding `chunks`."""
+    filters = [bloom([r.body for r in chunk]) for chunk in chunks]
+    return pa.table(
+        {
+            "block": pa.array(range(first, first + len(chunks)), pa.int64()),
+            "project": pa.array([project] * len(chunks), pa.string()),
+            "min_ns": pa.array([min(r.time_ns for r in c) for c in chunks], pa.int64()),
+            "max_ns": pa.array([max(r.time_ns for r in c) for c in chunks], pa.int64()),
+            "records": pa.array([len(c) for c in chunks], pa.int32()),
+        }
+        | {f"b{i}": pa.array([f[i] for f in filters], pa.uint64()) for i in range(WORDS)}
+    )
 
 
 def masks(terms: Terms) -> dict[int, int]:
@@ -178,41 +196,38 @@ class DuckDBLogStore(SqlLogStore):
         return written
 
     def _write_block(self, cur: Any, project: str, rows: list[LogRow]) -> int:
-        lo = min(r.time_ns for r in rows)
-        hi = max(r.time_ns for r in rows)
+        """The project's records not stored yet, in blocks of `BLOCK_RECORDS` at most: one
+        duplicate check, one insert of the records and one of their blocks' filters."""
         cur.register("wk_ids", pa.table({"log_id": [r.log_id for r in rows]}))
         stored = cur.execute(
             "SELECT l.log_id FROM logs l SEMI JOIN wk_ids i ON l.log_id = i.log_id "
             "WHERE l.project = $p AND l.time_ns BETWEEN $lo AND $hi",
-            {"p": project, "lo": lo, "hi": hi},
-        ).fetchall()
+            {"p": project, "lo": min(r.time_ns for r in rows),
+             "hi": max(r.time_ns for r in rows)},
+        ).fetchall()  # fmt: skip
         cur.unregister("wk_ids")
         if stored:
             old = {i for (i,) in stored}
             rows = [r for r in rows if r.log_id not in old]
             if not rows:
                 return 0
-            lo, hi = min(r.time_ns for r in rows), max(r.time_ns for r in rows)
-        block = self._next_block
-        values = list(zip(*map(astuple, rows), strict=True))
+        first = self._next_block
+        chunks = [rows[i : i + BLOCK_RECORDS] for i in range(0, len(rows), BLOCK_RECORDS)]
+        blocks = [first + k for k, chunk in enumerate(chunks) for _ in chunk]
         table = pa.table(
-            {"block": pa.array([block] * len(rows), pa.int64())}
+            {"block": pa.array(blocks, pa.int64())}
             | {
                 n: pa.array(v, pa.int64() if n in _INT else pa.string())
-                for n, v in zip(COLUMNS, values, strict=True)
+                for n, v in columns(rows).items()
             }
         )
         cur.register("wk_logs", table)
         cur.execute("INSERT INTO logs SELECT * FROM wk_logs")
         cur.unregister("wk_logs")
-        filt = bloom([r.body for r in rows])
-        cur.execute(
-            f"INSERT INTO log_blocks VALUES ($b, $p, $lo, $hi, $n, "
-            f"{', '.join(f'$w{i}' for i in range(WORDS))})",
-            {"b": block, "p": project, "lo": lo, "hi": hi, "n": len(rows)}
-            | {f"w{i}": w for i, w in enumerate(filt)},
-        )  # fmt: skip
-        self._next_block += 1
+        cur.register("wk_blocks", _filters(project, first, chunks))
+        cur.execute("INSERT INTO log_blocks SELECT * FROM wk_blocks")
+        cur.unregister("wk_blocks")
+        self._next_block += len(chunks)
         return len(rows)
 
     def delete_before(self, project: str | None, before_ns: int) -> int:

@@ -35,6 +35,15 @@ COLUMNS = tuple(f.name for f in fields(LogRow))
 MAX_PAGE = 1000
 
 
+def columns(rows: Sequence[LogRow]) -> dict[str, list[Any]]:
+    """The records column by column, in `COLUMNS` order (an insert's Arrow table).
+
+    Read attribute by attribute: `dataclasses.astuple` deep-copies every field and took
+    260 µs of the 400 µs a DuckDB write spent per record (`python -m bench.logs`).
+    """
+    return {name: [getattr(r, name) for r in rows] for name in COLUMNS}
+
+
 def words(text: str) -> list[str]:
     """The words of a text as the filter and the search see them (lowercase)."""
     return _WORD.findall(text.lower())

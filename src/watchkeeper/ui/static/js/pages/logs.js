@@ -40,7 +40,7 @@ export async function render(root, ctx) {
     card("Lines", [status, listBox], { id: "log-lines" }));
   const list = makeList(listBox, q, params);
   const loaded = list.load(ctx.signal);
-  // The services of spans (the lookups) and those of the lines shown: a service may send logs only.
+  // The services that sent logs in the range, those of spans (the lookups) and those of the lines shown.
   const services = renderFilters(filterBox, q, ctx.signal, loaded.then(() => list.shown.map((rec) => rec.service)));
   const hist = drawHistogram(histBox, params, r, ctx.signal);
   await loaded;
@@ -103,13 +103,14 @@ async function renderFilters(el, q, signal, seen) {
       "there is no OR, negation or wildcard yet. Press / to search."));
   mount(el, h("div", { class: "log-filters" }, form, help));
   mount(serviceBox, serviceSelect(q, [], input));
-  let values = [];
-  try {
-    values = (await filterValues(signal)).items || [];
-  } catch {
-    /* a typed service: still works from the URL and the search box */
-  }
-  values = [...new Set([...values, ...await seen])].sort();
+  // either list may fail alone: a typed service still works from the URL and the search box
+  const [ofLogs, ofSpans] = await Promise.allSettled([
+    api.get("/api/v1/logs/services", range.apiRange(range.current(q), 1), signal),
+    filterValues(signal)]);
+  const values = [...new Set([
+    ...(ofLogs.status === "fulfilled" ? ofLogs.value.services.map((s) => s.service) : []),
+    ...(ofSpans.status === "fulfilled" ? ofSpans.value.items || [] : []),
+    ...await seen])].sort();
   if (!signal.aborted) mount(serviceBox, serviceSelect(q, values, input));
 }
 

@@ -1,0 +1,103 @@
+"""`store.write` alone: the bench workload decoded and normalized first (as the ingest workers
+hand it over: `ColumnBatch`es of 10k spans, payloads packed), then written batch after batch
+into a fresh store; no HTTP, no spool, no workers.
+
+    python -m bench.ingest --store-only clickhouse --batches 50 [--profile]
+
+Prints spans/s and µs/span inside `write` (wall, and CPU of all the process's threads), the
+first, median and last batch's time, and a replay of the first batch (stores nothing).
+`--profile`: the functions that took the most time inside `write` (cProfile, cumulative),
+to see where the µs/span go.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.ingest._workload import stamp, template
+
+from watchkeeper.ingest import DEFAULT_STEPS, Settings, normalize
+from watchkeeper.ingest._cost import Pricer
+from watchkeeper.ingest._decode import decode
+from watchkeeper.ingest._workers import Processed, columnar
+from watchkeeper.model import ColumnBatch
+from watchkeeper.store._payload import PayloadCodec
+
+BATCH_SPANS = 10_000  # ingest.batch_max_spans's default
+PER_REQUEST = 512
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """The flags of this mode."""
+    ap.add_argument(
+        "--store-only",
+        choices=["duckdb", "clickhouse"],
+        help="no ingest: time store.write alone on batches of the workload (--batches of 10k)",
+    )
+    ap.add_argument("--batches", type=int, default=50, help="with --store-only")
+    ap.add_argument("--profile", action="store_true", help="with --store-only: cProfile write")
+
+
+def batches(count: int) -> list[ColumnBatch]:
+    """`count` batches of the workload (fresh trace ids each), as the writer receives them."""
+    pricer, codec = Pricer(), PayloadCodec()
+    bodies = [template(seed, PER_REQUEST) for seed in range(8)]
+    out, no = [], 0
+    for _ in range(count):
+        batch = ColumnBatch()
+        while len(batch) < BATCH_SPANS:
+            decoded = decode(stamp(bodies[no % len(bodies)], no, 7), "protobuf")
+            done = normalize(decoded.spans, Settings("default", False, pricer), DEFAULT_STEPS)
+            batch.extend(columnar(Processed(done.batch), codec).batch)
+            no += 1
+        out.append(batch)
+    return out
+
+
+def _open(engine: str, tmp: Path) -> Any:
+    if engine == "clickhouse":
+        from watchkeeper.store.clickhouse import ClickHouseStore
+
+        return ClickHouseStore(f"chdb://{tmp / 'chdb'}")
+    from watchkeeper.store.duckdb import DuckDBStore
+
+    return DuckDBStore(tmp / "spans.duckdb")
+
+
+def run(engine: str, count: int, profile: bool) -> None:
+    """Write `count` batches into a fresh `engine` store and print the figures."""
+    work = batches(count)
+    store = _open(engine, Path(tempfile.mkdtemp(prefix="wk-bench-store-")))
+    prof = cProfile.Profile() if profile else None
+    took, cpu = [], time.process_time()  # CPU of every thread (chDB's too): steadier when shared
+    for batch in work:
+        started = time.perf_counter()
+        if prof is not None:
+            prof.enable()
+        written = store.write(batch)
+        if prof is not None:
+            prof.disable()
+        took.append(time.perf_counter() - started)
+        assert written == len(batch), f"{written} of {len(batch)} spans written"
+    cpu = time.process_time() - cpu
+    started = time.perf_counter()
+    replayed = store.write(work[0])
+    replay_s = time.perf_counter() - started
+    store.close()
+    spans, total = sum(len(b) for b in work), sum(took)
+    mid = sorted(took)[len(took) // 2]
+    print(
+        f"store.write on {engine}: {spans:,} spans in {count} batches, {total:.1f} s: "
+        f"{spans / total:,.0f} spans/s, {total / spans * 1e6:.1f} µs/span "
+        f"(CPU {cpu / spans * 1e6:.1f}); batch first "
+        f"{took[0]:.2f} s, median {mid:.2f} s, last {took[-1]:.2f} s; replay of the first "
+        f"batch: {replayed} stored in {replay_s:.2f} s"
+    )
+    if prof is not None:
+        pstats.Stats(prof).sort_stats("cumulative").print_stats(40)

@@ -1,0 +1,1 @@
+"""The logs benchmark (issue 12): `python -m bench.logs`; see README.md."""
