@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from watchkeeper.errors import DecodeError
-from watchkeeper.ingest._metrics_ingest import REMOTE_WRITE, Handoff
 from watchkeeper.ingest._remote_write import (
     STALE_NAN_BITS,
     LabelCache,
@@ -142,24 +141,6 @@ def test_a_series_seen_again_reads_the_same_through_a_small_cache() -> None:
     for _ in range(3):
         assert _same(_decoded(body, cache)[0], first[0])
     assert _same(first[0], _expected(body)[0])
-
-
-def test_the_handoff_to_the_writer_is_bounded_by_bodies_and_bytes() -> None:
-    body = _request()
-    decoded = decode_remote_write(body)
-    handoff = Handoff(size=2, max_bytes=3 * len(body))
-    bodies = [body + b"\x4a\x00" * i for i in range(4)]  # differ by empty unknown fields
-    for b in bodies:
-        handoff.put(REMOTE_WRITE, b, decoded)
-    assert handoff.take(REMOTE_WRITE, bodies[0]) is None  # the oldest went (size 2)
-    assert handoff.take("protobuf", bodies[3]) is None  # another kind of body
-    assert handoff.take(REMOTE_WRITE, bodies[3]) is decoded
-    assert handoff.take(REMOTE_WRITE, bodies[3]) is None  # taken once
-    small = Handoff(size=100, max_bytes=2 * len(body) + 3)
-    for b in bodies[:3]:
-        small.put(REMOTE_WRITE, b, decoded)
-    assert small.take(REMOTE_WRITE, bodies[0]) is None  # past its bytes: the oldest went
-    assert small.take(REMOTE_WRITE, bodies[2]) is decoded
 
 
 def test_a_label_that_is_not_utf8_rejects_its_series_only() -> None:

@@ -4,7 +4,7 @@ decode → the metric store.
 The guarantees of the trace path, through `SpooledWriter` (`<data_dir>/spool-metrics`): a
 request is validated (decoded whole), appended to the spool and acknowledged only once it
 is on disk; one writer thread decodes each record (or takes what the door decoded of the
-same body, `Handoff`) and writes its samples, then moves the checkpoint. Replay after a
+same record, `Handoff`) and writes its samples, then moves the checkpoint. Replay after a
 crash stores nothing twice: the store ignores a sample its series already holds.
 
 A spool of its own rather than records in the span spool: the span processor, its worker
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 from collections.abc import Callable
 
@@ -25,6 +24,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from watchkeeper.config import Config
 from watchkeeper.ingest._decode import decompress, encoding_of
+from watchkeeper.ingest._handoff import Handoff, digest
 from watchkeeper.ingest._metrics_decode import DecodedMetrics, decode_metrics
 from watchkeeper.ingest._remote_write import LabelCache, decode_remote_write, unsnappy
 from watchkeeper.ingest._service import IngestResult
@@ -39,6 +39,8 @@ log = logging.getLogger("watchkeeper.ingest.metrics")
 #: and of samples made in this process (`encode_samples`).
 REMOTE_WRITE = "prometheus-remote-write"
 SAMPLES = "watchkeeper-samples"
+#: Samples decoded at the door held for the writer, at most (`Handoff`).
+HANDOFF_SAMPLES = 2_000_000
 _SPECIAL = {"NaN": math.nan, "+Inf": math.inf, "-Inf": -math.inf}
 
 
@@ -101,7 +103,7 @@ class MetricsIngest(SpooledSignal):
         self.store = store
         self.metrics = MetricsIngestMetrics(registry, store)
         self._labels = LabelCache()  # the request path and the writer read the same series
-        self._handoff = Handoff()
+        self._handoff: Handoff[DecodedMetrics] = Handoff(HANDOFF_SAMPLES)
         self._pipe = SpooledWriter(
             "metric",
             config.server.data_dir,
@@ -128,16 +130,13 @@ class MetricsIngest(SpooledSignal):
         encoding = encoding_of(content_type)
         raw = decompress(body, content_encoding, self._cfg.max_body_bytes)
         flags = FLAG_PROJECT_FROM_RESOURCE if project_from_resource else 0
-        decoded = decode_metrics(raw, encoding)
-        self._handoff.put(encoding, raw, decoded)
-        return await self._spool(project, encoding, raw, decoded, flags)
+        return await self._spool(project, encoding, raw, decode_metrics(raw, encoding), flags)
 
     async def accept_remote_write(self, project: str, body: bytes) -> IngestResult:
         """A Prometheus remote-write body (snappy): validate, spool durably, count."""
         self._pipe.admit()
         raw = unsnappy(body, self._cfg.max_body_bytes)
         decoded = decode_remote_write(raw, self._labels)
-        self._handoff.put(REMOTE_WRITE, raw, decoded)
         return await self._spool(project, REMOTE_WRITE, raw, decoded, 0)
 
     async def accept_samples(
@@ -155,13 +154,20 @@ class MetricsIngest(SpooledSignal):
         result = IngestResult(decoded.points, decoded.rejected, decoded.error_message)
         if not decoded.points and not decoded.metadata:  # remote-write sends metadata alone
             return result
-        await self._pipe.append(Entry(project, kind, raw, flags))
+        key = digest(project, kind, flags, raw)
+        kept = self._handoff.put(key, decoded, max(decoded.points, 1))
+        try:
+            await self._pipe.append(Entry(project, kind, raw, flags))
+        except BaseException:
+            if kept:
+                self._handoff.take(key)
+            raise
         self.metrics.points_accepted.inc(decoded.points)
         return result
 
     def _decode(self, rec: Record) -> DecodedMetrics:
-        found = self._handoff.take(rec.content_type, rec.body)
-        return found or _decode(rec.body, rec.content_type, self._labels)
+        kept = self._handoff.take(digest(rec.project, rec.content_type, rec.flags, rec.body))
+        return kept or _decode(rec.body, rec.content_type, self._labels)
 
     def _write(self, rec: Record, decoded: DecodedMetrics) -> None:
         if decoded.columns is not None:  # remote-write: one project, samples as columns
@@ -185,42 +191,6 @@ class MetricsIngest(SpooledSignal):
         self.metrics.samples_written.inc(result.written)
         for reason, n in result.rejected.items():
             self.metrics.samples_dropped.labels(reason).inc(n)
-
-
-class Handoff:
-    """Requests decoded at the door, by kind and body, for the writer to take rather than
-    decode the spooled copy again (decoding is a pure function of the body, so the result
-    is the same). Bounded: past `size` bodies or `max_bytes` of them the oldest goes, and
-    the writer decodes that one itself, as after a restart; one that never reaches the
-    spool (refused) goes the same way."""
-
-    def __init__(self, size: int = 256, max_bytes: int = 64 * 1024 * 1024) -> None:
-        self._size = size
-        self._max_bytes = max_bytes
-        self._bytes = 0
-        self._held: dict[tuple[str, bytes], DecodedMetrics] = {}
-        self._lock = threading.Lock()  # the request path puts, the writer thread takes
-
-    def put(self, kind: str, body: bytes, decoded: DecodedMetrics) -> None:
-        """Hold what `body` decodes to (nothing when it holds no sample)."""
-        if not decoded.points or len(body) > self._max_bytes:
-            return
-        with self._lock:
-            if (kind, body) not in self._held:
-                self._bytes += len(body)
-            self._held[(kind, body)] = decoded
-            while len(self._held) > self._size or self._bytes > self._max_bytes:
-                (_, oldest) = key = next(iter(self._held))
-                del self._held[key]
-                self._bytes -= len(oldest)
-
-    def take(self, kind: str, body: bytes) -> DecodedMetrics | None:
-        """What `body` decoded to at the door, if it is still held."""
-        with self._lock:
-            found = self._held.pop((kind, body), None)
-            if found is not None:
-                self._bytes -= len(body)
-            return found
 
 
 def _value(v: float | None) -> float | str | None:
