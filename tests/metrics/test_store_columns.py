@@ -163,3 +163,22 @@ def test_a_crash_before_the_last_samples_are_flushed_loses_none(tmp_path: Path) 
         lasts = con.execute("SELECT metric, last_ms, last_value FROM metric_series ORDER BY 1")
         assert lasts.fetchall() == [("down", 2000, None), ("up", 2000, 2.0)]
         assert con.execute("SELECT pending_from_ms FROM metric_writer").fetchall() == [(None,)]
+
+
+def test_requests_written_together_store_what_they_store_one_by_one() -> None:
+    rng = random.Random(7)
+    series = [(("__name__", "m"), ("k", str(i))) for i in range(4)]
+    requests = [
+        [
+            Sample(rng.choice(series), rng.randrange(0, 6) * 1000, float(rng.randrange(3)), d)
+            for d in (False, True, False)
+        ]
+        for _ in range(6)
+    ]
+    apart, together = MetricsStore(), MetricsStore()
+    results = [apart.write_columns("p", SampleColumns.from_samples(r)) for r in requests]
+    parts = [SampleColumns.from_samples(r) for r in requests]
+    joined = together.write_columns("p", SampleColumns.concat(parts))
+    assert joined.written == sum(r.written for r in results)
+    assert joined.rejected == sum((r.rejected for r in results), Counter[str]())
+    assert sorted(map(_key, _stored(together))) == sorted(map(_key, _stored(apart)))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -31,7 +31,7 @@ from watchkeeper.ingest._service import IngestResult
 from watchkeeper.ingest._spool import FLAG_PROJECT_FROM_RESOURCE, Entry, Record
 from watchkeeper.ingest._spooled import SpooledSignal, SpooledWriter
 from watchkeeper.model import Metadata, Sample
-from watchkeeper.store.metrics import MetricsStore, WriteResult
+from watchkeeper.store.metrics import MetricsStore, SampleColumns, WriteResult
 
 log = logging.getLogger("watchkeeper.ingest.metrics")
 
@@ -111,6 +111,7 @@ class MetricsIngest(SpooledSignal):
             decode=self._decode,
             write=self._write,
             on_write_error=self.metrics.write_errors.inc,
+            write_many=self._write_many,
             clock=clock,
         )
 
@@ -170,27 +171,47 @@ class MetricsIngest(SpooledSignal):
         return kept or _decode(rec.body, rec.content_type, self._labels)
 
     def _write(self, rec: Record, decoded: DecodedMetrics) -> None:
-        if decoded.columns is not None:  # remote-write: one project, samples as columns
-            self._count(self.store.write_columns(rec.project, decoded.columns, decoded.metadata))
-            return
-        by_project: dict[str, list[Sample]] = {}
-        from_resource = bool(rec.flags & FLAG_PROJECT_FROM_RESOURCE)
-        for i, sample in enumerate(decoded.samples):
-            project = decoded.projects.get(i, rec.project) if from_resource else rec.project
-            by_project.setdefault(project, []).append(sample)
-        if not by_project and decoded.metadata:
-            by_project[rec.project] = []
-        for project, samples in by_project.items():
-            meta = decoded.metadata
-            if len(by_project) > 1:  # a request of several projects (auth off)
-                meta = _metadata_of(meta, samples)
-            self._count(self.store.write(project, samples, meta))
+        self._write_many([(rec, decoded)])
+
+    def _write_many(self, group: list[tuple[Record, DecodedMetrics]]) -> None:
+        """Records read together (in spool order): one store write per project, so the
+        fixed cost of a write is paid once for them all."""
+        columns: dict[str, list[SampleColumns]] = {}
+        metadata: dict[str, dict[str, Metadata]] = {}
+        for rec, decoded in group:
+            for project, cols, meta in _parts(rec, decoded):
+                columns.setdefault(project, []).append(cols)
+                metadata.setdefault(project, {}).update(meta)
+        for project, parts in columns.items():
+            cols = parts[0] if len(parts) == 1 else SampleColumns.concat(parts)
+            self._count(self.store.write_columns(project, cols, metadata[project]))
 
     def _count(self, result: WriteResult) -> None:
         self.metrics.write_seconds.observe(result.seconds)
         self.metrics.samples_written.inc(result.written)
         for reason, n in result.rejected.items():
             self.metrics.samples_dropped.labels(reason).inc(n)
+
+
+def _parts(
+    rec: Record, decoded: DecodedMetrics
+) -> Iterator[tuple[str, SampleColumns, dict[str, Metadata]]]:
+    """A record's samples by project, as columns, with the metadata of each project's."""
+    if decoded.columns is not None:  # remote-write: one project, samples as columns
+        yield rec.project, decoded.columns, decoded.metadata
+        return
+    by_project: dict[str, list[Sample]] = {}
+    from_resource = bool(rec.flags & FLAG_PROJECT_FROM_RESOURCE)
+    for i, sample in enumerate(decoded.samples):
+        project = decoded.projects.get(i, rec.project) if from_resource else rec.project
+        by_project.setdefault(project, []).append(sample)
+    if not by_project and decoded.metadata:
+        by_project[rec.project] = []
+    for project, samples in by_project.items():
+        meta = decoded.metadata
+        if len(by_project) > 1:  # a request of several projects (auth off)
+            meta = _metadata_of(meta, samples)
+        yield project, SampleColumns.from_samples(samples), meta
 
 
 def _value(v: float | None) -> float | str | None:

@@ -30,8 +30,9 @@ Bools = np.ndarray[Any, np.dtype[np.bool_]]
 
 @dataclass(slots=True)
 class SampleColumns:
-    """Samples of one request: `series` label sets, and per sample its series index, time
-    (ms), value, whether it is a staleness marker, and whether it is a delta."""
+    """Samples of one request: `series` label sets (each once, but for `concat`'s), and per
+    sample its series index, time (ms), value, whether it is a staleness marker, and
+    whether it is a delta."""
 
     series: list[Labels]
     index: Ints
@@ -55,6 +56,19 @@ class SampleColumns:
             values=np.array([0.0 if s.value is None else s.value for s in samples], np.float64),
             stale=np.array([s.value is None for s in samples], np.bool_),
             delta=np.array([s.delta for s in samples], np.bool_),
+        )
+
+    @classmethod
+    def concat(cls, parts: Sequence[SampleColumns]) -> SampleColumns:
+        """The samples of several requests, in order, as one (a label set may come twice)."""
+        offsets = np.cumsum([0] + [len(p.series) for p in parts[:-1]])
+        return cls(
+            series=[labels for p in parts for labels in p.series],
+            index=np.concatenate([p.index + off for p, off in zip(parts, offsets, strict=True)]),
+            t_ms=np.concatenate([p.t_ms for p in parts]),
+            values=np.concatenate([p.values for p in parts]),
+            stale=np.concatenate([p.stale for p in parts]),
+            delta=np.concatenate([p.delta for p in parts]),
         )
 
     def to_samples(self) -> list[Sample]:
