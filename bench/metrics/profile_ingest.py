@@ -23,7 +23,7 @@ from bench.metrics.__main__ import PER_REQUEST, active_series
 from bench.metrics._encode import label_bytes, remote_write
 
 from watchkeeper.ingest._remote_write import LabelCache, decode_remote_write, unsnappy
-from watchkeeper.store.metrics import MetricsStore
+from watchkeeper.store.metrics import MetricsStore, SampleColumns
 
 
 def main() -> None:
@@ -31,6 +31,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.metrics.profile_ingest")
     ap.add_argument("--series", type=int, default=100_000, help="active series")
     ap.add_argument("--rounds", type=int, default=3, help="a sample per series per round")
+    ap.add_argument(
+        "--group",
+        type=int,
+        default=1,
+        help="requests per store write (the writer takes up to 16 when it is behind)",
+    )
     args = ap.parse_args()
     series = [label_bytes(s) for s in active_series(args.series, "bench")]
     chunks = [series[i : i + PER_REQUEST] for i in range(0, len(series), PER_REQUEST)]
@@ -44,14 +50,14 @@ def main() -> None:
         for r in range(args.rounds):
             spent = rounds[min(r, 1)]
             bodies = [remote_write(c, t0 + r * 15_000, [float(r)] * len(c)) for c in chunks]
-            for body in bodies:
+            for g in range(0, len(bodies), args.group):
                 started = time.process_time()
-                raw = unsnappy(body, 64 << 20)
+                raws = [unsnappy(body, 64 << 20) for body in bodies[g : g + args.group]]
                 t1 = time.process_time()
-                decoded = decode_remote_write(raw, cache)  # the door validates it whole
+                decoded = [decode_remote_write(raw, cache) for raw in raws]  # at the door
                 t2 = time.process_time()
-                assert decoded.columns is not None
-                store.write_columns("bench", decoded.columns, decoded.metadata)
+                parts = [d.columns for d in decoded if d.columns is not None]
+                store.write_columns("bench", SampleColumns.concat(parts))
                 t3 = time.process_time()
                 spent["snappy"] += t1 - started
                 spent["decode"] += t2 - t1
