@@ -36,36 +36,17 @@ from watchkeeper.errors import StoreError, ValidationError
 from watchkeeper.model import Labels, Metadata, Sample
 from watchkeeper.store import _metric_last
 from watchkeeper.store._metric_last import LastSample
+from watchkeeper.store._metric_read import Matcher, SeriesData, split_series, where_sql
 from watchkeeper.store._metric_write import Rows, SampleColumns, Slots, check
+from watchkeeper.store._metrics_schema import migrate
 
 __all__ = ["Matcher", "MetricsStore", "SampleColumns", "SeriesData", "WriteResult", "series_id"]
-from watchkeeper.store._metrics_schema import migrate
 
 log = logging.getLogger("watchkeeper.store.metrics")
 
 _WARN_EVERY_S = 60.0
 _FLUSH_LAST_S = 1.0  # how often each series' last sample is written to the file
 _SID_CACHE = 1_000_000  # series ids remembered per project (emptied when full)
-_MATCH_OPS = ("=", "!=", "=~", "!~")
-
-
-@dataclass(frozen=True, slots=True)
-class Matcher:
-    """A label matcher as PromQL writes it: `name op value` (regexes match whole values)."""
-
-    name: str
-    op: str  # one of =, !=, =~, !~
-    value: str
-
-
-@dataclass(slots=True)
-class SeriesData:
-    """One series' samples in a time range: times (ms) and values (NaN where stale)."""
-
-    labels: dict[str, str]
-    t_ms: np.ndarray[Any, np.dtype[np.int64]]
-    values: np.ndarray[Any, np.dtype[np.float64]]
-    stale: np.ndarray[Any, np.dtype[np.bool_]]
 
 
 @dataclass(slots=True)
@@ -86,30 +67,6 @@ def series_id(project: str, labels: Labels) -> int:
     for k, v in labels:
         h.update(b"\xff" + k.encode() + b"\xfe" + v.encode())
     return int.from_bytes(h.digest(), "little", signed=True)
-
-
-def _where(matchers: Sequence[Matcher], params: list[Any]) -> str:
-    """SQL conditions on `metric_series` for the matchers (DuckDB's regexes are RE2, as
-    Prometheus's are; a label absent is the empty string, as in PromQL)."""
-    parts = []
-    for m in matchers:
-        if m.op not in _MATCH_OPS:
-            raise ValueError(f"unknown matcher operator {m.op!r}")
-        if m.name == "__name__":
-            column = "metric"
-        else:
-            params.append(m.name)
-            column = "coalesce(labels[?], '')"
-        params.append(m.value)
-        parts.append(
-            {
-                "=": f"{column} = ?",
-                "!=": f"{column} <> ?",
-                "=~": f"regexp_full_match({column}, ?, 's')",
-                "!~": f"NOT regexp_full_match({column}, ?, 's')",
-            }[m.op]
-        )
-    return " AND ".join(parts) or "TRUE"
 
 
 class MetricsStore:
@@ -410,7 +367,7 @@ class MetricsStore:
         """Every series of the project the matchers select, with its samples in
         [start_ms, end_ms], in time order (series without samples there are left out)."""
         params: list[Any] = [project]
-        where = _where(matchers, params)
+        where = where_sql(matchers, params)
         with self._cursor() as cur:
             found = cur.execute(
                 "SELECT series_id, metric, labels FROM metric_series "
@@ -425,7 +382,7 @@ class MetricsStore:
                 "(SELECT sid FROM _wk_ids) AND t_ms BETWEEN ? AND ? ORDER BY series_id, t_ms",
                 params=[start_ms, end_ms],
             ).to_arrow_table()
-        return _split(found, table)
+        return split_series(found, table)
 
     def series(
         self, project: str, matcher_sets: Sequence[Sequence[Matcher]], start_ms: int, end_ms: int
@@ -434,7 +391,7 @@ class MetricsStore:
         out: dict[int, dict[str, str]] = {}
         for matchers in matcher_sets:
             params: list[Any] = [project]
-            where = _where(matchers, params)
+            where = where_sql(matchers, params)
             params.append(end_ms)
             with self._cursor() as cur:
                 # Samples from first_ms to the last overlap the range (as Prometheus lists the
@@ -542,21 +499,3 @@ class MetricsStore:
     def stats(self) -> dict[str, int]:
         """Series per project (for /metrics and the UI)."""
         return dict(self._series_count)
-
-
-def _split(found: list[tuple[Any, ...]], table: pa.Table) -> list[SeriesData]:
-    labels = {sid: {"__name__": metric, **dict(lb)} for sid, metric, lb in found}
-    if not table.num_rows:
-        return []
-    sids = table.column("series_id").to_numpy()
-    times = table.column("t_ms").to_numpy()
-    raw = table.column("value")
-    stale = raw.is_null().to_numpy(zero_copy_only=False)
-    values = raw.fill_null(float("nan")).to_numpy()
-    bounds = np.flatnonzero(np.diff(sids)) + 1
-    out = []
-    for lo, hi in zip(
-        np.concatenate(([0], bounds)), np.concatenate((bounds, [len(sids)])), strict=True
-    ):
-        out.append(SeriesData(labels[int(sids[lo])], times[lo:hi], values[lo:hi], stale[lo:hi]))
-    return out
