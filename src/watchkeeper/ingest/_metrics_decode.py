@@ -34,6 +34,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from watchkeeper.errors import DecodeError
 from watchkeeper.ingest._metric_names import format_le, labels_of, metric_name, resource_labels
 from watchkeeper.model import Labels, Metadata, Sample
+from watchkeeper.store.metrics import SampleColumns
 
 _DELTA = 1  # AggregationTemporality
 _NO_RECORDED_VALUE = 1  # DataPointFlags
@@ -52,6 +53,7 @@ class DecodedMetrics:
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
     projects: dict[int, str] = field(default_factory=dict)  # sample index -> resource project
+    columns: SampleColumns | None = None  # samples as columns (remote-write), not in `samples`
 
     @property
     def error_message(self) -> str:

@@ -3,9 +3,9 @@ decode → the metric store.
 
 The guarantees of the trace path, through `SpooledWriter` (`<data_dir>/spool-metrics`): a
 request is validated (decoded whole), appended to the spool and acknowledged only once it
-is on disk; one writer thread decodes each record and writes its samples, then moves the
-checkpoint. Replay after a crash stores nothing twice: the store ignores a sample its
-series already holds.
+is on disk; one writer thread decodes each record (or takes what the door decoded of the
+same record, `Handoff`) and writes its samples, then moves the checkpoint. Replay after a
+crash stores nothing twice: the store ignores a sample its series already holds.
 
 A spool of its own rather than records in the span spool: the span processor, its worker
 processes and its batches are built around spans, and samples need none of it (decoding a
@@ -17,20 +17,21 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from watchkeeper.config import Config
 from watchkeeper.ingest._decode import decompress, encoding_of
+from watchkeeper.ingest._handoff import Handoff, digest
 from watchkeeper.ingest._metrics_decode import DecodedMetrics, decode_metrics
-from watchkeeper.ingest._remote_write import decode_remote_write, unsnappy
+from watchkeeper.ingest._remote_write import LabelCache, decode_remote_write, unsnappy
 from watchkeeper.ingest._service import IngestResult
 from watchkeeper.ingest._spool import FLAG_PROJECT_FROM_RESOURCE, Entry, Record
 from watchkeeper.ingest._spooled import SpooledSignal, SpooledWriter
 from watchkeeper.model import Metadata, Sample
-from watchkeeper.store.metrics import MetricsStore
+from watchkeeper.store.metrics import MetricsStore, SampleColumns, WriteResult
 
 log = logging.getLogger("watchkeeper.ingest.metrics")
 
@@ -38,6 +39,8 @@ log = logging.getLogger("watchkeeper.ingest.metrics")
 #: and of samples made in this process (`encode_samples`).
 REMOTE_WRITE = "prometheus-remote-write"
 SAMPLES = "watchkeeper-samples"
+#: Samples decoded at the door held for the writer, at most (`Handoff`).
+HANDOFF_SAMPLES = 2_000_000
 _SPECIAL = {"NaN": math.nan, "+Inf": math.inf, "-Inf": -math.inf}
 
 
@@ -99,13 +102,16 @@ class MetricsIngest(SpooledSignal):
         self._cfg = config.ingest
         self.store = store
         self.metrics = MetricsIngestMetrics(registry, store)
+        self._labels = LabelCache()  # the request path and the writer read the same series
+        self._handoff: Handoff[DecodedMetrics] = Handoff(HANDOFF_SAMPLES)
         self._pipe = SpooledWriter(
             "metric",
             config.server.data_dir,
             self._cfg,
-            decode=lambda rec: _decode(rec.body, rec.content_type),
+            decode=self._decode,
             write=self._write,
             on_write_error=self.metrics.write_errors.inc,
+            write_many=self._write_many,
             clock=clock,
         )
 
@@ -131,7 +137,8 @@ class MetricsIngest(SpooledSignal):
         """A Prometheus remote-write body (snappy): validate, spool durably, count."""
         self._pipe.admit()
         raw = unsnappy(body, self._cfg.max_body_bytes)
-        return await self._spool(project, REMOTE_WRITE, raw, decode_remote_write(raw), 0)
+        decoded = decode_remote_write(raw, self._labels)
+        return await self._spool(project, REMOTE_WRITE, raw, decoded, 0)
 
     async def accept_samples(
         self, project: str, samples: list[Sample], metadata: dict[str, Metadata]
@@ -148,28 +155,63 @@ class MetricsIngest(SpooledSignal):
         result = IngestResult(decoded.points, decoded.rejected, decoded.error_message)
         if not decoded.points and not decoded.metadata:  # remote-write sends metadata alone
             return result
-        await self._pipe.append(Entry(project, kind, raw, flags))
+        key = digest(project, kind, flags, raw)
+        kept = self._handoff.put(key, decoded, max(decoded.points, 1))
+        try:
+            await self._pipe.append(Entry(project, kind, raw, flags))
+        except BaseException:
+            if kept:
+                self._handoff.take(key)
+            raise
         self.metrics.points_accepted.inc(decoded.points)
         return result
 
+    def _decode(self, rec: Record) -> DecodedMetrics:
+        kept = self._handoff.take(digest(rec.project, rec.content_type, rec.flags, rec.body))
+        return kept or _decode(rec.body, rec.content_type, self._labels)
+
     def _write(self, rec: Record, decoded: DecodedMetrics) -> None:
-        by_project: dict[str, list[Sample]] = {}
-        from_resource = bool(rec.flags & FLAG_PROJECT_FROM_RESOURCE)
-        for i, sample in enumerate(decoded.samples):
-            project = decoded.projects.get(i, rec.project) if from_resource else rec.project
-            by_project.setdefault(project, []).append(sample)
-        if not by_project and decoded.metadata:
-            by_project[rec.project] = []
-        for project, samples in by_project.items():
-            meta = decoded.metadata
-            if len(by_project) > 1:  # a request of several projects (auth off)
-                meta = _metadata_of(meta, samples)
-            started = time.perf_counter()
-            result = self.store.write(project, samples, meta)
-            self.metrics.write_seconds.observe(time.perf_counter() - started)
-            self.metrics.samples_written.inc(result.written)
-            for reason, n in result.rejected.items():
-                self.metrics.samples_dropped.labels(reason).inc(n)
+        self._write_many([(rec, decoded)])
+
+    def _write_many(self, group: list[tuple[Record, DecodedMetrics]]) -> None:
+        """Records read together (in spool order): one store write per project, so the
+        fixed cost of a write is paid once for them all."""
+        columns: dict[str, list[SampleColumns]] = {}
+        metadata: dict[str, dict[str, Metadata]] = {}
+        for rec, decoded in group:
+            for project, cols, meta in _parts(rec, decoded):
+                columns.setdefault(project, []).append(cols)
+                metadata.setdefault(project, {}).update(meta)
+        for project, parts in columns.items():
+            cols = parts[0] if len(parts) == 1 else SampleColumns.concat(parts)
+            self._count(self.store.write_columns(project, cols, metadata[project]))
+
+    def _count(self, result: WriteResult) -> None:
+        self.metrics.write_seconds.observe(result.seconds)
+        self.metrics.samples_written.inc(result.written)
+        for reason, n in result.rejected.items():
+            self.metrics.samples_dropped.labels(reason).inc(n)
+
+
+def _parts(
+    rec: Record, decoded: DecodedMetrics
+) -> Iterator[tuple[str, SampleColumns, dict[str, Metadata]]]:
+    """A record's samples by project, as columns, with the metadata of each project's."""
+    if decoded.columns is not None:  # remote-write: one project, samples as columns
+        yield rec.project, decoded.columns, decoded.metadata
+        return
+    by_project: dict[str, list[Sample]] = {}
+    from_resource = bool(rec.flags & FLAG_PROJECT_FROM_RESOURCE)
+    for i, sample in enumerate(decoded.samples):
+        project = decoded.projects.get(i, rec.project) if from_resource else rec.project
+        by_project.setdefault(project, []).append(sample)
+    if not by_project and decoded.metadata:
+        by_project[rec.project] = []
+    for project, samples in by_project.items():
+        meta = decoded.metadata
+        if len(by_project) > 1:  # a request of several projects (auth off)
+            meta = _metadata_of(meta, samples)
+        yield project, SampleColumns.from_samples(samples), meta
 
 
 def _value(v: float | None) -> float | str | None:
@@ -199,10 +241,10 @@ def decode_samples(body: bytes) -> DecodedMetrics:
     return DecodedMetrics(samples=samples, metadata=metadata, points=len(samples))
 
 
-def _decode(body: bytes, kind: str) -> DecodedMetrics:
+def _decode(body: bytes, kind: str, labels: LabelCache) -> DecodedMetrics:
     """A spooled record's samples, by the kind of body it holds."""
     if kind == REMOTE_WRITE:
-        return decode_remote_write(body)
+        return decode_remote_write(body, labels)
     if kind == SAMPLES:
         return decode_samples(body)
     return decode_metrics(body, kind)

@@ -4,6 +4,11 @@ The messages are declared here from the remote-write specification (prompb/types
 remote.proto, the fields 1.0 defines) and built by the protobuf runtime, so no generated
 code is vendored. Pure functions; a body that cannot be read raises `DecodeError`.
 
+The hot path reads the wire format by hand (a few operations per sample), since a message
+object per series and sample is where the time went: each series' `labels` bytes are looked
+up in a `LabelCache` (parsed and checked by the protobuf runtime only the first time), and
+the samples come out as columns (`SampleColumns`).
+
 Prometheus's staleness marker (the NaN with bits 0x7ff0000000000002) becomes a stale sample;
 any other NaN is a value, as Prometheus keeps it. Native histograms (field 4) are not stored
 yet: their series are counted as rejected.
@@ -15,12 +20,14 @@ import struct
 from typing import Any
 
 import cramjam
+import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 
 from watchkeeper.errors import DecodeError, PayloadTooLarge
 from watchkeeper.ingest._metrics_decode import DecodedMetrics
-from watchkeeper.model import Metadata, Sample
+from watchkeeper.model import Labels, Metadata
+from watchkeeper.store.metrics import SampleColumns
 
 STALE_NAN_BITS = 0x7FF0000000000002
 _TYPES = {0: "unknown", 1: "counter", 2: "gauge", 3: "histogram", 4: "gaugehistogram",
@@ -66,6 +73,11 @@ def _messages() -> Any:
 
 
 WriteRequest = _messages()
+_FIELDS = WriteRequest.DESCRIPTOR.fields_by_name
+TimeSeries: Any = message_factory.GetMessageClass(_FIELDS["timeseries"].message_type)
+MetricMetadata: Any = message_factory.GetMessageClass(_FIELDS["metadata"].message_type)
+_DOUBLE = struct.Struct("<d")
+_STALE = struct.pack("<Q", STALE_NAN_BITS)
 
 
 def _varint(data: bytes) -> int:
@@ -92,36 +104,221 @@ def unsnappy(body: bytes, limit: int) -> bytes:
         raise DecodeError(f"body is not valid snappy: {exc}") from None
 
 
-def decode_remote_write(body: bytes) -> DecodedMetrics:
-    """The samples of an uncompressed `WriteRequest`."""
-    request = WriteRequest()
+class LabelCache:
+    """Label sets by the bytes of their `labels` fields, of the series seen lately: a series
+    sent again (every scrape, every request) is neither parsed nor checked again. Bounded:
+    emptied when full. Shared by the request path and the writer (a dict's get and set are
+    atomic)."""
+
+    def __init__(self, size: int = 500_000) -> None:
+        self._size = size
+        self._known: dict[bytes, Labels | str] = {}
+
+    def get(self, raw: bytes) -> Labels | str:
+        """The sorted labels of these `labels` field bytes, or what is wrong with them."""
+        found = self._known.get(raw)
+        if found is None:
+            if len(self._known) >= self._size:
+                self._known.clear()
+            found = self._known[raw] = _labels_of(raw)
+        return found
+
+
+def _labels_of(raw: bytes) -> Labels | str:
+    """Parse a series' `labels` fields (by the protobuf runtime); a problem as a string."""
+    ts = TimeSeries()
     try:
-        request.ParseFromString(body)
+        ts.ParseFromString(raw)
     except (ProtobufDecodeError, RuntimeError, ValueError) as exc:
         raise DecodeError(f"body is not a Prometheus remote-write WriteRequest: {exc}") from None
-    out = DecodedMetrics()
-    for ts in request.timeseries:
-        labels = {label.name: label.value for label in ts.labels if label.value}
-        problem = _problem(ts, labels)
-        if problem:
-            out.reject(problem)
-            continue
-        key = tuple(sorted(labels.items()))
-        for s in ts.samples:
-            stale = struct.unpack("<Q", struct.pack("<d", s.value))[0] == STALE_NAN_BITS
-            out.samples.append(Sample(key, s.timestamp, None if stale else s.value))
-        out.points += len(ts.samples)
-    for m in request.metadata:
-        out.metadata[m.metric_family_name] = Metadata(_TYPES.get(m.type, "unknown"), m.unit, m.help)
-    return out
-
-
-def _problem(ts: Any, labels: dict[str, str]) -> str:
-    if ts.histograms:
-        return "native histograms are not stored yet"
-    names = [label.name for label in ts.labels]
+    pairs = [(label.name, label.value) for label in ts.labels]
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in pairs):
+        # The runtime hands invalid UTF-8 back as bytes (these strings are proto2's).
+        return "a label name or value is not valid UTF-8"
+    names = [k for k, _ in pairs]
+    labels = {k: v for k, v in pairs if v}
     if len(names) != len(set(names)):
         return f"duplicate label names in {sorted(names)}"
     if not labels.get("__name__"):
         return "a series without a metric name (__name__)"
-    return ""
+    return tuple(sorted(labels.items()))
+
+
+def decode_remote_write(body: bytes, cache: LabelCache | None = None) -> DecodedMetrics:
+    """The samples of an uncompressed `WriteRequest`, as columns (`SampleColumns`)."""
+    try:
+        return _decode(body, cache or LabelCache())
+    except IndexError:
+        raise DecodeError(
+            "body is not a Prometheus remote-write WriteRequest: truncated message"
+        ) from None
+
+
+def _decode(body: bytes, cache: LabelCache) -> DecodedMetrics:
+    out = DecodedMetrics()
+    series: dict[Labels, int] = {}
+    cols = _Columns()
+    pos, end = 0, len(body)
+    while pos < end:
+        tag, pos = _varint_at(body, pos)
+        if tag == 0x0A:  # timeseries
+            size, pos = _varint_at(body, pos)
+            _series(body, pos, _within(pos + size, end), cache, series, cols, out)
+            pos += size
+        elif tag == 0x1A:  # metadata
+            size, pos = _varint_at(body, pos)
+            _metadata(body[pos : _within(pos + size, end)], out)
+            pos += size
+        else:
+            pos = _skip(body, pos, tag, end)
+    out.columns = cols.done(list(series))
+    return out
+
+
+def _series(
+    body: bytes,
+    pos: int,
+    end: int,
+    cache: LabelCache,
+    series: dict[Labels, int],
+    cols: _Columns,
+    out: DecodedMetrics,
+) -> None:
+    """One `TimeSeries`: its label bytes looked up, its samples appended to the columns."""
+    first, start = len(cols.t_ms), pos
+    while pos < end and body[pos] == 0x0A:  # the labels, first as Prometheus writes them
+        size = body[pos + 1]
+        if size >= 0x80:
+            size, at = _varint_at(body, pos + 1)
+            pos = _within(at + size, end)
+        else:
+            pos = _within(pos + 2 + size, end)
+    label_bytes, later, histograms = body[start:pos], b"", False
+    while pos < end:
+        tag, at = _varint_at(body, pos)
+        if tag == 0x12:
+            size, inner = _varint_at(body, at)
+            pos = _within(inner + size, end)
+            _sample(body, inner, pos, cols)
+        elif tag == 0x0A:  # a label after a sample: legal, if not what senders do
+            size, inner = _varint_at(body, at)
+            later += body[pos : _within(inner + size, end)]
+            pos = inner + size
+        else:
+            histograms = histograms or tag == 0x22
+            pos = _skip(body, at, tag, end)
+    labels = cache.get(label_bytes + later if later else label_bytes)
+    if histograms:
+        labels = "native histograms are not stored yet"
+    if isinstance(labels, str):  # the series is rejected, the rest of the request kept
+        cols.truncate(first)
+        out.reject(labels)
+        return
+    n = len(cols.t_ms) - first
+    cols.index.extend([series.setdefault(labels, len(series))] * n)
+    out.points += n
+
+
+def _sample(body: bytes, pos: int, end: int, cols: _Columns) -> None:
+    """One `Sample`: value (fixed64 double, field 1) and timestamp (varint, field 2)."""
+    if end - pos > 10 and body[pos] == 0x09 and body[pos + 9] == 0x10:
+        # Both fields, in order (the usual form): a request's samples share few timestamps.
+        t_ms = cols.stamps.get(body[pos + 10 : end])
+        if t_ms is not None:
+            raw = body[pos + 1 : pos + 9]
+            cols.t_ms.append(t_ms)
+            cols.values.append(_DOUBLE.unpack(raw)[0])
+            cols.stale.append(raw == _STALE)
+            return
+    value, t_ms, stale, start = 0.0, 0, False, pos
+    while pos < end:
+        tag, pos = _varint_at(body, pos)
+        if tag == 0x09:
+            raw = body[pos : _within(pos + 8, end)]
+            value, stale = _DOUBLE.unpack(raw)[0], raw == _STALE
+            pos += 8
+        elif tag == 0x10:
+            stamp = pos
+            t_ms, pos = _varint_at(body, pos)
+            if t_ms >= 1 << 63:  # a negative int64
+                t_ms -= 1 << 64
+            if stamp == start + 10 and pos == end:
+                cols.stamps[body[stamp:end]] = t_ms
+        else:
+            pos = _skip(body, pos, tag, end)
+    cols.t_ms.append(t_ms)
+    cols.values.append(value)
+    cols.stale.append(stale)
+
+
+def _metadata(raw: bytes, out: DecodedMetrics) -> None:
+    m = MetricMetadata()
+    try:
+        m.ParseFromString(raw)
+    except (ProtobufDecodeError, RuntimeError, ValueError) as exc:
+        raise DecodeError(f"body is not a Prometheus remote-write WriteRequest: {exc}") from None
+    out.metadata[m.metric_family_name] = Metadata(_TYPES.get(m.type, "unknown"), m.unit, m.help)
+
+
+class _Columns:
+    """The sample columns of a request while it is read."""
+
+    def __init__(self) -> None:
+        self.index: list[int] = []
+        self.t_ms: list[int] = []
+        self.values: list[float] = []
+        self.stale: list[bool] = []
+        self.stamps: dict[bytes, int] = {}  # a timestamp's varint bytes -> its value
+
+    def truncate(self, n: int) -> None:
+        """Forget the samples from the `n`th on (a series rejected)."""
+        del self.t_ms[n:], self.values[n:], self.stale[n:]
+
+    def done(self, series: list[Labels]) -> SampleColumns:
+        """The columns as arrays."""
+        return SampleColumns(
+            series=series,
+            index=np.array(self.index, np.int64),
+            t_ms=np.array(self.t_ms, np.int64),
+            values=np.array(self.values, np.float64),
+            stale=np.array(self.stale, np.bool_),
+            delta=np.zeros(len(self.t_ms), np.bool_),
+        )
+
+
+def _varint_at(data: bytes, pos: int) -> tuple[int, int]:
+    """The varint at `pos` and the position after it (`IndexError` when cut short)."""
+    byte = data[pos]
+    if byte < 0x80:
+        return byte, pos + 1
+    n, shift = byte & 0x7F, 7
+    for i in range(pos + 1, pos + 10):
+        byte = data[i]
+        n |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return n, i + 1
+        shift += 7
+    raise DecodeError("body is not a Prometheus remote-write WriteRequest: a varint too long")
+
+
+def _within(stop: int, end: int) -> int:
+    if stop > end:
+        raise DecodeError("body is not a Prometheus remote-write WriteRequest: truncated field")
+    return stop
+
+
+def _skip(data: bytes, pos: int, tag: int, end: int) -> int:
+    """The position after a field this decoder does not read (by its wire type)."""
+    wire = tag & 7
+    if tag >> 3 == 0:
+        raise DecodeError("body is not a Prometheus remote-write WriteRequest: field number 0")
+    if wire == 0:
+        return _varint_at(data, pos)[1]
+    if wire == 1:
+        return _within(pos + 8, end)
+    if wire == 2:
+        size, pos = _varint_at(data, pos)
+        return _within(pos + size, end)
+    if wire == 5:
+        return _within(pos + 4, end)
+    raise DecodeError(f"body is not a Prometheus remote-write WriteRequest: wire type {wire}")

@@ -35,14 +35,25 @@ MIGRATIONS: _duckdb_schema.Migrations = (
         2,
         "each series' first and last sample time and last value (series_last)",
         (
-            # Kept by the writer in the transaction of each write, so listing series and
-            # labels, retention and a restart never scan the samples.
+            # Kept by the writer (since version 3, flushed once a second), so listing
+            # series and labels, retention and a restart never scan the samples.
             "ALTER TABLE metric_series ADD COLUMN first_ms BIGINT",
             "ALTER TABLE metric_series ADD COLUMN last_ms BIGINT",
             "ALTER TABLE metric_series ADD COLUMN last_value DOUBLE",
             "UPDATE metric_series SET first_ms = m.f, last_ms = m.l, last_value = m.v FROM "
             "(SELECT series_id, min(t_ms) AS f, max(t_ms) AS l, arg_max_null(value, t_ms) AS v "
             "FROM metric_samples GROUP BY series_id) m WHERE metric_series.series_id = m.series_id",
+        ),
+    ),
+    (
+        3,
+        "the oldest sample written since each series' last was last flushed (metric_writer)",
+        (
+            # Each series' last in metric_series is flushed once a second rather than in
+            # every write; this says from when to read the samples again after a crash
+            # (see watchkeeper.store._metric_last).
+            "CREATE TABLE metric_writer (pending_from_ms BIGINT)",
+            "INSERT INTO metric_writer VALUES (NULL)",
         ),
     ),
 )

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import threading
 import time
 from collections import Counter
@@ -35,31 +34,19 @@ import pyarrow as pa
 
 from watchkeeper.errors import StoreError, ValidationError
 from watchkeeper.model import Labels, Metadata, Sample
+from watchkeeper.store import _metric_last
+from watchkeeper.store._metric_last import LastSample
+from watchkeeper.store._metric_read import Matcher, SeriesData, split_series, where_sql
+from watchkeeper.store._metric_write import Rows, SampleColumns, Slots, check
 from watchkeeper.store._metrics_schema import migrate
+
+__all__ = ["Matcher", "MetricsStore", "SampleColumns", "SeriesData", "WriteResult", "series_id"]
 
 log = logging.getLogger("watchkeeper.store.metrics")
 
 _WARN_EVERY_S = 60.0
-_MATCH_OPS = ("=", "!=", "=~", "!~")
-
-
-@dataclass(frozen=True, slots=True)
-class Matcher:
-    """A label matcher as PromQL writes it: `name op value` (regexes match whole values)."""
-
-    name: str
-    op: str  # one of =, !=, =~, !~
-    value: str
-
-
-@dataclass(slots=True)
-class SeriesData:
-    """One series' samples in a time range: times (ms) and values (NaN where stale)."""
-
-    labels: dict[str, str]
-    t_ms: np.ndarray[Any, np.dtype[np.int64]]
-    values: np.ndarray[Any, np.dtype[np.float64]]
-    stale: np.ndarray[Any, np.dtype[np.bool_]]
+_FLUSH_LAST_S = 1.0  # how often each series' last sample is written to the file
+_SID_CACHE = 1_000_000  # series ids remembered per project (emptied when full)
 
 
 @dataclass(slots=True)
@@ -70,6 +57,7 @@ class WriteResult:
     new_series: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     warning: str = ""  # the series limit was reached: which metric and label to look at
+    seconds: float = 0.0  # how long the write took, the lock's wait left out
 
 
 def series_id(project: str, labels: Labels) -> int:
@@ -79,36 +67,6 @@ def series_id(project: str, labels: Labels) -> int:
     for k, v in labels:
         h.update(b"\xff" + k.encode() + b"\xfe" + v.encode())
     return int.from_bytes(h.digest(), "little", signed=True)
-
-
-def _same(a: float | None, b: float | None) -> bool:
-    if a is None or b is None:
-        return a is b
-    return a == b or (math.isnan(a) and math.isnan(b))
-
-
-def _where(matchers: Sequence[Matcher], params: list[Any]) -> str:
-    """SQL conditions on `metric_series` for the matchers (DuckDB's regexes are RE2, as
-    Prometheus's are; a label absent is the empty string, as in PromQL)."""
-    parts = []
-    for m in matchers:
-        if m.op not in _MATCH_OPS:
-            raise ValueError(f"unknown matcher operator {m.op!r}")
-        if m.name == "__name__":
-            column = "metric"
-        else:
-            params.append(m.name)
-            column = "coalesce(labels[?], '')"
-        params.append(m.value)
-        parts.append(
-            {
-                "=": f"{column} = ?",
-                "!=": f"{column} <> ?",
-                "=~": f"regexp_full_match({column}, ?, 's')",
-                "!~": f"NOT regexp_full_match({column}, ?, 's')",
-            }[m.op]
-        )
-    return " AND ".join(parts) or "TRUE"
 
 
 class MetricsStore:
@@ -135,6 +93,9 @@ class MetricsStore:
         self._names: dict[str, Counter[str]] = {}  # project -> series per metric name
         self._meta: dict[tuple[str, str], Metadata] = {}
         self._warned: dict[str, float] = {}
+        self._sids: dict[str, dict[Labels, int]] = {}  # project -> labels -> series id
+        self._moved: dict[int, LastSample] = {}  # last samples the file does not hold yet
+        self._flushed_at = clock()
         self.limit_warnings: dict[str, str] = {}  # project -> the last series-limit warning
         self._load()
 
@@ -165,6 +126,10 @@ class MetricsStore:
             "SELECT project, metric, type, unit, help FROM metric_metadata"
         ).fetchall():
             self._meta[(project, metric)] = Metadata(typ, unit, help_)
+        for sid, t, v in _metric_last.recover(self._con):  # stopped without a flush
+            if sid in self._project_of and t > self._last.get(sid, (t - 1, None))[0]:
+                self._last[sid] = self._moved[sid] = (t, v)
+        self._flush_last()
 
     @contextmanager
     def _cursor(self) -> Iterator[Any]:
@@ -180,9 +145,24 @@ class MetricsStore:
             cur.close()
 
     def close(self) -> None:
-        """Checkpoint and close the file."""
+        """Write each series' last sample, checkpoint and close the file."""
         with self._lock:
+            try:
+                self._flush_last()
+            except StoreError as exc:  # the next open reads them from the samples again
+                log.error("%s", exc)
             self._con.close()
+
+    def _flush_last(self) -> None:
+        """Write the last sample of every series that moved since the last flush."""
+        try:
+            _metric_last.flush(self._con, self._moved)
+        except duckdb.Error as exc:
+            with suppress(duckdb.Error):
+                self._con.execute("ROLLBACK")
+            raise StoreError(f"metric store: writing series' last samples failed: {exc}") from exc
+        self._moved.clear()
+        self._flushed_at = self._clock()
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -190,66 +170,114 @@ class MetricsStore:
         self, project: str, samples: Sequence[Sample], metadata: dict[str, Metadata] | None = None
     ) -> WriteResult:
         """Store samples of one project (one writer thread); see the module docstring."""
+        return self.write_columns(project, SampleColumns.from_samples(samples), metadata)
+
+    def write_columns(
+        self, project: str, cols: SampleColumns, metadata: dict[str, Metadata] | None = None
+    ) -> WriteResult:
+        """Store samples of one project given as columns (what the decoders make)."""
         with self._lock:
-            return self._write(project, samples, metadata or {})
+            started = time.perf_counter()
+            result = self._write(project, cols, metadata or {})
+            result.seconds = time.perf_counter() - started
+            return result
+
+    def _series_ids(self, project: str, series: list[Labels]) -> list[int]:
+        """Each series' id: hashed once per series seen lately, not per sample."""
+        ids = self._sids.setdefault(project, {})
+        if len(ids) + len(series) > _SID_CACHE:
+            ids.clear()
+        out = []
+        for labels in series:
+            sid = ids.get(labels)
+            if sid is None:
+                sid = ids[labels] = series_id(project, labels)
+            out.append(sid)
+        return out
+
+    def _slots(self, project: str, series: list[Labels]) -> Slots:
+        """Each distinct series of a request once (a slot), new ones past the limit refused."""
+        sids = self._series_ids(project, series)
+        firsts: dict[int, Labels] = {}
+        for sid, labels in zip(sids, series, strict=True):
+            firsts.setdefault(sid, labels)
+        if len(firsts) == len(sids):  # distinct label sets, as decoders give them
+            entry = np.arange(len(sids), dtype=np.int64)
+        else:  # one series twice in a request: one slot
+            slot_of = {sid: i for i, sid in enumerate(firsts)}
+            entry = np.array([slot_of[sid] for sid in sids], np.int64)
+        out = Slots(entry, list(firsts), [True] * len(firsts))
+        out.prev = [self._last.get(sid) for sid in out.sids]
+        room = self.max_series_per_project - self._series_count[project]
+        for i in [i for i, p in enumerate(out.prev) if p is None]:  # new, or no sample left
+            sid = out.sids[i]
+            if sid in self._project_of:
+                continue
+            if len(out.new) < room:
+                out.new[sid] = firsts[sid]
+            else:
+                out.allowed[i] = False
+        return out
 
     def _write(
-        self, project: str, samples: Sequence[Sample], metadata: dict[str, Metadata]
+        self, project: str, cols: SampleColumns, metadata: dict[str, Metadata]
     ) -> WriteResult:
         result = WriteResult()
-        last = dict[int, tuple[int, float | None]]()  # this batch's view over self._last
-        new: dict[int, Labels] = {}
-        first: dict[int, int] = {}  # a new series' first sample time
-        ids: list[int] = []
-        times: list[int] = []
-        values: list[float | None] = []
-        room = self.max_series_per_project - self._series_count[project]
-        for s in samples:
-            sid = series_id(project, s.labels)
-            known = sid in self._project_of or sid in new
-            if not known:
-                if len(new) >= room:
-                    result.rejected["series_limit"] += 1
-                    continue
-                new[sid] = s.labels
-            prev = last.get(sid) or self._last.get(sid)
-            value = s.value
-            if prev is not None:
-                if s.t_ms < prev[0]:
-                    result.rejected["out_of_order"] += 1
-                    continue
-                if s.delta and value is not None and prev[1] is not None:
-                    value = prev[1] + value
-                if s.t_ms == prev[0]:
-                    why = "duplicate" if _same(prev[1], value) else "duplicate_timestamp"
-                    result.rejected[why] += 1
-                    continue
-            last[sid] = (s.t_ms, value)
-            first.setdefault(sid, s.t_ms)
-            ids.append(sid)
-            times.append(s.t_ms)
-            values.append(value)
+        slots = self._slots(project, cols.series)
+        slot = slots.entry[cols.index]
+        usable = np.array(slots.allowed, np.bool_)[slot]
+        if limited := int(len(slot) - usable.sum()):
+            result.rejected["series_limit"] += limited
+        last = slots.last()
+        checked = check(cols, slot, usable, last)
+        result.rejected.update(checked.rejected)
+        keep = checked.keep
+        sids = np.array(slots.sids, np.int64)
+        kept_slot = slot[keep]
+        touched, first_at = np.unique(kept_slot, return_index=True)
+        times = cols.t_ms[keep]
+        first = dict(zip(sids[touched].tolist(), times[first_at].tolist(), strict=True))
+        rows = Rows(sids[kept_slot], times, checked.values[keep], cols.stale[keep])
+        ends = Rows(sids[touched], last.t_ms[touched], last.values[touched], last.stale[touched])
         changed = {name: m for name, m in metadata.items() if self._meta.get((project, name)) != m}
-        self._commit(project, new, first, last, (ids, times, values), changed)
-        self._last.update(last)
+        self._commit(project, slots.new, first, rows, changed)
+        self._remember(project, slots.new, ends, changed)
+        if self._clock() - self._flushed_at >= _FLUSH_LAST_S:
+            try:
+                self._flush_last()
+            except StoreError as exc:  # the samples are stored; the next flush tries again
+                log.error("%s", exc)
+        result.written, result.new_series = len(rows.ids), len(slots.new)
+        if result.rejected["series_limit"]:
+            result.warning = self._limit_warning(project)
+        return result
+
+    def _remember(
+        self, project: str, new: dict[int, Labels], ends: Rows, changed: dict[str, Metadata]
+    ) -> None:
+        """The writer's state after a write is committed."""
+        values = ends.values.tolist()
+        moved = {
+            sid: (t, None if stale else v)
+            for sid, t, v, stale in zip(
+                ends.ids.tolist(), ends.t_ms.tolist(), values, ends.stale.tolist(), strict=True
+            )
+        }
+        self._last.update(moved)
+        self._moved.update(moved)
         names = self._names.setdefault(project, Counter())
         for sid, labels in new.items():
             self._project_of[sid] = project
             names[dict(labels).get("__name__", "")] += 1
         self._series_count[project] += len(new)
         self._meta.update({(project, name): m for name, m in changed.items()})
-        result.written, result.new_series = len(ids), len(new)
-        if result.rejected["series_limit"]:
-            result.warning = self._limit_warning(project)
-        return result
 
     def _commit(
         self,
         project: str,
         new: dict[int, Labels],
         first: dict[int, int],
-        last: dict[int, tuple[int, float | None]],
-        samples: tuple[list[int], list[int], list[float | None]],
+        samples: Rows,
         metadata: dict[str, Metadata],
     ) -> None:
         con = self._con
@@ -257,29 +285,9 @@ class MetricsStore:
             con.execute("BEGIN TRANSACTION")
             if new:
                 self._insert("metric_series", self._series_table(project, new, first), con)
-            ids, times, values = samples
-            if ids:
-                batch = pa.table(
-                    {
-                        "series_id": pa.array(ids, pa.int64()),
-                        "t_ms": pa.array(times, pa.int64()),
-                        "value": pa.array(values, pa.float64(), from_pandas=False),
-                    }
-                )
-                self._insert("metric_samples", batch, con)
-                ends = pa.table(
-                    {
-                        "sid": pa.array(list(last), pa.int64()),
-                        "t": pa.array([t for t, _ in last.values()], pa.int64()),
-                        "v": pa.array([v for _, v in last.values()], pa.float64()),
-                    }
-                )
-                con.register("_wk_last", ends)
-                con.execute(
-                    "UPDATE metric_series SET last_ms = l.t, last_value = l.v FROM _wk_last l "
-                    "WHERE metric_series.series_id = l.sid"
-                )
-                con.unregister("_wk_last")
+            if len(samples.ids):
+                self._insert("metric_samples", samples.table(("series_id", "t_ms", "value")), con)
+                _metric_last.note_pending(con, int(samples.t_ms.min()))
             for name, m in metadata.items():
                 con.execute(
                     "INSERT OR REPLACE INTO metric_metadata VALUES (?, ?, ?, ?, ?)",
@@ -316,7 +324,7 @@ class MetricsStore:
                 ),
                 "created_ms": pa.array([now_ms] * n, pa.int64()),
                 "first_ms": pa.array([first.get(sid) for sid in new], pa.int64()),
-                "last_ms": pa.array([None] * n, pa.int64()),  # set with every series' last
+                "last_ms": pa.array([None] * n, pa.int64()),  # set by the next flush
                 "last_value": pa.array([None] * n, pa.float64()),
             }
         )
@@ -359,7 +367,7 @@ class MetricsStore:
         """Every series of the project the matchers select, with its samples in
         [start_ms, end_ms], in time order (series without samples there are left out)."""
         params: list[Any] = [project]
-        where = _where(matchers, params)
+        where = where_sql(matchers, params)
         with self._cursor() as cur:
             found = cur.execute(
                 "SELECT series_id, metric, labels FROM metric_series "
@@ -374,7 +382,7 @@ class MetricsStore:
                 "(SELECT sid FROM _wk_ids) AND t_ms BETWEEN ? AND ? ORDER BY series_id, t_ms",
                 params=[start_ms, end_ms],
             ).to_arrow_table()
-        return _split(found, table)
+        return split_series(found, table)
 
     def series(
         self, project: str, matcher_sets: Sequence[Sequence[Matcher]], start_ms: int, end_ms: int
@@ -383,18 +391,20 @@ class MetricsStore:
         out: dict[int, dict[str, str]] = {}
         for matchers in matcher_sets:
             params: list[Any] = [project]
-            where = _where(matchers, params)
-            params += [start_ms, end_ms]
+            where = where_sql(matchers, params)
+            params.append(end_ms)
             with self._cursor() as cur:
-                # Samples from first_ms to last_ms overlap the range (as Prometheus lists the
-                # series whose chunks overlap it): the samples are not read.
+                # Samples from first_ms to the last overlap the range (as Prometheus lists the
+                # series whose chunks overlap it): the samples are not read. The last sample
+                # is the writer's (the file's copy is flushed once a second).
                 rows = cur.execute(
                     f"SELECT series_id, metric, labels FROM metric_series WHERE project = ? "
-                    f"AND {where} AND last_ms >= ? AND first_ms <= ?",
+                    f"AND {where} AND first_ms <= ?",
                     params,
                 ).fetchall()
             for sid, metric, labels in rows:
-                out[sid] = {"__name__": metric, **dict(labels)}
+                if self._last.get(sid, (start_ms - 1, None))[0] >= start_ms:
+                    out[sid] = {"__name__": metric, **dict(labels)}
         return sorted(out.values(), key=lambda d: sorted(d.items()))
 
     def label_names(
@@ -427,6 +437,7 @@ class MetricsStore:
         """Delete the samples older than `cutoff_ms`, and the series left without one (with
         their metadata when no series of the metric is left); (samples, series) deleted."""
         with self._lock:
+            self._flush_last()  # which series are left without a sample: their last, current
             con = self._con
             try:
                 con.execute("BEGIN TRANSACTION")
@@ -464,6 +475,7 @@ class MetricsStore:
         """The writer's state without the series deleted."""
         for sid, project, metric in gone:
             self._last.pop(sid, None)
+            self._moved.pop(sid, None)
             self._project_of.pop(sid, None)
             self._series_count[project] -= 1
             self._names[project][metric] -= 1
@@ -473,6 +485,7 @@ class MetricsStore:
 
     def _reload(self) -> None:
         self._last.clear()
+        self._moved.clear()
         self._project_of.clear()
         self._series_count.clear()
         self._names.clear()
@@ -486,21 +499,3 @@ class MetricsStore:
     def stats(self) -> dict[str, int]:
         """Series per project (for /metrics and the UI)."""
         return dict(self._series_count)
-
-
-def _split(found: list[tuple[Any, ...]], table: pa.Table) -> list[SeriesData]:
-    labels = {sid: {"__name__": metric, **dict(lb)} for sid, metric, lb in found}
-    if not table.num_rows:
-        return []
-    sids = table.column("series_id").to_numpy()
-    times = table.column("t_ms").to_numpy()
-    raw = table.column("value")
-    stale = raw.is_null().to_numpy(zero_copy_only=False)
-    values = raw.fill_null(float("nan")).to_numpy()
-    bounds = np.flatnonzero(np.diff(sids)) + 1
-    out = []
-    for lo, hi in zip(
-        np.concatenate(([0], bounds)), np.concatenate((bounds, [len(sids)])), strict=True
-    ):
-        out.append(SeriesData(labels[int(sids[lo])], times[lo:hi], values[lo:hi], stale[lo:hi]))
-    return out
