@@ -16,8 +16,11 @@ import hashlib
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Generic, TypeVar
+
+from watchkeeper.ingest._spool import Entry, Record
 
 T = TypeVar("T")
 _MAX_AGE_S = 120.0  # rows never taken (a request cancelled once spooled) are let go
@@ -53,6 +56,23 @@ class Handoff(Generic[T]):
             self._order.append((now, key))
             self._held += size
         return True
+
+    @contextmanager
+    def keeping(self, entry: Entry, value: T | None, size: int) -> Iterator[None]:
+        """Keep `value` (of `size` items) for the writer of `entry` while the caller spools
+        it, and let it go if spooling fails. None keeps nothing: the writer decodes."""
+        key = digest(entry.project, entry.content_type, entry.flags, entry.body)
+        kept = value is not None and self.put(key, value, size)
+        try:
+            yield
+        except BaseException:
+            if kept:
+                self.take(key)
+            raise
+
+    def take_for(self, record: Record) -> T | None:
+        """What the door kept for this spooled record (taken away), or None."""
+        return self.take(digest(record.project, record.content_type, record.flags, record.body))
 
     def take(self, key: bytes) -> T | None:
         """The value kept under `key` (taken away), or None."""

@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from watchkeeper.config import Config
 from watchkeeper.errors import RateLimited
 from watchkeeper.ingest._decode import Encoding, decompress, encoding_of
-from watchkeeper.ingest._handoff import Handoff, digest
+from watchkeeper.ingest._handoff import Handoff
 from watchkeeper.ingest._logs_decode import DecodedLogs, decode_logs
 from watchkeeper.ingest._rate_limit import RecordRate
 from watchkeeper.ingest._service import IngestResult
@@ -130,17 +130,11 @@ class LogsIngest(SpooledSignal):
         result = IngestResult(len(decoded.records), decoded.rejected, decoded.error_message)
         if decoded.records:
             flags = FLAG_PROJECT_FROM_RESOURCE if project_from_resource else 0
-            key = digest(project, encoding, flags, raw)
+            entry = Entry(project, encoding, raw, flags)
             # rows timed at receipt would get another time from a replay's decode: not kept
-            kept = not decoded.receipt_timed and self._handoff.put(
-                key, decoded, len(decoded.records)
-            )
-            try:
-                await self._pipe.append(Entry(project, encoding, raw, flags))
-            except BaseException:
-                if kept:
-                    self._handoff.take(key)
-                raise
+            kept = None if decoded.receipt_timed else decoded
+            with self._handoff.keeping(entry, kept, len(decoded.records)):
+                await self._pipe.append(entry)
             self.metrics.accepted.inc(len(decoded.records))
         return result
 
@@ -161,7 +155,7 @@ class LogsIngest(SpooledSignal):
             )
 
     def _decode_record(self, rec: Record) -> DecodedLogs:
-        kept = self._handoff.take(digest(rec.project, rec.content_type, rec.flags, rec.body))
+        kept = self._handoff.take_for(rec)
         if kept is not None:
             return kept
         self.metrics.decoded_twice.inc()

@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from watchkeeper.config import Config
 from watchkeeper.ingest._decode import decompress, encoding_of
-from watchkeeper.ingest._handoff import Handoff, digest
+from watchkeeper.ingest._handoff import Handoff
 from watchkeeper.ingest._metrics_decode import DecodedMetrics, decode_metrics
 from watchkeeper.ingest._remote_write import LabelCache, decode_remote_write, unsnappy
 from watchkeeper.ingest._service import IngestResult
@@ -155,19 +155,14 @@ class MetricsIngest(SpooledSignal):
         result = IngestResult(decoded.points, decoded.rejected, decoded.error_message)
         if not decoded.points and not decoded.metadata:  # remote-write sends metadata alone
             return result
-        key = digest(project, kind, flags, raw)
-        kept = self._handoff.put(key, decoded, max(decoded.points, 1))
-        try:
-            await self._pipe.append(Entry(project, kind, raw, flags))
-        except BaseException:
-            if kept:
-                self._handoff.take(key)
-            raise
+        entry = Entry(project, kind, raw, flags)
+        with self._handoff.keeping(entry, decoded, max(decoded.points, 1)):
+            await self._pipe.append(entry)
         self.metrics.points_accepted.inc(decoded.points)
         return result
 
     def _decode(self, rec: Record) -> DecodedMetrics:
-        kept = self._handoff.take(digest(rec.project, rec.content_type, rec.flags, rec.body))
+        kept = self._handoff.take_for(rec)
         return kept or _decode(rec.body, rec.content_type, self._labels)
 
     def _write(self, rec: Record, decoded: DecodedMetrics) -> None:

@@ -4,7 +4,7 @@ from one project is answered 429 with `Retry-After`, the others go on).
 A bucket holds `per_s * burst_s` records and fills at `per_s`; a request takes its records
 from the buckets of every project it writes, all or none. A request larger than a full
 bucket passes when the bucket is full (it would never pass otherwise) and leaves it in debt.
-Pure over an injected clock; the caller holds no lock (the event loop's thread calls it).
+Pure over an injected clock; it takes its own lock, so any thread may call it.
 """
 
 from __future__ import annotations
