@@ -425,17 +425,22 @@ def _figures(url: str, stats: Stats, t: Timing) -> dict[str, float | None]:
 
 
 def _after_burst(url: str, pid: int) -> None:
-    """The server's memory once it has been idle long enough to give the burst back."""
-    idle_s = IngestConfig().idle_release_s + 5
-    time.sleep(idle_s)
-    rss, main, pss = _memory(pid)
-    stored = _metric(url, "watchkeeper_store_memory_bytes")
-    print(
-        f"after the burst ({idle_s:.0f} s idle): RSS {rss / 2**20:.0f} MiB with its workers "
-        f"({main / 2**20:.0f} MiB the server process alone; PSS of them all "
-        f"{pss / 2**20:.0f} MiB); store engine {stored / 2**20:.0f} MiB; "
-        f"{_metric(url, 'watchkeeper_ingest_spans_written_total'):,.0f} spans in the store"
-    )
+    """The server's memory once it has been idle long enough to give the burst back, and
+    once its decode workers have stopped too (`ingest.workers_idle_s`)."""
+    config = IngestConfig()
+    waited = 0.0
+    for idle_s in sorted({config.idle_release_s + 5, config.workers_idle_s + 5}):
+        time.sleep(idle_s - waited)
+        waited = idle_s
+        rss, main, pss = _memory(pid)
+        stored = _metric(url, "watchkeeper_store_memory_bytes")
+        print(
+            f"after the burst ({idle_s:.0f} s idle): RSS {rss / 2**20:.0f} MiB with its "
+            f"{_metric(url, 'watchkeeper_ingest_workers'):.0f} workers "
+            f"({main / 2**20:.0f} MiB the server process alone; PSS of them all "
+            f"{pss / 2**20:.0f} MiB); store engine {stored / 2**20:.0f} MiB; "
+            f"{_metric(url, 'watchkeeper_ingest_spans_written_total'):,.0f} spans in the store"
+        )
 
 
 def main() -> None:

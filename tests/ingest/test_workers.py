@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import orjson
@@ -182,3 +183,74 @@ def test_a_worker_loads_only_the_span_pipeline() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def _workers_of(pool_owner: psutil.Process) -> list[psutil.Process]:
+    """The pool's worker processes among this process's children (not its resource tracker)."""
+    return [
+        p
+        for p in pool_owner.children()
+        if "spawn_main" in " ".join(p.cmdline()) and p.status() != psutil.STATUS_ZOMBIE
+    ]
+
+
+def test_idle_workers_stop_and_the_next_record_starts_them_again() -> None:
+    body = _body(7, 20)
+    now = [0.0]
+    pool = PoolProcessing(
+        Pricer(), DEFAULT_STEPS, workers=1, window=2, idle_s=60, clock=lambda: now[0]
+    )
+    me = psutil.Process()
+    try:
+        pool.submit(_record(body, 1))
+        now[0] = 100.0
+        assert not pool.retire_if_idle()  # a record in flight: the workers stay
+        _, first = pool.take()
+        assert pool.running == 1 and len(_workers_of(me)) == 1
+        pool.submit(_record(body, 2))
+        pool.take()
+        now[0] = 159.0
+        assert not pool.retire_if_idle()  # 59 s since the last record: not idle long enough
+        now[0] = 160.0
+        gone = _workers_of(me)
+        assert pool.retire_if_idle()
+        assert pool.running == 0
+        _, alive = psutil.wait_procs(gone, timeout=15)
+        assert not alive
+        assert not pool.retire_if_idle()  # nothing left to stop
+        pool.submit(_record(body, 3))  # starts a worker again
+        _, again = pool.take()
+        assert again.batch == first.batch and len(again.batch) == 20
+        assert pool.running == 1 and len(_workers_of(me)) == 1
+    finally:
+        pool.close()
+    assert pool.running == 0
+
+
+@pytest.mark.slow
+def test_the_service_stops_idle_workers_and_writes_what_comes_after(tmp_path: Path) -> None:
+    store, registry = DuckDBStore(None), CollectorRegistry()
+    config = make_config(tmp_path, batch_max_wait_ms=10, workers=1, workers_idle_s=0.3)
+    service = IngestService(config, store, registry)
+
+    def running() -> float | None:
+        return registry.get_sample_value("watchkeeper_ingest_workers")
+
+    async def send(*seeds: int) -> None:
+        for seed in seeds:
+            await service.accept("default", _body(seed, 30), "application/json", None)
+
+    service.start()
+    try:
+        asyncio.run(send(1, 2))
+        assert service.flush(60)
+        deadline = time.monotonic() + 30
+        while running() != 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert running() == 0 and not _workers_of(psutil.Process())
+        asyncio.run(send(3, 4))  # the workers start again: no record is processed elsewhere
+        assert service.flush(60)
+    finally:
+        service.stop()
+    assert store.count("default") == 4 * 30
+    store.close()

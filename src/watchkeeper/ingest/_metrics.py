@@ -39,6 +39,7 @@ class IngestMetrics:
         backlog_bytes: Callable[[], float],
         backlog_age_s: Callable[[], float],
         dead_letter_count: Callable[[], float],
+        workers_running: Callable[[], float] = lambda: 0,
     ) -> None:
         self.spans_accepted = Counter(
             "watchkeeper_ingest_spans_accepted",
@@ -119,3 +120,10 @@ class IngestMetrics:
             registry=registry,
         )
         held.set_function(dead_letter_count)
+        workers = Gauge(
+            "watchkeeper_ingest_workers",
+            "Decode worker processes running (they stop while ingest is idle: "
+            "ingest.workers_idle_s).",
+            registry=registry,
+        )
+        workers.set_function(workers_running)

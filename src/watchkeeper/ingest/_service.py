@@ -184,7 +184,9 @@ class IngestService:
             lambda: self.backlog_bytes,
             lambda: self.backlog_age_s,
             self.dead_letter.count,
+            lambda: self._work.running if self._work is not None else 0,
         )
+        self._work: Processing | None = None  # the processor thread's, once it runs
         self._batches: queue.Queue[_Pending | None] = queue.Queue(maxsize=1)
         self._stopping = threading.Event()
         self._failed = threading.Event()  # the processor stopped on an unexpected error
@@ -394,7 +396,9 @@ class IngestService:
     def _process(self) -> None:
         # A store that keeps payloads in its own encoding lets the workers encode them.
         packer = getattr(self._store, "payload_codec", None)
-        work = processing(self._pricer, self._steps, self._cfg.workers, packer)
+        idle_s = self._cfg.workers_idle_s or None
+        work = processing(self._pricer, self._steps, self._cfg.workers, packer, idle_s)
+        self._work = work
         try:
             self._process_loop(work)
         except Exception:  # a corrupt spool segment: stop loudly, keep what is stored
@@ -433,6 +437,8 @@ class IngestService:
             if pending.end is None:
                 self._cut_now.clear()
                 pending.started = time.monotonic()
+                if not work and work.retire_if_idle():
+                    log.info("ingest workers stopped: no record for %g s", self._cfg.workers_idle_s)
             self.spool.wait_for(cursor, min(wait_s, 0.05))
         self._batches.put(None)
 

@@ -10,6 +10,10 @@ are compressed here too (`PackedPayload`): zstd was a third of the writer thread
 A worker that dies breaks the pool; the pool is replaced and the records in flight are
 processed again, one at a time, so a record that kills its worker twice is skipped like
 any poisoned record (counted), and nothing else is lost or written twice.
+Workers that went without a record for `idle_s` stop (45-55 MiB each, kept for nothing
+while ingest is idle) and start again with the next record, which waits for them (about a
+second: a fresh interpreter importing the pipeline). It is not processed here meanwhile:
+a record that crashes its process must crash a worker, never the server.
 """
 
 from __future__ import annotations
@@ -180,6 +184,15 @@ class Processing:
         out = process(record, self._pricer, self._steps)
         self._done.append((record, columnar(out, self._inline_packer)))
 
+    @property
+    def running(self) -> int:
+        """Worker processes running now (none here)."""
+        return 0
+
+    def retire_if_idle(self) -> bool:
+        """Stop the workers if they had no record for a while; True if they were stopped."""
+        return False
+
     def ready(self) -> bool:
         """True when `take` would not wait."""
         return bool(self._done)
@@ -202,12 +215,18 @@ class PoolProcessing(Processing):
         workers: int,
         window: int,
         packer: Callable[[], PayloadPacker] | None = None,
+        *,
+        idle_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(pricer, steps, packer)
         self._workers = workers
         self._window = window
+        self._idle_s = idle_s  # None: the workers stay
+        self._clock = clock
         self._flight: collections.deque[tuple[Record, Future[Processed]]] = collections.deque()
-        self._pool = self._new_pool()
+        self._used_at = clock()
+        self._pool: ProcessPoolExecutor | None = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
         # never fork: this process runs threads (committer, writer, DuckDB's own)
@@ -224,6 +243,26 @@ class PoolProcessing(Processing):
             pool.submit(_ready)
         return pool
 
+    def _live_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:  # stopped while idle: start again
+            self._pool = self._new_pool()
+        return self._pool
+
+    @property
+    def running(self) -> int:
+        """Worker processes running now (0 while stopped for being idle)."""
+        return 0 if self._pool is None else self._workers
+
+    def retire_if_idle(self) -> bool:
+        """Stop the workers when no record came for `idle_s` and none is in flight."""
+        if self._pool is None or self._flight or self._idle_s is None:
+            return False
+        if self._clock() - self._used_at < self._idle_s:
+            return False
+        self._pool.shutdown(wait=True)
+        self._pool = None
+        return True
+
     @property
     def full(self) -> bool:
         """True when the window of records in flight is full."""
@@ -233,12 +272,13 @@ class PoolProcessing(Processing):
         return len(self._flight)
 
     def submit(self, record: Record) -> None:
-        """Send a record to a worker."""
+        """Send a record to a worker (starting the workers if they stopped)."""
+        self._used_at = self._clock()
         self._flight.append((record, self._submit(record)))
 
     def _submit(self, record: Record) -> Future[Processed]:
         try:
-            return self._pool.submit(_process_in_worker, record)
+            return self._live_pool().submit(_process_in_worker, record)
         except BrokenProcessPool:
             fut: Future[Processed] = Future()
             fut.set_exception(BrokenProcessPool("pool broken at submit"))
@@ -275,12 +315,15 @@ class PoolProcessing(Processing):
         return Processed(ColumnBatch(), 0, "worker_crash", "the record killed its worker each time")
 
     def _restart(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
         self._pool = self._new_pool()
 
     def close(self) -> None:
         """Stop the workers."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
 def processing(
@@ -288,10 +331,12 @@ def processing(
     steps: Sequence[Step],
     workers: int,
     packer: Callable[[], PayloadPacker] | None = None,
+    idle_s: float | None = None,
 ) -> Processing:
     """Worker processes when asked for and the pricer and steps can be sent to them.
 
-    `packer` (the store's payload codec class) lets the workers compress payloads too.
+    `packer` (the store's payload codec class) lets the workers compress payloads too;
+    `idle_s`: the workers stop after that long without a record (None: they stay).
     """
     if workers <= 0:
         return Processing(pricer, steps, packer)
@@ -300,4 +345,4 @@ def processing(
     except Exception:  # e.g. a step that is a lambda or a closure
         log.warning("ingest.workers=%d: steps or pricer cannot go to a process; inline", workers)
         return Processing(pricer, steps, packer)
-    return PoolProcessing(pricer, steps, workers, window=4 * workers, packer=packer)
+    return PoolProcessing(pricer, steps, workers, window=4 * workers, packer=packer, idle_s=idle_s)
