@@ -58,7 +58,14 @@ def _body(first: int, n: int) -> bytes:
 
 
 def _send(url: str, first: int, n: int) -> None:
-    r = httpx.post(f"{url}/v1/traces", content=_body(first, n), headers=JSON)
+    """Send as an OTLP exporter does: a 503/429 (the lag budget, while a restart replays
+    what was spooled before it) is retried after its Retry-After."""
+    deadline = time.monotonic() + 120
+    while True:
+        r = httpx.post(f"{url}/v1/traces", content=_body(first, n), headers=JSON, timeout=30)
+        if r.status_code not in (429, 503) or time.monotonic() > deadline:
+            break
+        time.sleep(min(float(r.headers.get("retry-after", "1")), 2.0))
     assert r.status_code == 200, r.text
 
 
