@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.exposition import generate_latest
 
 from watchkeeper.model import ColumnBatch, SpanBatch, SpanRow
-from watchkeeper.server._span_metrics import SpanMetrics
+from watchkeeper.server._span_metrics import DURATION_BUCKETS, BatchHistogram, SpanMetrics
 
 
 def _span(i: int, outcome: str = "success", model: str | None = None) -> SpanRow:
@@ -45,3 +47,24 @@ def test_label_sets_past_the_cap_are_counted_not_kept() -> None:
     metrics = SpanMetrics(registry, max_series=1)
     metrics.observe(SpanBatch([_span(0), _span(1, "error"), _span(2, "error")]))
     assert registry.get_sample_value("watchkeeper_span_metrics_over_cap_total") == 2
+
+
+def test_the_batch_histogram_exposes_what_a_prometheus_histogram_would() -> None:
+    """Values on, just under and just over every bound, zero, and past the last bound:
+    the same bucket, count and sum samples as `Histogram.observe` gives one at a time."""
+    values = [0.0, 100.0, 1e9, *DURATION_BUCKETS]
+    values += [b * (1 + 1e-12) for b in DURATION_BUCKETS]
+    values += [b * (1 - 1e-12) for b in DURATION_BUCKETS]
+    ours_registry, theirs_registry = CollectorRegistry(), CollectorRegistry()
+    ours = BatchHistogram("h_seconds", "h", ("k",), DURATION_BUCKETS, ours_registry)
+    theirs = Histogram("h_seconds", "h", ["k"], buckets=DURATION_BUCKETS, registry=theirs_registry)
+    buckets = ours.buckets(pa.array(values)).to_pylist()
+    for value, bucket in zip(values, buckets, strict=True):
+        ours.add(("a",), bucket, 1, value)
+        theirs.labels("a").observe(value)
+
+    def samples(registry: CollectorRegistry) -> list[str]:
+        text = generate_latest(registry).decode()
+        return sorted(line for line in text.splitlines() if "_created" not in line)
+
+    assert samples(ours_registry) == samples(theirs_registry)
