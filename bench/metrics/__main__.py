@@ -17,8 +17,9 @@
    Prometheus's TSDB as a snapshot of its head and blocks (the compacted form; its WAL, the
    write-ahead copy, printed apart).
 
-One load at a time, each server in its own process on loopback (ports 19400, 19401, or `WATCHKEEPER_BENCH_PORT` and the next); the
-machine is shared: its load is printed at the start and the end.
+One load at a time, each server in its own process on loopback (ports 19400, 19401, or
+`WATCHKEEPER_BENCH_PORT` and the next); the machine is shared: its load is printed at the
+start and the end.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ def _matrix(seed: int, n_series: int, steps: int, range_ms: int) -> Matrix:
         labels = {"__name__": "c_total", "k": str(k)}
         series.append(RangeSeries(labels, np.array(times, np.int64), np.array(values)))
     ends = np.arange(0, steps * 20_000, 20_000, dtype=np.int64)
-    return Matrix(series, range_ms, ends)
+    return Matrix.of(series, range_ms, ends)
 
 
 @pytest.mark.parametrize(("counter", "rate"), [(True, True), (True, False), (False, False)])

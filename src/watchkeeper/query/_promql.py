@@ -26,7 +26,6 @@ from watchkeeper.query._promql_values import (
     Floats,
     Matrix,
     PromQLError,
-    RangeSeries,
     Scalar,
     Series,
     String,
@@ -154,13 +153,17 @@ class _Evaluation:
                 kind="execution",
             )
 
-    def _select(self, selector: Any, back_ms: int) -> tuple[list[Any], np.ndarray[Any, Any]]:
+    def _ends(self, selector: Any, back_ms: int) -> np.ndarray[Any, Any]:
+        """Each step's time moved back by the selector's offset."""
         if selector.at is not None:
             raise PromQLError("the @ modifier is not supported yet")
         offset = _ms(selector.offset)
         if abs(offset) + back_ms > _FAR_MS:
             raise PromQLError("an offset or range of more than 100 years is not supported")
-        ends = self.steps - offset
+        return self.steps - offset
+
+    def _select(self, selector: Any, back_ms: int) -> tuple[list[Any], np.ndarray[Any, Any]]:
+        ends = self._ends(selector, back_ms)
         found = self.engine.store.select(
             self.project, matchers_of(selector), int(ends.min()) - back_ms, int(ends.max())
         )
@@ -181,13 +184,18 @@ class _Evaluation:
 
     def matrix_selector(self, node: Any) -> Matrix:
         range_ms = _ms(node.range)
-        found, ends = self._select(node.vector_selector, range_ms)
-        series = [
-            RangeSeries(s.labels, s.t_ms[~s.stale], s.values[~s.stale])
-            for s in found
-            if (~s.stale).any()
-        ]
-        return Matrix(series, range_ms, ends)
+        selector = node.vector_selector
+        ends = self._ends(selector, range_ms)
+        block = self.engine.store.select_block(
+            self.project, matchers_of(selector), int(ends.min()) - range_ms, int(ends.max())
+        )
+        self._count(len(block.t_ms))
+        keep = ~block.stale
+        offsets = block.offsets
+        if not keep.all():  # stale markers left out: each series' share of what is kept
+            offsets = np.concatenate(([0], np.cumsum(keep)))[offsets]
+        t, v = block.t_ms[keep], block.values[keep]
+        return Matrix(block.labels, offsets, t, v, range_ms, ends)
 
     def scalar(self, node: Any, what: str) -> Floats:
         value = self.eval(node)

@@ -36,11 +36,25 @@ from watchkeeper.errors import StoreError, ValidationError
 from watchkeeper.model import Labels, Metadata, Sample
 from watchkeeper.store import _metric_last
 from watchkeeper.store._metric_last import LastSample
-from watchkeeper.store._metric_read import Matcher, SeriesData, split_series, where_sql
+from watchkeeper.store._metric_read import (
+    Matcher,
+    SampleBlock,
+    SeriesData,
+    block_of,
+    where_sql,
+)
 from watchkeeper.store._metric_write import Rows, SampleColumns, Slots, check
 from watchkeeper.store._metrics_schema import migrate
 
-__all__ = ["Matcher", "MetricsStore", "SampleColumns", "SeriesData", "WriteResult", "series_id"]
+__all__ = [
+    "Matcher",
+    "MetricsStore",
+    "SampleBlock",
+    "SampleColumns",
+    "SeriesData",
+    "WriteResult",
+    "series_id",
+]
 
 log = logging.getLogger("watchkeeper.store.metrics")
 
@@ -366,6 +380,13 @@ class MetricsStore:
     ) -> list[SeriesData]:
         """Every series of the project the matchers select, with its samples in
         [start_ms, end_ms], in time order (series without samples there are left out)."""
+        return self.select_block(project, matchers, start_ms, end_ms).split()
+
+    def select_block(
+        self, project: str, matchers: Sequence[Matcher], start_ms: int, end_ms: int
+    ) -> SampleBlock:
+        """`select`'s samples as one `SampleBlock` (every series the matchers select, those
+        without a sample in the range with none)."""
         params: list[Any] = [project]
         where = where_sql(matchers, params)
         with self._cursor() as cur:
@@ -374,15 +395,19 @@ class MetricsStore:
                 f"WHERE project = ? AND {where}",
                 params,
             ).fetchall()
-            if not found:
-                return []
-            cur.register("_wk_ids", pa.table({"sid": pa.array([r[0] for r in found], pa.int64())}))
+            ids = pa.table(
+                {
+                    "sid": pa.array([r[0] for r in found], pa.int64()),
+                    "k": pa.array(range(len(found)), pa.int32()),
+                }
+            )
+            cur.register("_wk_ids", ids)
             table = cur.sql(
-                "SELECT series_id, t_ms, value FROM metric_samples WHERE series_id IN "
-                "(SELECT sid FROM _wk_ids) AND t_ms BETWEEN ? AND ? ORDER BY series_id, t_ms",
+                "SELECT i.k, s.t_ms, s.value FROM metric_samples s JOIN _wk_ids i "
+                "ON s.series_id = i.sid WHERE s.t_ms BETWEEN ? AND ?",
                 params=[start_ms, end_ms],
             ).to_arrow_table()
-        return split_series(found, table)
+        return block_of(found, table)
 
     def series(
         self, project: str, matcher_sets: Sequence[Sequence[Matcher]], start_ms: int, end_ms: int
