@@ -81,28 +81,32 @@ def where_sql(matchers: Sequence[Matcher], params: list[Any]) -> str:
     return " AND ".join(parts) or "TRUE"
 
 
-def block_of(found: list[tuple[Any, ...]], table: pa.Table) -> SampleBlock:
-    """The `SampleBlock` of the series `found` (id, metric, labels), whose samples are the
-    rows of `table` (k: the series' position in `found`, t_ms, value), in any order.
+def block_of(found: pa.Table, table: pa.Table) -> SampleBlock:
+    """The `SampleBlock` of the series `found` (metric, labels), whose samples are the rows
+    of `table` (k: the series' position in `found`, t_ms, value), in any order.
 
     The rows are put in (series, time) order here, by one numpy sort of a combined key,
     rather than by an ORDER BY in DuckDB (a third of the read's time)."""
-    labels = [{"__name__": metric, **dict(lb)} for _, metric, lb in found]
+    metrics = found.column("metric").to_pylist()
+    pairs = found.column("labels").to_pylist()
+    labels = [{"__name__": m, **dict(lb)} for m, lb in zip(metrics, pairs, strict=True)]
     k = table.column("k").to_numpy().astype(np.int64)
     times = table.column("t_ms").to_numpy()
     raw = table.column("value")
-    counts = np.bincount(k, minlength=len(found))
+    counts = np.bincount(k, minlength=len(labels))
     offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
     if len(times):
         base = int(times.min())
         span = int(times.max()) - base + 1
-        if len(found) * span < 2**62:
+        if len(labels) * span < 2**62:
             order = np.argsort(k * span + (times - base))
         else:  # a range of centuries over many series: a key would overflow
             order = np.lexsort((times, k))
         times = times[order]
-        stale = raw.is_null().to_numpy(zero_copy_only=False)[order]
         values = raw.fill_null(float("nan")).to_numpy()[order]
+        stale = np.zeros(len(times), np.bool_)
+        if raw.null_count:
+            stale = raw.is_null().to_numpy(zero_copy_only=False)[order]
     else:
         stale, values = np.zeros(0, np.bool_), np.zeros(0, np.float64)
     return SampleBlock(labels, offsets, times.astype(np.int64), values, stale)

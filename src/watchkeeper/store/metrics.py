@@ -390,16 +390,14 @@ class MetricsStore:
         params: list[Any] = [project]
         where = where_sql(matchers, params)
         with self._cursor() as cur:
-            found = cur.execute(
-                "SELECT series_id, metric, labels FROM metric_series "
+            # As Arrow: a MAP fetched as Python objects row by row took 6x as long.
+            found = cur.sql(
+                "SELECT series_id AS sid, metric, labels FROM metric_series "
                 f"WHERE project = ? AND {where}",
-                params,
-            ).fetchall()
-            ids = pa.table(
-                {
-                    "sid": pa.array([r[0] for r in found], pa.int64()),
-                    "k": pa.array(range(len(found)), pa.int32()),
-                }
+                params=params,
+            ).to_arrow_table()
+            ids = found.select(["sid"]).append_column(
+                "k", pa.array(np.arange(found.num_rows, dtype=np.int32))
             )
             cur.register("_wk_ids", ids)
             table = cur.sql(
