@@ -43,7 +43,7 @@ from watchkeeper.store._metric_read import (
     block_of,
     where_sql,
 )
-from watchkeeper.store._metric_write import Rows, SampleColumns, Slots, check
+from watchkeeper.store._metric_write import Ints, Rows, SampleColumns, Slots, check
 from watchkeeper.store._metrics_schema import migrate
 
 __all__ = [
@@ -103,6 +103,8 @@ class MetricsStore:
         # writer state, loaded from the file: series -> (last time, last value), per project
         self._last: dict[int, tuple[int, float | None]] = {}
         self._project_of: dict[int, str] = {}
+        self._no: dict[int, int] = {}  # series id -> its number in the samples table
+        self._next_no = 0
         self._series_count: Counter[str] = Counter()
         self._names: dict[str, Counter[str]] = {}  # project -> series per metric name
         self._meta: dict[tuple[str, str], Metadata] = {}
@@ -128,10 +130,12 @@ class MetricsStore:
 
     def _load(self) -> None:
         # The series table holds each series' last sample (no scan of the samples).
-        for sid, project, metric, t, v in self._con.execute(
-            "SELECT series_id, project, metric, last_ms, last_value FROM metric_series"
+        for sid, no, project, metric, t, v in self._con.execute(
+            "SELECT series_id, series_no, project, metric, last_ms, last_value FROM metric_series"
         ).fetchall():
             self._project_of[sid] = project
+            self._no[sid] = no
+            self._next_no = max(self._next_no, no + 1)
             self._series_count[project] += 1
             self._names.setdefault(project, Counter())[metric] += 1
             if t is not None:
@@ -247,15 +251,16 @@ class MetricsStore:
         result.rejected.update(checked.rejected)
         keep = checked.keep
         sids = np.array(slots.sids, np.int64)
+        numbers, new_numbers = self._numbers(slots)
         kept_slot = slot[keep]
         touched, first_at = np.unique(kept_slot, return_index=True)
         times = cols.t_ms[keep]
         first = dict(zip(sids[touched].tolist(), times[first_at].tolist(), strict=True))
-        rows = Rows(sids[kept_slot], times, checked.values[keep], cols.stale[keep])
+        rows = Rows(numbers[kept_slot], times, checked.values[keep], cols.stale[keep])
         ends = Rows(sids[touched], last.t_ms[touched], last.values[touched], last.stale[touched])
         changed = {name: m for name, m in metadata.items() if self._meta.get((project, name)) != m}
-        self._commit(project, slots.new, first, rows, changed)
-        self._remember(project, slots.new, ends, changed)
+        self._commit(project, slots.new, first, new_numbers, rows, changed)
+        self._remember(project, slots.new, new_numbers, ends, changed)
         if self._clock() - self._flushed_at >= _FLUSH_LAST_S:
             try:
                 self._flush_last()
@@ -266,10 +271,27 @@ class MetricsStore:
             result.warning = self._limit_warning(project)
         return result
 
+    def _numbers(self, slots: Slots) -> tuple[Ints, dict[int, int]]:
+        """Each slot's series number (-1: a series refused, never written) and the numbers
+        of the new series, the next ones free (taken once the write is committed)."""
+        new = {sid: self._next_no + i for i, sid in enumerate(slots.new)}
+        known = self._no
+        numbers = [known.get(sid, -1) for sid in slots.sids]
+        if new:
+            numbers = [new.get(sid, n) for sid, n in zip(slots.sids, numbers, strict=True)]
+        return np.array(numbers, np.int64), new
+
     def _remember(
-        self, project: str, new: dict[int, Labels], ends: Rows, changed: dict[str, Metadata]
+        self,
+        project: str,
+        new: dict[int, Labels],
+        numbers: dict[int, int],
+        ends: Rows,
+        changed: dict[str, Metadata],
     ) -> None:
         """The writer's state after a write is committed."""
+        self._no.update(numbers)
+        self._next_no += len(numbers)
         values = ends.values.tolist()
         moved = {
             sid: (t, None if stale else v)
@@ -291,6 +313,7 @@ class MetricsStore:
         project: str,
         new: dict[int, Labels],
         first: dict[int, int],
+        numbers: dict[int, int],
         samples: Rows,
         metadata: dict[str, Metadata],
     ) -> None:
@@ -298,9 +321,10 @@ class MetricsStore:
         try:
             con.execute("BEGIN TRANSACTION")
             if new:
-                self._insert("metric_series", self._series_table(project, new, first), con)
+                table = self._series_table(project, new, first, numbers)
+                self._insert("metric_series", table, con)
             if len(samples.ids):
-                self._insert("metric_samples", samples.table(("series_id", "t_ms", "value")), con)
+                self._insert("metric_samples", samples.table(("series_no", "t_ms", "value")), con)
                 _metric_last.note_pending(con, int(samples.t_ms.min()))
             for name, m in metadata.items():
                 con.execute(
@@ -321,7 +345,7 @@ class MetricsStore:
         con.unregister("_wk_rows")
 
     def _series_table(
-        self, project: str, new: dict[int, Labels], first: dict[int, int]
+        self, project: str, new: dict[int, Labels], first: dict[int, int], numbers: dict[int, int]
     ) -> pa.Table:
         now_ms = int(self._clock() * 1000)
         n = len(new)
@@ -340,6 +364,7 @@ class MetricsStore:
                 "first_ms": pa.array([first.get(sid) for sid in new], pa.int64()),
                 "last_ms": pa.array([None] * n, pa.int64()),  # set by the next flush
                 "last_value": pa.array([None] * n, pa.float64()),
+                "series_no": pa.array([numbers[sid] for sid in new], pa.int64()),
             }
         )
 
@@ -392,17 +417,17 @@ class MetricsStore:
         with self._cursor() as cur:
             # As Arrow: a MAP fetched as Python objects row by row took 6x as long.
             found = cur.sql(
-                "SELECT series_id AS sid, metric, labels FROM metric_series "
+                "SELECT series_no AS no, metric, labels FROM metric_series "
                 f"WHERE project = ? AND {where}",
                 params=params,
             ).to_arrow_table()
-            ids = found.select(["sid"]).append_column(
+            ids = found.select(["no"]).append_column(
                 "k", pa.array(np.arange(found.num_rows, dtype=np.int32))
             )
             cur.register("_wk_ids", ids)
             table = cur.sql(
                 "SELECT i.k, s.t_ms, s.value FROM metric_samples s JOIN _wk_ids i "
-                "ON s.series_id = i.sid WHERE s.t_ms BETWEEN ? AND ?",
+                "ON s.series_no = i.no WHERE s.t_ms BETWEEN ? AND ?",
                 params=[start_ms, end_ms],
             ).to_arrow_table()
         return block_of(found, table)
@@ -500,6 +525,7 @@ class MetricsStore:
             self._last.pop(sid, None)
             self._moved.pop(sid, None)
             self._project_of.pop(sid, None)
+            self._no.pop(sid, None)
             self._series_count[project] -= 1
             self._names[project][metric] -= 1
         kept = {(p, m) for p, names in self._names.items() for m, n in names.items() if n > 0}
@@ -510,6 +536,8 @@ class MetricsStore:
         self._last.clear()
         self._moved.clear()
         self._project_of.clear()
+        self._no.clear()
+        self._next_no = 0
         self._series_count.clear()
         self._names.clear()
         self._meta.clear()
