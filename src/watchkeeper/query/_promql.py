@@ -33,7 +33,7 @@ from watchkeeper.query._promql_values import (
     Value,
     Vector,
 )
-from watchkeeper.store.metrics import Matcher, MetricsStore
+from watchkeeper.store.metrics import Matcher, MetricsStore, SampleBlock
 
 # The parser's enums are not hashable: keyed by their names.
 _MATCH_OPS = {"Equal": "=", "NotEqual": "!=", "Re": "=~", "NotRe": "!~"}
@@ -162,34 +162,30 @@ class _Evaluation:
             raise PromQLError("an offset or range of more than 100 years is not supported")
         return self.steps - offset
 
-    def _select(self, selector: Any, back_ms: int) -> tuple[list[Any], np.ndarray[Any, Any]]:
+    def _select(self, selector: Any, back_ms: int) -> tuple[SampleBlock, Times]:
+        """The samples of the selector's series that the steps' windows reach back to."""
         ends = self._ends(selector, back_ms)
-        found = self.engine.store.select(
+        block = self.engine.store.select_block(
             self.project, matchers_of(selector), int(ends.min()) - back_ms, int(ends.max())
         )
-        self._count(sum(len(s.t_ms) for s in found))
-        return found, ends
+        self._count(len(block.t_ms))
+        return block, ends
 
     def vector_selector(self, node: Any) -> Vector:
         lookback = self.engine.lookback_ms
-        found, ends = self._select(node, lookback)
+        block, ends = self._select(node, lookback)
+        # each step's value: the series' last sample in (step - lookback, step], if not stale
+        lo, hi = fn.window_bounds(block.t_ms, block.offsets, ends - lookback, ends)
+        last = np.maximum(hi - 1, 0)
+        present = (hi > lo) & ~block.stale[last] if len(block.t_ms) else hi > lo
         out = []
-        for s in found:
-            idx = np.searchsorted(s.t_ms, ends, side="right") - 1
-            safe = np.maximum(idx, 0)
-            present = (idx >= 0) & (s.t_ms[safe] > ends - lookback) & ~s.stale[safe]
-            if present.any():
-                out.append(Series(s.labels, s.values[safe], present))
+        for k in np.flatnonzero(present.any(axis=1)):
+            out.append(Series(block.labels[k], block.values[last[k]], present[k]))
         return Vector(out)
 
     def matrix_selector(self, node: Any) -> Matrix:
         range_ms = _ms(node.range)
-        selector = node.vector_selector
-        ends = self._ends(selector, range_ms)
-        block = self.engine.store.select_block(
-            self.project, matchers_of(selector), int(ends.min()) - range_ms, int(ends.max())
-        )
-        self._count(len(block.t_ms))
+        block, ends = self._select(node.vector_selector, range_ms)
         keep = ~block.stale
         offsets = block.offsets
         if not keep.all():  # stale markers left out: each series' share of what is kept
