@@ -81,6 +81,31 @@ def where_sql(matchers: Sequence[Matcher], params: list[Any]) -> str:
     return " AND ".join(parts) or "TRUE"
 
 
+def read_block(
+    cur: Any, project: str, matchers: Sequence[Matcher], start_ms: int, end_ms: int
+) -> SampleBlock:
+    """The samples in [start_ms, end_ms] of the project's series the matchers select (a
+    DuckDB cursor of the metric store; series without samples there have none)."""
+    params: list[Any] = [project]
+    where = where_sql(matchers, params)
+    # As Arrow: a MAP fetched as Python objects row by row took 6x as long.
+    found = cur.sql(
+        f"SELECT series_no AS no, metric, labels FROM metric_series WHERE project = ? AND {where}",
+        params=params,
+    ).to_arrow_table()
+    ids = found.select(["no"]).append_column(
+        "k", pa.array(np.arange(found.num_rows, dtype=np.int32))
+    )
+    cur.register("_wk_ids", ids)
+    table = cur.sql(
+        "SELECT i.k, s.t_ms, s.value FROM metric_samples s JOIN _wk_ids i "
+        "ON s.series_no = i.no WHERE s.t_ms BETWEEN ? AND ?",
+        params=[start_ms, end_ms],
+    ).to_arrow_table()
+    cur.unregister("_wk_ids")
+    return block_of(found, table)
+
+
 def block_of(found: pa.Table, table: pa.Table) -> SampleBlock:
     """The `SampleBlock` of the series `found` (metric, labels), whose samples are the rows
     of `table` (k: the series' position in `found`, t_ms, value), in any order.
