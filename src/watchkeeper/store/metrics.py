@@ -114,7 +114,8 @@ class MetricsStore:
         self._names: dict[str, Counter[str]] = {}  # project -> series per metric name
         self._meta: dict[tuple[str, str], Metadata] = {}
         self._warned: dict[str, float] = {}
-        self._sids: dict[str, dict[Labels, int]] = {}  # project -> labels -> series id
+        # project -> labels -> (series id, its number; -1 until the series is written)
+        self._sids: dict[str, dict[Labels, tuple[int, int]]] = {}
         self._moved: dict[int, LastSample] = {}  # last samples the file does not hold yet
         self._flushed_at = clock()
         self.limit_warnings: dict[str, str] = {}  # project -> the last series-limit warning
@@ -205,22 +206,25 @@ class MetricsStore:
             result.seconds = time.perf_counter() - started
             return result
 
-    def _series_ids(self, project: str, series: list[Labels]) -> list[int]:
-        """Each series' id: hashed once per series seen lately, not per sample."""
+    def _series_ids(self, project: str, series: list[Labels]) -> tuple[list[int], list[int]]:
+        """Each series' id and number (-1: none yet): hashed and looked up once per series
+        seen lately, not per sample nor per write."""
         ids = self._sids.setdefault(project, {})
         if len(ids) + len(series) > _SID_CACHE:
             ids.clear()
-        out = []
+        sids, numbers = [], []
         for labels in series:
-            sid = ids.get(labels)
-            if sid is None:
-                sid = ids[labels] = series_id(project, labels)
-            out.append(sid)
-        return out
+            got = ids.get(labels)
+            if got is None or got[1] < 0:
+                sid = series_id(project, labels) if got is None else got[0]
+                got = ids[labels] = (sid, self._no.get(sid, -1))
+            sids.append(got[0])
+            numbers.append(got[1])
+        return sids, numbers
 
     def _slots(self, project: str, series: list[Labels]) -> Slots:
         """Each distinct series of a request once (a slot), new ones past the limit refused."""
-        sids = self._series_ids(project, series)
+        sids, numbers = self._series_ids(project, series)
         firsts: dict[int, Labels] = {}
         for sid, labels in zip(sids, series, strict=True):
             firsts.setdefault(sid, labels)
@@ -229,7 +233,9 @@ class MetricsStore:
         else:  # one series twice in a request: one slot
             slot_of = {sid: i for i, sid in enumerate(firsts)}
             entry = np.array([slot_of[sid] for sid in sids], np.int64)
-        out = Slots(entry, list(firsts), [True] * len(firsts))
+            number_of = dict(zip(sids, numbers, strict=True))
+            numbers = [number_of[sid] for sid in firsts]
+        out = Slots(entry, list(firsts), numbers, [True] * len(firsts))
         out.prev = [self._last.get(sid) for sid in out.sids]
         room = self.max_series_per_project - self._series_count[project]
         for i in [i for i, p in enumerate(out.prev) if p is None]:  # new, or no sample left
@@ -280,8 +286,7 @@ class MetricsStore:
         """Each slot's series number (-1: a series refused, never written) and the numbers
         of the new series, the next ones free (taken once the write is committed)."""
         new = {sid: self._next_no + i for i, sid in enumerate(slots.new)}
-        known = self._no
-        numbers = [known.get(sid, -1) for sid in slots.sids]
+        numbers = slots.numbers
         if new:
             numbers = [new.get(sid, n) for sid, n in zip(slots.sids, numbers, strict=True)]
         return np.array(numbers, np.int64), new
@@ -509,6 +514,7 @@ class MetricsStore:
 
     def _forget(self, gone: Sequence[tuple[int, str, str]]) -> None:
         """The writer's state without the series deleted."""
+        self._sids.clear()  # the numbers of the series gone, with the rest
         for sid, project, metric in gone:
             self._last.pop(sid, None)
             self._moved.pop(sid, None)
@@ -525,6 +531,7 @@ class MetricsStore:
         self._moved.clear()
         self._project_of.clear()
         self._no.clear()
+        self._sids.clear()
         self._next_no = 0
         self._series_count.clear()
         self._names.clear()
