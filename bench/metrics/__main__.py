@@ -17,14 +17,16 @@
    Prometheus's TSDB as a snapshot of its head and blocks (the compacted form; its WAL, the
    write-ahead copy, printed apart).
 
-One load at a time, each server in its own process on loopback (ports 19400, 19401); the
-machine is shared: its load is printed at the start and the end.
+One load at a time, each server in its own process on loopback (ports 19400, 19401, or
+`WATCHKEEPER_BENCH_PORT` and the next); the machine is shared: its load is printed at the
+start and the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import random
 import statistics
 import tempfile
@@ -150,23 +152,31 @@ def wait_written(target: float, timeout: float = 600) -> float:
     return time.perf_counter()
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) a process has used (Linux's /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def query_times(
-    url: str, expr: str, start_s: float, end_s: float, step: int, n: int
-) -> list[float]:
-    """Seconds of `n` range queries (each checked to return series)."""
-    out = []
+    url: str, expr: str, start_s: float, end_s: float, step: int, n: int, pid: int
+) -> tuple[list[float], list[float]]:
+    """Seconds of `n` range queries (each checked to return series), wall and the server's
+    CPU (process `pid`: a figure other jobs on the machine weigh less on)."""
+    walls, cpus = [], []
     with httpx.Client() as client:
         for _ in range(n):
-            began = time.perf_counter()
+            began, used = time.perf_counter(), cpu_seconds(pid)
             r = client.get(
                 f"{url}/api/v1/query_range",
                 timeout=120,
                 params={"query": expr, "start": start_s, "end": end_s, "step": step},
             )
-            out.append(time.perf_counter() - began)
+            walls.append(time.perf_counter() - began)
+            cpus.append(cpu_seconds(pid) - used)
             if r.status_code != 200 or not r.json()["data"]["result"]:
                 raise SystemExit(f"{url}: {expr}: {r.status_code} {r.text[:300]}")
-    return out
+    return walls, cpus
 
 
 @dataclass
@@ -318,11 +328,15 @@ def run(args: argparse.Namespace, work: Path, wk: Any, prom: Any) -> None:
         f"{args.repeat} runs each (ms)"
     )
     for label, expr in QUERIES.items():
-        for name, url in (("watchkeeper", f"{WK}/prometheus"), ("prometheus", PROM)):
-            times = query_times(url, expr, start_s, end_s, args.step, args.repeat)
+        for name, url, pid in (
+            ("watchkeeper", f"{WK}/prometheus", wk.pid),
+            ("prometheus", PROM, prom.pid),
+        ):
+            times, cpus = query_times(url, expr, start_s, end_s, args.step, args.repeat, pid)
             print(
                 f"  {label:<16} {name:<12} p50 {statistics.median(times) * 1e3:>8.1f}  "
-                f"p95 {pct(times, 0.95) * 1e3:>8.1f}"
+                f"p95 {pct(times, 0.95) * 1e3:>8.1f}  "
+                f"(server CPU p50 {statistics.median(cpus) * 1e3:>6.0f})"
             )
 
     n = args.series

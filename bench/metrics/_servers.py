@@ -14,9 +14,11 @@ from pathlib import Path
 
 import httpx
 
-#: Fixed ports of this benchmark (issue 13's range for it: 19400-19499).
-WATCHKEEPER_PORT = 19400
-PROMETHEUS_PORT = 19401
+#: Ports of this benchmark (issue 13's range for it: 19400-19499); another range with
+#: `WATCHKEEPER_BENCH_PORT` (Watchkeeper's; Prometheus's is the next one), so two runs can
+#: share a machine.
+WATCHKEEPER_PORT = int(os.environ.get("WATCHKEEPER_BENCH_PORT", "19400"))
+PROMETHEUS_PORT = WATCHKEEPER_PORT + 1
 
 
 def _ready(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:

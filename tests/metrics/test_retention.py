@@ -55,3 +55,17 @@ def test_retention_counts_from_the_newest_sample_but_never_past_the_clock() -> N
     _one_pass(store, 2, t0 / 1000 + DAY_S)
     assert store.stats() == {"p": 2}
     store.close()
+
+
+def test_a_series_deleted_and_written_again_is_read_under_its_new_number() -> None:
+    store = MetricsStore()
+    a, b, c = ((("__name__", "up"), ("job", j)) for j in "abc")
+    store.write("p", [Sample(a, 1000, 1.0), Sample(b, 1000, 1.0)])
+    store.write("p", [Sample(a, 2000, 2.0), Sample(b, 5000, 5.0)])  # a's number is cached
+    assert store.delete_before(3000) == (3, 1)  # a's samples and a
+    store.write("p", [Sample(c, 6000, 6.0)])
+    store.write("p", [Sample(a, 7000, 7.0), Sample(c, 7000, 7.5)])
+    store.write("p", [Sample(a, 8000, 8.0)])
+    got = {s.labels["job"]: s.values.tolist() for s in store.select("p", [], 0, 10**6)}
+    assert got == {"a": [7.0, 8.0], "b": [5.0], "c": [6.0, 7.5]}
+    store.close()

@@ -219,3 +219,41 @@ def test_a_file_of_schema_1_gets_each_series_first_and_last(tmp_path: Path) -> N
     # Its last sample (a staleness marker at 3000) is known: an older one is out of order.
     assert store.write("p", [Sample(labels, 2500, 1.0)]).rejected == {"out_of_order": 1}
     store.close()
+
+
+def test_a_file_of_schema_3_gets_its_samples_keyed_by_series_number(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    a, b = _labels("up", job="a"), _labels("up", job="b")
+    con = duckdb.connect(str(path))
+    _duckdb_schema.migrate(con, target=3, steps=MIGRATIONS)
+    for created, labels in ((2, a), (1, b)):  # b first: numbers follow creation
+        con.execute(
+            "INSERT INTO metric_series VALUES (?, 'p', 'up', MAP {'job': ?}, ?, 1000, 2000, 2.0)",
+            [series_id("p", labels), dict(labels)["job"], created],
+        )
+    con.executemany(
+        "INSERT INTO metric_samples VALUES (?, ?, ?)",
+        [(series_id("p", a), 2000, 2.0), (series_id("p", b), 1000, None),
+         (series_id("p", a), 1000, 1.0), (series_id("p", b), 2000, 5.0)],
+    )  # fmt: skip
+    con.close()
+    store = MetricsStore(path)
+    assert _values(store, Matcher("__name__", "=", "up")) == {
+        "__name__=up,job=a": [(1000, 1.0), (2000, 2.0)],
+        "__name__=up,job=b": [(1000, None), (2000, 5.0)],
+    }
+    c = _labels("up", job="c")
+    assert store.write("p", [Sample(c, 3000, 3.0), Sample(a, 3000, 3.0)]).written == 2
+    store.close()
+    with duckdb.connect(str(path)) as con:
+        numbers = con.execute("SELECT labels['job'], series_no FROM metric_series ORDER BY 2")
+        assert numbers.fetchall() == [("b", 0), ("a", 1), ("c", 2)]
+        columns = con.execute("SELECT column_name FROM duckdb_columns() "
+                              "WHERE table_name = 'metric_samples'").fetchall()  # fmt: skip
+        assert columns == [("series_no",), ("t_ms",), ("value",)]
+    store = MetricsStore(path)
+    assert _values(store, Matcher("job", "=~", "a|c")) == {
+        "__name__=up,job=a": [(1000, 1.0), (2000, 2.0), (3000, 3.0)],
+        "__name__=up,job=c": [(3000, 3.0)],
+    }
+    store.close()

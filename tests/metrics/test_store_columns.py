@@ -93,7 +93,10 @@ def test_a_series_seen_again_in_a_later_request_keeps_its_id(tmp_path: Path) -> 
     assert store.stats() == {"p": 2}
     store.close()
     with duckdb.connect(str(tmp_path / "metrics.duckdb")) as con:
-        rows = con.execute("SELECT series_id, count(*) FROM metric_samples GROUP BY 1").fetchall()
+        rows = con.execute(
+            "SELECT series_id, count(*) FROM metric_samples JOIN metric_series USING (series_no) "
+            "GROUP BY 1"
+        ).fetchall()
         last = con.execute("SELECT series_id, last_ms FROM metric_series").fetchall()
     assert dict(rows) == {series_id("p", up): 2, series_id("p", other): 1}
     assert dict(last) == {series_id("p", up): 2000, series_id("p", other): 2000}

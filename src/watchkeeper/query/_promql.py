@@ -26,7 +26,6 @@ from watchkeeper.query._promql_values import (
     Floats,
     Matrix,
     PromQLError,
-    RangeSeries,
     Scalar,
     Series,
     String,
@@ -34,7 +33,7 @@ from watchkeeper.query._promql_values import (
     Value,
     Vector,
 )
-from watchkeeper.store.metrics import Matcher, MetricsStore
+from watchkeeper.store.metrics import Matcher, MetricsStore, SampleBlock
 
 # The parser's enums are not hashable: keyed by their names.
 _MATCH_OPS = {"Equal": "=", "NotEqual": "!=", "Re": "=~", "NotRe": "!~"}
@@ -154,40 +153,45 @@ class _Evaluation:
                 kind="execution",
             )
 
-    def _select(self, selector: Any, back_ms: int) -> tuple[list[Any], np.ndarray[Any, Any]]:
+    def _ends(self, selector: Any, back_ms: int) -> np.ndarray[Any, Any]:
+        """Each step's time moved back by the selector's offset."""
         if selector.at is not None:
             raise PromQLError("the @ modifier is not supported yet")
         offset = _ms(selector.offset)
         if abs(offset) + back_ms > _FAR_MS:
             raise PromQLError("an offset or range of more than 100 years is not supported")
-        ends = self.steps - offset
-        found = self.engine.store.select(
+        return self.steps - offset
+
+    def _select(self, selector: Any, back_ms: int) -> tuple[SampleBlock, Times]:
+        """The samples of the selector's series that the steps' windows reach back to."""
+        ends = self._ends(selector, back_ms)
+        block = self.engine.store.select_block(
             self.project, matchers_of(selector), int(ends.min()) - back_ms, int(ends.max())
         )
-        self._count(sum(len(s.t_ms) for s in found))
-        return found, ends
+        self._count(len(block.t_ms))
+        return block, ends
 
     def vector_selector(self, node: Any) -> Vector:
         lookback = self.engine.lookback_ms
-        found, ends = self._select(node, lookback)
+        block, ends = self._select(node, lookback)
+        # each step's value: the series' last sample in (step - lookback, step], if not stale
+        lo, hi = fn.window_bounds(block.t_ms, block.offsets, ends - lookback, ends)
+        last = np.maximum(hi - 1, 0)
+        present = (hi > lo) & ~block.stale[last] if len(block.t_ms) else hi > lo
         out = []
-        for s in found:
-            idx = np.searchsorted(s.t_ms, ends, side="right") - 1
-            safe = np.maximum(idx, 0)
-            present = (idx >= 0) & (s.t_ms[safe] > ends - lookback) & ~s.stale[safe]
-            if present.any():
-                out.append(Series(s.labels, s.values[safe], present))
+        for k in np.flatnonzero(present.any(axis=1)):
+            out.append(Series(block.labels[k], block.values[last[k]], present[k]))
         return Vector(out)
 
     def matrix_selector(self, node: Any) -> Matrix:
         range_ms = _ms(node.range)
-        found, ends = self._select(node.vector_selector, range_ms)
-        series = [
-            RangeSeries(s.labels, s.t_ms[~s.stale], s.values[~s.stale])
-            for s in found
-            if (~s.stale).any()
-        ]
-        return Matrix(series, range_ms, ends)
+        block, ends = self._select(node.vector_selector, range_ms)
+        keep = ~block.stale
+        offsets = block.offsets
+        if not keep.all():  # stale markers left out: each series' share of what is kept
+            offsets = np.concatenate(([0], np.cumsum(keep)))[offsets]
+        t, v = block.t_ms[keep], block.values[keep]
+        return Matrix(block.labels, offsets, t, v, range_ms, ends)
 
     def scalar(self, node: Any, what: str) -> Floats:
         value = self.eval(node)

@@ -105,11 +105,18 @@ def aggregate(
     """An aggregation over groups of series (by or without labels)."""
     groups: dict[_Key, list[Series]] = {}
     labels_of: dict[_Key, dict[str, str]] = {}
+    by = sorted(set(names))
     for s in vector.series:
-        labels = _group_labels(s.labels, names, without)
-        k = key(labels)
-        groups.setdefault(k, []).append(s)
-        labels_of[k] = labels
+        if without:
+            k = key(_group_labels(s.labels, names, without))
+        else:  # key() of the group's labels, without a dict and a sort per series
+            k = tuple((n, v) for n in by if (v := s.labels.get(n)))
+        members = groups.get(k)
+        if members is None:
+            groups[k] = [s]
+            labels_of[k] = _group_labels(s.labels, names, without)
+        else:
+            members.append(s)
     if op in ("topk", "bottomk"):
         assert param is not None
         return Vector([s for members in groups.values() for s in _top(op, members, param)])

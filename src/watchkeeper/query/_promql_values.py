@@ -18,6 +18,7 @@ from watchkeeper.errors import ValidationError
 Floats = np.ndarray[Any, Any]
 Mask = np.ndarray[Any, Any]
 Times = np.ndarray[Any, Any]
+Ints = np.ndarray[Any, Any]
 
 
 class PromQLError(ValidationError):
@@ -69,12 +70,39 @@ class RangeSeries:
 
 @dataclass(slots=True)
 class Matrix:
-    """A range vector: raw samples and the range (ms) each step looks back over; the steps
-    it is evaluated at are the query's, moved back by its offset."""
+    """A range vector: every series' raw samples (stale markers left out) end to end, series
+    k's at `[offsets[k], offsets[k + 1])` in time order, and the range (ms) each step looks
+    back over; the steps it is evaluated at are the query's, moved back by its offset."""
 
-    series: list[RangeSeries]
+    labels: list[dict[str, str]]
+    offsets: Ints
+    t_ms: Times
+    values: Floats
     range_ms: int
     ends: Times  # the end of each step's window (the step's time minus the offset)
+
+    @classmethod
+    def of(cls, series: list[RangeSeries], range_ms: int, ends: Times) -> Matrix:
+        """A matrix of separate series (each in time order)."""
+        sizes = [len(rs.t_ms) for rs in series]
+        return cls(
+            [rs.labels for rs in series],
+            np.concatenate(([0], np.cumsum(sizes, dtype=np.int64))).astype(np.int64),
+            np.concatenate([rs.t_ms for rs in series] or [np.zeros(0, np.int64)]),
+            np.concatenate([rs.values for rs in series] or [np.zeros(0)]).astype(np.float64),
+            range_ms,
+            ends,
+        )
+
+    @property
+    def series(self) -> list[RangeSeries]:
+        """Each series with samples on its own (views of the arrays)."""
+        out = []
+        for k, labels in enumerate(self.labels):
+            lo, hi = int(self.offsets[k]), int(self.offsets[k + 1])
+            if hi > lo:
+                out.append(RangeSeries(labels, self.t_ms[lo:hi], self.values[lo:hi]))
+        return out
 
 
 Value = Vector | Scalar | String | Matrix

@@ -58,8 +58,9 @@ def recover(con: Any) -> list[tuple[int, int, float | None]]:
     if row is None or row[0] is None:
         return []
     rows: list[tuple[int, int, float | None]] = con.execute(
-        "SELECT series_id, max(t_ms), arg_max_null(value, t_ms) FROM metric_samples "
-        "WHERE t_ms >= ? GROUP BY series_id",
+        "SELECT s.series_id, max(m.t_ms), arg_max_null(m.value, m.t_ms) "
+        "FROM metric_samples m JOIN metric_series s USING (series_no) "
+        "WHERE m.t_ms >= ? GROUP BY s.series_id",
         [row[0]],
     ).fetchall()
     return rows

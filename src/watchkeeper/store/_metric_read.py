@@ -1,5 +1,6 @@
 """The read side of the metric store: PromQL label matchers as SQL over `metric_series`,
-and the samples read back split into one `SeriesData` per series."""
+and the samples read back as one `SampleBlock` (every series end to end, each in time
+order), or split into one `SeriesData` per series."""
 
 from __future__ import annotations
 
@@ -32,6 +33,30 @@ class SeriesData:
     stale: np.ndarray[Any, np.dtype[np.bool_]]
 
 
+@dataclass(slots=True)
+class SampleBlock:
+    """Samples of many series in one set of arrays: series k's are `[offsets[k],
+    offsets[k + 1])`, in time order; values are NaN where stale. A range function works on
+    all series at once from these, with no Python object per series or sample."""
+
+    labels: list[dict[str, str]]
+    offsets: np.ndarray[Any, np.dtype[np.int64]]
+    t_ms: np.ndarray[Any, np.dtype[np.int64]]
+    values: np.ndarray[Any, np.dtype[np.float64]]
+    stale: np.ndarray[Any, np.dtype[np.bool_]]
+
+    def split(self) -> list[SeriesData]:
+        """One `SeriesData` per series with samples (views of the arrays)."""
+        out = []
+        for k, labels in enumerate(self.labels):
+            lo, hi = int(self.offsets[k]), int(self.offsets[k + 1])
+            if hi > lo:
+                out.append(
+                    SeriesData(labels, self.t_ms[lo:hi], self.values[lo:hi], self.stale[lo:hi])
+                )
+        return out
+
+
 def where_sql(matchers: Sequence[Matcher], params: list[Any]) -> str:
     """SQL conditions on `metric_series` for the matchers (DuckDB's regexes are RE2, as
     Prometheus's are; a label absent is the empty string, as in PromQL)."""
@@ -56,21 +81,57 @@ def where_sql(matchers: Sequence[Matcher], params: list[Any]) -> str:
     return " AND ".join(parts) or "TRUE"
 
 
-def split_series(found: list[tuple[Any, ...]], table: pa.Table) -> list[SeriesData]:
-    """One `SeriesData` per series of `found` (id, metric, labels) with rows in `table`
-    (series_id, t_ms, value; ordered by series and time)."""
-    labels = {sid: {"__name__": metric, **dict(lb)} for sid, metric, lb in found}
-    if not table.num_rows:
-        return []
-    sids = table.column("series_id").to_numpy()
+def read_block(
+    cur: Any, project: str, matchers: Sequence[Matcher], start_ms: int, end_ms: int
+) -> SampleBlock:
+    """The samples in [start_ms, end_ms] of the project's series the matchers select (a
+    DuckDB cursor of the metric store; series without samples there have none)."""
+    params: list[Any] = [project]
+    where = where_sql(matchers, params)
+    # As Arrow: a MAP fetched as Python objects row by row took 6x as long.
+    found = cur.sql(
+        f"SELECT series_no AS no, metric, labels FROM metric_series WHERE project = ? AND {where}",
+        params=params,
+    ).to_arrow_table()
+    ids = found.select(["no"]).append_column(
+        "k", pa.array(np.arange(found.num_rows, dtype=np.int32))
+    )
+    cur.register("_wk_ids", ids)
+    table = cur.sql(
+        "SELECT i.k, s.t_ms, s.value FROM metric_samples s JOIN _wk_ids i "
+        "ON s.series_no = i.no WHERE s.t_ms BETWEEN ? AND ?",
+        params=[start_ms, end_ms],
+    ).to_arrow_table()
+    cur.unregister("_wk_ids")
+    return block_of(found, table)
+
+
+def block_of(found: pa.Table, table: pa.Table) -> SampleBlock:
+    """The `SampleBlock` of the series `found` (metric, labels), whose samples are the rows
+    of `table` (k: the series' position in `found`, t_ms, value), in any order.
+
+    The rows are put in (series, time) order here, by one numpy sort of a combined key,
+    rather than by an ORDER BY in DuckDB (a third of the read's time)."""
+    metrics = found.column("metric").to_pylist()
+    pairs = found.column("labels").to_pylist()
+    labels = [{"__name__": m, **dict(lb)} for m, lb in zip(metrics, pairs, strict=True)]
+    k = table.column("k").to_numpy().astype(np.int64)
     times = table.column("t_ms").to_numpy()
     raw = table.column("value")
-    stale = raw.is_null().to_numpy(zero_copy_only=False)
-    values = raw.fill_null(float("nan")).to_numpy()
-    bounds = np.flatnonzero(np.diff(sids)) + 1
-    out = []
-    for lo, hi in zip(
-        np.concatenate(([0], bounds)), np.concatenate((bounds, [len(sids)])), strict=True
-    ):
-        out.append(SeriesData(labels[int(sids[lo])], times[lo:hi], values[lo:hi], stale[lo:hi]))
-    return out
+    counts = np.bincount(k, minlength=len(labels))
+    offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+    if len(times):
+        base = int(times.min())
+        span = int(times.max()) - base + 1
+        if len(labels) * span < 2**62:
+            order = np.argsort(k * span + (times - base))
+        else:  # a range of centuries over many series: a key would overflow
+            order = np.lexsort((times, k))
+        times = times[order]
+        values = raw.fill_null(float("nan")).to_numpy()[order]
+        stale = np.zeros(len(times), np.bool_)
+        if raw.null_count:
+            stale = raw.is_null().to_numpy(zero_copy_only=False)[order]
+    else:
+        stale, values = np.zeros(0, np.bool_), np.zeros(0, np.float64)
+    return SampleBlock(labels, offsets, times.astype(np.int64), values, stale)

@@ -105,10 +105,11 @@ class Checked:
 @dataclass(slots=True)
 class Slots:
     """The distinct series of one write: per request entry its slot; per slot the series
-    id, whether it may be written (known, or new within the limit), its last sample."""
+    id and number, whether it may be written (known, or new within the limit), its last sample."""
 
     entry: np.ndarray[Any, np.dtype[np.int64]]
     sids: list[int] = field(default_factory=list)
+    numbers: list[int] = field(default_factory=list)  # -1: none yet (new, or refused)
     allowed: list[bool] = field(default_factory=list)
     prev: list[tuple[int, float | None] | None] = field(default_factory=list)
     new: dict[int, Labels] = field(default_factory=dict)
