@@ -5,9 +5,10 @@ Its own database file (`<data_dir>/logs.duckdb`), as the metric store has, for t
 reasons (its writer never waits on the span writer's lock or checkpoints); DuckDB compresses
 the text columns itself (dictionary and FSST).
 
-**Text access path.** Each write appends its records in blocks (per project, at most
-`BLOCK_RECORDS`) and records, in `log_blocks`, the block's time range and a Bloom filter
-of the words of its bodies: 16,384 bits in 256 UBIGINT columns, 3 bits per word. A search
+**Text access path.** Each write appends its records in blocks (per project, in time
+order, at most `BLOCK_RECORDS`) and records, in `log_blocks`, the block's time range and a
+Bloom filter of the words of its bodies: 16,384 bits in 256 UBIGINT columns, 3 bits per
+word, computed by the engine (`_log_blocks`). A search
 for words or phrases first keeps the blocks whose filter has every bit of every word (a
 handful of columns of a table a few hundred times smaller than the logs: DuckDB reads only
 the columns a query names), then matches the bodies of those blocks only.
