@@ -147,6 +147,23 @@ def test_the_block_filter_holds_every_word_of_its_bodies() -> None:
     )
 
 
+def test_a_write_of_several_projects_makes_blocks_of_each() -> None:
+    store = DuckDBLogStore(None)
+    rows = [
+        replace(_row(i, f"line {i} of {'pq'[i % 2]}"), project="pq"[i % 2]) for i in range(1200)
+    ]
+    assert store.write(rows) == 1200
+    with store._cursor() as cur:
+        blocks = cur.execute("SELECT project, records FROM log_blocks ORDER BY block").fetchall()
+    assert blocks == [("p", BLOCK_RECORDS), ("p", 600 - BLOCK_RECORDS),
+                      ("q", BLOCK_RECORDS), ("q", 600 - BLOCK_RECORDS)]  # fmt: skip
+    for project in "pq":
+        f = LogFilter(project, T0, T0 + 2000 * S, text=Terms.parse(f"of {project}"))
+        assert store.count_matching(f) == 600
+        f = LogFilter(project, T0, T0 + 2000 * S, text=Terms.parse("line 1198"))
+        assert store.count_matching(f) == (project == "p")
+
+
 def test_a_store_of_the_first_layout_gets_its_filters_recomputed(tmp_path: Path) -> None:
     path = tmp_path / "logs.duckdb"
     con = duckdb.connect(str(path))
