@@ -53,6 +53,7 @@ def _args() -> argparse.Namespace:
     ap.add_argument("--runs", type=int, help="times each search is timed (default 20)")
     ap.add_argument("--skip-ingest", action="store_true")
     ap.add_argument("--skip-search", action="store_true")
+    ap.add_argument("--port", type=int, default=0, help="the server's port (default: a free one)")
     args = ap.parse_args()
     # --quick changes the sizes not given explicitly
     defaults = (50_000, 200_000, 5) if args.quick else (1_000_000, 10_000_000, 20)
@@ -71,7 +72,7 @@ def ingest(engine: str, args: argparse.Namespace, tmp: Path) -> None:
     """Part (a) on `engine`, on a fresh data directory."""
     data = tmp / f"ingest-{engine}" / "data"
     data.mkdir(parents=True)
-    port = _free_port()
+    port = args.port or _free_port()
     proc = _start_server(data, port, _env(engine))
     url = f"http://127.0.0.1:{port}"
     try:
@@ -115,7 +116,7 @@ def search(engine: str, args: argparse.Namespace, tmp: Path) -> None:
     )
     took = _search.build(engine, data, args.records, end_ns)
     print(f"  built in {took:.0f} s ({args.records / took:,.0f} records/s)")
-    port = _free_port()
+    port = args.port or _free_port()
     proc = _start_server(data, port, _env(engine))
     url = f"http://127.0.0.1:{port}"
     try:

@@ -4,8 +4,10 @@ others stored). A real spool on disk; the signal's store is the test's list."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+from tests.eventually import eventually
 from watchkeeper.config import IngestConfig
 from watchkeeper.ingest._spool import Entry, Record
 from watchkeeper.ingest._spooled import SpooledWriter
@@ -29,7 +31,7 @@ class ListStore:
         self.writes.append(bodies)
 
 
-def _writer(tmp_path: Path, store: ListStore) -> SpooledWriter[bytes]:
+def _writer(tmp_path: Path, store: ListStore, linger_s: float = 0.0) -> SpooledWriter[bytes]:
     return SpooledWriter(
         "log",
         tmp_path,
@@ -38,6 +40,7 @@ def _writer(tmp_path: Path, store: ListStore) -> SpooledWriter[bytes]:
         write=store.write_one,
         write_many=store.write_many,
         group=4,
+        linger_s=linger_s,
     )
 
 
@@ -72,3 +75,17 @@ def test_a_refused_group_is_written_one_by_one(tmp_path: Path) -> None:
     assert store.writes == [[b"one"], [b"three"]]
     assert writer.dead_letter.count() == 1
     assert [letter.record.body for letter in writer.dead_letter.letters()] == [b"bad two"]
+
+
+def test_a_lingering_writer_writes_what_arrives_meanwhile_together(tmp_path: Path) -> None:
+    store = ListStore()
+    writer = _writer(tmp_path, store, linger_s=600)  # far longer than the test: once it has
+    writer.start()  # written, it writes again only when a flush hurries it
+    writer.spool.append([Entry("p", "protobuf", b"first")])
+    assert eventually(lambda: store.writes == [[b"first"]], 30)
+    writer.spool.append([Entry("p", "protobuf", b"second")])
+    time.sleep(0.3)  # a writer that did not linger would have written it alone by now
+    writer.spool.append([Entry("p", "protobuf", b"third")])
+    assert writer.flush(30)
+    writer.stop()
+    assert store.writes == [[b"first"], [b"second", b"third"]]

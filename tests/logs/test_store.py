@@ -6,19 +6,23 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
+import duckdb
 import orjson
+import pyarrow as pa
 import pytest
 
 from tests.store.conftest import chdb_url
 from watchkeeper.errors import ValidationError
 from watchkeeper.ingest._logs_decode import log_id
 from watchkeeper.model import LogRow
+from watchkeeper.store import _duckdb_schema, duckdb_logs
 from watchkeeper.store._dialect import Params
+from watchkeeper.store._log_blocks import BITS, BLOCK_RECORDS
 from watchkeeper.store.clickhouse_logs import ClickHouseLogStore
-from watchkeeper.store.duckdb_logs import BITS, BLOCK_RECORDS, DuckDBLogStore, bloom
+from watchkeeper.store.duckdb_logs import DuckDBLogStore
 from watchkeeper.store.logs import LogFilter, LogStore, ServiceCount, Terms, step_for, words
 
 T0 = 1_750_000_000_000_000_000
@@ -129,6 +133,53 @@ def test_the_block_filter_skips_blocks_without_the_words() -> None:
     assert [r.body for r in store.search(f).records] == ["rare needle here"]
 
 
+def test_the_block_filter_holds_every_word_of_its_bodies() -> None:
+    store = DuckDBLogStore(None)
+    unique = [f"w{i * 7919:x}q" for i in range(BLOCK_RECORDS)]  # bits all over the filter
+    store.write([_row(i, f"line {word} ΣΑΣ") for i, word in enumerate(unique)])
+    for word in [*unique[::16], "σας", "ΣΑΣ"]:  # any case variant of a word, final sigma too
+        f = LogFilter("p", T0, T0 + 1000 * S, text=Terms.parse(word))
+        p = Params(store.dialect)
+        with store._cursor() as cur:
+            assert cur.execute(store.blocks_sql(f, p), p.values).fetchall() == [(1,)], word
+    assert (
+        len(store.search(LogFilter("p", T0, T0 + 1000 * S, text=Terms.parse("σας"))).records) == 100
+    )
+
+
+def test_a_write_of_several_projects_makes_blocks_of_each() -> None:
+    store = DuckDBLogStore(None)
+    rows = [
+        replace(_row(i, f"line {i} of {'pq'[i % 2]}"), project="pq"[i % 2]) for i in range(1200)
+    ]
+    assert store.write(rows) == 1200
+    with store._cursor() as cur:
+        blocks = cur.execute("SELECT project, records FROM log_blocks ORDER BY block").fetchall()
+    assert blocks == [("p", BLOCK_RECORDS), ("p", 600 - BLOCK_RECORDS),
+                      ("q", BLOCK_RECORDS), ("q", 600 - BLOCK_RECORDS)]  # fmt: skip
+    for project in "pq":
+        f = LogFilter(project, T0, T0 + 2000 * S, text=Terms.parse(f"of {project}"))
+        assert store.count_matching(f) == 600
+        f = LogFilter(project, T0, T0 + 2000 * S, text=Terms.parse("line 1198"))
+        assert store.count_matching(f) == (project == "p")
+
+
+def test_a_store_of_the_first_layout_gets_its_filters_recomputed(tmp_path: Path) -> None:
+    path = tmp_path / "logs.duckdb"
+    con = duckdb.connect(str(path))
+    assert _duckdb_schema.migrate(con, target=1, steps=duckdb_logs.MIGRATIONS) == 1
+    rows = pa.Table.from_pylist([asdict(_row(i, f"old line {i}")) for i in range(3)])
+    con.register("old", rows)
+    con.execute("INSERT INTO logs SELECT 1, * FROM old")  # block 1, its filter from another hash
+    con.execute("INSERT INTO log_blocks VALUES (1, 'p', 0, 0, 3, " + ", ".join(["0"] * 256) + ")")
+    con.close()
+    store = DuckDBLogStore(path)
+    assert _ids(store, text=Terms.parse("old")) == [2, 1, 0]
+    assert store.write([_row(9, "new line")]) == 1  # the blocks go on numbering
+    assert _ids(store, text=Terms.parse("line")) == [9, 2, 1, 0]
+    store.close()
+
+
 def test_a_large_write_makes_blocks_of_bounded_size() -> None:
     store = DuckDBLogStore(None)
     rows = [_row(i, f"routine message {i}") for i in range(2 * BLOCK_RECORDS + 100)]
@@ -170,7 +221,8 @@ def test_retention_drops_records_and_their_blocks(store: LogStore) -> None:
 
 def test_words_and_filter_bits() -> None:
     assert words("Hello, wörld! x_y 42") == ["hello", "wörld", "x_y", "42"]
-    assert sum(bin(w).count("1") for w in bloom(["a b c"])) <= 9 < BITS
+    masks = DuckDBLogStore(None).masks(Terms.parse("a b c"))
+    assert 3 <= sum(bin(m).count("1") for m in masks.values()) <= 9 < BITS
     with pytest.raises(ValidationError):
         Terms.parse('"..."')
 

@@ -14,7 +14,11 @@ idempotent, which each signal's store is.
 A signal may also bring `write_many`: the writer then hands it up to `group` records read
 together (what is in the spool when the writer comes round: one when it keeps up, more when
 it is behind), in one store write, and moves the checkpoint past them all; should that write
-fail, the records go one by one through `write` and its retries, as without it.
+fail, the records go one by one through `write` and its retries, as without it. With
+`linger_s`, a writer that has caught up waits that long after a write began before the next
+(`flush` and `stop` cut the wait short), so that what arrives meanwhile is written together:
+a store whose writes cost much per write (DuckDB's logs: a 500-record write costs ~3x more
+per record than a 4,000-record one) then spends its time on records, not on writes.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ class SpooledWriter(Generic[T]):
         clock: Callable[[], float] = time.time,
         write_many: Callable[[list[tuple[Record, T]]], None] | None = None,
         group: int = 16,
+        linger_s: float = 0.0,
     ) -> None:
         self._signal = signal  # "metric", "log": in messages, paths and the thread's name
         self._cfg = cfg
@@ -64,6 +69,8 @@ class SpooledWriter(Generic[T]):
         self._write = write
         self._write_many = write_many
         self._group = group if write_many is not None else 1
+        self._linger_s = linger_s
+        self._hurry = threading.Event()  # flush or stop: no lingering
         self._on_write_error = on_write_error
         self._clock = clock
         self.spool = Spool(
@@ -94,6 +101,7 @@ class SpooledWriter(Generic[T]):
             return
         self._committer.stop()
         self._stopping.set()
+        self._hurry.set()
         self._thread.join()
         self._thread = None
         self.spool.close()
@@ -127,6 +135,7 @@ class SpooledWriter(Generic[T]):
         if self._thread is None:
             return True
         target = self.spool.end
+        self._hurry.set()
         deadline = time.monotonic() + timeout
         with self._written:
             while not self.spool.is_stored(target):
@@ -140,23 +149,36 @@ class SpooledWriter(Generic[T]):
 
     def _run(self) -> None:
         cursor = self.spool.checkpoint
+        began = float("-inf")  # when the last write began
         while True:
             stopping = self._stopping.is_set()
             group: list[Record] = []
             for rec in self.spool.read(cursor, _READ_CHUNK):
                 group.append(rec)
                 if len(group) >= self._group:
+                    began = time.monotonic()
                     if not self._store_group(group):
                         return  # stopping while the store fails: the spool replays it
                     cursor = self._stored(group[-1])
                     group = []
             if group:
+                began = time.monotonic()
                 if not self._store_group(group):
                     return
                 cursor = self._stored(group[-1])
-            if stopping and not self.spool.has_after(cursor):
+            caught_up = not self.spool.has_after(cursor)
+            if stopping and caught_up:
                 return
+            if caught_up:
+                self._linger(began)
             self.spool.wait_for(cursor, 0.05)
+
+    def _linger(self, began: float) -> None:
+        """Wait until `linger_s` after the last write began, unless hurried."""
+        wait = began + self._linger_s - time.monotonic()
+        if wait > 0:
+            self._hurry.wait(wait)
+        self._hurry.clear()  # a flush or stop: its records are in the spool, read next
 
     def _stored(self, last: Record) -> Position:
         """Move the checkpoint past `last` and wake `flush`."""

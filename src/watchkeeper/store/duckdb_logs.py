@@ -5,9 +5,10 @@ Its own database file (`<data_dir>/logs.duckdb`), as the metric store has, for t
 reasons (its writer never waits on the span writer's lock or checkpoints); DuckDB compresses
 the text columns itself (dictionary and FSST).
 
-**Text access path.** Each write appends its records in blocks (per project, at most
-`BLOCK_RECORDS`) and records, in `log_blocks`, the block's time range and a Bloom filter
-of the words of its bodies: 16,384 bits in 256 UBIGINT columns, 3 bits per word. A search
+**Text access path.** Each write appends its records in blocks (per project, in time
+order, at most `BLOCK_RECORDS`) and records, in `log_blocks`, the block's time range and a
+Bloom filter of the words of its bodies: 16,384 bits in 256 UBIGINT columns, 3 bits per
+word, computed by the engine (`_log_blocks`). A search
 for words or phrases first keeps the blocks whose filter has every bit of every word (a
 handful of columns of a table a few hundred times smaller than the logs: DuckDB reads only
 the columns a query names), then matches the bodies of those blocks only.
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import threading
 import time
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,23 +28,26 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from watchkeeper.errors import StoreError
 from watchkeeper.model import LogRow
 from watchkeeper.store import _duckdb_schema
 from watchkeeper.store._dialect import DUCKDB, Params
-from watchkeeper.store.logs import COLUMNS, LogFilter, SqlLogStore, Terms, columns, words
+from watchkeeper.store._log_blocks import (
+    BIT_SQL,
+    HASHES,
+    WORDS,
+    bits_sql,
+    filters,
+    filters_sql,
+    numbered,
+    words_sql,
+)
+from watchkeeper.store.logs import COLUMNS, LogFilter, SqlLogStore, Terms, columns
 
-WORDS = 256  # UBIGINT columns of a block's filter
-BITS = WORDS * 64
-HASHES = 3  # bits per word
-#: Records per block at most: ~25 distinct words a record (an id among them) set about a
-#: third of a filter's bits at 512 (a false positive 1 word in 30); a write of more records
-#: makes several blocks (`python -m bench.logs`).
-BLOCK_RECORDS = 512
 _INT = {"time_ns", "observed_ns", "severity_number"}
 
-_BLOOM_COLUMNS = ", ".join(f"b{i} UBIGINT NOT NULL" for i in range(WORDS))
 MIGRATIONS: _duckdb_schema.Migrations = (
     (
         1,
@@ -54,51 +57,25 @@ MIGRATIONS: _duckdb_schema.Migrations = (
             + ", ".join(f"{n} {'BIGINT' if n in _INT else 'VARCHAR'} NOT NULL" for n in COLUMNS)
             + ")",
             "CREATE TABLE log_blocks (block BIGINT PRIMARY KEY, project VARCHAR NOT NULL, "
-            f"min_ns BIGINT NOT NULL, max_ns BIGINT NOT NULL, records INTEGER NOT NULL, "
-            f"{_BLOOM_COLUMNS})",
+            "min_ns BIGINT NOT NULL, max_ns BIGINT NOT NULL, records INTEGER NOT NULL, "
+            + ", ".join(f"b{i} UBIGINT NOT NULL" for i in range(WORDS))
+            + ")",
         ),
+    ),
+    (
+        2,
+        "word filters from the MD5 of each word as the engine splits and folds it (the "
+        "writer computes them in SQL, no longer in Python): every block's recomputed",
+        ("DELETE FROM log_blocks", f"INSERT INTO log_blocks {filters_sql(0)}"),
     ),
 )
 
 
-def bit_positions(word: str) -> tuple[int, ...]:
-    """The filter bits of a word (two stable hashes, combined: Kirsch-Mitzenmacher)."""
-    data = word.encode()
-    h1, h2 = zlib.crc32(data), zlib.adler32(data) | 1
-    return tuple((h1 + i * h2) % BITS for i in range(HASHES))
-
-
-def bloom(texts: Sequence[str]) -> list[int]:
-    """The filter of these texts: `WORDS` 64-bit words."""
-    out = [0] * WORDS
-    for word in {w for t in texts for w in words(t)}:
-        for bit in bit_positions(word):
-            out[bit >> 6] |= 1 << (bit & 63)
-    return out
-
-
-def _filters(project: str, first: int, chunks: list[list[LogRow]]) -> pa.Table:
-    """The `log_blocks` rows of blocks `first`, `first + 1`... holding `chunks`."""
-    filters = [bloom([r.body for r in chunk]) for chunk in chunks]
+def batch(rows: Sequence[LogRow]) -> pa.Table:
+    """The records as an Arrow table of `COLUMNS`."""
     return pa.table(
-        {
-            "block": pa.array(range(first, first + len(chunks)), pa.int64()),
-            "project": pa.array([project] * len(chunks), pa.string()),
-            "min_ns": pa.array([min(r.time_ns for r in c) for c in chunks], pa.int64()),
-            "max_ns": pa.array([max(r.time_ns for r in c) for c in chunks], pa.int64()),
-            "records": pa.array([len(c) for c in chunks], pa.int32()),
-        }
-        | {f"b{i}": pa.array([f[i] for f in filters], pa.uint64()) for i in range(WORDS)}
+        {n: pa.array(v, pa.int64() if n in _INT else pa.string()) for n, v in columns(rows).items()}
     )
-
-
-def masks(terms: Terms) -> dict[int, int]:
-    """Filter column -> the bits every block that may match has set."""
-    out: dict[int, int] = {}
-    for w in terms.all_words():
-        for bit in bit_positions(w):
-            out[bit >> 6] = out.get(bit >> 6, 0) | 1 << (bit & 63)
-    return out
 
 
 class DuckDBLogStore(SqlLogStore):
@@ -163,12 +140,24 @@ class DuckDBLogStore(SqlLogStore):
     def _text_where(self, f: LogFilter, p: Params) -> list[str]:
         return [f"block IN ({self.blocks_sql(f, p)})"]
 
-    @staticmethod
-    def blocks_sql(f: LogFilter, p: Params) -> str:
+    def masks(self, terms: Terms) -> dict[int, int]:
+        """Filter column -> the bits every block that may match has set (the words taken
+        through `words_sql` and `BIT_SQL`, as the writer took the bodies')."""
+        rows = self._rows(
+            f"SELECT {BIT_SQL} AS bit FROM (SELECT md5_number(unnest({words_sql('$text')})) "
+            f"AS h), range({HASHES}) AS r(i)",
+            {"text": " ".join(terms.all_words())},
+        )
+        out: dict[int, int] = {}
+        for (bit,) in rows:
+            out[bit >> 6] = out.get(bit >> 6, 0) | 1 << (bit & 63)
+        return out
+
+    def blocks_sql(self, f: LogFilter, p: Params) -> str:
         """The blocks of `f`'s project and time whose filter holds every word of its text."""
         assert f.text is not None
-        checks = []
-        for col, mask in sorted(masks(f.text).items()):
+        checks = ["true"]  # a text of no word the filter knows narrows nothing
+        for col, mask in sorted(self.masks(f.text).items()):
             m = p(mask)
             checks.append(f"(b{col} & {m}::UBIGINT) = {m}::UBIGINT")
         return (
@@ -179,56 +168,33 @@ class DuckDBLogStore(SqlLogStore):
     # --- writes -----------------------------------------------------------------------------
 
     def write(self, rows: Sequence[LogRow]) -> int:
-        """Store the records not stored yet (by `log_id`); return how many were new."""
-        by_project: dict[str, dict[str, LogRow]] = {}
-        for r in rows:  # the first of each id, in order
-            by_project.setdefault(r.project, {}).setdefault(r.log_id, r)
-        written = 0
+        """Store the records not stored yet (by `log_id`); return how many were new.
+
+        Python handles whole columns (Arrow, numpy); the words and their filter bits are
+        SQL the engine runs (`_log_blocks`), off the interpreter's lock.
+        """
+        if not rows:
+            return 0
+        table = batch(rows)
         with self._lock, self._cursor() as cur:
             cur.execute("BEGIN TRANSACTION")
             try:
-                for project, unique in by_project.items():
-                    written += self._write_block(cur, project, list(unique.values()))
+                table = numbered(_fresh(cur, table), self._next_block)
+                if table.num_rows:
+                    cur.register("wk_logs", table)
+                    cur.execute("INSERT INTO logs SELECT * FROM wk_logs")
+                    bits = cur.execute(bits_sql("wk_logs")).fetchnumpy()
+                    cur.unregister("wk_logs")
+                    cur.register("wk_blocks", blocks := filters(table, bits))
+                    cur.execute("INSERT INTO log_blocks SELECT * FROM wk_blocks")
+                    cur.unregister("wk_blocks")
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
-        return written
-
-    def _write_block(self, cur: Any, project: str, rows: list[LogRow]) -> int:
-        """The project's records not stored yet, in blocks of `BLOCK_RECORDS` at most: one
-        duplicate check, one insert of the records and one of their blocks' filters."""
-        cur.register("wk_ids", pa.table({"log_id": [r.log_id for r in rows]}))
-        stored = cur.execute(
-            "SELECT l.log_id FROM logs l SEMI JOIN wk_ids i ON l.log_id = i.log_id "
-            "WHERE l.project = $p AND l.time_ns BETWEEN $lo AND $hi",
-            {"p": project, "lo": min(r.time_ns for r in rows),
-             "hi": max(r.time_ns for r in rows)},
-        ).fetchall()  # fmt: skip
-        cur.unregister("wk_ids")
-        if stored:
-            old = {i for (i,) in stored}
-            rows = [r for r in rows if r.log_id not in old]
-            if not rows:
-                return 0
-        first = self._next_block
-        chunks = [rows[i : i + BLOCK_RECORDS] for i in range(0, len(rows), BLOCK_RECORDS)]
-        blocks = [first + k for k, chunk in enumerate(chunks) for _ in chunk]
-        table = pa.table(
-            {"block": pa.array(blocks, pa.int64())}
-            | {
-                n: pa.array(v, pa.int64() if n in _INT else pa.string())
-                for n, v in columns(rows).items()
-            }
-        )
-        cur.register("wk_logs", table)
-        cur.execute("INSERT INTO logs SELECT * FROM wk_logs")
-        cur.unregister("wk_logs")
-        cur.register("wk_blocks", _filters(project, first, chunks))
-        cur.execute("INSERT INTO log_blocks SELECT * FROM wk_blocks")
-        cur.unregister("wk_blocks")
-        self._next_block += len(chunks)
-        return len(rows)
+            if table.num_rows:
+                self._next_block += blocks.num_rows
+        return int(table.num_rows)
 
     def delete_before(self, project: str | None, before_ns: int) -> int:
         """Drop records older than `before_ns` (of one project, or all); return how many."""
@@ -240,3 +206,25 @@ class DuckDBLogStore(SqlLogStore):
             blocks = "max_ns < $t" + ("" if project is None else " AND project = $p")
             cur.execute(f"DELETE FROM log_blocks WHERE {blocks}", params)
         return int(n)
+
+
+def _fresh(cur: Any, table: pa.Table) -> pa.Table:
+    """The records of `table` not stored yet, the first of each (project, id): the stored
+    ones are looked for in the batch's time range only, where a copy's time must be."""
+    cur.register("wk_ids", table.select(["project", "log_id"]))
+    lo, hi = pc.min_max(table["time_ns"]).values()
+    stored = cur.execute(
+        "SELECT l.project, l.log_id FROM logs l SEMI JOIN wk_ids i "
+        "ON l.project = i.project AND l.log_id = i.log_id WHERE l.time_ns BETWEEN $lo AND $hi",
+        {"lo": lo.as_py(), "hi": hi.as_py()},
+    ).fetchall()
+    cur.unregister("wk_ids")
+    keys = pc.binary_join_element_wise(table["project"], table["log_id"], "\0")
+    if not stored and pc.count_distinct(keys).as_py() == table.num_rows:
+        return table  # the usual case: all new, no Python per record
+    seen = {f"{p}\0{i}" for p, i in stored}
+    keep = []
+    for key in keys.to_pylist():
+        keep.append(key not in seen)
+        seen.add(key)
+    return table.filter(pa.array(keep, pa.bool_()))
