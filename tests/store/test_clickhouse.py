@@ -225,7 +225,7 @@ def test_a_version_1_database_is_migrated_on_start_and_its_spans_rolled_up(
         raw.close()
 
 
-@pytest.mark.parametrize("crashed_after", [0, 5, 6])
+@pytest.mark.parametrize("crashed_after", [0, 3, 4])
 def test_a_version_2_database_gets_its_payloads_in_start_order(
     chdb_url: str, crashed_after: int
 ) -> None:

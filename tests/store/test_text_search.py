@@ -135,6 +135,7 @@ def test_a_search_keeps_to_its_project_and_time_range(stores: dict[str, SqlStore
         (1_000, 10, 40, 5_000, 20_000),  # the last window held too few: 4 times wider
         (0, 10, 40, 0, 8),  # every span seen at one instant: a window all the same
         (10**18, 1, 10**6, 0, 2 * 10**24),  # past any time: the filter's own start bounds it
+        (3_600, 0, 40, 3_600, 28_800),  # nothing seen yet: 8 times wider
     ],
 )
 def test_window_width(covered: int, seen: int, want: int, last: int, width: int) -> None:

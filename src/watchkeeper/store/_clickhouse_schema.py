@@ -124,13 +124,9 @@ _REBUILT = "_new"
 
 
 def text_search_statements() -> tuple[str, ...]:
-    """Migration 3: a min/max index of the spans' starts (the newest spans of a search are
-    found without reading every start: ClickHouse's top-k reads skip by it), and the
-    payloads copied into start order. Each statement may run again after a crash: a copy
-    left behind is dropped first, and the exchange is atomic."""
+    """Migration 3: the payloads copied into start order. Each statement may run again
+    after a crash: a copy left behind is dropped first, and the exchange is atomic."""
     return (
-        "ALTER TABLE spans ADD INDEX IF NOT EXISTS start_minmax start_ns TYPE minmax GRANULARITY 1",
-        "ALTER TABLE spans MATERIALIZE INDEX start_minmax SETTINGS mutations_sync = 2",
         f"DROP TABLE IF EXISTS payloads{_REBUILT}",
         _payloads(PAYLOADS_BY_START, f"payloads{_REBUILT}"),
         f"INSERT INTO payloads{_REBUILT} SELECT * FROM payloads",
@@ -269,7 +265,7 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     ),
     (2, "rollups as materialized views (hourly, per minute, totals, per user)",
      rollup_statements()),
-    (3, "text search: a min/max index of span starts, payloads ordered by start",
+    (3, "payloads ordered by start (a text search reads those of its time window)",
      text_search_statements()),
 )  # fmt: skip
 LATEST = MIGRATIONS[-1][0]
@@ -289,23 +285,18 @@ TTL_COLUMNS = (
 
 
 _NAME = re.compile(r"CREATE (?:TABLE|MATERIALIZED VIEW) IF NOT EXISTS (\w+) ")
-_ADD_INDEX = re.compile(r"ALTER TABLE (\w+) ADD INDEX IF NOT EXISTS (.*)")
 
 
 def create_statements(ttl_days: int | None = None) -> list[str]:
     """Every CREATE statement of the latest layout (with the TTLs when given): a table a
-    later migration rebuilt as that one made it, with the indexes added since; none of
-    the statements that fill or move stored data."""
+    later migration rebuilt as that one made it; none of the statements that fill or move
+    stored data."""
     ddl: dict[str, str] = {}
     for sql in (sql for _, _, sqls in MIGRATIONS for sql in sqls):
-        name, index = _NAME.match(sql), _ADD_INDEX.fullmatch(sql)
+        name = _NAME.match(sql)
         if name is not None:
             table = name.group(1).removesuffix(_REBUILT)
             ddl[table] = sql.replace(f" {name.group(1)} ", f" {table} ", 1)
-        elif index is not None:
-            table, definition = index.groups()
-            head, _, tail = ddl[table].rpartition(") ENGINE = ")
-            ddl[table] = f"{head}, INDEX {definition}) ENGINE = {tail}"
     return list(ddl.values()) + (ttl_statements(ttl_days) if ttl_days is not None else [])
 
 

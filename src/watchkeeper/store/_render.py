@@ -333,6 +333,12 @@ def candidate_io_query(
     return Query(sql, p.values)
 
 
+def newest_hour_query(project: str, d: Dialect) -> Query:
+    """The newest hour holding spans of a project, from the hourly rollup (NULL: none)."""
+    p = Params(d)
+    return Query(f"SELECT max(hour_ns) FROM rollup WHERE project = {p(project)}", p.values)
+
+
 def spans_by_key_query(project: str, keys: Sequence[tuple[int, str, str]], d: Dialect) -> Query:
     """The spans of these keys (start_ns, span_id, trace_id) of one project, in any order."""
     p = Params(d)
