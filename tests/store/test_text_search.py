@@ -4,23 +4,17 @@ literally, in any case)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 
-import orjson
 import pytest
 
 from tests.store.conftest import open_store
 from watchkeeper.model import PayloadRow, SpanBatch, SpanRow
 from watchkeeper.store import SpanFilter
-from watchkeeper.store._payload import JSON_ESCAPED, LOWER_TO_ASCII, PayloadCodec, text_matcher
 from watchkeeper.store._sql import SqlStore, window_width
 
 #: Reasons a test here runs once (`conftest`).
-DUCKDB_ONLY = {
-    "test_window_width": "A pure function: no engine runs it",
-    "test_the_quick_match_knows_every_character_it_must": "A pure function: no engine runs it",
-}
+DUCKDB_ONLY = {"test_window_width": "A pure function: no engine runs it"}
 SECOND = 10**9
 DAY = 86_400 * SECOND
 T0 = 1_700_000_000 * SECOND
@@ -35,7 +29,6 @@ TEXTS = (
     "C:\\temp\\x",
     "naïve ÜBER café",
     'say "hi"\nthen\tgo',
-    "\u212aELVIN scale",  # a Kelvin sign: lower-cased, an ASCII "k"
 )
 
 
@@ -49,7 +42,7 @@ def _spans() -> tuple[list[SpanRow], list[PayloadRow]]:
             span = SpanRow("demo", f"{g:02x}{i:030x}", f"{i % 25:016x}", "", "op", start, 5)
             spans.append(span)
             if i % 3:
-                text = TEXTS[(g + i // 4) % len(TEXTS)] if i % 4 == 1 else f"plain {i}"
+                text = TEXTS[(g * 7 + i) % len(TEXTS)] if i % 4 == 1 else f"plain {i}"
                 payloads.append(PayloadRow("demo", span.trace_id, span.span_id, start,
                                            input=text, output="done"))  # fmt: skip
     other = SpanRow("other", "f" * 32, "f" * 16, "", "op", T0, 5)
@@ -98,8 +91,7 @@ def _wanted(needle: str, project: str = "demo") -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("kind", ["small", "one round", "defaults"])
 @pytest.mark.parametrize("needle", ["ZEBRA", "100%", "a_b", "it's", "\\temp\\", "ÜBER CAFÉ",
-                                    '"hi"\nthen', "plain 1", "%", "_", "'", "kelvin s",
-                                    "\u212aelvin"])  # fmt: skip
+                                    '"hi"\nthen', "plain 1", "%", "_", "'"])  # fmt: skip
 def test_every_match_once_newest_first_in_any_case(
     stores: dict[str, SqlStore], kind: str, needle: str
 ) -> None:
@@ -148,18 +140,3 @@ def test_a_search_keeps_to_its_project_and_time_range(stores: dict[str, SqlStore
 )
 def test_window_width(covered: int, seen: int, want: int, last: int, width: int) -> None:
     assert window_width(covered, seen, want, last) == width
-
-
-def test_the_quick_match_knows_every_character_it_must() -> None:
-    """The bytes-first match of `text_matcher` is exact while these lists hold: the
-    characters past ASCII whose lower case holds ASCII, and those orjson escapes."""
-    lowering = [c for c in map(chr, range(128, sys.maxunicode + 1))
-                if any(x.isascii() for x in c.lower())]  # fmt: skip
-    assert sorted(c.encode() for c in lowering) == sorted(LOWER_TO_ASCII)
-    escaped = {c for c in map(chr, range(128)) if orjson.dumps(c) != f'"{c}"'.encode()}
-    assert escaped == JSON_ESCAPED
-    codec = PayloadCodec()
-    blob = codec.io(PayloadRow("p", "t", "s", 0, input="\u212aELVIN \u0130I", output="Ok"))
-    for needle, hit in (("kelvin", True), ("i\u0307i", True), ("ok", True), ("kelvin ii", False)):
-        assert text_matcher(needle)(blob) is hit, needle
-    assert text_matcher("x")(None) is False

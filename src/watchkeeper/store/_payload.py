@@ -6,7 +6,7 @@ status message) are separate blobs, so a text search decompresses only the text.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -78,35 +78,7 @@ def decode_payload(row: tuple[Any, ...], dz: zstandard.ZstdDecompressor) -> Payl
     )  # fmt: skip
 
 
-#: The characters past ASCII whose lower case holds an ASCII letter (U+0130 to "i" and a
-#: combining dot, U+212A KELVIN SIGN to "k"), UTF-8 encoded (a test checks the list).
-LOWER_TO_ASCII = ("\u0130".encode(), "\u212a".encode())
-#: The characters orjson writes escaped in a JSON string (a test checks the set).
-JSON_ESCAPED = frozenset({*map(chr, range(32)), '"', "\\"})
-
-
-def text_matcher(needle: str) -> Callable[[bytes | None], bool]:
-    """Whether a compressed `io` blob's input or output text holds `needle`, both lower-cased
-    (Python's `str.lower`).
-
-    Most blobs hold no needle: for an ASCII needle without characters JSON escapes, the
-    decompressed JSON is searched as bytes first (ASCII lower-cased), and parsed only
-    when it holds the needle or a character whose lower case is ASCII. That answer is
-    never wrong: such a needle in the lower-cased text comes from ASCII characters (or
-    those few) written as they are in the JSON.
-    """
-    low = needle.lower()
-    raw_low = low.encode()
-    quick = low.isascii() and not JSON_ESCAPED.intersection(low)
-    dz = zstandard.ZstdDecompressor()
-
-    def match(blob: bytes | None) -> bool:
-        if blob is None:
-            return False
-        raw = dz.decompress(blob)
-        if quick and raw_low not in raw.lower() and not any(c in raw for c in LOWER_TO_ASCII):
-            return False
-        pair: list[Any] = orjson.loads(raw)
-        return low in (pair[0] or "").lower() or low in (pair[1] or "").lower()
-
-    return match
+def matches(blob: bytes | None, needle: str, dz: zstandard.ZstdDecompressor) -> bool:
+    """Whether the input or output text contains `needle` (already lower-cased)."""
+    text_in, text_out = decode_io(blob, dz)
+    return needle in (text_in or "").lower() or needle in (text_out or "").lower()

@@ -22,7 +22,7 @@ from watchkeeper.store import _render as r
 from watchkeeper.store import _results as res
 from watchkeeper.store import _rollup as ru
 from watchkeeper.store._dialect import Dialect
-from watchkeeper.store._payload import decode_payload, text_matcher
+from watchkeeper.store._payload import decode_payload, matches
 from watchkeeper.store._protocol import (
     Activity,
     Dimension,
@@ -304,7 +304,8 @@ class SqlStore:
         A round fetches the candidates' keys, then their compressed text by a semi-join
         (no list of ids travels), matched here; whole rows only of the spans found.
         """
-        match = text_matcher(f.text or "")
+        needle = (f.text or "").lower()
+        dz = zstandard.ZstdDecompressor()
         found: list[Key] = []
         scanned, size, width = 0, self._text_chunk, ru.HOUR_NS
         top = after[0] if after is not None else self._newest_start(f)  # the search's top
@@ -316,7 +317,7 @@ class SqlStore:
             texts = self._candidate_texts(f, after, keys)
             short = len(keys) < n  # the window (or, without one, the spans) ran out
             for i, key in enumerate(keys):
-                if match(texts.get(key[1:])):
+                if matches(texts.get(key[1:]), needle, dz):
                     found.append(key)
                     if len(found) == limit:
                         last = short and since is None and i == len(keys) - 1
