@@ -29,6 +29,7 @@ TEXTS = (
     "C:\\temp\\x",
     "naïve ÜBER café",
     'say "hi"\nthen\tgo',
+    "\u212aELVIN scale",  # a Kelvin sign: lower-cased, an ASCII "k"
 )
 
 
@@ -42,7 +43,7 @@ def _spans() -> tuple[list[SpanRow], list[PayloadRow]]:
             span = SpanRow("demo", f"{g:02x}{i:030x}", f"{i % 25:016x}", "", "op", start, 5)
             spans.append(span)
             if i % 3:
-                text = TEXTS[(g * 7 + i) % len(TEXTS)] if i % 4 == 1 else f"plain {i}"
+                text = TEXTS[(g + i // 4) % len(TEXTS)] if i % 4 == 1 else f"plain {i}"
                 payloads.append(PayloadRow("demo", span.trace_id, span.span_id, start,
                                            input=text, output="done"))  # fmt: skip
     other = SpanRow("other", "f" * 32, "f" * 16, "", "op", T0, 5)
@@ -89,9 +90,12 @@ def _wanted(needle: str, project: str = "demo") -> list[tuple[str, str]]:
     return [(s.trace_id, s.span_id) for s in hits]
 
 
+NEEDLES = ["ZEBRA", "100%", "a_b", "it's", "\\temp\\", "ÜBER CAFÉ", '"hi"\nthen', "plain 1",
+           "%", "_", "'", "kelvin s"]  # fmt: skip
+
+
 @pytest.mark.parametrize("kind", ["small", "one round", "defaults"])
-@pytest.mark.parametrize("needle", ["ZEBRA", "100%", "a_b", "it's", "\\temp\\", "ÜBER CAFÉ",
-                                    '"hi"\nthen', "plain 1", "%", "_", "'"])  # fmt: skip
+@pytest.mark.parametrize("needle", NEEDLES)
 def test_every_match_once_newest_first_in_any_case(
     stores: dict[str, SqlStore], kind: str, needle: str
 ) -> None:
