@@ -313,7 +313,7 @@ class SqlStore:
         while True:
             n = min(size, self._text_budget - scanned)
             q = r.search_query(f, self.dialect, n, after, since=since, columns=r.KEY_COLUMNS)
-            keys: list[Key] = [(int(a), str(b), str(c)) for a, b, c in self._rows(q)]
+            keys: list[Key] = self._rows(q)  # as the engine gives them: no conversion
             texts = self._candidate_texts(f, after, keys)
             short = len(keys) < n  # the window (or, without one, the spans) ran out
             for i, key in enumerate(keys):
