@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.datagen import MINUTE_NS, generate
+from tests.datagen import MINUTE_NS, NEEDLE, generate
 from tests.store.conftest import chdb_url
 from tests.store.test_rollup import same, same_groups
 from watchkeeper.config import load_config
@@ -18,7 +18,8 @@ from watchkeeper.model import LogRow, SpanBatch
 from watchkeeper.server.app import open_store
 from watchkeeper.store import SpanFilter, clickhouse_logs
 from watchkeeper.store import _clickhouse_schema as schema
-from watchkeeper.store._arrow import spans_table
+from watchkeeper.store._arrow import payloads_table, spans_table
+from watchkeeper.store._payload import PayloadCodec
 from watchkeeper.store._render import Query
 from watchkeeper.store.clickhouse import ClickHouseStore
 from watchkeeper.store.clickhouse_logs import ClickHouseLogStore
@@ -222,6 +223,54 @@ def test_a_version_1_database_is_migrated_on_start_and_its_spans_rolled_up(
     finally:
         store.close()
         raw.close()
+
+
+@pytest.mark.parametrize("crashed_after", [0, 3, 4])
+def test_a_version_2_database_gets_its_payloads_in_start_order(
+    chdb_url: str, crashed_after: int
+) -> None:
+    """Version 2 (payloads ordered by trace) holding spans and payloads: opening it copies
+    the payloads into start order, also when a start before ran the migration's first
+    `crashed_after` statements only (after the exchange: the copy is in place, the old
+    table beside it); every payload is there once, found by trace and by text."""
+    import clickhouse_connect
+
+    data = generate("old", 60)
+    database = f"v2_by_hand_{crashed_after}"
+    admin = clickhouse_connect.get_client(dsn=chdb_url)
+    admin.command(f"CREATE DATABASE {database}")
+    client = clickhouse_connect.get_client(dsn=chdb_url, database=database)
+    client.command(schema.VERSION_DDL)
+    for version, _, statements in schema.MIGRATIONS[:2]:
+        for sql in statements:
+            client.command(sql)
+        client.command(f"INSERT INTO schema_version VALUES ({version}, 'by hand', 0)")
+    client.insert_arrow("payloads", payloads_table(data.payloads, PayloadCodec()))
+    client.insert_arrow("spans", spans_table(data.spans))
+    for sql in schema.MIGRATIONS[2][2][:crashed_after]:
+        client.command(sql)
+    client.close()
+    admin.close()
+    store = ClickHouseStore(chdb_url, database=database)
+    try:
+        assert store.version == schema.LATEST
+        tables = dict(store.rows(Query(
+            "SELECT name, sorting_key FROM system.tables WHERE database = currentDatabase() "
+            "AND name LIKE 'payloads%'", {},
+        )))  # fmt: skip
+        assert tables == {"payloads": schema.PAYLOADS_BY_START}
+        assert store.rows(Query("SELECT count() FROM payloads", {})) == [(len(data.payloads),)]
+        trace = store.trace("old", data.spans[0].trace_id)
+        assert trace is not None
+        assert sorted(trace.payloads.values(), key=lambda p: p.span_id) == sorted(
+            (p for p in data.payloads if p.trace_id == data.spans[0].trace_id),
+            key=lambda p: p.span_id,
+        )
+        found = store.search_spans(SpanFilter("old", text=NEEDLE), limit=1000).items
+        want = {p.span_id for p in data.payloads if NEEDLE in (p.input or "")}
+        assert {s.span_id for s in found} == want and want
+    finally:
+        store.close()
 
 
 def test_a_database_of_a_newer_version_is_refused(chdb_url: str) -> None:

@@ -5,8 +5,9 @@
   time range, a service filter narrows it further, and the key ends in the span's identity,
   so a span stored twice (a replay racing the writer's key check, two replicas) collapses
   on merge. Bloom filters on trace, user and session ids serve the exact-match filters.
-- `payloads`: the compressed text and documents, apart, ordered by (project, trace, span):
-  read only when a trace is opened or text searched.
+- `payloads`: the compressed text and documents, apart, ordered by (project, start, trace,
+  span) since version 3 (a Bloom filter on trace ids): read only when a trace is opened
+  (its time range) or text searched (the window of spans a search examines).
 - `traces`: the trace-id access path (first and last span start per trace id), an
   `AggregatingMergeTree` ordered by id and filled by a materialized view on `spans`, so a
   trace lookup reads a few granules, then one time range of `spans`.
@@ -94,15 +95,43 @@ def _spans() -> str:
     )
 
 
-def _payloads() -> str:
+#: The payloads' order: by trace at version 1; by start since version 3, so a text search
+#: reads the payloads of the time window it examines (by trace, the candidates of one
+#: window lay in every granule of their day); a trace opens by its time range and the
+#: Bloom filter on its id.
+PAYLOADS_BY_TRACE = "project, trace_id, span_id"
+PAYLOADS_BY_START = "project, start_ns, trace_id, span_id"
+
+
+def _payloads(order: str = PAYLOADS_BY_START, name: str = "payloads") -> str:
+    index = (
+        "INDEX trace_bloom trace_id TYPE bloom_filter(0.001) GRANULARITY 1"
+        if order == PAYLOADS_BY_START
+        else "INDEX start_minmax start_ns TYPE minmax GRANULARITY 1"
+    )
     return (
-        "CREATE TABLE IF NOT EXISTS payloads (project LowCardinality(String), "
+        f"CREATE TABLE IF NOT EXISTS {name} (project LowCardinality(String), "
         "trace_id String CODEC(ZSTD(1)), span_id String CODEC(ZSTD(1)), "
         "start_ns Int64 CODEC(T64, ZSTD(1)), io Nullable(String) CODEC(ZSTD(1)), "
-        "meta Nullable(String) CODEC(ZSTD(3)), "
-        "INDEX start_minmax start_ns TYPE minmax GRANULARITY 1) "
+        f"meta Nullable(String) CODEC(ZSTD(3)), {index}) "
         f"ENGINE = ReplacingMergeTree PARTITION BY {_day('start_ns')} "
-        "ORDER BY (project, trace_id, span_id) SETTINGS ttl_only_drop_parts = 1"
+        f"ORDER BY ({order}) SETTINGS ttl_only_drop_parts = 1"
+    )
+
+
+#: A table a migration builds anew under this suffix, then exchanges with the old one.
+_REBUILT = "_new"
+
+
+def text_search_statements() -> tuple[str, ...]:
+    """Migration 3: the payloads copied into start order. Each statement may run again
+    after a crash: a copy left behind is dropped first, and the exchange is atomic."""
+    return (
+        f"DROP TABLE IF EXISTS payloads{_REBUILT}",
+        _payloads(PAYLOADS_BY_START, f"payloads{_REBUILT}"),
+        f"INSERT INTO payloads{_REBUILT} SELECT * FROM payloads",
+        f"EXCHANGE TABLES payloads AND payloads{_REBUILT}",
+        f"DROP TABLE payloads{_REBUILT}",
     )
 
 
@@ -226,19 +255,18 @@ def rebuild_statements(hours: list[int], recent_ns: int) -> list[str]:
     return out
 
 
-#: Statements of MIGRATIONS that fill tables from stored data: a new database (or a
-#: cluster's DDL) has none.
-_BACKFILL = ("TRUNCATE ", "INSERT ")
-
 #: (version, what it does, statements): each statement may run again after a crash.
 MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (
         1,
         "spans, payloads apart, scores, the traces lookup table and its view, trace contexts",
-        (_spans(), _payloads(), _scores(), _TRACES, _TRACES_VIEW, _context.DDL),
+        (_spans(), _payloads(PAYLOADS_BY_TRACE), _scores(), _TRACES, _TRACES_VIEW,
+         _context.DDL),
     ),
     (2, "rollups as materialized views (hourly, per minute, totals, per user)",
      rollup_statements()),
+    (3, "payloads ordered by start (a text search reads those of its time window)",
+     text_search_statements()),
 )  # fmt: skip
 LATEST = MIGRATIONS[-1][0]
 VERSION_DDL = (
@@ -256,10 +284,20 @@ TTL_COLUMNS = (
 )
 
 
+_NAME = re.compile(r"CREATE (?:TABLE|MATERIALIZED VIEW) IF NOT EXISTS (\w+) ")
+
+
 def create_statements(ttl_days: int | None = None) -> list[str]:
-    """Every CREATE statement of the latest layout (with the TTLs when given)."""
-    ddl = [sql for _, _, sqls in MIGRATIONS for sql in sqls if not sql.startswith(_BACKFILL)]
-    return ddl + (ttl_statements(ttl_days) if ttl_days is not None else [])
+    """Every CREATE statement of the latest layout (with the TTLs when given): a table a
+    later migration rebuilt as that one made it; none of the statements that fill or move
+    stored data."""
+    ddl: dict[str, str] = {}
+    for sql in (sql for _, _, sqls in MIGRATIONS for sql in sqls):
+        name = _NAME.match(sql)
+        if name is not None:
+            table = name.group(1).removesuffix(_REBUILT)
+            ddl[table] = sql.replace(f" {name.group(1)} ", f" {table} ", 1)
+    return list(ddl.values()) + (ttl_statements(ttl_days) if ttl_days is not None else [])
 
 
 def ttl_statements(days: int) -> list[str]:

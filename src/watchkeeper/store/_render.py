@@ -276,18 +276,78 @@ def heatmap_query(f: SpanFilter, d: Dialect, step_ns: int, bounds_ns: Sequence[i
     return Query(sql, p.values)
 
 
+KEY_COLUMNS: tuple[str, ...] = ("start_ns", "span_id", "trace_id")
+
+
 def search_query(
-    f: SpanFilter, d: Dialect, limit: int, after: tuple[int, str] | None = None
+    f: SpanFilter,
+    d: Dialect,
+    limit: int,
+    after: tuple[int, str] | None = None,
+    *,
+    since: int | None = None,
+    columns: Sequence[str] = SPAN_COLUMNS,
 ) -> Query:
-    """Spans newest first (keyset on start_ns, span_id), strictly after the cursor `after`."""
+    """Spans newest first (keyset on start_ns, span_id), strictly after the cursor `after`
+    and starting at `since` or later (a window the engine prunes to); `columns` of each."""
     p = Params(d)
+    sql = f"SELECT {', '.join(columns)} FROM spans WHERE {_search_where(f, p, after, since)} "
+    sql += f"ORDER BY start_ns DESC, span_id DESC LIMIT {p(limit)}"
+    return Query(sql, p.values)
+
+
+def _search_where(
+    f: SpanFilter, p: Params, after: tuple[int, str] | None, since: int | None
+) -> str:
     where = span_where(f, p)
     if after is not None:
         start, span = p(after[0]), p(after[1])
         where += f" AND (start_ns < {start} OR (start_ns = {start} AND span_id < {span}))"
+    if since is not None:
+        where += f" AND start_ns >= {p(since)}"
+    return where
+
+
+def candidate_io_query(
+    f: SpanFilter,
+    d: Dialect,
+    after: tuple[int, str] | None,
+    oldest: tuple[int, str],
+    newest: int,
+) -> Query:
+    """The compressed text (`io`) of the filtered spans from `oldest` (start_ns, span_id)
+    up to the cursor `after`, the newest starting at `newest`: the candidates a
+    `search_query` returned, found again by a semi-join (no list of ids travels):
+    (span_id, trace_id, io)."""
+    p = Params(d)
+    lo, hi = p(oldest[0]), p(newest)
+    cand = (
+        f"SELECT trace_id, span_id FROM spans WHERE {_search_where(f, p, after, None)} "
+        f"AND start_ns <= {hi} AND (start_ns > {lo} OR (start_ns = {lo} AND span_id >= "
+        f"{p(oldest[1])}))"
+    )
     sql = (
-        f"SELECT {', '.join(SPAN_COLUMNS)} FROM spans WHERE {where} "
-        f"ORDER BY start_ns DESC, span_id DESC LIMIT {p(limit)}"
+        f"SELECT span_id, trace_id, io FROM payloads WHERE project = {p(f.project)} "
+        f"AND start_ns BETWEEN {lo} AND {hi} AND (trace_id, span_id) IN ({cand})"
+    )
+    return Query(sql, p.values)
+
+
+def newest_hour_query(project: str, d: Dialect) -> Query:
+    """The newest hour holding spans of a project, from the hourly rollup (NULL: none)."""
+    p = Params(d)
+    return Query(f"SELECT max(hour_ns) FROM rollup WHERE project = {p(project)}", p.values)
+
+
+def spans_by_key_query(project: str, keys: Sequence[tuple[int, str, str]], d: Dialect) -> Query:
+    """The spans of these keys (start_ns, span_id, trace_id) of one project, in any order."""
+    p = Params(d)
+    starts = [k[0] for k in keys]
+    ids = p([k[1] for k in keys])
+    sql = (
+        f"SELECT {', '.join(SPAN_COLUMNS)} FROM spans WHERE project = {p(project)} "
+        f"AND start_ns BETWEEN {p(min(starts))} AND {p(max(starts))} "
+        f"AND {d.contains(ids, 'span_id')}"
     )
     return Query(sql, p.values)
 
@@ -401,18 +461,6 @@ def time_range_query(f: SpanFilter, d: Dialect) -> Query:
     return Query(
         f"SELECT min(start_ns), max(start_ns) FROM spans WHERE {span_where(f, p)}", p.values
     )
-
-
-def payload_io_query(project: str, spans: Sequence[SpanRow], d: Dialect) -> Query:
-    """The compressed text (`io`) of these spans' payloads: (span_id, trace_id, io)."""
-    p = Params(d)
-    lo, hi = min(s.start_ns for s in spans), max(s.start_ns for s in spans)
-    ids = p([s.span_id for s in spans])
-    sql = (
-        f"SELECT span_id, trace_id, io FROM payloads WHERE project = {p(project)} "
-        f"AND start_ns BETWEEN {p(lo)} AND {p(hi)} AND {d.contains(ids, 'span_id')}"
-    )
-    return Query(sql, p.values)
 
 
 def trace_payloads_query(
