@@ -143,16 +143,24 @@ def summary_exprs(d: Dialect, percentiles: bool = True) -> list[str]:
 
 
 def summary_query(
-    f: SpanFilter, d: Dialect, last_n: int | None = None, *, percentiles: bool = True
+    f: SpanFilter,
+    d: Dialect,
+    last_n: int | None = None,
+    *,
+    percentiles: bool = True,
+    since: int | None = None,
 ) -> Query:
-    """Summary of the filtered spans, or of the `last_n` newest of them."""
+    """Summary of the filtered spans, or of the `last_n` newest of them (newest as the
+    span list orders them: by start, then span id), of those starting at `since` or later
+    (a window the engine prunes to)."""
     p = Params(d)
-    source = f"spans WHERE {span_where(f, p)}"
+    source = f"spans WHERE {_search_where(f, p, None, since)}"
     if last_n is not None:
         if last_n < 1:
             raise ValidationError(f"last_n must be at least 1 (got {last_n})")
         cols = ", ".join(SUMMARY_INPUTS)  # not *: the top-N carries only what it sums
-        source = f"(SELECT {cols} FROM {source} ORDER BY start_ns DESC LIMIT {p(last_n)}) AS newest"
+        order = "ORDER BY start_ns DESC, span_id DESC"
+        source = f"(SELECT {cols} FROM {source} {order} LIMIT {p(last_n)}) AS newest"
     return Query(f"SELECT {', '.join(summary_exprs(d, percentiles))} FROM {source}", p.values)
 
 

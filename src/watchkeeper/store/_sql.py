@@ -164,8 +164,24 @@ class SqlStore:
                 q = ru.totals_query(f, shape, table, d=self.dialect)
             rows = self._rows(q)
             return res.summary_from_row(rows[0][2:]) if rows else Summary()
-        q = r.summary_query(f, self.dialect, last_n, percentiles=percentiles)
+        if last_n is not None:
+            with self._executor.snapshot():  # its rounds see one state
+                return res.summary_from_row(self._newest_summary(f, last_n, percentiles))
+        q = r.summary_query(f, self.dialect, percentiles=percentiles)
         return res.summary_from_row(self._rows(q)[0])
+
+    def _newest_summary(self, f: SpanFilter, last_n: int, percentiles: bool) -> tuple[Any, ...]:
+        """The summary row of the `last_n` newest spans, from a time window below the
+        newest hour that widens (from the top again) until it holds `last_n` of them or
+        reaches the filter's start: the engine reads that window, not every span."""
+        top, width = self._newest_start(f), ru.HOUR_NS
+        while True:
+            since = self._window_start(f, top, width)
+            q = r.summary_query(f, self.dialect, last_n, percentiles=percentiles, since=since)
+            row = self._rows(q)[0]
+            if since is None or row[0] >= last_n:
+                return row
+            width = window_width(width, row[0], last_n, width)
 
     @timed("breakdown")
     def breakdown(
@@ -283,12 +299,38 @@ class SqlStore:
         if f.text:
             with self._executor.snapshot():  # its rounds and the page see one state
                 return self._text_search(f, limit, after)
-        rows = self._rows(r.search_query(f, self.dialect, limit + 1, after))
+        with self._executor.snapshot():  # its rounds see one state
+            rows = self._newest_spans(f, limit + 1, after)
         items = [res.span_from_row(row) for row in rows[:limit]]
         more = len(rows) > limit
         return Page(
             items, res.encode_cursor(items[-1].start_ns, items[-1].span_id) if more else None
         )
+
+    def _newest_spans(
+        self, f: SpanFilter, want: int, after: tuple[int, str] | None
+    ) -> list[tuple[Any, ...]]:
+        """The `want` newest spans after the cursor, read window by window below it (the
+        first: the hour below the cursor, or the newest hour of the project's spans), each
+        next one wider (from the rate seen so far) until `want` are found or the filter's
+        start is reached. The newest hour only places the windows: a window bounds the
+        spans from below, never from above, so a rollup behind the spans costs time, not
+        spans."""
+        top = self._newest_start(f) if after is None else after[0]
+        if top is not None and f.end_ns is not None:
+            top = min(top, f.end_ns)  # a cursor past the filter's end
+        width = ru.HOUR_NS
+        since = self._window_start(f, top, width)
+        rows: list[tuple[Any, ...]] = []
+        while True:
+            q = r.search_query(f, self.dialect, want - len(rows), after, since=since)
+            rows += self._rows(q)
+            if since is None or len(rows) >= want:
+                return rows
+            assert top is not None  # a window has a top
+            after = (since, "")  # below the window that ran out
+            width = window_width(top - since, len(rows), want - len(rows), width)
+            since = self._window_start(f, since, width)
 
     def _text_search(self, f: SpanFilter, limit: int, after: tuple[int, str] | None) -> Page:
         """Spans whose payload text holds `f.text` (any case), newest first, examining at
