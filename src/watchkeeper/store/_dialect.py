@@ -27,6 +27,11 @@ class Dialect:
     """How one SQL engine spells placeholders, percentiles, conditional counts and division."""
 
     name: str
+    #: Whether a newest-first read (a span list, the newest N) should read time windows below
+    #: the newest hour (`SqlStore`) rather than leave the whole range to the engine. ClickHouse
+    #: sorts every span of the range (2M spans: the latest 50 errors 42 ms, 27 windowed);
+    #: DuckDB's top-N prunes by its zone maps itself (1.8 ms, 7.1 windowed).
+    newest_in_windows: bool = False
 
     def placeholder(self, name: str, value: object) -> str:
         """The text that binds parameter `name` (typed in ClickHouse, named in DuckDB)."""
@@ -81,7 +86,7 @@ class Dialect:
 
 
 DUCKDB = Dialect("duckdb")
-CLICKHOUSE = Dialect("clickhouse")
+CLICKHOUSE = Dialect("clickhouse", newest_in_windows=True)
 
 
 @dataclass(slots=True)

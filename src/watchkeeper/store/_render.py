@@ -143,16 +143,26 @@ def summary_exprs(d: Dialect, percentiles: bool = True) -> list[str]:
 
 
 def summary_query(
-    f: SpanFilter, d: Dialect, last_n: int | None = None, *, percentiles: bool = True
+    f: SpanFilter,
+    d: Dialect,
+    last_n: int | None = None,
+    *,
+    percentiles: bool = True,
+    since: int | None = None,
+    by_span: bool = False,
 ) -> Query:
-    """Summary of the filtered spans, or of the `last_n` newest of them."""
+    """Summary of the filtered spans, or of the `last_n` newest of them, of those starting
+    at `since` or later (a window the engine prunes to). `by_span`: spans of one start are
+    newest by span id, as the span list orders them, so the newest N are one set whatever
+    the window (else any of them: on DuckDB the second key cost 1 ms of 4 at 2M spans)."""
     p = Params(d)
-    source = f"spans WHERE {span_where(f, p)}"
+    source = f"spans WHERE {_search_where(f, p, None, since)}"
     if last_n is not None:
         if last_n < 1:
             raise ValidationError(f"last_n must be at least 1 (got {last_n})")
         cols = ", ".join(SUMMARY_INPUTS)  # not *: the top-N carries only what it sums
-        source = f"(SELECT {cols} FROM {source} ORDER BY start_ns DESC LIMIT {p(last_n)}) AS newest"
+        order = "ORDER BY start_ns DESC" + (", span_id DESC" if by_span else "")
+        source = f"(SELECT {cols} FROM {source} {order} LIMIT {p(last_n)}) AS newest"
     return Query(f"SELECT {', '.join(summary_exprs(d, percentiles))} FROM {source}", p.values)
 
 
@@ -334,9 +344,12 @@ def candidate_io_query(
 
 
 def newest_hour_query(project: str, d: Dialect) -> Query:
-    """The newest hour holding spans of a project, from the hourly rollup (NULL: none)."""
+    """The newest hour holding spans of a project, from the hourly totals (NULL: none):
+    the smallest hourly table that counts every span (ClickHouse, 2M spans: 2.4 ms, the
+    bucketed rollup 4.7 ms)."""
     p = Params(d)
-    return Query(f"SELECT max(hour_ns) FROM rollup WHERE project = {p(project)}", p.values)
+    sql = f"SELECT max(hour_ns) FROM totals_rollup WHERE project = {p(project)}"
+    return Query(sql, p.values)
 
 
 def spans_by_key_query(project: str, keys: Sequence[tuple[int, str, str]], d: Dialect) -> Query:

@@ -542,3 +542,23 @@ def top_keys_query(
         f"ORDER BY {_row_order(order, d)} DESC NULLS LAST, k NULLS LAST LIMIT {p(limit)}"
     )
     return Query(sql, p.values)
+
+
+#: Hours `newest_hours_query` returns at most: enough to place a first window, few to send.
+NEWEST_HOURS = 48
+
+
+def newest_hours_query(f: SpanFilter, below: int | None, d: Dialect = DUCKDB) -> Query:
+    """The newest NEWEST_HOURS hours (starting before `below`, in the filter's range) that
+    hold spans of the filter by the hourly totals, newest first: (hour_ns, spans). A filter
+    on what the totals do not keep (user, route, duration...) is left out, so the spans
+    counted are then more than the filter's: a first window placed by them may hold too few."""
+    p = Params(d)
+    lo = -(2**63) if f.start_ns is None else f.start_ns // HOUR_NS * HOUR_NS
+    hi = min(x for x in (below, f.end_ns, 2**63 - 1) if x is not None)
+    sql = (
+        f"SELECT hour_ns, sum(n) AS spans FROM {TOTALS.name} "
+        f"WHERE {_rollup_where(f, p, lo, hi, TOTALS)} GROUP BY hour_ns HAVING sum(n) > 0 "
+        f"ORDER BY hour_ns DESC LIMIT {NEWEST_HOURS}"
+    )
+    return Query(sql, p.values)

@@ -146,6 +146,8 @@ class SqlStore:
         self._minute_from_spans = minute_from_spans
         self._clock = clock
         self.timer = untimed  # the server's metrics set theirs
+        #: newest-first reads in time windows (`_newest_spans`, `_newest_summary`)
+        self.newest_windows = executor.dialect.newest_in_windows
 
     def _rows(self, q: r.Query) -> list[tuple[Any, ...]]:
         return self._executor.rows(q)
@@ -164,8 +166,50 @@ class SqlStore:
                 q = ru.totals_query(f, shape, table, d=self.dialect)
             rows = self._rows(q)
             return res.summary_from_row(rows[0][2:]) if rows else Summary()
+        if last_n is not None and self.newest_windows:
+            with self._executor.snapshot():  # its rounds see one state
+                return res.summary_from_row(self._newest_summary(f, last_n, percentiles))
         q = r.summary_query(f, self.dialect, last_n, percentiles=percentiles)
         return res.summary_from_row(self._rows(q)[0])
+
+    def _newest_summary(self, f: SpanFilter, last_n: int, percentiles: bool) -> tuple[Any, ...]:
+        """The summary row of the `last_n` newest spans, read from a time window of the
+        newest hours (`_first_window`) that widens, from the top again, until it holds
+        `last_n` of them or reaches the filter's start: the engine reads that window."""
+        since, top = self._first_window(f, None, last_n)
+        while True:
+            q = r.summary_query(
+                f, self.dialect, last_n, percentiles=percentiles, since=since, by_span=True
+            )
+            row = self._rows(q)[0]
+            if since is None or row[0] >= last_n:
+                return row
+            assert top is not None  # a window has a top
+            width = window_width(top - since, row[0], last_n, top - since)
+            since = self._window_start(f, top, width)
+
+    def _first_window(
+        self, f: SpanFilter, below: int | None, want: int
+    ) -> tuple[int | None, int | None]:
+        """Where a newest-first read below `below` (a cursor's start) should start its first
+        window, and the window's top: at the newest hour down to which the hourly totals
+        count `want` spans of the filter (exact for a filter on their columns; for one on
+        others an upper bound, and the read widens). None: the totals count fewer, read
+        every span (what they do not count is read all the same)."""
+        hours = self._rows(ru.newest_hours_query(f, below, self.dialect))
+        top = below if below is not None or not hours else int(hours[0][0]) + ru.HOUR_NS
+        if top is not None and f.end_ns is not None:
+            top = min(top, f.end_ns)
+        seen, start = 0, None  # spans counted, from the hour `start` up
+        for hour, spans in hours:
+            seen, start = seen + int(spans), int(hour)
+            if seen >= want:
+                break
+        else:
+            if len(hours) < ru.NEWEST_HOURS:  # fewer in all: a window would only widen
+                return None, top
+        assert top is not None and start is not None  # some hours were counted
+        return self._window_start(f, top, top - start), top
 
     @timed("breakdown")
     def breakdown(
@@ -283,12 +327,37 @@ class SqlStore:
         if f.text:
             with self._executor.snapshot():  # its rounds and the page see one state
                 return self._text_search(f, limit, after)
-        rows = self._rows(r.search_query(f, self.dialect, limit + 1, after))
+        if self.newest_windows:
+            with self._executor.snapshot():  # its rounds see one state
+                rows = self._newest_spans(f, limit + 1, after)
+        else:
+            rows = self._rows(r.search_query(f, self.dialect, limit + 1, after))
         items = [res.span_from_row(row) for row in rows[:limit]]
         more = len(rows) > limit
         return Page(
             items, res.encode_cursor(items[-1].start_ns, items[-1].span_id) if more else None
         )
+
+    def _newest_spans(
+        self, f: SpanFilter, want: int, after: tuple[int, str] | None
+    ) -> list[tuple[Any, ...]]:
+        """The `want` newest spans after the cursor, read window by window below it (the
+        first: `_first_window`), each next one wider (from the rate seen so far) until
+        `want` are found or the filter's start is reached. A window bounds the spans from
+        below, never from above: the hourly totals only place it, so totals behind the
+        spans cost time, never spans."""
+        since, top = self._first_window(f, None if after is None else after[0], want)
+        width = 0 if since is None or top is None else top - since
+        rows: list[tuple[Any, ...]] = []
+        while True:
+            q = r.search_query(f, self.dialect, want - len(rows), after, since=since)
+            rows += self._rows(q)
+            if since is None or len(rows) >= want:
+                return rows
+            assert top is not None  # a window has a top
+            after = (since, "")  # below the window that ran out
+            width = window_width(top - since, len(rows), want - len(rows), width)
+            since = self._window_start(f, since, width)
 
     def _text_search(self, f: SpanFilter, limit: int, after: tuple[int, str] | None) -> Page:
         """Spans whose payload text holds `f.text` (any case), newest first, examining at
@@ -337,7 +406,7 @@ class SqlStore:
 
     def _newest_start(self, f: SpanFilter) -> int | None:
         """Above every span of the filter: the end of the newest hour of the project's
-        spans (the hourly rollup), or the filter's end if sooner; None when the rollup
+        spans (the hourly totals), or the filter's end if sooner; None when the rollup
         holds none (the first round then reads without a window)."""
         (hour,) = self._rows(r.newest_hour_query(f.project, self.dialect))[0]
         if hour is None:
