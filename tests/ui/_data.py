@@ -27,6 +27,7 @@ class Expected:
     requests: Counter[str] = field(default_factory=Counter)
     services: Counter[str] = field(default_factory=Counter)
     spans_in_fallback_trace: int = 0
+    written_ns: int = 0  # the "now" the store-written requests were placed before
 
 
 def _tid(i: int) -> str:
@@ -269,7 +270,7 @@ def _fallback_trace(start_ns: int) -> tuple[list[SpanRow], list[PayloadRow]]:
 
 def build(now_ns: int) -> tuple[SpanBatch, list[ScoreRow], Expected]:
     """The store-written part of the workload, spread over the 30 minutes before `now_ns`."""
-    batch, exp = SpanBatch(), Expected()
+    batch, exp = SpanBatch(), Expected(written_ns=now_ns)
     for i, outcome in enumerate(OUTCOME_PLAN):
         spans, payloads = _request(i, outcome, now_ns - (30 * 60 - i * 25) * 1_000_000_000)
         batch.spans += spans
