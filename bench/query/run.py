@@ -302,11 +302,11 @@ def run_duckdb(args: argparse.Namespace, shape: Shape) -> dict[str, Any]:
 def run_clickhouse(args: argparse.Namespace, shape: Shape) -> dict[str, Any]:
     """Every measurement on ClickHouse in-process (chDB); the data kept under --dir."""
     out: dict[str, Any] = {"engine": "clickhouse", "rows": shape.traces * SPANS_PER_TRACE}
-    out["rollup"] = False  # not built on ClickHouse yet: every query reads the spans
+    out["rollup"] = not args.raw
     url, built = clickhouse_data(args, shape)
     out.update(built)
     t = time.perf_counter()
-    store = ClickHouseStore(url, database="bench")
+    store = ClickHouseStore(url, database="bench", use_rollup=not args.raw)
     out["open_and_migrate_s"] = time.perf_counter() - t
     sql = "SELECT sum(bytes_on_disk) FROM system.parts WHERE database = 'bench' AND active"
     (row,) = store.rows(Query(sql, {}))  # every table's parts on disk, compressed
