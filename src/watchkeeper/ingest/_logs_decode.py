@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import orjson
+import pyarrow as pa
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
@@ -44,6 +45,7 @@ from watchkeeper.ingest._decode import (
 )
 from watchkeeper.model import MAX_TIME_NS, LogRow
 from watchkeeper.model import conventions as c
+from watchkeeper.store.logs import COLUMNS, log_table, rows_of
 
 #: Severity texts by the first letters that name them (case-insensitive), as the usual
 #: loggers spell them: Python's WARNING/CRITICAL, Go's and Java's, syslog's.
@@ -68,17 +70,37 @@ FUTURE_NS = 86_400 * 10**9
 PAST_NS = 366 * 86_400 * 10**9
 
 
+def _columns(rows: list[tuple[Any, ...]]) -> dict[str, Any]:
+    """Records' values (tuples in `COLUMNS` order) as columns (transposed by `zip`, in C)."""
+    return dict(zip(COLUMNS, zip(*rows, strict=True), strict=True)) if rows else {
+        name: () for name in COLUMNS
+    }
+
+
 @dataclass(slots=True)
 class DecodedLogs(Losses):
-    """A decoded request: its records and what was rejected or dropped, and why.
+    """A decoded request: its records as Arrow columns (`table`, `COLUMNS` in `LogRow`'s
+    order) and what was rejected or dropped, and why.
 
+    Columns, not a `LogRow` each: the writer inserts Arrow, and a table crosses from a
+    worker process (`_offload`) as a few buffers instead of an object per value.
     `receipt_timed`: records whose time is the request's time of receipt (`now_ns`), not
     one of their own; a decode at another `now_ns` gives them other times (and ids).
     """
 
     NOUN: ClassVar[str] = "log records"
-    records: list[LogRow] = field(default_factory=list)
+    table: pa.Table = field(default_factory=lambda: log_table(_columns([])))
     receipt_timed: int = 0
+
+    @property
+    def count(self) -> int:
+        """The records decoded."""
+        return int(self.table.num_rows)
+
+    @property
+    def records(self) -> list[LogRow]:
+        """The records as rows (built from the columns: for tests and small callers)."""
+        return rows_of(self.table)
 
 
 def severity_of(number: int, text: str) -> int:
@@ -163,6 +185,7 @@ def _times(
 def _record(
     g: _Group,
     out: DecodedLogs,
+    rows: list[tuple[Any, ...]],
     times: tuple[int, int, int],
     severity: tuple[int, str],
     body: Any,
@@ -182,26 +205,24 @@ def _record(
     text_body = _body(body, attributes)
     attrs = orjson.dumps(attributes, option=orjson.OPT_NON_STR_KEYS).decode()
     tid, sid = trace_id.hex(), span_id.hex()
-    out.records.append(
-        LogRow(
-            g.project,
-            log_id(time_ns, number, text, text_body, tid, sid, g.service, g.resource, attrs),
-            time_ns,
-            observed_ns,
-            severity_of(number, text),
-            text,
-            text_body,
-            tid,
-            sid,
-            g.service,
-            g.environment,
-            g.host,
-            g.scope,
-            event_name,
-            attrs,
-            g.resource,
-        )
-    )
+    rows.append((
+        g.project,
+        log_id(time_ns, number, text, text_body, tid, sid, g.service, g.resource, attrs),
+        time_ns,
+        observed_ns,
+        severity_of(number, text),
+        text,
+        text_body,
+        tid,
+        sid,
+        g.service,
+        g.environment,
+        g.host,
+        g.scope,
+        event_name,
+        attrs,
+        g.resource,
+    ))  # fmt: skip
 
 
 def decode_logs(
@@ -244,7 +265,7 @@ def _parse(body: bytes) -> ExportLogsServiceRequest:
 def _decode_protobuf(
     request: ExportLogsServiceRequest, project: str, now_ns: int, from_resource: bool
 ) -> DecodedLogs:
-    out = DecodedLogs()
+    out, rows = DecodedLogs(), []
     for rl in request.resource_logs:
         resource = _pb_attrs(rl.resource.attributes)
         for sl in rl.scope_logs:
@@ -253,6 +274,7 @@ def _decode_protobuf(
                 _record(
                     g,
                     out,
+                    rows,
                     (r.time_unix_nano, r.observed_time_unix_nano, now_ns),
                     (r.severity_number, r.severity_text),
                     _pb_value(r.body) if r.HasField("body") else None,
@@ -260,13 +282,14 @@ def _decode_protobuf(
                     r.event_name,
                     _pb_attrs(r.attributes),
                 )
+    out.table = log_table(_columns(rows))
     return out
 
 
 def _decode_json(
     doc: dict[str, Any], project: str, now_ns: int, from_resource: bool
 ) -> DecodedLogs:
-    out = DecodedLogs()
+    out, rows = DecodedLogs(), []
     try:
         for rl in _list(doc, "resourceLogs", "resource_logs"):
             resource = _json_attrs((rl.get("resource") or {}).get("attributes") or [], out)
@@ -275,15 +298,18 @@ def _decode_json(
                 g = _group(resource, scope, project, from_resource)
                 for r in _list(sl, "logRecords", "log_records"):
                     try:
-                        _json_record(g, r, out, now_ns)
+                        _json_record(g, r, out, rows, now_ns)
                     except (DecodeError, TypeError, ValueError, AttributeError) as exc:
                         out.reject(f"log record: {exc}")
     except (TypeError, ValueError, AttributeError) as exc:
         raise DecodeError(f"OTLP/JSON body is malformed: {exc}") from None
+    out.table = log_table(_columns(rows))
     return out
 
 
-def _json_record(g: _Group, r: dict[str, Any], out: DecodedLogs, now_ns: int) -> None:
+def _json_record(
+    g: _Group, r: dict[str, Any], out: DecodedLogs, rows: list[tuple[Any, ...]], now_ns: int
+) -> None:
     time_ns = _json_int(_get(r, "timeUnixNano", "time_unix_nano", 0), "timeUnixNano")
     observed = _get(r, "observedTimeUnixNano", "observed_time_unix_nano", 0)
     observed_ns = _json_int(observed, "observedTimeUnixNano")
@@ -299,6 +325,5 @@ def _json_record(g: _Group, r: dict[str, Any], out: DecodedLogs, now_ns: int) ->
     ids = (_json_id(_get(r, "traceId", "trace_id", "")), _json_id(_get(r, "spanId", "span_id", "")))
     event_name = str(_get(r, "eventName", "event_name", ""))
     attributes = _json_attrs(r.get("attributes") or [], out)
-    _record(
-        g, out, (time_ns, observed_ns, now_ns), (number, text), body, ids, event_name, attributes
-    )
+    times = (time_ns, observed_ns, now_ns)
+    _record(g, out, rows, times, (number, text), body, ids, event_name, attributes)

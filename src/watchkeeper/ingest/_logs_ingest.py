@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import pyarrow as pa
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from watchkeeper.config import Config
@@ -132,27 +133,26 @@ class LogsIngest(SpooledSignal):
         decoded = decode_logs(raw, encoding, project, now_ns, from_resource=project_from_resource)
         self._limit(decoded)
         self.metrics.rejected.inc(decoded.rejected)
-        result = IngestResult(len(decoded.records), decoded.rejected, decoded.error_message)
-        if decoded.records:
+        result = IngestResult(decoded.count, decoded.rejected, decoded.error_message)
+        if decoded.count:
             flags = FLAG_PROJECT_FROM_RESOURCE if project_from_resource else 0
             entry = Entry(project, encoding, raw, flags)
             # rows timed at receipt would get another time from a replay's decode: not kept
             kept = None if decoded.receipt_timed else decoded
-            with self._handoff.keeping(entry, kept, len(decoded.records)):
+            with self._handoff.keeping(entry, kept, decoded.count):
                 await self._pipe.append(entry)
-            self.metrics.accepted.inc(len(decoded.records))
+            self.metrics.accepted.inc(decoded.count)
         return result
 
     def _limit(self, decoded: DecodedLogs) -> None:
         """`RateLimited` (429) when a project of the records is over its rate."""
-        if self._rate is None or not decoded.records:
+        if self._rate is None or not decoded.count:
             return
-        counts: dict[str, int] = {}
-        for r in decoded.records:
-            counts[r.project] = counts.get(r.project, 0) + 1
+        projects = decoded.table["project"].value_counts()
+        counts = {str(p): int(n) for p, n in zip(*projects.flatten(), strict=True)}
         wait = self._rate.take(counts)
         if wait:
-            self.metrics.rate_limited.inc(len(decoded.records))
+            self.metrics.rate_limited.inc(decoded.count)
             raise RateLimited(
                 f"over the log rate limit of {self._rate.per_s:g} records/s per project "
                 "(logs.rate_limit_records_per_s); retry after Retry-After",
@@ -172,11 +172,11 @@ class LogsIngest(SpooledSignal):
 
     def _write(self, _rec: Record, decoded: DecodedLogs) -> None:
         started = time.perf_counter()
-        self.metrics.written.inc(self.store.write(decoded.records))
+        self.metrics.written.inc(self.store.write_table(decoded.table))
         self.metrics.write_seconds.observe(time.perf_counter() - started)
 
     def _write_many(self, group: list[tuple[Record, DecodedLogs]]) -> None:
         started = time.perf_counter()
-        rows = [row for _, decoded in group for row in decoded.records]
-        self.metrics.written.inc(self.store.write(rows))
+        table = pa.concat_tables([decoded.table for _, decoded in group])
+        self.metrics.written.inc(self.store.write_table(table))
         self.metrics.write_seconds.observe(time.perf_counter() - started)

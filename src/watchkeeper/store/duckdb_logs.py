@@ -44,7 +44,7 @@ from watchkeeper.store._log_blocks import (
     numbered,
     words_sql,
 )
-from watchkeeper.store.logs import COLUMNS, LogFilter, SqlLogStore, Terms, columns
+from watchkeeper.store.logs import COLUMNS, LogFilter, SqlLogStore, Terms, columns, log_table
 
 _INT = {"time_ns", "observed_ns", "severity_number"}
 
@@ -69,13 +69,6 @@ MIGRATIONS: _duckdb_schema.Migrations = (
         ("DELETE FROM log_blocks", f"INSERT INTO log_blocks {filters_sql(0)}"),
     ),
 )
-
-
-def batch(rows: Sequence[LogRow]) -> pa.Table:
-    """The records as an Arrow table of `COLUMNS`."""
-    return pa.table(
-        {n: pa.array(v, pa.int64() if n in _INT else pa.string()) for n, v in columns(rows).items()}
-    )
 
 
 class DuckDBLogStore(SqlLogStore):
@@ -168,14 +161,15 @@ class DuckDBLogStore(SqlLogStore):
     # --- writes -----------------------------------------------------------------------------
 
     def write(self, rows: Sequence[LogRow]) -> int:
-        """Store the records not stored yet (by `log_id`); return how many were new.
+        """Store the records not stored yet (by `log_id`); return how many were new."""
+        return self.write_table(log_table(columns(rows))) if rows else 0
 
-        Python handles whole columns (Arrow, numpy); the words and their filter bits are
-        SQL the engine runs (`_log_blocks`), off the interpreter's lock.
-        """
-        if not rows:
+    def write_table(self, table: pa.Table) -> int:
+        """`write` of a `log_table`: Python handles whole columns (Arrow, numpy); the words
+        and their filter bits are SQL the engine runs (`_log_blocks`), off the interpreter's
+        lock."""
+        if not table.num_rows:
             return 0
-        table = batch(rows)
         with self._lock, self._cursor() as cur:
             cur.execute("BEGIN TRANSACTION")
             try:
