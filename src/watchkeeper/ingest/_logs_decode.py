@@ -1,4 +1,4 @@
-"""Decoding OTLP log requests (protobuf and OTLP/JSON) into `LogRow`s.
+"""Decoding OTLP log requests (protobuf and OTLP/JSON) into log records (Arrow columns).
 
 Pure functions: bytes in, rows out. What a record keeps: its time (the observed time when it
 has none, as OTLP says; the time of receipt when it has neither), severity number and text
@@ -265,7 +265,7 @@ def _parse(body: bytes) -> ExportLogsServiceRequest:
 def _decode_protobuf(
     request: ExportLogsServiceRequest, project: str, now_ns: int, from_resource: bool
 ) -> DecodedLogs:
-    out, rows = DecodedLogs(), []
+    out, rows = DecodedLogs(), list[tuple[Any, ...]]()
     for rl in request.resource_logs:
         resource = _pb_attrs(rl.resource.attributes)
         for sl in rl.scope_logs:
@@ -289,7 +289,7 @@ def _decode_protobuf(
 def _decode_json(
     doc: dict[str, Any], project: str, now_ns: int, from_resource: bool
 ) -> DecodedLogs:
-    out, rows = DecodedLogs(), []
+    out, rows = DecodedLogs(), list[tuple[Any, ...]]()
     try:
         for rl in _list(doc, "resourceLogs", "resource_logs"):
             resource = _json_attrs((rl.get("resource") or {}).get("attributes") or [], out)
