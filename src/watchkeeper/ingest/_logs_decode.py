@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from array import array
+from dataclasses import dataclass, field, fields
+from itertools import accumulate
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
-import pyarrow as pa
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
@@ -45,7 +46,9 @@ from watchkeeper.ingest._decode import (
 )
 from watchkeeper.model import MAX_TIME_NS, LogRow
 from watchkeeper.model import conventions as c
-from watchkeeper.store.logs import COLUMNS, log_table, rows_of
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 #: Severity texts by the first letters that name them (case-insensitive), as the usual
 #: loggers spell them: Python's WARNING/CRITICAL, Go's and Java's, syslog's.
@@ -70,36 +73,59 @@ FUTURE_NS = 86_400 * 10**9
 PAST_NS = 366 * 86_400 * 10**9
 
 
-def _columns(rows: list[tuple[Any, ...]]) -> dict[str, Any]:
-    """Records' values (tuples in `COLUMNS` order) as columns (transposed by `zip`, in C)."""
-    return dict(zip(COLUMNS, zip(*rows, strict=True), strict=True)) if rows else {
-        name: () for name in COLUMNS
-    }
+#: The columns of a log record, in `LogRow`'s order; the integers among them.
+COLUMNS = tuple(f.name for f in fields(LogRow))
+INTS = frozenset({"time_ns", "observed_ns", "severity_number"})
+#: A column as Arrow lays it out, in bytes: (int64 values, b"") or (int32 offsets, UTF-8).
+Packed = dict[str, tuple[bytes, bytes]]
+
+
+def pack(rows: list[tuple[Any, ...]]) -> Packed:
+    """Records' values (tuples in `COLUMNS` order) as Arrow's buffers, built without Arrow:
+    a decoder process then imports no pyarrow (~90 MiB of RSS in each process that uses
+    it), and the buffers cross to the server as a few byte strings."""
+    out: Packed = {}
+    by_column = zip(*rows, strict=True) if rows else ((),) * len(COLUMNS)
+    for name, values in zip(COLUMNS, by_column, strict=True):
+        if name in INTS:
+            out[name] = (array("q", values).tobytes(), b"")
+        else:  # a lone surrogate (from OTLP/JSON) is replaced, as invalid UTF-8 is
+            data = [v.encode("utf-8", "replace") for v in values]
+            out[name] = (
+                array("i", accumulate(map(len, data), initial=0)).tobytes(),
+                b"".join(data),
+            )
+    return out
 
 
 @dataclass(slots=True)
 class DecodedLogs(Losses):
-    """A decoded request: its records as Arrow columns (`table`, `COLUMNS` in `LogRow`'s
-    order) and what was rejected or dropped, and why.
+    """A decoded request: its records as columns (`packed`, `COLUMNS`; `table` gives the
+    Arrow table over the same bytes) and what was rejected or dropped, and why.
 
-    Columns, not a `LogRow` each: the writer inserts Arrow, and a table crosses from a
-    worker process (`_offload`) as a few buffers instead of an object per value.
+    Columns, not a `LogRow` each: the writer inserts Arrow, and the columns cross from a
+    decoder process (`_offload`) as a few buffers instead of an object per value.
     `receipt_timed`: records whose time is the request's time of receipt (`now_ns`), not
     one of their own; a decode at another `now_ns` gives them other times (and ids).
     """
 
     NOUN: ClassVar[str] = "log records"
-    table: pa.Table = field(default_factory=lambda: log_table(_columns([])))
+    count: int = 0
+    packed: Packed = field(default_factory=lambda: pack([]))
     receipt_timed: int = 0
 
     @property
-    def count(self) -> int:
-        """The records decoded."""
-        return int(self.table.num_rows)
+    def table(self) -> pa.Table:
+        """The records as the Arrow table the log stores write (no copy of the bytes)."""
+        from watchkeeper.store.logs import packed_table  # Arrow: in the server, not here
+
+        return packed_table(self.count, self.packed, INTS)
 
     @property
     def records(self) -> list[LogRow]:
-        """The records as rows (built from the columns: for tests and small callers)."""
+        """The records as rows (for tests and small callers)."""
+        from watchkeeper.store.logs import rows_of
+
         return rows_of(self.table)
 
 
@@ -282,7 +308,7 @@ def _decode_protobuf(
                     r.event_name,
                     _pb_attrs(r.attributes),
                 )
-    out.table = log_table(_columns(rows))
+    out.count, out.packed = len(rows), pack(rows)
     return out
 
 
@@ -303,7 +329,7 @@ def _decode_json(
                         out.reject(f"log record: {exc}")
     except (TypeError, ValueError, AttributeError) as exc:
         raise DecodeError(f"OTLP/JSON body is malformed: {exc}") from None
-    out.table = log_table(_columns(rows))
+    out.count, out.packed = len(rows), pack(rows)
     return out
 
 

@@ -46,6 +46,23 @@ def log_table(values: Mapping[str, Sequence[Any]]) -> pa.Table:
     )
 
 
+def packed_table(
+    count: int, packed: Mapping[str, tuple[bytes, bytes]], ints: frozenset[str]
+) -> pa.Table:
+    """`count` records' columns given as Arrow's buffers (`ingest._logs_decode.pack`: int64
+    values for the columns in `ints`, int32 offsets and UTF-8 bytes for the others) as a
+    `log_table`, over those bytes."""
+    arrays = []
+    for name in COLUMNS:
+        first, second = packed[name]
+        if name in ints:
+            arrays.append(pa.Array.from_buffers(pa.int64(), count, [None, pa.py_buffer(first)]))
+        else:
+            buffers = [None, pa.py_buffer(first), pa.py_buffer(second)]
+            arrays.append(pa.Array.from_buffers(pa.string(), count, buffers))
+    return pa.table(dict(zip(COLUMNS, arrays, strict=True)))
+
+
 def rows_of(table: pa.Table) -> list[LogRow]:
     """The records of a `log_table` as rows."""
     return [LogRow(*r) for r in zip(*(table[n].to_pylist() for n in COLUMNS), strict=True)]
