@@ -93,8 +93,10 @@ class DuckDBLogStore(SqlLogStore):
         *,
         memory_limit_mb: int | None = None,
         clock: Callable[[], float] = time.time,
+        checkpoint_rows: int = CHECKPOINT_ROWS,
     ) -> None:
         self._path = path
+        self._checkpoint_rows = checkpoint_rows
         self._clock = clock
         try:
             if path is not None:
@@ -202,7 +204,7 @@ class DuckDBLogStore(SqlLogStore):
             if table.num_rows:
                 self._next_block += blocks.num_rows
                 self._unchecked += table.num_rows
-            if self._unchecked >= CHECKPOINT_ROWS:
+            if self._unchecked >= self._checkpoint_rows:
                 cur.execute("CHECKPOINT")
                 self._unchecked = 0
         return int(table.num_rows)
