@@ -4,8 +4,9 @@ DuckDB's `pragma_storage_info` lists every column segment with the block it lies
 offset there, not its size; a segment's size is taken as the distance to the next segment
 of the same block (the last one: to the block's end, so a block's unused tail counts for
 the column that ends it), plus the whole blocks it spills into (`additional_block_ids`,
-long strings). `pragma database_size` gives the blocks in use and the free ones (left by
-checkpoints that rewrote a row group). The word filters' 256 columns are summed. Read after the server stopped: DuckDB locks its file.
+long strings). `pragma database_size` gives the blocks in use; the rest of the file is free
+blocks (left by checkpoints that rewrote a row group) and headers. The word filters' 256
+columns are summed. Read after the server stopped: DuckDB locks its file.
 """
 
 from __future__ import annotations
