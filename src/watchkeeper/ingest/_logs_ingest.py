@@ -80,8 +80,10 @@ class LogsIngestMetrics:
 
 #: Spooled requests written in one store write at most, when the writer finds several
 #: waiting: one transaction for all (`python -m bench.logs`: 500-record writes cost DuckDB
-#: 2-4x more per record than 5,000-record ones).
-WRITE_GROUP = 16
+#: 2-4x more per record than 5,000-record ones; 300k bench records in one process, a
+#: checkpoint per row group: groups of 16 requests 13.6-13.9 µs of CPU a record, of 32
+#: 11.3-11.5). A writer that keeps up writes what lingering gathered, fewer.
+WRITE_GROUP = 32
 #: How long the writer, once it has caught up, lets requests gather after a write began
 #: before the next: a DuckDB log write costs ~60 µs a record at 500 records, ~20 at 4,000
 #: (the SQL of the block filters, the commit); a record waits that much longer to be found.
