@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench._machine import PACKAGES, load, versions
 from bench.ingest.__main__ import _free_port, _start_server
-from bench.logs import _ingest, _search
+from bench.logs import _disk, _ingest, _search
 
 ENV = {"duckdb": {}, "clickhouse": {"WATCHKEEPER_STORE__BACKEND": "chdb"}}
 NAMES = {"duckdb": "DuckDB", "clickhouse": "ClickHouse (chDB)"}
@@ -96,6 +96,10 @@ def ingest(engine: str, args: argparse.Namespace, tmp: Path) -> None:
         f"{_mark(not math.isnan(p99) and p99 < GOALS['lag_p99_s'])} (p99 < 2 s)"
     )
     print(
+        f"server CPU (with its children, from the first request until all were written): "
+        f"{f['cpu_us']:.1f} µs/record"
+    )
+    print(
         f"server peak RSS with its children: {f['peak_rss_mib']:.0f} MiB — "
         f"{_mark(f['peak_rss_mib'] < GOALS['rss_mib'])} (< 500 MiB)"
     )
@@ -104,6 +108,9 @@ def ingest(engine: str, args: argparse.Namespace, tmp: Path) -> None:
         f"{per:.1f} bytes/record — "
         f"{_mark(per < GOALS['bytes_per_record'])} (< 60)"
     )
+    if engine == "duckdb":
+        print("where the bytes go (pragma storage_info; a segment runs to the next one):")
+        print("\n".join(_disk.report(data / "logs.duckdb")))
 
 
 def search(engine: str, args: argparse.Namespace, tmp: Path) -> None:

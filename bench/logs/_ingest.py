@@ -96,6 +96,7 @@ def drive(url: str, pid: int, records: int, senders: int, per: int) -> dict[str,
         f"{wire:.0f} bytes/record on the wire (OTLP protobuf)"
     )
     before = _metric(url, WRITTEN)
+    cpu_before = _cpu_s(pid)
     run, stop, todo = Run(), threading.Event(), [requests]
     watchers = [
         threading.Thread(target=_probe, args=(url, stop, run), daemon=True),
@@ -115,6 +116,7 @@ def drive(url: str, pid: int, records: int, senders: int, per: int) -> dict[str,
     while _metric(url, WRITTEN) < before + run.acked:
         time.sleep(0.1)
     written_s = time.perf_counter() - started
+    cpu = _cpu_s(pid) - cpu_before
     time.sleep(1.0)  # a last probe or two once the writer is idle
     stop.set()
     for w in watchers:
@@ -124,8 +126,22 @@ def drive(url: str, pid: int, records: int, senders: int, per: int) -> dict[str,
         "acked_per_s": run.acked / acked_s, "written_per_s": run.acked / written_s,
         "lag_p50_s": _pct(run.lags, 0.5) or float("nan"),
         "lag_p99_s": _pct(run.lags, 0.99) or float("nan"), "probes": len(run.lags),
-        "peak_rss_mib": run.peak_rss / 2**20,
+        "peak_rss_mib": run.peak_rss / 2**20, "cpu_us": cpu / max(run.acked, 1) * 1e6,
     }  # fmt: skip
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of the server and its children so far: what a record
+    costs, whatever else the machine runs meanwhile (a child that ended is not counted)."""
+    proc = psutil.Process(pid)
+    total = 0.0
+    for p in (proc, *proc.children(recursive=True)):
+        try:
+            t = p.cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system
+    return total
 
 
 def bytes_on_disk(data_dir: Path, engine: str) -> int:

@@ -321,6 +321,10 @@ class LogsConfig(_Section):
     # is the usual setup, and the lag budget already bounds what the writer is behind)
     rate_limit_records_per_s: float = Field(default=0.0, ge=0)
     rate_limit_burst_s: float = Field(default=10.0, gt=0, le=3600)
+    # Processes that decode large log requests (over 64 KiB) at the door, off the server's
+    # interpreter lock (ingest/_offload.py); 0: decoded in the server process. They start
+    # with the first such request and stop after ingest.workers_idle_s without one.
+    decode_workers: int = Field(default=1, ge=0, le=16)
 
 
 class DashboardsConfig(_Section):

@@ -270,3 +270,19 @@ def test_the_text_index_answers_a_word_search(tmp_path: Path) -> None:
     assert "body_words" in plan  # the text index is asked
     assert [r.body for r in store.search(f).records] == ["rare needle here"]
     store.close()
+
+
+def test_the_store_checkpoints_once_a_row_group_is_written(tmp_path: Path) -> None:
+    """Its own checkpoint every `checkpoint_rows` records written (DuckDB's, every 16 MiB of
+    WAL, rewrote each row group ~3 times): the WAL is emptied then, and nothing is lost."""
+    path = tmp_path / "logs.duckdb"
+    wal = path.with_name("logs.duckdb.wal")
+    store = DuckDBLogStore(path, checkpoint_rows=1000)
+    assert store.write([_row(i, f"first {i}") for i in range(600)]) == 600
+    assert wal.exists() and wal.stat().st_size > 0
+    assert store.write([_row(i, f"second {i}") for i in range(600, 1200)]) == 600
+    assert not wal.exists() or wal.stat().st_size == 0
+    store.close()
+    again = DuckDBLogStore(path)
+    assert again.count() == 1200
+    again.close()

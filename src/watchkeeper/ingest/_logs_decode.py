@@ -1,4 +1,4 @@
-"""Decoding OTLP log requests (protobuf and OTLP/JSON) into `LogRow`s.
+"""Decoding OTLP log requests (protobuf and OTLP/JSON) into log records (Arrow columns).
 
 Pure functions: bytes in, rows out. What a record keeps: its time (the observed time when it
 has none, as OTLP says; the time of receipt when it has neither), severity number and text
@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from array import array
+from dataclasses import dataclass, field, fields
+from itertools import accumulate
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
 from google.protobuf.message import DecodeError as ProtobufDecodeError
@@ -44,6 +46,9 @@ from watchkeeper.ingest._decode import (
 )
 from watchkeeper.model import MAX_TIME_NS, LogRow
 from watchkeeper.model import conventions as c
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 #: Severity texts by the first letters that name them (case-insensitive), as the usual
 #: loggers spell them: Python's WARNING/CRITICAL, Go's and Java's, syslog's.
@@ -68,17 +73,60 @@ FUTURE_NS = 86_400 * 10**9
 PAST_NS = 366 * 86_400 * 10**9
 
 
+#: The columns of a log record, in `LogRow`'s order; the integers among them.
+COLUMNS = tuple(f.name for f in fields(LogRow))
+INTS = frozenset({"time_ns", "observed_ns", "severity_number"})
+#: A column as Arrow lays it out, in bytes: (int64 values, b"") or (int32 offsets, UTF-8).
+Packed = dict[str, tuple[bytes, bytes]]
+
+
+def pack(rows: list[tuple[Any, ...]]) -> Packed:
+    """Records' values (tuples in `COLUMNS` order) as Arrow's buffers, built without Arrow:
+    a decoder process then imports no pyarrow (~90 MiB of RSS in each process that uses
+    it), and the buffers cross to the server as a few byte strings."""
+    out: Packed = {}
+    by_column = zip(*rows, strict=True) if rows else ((),) * len(COLUMNS)
+    for name, values in zip(COLUMNS, by_column, strict=True):
+        if name in INTS:
+            out[name] = (array("q", values).tobytes(), b"")
+        else:  # a lone surrogate (from OTLP/JSON) is replaced, as invalid UTF-8 is
+            data = [v.encode("utf-8", "replace") for v in values]
+            out[name] = (
+                array("i", accumulate(map(len, data), initial=0)).tobytes(),
+                b"".join(data),
+            )
+    return out
+
+
 @dataclass(slots=True)
 class DecodedLogs(Losses):
-    """A decoded request: its records and what was rejected or dropped, and why.
+    """A decoded request: its records as columns (`packed`, `COLUMNS`; `table` gives the
+    Arrow table over the same bytes) and what was rejected or dropped, and why.
 
+    Columns, not a `LogRow` each: the writer inserts Arrow, and the columns cross from a
+    decoder process (`_offload`) as a few buffers instead of an object per value.
     `receipt_timed`: records whose time is the request's time of receipt (`now_ns`), not
     one of their own; a decode at another `now_ns` gives them other times (and ids).
     """
 
     NOUN: ClassVar[str] = "log records"
-    records: list[LogRow] = field(default_factory=list)
+    count: int = 0
+    packed: Packed = field(default_factory=lambda: pack([]))
     receipt_timed: int = 0
+
+    @property
+    def table(self) -> pa.Table:
+        """The records as the Arrow table the log stores write (no copy of the bytes)."""
+        from watchkeeper.store.logs import packed_table  # Arrow: in the server, not here
+
+        return packed_table(self.count, self.packed, INTS)
+
+    @property
+    def records(self) -> list[LogRow]:
+        """The records as rows (for tests and small callers)."""
+        from watchkeeper.store.logs import rows_of
+
+        return rows_of(self.table)
 
 
 def severity_of(number: int, text: str) -> int:
@@ -163,6 +211,7 @@ def _times(
 def _record(
     g: _Group,
     out: DecodedLogs,
+    rows: list[tuple[Any, ...]],
     times: tuple[int, int, int],
     severity: tuple[int, str],
     body: Any,
@@ -182,26 +231,24 @@ def _record(
     text_body = _body(body, attributes)
     attrs = orjson.dumps(attributes, option=orjson.OPT_NON_STR_KEYS).decode()
     tid, sid = trace_id.hex(), span_id.hex()
-    out.records.append(
-        LogRow(
-            g.project,
-            log_id(time_ns, number, text, text_body, tid, sid, g.service, g.resource, attrs),
-            time_ns,
-            observed_ns,
-            severity_of(number, text),
-            text,
-            text_body,
-            tid,
-            sid,
-            g.service,
-            g.environment,
-            g.host,
-            g.scope,
-            event_name,
-            attrs,
-            g.resource,
-        )
-    )
+    rows.append((
+        g.project,
+        log_id(time_ns, number, text, text_body, tid, sid, g.service, g.resource, attrs),
+        time_ns,
+        observed_ns,
+        severity_of(number, text),
+        text,
+        text_body,
+        tid,
+        sid,
+        g.service,
+        g.environment,
+        g.host,
+        g.scope,
+        event_name,
+        attrs,
+        g.resource,
+    ))  # fmt: skip
 
 
 def decode_logs(
@@ -244,7 +291,7 @@ def _parse(body: bytes) -> ExportLogsServiceRequest:
 def _decode_protobuf(
     request: ExportLogsServiceRequest, project: str, now_ns: int, from_resource: bool
 ) -> DecodedLogs:
-    out = DecodedLogs()
+    out, rows = DecodedLogs(), list[tuple[Any, ...]]()
     for rl in request.resource_logs:
         resource = _pb_attrs(rl.resource.attributes)
         for sl in rl.scope_logs:
@@ -253,6 +300,7 @@ def _decode_protobuf(
                 _record(
                     g,
                     out,
+                    rows,
                     (r.time_unix_nano, r.observed_time_unix_nano, now_ns),
                     (r.severity_number, r.severity_text),
                     _pb_value(r.body) if r.HasField("body") else None,
@@ -260,13 +308,14 @@ def _decode_protobuf(
                     r.event_name,
                     _pb_attrs(r.attributes),
                 )
+    out.count, out.packed = len(rows), pack(rows)
     return out
 
 
 def _decode_json(
     doc: dict[str, Any], project: str, now_ns: int, from_resource: bool
 ) -> DecodedLogs:
-    out = DecodedLogs()
+    out, rows = DecodedLogs(), list[tuple[Any, ...]]()
     try:
         for rl in _list(doc, "resourceLogs", "resource_logs"):
             resource = _json_attrs((rl.get("resource") or {}).get("attributes") or [], out)
@@ -275,15 +324,18 @@ def _decode_json(
                 g = _group(resource, scope, project, from_resource)
                 for r in _list(sl, "logRecords", "log_records"):
                     try:
-                        _json_record(g, r, out, now_ns)
+                        _json_record(g, r, out, rows, now_ns)
                     except (DecodeError, TypeError, ValueError, AttributeError) as exc:
                         out.reject(f"log record: {exc}")
     except (TypeError, ValueError, AttributeError) as exc:
         raise DecodeError(f"OTLP/JSON body is malformed: {exc}") from None
+    out.count, out.packed = len(rows), pack(rows)
     return out
 
 
-def _json_record(g: _Group, r: dict[str, Any], out: DecodedLogs, now_ns: int) -> None:
+def _json_record(
+    g: _Group, r: dict[str, Any], out: DecodedLogs, rows: list[tuple[Any, ...]], now_ns: int
+) -> None:
     time_ns = _json_int(_get(r, "timeUnixNano", "time_unix_nano", 0), "timeUnixNano")
     observed = _get(r, "observedTimeUnixNano", "observed_time_unix_nano", 0)
     observed_ns = _json_int(observed, "observedTimeUnixNano")
@@ -299,6 +351,5 @@ def _json_record(g: _Group, r: dict[str, Any], out: DecodedLogs, now_ns: int) ->
     ids = (_json_id(_get(r, "traceId", "trace_id", "")), _json_id(_get(r, "spanId", "span_id", "")))
     event_name = str(_get(r, "eventName", "event_name", ""))
     attributes = _json_attrs(r.get("attributes") or [], out)
-    _record(
-        g, out, (time_ns, observed_ns, now_ns), (number, text), body, ids, event_name, attributes
-    )
+    times = (time_ns, observed_ns, now_ns)
+    _record(g, out, rows, times, (number, text), body, ids, event_name, attributes)

@@ -19,13 +19,10 @@ a record that crashes its process must crash a worker, never the server.
 from __future__ import annotations
 
 import collections
-import ctypes
 import logging
 import multiprocessing
 import os
 import pickle
-import signal
-import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -35,9 +32,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from watchkeeper.errors import DecodeError
+from watchkeeper.ingest._child import start_child
 from watchkeeper.ingest._cost import Pricer
 from watchkeeper.ingest._decode import decode
-from watchkeeper.ingest._gc import tune_gc, tune_malloc
 from watchkeeper.ingest._normalize import Settings, Step, normalize
 from watchkeeper.ingest._spool import FLAG_PROJECT_FROM_RESOURCE, Record
 from watchkeeper.model import ColumnBatch, PackedPayload, PayloadRow, SpanBatch
@@ -53,7 +50,6 @@ class PayloadPacker(Protocol):
         ...
 
 
-_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _CRASHES_TO_SKIP = 2  # a record that breaks a fresh worker this often, alone, is poisoned
 
 
@@ -109,39 +105,9 @@ def _init_worker(
     packer: Callable[[], PayloadPacker] | None = None,
 ) -> None:
     global _worker_pricer, _worker_steps, _worker_packer
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the server, which stops us
-    if not _die_with_parent(parent):
-        threading.Thread(target=_exit_with, args=(parent,), name="wk-parent", daemon=True).start()
-    tune_gc()
-    tune_malloc()
+    start_child(parent)
     _worker_pricer, _worker_steps = pricer, steps
     _worker_packer = packer() if packer is not None else None
-
-
-def _die_with_parent(parent: int) -> bool:
-    """Ask Linux to kill this worker the moment the server dies (prctl PR_SET_PDEATHSIG).
-
-    A server killed with SIGKILL cannot stop its pool, and the worker holds both ends of its
-    task queue, so it would wait forever; polling for the parent left workers (and, through
-    their inherited pipe, the resource tracker) alive for up to a second. False where prctl
-    is not available (then `_exit_with` polls).
-    """
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
-            return False
-    except (OSError, AttributeError):
-        return False
-    if os.getppid() != parent:  # the server died before prctl took effect
-        os._exit(0)
-    return True
-
-
-def _exit_with(parent: int) -> None:
-    """Leave once the parent is gone (where `_die_with_parent` cannot be had)."""
-    while os.getppid() == parent:
-        time.sleep(0.1)
-    os._exit(0)
 
 
 def _process_in_worker(record: Record) -> Processed:

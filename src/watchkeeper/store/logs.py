@@ -20,9 +20,11 @@ itself is one RE2 pattern per word or phrase (`Terms.regexes`), on both engines.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Protocol
+
+import pyarrow as pa
 
 from watchkeeper.errors import ValidationError
 from watchkeeper.model import LogRow
@@ -33,6 +35,37 @@ _QUERY = re.compile(r'"([^"]*)"|(\S+)')
 #: The columns of a log record, in `LogRow`'s order (every engine's table has them).
 COLUMNS = tuple(f.name for f in fields(LogRow))
 MAX_PAGE = 1000
+_INTS = frozenset({"time_ns", "observed_ns", "severity_number"})
+
+
+def log_table(values: Mapping[str, Sequence[Any]]) -> pa.Table:
+    """Records' values by column (every one of `COLUMNS`) as the Arrow table a write takes:
+    64-bit integers for the times and the severity, strings for the rest."""
+    return pa.table(
+        {n: pa.array(values[n], pa.int64() if n in _INTS else pa.string()) for n in COLUMNS}
+    )
+
+
+def packed_table(
+    count: int, packed: Mapping[str, tuple[bytes, bytes]], ints: frozenset[str]
+) -> pa.Table:
+    """`count` records' columns given as Arrow's buffers (`ingest._logs_decode.pack`: int64
+    values for the columns in `ints`, int32 offsets and UTF-8 bytes for the others) as a
+    `log_table`, over those bytes."""
+    arrays = []
+    for name in COLUMNS:
+        first, second = packed[name]
+        if name in ints:
+            arrays.append(pa.Array.from_buffers(pa.int64(), count, [None, pa.py_buffer(first)]))
+        else:
+            buffers = [None, pa.py_buffer(first), pa.py_buffer(second)]
+            arrays.append(pa.Array.from_buffers(pa.string(), count, buffers))
+    return pa.table(dict(zip(COLUMNS, arrays, strict=True)))
+
+
+def rows_of(table: pa.Table) -> list[LogRow]:
+    """The records of a `log_table` as rows."""
+    return [LogRow(*r) for r in zip(*(table[n].to_pylist() for n in COLUMNS), strict=True)]
 
 
 def columns(rows: Sequence[LogRow]) -> dict[str, list[Any]]:
@@ -118,6 +151,10 @@ class LogStore(Protocol):
         """Store the records not stored yet (by `log_id`); return how many were new."""
         ...
 
+    def write_table(self, table: pa.Table) -> int:
+        """`write` of records given as a `log_table` (what the ingest path decodes)."""
+        ...
+
     def delete_before(self, project: str | None, before_ns: int) -> int:
         """Drop records older than `before_ns` (of one project, or all); return how many."""
         ...
@@ -153,6 +190,14 @@ class SqlLogStore:
     attribute's value."""
 
     dialect: ClassVar[Dialect]
+
+    def write(self, rows: Sequence[LogRow]) -> int:
+        """Store the records not stored yet (by `log_id`); return how many were new."""
+        raise NotImplementedError
+
+    def write_table(self, table: pa.Table) -> int:
+        """`write` of records given as a `log_table` (an engine may insert it as it is)."""
+        return self.write(rows_of(table))
 
     def _rows(self, sql: str, params: dict[str, object]) -> list[tuple[Any, ...]]:
         raise NotImplementedError
