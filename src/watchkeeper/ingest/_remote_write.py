@@ -20,14 +20,12 @@ import struct
 from typing import Any
 
 import cramjam
-import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 
 from watchkeeper.errors import DecodeError, PayloadTooLarge
-from watchkeeper.ingest._metrics_decode import DecodedMetrics
+from watchkeeper.ingest._metrics_decode import DecodedMetrics, SampleLists
 from watchkeeper.model import Labels, Metadata
-from watchkeeper.store.metrics import SampleColumns
 
 STALE_NAN_BITS = 0x7FF0000000000002
 _TYPES = {0: "unknown", 1: "counter", 2: "gauge", 3: "histogram", 4: "gaugehistogram",
@@ -156,14 +154,13 @@ def decode_remote_write(body: bytes, cache: LabelCache | None = None) -> Decoded
 
 def _decode(body: bytes, cache: LabelCache) -> DecodedMetrics:
     out = DecodedMetrics()
-    series: dict[Labels, int] = {}
     cols = _Columns()
     pos, end = 0, len(body)
     while pos < end:
         tag, pos = _varint_at(body, pos)
         if tag == 0x0A:  # timeseries
             size, pos = _varint_at(body, pos)
-            _series(body, pos, _within(pos + size, end), cache, series, cols, out)
+            _series(body, pos, _within(pos + size, end), cache, cols, out)
             pos += size
         elif tag == 0x1A:  # metadata
             size, pos = _varint_at(body, pos)
@@ -171,7 +168,7 @@ def _decode(body: bytes, cache: LabelCache) -> DecodedMetrics:
             pos += size
         else:
             pos = _skip(body, pos, tag, end)
-    out.columns = cols.done(list(series))
+    out.columns = cols.done()
     return out
 
 
@@ -180,7 +177,6 @@ def _series(
     pos: int,
     end: int,
     cache: LabelCache,
-    series: dict[Labels, int],
     cols: _Columns,
     out: DecodedMetrics,
 ) -> None:
@@ -215,7 +211,7 @@ def _series(
         out.reject(labels)
         return
     n = len(cols.t_ms) - first
-    cols.index.extend([series.setdefault(labels, len(series))] * n)
+    cols.index.extend([cols.slots.setdefault(labels, len(cols.slots))] * n)
     out.points += n
 
 
@@ -260,30 +256,17 @@ def _metadata(raw: bytes, out: DecodedMetrics) -> None:
     out.metadata[m.metric_family_name] = Metadata(_TYPES.get(m.type, "unknown"), m.unit, m.help)
 
 
-class _Columns:
-    """The sample columns of a request while it is read."""
+class _Columns(SampleLists):
+    """The sample columns of a request while it is read (none a delta): a series' samples
+    are appended before its labels are known, its slot after them."""
 
     def __init__(self) -> None:
-        self.index: list[int] = []
-        self.t_ms: list[int] = []
-        self.values: list[float] = []
-        self.stale: list[bool] = []
+        super().__init__()
         self.stamps: dict[bytes, int] = {}  # a timestamp's varint bytes -> its value
 
     def truncate(self, n: int) -> None:
         """Forget the samples from the `n`th on (a series rejected)."""
         del self.t_ms[n:], self.values[n:], self.stale[n:]
-
-    def done(self, series: list[Labels]) -> SampleColumns:
-        """The columns as arrays."""
-        return SampleColumns(
-            series=series,
-            index=np.array(self.index, np.int64),
-            t_ms=np.array(self.t_ms, np.int64),
-            values=np.array(self.values, np.float64),
-            stale=np.array(self.stale, np.bool_),
-            delta=np.zeros(len(self.t_ms), np.bool_),
-        )
 
 
 def _varint_at(data: bytes, pos: int) -> tuple[int, int]:

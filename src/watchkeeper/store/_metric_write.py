@@ -71,6 +71,18 @@ class SampleColumns:
             delta=np.concatenate([p.delta for p in parts]),
         )
 
+    def take(self, rows: Ints) -> SampleColumns:
+        """The samples at positions `rows`, in that order, with only their label sets."""
+        used, index = np.unique(self.index[rows], return_inverse=True)
+        return SampleColumns(
+            series=[self.series[i] for i in used.tolist()],
+            index=index.astype(np.int64).reshape(-1),
+            t_ms=self.t_ms[rows],
+            values=self.values[rows],
+            stale=self.stale[rows],
+            delta=self.delta[rows],
+        )
+
     def to_samples(self) -> list[Sample]:
         """The samples again, one object each (for tests and small paths)."""
         return [
