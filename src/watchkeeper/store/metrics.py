@@ -37,7 +37,7 @@ import numpy as np
 import pyarrow as pa
 
 from watchkeeper.errors import StoreError, ValidationError
-from watchkeeper.model import Labels, Metadata, Sample
+from watchkeeper.model import Metadata, Sample
 from watchkeeper.store import _metric_last
 from watchkeeper.store._metric_read import (
     Matcher,
@@ -126,8 +126,7 @@ class MetricsStore:
         ).fetchall():
             self._meta[(project, metric)] = Metadata(typ, unit, help_)
         for sid, t, v in _metric_last.recover(self._con):  # stopped without a flush
-            if sid in known.project_of and t > known.last.get(sid, (t - 1, None))[0]:
-                known.last[sid] = known.moved[sid] = (t, v)
+            known.recovered(sid, (t, v))
         self._flush_last()
 
     @contextmanager
@@ -155,12 +154,12 @@ class MetricsStore:
     def _flush_last(self) -> None:
         """Write the last sample of every series that moved since the last flush."""
         try:
-            _metric_last.flush(self._con, self._known.moved)
+            _metric_last.flush(self._con, self._known.moved())
         except duckdb.Error as exc:
             with suppress(duckdb.Error):
                 self._con.execute("ROLLBACK")
             raise StoreError(f"metric store: writing series' last samples failed: {exc}") from exc
-        self._known.moved.clear()
+        self._known.flushed()
         self._flushed_at = self._clock()
 
     # --- writing ----------------------------------------------------------------------------
@@ -188,24 +187,30 @@ class MetricsStore:
         known = self._known
         slots = known.slots(project, cols.series, self.max_series_per_project)
         slot = slots.entry[cols.index]
-        usable = np.array(slots.allowed, np.bool_)[slot]
+        usable = slots.allowed[slot]
         if limited := int(len(slot) - usable.sum()):
             result.rejected["series_limit"] += limited
-        last = slots.last()
-        checked = check(cols, slot, usable, last)
+        checked = check(cols, slot, usable, slots.last)
         result.rejected.update(checked.rejected)
         keep = checked.keep
-        sids = np.array(slots.sids, np.int64)
-        numbers, new_numbers = known.numbers(slots)
+        numbers = known.numbers(slots)
         kept_slot = slot[keep]
         touched, first_at = np.unique(kept_slot, return_index=True)
         times = cols.t_ms[keep]
-        first = dict(zip(sids[touched].tolist(), times[first_at].tolist(), strict=True))
         rows = Rows(numbers[kept_slot], times, checked.values[keep], cols.stale[keep])
-        ends = Rows(sids[touched], last.t_ms[touched], last.values[touched], last.stale[touched])
+        series = None
+        if len(slots.new):  # a new series' first sample is its first kept (none before it)
+            first = np.zeros(len(slots.sids), np.int64)
+            first[touched] = times[first_at]
+            new = slots.new
+            now_ms = int(self._clock() * 1000)
+            series = series_table(
+                project, slots.sids[new], slots.new_labels, first[new], numbers[new], now_ms
+            )
         changed = {name: m for name, m in metadata.items() if self._meta.get((project, name)) != m}
-        self._commit(project, slots.new, first, new_numbers, rows, changed)
-        known.remember(project, slots.new, new_numbers, ends)
+        self._commit(project, series, rows, changed)
+        metrics = series.column("metric").to_pylist() if series is not None else []
+        known.remember(project, slots, numbers, touched, metrics)
         self._meta.update({(project, name): m for name, m in changed.items()})
         if self._clock() - self._flushed_at >= _FLUSH_LAST_S:
             try:
@@ -220,19 +225,15 @@ class MetricsStore:
     def _commit(
         self,
         project: str,
-        new: dict[int, Labels],
-        first: dict[int, int],
-        numbers: dict[int, int],
+        series: pa.Table | None,
         samples: Rows,
         metadata: dict[str, Metadata],
     ) -> None:
         con = self._con
         try:
             con.execute("BEGIN TRANSACTION")
-            if new:
-                now_ms = int(self._clock() * 1000)
-                table = series_table(project, new, first, numbers, now_ms)
-                self._insert("metric_series", table, con)
+            if series is not None:
+                self._insert("metric_series", series, con)
             if len(samples.ids):
                 self._insert("metric_samples", samples.table(("series_no", "t_ms", "value")), con)
                 _metric_last.note_pending(con, int(samples.t_ms.min()))
@@ -320,7 +321,8 @@ class MetricsStore:
                     params,
                 ).fetchall()
             for sid, metric, labels in rows:
-                if self._known.last.get(sid, (start_ms - 1, None))[0] >= start_ms:
+                last_ms = self._known.last_ms(sid)
+                if last_ms is not None and last_ms >= start_ms:
                     out[sid] = {"__name__": metric, **dict(labels)}
         return sorted(out.values(), key=lambda d: sorted(d.items()))
 
@@ -385,8 +387,7 @@ class MetricsStore:
 
     def newest_ms(self) -> int | None:
         """The time of the newest sample stored (None: none), which retention counts from."""
-        times = [t for t, _ in list(self._known.last.values())]
-        return max(times) if times else None
+        return self._known.newest_ms()
 
     def _forget(self, gone: Sequence[tuple[int, str, str]]) -> None:
         """The writer's state without the series deleted."""
