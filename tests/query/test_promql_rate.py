@@ -1,5 +1,5 @@
 """`rate`, `increase` and `delta` over every series and step at once equal the same function
-window by window (Prometheus's extrapolatedRate, kept as `_extrapolated`), with counter
+window by window (Prometheus's extrapolatedRate, kept as `extrapolated`), with counter
 resets, NaN values, gaps and windows of 0 or 1 sample, whatever the chunking; and through
 the store, with staleness markers left out of the windows."""
 
@@ -13,8 +13,8 @@ import pytest
 
 from watchkeeper.model import Sample
 from watchkeeper.query._promql import Engine
-from watchkeeper.query._promql_functions import _extrapolated, _extrapolated_matrix, window_bounds
 from watchkeeper.query._promql_values import Matrix, RangeSeries, Vector
+from watchkeeper.query._promql_windows import extrapolated, extrapolated_matrix, window_bounds
 from watchkeeper.store.metrics import MetricsStore
 
 
@@ -40,7 +40,7 @@ def _matrix(seed: int, n_series: int, steps: int, range_ms: int) -> Matrix:
 @pytest.mark.parametrize("cells", [7, 1000, 1_000_000])
 def test_all_at_once_equals_window_by_window(counter: bool, rate: bool, cells: int) -> None:
     matrix = _matrix(seed=cells, n_series=40, steps=90, range_ms=60_000)
-    got = {s.labels["k"]: s for s in _extrapolated_matrix(matrix, counter, rate, cells)}
+    got = {s.labels["k"]: s for s in extrapolated_matrix(matrix, counter, rate, cells)}
     starts = matrix.ends - matrix.range_ms
     checked = 0
     for rs in matrix.series:
@@ -48,7 +48,7 @@ def test_all_at_once_equals_window_by_window(counter: bool, rate: bool, cells: i
         hi = np.searchsorted(rs.t_ms, matrix.ends, side="right")
         for i in range(len(matrix.ends)):
             a, b = int(lo[i]), int(hi[i])
-            want = _extrapolated(rs.t_ms[a:b], rs.values[a:b], int(starts[i]),
+            want = extrapolated(rs.t_ms[a:b], rs.values[a:b], int(starts[i]),
                                  int(matrix.ends[i]), counter, rate)  # fmt: skip
             s = got.get(rs.labels["k"])
             if want is None:
@@ -105,7 +105,7 @@ def test_rate_through_the_store_leaves_stale_markers_out() -> None:
         v = np.array([p[1] for p in points])
         for i, end in enumerate(steps):
             a, b = np.searchsorted(t, end - 60_000, "right"), np.searchsorted(t, end, "right")
-            want = _extrapolated(t[a:b], v[a:b], int(end) - 60_000, int(end), True, True)
+            want = extrapolated(t[a:b], v[a:b], int(end) - 60_000, int(end), True, True)
             if want is None:
                 assert k not in got or not got[k].present[i]
             else:
