@@ -301,11 +301,15 @@ class _NumberPoints:
     def _point(self, raw: bytes, pos: int, end: int, cols: SampleLists) -> None:
         attrs, t_ns, value, flags = b"", 0, 0.0, 0
         while pos < end:
-            start = pos
-            tag, pos = _varint_at(raw, pos)
+            start, tag = pos, raw[pos]  # the fields read here have one-byte tags
+            pos += 1
             if tag == 0x3A:  # attributes (7): their bytes are the label set's key
-                size, pos = _varint_at(raw, pos)
-                pos += size
+                size = raw[pos]
+                if size < 0x80:
+                    pos += 1 + size
+                else:
+                    size, pos = _varint_at(raw, pos)
+                    pos += size
                 attrs += raw[start:pos]
             elif tag == 0x19:  # time_unix_nano (3)
                 t_ns = _FIXED64.unpack_from(raw, pos)[0]
@@ -318,7 +322,8 @@ class _NumberPoints:
                 pos += 8
             elif tag == 0x40:  # flags (8)
                 flags, pos = _varint_at(raw, pos)
-            else:  # start time, exemplars
+            else:  # start time, exemplars, a field of a later version
+                tag, pos = _varint_at(raw, start)
                 pos = _skip(raw, pos, tag)
         if not t_ns:
             self.untimed += 1
