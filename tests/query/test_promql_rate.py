@@ -60,7 +60,7 @@ def test_all_at_once_equals_window_by_window(counter: bool, rate: bool, cells: i
     assert checked > 100
 
 
-def test_window_bounds_by_one_search_equal_one_search_per_series() -> None:
+def test_window_bounds_by_counting_or_one_search_equal_one_search_per_series() -> None:
     rnd = random.Random(3)
     for scale in (1, 2**49):  # 2**49: a (series, time) key would overflow; one per series
         sizes = [rnd.randint(0, 30) for _ in range(20)]
@@ -68,13 +68,15 @@ def test_window_bounds_by_one_search_equal_one_search_per_series() -> None:
             [np.sort(rnd.sample(range(0, 5000), n)).astype(np.int64) * scale for n in sizes]
         )
         offsets = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
-        ends = np.arange(0, 5200, 97, dtype=np.int64) * scale
-        starts = ends - 300 * scale
-        lo, hi = window_bounds(t, offsets, starts, ends)
-        for k in range(len(sizes)):
-            a, b = offsets[k], offsets[k + 1]
-            assert list(lo[k]) == list(np.searchsorted(t[a:b], starts, side="right") + a)
-            assert list(hi[k]) == list(np.searchsorted(t[a:b], ends, side="right") + a)
+        even = np.arange(-150, 5200, 97, dtype=np.int64)
+        uneven = np.cumsum([rnd.randint(1, 300) for _ in range(40)]).astype(np.int64)
+        for ends in (even * scale, uneven * scale, even[:1] * scale):  # counted, searched
+            starts = ends - 300 * scale
+            lo, hi = window_bounds(t, offsets, starts, ends)
+            for k in range(len(sizes)):
+                a, b = offsets[k], offsets[k + 1]
+                assert list(lo[k]) == list(np.searchsorted(t[a:b], starts, side="right") + a)
+                assert list(hi[k]) == list(np.searchsorted(t[a:b], ends, side="right") + a)
 
 
 def test_rate_through_the_store_leaves_stale_markers_out() -> None:

@@ -6,6 +6,7 @@ reference: tests hold the two equal)."""
 from __future__ import annotations
 
 import itertools
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -78,6 +79,8 @@ def _extrapolated_steps(
 #: a million, each array was fresh pages, and the kernel's time to give them was as much
 #: as the arithmetic's (the bench's rate over 6 h of 5k series: 520 ms of CPU, not 340).
 _CELLS = 32_768
+_PARALLEL_CHUNKS = 8  # from this many chunks on, computed on `_THREADS` threads
+_THREADS = 2
 
 
 def extrapolated_matrix(
@@ -86,17 +89,31 @@ def extrapolated_matrix(
     """rate/increase/delta of every series at every step, about `cells` windows at a time
     (see `_extrapolated_chunk`)."""
     per = max(1, cells // max(1, len(matrix.ends)))
-    out: list[Series] = []
-    for k in range(0, len(matrix.labels), per):
-        out += _extrapolated_chunk(matrix, k, min(k + per, len(matrix.labels)), counter, rate)
-    return out
+    n = len(matrix.labels)
+
+    def chunk(k: int) -> list[Series]:
+        return _extrapolated_chunk(matrix, k, min(k + per, n), counter, rate)
+
+    starts = range(0, n, per)
+    if len(starts) < _PARALLEL_CHUNKS:
+        return [s for k in starts for s in chunk(k)]
+    # numpy lets go of the GIL in its loops: the chunks on two threads use both cores
+    with ThreadPoolExecutor(_THREADS, thread_name_prefix="wk-promql") as pool:
+        return [s for part in pool.map(chunk, starts) for s in part]
 
 
 def window_bounds(t: Ints, offsets: Ints, starts: Times, ends: Times) -> tuple[Ints, Ints]:
     """For series k (samples `t[offsets[k]:offsets[k + 1]]`, in time order) and step i, the
     index range `[lo, hi)` in `t` of its samples in (starts[i], ends[i]]: one search of a
-    key (series, time) for all series, not one per series."""
+    key (series, time) for all series, not one per series; or, when the steps are evenly
+    spaced (a range query's, moved back by one offset), by counting (`_counted_bounds`)."""
     n = len(offsets) - 1
+    if len(ends) and _evenly_spaced(starts, ends):
+        step = int(ends[1] - ends[0]) if len(ends) > 1 else 1
+        series = np.repeat(np.arange(n, dtype=np.int64) * (len(ends) + 1), np.diff(offsets))
+        firsts = offsets[:-1, None]
+        lo = _counted_bounds(t, series, firsts, int(starts[0]), step, len(ends))
+        return lo, _counted_bounds(t, series, firsts, int(ends[0]), step, len(ends))
     base = min(int(t.min()), int(starts.min())) if len(t) else int(starts.min())
     span = max(int(t.max()) if len(t) else base, int(ends.max())) - base + 1
     if n * span >= 2**62:  # a range of centuries over many series: one search per series
@@ -109,6 +126,29 @@ def window_bounds(t: Ints, offsets: Ints, starts: Times, ends: Times) -> tuple[I
     lo = np.searchsorted(key, row[:, None] + (starts - base)[None, :], side="right")
     hi = np.searchsorted(key, row[:, None] + (ends - base)[None, :], side="right")
     return lo, hi
+
+
+def _evenly_spaced(starts: Times, ends: Times) -> bool:
+    """Whether the windows end a fixed step apart (> 0) and all span the same time."""
+    step = ends[1:] - ends[:-1]
+    width = ends - starts
+    return bool(
+        (not len(step) or (step[0] > 0 and (step == step[0]).all())) and (width == width[0]).all()
+    )
+
+
+def _counted_bounds(t: Ints, series: Ints, firsts: Ints, first: int, step: int, m: int) -> Ints:
+    """For each series k and i < m, the index in `t` past the samples of series k at or
+    before `first + i * step`: its first index and how many of its samples come by then.
+
+    A sample at t comes by bound i when i >= ceil((t - first) / step): how many do is a
+    running sum, over i, of how many samples have each such least i (one count of the
+    samples and one running sum over the bounds, where a search was a binary search
+    per series and bound)."""
+    least = np.clip(-((first - t) // step), 0, m)  # m: after every bound
+    counts = np.bincount(series + least, minlength=len(firsts) * (m + 1))
+    by_bound = counts.reshape(len(firsts), m + 1)[:, :m]
+    return np.cumsum(by_bound, axis=1) + firsts
 
 
 def _extrapolated_chunk(
