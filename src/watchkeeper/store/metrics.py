@@ -251,8 +251,7 @@ class MetricsStore:
     @staticmethod
     def _insert(table: str, rows: pa.Table, con: Any) -> None:
         con.register("_wk_rows", rows)
-        verb = "INSERT OR IGNORE" if table == "metric_series" else "INSERT"
-        con.execute(f"{verb} INTO {table} SELECT * FROM _wk_rows")
+        con.execute(f"INSERT INTO {table} SELECT * FROM _wk_rows")
         con.unregister("_wk_rows")
 
     def _limit_warning(self, project: str) -> str:
