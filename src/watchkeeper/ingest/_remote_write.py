@@ -123,23 +123,57 @@ class LabelCache:
 
 
 def _labels_of(raw: bytes) -> Labels | str:
-    """Parse a series' `labels` fields (by the protobuf runtime); a problem as a string."""
-    ts = TimeSeries()
-    try:
-        ts.ParseFromString(raw)
-    except (ProtobufDecodeError, RuntimeError, ValueError) as exc:
-        raise DecodeError(f"body is not a Prometheus remote-write WriteRequest: {exc}") from None
-    pairs = [(label.name, label.value) for label in ts.labels]
-    if not all(isinstance(k, str) and isinstance(v, str) for k, v in pairs):
+    """Parse a series' `labels` fields; a problem as a string. Read by hand when each label
+    is its name then its value (how senders write them), else by the protobuf runtime."""
+    pairs = _label_pairs(raw)
+    if pairs is None:
+        ts = TimeSeries()
+        try:
+            ts.ParseFromString(raw)
+        except (ProtobufDecodeError, RuntimeError, ValueError) as exc:
+            raise DecodeError(
+                f"body is not a Prometheus remote-write WriteRequest: {exc}"
+            ) from None
+        pairs = [(label.name, label.value) for label in ts.labels]
+    texts = [(k, v) for k, v in pairs if isinstance(k, str) and isinstance(v, str)]
+    if len(texts) != len(pairs):
         # The runtime hands invalid UTF-8 back as bytes (these strings are proto2's).
         return "a label name or value is not valid UTF-8"
-    names = [k for k, _ in pairs]
-    labels = {k: v for k, v in pairs if v}
+    names = [k for k, _ in texts]
+    labels = {k: v for k, v in texts if v}
     if len(names) != len(set(names)):
         return f"duplicate label names in {sorted(names)}"
     if not labels.get("__name__"):
         return "a series without a metric name (__name__)"
     return tuple(sorted(labels.items()))
+
+
+def _label_pairs(raw: bytes) -> list[tuple[str | bytes, str | bytes]] | None:
+    """(name, value) of each `Label` written as `0A len name 12 len value` with one-byte
+    lengths (invalid UTF-8 left as bytes); None for any other form."""
+    pairs: list[tuple[str | bytes, str | bytes]] = []
+    pos, end = 0, len(raw)
+    while pos < end:
+        if pos + 4 > end or raw[pos] != 0x0A or raw[pos + 2] != 0x0A:
+            return None
+        size, n = raw[pos + 1], raw[pos + 3]
+        v = pos + 4 + n
+        if size >= 0x80 or n >= 0x80 or v + 2 > end or raw[v] != 0x12:
+            return None
+        m = raw[v + 1]
+        stop = v + 2 + m
+        if m >= 0x80 or stop != pos + 2 + size or stop > end:
+            return None
+        pairs.append((_text(raw[pos + 4 : v]), _text(raw[v + 2 : stop])))
+        pos = stop
+    return pairs
+
+
+def _text(b: bytes) -> str | bytes:
+    try:
+        return b.decode()
+    except UnicodeDecodeError:
+        return b
 
 
 def decode_remote_write(body: bytes, cache: LabelCache | None = None) -> DecodedMetrics:
