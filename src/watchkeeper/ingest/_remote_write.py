@@ -193,7 +193,11 @@ def _decode(body: bytes, cache: LabelCache) -> DecodedMetrics:
     while pos < end:
         tag, pos = _varint_at(body, pos)
         if tag == 0x0A:  # timeseries
-            size, pos = _varint_at(body, pos)
+            size = body[pos]  # one byte for a series of up to 127 bytes
+            if size < 0x80:
+                pos += 1
+            else:
+                size, pos = _varint_at(body, pos)
             _series(body, pos, _within(pos + size, end), cache, cols, out)
             pos += size
         elif tag == 0x1A:  # metadata
@@ -224,7 +228,20 @@ def _series(
         else:
             pos = _within(pos + 2 + size, end)
     label_bytes, later, histograms = body[start:pos], b"", False
+    stamps = cols.stamps
     while pos < end:
+        if body[pos] == 0x12 and body[pos + 1] < 0x80:  # a sample, the usual form first
+            inner, pos = pos + 2, _within(pos + 2 + body[pos + 1], end)
+            if pos - inner > 10 and body[inner] == 0x09 and body[inner + 9] == 0x10:
+                t_ms = stamps.get(body[inner + 10 : pos])  # the request's few timestamps
+                if t_ms is not None:
+                    raw = body[inner + 1 : inner + 9]
+                    cols.t_ms.append(t_ms)
+                    cols.values.append(_DOUBLE.unpack(raw)[0])
+                    cols.stale.append(raw == _STALE)
+                    continue
+            _sample(body, inner, pos, cols)
+            continue
         tag, at = _varint_at(body, pos)
         if tag == 0x12:
             size, inner = _varint_at(body, at)
@@ -250,16 +267,8 @@ def _series(
 
 
 def _sample(body: bytes, pos: int, end: int, cols: _Columns) -> None:
-    """One `Sample`: value (fixed64 double, field 1) and timestamp (varint, field 2)."""
-    if end - pos > 10 and body[pos] == 0x09 and body[pos + 9] == 0x10:
-        # Both fields, in order (the usual form): a request's samples share few timestamps.
-        t_ms = cols.stamps.get(body[pos + 10 : end])
-        if t_ms is not None:
-            raw = body[pos + 1 : pos + 9]
-            cols.t_ms.append(t_ms)
-            cols.values.append(_DOUBLE.unpack(raw)[0])
-            cols.stale.append(raw == _STALE)
-            return
+    """One `Sample`: value (fixed64 double, field 1) and timestamp (varint, field 2); a
+    timestamp in the usual form is remembered (`_series` reads the next ones inline)."""
     value, t_ms, stale, start = 0.0, 0, False, pos
     while pos < end:
         tag, pos = _varint_at(body, pos)
