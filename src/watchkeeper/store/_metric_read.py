@@ -122,8 +122,9 @@ def series_order(k: Any, times: Any, n: int) -> tuple[Any, Any]:
     if rows >= 4096 and n * buckets < 2**31:
         width = -(-span // buckets)
         cell = k.astype(np.int64) * buckets + (times - base) // width
-        grid = np.full(n * buckets, -1, np.int64)
-        grid[cell] = np.arange(rows)
+        index = np.int32 if rows < 2**31 else np.int64  # half the pages to touch
+        grid = np.full(n * buckets, -1, index)
+        grid[cell] = np.arange(rows, dtype=index)
         order = grid[grid >= 0]
         if len(order) == rows:  # no bucket held two samples
             return order, times[order]
