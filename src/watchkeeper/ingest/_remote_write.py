@@ -16,6 +16,7 @@ yet: their series are counted as rejected.
 
 from __future__ import annotations
 
+import itertools
 import struct
 from typing import Any
 
@@ -140,6 +141,11 @@ def _labels_of(raw: bytes) -> Labels | str:
         # The runtime hands invalid UTF-8 back as bytes (these strings are proto2's).
         return "a label name or value is not valid UTF-8"
     names = [k for k, _ in texts]
+    if all(a < b for a, b in itertools.pairwise(names)):  # sorted, none twice: as required
+        found = tuple((k, v) for k, v in texts if v)
+        if not any(k == "__name__" for k, _ in found):
+            return "a series without a metric name (__name__)"
+        return found
     labels = {k: v for k, v in texts if v}
     if len(names) != len(set(names)):
         return f"duplicate label names in {sorted(names)}"

@@ -123,7 +123,7 @@ def series_order(k: Any, times: Any, n: int) -> tuple[Any, Any]:
         width = -(-span // buckets)
         cell = k.astype(np.int64) * buckets + (times - base) // width
         index = np.int32 if rows < 2**31 else np.int64  # half the pages to touch
-        grid = np.full(n * buckets, -1, index)
+        grid: Any = np.full(n * buckets, -1, index)
         grid[cell] = np.arange(rows, dtype=index)
         order = grid[grid >= 0]
         if len(order) == rows:  # no bucket held two samples
