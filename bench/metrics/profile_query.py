@@ -93,13 +93,11 @@ def main() -> None:
             cpus.append(time.process_time() - cpu)
             reads.append(sum(read))
             encodes.append(time.perf_counter() - t1)
-        print(
-            f"{label:<16} wall p50 {statistics.median(walls) * 1e3:7.1f} ms "
-            f"p95 {np.percentile(walls, 95) * 1e3:7.1f}  CPU p50 "
-            f"{statistics.median(cpus) * 1e3:7.1f}  of which read p50 "
-            f"{statistics.median(reads) * 1e3:6.1f}, answer p50 "
-            f"{statistics.median(encodes) * 1e3:6.1f} ({len(body):,} bytes)"
-        )
+        ms = {name: statistics.median(v) * 1e3 for name, v in
+              (("wall", walls), ("CPU", cpus), ("read", reads), ("answer", encodes))}  # fmt: skip
+        print(f"{label:<16} wall p50 {ms['wall']:7.1f} ms p95 {np.percentile(walls, 95) * 1e3:7.1f}"
+              f"  CPU p50 {ms['CPU']:7.1f}  of which read p50 {ms['read']:6.1f}, answer p50 "
+              f"{ms['answer']:6.1f} ({len(body):,} bytes)")  # fmt: skip
         if profile is not None:
             pstats.Stats(profile).sort_stats("cumulative").print_stats(25)
     store.close()
