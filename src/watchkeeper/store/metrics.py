@@ -98,6 +98,7 @@ class MetricsStore:
         self._meta: dict[tuple[str, str], Metadata] = {}
         self._warned: dict[str, float] = {}
         self._flushed_at = clock()
+        self._pending_from: int | None = None  # the file's metric_writer.pending_from_ms
         self.limit_warnings: dict[str, str] = {}  # project -> the last series-limit warning
         self._load()
 
@@ -161,6 +162,7 @@ class MetricsStore:
             raise StoreError(f"metric store: writing series' last samples failed: {exc}") from exc
         self._known.flushed()
         self._flushed_at = self._clock()
+        self._pending_from = None
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -234,9 +236,13 @@ class MetricsStore:
             con.execute("BEGIN TRANSACTION")
             if series is not None:
                 self._insert("metric_series", series, con)
+            pending = self._pending_from
             if len(samples.ids):
                 self._insert("metric_samples", samples.table(("series_no", "t_ms", "value")), con)
-                _metric_last.note_pending(con, int(samples.t_ms.min()))
+                oldest = int(samples.t_ms.min())
+                if pending is None or oldest < pending:  # else the file says so already
+                    _metric_last.note_pending(con, oldest)
+                    pending = oldest
             for name, m in metadata.items():
                 con.execute(
                     "INSERT OR REPLACE INTO metric_metadata VALUES (?, ?, ?, ?, ?)",
@@ -247,6 +253,7 @@ class MetricsStore:
             with suppress(duckdb.Error):
                 con.execute("ROLLBACK")
             raise StoreError(f"metric store write failed: {exc}") from exc
+        self._pending_from = pending
 
     @staticmethod
     def _insert(table: str, rows: pa.Table, con: Any) -> None:
