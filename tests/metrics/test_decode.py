@@ -103,7 +103,7 @@ def _request(temporality: AggregationTemporality, exponential: bool = False) -> 
 
 def _by_name(decoded: Any) -> dict[str, list[tuple[dict[str, str], float | None, bool]]]:
     out: dict[str, list[tuple[dict[str, str], float | None, bool]]] = {}
-    for s in decoded.samples:
+    for s in decoded.all_samples():
         labels = dict(s.labels)
         out.setdefault(labels.pop("__name__"), []).append((labels, s.value, s.delta))
     return out
@@ -197,7 +197,7 @@ def test_otlp_json_with_hex_exemplar_ids_stale_points_and_bad_points() -> None:
     decoded = decode_metrics(orjson.dumps(doc), "json")
     got = _by_name(decoded)
     assert [(v, lb["job"]) for lb, v, _d in got["temp_celsius"]] == [(1.5, "w"), (None, "w")]
-    assert decoded.samples[0].t_ms == 1_700_000_000_000
+    assert decoded.all_samples()[0].t_ms == 1_700_000_000_000
     assert got["rpc"] == [({"job": "w", "quantile": "0.5"}, 0.4, False)]
     assert got["rpc_count"][0][1] == 4 and got["rpc_sum"][0][1] == 2
     assert (decoded.points, decoded.rejected) == (3, 1)

@@ -153,3 +153,13 @@ def test_a_label_that_is_not_utf8_rejects_its_series_only() -> None:
     assert [(s.labels, s.t_ms) for s in out.columns.to_samples()] == [((("__name__", "ok"),), 2)]
     assert (out.points, out.rejected) == (1, 1)
     assert out.errors == ["a label name or value is not valid UTF-8"]
+
+
+def test_labels_out_of_order_come_out_sorted() -> None:
+    labels = _field(1, _field(1, b"job") + _field(2, b"a")) + _field(
+        1, _field(1, b"__name__") + _field(2, b"up")
+    )
+    body = _field(1, labels + _field(2, b"\x10" + _varint(5)))
+    samples, rejected, _ = _decoded(body)
+    assert samples == [((("__name__", "up"), ("job", "a")), 5, 0.0)] and rejected == 0
+    assert _same(samples, _expected(body)[0])

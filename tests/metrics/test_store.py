@@ -8,11 +8,13 @@ import math
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pytest
 
 from watchkeeper.errors import ValidationError
 from watchkeeper.model import Metadata, Sample
 from watchkeeper.store import _duckdb_schema
+from watchkeeper.store._metric_read import series_order
 from watchkeeper.store._metrics_schema import MIGRATIONS
 from watchkeeper.store.metrics import Matcher, MetricsStore, series_id
 
@@ -257,3 +259,48 @@ def test_a_file_of_schema_3_gets_its_samples_keyed_by_series_number(tmp_path: Pa
         "__name__=up,job=c": [(3000, 3.0)],
     }
     store.close()
+
+
+@pytest.mark.parametrize("n", [3, 70_000])
+def test_rows_are_put_in_series_then_time_order_whatever_order_they_come_in(n: int) -> None:
+    rng = np.random.default_rng(n)
+    rounds = 20_000 // n + 2
+    k = np.tile(np.arange(n, dtype=np.int32), rounds)  # every series each round, jittered
+    evenly = np.repeat(np.arange(rounds) * 15_000, n) + rng.integers(-3000, 3000, len(k))
+    burst = evenly.copy()
+    close = np.arange(0, len(k) - n, 97)
+    burst[close + n] = burst[close] + 1  # some samples 1 ms after their series' one before
+    for times in (evenly, burst, rng.integers(0, 10**9, len(k))):
+        shuffle = rng.permutation(len(k))
+        kk, tt = k[shuffle], times[shuffle]
+        want = np.lexsort((tt, kk))
+        order, in_order = series_order(kk, tt, n)
+        assert (kk[order] == kk[want]).all() and (in_order == tt[want]).all()
+
+
+def test_a_file_of_schema_4_keeps_its_series_without_a_primary_key(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    a, b = _labels("up", job="a"), _labels("up", job="b")
+    con = duckdb.connect(str(path))
+    _duckdb_schema.migrate(con, target=4, steps=MIGRATIONS)
+    con.execute(
+        "INSERT INTO metric_series VALUES (?, 'p', 'up', MAP {'job': 'a'}, 1, 1000, 2000, 2.0, 0)",
+        [series_id("p", a)],
+    )
+    con.execute("INSERT INTO metric_samples VALUES (0, 1000, 1.0), (0, 2000, 2.0)")
+    con.close()
+    store = MetricsStore(path)
+    assert store.write("p", [Sample(a, 2000, 2.0), Sample(b, 2000, 5.0)]).rejected == {
+        "duplicate": 1
+    }
+    assert _values(store, Matcher("__name__", "=", "up")) == {
+        "__name__=up,job=a": [(1000, 1.0), (2000, 2.0)],
+        "__name__=up,job=b": [(2000, 5.0)],
+    }
+    store.close()
+    with duckdb.connect(str(path)) as con:
+        kinds = con.execute("SELECT constraint_type FROM duckdb_constraints() "
+                            "WHERE table_name = 'metric_series'").fetchall()  # fmt: skip
+        assert ("PRIMARY KEY",) not in kinds
+        rows = con.execute("SELECT labels['job'], series_no FROM metric_series ORDER BY 2")
+        assert rows.fetchall() == [("a", 0), ("b", 1)]

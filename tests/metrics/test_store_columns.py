@@ -185,3 +185,10 @@ def test_requests_written_together_store_what_they_store_one_by_one() -> None:
     assert joined.written == sum(r.written for r in results)
     assert joined.rejected == sum((r.rejected for r in results), Counter[str]())
     assert sorted(map(_key, _stored(together))) == sorted(map(_key, _stored(apart)))
+
+
+def test_series_ids_stay_the_ones_files_hold() -> None:
+    # Hashes of files written before (a series' id is its primary key): never to change.
+    assert series_id("p", (("__name__", "up"), ("job", "a"))) == -4497894556988422568
+    labels = (("__name__", "x_total"), ("k", "\u2603"), ("z", ""))
+    assert series_id("pr\u00e9", labels) == 8284956553260143462

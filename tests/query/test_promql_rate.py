@@ -1,5 +1,5 @@
 """`rate`, `increase` and `delta` over every series and step at once equal the same function
-window by window (Prometheus's extrapolatedRate, kept as `_extrapolated`), with counter
+window by window (Prometheus's extrapolatedRate, kept as `extrapolated`), with counter
 resets, NaN values, gaps and windows of 0 or 1 sample, whatever the chunking; and through
 the store, with staleness markers left out of the windows."""
 
@@ -13,8 +13,8 @@ import pytest
 
 from watchkeeper.model import Sample
 from watchkeeper.query._promql import Engine
-from watchkeeper.query._promql_functions import _extrapolated, _extrapolated_matrix, window_bounds
 from watchkeeper.query._promql_values import Matrix, RangeSeries, Vector
+from watchkeeper.query._promql_windows import extrapolated, extrapolated_matrix, window_bounds
 from watchkeeper.store.metrics import MetricsStore
 
 
@@ -40,7 +40,7 @@ def _matrix(seed: int, n_series: int, steps: int, range_ms: int) -> Matrix:
 @pytest.mark.parametrize("cells", [7, 1000, 1_000_000])
 def test_all_at_once_equals_window_by_window(counter: bool, rate: bool, cells: int) -> None:
     matrix = _matrix(seed=cells, n_series=40, steps=90, range_ms=60_000)
-    got = {s.labels["k"]: s for s in _extrapolated_matrix(matrix, counter, rate, cells)}
+    got = {s.labels["k"]: s for s in extrapolated_matrix(matrix, counter, rate, cells)}
     starts = matrix.ends - matrix.range_ms
     checked = 0
     for rs in matrix.series:
@@ -48,7 +48,7 @@ def test_all_at_once_equals_window_by_window(counter: bool, rate: bool, cells: i
         hi = np.searchsorted(rs.t_ms, matrix.ends, side="right")
         for i in range(len(matrix.ends)):
             a, b = int(lo[i]), int(hi[i])
-            want = _extrapolated(rs.t_ms[a:b], rs.values[a:b], int(starts[i]),
+            want = extrapolated(rs.t_ms[a:b], rs.values[a:b], int(starts[i]),
                                  int(matrix.ends[i]), counter, rate)  # fmt: skip
             s = got.get(rs.labels["k"])
             if want is None:
@@ -60,7 +60,7 @@ def test_all_at_once_equals_window_by_window(counter: bool, rate: bool, cells: i
     assert checked > 100
 
 
-def test_window_bounds_by_one_search_equal_one_search_per_series() -> None:
+def test_window_bounds_by_counting_or_one_search_equal_one_search_per_series() -> None:
     rnd = random.Random(3)
     for scale in (1, 2**49):  # 2**49: a (series, time) key would overflow; one per series
         sizes = [rnd.randint(0, 30) for _ in range(20)]
@@ -68,13 +68,15 @@ def test_window_bounds_by_one_search_equal_one_search_per_series() -> None:
             [np.sort(rnd.sample(range(0, 5000), n)).astype(np.int64) * scale for n in sizes]
         )
         offsets = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
-        ends = np.arange(0, 5200, 97, dtype=np.int64) * scale
-        starts = ends - 300 * scale
-        lo, hi = window_bounds(t, offsets, starts, ends)
-        for k in range(len(sizes)):
-            a, b = offsets[k], offsets[k + 1]
-            assert list(lo[k]) == list(np.searchsorted(t[a:b], starts, side="right") + a)
-            assert list(hi[k]) == list(np.searchsorted(t[a:b], ends, side="right") + a)
+        even = np.arange(-150, 5200, 97, dtype=np.int64)
+        uneven = np.cumsum([rnd.randint(1, 300) for _ in range(40)]).astype(np.int64)
+        for ends in (even * scale, uneven * scale, even[:1] * scale):  # counted, searched
+            starts = ends - 300 * scale
+            lo, hi = window_bounds(t, offsets, starts, ends)
+            for k in range(len(sizes)):
+                a, b = offsets[k], offsets[k + 1]
+                assert list(lo[k]) == list(np.searchsorted(t[a:b], starts, side="right") + a)
+                assert list(hi[k]) == list(np.searchsorted(t[a:b], ends, side="right") + a)
 
 
 def test_rate_through_the_store_leaves_stale_markers_out() -> None:
@@ -105,7 +107,7 @@ def test_rate_through_the_store_leaves_stale_markers_out() -> None:
         v = np.array([p[1] for p in points])
         for i, end in enumerate(steps):
             a, b = np.searchsorted(t, end - 60_000, "right"), np.searchsorted(t, end, "right")
-            want = _extrapolated(t[a:b], v[a:b], int(end) - 60_000, int(end), True, True)
+            want = extrapolated(t[a:b], v[a:b], int(end) - 60_000, int(end), True, True)
             if want is None:
                 assert k not in got or not got[k].present[i]
             else:

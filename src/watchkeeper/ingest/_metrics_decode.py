@@ -1,7 +1,7 @@
 """Decoding OTLP metric requests (protobuf and OTLP/JSON) into Prometheus samples.
 
-Pure functions: bytes in, `Sample`s out. Every OTLP point type becomes the series Prometheus
-would hold for it (names from `_metric_names`):
+Pure functions (but for a cache of label sets): bytes in, samples out. Every OTLP point
+type becomes the series Prometheus would hold for it (names from `_metric_names`):
 
 - gauge → one series; sum → one series (`_total` when monotonic); a sum or histogram with
   delta temporality is marked `delta`: the store adds it to the series' running total, so
@@ -15,21 +15,30 @@ would hold for it (names from `_metric_names`):
 A point flagged "no recorded value" is a staleness marker (value `None`). A request that
 cannot be decoded raises `DecodeError`; a point without a timestamp is rejected alone and
 counted for OTLP `partial_success` (`rejected_data_points`).
+
+The samples come out as columns (`SampleColumns`). Gauges and sums, what most points are,
+are read from their wire format (a few operations a point): a point's label set is looked
+up by the bytes of its attributes in a `PointLabels` cache (per resource and metric), so a
+series sent again is neither parsed nor sorted again; a message object per point was where
+the time went.
 """
 
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import orjson
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
+from opentelemetry.proto.metrics.v1.metrics_pb2 import NumberDataPoint
 
 from watchkeeper.errors import DecodeError
 from watchkeeper.ingest._metric_names import format_le, labels_of, metric_name, resource_labels
@@ -41,19 +50,22 @@ _NO_RECORDED_VALUE = 1  # DataPointFlags
 MAX_EXP_BUCKETS = 160  # an exponential histogram's buckets kept, at most, per sign
 _PROJECT_ATTRIBUTE = "watchkeeper.project"
 _MAX_ERRORS = 5
+_FIXED64 = struct.Struct("<Q")
+_SFIXED64 = struct.Struct("<q")
+_DOUBLE = struct.Struct("<d")
 
 
 @dataclass(slots=True)
 class DecodedMetrics:
     """A decoded request: samples, each metric's metadata, and what was rejected."""
 
-    samples: list[Sample] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)  # samples made in this process
     metadata: dict[str, Metadata] = field(default_factory=dict)
     points: int = 0  # OTLP data points accepted
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
-    projects: dict[int, str] = field(default_factory=dict)  # sample index -> resource project
-    columns: SampleColumns | None = None  # samples as columns (remote-write), not in `samples`
+    projects: dict[int, str] = field(default_factory=dict)  # row of `columns` -> its project
+    columns: SampleColumns | None = None  # decoded samples as columns, not in `samples`
 
     @property
     def error_message(self) -> str:
@@ -65,6 +77,72 @@ class DecodedMetrics:
         self.rejected += 1
         if len(self.errors) < _MAX_ERRORS and message not in self.errors:
             self.errors.append(message)
+
+    def all_samples(self) -> list[Sample]:
+        """Every sample, one object each (for tests and small paths)."""
+        columns = self.columns.to_samples() if self.columns is not None else []
+        return self.samples + columns
+
+
+class SampleLists:
+    """The samples of a request while it is decoded: each label set once (its slot), per
+    sample its slot, time, value and flags; `done` gives them as `SampleColumns`."""
+
+    def __init__(self) -> None:
+        self.slots: dict[Labels, int] = {}
+        self.index: list[int] = []
+        self.t_ms: list[int] = []
+        self.values: list[float] = []
+        self.stale: list[bool] = []
+        self.delta: list[bool] = []  # empty: no sample is a delta
+
+    def add(self, labels: Labels, t_ms: int, value: float, stale: bool, delta: bool) -> None:
+        """One sample (`value` is not read where `stale`)."""
+        self.index.append(self.slots.setdefault(labels, len(self.slots)))
+        self.t_ms.append(t_ms)
+        self.values.append(value)
+        self.stale.append(stale)
+        self.delta.append(delta)
+
+    def done(self) -> SampleColumns:
+        """The samples as columns."""
+        n = len(self.t_ms)
+        return SampleColumns(
+            series=list(self.slots),
+            index=np.array(self.index, np.int64),
+            t_ms=np.array(self.t_ms, np.int64),
+            values=np.array(self.values, np.float64),
+            stale=np.array(self.stale, np.bool_),
+            delta=np.array(self.delta, np.bool_) if self.delta else np.zeros(n, np.bool_),
+        )
+
+
+_Context = tuple[tuple[tuple[str, str], ...], str]
+
+
+class PointLabels:
+    """Label sets of number points by their attributes' bytes, per (resource labels,
+    metric name), of the series seen lately. Bounded: emptied when full. Shared by the
+    request path and the writer (a dict's get and set are atomic)."""
+
+    def __init__(self, size: int = 500_000) -> None:
+        self._size = size
+        self._held = 0
+        self._known: dict[_Context, dict[bytes, Labels]] = {}
+
+    def of(self, resource: tuple[tuple[str, str], ...], name: str) -> dict[bytes, Labels]:
+        """The label sets of one metric of one resource, by attribute bytes (to fill)."""
+        if self._held >= self._size:
+            self._known.clear()
+            self._held = 0
+        known = self._known.get((resource, name))
+        if known is None:
+            known = self._known[(resource, name)] = {}
+        return known
+
+    def added(self, n: int) -> None:
+        """Count `n` label sets put in a dict given by `of`."""
+        self._held += n
 
 
 def parse(body: bytes, encoding: str) -> ExportMetricsServiceRequest:
@@ -100,9 +178,9 @@ def _drop_exemplars(node: Any) -> None:
             _drop_exemplars(value)
 
 
-def decode_metrics(body: bytes, encoding: str) -> DecodedMetrics:
+def decode_metrics(body: bytes, encoding: str, labels: PointLabels | None = None) -> DecodedMetrics:
     """Decode a whole `ExportMetricsServiceRequest` into samples."""
-    return to_samples(parse(body, encoding))
+    return to_samples(parse(body, encoding), labels or PointLabels())
 
 
 def _any_value(v: Any) -> str:
@@ -129,24 +207,35 @@ def _attrs(kvs: Any) -> dict[str, str]:
     return {kv.key: _any_value(kv.value) for kv in kvs}
 
 
-def to_samples(request: ExportMetricsServiceRequest) -> DecodedMetrics:
+def to_samples(
+    request: ExportMetricsServiceRequest, labels: PointLabels | None = None
+) -> DecodedMetrics:
     """The samples of a parsed request (see the module docstring)."""
-    out = DecodedMetrics()
+    out, cols, cache = DecodedMetrics(), SampleLists(), labels or PointLabels()
     for rm in request.resource_metrics:
         attrs = _attrs(rm.resource.attributes)
         project = attrs.get(_PROJECT_ATTRIBUTE, "")
         base = resource_labels({k: v for k, v in attrs.items() if k != _PROJECT_ATTRIBUTE})
+        resource = _sorted(base)
         for sm in rm.scope_metrics:
             for metric in sm.metrics:
-                first = len(out.samples)
-                _metric(metric, base, out)
+                first = len(cols.t_ms)
+                _metric(metric, base, resource, out, cols, cache)
                 if project:
-                    for i in range(first, len(out.samples)):
+                    for i in range(first, len(cols.t_ms)):
                         out.projects[i] = project
+    out.columns = cols.done()
     return out
 
 
-def _metric(metric: Any, base: dict[str, str], out: DecodedMetrics) -> None:
+def _metric(
+    metric: Any,
+    base: dict[str, str],
+    resource: tuple[tuple[str, str], ...],
+    out: DecodedMetrics,
+    cols: SampleLists,
+    cache: PointLabels,
+) -> None:
     kind = metric.WhichOneof("data")
     if kind is None:
         return  # a metric without data: nothing to keep, nothing wrong
@@ -159,6 +248,15 @@ def _metric(metric: Any, base: dict[str, str], out: DecodedMetrics) -> None:
     delta = kind in ("sum", "histogram", "exponential_histogram") and (
         data.aggregation_temporality == _DELTA
     )
+    if kind in ("gauge", "sum"):
+        points = _NumberPoints(cache.of(resource, name), base, name, delta)
+        points.read(data.SerializeToString(), cols)
+        cache.added(points.new)
+        out.points += points.read_points
+        if points.untimed:
+            out.reject(f"{metric.name}: a data point has no time_unix_nano")
+            out.rejected += points.untimed - 1
+        return
     emit = _EMITTERS[kind]
     for point in data.data_points:
         if not point.time_unix_nano:
@@ -169,8 +267,104 @@ def _metric(metric: Any, base: dict[str, str], out: DecodedMetrics) -> None:
         stale = bool(point.flags & _NO_RECORDED_VALUE)
         for suffix, extra, value in emit(point):
             series = {**labels, **extra, "__name__": name + suffix}
-            out.samples.append(Sample(_sorted(series), t_ms, None if stale else value, delta))
+            cols.add(_sorted(series), t_ms, value, stale, delta)
         out.points += 1
+
+
+class _NumberPoints:
+    """The points of one gauge or sum, read from the wire format of the (parsed, so valid)
+    message: `data_points` (field 1) of `NumberDataPoint`s."""
+
+    def __init__(
+        self, known: dict[bytes, Labels], base: dict[str, str], name: str, delta: bool
+    ) -> None:
+        self.known = known
+        self.base = base
+        self.name = name
+        self.delta = delta
+        self.new = 0  # label sets added to `known`
+        self.untimed = 0  # points without a time, rejected
+        self.read_points = 0  # points kept
+
+    def read(self, raw: bytes, cols: SampleLists) -> None:
+        """Every point of a serialized `Gauge` or `Sum` into the columns."""
+        pos, end = 0, len(raw)
+        while pos < end:
+            tag, pos = _varint_at(raw, pos)
+            if tag == 0x0A:  # a data point
+                size, pos = _varint_at(raw, pos)
+                self._point(raw, pos, pos + size, cols)
+                pos += size
+            else:  # aggregation_temporality, is_monotonic: read from the message
+                pos = _skip(raw, pos, tag)
+
+    def _point(self, raw: bytes, pos: int, end: int, cols: SampleLists) -> None:
+        attrs, t_ns, value, flags = b"", 0, 0.0, 0
+        while pos < end:
+            start, tag = pos, raw[pos]  # the fields read here have one-byte tags
+            pos += 1
+            if tag == 0x3A:  # attributes (7): their bytes are the label set's key
+                size = raw[pos]
+                if size < 0x80:
+                    pos += 1 + size
+                else:
+                    size, pos = _varint_at(raw, pos)
+                    pos += size
+                attrs += raw[start:pos]
+            elif tag == 0x19:  # time_unix_nano (3)
+                t_ns = _FIXED64.unpack_from(raw, pos)[0]
+                pos += 8
+            elif tag == 0x21:  # as_double (4)
+                value = _DOUBLE.unpack_from(raw, pos)[0]
+                pos += 8
+            elif tag == 0x31:  # as_int (6)
+                value = float(_SFIXED64.unpack_from(raw, pos)[0])
+                pos += 8
+            elif tag == 0x40:  # flags (8)
+                flags, pos = _varint_at(raw, pos)
+            else:  # start time, exemplars, a field of a later version
+                tag, pos = _varint_at(raw, start)
+                pos = _skip(raw, pos, tag)
+        if not t_ns:
+            self.untimed += 1
+            return
+        labels = self.known.get(attrs)
+        if labels is None:
+            labels = self.known[attrs] = self._labels(attrs)
+            self.new += 1
+        cols.add(labels, t_ns // 1_000_000, value, bool(flags & _NO_RECORDED_VALUE), self.delta)
+        self.read_points += 1
+
+    def _labels(self, attrs: bytes) -> Labels:
+        point = NumberDataPoint()
+        point.ParseFromString(attrs)
+        labels = {**self.base, **labels_of(_attrs(point.attributes))}
+        return _sorted({**labels, "__name__": self.name})
+
+
+def _varint_at(data: bytes, pos: int) -> tuple[int, int]:
+    """The varint at `pos` and the position after it (the message was parsed: valid)."""
+    n, shift = 0, 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        n |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return n, pos
+        shift += 7
+
+
+def _skip(data: bytes, pos: int, tag: int) -> int:
+    """The position after a field not read here (by its wire type)."""
+    wire = tag & 7
+    if wire == 0:
+        return _varint_at(data, pos)[1]
+    if wire == 1:
+        return pos + 8
+    if wire == 5:
+        return pos + 4
+    size, pos = _varint_at(data, pos)  # wire type 2 (groups are not in OTLP)
+    return pos + size
 
 
 def _sorted(labels: dict[str, str]) -> Labels:

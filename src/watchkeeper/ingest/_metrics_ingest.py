@@ -19,13 +19,14 @@ import math
 import time
 from collections.abc import Callable, Iterator
 
+import numpy as np
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from watchkeeper.config import Config
 from watchkeeper.ingest._decode import decompress, encoding_of
 from watchkeeper.ingest._handoff import Handoff
-from watchkeeper.ingest._metrics_decode import DecodedMetrics, decode_metrics
+from watchkeeper.ingest._metrics_decode import DecodedMetrics, PointLabels, decode_metrics
 from watchkeeper.ingest._remote_write import LabelCache, decode_remote_write, unsnappy
 from watchkeeper.ingest._service import IngestResult
 from watchkeeper.ingest._spool import FLAG_PROJECT_FROM_RESOURCE, Entry, Record
@@ -102,7 +103,8 @@ class MetricsIngest(SpooledSignal):
         self._cfg = config.ingest
         self.store = store
         self.metrics = MetricsIngestMetrics(registry, store)
-        self._labels = LabelCache()  # the request path and the writer read the same series
+        # the request path and the writer read the same series
+        self._labels, self._points = LabelCache(), PointLabels()
         self._handoff: Handoff[DecodedMetrics] = Handoff(HANDOFF_SAMPLES)
         self._pipe = SpooledWriter(
             "metric",
@@ -131,7 +133,8 @@ class MetricsIngest(SpooledSignal):
         encoding = encoding_of(content_type)
         raw = decompress(body, content_encoding, self._cfg.max_body_bytes)
         flags = FLAG_PROJECT_FROM_RESOURCE if project_from_resource else 0
-        return await self._spool(project, encoding, raw, decode_metrics(raw, encoding), flags)
+        decoded = decode_metrics(raw, encoding, self._points)
+        return await self._spool(project, encoding, raw, decoded, flags)
 
     async def accept_remote_write(self, project: str, body: bytes) -> IngestResult:
         """A Prometheus remote-write body (snappy): validate, spool durably, count."""
@@ -163,7 +166,7 @@ class MetricsIngest(SpooledSignal):
 
     def _decode(self, rec: Record) -> DecodedMetrics:
         kept = self._handoff.take_for(rec)
-        return kept or _decode(rec.body, rec.content_type, self._labels)
+        return kept or _decode(rec.body, rec.content_type, self._labels, self._points)
 
     def _write(self, rec: Record, decoded: DecodedMetrics) -> None:
         self._write_many([(rec, decoded)])
@@ -192,21 +195,21 @@ def _parts(
     rec: Record, decoded: DecodedMetrics
 ) -> Iterator[tuple[str, SampleColumns, dict[str, Metadata]]]:
     """A record's samples by project, as columns, with the metadata of each project's."""
-    if decoded.columns is not None:  # remote-write: one project, samples as columns
-        yield rec.project, decoded.columns, decoded.metadata
+    cols = decoded.columns
+    if cols is None:  # samples made in this process
+        cols = SampleColumns.from_samples(decoded.samples)
+    if not (rec.flags & FLAG_PROJECT_FROM_RESOURCE and decoded.projects):
+        yield rec.project, cols, decoded.metadata
         return
-    by_project: dict[str, list[Sample]] = {}
-    from_resource = bool(rec.flags & FLAG_PROJECT_FROM_RESOURCE)
-    for i, sample in enumerate(decoded.samples):
-        project = decoded.projects.get(i, rec.project) if from_resource else rec.project
-        by_project.setdefault(project, []).append(sample)
-    if not by_project and decoded.metadata:
-        by_project[rec.project] = []
-    for project, samples in by_project.items():
+    projects = np.full(len(cols), rec.project, dtype=object)  # some name their own (auth off)
+    projects[list(decoded.projects)] = list(decoded.projects.values())
+    names = sorted(set(projects.tolist()))
+    for project in names:
+        part = cols.take(np.flatnonzero(projects == project))
         meta = decoded.metadata
-        if len(by_project) > 1:  # a request of several projects (auth off)
-            meta = _metadata_of(meta, samples)
-        yield project, SampleColumns.from_samples(samples), meta
+        if len(names) > 1:
+            meta = _metadata_of(meta, {dict(labels)["__name__"] for labels in part.series})
+        yield project, part, meta
 
 
 def _value(v: float | None) -> float | str | None:
@@ -236,18 +239,17 @@ def decode_samples(body: bytes) -> DecodedMetrics:
     return DecodedMetrics(samples=samples, metadata=metadata, points=len(samples))
 
 
-def _decode(body: bytes, kind: str, labels: LabelCache) -> DecodedMetrics:
+def _decode(body: bytes, kind: str, labels: LabelCache, points: PointLabels) -> DecodedMetrics:
     """A spooled record's samples, by the kind of body it holds."""
     if kind == REMOTE_WRITE:
         return decode_remote_write(body, labels)
     if kind == SAMPLES:
         return decode_samples(body)
-    return decode_metrics(body, kind)
+    return decode_metrics(body, kind, points)
 
 
-def _metadata_of(metadata: dict[str, Metadata], samples: list[Sample]) -> dict[str, Metadata]:
-    """The metadata of the metrics these samples belong to (a histogram's under its base)."""
-    names = {s.name for s in samples}
+def _metadata_of(metadata: dict[str, Metadata], names: set[str]) -> dict[str, Metadata]:
+    """The metadata of these metrics (a histogram's under its base name)."""
     return {
         m: meta
         for m, meta in metadata.items()

@@ -16,18 +16,17 @@ yet: their series are counted as rejected.
 
 from __future__ import annotations
 
+import itertools
 import struct
 from typing import Any
 
 import cramjam
-import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 
 from watchkeeper.errors import DecodeError, PayloadTooLarge
-from watchkeeper.ingest._metrics_decode import DecodedMetrics
+from watchkeeper.ingest._metrics_decode import DecodedMetrics, SampleLists
 from watchkeeper.model import Labels, Metadata
-from watchkeeper.store.metrics import SampleColumns
 
 STALE_NAN_BITS = 0x7FF0000000000002
 _TYPES = {0: "unknown", 1: "counter", 2: "gauge", 3: "histogram", 4: "gaugehistogram",
@@ -125,23 +124,62 @@ class LabelCache:
 
 
 def _labels_of(raw: bytes) -> Labels | str:
-    """Parse a series' `labels` fields (by the protobuf runtime); a problem as a string."""
-    ts = TimeSeries()
-    try:
-        ts.ParseFromString(raw)
-    except (ProtobufDecodeError, RuntimeError, ValueError) as exc:
-        raise DecodeError(f"body is not a Prometheus remote-write WriteRequest: {exc}") from None
-    pairs = [(label.name, label.value) for label in ts.labels]
-    if not all(isinstance(k, str) and isinstance(v, str) for k, v in pairs):
+    """Parse a series' `labels` fields; a problem as a string. Read by hand when each label
+    is its name then its value (how senders write them), else by the protobuf runtime."""
+    pairs = _label_pairs(raw)
+    if pairs is None:
+        ts = TimeSeries()
+        try:
+            ts.ParseFromString(raw)
+        except (ProtobufDecodeError, RuntimeError, ValueError) as exc:
+            raise DecodeError(
+                f"body is not a Prometheus remote-write WriteRequest: {exc}"
+            ) from None
+        pairs = [(label.name, label.value) for label in ts.labels]
+    texts = [(k, v) for k, v in pairs if isinstance(k, str) and isinstance(v, str)]
+    if len(texts) != len(pairs):
         # The runtime hands invalid UTF-8 back as bytes (these strings are proto2's).
         return "a label name or value is not valid UTF-8"
-    names = [k for k, _ in pairs]
-    labels = {k: v for k, v in pairs if v}
+    names = [k for k, _ in texts]
+    if all(a < b for a, b in itertools.pairwise(names)):  # sorted, none twice: as required
+        found = tuple((k, v) for k, v in texts if v)
+        if not any(k == "__name__" for k, _ in found):
+            return "a series without a metric name (__name__)"
+        return found
+    labels = {k: v for k, v in texts if v}
     if len(names) != len(set(names)):
         return f"duplicate label names in {sorted(names)}"
     if not labels.get("__name__"):
         return "a series without a metric name (__name__)"
     return tuple(sorted(labels.items()))
+
+
+def _label_pairs(raw: bytes) -> list[tuple[str | bytes, str | bytes]] | None:
+    """(name, value) of each `Label` written as `0A len name 12 len value` with one-byte
+    lengths (invalid UTF-8 left as bytes); None for any other form."""
+    pairs: list[tuple[str | bytes, str | bytes]] = []
+    pos, end = 0, len(raw)
+    while pos < end:
+        if pos + 4 > end or raw[pos] != 0x0A or raw[pos + 2] != 0x0A:
+            return None
+        size, n = raw[pos + 1], raw[pos + 3]
+        v = pos + 4 + n
+        if size >= 0x80 or n >= 0x80 or v + 2 > end or raw[v] != 0x12:
+            return None
+        m = raw[v + 1]
+        stop = v + 2 + m
+        if m >= 0x80 or stop != pos + 2 + size or stop > end:
+            return None
+        pairs.append((_text(raw[pos + 4 : v]), _text(raw[v + 2 : stop])))
+        pos = stop
+    return pairs
+
+
+def _text(b: bytes) -> str | bytes:
+    try:
+        return b.decode()
+    except UnicodeDecodeError:
+        return b
 
 
 def decode_remote_write(body: bytes, cache: LabelCache | None = None) -> DecodedMetrics:
@@ -156,14 +194,17 @@ def decode_remote_write(body: bytes, cache: LabelCache | None = None) -> Decoded
 
 def _decode(body: bytes, cache: LabelCache) -> DecodedMetrics:
     out = DecodedMetrics()
-    series: dict[Labels, int] = {}
     cols = _Columns()
     pos, end = 0, len(body)
     while pos < end:
         tag, pos = _varint_at(body, pos)
         if tag == 0x0A:  # timeseries
-            size, pos = _varint_at(body, pos)
-            _series(body, pos, _within(pos + size, end), cache, series, cols, out)
+            size = body[pos]  # one byte for a series of up to 127 bytes
+            if size < 0x80:
+                pos += 1
+            else:
+                size, pos = _varint_at(body, pos)
+            _series(body, pos, _within(pos + size, end), cache, cols, out)
             pos += size
         elif tag == 0x1A:  # metadata
             size, pos = _varint_at(body, pos)
@@ -171,7 +212,7 @@ def _decode(body: bytes, cache: LabelCache) -> DecodedMetrics:
             pos += size
         else:
             pos = _skip(body, pos, tag, end)
-    out.columns = cols.done(list(series))
+    out.columns = cols.done()
     return out
 
 
@@ -180,7 +221,6 @@ def _series(
     pos: int,
     end: int,
     cache: LabelCache,
-    series: dict[Labels, int],
     cols: _Columns,
     out: DecodedMetrics,
 ) -> None:
@@ -194,7 +234,20 @@ def _series(
         else:
             pos = _within(pos + 2 + size, end)
     label_bytes, later, histograms = body[start:pos], b"", False
+    stamps = cols.stamps
     while pos < end:
+        if body[pos] == 0x12 and body[pos + 1] < 0x80:  # a sample, the usual form first
+            inner, pos = pos + 2, _within(pos + 2 + body[pos + 1], end)
+            if pos - inner > 10 and body[inner] == 0x09 and body[inner + 9] == 0x10:
+                t_ms = stamps.get(body[inner + 10 : pos])  # the request's few timestamps
+                if t_ms is not None:
+                    raw = body[inner + 1 : inner + 9]
+                    cols.t_ms.append(t_ms)
+                    cols.values.append(_DOUBLE.unpack(raw)[0])
+                    cols.stale.append(raw == _STALE)
+                    continue
+            _sample(body, inner, pos, cols)
+            continue
         tag, at = _varint_at(body, pos)
         if tag == 0x12:
             size, inner = _varint_at(body, at)
@@ -215,21 +268,13 @@ def _series(
         out.reject(labels)
         return
     n = len(cols.t_ms) - first
-    cols.index.extend([series.setdefault(labels, len(series))] * n)
+    cols.index.extend([cols.slots.setdefault(labels, len(cols.slots))] * n)
     out.points += n
 
 
 def _sample(body: bytes, pos: int, end: int, cols: _Columns) -> None:
-    """One `Sample`: value (fixed64 double, field 1) and timestamp (varint, field 2)."""
-    if end - pos > 10 and body[pos] == 0x09 and body[pos + 9] == 0x10:
-        # Both fields, in order (the usual form): a request's samples share few timestamps.
-        t_ms = cols.stamps.get(body[pos + 10 : end])
-        if t_ms is not None:
-            raw = body[pos + 1 : pos + 9]
-            cols.t_ms.append(t_ms)
-            cols.values.append(_DOUBLE.unpack(raw)[0])
-            cols.stale.append(raw == _STALE)
-            return
+    """One `Sample`: value (fixed64 double, field 1) and timestamp (varint, field 2); a
+    timestamp in the usual form is remembered (`_series` reads the next ones inline)."""
     value, t_ms, stale, start = 0.0, 0, False, pos
     while pos < end:
         tag, pos = _varint_at(body, pos)
@@ -260,30 +305,17 @@ def _metadata(raw: bytes, out: DecodedMetrics) -> None:
     out.metadata[m.metric_family_name] = Metadata(_TYPES.get(m.type, "unknown"), m.unit, m.help)
 
 
-class _Columns:
-    """The sample columns of a request while it is read."""
+class _Columns(SampleLists):
+    """The sample columns of a request while it is read (none a delta): a series' samples
+    are appended before its labels are known, its slot after them."""
 
     def __init__(self) -> None:
-        self.index: list[int] = []
-        self.t_ms: list[int] = []
-        self.values: list[float] = []
-        self.stale: list[bool] = []
+        super().__init__()
         self.stamps: dict[bytes, int] = {}  # a timestamp's varint bytes -> its value
 
     def truncate(self, n: int) -> None:
         """Forget the samples from the `n`th on (a series rejected)."""
         del self.t_ms[n:], self.values[n:], self.stale[n:]
-
-    def done(self, series: list[Labels]) -> SampleColumns:
-        """The columns as arrays."""
-        return SampleColumns(
-            series=series,
-            index=np.array(self.index, np.int64),
-            t_ms=np.array(self.t_ms, np.int64),
-            values=np.array(self.values, np.float64),
-            stale=np.array(self.stale, np.bool_),
-            delta=np.zeros(len(self.t_ms), np.bool_),
-        )
 
 
 def _varint_at(data: bytes, pos: int) -> tuple[int, int]:

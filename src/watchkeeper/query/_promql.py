@@ -33,6 +33,7 @@ from watchkeeper.query._promql_values import (
     Value,
     Vector,
 )
+from watchkeeper.query._promql_windows import window_bounds
 from watchkeeper.store.metrics import Matcher, MetricsStore, SampleBlock
 
 # The parser's enums are not hashable: keyed by their names.
@@ -175,7 +176,7 @@ class _Evaluation:
         lookback = self.engine.lookback_ms
         block, ends = self._select(node, lookback)
         # each step's value: the series' last sample in (step - lookback, step], if not stale
-        lo, hi = fn.window_bounds(block.t_ms, block.offsets, ends - lookback, ends)
+        lo, hi = window_bounds(block.t_ms, block.offsets, ends - lookback, ends)
         last = np.maximum(hi - 1, 0)
         present = (hi > lo) & ~block.stale[last] if len(block.t_ms) else hi > lo
         out = []

@@ -8,7 +8,6 @@ A range [t - range, t] is open on the left, as in Prometheus 3.
 
 from __future__ import annotations
 
-import itertools
 import math
 import re
 from collections.abc import Callable
@@ -18,147 +17,21 @@ import numpy as np
 
 from watchkeeper.query._promql_values import (
     Floats,
-    Ints,
     Mask,
     Matrix,
     PromQLError,
     Scalar,
     Series,
     String,
-    Times,
     Value,
     Vector,
     key,
     without_name,
 )
+from watchkeeper.query._promql_windows import extrapolated, extrapolated_matrix
 
 #: A range function: (times ms, values, window start, window end, args) -> value or None.
 _RangeFn = Callable[[Any, Floats, int, int, list[float]], float | None]
-
-
-def _extrapolated(
-    t: Any, v: Floats, start: int, end: int, counter: bool, rate: bool
-) -> float | None:
-    """Prometheus's extrapolatedRate for one window."""
-    if len(v) < 2:
-        return None
-    result = float(v[-1] - v[0])
-    if counter:
-        prev = v[:-1]
-        result += float(np.sum(np.where(v[1:] < prev, prev, 0.0)))
-    to_start = (t[0] - start) / 1e3
-    to_end = (end - t[-1]) / 1e3
-    sampled = (t[-1] - t[0]) / 1e3
-    if sampled <= 0:
-        return None
-    average = sampled / (len(v) - 1)
-    if counter and result > 0 and v[0] >= 0:
-        to_start = min(to_start, sampled * (v[0] / result))
-    threshold = average * 1.1
-    interval = sampled
-    interval += to_start if to_start < threshold else average / 2
-    interval += to_end if to_end < threshold else average / 2
-    result *= interval / sampled
-    if rate:
-        result /= (end - start) / 1e3
-    return float(result)
-
-
-def _extrapolated_steps(
-    t: Any, v: Floats, running: Floats | None, starts: Any, ends: Any, lo: Any, hi: Any, rate: bool
-) -> tuple[Floats, Any]:
-    """`_extrapolated` over many windows at once (numpy, element by element): the samples of
-    window i are `t[lo[i]:hi[i]]`, `v[...]`; `running` is the running sum of each sample's
-    counter-reset correction (None: not a counter). The same arithmetic, per window."""
-    n = hi - lo
-    ok = n >= 2
-    a, b = np.minimum(lo, len(v) - 1), np.maximum(hi - 1, 0)
-    first_v, last_v = v[a], v[b]
-    first_t, last_t = t[a].astype(np.float64), t[b].astype(np.float64)
-    result = last_v - first_v
-    if running is not None:
-        result = result + (running[b] - running[a])
-    to_start = (first_t - starts) / 1e3
-    to_end = (ends - last_t) / 1e3
-    sampled = (last_t - first_t) / 1e3
-    ok &= sampled > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        average = sampled / np.maximum(n - 1, 1)
-        if running is not None:
-            capped = np.minimum(to_start, sampled * (first_v / result))
-            to_start = np.where((result > 0) & (first_v >= 0), capped, to_start)
-        threshold = average * 1.1
-        interval = sampled + np.where(to_start < threshold, to_start, average / 2)
-        interval += np.where(to_end < threshold, to_end, average / 2)
-        result = result * (interval / sampled)
-        if rate:
-            result = result / ((ends - starts) / 1e3)
-    return np.where(ok, result, np.nan), ok
-
-
-#: Windows (series x steps) computed at once. A dozen arrays of this many values stay in
-#: the CPU's cache and under the allocator's mmap threshold (256 KiB, `ingest._gc`): with
-#: a million, each array was fresh pages, and the kernel's time to give them was as much
-#: as the arithmetic's (the bench's rate over 6 h of 5k series: 520 ms of CPU, not 340).
-_CELLS = 32_768
-
-
-def _extrapolated_matrix(
-    matrix: Matrix, counter: bool, rate: bool, cells: int = _CELLS
-) -> list[Series]:
-    """rate/increase/delta of every series at every step, about `cells` windows at a time
-    (see `_extrapolated_chunk`)."""
-    per = max(1, cells // max(1, len(matrix.ends)))
-    out: list[Series] = []
-    for k in range(0, len(matrix.labels), per):
-        out += _extrapolated_chunk(matrix, k, min(k + per, len(matrix.labels)), counter, rate)
-    return out
-
-
-def window_bounds(t: Ints, offsets: Ints, starts: Times, ends: Times) -> tuple[Ints, Ints]:
-    """For series k (samples `t[offsets[k]:offsets[k + 1]]`, in time order) and step i, the
-    index range `[lo, hi)` in `t` of its samples in (starts[i], ends[i]]: one search of a
-    key (series, time) for all series, not one per series."""
-    n = len(offsets) - 1
-    base = min(int(t.min()), int(starts.min())) if len(t) else int(starts.min())
-    span = max(int(t.max()) if len(t) else base, int(ends.max())) - base + 1
-    if n * span >= 2**62:  # a range of centuries over many series: one search per series
-        pairs = list(itertools.pairwise(offsets.tolist()))
-        lo = np.stack([np.searchsorted(t[a:b], starts, side="right") + a for a, b in pairs])
-        hi = np.stack([np.searchsorted(t[a:b], ends, side="right") + a for a, b in pairs])
-        return lo, hi
-    row = np.arange(n, dtype=np.int64) * span
-    key = np.repeat(row, np.diff(offsets)) + (t - base)
-    lo = np.searchsorted(key, row[:, None] + (starts - base)[None, :], side="right")
-    hi = np.searchsorted(key, row[:, None] + (ends - base)[None, :], side="right")
-    return lo, hi
-
-
-def _extrapolated_chunk(
-    matrix: Matrix, k0: int, k1: int, counter: bool, rate: bool
-) -> list[Series]:
-    """Series k0 to k1 of the matrix, each step's window an index range in its arrays."""
-    offsets = matrix.offsets[k0 : k1 + 1]
-    a0, a1 = int(offsets[0]), int(offsets[-1])
-    if a1 == a0:
-        return []
-    t, v = matrix.t_ms[a0:a1], matrix.values[a0:a1]
-    offsets = offsets - a0
-    starts = matrix.ends - matrix.range_ms
-    lo, hi = window_bounds(t, offsets, starts, matrix.ends)
-    running = None
-    if counter:  # a sample below the one before it: the counter reset, add what it had
-        correction = np.concatenate(([0.0], np.where(v[1:] < v[:-1], v[:-1], 0.0)))
-        firsts = offsets[:-1]
-        correction[firsts[firsts < len(v)]] = 0.0  # a series' first follows another series'
-        running = np.cumsum(correction)
-    values, ok = _extrapolated_steps(
-        t, v, running, starts[None, :], matrix.ends[None, :], lo, hi, rate
-    )
-    return [
-        Series(without_name(matrix.labels[k0 + k]), values[k], ok[k])
-        for k in np.flatnonzero(ok.any(axis=1))
-    ]
 
 
 #: Range functions computed over all steps at once: name -> (counter, rate).
@@ -214,9 +87,9 @@ def _nan_reduce(fn: Callable[[Floats], Any], v: Floats) -> float:
 
 
 RANGE_FUNCTIONS: dict[str, _RangeFn] = {
-    "rate": lambda t, v, s, e, a: _extrapolated(t, v, s, e, True, True),
-    "increase": lambda t, v, s, e, a: _extrapolated(t, v, s, e, True, False),
-    "delta": lambda t, v, s, e, a: _extrapolated(t, v, s, e, False, False),
+    "rate": lambda t, v, s, e, a: extrapolated(t, v, s, e, True, True),
+    "increase": lambda t, v, s, e, a: extrapolated(t, v, s, e, True, False),
+    "delta": lambda t, v, s, e, a: extrapolated(t, v, s, e, False, False),
     "irate": lambda t, v, s, e, a: _instant(t, v, True, True),
     "idelta": lambda t, v, s, e, a: _instant(t, v, False, False),
     "sum_over_time": lambda t, v, s, e, a: float(np.sum(v)),
@@ -243,7 +116,7 @@ RANGE_ARG = {"quantile_over_time": 1}
 def apply_range(name: str, matrix: Matrix, args: list[Floats], steps: int) -> Vector:
     """A range function over every step's window."""
     if name in _VECTORIZED:  # a loop per step and series took minutes over a day of 5k series
-        series = _extrapolated_matrix(matrix, *_VECTORIZED[name])
+        series = extrapolated_matrix(matrix, *_VECTORIZED[name])
         if len({labels.get("__name__") for labels in matrix.labels}) <= 1:
             return Vector(series)  # distinct series of one metric stay distinct without it
         return _merge_same(series)

@@ -12,7 +12,6 @@ set the series' last again (`recover`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -29,19 +28,12 @@ def note_pending(con: Any, from_ms: int) -> None:
     )
 
 
-def flush(con: Any, moved: Mapping[int, LastSample]) -> None:
-    """Write the last sample of every series that moved, in one transaction (raises
-    `duckdb.Error`; the caller rolls back)."""
+def flush(con: Any, moved: pa.Table | None) -> None:
+    """Write the last sample of every series that moved (`moved`: sid, t, v), in one
+    transaction (raises `duckdb.Error`; the caller rolls back)."""
     con.execute("BEGIN TRANSACTION")
-    if moved:
-        ends = pa.table(
-            {
-                "sid": pa.array(list(moved), pa.int64()),
-                "t": pa.array([t for t, _ in moved.values()], pa.int64()),
-                "v": pa.array([v for _, v in moved.values()], pa.float64()),
-            }
-        )
-        con.register("_wk_last", ends)
+    if moved is not None:
+        con.register("_wk_last", moved)
         con.execute(
             "UPDATE metric_series SET last_ms = l.t, last_value = l.v FROM _wk_last l "
             "WHERE metric_series.series_id = l.sid"

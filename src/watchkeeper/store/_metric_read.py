@@ -106,6 +106,35 @@ def read_block(
     return block_of(found, table)
 
 
+def series_order(k: Any, times: Any, n: int) -> tuple[Any, Any]:
+    """The order that puts rows of series `k` (0 to n - 1) at `times` in (series, time)
+    order, and the times in that order.
+
+    Samples come about evenly spaced in time: each series' time range is cut in about
+    twice as many buckets as it has samples, and when no bucket of a series holds two
+    samples, placing each row in its (series, bucket) cell of a grid orders them in
+    linear time (an argsort of a million keys took 4x as long). Two samples in a bucket
+    (a burst, a finer step than the rest): the rows are sorted by a (series, time) key."""
+    rows = len(times)
+    base = int(times.min())
+    span = int(times.max()) - base + 1
+    buckets = 2 * -(-rows // max(n, 1)) + 1
+    if rows >= 4096 and n * buckets < 2**31:
+        width = -(-span // buckets)
+        cell = k.astype(np.int64) * buckets + (times - base) // width
+        index = np.int32 if rows < 2**31 else np.int64  # half the pages to touch
+        grid: Any = np.full(n * buckets, -1, index)
+        grid[cell] = np.arange(rows, dtype=index)
+        order = grid[grid >= 0]
+        if len(order) == rows:  # no bucket held two samples
+            return order, times[order]
+    if n * span < 2**62:
+        order = np.argsort(k.astype(np.int64) * span + (times - base))
+    else:  # a range of centuries over many series: a key would overflow
+        order = np.lexsort((times, k))
+    return order, times[order]
+
+
 def block_of(found: pa.Table, table: pa.Table) -> SampleBlock:
     """The `SampleBlock` of the series `found` (metric, labels), whose samples are the rows
     of `table` (k: the series' position in `found`, t_ms, value), in any order.
@@ -115,19 +144,13 @@ def block_of(found: pa.Table, table: pa.Table) -> SampleBlock:
     metrics = found.column("metric").to_pylist()
     pairs = found.column("labels").to_pylist()
     labels = [{"__name__": m, **dict(lb)} for m, lb in zip(metrics, pairs, strict=True)]
-    k = table.column("k").to_numpy().astype(np.int64)
+    k = table.column("k").to_numpy()
     times = table.column("t_ms").to_numpy()
     raw = table.column("value")
     counts = np.bincount(k, minlength=len(labels))
     offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
     if len(times):
-        base = int(times.min())
-        span = int(times.max()) - base + 1
-        if len(labels) * span < 2**62:
-            order = np.argsort(k * span + (times - base))
-        else:  # a range of centuries over many series: a key would overflow
-            order = np.lexsort((times, k))
-        times = times[order]
+        order, times = series_order(k, times, len(labels))
         values = raw.fill_null(float("nan")).to_numpy()[order]
         stale = np.zeros(len(times), np.bool_)
         if raw.null_count:

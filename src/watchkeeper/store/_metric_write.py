@@ -71,6 +71,18 @@ class SampleColumns:
             delta=np.concatenate([p.delta for p in parts]),
         )
 
+    def take(self, rows: Ints) -> SampleColumns:
+        """The samples at positions `rows`, in that order, with only their label sets."""
+        used, index = np.unique(self.index[rows], return_inverse=True)
+        return SampleColumns(
+            series=[self.series[i] for i in used.tolist()],
+            index=index.astype(np.int64).reshape(-1),
+            t_ms=self.t_ms[rows],
+            values=self.values[rows],
+            stale=self.stale[rows],
+            delta=self.delta[rows],
+        )
+
     def to_samples(self) -> list[Sample]:
         """The samples again, one object each (for tests and small paths)."""
         return [
@@ -105,24 +117,16 @@ class Checked:
 @dataclass(slots=True)
 class Slots:
     """The distinct series of one write: per request entry its slot; per slot the series
-    id and number, whether it may be written (known, or new within the limit), its last sample."""
+    id and number (-1: new, or refused), whether it may be written (known, or new within
+    the limit), and its last sample (`check` moves it on); the new series it may create."""
 
-    entry: np.ndarray[Any, np.dtype[np.int64]]
-    sids: list[int] = field(default_factory=list)
-    numbers: list[int] = field(default_factory=list)  # -1: none yet (new, or refused)
-    allowed: list[bool] = field(default_factory=list)
-    prev: list[tuple[int, float | None] | None] = field(default_factory=list)
-    new: dict[int, Labels] = field(default_factory=dict)
-
-    def last(self) -> Last:
-        """The slots' last samples as arrays (`check` moves them on)."""
-        prev = self.prev
-        return Last(
-            has=np.array([p is not None for p in prev], np.bool_),
-            t_ms=np.array([p[0] if p else 0 for p in prev], np.int64),
-            values=np.array([0.0 if p is None or p[1] is None else p[1] for p in prev]),
-            stale=np.array([p is not None and p[1] is None for p in prev], np.bool_),
-        )
+    entry: Ints
+    sids: Ints
+    numbers: Ints
+    allowed: Bools
+    last: Last
+    new: Ints = field(default_factory=lambda: np.zeros(0, np.int64))  # slots, in order
+    new_labels: list[Labels] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -22,7 +22,6 @@ What the writer keeps, as Prometheus's TSDB does (out-of-order window 0):
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -38,9 +37,8 @@ import numpy as np
 import pyarrow as pa
 
 from watchkeeper.errors import StoreError, ValidationError
-from watchkeeper.model import Labels, Metadata, Sample
+from watchkeeper.model import Metadata, Sample
 from watchkeeper.store import _metric_last
-from watchkeeper.store._metric_last import LastSample
 from watchkeeper.store._metric_read import (
     Matcher,
     SampleBlock,
@@ -48,7 +46,8 @@ from watchkeeper.store._metric_read import (
     read_block,
     where_sql,
 )
-from watchkeeper.store._metric_write import Ints, Rows, SampleColumns, Slots, check
+from watchkeeper.store._metric_series import KnownSeries, series_id, series_table
+from watchkeeper.store._metric_write import Rows, SampleColumns, check
 from watchkeeper.store._metrics_schema import migrate
 
 __all__ = [
@@ -65,7 +64,6 @@ log = logging.getLogger("watchkeeper.store.metrics")
 
 _WARN_EVERY_S = 60.0
 _FLUSH_LAST_S = 1.0  # how often each series' last sample is written to the file
-_SID_CACHE = 1_000_000  # series ids remembered per project (emptied when full)
 
 
 @dataclass(slots=True)
@@ -77,15 +75,6 @@ class WriteResult:
     rejected: Counter[str] = field(default_factory=Counter)
     warning: str = ""  # the series limit was reached: which metric and label to look at
     seconds: float = 0.0  # how long the write took, the lock's wait left out
-
-
-def series_id(project: str, labels: Labels) -> int:
-    """The id of a series: a signed 64-bit hash of its project and labels."""
-    h = hashlib.blake2b(digest_size=8)
-    h.update(project.encode())
-    for k, v in labels:
-        h.update(b"\xff" + k.encode() + b"\xfe" + v.encode())
-    return int.from_bytes(h.digest(), "little", signed=True)
 
 
 class MetricsStore:
@@ -105,19 +94,11 @@ class MetricsStore:
         self._con = self._connect(memory_limit_mb)
         self._lock = threading.Lock()  # one write at a time
         self._cursor_lock = threading.Lock()
-        # writer state, loaded from the file: series -> (last time, last value), per project
-        self._last: dict[int, tuple[int, float | None]] = {}
-        self._project_of: dict[int, str] = {}
-        self._no: dict[int, int] = {}  # series id -> its number in the samples table
-        self._next_no = 0
-        self._series_count: Counter[str] = Counter()
-        self._names: dict[str, Counter[str]] = {}  # project -> series per metric name
+        self._known = KnownSeries()  # the writer's state, loaded from the file
         self._meta: dict[tuple[str, str], Metadata] = {}
         self._warned: dict[str, float] = {}
-        # project -> labels -> (series id, its number; -1 until the series is written)
-        self._sids: dict[str, dict[Labels, tuple[int, int]]] = {}
-        self._moved: dict[int, LastSample] = {}  # last samples the file does not hold yet
         self._flushed_at = clock()
+        self._pending_from: int | None = None  # the file's metric_writer.pending_from_ms
         self.limit_warnings: dict[str, str] = {}  # project -> the last series-limit warning
         self._load()
 
@@ -136,23 +117,17 @@ class MetricsStore:
 
     def _load(self) -> None:
         # The series table holds each series' last sample (no scan of the samples).
+        known = self._known
         for sid, no, project, metric, t, v in self._con.execute(
             "SELECT series_id, series_no, project, metric, last_ms, last_value FROM metric_series"
         ).fetchall():
-            self._project_of[sid] = project
-            self._no[sid] = no
-            self._next_no = max(self._next_no, no + 1)
-            self._series_count[project] += 1
-            self._names.setdefault(project, Counter())[metric] += 1
-            if t is not None:
-                self._last[sid] = (t, v)
+            known.load(sid, no, project, metric, (t, v))
         for project, metric, typ, unit, help_ in self._con.execute(
             "SELECT project, metric, type, unit, help FROM metric_metadata"
         ).fetchall():
             self._meta[(project, metric)] = Metadata(typ, unit, help_)
         for sid, t, v in _metric_last.recover(self._con):  # stopped without a flush
-            if sid in self._project_of and t > self._last.get(sid, (t - 1, None))[0]:
-                self._last[sid] = self._moved[sid] = (t, v)
+            known.recovered(sid, (t, v))
         self._flush_last()
 
     @contextmanager
@@ -180,13 +155,14 @@ class MetricsStore:
     def _flush_last(self) -> None:
         """Write the last sample of every series that moved since the last flush."""
         try:
-            _metric_last.flush(self._con, self._moved)
+            _metric_last.flush(self._con, self._known.moved())
         except duckdb.Error as exc:
             with suppress(duckdb.Error):
                 self._con.execute("ROLLBACK")
             raise StoreError(f"metric store: writing series' last samples failed: {exc}") from exc
-        self._moved.clear()
+        self._known.flushed()
         self._flushed_at = self._clock()
+        self._pending_from = None
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -206,72 +182,38 @@ class MetricsStore:
             result.seconds = time.perf_counter() - started
             return result
 
-    def _series_ids(self, project: str, series: list[Labels]) -> tuple[list[int], list[int]]:
-        """Each series' id and number (-1: none yet): hashed and looked up once per series
-        seen lately, not per sample nor per write."""
-        ids = self._sids.setdefault(project, {})
-        if len(ids) + len(series) > _SID_CACHE:
-            ids.clear()
-        sids, numbers = [], []
-        for labels in series:
-            got = ids.get(labels)
-            if got is None or got[1] < 0:
-                sid = series_id(project, labels) if got is None else got[0]
-                got = ids[labels] = (sid, self._no.get(sid, -1))
-            sids.append(got[0])
-            numbers.append(got[1])
-        return sids, numbers
-
-    def _slots(self, project: str, series: list[Labels]) -> Slots:
-        """Each distinct series of a request once (a slot), new ones past the limit refused."""
-        sids, numbers = self._series_ids(project, series)
-        firsts: dict[int, Labels] = {}
-        for sid, labels in zip(sids, series, strict=True):
-            firsts.setdefault(sid, labels)
-        if len(firsts) == len(sids):  # distinct label sets, as decoders give them
-            entry = np.arange(len(sids), dtype=np.int64)
-        else:  # one series twice in a request: one slot
-            slot_of = {sid: i for i, sid in enumerate(firsts)}
-            entry = np.array([slot_of[sid] for sid in sids], np.int64)
-            number_of = dict(zip(sids, numbers, strict=True))
-            numbers = [number_of[sid] for sid in firsts]
-        out = Slots(entry, list(firsts), numbers, [True] * len(firsts))
-        out.prev = [self._last.get(sid) for sid in out.sids]
-        room = self.max_series_per_project - self._series_count[project]
-        for i in [i for i, p in enumerate(out.prev) if p is None]:  # new, or no sample left
-            sid = out.sids[i]
-            if sid in self._project_of:
-                continue
-            if len(out.new) < room:
-                out.new[sid] = firsts[sid]
-            else:
-                out.allowed[i] = False
-        return out
-
     def _write(
         self, project: str, cols: SampleColumns, metadata: dict[str, Metadata]
     ) -> WriteResult:
         result = WriteResult()
-        slots = self._slots(project, cols.series)
+        known = self._known
+        slots = known.slots(project, cols.series, self.max_series_per_project)
         slot = slots.entry[cols.index]
-        usable = np.array(slots.allowed, np.bool_)[slot]
+        usable = slots.allowed[slot]
         if limited := int(len(slot) - usable.sum()):
             result.rejected["series_limit"] += limited
-        last = slots.last()
-        checked = check(cols, slot, usable, last)
+        checked = check(cols, slot, usable, slots.last)
         result.rejected.update(checked.rejected)
         keep = checked.keep
-        sids = np.array(slots.sids, np.int64)
-        numbers, new_numbers = self._numbers(slots)
+        numbers = known.numbers(slots)
         kept_slot = slot[keep]
         touched, first_at = np.unique(kept_slot, return_index=True)
         times = cols.t_ms[keep]
-        first = dict(zip(sids[touched].tolist(), times[first_at].tolist(), strict=True))
         rows = Rows(numbers[kept_slot], times, checked.values[keep], cols.stale[keep])
-        ends = Rows(sids[touched], last.t_ms[touched], last.values[touched], last.stale[touched])
+        series = None
+        if len(slots.new):  # a new series' first sample is its first kept (none before it)
+            first = np.zeros(len(slots.sids), np.int64)
+            first[touched] = times[first_at]
+            new = slots.new
+            now_ms = int(self._clock() * 1000)
+            series = series_table(
+                project, slots.sids[new], slots.new_labels, first[new], numbers[new], now_ms
+            )
         changed = {name: m for name, m in metadata.items() if self._meta.get((project, name)) != m}
-        self._commit(project, slots.new, first, new_numbers, rows, changed)
-        self._remember(project, slots.new, new_numbers, ends, changed)
+        self._commit(project, series, rows, changed)
+        metrics = series.column("metric").to_pylist() if series is not None else []
+        known.remember(project, slots, numbers, touched, metrics)
+        self._meta.update({(project, name): m for name, m in changed.items()})
         if self._clock() - self._flushed_at >= _FLUSH_LAST_S:
             try:
                 self._flush_last()
@@ -282,60 +224,25 @@ class MetricsStore:
             result.warning = self._limit_warning(project)
         return result
 
-    def _numbers(self, slots: Slots) -> tuple[Ints, dict[int, int]]:
-        """Each slot's series number (-1: a series refused, never written) and the numbers
-        of the new series, the next ones free (taken once the write is committed)."""
-        new = {sid: self._next_no + i for i, sid in enumerate(slots.new)}
-        numbers = slots.numbers
-        if new:
-            numbers = [new.get(sid, n) for sid, n in zip(slots.sids, numbers, strict=True)]
-        return np.array(numbers, np.int64), new
-
-    def _remember(
-        self,
-        project: str,
-        new: dict[int, Labels],
-        numbers: dict[int, int],
-        ends: Rows,
-        changed: dict[str, Metadata],
-    ) -> None:
-        """The writer's state after a write is committed."""
-        self._no.update(numbers)
-        self._next_no += len(numbers)
-        values = ends.values.tolist()
-        moved = {
-            sid: (t, None if stale else v)
-            for sid, t, v, stale in zip(
-                ends.ids.tolist(), ends.t_ms.tolist(), values, ends.stale.tolist(), strict=True
-            )
-        }
-        self._last.update(moved)
-        self._moved.update(moved)
-        names = self._names.setdefault(project, Counter())
-        for sid, labels in new.items():
-            self._project_of[sid] = project
-            names[dict(labels).get("__name__", "")] += 1
-        self._series_count[project] += len(new)
-        self._meta.update({(project, name): m for name, m in changed.items()})
-
     def _commit(
         self,
         project: str,
-        new: dict[int, Labels],
-        first: dict[int, int],
-        numbers: dict[int, int],
+        series: pa.Table | None,
         samples: Rows,
         metadata: dict[str, Metadata],
     ) -> None:
         con = self._con
         try:
             con.execute("BEGIN TRANSACTION")
-            if new:
-                table = self._series_table(project, new, first, numbers)
-                self._insert("metric_series", table, con)
+            if series is not None:
+                self._insert("metric_series", series, con)
+            pending = self._pending_from
             if len(samples.ids):
                 self._insert("metric_samples", samples.table(("series_no", "t_ms", "value")), con)
-                _metric_last.note_pending(con, int(samples.t_ms.min()))
+                oldest = int(samples.t_ms.min())
+                if pending is None or oldest < pending:  # else the file says so already
+                    _metric_last.note_pending(con, oldest)
+                    pending = oldest
             for name, m in metadata.items():
                 con.execute(
                     "INSERT OR REPLACE INTO metric_metadata VALUES (?, ?, ?, ?, ?)",
@@ -346,37 +253,13 @@ class MetricsStore:
             with suppress(duckdb.Error):
                 con.execute("ROLLBACK")
             raise StoreError(f"metric store write failed: {exc}") from exc
+        self._pending_from = pending
 
     @staticmethod
     def _insert(table: str, rows: pa.Table, con: Any) -> None:
         con.register("_wk_rows", rows)
-        verb = "INSERT OR IGNORE" if table == "metric_series" else "INSERT"
-        con.execute(f"{verb} INTO {table} SELECT * FROM _wk_rows")
+        con.execute(f"INSERT INTO {table} SELECT * FROM _wk_rows")
         con.unregister("_wk_rows")
-
-    def _series_table(
-        self, project: str, new: dict[int, Labels], first: dict[int, int], numbers: dict[int, int]
-    ) -> pa.Table:
-        now_ms = int(self._clock() * 1000)
-        n = len(new)
-        return pa.table(
-            {
-                "series_id": pa.array(list(new), pa.int64()),
-                "project": pa.array([project] * n, pa.string()),
-                "metric": pa.array(
-                    [dict(lb).get("__name__", "") for lb in new.values()], pa.string()
-                ),
-                "labels": pa.array(
-                    [[kv for kv in lb if kv[0] != "__name__"] for lb in new.values()],
-                    pa.map_(pa.string(), pa.string()),
-                ),
-                "created_ms": pa.array([now_ms] * n, pa.int64()),
-                "first_ms": pa.array([first.get(sid) for sid in new], pa.int64()),
-                "last_ms": pa.array([None] * n, pa.int64()),  # set by the next flush
-                "last_value": pa.array([None] * n, pa.float64()),
-                "series_no": pa.array([numbers[sid] for sid in new], pa.int64()),
-            }
-        )
 
     def _limit_warning(self, project: str) -> str:
         """Which metric and label fill the project's series (worked out once a minute)."""
@@ -444,7 +327,8 @@ class MetricsStore:
                     params,
                 ).fetchall()
             for sid, metric, labels in rows:
-                if self._last.get(sid, (start_ms - 1, None))[0] >= start_ms:
+                last_ms = self._known.last_ms(sid)
+                if last_ms is not None and last_ms >= start_ms:
                     out[sid] = {"__name__": metric, **dict(labels)}
         return sorted(out.values(), key=lambda d: sorted(d.items()))
 
@@ -509,39 +393,24 @@ class MetricsStore:
 
     def newest_ms(self) -> int | None:
         """The time of the newest sample stored (None: none), which retention counts from."""
-        times = [t for t, _ in list(self._last.values())]
-        return max(times) if times else None
+        return self._known.newest_ms()
 
     def _forget(self, gone: Sequence[tuple[int, str, str]]) -> None:
         """The writer's state without the series deleted."""
-        self._sids.clear()  # the numbers of the series gone, with the rest
-        for sid, project, metric in gone:
-            self._last.pop(sid, None)
-            self._moved.pop(sid, None)
-            self._project_of.pop(sid, None)
-            self._no.pop(sid, None)
-            self._series_count[project] -= 1
-            self._names[project][metric] -= 1
-        kept = {(p, m) for p, names in self._names.items() for m, n in names.items() if n > 0}
+        self._known.forget(gone)
+        kept = self._known.metrics()
         for key in [k for k in self._meta if k not in kept]:
             del self._meta[key]
 
     def _reload(self) -> None:
-        self._last.clear()
-        self._moved.clear()
-        self._project_of.clear()
-        self._no.clear()
-        self._sids.clear()
-        self._next_no = 0
-        self._series_count.clear()
-        self._names.clear()
+        self._known.clear()
         self._meta.clear()
         self._load()
 
     def has_metric(self, project: str, name: str) -> bool:
         """Whether the project holds a series of the metric (no query: kept by the writer)."""
-        return self._names.get(project, Counter())[name] > 0
+        return self._known.names.get(project, Counter())[name] > 0
 
     def stats(self) -> dict[str, int]:
         """Series per project (for /metrics and the UI)."""
-        return dict(self._series_count)
+        return dict(self._known.count)
