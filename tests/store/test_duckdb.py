@@ -14,9 +14,10 @@ import pytest
 from tests.datagen import generate
 from tests.store.conftest import THE_DUCKDB_ENGINE
 from watchkeeper.model import SpanBatch
-from watchkeeper.store import SpanFilter
-from watchkeeper.store._arrow import spans_table
+from watchkeeper.store import SpanFilter, _traces
+from watchkeeper.store._arrow import payloads_table, spans_table
 from watchkeeper.store._duckdb_schema import LATEST, MIGRATIONS, current_version, migrate
+from watchkeeper.store._payload import PayloadCodec
 from watchkeeper.store.duckdb import DuckDBStore
 
 #: Why these store tests run on DuckDB only (tests/store/conftest.py).
@@ -46,6 +47,61 @@ def test_a_version_1_file_is_upgraded_on_open(tmp_path: Path) -> None:
     assert current_version(con) == LATEST
     assert con.execute("SELECT count(*) FROM schema_version").fetchone() == (LATEST,)
     con.close()
+
+
+def test_a_version_11_files_payloads_are_copied_into_blobs_kept_as_they_come(
+    tmp_path: Path,
+) -> None:
+    """Version 12 copies `payloads` (DuckDB cannot alter a column's compression): every
+    payload reads back as it was, in its order, and the text blobs are stored uncompressed."""
+    path = tmp_path / "v11.duckdb"
+    data = generate("demo", 12)
+    con = duckdb.connect(str(path))
+    assert migrate(con, target=11) == 11
+    for table, rows in (
+        ("spans", spans_table(data.spans)),
+        ("payloads", payloads_table(data.payloads, PayloadCodec())),
+    ):
+        con.register("old_rows", rows)
+        con.execute(f"INSERT INTO {table} SELECT * FROM old_rows")
+    con.execute(_traces.insert_sql("spans"))
+    before = con.execute("SELECT * FROM payloads ORDER BY rowid").fetchall()
+    con.close()
+
+    store = DuckDBStore(path)
+    tid = data.spans[0].trace_id
+    detail = store.trace("demo", tid)
+    assert detail is not None
+    assert detail.payloads == {p.span_id: p for p in data.payloads if p.trace_id == tid}
+    assert store.write(data.batch()) == 0  # the copied rows still count as stored
+    store.close()
+    con = duckdb.connect(str(path))
+    assert current_version(con) == LATEST
+    assert con.execute("SELECT * FROM payloads ORDER BY rowid").fetchall() == before
+    kinds = con.execute(
+        "SELECT DISTINCT compression FROM pragma_storage_info('payloads') "
+        "WHERE column_name = 'io' AND segment_type = 'BLOB'"
+    ).fetchall()
+    assert kinds == [("Uncompressed",)]
+    con.close()
+
+
+def test_a_payload_copy_that_fails_part_way_leaves_version_11_as_it_was() -> None:
+    """Version 12 is one transaction: a failure after the copy (a crash, here an error)
+    leaves the old table and version; opening again copies anew."""
+    con = duckdb.connect()
+    assert migrate(con, target=11) == 11
+    con.register("old_rows", payloads_table(generate("demo", 3).payloads, PayloadCodec()))
+    con.execute("INSERT INTO payloads SELECT * FROM old_rows")
+    before = con.execute("SELECT * FROM payloads ORDER BY rowid").fetchall()
+    ((_, what, statements),) = [m for m in MIGRATIONS if m[0] == 12]
+    failing = ((12, what, (*statements[:-1], "SELECT error('crash')")),)
+    with pytest.raises(duckdb.Error, match="crash"):
+        migrate(con, steps=failing)
+    assert current_version(con) == 11
+    assert con.execute("SELECT * FROM payloads ORDER BY rowid").fetchall() == before
+    assert migrate(con) == LATEST
+    assert con.execute("SELECT * FROM payloads ORDER BY rowid").fetchall() == before
 
 
 def test_data_survives_reopening(tmp_path: Path) -> None:

@@ -430,3 +430,14 @@ def test_ids_alike_on_the_left_are_told_apart(empty_store: Store, prefix: str) -
     assert len({_traces.key(t[0].trace_id) for t in traces}) == len(traces)
     _write(empty_store, (_children_first(t) for t in traces), 5)
     _check(empty_store, [s for t in traces for s in t])
+
+
+def test_ids_not_of_32_hex_characters_get_their_context(empty_store: Store) -> None:
+    """Ids of another form (which ingest does not make: no numeric key) beside usual ones,
+    children first, a trace across writes: each trace's spans get its context."""
+    traces = [
+        [replace(s, trace_id=f"Trace-{i}") if i % 2 else s for s in _trace(i, 0)] for i in range(8)
+    ]
+    assert len({_traces.key(t[0].trace_id) for t in traces}) == 5  # None for the odd ones
+    _write(empty_store, (_children_first(t) for t in traces), 3)
+    _check(empty_store, [s for t in traces for s in t])

@@ -23,20 +23,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from watchkeeper.store import _rollup as ru
+from watchkeeper.store._context_arrow import filled
 from watchkeeper.store._dialect import CLICKHOUSE, Params
 from watchkeeper.store._render import Query
+from watchkeeper.store._traces import CONTEXT as FIELDS
 
-FIELDS = ("user_id", "session_id", "feature")
 _Trace = tuple[str, str]  # (project, trace_id)
-#: Separates the parts of a key joined into one string (ids and project names hold no NUL).
-_SEP = "\x00"
-
-
-def keys(table: pa.Table, names: Sequence[str] = ("project", "trace_id", "span_id")) -> pa.Array:
-    """One string per row joining its `names` columns: a key `pc.is_in` and `pc.index_in`
-    compare in one pass (Arrow has no multi-column membership test)."""
-    joined = pc.binary_join_element_wise(*(table[n] for n in names), _SEP)
-    return joined.combine_chunks() if isinstance(joined, pa.ChunkedArray) else joined
 
 
 def strings_sql(values: pa.Array | pa.ChunkedArray) -> str:
@@ -44,27 +36,6 @@ def strings_sql(values: pa.Array | pa.ChunkedArray) -> str:
     them through the driver escaped each in Python, a tenth of a write at 10k spans."""
     escaped = pc.replace_substring(pc.replace_substring(values, "\\", "\\\\"), "'", "\\'")
     return "['" + "', '".join(escaped.to_pylist()) + "']"
-
-
-def of_batch(spans: pa.Table) -> pa.Table:
-    """Per trace of `spans` (project, trace_id): the earliest start (`start_ns`) and, per
-    field, the root's value, else the earliest span's."""
-    child = pc.not_equal(spans["parent_span_id"], "")
-    order = pc.sort_indices(  # stable: among equal starts the batch's order decides
-        pa.table({"child": child, "start": spans["start_ns"]}),
-        sort_keys=[("child", "ascending"), ("start", "ascending")],
-    )
-    ordered = spans.select(["project", "trace_id", "start_ns", *FIELDS]).take(order)
-    return _firsts(ordered)
-
-
-def _firsts(ordered: pa.Table) -> pa.Table:
-    """Per (project, trace_id) of rows in order: the least start, each field's first value."""
-    grouped = ordered.group_by(["project", "trace_id"], use_threads=False).aggregate(
-        [("start_ns", "min"), *((f, "first") for f in FIELDS)]
-    )
-    names = ["project", "trace_id", "start_ns_min", *(f"{f}_first" for f in FIELDS)]
-    return grouped.select(names).rename_columns(["project", "trace_id", "start_ns", *FIELDS])
 
 
 def stored_query(batch: pa.Table, lo: int, hi: int) -> Query:
@@ -135,25 +106,11 @@ def plan(spans: pa.Table, batch: pa.Table, stored: dict[_Trace, dict[str, str]])
     valid = [pc.is_valid(merged[f]) for f in FIELDS]
     anything = pc.or_(pc.or_(valid[0], valid[1]), valid[2])
     # each write's row carries the context: a later span finds it nearby
-    return Plan(_filled(spans, merged), merged.filter(anything), learning.filter(some))
+    return Plan(filled(spans, merged), merged.filter(anything), learning.filter(some))
 
 
 def _pairs(table: pa.Table) -> tuple[list[str], list[str]]:
     return table["project"].to_pylist(), table["trace_id"].to_pylist()
-
-
-def _filled(spans: pa.Table, merged: pa.Table) -> pa.Table:
-    """The spans, each NULL field taken from its trace's context: one column operation per
-    field (a copy of each span to fill was a fifth of a write)."""
-    at = pc.index_in(keys(spans, ("project", "trace_id")),
-                     value_set=keys(merged, ("project", "trace_id")))  # fmt: skip
-    for f in FIELDS:
-        known = merged[f]
-        if known.null_count == len(known):
-            continue
-        column = pc.coalesce(spans[f], known.take(at))
-        spans = spans.set_column(spans.schema.get_field_index(f), f, column)
-    return spans
 
 
 def _learning(p: Params, learned: dict[str, dict[str, str]], f: str) -> tuple[str, str] | None:

@@ -56,6 +56,31 @@ def _columns(row_type: Any, required: set[str]) -> str:
     return ", ".join(cols)
 
 
+#: The payloads' text (`io`) is zstd frames of a few kilobytes already (`_payload`):
+#: DuckDB's own compression of them saves nothing and cost its checkpoints CPU (it analyses
+#: every segment, then keeps it uncompressed). `meta` keeps it: its frames are ~200 bytes of
+#: JSON that zstd barely shrinks alone, and DuckDB's FSST does (bench.ingest's spans: the
+#: file 28% larger with `meta` uncompressed too).
+PAYLOADS_DDL = (
+    "CREATE TABLE payloads (project VARCHAR NOT NULL, trace_id VARCHAR NOT NULL, "
+    "span_id VARCHAR NOT NULL, start_ns BIGINT NOT NULL, "
+    "io BLOB USING COMPRESSION uncompressed, meta BLOB)"
+)
+
+
+def _copy_payloads() -> tuple[str, ...]:
+    """Version 12's statements: `payloads` copied into its new layout, in its order (DuckDB
+    has no ALTER for a column's compression). One transaction: the copy is written to the
+    file as it goes (DuckDB writes a large insert's row groups before its commit), so it
+    needs the memory limit, not the table's size; a crash part-way leaves the old table."""
+    return (
+        "ALTER TABLE payloads RENAME TO wk_payloads_v11",
+        PAYLOADS_DDL,
+        "INSERT INTO payloads SELECT * FROM wk_payloads_v11",
+        "DROP TABLE wk_payloads_v11",
+    )
+
+
 #: Ordered schema steps: (version, what it does, statements).
 Migrations = tuple[tuple[int, str, tuple[str, ...]], ...]
 #: The span store's. Version 1 is the first released layout.
@@ -152,6 +177,11 @@ MIGRATIONS: Migrations = (
         "the user, session and feature the write applied): a write finds its traces' rows "
         "by their numeric key (the id's last 64 bits, its random part); trace_context dropped",
         _traces.rebuild_with_context(),
+    ),
+    (
+        12,
+        "payloads' text (zstd already) stored without DuckDB's compression: the table copied",
+        _copy_payloads(),
     ),
 )
 LATEST = MIGRATIONS[-1][0]

@@ -28,11 +28,12 @@ DDL = (
 #: the rightmost 7 bytes random; AWS X-Ray ids start with a timestamp; 64-bit ids of older
 #: tracers arrive with zeros on the left), and a key shared by many traces makes a write's
 #: lookup fetch all of their rows.
+HEX32 = "[0-9a-f]{32}"
 KEY_SQL = (
-    "CASE WHEN regexp_full_match(trace_id, '[0-9a-f]{32}') "
+    f"CASE WHEN regexp_full_match(trace_id, '{HEX32}') "
     "THEN ('0x' || right(trace_id, 16))::UBIGINT END"
 )
-_HEX32 = re.compile(r"[0-9a-f]{32}")
+_HEX32 = re.compile(HEX32)
 #: The fields of a trace's context (`_trace_context`), kept on each of its rows.
 CONTEXT = ("user_id", "session_id", "feature")
 #: Within a batch (or a bulk load) the root span's value first, then the earliest span's.

@@ -32,6 +32,7 @@ from watchkeeper.store import _clickhouse_context as tc
 from watchkeeper.store import _clickhouse_schema as schema
 from watchkeeper.store import _rollup as ru
 from watchkeeper.store._arrow import arrow_tables, first_of_each_key, scores_table
+from watchkeeper.store._context_arrow import keys, of_batch
 from watchkeeper.store._dialect import CLICKHOUSE, Params
 from watchkeeper.store._payload import PayloadCodec
 from watchkeeper.store._render import Query
@@ -240,7 +241,7 @@ class ClickHouseStore(SqlStore):
         if not stored:
             return data
         old = pa.array(["\x00".join(map(str, row)) for row in stored], pa.string())
-        return data.filter(pc.invert(pc.is_in(tc.keys(data), value_set=old)))
+        return data.filter(pc.invert(pc.is_in(keys(data), value_set=old)))
 
     def write(self, batch: SpanBatch | ColumnBatch) -> int:
         """Store the spans (and payloads) not stored yet; return how many were new.
@@ -263,7 +264,7 @@ class ClickHouseStore(SqlStore):
                 return 0
             if payloads.num_rows:  # those of the new spans, once each
                 if new.num_rows < data.num_rows:
-                    payloads = payloads.filter(pc.is_in(tc.keys(payloads), tc.keys(new)))
+                    payloads = payloads.filter(pc.is_in(keys(payloads), keys(new)))
                 self._insert("payloads", first_of_each_key(payloads))
             plan, window = self._plan(new, lo, hi)
             starts = new["start_ns"].to_numpy()
@@ -293,7 +294,7 @@ class ClickHouseStore(SqlStore):
         """The trace contexts of a write (`_clickhouse_context`): the new spans filled, the
         fields learned for spans stored before; and the hours those spans may lie in."""
         lo, hi = self._window(lo, hi)
-        batch = tc.of_batch(spans)
+        batch = of_batch(spans)
         # a trace has context rows only if it has spans stored (inserted before its rows):
         # found by id in `traces`, where `trace_context` would be scanned over the window
         # (2.5k ids a batch: its bloom filter skips nothing; 142 ms at 2M rows in the window)

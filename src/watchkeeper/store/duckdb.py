@@ -127,11 +127,11 @@ class DuckDBStore(SqlStore):
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
             con = duckdb.connect(":memory:" if path is None else str(path))
-            migrate(con)
             # The default (16 MiB) checkpointed on nearly every ingest batch: measured 15k
             # spans/s falling as the file grew, 42k/s flat with 1 GiB (bench: /tmp/wperf).
             con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
-            con.execute(self._memory_limit_sql())
+            con.execute(self._memory_limit_sql())  # before migrating: a table copy spills
+            migrate(con)
         except (duckdb.Error, OSError) as exc:
             hint = ""
             if "lock" in str(exc).lower():
@@ -256,35 +256,35 @@ class DuckDBStore(SqlStore):
             data = first_of_each_key(data)
             lo, hi = pc.min_max(data["start_ns"]).values()
             starts = (lo.as_py(), hi.as_py())
-            data = self._new_only(cur, data, starts)
-            if not data.num_rows:
+            new = self._new_only(cur, data, starts)
+            if not new.num_rows:
                 return 0
-            # views and temp tables are dropped on success only: a statement after a failed
-            # one raises anew and would hide the failure (a temp table goes with a rollback,
-            # a view left behind is replaced by the next `register`)
-            cur.register("wk_batch", data)
-            fixed, filled = tc.apply(cur, "wk_batch", "wk_filled", starts, self._trace_window_ns)
-            cur.unregister("wk_batch")
-            if filled:
-                source = "wk_filled"
-            else:  # the spans as they came: no copy
-                source = "wk_new_spans"
-                cur.register(source, data)
-            self._store_new(cur, source, fixed)
+            new, fixed = tc.apply(cur, new, starts, self._trace_window_ns)
+            # views are unregistered on success only: a statement after a failed one raises
+            # anew and would hide the failure (a view left behind is replaced by the next
+            # `register`)
+            cur.register("wk_new_spans", new)
+            self._store_new(cur, "wk_new_spans", fixed)
             if payloads.num_rows:  # those of the new spans, once each
-                cur.register("wk_new_payloads", first_of_each_key(payloads))
-                cols = ", ".join(f"p.{c}" for c in payloads.column_names)
-                cur.execute(
-                    f"INSERT INTO payloads ({', '.join(payloads.column_names)}) SELECT {cols} "
-                    f"FROM wk_new_payloads p SEMI JOIN {source} n ON n.span_id = p.span_id "
-                    "AND n.trace_id = p.trace_id AND n.project = p.project"
-                )
-                cur.unregister("wk_new_payloads")
-            if filled:
-                cur.execute("DROP TABLE wk_filled")
-            else:
-                cur.unregister(source)
-        return int(data.num_rows)
+                self._store_payloads(cur, first_of_each_key(payloads), new.num_rows < data.num_rows)
+            cur.unregister("wk_new_spans")
+        return int(new.num_rows)
+
+    @staticmethod
+    def _store_payloads(cur: Any, payloads: pa.Table, some_stored: bool) -> None:
+        """Append the payloads of the new spans (`wk_new_spans`): all of them unless some
+        spans of the batch were stored before (a replay)."""
+        cur.register("wk_new_payloads", payloads)
+        names = ", ".join(payloads.column_names)
+        cols = ", ".join(f"p.{c}" for c in payloads.column_names)
+        sql = f"INSERT INTO payloads ({names}) SELECT {cols} FROM wk_new_payloads p"
+        if some_stored:
+            sql += (
+                " SEMI JOIN wk_new_spans n ON n.span_id = p.span_id "
+                "AND n.trace_id = p.trace_id AND n.project = p.project"
+            )
+        cur.execute(sql)
+        cur.unregister("wk_new_payloads")
 
     def _store_new(self, cur: Any, source: str, fixed: set[int]) -> None:
         """Append the new spans in `source` to the spans and rollups."""
