@@ -22,10 +22,10 @@ import pyarrow.compute as pc
 
 from watchkeeper.errors import StoreDataError, StoreError
 from watchkeeper.model import ColumnBatch, ScoreRow, SpanBatch
+from watchkeeper.store import _duckdb_file, _traces
 from watchkeeper.store import _render as r
 from watchkeeper.store import _rollup as ru
 from watchkeeper.store import _trace_context as tc
-from watchkeeper.store import _traces
 from watchkeeper.store._arrow import arrow_tables, first_of_each_key, scores_table
 from watchkeeper.store._dialect import DUCKDB
 from watchkeeper.store._duckdb_schema import migrate
@@ -121,32 +121,16 @@ class DuckDBStore(SqlStore):
         self.reopened = 0  # how many times (for metrics and tests)
 
     def _connect(self) -> Any:
-        """Open the database, migrate it, and apply the settings."""
-        path = self._path
-        try:
-            if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            con = duckdb.connect(":memory:" if path is None else str(path))
-            # The default (16 MiB) checkpointed on nearly every ingest batch: measured 15k
-            # spans/s falling as the file grew, 42k/s flat with 1 GiB (bench: /tmp/wperf).
-            con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
-            con.execute(self._memory_limit_sql())  # before migrating: a table copy spills
-            migrate(con)
-        except (duckdb.Error, OSError) as exc:
-            hint = ""
-            if "lock" in str(exc).lower():
-                hint = (
-                    " (DuckDB lets one process open the file: stop the other process using it,"
-                    " or query through its server)"
-                )
-            raise StoreError(f"cannot open span store {path}: {exc}{hint}") from exc
-        return con
-
-    def _memory_limit_sql(self) -> str:
-        """The statement that sets the configured memory limit (DuckDB's default if none)."""
-        if self._memory_limit_mb is None:
-            return "RESET memory_limit"
-        return f"SET memory_limit = '{int(self._memory_limit_mb)}MB'"
+        """Open the database, apply the settings, and migrate it."""
+        # The default (16 MiB) checkpointed on nearly every ingest batch: measured 15k
+        # spans/s falling as the file grew, 42k/s flat with 1 GiB (bench: /tmp/wperf).
+        return _duckdb_file.connect(
+            self._path,
+            what="span store",
+            migrate=migrate,
+            memory_limit_mb=self._memory_limit_mb,
+            settings=[f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'"],
+        )
 
     def _recover(self, exc: BaseException, generation: int) -> None:
         """After a fatal error DuckDB refuses every call until the database is opened again
@@ -441,7 +425,7 @@ class DuckDBStore(SqlStore):
                     try:
                         cur.execute(f"SET memory_limit = '{RELEASE_TO}'")
                     finally:
-                        cur.execute(self._memory_limit_sql())
+                        cur.execute(_duckdb_file.memory_limit_sql(self._memory_limit_mb))
                 finally:
                     with self._gate:
                         self._releasing = False

@@ -21,18 +21,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from watchkeeper.errors import StoreError
 from watchkeeper.model import LogRow
-from watchkeeper.store import _duckdb_schema
+from watchkeeper.store import _duckdb_file, _duckdb_schema
 from watchkeeper.store._dialect import DUCKDB, Params
 from watchkeeper.store._log_blocks import (
     BIT_SQL,
@@ -98,34 +95,19 @@ class DuckDBLogStore(SqlLogStore):
         self._path = path
         self._checkpoint_rows = checkpoint_rows
         self._clock = clock
-        try:
-            if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            self._con = duckdb.connect(":memory:" if path is None else str(path))
-            _duckdb_schema.migrate(self._con, steps=MIGRATIONS)
-            if memory_limit_mb is not None:
-                self._con.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
-            self._con.execute(f"SET checkpoint_threshold = '{WAL_LIMIT}'")
-            ((last,),) = self._con.execute(
-                "SELECT coalesce(max(block), 0) FROM log_blocks"
-            ).fetchall()
-        except (duckdb.Error, OSError) as exc:
-            raise StoreError(f"cannot open log store {path}: {exc}") from exc
+        self._con = _duckdb_file.connect(
+            path,
+            what="log store",
+            migrate=lambda con: _duckdb_schema.migrate(con, steps=MIGRATIONS),
+            memory_limit_mb=memory_limit_mb,
+            settings=[f"SET checkpoint_threshold = '{WAL_LIMIT}'"],
+        )
+        self._cursor = _duckdb_file.Cursors(self._con, what="log store")
+        with self._cursor() as cur:
+            ((last,),) = cur.execute("SELECT coalesce(max(block), 0) FROM log_blocks").fetchall()
         self._next_block = int(last) + 1
         self._unchecked = 0  # records written since the last checkpoint (by this process)
         self._lock = threading.Lock()  # one write at a time
-        self._cursor_lock = threading.Lock()
-
-    @contextmanager
-    def _cursor(self) -> Iterator[Any]:
-        with self._cursor_lock:  # one per call: a DuckDB connection is not shared by threads
-            cur = self._con.cursor()
-        try:
-            yield cur
-        except duckdb.Error as exc:
-            raise StoreError(f"log store: {exc}") from exc
-        finally:
-            cur.close()
 
     def close(self) -> None:
         """Checkpoint and close the file."""

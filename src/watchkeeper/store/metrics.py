@@ -26,8 +26,8 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,9 +36,9 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from watchkeeper.errors import StoreError, ValidationError
+from watchkeeper.errors import StoreError
 from watchkeeper.model import Metadata, Sample
-from watchkeeper.store import _metric_last
+from watchkeeper.store import _duckdb_file, _metric_last
 from watchkeeper.store._metric_read import (
     Matcher,
     SampleBlock,
@@ -91,9 +91,14 @@ class MetricsStore:
         self._path = path
         self.max_series_per_project = max_series_per_project
         self._clock = clock
-        self._con = self._connect(memory_limit_mb)
+        self._con = _duckdb_file.connect(
+            path, what="metric store", migrate=migrate, memory_limit_mb=memory_limit_mb
+        )
+        # a read's only input DuckDB checks is the matchers' regular expressions
+        self._cursor = _duckdb_file.Cursors(
+            self._con, what="metric store", bad_input="invalid regular expression in a matcher"
+        )
         self._lock = threading.Lock()  # one write at a time
-        self._cursor_lock = threading.Lock()
         self._known = KnownSeries()  # the writer's state, loaded from the file
         self._meta: dict[tuple[str, str], Metadata] = {}
         self._warned: dict[str, float] = {}
@@ -101,19 +106,6 @@ class MetricsStore:
         self._pending_from: int | None = None  # the file's metric_writer.pending_from_ms
         self.limit_warnings: dict[str, str] = {}  # project -> the last series-limit warning
         self._load()
-
-    def _connect(self, memory_limit_mb: int | None) -> Any:
-        path = self._path
-        try:
-            if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            con = duckdb.connect(":memory:" if path is None else str(path))
-            migrate(con)
-            if memory_limit_mb is not None:
-                con.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
-        except (duckdb.Error, OSError) as exc:
-            raise StoreError(f"cannot open metric store {path}: {exc}") from exc
-        return con
 
     def _load(self) -> None:
         # The series table holds each series' last sample (no scan of the samples).
@@ -129,19 +121,6 @@ class MetricsStore:
         for sid, t, v in _metric_last.recover(self._con):  # stopped without a flush
             known.recovered(sid, (t, v))
         self._flush_last()
-
-    @contextmanager
-    def _cursor(self) -> Iterator[Any]:
-        with self._cursor_lock:  # one per call: a DuckDB connection is not shared by threads
-            cur = self._con.cursor()
-        try:
-            yield cur
-        except duckdb.InvalidInputException as exc:  # a read's only input: matchers' regexes
-            raise ValidationError(f"invalid regular expression in a matcher: {exc}") from None
-        except duckdb.Error as exc:
-            raise StoreError(f"metric store: {exc}") from exc
-        finally:
-            cur.close()
 
     def close(self) -> None:
         """Write each series' last sample, checkpoint and close the file."""

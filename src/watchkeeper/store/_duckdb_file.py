@@ -1,0 +1,92 @@
+"""Opening a DuckDB file and lending cursors: what the span, log and metric stores share.
+
+Each store keeps its own file (`spans`, `logs.duckdb`, `metrics.duckdb`); each opens it the
+same way (settings, then the memory limit, then its migrations) and maps DuckDB's errors to
+`StoreError` with the same words, so that an operator reads one kind of message.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from watchkeeper.errors import StoreError, ValidationError
+
+_LOCKED_HINT = (
+    " (DuckDB lets one process open the file: stop the other process using it,"
+    " or query through its server)"
+)
+
+
+def memory_limit_sql(memory_limit_mb: int | None) -> str:
+    """The statement that sets a memory limit (DuckDB's default, 80% of RAM, if None)."""
+    if memory_limit_mb is None:
+        return "RESET memory_limit"
+    return f"SET memory_limit = '{int(memory_limit_mb)}MB'"
+
+
+def connect(
+    path: Path | None,
+    *,
+    what: str,
+    migrate: Callable[[Any], object],
+    memory_limit_mb: int | None,
+    settings: Sequence[str] = (),
+) -> Any:
+    """Open the file at `path` (in memory if None), apply `settings` and the memory limit,
+    then `migrate` it. The limit comes before the migrations: a migration that copies a
+    table spills to disk under it rather than growing with the table.
+
+    Raises `StoreError` naming `what` and the file (and, when another process holds the
+    file, what to do about it); the connection is closed when a step after it fails."""
+    con = None
+    try:
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(":memory:" if path is None else str(path))
+        for statement in settings:
+            con.execute(statement)
+        con.execute(memory_limit_sql(memory_limit_mb))
+        migrate(con)
+    except (duckdb.Error, OSError) as exc:
+        if con is not None:
+            with suppress(duckdb.Error):
+                con.close()
+        hint = _LOCKED_HINT if "lock" in str(exc).lower() else ""
+        raise StoreError(f"cannot open {what} {path}: {exc}{hint}") from exc
+    return con
+
+
+class Cursors:
+    """A cursor per call on one connection (DuckDB does not share one between threads),
+    its engine errors raised as `StoreError` naming the store.
+
+    `bad_input`: when set, DuckDB's `InvalidInputException` (e.g. a user's regular
+    expression it cannot compile) is the caller's error, a `ValidationError` with this
+    text, rather than the store's."""
+
+    def __init__(self, con: Any, *, what: str, bad_input: str | None = None) -> None:
+        self.con = con
+        self._what = what
+        self._bad_input = bad_input
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def __call__(self) -> Iterator[Any]:
+        with self._lock:
+            cur = self.con.cursor()
+        try:
+            yield cur
+        except duckdb.InvalidInputException as exc:
+            if self._bad_input is None:
+                raise StoreError(f"{self._what}: {exc}") from exc
+            raise ValidationError(f"{self._bad_input}: {exc}") from None
+        except duckdb.Error as exc:
+            raise StoreError(f"{self._what}: {exc}") from exc
+        finally:
+            cur.close()
