@@ -67,21 +67,33 @@ def test_every_infrastructure_panel_runs_on_the_real_exporters(infra: Server) ->
 
 
 def test_panels_show_the_exporters_numbers(infra: Server, exporters: Any) -> None:
-    exporters.redis("SET", "wk:test", "1")
+    assert exporters.redis("SET", "wk:test", "1") == "OK"
     for _ in range(3):
-        exporters.redis("GET", "wk:test")
-    exporters.redis("GET", "wk:absent")
+        assert exporters.redis("GET", "wk:test") == "1"
+    assert exporters.redis("GET", "wk:absent") == ""
+    stats = dict(
+        line.split(":", 1) for line in exporters.redis("INFO", "stats").splitlines() if ":" in line
+    )
     by_title = {p.title: p for s in INFRA.sections for p in s.panels}
     # Redis: maxmemory is the fixture's, and the hit ratio counts our reads (3 hits, 1 miss)
     limit = _instant(infra, by_title["Memory vs maxmemory"].queries[1].promql or "")
     assert [float(r["value"][1]) for r in limit] == [64 * 1024 * 1024]
-    ratio_q = by_title["Hit ratio"].queries[0].promql or ""
-    # 0/0 (NaN) until a scrape after our reads: then hits / (hits + misses) of the window
-    ratio = eventually(
-        lambda: [float(r["value"][1]) for r in _instant(infra, ratio_q)],
-        20, 0.25, until=lambda v: v and v[0] == v[0],
-    )  # fmt: skip
-    assert 0 < ratio[0] <= 1
+
+    def scraped(counter: str) -> float:
+        return max((float(r["value"][1]) for r in _instant(infra, counter)), default=-1.0)
+
+    # a scrape after our reads (the ratio before it may be 0/0, or 0 when misses of other
+    # tests' reads are in the window and our hits are not yet)
+    for counter, key in (("hits", "keyspace_hits"), ("misses", "keyspace_misses")):
+        seen = eventually(
+            lambda c=counter: scraped(f"redis_keyspace_{c}_total"),
+            20, 0.25, until=lambda v, k=key: v >= float(stats[k]),
+        )  # fmt: skip
+        assert seen >= float(stats[key]), (counter, seen, stats[key])
+    ratio = [
+        float(r["value"][1]) for r in _instant(infra, by_title["Hit ratio"].queries[0].promql or "")
+    ]
+    assert len(ratio) == 1 and 0 < ratio[0] <= 1, ratio
     # PostgreSQL: max_connections is the test server's (tests._postgres sets 200)
     conns = _instant(infra, by_title["Connections"].queries[1].promql or "")
     assert [float(r["value"][1]) for r in conns] == [200]
