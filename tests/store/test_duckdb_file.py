@@ -10,13 +10,12 @@ from typing import Any
 import duckdb
 import pytest
 
+from tests.store.conftest import THE_DUCKDB_ENGINE
 from watchkeeper.errors import StoreError, ValidationError
 from watchkeeper.store import _duckdb_file
 from watchkeeper.store.duckdb import DuckDBStore
 from watchkeeper.store.duckdb_logs import DuckDBLogStore
 from watchkeeper.store.metrics import MetricsStore
-
-from tests.store.conftest import THE_DUCKDB_ENGINE
 
 DUCKDB_ONLY = THE_DUCKDB_ENGINE
 
@@ -26,7 +25,8 @@ from pathlib import Path
 from watchkeeper.errors import StoreError
 from watchkeeper.store import _duckdb_file
 try:
-    _duckdb_file.connect(Path(sys.argv[1]), what="test store", migrate=print, memory_limit_mb=None).close()
+    path = Path(sys.argv[1])
+    _duckdb_file.connect(path, what="test store", migrate=print, memory_limit_mb=None).close()
 except StoreError as exc:
     print(exc)
     sys.exit(3)
@@ -82,9 +82,7 @@ def test_the_migrations_run_under_the_memory_limit_and_after_the_settings() -> N
     ],
     ids=["spans", "logs", "metrics"],
 )
-def test_each_store_holds_its_configured_limit(
-    tmp_path: Path, open_store: Any, file: str
-) -> None:
+def test_each_store_holds_its_configured_limit(tmp_path: Path, open_store: Any, file: str) -> None:
     store = open_store(tmp_path)
     try:
         assert store._con.execute("SELECT current_setting('memory_limit')").fetchall() == [
@@ -130,11 +128,11 @@ def test_cursors_name_the_store_and_tell_bad_input_from_the_engines_errors() -> 
     lenient = _duckdb_file.Cursors(con, what="test store", bad_input="bad pattern")
     bad_regex = "SELECT regexp_matches('a', '(')"
 
-    with pytest.raises(ValidationError, match="^bad pattern: "), lenient() as cur:
+    with pytest.raises(ValidationError, match=r"^bad pattern: "), lenient() as cur:
         cur.execute(bad_regex)
-    with pytest.raises(StoreError, match="^test store: "), strict() as cur:
+    with pytest.raises(StoreError, match=r"^test store: "), strict() as cur:
         cur.execute(bad_regex)
-    with pytest.raises(StoreError, match="^test store: .*no_such_table"), lenient() as cur:
+    with pytest.raises(StoreError, match=r"^test store: .*no_such_table"), lenient() as cur:
         cur.execute("SELECT * FROM no_such_table")
     with strict() as cur:
         assert cur.execute("SELECT 42").fetchall() == [(42,)]
