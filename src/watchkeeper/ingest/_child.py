@@ -1,17 +1,58 @@
-"""What an ingest worker process does first, whatever it works on (spans, log records):
-ignore Ctrl-C (the server stops it), die with the server, tune the GC and the allocator."""
+"""Ingest's worker processes, whatever they work on (spans, log records).
+
+`spawn_pool` starts them (never by fork), `start_child` is what each does first (ignore
+Ctrl-C, die with the server, tune the GC and the allocator), and `Idle` tells when a pool
+went unused long enough to be stopped (each worker is tens of MiB).
+"""
 
 from __future__ import annotations
 
 import ctypes
+import multiprocessing
 import os
 import signal
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
 from watchkeeper.ingest._gc import tune_gc, tune_malloc
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def spawn_pool(
+    workers: int, initializer: Callable[..., None], initargs: tuple[Any, ...]
+) -> ProcessPoolExecutor:
+    """`workers` processes started fresh: never forked, the server runs threads (committer,
+    writer, DuckDB's own) whose locks a fork would copy held. `initializer` must call
+    `start_child` with the server's pid."""
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=initializer,
+        initargs=initargs,
+    )
+
+
+class Idle:
+    """When a pool was last used, and whether it has gone unused for `idle_s` (None: never)."""
+
+    def __init__(self, idle_s: float | None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.idle_s = idle_s
+        self._clock = clock
+        self._used_at = clock()
+
+    def used(self) -> None:
+        """The pool was used now."""
+        self._used_at = self._clock()
+
+    def over(self, busy: bool) -> bool:
+        """True when nothing is `busy` and `idle_s` went by since the last use."""
+        if busy or self.idle_s is None:
+            return False
+        return self._clock() - self._used_at >= self.idle_s
 
 
 def start_child(parent: int) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import os
 import time
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 from watchkeeper.errors import DecodeError
-from watchkeeper.ingest._child import start_child
+from watchkeeper.ingest._child import Idle, spawn_pool, start_child
 
 log = logging.getLogger("watchkeeper.ingest")
 T = TypeVar("T")
@@ -42,10 +41,8 @@ class Offload:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._workers = workers
-        self._idle_s = idle_s  # None: they stay until `close`
-        self._clock = clock
+        self._idle = Idle(idle_s, clock)  # idle_s None: they stay until `close`
         self._pool: ProcessPoolExecutor | None = None
-        self._used_at = clock()
         self._running = 0  # calls in flight
         self._timer: asyncio.TimerHandle | None = None
 
@@ -70,17 +67,12 @@ class Offload:
                 raise DecodeError("the request stopped its decoder process twice") from None
         finally:
             self._running -= 1
-            self._used_at = self._clock()
+            self._idle.used()
             self._watch_idle()
 
     async def _call(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                max_workers=self._workers,
-                mp_context=multiprocessing.get_context("spawn"),  # never fork: threads run here
-                initializer=start_child,
-                initargs=(os.getpid(),),
-            )
+            self._pool = spawn_pool(self._workers, start_child, (os.getpid(),))
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     def _restart(self) -> None:
@@ -91,9 +83,9 @@ class Offload:
     def _watch_idle(self) -> None:
         """Look for idleness `idle_s` after a call, and again until the workers stop (one
         timer at a time, on the event loop)."""
-        if self._idle_s is None or self._timer is not None or self._pool is None:
+        if self._idle.idle_s is None or self._timer is not None or self._pool is None:
             return
-        self._timer = asyncio.get_running_loop().call_later(self._idle_s, self._on_timer)
+        self._timer = asyncio.get_running_loop().call_later(self._idle.idle_s, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -103,9 +95,7 @@ class Offload:
     def retire_if_idle(self) -> bool:
         """Stop the workers when no call came for `idle_s` and none is in flight; True if
         they were stopped."""
-        if self._pool is None or self._idle_s is None or self._running:
-            return False
-        if self._clock() - self._used_at < self._idle_s:
+        if self._pool is None or not self._idle.over(busy=self._running > 0):
             return False
         self._pool.shutdown(wait=False)
         self._pool = None

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import multiprocessing
 import os
 import pickle
 import time
@@ -32,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from watchkeeper.errors import DecodeError
-from watchkeeper.ingest._child import start_child
+from watchkeeper.ingest._child import Idle, spawn_pool, start_child
 from watchkeeper.ingest._cost import Pricer
 from watchkeeper.ingest._decode import decode
 from watchkeeper.ingest._normalize import Settings, Step, normalize
@@ -188,19 +187,15 @@ class PoolProcessing(Processing):
         super().__init__(pricer, steps, packer)
         self._workers = workers
         self._window = window
-        self._idle_s = idle_s  # None: the workers stay
-        self._clock = clock
+        self._idle = Idle(idle_s, clock)  # idle_s None: the workers stay
         self._flight: collections.deque[tuple[Record, Future[Processed]]] = collections.deque()
-        self._used_at = clock()
         self._pool: ProcessPoolExecutor | None = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        # never fork: this process runs threads (committer, writer, DuckDB's own)
-        pool = ProcessPoolExecutor(
-            max_workers=self._workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker,
-            initargs=(self._pricer, tuple(self._steps), os.getpid(), self._packer),
+        pool = spawn_pool(
+            self._workers,
+            _init_worker,
+            (self._pricer, tuple(self._steps), os.getpid(), self._packer),
         )
         # Start every worker now, not when the first records arrive: starting one (a fresh
         # interpreter importing the pipeline) takes about a second, which the first spans
@@ -221,9 +216,7 @@ class PoolProcessing(Processing):
 
     def retire_if_idle(self) -> bool:
         """Stop the workers when no record came for `idle_s` and none is in flight."""
-        if self._pool is None or self._flight or self._idle_s is None:
-            return False
-        if self._clock() - self._used_at < self._idle_s:
+        if self._pool is None or not self._idle.over(busy=bool(self._flight)):
             return False
         self._pool.shutdown(wait=True)
         self._pool = None
@@ -239,7 +232,7 @@ class PoolProcessing(Processing):
 
     def submit(self, record: Record) -> None:
         """Send a record to a worker (starting the workers if they stopped)."""
-        self._used_at = self._clock()
+        self._idle.used()
         self._flight.append((record, self._submit(record)))
 
     def _submit(self, record: Record) -> Future[Processed]:
