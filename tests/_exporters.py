@@ -21,8 +21,11 @@ from pathlib import Path
 
 import httpx
 
-# the metrics UI's tests' range is 19300-19399; another session on the machine picks another
-BASE_PORT = int(os.environ.get("WATCHKEEPER_TEST_EXPORTER_PORT", "19300"))
+from tests._ports import worker_port
+
+# the metrics UI's tests' range is 19300-19399 (four ports per xdist worker: `worker_port`);
+# another session on the machine picks another
+BASE_PORT = worker_port(int(os.environ.get("WATCHKEEPER_TEST_EXPORTER_PORT", "19300")))
 NODE_COLLECTORS = ("cpu", "meminfo", "filesystem", "diskstats", "netdev", "loadavg")
 REDIS_MAXMEMORY = 64 * 1024 * 1024
 

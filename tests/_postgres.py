@@ -20,8 +20,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-# the tests' range is 15400-15499; sessions run side by side on one machine pick another
-PORT = int(os.environ.get("WATCHKEEPER_TEST_PG_PORT", "15432"))
+from tests._ports import worker_port
+
+# the tests' range is 15400-15499 (a port per xdist worker: `worker_port`); sessions run side
+# by side on one machine pick another
+PORT = worker_port(int(os.environ.get("WATCHKEEPER_TEST_PG_PORT", "15432")))
 SUPERUSER = "wk"
 
 
