@@ -10,6 +10,8 @@
     .venv/bin/python -m bench.ingest --engine clickhouse  # the span store on ClickHouse (chDB);
                                                   # --engine both: both, side by side
     .venv/bin/python -m bench.ingest --store-only clickhouse --batches 50  # store.write alone
+    .venv/bin/python -m bench.ingest --store-only duckdb --growth 5  # its cost by statement,
+                                                  # per million spans, as the file grows
 
 Prints the versions that matter and the machine's load, the baseline of issue 16 beside the
 figures: sustained throughput (acknowledged, and written to the store), the lag from a
@@ -454,6 +456,11 @@ def main() -> None:
     print(f"machine at start: {load()}")
     print(BASELINE)
     print(GOALS)
+    if args.store_only == "duckdb" and args.growth:
+        from bench.ingest import _growth
+
+        _growth.run(args.growth, args.memory_mb)
+        return
     if args.store_only:
         _store_only.run(args.store_only, args.batches, args.profile)
         return

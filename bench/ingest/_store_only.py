@@ -42,6 +42,14 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     )
     ap.add_argument("--batches", type=int, default=50, help="with --store-only")
     ap.add_argument("--profile", action="store_true", help="with --store-only: cProfile write")
+    ap.add_argument(
+        "--growth",
+        type=int,
+        metavar="MILLIONS",
+        help="with --store-only duckdb: write that many million spans at a simulated 17k/s "
+        "and print each million's cost by statement and the memory (bench/ingest/_growth.py)",
+    )
+    ap.add_argument("--memory-mb", type=int, default=128, help="with --growth: DuckDB's limit")
 
 
 def batches(count: int) -> list[ColumnBatch]:

@@ -186,8 +186,11 @@ def _trace(rng: random.Random, index: int, now_ns: int) -> list[Span]:
     return [root, retrieval, llm, tool]
 
 
-def template(seed: int, spans_per_request: int, service: str = "bench-app") -> bytes:
-    """One serialized request of `spans_per_request` spans whose trace ids start with MARKER."""
+def template(
+    seed: int, spans_per_request: int, service: str = "bench-app", now_ns: int | None = None
+) -> bytes:
+    """One serialized request of `spans_per_request` spans whose trace ids start with MARKER,
+    ending about `now_ns` (default: now)."""
     rng = random.Random(seed)
     request = ExportTraceServiceRequest()
     rs = request.resource_spans.add()
@@ -201,7 +204,7 @@ def template(seed: int, spans_per_request: int, service: str = "bench-app") -> b
     )
     ss = rs.scope_spans.add()
     ss.scope.name = "bench"
-    now = time.time_ns()
+    now = time.time_ns() if now_ns is None else now_ns
     for i in range(spans_per_request // SPANS_PER_TRACE):
         ss.spans.extend(_trace(rng, i, now))
     return request.SerializeToString()
