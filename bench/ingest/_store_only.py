@@ -17,6 +17,7 @@ import cProfile
 import pstats
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,8 @@ from watchkeeper.ingest._workers import Processed, columnar
 from watchkeeper.model import ColumnBatch
 from watchkeeper.store._payload import PayloadCodec
 
-BATCH_SPANS = 10_000  # ingest.batch_max_spans's default
 PER_REQUEST = 512
+REQUESTS_PER_BATCH = 20  # 10,240 spans: ingest.batch_max_spans's default (10k), near enough
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
@@ -38,7 +39,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument(
         "--store-only",
         choices=["duckdb", "clickhouse"],
-        help="no ingest: time store.write alone on batches of the workload (--batches of 10k)",
+        help="no ingest: time store.write alone on --batches of 10,240 spans of the workload",
     )
     ap.add_argument("--batches", type=int, default=50, help="with --store-only")
     ap.add_argument("--profile", action="store_true", help="with --store-only: cProfile write")
@@ -52,20 +53,25 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--memory-mb", type=int, default=128, help="with --growth: DuckDB's limit")
 
 
-def batches(count: int) -> list[ColumnBatch]:
-    """`count` batches of the workload (fresh trace ids each), as the writer receives them."""
+def batches(count: int, rate: int | None = None, start_ns: int = 0) -> Iterator[ColumnBatch]:
+    """`count` batches of the workload (fresh trace ids each), as the writer receives them.
+    With `rate`: the spans' times advance as a server taking `rate` spans/s from `start_ns`
+    would see them (new templates each simulated minute); without, they end about now."""
     pricer, codec = Pricer(), PayloadCodec()
-    bodies = [template(seed, PER_REQUEST) for seed in range(8)]
-    out, no = [], 0
-    for _ in range(count):
+    settings = Settings("default", False, pricer)
+    bodies: list[bytes] = []
+    made_ns = 0
+    for no in range(0, count * REQUESTS_PER_BATCH, REQUESTS_PER_BATCH):
         batch = ColumnBatch()
-        while len(batch) < BATCH_SPANS:
-            decoded = decode(stamp(bodies[no % len(bodies)], no, 7), "protobuf")
-            done = normalize(decoded.spans, Settings("default", False, pricer), DEFAULT_STEPS)
+        for i in range(no, no + REQUESTS_PER_BATCH):
+            now_ns = None if rate is None else start_ns + i * PER_REQUEST * 10**9 // rate
+            if not bodies or (now_ns is not None and now_ns - made_ns >= 60 * 10**9):
+                bodies = [template(seed, PER_REQUEST, now_ns=now_ns) for seed in range(8)]
+                made_ns = now_ns or 0
+            decoded = decode(stamp(bodies[i % len(bodies)], i, 7), "protobuf")
+            done = normalize(decoded.spans, settings, DEFAULT_STEPS)
             batch.extend(columnar(Processed(done.batch), codec).batch)
-            no += 1
-        out.append(batch)
-    return out
+        yield batch
 
 
 def _open(engine: str, tmp: Path) -> Any:
@@ -80,7 +86,7 @@ def _open(engine: str, tmp: Path) -> Any:
 
 def run(engine: str, count: int, profile: bool) -> None:
     """Write `count` batches into a fresh `engine` store and print the figures."""
-    work = batches(count)
+    work = list(batches(count))
     store = _open(engine, Path(tempfile.mkdtemp(prefix="wk-bench-store-")))
     prof = cProfile.Profile() if profile else None
     took, cpu = [], time.process_time()  # CPU of every thread (chDB's too): steadier when shared

@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.eventually import eventually
 from tests.server.conftest import ADMIN_TOKEN, Running
 from watchkeeper.server._roles import Role
+from watchkeeper.store.duckdb import WRITE_PARTS
 
 SPAN_SERIES = (
     "watchkeeper_spans",
@@ -33,6 +34,7 @@ def _send(server: Running, key: str | None, service: str) -> None:
         "gen_ai.provider.name": "openai",
         "gen_ai.request.model": "gpt-4o",
         "gen_ai.usage.input_tokens": 100,
+        "input.value": "a prompt",  # a payload
     }
     with provider.get_tracer("t").start_as_current_span("chat gpt-4o", attributes=attrs):
         pass
@@ -77,9 +79,12 @@ def test_without_a_key_metrics_show_health_and_no_project(keyed: tuple[Running, 
     assert "watchkeeper_span_metrics_over_cap_total" in r.text
     assert _projects(r.text) == {}
     assert "alpha" not in r.text and "beta" not in r.text
-    samples = {(s.name, s.labels.get("query")): s.value
+    samples = {(s.name, s.labels.get("query") or s.labels.get("part")): s.value
                for f in text_string_to_metric_families(r.text) for s in f.samples}  # fmt: skip
     assert samples[("watchkeeper_store_query_seconds_count", "summary")] >= 2  # the fixture's
+    for part in WRITE_PARTS:  # the fixture's spans were written: each part but the merge
+        seen = samples.get(("watchkeeper_store_write_seconds_count", part), 0)
+        assert seen >= (part != "merge"), part
     assert samples[("watchkeeper_store_memory_bytes", None)] > 0
 
 

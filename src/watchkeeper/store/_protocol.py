@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
 from watchkeeper.model import ColumnBatch, PayloadRow, ScoreRow, SpanBatch, SpanRow
-from watchkeeper.store._timed import QueryTimer
+from watchkeeper.store._timed import Timer
 
 #: Columns one may group or break down by (all low-cardinality, or paged when not).
 Dimension = Literal[
@@ -183,10 +183,12 @@ class Store(Protocol):
     """A span store. One writer thread calls `write`; any thread may query.
 
     `timer(kind)` wraps each query of that kind (summary, breakdown, timeseries, heatmap,
-    search_spans, trace): whoever watches the store sets it (`_timed`).
+    search_spans, trace), `write_timer(part)` each part of a write (the engine names its
+    parts): whoever watches the store sets them (`_timed`).
     """
 
-    timer: QueryTimer
+    timer: Timer
+    write_timer: Timer
 
     def write(self, batch: SpanBatch | ColumnBatch) -> int:
         """Store spans and payloads; idempotent on (project, trace_id, span_id).

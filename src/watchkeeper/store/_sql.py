@@ -35,7 +35,7 @@ from watchkeeper.store._protocol import (
     Summary,
     TraceDetail,
 )
-from watchkeeper.store._timed import QueryTimer, timed, untimed
+from watchkeeper.store._timed import Timer, timed, untimed
 
 #: A span's (or payload's) key: a span sent again, or replayed from the spool, has the same.
 RowKey = tuple[str, str, str]
@@ -126,7 +126,8 @@ class SqlStore:
     engine that keeps them; False answers every query from the spans (exact percentiles).
     """
 
-    timer: QueryTimer
+    timer: Timer
+    write_timer: Timer
 
     def __init__(
         self,
@@ -146,6 +147,7 @@ class SqlStore:
         self._minute_from_spans = minute_from_spans
         self._clock = clock
         self.timer = untimed  # the server's metrics set theirs
+        self.write_timer = untimed
         #: newest-first reads in time windows (`_newest_spans`, `_newest_summary`)
         self.newest_windows = executor.dialect.newest_in_windows
 

@@ -1,8 +1,11 @@
-"""Timing a store's queries by kind, for whoever watches the store (the server's metrics).
+"""Timing a store's queries by kind and its writes by part, for whoever watches the store
+(the server's metrics, the benchmarks).
 
 A store holds a `timer` (by default one that measures nothing); each query method marked
 `@timed("kind")` runs inside `timer("kind")`. The server sets a timer that observes a
 Prometheus histogram, so no wrapper has to forward every method of the store by hand.
+A store's `write_timer` is the same for the parts of a write (engine by engine: the
+DuckDB store's are `WRITE_PARTS`).
 """
 
 from __future__ import annotations
@@ -12,8 +15,8 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
-#: `timer(kind)`: a context manager around one query of that kind.
-QueryTimer = Callable[[str], AbstractContextManager[object]]
+#: `timer(kind)`: a context manager around one query (or part of a write) of that kind.
+Timer = Callable[[str], AbstractContextManager[object]]
 
 
 def untimed(kind: str) -> AbstractContextManager[object]:
@@ -22,7 +25,7 @@ def untimed(kind: str) -> AbstractContextManager[object]:
 
 
 class _Timed(Protocol):
-    timer: QueryTimer
+    timer: Timer
 
 
 S = TypeVar("S", bound=_Timed)

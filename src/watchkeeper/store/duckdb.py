@@ -44,6 +44,11 @@ RELEASE_TO = "8MB"
 #: Writes between two merges of the rollup's partial rows (one set per batch) of the hours
 #: written meanwhile; merging keeps the rollup small when batches are small and frequent.
 COMPACT_EVERY = 100
+#: The parts of a write its `write_timer` sees: the batch's Arrow tables, the check for
+#: spans stored before (a replay), the trace contexts, the spans' insert, the rollups'
+#: partial rows, their merge (every COMPACT_EVERY writes), the payloads, and the COMMIT
+#: (with the checkpoint it sets off once the WAL passes CHECKPOINT_THRESHOLD).
+WRITE_PARTS = ("arrow", "replay", "contexts", "spans", "rollups", "merge", "payloads", "commit")
 #: Failures of a write caused by the rows themselves (a value out of a column's range, a
 #: type the column cannot take): retrying them cannot help. Anything else (I/O, memory,
 #: a lock) may pass, so the writer retries it.
@@ -195,7 +200,8 @@ class DuckDBStore(SqlStore):
             cur.execute("BEGIN TRANSACTION")
             try:
                 yield cur
-                cur.execute("COMMIT")
+                with self.write_timer("commit"):
+                    cur.execute("COMMIT")
             except BaseException as exc:
                 # whatever failed (bad rows, the database), leave no transaction open
                 with contextlib.suppress(duckdb.Error):
@@ -235,22 +241,28 @@ class DuckDBStore(SqlStore):
         """Store the spans (and payloads) not stored yet; return how many were new."""
         if not len(batch):
             return 0
+        part = self.write_timer
         with self._transaction() as cur:  # rows an Arrow column refuses: a StoreDataError
-            data, payloads = arrow_tables(batch, self._codec)
-            data = first_of_each_key(data)
-            lo, hi = pc.min_max(data["start_ns"]).values()
+            with part("arrow"):
+                data, payloads = arrow_tables(batch, self._codec)
+                data = first_of_each_key(data)
+                lo, hi = pc.min_max(data["start_ns"]).values()
             starts = (lo.as_py(), hi.as_py())
-            new = self._new_only(cur, data, starts)
+            with part("replay"):
+                new = self._new_only(cur, data, starts)
             if not new.num_rows:
                 return 0
-            new, fixed = tc.apply(cur, new, starts, self._trace_window_ns)
+            with part("contexts"):
+                new, fixed = tc.apply(cur, new, starts, self._trace_window_ns)
             # views are unregistered on success only: a statement after a failed one raises
             # anew and would hide the failure (a view left behind is replaced by the next
             # `register`)
             cur.register("wk_new_spans", new)
             self._store_new(cur, "wk_new_spans", fixed)
             if payloads.num_rows:  # those of the new spans, once each
-                self._store_payloads(cur, first_of_each_key(payloads), new.num_rows < data.num_rows)
+                with part("payloads"):
+                    unique = first_of_each_key(payloads)
+                    self._store_payloads(cur, unique, new.num_rows < data.num_rows)
             cur.unregister("wk_new_spans")
         return int(new.num_rows)
 
@@ -272,38 +284,44 @@ class DuckDBStore(SqlStore):
 
     def _store_new(self, cur: Any, source: str, fixed: set[int]) -> None:
         """Append the new spans in `source` to the spans and rollups."""
-        cur.execute(f"INSERT INTO spans BY NAME SELECT * FROM {source}")
+        with self.write_timer("spans"):
+            cur.execute(f"INSERT INTO spans BY NAME SELECT * FROM {source}")
         self._roll_up(cur, source, fixed)
 
     def _roll_up(self, cur: Any, source: str, fixed: set[int]) -> None:
         """Append the new spans' partial rollup rows; now and then merge the partial rows
         (`fixed`: hours whose rows trace contexts moved)."""
-        for table in ru.TABLES:
-            cur.execute(ru.insert_sql(source, table=table))
-        kept = self._clock() - ru.MINUTE_KEEP_NS  # older minutes are pruned anyway
-        cur.execute(ru.insert_sql(source, f"start_ns >= {kept}", ru.MINUTES))
-        minutes = cur.execute(f"SELECT DISTINCT {ru.MINUTES.time_sql()} FROM {source}")
-        for (minute,) in minutes.fetchall():
-            self._dirty_hours.add(minute // ru.HOUR_NS * ru.HOUR_NS)
-            if minute >= kept // ru.MINUTE_NS * ru.MINUTE_NS:
-                self._dirty_minutes.add(minute)
+        with self.write_timer("rollups"):
+            for table in ru.TABLES:
+                cur.execute(ru.insert_sql(source, table=table))
+            kept = self._clock() - ru.MINUTE_KEEP_NS  # older minutes are pruned anyway
+            cur.execute(ru.insert_sql(source, f"start_ns >= {kept}", ru.MINUTES))
+            minutes = cur.execute(f"SELECT DISTINCT {ru.MINUTES.time_sql()} FROM {source}")
+            for (minute,) in minutes.fetchall():
+                self._dirty_hours.add(minute // ru.HOUR_NS * ru.HOUR_NS)
+                if minute >= kept // ru.MINUTE_NS * ru.MINUTE_NS:
+                    self._dirty_minutes.add(minute)
         self._fixed_hours.update(fixed)
         self._writes += 1
         if self._writes % self._compact_every == 0:
-            self._compact_minutes(cur)
-            for table in ru.TABLES:
-                # rows moved between users or features: rebuilt, so the min, max, first
-                # and last of the key they left are exact again (an hour's spans, scanned
-                # once per merge)
-                rebuild = self._fixed_hours if table in ru.CONTEXT_TABLES else set()
-                merge = sorted(self._dirty_hours - rebuild)
-                sqls = (ru.compact_sql(merge, table) if merge else ()) + (
-                    ru.rebuild_sql(sorted(rebuild), table) if rebuild else ()
-                )
-                for sql in sqls:
-                    cur.execute(sql)
-            self._dirty_hours.clear()
-            self._fixed_hours.clear()
+            with self.write_timer("merge"):
+                self._merge_rollups(cur)
+
+    def _merge_rollups(self, cur: Any) -> None:
+        """Merge the partial rollup rows of the hours (minutes) written since the last merge."""
+        self._compact_minutes(cur)
+        for table in ru.TABLES:
+            # rows moved between users or features: rebuilt, so the min, max, first and last
+            # of the key they left are exact again (an hour's spans, scanned once per merge)
+            rebuild = self._fixed_hours if table in ru.CONTEXT_TABLES else set()
+            merge = sorted(self._dirty_hours - rebuild)
+            sqls = (ru.compact_sql(merge, table) if merge else ()) + (
+                ru.rebuild_sql(sorted(rebuild), table) if rebuild else ()
+            )
+            for sql in sqls:
+                cur.execute(sql)
+        self._dirty_hours.clear()
+        self._fixed_hours.clear()
 
     def _compact_minutes(self, cur: Any) -> None:
         """Merge the partial per-minute rows of the minutes written since the last merge,
