@@ -30,6 +30,12 @@ def memory_limit_sql(memory_limit_mb: int | None) -> str:
     return f"SET memory_limit = '{int(memory_limit_mb)}MB'"
 
 
+#: The name a file opened with a row group size has in its connection (`USE_FILE` on each
+#: cursor makes it the cursor's default database).
+ATTACHED = "wk"
+USE_FILE = f"USE {ATTACHED}"
+
+
 def connect(
     path: Path | None,
     *,
@@ -37,10 +43,16 @@ def connect(
     migrate: Callable[[Any], object],
     memory_limit_mb: int | None,
     settings: Sequence[str] = (),
+    row_group_size: int | None = None,
 ) -> Any:
     """Open the file at `path` (in memory if None), apply `settings` and the memory limit,
     then `migrate` it. The limit comes before the migrations: a migration that copies a
     table spills to disk under it rather than growing with the table.
+
+    `row_group_size`: the rows of each row group the tables' appends make from now on
+    (DuckDB's default is 122,880). It is an option of ATTACH, not kept in the file: the file
+    is attached as `ATTACHED` to an in-memory connection and made the default database of
+    this connection; every cursor of it must run `USE_FILE` first.
 
     Raises `StoreError` naming `what` and the file (and, when another process holds the
     file, what to do about it); the connection is closed when a step after it fails."""
@@ -48,7 +60,15 @@ def connect(
     try:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(":memory:" if path is None else str(path))
+        if row_group_size is None:
+            con = duckdb.connect(":memory:" if path is None else str(path))
+        else:
+            con = duckdb.connect(":memory:")
+            where = ":memory:" if path is None else str(path).replace("'", "''")
+            con.execute(
+                f"ATTACH '{where}' AS {ATTACHED} (ROW_GROUP_SIZE {int(row_group_size)})"
+            )
+            con.execute(USE_FILE)
         for statement in settings:
             con.execute(statement)
         con.execute(memory_limit_sql(memory_limit_mb))
