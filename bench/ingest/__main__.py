@@ -206,6 +206,10 @@ def _watch_rss(pid: int, stop: threading.Event, stats: Stats) -> None:
         stats.peak_pss = max(stats.peak_pss, pss)
 
 
+WRITE_SECONDS = "watchkeeper_ingest_batch_write_seconds"
+SECOND_OR_LESS = f'{WRITE_SECONDS}_bucket{{le="1.0"}}'  # the writes of a second or less
+
+
 def _metric(url: str, name: str) -> float:
     text = httpx.get(f"{url}/metrics", timeout=30).text
     total = 0.0
@@ -495,7 +499,12 @@ def main() -> None:
         print(f"-- offered load: {rate:,.0f} spans/s")
     if args.soak:
         spans = int(rate * _duration_s(args.soak))
-        soak = Soak(url, pid, lambda: _metric(url, "watchkeeper_ingest_spans_written_total"))
+        soak = Soak(
+            url,
+            pid,
+            lambda: _metric(url, "watchkeeper_ingest_spans_written_total"),
+            lambda: _metric(url, f"{WRITE_SECONDS}_count") - _metric(url, SECOND_OR_LESS),
+        )
     stats, timing = _drive(url, args, spans, pid, rate, soak)
     acked += stats.acked_spans
     _report(url, stats, timing)

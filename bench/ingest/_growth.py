@@ -28,8 +28,11 @@ from watchkeeper.store.duckdb import WRITE_PARTS, DuckDBStore
 RATE = 17_000  # spans/s the simulated server takes (the soak's offered load)
 
 
-def _summing(took: dict[str, float]) -> Callable[[str], AbstractContextManager[object]]:
-    """A store `write_timer` that sums each part's seconds into `took`."""
+def _summing(
+    took: dict[str, float], longest: dict[str, float]
+) -> Callable[[str], AbstractContextManager[object]]:
+    """A store `write_timer` that sums each part's seconds into `took`, and keeps each
+    part's longest in `longest`."""
 
     @contextlib.contextmanager
     def timer(part: str) -> Iterator[None]:
@@ -37,7 +40,9 @@ def _summing(took: dict[str, float]) -> Callable[[str], AbstractContextManager[o
         try:
             yield
         finally:
-            took[part] += time.perf_counter() - started
+            seconds = time.perf_counter() - started
+            took[part] += seconds
+            longest[part] = max(longest[part], seconds)
 
     return timer
 
@@ -52,7 +57,8 @@ def run(millions: int, memory_mb: int) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="wk-bench-growth-"))
     store = DuckDBStore(tmp / "spans.duckdb", memory_limit_mb=memory_mb)
     took: dict[str, float] = defaultdict(float)
-    store.write_timer = _summing(took)
+    longest: dict[str, float] = defaultdict(float)
+    store.write_timer = _summing(took, longest)
     count = millions * 10**6 // (PER_REQUEST * REQUESTS_PER_BATCH) + 1
     start_ns = time.time_ns() - millions * 10**6 * 10**9 // RATE  # ends about now
     print(f"growth: {millions}M spans at a simulated {RATE:,} spans/s, memory limit {memory_mb} MB")
@@ -62,17 +68,24 @@ def run(millions: int, memory_mb: int) -> None:
             started = time.perf_counter()
             written += store.write(batch)
             wall += time.perf_counter() - started
+            longest["write"] = max(longest["write"], time.perf_counter() - started)
             if written >= 10**6:
-                _print(million, written, wall, took, store)
+                _print(million, written, wall, took, longest, store)
                 million, written, wall = million + 1, 0, 0.0
                 took.clear()
+                longest.clear()
     finally:
         store.close()
     print(f"file: {tmp / 'spans.duckdb'}")
 
 
 def _print(
-    million: int, written: int, wall: float, took: dict[str, float], store: DuckDBStore
+    million: int,
+    written: int,
+    wall: float,
+    took: dict[str, float],
+    longest: dict[str, float],
+    store: DuckDBStore,
 ) -> None:
     per = 1e6 / written
     parts = " ".join(f"{k} {took[k] * per:.1f}" for k in WRITE_PARTS if k in took)
@@ -82,7 +95,8 @@ def _print(
     ).fetchall()
     engine = ", ".join(f"{tag} {mib}" for tag, mib in memory)
     print(
-        f"{million:3d}M  write {wall * per:5.1f} µs/span | {parts} | "
+        f"{million:3d}M  write {wall * per:5.1f} µs/span | {parts} | longest: write "
+        f"{longest['write']:.2f} s, merge {longest['merge']:.2f}, commit {longest['commit']:.2f} | "
         f"RSS {_rss_mib()} MiB; DuckDB MiB: {engine or '-'}",
         flush=True,
     )

@@ -2,7 +2,8 @@
 
 Per minute it prints the server's RSS (with its workers), the ack -> queryable lag p99 of
 the probe traces sent that minute, the p95 of the dashboard queries run that minute (every
-5 s: summary, series, breakdown, heatmap, traces list), spans written and errors; then the
+5 s: summary, series, breakdown, heatmap, traces list), spans written, the store writes
+that took longer than a second (the writer's stalls) and errors; then the
 slope of each column over the run (per minute, least squares), and whether every span that
 was acknowledged is in the store at the end.
 """
@@ -28,7 +29,7 @@ DASHBOARD = (
 )
 
 
-HEADER = "minute  RSS MiB  lag p99 s  query p95 ms  written/s  errors"
+HEADER = "minute  RSS MiB  lag p99 s  query p95 ms  written/s  writes >1 s  errors"
 
 
 @dataclass
@@ -40,6 +41,7 @@ class Minute:
     queries: list[float] = field(default_factory=list)
     errors: int = 0
     written: float = 0.0
+    slow_writes: float = 0.0  # since the start
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -62,10 +64,17 @@ def slope(values: list[float]) -> float:
 class Soak:
     """Collects per-minute figures while the senders run; `report` prints them."""
 
-    def __init__(self, url: str, pid: int | None, written: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        url: str,
+        pid: int | None,
+        written: Callable[[], float],
+        slow_writes: Callable[[], float],
+    ) -> None:
         self.url = url
         self.pid = pid
         self.written = written
+        self.slow_writes = slow_writes
         self.minutes: list[Minute] = [Minute()]
         self.lock = threading.Lock()
         self.stop = threading.Event()
@@ -110,9 +119,9 @@ class Soak:
             rss = proc.memory_info().rss + sum(
                 c.memory_info().rss for c in proc.children(recursive=True)
             )
-        written = self.written()
+        written, slow = self.written(), self.slow_writes()
         with self.lock:
-            self.now.rss_mib, self.now.written = rss / 2**20, written
+            self.now.rss_mib, self.now.written, self.now.slow_writes = rss / 2**20, written, slow
             self.minutes.append(Minute())
             n = len(self.minutes) - 1
         if n == 1:
@@ -121,11 +130,12 @@ class Soak:
 
     def _line(self, i: int) -> tuple[str, tuple[float, float, float]]:
         """Minute `i` (from 1): its printed row, and its RSS, lag p99 and query p95 (ms)."""
-        m, before = self.minutes[i - 1], self.minutes[i - 2].written if i > 1 else 0.0
+        m, before = self.minutes[i - 1], self.minutes[i - 2] if i > 1 else Minute()
         lag, q = _pct(m.lags, 0.99), _pct(m.queries, 0.95)
         line = (
             f"{i:6}  {m.rss_mib:7.0f}  {_num(lag, 1):>9}  {_num(q, 1000):>12}  "
-            f"{(m.written - before) / 60.0:9,.0f}  {m.errors:6}"
+            f"{(m.written - before.written) / 60.0:9,.0f}  "
+            f"{m.slow_writes - before.slow_writes:11.0f}  {m.errors:6}"
         )
         return line, (m.rss_mib, lag or 0.0, (q or 0.0) * 1000)
 
