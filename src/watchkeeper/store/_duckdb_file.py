@@ -65,9 +65,7 @@ def connect(
         else:
             con = duckdb.connect(":memory:")
             where = ":memory:" if path is None else str(path).replace("'", "''")
-            con.execute(
-                f"ATTACH '{where}' AS {ATTACHED} (ROW_GROUP_SIZE {int(row_group_size)})"
-            )
+            con.execute(f"ATTACH '{where}' AS {ATTACHED} (ROW_GROUP_SIZE {int(row_group_size)})")
             con.execute(USE_FILE)
         for statement in settings:
             con.execute(statement)
