@@ -39,11 +39,13 @@ import psutil
 from bench._machine import load, versions
 from bench.ingest import _engines, _store_only
 from bench.ingest._soak import Soak
-from bench.ingest._workload import stamp, template
+from bench.ingest._workload import Clocked, stamp, template
 
 from watchkeeper.config import IngestConfig
 
 _PROTOBUF = {"Content-Type": "application/x-protobuf"}
+#: How often the workload's templates move to now (`Clocked`: ~30 ms for the 8 of them).
+RETIME_S = 2.0
 #: Issue 16's figures for main at 4f0fe53 (DuckDB 2.0.1, 1M spans, 4 senders): two runs
 #: beside another test job, one on an idle machine; and the goals.
 BASELINE = (
@@ -138,13 +140,13 @@ def _sender(
 def _probe(
     url: str, run_id: int, stop: threading.Event, stats: Stats, soak: Soak | None = None
 ) -> None:
-    """Every half second: send one small trace, poll the query API until it is there."""
-    probe = template(10_000, 4, service="bench-probe")
+    """Every half second: send one small trace of now, poll the query API until it is
+    there."""
     no = 0
     with httpx.Client(timeout=30) as client:
         while not stop.wait(0.5):
             no += 1
-            body = stamp(probe, no, run_id ^ 0x7FFFFFFF)
+            body = stamp(template(10_000, 4, service="bench-probe"), no, run_id ^ 0x7FFFFFFF)
             r = client.post(f"{url}/v1/traces", content=body, headers=_PROTOBUF)
             if r.status_code != 200:
                 continue
@@ -314,7 +316,7 @@ def _drive(
     stats, stop = Stats(), threading.Event()
     watchers = [
         threading.Thread(target=_probe, args=(url, run_id, stop, stats, soak)),
-        threading.Thread(target=_retime, args=(bodies, per, stop)),
+        threading.Thread(target=_retime, args=(bodies, stop)),
     ]
     if pid is not None:
         watchers.append(threading.Thread(target=_watch_rss, args=(pid, stop, stats)))
@@ -361,11 +363,12 @@ def _drive(
     return stats, Timing(started, acked_at, written_at)
 
 
-def _retime(bodies: list[bytes], per: int, stop: threading.Event) -> None:
-    """Every minute, templates with spans of now: a soak's spans spread over its time, as
-    real traffic does (the dashboards' windows then hold a steady amount of data)."""
-    while not stop.wait(60.0):
-        bodies[:] = [template(seed, per) for seed in range(len(bodies))]
+def _retime(bodies: list[bytes], stop: threading.Event) -> None:
+    """Every RETIME_S, the templates' spans moved to now: a run's spans spread over its time,
+    as real traffic does (the dashboards' windows then hold a steady amount of data)."""
+    clocked = Clocked(bodies)
+    while not stop.wait(RETIME_S):
+        bodies[:] = clocked.moved()
 
 
 def _duration_s(text: str) -> float:

@@ -3,12 +3,12 @@
     python -m bench.ingest --store-only duckdb --growth 5 [--memory-mb 128]
 
 Writes MILLIONS million spans of the workload into a fresh file in batches of 10k, as a
-server taking 17,000 spans/s would (the spans' times advance 0.6 s a batch, new templates
-each simulated minute), and prints per million: µs/span inside `write` and in each of its
-parts (the Arrow tables, the replay check, the trace contexts, the spans' insert, the
-rollups and their merges, the payloads, the COMMIT with the checkpoints it triggers: the
-store's `WRITE_PARTS`, through its `write_timer`), the process's RSS and DuckDB's memory by
-tag. The soak asked where its writer's cost grew from (issue 16).
+server taking 17,000 spans/s would (the spans' times advance 0.6 s a batch), and prints per
+million: µs/span inside `write` and in each of its parts (the Arrow tables, the replay
+check, the trace contexts, the spans' insert, the rollups and their merges, the payloads,
+the COMMIT with the checkpoints it triggers: the store's `WRITE_PARTS`, through its
+`write_timer`), the longest write, merge and commit, the process's RSS and DuckDB's memory
+by tag. The soak asked where its writer's cost grew from (issue 16).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.ingest._workload import stamp, template
+from bench.ingest._workload import Clocked, stamp, template
 
 from watchkeeper.ingest import DEFAULT_STEPS, Settings, normalize
 from watchkeeper.ingest._cost import Pricer
@@ -55,19 +55,18 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 def batches(count: int, rate: int | None = None, start_ns: int = 0) -> Iterator[ColumnBatch]:
     """`count` batches of the workload (fresh trace ids each), as the writer receives them.
-    With `rate`: the spans' times advance as a server taking `rate` spans/s from `start_ns`
-    would see them (new templates each simulated minute); without, they end about now."""
+    With `rate`: the spans' times advance batch by batch as a server taking `rate` spans/s
+    from `start_ns` would see them; without, they end about now."""
     pricer, codec = Pricer(), PayloadCodec()
     settings = Settings("default", False, pricer)
-    bodies: list[bytes] = []
-    made_ns = 0
+    at_ns = None if rate is None else start_ns
+    bodies = [template(seed, PER_REQUEST, now_ns=at_ns) for seed in range(8)]
+    clocked = Clocked(bodies, at_ns)
     for no in range(0, count * REQUESTS_PER_BATCH, REQUESTS_PER_BATCH):
+        if rate is not None and no:
+            bodies = clocked.moved(start_ns + no * PER_REQUEST * 10**9 // rate)
         batch = ColumnBatch()
         for i in range(no, no + REQUESTS_PER_BATCH):
-            now_ns = None if rate is None else start_ns + i * PER_REQUEST * 10**9 // rate
-            if not bodies or (now_ns is not None and now_ns - made_ns >= 60 * 10**9):
-                bodies = [template(seed, PER_REQUEST, now_ns=now_ns) for seed in range(8)]
-                made_ns = now_ns or 0
             decoded = decode(stamp(bodies[i % len(bodies)], i, 7), "protobuf")
             done = normalize(decoded.spans, settings, DEFAULT_STEPS)
             batch.extend(columnar(Processed(done.batch), codec).batch)

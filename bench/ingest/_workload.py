@@ -210,6 +210,31 @@ def template(
     return request.SerializeToString()
 
 
+class Clocked:
+    """Templates that keep up with the clock: `moved()` shifts every span of each by the time
+    since the last call and serializes them again (upb: ~4 ms a 512-span template, an eighth
+    of building it anew). Real traffic's batches cover the last seconds; templates of a fixed
+    time gave a soak's minute of spans one time range, which the writer's replay check and
+    the trace lookups scanned whole."""
+
+    def __init__(self, bodies: list[bytes], at_ns: int | None = None) -> None:
+        """`bodies` built at `at_ns` (default: now)."""
+        self._requests = [ExportTraceServiceRequest.FromString(b) for b in bodies]
+        self._at = time.time_ns() if at_ns is None else at_ns
+
+    def moved(self, now_ns: int | None = None) -> list[bytes]:
+        """The templates, their spans moved to `now_ns` (default: now)."""
+        now = time.time_ns() if now_ns is None else now_ns
+        by, self._at = now - self._at, now
+        for request in self._requests:
+            for rs in request.resource_spans:
+                for ss in rs.scope_spans:
+                    for span in ss.spans:
+                        span.start_time_unix_nano += by
+                        span.end_time_unix_nano += by
+        return [r.SerializeToString() for r in self._requests]
+
+
 def stamp(body: bytes, request_no: int, run_id: int) -> bytes:
     """The template with fresh trace ids: the marker replaced by a per-request prefix."""
     prefix = run_id.to_bytes(4, "big") + request_no.to_bytes(8, "big")
