@@ -18,7 +18,7 @@ from watchkeeper.store import SpanFilter, _traces
 from watchkeeper.store._arrow import payloads_table, spans_table
 from watchkeeper.store._duckdb_schema import LATEST, MIGRATIONS, current_version, migrate
 from watchkeeper.store._payload import PayloadCodec
-from watchkeeper.store.duckdb import DuckDBStore
+from watchkeeper.store.duckdb import ROW_GROUP_SIZE, DuckDBStore
 
 #: Why these store tests run on DuckDB only (tests/store/conftest.py).
 DUCKDB_ONLY = THE_DUCKDB_ENGINE
@@ -176,7 +176,7 @@ from pathlib import Path
 from tests.datagen import generate
 from watchkeeper.errors import StoreError
 from watchkeeper.model import SpanBatch
-from watchkeeper.store.duckdb import DuckDBStore
+from watchkeeper.store.duckdb import ROW_GROUP_SIZE, DuckDBStore
 
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails, not the process
 path = Path(sys.argv[1])
@@ -304,3 +304,26 @@ def test_a_snapshot_sees_one_state_of_the_data(tmp_path: Path) -> None:
     assert store.rows(count) == [(len(data.spans),)]
     assert store.trace("demo", data.spans[-1].trace_id) is not None
     store.close()
+
+
+def test_the_span_tables_are_written_in_row_groups_of_16k(tmp_path: Path) -> None:
+    """A checkpoint that completes a row group compresses all of it with the writer waiting:
+    the span store attaches its file with ROW_GROUP_SIZE (every cursor uses it), so that
+    wait stays short (duckdb.ROW_GROUP_SIZE). A reader of the file sees every span."""
+    data = generate("p", 12_000, spacing_ns=10**8)
+    assert len(data.spans) > 2 * ROW_GROUP_SIZE
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    half = len(data.spans) // 2
+    done = threading.Thread(target=store.write, args=(SpanBatch(data.spans[:half]),))
+    done.start()  # the writer's cursor is another thread's: it uses the file too
+    done.join()
+    store.write(SpanBatch(data.spans[half:], data.payloads))
+    store.close()
+    con = duckdb.connect(str(tmp_path / "s.duckdb"), read_only=True)
+    for table in ("spans", "payloads"):
+        sizes = [n for (n,) in con.execute(
+            f"SELECT max(count) FROM pragma_storage_info('{table}') GROUP BY row_group_id"
+        ).fetchall()]  # fmt: skip
+        assert max(sizes) == ROW_GROUP_SIZE and len(sizes) >= 2, (table, sizes)
+    assert con.execute("SELECT count(*) FROM spans").fetchall() == [(len(data.spans),)]
+    con.close()
