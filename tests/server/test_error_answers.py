@@ -7,12 +7,12 @@ import logging
 import re
 from collections.abc import Callable
 
-import duckdb
 import pytest
 from fastapi import Depends
 
 from tests.server.conftest import Running
 from watchkeeper.server._access import open_access
+from watchkeeper.store.duckdb import DuckDBStore
 
 _ID = re.compile(r"error id ([0-9a-f]{8})")
 
@@ -43,10 +43,11 @@ def test_a_duckdb_error_reaches_no_answer(
 ) -> None:
     server = make_server()
     path = server.services.config.span_store_path
-    # A real engine failure: the spans table gone from under the server (DuckDB shares one
-    # database per file within a process, so this connection is the server's database).
-    with duckdb.connect(str(path)) as con:
-        con.execute("ALTER TABLE spans RENAME TO spans_gone")
+    # A real engine failure: the spans table gone from under the server's queries (renamed
+    # through a cursor of the store's own database: the file is attached once per process).
+    store = server.services.store
+    assert isinstance(store, DuckDBStore)
+    store._cursor().execute("ALTER TABLE spans RENAME TO spans_gone")
     caplog.set_level(logging.INFO)
     r = server.get("/api/v1/spans", params={"range": "1h"})
     assert r.status_code == 500
