@@ -213,12 +213,23 @@ SECOND_OR_LESS = f'{WRITE_SECONDS}_bucket{{le="1.0"}}'  # the writes of a second
 
 
 def _metric(url: str, name: str) -> float:
-    text = httpx.get(f"{url}/metrics", timeout=30).text
+    return _sample(httpx.get(f"{url}/metrics", timeout=30).text, name)
+
+
+def _sample(text: str, name: str) -> float:
+    """The sum of the samples of `name` (or of the one sample `name{labels}`) in `text`."""
     total = 0.0
     for line in text.splitlines():
         if line.startswith(name) and (line[len(name)] in " {"):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+def _slow_writes(url: str) -> float:
+    """The store writes over a second so far; count and bucket from one scrape (from two,
+    a write between them made a minute's figure -1)."""
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    return _sample(text, f"{WRITE_SECONDS}_count") - _sample(text, SECOND_OR_LESS)
 
 
 def _histogram_quantiles(url: str, name: str, qs: tuple[float, ...]) -> list[float | None]:
@@ -506,7 +517,7 @@ def main() -> None:
             url,
             pid,
             lambda: _metric(url, "watchkeeper_ingest_spans_written_total"),
-            lambda: _metric(url, f"{WRITE_SECONDS}_count") - _metric(url, SECOND_OR_LESS),
+            lambda: _slow_writes(url),
         )
     stats, timing = _drive(url, args, spans, pid, rate, soak)
     acked += stats.acked_spans
