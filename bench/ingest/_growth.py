@@ -67,8 +67,9 @@ def run(millions: int, memory_mb: int) -> None:
         for batch in batches(count, RATE, start_ns):
             started = time.perf_counter()
             written += store.write(batch)
-            wall += time.perf_counter() - started
-            longest["write"] = max(longest["write"], time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            wall += seconds
+            longest["write"] = max(longest["write"], seconds)
             if written >= 10**6:
                 _print(million, written, wall, took, longest, store)
                 million, written, wall = million + 1, 0, 0.0

@@ -61,9 +61,9 @@ def batches(count: int, rate: int | None = None, start_ns: int = 0) -> Iterator[
     settings = Settings("default", False, pricer)
     at_ns = None if rate is None else start_ns
     bodies = [template(seed, PER_REQUEST, now_ns=at_ns) for seed in range(8)]
-    clocked = Clocked(bodies, at_ns)
+    clocked = None if rate is None else Clocked(bodies, at_ns)
     for no in range(0, count * REQUESTS_PER_BATCH, REQUESTS_PER_BATCH):
-        if rate is not None and no:
+        if clocked is not None and rate is not None and no:
             bodies = clocked.moved(start_ns + no * PER_REQUEST * 10**9 // rate)
         batch = ColumnBatch()
         for i in range(no, no + REQUESTS_PER_BATCH):
