@@ -86,6 +86,9 @@ def test_without_a_key_metrics_show_health_and_no_project(keyed: tuple[Running, 
         seen = samples.get(("watchkeeper_store_write_seconds_count", part), 0)
         assert seen >= (part != "merge"), part
     assert samples[("watchkeeper_store_memory_bytes", None)] > 0
+    heap = {s.labels["state"]: s.value for f in text_string_to_metric_families(r.text)
+            for s in f.samples if s.name == "watchkeeper_process_malloc_bytes"}  # fmt: skip
+    assert heap["in_use"] > 2**20 and heap["free"] >= 0, heap  # glibc (Debian's): it can say
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
 """The cyclic garbage collector and the C allocator tuned for the processes that decode
-(server and workers), and the C allocator's free pages given back after a burst."""
+(server and workers), the C allocator's free pages given back after a burst, and what the C
+heap holds."""
 
 from __future__ import annotations
 
@@ -54,6 +55,30 @@ def trim_malloc() -> None:
         _malloc_trim(0)
 
 
+class _MallInfo2(ctypes.Structure):
+    """glibc's `struct mallinfo2` (<malloc.h>, glibc 2.33+)."""
+
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd",
+            "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost",
+        )
+    ]  # fmt: skip
+
+
+def malloc_bytes() -> tuple[int, int] | None:
+    """The C heap now, over every arena: (bytes in use, blocks of their own counted; bytes
+    free but kept by the allocator). None where the allocator is not glibc 2.33+.
+
+    What the engine's memory limit does not bound lands here: DuckDB's metadata of each row
+    group, Python's objects over 512 bytes, the extensions' buffers."""
+    if _mallinfo2 is None:
+        return None
+    info = _mallinfo2()
+    return info.uordblks + info.hblkhd, info.fordblks
+
+
 def _find_malloc_trim() -> Callable[[int], int] | None:
     try:
         fn: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
@@ -70,5 +95,16 @@ def _find_mallopt() -> Callable[[int, int], int] | None:
     return fn
 
 
+def _find_mallinfo2() -> Callable[[], _MallInfo2] | None:
+    try:
+        fn = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):  # not glibc, or older than 2.33
+        return None
+    fn.restype = _MallInfo2
+    found: Callable[[], _MallInfo2] = fn
+    return found
+
+
 _malloc_trim = _find_malloc_trim()
+_mallinfo2 = _find_mallinfo2()
 _mallopt = _find_mallopt()

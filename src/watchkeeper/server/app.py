@@ -38,6 +38,7 @@ from watchkeeper.server import _errors, _openapi
 from watchkeeper.server._access import open_access
 from watchkeeper.server._audit import local_origin
 from watchkeeper.server._auth import KeyRing
+from watchkeeper.server._heap_metrics import watch_heap
 from watchkeeper.server._limits import install_limits
 from watchkeeper.server._people_audit import people_recorder
 from watchkeeper.server._retention import retention_loop
@@ -145,6 +146,7 @@ def build_services(
     registry = CollectorRegistry()
     for collector in (ProcessCollector, PlatformCollector, GCCollector):
         collector(registry=registry)
+    watch_heap(registry)
     span_registry = CollectorRegistry()  # project data: served per key (see _ops.metrics)
     meta = MetaStore(config.meta_url)
     meta.create_all()
