@@ -84,7 +84,7 @@ def test_without_a_key_metrics_show_health_and_no_project(keyed: tuple[Running, 
     assert samples[("watchkeeper_store_query_seconds_count", "summary")] >= 2  # the fixture's
     for part in WRITE_PARTS:  # the fixture's spans were written: each part but the merge
         seen = samples.get(("watchkeeper_store_write_seconds_count", part), 0)
-        assert seen >= (part != "merge"), part
+        assert seen >= (part not in ("merge", "reopen")), part  # two spans: neither ran
     assert samples[("watchkeeper_store_memory_bytes", None)] > 0
     heap = {s.labels["state"]: s.value for f in text_string_to_metric_families(r.text)
             for s in f.samples if s.name == "watchkeeper_process_malloc_bytes"}  # fmt: skip

@@ -283,6 +283,38 @@ def test_release_memory_waits_for_no_query_and_queries_wait_for_it(tmp_path: Pat
     store.close()
 
 
+def test_the_file_is_opened_again_after_reopen_every_spans(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB frees the metadata of the row groups it wrote only when it closes the file:
+    after REOPEN_EVERY spans the store opens it again, once no query is in flight. A
+    snapshot open then is not cut: the store tries again after a later write. Every span
+    stays."""
+    from watchkeeper.store import duckdb as wk_duckdb
+    from watchkeeper.store._dialect import DUCKDB
+    from watchkeeper.store._render import count_query
+
+    monkeypatch.setattr(wk_duckdb, "REOPEN_EVERY", 1000)
+    monkeypatch.setattr(wk_duckdb, "REOPEN_WAIT_S", 0.2)
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    spans = generate("demo", 900).spans
+    count = count_query("demo", DUCKDB)
+    opened = store._generation
+    store.write(SpanBatch(spans[:900]))
+    assert store._generation == opened  # fewer than REOPEN_EVERY since it opened
+    with store.snapshot():
+        assert store.rows(count) == [(900,)]
+        writer = threading.Thread(target=store.write, args=(SpanBatch(spans[900:1800]),))
+        writer.start()
+        writer.join(10)
+        assert store.rows(count) == [(900,)]  # still the snapshot's state, on its cursor
+    assert store._generation == opened  # the snapshot was in flight: not opened again
+    store.write(SpanBatch(spans[1800:]))
+    assert store._generation == opened + 1 and store._since_open == 0
+    assert store.rows(count) == [(len(spans),)]
+    store.close()
+
+
 def test_a_snapshot_sees_one_state_of_the_data(tmp_path: Path) -> None:
     """Queries inside `snapshot()` (a trace's page, its payloads and its count) do not see
     a write that commits meanwhile; after it, they do."""
@@ -306,11 +338,11 @@ def test_a_snapshot_sees_one_state_of_the_data(tmp_path: Path) -> None:
     store.close()
 
 
-def test_the_span_tables_are_written_in_row_groups_of_16k(tmp_path: Path) -> None:
+def test_the_span_tables_are_written_in_row_groups_of_their_own_size(tmp_path: Path) -> None:
     """A checkpoint that completes a row group compresses all of it with the writer waiting:
     the span store attaches its file with ROW_GROUP_SIZE (every cursor uses it), so that
     wait stays short (duckdb.ROW_GROUP_SIZE). A reader of the file sees every span."""
-    data = generate("p", 12_000, spacing_ns=10**8)
+    data = generate("p", ROW_GROUP_SIZE * 3 // 4, spacing_ns=10**8)  # ~2.8 spans a trace
     assert len(data.spans) > 2 * ROW_GROUP_SIZE
     store = DuckDBStore(tmp_path / "s.duckdb")
     half = len(data.spans) // 2

@@ -41,11 +41,21 @@ log = logging.getLogger("watchkeeper.store")
 CHECKPOINT_THRESHOLD = "64MiB"
 #: Rows per row group of the tables (DuckDB's default: 122,880). A checkpoint that completes
 #: a row group compresses all of it while the writer waits: at 122,880 rows that was 1.7-2.5
-#: s of the span tables every 12 batches of 10k (the soak's lag p99 of 5 s), at 16,384 it is
+#: s of the span tables every 12 batches of 10k (the soak's lag p99 of 5 s); at 16,384 it is
 #: under 0.5 s, and writes got cheaper too (bench.ingest --growth 2: 26.4 -> 17.6 us/span,
-#: the COMMIT 13.5 -> 6.0). Smaller (8,192) is below a batch: inserts larger than a row
-#: group take another path, and cost more. Finer zone maps skip more of a time range.
+#: the COMMIT 13.5 -> 6.0). At 32,768 the soak's lag p99 rose from 0.9-1.6 s to 1.5-2.3 s.
+#: At 8,192, a batch is larger than a row group: inserts larger than one take another path,
+#: and cost more. Smaller row groups hold more metadata in memory: see REOPEN_EVERY.
 ROW_GROUP_SIZE = 16_384
+#: Spans written between two openings of the file. DuckDB keeps the metadata of each row
+#: group written since it opened the file in its C heap, outside its memory limit, and
+#: frees it only when it closes (at 16,384 rows: 9-11 MiB a million spans, measured with
+#: `watchkeeper_process_malloc_bytes`; closing after 3M freed 27 of 59 MiB, and opening
+#: the file again takes 0.03 s). Opened again every 2M, the server holds at most ~20 MiB.
+REOPEN_EVERY = 2_000_000
+#: How long opening the file again waits for the queries in flight (new ones wait for it);
+#: when they take longer, it is tried again after the next write.
+REOPEN_WAIT_S = 2.0
 #: The memory limit `release_memory` sets for a moment: every cached block is evicted.
 RELEASE_TO = "8MB"
 #: Writes between two merges of the rollup's partial rows (one set per batch) of the hours
@@ -55,7 +65,9 @@ COMPACT_EVERY = 100
 #: spans stored before (a replay), the trace contexts, the spans' insert, the rollups'
 #: partial rows, their merge (every COMPACT_EVERY writes), the payloads, and the COMMIT
 #: (with the checkpoint it sets off once the WAL passes CHECKPOINT_THRESHOLD).
-WRITE_PARTS = ("arrow", "replay", "contexts", "spans", "rollups", "merge", "payloads", "commit")
+WRITE_PARTS = (
+    "arrow", "replay", "contexts", "spans", "rollups", "merge", "payloads", "commit", "reopen",
+)  # fmt: skip
 #: Failures of a write caused by the rows themselves (a value out of a column's range, a
 #: type the column cannot take): retrying them cannot help. Anything else (I/O, memory,
 #: a lock) may pass, so the writer retries it.
@@ -131,6 +143,7 @@ class DuckDBStore(SqlStore):
         self._writes = 0
         self._generation = 0  # bumped when the database is opened again (after a fatal error)
         self.reopened = 0  # how many times (for metrics and tests)
+        self._since_open = 0  # spans written since the file was opened (REOPEN_EVERY)
 
     def _connect(self) -> Any:
         """Open the database, apply the settings, and migrate it."""
@@ -154,15 +167,21 @@ class DuckDBStore(SqlStore):
         with self._cursors_lock:
             if generation != self._generation:
                 return
-            for cur in self._cursors:
-                with contextlib.suppress(duckdb.Error):
-                    cur.close()
-            self._cursors.clear()
-            with contextlib.suppress(duckdb.Error):
-                self._con.close()
-            self._generation += 1
+            self._open_again()
             self.reopened += 1
-            self._con = self._connect()  # raises StoreError when it cannot: retried later
+
+    def _open_again(self) -> None:
+        """Close the connection and its cursors, and open the file again (the caller holds
+        `_cursors_lock`). When it cannot be opened, the next cursor tries again."""
+        for cur in self._cursors:
+            with contextlib.suppress(duckdb.Error):
+                cur.close()
+        self._cursors.clear()
+        with contextlib.suppress(duckdb.Error):
+            self._con.close()
+        self._generation += 1
+        self._con = None
+        self._con = self._connect()  # raises StoreError when it cannot
 
     # -- plumbing ----------------------------------------------------------------------------
     def _cursor(self) -> Any:
@@ -170,6 +189,8 @@ class DuckDBStore(SqlStore):
         cur = getattr(self._local, "cursor", None)
         if cur is None or self._local.generation != self._generation:
             with self._cursors_lock:
+                if self._con is None:  # opening it again failed: try now
+                    self._con = self._connect()
                 cur = self._con.cursor()
                 cur.execute(_duckdb_file.USE_FILE)
                 self._cursors.append(cur)
@@ -190,6 +211,11 @@ class DuckDBStore(SqlStore):
 
     @contextmanager
     def _reading_query(self) -> Iterator[None]:
+        """Count a query in flight (the file is not closed under it); wait while the engine
+        is being released. A snapshot counts once, for all its queries."""
+        if getattr(self._local, "snapshot", False):
+            yield
+            return
         with self._gate:
             while self._releasing:
                 self._gate.wait()
@@ -250,6 +276,15 @@ class DuckDBStore(SqlStore):
         """Store the spans (and payloads) not stored yet; return how many were new."""
         if not len(batch):
             return 0
+        new = self._write_new(batch)
+        self._since_open += new
+        if self._path is not None and self._since_open >= REOPEN_EVERY:
+            with self.write_timer("reopen"), self._write_lock:
+                if self._release(wait_s=REOPEN_WAIT_S):
+                    self._since_open = 0
+        return new
+
+    def _write_new(self, batch: SpanBatch | ColumnBatch) -> int:
         part = self.write_timer
         with self._transaction() as cur:  # rows an Arrow column refuses: a StoreDataError
             with part("arrow"):
@@ -349,20 +384,21 @@ class DuckDBStore(SqlStore):
         if getattr(self._local, "snapshot", False):
             yield
             return
-        generation = self._generation
-        cur = self._cursor()
-        try:
-            cur.execute("BEGIN TRANSACTION")
-        except duckdb.Error as exc:
-            self._recover(exc, generation)
-            raise StoreError(f"span store query failed: {exc}") from exc
-        self._local.snapshot = True
-        try:
-            yield
-        finally:
-            self._local.snapshot = False
-            with contextlib.suppress(duckdb.Error):  # nothing written: ends it either way
-                cur.execute("ROLLBACK")
+        with self._reading_query():  # its transaction is not closed under it
+            generation = self._generation
+            cur = self._cursor()
+            try:
+                cur.execute("BEGIN TRANSACTION")
+            except duckdb.Error as exc:
+                self._recover(exc, generation)
+                raise StoreError(f"span store query failed: {exc}") from exc
+            self._local.snapshot = True
+            try:
+                yield
+            finally:
+                self._local.snapshot = False
+                with contextlib.suppress(duckdb.Error):  # nothing written: ends it either way
+                    cur.execute("ROLLBACK")
 
     def trace_range_query(self, trace_id: str) -> r.Query:
         """A trace's range from the `traces` side table (`Executor`)."""
@@ -432,44 +468,65 @@ class DuckDBStore(SqlStore):
     def release_memory(self) -> bool:
         """Give back to the system what the engine holds after a burst of writes.
 
-        DuckDB keeps the blocks it read or wrote cached up to its memory limit, and the rows
-        written since the last checkpoint in memory, long after the burst that needed them.
-        This checkpoints, then lowers the limit for a moment, which evicts every cached block
-        (they are in the file, and in the OS's page cache, which RSS does not count). The
-        lowered limit needs a moment without queries (one would fail under it): queries
-        arriving then wait for it (the time to free the blocks), and when queries are
-        running, the cache stays (False; try again later).
+        DuckDB keeps the blocks it read or wrote cached up to its memory limit, the rows
+        written since the last checkpoint, and the metadata of the row groups it wrote, long
+        after the burst that needed them. This checkpoints, then closes the file and opens
+        it again (in memory: lowers the limit for a moment), which frees all of it (the
+        blocks are in the file, and in the OS's page cache, which RSS does not count). That
+        needs a moment without queries: queries arriving then wait for it, and when queries
+        are running, the memory stays (False; try again later).
         """
         with self._write_lock:
+            if not self._release(wait_s=0.0):
+                return False
+        pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed pages too
+        return True
+
+    def _release(self, *, wait_s: float) -> bool:
+        """Checkpoint, then free the engine's memory once no query is in flight: a file is
+        closed and opened again (the cache and the row groups' metadata go, REOPEN_EVERY),
+        a database in memory lowers its limit for a moment. Queries arriving meanwhile wait;
+        those in flight are waited for `wait_s` at most (False: they ran longer, or the
+        engine failed; the memory stays until the next try). The caller holds the write
+        lock."""
+        try:
+            cur = self._cursor()
+            cur.execute("CHECKPOINT")  # runs beside queries; the writer waits for it
+            with self._gate:
+                self._releasing = True
+                deadline = time.monotonic() + wait_s
+                while self._reading and (left := deadline - time.monotonic()) > 0:
+                    self._gate.wait(left)
+                quiet = not self._reading
             try:
-                cur = self._cursor()
-                cur.execute("CHECKPOINT")  # runs beside queries; the writer waits for it
-                with self._gate:
-                    if self._reading:
-                        return False
-                    self._releasing = True
-                try:
+                if not quiet:
+                    return False
+                if self._path is None:
                     try:
                         cur.execute(f"SET memory_limit = '{RELEASE_TO}'")
                     finally:
                         cur.execute(_duckdb_file.memory_limit_sql(self._memory_limit_mb))
-                finally:
-                    with self._gate:
-                        self._releasing = False
-                        self._gate.notify_all()
-            except duckdb.Error as exc:  # not fatal: the cache stays until next time
-                log.warning("span store: could not release memory: %s", exc)
-                return False
-        pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed pages too
+                else:
+                    with self._cursors_lock:
+                        self._open_again()
+            finally:
+                with self._gate:
+                    self._releasing = False
+                    self._gate.notify_all()
+        except (duckdb.Error, StoreError) as exc:  # not fatal: the memory stays until next time
+            log.warning("span store: could not release memory: %s", exc)
+            return False
         return True
 
     def close(self) -> None:
         """Checkpoint the WAL into the file and close every connection."""
         with self._write_lock, self._cursors_lock:
-            # an in-memory or already-closed database has nothing to flush
-            with contextlib.suppress(duckdb.Error):
-                self._con.execute("CHECKPOINT")
             for cur in self._cursors:
                 cur.close()
             self._cursors.clear()
+            if self._con is None:  # opening it again had failed: nothing open
+                return
+            # an in-memory or already-closed database has nothing to flush
+            with contextlib.suppress(duckdb.Error):
+                self._con.execute("CHECKPOINT")
             self._con.close()
