@@ -24,9 +24,10 @@ from bench._machine import load
 from bench.metrics.__main__ import PER_REQUEST, active_series
 from bench.metrics._encode import label_bytes, otlp_gauges, remote_write
 
-from watchkeeper.ingest._gc import tune_gc, tune_malloc
+from watchkeeper.ingest._gc import tune_gc
 from watchkeeper.ingest._metrics_decode import DecodedMetrics, PointLabels, decode_metrics
 from watchkeeper.ingest._remote_write import LabelCache, decode_remote_write, unsnappy
+from watchkeeper.malloc import tune_malloc
 from watchkeeper.store.metrics import MetricsStore, SampleColumns
 
 

@@ -7,14 +7,14 @@ import sys
 
 import pytest
 
-from watchkeeper.ingest._gc import tune_malloc
+from watchkeeper.malloc import tune_malloc
 
 # Bodies of 300 KiB, 200 alive at a time, with a small object that outlives each: what the
 # server's request path does. Untuned, glibc served the bodies from its heap after the first
 # was freed, and the small objects kept those pages: 64 MiB stayed after all were freed.
 _PROBE = """
 import collections, sys
-from watchkeeper.ingest._gc import tune_malloc
+from watchkeeper.malloc import tune_malloc
 
 def anon():
     for line in open("/proc/self/status"):

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-from watchkeeper.ingest._gc import tune_gc, tune_malloc
+from watchkeeper.ingest._gc import tune_gc
+from watchkeeper.malloc import tune_malloc
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 

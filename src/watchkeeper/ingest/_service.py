@@ -49,11 +49,12 @@ from watchkeeper.ingest._decode import (
     parse_protobuf,
     split,
 )
-from watchkeeper.ingest._gc import trim_malloc, tune_gc, tune_malloc
+from watchkeeper.ingest._gc import tune_gc
 from watchkeeper.ingest._metrics import IngestMetrics
 from watchkeeper.ingest._normalize import DEFAULT_STEPS, Step
 from watchkeeper.ingest._spool import FLAG_PROJECT_FROM_RESOURCE, Entry, Position, Record, Spool
 from watchkeeper.ingest._workers import Processed, Processing, processing
+from watchkeeper.malloc import trim_malloc, tune_malloc
 from watchkeeper.model import ColumnBatch
 from watchkeeper.store import Store
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Gauge
 
-from watchkeeper.ingest._gc import malloc_bytes
+from watchkeeper.malloc import malloc_bytes
 
 
 def watch_heap(registry: CollectorRegistry) -> None:

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from watchkeeper.errors import StoreDataError, StoreError
+from watchkeeper.malloc import trim_malloc
 from watchkeeper.model import ColumnBatch, ScoreRow, SpanBatch
 from watchkeeper.store import _duckdb_file, _traces
 from watchkeeper.store import _render as r
@@ -509,6 +510,7 @@ class DuckDBStore(SqlStore):
                 else:
                     with self._cursors_lock:
                         self._open_again()
+                    trim_malloc()  # the metadata freed lies amid live blocks: its pages back
             finally:
                 with self._gate:
                     self._releasing = False
