@@ -212,8 +212,13 @@ WRITE_SECONDS = "watchkeeper_ingest_batch_write_seconds"
 SECOND_OR_LESS = f'{WRITE_SECONDS}_bucket{{le="1.0"}}'  # the writes of a second or less
 
 
+def _scrape(url: str) -> str:
+    """The server's `/metrics` text: one scrape, so figures read from it agree."""
+    return httpx.get(f"{url}/metrics", timeout=30).text
+
+
 def _metric(url: str, name: str) -> float:
-    return _sample(httpx.get(f"{url}/metrics", timeout=30).text, name)
+    return _sample(_scrape(url), name)
 
 
 def _sample(text: str, name: str) -> float:
@@ -228,13 +233,14 @@ def _sample(text: str, name: str) -> float:
 def _slow_writes(url: str) -> float:
     """The store writes over a second so far; count and bucket from one scrape (from two,
     a write between them made a minute's figure -1)."""
-    text = httpx.get(f"{url}/metrics", timeout=30).text
+    text = _scrape(url)
     return _sample(text, f"{WRITE_SECONDS}_count") - _sample(text, SECOND_OR_LESS)
 
 
-def _histogram_quantiles(url: str, name: str, qs: tuple[float, ...]) -> list[float | None]:
+def _histogram_quantiles(text: str, name: str, qs: tuple[float, ...]) -> list[float | None]:
+    """Quantiles `qs` of histogram `name` in a scrape's `text` (linear inside a bucket)."""
     buckets: list[tuple[float, float]] = []
-    for line in httpx.get(f"{url}/metrics", timeout=30).text.splitlines():
+    for line in text.splitlines():
         if line.startswith(f"{name}_bucket{{"):
             le = line.split('le="', 1)[1].split('"', 1)[0]
             buckets.append((float(le), float(line.rsplit(" ", 1)[1])))
@@ -401,7 +407,8 @@ def _stored(url: str) -> int:
 
 
 def _report(url: str, stats: Stats, t: Timing) -> None:
-    p50, p99 = _histogram_quantiles(url, "watchkeeper_ingest_lag_seconds", (0.5, 0.99))
+    text = _scrape(url)
+    p50, p99 = _histogram_quantiles(text, "watchkeeper_ingest_lag_seconds", (0.5, 0.99))
     acked_s, written_s = t.acked_at - t.started, t.written_at - t.started
     print(
         f"acknowledged: {stats.acked_spans} spans in {acked_s:.1f} s = "
@@ -418,9 +425,9 @@ def _report(url: str, stats: Stats, t: Timing) -> None:
         f"p50 {_fmt_s(_pct(lags, 0.5))}, p99 {_fmt_s(_pct(lags, 0.99))}"
     )
     print(f"ack -> written (server histogram, all requests): p50 {_fmt_s(p50)}, p99 {_fmt_s(p99)}")
-    write_s = _metric(url, "watchkeeper_ingest_batch_write_seconds_sum")
-    batches = _metric(url, "watchkeeper_ingest_batch_write_seconds_count")
-    written = _metric(url, "watchkeeper_ingest_spans_written_total")
+    write_s = _sample(text, "watchkeeper_ingest_batch_write_seconds_sum")
+    batches = _sample(text, "watchkeeper_ingest_batch_write_seconds_count")
+    written = _sample(text, "watchkeeper_ingest_spans_written_total")
     if batches:
         print(
             f"store writes: {batches:.0f} batches of {written / batches:,.0f} spans on average, "
@@ -430,9 +437,10 @@ def _report(url: str, stats: Stats, t: Timing) -> None:
 
 def _figures(url: str, stats: Stats, t: Timing) -> dict[str, float | None]:
     """The run's figures as `_report` prints them (kept for `--engine both`)."""
-    p50, p99 = _histogram_quantiles(url, "watchkeeper_ingest_lag_seconds", (0.5, 0.99))
-    written = _metric(url, "watchkeeper_ingest_spans_written_total")
-    write_s = _metric(url, "watchkeeper_ingest_batch_write_seconds_sum")
+    text = _scrape(url)
+    p50, p99 = _histogram_quantiles(text, "watchkeeper_ingest_lag_seconds", (0.5, 0.99))
+    written = _sample(text, "watchkeeper_ingest_spans_written_total")
+    write_s = _sample(text, "watchkeeper_ingest_batch_write_seconds_sum")
     return {
         "acked_per_s": stats.acked_spans / (t.acked_at - t.started),
         "written_per_s": stats.acked_spans / (t.written_at - t.started),
@@ -453,13 +461,14 @@ def _after_burst(url: str, pid: int) -> None:
         time.sleep(idle_s - waited)
         waited = idle_s
         rss, main, pss = _memory(pid)
-        stored = _metric(url, "watchkeeper_store_memory_bytes")
+        text = _scrape(url)
+        stored = _sample(text, "watchkeeper_store_memory_bytes")
         print(
             f"after the burst ({idle_s:.0f} s idle): RSS {rss / 2**20:.0f} MiB with its "
-            f"{_metric(url, 'watchkeeper_ingest_workers'):.0f} workers "
+            f"{_sample(text, 'watchkeeper_ingest_workers'):.0f} workers "
             f"({main / 2**20:.0f} MiB the server process alone; PSS of them all "
             f"{pss / 2**20:.0f} MiB); store engine {stored / 2**20:.0f} MiB; "
-            f"{_metric(url, 'watchkeeper_ingest_spans_written_total'):,.0f} spans in the store"
+            f"{_sample(text, 'watchkeeper_ingest_spans_written_total'):,.0f} spans in the store"
         )
 
 
