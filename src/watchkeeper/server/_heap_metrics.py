@@ -2,9 +2,32 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Gauge
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from watchkeeper.malloc import malloc_bytes
+
+
+class _Heap(Collector):
+    """`watchkeeper_process_malloc_bytes{state}`, from one reading of the allocator per
+    scrape (each reading walks every arena)."""
+
+    def collect(self) -> Iterator[Metric]:
+        heap = malloc_bytes()
+        if heap is None:
+            return
+        family = GaugeMetricFamily(
+            "watchkeeper_process_malloc_bytes",
+            "The server process's C heap (glibc malloc, every arena): bytes in use, and bytes "
+            "free (held by the allocator, or trimmed but still counted by it).",
+            labels=["state"],
+        )
+        family.add_metric(["in_use"], heap[0])
+        family.add_metric(["free"], heap[1])
+        yield family
 
 
 def watch_heap(registry: CollectorRegistry) -> None:
@@ -16,20 +39,5 @@ def watch_heap(registry: CollectorRegistry) -> None:
     operator whether a growing server is the engine's cache (bounded by its limit), the
     C heap in use (the engine's metadata grows with the data it keeps), or the allocator's
     fragmentation (free but held)."""
-    if malloc_bytes() is None:
-        return
-    gauge = Gauge(
-        "watchkeeper_process_malloc_bytes",
-        "The server process's C heap (glibc malloc, every arena): bytes in use, and free "
-        "but held by the allocator.",
-        ["state"],
-        registry=registry,
-    )
-    gauge.labels("in_use").set_function(lambda: _read(0))
-    gauge.labels("free").set_function(lambda: _read(1))
-
-
-def _read(index: int) -> float:
-    """One figure of the heap (0: in use, 1: free)."""
-    heap = malloc_bytes()
-    return float("nan") if heap is None else float(heap[index])
+    if malloc_bytes() is not None:
+        registry.register(_Heap())
