@@ -30,10 +30,22 @@ def memory_limit_sql(memory_limit_mb: int | None) -> str:
     return f"SET memory_limit = '{int(memory_limit_mb)}MB'"
 
 
-#: The name a file opened with a row group size has in its connection (`USE_FILE` on each
-#: cursor makes it the cursor's default database).
+#: The name a file opened with a row group size has in its connection.
 ATTACHED = "wk"
 USE_FILE = f"USE {ATTACHED}"
+
+
+def attached_cursor(con: Any) -> Any:
+    """A new cursor of `con`, opened by `connect` with a row group size, whose default
+    database is the file: a cursor starts in the connection's in-memory database, where
+    the file's tables are not found by their bare names."""
+    cur = con.cursor()
+    try:
+        cur.execute(USE_FILE)
+    except BaseException:
+        cur.close()
+        raise
+    return cur
 
 
 def connect(
@@ -52,7 +64,7 @@ def connect(
     `row_group_size`: the rows of each row group the tables' appends make from now on
     (DuckDB's default is 122,880). It is an option of ATTACH, not kept in the file: the file
     is attached as `ATTACHED` to an in-memory connection and made the default database of
-    this connection; every cursor of it must run `USE_FILE` first.
+    this connection; its cursors come from `attached_cursor`.
 
     Raises `StoreError` naming `what` and the file (and, when another process holds the
     file, what to do about it); the connection is closed when a step after it fails."""

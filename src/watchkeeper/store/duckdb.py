@@ -57,7 +57,8 @@ REOPEN_EVERY = 2_000_000
 #: How long opening the file again waits for the queries in flight (new ones wait for it);
 #: when they take longer, it is tried again after the next write.
 REOPEN_WAIT_S = 2.0
-#: The memory limit `release_memory` sets for a moment: every cached block is evicted.
+#: The memory limit `release_memory` sets for a moment on a store in memory (one in a file
+#: is opened again instead): every cached block is evicted.
 RELEASE_TO = "8MB"
 #: Writes between two merges of the rollup's partial rows (one set per batch) of the hours
 #: written meanwhile; merging keeps the rollup small when batches are small and frequent.
@@ -192,8 +193,7 @@ class DuckDBStore(SqlStore):
             with self._cursors_lock:
                 if self._con is None:  # opening it again failed: try now
                     self._con = self._connect()
-                cur = self._con.cursor()
-                cur.execute(_duckdb_file.USE_FILE)
+                cur = _duckdb_file.attached_cursor(self._con)
                 self._cursors.append(cur)
                 self._local.generation = self._generation
             self._local.cursor = cur
