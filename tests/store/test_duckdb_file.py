@@ -137,3 +137,18 @@ def test_cursors_name_the_store_and_tell_bad_input_from_the_engines_errors() -> 
     with strict() as cur:
         assert cur.execute("SELECT 42").fetchall() == [(42,)]
     con.close()
+
+
+def test_a_file_attached_with_a_row_group_size_spills_beside_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # DuckDB's default for an in-memory connection: ./.tmp
+    path = tmp_path / "data" / "spans.duckdb"
+    con = _duckdb_file.connect(
+        path, what="test store", migrate=print, memory_limit_mb=64, row_group_size=2048
+    )
+    try:
+        (where,) = con.execute("SELECT current_setting('temp_directory')").fetchone()
+    finally:
+        con.close()
+    assert where == f"{path}.tmp"

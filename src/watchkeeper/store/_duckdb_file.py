@@ -77,6 +77,8 @@ def connect(
         else:
             con = duckdb.connect(":memory:")
             where = ":memory:" if path is None else str(path).replace("'", "''")
+            if path is not None:  # else it spills to ./.tmp, wherever the server was started
+                con.execute(f"SET temp_directory = '{where}.tmp'")
             con.execute(f"ATTACH '{where}' AS {ATTACHED} (ROW_GROUP_SIZE {int(row_group_size)})")
             con.execute(USE_FILE)
         for statement in settings:
