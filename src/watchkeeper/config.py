@@ -132,6 +132,14 @@ class StoreConfig(_Section):
     # at 256 MB) with a peak ~120 MiB lower (issue 16's note). A larger limit buys speed
     # on big scans, not correctness: DuckDB spills the rest.
     memory_limit_mb: int = Field(default=128, ge=64)
+    # The span store engine's threads (DuckDB's `threads`; its default is one per core).
+    # On 2 cores the engine's threads fought the decode workers and the event loop for
+    # the CPU: at 16.5k spans/s offered (0.7x the written rate) the ack -> queryable lag
+    # p99 climbed to 3-5 s within 20 minutes with 2 threads, and held under 1 s with 1;
+    # the 1M-span benchmark wrote 29.5k spans/s instead of 27.1k. The price is the long
+    # aggregates on an idle server (1.3-1.7x slower over 2M spans: issue 16's note), not
+    # point reads. Half the cores by default, measured on 2 only.
+    threads: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 1) // 2), ge=1, le=256)
     # A trace's user, session and feature (from any of its spans, usually the root) fill
     # the spans of the trace that start within this many seconds of a stored span of the
     # trace; a write looks up its traces only among the rows of that window.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -13,7 +14,9 @@ import pytest
 
 from tests.datagen import generate
 from tests.store.conftest import THE_DUCKDB_ENGINE
+from watchkeeper.config import Config, StoreConfig
 from watchkeeper.model import SpanBatch
+from watchkeeper.server.app import open_store
 from watchkeeper.store import SpanFilter, _traces
 from watchkeeper.store._arrow import payloads_table, spans_table
 from watchkeeper.store._duckdb_schema import LATEST, MIGRATIONS, current_version, migrate
@@ -359,3 +362,29 @@ def test_the_span_tables_are_written_in_row_groups_of_their_own_size(tmp_path: P
         assert max(sizes) == ROW_GROUP_SIZE and len(sizes) >= 2, (table, sizes)
     assert con.execute("SELECT count(*) FROM spans").fetchall() == [(len(data.spans),)]
     con.close()
+
+
+def _threads(store: DuckDBStore) -> int:
+    (threads,) = store._cursor().execute("SELECT current_setting('threads')").fetchone()
+    return int(threads)
+
+
+def test_the_configured_threads_reach_the_engine_and_outlive_a_reopen(tmp_path: Path) -> None:
+    config = Config.model_validate({"server": {"data_dir": str(tmp_path)}, "store": {"threads": 1}})
+    store = open_store(config)
+    assert isinstance(store, DuckDBStore)
+    try:
+        assert _threads(store) == 1
+        store._open_again()  # as after a fatal error, or every REOPEN_EVERY spans
+        assert _threads(store) == 1
+    finally:
+        store.close()
+    unset = DuckDBStore(tmp_path / "other.duckdb")  # None: DuckDB's own, one per core
+    assert _threads(unset) == os.cpu_count()
+    unset.close()
+
+
+def test_the_default_threads_are_half_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    for cores, threads in [(1, 1), (2, 1), (3, 1), (8, 4), (None, 1)]:
+        monkeypatch.setattr(os, "cpu_count", lambda cores=cores: cores)
+        assert StoreConfig().threads == threads

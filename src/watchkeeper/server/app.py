@@ -91,6 +91,7 @@ def open_store(config: Config) -> Store:
         return DuckDBStore(
             config.span_store_path,
             memory_limit_mb=config.store.memory_limit_mb,
+            threads=config.store.threads,
             trace_window_s=config.store.trace_context_window_s,
         )
     from watchkeeper.store.clickhouse import ClickHouseStore  # backend clickhouse or chdb
