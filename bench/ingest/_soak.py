@@ -3,7 +3,8 @@
 Per minute it prints the server's RSS (with its workers), the ack -> queryable lag p99 of
 the probe traces sent that minute, the p95 of the dashboard queries run that minute (every
 5 s: summary, series, breakdown, heatmap, traces list), spans written, the store writes
-that took longer than a second (the writer's stalls) and errors; then the
+that took longer than a second (the writer's stalls), errors, and how fast one core ran
+at the minute's end (the host is shared: a slow minute may be the machine's); then the
 slope of each column over the run (per minute, least squares), and whether every span that
 was acknowledged is in the store at the end.
 """
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 
 import httpx
 import psutil
+from bench._machine import core_speed
 
 #: The overview page's queries, as the UI sends them, over the last 15 minutes (after the
 #: first 15 minutes of a soak, the window holds a steady amount of data).
@@ -29,7 +31,7 @@ DASHBOARD = (
 )
 
 
-HEADER = "minute  RSS MiB  lag p99 s  query p95 ms  written/s  writes >1 s  errors"
+HEADER = "minute  RSS MiB  lag p99 s  query p95 ms  written/s  writes >1 s  errors  core M/s"
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Minute:
     errors: int = 0
     written: float = 0.0
     slow_writes: float = 0.0  # since the start
+    core_speed: float = 0.0  # bench._machine.core_speed at the minute's end
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -119,9 +122,10 @@ class Soak:
             rss = proc.memory_info().rss + sum(
                 c.memory_info().rss for c in proc.children(recursive=True)
             )
-        written, slow = self.written(), self.slow_writes()
+        written, slow, speed = self.written(), self.slow_writes(), core_speed(1_000_000)
         with self.lock:
             self.now.rss_mib, self.now.written, self.now.slow_writes = rss / 2**20, written, slow
+            self.now.core_speed = speed
             self.minutes.append(Minute())
             n = len(self.minutes) - 1
         if n == 1:
@@ -135,7 +139,7 @@ class Soak:
         line = (
             f"{i:6}  {m.rss_mib:7.0f}  {_num(lag, 1):>9}  {_num(q, 1000):>12}  "
             f"{(m.written - before.written) / 60.0:9,.0f}  "
-            f"{m.slow_writes - before.slow_writes:11.0f}  {m.errors:6}"
+            f"{m.slow_writes - before.slow_writes:11.0f}  {m.errors:6}  {m.core_speed:8.1f}"
         )
         return line, (m.rss_mib, lag or 0.0, (q or 0.0) * 1000)
 
