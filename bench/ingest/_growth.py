@@ -23,6 +23,7 @@ from pathlib import Path
 
 from bench.ingest._store_only import PER_REQUEST, REQUESTS_PER_BATCH, batches
 
+from watchkeeper.config import StoreConfig
 from watchkeeper.store.duckdb import WRITE_PARTS, DuckDBStore
 
 RATE = 17_000  # spans/s the simulated server takes (the soak's offered load)
@@ -55,7 +56,9 @@ def _rss_mib() -> int:
 def run(millions: int, memory_mb: int) -> None:
     """Write `millions` million spans and print each million's figures."""
     tmp = Path(tempfile.mkdtemp(prefix="wk-bench-growth-"))
-    store = DuckDBStore(tmp / "spans.duckdb", memory_limit_mb=memory_mb)
+    store = DuckDBStore(
+        tmp / "spans.duckdb", memory_limit_mb=memory_mb, threads=StoreConfig().threads
+    )  # as the server opens it
     took: dict[str, float] = defaultdict(float)
     longest: dict[str, float] = defaultdict(float)
     store.write_timer = _summing(took, longest)

@@ -78,9 +78,10 @@ def _open(engine: str, tmp: Path) -> Any:
         from watchkeeper.store.clickhouse import ClickHouseStore
 
         return ClickHouseStore(f"chdb://{tmp / 'chdb'}")
+    from watchkeeper.config import StoreConfig
     from watchkeeper.store.duckdb import DuckDBStore
 
-    return DuckDBStore(tmp / "spans.duckdb")
+    return DuckDBStore(tmp / "spans.duckdb", threads=StoreConfig().threads)  # as served
 
 
 def run(engine: str, count: int, profile: bool) -> None:
