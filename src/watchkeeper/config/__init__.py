@@ -159,8 +159,10 @@ class StoreConfig(_Section):
     # The span store engine's threads (DuckDB's `threads`; its default is one per core).
     # On 2 cores the engine's threads fought the decode workers and the event loop for
     # the CPU: at 16.5k spans/s offered (0.7x the written rate) the ack -> queryable lag
-    # p99 climbed to 3-5 s within 20 minutes with 2 threads, and held under 1 s with 1;
-    # the 1M-span benchmark wrote 29.5k spans/s instead of 27.1k. The price is the long
+    # p99 climbed to 3-5 s within 20 minutes with 2 threads; with 1 it held under 1 s for
+    # the 10 minutes measured (a 30-minute soak with 1, on a host twice as slow that day:
+    # 0.7-2.9 s, 28 of 30 minutes under 2 s); the 1M-span benchmark wrote 29.5k spans/s
+    # instead of 27.1k (on the slow day, within 2% either way). The price is the long
     # aggregates on an idle server (1.3-1.7x slower over 2M spans: issue 16's note), not
     # point reads. Half the cores by default, measured on 2 only.
     threads: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 1) // 2), ge=1, le=256)
