@@ -31,7 +31,8 @@ from tests.ingest._otlp import to_protobuf
 from tests.ingest.conftest import GatedStore, Receiver, make_config
 from watchkeeper.errors import Overloaded, StoreDataError
 from watchkeeper.ingest import DEFAULT_STEPS, DeadLetter, Draft, IngestService
-from watchkeeper.ingest._service import MAX_SPANS_PER_RECORD, WritePace
+from watchkeeper.ingest._admission import WritePace
+from watchkeeper.ingest._service import MAX_SPANS_PER_RECORD
 from watchkeeper.store import SpanFilter
 from watchkeeper.store.duckdb import DuckDBStore
 

@@ -1,14 +1,21 @@
 """`SpooledWriter` with `write_many`: requests found waiting in the spool are written
 together, and a group the store refuses goes one by one (the bad request set aside, the
-others stored). A real spool on disk; the signal's store is the test's list."""
+others stored); its admission refuses past the lag budget and the backlog's bytes. A real
+spool on disk; the signal's store is the test's list."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from tests.eventually import eventually
 from watchkeeper.config import IngestConfig
+from watchkeeper.errors import Overloaded
 from watchkeeper.ingest._spool import Entry, Record
 from watchkeeper.ingest._spooled import SpooledWriter
 
@@ -89,3 +96,51 @@ def test_a_lingering_writer_writes_what_arrives_meanwhile_together(tmp_path: Pat
     assert writer.flush(30)
     writer.stop()
     assert store.writes == [[b"first"], [b"second", b"third"]]
+
+
+def _held_writer(
+    tmp_path: Path, cfg: IngestConfig, clock: Callable[[], float]
+) -> tuple[SpooledWriter[bytes], threading.Event]:
+    """A started log writer whose store holds each write until the event is set, with one
+    request spooled (and held)."""
+    gate = threading.Event()
+
+    def held(_rec: Record, _body: bytes) -> None:
+        gate.wait(30)
+
+    writer = SpooledWriter(
+        "log", tmp_path, cfg, decode=lambda rec: rec.body, write=held, clock=clock
+    )
+    writer.start()
+    writer.admit()  # nothing behind yet
+    asyncio.run(writer.append(Entry("p", "protobuf", b"a request of some bytes")))
+    return writer, gate
+
+
+def test_admission_refuses_once_the_store_is_past_the_lag_budget(tmp_path: Path) -> None:
+    now = [1_000.0]
+    writer, gate = _held_writer(tmp_path, IngestConfig(lag_budget_s=1.0), lambda: now[0])
+    try:
+        writer.admit()  # spooled just now: within the budget
+        now[0] += 2.5
+        with pytest.raises(Overloaded, match=r"the log store is 2\.5 s behind, over the 1 s"):
+            writer.admit()
+    finally:
+        gate.set()
+        assert writer.flush(30)
+    writer.admit()  # written: nothing behind
+    writer.stop()
+    with pytest.raises(Overloaded, match="not running"):
+        writer.admit()
+
+
+def test_admission_refuses_past_the_backlog_bytes(tmp_path: Path) -> None:
+    writer, gate = _held_writer(tmp_path, IngestConfig(spool_max_backlog_bytes=8), time.time)
+    try:
+        with pytest.raises(Overloaded, match="log ingest backlog is full") as refused:
+            writer.admit()
+        assert refused.value.retry_after == 2.0
+    finally:
+        gate.set()
+        assert writer.flush(30)
+        writer.stop()

@@ -8,10 +8,8 @@ spool from the checkpoint, has each record decoded and normalized (in worker pro
 the queue holds one batch (one more is being built, one written); when it is full the
 processor waits and the spool absorbs the difference.
 
-Admission follows the writer: requests get 503 with `Retry-After` (which OTLP exporters
-retry) when the oldest record not yet stored is older than `lag_budget_s`, or when the
-spool's backlog passes `spool_max_backlog_bytes`; so under overload the lag stays near the
-budget and the senders slow down, instead of the dashboards going stale.
+Admission follows the writer (`_admission`): requests get 503 with `Retry-After` when the
+backlog would put the store more than `lag_budget_s` behind, or passes its bytes.
 
 No record stops the ones behind it: one that cannot be processed, or whose rows the store
 refuses after bounded retries (found by halving the batch down to single records), is set
@@ -22,7 +20,6 @@ A store that is down or full is retried without end: nothing is set aside for th
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import gc
 import logging
@@ -36,6 +33,7 @@ from prometheus_client import CollectorRegistry
 
 from watchkeeper.config import Config
 from watchkeeper.errors import Overloaded, StoreDataError, StoreError
+from watchkeeper.ingest._admission import Admission
 from watchkeeper.ingest._commit import GroupCommitter
 from watchkeeper.ingest._cost import Pricer
 from watchkeeper.ingest._dead_letter import DeadLetter
@@ -63,7 +61,7 @@ log = logging.getLogger("watchkeeper.ingest")
 _READ_CHUNK = 8 * 1024 * 1024  # bytes of spool read per processor pass
 _RETRY_MAX_S = 5.0
 _DATA_ATTEMPTS = 3  # writes of a batch the store refuses for its rows, before halving it
-_AGE_EVERY_S = 0.2  # how often admission re-reads the age of the backlog
+_AGE_EVERY_S = 0.2  # how often admission re-reads the age of the backlog (a file read)
 MAX_IN_FLIGHT = 64  # received requests being decoded and spooled at once
 _RATE_BATCHES = 16  # the writer's pace is measured over its last batches written backlogged
 #: Spans per spool record at most: a larger request is spooled as several records, so what
@@ -131,27 +129,6 @@ def check(body: bytes, encoding: Encoding) -> Decoded:
     return decode(body, "json")
 
 
-class WritePace:
-    """The bytes per second the writer kept over its last `n` batches: their bytes over
-    their time, summed, so a batch that stalled (a checkpoint of the store) weighs as long
-    as it lasted. An average of per-batch rates forgot a stall within a few fast batches and
-    overrated the pace, letting in more than the budget allows (bench.ingest --spans 400000,
-    flat out, 5 s budget, two interleaved runs each on a loaded machine: probe ack ->
-    queryable p99 6.3 and 8.2 s before, 5.7 and 4.6 s after)."""
-
-    def __init__(self, n: int) -> None:
-        self._batches: collections.deque[tuple[int, float]] = collections.deque(maxlen=n)
-
-    def add(self, nbytes: int, seconds: float) -> None:
-        """One batch of `nbytes` spool bytes written in `seconds`."""
-        self._batches.append((nbytes, seconds))
-
-    def rate(self) -> float:
-        """Bytes per second over the batches kept; 0 when none (unknown)."""
-        seconds = sum(s for _, s in self._batches)
-        return sum(b for b, _ in self._batches) / seconds if seconds > 0 else 0.0
-
-
 class IngestService:
     """The ingest path of one server process; see the module docstring."""
 
@@ -199,8 +176,14 @@ class IngestService:
         self._in_flight = 0
         self._in_flight_lock = threading.Lock()
         self._receiving = 0  # bytes of bodies being received, all requests together
-        self._age: tuple[float, float] = (-1e9, 0.0)  # (when read, backlog age then)
-        self._pace = WritePace(_RATE_BATCHES)  # spool bytes/s the writer keeps while backlogged
+        self._admission = Admission(
+            self.spool,
+            self._cfg,
+            batches=_RATE_BATCHES,
+            clock=clock,
+            age_every_s=_AGE_EVERY_S,
+            refused=lambda reason: self.metrics.queue_drops.labels(reason).inc(),
+        )
         self._last_done: float | None = None  # when the writer finished its last batch
         self._failing_since: float | None = None  # monotonic time store writes began failing
 
@@ -254,10 +237,7 @@ class IngestService:
             raise Overloaded("ingest is not running (starting or stopping); retry shortly", 1.0)
         encoding = encoding_of(content_type)
         raw = decompress(body, content_encoding, self._cfg.max_body_bytes)
-        if self.backlog_bytes > self._cfg.spool_max_backlog_bytes:
-            self.metrics.queue_drops.labels("spool_backlog").inc()
-            raise Overloaded("ingest backlog is full; retry later", retry_after=2.0)
-        self._check_lag()
+        self._admission.check()
         checked = check(raw, encoding)
         if checked.rejected:
             self.metrics.spans_rejected.labels("invalid_span").inc(checked.rejected)
@@ -278,35 +258,12 @@ class IngestService:
         self.metrics.spans_accepted.inc(checked.accepted)
         return result
 
-    def _check_lag(self) -> None:
-        """`Overloaded` when the lag would pass the budget: the oldest record not yet stored
-        is older than it, or the backlog would take longer than it to write at the rate the
-        writer keeps (without the second, acknowledging at 3x the written rate until the age
-        showed it let the lag reach 3x the budget: 24 s p99 with a 5 s budget)."""
-        budget = self._cfg.lag_budget_s
-        if budget <= 0:
-            return
-        now = time.monotonic()
-        read_at, age = self._age
-        if now - read_at >= _AGE_EVERY_S:  # a file read: not on every request
-            age = self.backlog_age_s
-            self._age = (now, age)
-        rate = self._pace.rate()
-        ahead = self.backlog_bytes / rate if rate else 0.0
-        lag = max(age, ahead)
-        if lag > budget:
-            self.metrics.queue_drops.labels("lag_budget").inc()
-            raise Overloaded(
-                f"the store is {lag:.1f} s behind, over the {budget:g} s lag budget; retry shortly",
-                retry_after=min(max(1.0, lag - budget), budget),
-            )
-
     def _measure_rate(self, item: _Pending, done: float) -> None:
         """Track the bytes per second the writer keeps while it has a backlog."""
         last, self._last_done = self._last_done, done
         if last is None or not self.spool.has_after(item.end or item.start) or done <= last:
             return  # idle in between: the time says nothing about the writer's pace
-        self._pace.add(item.bytes, done - last)
+        self._admission.pace.add(item.bytes, done - last)
 
     @contextlib.contextmanager
     def receiving(self) -> Iterator[Reception]:
@@ -361,8 +318,7 @@ class IngestService:
     @property
     def backlog_age_s(self) -> float:
         """Age of the oldest spooled request not yet in the store (0 when none)."""
-        oldest = self.spool.oldest_unstored_ns() if self._started else None
-        return 0.0 if oldest is None else max(self._clock() - oldest / 1e9, 0.0)
+        return self._admission.age_s() if self._started else 0.0
 
     def problems(self) -> list[str]:
         """Why ingest is not keeping up, for readiness ([] when it is)."""

@@ -4,8 +4,8 @@ writer thread that decodes each record and hands it to the signal's store, then 
 checkpoint.
 
 What a signal brings is a decoder and a writer (`decode(record)`, `write(record, decoded)`);
-what every signal gets here, once: group commit, admission that follows the writer (the
-backlog bounded by bytes and by age, `ingest.spool_max_backlog_bytes` and
+what every signal gets here, once: group commit, admission that follows the writer
+(`_admission`: the backlog bounded by bytes and by age, `ingest.spool_max_backlog_bytes` and
 `ingest.lag_budget_s`: the age of the oldest record not stored, or the time the backlog
 takes at the pace the writer keeps, whichever is more; by age alone, senders acknowledged
 faster than the writer stored got lags of 2-3x the budget: 17 s p99 with 5 s in
@@ -36,9 +36,9 @@ from typing import Any, Generic, TypeVar
 
 from watchkeeper.config import IngestConfig
 from watchkeeper.errors import Overloaded, StoreError
+from watchkeeper.ingest._admission import Admission
 from watchkeeper.ingest._commit import GroupCommitter
 from watchkeeper.ingest._dead_letter import DeadLetter
-from watchkeeper.ingest._service import WritePace
 from watchkeeper.ingest._spool import Entry, Position, Record, Spool
 
 log = logging.getLogger("watchkeeper.ingest")
@@ -77,7 +77,6 @@ class SpooledWriter(Generic[T]):
         self._linger_s = linger_s
         self._hurry = threading.Event()  # flush or stop: no lingering
         self._on_write_error = on_write_error
-        self._clock = clock
         self.spool = Spool(
             data_dir / f"spool-{signal}s", segment_bytes=cfg.spool_segment_bytes, clock=clock
         )
@@ -86,7 +85,9 @@ class SpooledWriter(Generic[T]):
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._written = threading.Condition()
-        self._pace = WritePace(_PACE_GROUPS)  # spool bytes a second the writer stores
+        self._admission = Admission(
+            self.spool, cfg, batches=_PACE_GROUPS, clock=clock, what=f"{signal} "
+        )
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -119,19 +120,7 @@ class SpooledWriter(Generic[T]):
         its bound in bytes or in age."""
         if self._thread is None:
             raise Overloaded("ingest is not running (starting or stopping); retry shortly", 1.0)
-        if self.spool.backlog_bytes() > self._cfg.spool_max_backlog_bytes:
-            raise Overloaded(f"{self._signal} ingest backlog is full; retry later", 2.0)
-        budget = self._cfg.lag_budget_s
-        oldest = self.spool.oldest_unstored_ns()
-        lag = 0.0 if oldest is None else self._clock() - oldest / 1e9
-        rate = self._pace.rate()  # and how long the backlog takes to write at the writer's pace
-        lag = max(lag, self.spool.backlog_bytes() / rate if rate else 0.0)
-        if budget > 0 and lag > budget:
-            raise Overloaded(
-                f"the {self._signal} store is {lag:.1f} s behind, over the {budget:g} s lag "
-                "budget; retry shortly",
-                retry_after=min(max(1.0, lag - budget), budget),
-            )
+        self._admission.check()
 
     async def append(self, entry: Entry) -> None:
         """Spool a record; return once it is on disk (`Overloaded` when the queue is full)."""
@@ -203,7 +192,9 @@ class SpooledWriter(Generic[T]):
         started = time.monotonic()
         done = self._store_records(group)
         if self.spool.has_after(group[-1].end):
-            self._pace.add(sum(len(rec.body) for rec in group), time.monotonic() - started)
+            self._admission.pace.add(
+                sum(len(rec.body) for rec in group), time.monotonic() - started
+            )
         return done
 
     def _store_records(self, group: list[Record]) -> bool:
