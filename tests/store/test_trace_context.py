@@ -17,8 +17,10 @@ from tests.store.conftest import THE_DUCKDB_ENGINE, chdb_url, open_store
 from watchkeeper.model import SpanBatch, SpanRow
 from watchkeeper.store import SpanFilter, Store, _traces
 from watchkeeper.store import _rollup as ru
+from watchkeeper.store import _rollup_query as rq
 from watchkeeper.store._arrow import spans_table
 from watchkeeper.store._duckdb_schema import migrate
+from watchkeeper.store._render import Query
 from watchkeeper.store.clickhouse import ClickHouseStore
 from watchkeeper.store.duckdb import DuckDBStore
 
@@ -167,8 +169,8 @@ def _check(store: Store, spans: Sequence[SpanRow], long: SpanFilter | None = Non
         ):
             got = {a.key: (a.spans, a.input_tokens, a.cost_usd) for a in activity}
             _check_spend(got, {k: v for k, v in _spend(rows, field).items() if k is not None})
-    assert ru.eligible(long, "user", ru.USERS, percentiles=False)  # the rollup path was taken
-    assert ru.eligible(replace(long, features=("rag",)), None, ru.TOTALS, percentiles=False)
+    assert rq.eligible(long, "user", ru.USERS, percentiles=False)  # the rollup path was taken
+    assert rq.eligible(replace(long, features=("rag",)), None, ru.TOTALS, percentiles=False)
 
 
 @pytest.mark.slow
@@ -255,7 +257,7 @@ def test_the_rollups_stay_exact_as_partial_rows_merge(engine: str, compact_every
                     w.summary.max_ms, w.summary.first_ns, w.summary.last_ns,
                 )  # fmt: skip
     for table in (ru.USERS.name, ru.TOTALS.name):
-        (zero,) = rolled._rows(ru.Query(f"SELECT count(*) FROM {table} WHERE n = 0", {}))[0]
+        (zero,) = rolled._rows(Query(f"SELECT count(*) FROM {table} WHERE n = 0", {}))[0]
         assert compact_every > 1 or zero == 0 or engine == "clickhouse"
     rolled.close()
     raw.close()
@@ -273,7 +275,7 @@ def test_retention_drops_the_context_of_traces_gone(
     store.delete_before(project, cut)
     table = "traces" if store.dialect.name == "duckdb" else "trace_context"  # where contexts live
     (left,) = store._rows(
-        ru.Query(f"SELECT count(DISTINCT trace_id) FROM {table} WHERE user_id IS NOT NULL", {})
+        Query(f"SELECT count(DISTINCT trace_id) FROM {table} WHERE user_id IS NOT NULL", {})
     )[0]
     assert left == sum(1 for i in range(8, 20) if i % 5 != 4)
     _write(store, (_children_first(t) for t in traces[20:]), 10)
@@ -355,14 +357,14 @@ def test_a_version_8_file_keeps_each_context_with_its_traces_start(tmp_path: Pat
     con.close()
     store = DuckDBStore(path)
     starts = store._rows(
-        ru.Query(
+        Query(
             "SELECT trace_id, min_start_ns FROM traces WHERE user_id IS NOT NULL "
             "AND session_id IS NOT NULL AND feature IS NOT NULL",
             {},
         )
     )
     assert dict(starts) == {r.trace_id: r.start_ns for r in roots if r.user_id is not None}
-    tables = store._rows(ru.Query("SELECT table_name FROM duckdb_tables()", {}))
+    tables = store._rows(Query("SELECT table_name FROM duckdb_tables()", {}))
     assert ("trace_context",) not in tables  # its rows moved into traces (version 11)
     _write(store, (t[1:] for t in traces), 10)  # the children, after the upgrade
     _check(store, [s for t in traces for s in t])

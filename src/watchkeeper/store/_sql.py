@@ -21,6 +21,7 @@ from watchkeeper.model import PackedPayload, PayloadRow, ScoreRow, SpanRow
 from watchkeeper.store import _render as r
 from watchkeeper.store import _results as res
 from watchkeeper.store import _rollup as ru
+from watchkeeper.store import _rollup_query as rq
 from watchkeeper.store._dialect import Dialect
 from watchkeeper.store._payload import decode_payload, matches
 from watchkeeper.store._protocol import (
@@ -161,11 +162,11 @@ class SqlStore:
         """Summary of the filtered spans (or of the `last_n` newest); p50-p99 if asked."""
         table = None if last_n is not None else self._rollup_for(f, None, percentiles=percentiles)
         if table is not None:
-            shape = ru.Shape()
+            shape = rq.Shape()
             if percentiles:
-                q = ru.summaries_query(f, shape, table=table, d=self.dialect)
+                q = rq.summaries_query(f, shape, table=table, d=self.dialect)
             else:
-                q = ru.totals_query(f, shape, table, d=self.dialect)
+                q = rq.totals_query(f, shape, table, d=self.dialect)
             rows = self._rows(q)
             return res.summary_from_row(rows[0][2:]) if rows else Summary()
         if last_n is not None and self.newest_windows:
@@ -198,7 +199,7 @@ class SqlStore:
         count `want` spans of the filter (exact for a filter on their columns; for one on
         others an upper bound, and the read widens). None: the totals count fewer, read
         every span (what they do not count is read all the same)."""
-        hours = self._rows(ru.newest_hours_query(f, below, self.dialect))
+        hours = self._rows(rq.newest_hours_query(f, below, self.dialect))
         top = below if below is not None or not hours else int(hours[0][0]) + ru.HOUR_NS
         if top is not None and f.end_ns is not None:
             top = min(top, f.end_ns)
@@ -208,7 +209,7 @@ class SqlStore:
             if seen >= want:
                 break
         else:
-            if len(hours) < ru.NEWEST_HOURS:  # fewer in all: a window would only widen
+            if len(hours) < rq.NEWEST_HOURS:  # fewer in all: a window would only widen
                 return None, top
         assert top is not None and start is not None  # some hours were counted
         return self._window_start(f, top, top - start), top
@@ -229,17 +230,17 @@ class SqlStore:
         with_p = percentiles or order == "p95"
         table = self._rollup_for(f, by, percentiles=with_p)
         if table is not None:
-            shape, limit = ru.Shape(key=by), check_limit(limit)
+            shape, limit = rq.Shape(key=by), check_limit(limit)
             if with_p:  # only a table with latency buckets answers then
-                q = ru.summaries_query(f, shape, order, limit, table, self.dialect)
+                q = rq.summaries_query(f, shape, order, limit, table, self.dialect)
             else:  # sums only: one GROUP BY over the rollup rows
                 if by in TWO_STAGE:  # rank by one sum, then every sum of the top keys only
-                    ranked = ru.top_keys_query(f, by, limit, order, table, self.dialect)
+                    ranked = rq.top_keys_query(f, by, limit, order, table, self.dialect)
                     top = [row[0] for row in self._rows(ranked)]
                     if not top:
                         return []
-                    shape = ru.Shape(key=by, keys=top)
-                q = ru.totals_query(f, shape, table, order, limit, self.dialect)
+                    shape = rq.Shape(key=by, keys=top)
+                q = rq.totals_query(f, shape, table, order, limit, self.dialect)
             return [Group(row[0], res.summary_from_row(row[2:])) for row in self._rows(q)]
         keys: list[Any] | None = None
         if by in TWO_STAGE and order != "p95":  # summaries of the top keys only
@@ -277,10 +278,10 @@ class SqlStore:
         if not self.use_rollup:
             return None
         for table in ru.TABLES:
-            if ru.eligible(f, by, table, percentiles=percentiles):
+            if rq.eligible(f, by, table, percentiles=percentiles):
                 return table
-        if ru.eligible(f, by, ru.MINUTES, percentiles=percentiles, now_ns=self._clock()):
-            (spans,) = self._rows(ru.count_query(f, ru.MINUTES, self.dialect))[0]
+        if rq.eligible(f, by, ru.MINUTES, percentiles=percentiles, now_ns=self._clock()):
+            (spans,) = self._rows(rq.count_query(f, ru.MINUTES, self.dialect))[0]
             if spans is not None and spans >= self._minute_from_spans:
                 return ru.MINUTES
         return None
@@ -290,12 +291,12 @@ class SqlStore:
     ) -> list[Point]:
         keys: list[str | None] | None = None
         if by is not None:
-            q = ru.top_keys_query(f, by, check_limit(limit, 1000), table=table, d=self.dialect)
+            q = rq.top_keys_query(f, by, check_limit(limit, 1000), table=table, d=self.dialect)
             keys = [row[0] for row in self._rows(q)]
             if not keys:
                 return []
-        shape = ru.Shape(key=by, step_ns=step_s * 1_000_000_000, keys=keys)
-        rows = self._rows(ru.summaries_query(f, shape, table=table, d=self.dialect))
+        shape = rq.Shape(key=by, step_ns=step_s * 1_000_000_000, keys=keys)
+        rows = self._rows(rq.summaries_query(f, shape, table=table, d=self.dialect))
         return [Point(int(row[1]), res.summary_from_row(row[2:]), row[0]) for row in rows]
 
     @timed("heatmap")
