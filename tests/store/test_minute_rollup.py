@@ -14,7 +14,15 @@ import pytest
 
 from tests.datagen import MINUTE_NS, Dataset, generate
 from tests.store.conftest import THE_DUCKDB_ENGINE
-from tests.store.test_rollup import FILTERS, Stores, _filled, same, same_groups
+from tests.store.test_rollup import (
+    BANDS,
+    FILTERS,
+    Stores,
+    _filled,
+    heatmaps_agree,
+    same,
+    same_groups,
+)
 from watchkeeper.store import SpanFilter
 from watchkeeper.store._arrow import spans_table
 from watchkeeper.store._duckdb_schema import migrate
@@ -100,6 +108,14 @@ def test_timeseries(stores: Stores, data: Dataset, step_s: int, by: str | None) 
     for g, w in zip(got, want, strict=True):
         same(g.summary, w.summary)
     assert minutes.timeseries(f, 90) == raw.timeseries(f, 90)  # not whole minutes: spans
+
+
+def test_heatmap(stores: Stores, data: Dataset) -> None:
+    minutes, raw = stores
+    f = _range(data)
+    heatmaps_agree(minutes, raw, f, 60)
+    heatmaps_agree(minutes, raw, replace(f, scope="requests", services=("chat-api",)), 300)
+    assert minutes.heatmap(f, 90, BANDS) == raw.heatmap(f, 90, BANDS)  # not whole minutes
 
 
 def test_what_the_minutes_cannot_answer_comes_from_the_spans(stores: Stores, data: Dataset) -> None:

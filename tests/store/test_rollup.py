@@ -16,7 +16,8 @@ from watchkeeper.errors import ValidationError
 from watchkeeper.store import Group, SpanFilter, Summary
 from watchkeeper.store._arrow import spans_table
 from watchkeeper.store._duckdb_schema import migrate
-from watchkeeper.store._rollup import MAIN, REL_ERROR, TOTALS, USERS, insert_sql
+from watchkeeper.store._rollup import GAMMA, MAIN, REL_ERROR, TOTALS, USERS, insert_sql
+from watchkeeper.store._rollup_query import snapped_bounds
 from watchkeeper.store._sql import SqlStore
 from watchkeeper.store.duckdb import DuckDBStore
 
@@ -225,6 +226,40 @@ def test_timeseries(stores: Stores, long: Dataset, step_s: int, by: str | None) 
         same(g.summary, w.summary)
     odd = rolled.timeseries(f, 5400)  # buckets that are not whole hours: from spans
     assert odd == raw.timeseries(f, 5400)
+
+
+#: The overview page's latency bands (ms): each snaps to a different bucket edge.
+BANDS = (50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
+
+
+def heatmaps_agree(rolled: SqlStore, raw: SqlStore, f: SpanFilter, step_s: int) -> None:
+    """`rolled` answers the heatmap from a rollup: its bounds are the bucket edges nearest
+    BANDS, and its counts exactly what the spans count under those edges."""
+    got = rolled.heatmap(f, step_s, BANDS)
+    edges = snapped_bounds(BANDS)
+    assert edges is not None and got.bounds_ms == [GAMMA**k for k in edges]
+    assert got.bounds_ms != list(BANDS)
+    for asked, snapped in zip(BANDS, got.bounds_ms, strict=True):
+        assert abs(snapped - asked) <= REL_ERROR * asked
+    want = raw.heatmap(f, step_s, got.bounds_ms)
+    assert got.bucket_starts_ns == want.bucket_starts_ns and sum(map(sum, got.counts)) > 0
+    assert got.counts == want.counts
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"scope": "requests"}, {"models": ("gpt-4o",)}])
+def test_heatmap(stores: Stores, long: Dataset, kwargs: dict[str, object]) -> None:
+    rolled, raw = stores
+    f = replace(_range(long), **kwargs)  # type: ignore[arg-type]
+    heatmaps_agree(rolled, raw, f, 3600)
+    for step_s, bounds, exact in (
+        (5400, BANDS, f),  # buckets that are not whole hours
+        (3600, (0.5, *BANDS), f),  # a bound under 1 ms
+        (3600, (960, 1000), f),  # two bounds on one bucket edge
+        (3600, BANDS, replace(f, end_ns=f.start_ns + 24 * HOUR_NS)),  # a day, not more
+        (3600, BANDS, replace(f, user_id="user-3")),  # not a rollup column
+    ):
+        got = rolled.heatmap(exact, step_s, bounds)
+        assert got.bounds_ms == list(bounds) and got == raw.heatmap(exact, step_s, bounds)
 
 
 @pytest.mark.slow

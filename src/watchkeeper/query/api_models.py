@@ -101,7 +101,10 @@ class HeatmapOut(BaseModel):
 
     step_ms: int
     t: list[int]
-    bounds_ms: list[float]
+    bounds_ms: list[float] = Field(
+        description="the bounds counted by: those asked for, or (a long or busy range read "
+        "from the latency histograms) the histogram edges nearest them, at most 4.9% away"
+    )
     counts: list[list[int]]
 
 

@@ -234,7 +234,8 @@ class Store(Protocol):
         ...
 
     def heatmap(self, f: SpanFilter, step_s: int, bounds_ms: Sequence[float]) -> Heatmap:
-        """Latency distribution per time bucket."""
+        """Latency distribution per time bucket; its `bounds_ms` are those counted by (a
+        rollup's: the bucket edges nearest `bounds_ms`)."""
         ...
 
     def search_spans(self, f: SpanFilter, limit: int = 50, cursor: str | None = None) -> Page:

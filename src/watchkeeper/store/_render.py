@@ -270,11 +270,16 @@ def top_keys_query(
     return Query(sql, p.values)
 
 
-def heatmap_query(f: SpanFilter, d: Dialect, step_ns: int, bounds_ns: Sequence[int]) -> Query:
-    """Span counts per (time bucket, latency bucket index); index len(bounds) = above all."""
+def check_heatmap(f: SpanFilter, step_ns: int, bounds_ns: Sequence[int]) -> None:
+    """Refuse a heatmap of too many time buckets, or bounds not 1-100 increasing."""
     check_buckets(f, step_ns)
     if not 1 <= len(bounds_ns) <= 100 or list(bounds_ns) != sorted(set(bounds_ns)):
         raise ValidationError("bounds must be 1-100 increasing latency upper bounds in ms")
+
+
+def heatmap_query(f: SpanFilter, d: Dialect, step_ns: int, bounds_ns: Sequence[int]) -> Query:
+    """Span counts per (time bucket, latency bucket index); index len(bounds) = above all."""
+    check_heatmap(f, step_ns, bounds_ns)
     p = Params(d)
     step = p(step_ns)
     whens = " ".join(f"WHEN duration_ns <= {p(b)} THEN {i}" for i, b in enumerate(bounds_ns))

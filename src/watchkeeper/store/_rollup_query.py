@@ -11,6 +11,10 @@ statistic is replaced by the geometric middle of its bucket clamped to the group
 is at most REL_ERROR (sqrt(1.1) - 1 = 4.9%) for durations of 1 ms to ~48 h, and at most
 0.5 ms below 1 ms.
 
+A heatmap from a rollup counts whole latency buckets, so its bounds move to the nearest
+bucket edges (`snapped_bounds`, at most 4.9% away) and the answer says so; bounds under
+1 ms, or two that share an edge, leave it to the spans.
+
 From the per-minute rollup (MINUTES, kept two days by the wall clock), a range of a day or
 less that holds MINUTE_FROM_SPANS spans or more is answered the same way (whole minutes from
 the table, the edges from spans), with the same bounds; a quieter range still comes from the
@@ -19,6 +23,7 @@ spans, exactly.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -40,6 +45,7 @@ from watchkeeper.store._rollup import (
     GAMMA,
     HOUR_NS,
     MAIN,
+    MAX_BUCKET,
     MIN_RANGE_NS,
     MINUTE_KEEP_NS,
     MINUTE_NS,
@@ -338,5 +344,32 @@ def newest_hours_query(f: SpanFilter, below: int | None, d: Dialect = DUCKDB) ->
         f"SELECT hour_ns, sum(n) AS spans FROM {TOTALS.name} "
         f"WHERE {_rollup_where(f, p, lo, hi, TOTALS)} GROUP BY hour_ns HAVING sum(n) > 0 "
         f"ORDER BY hour_ns DESC LIMIT {NEWEST_HOURS}"
+    )
+    return Query(sql, p.values)
+
+
+def snapped_bounds(bounds_ms: Sequence[float]) -> list[int] | None:
+    """For each latency bound, the bucket edge nearest it in log scale: k where GAMMA**k ms
+    is the upper edge of bucket k (so the rollup answers "under GAMMA**k ms" exactly). None
+    when a bound lies below 1 ms or past the last edge, or two bounds share an edge."""
+    edges = [round(math.log(b) / math.log(GAMMA)) if b > 0 else -1 for b in bounds_ms]
+    if any(not 0 <= k < MAX_BUCKET for k in edges) or len(set(edges)) != len(edges):
+        return None
+    return edges
+
+
+def heatmap_query(
+    f: SpanFilter, step_ns: int, edges: Sequence[int], table: Table = MINUTES, d: Dialect = DUCKDB
+) -> Query:
+    """Span counts per (time bucket, band) from a bucketed table and the edges' spans, as
+    `_render.heatmap_query` answers them: band i holds the latency buckets up to `edges[i]`
+    (`snapped_bounds`), band len(edges) the rest."""
+    check_buckets(f, step_ns)
+    p = Params(d)
+    bands = " ".join(f"WHEN bucket <= {int(k)} THEN {i}" for i, k in enumerate(edges))
+    sql = (
+        f"SELECT b, CASE {bands} ELSE {len(edges)} END AS l, sum(n) "
+        f"FROM ({_source(f, p, Shape(step_ns=step_ns), table)}) "
+        "GROUP BY b, l HAVING sum(n) > 0 ORDER BY b, l"
     )
     return Query(sql, p.values)

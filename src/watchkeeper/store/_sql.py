@@ -301,11 +301,22 @@ class SqlStore:
 
     @timed("heatmap")
     def heatmap(self, f: SpanFilter, step_s: int, bounds_ms: Sequence[float]) -> Heatmap:
-        """Span counts per time bucket and latency bucket (the last one: above every bound)."""
+        """Span counts per time bucket and latency bucket (the last one: above every bound).
+
+        From a rollup when one answers the range (as for a summary) in whole time buckets
+        and the bounds snap to its latency buckets' edges: then `bounds_ms` are those edges.
+        """
         step = step_s * 1_000_000_000
         bounds_ns = [round(b * 1e6) for b in bounds_ms]
+        r.check_heatmap(f, step, bounds_ns)
         f = self._bounded(f)
-        rows = self._rows(r.heatmap_query(f, self.dialect, step, bounds_ns))
+        table = self._rollup_for(f, None, percentiles=True)
+        edges = rq.snapped_bounds(bounds_ms)
+        if table is not None and step % table.grain_ns == 0 and edges is not None:
+            rows = self._rows(rq.heatmap_query(f, step, edges, table, self.dialect))
+            bounds_ms = [ru.GAMMA**k for k in edges]
+        else:
+            rows = self._rows(r.heatmap_query(f, self.dialect, step, bounds_ns))
         span = (0, 0)
         if f.start_ns is not None and f.end_ns is not None and rows:
             span = (f.start_ns // step * step, (f.end_ns - 1) // step * step)
