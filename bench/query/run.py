@@ -28,7 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _bytes
 from generate import SPANS_PER_TRACE, Shape, chunk, payload_pool, payloads_for
 
+from watchkeeper.config import StoreConfig
 from watchkeeper.model import SpanBatch, SpanRow
+from watchkeeper.server._query_api import DEFAULT_BOUNDS_MS
 from watchkeeper.store import SpanFilter, Store
 from watchkeeper.store._payload import PayloadCodec
 from watchkeeper.store._render import Query
@@ -115,6 +117,7 @@ def queries(store: Store, end_ns: int, trace_ids: list[str]) -> dict[str, Callab
     day = SpanFilter("bench", start_ns=end_ns - 24 * HOUR_NS, end_ns=end_ns)
     llm = SpanFilter("bench", start_ns=week.start_ns, end_ns=end_ns, scope="llm")
     errors = SpanFilter("bench", outcomes=("error",))
+    requests = SpanFilter("bench", start_ns=week.start_ns, end_ns=end_ns, scope="requests")
     it = iter(trace_ids * 1000)
     return {
         "summary, 7 days (all spans)": lambda: store.summary(week),
@@ -125,6 +128,9 @@ def queries(store: Store, end_ns: int, trace_ids: list[str]) -> dict[str, Callab
         "percentiles by model, 7 days": lambda: store.breakdown(llm, "model"),
         "hourly series, 7 days": lambda: store.timeseries(week, 3600),
         "hourly series by model, 7 days": lambda: store.timeseries(llm, 3600, "model", 5),
+        "latency heatmap of requests, 7 days": lambda: store.heatmap(
+            requests, 3600, DEFAULT_BOUNDS_MS
+        ),
         "cost of top 20 users, 7 days": lambda: store.breakdown(
             week, "user", 20, "cost", percentiles=False
         ),
@@ -293,7 +299,8 @@ def run_duckdb(args: argparse.Namespace, shape: Shape) -> dict[str, Any]:
     work = args.dir / "work.duckdb"  # the write measurements add rows: work on a copy
     work.write_bytes(path.read_bytes())
     old = middle_rows(work)
-    store = DuckDBStore(work, use_rollup=not args.raw)
+    out["threads"] = StoreConfig().threads  # as the server opens it (store.threads)
+    store = DuckDBStore(work, use_rollup=not args.raw, threads=out["threads"])
     measure(store, shape, old, args.runs, out)
     work.unlink()
     return out
@@ -385,6 +392,8 @@ def report(out: dict[str, Any]) -> None:
     how = "hourly rollup where it applies" if out["rollup"] else "spans only"
     engine = {"duckdb": "DuckDB", "clickhouse": "ClickHouse (chDB)"}[out["engine"]]
     print(f"\n{engine} span store, {out['rows']:,} spans, {out['file_mb']:,.0f} MB, {how}")
+    if "threads" in out:
+        print(f"engine threads: {out['threads']} (the server's default, store.threads)")
     print(f"machine load average at the end (1/5/15 min): {out['load_average_1m_5m_15m']}")
     print(f"open (and schema upgrade) of the data file: {out['open_and_migrate_s']:.1f} s")
     if "build_s" in out:
