@@ -115,6 +115,7 @@ class MetricsIngest(SpooledSignal):
             on_write_error=self.metrics.write_errors.inc,
             write_many=self._write_many,
             clock=clock,
+            idle=store.maintain,
         )
 
     # --- the request path -------------------------------------------------------------------

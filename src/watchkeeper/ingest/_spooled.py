@@ -67,6 +67,7 @@ class SpooledWriter(Generic[T]):
         write_many: Callable[[list[tuple[Record, T]]], None] | None = None,
         group: int = 16,
         linger_s: float = 0.0,
+        idle: Callable[[], None] = lambda: None,
     ) -> None:
         self._signal = signal  # "metric", "log": in messages, paths and the thread's name
         self._cfg = cfg
@@ -77,6 +78,7 @@ class SpooledWriter(Generic[T]):
         self._linger_s = linger_s
         self._hurry = threading.Event()  # flush or stop: no lingering
         self._on_write_error = on_write_error
+        self._idle = idle  # the writer thread's upkeep while it has nothing to write
         self.spool = Spool(
             data_dir / f"spool-{signal}s", segment_bytes=cfg.spool_segment_bytes, clock=clock
         )
@@ -167,6 +169,10 @@ class SpooledWriter(Generic[T]):
             if stopping and caught_up:
                 return
             if caught_up:
+                try:
+                    self._idle()
+                except Exception:  # upkeep is retried when next idle; writing goes on
+                    log.exception("%s writer: upkeep failed", self._signal)
                 self._linger(began)
             self.spool.wait_for(cursor, 0.05)
 

@@ -1,6 +1,7 @@
 """The read side of the metric store: PromQL label matchers as SQL over `metric_series`,
 and the samples read back as one `SampleBlock` (every series end to end, each in time
-order), or split into one `SeriesData` per series."""
+order), or split into one `SeriesData` per series: from the chunks of closed blocks
+(`_metric_chunks`), then from the recent samples."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+
+from watchkeeper.store._metric_chunks import Samples, merge, read_chunks
 
 _MATCH_OPS = ("=", "!=", "=~", "!~")
 
@@ -97,13 +100,23 @@ def read_block(
         "k", pa.array(np.arange(found.num_rows, dtype=np.int32))
     )
     cur.register("_wk_ids", ids)
-    table = cur.sql(
-        "SELECT i.k, s.t_ms, s.value FROM metric_samples s JOIN _wk_ids i "
-        "ON s.series_no = i.no WHERE s.t_ms BETWEEN ? AND ?",
-        params=[start_ms, end_ms],
-    ).to_arrow_table()
-    cur.unregister("_wk_ids")
-    return block_of(found, table)
+    cur.execute("BEGIN TRANSACTION")  # one snapshot: a compaction moves samples between them
+    try:
+        compacted = read_chunks(cur, start_ms, end_ms)
+        table = cur.sql(
+            "SELECT i.k, s.t_ms, s.value FROM metric_samples s JOIN _wk_ids i "
+            "ON s.series_no = i.no WHERE s.t_ms BETWEEN ? AND ?",
+            params=[start_ms, end_ms],
+        ).to_arrow_table()
+    finally:
+        cur.execute("COMMIT")
+        cur.unregister("_wk_ids")
+    block = block_of(found, table)
+    if not len(compacted.key):
+        return block
+    recent = Samples(np.zeros(0, np.int64), block.t_ms, block.values, block.stale)
+    offsets, both = merge(compacted, block.offsets, recent, len(block.labels))
+    return SampleBlock(block.labels, offsets, both.t_ms, both.values, both.stale)
 
 
 def series_order(k: Any, times: Any, n: int) -> tuple[Any, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from watchkeeper.store import _duckdb_schema
+from watchkeeper.store import _duckdb_schema, _metric_chunks
 
 #: (version, what it does, statements).
 MIGRATIONS: _duckdb_schema.Migrations = (
@@ -93,6 +93,13 @@ MIGRATIONS: _duckdb_schema.Migrations = (
             "DROP TABLE metric_series",
             "ALTER TABLE metric_series_5 RENAME TO metric_series",
         ),
+    ),
+    (
+        6,
+        "chunks of closed time blocks, per series (metric_chunks)",
+        # Filled by the writer's compaction from metric_samples (`_metric_chunks`): a file
+        # of an older version gets its samples moved there as its writer runs.
+        (_metric_chunks.DDL,),
     ),
 )
 LATEST = MIGRATIONS[-1][0]

@@ -2,8 +2,11 @@
 
 A sample row is (series number, time, value): the number is the series' in this file
 (`metric_series.series_no`, given in order of creation), not its 64-bit id, so that DuckDB
-bit-packs it (schema 4: 16 -> 8 bytes a sample in-process over 6 h of 10k series). A read
-returns every selected series' samples as one `SampleBlock` of arrays.
+bit-packs it (schema 4: 16 -> 8 bytes a sample in-process over 6 h of 10k series). The
+writer moves the samples of each 2-hour block that is over into per-series chunks
+(`_metric_chunks`, schema 6), a step at a time, after a write or while idle (`maintain`),
+so that a long read needs no reordering. A read returns every selected series' samples as
+one `SampleBlock` of arrays, from the chunks and then the recent samples.
 
 Its own database file (`<data_dir>/metrics.duckdb`), beside the span store's: one writer
 (the metric ingest thread) and queries from any thread, like the span store, but neither
@@ -38,7 +41,7 @@ import pyarrow as pa
 
 from watchkeeper.errors import StoreError
 from watchkeeper.model import Metadata, Sample
-from watchkeeper.store import _duckdb_file, _metric_last
+from watchkeeper.store import _duckdb_file, _metric_chunks, _metric_last
 from watchkeeper.store._metric_read import (
     Matcher,
     SampleBlock,
@@ -64,6 +67,8 @@ log = logging.getLogger("watchkeeper.store.metrics")
 
 _WARN_EVERY_S = 60.0
 _FLUSH_LAST_S = 1.0  # how often each series' last sample is written to the file
+_COMPACT_IDLE_S = 10.0  # how often to look for a block to compact
+_COMPACT_BUSY_S = 1.0  # the wait between two steps of compaction while there is more
 
 
 @dataclass(slots=True)
@@ -103,6 +108,7 @@ class MetricsStore:
         self._meta: dict[tuple[str, str], Metadata] = {}
         self._warned: dict[str, float] = {}
         self._flushed_at = clock()
+        self._compact_at = clock()
         self._pending_from: int | None = None  # the file's metric_writer.pending_from_ms
         self.limit_warnings: dict[str, str] = {}  # project -> the last series-limit warning
         self._load()
@@ -193,11 +199,7 @@ class MetricsStore:
         metrics = series.column("metric").to_pylist() if series is not None else []
         known.remember(project, slots, numbers, touched, metrics)
         self._meta.update({(project, name): m for name, m in changed.items()})
-        if self._clock() - self._flushed_at >= _FLUSH_LAST_S:
-            try:
-                self._flush_last()
-            except StoreError as exc:  # the samples are stored; the next flush tries again
-                log.error("%s", exc)
+        self._maintain()
         result.written, result.new_series = len(rows.ids), len(slots.new)
         if result.rejected["series_limit"]:
             result.warning = self._limit_warning(project)
@@ -233,6 +235,43 @@ class MetricsStore:
                 con.execute("ROLLBACK")
             raise StoreError(f"metric store write failed: {exc}") from exc
         self._pending_from = pending
+
+    def maintain(self) -> None:
+        """What the writer does besides writing, when it is due: each series' last sample
+        to the file (once a second), a step of compaction (`_metric_chunks`). The writer
+        calls it after each write and when idle."""
+        with self._lock:
+            self._maintain()
+
+    def _maintain(self) -> None:
+        now = self._clock()
+        try:
+            written = self._pending_from is not None  # samples since the last flush
+            if written and now - self._flushed_at >= _FLUSH_LAST_S:
+                self._flush_last()
+            if now >= self._compact_at:
+                self._compact_at = now + _COMPACT_IDLE_S
+                self._compact_step(now)
+        except StoreError as exc:  # the samples are stored; the next time tries again
+            log.error("%s", exc)
+
+    def _compact_step(self, now: float) -> None:
+        """A step of the oldest block that is over, if one is (`_metric_chunks`)."""
+        con = self._con
+        try:
+            end = _metric_chunks.block_due(con, self._known.newest_ms())
+            if end is None:
+                return
+            if self._pending_from is not None:  # none moved may be needed to recover
+                self._flush_last()
+            con.execute("BEGIN TRANSACTION")
+            _metric_chunks.compact_step(con, end)
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            with suppress(duckdb.Error):
+                con.execute("ROLLBACK")
+            raise StoreError(f"metric store: compaction failed: {exc}") from exc
+        self._compact_at = now + _COMPACT_BUSY_S  # more may be left
 
     @staticmethod
     def _insert(table: str, rows: pa.Table, con: Any) -> None:
@@ -348,6 +387,7 @@ class MetricsStore:
                 samples = con.execute(
                     "DELETE FROM metric_samples WHERE t_ms < ?", [cutoff_ms]
                 ).fetchone()
+                compacted = _metric_chunks.delete_before(con, cutoff_ms)
                 gone = con.execute(
                     "DELETE FROM metric_series WHERE last_ms < ? OR last_ms IS NULL "
                     "RETURNING series_id, project, metric",
@@ -368,7 +408,7 @@ class MetricsStore:
                     con.execute("ROLLBACK")
                 self._reload()
                 raise StoreError(f"metric retention failed: {exc}") from exc
-        return (int(samples[0]) if samples else 0), len(gone)
+        return (int(samples[0]) if samples else 0) + compacted, len(gone)
 
     def newest_ms(self) -> int | None:
         """The time of the newest sample stored (None: none), which retention counts from."""
