@@ -133,13 +133,28 @@ def load_history(url: str, rounds: int, body: Callable[[int, int], bytes]) -> No
         list(pool.map(sender, range(HISTORY_CHUNKS)))
 
 
-def written(url: str = WK) -> float:
-    """Samples Watchkeeper's metric store has written (its own /metrics)."""
+def own_metric(name: str, url: str = WK) -> float:
+    """A figure of Watchkeeper's own /metrics (0 when absent)."""
     text = httpx.get(f"{url}/metrics", timeout=10).text
     for line in text.splitlines():
-        if line.startswith("watchkeeper_metrics_samples_written_total"):
+        if line.startswith(name + " "):
             return float(line.split()[-1])
     return 0.0
+
+
+def written(url: str = WK) -> float:
+    """Samples Watchkeeper's metric store has written."""
+    return own_metric("watchkeeper_metrics_samples_written_total", url)
+
+
+def wait_compacted(timeout: float = 600) -> float:
+    """Wait until no block that is over waits for compaction; seconds waited."""
+    began = time.monotonic()
+    while own_metric("watchkeeper_metrics_compaction_due"):
+        if time.monotonic() - began > timeout:
+            raise SystemExit(f"blocks still waiting for compaction after {timeout} s")
+        time.sleep(0.2)
+    return time.monotonic() - began
 
 
 def wait_written(target: float, timeout: float = 600) -> float:
@@ -320,6 +335,8 @@ def run(args: argparse.Namespace, work: Path, wk: Any, prom: Any) -> None:
         print(
             f"  {name:<12} {history_samples / seconds:>10,.0f} samples/s written ({seconds:.1f} s)"
         )
+        if name == "watchkeeper":  # as Prometheus cuts its head into blocks, a step at a time
+            print(f"  {'':<12} closed blocks compacted {wait_compacted():.1f} s later")
 
     end_s, start_s = end_ms / 1000, end_ms / 1000 - args.hours * 3600
     points = int((end_s - start_s) // args.step) + 1

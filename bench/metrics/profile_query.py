@@ -53,6 +53,7 @@ def build(path: Path, hours: int) -> None:
                 np.zeros(len(series), np.bool_),
             ),
         )
+    store.compact()  # what the writer does a step a second: every block that is over
     store.close()
 
 

@@ -144,3 +144,25 @@ def test_admission_refuses_past_the_backlog_bytes(tmp_path: Path) -> None:
         gate.set()
         assert writer.flush(30)
         writer.stop()
+
+
+def test_upkeep_runs_while_idle_and_its_failure_stops_no_write(tmp_path: Path) -> None:
+    store, calls = ListStore(), []
+
+    def upkeep() -> None:
+        calls.append(time.monotonic())
+        raise RuntimeError("upkeep failed")  # logged; the writer goes on
+
+    writer = SpooledWriter(
+        "log", tmp_path, IngestConfig(), decode=lambda rec: rec.body, write=store.write_one,
+        idle=upkeep,
+    )  # fmt: skip
+    writer.start()
+    try:
+        eventually(lambda: len(calls) >= 3, 10.0)
+        asyncio.run(writer.append(Entry("p", "protobuf", b"one")))
+        assert writer.flush(10.0) and store.writes == [[b"one"]]
+        before = len(calls)
+        eventually(lambda: len(calls) > before, 10.0)
+    finally:
+        writer.stop()

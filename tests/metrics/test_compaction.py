@@ -142,3 +142,20 @@ def test_retention_cuts_a_chunk_across_the_cutoff(clock: list[float]) -> None:
     assert min(t for points in _read(store).values() for t, _ in points) >= cutoff
     # the first block's last half hour but two samples, and the second block
     assert _chunked(store)[0] == 30 * 5 - 2 + 120 * 5
+
+
+def test_while_idle_the_steps_follow_each_other_until_none_is_due(
+    clock: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_metric_chunks, "STEP_SAMPLES", 500)
+    store = MetricsStore(clock=lambda: clock[0])
+    for batch in _history(7, 20):
+        store.write("p", batch)
+    assert store.compaction_due()
+    store.maintain(idle=True)  # the clock stood still since the writes: nothing is due yet
+    assert _chunked(store)[0] == 0
+    clock[0] += 10
+    for _ in range(40):  # the clock still: only being idle lets a step follow the last
+        store.maintain(idle=True)
+    assert _chunked(store) == (4 * 60 * 20, 3 * 60 * 20) and not store.compaction_due()
+    assert store.compact() == 0  # nothing left that is over

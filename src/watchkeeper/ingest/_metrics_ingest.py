@@ -87,6 +87,13 @@ class MetricsIngestMetrics:
             registry=registry,
         )
         series.set_function(lambda: sum(store.stats().values()))
+        due = Gauge(
+            "watchkeeper_metrics_compaction_due",
+            "1 while a 2-hour block of samples that is over waits to be compacted into "
+            "per-series chunks (the writer moves it a step at a time).",
+            registry=registry,
+        )
+        due.set_function(lambda: float(store.compaction_due()))
 
 
 class MetricsIngest(SpooledSignal):
@@ -115,7 +122,7 @@ class MetricsIngest(SpooledSignal):
             on_write_error=self.metrics.write_errors.inc,
             write_many=self._write_many,
             clock=clock,
-            idle=store.maintain,
+            idle=lambda: store.maintain(idle=True),
         )
 
     # --- the request path -------------------------------------------------------------------

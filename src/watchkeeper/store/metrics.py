@@ -109,6 +109,7 @@ class MetricsStore:
         self._warned: dict[str, float] = {}
         self._flushed_at = clock()
         self._compact_at = clock()
+        self._compacting = False  # the last step moved samples: more may be due
         self._pending_from: int | None = None  # the file's metric_writer.pending_from_ms
         self.limit_warnings: dict[str, str] = {}  # project -> the last series-limit warning
         self._load()
@@ -236,42 +237,63 @@ class MetricsStore:
             raise StoreError(f"metric store write failed: {exc}") from exc
         self._pending_from = pending
 
-    def maintain(self) -> None:
+    def maintain(self, *, idle: bool = False) -> None:
         """What the writer does besides writing, when it is due: each series' last sample
         to the file (once a second), a step of compaction (`_metric_chunks`). The writer
-        calls it after each write and when idle."""
+        calls it after each write, and when `idle` (then steps follow each other without
+        the pause left for writes)."""
         with self._lock:
-            self._maintain()
+            self._maintain(idle=idle)
 
-    def _maintain(self) -> None:
+    def _maintain(self, *, idle: bool = False) -> None:
         now = self._clock()
         try:
             written = self._pending_from is not None  # samples since the last flush
             if written and now - self._flushed_at >= _FLUSH_LAST_S:
                 self._flush_last()
-            if now >= self._compact_at:
+            if now >= self._compact_at or (idle and self._compacting):
                 self._compact_at = now + _COMPACT_IDLE_S
-                self._compact_step(now)
+                self._compacting = self._compact_step(now) > 0
         except StoreError as exc:  # the samples are stored; the next time tries again
             log.error("%s", exc)
 
-    def _compact_step(self, now: float) -> None:
-        """A step of the oldest block that is over, if one is (`_metric_chunks`)."""
+    def compaction_due(self) -> bool:
+        """Whether a block that is over waits to be compacted (for /metrics; False when
+        the file cannot say, closed or failing)."""
+        try:
+            with self._cursor() as cur:
+                return _metric_chunks.block_due(cur, self._known.newest_ms()) is not None
+        except (StoreError, duckdb.Error):
+            return False
+
+    def _compact_step(self, now: float) -> int:
+        """A step of the oldest block that is over, if one is (`_metric_chunks`); the
+        samples moved."""
         con = self._con
         try:
             end = _metric_chunks.block_due(con, self._known.newest_ms())
             if end is None:
-                return
+                return 0
             if self._pending_from is not None:  # none moved may be needed to recover
                 self._flush_last()
             con.execute("BEGIN TRANSACTION")
-            _metric_chunks.compact_step(con, end)
+            moved = _metric_chunks.compact_step(con, end)
             con.execute("COMMIT")
         except duckdb.Error as exc:
             with suppress(duckdb.Error):
                 con.execute("ROLLBACK")
             raise StoreError(f"metric store: compaction failed: {exc}") from exc
         self._compact_at = now + _COMPACT_BUSY_S  # more may be left
+        return moved
+
+    def compact(self) -> int:
+        """Compact every block that is over, at once (the writer does it a step a second);
+        the samples moved."""
+        moved = 0
+        with self._lock:
+            while step := self._compact_step(self._clock()):
+                moved += step
+        return moved
 
     @staticmethod
     def _insert(table: str, rows: pa.Table, con: Any) -> None:
