@@ -146,7 +146,7 @@ def merge(
     )  # fmt: skip
 
     def interleaved(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-        parts = []
+        parts: list[np.ndarray[Any, Any]] = []
         for lo, hi, then_lo, then_hi in bounds:
             parts += (a[lo:hi], b[then_lo:then_hi])
         return np.concatenate(parts)
