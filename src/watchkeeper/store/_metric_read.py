@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from watchkeeper.store._metric_chunks import Samples, merge, read_chunks
+from watchkeeper.store._metric_chunks import Samples, read_chunks
 
 _MATCH_OPS = ("=", "!=", "=~", "!~")
 
@@ -112,11 +112,36 @@ def read_block(
         cur.execute("COMMIT")
         cur.unregister("_wk_ids")
     block = block_of(found, table)
-    if not len(compacted.key):
-        return block
-    recent = Samples(np.zeros(0, np.int64), block.t_ms, block.values, block.stale)
-    offsets, both = merge(compacted, block.offsets, recent, len(block.labels))
-    return SampleBlock(block.labels, offsets, both.t_ms, both.values, both.stale)
+    return merge(compacted, block) if len(compacted.key) else block
+
+
+def merge(first: Samples, then: SampleBlock) -> SampleBlock:
+    """`then`'s series with, in each, the samples of `first` (keyed by the series' position,
+    in (series, time) order) before its own.
+
+    One copy of each column, cut in views per series: a scatter by computed positions
+    took 0.3 s for 7M samples (24 h of 5k series), these copies a tenth of it."""
+    first_offsets = np.concatenate(
+        ([0], np.cumsum(np.bincount(first.key, minlength=len(then.labels))))
+    )
+    bounds = list(
+        zip(first_offsets[:-1].tolist(), first_offsets[1:].tolist(),
+            then.offsets[:-1].tolist(), then.offsets[1:].tolist(), strict=True)
+    )  # fmt: skip
+
+    def interleaved(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        parts: list[np.ndarray[Any, Any]] = []
+        for lo, hi, then_lo, then_hi in bounds:
+            parts += (a[lo:hi], b[then_lo:then_hi])
+        return np.concatenate(parts)
+
+    return SampleBlock(
+        then.labels,
+        (first_offsets + then.offsets).astype(np.int64),
+        interleaved(first.t_ms, then.t_ms),
+        interleaved(first.values, then.values),
+        interleaved(first.stale, then.stale),
+    )
 
 
 def series_order(k: Any, times: Any, n: int) -> tuple[Any, Any]:
