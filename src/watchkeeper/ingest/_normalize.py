@@ -57,21 +57,22 @@ class Settings:
 class Draft:
     """One span being normalized: the raw span and the rows the steps fill in.
 
-    `found` maps each field of `conventions.READ` present on the span to the (attribute
-    name, value) that wins for it, computed once so steps do not probe every name.
+    `found` maps each field of `conventions.READ` present on the span to its value and
+    `names` to the attribute it came from (the first-preferred one holding a value),
+    computed once so steps do not probe every name.
     """
 
     raw: RawSpan
     row: SpanRow
     payload: PayloadRow
     settings: Settings
-    found: dict[str, tuple[str, Any]]
+    found: dict[str, Any]
+    names: dict[str, str]
     used: set[str] = field(default_factory=set)  # attributes moved into input/output
 
     def get(self, key: str) -> Any:
         """The span's value for a field of `conventions.READ`, or None."""
-        hit = self.found.get(key)
-        return None if hit is None else hit[1]
+        return self.found.get(key)
 
 
 #: attribute name -> ((field, rank), ...): the READ table turned inside out.
@@ -80,20 +81,42 @@ for _field, _names in c.READ.items():
     for _rank, _name in enumerate(_names):
         _REVERSE[_name] = (*_REVERSE.get(_name, ()), (_field, _rank))
 
+#: A plan: for each READ field some attribute of a span may give, its candidate attribute
+#: names in order of preference.
+Plan = tuple[tuple[str, tuple[str, ...]], ...]
+#: Plans by the attribute names of a span, in their order: spans of one instrumentation
+#: carry the same names, so a plan is made once for thousands of spans.
+_PLANS: dict[tuple[str, ...], Plan] = {}
+_PLANS_MAX = 4096  # distinct name sets kept; past it the cache starts again
 
-def find_fields(attrs: dict[str, Any]) -> dict[str, tuple[str, Any]]:
-    """For every READ field present in `attrs`, the first-preferred (name, value)."""
-    found: dict[str, tuple[str, Any]] = {}
-    ranks: dict[str, int] = {}
-    for name, value in attrs.items():
-        targets = _REVERSE.get(name)
-        if targets is None or value is None:
-            continue
-        for key, rank in targets:
-            if rank < ranks.get(key, 1 << 30):
-                ranks[key] = rank
-                found[key] = (name, value)
-    return found
+
+def _plan(names: tuple[str, ...]) -> Plan:
+    candidates: dict[str, list[tuple[int, str]]] = {}
+    for name in names:
+        for key, rank in _REVERSE.get(name, ()):
+            candidates.setdefault(key, []).append((rank, name))
+    return tuple((key, tuple(n for _, n in sorted(c))) for key, c in candidates.items())
+
+
+def find_fields(attrs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """For every READ field present in `attrs` (with a value), the first-preferred
+    attribute's value, and that attribute's name."""
+    names = tuple(attrs)
+    plan = _PLANS.get(names)
+    if plan is None:
+        if len(_PLANS) >= _PLANS_MAX:
+            _PLANS.clear()
+        plan = _PLANS[names] = _plan(names)
+    found: dict[str, Any] = {}
+    chosen: dict[str, str] = {}
+    for key, candidates in plan:
+        for name in candidates:
+            value = attrs[name]
+            if value is not None:
+                found[key] = value
+                chosen[key] = name
+                break
+    return found, chosen
 
 
 Step = Callable[[Draft], None]
@@ -338,8 +361,8 @@ def _event_messages(events: Iterable[dict[str, Any]], names: frozenset[str]) -> 
 def payload(d: Draft) -> None:
     """Input/output text (attributes, else deprecated GenAI events), raw attributes, events."""
     p, raw = d.payload, d.raw
-    in_name, in_value = d.found.get("input", ("", None))
-    out_name, out_value = d.found.get("output", ("", None))
+    in_name, in_value = d.names.get("input", ""), d.found.get("input")
+    out_name, out_value = d.names.get("output", ""), d.found.get("output")
     if in_value is None and raw.events:
         found = _event_messages(raw.events, _INPUT)
         in_value = (found[0] if len(found) == 1 else found) if found else None
@@ -382,7 +405,7 @@ def _draft(raw: RawSpan, settings: Settings, resource_json: str) -> Draft:
     )
     p = PayloadRow(settings.project, raw.trace_id, raw.span_id, raw.start_ns)
     p.resource = resource_json
-    return Draft(raw, row, p, settings, find_fields(raw.attributes))
+    return Draft(raw, row, p, settings, *find_fields(raw.attributes))
 
 
 def _finish(d: Draft) -> None:
