@@ -7,12 +7,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+import orjson
 import pytest
+import zstandard
 
 from tests.datagen import MINUTE_NS, NEEDLE, Dataset, generate, quantile_cont
 from watchkeeper.errors import StoreError, ValidationError
-from watchkeeper.model import ColumnBatch, SpanBatch, SpanRow
+from watchkeeper.model import ColumnBatch, PayloadRow, SpanBatch, SpanRow
 from watchkeeper.store import Dimension, SpanFilter, Store, Summary
+from watchkeeper.store._payload import _ZSTD_MAGIC, META_RAW
 
 Pred = Callable[[SpanRow], bool]
 
@@ -74,6 +77,28 @@ def test_a_columnar_batch_is_stored_as_its_rows(empty_store: Any, demo: Dataset)
         )
         assert t.payloads == {p.span_id: p for p in demo.payloads if p.trace_id == tid}
     expect(demo.spans, empty_store.summary(SpanFilter("demo")))
+
+
+def test_payload_documents_short_long_and_older_read_back(empty_store: Any) -> None:
+    """A short `meta` document is stored as its JSON (the store compresses the column), a
+    long one as a zstd frame, and a short frame as earlier versions wrote it still reads."""
+    codec = empty_store.payload_codec()
+    rows = [
+        PayloadRow("demo", "a" * 32, f"{i + 1:016x}", 1_000 + i, "in", None, doc, "{}")
+        for i, doc in enumerate(('{"k":"short"}', orjson.dumps({"k": "x" * META_RAW}).decode()))
+    ]
+    older = PayloadRow("demo", "a" * 32, f"{3:016x}", 1_002, None, "out", '{"v":1}', '{"r":2}')
+    packed = [codec.pack(p) for p in rows]
+    assert packed[0].meta.startswith(b"[") and packed[1].meta.startswith(_ZSTD_MAGIC)
+    frame = zstandard.ZstdCompressor().compress(
+        orjson.dumps([older.attributes, older.resource, "[]", "[]", None])
+    )
+    packed.append(replace(codec.pack(older), meta=frame))
+    spans = [SpanRow("demo", "a" * 32, p.span_id, "", "s", p.start_ns, 10) for p in packed]
+    assert empty_store.write(ColumnBatch.of(SpanBatch(spans, packed), packed=True)) == 3
+    t = empty_store.trace("demo", "a" * 32)
+    assert t is not None
+    assert t.payloads == {p.span_id: p for p in [*rows, older]}
 
 
 def test_empty_store_answers(empty_store: Store) -> None:
