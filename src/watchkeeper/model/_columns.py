@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import sys
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from itertools import accumulate
 from operator import attrgetter
@@ -84,13 +84,21 @@ def _encode(kind: str, values: Sequence[Any]) -> Column:
             words.byteswap()
         return kind, words.tobytes(), b"", nulls
     if kind == "s":
-        parts = [b"" if v is None else v.encode("utf-8", "replace") for v in values]
+        text = [("" if v is None else v) for v in values] if nulls else values
+        joined = "".join(text)
+        if joined.isascii():  # most columns: a character is a byte, one encode for all
+            return kind, joined.encode(), _offsets(map(len, text)), nulls
+        parts = [v.encode("utf-8", "replace") for v in text]
     else:
         parts = [b"" if v is None else v for v in values]
-    offsets = array("i", accumulate(map(len, parts), initial=0))
+    return kind, b"".join(parts), _offsets(map(len, parts)), nulls
+
+
+def _offsets(lengths: Iterable[int]) -> bytes:
+    offsets = array("i", accumulate(lengths, initial=0))
     if not _LITTLE:
         offsets.byteswap()
-    return kind, b"".join(parts), offsets.tobytes(), nulls
+    return offsets.tobytes()
 
 
 def to_columns(rows: Sequence[Any], row_type: RowType) -> Columns:
