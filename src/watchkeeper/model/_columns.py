@@ -148,6 +148,9 @@ class ColumnBatch:
     spans: list[Columns] = field(default_factory=list)
     payloads: list[Columns] = field(default_factory=list)
     packed: bool = False
+    #: The spans as one Arrow table, kept by the first to build it (`store._arrow.
+    #: span_table`): the store's write and the span metrics after it read the same one.
+    spans_arrow: Any = field(default=None, compare=False, repr=False)
 
     def __len__(self) -> int:
         return sum(c.length for c in self.spans)
@@ -176,6 +179,7 @@ class ColumnBatch:
         self.spans.extend(other.spans)
         self.payloads.extend(other.payloads)
         self.packed = other.packed
+        self.spans_arrow = None
 
     def chunks(self, lo: int, hi: int) -> ColumnBatch:
         """Chunks lo..hi-1."""

@@ -126,12 +126,16 @@ def arrow_tables(batch: SpanBatch | ColumnBatch, codec: PayloadCodec) -> tuple[p
 
 
 def span_table(batch: SpanBatch | ColumnBatch) -> pa.Table:
-    """The `spans` columns of a batch (over a `ColumnBatch`'s bytes, without a copy)."""
+    """The `spans` columns of a batch (over a `ColumnBatch`'s bytes, without a copy; built
+    once a batch, see `ColumnBatch.spans_arrow`)."""
     if isinstance(batch, SpanBatch):
         return spans_table(batch.spans)
-    types = _span_types()
-    chunks = [_chunk_table(c, SPANS, types) for c in batch.spans]
-    return pa.concat_tables(chunks) if chunks else spans_table([])
+    if batch.spans_arrow is None:
+        types = _span_types()
+        chunks = [_chunk_table(c, SPANS, types) for c in batch.spans]
+        batch.spans_arrow = pa.concat_tables(chunks) if chunks else spans_table([])
+    table: pa.Table = batch.spans_arrow
+    return table
 
 
 def first_of_each_key(table: pa.Table) -> pa.Table:
