@@ -13,7 +13,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from tests.ingest._otlp import to_protobuf
 from watchkeeper.errors import DecodeError, PayloadTooLarge, UnsupportedContentType
 from watchkeeper.ingest import RawSpan, decode, decompress, encoding_of
-from watchkeeper.ingest._decode import Encoding, count_protobuf, parse_protobuf, split
+from watchkeeper.ingest._decode import count_protobuf, parse_protobuf, split
+from watchkeeper.ingest._otlp_values import Encoding
 
 
 def _pb_request() -> ExportTraceServiceRequest:

@@ -13,14 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from watchkeeper.ingest._cost import Pricer, Rates, Tokens, cost_of, genai_prices_lookup
     from watchkeeper.ingest._dead_letter import DeadLetter, Letter
-    from watchkeeper.ingest._decode import (
-        Decoded,
-        RawSpan,
-        Resource,
-        decode,
-        decompress,
-        encoding_of,
-    )
+    from watchkeeper.ingest._decode import Decoded, RawSpan, Resource, decode
     from watchkeeper.ingest._logs_ingest import LogsIngest
     from watchkeeper.ingest._metrics_decode import DecodedMetrics, decode_metrics
     from watchkeeper.ingest._metrics_ingest import MetricsIngest
@@ -33,6 +26,7 @@ if TYPE_CHECKING:
         Step,
         normalize,
     )
+    from watchkeeper.ingest._otlp_values import decompress, encoding_of
     from watchkeeper.ingest._scrape import Scraper
     from watchkeeper.ingest._service import IngestResult, IngestService, Reception
     from watchkeeper.ingest._spool import Entry, Position, Record, Spool
@@ -41,9 +35,8 @@ if TYPE_CHECKING:
 _HOMES = {
     **dict.fromkeys(("Pricer", "Rates", "Tokens", "cost_of", "genai_prices_lookup"), "_cost"),
     **dict.fromkeys(("DeadLetter", "Letter"), "_dead_letter"),
-    **dict.fromkeys(
-        ("Decoded", "RawSpan", "Resource", "decode", "decompress", "encoding_of"), "_decode"
-    ),
+    **dict.fromkeys(("Decoded", "RawSpan", "Resource", "decode"), "_decode"),
+    **dict.fromkeys(("decompress", "encoding_of"), "_otlp_values"),
     **dict.fromkeys(("DecodedMetrics", "decode_metrics"), "_metrics_decode"),
     "LogsIngest": "_logs_ingest",
     "MetricsIngest": "_metrics_ingest",

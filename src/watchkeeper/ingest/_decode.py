@@ -9,31 +9,29 @@ are counted for the OTLP `partial_success` answer; a bad attribute value (an OTL
 
 from __future__ import annotations
 
-import base64
-import binascii
-import contextlib
-import math
-import zlib
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any
 
 import orjson
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from watchkeeper.errors import DecodeError, PayloadTooLarge, UnsupportedContentType
+from watchkeeper.errors import DecodeError
+from watchkeeper.ingest._otlp_values import (
+    Encoding,
+    Losses,
+    json_attrs,
+    json_field,
+    json_id,
+    json_int,
+    json_list,
+    pb_attrs,
+)
 from watchkeeper.model import MAX_TIME_NS
 
-Encoding = Literal["protobuf", "json"]
-
-_PROTOBUF_TYPES = frozenset({"application/x-protobuf", "application/protobuf"})
-_JSON_TYPES = frozenset({"application/json"})
 _SPAN_KINDS = ("unspecified", "internal", "server", "client", "producer", "consumer")
 _STATUS_NAMES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
 _KIND_NAMES = {f"SPAN_KIND_{k.upper()}": i for i, k in enumerate(_SPAN_KINDS)}
-_MAX_ERRORS = 5  # distinct per-span messages kept for partial_success.error_message
-_INT64 = (-(1 << 63), (1 << 63) - 1)
-_UINT64_MAX = (1 << 64) - 1
 
 
 @dataclass(slots=True)
@@ -71,95 +69,11 @@ class RawSpan:
 
 
 @dataclass(slots=True)
-class Losses:
-    """What a request lost: items rejected whole, attribute values left out, a few reasons
-    of each (OTLP `partial_success`). `NOUN` names the items ("spans", "log records")."""
-
-    NOUN: ClassVar[str] = "spans"
-    rejected: int = 0
-    errors: list[str] = field(default_factory=list)
-    dropped_values: int = 0  # attribute values left out (their items are kept)
-    warnings: list[str] = field(default_factory=list)
-
-    def reject(self, message: str) -> None:
-        """Count one rejected item, keeping a few distinct messages."""
-        self.rejected += 1
-        _keep(self.errors, message)
-
-    def drop_value(self, message: str) -> None:
-        """Count one attribute value left out of its item, keeping a few distinct messages."""
-        self.dropped_values += 1
-        _keep(self.warnings, message)
-
-    @property
-    def error_message(self) -> str:
-        """The `partial_success.error_message` ("" when nothing was rejected or dropped)."""
-        parts = []
-        if self.rejected:
-            parts.append(f"{self.rejected} {self.NOUN} rejected: " + "; ".join(self.errors))
-        if self.dropped_values:
-            what = f"{self.dropped_values} attribute values dropped (their {self.NOUN} are kept): "
-            parts.append(what + "; ".join(self.warnings))
-        return "; ".join(parts)
-
-
-@dataclass(slots=True)
 class Decoded(Losses):
     """A decoded request: its valid spans and what was rejected and why."""
 
     spans: list[RawSpan] = field(default_factory=list)
     accepted: int = 0  # valid spans (also set by the cheap check, which keeps no spans)
-
-
-def _keep(messages: list[str], message: str) -> None:
-    if len(messages) < _MAX_ERRORS and message not in messages:
-        messages.append(message)
-
-
-def encoding_of(content_type: str | None) -> Encoding:
-    """Which OTLP encoding a Content-Type names; `UnsupportedContentType` for any other."""
-    media = (content_type or "").split(";", 1)[0].strip().lower()
-    if media in _PROTOBUF_TYPES:
-        return "protobuf"
-    if media in _JSON_TYPES:
-        return "json"
-    raise UnsupportedContentType(
-        f"content type {content_type!r} is not supported: send application/x-protobuf "
-        "or application/json"
-    )
-
-
-def decompress(body: bytes, content_encoding: str | None, limit: int) -> bytes:
-    """Undo `Content-Encoding` (identity or gzip), never inflating more than `limit` bytes."""
-    encoding = (content_encoding or "identity").strip().lower()
-    if encoding in ("identity", ""):
-        if len(body) > limit:
-            raise PayloadTooLarge(f"body of {len(body)} bytes is over the {limit} byte limit")
-        return body
-    if encoding not in ("gzip", "x-gzip", "deflate"):
-        raise UnsupportedContentType(
-            f"content encoding {content_encoding!r} is not supported: use gzip or none"
-        )
-    wbits = 31 if "gzip" in encoding else 15
-    out = bytearray()
-    rest = body
-    try:
-        while True:  # gzip may hold several members (RFC 1952 2.2): read them all
-            inflater = zlib.decompressobj(wbits)
-            out += inflater.decompress(rest, limit + 1 - len(out))
-            if len(out) > limit or inflater.unconsumed_tail:
-                raise PayloadTooLarge(f"body inflates to more than the {limit} byte limit")
-            out += inflater.flush()
-            if not inflater.eof:
-                raise DecodeError(f"{encoding} body is truncated")
-            rest = inflater.unused_data
-            if wbits != 31 or not rest.strip(b"\0"):  # trailing zero padding is allowed
-                break
-    except zlib.error as exc:
-        raise DecodeError(f"body is not valid {encoding}: {exc}") from None
-    if len(out) > limit:
-        raise PayloadTooLarge(f"body inflates to more than the {limit} byte limit")
-    return bytes(out)
 
 
 def decode(body: bytes, encoding: Encoding) -> Decoded:
@@ -224,12 +138,12 @@ def _split_json(doc: dict[str, Any], max_spans: int) -> list[bytes]:
     parts: list[bytes] = []
     groups: list[dict[str, Any]] = []
     room = max_spans
-    for rs in _list(doc, "resourceSpans", "resource_spans"):
-        scopes = _list(rs, "scopeSpans", "scope_spans") or _list(
+    for rs in json_list(doc, "resourceSpans", "resource_spans"):
+        scopes = json_list(rs, "scopeSpans", "scope_spans") or json_list(
             rs, "instrumentationLibrarySpans", "instrumentation_library_spans"
         )
         for ss in scopes:
-            spans, i = _list(ss, "spans", "spans"), 0
+            spans, i = json_list(ss, "spans", "spans"), 0
             while i < len(spans):
                 if not room:
                     parts.append(orjson.dumps({"resourceSpans": groups}))
@@ -293,34 +207,9 @@ def count_protobuf(request: ExportTraceServiceRequest) -> Decoded:
 # --- protobuf -----------------------------------------------------------------------------
 
 
-def _pb_value(v: Any) -> Any:
-    kind = v.WhichOneof("value")
-    if kind == "string_value":
-        return v.string_value
-    if kind is None:
-        return None
-    if kind == "array_value":
-        return [_pb_value(x) for x in v.array_value.values]
-    if kind == "kvlist_value":
-        return {kv.key: _pb_value(kv.value) for kv in v.kvlist_value.values}
-    if kind == "bytes_value":
-        return base64.b64encode(v.bytes_value).decode()
-    return getattr(v, kind)
-
-
-def _pb_attrs(kvs: Any) -> dict[str, Any]:
-    # The hot loop of ingest: strings (most values) skip the generic converter's call.
-    out: dict[str, Any] = {}
-    for kv in kvs:
-        v = kv.value
-        kind = v.WhichOneof("value")
-        out[kv.key] = v.string_value if kind == "string_value" else _pb_value(v)
-    return out
-
-
 def _pb_events(events: Any) -> list[dict[str, Any]]:
     return [
-        {"time_ns": e.time_unix_nano, "name": e.name, "attributes": _pb_attrs(e.attributes)}
+        {"time_ns": e.time_unix_nano, "name": e.name, "attributes": pb_attrs(e.attributes)}
         for e in events
     ]
 
@@ -330,7 +219,7 @@ def _pb_links(links: Any) -> list[dict[str, Any]]:
         {
             "trace_id": link.trace_id.hex(),
             "span_id": link.span_id.hex(),
-            "attributes": _pb_attrs(link.attributes),
+            "attributes": pb_attrs(link.attributes),
         }
         for link in links
     ]
@@ -340,7 +229,7 @@ def _decode_protobuf(request: ExportTraceServiceRequest) -> Decoded:
     out = Decoded()
     append = out.spans.append
     for rs in request.resource_spans:
-        resource_attrs = _pb_attrs(rs.resource.attributes)
+        resource_attrs = pb_attrs(rs.resource.attributes)
         for ss in rs.scope_spans:
             res = Resource(resource_attrs, ss.scope.name, ss.scope.version)
             for s in ss.spans:
@@ -360,7 +249,7 @@ def _decode_protobuf(request: ExportTraceServiceRequest) -> Decoded:
                         s.kind,
                         start,
                         end,
-                        _pb_attrs(s.attributes),
+                        pb_attrs(s.attributes),
                         _pb_events(s.events) if s.events else [],
                         _pb_links(s.links) if s.links else [],
                         status.code,
@@ -375,104 +264,18 @@ def _decode_protobuf(request: ExportTraceServiceRequest) -> Decoded:
 # --- OTLP/JSON ----------------------------------------------------------------------------
 
 
-def _get(d: dict[str, Any], camel: str, snake: str, default: Any = None) -> Any:
-    """A field by its lowerCamel JSON name or its proto name (both are valid JSON mapping)."""
-    v = d.get(camel)
-    if v is None:
-        v = d.get(snake, default)
-    return default if v is None else v
-
-
-def _json_int(v: Any, what: str, lo: int = 0, hi: int = _UINT64_MAX) -> int:
-    """An integer field (a number or a decimal string) within [lo, hi] (uint64 by default)."""
-    n: int | None = None
-    if isinstance(v, bool):
-        pass
-    elif isinstance(v, int):
-        n = v
-    elif isinstance(v, str) and len(v) <= 24:  # no int64 needs more; bounds int() work
-        with contextlib.suppress(ValueError):
-            n = int(v)
-    elif isinstance(v, float) and v.is_integer():
-        n = int(v)
-    if n is None:
-        raise DecodeError(f"{what} must be an integer (number or decimal string), got {v!r:.40}")
-    if not lo <= n <= hi:
-        raise DecodeError(f"{what} {n} is out of range [{lo}, {hi}]")
-    return n
-
-
-def _json_float(v: Any) -> float:
-    if isinstance(v, str):
-        special = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-        return special[v] if v in special else float(v)
-    return float(v)
-
-
-def _json_value(v: Any, out: Losses) -> Any:
-    """An AnyValue; `DecodeError` (or ValueError) when it is not a valid one."""
-    if not isinstance(v, dict):
-        return None
-    for key, val in v.items():
-        if key in ("stringValue", "string_value"):
-            return str(val)
-        if key in ("boolValue", "bool_value"):
-            return bool(val)
-        if key in ("intValue", "int_value"):
-            return _json_int(val, "intValue", *_INT64)
-        if key in ("doubleValue", "double_value"):
-            return _json_float(val)
-        if key in ("arrayValue", "array_value"):
-            return [_json_value(x, out) for x in (val or {}).get("values") or ()]
-        if key in ("kvlistValue", "kvlist_value"):
-            return _json_attrs((val or {}).get("values") or (), out)
-        if key in ("bytesValue", "bytes_value"):
-            return str(val)
-    return None  # an empty AnyValue, or only unknown fields
-
-
-def _json_attrs(kvs: Any, out: Losses) -> dict[str, Any]:
-    """Attributes by key; a value that is not a valid AnyValue costs its attribute only."""
-    if not isinstance(kvs, (list, tuple)):
-        raise DecodeError("attributes must be a list of {key, value}")
-    attrs: dict[str, Any] = {}
-    for kv in kvs:
-        if isinstance(kv, dict) and isinstance(kv.get("key"), str):
-            try:
-                attrs[kv["key"]] = _json_value(kv.get("value"), out)
-            except (DecodeError, ValueError, TypeError, AttributeError) as exc:
-                out.drop_value(f"attribute {kv['key']!r:.80}: {exc}")
-    return attrs
-
-
-def _json_id(v: Any) -> bytes:
-    """An id: hex per OTLP/JSON; base64 (plain protobuf JSON) is accepted as a fallback."""
-    if not v:
-        return b""
-    if not isinstance(v, str):
-        return b"?"
-    try:
-        return bytes.fromhex(v)
-    except ValueError:
-        pass
-    try:
-        return base64.b64decode(v, validate=True)
-    except (binascii.Error, ValueError):
-        return b"?"  # wrong length on purpose: reported as a bad id
-
-
 def _json_enum(v: Any, names: dict[str, int], what: str) -> int:
     if isinstance(v, str) and v in names:
         return names[v]
-    return _json_int(v, what) if v is not None else 0
+    return json_int(v, what) if v is not None else 0
 
 
 def _json_events(events: Any, out: Decoded) -> list[dict[str, Any]]:
     return [
         {
-            "time_ns": _json_int(_get(e, "timeUnixNano", "time_unix_nano", 0), "timeUnixNano"),
+            "time_ns": json_int(json_field(e, "timeUnixNano", "time_unix_nano", 0), "timeUnixNano"),
             "name": str(e.get("name", "")),
-            "attributes": _json_attrs(e.get("attributes") or [], out),
+            "attributes": json_attrs(e.get("attributes") or [], out),
         }
         for e in events or ()
         if isinstance(e, dict)
@@ -482,9 +285,9 @@ def _json_events(events: Any, out: Decoded) -> list[dict[str, Any]]:
 def _json_links(links: Any, out: Decoded) -> list[dict[str, Any]]:
     return [
         {
-            "trace_id": _json_id(_get(link, "traceId", "trace_id", "")).hex(),
-            "span_id": _json_id(_get(link, "spanId", "span_id", "")).hex(),
-            "attributes": _json_attrs(link.get("attributes") or [], out),
+            "trace_id": json_id(json_field(link, "traceId", "trace_id", "")).hex(),
+            "span_id": json_id(json_field(link, "spanId", "span_id", "")).hex(),
+            "attributes": json_attrs(link.get("attributes") or [], out),
         }
         for link in links or ()
         if isinstance(link, dict)
@@ -503,11 +306,13 @@ def _json_span(s: dict[str, Any], res: Resource, out: Decoded) -> None:
 
 
 def _json_span_or_problem(s: dict[str, Any], res: Resource, out: Decoded) -> RawSpan | str:
-    tid = _json_id(_get(s, "traceId", "trace_id", ""))
-    sid = _json_id(_get(s, "spanId", "span_id", ""))
-    pid = _json_id(_get(s, "parentSpanId", "parent_span_id", ""))
-    start = _json_int(_get(s, "startTimeUnixNano", "start_time_unix_nano", 0), "startTimeUnixNano")
-    end = _json_int(_get(s, "endTimeUnixNano", "end_time_unix_nano", 0), "endTimeUnixNano")
+    tid = json_id(json_field(s, "traceId", "trace_id", ""))
+    sid = json_id(json_field(s, "spanId", "span_id", ""))
+    pid = json_id(json_field(s, "parentSpanId", "parent_span_id", ""))
+    start = json_int(
+        json_field(s, "startTimeUnixNano", "start_time_unix_nano", 0), "startTimeUnixNano"
+    )
+    end = json_int(json_field(s, "endTimeUnixNano", "end_time_unix_nano", 0), "endTimeUnixNano")
     problem = span_problem(tid, sid, pid, start, end)
     if problem:
         return problem
@@ -520,7 +325,7 @@ def _json_span_or_problem(s: dict[str, Any], res: Resource, out: Decoded) -> Raw
         _json_enum(s.get("kind"), _KIND_NAMES, "kind"),
         start,
         end,
-        _json_attrs(s.get("attributes") or [], out),
+        json_attrs(s.get("attributes") or [], out),
         _json_events(s.get("events"), out),
         _json_links(s.get("links"), out),
         _json_enum(status.get("code"), _STATUS_NAMES, "status.code"),
@@ -529,19 +334,12 @@ def _json_span_or_problem(s: dict[str, Any], res: Resource, out: Decoded) -> Raw
     )
 
 
-def _list(d: dict[str, Any], camel: str, snake: str) -> list[Any]:
-    v = _get(d, camel, snake, [])
-    if not isinstance(v, list):
-        raise DecodeError(f"'{camel}' must be a list")
-    return [x for x in v if isinstance(x, dict)]
-
-
 def _decode_json(doc: dict[str, Any]) -> Decoded:
     out = Decoded()
     try:
-        for rs in _list(doc, "resourceSpans", "resource_spans"):
-            resource_attrs = _json_attrs((rs.get("resource") or {}).get("attributes") or [], out)
-            scope_groups = _list(rs, "scopeSpans", "scope_spans") or _list(
+        for rs in json_list(doc, "resourceSpans", "resource_spans"):
+            resource_attrs = json_attrs((rs.get("resource") or {}).get("attributes") or [], out)
+            scope_groups = json_list(rs, "scopeSpans", "scope_spans") or json_list(
                 rs, "instrumentationLibrarySpans", "instrumentation_library_spans"
             )
             for ss in scope_groups:
@@ -549,7 +347,7 @@ def _decode_json(doc: dict[str, Any]) -> Decoded:
                 res = Resource(
                     resource_attrs, str(scope.get("name", "")), str(scope.get("version", ""))
                 )
-                for s in _list(ss, "spans", "spans"):
+                for s in json_list(ss, "spans", "spans"):
                     _json_span(s, res, out)
     except (TypeError, ValueError, AttributeError) as exc:
         raise DecodeError(f"OTLP/JSON body is malformed: {exc}") from None

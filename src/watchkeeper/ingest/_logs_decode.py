@@ -32,17 +32,17 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 
 from watchkeeper.errors import DecodeError
 from watchkeeper.ingest._bad_logs import repaired_utf8
-from watchkeeper.ingest._decode import (
+from watchkeeper.ingest._otlp_values import (
     Encoding,
     Losses,
-    _get,
-    _json_attrs,
-    _json_id,
-    _json_int,
-    _json_value,
-    _list,
-    _pb_attrs,
-    _pb_value,
+    json_attrs,
+    json_field,
+    json_id,
+    json_int,
+    json_list,
+    json_value,
+    pb_attrs,
+    pb_value,
 )
 from watchkeeper.model import MAX_TIME_NS, LogRow
 from watchkeeper.model import conventions as c
@@ -293,7 +293,7 @@ def _decode_protobuf(
 ) -> DecodedLogs:
     out, rows = DecodedLogs(), list[tuple[Any, ...]]()
     for rl in request.resource_logs:
-        resource = _pb_attrs(rl.resource.attributes)
+        resource = pb_attrs(rl.resource.attributes)
         for sl in rl.scope_logs:
             g = _group(resource, sl.scope.name, project, from_resource)
             for r in sl.log_records:
@@ -303,10 +303,10 @@ def _decode_protobuf(
                     rows,
                     (r.time_unix_nano, r.observed_time_unix_nano, now_ns),
                     (r.severity_number, r.severity_text),
-                    _pb_value(r.body) if r.HasField("body") else None,
+                    pb_value(r.body) if r.HasField("body") else None,
                     (r.trace_id, r.span_id),
                     r.event_name,
-                    _pb_attrs(r.attributes),
+                    pb_attrs(r.attributes),
                 )
     out.count, out.packed = len(rows), pack(rows)
     return out
@@ -317,12 +317,12 @@ def _decode_json(
 ) -> DecodedLogs:
     out, rows = DecodedLogs(), list[tuple[Any, ...]]()
     try:
-        for rl in _list(doc, "resourceLogs", "resource_logs"):
-            resource = _json_attrs((rl.get("resource") or {}).get("attributes") or [], out)
-            for sl in _list(rl, "scopeLogs", "scope_logs"):
+        for rl in json_list(doc, "resourceLogs", "resource_logs"):
+            resource = json_attrs((rl.get("resource") or {}).get("attributes") or [], out)
+            for sl in json_list(rl, "scopeLogs", "scope_logs"):
                 scope = str((sl.get("scope") or {}).get("name", ""))
                 g = _group(resource, scope, project, from_resource)
-                for r in _list(sl, "logRecords", "log_records"):
+                for r in json_list(sl, "logRecords", "log_records"):
                     try:
                         _json_record(g, r, out, rows, now_ns)
                     except (DecodeError, TypeError, ValueError, AttributeError) as exc:
@@ -336,20 +336,23 @@ def _decode_json(
 def _json_record(
     g: _Group, r: dict[str, Any], out: DecodedLogs, rows: list[tuple[Any, ...]], now_ns: int
 ) -> None:
-    time_ns = _json_int(_get(r, "timeUnixNano", "time_unix_nano", 0), "timeUnixNano")
-    observed = _get(r, "observedTimeUnixNano", "observed_time_unix_nano", 0)
-    observed_ns = _json_int(observed, "observedTimeUnixNano")
-    number = _get(r, "severityNumber", "severity_number", 0)
-    number = _json_int(_SEVERITY_NAMES.get(number, number), "severityNumber", 0, 24)
-    text = str(_get(r, "severityText", "severity_text", ""))
+    time_ns = json_int(json_field(r, "timeUnixNano", "time_unix_nano", 0), "timeUnixNano")
+    observed = json_field(r, "observedTimeUnixNano", "observed_time_unix_nano", 0)
+    observed_ns = json_int(observed, "observedTimeUnixNano")
+    number = json_field(r, "severityNumber", "severity_number", 0)
+    number = json_int(_SEVERITY_NAMES.get(number, number), "severityNumber", 0, 24)
+    text = str(json_field(r, "severityText", "severity_text", ""))
     body: Any = None
     if r.get("body") is not None:
         try:
-            body = _json_value(r["body"], out)
+            body = json_value(r["body"], out)
         except (DecodeError, ValueError, TypeError, AttributeError) as exc:
             out.drop_value(f"body: {exc}")
-    ids = (_json_id(_get(r, "traceId", "trace_id", "")), _json_id(_get(r, "spanId", "span_id", "")))
-    event_name = str(_get(r, "eventName", "event_name", ""))
-    attributes = _json_attrs(r.get("attributes") or [], out)
+    ids = (
+        json_id(json_field(r, "traceId", "trace_id", "")),
+        json_id(json_field(r, "spanId", "span_id", "")),
+    )
+    event_name = str(json_field(r, "eventName", "event_name", ""))
+    attributes = json_attrs(r.get("attributes") or [], out)
     times = (time_ns, observed_ns, now_ns)
     _record(g, out, rows, times, (number, text), body, ids, event_name, attributes)

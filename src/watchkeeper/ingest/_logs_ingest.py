@@ -26,10 +26,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from watchkeeper.config import Config
 from watchkeeper.errors import RateLimited
-from watchkeeper.ingest._decode import Encoding, decompress, encoding_of
 from watchkeeper.ingest._handoff import Handoff
 from watchkeeper.ingest._logs_decode import DecodedLogs, decode_logs
 from watchkeeper.ingest._offload import Offload
+from watchkeeper.ingest._otlp_values import Encoding, decompress, encoding_of
 from watchkeeper.ingest._rate_limit import RecordRate
 from watchkeeper.ingest._service import IngestResult
 from watchkeeper.ingest._spool import FLAG_PROJECT_FROM_RESOURCE, Entry, Record

@@ -24,9 +24,9 @@ import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from watchkeeper.config import Config
-from watchkeeper.ingest._decode import decompress, encoding_of
 from watchkeeper.ingest._handoff import Handoff
 from watchkeeper.ingest._metrics_decode import DecodedMetrics, PointLabels, decode_metrics
+from watchkeeper.ingest._otlp_values import decompress, encoding_of
 from watchkeeper.ingest._remote_write import LabelCache, decode_remote_write, unsnappy
 from watchkeeper.ingest._service import IngestResult
 from watchkeeper.ingest._spool import FLAG_PROJECT_FROM_RESOURCE, Entry, Record

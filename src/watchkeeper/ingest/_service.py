@@ -27,30 +27,23 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
 
 from watchkeeper.config import Config
-from watchkeeper.errors import Overloaded, StoreDataError, StoreError
+from watchkeeper.errors import Overloaded, StoreError
 from watchkeeper.ingest._admission import Admission
 from watchkeeper.ingest._commit import GroupCommitter
 from watchkeeper.ingest._cost import Pricer
 from watchkeeper.ingest._dead_letter import DeadLetter
-from watchkeeper.ingest._decode import (
-    Decoded,
-    Encoding,
-    count_protobuf,
-    decode,
-    decompress,
-    encoding_of,
-    parse_protobuf,
-    split,
-)
+from watchkeeper.ingest._decode import Decoded, count_protobuf, decode, parse_protobuf, split
 from watchkeeper.ingest._gc import tune_gc
+from watchkeeper.ingest._keeper import Keeper, Pending
 from watchkeeper.ingest._metrics import IngestMetrics
 from watchkeeper.ingest._normalize import DEFAULT_STEPS, Step
-from watchkeeper.ingest._spool import FLAG_PROJECT_FROM_RESOURCE, Entry, Position, Record, Spool
+from watchkeeper.ingest._otlp_values import Encoding, decompress, encoding_of
+from watchkeeper.ingest._spool import FLAG_PROJECT_FROM_RESOURCE, Entry, Record, Spool
 from watchkeeper.ingest._workers import Processed, Processing, processing
 from watchkeeper.malloc import trim_malloc, tune_malloc
 from watchkeeper.model import ColumnBatch
@@ -59,8 +52,6 @@ from watchkeeper.store import Store
 log = logging.getLogger("watchkeeper.ingest")
 
 _READ_CHUNK = 8 * 1024 * 1024  # bytes of spool read per processor pass
-_RETRY_MAX_S = 5.0
-_DATA_ATTEMPTS = 3  # writes of a batch the store refuses for its rows, before halving it
 _AGE_EVERY_S = 0.2  # how often admission re-reads the age of the backlog (a file read)
 MAX_IN_FLIGHT = 64  # received requests being decoded and spooled at once
 _RATE_BATCHES = 16  # the writer's pace is measured over its last batches written backlogged
@@ -91,37 +82,6 @@ class IngestResult:
     error_message: str = ""
 
 
-@dataclass(slots=True)
-class _Pending:
-    """A batch under construction in the processor, and where each record's rows end."""
-
-    start: Position  # where its first record starts (the previous batch's end)
-    batch: ColumnBatch = field(default_factory=ColumnBatch)
-    end: Position | None = None
-    appended_ns: list[int] = field(default_factory=list)
-    started: float = 0.0
-    bytes: int = 0  # spool bytes of its records
-    #: per record, in spool order: (its end, the index in `batch` after its last chunk)
-    records: list[tuple[Position, int]] = field(default_factory=list)
-    aside: set[int] = field(default_factory=set)  # records set aside (the store refused them)
-
-    def part(self, lo: int, hi: int) -> ColumnBatch:
-        """The rows of records lo..hi-1."""
-        first = self.records[lo - 1][1] if lo else 0
-        return self.batch.chunks(first, self.records[hi - 1][1])
-
-    def record_start(self, i: int) -> Position:
-        """Where record i starts in the spool."""
-        return self.records[i - 1][0] if i else self.start
-
-
-def _retryable(exc: BaseException) -> bool:
-    """Whether a failed write may pass later (store down, disk full) or never will (its rows)."""
-    if isinstance(exc, StoreDataError):
-        return False
-    return isinstance(exc, (StoreError, OSError, MemoryError))
-
-
 def check(body: bytes, encoding: Encoding) -> Decoded:
     """Validate a decompressed body and count its spans (cheap for protobuf)."""
     if encoding == "protobuf":
@@ -146,7 +106,6 @@ class IngestService:
     ) -> None:
         self._cfg = config.ingest
         self._store = store
-        self._on_written = on_written  # e.g. the span-derived metrics count what is stored
         self._clock = clock
         self._steps = tuple(steps)
         self._pricer = prices if prices is not None else Pricer(config.prices)
@@ -165,7 +124,7 @@ class IngestService:
             lambda: self._work.running if self._work is not None else 0,
         )
         self._work: Processing | None = None  # the processor thread's, once it runs
-        self._batches: queue.Queue[_Pending | None] = queue.Queue(maxsize=1)
+        self._batches: queue.Queue[Pending | None] = queue.Queue(maxsize=1)
         self._stopping = threading.Event()
         self._failed = threading.Event()  # the processor stopped on an unexpected error
         self._cut_now = threading.Event()  # flush(): hand the partial batch over at once
@@ -185,7 +144,10 @@ class IngestService:
             refused=lambda reason: self.metrics.queue_drops.labels(reason).inc(),
         )
         self._last_done: float | None = None  # when the writer finished its last batch
-        self._failing_since: float | None = None  # monotonic time store writes began failing
+        # on_written: e.g. the span-derived metrics count what is stored
+        self._keeper = Keeper(
+            store, self.metrics, self.spool, self._set_aside, self._stopping, on_written
+        )
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -258,7 +220,7 @@ class IngestService:
         self.metrics.spans_accepted.inc(checked.accepted)
         return result
 
-    def _measure_rate(self, item: _Pending, done: float) -> None:
+    def _measure_rate(self, item: Pending, done: float) -> None:
         """Track the bytes per second the writer keeps while it has a backlog."""
         last, self._last_done = self._last_done, done
         if last is None or not self.spool.has_after(item.end or item.start) or done <= last:
@@ -325,7 +287,7 @@ class IngestService:
         out = []
         if self._failed.is_set():
             out.append("ingest processing stopped on an error; spooled data is kept (see the log)")
-        since = self._failing_since
+        since = self._keeper.failing_since
         if since is not None and time.monotonic() - since > 10:
             out.append(f"store writes have failed for {time.monotonic() - since:.0f} s")
         return out
@@ -367,7 +329,7 @@ class IngestService:
 
     def _process_loop(self, work: Processing) -> None:
         cursor = self.spool.checkpoint  # read up to here; `pending.end`: processed up to there
-        pending = _Pending(cursor, started=time.monotonic())
+        pending = Pending(cursor, started=time.monotonic())
         wait_s = self._cfg.batch_max_wait_ms / 1e3
         while True:
             stopping = self._stopping.is_set()
@@ -399,7 +361,7 @@ class IngestService:
             self.spool.wait_for(cursor, min(wait_s, 0.05))
         self._batches.put(None)
 
-    def _take(self, work: Processing, pending: _Pending) -> _Pending:
+    def _take(self, work: Processing, pending: Pending) -> Pending:
         """Add the oldest processed record to the batch; hand the batch over when full."""
         rec, out = work.take()
         self._add(pending, rec, out)
@@ -407,7 +369,7 @@ class IngestService:
             return self._hand_over(pending)
         return pending
 
-    def _add(self, pending: _Pending, rec: Record, out: Processed) -> None:
+    def _add(self, pending: Pending, rec: Record, out: Processed) -> None:
         batch, dropped = out.batch, out.dropped
         if out.reason:  # one poisoned record must not stall everything behind it
             log.error("spool record before %s cannot be processed\n%s", rec.end, out.error)
@@ -428,10 +390,10 @@ class IngestService:
         self.dead_letter.add(rec, reason)
         self.metrics.dead_letter_records.labels(reason.split(":", 1)[0]).inc()
 
-    def _hand_over(self, pending: _Pending) -> _Pending:
+    def _hand_over(self, pending: Pending) -> Pending:
         self._batches.put(pending)  # blocks when the writer is behind: the spool buffers
         assert pending.end is not None
-        return _Pending(pending.end, started=time.monotonic())
+        return Pending(pending.end, started=time.monotonic())
 
     # --- writer thread --------------------------------------------------------------------
 
@@ -448,7 +410,7 @@ class IngestService:
             if item is None:
                 break
             burst = True
-            if gave_up or (len(item.batch) and not self._keep(item)):
+            if gave_up or (len(item.batch) and not self._keeper.keep(item)):
                 # Gave up at shutdown: no checkpoint past it; the spool replays it next start.
                 gave_up = True
                 continue
@@ -478,91 +440,3 @@ class IngestService:
         gc.collect()
         trim_malloc()
         return done
-
-    def _keep(self, item: _Pending) -> bool:
-        """Write a batch: retry what may pass, set aside the records the store refuses.
-
-        False only when stopping interrupts the retries (the spool keeps the batch).
-        """
-        delay = 0.1
-        refused = 0
-        for attempt in range(1_000_000):
-            if attempt >= 3 and self._stopping.is_set():
-                return False
-            try:
-                if refused >= _DATA_ATTEMPTS:
-                    self._isolate(item)
-                else:
-                    self._write_batch(item.batch)
-            except Exception as exc:  # the store is down or full, or refuses these rows
-                self.metrics.store_write_errors.inc()
-                self._failing_since = self._failing_since or time.monotonic()
-                if not _retryable(exc):
-                    refused += 1
-                log.error("store write of %d spans failed; retrying: %s", len(item.batch), exc)
-                time.sleep(delay)
-                delay = min(delay * 2, _RETRY_MAX_S)
-                continue
-            self._failing_since = None
-            return True
-        return False
-
-    def _write_batch(self, batch: ColumnBatch) -> None:
-        if not len(batch):
-            return
-        started = time.perf_counter()
-        self._store.write(batch)
-        self.metrics.batch_write_seconds.observe(time.perf_counter() - started)
-        self.metrics.spans_written.inc(len(batch))
-        if self._on_written is not None:
-            self._on_written(batch)
-
-    def _write_halves(
-        self, item: _Pending, lo: int, hi: int, refused: dict[int, Exception]
-    ) -> None:
-        """Write records lo..hi-1, halving the range around refusals down to single records,
-        which land in `refused`. A retryable failure propagates (the caller retries it all;
-        writes are idempotent, so the halves already written count once)."""
-        if hi - lo == 1 and lo in item.aside:
-            return  # set aside by an earlier pass (a retryable failure came after it)
-        try:
-            self._write_batch(item.part(lo, hi))
-            return
-        except Exception as exc:
-            if _retryable(exc):
-                raise
-            if hi - lo == 1:
-                refused[lo] = exc
-                return
-        mid = (lo + hi) // 2
-        self._write_halves(item, lo, mid, refused)
-        self._write_halves(item, mid, hi, refused)
-
-    def _isolate(self, item: _Pending) -> None:
-        """Write what the store takes of a refused batch; set aside the records it refuses,
-        once it is shown to be the records and not the store: the store answers, and it
-        took some records of the batch (a store that refuses them all is failing itself:
-        a DuckDB database invalidated by an out-of-memory checkpoint refused every write,
-        and 29,705 records were set aside before this check)."""
-        refused: dict[int, Exception] = {}
-        self._write_halves(item, 0, len(item.records), refused)
-        if not refused:
-            return
-        with_rows = [i for i in range(len(item.records)) if len(item.part(i, i + 1))]
-        if len(with_rows) > 1 and set(with_rows) <= set(refused) | item.aside:
-            raise StoreError("the store refused every record of the batch: retrying it all")
-        self._store.ping()  # a StoreError here is retryable: nothing is set aside
-        for i, exc in refused.items():
-            self._set_aside_stored(item, i, exc)
-            item.aside.add(i)
-
-    def _set_aside_stored(self, item: _Pending, i: int, exc: Exception) -> None:
-        """Set aside record i of a batch (read back from the spool) the store refused."""
-        end = item.records[i][0]
-        rec = next(self.spool.read(item.record_start(i), 1), None)
-        if rec is None or rec.end != end:  # cannot happen while the checkpoint is behind it
-            raise RuntimeError(f"spool record ending at {end} cannot be read back")
-        spans = len(item.part(i, i + 1))
-        log.error("the store refused the %d spans of the record before %s: set aside", spans, end)
-        self.metrics.dead_letter_spans.inc(spans)
-        self._set_aside(rec, f"store_refused: {exc}")
