@@ -310,8 +310,8 @@ class SqlStore:
         bounds_ns = [round(b * 1e6) for b in bounds_ms]
         r.check_heatmap(f, step, bounds_ns)
         f = self._bounded(f)
-        table = self._rollup_for(f, None, percentiles=True)
-        edges = rq.snapped_bounds(bounds_ms)
+        edges = rq.snapped_bounds(bounds_ms)  # None: the rollups cannot answer these bounds
+        table = self._rollup_for(f, None, percentiles=True) if edges is not None else None
         if table is not None and step % table.grain_ns == 0 and edges is not None:
             rows = self._rows(rq.heatmap_query(f, step, edges, table, self.dialect))
             bounds_ms = [ru.GAMMA**k for k in edges]
