@@ -3,7 +3,7 @@
 Text (`io`: input and output) and the rest (`meta`: attributes, resource, events, links,
 status message) are separate blobs, so a text search decompresses only the text. `io` is
 a zstd frame. `meta` is the JSON list itself when it is short (`META_RAW`), a zstd frame
-of it when longer; the first byte tells which (`[` or zstd's magic number).
+of it when longer; its first bytes tell which (zstd frames begin with its magic number).
 """
 
 from __future__ import annotations
