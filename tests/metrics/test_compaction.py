@@ -14,7 +14,7 @@ import pytest
 from watchkeeper.model import Sample
 from watchkeeper.store import _metric_chunks
 from watchkeeper.store._metric_chunks import BLOCK_MS, GRACE_MS
-from watchkeeper.store.metrics import Matcher, MetricsStore
+from watchkeeper.store.metrics import Matcher, MetricsStore, SampleColumns
 
 HOUR_MS = 3600 * 1000
 START_MS = 1_765_000_000_000 // BLOCK_MS * BLOCK_MS + 17
@@ -159,3 +159,34 @@ def test_while_idle_the_steps_follow_each_other_until_none_is_due(
         store.maintain(idle=True)
     assert _chunked(store) == (4 * 60 * 20, 3 * 60 * 20) and not store.compaction_due()
     assert store.compact() == 0  # nothing left that is over
+
+
+def test_a_read_of_more_chunks_than_the_engine_memory_holds(tmp_path: Path) -> None:
+    """12 h of 4,000 series in chunks (35 MB of arrays) read under a 24 MB engine limit, in
+    (series, time) order: the chunk rows come from the file block by block and are put in
+    order outside DuckDB (an ORDER BY there held them all in its memory: Out of Memory)."""
+    t0 = START_MS // BLOCK_MS * BLOCK_MS
+    store = MetricsStore(tmp_path / "m.duckdb", memory_limit_mb=24)
+    series = [_labels("m", s=str(i)) for i in range(4000)]
+    index = np.arange(len(series), dtype=np.int64)
+    for hour in range(12):
+        minutes = np.arange(hour * 60, hour * 60 + 60)
+        store.write_columns(
+            "p",
+            SampleColumns(
+                series,
+                np.tile(index, 60),
+                np.repeat(t0 + minutes * 60_000, len(series)),
+                np.tile(index * 1000.0, 60) + np.repeat(minutes, len(series)),
+                np.zeros(len(series) * 60, np.bool_),
+                np.zeros(len(series) * 60, np.bool_),
+            ),
+        )
+    assert store.compact() > 0 and _chunked(store)[0] > 2_000_000
+    block = store.select_block("p", [Matcher("__name__", "=", "m")], t0, t0 + 12 * HOUR_MS)
+    assert len(block.t_ms) == 12 * 60 * 4000
+    for k in (0, 1777, 3999):  # each series whole, in time order, its own values
+        lo, hi = block.offsets[k], block.offsets[k + 1]
+        number = int(block.labels[k]["s"])
+        assert (block.t_ms[lo:hi] == t0 + np.arange(720) * 60_000).all()
+        assert (block.values[lo:hi] == number * 1000.0 + np.arange(720)).all()

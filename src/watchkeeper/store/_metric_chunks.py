@@ -7,8 +7,9 @@ Prometheus's TSDB cuts its head into blocks, `compact_step` moves the samples of
 (BLOCK_MS of time) that is over into `metric_chunks`: one row per (series, block) holding
 the series' times (int32 from the chunk's first, `t0_ms`) and values (float64, a
 staleness marker as Prometheus's stale NaN) as raw little-endian arrays. Read in (series,
-first time) order, the chunks' bytes are already every series' samples end to end in time
-order: numpy takes them as they are (`read_chunks`), with no sort and no Python per chunk.
+first time) order, the chunks' bytes are every series' samples end to end in time order:
+numpy orders the rows by their small columns and takes the bytes along (`decode`), with no
+sort of samples and no Python per chunk.
 
 Why a series' samples stay in order across the two tables: the writer refuses a sample
 older than its series' last (out-of-order window 0), so a series' samples are written in
@@ -101,16 +102,28 @@ def _payload(column: pa.ChunkedArray, dtype: str) -> np.ndarray[Any, Any]:
 
 
 def decode(table: pa.Table, key: str) -> Samples:
-    """The samples of chunk rows (`key`, n, t0_ms, times, vals), in the rows' order."""
+    """The samples of chunk rows (`key`, n, t0_ms, times, vals) in any order, in (`key`,
+    time) order.
+
+    The rows are ordered here, by their small columns, and their samples follow: an ORDER
+    BY in DuckDB sorts the rows with their arrays, which must all fit in its memory (a day
+    of 5k series, 76 MiB of arrays, failed under the metric store's limit of 61 MiB)."""
     n = table.column("n").to_numpy().astype(np.int64)
-    t = _payload(table.column("times"), "<i4").astype(np.int64)
-    t += np.repeat(table.column("t0_ms").to_numpy(), n)
+    keys = table.column(key).to_numpy().astype(np.int64)
+    t0 = table.column("t0_ms").to_numpy().astype(np.int64)
+    rel = _payload(table.column("times"), "<i4")
     bits = _payload(table.column("vals"), "<u8")
+    rows = np.lexsort((t0, keys))
+    if len(rows) and (rows[1:] < rows[:-1]).any():
+        sizes = n[rows]
+        moved = np.repeat((np.cumsum(n) - n)[rows] - (np.cumsum(sizes) - sizes), sizes)
+        samples = np.arange(len(rel), dtype=np.int64) + moved
+        n, keys, t0, rel, bits = sizes, keys[rows], t0[rows], rel[samples], bits[samples]
+    t = rel.astype(np.int64) + np.repeat(t0, n)
     stale = bits == STALE_BITS
     values = bits.view(np.float64).astype(np.float64)  # a copy: the buffer is DuckDB's result
     values[stale] = np.nan
-    keys = np.repeat(table.column(key).to_numpy().astype(np.int64), n)
-    return Samples(keys, t, values, stale)
+    return Samples(np.repeat(keys, n), t, values, stale)
 
 
 def read_chunks(cur: Any, start_ms: int, end_ms: int) -> Samples:
@@ -118,7 +131,7 @@ def read_chunks(cur: Any, start_ms: int, end_ms: int) -> Samples:
     `_wk_ids` (no, k), in (k, time) order; `key` is k."""
     table = cur.sql(
         "SELECT i.k, c.n, c.t0_ms, c.times, c.vals FROM metric_chunks c JOIN _wk_ids i "
-        "ON c.series_no = i.no WHERE c.t1_ms >= ? AND c.t0_ms <= ? ORDER BY i.k, c.t0_ms",
+        "ON c.series_no = i.no WHERE c.t1_ms >= ? AND c.t0_ms <= ?",
         params=[start_ms, end_ms],
     ).to_arrow_table()
     got = decode(table, "k")
@@ -174,8 +187,7 @@ def delete_before(con: Any, cutoff_ms: int) -> int:
         "SELECT coalesce(sum(n), 0) FROM metric_chunks WHERE t1_ms < ?", [cutoff_ms]
     ).fetchall()[0]
     across = con.sql(
-        "SELECT series_no, n, t0_ms, times, vals FROM metric_chunks "
-        "WHERE t0_ms < ? AND t1_ms >= ? ORDER BY series_no, t0_ms",
+        "SELECT series_no, n, t0_ms, times, vals FROM metric_chunks WHERE t0_ms < ? AND t1_ms >= ?",
         params=[cutoff_ms, cutoff_ms],
     ).to_arrow_table()
     con.execute("DELETE FROM metric_chunks WHERE t0_ms < ?", [cutoff_ms])
