@@ -66,6 +66,13 @@ class StoreError(WatchkeeperError):
     """The span store failed a read or a write."""
 
 
+class StoreOutOfMemory(StoreError):
+    """The store's engine needed more memory than its limit (`store.memory_limit_mb`) for a
+    read or a write: one query too large for it, or too much at once. The server answers
+    503 with Retry-After (the Prometheus API: 422, as Prometheus does for a query that
+    would load too many samples) and says so, not a 500."""
+
+
 class StoreDataError(StoreError):
     """The store refused a write for what it holds (a value it cannot keep): a retry of the
     same rows fails again, so the ingest writer sets their records aside (dead letter)."""

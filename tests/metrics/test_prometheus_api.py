@@ -106,3 +106,24 @@ def test_range_query_limits(filled: Server) -> None:
     matrix = filled.prom("query_range", query="up[5m]", start=str(T), end=str(T + 10), step="5s")
     assert matrix.status_code == 400 and "range vector" in matrix.json()["error"]
     assert filled.prom("series").status_code == 400  # match[] is required
+
+
+def test_a_read_past_the_engine_memory_is_an_answer_not_a_500(filled: Server) -> None:
+    """DuckDB out of the memory it may use (here its real limit, set very low): Prometheus's
+    422 `execution` on its API, a 503 with Retry-After elsewhere (a rule's test), each
+    saying what to do; never a 500. The next read, under the limit again, answers."""
+    store = filled.services.metrics_ingest.store
+    used = store._con.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchall()
+    store._con.execute(f"SET memory_limit = '{int(used[0][0]) + 300_000}B'")  # a block more
+    try:
+        r = filled.prom("query", query="jobs_done_total", time=str(T + 100))
+        assert r.status_code == 422, r.text
+        assert r.json()["errorType"] == "execution"
+        assert "more memory than the store may use (store.memory_limit_mb)" in r.json()["error"]
+        rule = {"id": "jobs", "kind": "promql", "expr": "jobs_done_total > 1", "for": "0s"}
+        r = httpx.post(f"{filled.url}/api/v1/rules/test", json=rule, timeout=10)
+        assert r.status_code == 503, r.text
+        assert r.headers["Retry-After"] == "5" and "narrow its time range" in r.json()["error"]
+    finally:
+        store._con.execute("RESET memory_limit")
+    assert filled.prom("query", query="jobs_done_total", time=str(T + 100)).status_code == 200

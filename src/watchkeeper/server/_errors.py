@@ -29,13 +29,15 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from watchkeeper.errors import StoreError, WatchkeeperError
+from watchkeeper.errors import StoreError, StoreOutOfMemory, WatchkeeperError
 from watchkeeper.query import shown
 
 log = logging.getLogger("watchkeeper.server")
 
 #: Seconds a client is asked to wait when the metadata database does not answer.
 METADATA_RETRY_AFTER_S = 5
+#: Retry-After (s) when the store's engine ran out of the memory it may use for a request.
+OUT_OF_MEMORY_RETRY_AFTER_S = 5
 MAX_PATH = 200  # characters of a request path repeated in a message
 MAX_PROBLEMS = 3  # validation problems listed in one message
 #: Paths of machine clients: their 404s stay JSON whatever they accept.
@@ -134,6 +136,8 @@ async def internal_error(request: Request, exc: Exception) -> JSONResponse:
     client = request.client.host if request.client else "unknown"
     if isinstance(exc, sa.exc.OperationalError):
         return _metadata_down(request, exc, error_id, client)
+    if isinstance(exc, StoreOutOfMemory):
+        return _out_of_memory(request, exc, error_id, client)
     log.error(
         "error %s on %s %s from %s: %s: %s",
         error_id,
@@ -170,6 +174,21 @@ def _metadata_down(
     message = f"the metadata database does not answer; retry (error id {error_id})"
     headers = {"Retry-After": str(METADATA_RETRY_AFTER_S)}
     return JSONResponse({"error": message}, status_code=503, headers=headers)
+
+
+def _out_of_memory(
+    request: Request, exc: StoreOutOfMemory, error_id: str, client: str
+) -> JSONResponse:
+    """503 with Retry-After when the store's engine ran out of the memory it may use: the
+    request may pass when fewer run at once, and the answer says what else to do. One log
+    line with the engine's own text, not a traceback."""
+    log.warning(
+        "error %s on %s %s from %s: %s (%s)",
+        error_id, request.method, _path(request), client, exc, exc.__cause__,
+    )  # fmt: skip
+    request.scope[_ANSWERED] = exc
+    headers = {"Retry-After": str(OUT_OF_MEMORY_RETRY_AFTER_S)}
+    return JSONResponse({"error": f"{exc} (error id {error_id})"}, status_code=503, headers=headers)
 
 
 class AnsweredErrors:

@@ -11,6 +11,7 @@ the caller's key, like every other read.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
@@ -19,7 +20,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from watchkeeper.errors import ValidationError
+from watchkeeper.errors import StoreOutOfMemory, ValidationError
 from watchkeeper.query import (
     MAX_POINTS,
     MAX_TIME_MS,
@@ -36,6 +37,8 @@ from watchkeeper.server._access import needs
 from watchkeeper.server._roles import Role
 from watchkeeper.server._services import services
 from watchkeeper.store.metrics import Matcher, MetricsStore
+
+log = logging.getLogger("watchkeeper.server")
 
 router = APIRouter(prefix="/prometheus/api/v1", tags=["prometheus"])
 Project = Annotated[str, Depends(needs(Role.VIEWER))]
@@ -153,6 +156,9 @@ async def _answer(request: Request, work: Callable[[list[tuple[str, str]]], Any]
         return _success(await asyncio.to_thread(work, params))
     except ValidationError as exc:
         return _error(exc)
+    except StoreOutOfMemory as exc:  # Prometheus: 422 for a query that loads too much
+        log.warning("prometheus api: %s (%s)", exc, exc.__cause__)
+        return _error(PromQLError(str(exc), "execution"))
 
 
 def _now_ms(request: Request) -> int:

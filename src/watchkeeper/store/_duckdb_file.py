@@ -15,7 +15,7 @@ from typing import Any
 
 import duckdb
 
-from watchkeeper.errors import StoreError, ValidationError
+from watchkeeper.errors import StoreError, StoreOutOfMemory, ValidationError
 
 _LOCKED_HINT = (
     " (DuckDB lets one process open the file: stop the other process using it,"
@@ -119,6 +119,17 @@ class Cursors:
                 raise StoreError(f"{self._what}: {exc}") from exc
             raise ValidationError(f"{self._bad_input}: {exc}") from None
         except duckdb.Error as exc:
-            raise StoreError(f"{self._what}: {exc}") from exc
+            raise engine_error(self._what, exc) from exc
         finally:
             cur.close()
+
+
+def engine_error(what: str, exc: duckdb.Error) -> StoreError:
+    """The store's error for a DuckDB error of the store `what`: running out of the memory
+    it may use is `StoreOutOfMemory`, saying what to do (its cause keeps DuckDB's text)."""
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return StoreOutOfMemory(
+            f"{what}: this request needs more memory than the store may use "
+            "(store.memory_limit_mb): narrow its time range or its selection, or raise the limit"
+        )
+    return StoreError(f"{what}: {exc}")

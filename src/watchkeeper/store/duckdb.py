@@ -212,7 +212,7 @@ class DuckDBStore(SqlStore):
                 rows: list[tuple[Any, ...]] = self._cursor().execute(q.sql, q.params).fetchall()
             except duckdb.Error as exc:
                 self._recover(exc, generation)
-                raise StoreError(f"span store query failed: {exc}") from exc
+                raise _duckdb_file.engine_error("span store query failed", exc) from exc
         return rows
 
     @contextmanager
