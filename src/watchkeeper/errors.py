@@ -63,7 +63,7 @@ class Conflict(WatchkeeperError):
 
 
 class StoreError(WatchkeeperError):
-    """The span store failed a read or a write."""
+    """A store (spans, metrics or logs) failed a read or a write."""
 
 
 class StoreOutOfMemory(StoreError):

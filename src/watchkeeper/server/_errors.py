@@ -152,7 +152,7 @@ async def internal_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, WatchkeeperError) and exc.__cause__ is None:
         what = str(exc)  # written to be shown: no engine's or library's text inside
     elif isinstance(exc, StoreError):
-        what = "the span store failed on this request"
+        what = "the store failed on this request"
     else:
         what = "the server failed on this request"
     message = f"{what} (the server log has the details under error id {error_id})"
