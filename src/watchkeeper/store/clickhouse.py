@@ -36,7 +36,8 @@ from watchkeeper.store._context_arrow import keys, of_batch
 from watchkeeper.store._dialect import CLICKHOUSE, Params
 from watchkeeper.store._payload import PayloadCodec
 from watchkeeper.store._render import Query
-from watchkeeper.store._sql import TEXT_BUDGET, TEXT_CHUNK, SqlStore
+from watchkeeper.store._sql import SqlStore
+from watchkeeper.store._text_search import TEXT_BUDGET, TEXT_CHUNK
 
 #: The longest statement the engine parses: the writer's key check lists a batch's ids as
 #: literals (10k spans: ~0.6 MB of ids; the default is 256 KiB).
@@ -403,7 +404,7 @@ class ClickHouseStore(SqlStore):
 
     def _cut_rollups(self, project: str | None, before_ns: int) -> None:
         """Drop the rollups' hours (minutes) before the cut; the one it cuts is rolled up
-        again from its spans (as DuckDB's `_cut_rollup`)."""
+        again from its spans (as DuckDB's `RollupWriter.cut`)."""
         for table in schema.ROLLUPS:
             p = Params(CLICKHOUSE)
             where = "" if project is None else f"project = {p(project)} AND "

@@ -29,9 +29,11 @@ from watchkeeper.store import _rollup as ru
 from watchkeeper.store import _trace_context as tc
 from watchkeeper.store._arrow import arrow_tables, first_of_each_key, scores_table
 from watchkeeper.store._dialect import DUCKDB
+from watchkeeper.store._duckdb_rollups import COMPACT_EVERY, RollupWriter
 from watchkeeper.store._duckdb_schema import migrate
 from watchkeeper.store._payload import PayloadCodec
-from watchkeeper.store._sql import TEXT_BUDGET, TEXT_CHUNK, SqlStore
+from watchkeeper.store._sql import SqlStore
+from watchkeeper.store._text_search import TEXT_BUDGET, TEXT_CHUNK
 
 log = logging.getLogger("watchkeeper.store")
 
@@ -60,9 +62,6 @@ REOPEN_WAIT_S = 2.0
 #: The memory limit `release_memory` sets for a moment on a store in memory (one in a file
 #: is opened again instead): every cached block is evicted.
 RELEASE_TO = "8MB"
-#: Writes between two merges of the rollup's partial rows (one set per batch) of the hours
-#: written meanwhile; merging keeps the rollup small when batches are small and frequent.
-COMPACT_EVERY = 100
 #: The parts of a write its `write_timer` sees: the batch's Arrow tables, the check for
 #: spans stored before (a replay), the trace contexts, the spans' insert, the rollups'
 #: partial rows, their merge (every COMPACT_EVERY writes), the payloads, and the COMMIT
@@ -140,11 +139,7 @@ class DuckDBStore(SqlStore):
             minute_from_spans=minute_from_spans,
             clock=clock,
         )
-        self._compact_every = compact_every
-        self._dirty_hours: set[int] = set()
-        self._dirty_minutes: set[int] = set()
-        self._fixed_hours: set[int] = set()  # hours whose spans trace contexts moved
-        self._writes = 0
+        self._rollups = RollupWriter(clock, compact_every)
         self._generation = 0  # bumped when the database is opened again (after a fatal error)
         self.reopened = 0  # how many times (for metrics and tests)
         self._since_open = 0  # spans written since the file was opened (REOPEN_EVERY)
@@ -336,52 +331,7 @@ class DuckDBStore(SqlStore):
         """Append the new spans in `source` to the spans and rollups."""
         with self.write_timer("spans"):
             cur.execute(f"INSERT INTO spans BY NAME SELECT * FROM {source}")
-        self._roll_up(cur, source, fixed)
-
-    def _roll_up(self, cur: Any, source: str, fixed: set[int]) -> None:
-        """Append the new spans' partial rollup rows; now and then merge the partial rows
-        (`fixed`: hours whose rows trace contexts moved)."""
-        with self.write_timer("rollups"):
-            for table in ru.TABLES:
-                cur.execute(ru.insert_sql(source, table=table))
-            kept = self._clock() - ru.MINUTE_KEEP_NS  # older minutes are pruned anyway
-            cur.execute(ru.insert_sql(source, f"start_ns >= {kept}", ru.MINUTES))
-            minutes = cur.execute(f"SELECT DISTINCT {ru.MINUTES.time_sql()} FROM {source}")
-            for (minute,) in minutes.fetchall():
-                self._dirty_hours.add(minute // ru.HOUR_NS * ru.HOUR_NS)
-                if minute >= kept // ru.MINUTE_NS * ru.MINUTE_NS:
-                    self._dirty_minutes.add(minute)
-        self._fixed_hours.update(fixed)
-        self._writes += 1
-        if self._writes % self._compact_every == 0:
-            with self.write_timer("merge"):
-                self._merge_rollups(cur)
-
-    def _merge_rollups(self, cur: Any) -> None:
-        """Merge the partial rollup rows of the hours (minutes) written since the last merge."""
-        self._compact_minutes(cur)
-        for table in ru.TABLES:
-            # rows moved between users or features: rebuilt, so the min, max, first and last
-            # of the key they left are exact again (an hour's spans, scanned once per merge)
-            rebuild = self._fixed_hours if table in ru.CONTEXT_TABLES else set()
-            merge = sorted(self._dirty_hours - rebuild)
-            sqls = (ru.compact_sql(merge, table) if merge else ()) + (
-                ru.rebuild_sql(sorted(rebuild), table) if rebuild else ()
-            )
-            for sql in sqls:
-                cur.execute(sql)
-        self._dirty_hours.clear()
-        self._fixed_hours.clear()
-
-    def _compact_minutes(self, cur: Any) -> None:
-        """Merge the partial per-minute rows of the minutes written since the last merge,
-        and drop the minutes past the horizon."""
-        if self._dirty_minutes:
-            for sql in ru.compact_sql(sorted(self._dirty_minutes), ru.MINUTES):
-                cur.execute(sql)
-            self._dirty_minutes.clear()
-        kept = self._clock() - ru.MINUTE_KEEP_NS
-        cur.execute(f"DELETE FROM {ru.MINUTES.name} WHERE minute_ns < {kept}")
+        self._rollups.append(cur, source, fixed, self.write_timer)
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -447,23 +397,8 @@ class DuckDBStore(SqlStore):
             ):
                 cur.execute(f"DELETE FROM {table} WHERE {where}{col} < $t", params)
             cur.execute(f"DELETE FROM traces WHERE {where}max_start_ns < $t", params)
-            self._cut_rollup(cur, where, params, before_ns)
+            RollupWriter.cut(cur, where, params, before_ns)
         return int(row[0]) if row else 0
-
-    @staticmethod
-    def _cut_rollup(cur: Any, where: str, params: dict[str, object], before_ns: int) -> None:
-        """Drop the rollups' hours (minutes) before the cut; the one it cuts is rebuilt from
-        its spans."""
-        for table in (*ru.TABLES, ru.MINUTES):
-            t, grain = table.time_key, table.grain_ns
-            cut = before_ns // grain * grain
-            bind = {k: v for k, v in params.items() if k != "t"} | {"h": cut}
-            cur.execute(f"DELETE FROM {table.name} WHERE {where}{t} < $h", bind)
-            if cut < before_ns:
-                cur.execute(f"DELETE FROM {table.name} WHERE {where}{t} = $h", bind)
-                cond = f"{where}start_ns >= $h AND start_ns < $e"
-                insert = ru.insert_sql("spans", cond, table)
-                cur.execute(insert, bind | {"e": cut + grain})
 
     # -- engine --------------------------------------------------------------------------
     def memory_bytes(self) -> int:
