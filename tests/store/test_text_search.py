@@ -11,7 +11,8 @@ import pytest
 from tests.store.conftest import open_store
 from watchkeeper.model import PayloadRow, SpanBatch, SpanRow
 from watchkeeper.store import SpanFilter
-from watchkeeper.store._sql import SqlStore, window_width
+from watchkeeper.store._sql import SqlStore
+from watchkeeper.store._text_search import window_width
 
 #: Reasons a test here runs once (`conftest`).
 DUCKDB_ONLY = {"test_window_width": "A pure function: no engine runs it"}
