@@ -24,17 +24,8 @@ from tests.alerting._receiver import Receiver
 from tests.eventually import eventually
 from tests.server.conftest import ADMIN_TOKEN, Running
 from watchkeeper.config import load_config
-from watchkeeper.server._audit import (
-    GENESIS,
-    SYSTEM,
-    Actor,
-    AuditLog,
-    Change,
-    Origin,
-    canonical,
-    entry_hash,
-    masked,
-)
+from watchkeeper.server._audit import GENESIS, AuditLog, Change, canonical, entry_hash, masked
+from watchkeeper.server._audit_actor import SYSTEM, Actor, Origin
 from watchkeeper.server._roles import Role
 from watchkeeper.server.app import build_services
 from watchkeeper.store.meta import MetaStore

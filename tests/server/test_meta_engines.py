@@ -22,7 +22,8 @@ from watchkeeper.alerting import _repo as repo
 from watchkeeper.alerting import parse_silence
 from watchkeeper.config import load_config
 from watchkeeper.errors import ConfigError, StoreError, ValidationError
-from watchkeeper.server._audit import Actor, AuditLog, Origin
+from watchkeeper.server._audit import AuditLog
+from watchkeeper.server._audit_actor import Actor, Origin
 from watchkeeper.server._auth import KEY_CACHE_TTL_S, KeyRing
 from watchkeeper.server._people import People
 from watchkeeper.server._roles import Role

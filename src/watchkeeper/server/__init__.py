@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from watchkeeper.server._roles import DEFAULT_KEY_ROLE, Role
 
 if TYPE_CHECKING:
-    from watchkeeper.server._audit import AuditLog, cli_actor, local_origin
+    from watchkeeper.server._audit import AuditLog
+    from watchkeeper.server._audit_actor import cli_actor, local_origin
     from watchkeeper.server._auth import KeyRing
     from watchkeeper.server._http import header_deadline
     from watchkeeper.server._logging import configure_logging
@@ -24,10 +25,10 @@ _LAZY = {
     "AuditLog": "watchkeeper.server._audit",
     "KeyRing": "watchkeeper.server._auth",
     "SignIn": "watchkeeper.server._signin",
-    "cli_actor": "watchkeeper.server._audit",
+    "cli_actor": "watchkeeper.server._audit_actor",
     "configure_logging": "watchkeeper.server._logging",
     "header_deadline": "watchkeeper.server._http",
-    "local_origin": "watchkeeper.server._audit",
+    "local_origin": "watchkeeper.server._audit_actor",
     "people_recorder": "watchkeeper.server._people_audit",
 }
 

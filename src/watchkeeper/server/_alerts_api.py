@@ -1,4 +1,5 @@
-"""The alerting endpoints of docs/api.md: rules, alerts, silences, channels, SLOs, outbox log.
+"""The alerting endpoints of docs/api.md: rules, alerts, channels, SLOs, outbox log (the
+silences: `_silences_api`).
 
 Handlers are thin: they validate, call the `AlertingEngine` in `Services.alerting`, and shape
 the JSON of `_alerts_models` (times in unix milliseconds; the engine counts in seconds).
@@ -7,7 +8,6 @@ the JSON of `_alerts_models` (times in unix milliseconds; the engine counts in s
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request
@@ -18,18 +18,15 @@ from watchkeeper.alerting import (
     AlertingEngine,
     AlertState,
     Rule,
-    Silence,
     load_rules_file,
-    parse_duration,
-    parse_silence,
     render_summary,
     rule_to_data,
 )
 from watchkeeper.errors import Conflict, NotFound, ValidationError
-from watchkeeper.query import MAX_TIME_MS, shown
 from watchkeeper.server import _alerts_models as m
 from watchkeeper.server._access import needs
-from watchkeeper.server._audit import audited, who
+from watchkeeper.server._audit import audited
+from watchkeeper.server._audit_actor import who
 from watchkeeper.server._openapi import refusal
 from watchkeeper.server._params import integer
 from watchkeeper.server._roles import Role
@@ -61,7 +58,6 @@ _RULE_AT_PATH = m.json_body(  # its id is the path's (one in the body is dropped
         ]
     }
 )
-_SILENCE = m.json_body(m.body_schema(m.SilenceIn))
 #: What a rule body's schema cannot say: its fields that fit together, and what it names.
 _RULE_400: dict[int | str, dict[str, Any]] = {
     400: refusal(
@@ -72,16 +68,10 @@ _RULE_400: dict[int | str, dict[str, Any]] = {
         "channel the configuration does not name"
     )
 }
-_SILENCE_400: dict[int | str, dict[str, Any]] = {
-    400: refusal(
-        "the body is refused, with the reason: not a silence, or what no JSON Schema says: "
-        "ends_at (or starts_at + duration) not after starts_at or past 2262-04-11; a value "
-        "after =~ or !~ that is not a regular expression"
-    )
-}
 
 
-def _engine(request: Request) -> AlertingEngine:
+def engine_of(request: Request) -> AlertingEngine:
+    """The alerting engine; NotFound (404) when alerting is off."""
     engine: AlertingEngine | None = services(request).alerting
     if engine is None:
         raise NotFound("alerting is disabled (alerting.enabled: false in the config file)")
@@ -115,7 +105,7 @@ def _validated(engine: AlertingEngine, data: dict[str, Any], project: str) -> Ru
 @router.get("/rules", response_model=m.Rules)
 def list_rules(request: Request, project: str = Project) -> dict[str, Any]:
     """Every rule of the project (config, starter, SLO burn-rate and API rules)."""
-    engine = _engine(request)
+    engine = engine_of(request)
     return {"items": [_rule_json(engine, r) for r in engine.rules(project)]}
 
 
@@ -128,7 +118,7 @@ def list_rules(request: Request, project: str = Project) -> dict[str, Any]:
 )
 def create_rule(request: Request, body: RuleBody, project: str = Editing) -> dict[str, Any]:
     """Create a rule; 409 when its id is taken."""
-    engine = _engine(request)
+    engine = engine_of(request)
     rule = _validated(engine, body, project)
     if engine.rule(project, rule.id) is not None:
         raise Conflict(f"a rule with id {rule.id!r} exists; PUT /api/v1/rules/{rule.id}")
@@ -171,7 +161,7 @@ async def import_prometheus_rules(
     """Load a Prometheus rules file as it is: each alert becomes a promql rule of the project
     (replacing the rule of the same id: the group's name and the alert's); recording rules
     are listed in `skipped` with the reason."""
-    engine = _engine(request)
+    engine = engine_of(request)
     body = (await request.body()).decode("utf-8", "replace")
     loaded = load_rules_file(body, project, "rules file")
     rules = [engine.check_rule(rule_to_data(r), project) for r in loaded.rules]
@@ -192,7 +182,7 @@ def _save_all(request: Request, engine: AlertingEngine, project: str, rules: lis
 @router.get("/rules/{rule_id}", response_model=m.RuleOut)
 def get_rule(request: Request, rule_id: str, project: str = Project) -> dict[str, Any]:
     """One rule."""
-    engine = _engine(request)
+    engine = engine_of(request)
     return _rule_json(engine, _get_rule(engine, project, rule_id))
 
 
@@ -203,7 +193,7 @@ def update_rule(
     request: Request, rule_id: str, body: RuleBody, project: str = Editing
 ) -> dict[str, Any]:
     """Replace a rule (a rule of the config file is overridden in the meta DB)."""
-    engine = _engine(request)
+    engine = engine_of(request)
     old = _get_rule(engine, project, rule_id)
     rule = _validated(engine, {**body, "id": rule_id}, project)
     with audited(request, "rule.update", f"rule {rule_id}", project) as change:
@@ -215,7 +205,7 @@ def update_rule(
 @router.delete("/rules/{rule_id}", status_code=204)
 def delete_rule(request: Request, rule_id: str, project: str = Editing) -> None:
     """Delete a rule (a config rule is hidden until deleted from the file too)."""
-    engine = _engine(request)
+    engine = engine_of(request)
     old = _get_rule(engine, project, rule_id)
     with audited(request, "rule.delete", f"rule {rule_id}", project) as change:
         engine.delete_rule(project, rule_id)
@@ -223,7 +213,7 @@ def delete_rule(request: Request, rule_id: str, project: str = Editing) -> None:
 
 
 def _set_enabled(request: Request, rule_id: str, project: str, enabled: bool) -> dict[str, Any]:
-    engine = _engine(request)
+    engine = engine_of(request)
     rule = _get_rule(engine, project, rule_id)
     action = "rule.enable" if enabled else "rule.disable"
     with audited(request, action, f"rule {rule_id}", project) as change:
@@ -247,14 +237,14 @@ def disable_rule(request: Request, rule_id: str, project: str = Editing) -> dict
 @router.post("/rules/test", response_model=m.RuleTest, openapi_extra=_NEW_RULE, responses=_RULE_400)
 def test_draft_rule(request: Request, body: RuleBody, project: str = Editing) -> dict[str, Any]:
     """Evaluate a rule that is not saved (a draft from an editor) now; nothing is stored."""
-    engine = _engine(request)
+    engine = engine_of(request)
     return _test_json(engine, _validated(engine, body, project))
 
 
 @router.post("/rules/{rule_id}/test", response_model=m.RuleTest)
 def test_rule(request: Request, rule_id: str, project: str = Editing) -> dict[str, Any]:
     """Evaluate a rule now, without changing alert state or notifying."""
-    engine = _engine(request)
+    engine = engine_of(request)
     return _test_json(engine, _get_rule(engine, project, rule_id))
 
 
@@ -280,7 +270,7 @@ def list_alerts(
     project: str = Project,
 ) -> dict[str, Any]:
     """Current alerts (pending, firing, recently resolved) of the project."""
-    engine = _engine(request)
+    engine = engine_of(request)
     rules = {r.id: r for r in engine.rules(project)}
     items = [
         _alert_json(s, rules.get(s.rule_id))
@@ -316,113 +306,8 @@ def alert_history(
     project: str = Project,
 ) -> dict[str, Any]:
     """Alert events (firing, resolved, repeat), newest first, with why any was muted."""
-    items = _engine(request).history(project, limit, rule)
+    items = engine_of(request).history(project, limit, rule)
     return {"items": [{**e, "at": ms(e["at"])} for e in items]}
-
-
-# --- silences --------------------------------------------------------------------------------
-
-
-def _silence_json(s: Silence, now: float) -> dict[str, Any]:
-    return {
-        "id": s.id,
-        "matchers": [m.model_dump() for m in s.matchers],
-        "starts_at": ms(s.starts_at),
-        "ends_at": ms(s.ends_at),
-        "comment": s.comment,
-        "created_by": s.created_by,
-        "active": s.starts_at <= now < s.ends_at,
-    }
-
-
-@router.get("/silences", response_model=m.Silences)
-def list_silences(request: Request, project: str = Project) -> dict[str, Any]:
-    """Active and future silences of the project."""
-    now = services(request).clock()
-    return {"items": [_silence_json(s, now) for s in _engine(request).silences(project)]}
-
-
-@router.post(
-    "/silences",
-    status_code=201,
-    response_model=m.SilenceOut,
-    openapi_extra=_SILENCE,
-    responses=_SILENCE_400,
-)
-def create_silence(
-    request: Request,
-    body: Annotated[dict[str, Any], Body(description=m.SilenceIn.__doc__)],
-    project: str = Editing,
-) -> dict[str, Any]:
-    """Create a silence: `{matchers: ["service=chat", ...], ends_at | duration, comment}`."""
-    engine, now = _engine(request), services(request).clock()
-    data = dict(body)
-    start = _seconds(data["starts_at"], "starts_at") if "starts_at" in data else now
-    if "ends_at" in data:
-        data["ends_at"] = _seconds(data["ends_at"], "ends_at")
-    elif "duration" in data:
-        data["ends_at"] = start + _duration(data.pop("duration"))
-    data["starts_at"] = start
-    data.setdefault("created_by", "api")
-    spec = parse_silence(data)
-    if not math.isfinite(spec.starts_at) or not math.isfinite(spec.ends_at):
-        raise ValidationError("silence: starts_at and ends_at must be finite times")
-    if spec.ends_at <= spec.starts_at:
-        raise ValidationError("silence: ends_at must be after starts_at")
-    if spec.starts_at < 0 or spec.ends_at > _LAST_S:
-        raise ValidationError("silence: starts_at and ends_at must be between 1970 and 2262")
-    silence = Silence(
-        "", spec.matchers, spec.starts_at, spec.ends_at, spec.comment, spec.created_by, project
-    )
-    with audited(request, "silence.create", "silence (new)", project) as change:
-        silence = engine.add_silence(silence)
-        change.target, change.after = f"silence {silence.id}", _silence_json(silence, now)
-    return _silence_json(silence, now)
-
-
-#: The last instant the API shows (unix ms in int64 nanoseconds' range, as the store's).
-_LAST_S = MAX_TIME_MS / 1000
-
-
-def _seconds(value: Any, name: str) -> float:
-    """A silence time sent as unix milliseconds or ISO-8601, as the engine's unix seconds."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return value / 1000.0
-    if isinstance(value, str):
-        from datetime import UTC, datetime
-
-        try:
-            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            pass
-        else:
-            return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-    raise ValidationError(
-        f"silence {name}={shown(str(value))} is not a time: use unix milliseconds or ISO-8601"
-    )
-
-
-def _duration(value: Any) -> float:
-    """A silence's duration, milliseconds or text like "2h", in seconds."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        value = value / 1000.0
-    try:
-        return parse_duration(value)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(f"silence duration: {exc}") from None
-
-
-@router.delete("/silences/{silence_id}", response_model=m.Expired)
-def expire_silence(request: Request, silence_id: str, project: str = Editing) -> dict[str, Any]:
-    """End a silence now."""
-    engine, now = _engine(request), services(request).clock()
-    with audited(request, "silence.expire", f"silence {silence_id}", project) as change:
-        old = engine.expire_silence(project, silence_id)
-        if old is None:
-            raise NotFound(f"no active silence {silence_id!r}; see GET /api/v1/silences")
-        before = _silence_json(old, now)
-        change.before, change.after = before, {**before, "ends_at": ms(now), "active": False}
-    return {"id": silence_id, "expired": True}
 
 
 # --- channels, SLOs, notifications -----------------------------------------------------------
@@ -431,7 +316,7 @@ def expire_silence(request: Request, silence_id: str, project: str = Editing) ->
 @router.get("/channels", response_model=m.Channels)
 def list_channels(request: Request, _project: str = Project) -> dict[str, Any]:
     """Configured channels (names, types and severities; never their secrets)."""
-    engine = _engine(request)
+    engine = engine_of(request)
     items = []
     for name, channel in engine.channels.items():
         spec = engine.channel_specs.get(name)
@@ -447,7 +332,7 @@ def list_channels(request: Request, _project: str = Project) -> dict[str, Any]:
 )
 async def test_channel(request: Request, name: str, _project: str = Administering) -> JSONResponse:
     """Send a test notification to a channel now; 502 with the reason when it fails."""
-    engine = _engine(request)
+    engine = engine_of(request)
     if name not in engine.channels:
         raise NotFound(f"no channel {name!r}; configured: {sorted(engine.channels)}")
     # Recorded before it is sent: a test that cannot be recorded is not sent (its outcome is
@@ -478,14 +363,14 @@ def _slo_json(engine: AlertingEngine, slo: Any, series: bool) -> dict[str, Any]:
 @router.get("/slos", response_model=m.Slos)
 def list_slos(request: Request, project: str = Project) -> dict[str, Any]:
     """SLOs of the project with SLI, budget left and burn rates (no series)."""
-    engine = _engine(request)
+    engine = engine_of(request)
     return {"items": [_slo_json(engine, s, False) for s in engine.slos(project)]}
 
 
 @router.get("/slos/{slo_id}", response_model=m.SloDetail)
 def get_slo(request: Request, slo_id: str, project: str = Project) -> dict[str, Any]:
     """One SLO with its burn-down series."""
-    engine = _engine(request)
+    engine = engine_of(request)
     slo = next((s for s in engine.slos(project) if s.id == slo_id), None)
     if slo is None:
         raise NotFound(f"no SLO {slo_id!r} in project {project!r}; see GET /api/v1/slos")
@@ -498,7 +383,7 @@ def list_notifications(
 ) -> dict[str, Any]:
     """The outbox: notifications with their state and every delivery attempt."""
     return {
-        "items": [_notification_json(n) for n in _engine(request).notifications(project, limit)]
+        "items": [_notification_json(n) for n in engine_of(request).notifications(project, limit)]
     }
 
 

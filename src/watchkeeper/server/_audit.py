@@ -21,12 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import getpass
 import hashlib
 import json
-import os
 import re
-import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -37,7 +34,7 @@ from fastapi import Request
 from pydantic import BaseModel, SecretStr
 
 from watchkeeper.errors import StoreError
-from watchkeeper.server._roles import Principal
+from watchkeeper.server._audit_actor import SYSTEM, Actor, Origin, local_origin, who
 from watchkeeper.store.meta import METADATA, MetaStore
 
 #: The previous hash of the first entry ever written.
@@ -108,63 +105,6 @@ HASHED = (
     "after",
     "prev_hash",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """Who made a change: a kind (key, admin_token, user, anonymous, cli, config, system)
-    and a name that is never a secret."""
-
-    kind: str
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class Origin:
-    """Where a change came from: the client's address and user agent, or the local process."""
-
-    address: str
-    user_agent: str
-
-
-SYSTEM = Actor("system", "watchkeeper")
-ANONYMOUS = Actor("anonymous", "a request without a credential (auth off)")
-
-
-def local_origin(program: str) -> Origin:
-    """The origin of a change made on the server's machine: the CLI, the server itself."""
-    return Origin("local", f"{program} (pid {os.getpid()} on {socket.gethostname()})"[:300])
-
-
-def cli_actor() -> Actor:
-    """Whoever runs the CLI: the operating system user."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = f"uid {os.getuid()}"
-    return Actor("cli", f"{user}@{socket.gethostname()}"[:200])
-
-
-def actor_of(principal: Principal | None) -> Actor:
-    """How the audit log names a request's principal (None: no credential, auth off)."""
-    if principal is None:
-        return ANONYMOUS
-    kind = getattr(principal, "kind", None)  # people's principals say what they are
-    if not isinstance(kind, str):
-        kind = "admin_token" if principal.keys_admin else principal.name.partition(" ")[0]
-    return Actor(kind, principal.name)
-
-
-def origin_of(request: Request) -> Origin:
-    """A request's client address and user agent (cut to what the columns hold)."""
-    address = request.client.host if request.client else "unknown"
-    return Origin(address[:100], request.headers.get("user-agent", "")[:300])
-
-
-def who(request: Request) -> tuple[Actor, Origin]:
-    """The actor and origin of a request, from the principal its access check found."""
-    principal: Principal | None = getattr(request.state, "principal", None)
-    return actor_of(principal), origin_of(request)
 
 
 def audited(

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from watchkeeper.server._audit import Actor, AuditLog, Change, Origin
+from watchkeeper.server._audit import AuditLog, Change
+from watchkeeper.server._audit_actor import Actor, Origin
 from watchkeeper.server._people import PeopleEvent, Recorder
 
 #: Our event names as the audit log spells actions (`noun.verb`).

@@ -36,7 +36,7 @@ from watchkeeper.errors import (
 )
 from watchkeeper.server import _errors, _openapi
 from watchkeeper.server._access import open_access
-from watchkeeper.server._audit import local_origin
+from watchkeeper.server._audit_actor import local_origin
 from watchkeeper.server._auth import KeyRing
 from watchkeeper.server._heap_metrics import watch_heap
 from watchkeeper.server._limits import install_limits
@@ -284,6 +284,7 @@ def create_app(config: Config, *, services: Services | None = None) -> FastAPI:
         _prometheus_api,
         _query_api,
         _remote_write,
+        _silences_api,
     )
     from watchkeeper.ui import mount_ui
 
@@ -304,8 +305,8 @@ def create_app(config: Config, *, services: Services | None = None) -> FastAPI:
         cookies=(SESSION_COOKIE, SECURE_SESSION_COOKIE),  # a session counts like a key
     )
     for module in (_ops, _otlp, _otlp_metrics, _remote_write, _query_api, _prometheus_api,
-                   _alerts_api, _keys_api, _auth_api, _audit_api, _people_api, _oidc_api,
-                   _kinds_api, _logs_api, _dashboards_api):  # fmt: skip
+                   _alerts_api, _silences_api, _keys_api, _auth_api, _audit_api, _people_api,
+                   _oidc_api, _kinds_api, _logs_api, _dashboards_api):  # fmt: skip
         app.include_router(module.router)
     install_docs(app)
     _openapi.install(app)
