@@ -7,10 +7,11 @@ import sys
 from collections.abc import Sequence
 
 from watchkeeper.cli._commands import COMMANDS as _BASE
+from watchkeeper.cli._demo import DEMO
 from watchkeeper.cli._logs import LOGS
 from watchkeeper.cli._users import USERS
 
-COMMANDS = (*_BASE, USERS, LOGS)
+COMMANDS = (*_BASE, DEMO, USERS, LOGS)
 
 __all__ = ["main"]
 
