@@ -109,19 +109,28 @@ def decode(table: pa.Table, key: str) -> Samples:
     BY in DuckDB sorts the rows with their arrays, which must all fit in its memory (a day
     of 5k series, 76 MiB of arrays, failed under the metric store's limit of 61 MiB)."""
     n = table.column("n").to_numpy().astype(np.int64)
-    keys = table.column(key).to_numpy().astype(np.int64)
-    t0 = table.column("t0_ms").to_numpy().astype(np.int64)
+    keys = table.column(key).to_numpy()
+    t0 = table.column("t0_ms").to_numpy()
     rel = _payload(table.column("times"), "<i4")
     bits = _payload(table.column("vals"), "<u8")
     rows = np.lexsort((t0, keys))
     if len(rows) and (rows[1:] < rows[:-1]).any():
+        # each sample's place in the rows' arrays: few arrays of a sample each (a query of
+        # a day reads 7M samples: every such array is fresh pages the kernel must give)
         sizes = n[rows]
-        moved = np.repeat((np.cumsum(n) - n)[rows] - (np.cumsum(sizes) - sizes), sizes)
-        samples = np.arange(len(rel), dtype=np.int64) + moved
-        n, keys, t0, rel, bits = sizes, keys[rows], t0[rows], rel[samples], bits[samples]
-    t = rel.astype(np.int64) + np.repeat(t0, n)
+        kind = np.int32 if len(rel) < 2**31 else np.int64
+        index = np.repeat(
+            ((np.cumsum(n) - n)[rows] - (np.cumsum(sizes) - sizes)).astype(kind), sizes
+        )
+        index += np.arange(len(rel), dtype=kind)
+        n, keys, t0, rel, bits = sizes, keys[rows], t0[rows], rel[index], bits[index]
+        del index
+    else:
+        bits = bits.copy()  # the buffer is DuckDB's result
+    t = np.repeat(t0.astype(np.int64), n)
+    t += rel
     stale = bits == STALE_BITS
-    values = bits.view(np.float64).astype(np.float64)  # a copy: the buffer is DuckDB's result
+    values = bits.view(np.float64)
     values[stale] = np.nan
     return Samples(np.repeat(keys, n), t, values, stale)
 
