@@ -5,6 +5,7 @@ the store, with staleness markers left out of the windows."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 
@@ -70,8 +71,11 @@ def test_window_bounds_by_counting_or_one_search_equal_one_search_per_series() -
         offsets = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
         even = np.arange(-150, 5200, 97, dtype=np.int64)
         uneven = np.cumsum([rnd.randint(1, 300) for _ in range(40)]).astype(np.int64)
-        for ends in (even * scale, uneven * scale, even[:1] * scale):  # counted, searched
-            starts = ends - 300 * scale
+        # counted (291: three steps, both ends from one count), searched
+        for ends, width in itertools.product(
+            (even * scale, uneven * scale, even[:1] * scale), (300, 291)
+        ):
+            starts = ends - width * scale
             lo, hi = window_bounds(t, offsets, starts, ends)
             for k in range(len(sizes)):
                 a, b = offsets[k], offsets[k + 1]

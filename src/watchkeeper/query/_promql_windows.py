@@ -109,11 +109,20 @@ def window_bounds(t: Ints, offsets: Ints, starts: Times, ends: Times) -> tuple[I
     spaced (a range query's, moved back by one offset), by counting (`_counted_bounds`)."""
     n = len(offsets) - 1
     if len(ends) and _evenly_spaced(starts, ends):
-        step = int(ends[1] - ends[0]) if len(ends) > 1 else 1
-        series = np.repeat(np.arange(n, dtype=np.int64) * (len(ends) + 1), np.diff(offsets))
+        m = len(ends)
+        step = int(ends[1] - ends[0]) if m > 1 else 1
         firsts = offsets[:-1, None]
-        lo = _counted_bounds(t, series, firsts, int(starts[0]), step, len(ends))
-        return lo, _counted_bounds(t, series, firsts, int(ends[0]), step, len(ends))
+        width = int(ends[0] - starts[0])
+        if width % step == 0 and width // step <= m:
+            # each window starts where the one `width // step` steps before it ends: one
+            # count of bounds a step apart from the first start gives both ends
+            k = width // step
+            series = np.repeat(np.arange(n, dtype=np.int64) * (m + k + 1), np.diff(offsets))
+            both = _counted_bounds(t, series, firsts, int(starts[0]), step, m + k)
+            return both[:, :m], both[:, k:]
+        series = np.repeat(np.arange(n, dtype=np.int64) * (m + 1), np.diff(offsets))
+        lo = _counted_bounds(t, series, firsts, int(starts[0]), step, m)
+        return lo, _counted_bounds(t, series, firsts, int(ends[0]), step, m)
     base = min(int(t.min()), int(starts.min())) if len(t) else int(starts.min())
     span = max(int(t.max()) if len(t) else base, int(ends.max())) - base + 1
     if n * span >= 2**62:  # a range of centuries over many series: one search per series
