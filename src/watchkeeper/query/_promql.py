@@ -187,12 +187,11 @@ class _Evaluation:
     def matrix_selector(self, node: Any) -> Matrix:
         range_ms = _ms(node.range)
         block, ends = self._select(node.vector_selector, range_ms)
-        keep = ~block.stale
-        offsets = block.offsets
-        if not keep.all():  # stale markers left out: each series' share of what is kept
-            offsets = np.concatenate(([0], np.cumsum(keep)))[offsets]
-        t, v = block.t_ms[keep], block.values[keep]
-        return Matrix(block.labels, offsets, t, v, range_ms, ends)
+        if not block.stale.any():  # the block's arrays as they are: no copy of a day's
+            return Matrix(block.labels, block.offsets, block.t_ms, block.values, range_ms, ends)
+        keep = ~block.stale  # stale markers left out: each series' share of what is kept
+        offsets = np.concatenate(([0], np.cumsum(keep)))[block.offsets]
+        return Matrix(block.labels, offsets, block.t_ms[keep], block.values[keep], range_ms, ends)
 
     def scalar(self, node: Any, what: str) -> Floats:
         value = self.eval(node)
