@@ -180,6 +180,38 @@ def test_a_store_of_the_first_layout_gets_its_filters_recomputed(tmp_path: Path)
     store.close()
 
 
+def test_a_store_of_the_second_layout_keeps_its_records_with_bodies_by_zstd(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "logs.duckdb"
+    store = DuckDBLogStore(path)
+    with store._cursor() as cur:  # the file as version 2 left it: bodies as DuckDB chose
+        cur.execute("DROP TABLE logs")
+        cur.execute(duckdb_logs.logs_ddl({}))
+        cur.execute("DELETE FROM schema_version WHERE version = 3")
+    rows = [_row(i, f"request {i} served in {i % 7} ms") for i in range(3 * BLOCK_RECORDS)]
+    rows[5] = _row(5, "a needle among them")
+    assert store.write(rows) == len(rows)
+    store.close()
+
+    store = DuckDBLogStore(path)  # upgraded when opened
+    with store._cursor() as cur:
+        cur.execute("CHECKPOINT")
+        kinds = cur.execute(
+            "SELECT DISTINCT compression FROM pragma_storage_info('logs') "
+            "WHERE column_name = 'body' AND segment_type = 'VARCHAR'"
+        ).fetchall()
+        stored = cur.execute("SELECT block, log_id, body FROM logs").fetchall()
+    assert kinds == [("ZSTD",)]
+    assert [(i, b) for _, i, b in stored] == [(r.log_id, r.body) for r in rows]  # in order
+    assert [b for b, _, _ in stored] == sorted(b for b, _, _ in stored)
+    assert _ids(store, text=Terms.parse("needle")) == [5]
+    assert store.write(rows[:10]) == 0  # stored once, whatever the layout they came in
+    assert store.write([replace(_row(0, "after the copy"), log_id="new")]) == 1
+    assert _ids(store, text=Terms.parse("copy")) == [0]
+    store.close()
+
+
 def test_a_large_write_makes_blocks_of_bounded_size() -> None:
     store = DuckDBLogStore(None)
     rows = [_row(i, f"routine message {i}") for i in range(2 * BLOCK_RECORDS + 100)]
