@@ -52,11 +52,12 @@ def test_a_version_1_file_is_upgraded_on_open(tmp_path: Path) -> None:
     con.close()
 
 
-def test_a_version_11_files_payloads_are_copied_into_blobs_kept_as_they_come(
+def test_a_version_11_files_payloads_are_copied_into_the_latest_layout(
     tmp_path: Path,
 ) -> None:
-    """Version 12 copies `payloads` (DuckDB cannot alter a column's compression): every
-    payload reads back as it was, in its order, and the text blobs are stored uncompressed."""
+    """Versions 12 and 13 copy `payloads` (DuckDB cannot alter a column's compression):
+    every payload reads back as it was (its text a zstd frame, as every `io` then was), in
+    its order, and the text column is now compressed by zstd."""
     path = tmp_path / "v11.duckdb"
     data = generate("demo", 12)
     con = duckdb.connect(str(path))
@@ -85,7 +86,7 @@ def test_a_version_11_files_payloads_are_copied_into_blobs_kept_as_they_come(
         "SELECT DISTINCT compression FROM pragma_storage_info('payloads') "
         "WHERE column_name = 'io' AND segment_type = 'BLOB'"
     ).fetchall()
-    assert kinds == [("Uncompressed",)]
+    assert kinds == [("ZSTD",)]
     con.close()
 
 

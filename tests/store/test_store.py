@@ -15,7 +15,7 @@ from tests.datagen import MINUTE_NS, NEEDLE, Dataset, generate, quantile_cont
 from watchkeeper.errors import StoreError, ValidationError
 from watchkeeper.model import ColumnBatch, PayloadRow, SpanBatch, SpanRow
 from watchkeeper.store import Dimension, SpanFilter, Store, Summary
-from watchkeeper.store._payload import _ZSTD_MAGIC, META_RAW
+from watchkeeper.store._payload import _ZSTD_MAGIC, RAW_MAX
 
 Pred = Callable[[SpanRow], bool]
 
@@ -80,25 +80,36 @@ def test_a_columnar_batch_is_stored_as_its_rows(empty_store: Any, demo: Dataset)
 
 
 def test_payload_documents_short_long_and_older_read_back(empty_store: Any) -> None:
-    """A short `meta` document is stored as its JSON (the store compresses the column), a
-    long one as a zstd frame, and a short frame as earlier versions wrote it still reads."""
+    """A short `io` or `meta` document is stored as its JSON (the store compresses the
+    column), a long one as a zstd frame, and short frames as earlier versions wrote them
+    (every `io`, and `meta` before) still read."""
     codec = empty_store.payload_codec()
+    long = "x" * RAW_MAX
     rows = [
-        PayloadRow("demo", "a" * 32, f"{i + 1:016x}", 1_000 + i, "in", None, doc, "{}")
-        for i, doc in enumerate(('{"k":"short"}', orjson.dumps({"k": "x" * META_RAW}).decode()))
+        PayloadRow("demo", "a" * 32, f"{i + 1:016x}", 1_000 + i, text, None, doc, "{}")
+        for i, (text, doc) in enumerate(
+            [("in", '{"k":"short"}'), (long, orjson.dumps({"k": long}).decode())]
+        )
     ]
     older = PayloadRow("demo", "a" * 32, f"{3:016x}", 1_002, None, "out", '{"v":1}', '{"r":2}')
     packed = [codec.pack(p) for p in rows]
+    assert packed[0].io.startswith(b"[") and packed[1].io.startswith(_ZSTD_MAGIC)
     assert packed[0].meta.startswith(b"[") and packed[1].meta.startswith(_ZSTD_MAGIC)
-    frame = zstandard.ZstdCompressor().compress(
-        orjson.dumps([older.attributes, older.resource, "[]", "[]", None])
+    zc = zstandard.ZstdCompressor()
+    packed.append(
+        replace(
+            codec.pack(older),
+            io=zc.compress(orjson.dumps([older.input, older.output])),
+            meta=zc.compress(orjson.dumps([older.attributes, older.resource, "[]", "[]", None])),
+        )
     )
-    packed.append(replace(codec.pack(older), meta=frame))
     spans = [SpanRow("demo", "a" * 32, p.span_id, "", "s", p.start_ns, 10) for p in packed]
     assert empty_store.write(ColumnBatch.of(SpanBatch(spans, packed), packed=True)) == 3
     t = empty_store.trace("demo", "a" * 32)
     assert t is not None
     assert t.payloads == {p.span_id: p for p in [*rows, older]}
+    found = empty_store.search_spans(SpanFilter("demo", text="OUT")).items
+    assert [s.span_id for s in found] == [older.span_id]  # the text of an older frame
 
 
 def test_empty_store_answers(empty_store: Store) -> None:

@@ -5,7 +5,7 @@
   time range, a service filter narrows it further, and the key ends in the span's identity,
   so a span stored twice (a replay racing the writer's key check, two replicas) collapses
   on merge. Bloom filters on trace, user and session ids serve the exact-match filters.
-- `payloads`: the compressed text and documents, apart, ordered by (project, start, trace,
+- `payloads`: the text and documents, apart, ordered by (project, start, trace,
   span) since version 3 (a Bloom filter on trace ids): read only when a trace is opened
   (its time range) or text searched (the window of spans a search examines).
 - `traces`: the trace-id access path (first and last span start per trace id), an
@@ -47,10 +47,12 @@ _LOW_CARDINALITY = {
 #: Column codecs, chosen by measurement (`python -m bench.query --engine clickhouse --bytes`,
 #: docs/scale.md): the key's time deltas are small, counters fit in few bits (T64), hex ids
 #: and repeated strings compress about twice as well with ZSTD as with the default LZ4;
-#: ZSTD(3) only where it measured smaller than ZSTD(1). The payload blobs come compressed
-#: per span (zstd, `_payload`); on distinct documents a second pass still took 3% off the
-#: text (ZSTD(1); ZSTD(3) 5%, at twice the CPU on a wide column) and 54% off the small
-#: attribute documents (ZSTD(3): their frames and keys repeat from span to span).
+#: ZSTD(3) only where it measured smaller than ZSTD(1). The payload blobs are their JSON
+#: under 4 KiB, a zstd frame each above (`_payload.RAW_MAX`), so the column's codec is
+#: what compresses most of them. When every text blob was a frame, a second pass on
+#: distinct documents still took 3% off the text (ZSTD(1); ZSTD(3) 5%, at twice the CPU on
+#: a wide column) and 54% off the small attribute documents (ZSTD(3): their keys repeat
+#: from span to span).
 CODECS = {
     "start_ns": "Delta, ZSTD(1)",
     **dict.fromkeys(

@@ -330,7 +330,7 @@ def candidate_io_query(
     oldest: tuple[int, str],
     newest: int,
 ) -> Query:
-    """The compressed text (`io`) of the filtered spans from `oldest` (start_ns, span_id)
+    """The text (`io`) of the filtered spans from `oldest` (start_ns, span_id)
     up to the cursor `after`, the newest starting at `newest`: the candidates a
     `search_query` returned, found again by a semi-join (no list of ids travels):
     (span_id, trace_id, io)."""

@@ -1,5 +1,5 @@
 """Text search over the spans' payloads, written once for every SQL engine: candidates read
-newest first in time windows below a cursor, their compressed text matched here (`TextSearch`),
+newest first in time windows below a cursor, their text matched here (`TextSearch`),
 and the width of those windows (`window_width`, which the newest-first reads of `_sql` use too).
 """
 
@@ -69,7 +69,7 @@ class TextSearch:
         seen so far, so the engine reads the spans and payloads of that window, not every
         older one (an unbounded newest-first read of 10M spans took 100 ms on ClickHouse,
         an hour of them 8 ms); a window that holds too few is followed by a wider one.
-        A round fetches the candidates' keys, then their compressed text by a semi-join
+        A round fetches the candidates' keys, then their text by a semi-join
         (no list of ids travels), matched here; whole rows only of the spans found.
         """
         needle = (f.text or "").lower()
@@ -116,7 +116,7 @@ class TextSearch:
     def _candidate_texts(
         self, f: SpanFilter, after: tuple[int, str] | None, keys: Sequence[Key]
     ) -> dict[tuple[str, str], bytes | None]:
-        """The compressed text of these candidates (newest first) by (span_id, trace_id)."""
+        """The text blobs of these candidates (newest first) by (span_id, trace_id)."""
         if not keys:
             return {}
         q = r.candidate_io_query(f, self.dialect, after, keys[-1][:2], keys[0][0])
