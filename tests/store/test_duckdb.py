@@ -57,7 +57,7 @@ def test_a_version_11_files_payloads_are_copied_into_the_latest_layout(
 ) -> None:
     """Versions 12 and 13 copy `payloads` (DuckDB cannot alter a column's compression):
     every payload reads back as it was (its text a zstd frame, as every `io` then was), in
-    its order, and the text column is now compressed by zstd."""
+    its order, and the text and document columns are now compressed by zstd."""
     path = tmp_path / "v11.duckdb"
     data = generate("demo", 12)
     con = duckdb.connect(str(path))
@@ -83,10 +83,10 @@ def test_a_version_11_files_payloads_are_copied_into_the_latest_layout(
     assert current_version(con) == LATEST
     assert con.execute("SELECT * FROM payloads ORDER BY rowid").fetchall() == before
     kinds = con.execute(
-        "SELECT DISTINCT compression FROM pragma_storage_info('payloads') "
-        "WHERE column_name = 'io' AND segment_type = 'BLOB'"
+        "SELECT DISTINCT column_name, compression FROM pragma_storage_info('payloads') "
+        "WHERE column_name IN ('io', 'meta') AND segment_type = 'BLOB' ORDER BY 1"
     ).fetchall()
-    assert kinds == [("ZSTD",)]
+    assert kinds == [("io", "ZSTD"), ("meta", "ZSTD")]
     con.close()
 
 

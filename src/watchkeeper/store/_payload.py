@@ -23,12 +23,12 @@ LEVEL = 3  # zstd level 3: DESIGN.md measured 3-4x on prompt text, 28x on attrib
 #: its `io` a prompt and a completion, whose system prompt and tool schemas repeat from
 #: call to call. A zstd frame of one alone shrank it little (bench.ingest's spans: `meta`
 #: 355 -> 214 bytes, `io` 1,043 -> 296), while the store compresses the column's values
-#: together (DuckDB: dictionary + FSST for `meta`, zstd for `io`; ClickHouse: ZSTD over a
-#: block), which finds what they share. Measured on bench.ingest's spans in DuckDB: `meta`
-#: raw took the file from 377.6 to 293.8 bytes a span, `io` raw `io` from 152.5 to 102.7;
-#: the workers skip a frame's ~4 µs each. Longer documents stay frames: DuckDB reads a
-#: column's values by vectors of 2,048, and a vector of long texts is megabytes to
-#: decompress for one span's page.
+#: together (DuckDB: zstd, `_duckdb_schema.payloads_ddl`; ClickHouse: ZSTD over a block),
+#: which finds what they share. Measured on bench.ingest's spans in DuckDB: `meta` raw
+#: took the file from 377.6 to 293.8 bytes a span (then by FSST), `io` raw from 152.5 to
+#: 102.7; the workers skip a frame's ~4 µs each. Longer documents stay frames: DuckDB
+#: reads a column's values by vectors of 2,048, and a vector of long texts is megabytes
+#: to decompress for one span's page.
 RAW_MAX = 4096
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"  # how every zstd frame begins
 
