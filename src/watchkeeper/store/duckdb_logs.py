@@ -3,8 +3,8 @@ filter per block instead of read whole (the reads are `logs.SqlLogStore`'s).
 
 Its own database file (`<data_dir>/logs.duckdb`), as the metric store has, for the same
 reasons (its writer never waits on the span writer's lock or checkpoints). The bodies are
-compressed by zstd (`COMPRESSION`), the other text columns as DuckDB chooses (dictionary
-and FSST).
+compressed by zstd (since migration 3), the other text columns as DuckDB chooses
+(dictionary and FSST).
 
 **Text access path.** Each write appends its records in blocks (per project, in time
 order, at most `BLOCK_RECORDS`) and records, in `log_blocks`, the block's time range and a
@@ -57,13 +57,6 @@ CHECKPOINT_ROWS = 122_880
 #: huge bodies).
 WAL_LIMIT = "256MiB"
 
-#: The bodies by zstd, the rest as DuckDB chooses (dictionary, FSST, bit packing). On the
-#: bench's records (1M through the server, rewritten whole) blocks in use went from 87.3
-#: to 61.3 bytes a record; a scan of every body for a word 121 -> 166 ms, and a search
-#: reads only the bodies of the blocks its word filter keeps. ClickHouse keeps its bodies
-#: by ZSTD(1) too (`clickhouse_logs.CODECS`).
-COMPRESSION = {"body": "zstd"}
-
 
 def logs_ddl(compression: dict[str, str]) -> str:
     """The `logs` table with the given compression by column (DuckDB's choice elsewhere)."""
@@ -93,13 +86,18 @@ MIGRATIONS: _duckdb_schema.Migrations = (
         "writer computes them in SQL, no longer in Python): every block's recomputed",
         ("DELETE FROM log_blocks", f"INSERT INTO log_blocks {filters_sql(0)}"),
     ),
+    # The bodies by zstd (DuckDB's zstd over a vector of them; FSST before). On the bench's
+    # records (1M through the server, rewritten whole) blocks in use went from 87.3 to 61.3
+    # bytes a record; a scan of every body for a word 121 -> 166 ms, and a search reads only
+    # the bodies of the blocks its word filter keeps. ClickHouse keeps its bodies by ZSTD(1)
+    # too (`clickhouse_logs.CODECS`).
     (
         3,
         "bodies compressed by zstd: the records copied into the new layout, in their order "
         "(DuckDB has no ALTER for a column's compression)",
         (
             "ALTER TABLE logs RENAME TO wk_logs_v2",
-            logs_ddl(COMPRESSION),
+            logs_ddl({"body": "zstd"}),
             "INSERT INTO logs SELECT * FROM wk_logs_v2",
             "DROP TABLE wk_logs_v2",
         ),
