@@ -274,14 +274,11 @@ def test_release_memory_waits_for_no_query_and_queries_wait_for_it(tmp_path: Pat
     assert store.release_memory()
 
     answers: list[int] = []
-    store._releasing = True  # a release under way: a query arriving now waits for its end
-    reader = threading.Thread(target=lambda: answers.append(store.count("demo")))
-    reader.start()
-    reader.join(0.3)
-    assert reader.is_alive() and not answers
-    with store._gate:
-        store._releasing = False
-        store._gate.notify_all()
+    with store._gate.held(0.0):  # a release under way: a query arriving now waits for its end
+        reader = threading.Thread(target=lambda: answers.append(store.count("demo")))
+        reader.start()
+        reader.join(0.3)
+        assert reader.is_alive() and not answers
     reader.join(10)
     assert answers == [sum(1 for _ in generate("demo", 300).spans)]
     store.close()

@@ -8,6 +8,7 @@ same way (settings, then the memory limit, then its migrations) and maps DuckDB'
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -122,6 +123,49 @@ class Cursors:
             raise engine_error(self._what, exc) from exc
         finally:
             cur.close()
+
+
+class ReadGate:
+    """The queries in flight on a store, counted, and a way to hold new ones back until
+    none is: for a step that must run with no query beside it (closing the file; a
+    checkpoint that should free the blocks it replaces, which DuckDB keeps while a query
+    may still read them)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._reading = 0
+        self._held = False
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Count a query in flight; wait first while the gate is held."""
+        with self._cond:
+            while self._held:
+                self._cond.wait()
+            self._reading += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._reading -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def held(self, wait_s: float) -> Iterator[bool]:
+        """Hold new queries back for the block; True when the queries in flight ended
+        within `wait_s` (else they still run beside it)."""
+        with self._cond:
+            self._held = True
+            deadline = time.monotonic() + wait_s
+            while self._reading and (left := deadline - time.monotonic()) > 0:
+                self._cond.wait(left)
+            quiet = not self._reading
+        try:
+            yield quiet
+        finally:
+            with self._cond:
+                self._held = False
+                self._cond.notify_all()
 
 
 def engine_error(what: str, exc: duckdb.Error) -> StoreError:

@@ -127,9 +127,7 @@ class DuckDBStore(SqlStore):
         self._cursors: list[Any] = []
         self._cursors_lock = threading.Lock()
         # queries in flight, so `release_memory` can wait for a moment without any
-        self._gate = threading.Condition()
-        self._reading = 0
-        self._releasing = False
+        self._gate = _duckdb_file.ReadGate()
         self._codec = PayloadCodec()
         super().__init__(
             self,
@@ -217,16 +215,8 @@ class DuckDBStore(SqlStore):
         if getattr(self._local, "snapshot", False):
             yield
             return
-        with self._gate:
-            while self._releasing:
-                self._gate.wait()
-            self._reading += 1
-        try:
+        with self._gate.reading():
             yield
-        finally:
-            with self._gate:
-                self._reading -= 1
-                self._gate.notify_all()
 
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
@@ -433,13 +423,7 @@ class DuckDBStore(SqlStore):
         try:
             cur = self._cursor()
             cur.execute("CHECKPOINT")  # runs beside queries; the writer waits for it
-            with self._gate:
-                self._releasing = True
-                deadline = time.monotonic() + wait_s
-                while self._reading and (left := deadline - time.monotonic()) > 0:
-                    self._gate.wait(left)
-                quiet = not self._reading
-            try:
+            with self._gate.held(wait_s) as quiet:
                 if not quiet:
                     return False
                 if self._path is None:
@@ -451,10 +435,6 @@ class DuckDBStore(SqlStore):
                     with self._cursors_lock:
                         self._open_again()
                     trim_malloc()  # the metadata freed lies amid live blocks: its pages back
-            finally:
-                with self._gate:
-                    self._releasing = False
-                    self._gate.notify_all()
         except (duckdb.Error, StoreError) as exc:  # not fatal: the memory stays until next time
             log.warning("span store: could not release memory: %s", exc)
             return False
