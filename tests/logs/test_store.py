@@ -5,6 +5,7 @@ text index)."""
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -318,3 +319,50 @@ def test_the_store_checkpoints_once_a_row_group_is_written(tmp_path: Path) -> No
     again = DuckDBLogStore(path)
     assert again.count() == 1200
     again.close()
+
+
+def _wal_bytes(path: Path) -> int:
+    wal = path.with_name(path.name + ".wal")
+    return wal.stat().st_size if wal.exists() else 0
+
+
+def test_a_checkpoint_waits_for_the_searches_in_flight_and_new_ones_wait_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB keeps the blocks a checkpoint replaces while a query may still read them and
+    writes past them: checkpoints beside searches left a third of the file free. So the
+    store's checkpoint waits for the searches in flight and holds new ones back until it
+    is done; the records are there for every search either way."""
+    monkeypatch.setattr(duckdb_logs, "CHECKPOINT_WAIT_S", 60.0)
+    path = tmp_path / "logs.duckdb"
+    store = DuckDBLogStore(path, checkpoint_rows=100)
+    written: list[int] = []
+    found: list[int] = []
+    with store._gate.reading():  # a search in flight
+        writer = threading.Thread(
+            target=lambda: written.append(store.write([_row(i, f"w {i}") for i in range(200)]))
+        )
+        writer.start()
+        writer.join(0.5)
+        assert writer.is_alive() and _wal_bytes(path) > 0  # committed; its checkpoint waits
+        search = threading.Thread(target=lambda: found.append(store.count()))
+        search.start()
+        search.join(0.3)
+        assert search.is_alive() and not found  # a new search waits for the checkpoint
+    writer.join(10)
+    search.join(10)
+    assert written == [200] and found == [200] and _wal_bytes(path) == 0
+    store.close()
+
+
+def test_a_search_longer_than_the_wait_does_not_hold_the_checkpoint_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(duckdb_logs, "CHECKPOINT_WAIT_S", 0.2)
+    path = tmp_path / "logs.duckdb"
+    store = DuckDBLogStore(path, checkpoint_rows=100)
+    with store._gate.reading():  # a search that outlasts the wait
+        assert store.write([_row(i, f"w {i}") for i in range(200)]) == 200
+        assert _wal_bytes(path) == 0  # checkpointed anyway
+    assert store.count() == 200
+    store.close()
