@@ -129,7 +129,7 @@ class ReadGate:
     """The queries in flight on a store, counted, and a way to hold new ones back until
     none is: for a step that must run with no query beside it (closing the file; a
     checkpoint that should free the blocks it replaces, which DuckDB keeps while a query
-    may still read them)."""
+    may still read them). One holder at a time: the stores hold it under their write lock."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
