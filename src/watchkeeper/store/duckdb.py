@@ -47,8 +47,12 @@ CHECKPOINT_THRESHOLD = "64MiB"
 #: s of the span tables every 12 batches of 10k (the soak's lag p99 of 5 s); at 16,384 it is
 #: under 0.5 s, and writes got cheaper too (bench.ingest --growth 2: 26.4 -> 17.6 us/span,
 #: the COMMIT 13.5 -> 6.0). At 32,768 the soak's lag p99 rose from 0.9-1.6 s to 1.5-2.3 s.
-#: At 8,192, a batch is larger than a row group: inserts larger than one take another path,
-#: and cost more. Smaller row groups hold more metadata in memory: see REOPEN_EVERY.
+#: An insert of a whole row group or more is written into the file's blocks, compressed,
+#: rather than into the WAL first and the file again at the checkpoint: ingest's batches
+#: (`batch_max_spans`) are at least a row group. `--growth 1` with writes of 10,240 spans:
+#: 23.9 us/span (COMMIT 10.6); 12,288: 24.4; 16,384: 15.7 (5.2); 24,576: 14.6 (3.2).
+#: At 8,192 with 10,240-span writes: 24.5 us/span and a write of 5 s. Smaller row groups
+#: hold more metadata in memory: see REOPEN_EVERY.
 ROW_GROUP_SIZE = 16_384
 #: Spans written between two openings of the file. DuckDB keeps the metadata of each row
 #: group written since it opened the file in its C heap, outside its memory limit, and
