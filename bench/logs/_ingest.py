@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import psutil
 from bench.ingest.__main__ import _memory, _metric, _pct
-from bench.logs._workload import probe, stamp, template
+from bench.logs._workload import probe, stamp, template, templates
 
 _PROTOBUF = {"Content-Type": "application/x-protobuf"}
 WRITTEN = "watchkeeper_logs_records_written_total"
@@ -88,8 +88,10 @@ def _watch_rss(pid: int, stop: threading.Event, run: Run) -> None:
 
 def drive(url: str, pid: int, records: int, senders: int, per: int) -> dict[str, float]:
     """Send `records` records; return the figures once every acknowledged one is written."""
-    bodies = [template(seed, per) for seed in range(8)]
+    began = time.perf_counter()
+    bodies = [template(seed, per) for seed in range(templates(records, per))]
     wire = sum(map(len, bodies)) / len(bodies) / per
+    print(f"{len(bodies)} request templates built in {time.perf_counter() - began:.1f} s")
     requests = -(-records // per)
     print(
         f"ingest: {requests} requests x {per} records, {senders} senders, flat out, "
