@@ -80,7 +80,7 @@ def _probe(url: str, stop: threading.Event, run: Run) -> None:
 def _watch_rss(pid: int, stop: threading.Event, run: Run) -> None:
     while not stop.wait(0.2):
         try:
-            rss, _, _ = _memory(pid)
+            rss = _memory(pid).rss
         except psutil.Error:
             return
         run.peak_rss = max(run.peak_rss, rss)
